@@ -1,0 +1,89 @@
+// Per-image losses and their gradients with respect to the network output, for a chunk of images and
+// B weight vectors (workgroup y = vector). Each workgroup sums its 256 per-image losses in a fixed-order
+// tree and writes one partial; the host adds the partials in f64.
+
+struct Params {
+    images: u32,       // images in this chunk
+    width: u32,        // outputs per image (10 classes)
+    first_image: u32,  // index of the chunk's first image in the dataset
+    part_off: u32,     // first partial slot of this chunk
+    parts: u32,        // partial slots per weight vector
+    out_bs: u32,       // stride between weight vectors in the output buffer
+    inv_total: f32,    // 1 / (images in the whole evaluation): the loss is a mean
+    _p0: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> logits: array<f32>;
+@group(0) @binding(2) var<storage, read> labels: array<u32>;
+@group(0) @binding(3) var<storage, read_write> dlogits: array<f32>;
+@group(0) @binding(4) var<storage, read_write> partials: array<f32>; // [vector][slot][loss, correct]
+
+var<workgroup> loss_sum: array<f32, 256>;
+var<workgroup> correct_sum: array<f32, 256>;
+
+// Cross-entropy without cancellation. With r the largest logit (the label when it ties),
+// loss = log1p(sum_{k != r} exp(z_k - z_r)) + (z_r - z_y); when the label wins, that is log1p of a tiny
+// sum, resolved to full relative precision. The gradient p - onehot uses p_y - 1 = -s / (1 + s).
+@compute @workgroup_size(256)
+fn cross_entropy(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let b = wg.y;
+    let n = wg.x * 256u + lid.x;
+    var loss = 0.0;
+    var correct = 0.0;
+    if (n < p.images) {
+        let base = b * p.out_bs + n * p.width;
+        let y = labels[p.first_image + n];
+        var r = y;
+        var first_max = 0u;
+        for (var k = 0u; k < p.width; k++) {
+            let zk = logits[base + k];
+            if (zk > logits[base + r]) {
+                r = k;
+            }
+            if (zk > logits[base + first_max]) {
+                first_max = k;
+            }
+        }
+        let zr = logits[base + r];
+        var s = 0.0;
+        for (var k = 0u; k < p.width; k++) {
+            if (k != r) {
+                s += exp(logits[base + k] - zr);
+            }
+        }
+        loss = log1p_nonneg(s) + (zr - logits[base + y]);
+        correct = select(0.0, 1.0, first_max == y);
+        let inv = 1.0 / (1.0 + s);
+        for (var k = 0u; k < p.width; k++) {
+            var g: f32;
+            if (k == r) {
+                g = inv;
+                if (k == y) {
+                    g = -s * inv;
+                }
+            } else {
+                g = exp(logits[base + k] - zr) * inv;
+                if (k == y) {
+                    g = g - 1.0;
+                }
+            }
+            dlogits[base + k] = g * p.inv_total;
+        }
+    }
+    loss_sum[lid.x] = loss;
+    correct_sum[lid.x] = correct;
+    workgroupBarrier();
+    for (var stride = 128u; stride > 0u; stride >>= 1u) {
+        if (lid.x < stride) {
+            loss_sum[lid.x] += loss_sum[lid.x + stride];
+            correct_sum[lid.x] += correct_sum[lid.x + stride];
+        }
+        workgroupBarrier();
+    }
+    if (lid.x == 0u) {
+        let slot = (b * p.parts + p.part_off + wg.x) * 2u;
+        partials[slot] = loss_sum[0];
+        partials[slot + 1u] = correct_sum[0];
+    }
+}

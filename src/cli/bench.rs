@@ -1,0 +1,93 @@
+use anyhow::{bail, Result};
+use clap::Args;
+use std::path::PathBuf;
+
+use super::{Activation, DataArgs, DeviceArgs};
+use crate::bench::{case, ceiling, commit, Record};
+use crate::data::Split;
+use crate::model::{Arch, Network};
+
+/// Time FCP loss+gradient for B weight vectors on N training images, against a matrix-product ceiling.
+#[derive(Args)]
+#[command(
+    after_help = "Example:\n  losscape bench --images 2048\n  losscape bench --images 60000 --batches 1,51 --ceiling-size 4096 --out bench.json"
+)]
+pub struct BenchArgs {
+    /// Training images per call.
+    #[arg(long, default_value_t = 2048)]
+    images: usize,
+    /// Weight-vector counts B to time.
+    #[arg(long, value_delimiter = ',', default_value = "1,51")]
+    batches: Vec<usize>,
+    /// Timed calls per case (the median is reported).
+    #[arg(long, default_value_t = 3)]
+    repeats: usize,
+    /// Side of the square matrix product that measures the ceiling.
+    #[arg(long, default_value_t = 1024)]
+    ceiling_size: usize,
+    /// Activation.
+    #[arg(long, value_enum, default_value_t)]
+    activation: Activation,
+    /// JSON record to write.
+    #[arg(long, default_value = "bench.json")]
+    out: PathBuf,
+    #[command(flatten)]
+    data: DataArgs,
+    #[command(flatten)]
+    device: DeviceArgs,
+}
+
+pub fn run(args: BenchArgs) -> Result<()> {
+    if args.images == 0 || args.repeats == 0 || args.batches.contains(&0) {
+        bail!("--images, --repeats and every --batches entry must be at least 1");
+    }
+    let data = args.data.load(Split::Train)?.truncated(args.images);
+    let gpu = args.device.open()?;
+    let timing = if gpu.has_timestamps() {
+        "gpu-timestamps"
+    } else {
+        "wall-clock"
+    };
+    println!(
+        "adapter: {} ({}, {}), timing: {timing}",
+        gpu.summary.name, gpu.summary.backend, gpu.summary.driver
+    );
+    let ceil = ceiling(&gpu, args.ceiling_size, args.repeats)?;
+    println!(
+        "ceiling: {0}x{0}x{0} matrix product {1:.3} ms = {2:.1} GFLOP/s",
+        ceil.size,
+        ceil.seconds * 1e3,
+        ceil.gflops
+    );
+    let net = Network {
+        arch: Arch::Fcp,
+        act: args.activation.act(),
+    };
+    let mut cases = Vec::new();
+    for &b in &args.batches {
+        let c = case(&gpu, net, &data, b, args.repeats, ceil.gflops)?;
+        println!(
+            "fcp B={:<3} N={}: {:.3} ms/call, {:.3e} image-vector evaluations/s, {:.1} GFLOP/s ({:.0}% of ceiling)",
+            c.batch,
+            c.images,
+            c.seconds_per_call * 1e3,
+            c.evaluations_per_second,
+            c.gflops,
+            100.0 * c.fraction_of_ceiling
+        );
+        cases.push(c);
+    }
+    println!("FLOP count: 174,800 per image and vector (forward 2x42200, weight gradients 2x42200, data gradients 2x3000)");
+    let record = Record {
+        adapter: gpu.summary.clone(),
+        commit: commit(),
+        timing,
+        flop_count: "fcp: 174800 per image-vector (fwd 2*42200 + weight grads 2*42200 + data grads 2*(500+2500))",
+        repeats: args.repeats,
+        ceiling: ceil,
+        cases,
+    };
+    crate::io::atomic_write(&args.out, serde_json::to_string_pretty(&record)?.as_bytes())?;
+    println!("wrote {}", args.out.display());
+    Ok(())
+}

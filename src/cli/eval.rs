@@ -1,0 +1,91 @@
+use anyhow::{bail, Result};
+use clap::Args;
+use std::path::PathBuf;
+
+use super::{Activation, DataArgs, DeviceArgs};
+use crate::data::{GpuImages, Split};
+use crate::io::read_weights;
+use crate::model::{Arch, Evaluator, Network, Want};
+
+/// Evaluate the mean loss (and accuracy) of every vector in a weight file on an MNIST split.
+#[derive(Args)]
+#[command(
+    after_help = "Example:\n  losscape eval --model fcp --weights fcp-init.safetensors --split test\n  losscape eval --model fcp --weights fcp.npy --split train --limit 5000 --json"
+)]
+pub struct EvalArgs {
+    /// Network.
+    #[arg(long, value_enum)]
+    model: Arch,
+    /// Weight file: .safetensors or .npy.
+    #[arg(long)]
+    weights: PathBuf,
+    /// Which split.
+    #[arg(long, value_enum, default_value_t = Split::Test)]
+    split: Split,
+    /// Evaluate on the first N images only.
+    #[arg(long, value_name = "N")]
+    limit: Option<usize>,
+    /// Activation of the FCP and LeNet.
+    #[arg(long, value_enum, default_value_t)]
+    activation: Activation,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    data: DataArgs,
+    #[command(flatten)]
+    device: DeviceArgs,
+}
+
+pub fn run(args: EvalArgs) -> Result<()> {
+    let stack = read_weights(&args.weights, args.model)?;
+    if stack.count() == 0 {
+        bail!("{}: holds no weight vectors", args.weights.display());
+    }
+    let mut data = args.data.load(args.split)?;
+    if let Some(n) = args.limit {
+        if n == 0 {
+            bail!("--limit must be at least 1");
+        }
+        data = data.truncated(n);
+    }
+    let gpu = args.device.open()?;
+    let images = GpuImages::upload(&gpu, &data)?;
+    let net = Network {
+        arch: args.model,
+        act: args.activation.act(),
+    };
+    let eval = Evaluator::new(net, &images, 0..images.count, stack.count())?;
+    eval.set_weights(&stack.flat)?;
+    eval.run(Want::Loss);
+    let results = eval.results()?;
+    if let Some((i, _)) = results
+        .iter()
+        .enumerate()
+        .find(|(_, r)| !r.loss.is_finite())
+    {
+        eprintln!("warning: vector {i} has a non-finite loss");
+    }
+    if args.json {
+        let out = serde_json::json!({
+            "model": args.model.id(),
+            "split": args.split.name(),
+            "images": data.len(),
+            "losses": results.iter().map(|r| r.loss).collect::<Vec<_>>(),
+            "accuracies": results.iter().map(|r| r.accuracy).collect::<Vec<_>>(),
+        });
+        println!("{out}");
+    } else {
+        for (i, r) in results.iter().enumerate() {
+            match r.accuracy {
+                Some(a) => println!(
+                    "vector {i}: loss {:.6e}  accuracy {:.2}%",
+                    r.loss,
+                    100.0 * a
+                ),
+                None => println!("vector {i}: loss {:.6e}", r.loss),
+            }
+        }
+    }
+    Ok(())
+}

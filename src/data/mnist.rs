@@ -1,0 +1,100 @@
+//! MNIST splits: the official 60,000 training and 10,000 test images (SPEC §2).
+
+use anyhow::{bail, Result};
+use std::path::{Path, PathBuf};
+
+use super::idx::{parse_images, parse_labels, read_maybe_gz, IdxError};
+
+pub const PIXELS: usize = 784;
+
+/// Images (one byte per pixel, row-major 28x28) and their labels.
+#[derive(Clone, Debug)]
+pub struct Dataset {
+    pub pixels: Vec<u8>,
+    pub labels: Vec<u8>,
+}
+
+impl Dataset {
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+    pub fn image(&self, i: usize) -> &[u8] {
+        &self.pixels[i * PIXELS..(i + 1) * PIXELS]
+    }
+    /// The first `n` images.
+    pub fn truncated(mut self, n: usize) -> Dataset {
+        let n = n.min(self.len());
+        self.pixels.truncate(n * PIXELS);
+        self.labels.truncate(n);
+        self
+    }
+}
+
+/// Which official split.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Split {
+    Train,
+    Test,
+}
+
+impl Split {
+    fn stem(self) -> &'static str {
+        match self {
+            Split::Train => "train",
+            Split::Test => "t10k",
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Split::Train => "train",
+            Split::Test => "test",
+        }
+    }
+}
+
+/// The directory of the MNIST files bundled with losscape.
+pub fn bundled_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("assets")
+        .join("mnist")
+}
+
+fn find(dir: &Path, name: &str) -> Result<PathBuf> {
+    for candidate in [dir.join(format!("{name}.gz")), dir.join(name)] {
+        if candidate.exists() {
+            return Ok(candidate);
+        }
+    }
+    bail!(
+        "{}: no {name}.gz or {name}; --data must name a directory with the four MNIST IDX files",
+        dir.display()
+    )
+}
+
+/// Loads one split from an IDX directory (`.gz` or raw files).
+pub fn load_split(dir: &Path, split: Split) -> Result<Dataset> {
+    let images_path = find(dir, &format!("{}-images-idx3-ubyte", split.stem()))?;
+    let labels_path = find(dir, &format!("{}-labels-idx1-ubyte", split.stem()))?;
+    load_pair(&images_path, &labels_path).map_err(Into::into)
+}
+
+/// Loads and cross-checks an image file and its label file.
+pub fn load_pair(images_path: &Path, labels_path: &Path) -> Result<Dataset, IdxError> {
+    let (n_images, pixels) = parse_images(&read_maybe_gz(images_path)?, images_path)?;
+    let labels = parse_labels(&read_maybe_gz(labels_path)?, labels_path)?;
+    if labels.len() != n_images {
+        return Err(IdxError::CountMismatch {
+            images: images_path.into(),
+            n_images,
+            labels: labels_path.into(),
+            n_labels: labels.len(),
+        });
+    }
+    Ok(Dataset { pixels, labels })
+}

@@ -1,0 +1,155 @@
+//! GPU-resident arrays and the only ways data crosses between host and device.
+
+use anyhow::{anyhow, bail, Result};
+use std::sync::Arc;
+use wgpu::util::DeviceExt;
+
+use super::Gpu;
+
+/// A storage buffer of 32-bit elements (f32 or u32) on the device.
+#[derive(Clone)]
+pub struct GpuBuffer {
+    pub(super) buffer: Arc<wgpu::Buffer>,
+    /// Number of 32-bit elements.
+    pub len: usize,
+}
+
+impl GpuBuffer {
+    pub fn bytes(&self) -> u64 {
+        (self.len as u64) * 4
+    }
+}
+
+const STORAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
+    .union(wgpu::BufferUsages::COPY_SRC)
+    .union(wgpu::BufferUsages::COPY_DST);
+
+impl Gpu {
+    fn check_size(&self, bytes: u64, label: &str) -> Result<()> {
+        if bytes > self.max_binding_bytes() {
+            bail!(
+                "buffer '{label}' needs {bytes} bytes, more than this adapter binds ({} bytes); \
+                 use fewer weight vectors or a smaller --chunk",
+                self.max_binding_bytes()
+            );
+        }
+        Ok(())
+    }
+
+    /// A zero-filled buffer of `len` 32-bit elements (at least one, so that it can be bound).
+    pub fn zeros(&self, len: usize, label: &str) -> Result<GpuBuffer> {
+        let bytes = (len.max(1) as u64) * 4;
+        self.check_size(bytes, label)?;
+        let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: bytes,
+            usage: STORAGE,
+            mapped_at_creation: false,
+        });
+        Ok(GpuBuffer {
+            buffer: Arc::new(buffer),
+            len,
+        })
+    }
+
+    /// A buffer holding `data` (any 32-bit plain type).
+    pub fn upload<T: bytemuck::Pod>(&self, data: &[T], label: &str) -> Result<GpuBuffer> {
+        assert_eq!(
+            std::mem::size_of::<T>(),
+            4,
+            "GPU buffers hold 32-bit elements"
+        );
+        let bytes: &[u8] = if data.is_empty() {
+            &[0u8; 4]
+        } else {
+            bytemuck::cast_slice(data)
+        };
+        self.check_size(bytes.len() as u64, label)?;
+        let buffer = self
+            .device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(label),
+                contents: bytes,
+                usage: STORAGE,
+            });
+        Ok(GpuBuffer {
+            buffer: Arc::new(buffer),
+            len: data.len(),
+        })
+    }
+
+    /// Overwrites elements of `dst` starting at element `offset`.
+    pub fn write<T: bytemuck::Pod>(&self, dst: &GpuBuffer, offset: usize, data: &[T]) {
+        assert!(
+            offset + data.len() <= dst.len,
+            "write past the end of a GPU buffer"
+        );
+        self.queue
+            .write_buffer(&dst.buffer, (offset * 4) as u64, bytemuck::cast_slice(data));
+    }
+
+    /// Copies `len` elements between buffers on the device.
+    pub fn copy(
+        &self,
+        src: &GpuBuffer,
+        src_off: usize,
+        dst: &GpuBuffer,
+        dst_off: usize,
+        len: usize,
+    ) {
+        let mut enc = self.device.create_command_encoder(&Default::default());
+        enc.copy_buffer_to_buffer(
+            &src.buffer,
+            (src_off * 4) as u64,
+            &dst.buffer,
+            (dst_off * 4) as u64,
+            Some((len * 4) as u64),
+        );
+        self.queue.submit([enc.finish()]);
+    }
+
+    /// Reads `len` elements from `offset` back to the host; waits for all queued work first.
+    pub fn read<T: bytemuck::Pod>(
+        &self,
+        src: &GpuBuffer,
+        offset: usize,
+        len: usize,
+    ) -> Result<Vec<T>> {
+        if len == 0 {
+            return Ok(Vec::new());
+        }
+        let bytes = (len * 4) as u64;
+        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("readback"),
+            size: bytes,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut enc = self.device.create_command_encoder(&Default::default());
+        enc.copy_buffer_to_buffer(&src.buffer, (offset * 4) as u64, &staging, 0, Some(bytes));
+        self.queue.submit([enc.finish()]);
+        let (tx, rx) = std::sync::mpsc::channel();
+        staging.map_async(wgpu::MapMode::Read, .., move |r| {
+            let _ = tx.send(r);
+        });
+        self.wait()?;
+        rx.recv()
+            .map_err(|_| anyhow!("the GPU read-back was dropped"))?
+            .map_err(|e| anyhow!("could not read results back from the GPU: {e}"))?;
+        let view = staging
+            .get_mapped_range(..)
+            .map_err(|e| anyhow!("could not map the GPU read-back buffer: {e}"))?;
+        let out = bytemuck::cast_slice::<u8, T>(&view).to_vec();
+        drop(view);
+        staging.unmap();
+        Ok(out)
+    }
+
+    /// Blocks until every submitted command has finished.
+    pub fn wait(&self) -> Result<()> {
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| anyhow!("the GPU did not finish its work: {e}"))?;
+        Ok(())
+    }
+}

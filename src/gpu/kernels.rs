@@ -1,0 +1,301 @@
+//! Typed launch helpers for the network building blocks: strided batched matrix products, element-wise
+//! activations and loss heads. They know shapes and strides, nothing about networks.
+
+use anyhow::Result;
+use bytemuck::{Pod, Zeroable};
+
+use super::{Dispatch, Gpu, GpuBuffer, Shader};
+
+/// Where an operand's elements live.
+#[derive(Clone, Copy)]
+pub enum Source<'a> {
+    /// A buffer of f32.
+    F32(&'a GpuBuffer),
+    /// The packed-u8 image buffer, read as byte/255.
+    Images(&'a GpuBuffer),
+}
+
+/// Element (row r, column c) of matrix z in a batch lives at
+/// `off + z*batch + r*row + (c / group.0)*group.1 + (c % group.0)*col`.
+/// Without a group, `(c / group.0)` is always 0.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Layout {
+    pub off: usize,
+    pub batch: usize,
+    pub row: usize,
+    pub col: usize,
+    pub group: Option<(usize, usize)>,
+}
+
+impl Layout {
+    /// A row-major matrix with `cols` columns, batches `batch` elements apart.
+    pub fn row_major(off: usize, cols: usize, batch: usize) -> Layout {
+        Layout {
+            off,
+            batch,
+            row: cols,
+            col: 1,
+            group: None,
+        }
+    }
+    /// The transpose of a row-major matrix with `cols` columns: element (r, c) is at c*cols + r.
+    pub fn transposed(off: usize, cols: usize, batch: usize) -> Layout {
+        Layout {
+            off,
+            batch,
+            row: 1,
+            col: cols,
+            group: None,
+        }
+    }
+    fn grouping(&self, cols: usize) -> (u32, u32) {
+        match self.group {
+            Some((size, stride)) => (size as u32, stride as u32),
+            None => (cols.max(1) as u32, 0),
+        }
+    }
+}
+
+/// Shape of a batched product C[z] (m x n) = A[z] (m x k) * B[z] (k x n), z < batches.
+#[derive(Clone, Copy, Debug)]
+pub struct Product {
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+    pub batches: usize,
+    /// Add into C instead of overwriting it.
+    pub accumulate: bool,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct MatmulParams {
+    m: u32,
+    n: u32,
+    k: u32,
+    accumulate: u32,
+    a: [u32; 4],
+    b: [u32; 4],
+    b_group: [u32; 2],
+    c_off: u32,
+    c_bs: u32,
+    c_rs: u32,
+    c_cs: u32,
+    c_group: [u32; 2],
+    alpha: f32,
+    _pad: [u32; 3],
+}
+
+/// Activation functions the kernels implement (the override constant ACT of activation.wgsl).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Act {
+    Softplus,
+    Relu,
+    Sigmoid,
+    Tanh,
+}
+
+impl Act {
+    fn code(self) -> f64 {
+        match self {
+            Act::Softplus => 0.0,
+            Act::Relu => 1.0,
+            Act::Sigmoid => 2.0,
+            Act::Tanh => 3.0,
+        }
+    }
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct ElementParams {
+    len: u32,
+    row: u32,
+    _pad: [u32; 2],
+}
+
+/// Arguments of the cross-entropy head for one chunk of images.
+#[derive(Clone, Copy, Debug)]
+pub struct LossChunk {
+    pub images: usize,
+    pub width: usize,
+    pub first_image: usize,
+    pub batches: usize,
+    /// Stride between weight vectors in the output and gradient buffers.
+    pub out_batch_stride: usize,
+    /// First partial slot of this chunk; each chunk uses `partial_slots(images)` slots.
+    pub part_off: usize,
+    pub parts: usize,
+    pub total_images: usize,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct LossParams {
+    images: u32,
+    width: u32,
+    first_image: u32,
+    part_off: u32,
+    parts: u32,
+    out_bs: u32,
+    inv_total: f32,
+    _pad: u32,
+}
+
+/// Partial sums the loss head writes per weight vector for a chunk of `images`.
+pub fn partial_slots(images: usize) -> usize {
+    images.div_ceil(256)
+}
+
+/// A 2-D grid of 256-thread workgroups covering `len` elements.
+fn element_grid(len: usize, max: u32) -> ([u32; 3], u32) {
+    let groups = len.div_ceil(256).max(1) as u32;
+    let x = groups.min(max);
+    let y = groups.div_ceil(x);
+    ([x, y, 1], x * 256)
+}
+
+fn u(v: usize) -> u32 {
+    u32::try_from(v).expect("index exceeds 32 bits")
+}
+
+impl Gpu {
+    /// Records C (+)= A * B for every batch member (see [`Layout`]); A may not use column groups.
+    pub fn matmul(
+        &self,
+        shape: Product,
+        a: (Source, Layout),
+        b: (Source, Layout),
+        c: (&GpuBuffer, Layout),
+    ) -> Result<Dispatch> {
+        assert!(a.1.group.is_none(), "operand A cannot be grouped");
+        let (a_src, a_lay) = a;
+        let (b_src, b_lay) = b;
+        let (b_ng, b_gs) = b_lay.grouping(shape.n);
+        let (c_ng, c_gs) = c.1.grouping(shape.n);
+        let params = MatmulParams {
+            m: u(shape.m),
+            n: u(shape.n),
+            k: u(shape.k),
+            accumulate: shape.accumulate as u32,
+            a: [u(a_lay.off), u(a_lay.batch), u(a_lay.row), u(a_lay.col)],
+            b: [u(b_lay.off), u(b_lay.batch), u(b_lay.row), u(b_lay.col)],
+            b_group: [b_ng, b_gs],
+            c_off: u(c.1.off),
+            c_bs: u(c.1.batch),
+            c_rs: u(c.1.row),
+            c_cs: u(c.1.col),
+            c_group: [c_ng, c_gs],
+            alpha: 1.0,
+            _pad: [0; 3],
+        };
+        let (a_buf, a_bytes) = match a_src {
+            Source::F32(buf) => (buf, false),
+            Source::Images(img) => (img, true),
+        };
+        let (b_buf, b_bytes) = match b_src {
+            Source::F32(buf) => (buf, false),
+            Source::Images(img) => (img, true),
+        };
+        let images = if a_bytes {
+            a_buf
+        } else if b_bytes {
+            b_buf
+        } else {
+            &self.dummy
+        };
+        let a_f32 = if a_bytes { &self.dummy } else { a_buf };
+        let b_f32 = if b_bytes { &self.dummy } else { b_buf };
+        self.dispatch(
+            Shader::Matmul,
+            "main",
+            &[
+                ("A_BYTES", a_bytes as u32 as f64),
+                ("B_BYTES", b_bytes as u32 as f64),
+            ],
+            &params,
+            &[(1, a_f32), (2, b_f32), (3, c.0), (4, images)],
+            [
+                u(shape.n.div_ceil(64)),
+                u(shape.m.div_ceil(64)),
+                u(shape.batches),
+            ],
+        )
+    }
+
+    /// Records `out = act(z)` over the first `len` elements.
+    pub fn activation_forward(
+        &self,
+        act: Act,
+        z: &GpuBuffer,
+        out: &GpuBuffer,
+        len: usize,
+    ) -> Result<Dispatch> {
+        self.elementwise("forward", act, z, out, len)
+    }
+
+    /// Records `grad *= act'(z)` over the first `len` elements.
+    pub fn activation_backward(
+        &self,
+        act: Act,
+        z: &GpuBuffer,
+        grad: &GpuBuffer,
+        len: usize,
+    ) -> Result<Dispatch> {
+        self.elementwise("backward", act, z, grad, len)
+    }
+
+    fn elementwise(
+        &self,
+        entry: &'static str,
+        act: Act,
+        z: &GpuBuffer,
+        out: &GpuBuffer,
+        len: usize,
+    ) -> Result<Dispatch> {
+        let (groups, row) = element_grid(len, self.limits.max_compute_workgroups_per_dimension);
+        let params = ElementParams {
+            len: u(len),
+            row,
+            _pad: [0; 2],
+        };
+        self.dispatch(
+            Shader::Activation,
+            entry,
+            &[("ACT", act.code())],
+            &params,
+            &[(1, z), (2, out)],
+            groups,
+        )
+    }
+
+    /// Records the cross-entropy head: per-image losses into `partials`, d loss / d logits into `dlogits`.
+    pub fn cross_entropy(
+        &self,
+        chunk: LossChunk,
+        logits: &GpuBuffer,
+        labels: &GpuBuffer,
+        dlogits: &GpuBuffer,
+        partials: &GpuBuffer,
+    ) -> Result<Dispatch> {
+        let params = LossParams {
+            images: u(chunk.images),
+            width: u(chunk.width),
+            first_image: u(chunk.first_image),
+            part_off: u(chunk.part_off),
+            parts: u(chunk.parts),
+            out_bs: u(chunk.out_batch_stride),
+            inv_total: 1.0 / chunk.total_images as f32,
+            _pad: 0,
+        };
+        self.dispatch(
+            Shader::Loss,
+            "cross_entropy",
+            &[],
+            &params,
+            &[(1, logits), (2, labels), (3, dlogits), (4, partials)],
+            [u(partial_slots(chunk.images)), u(chunk.batches), 1],
+        )
+    }
+}

@@ -1,0 +1,131 @@
+//! Recorded kernel launches: a pipeline, its bound buffers and parameters, and a grid. Algorithms build
+//! lists of these once and submit them many times; one submission is one compute pass.
+
+use anyhow::{anyhow, Result};
+use std::sync::Arc;
+use wgpu::util::DeviceExt;
+
+use super::{Gpu, GpuBuffer, Shader};
+
+/// One compute dispatch, ready to be recorded.
+pub struct Dispatch {
+    pipeline: Arc<wgpu::ComputePipeline>,
+    bind_group: wgpu::BindGroup,
+    groups: [u32; 3],
+}
+
+impl Gpu {
+    /// Records a dispatch of `entry` in `shader`: `params` goes to binding 0 as a uniform, and
+    /// `buffers` to their binding numbers.
+    pub fn dispatch<P: bytemuck::Pod>(
+        &self,
+        shader: Shader,
+        entry: &'static str,
+        constants: &[(&'static str, f64)],
+        params: &P,
+        buffers: &[(u32, &GpuBuffer)],
+        groups: [u32; 3],
+    ) -> Result<Dispatch> {
+        let max = self.limits.max_compute_workgroups_per_dimension;
+        if groups.iter().any(|&g| g > max) {
+            return Err(anyhow!(
+                "{entry}: a grid of {groups:?} workgroups exceeds this adapter's {max} per dimension; \
+                 use fewer weight vectors or a smaller --chunk"
+            ));
+        }
+        let pipeline = self.pipeline(shader, entry, constants);
+        let uniform = self
+            .device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("params"),
+                contents: bytemuck::bytes_of(params),
+                usage: wgpu::BufferUsages::UNIFORM,
+            });
+        let mut entries = vec![wgpu::BindGroupEntry {
+            binding: 0,
+            resource: uniform.as_entire_binding(),
+        }];
+        entries.extend(buffers.iter().map(|(binding, b)| wgpu::BindGroupEntry {
+            binding: *binding,
+            resource: b.buffer.as_entire_binding(),
+        }));
+        let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(entry),
+            layout: &pipeline.get_bind_group_layout(0),
+            entries: &entries,
+        });
+        Ok(Dispatch {
+            pipeline,
+            bind_group,
+            groups,
+        })
+    }
+
+    /// Submits dispatches in order as one compute pass (wgpu orders them: each sees the previous
+    /// one's writes). Returns at once; results are read with [`Gpu::read`].
+    pub fn submit(&self, dispatches: &[&Dispatch]) {
+        self.submit_inner(dispatches, None);
+    }
+
+    /// Submits like [`Gpu::submit`] and waits; returns the GPU time of the pass in seconds when the
+    /// adapter has timestamp queries, else the wall-clock time of submit-and-wait.
+    pub fn submit_timed(&self, dispatches: &[&Dispatch]) -> Result<f64> {
+        if !self.has_timestamps() {
+            let t = std::time::Instant::now();
+            self.submit(dispatches);
+            self.wait()?;
+            return Ok(t.elapsed().as_secs_f64());
+        }
+        let set = self.device.create_query_set(&wgpu::QuerySetDescriptor {
+            label: Some("timing"),
+            ty: wgpu::QueryType::Timestamp,
+            count: 2,
+        });
+        let resolve = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("timing"),
+            size: 16,
+            usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        });
+        self.submit_inner(dispatches, Some((&set, &resolve)));
+        let ticks: Vec<u32> = self.read(
+            &GpuBuffer {
+                buffer: Arc::new(resolve),
+                len: 4,
+            },
+            0,
+            4,
+        )?;
+        let start = ticks[0] as u64 | ((ticks[1] as u64) << 32);
+        let end = ticks[2] as u64 | ((ticks[3] as u64) << 32);
+        Ok(end.saturating_sub(start) as f64 * self.queue.get_timestamp_period() as f64 * 1e-9)
+    }
+
+    fn submit_inner(
+        &self,
+        dispatches: &[&Dispatch],
+        timing: Option<(&wgpu::QuerySet, &wgpu::Buffer)>,
+    ) {
+        let mut enc = self.device.create_command_encoder(&Default::default());
+        {
+            let timestamp_writes = timing.map(|(set, _)| wgpu::ComputePassTimestampWrites {
+                query_set: set,
+                beginning_of_pass_write_index: Some(0),
+                end_of_pass_write_index: Some(1),
+            });
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("losscape"),
+                timestamp_writes,
+            });
+            for d in dispatches {
+                pass.set_pipeline(&d.pipeline);
+                pass.set_bind_group(0, &d.bind_group, &[]);
+                pass.dispatch_workgroups(d.groups[0], d.groups[1], d.groups[2]);
+            }
+        }
+        if let Some((set, buf)) = timing {
+            enc.resolve_query_set(set, 0..2, buf, 0);
+        }
+        self.queue.submit([enc.finish()]);
+    }
+}

@@ -1,0 +1,66 @@
+//! WGSL sources, embedded at compile time. A shader that uses the shared numerics gets them prepended.
+
+/// One WGSL module of `shaders/`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Shader {
+    Matmul,
+    Activation,
+    Loss,
+    Vector,
+}
+
+const NUMERICS: &str = include_str!("../../shaders/numerics.wgsl");
+
+impl Shader {
+    pub const ALL: [Shader; 4] = [
+        Shader::Matmul,
+        Shader::Activation,
+        Shader::Loss,
+        Shader::Vector,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Shader::Matmul => "matmul",
+            Shader::Activation => "activation",
+            Shader::Loss => "loss",
+            Shader::Vector => "vector",
+        }
+    }
+
+    fn body(self) -> &'static str {
+        match self {
+            Shader::Matmul => include_str!("../../shaders/matmul.wgsl"),
+            Shader::Activation => include_str!("../../shaders/activation.wgsl"),
+            Shader::Loss => include_str!("../../shaders/loss.wgsl"),
+            Shader::Vector => include_str!("../../shaders/vector.wgsl"),
+        }
+    }
+
+    fn needs_numerics(self) -> bool {
+        matches!(self, Shader::Activation | Shader::Loss)
+    }
+
+    /// The complete WGSL source handed to the driver.
+    pub fn source(self) -> String {
+        if self.needs_numerics() {
+            format!("{NUMERICS}\n{}", self.body())
+        } else {
+            self.body().to_string()
+        }
+    }
+}
+
+/// Parses and validates a shader with naga, as the driver would; no GPU needed.
+pub fn validate(shader: Shader) -> Result<(), String> {
+    let source = shader.source();
+    let module = naga::front::wgsl::parse_str(&source)
+        .map_err(|e| format!("{}.wgsl: {}", shader.name(), e.emit_to_string(&source)))?;
+    naga::valid::Validator::new(
+        naga::valid::ValidationFlags::all(),
+        naga::valid::Capabilities::all(),
+    )
+    .validate(&module)
+    .map_err(|e| format!("{}.wgsl: {}", shader.name(), e.emit_to_string(&source)))?;
+    Ok(())
+}

@@ -1,0 +1,11 @@
+//! Networks: parameter layouts, seeded initialisation, GPU loss/gradient plans and the CPU reference.
+
+mod evaluator;
+mod fcp;
+mod init;
+pub mod reference;
+mod spec;
+
+pub use evaluator::{Eval, Evaluator, Network, Want};
+pub use init::init_vector;
+pub use spec::{Arch, TensorSpec};
