@@ -115,15 +115,16 @@ fn read_safetensors(bytes: &[u8], arch: Arch) -> Result<WeightStack> {
     let (_, header) = SafeTensors::read_metadata(bytes)
         .map_err(|e| anyhow!("not a valid safetensors file: {e}"))?;
     let specs = arch.params();
-    for name in st.names() {
-        if !specs.iter().any(|s| s.name == name) {
-            let expected: Vec<_> = specs.iter().map(|s| s.name).collect();
-            bail!(
-                "unexpected tensor '{name}' for the {}; its tensors are {}",
-                arch.title(),
-                expected.join(", ")
-            );
-        }
+    let mut unexpected: Vec<&str> = st.names().into_iter().filter(|n| !specs.iter().any(|s| s.name == *n)).collect();
+    if !unexpected.is_empty() {
+        unexpected.sort_unstable();
+        let expected: Vec<_> = specs.iter().map(|s| s.name).collect();
+        bail!(
+            "unexpected tensor(s) '{}' for the {}; its tensors are {}",
+            unexpected.join("', '"),
+            arch.title(),
+            expected.join(", ")
+        );
     }
     let mut count: Option<usize> = None;
     let mut views: Vec<TensorView> = Vec::new();

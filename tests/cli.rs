@@ -1,0 +1,117 @@
+//! The binary as a user runs it: exit codes, messages, no panics, no driver noise.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn losscape(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_losscape")).args(args).output().unwrap()
+}
+
+fn text(o: &[u8]) -> String {
+    String::from_utf8_lossy(o).into_owned()
+}
+
+fn assert_clean_failure(o: &Output, needle: &str) {
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "stderr: {err}");
+    assert!(err.contains(needle), "stderr should contain {needle:?}: {err}");
+    assert!(!err.contains("panicked"), "panic: {err}");
+}
+
+#[test]
+fn info_lists_an_adapter_without_driver_noise() {
+    let o = losscape(&["info"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let out = text(&o.stdout);
+    assert!(out.contains("[0]") && out.contains("backend Vulkan") && out.contains("limits:"), "{out}");
+    assert_eq!(text(&o.stderr), "", "stderr must be silent");
+}
+
+#[test]
+fn no_adapter_gives_a_short_error_naming_the_fix() {
+    // No Metal adapter exists on Linux: the same path as a machine without any driver.
+    if cfg!(target_os = "macos") {
+        return;
+    }
+    assert_clean_failure(&losscape(&["info", "--backend", "metal"]), "apt-get install mesa-vulkan-drivers");
+    let dir = tempfile::tempdir().unwrap();
+    let w = dir.path().join("w.safetensors");
+    assert!(losscape(&["init", "--model", "fcp", "--out", w.to_str().unwrap()]).status.success());
+    let o = losscape(&["eval", "--model", "fcp", "--weights", w.to_str().unwrap(), "--limit", "10", "--backend", "metal"]);
+    assert_clean_failure(&o, "no GPU adapter found");
+}
+
+#[test]
+fn eval_text_and_json_agree() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = dir.path().join("w.safetensors");
+    let o = losscape(&["init", "--model", "fcp", "--seed", "4", "--count", "2", "--out", w.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let args = ["eval", "--model", "fcp", "--weights", w.to_str().unwrap(), "--split", "test", "--limit", "300"];
+    let plain = losscape(&args);
+    assert!(plain.status.success(), "{}", text(&plain.stderr));
+    let json = losscape(&[&args[..], &["--json"]].concat());
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(v["model"], "fcp");
+    assert_eq!(v["split"], "test");
+    assert_eq!(v["images"], 300);
+    let lines: Vec<String> = text(&plain.stdout).lines().map(String::from).collect();
+    assert_eq!(lines.len(), 2);
+    for (i, line) in lines.iter().enumerate() {
+        let loss = v["losses"][i].as_f64().unwrap();
+        let acc = v["accuracies"][i].as_f64().unwrap();
+        assert!(loss > 2.0 && loss < 2.6, "fresh FCP loss ~ ln 10: {loss}");
+        assert!(line.contains(&format!("loss {loss:.6e}")), "{line} vs {loss}");
+        assert!(line.contains(&format!("accuracy {:.2}%", 100.0 * acc)), "{line} vs {acc}");
+    }
+}
+
+#[test]
+fn eval_refuses_a_wrong_tensor_name_or_shape_and_names_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = dir.path().join("lenet.safetensors");
+    assert!(losscape(&["init", "--model", "lenet", "--out", w.to_str().unwrap()]).status.success());
+    let o = losscape(&["eval", "--model", "fcp", "--weights", w.to_str().unwrap()]);
+    assert_clean_failure(&o, "conv1.weight");
+    // right names, wrong shape
+    let data = vec![0u8; 50 * 50 * 4];
+    let other = vec![0u8; 10 * 50 * 4];
+    let wide = vec![0u8; 50 * 784 * 4];
+    let views = vec![
+        ("fc1.weight".to_string(), safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![50, 784], &wide).unwrap()),
+        ("fc2.weight".to_string(), safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![25, 100], &data).unwrap()),
+        ("fc3.weight".to_string(), safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![10, 50], &other).unwrap()),
+    ];
+    let bad = dir.path().join("bad.safetensors");
+    safetensors::serialize_to_file(views, None, &bad).unwrap();
+    let o = losscape(&["eval", "--model", "fcp", "--weights", bad.to_str().unwrap()]);
+    assert_clean_failure(&o, "tensor 'fc2.weight' has shape [25, 100]");
+}
+
+#[test]
+fn eval_of_the_authors_lstm_npy_as_fcp_names_the_row_length() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/reference/lstm_bfgs_train_best48.npy");
+    if !path.exists() {
+        eprintln!("skipped: {} is absent", path.display());
+        return;
+    }
+    let o = losscape(&["eval", "--model", "fcp", "--weights", path.to_str().unwrap()]);
+    assert_clean_failure(&o, "row length 15456 does not match the FCP's 42200");
+}
+
+#[test]
+fn a_truncated_data_file_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/mnist");
+    for f in ["t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"] {
+        std::fs::copy(src.join(f), dir.path().join(f)).unwrap();
+    }
+    // cut the raw image file short
+    let raw = losscape::data::idx::read_maybe_gz(&dir.path().join("t10k-images-idx3-ubyte.gz")).unwrap();
+    std::fs::remove_file(dir.path().join("t10k-images-idx3-ubyte.gz")).unwrap();
+    std::fs::write(dir.path().join("t10k-images-idx3-ubyte"), &raw[..raw.len() - 1000]).unwrap();
+    let w = dir.path().join("w.safetensors");
+    assert!(losscape(&["init", "--model", "fcp", "--out", w.to_str().unwrap()]).status.success());
+    let o = losscape(&["eval", "--model", "fcp", "--weights", w.to_str().unwrap(), "--data", dir.path().to_str().unwrap()]);
+    assert_clean_failure(&o, "t10k-images-idx3-ubyte: truncated");
+}
