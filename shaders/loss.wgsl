@@ -18,9 +18,28 @@ struct Params {
 @group(0) @binding(2) var<storage, read> labels: array<u32>;
 @group(0) @binding(3) var<storage, read_write> dlogits: array<f32>;
 @group(0) @binding(4) var<storage, read_write> partials: array<f32>; // [vector][slot][loss, correct]
+@group(0) @binding(5) var<storage, read> bytes: array<u32>;           // images, for reconstruction
 
 var<workgroup> loss_sum: array<f32, 256>;
 var<workgroup> correct_sum: array<f32, 256>;
+
+fn store_partials(b: u32, wg: u32, lid: u32, loss: f32, correct: f32) {
+    loss_sum[lid] = loss;
+    correct_sum[lid] = correct;
+    workgroupBarrier();
+    for (var stride = 128u; stride > 0u; stride >>= 1u) {
+        if (lid < stride) {
+            loss_sum[lid] += loss_sum[lid + stride];
+            correct_sum[lid] += correct_sum[lid + stride];
+        }
+        workgroupBarrier();
+    }
+    if (lid == 0u) {
+        let slot = (b * p.parts + p.part_off + wg) * 2u;
+        partials[slot] = loss_sum[0];
+        partials[slot + 1u] = correct_sum[0];
+    }
+}
 
 // Cross-entropy without cancellation. With r the largest logit (the label when it ties),
 // loss = log1p(sum_{k != r} exp(z_k - z_r)) + (z_r - z_y); when the label wins, that is log1p of a tiny
@@ -71,19 +90,29 @@ fn cross_entropy(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation
             dlogits[base + k] = g * p.inv_total;
         }
     }
-    loss_sum[lid.x] = loss;
-    correct_sum[lid.x] = correct;
-    workgroupBarrier();
-    for (var stride = 128u; stride > 0u; stride >>= 1u) {
-        if (lid.x < stride) {
-            loss_sum[lid.x] += loss_sum[lid.x + stride];
-            correct_sum[lid.x] += correct_sum[lid.x + stride];
+    store_partials(b, wg.x, lid.x, loss, correct);
+}
+
+// Reconstruction: output sigmoid(z), loss = mean over images and pixels of (sigmoid(z) - x)^2 against
+// the input image itself. The per-image partial is the image's pixel mean, so the host's mean over
+// images is the mean over images and pixels.
+@compute @workgroup_size(256)
+fn mse_sigmoid(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let b = wg.y;
+    let n = wg.x * 256u + lid.x;
+    var loss = 0.0;
+    if (n < p.images) {
+        let base = b * p.out_bs + n * p.width;
+        let scale = 2.0 * p.inv_total / f32(p.width);
+        for (var k = 0u; k < p.width; k++) {
+            let i = (p.first_image + n) * p.width + k;
+            let x = f32((bytes[i >> 2u] >> ((i & 3u) * 8u)) & 0xffu) / 255.0;
+            let y = sigmoid(logits[base + k]);
+            let d = y - x;
+            loss = fma(d, d, loss);
+            dlogits[base + k] = scale * d * y * (1.0 - y);
         }
-        workgroupBarrier();
+        loss = loss / f32(p.width);
     }
-    if (lid.x == 0u) {
-        let slot = (b * p.parts + p.part_off + wg.x) * 2u;
-        partials[slot] = loss_sum[0];
-        partials[slot + 1u] = correct_sum[0];
-    }
+    store_partials(b, wg.x, lid.x, loss, 0.0);
 }

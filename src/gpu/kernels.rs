@@ -115,7 +115,16 @@ struct ElementParams {
     _pad: [u32; 2],
 }
 
-/// Arguments of the cross-entropy head for one chunk of images.
+/// The loss on a network's output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Head {
+    /// Cross-entropy of logits against labels (targets = the label buffer).
+    CrossEntropy,
+    /// Mean squared error of sigmoid(output) against the input image (targets = the image buffer).
+    MseSigmoid,
+}
+
+/// Arguments of a loss head for one chunk of images.
 #[derive(Clone, Copy, Debug)]
 pub struct LossChunk {
     pub images: usize,
@@ -149,14 +158,22 @@ pub fn partial_slots(images: usize) -> usize {
 }
 
 /// A 2-D grid of 256-thread workgroups covering `len` elements.
-fn element_grid(len: usize, max: u32) -> ([u32; 3], u32) {
+pub(super) fn element_grid(len: usize, max: u32) -> ([u32; 3], u32) {
     let groups = len.div_ceil(256).max(1) as u32;
     let x = groups.min(max);
     let y = groups.div_ceil(x);
     ([x, y, 1], x * 256)
 }
 
-fn u(v: usize) -> u32 {
+/// The buffer behind a source, and whether it is the packed image buffer.
+pub(super) fn split(src: Source<'_>) -> (&GpuBuffer, bool) {
+    match src {
+        Source::F32(b) => (b, false),
+        Source::Images(b) => (b, true),
+    }
+}
+
+pub(super) fn u(v: usize) -> u32 {
     u32::try_from(v).expect("index exceeds 32 bits")
 }
 
@@ -190,14 +207,8 @@ impl Gpu {
             alpha: 1.0,
             _pad: [0; 3],
         };
-        let (a_buf, a_bytes) = match a_src {
-            Source::F32(buf) => (buf, false),
-            Source::Images(img) => (img, true),
-        };
-        let (b_buf, b_bytes) = match b_src {
-            Source::F32(buf) => (buf, false),
-            Source::Images(img) => (img, true),
-        };
+        let (a_buf, a_bytes) = split(a_src);
+        let (b_buf, b_bytes) = split(b_src);
         let images = if a_bytes {
             a_buf
         } else if b_bytes {
@@ -270,13 +281,14 @@ impl Gpu {
         )
     }
 
-    /// Records the cross-entropy head: per-image losses into `partials`, d loss / d logits into `dlogits`.
-    pub fn cross_entropy(
+    /// Records a loss head: per-image losses into `partials`, d loss / d outputs into `grad`.
+    pub fn loss_head(
         &self,
+        head: Head,
         chunk: LossChunk,
-        logits: &GpuBuffer,
-        labels: &GpuBuffer,
-        dlogits: &GpuBuffer,
+        outputs: &GpuBuffer,
+        targets: &GpuBuffer,
+        grad: &GpuBuffer,
         partials: &GpuBuffer,
     ) -> Result<Dispatch> {
         let params = LossParams {
@@ -289,12 +301,21 @@ impl Gpu {
             inv_total: 1.0 / chunk.total_images as f32,
             _pad: 0,
         };
+        let (entry, target_binding) = match head {
+            Head::CrossEntropy => ("cross_entropy", 2),
+            Head::MseSigmoid => ("mse_sigmoid", 5),
+        };
         self.dispatch(
             Shader::Loss,
-            "cross_entropy",
+            entry,
             &[],
             &params,
-            &[(1, logits), (2, labels), (3, dlogits), (4, partials)],
+            &[
+                (1, outputs),
+                (target_binding, targets),
+                (3, grad),
+                (4, partials),
+            ],
             [u(partial_slots(chunk.images)), u(chunk.batches), 1],
         )
     }

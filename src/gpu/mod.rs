@@ -5,12 +5,14 @@ mod buffer;
 mod context;
 mod kernels;
 mod launch;
+mod layers;
 pub mod shaders;
 mod vector;
 
 pub use buffer::GpuBuffer;
 pub use context::{list_adapters, AdapterSummary, DeviceChoice, Gpu, NO_ADAPTER_HELP};
-pub use kernels::{partial_slots, Act, Layout, LossChunk, Product, Source};
+pub use kernels::{partial_slots, Act, Head, Layout, LossChunk, Product, Source};
 pub use launch::Dispatch;
+pub use layers::{Conv, LstmStep};
 pub use shaders::Shader;
 pub use vector::Rows;

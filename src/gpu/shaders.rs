@@ -7,6 +7,9 @@ pub enum Shader {
     Activation,
     Loss,
     Vector,
+    Conv,
+    Pool,
+    Lstm,
 }
 
 const NUMERICS: &str = include_str!("../../shaders/numerics.wgsl");
@@ -25,6 +28,9 @@ impl Shader {
             Shader::Activation => "activation",
             Shader::Loss => "loss",
             Shader::Vector => "vector",
+            Shader::Conv => "conv",
+            Shader::Pool => "pool",
+            Shader::Lstm => "lstm",
         }
     }
 
@@ -34,6 +40,9 @@ impl Shader {
             Shader::Activation => include_str!("../../shaders/activation.wgsl"),
             Shader::Loss => include_str!("../../shaders/loss.wgsl"),
             Shader::Vector => include_str!("../../shaders/vector.wgsl"),
+            Shader::Conv => include_str!("../../shaders/conv.wgsl"),
+            Shader::Pool => include_str!("../../shaders/pool.wgsl"),
+            Shader::Lstm => include_str!("../../shaders/lstm.wgsl"),
         }
     }
 

@@ -115,7 +115,11 @@ fn read_safetensors(bytes: &[u8], arch: Arch) -> Result<WeightStack> {
     let (_, header) = SafeTensors::read_metadata(bytes)
         .map_err(|e| anyhow!("not a valid safetensors file: {e}"))?;
     let specs = arch.params();
-    let mut unexpected: Vec<&str> = st.names().into_iter().filter(|n| !specs.iter().any(|s| s.name == *n)).collect();
+    let mut unexpected: Vec<&str> = st
+        .names()
+        .into_iter()
+        .filter(|n| !specs.iter().any(|s| s.name == *n))
+        .collect();
     if !unexpected.is_empty() {
         unexpected.sort_unstable();
         let expected: Vec<_> = specs.iter().map(|s| s.name).collect();

@@ -96,7 +96,8 @@ pub(super) fn plan(p: &PlanInputs, chunks: &[Chunk]) -> Result<Vec<ChunkPlan>> {
                     (w, wt(W3, H)),
                     (&z3, Layout::row_major(0, OUT, os)),
                 )?,
-                gpu.cross_entropy(
+                gpu.loss_head(
+                    crate::gpu::Head::CrossEntropy,
                     LossChunk {
                         images: c,
                         width: OUT,

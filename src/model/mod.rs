@@ -3,9 +3,11 @@
 mod evaluator;
 mod fcp;
 mod init;
+mod permutation;
 pub mod reference;
 mod spec;
 
 pub use evaluator::{Eval, Evaluator, Network, Want};
 pub use init::init_vector;
+pub use permutation::{lstm_permutation, randperm, Mt19937};
 pub use spec::{Arch, TensorSpec};

@@ -1,0 +1,296 @@
+//! Launch helpers for the convolution, pooling and LSTM-cell kernels.
+
+use anyhow::Result;
+use bytemuck::{Pod, Zeroable};
+
+use super::kernels::{element_grid, split, u};
+use super::{Dispatch, Gpu, GpuBuffer, Shader, Source};
+
+/// A square convolution over a chunk of images for B vectors (maps are [vector][image][c][h][w]).
+#[derive(Clone, Copy, Debug)]
+pub struct Conv {
+    pub images: usize,
+    pub batches: usize,
+    pub in_c: usize,
+    pub in_hw: usize,
+    pub out_c: usize,
+    pub ksize: usize,
+    pub pad: usize,
+    /// First element of the input (for the image buffer: first image x 784).
+    pub in_off: usize,
+    /// Offsets of the weight and bias tensors in a parameter vector, and its length.
+    pub w_off: usize,
+    pub b_off: usize,
+    pub n_prm: usize,
+}
+
+impl Conv {
+    pub fn out_hw(&self) -> usize {
+        self.in_hw + 2 * self.pad - self.ksize + 1
+    }
+    fn in_bs(&self, shared: bool) -> usize {
+        if shared {
+            0
+        } else {
+            self.images * self.in_c * self.in_hw * self.in_hw
+        }
+    }
+    fn out_bs(&self) -> usize {
+        self.images * self.out_c * self.out_hw() * self.out_hw()
+    }
+    fn params(&self, shared: bool, accumulate: bool, row: u32) -> ConvParams {
+        ConvParams {
+            images: u(self.images),
+            in_c: u(self.in_c),
+            in_hw: u(self.in_hw),
+            out_c: u(self.out_c),
+            out_hw: u(self.out_hw()),
+            ksize: u(self.ksize),
+            pad: u(self.pad),
+            batches: u(self.batches),
+            in_off: u(self.in_off),
+            in_bs: u(self.in_bs(shared)),
+            out_bs: u(self.out_bs()),
+            w_off: u(self.w_off),
+            b_off: u(self.b_off),
+            n_prm: u(self.n_prm),
+            accumulate: accumulate as u32,
+            row,
+        }
+    }
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct ConvParams {
+    images: u32,
+    in_c: u32,
+    in_hw: u32,
+    out_c: u32,
+    out_hw: u32,
+    ksize: u32,
+    pad: u32,
+    batches: u32,
+    in_off: u32,
+    in_bs: u32,
+    out_bs: u32,
+    w_off: u32,
+    b_off: u32,
+    n_prm: u32,
+    accumulate: u32,
+    row: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct PoolParams {
+    planes: u32,
+    in_hw: u32,
+    row: u32,
+    _pad: u32,
+}
+
+/// One LSTM step over a chunk of images for B vectors.
+#[derive(Clone, Copy, Debug)]
+pub struct LstmStep {
+    pub images: usize,
+    pub batches: usize,
+    pub step: usize,
+    pub n_prm: usize,
+    pub bias_ih: usize,
+    pub bias_hh: usize,
+    pub first_image: usize,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct LstmParams {
+    images: u32,
+    batches: u32,
+    step: u32,
+    n_prm: u32,
+    bias_ih: u32,
+    bias_hh: u32,
+    first_image: u32,
+    row: u32,
+}
+
+impl LstmStep {
+    fn params(&self, row: u32) -> LstmParams {
+        LstmParams {
+            images: u(self.images),
+            batches: u(self.batches),
+            step: u(self.step),
+            n_prm: u(self.n_prm),
+            bias_ih: u(self.bias_ih),
+            bias_hh: u(self.bias_hh),
+            first_image: u(self.first_image),
+            row,
+        }
+    }
+}
+
+impl Gpu {
+    fn grid(&self, len: usize) -> ([u32; 3], u32) {
+        element_grid(len, self.limits.max_compute_workgroups_per_dimension)
+    }
+
+    /// out = conv(input) + bias.
+    pub fn conv_forward(
+        &self,
+        c: Conv,
+        input: Source,
+        weights: &GpuBuffer,
+        out: &GpuBuffer,
+    ) -> Result<Dispatch> {
+        let (buf, bytes) = split(input);
+        let (grid, row) = self.grid(c.batches * c.out_bs());
+        let (f32_in, byte_in) = if bytes {
+            (&self.dummy, buf)
+        } else {
+            (buf, &self.dummy)
+        };
+        self.dispatch(
+            Shader::Conv,
+            "forward",
+            &[("IN_BYTES", bytes as u32 as f64)],
+            &c.params(bytes, false, row),
+            &[(1, f32_in), (2, weights), (3, out), (4, byte_in)],
+            grid,
+        )
+    }
+
+    /// grads (+)= d loss / d (weights, bias) from d loss / d out.
+    pub fn conv_weight_grad(
+        &self,
+        c: Conv,
+        input: Source,
+        grad_out: &GpuBuffer,
+        grads: &GpuBuffer,
+        accumulate: bool,
+    ) -> Result<Dispatch> {
+        let (buf, bytes) = split(input);
+        let (f32_in, byte_in) = if bytes {
+            (&self.dummy, buf)
+        } else {
+            (buf, &self.dummy)
+        };
+        let groups = c.out_c * (c.in_c * c.ksize * c.ksize + 1);
+        self.dispatch(
+            Shader::Conv,
+            "weight_grad",
+            &[("IN_BYTES", bytes as u32 as f64)],
+            &c.params(bytes, accumulate, 0),
+            &[(1, f32_in), (3, grads), (4, byte_in), (5, grad_out)],
+            [u(groups), u(c.batches), 1],
+        )
+    }
+
+    /// grad_in = d loss / d input (an f32 map per vector) from d loss / d out.
+    pub fn conv_input_grad(
+        &self,
+        c: Conv,
+        weights: &GpuBuffer,
+        grad_out: &GpuBuffer,
+        grad_in: &GpuBuffer,
+    ) -> Result<Dispatch> {
+        let (grid, row) = self.grid(c.batches * c.in_bs(false));
+        self.dispatch(
+            Shader::Conv,
+            "input_grad",
+            &[("IN_BYTES", 0.0)],
+            &c.params(false, false, row),
+            &[(2, weights), (3, grad_in), (5, grad_out)],
+            grid,
+        )
+    }
+
+    /// 2x2 average pooling of `planes` maps of side `in_hw` (forward), or its gradient (backward:
+    /// `src` = d loss / d pooled, `dst` = d loss / d input).
+    pub fn avg_pool(
+        &self,
+        backward: bool,
+        planes: usize,
+        in_hw: usize,
+        src: &GpuBuffer,
+        dst: &GpuBuffer,
+    ) -> Result<Dispatch> {
+        let side = if backward { in_hw } else { in_hw / 2 };
+        let (grid, row) = self.grid(planes * side * side);
+        let params = PoolParams {
+            planes: u(planes),
+            in_hw: u(in_hw),
+            row,
+            _pad: 0,
+        };
+        let entry = if backward { "backward" } else { "forward" };
+        self.dispatch(
+            Shader::Pool,
+            entry,
+            &[],
+            &params,
+            &[(1, src), (2, dst)],
+            grid,
+        )
+    }
+
+    /// xperm[n][j] = pixel perm[j] of image first_image + n.
+    pub fn gather_pixels(
+        &self,
+        s: LstmStep,
+        images: &GpuBuffer,
+        perm: &GpuBuffer,
+        xperm: &GpuBuffer,
+    ) -> Result<Dispatch> {
+        let (grid, row) = self.grid(s.images * 784);
+        self.dispatch(
+            Shader::Lstm,
+            "gather",
+            &[],
+            &s.params(row),
+            &[(8, images), (9, perm), (10, xperm)],
+            grid,
+        )
+    }
+
+    /// One LSTM step forward: biases into the gates, then c and h.
+    pub fn lstm_cell_forward(
+        &self,
+        s: LstmStep,
+        weights: &GpuBuffer,
+        gates: &GpuBuffer,
+        cells: &GpuBuffer,
+        hidden: &GpuBuffer,
+        last: &GpuBuffer,
+    ) -> Result<Dispatch> {
+        let (grid, row) = self.grid(s.batches * s.images * 48);
+        self.dispatch(
+            Shader::Lstm,
+            "cell_forward",
+            &[],
+            &s.params(row),
+            &[(1, weights), (2, gates), (3, cells), (4, hidden), (5, last)],
+            grid,
+        )
+    }
+
+    /// One LSTM step backward: gates become their gradients; dc carries d loss / d c.
+    pub fn lstm_cell_backward(
+        &self,
+        s: LstmStep,
+        gates: &GpuBuffer,
+        cells: &GpuBuffer,
+        dh: &GpuBuffer,
+        dc: &GpuBuffer,
+    ) -> Result<Dispatch> {
+        let (grid, row) = self.grid(s.batches * s.images * 48);
+        self.dispatch(
+            Shader::Lstm,
+            "cell_backward",
+            &[],
+            &s.params(row),
+            &[(2, gates), (3, cells), (6, dh), (7, dc)],
+            grid,
+        )
+    }
+}
