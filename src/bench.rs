@@ -9,13 +9,34 @@ use crate::data::{Dataset, GpuImages};
 use crate::gpu::{AdapterSummary, Gpu, Layout, Product, Source};
 use crate::model::{init_vector, Arch, Evaluator, Network, Want};
 
-/// FLOPs of one FCP loss+gradient per (image x vector): forward 2*42200 multiply-adds; backward the
-/// same again for the weight gradients plus 2*(50*10 + 50*50) for the data gradients of layers 3 and 2.
+/// FLOPs of one loss+gradient per (image x weight vector), counting multiply-adds as 2 and leaving out
+/// element-wise work. Forward products, the same again for the weight gradients, plus the data-gradient
+/// products the backward pass runs (none for a layer that reads the images).
 pub fn flops_per_image_vector(arch: Arch) -> f64 {
-    match arch {
-        Arch::Fcp => (2 * 42200 + 2 * 42200 + 2 * (50 * 10 + 50 * 50)) as f64,
-        _ => f64::NAN,
-    }
+    let dense = |sizes: &[(usize, usize)]| sizes.iter().map(|(i, o)| 2 * i * o).sum::<usize>();
+    let flops = match arch {
+        // 784-50-50-10; data gradients of layers 3 and 2
+        Arch::Fcp => 2 * dense(&[(784, 50), (50, 50), (50, 10)]) + dense(&[(50, 10), (50, 50)]),
+        // 784-32-32-32-784; data gradients of layers 4, 3, 2
+        Arch::Autoencoder => {
+            2 * dense(&[(784, 32), (32, 32), (32, 32), (32, 784)]) + dense(&[(32, 784), (32, 32), (32, 32)])
+        }
+        Arch::Lenet => {
+            let conv1 = 2 * 28 * 28 * 6 * 25;
+            let conv2 = 2 * 10 * 10 * 16 * 150;
+            let fc = dense(&[(400, 120), (120, 84), (84, 10)]);
+            // forward + weight gradients, conv2's input gradient, the dense stack's data gradients
+            2 * (conv1 + conv2 + fc) + conv2 + fc
+        }
+        Arch::Lstm => {
+            let input = 28 * dense(&[(28, 192)]);
+            let recurrent = 27 * dense(&[(48, 192)]);
+            let fc = dense(&[(48, 10)]);
+            // forward; W_ih, W_hh (over 28 rows) and fc gradients; dh through 27 steps and the classifier
+            (input + recurrent + fc) + (input + 28 * dense(&[(48, 192)]) + fc) + (recurrent + fc)
+        }
+    };
+    flops as f64
 }
 
 #[derive(Serialize, Debug)]
@@ -54,55 +75,30 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 /// Times an S x S x S product through the tiled matmul kernel.
 pub fn ceiling(gpu: &Arc<Gpu>, size: usize, repeats: usize) -> Result<Ceiling> {
-    let a: Vec<f32> = (0..size * size)
-        .map(|i| ((i % 7) as f32 - 3.0) * 0.1)
-        .collect();
+    let a: Vec<f32> = (0..size * size).map(|i| ((i % 7) as f32 - 3.0) * 0.1).collect();
     let a = gpu.upload(&a, "ceiling a")?;
     let c = gpu.zeros(size * size, "ceiling c")?;
     let m = Layout::row_major(0, size, 0);
     let d = gpu.matmul(
-        Product {
-            m: size,
-            n: size,
-            k: size,
-            batches: 1,
-            accumulate: false,
-        },
+        Product { m: size, n: size, k: size, batches: 1, accumulate: false },
         (Source::F32(&a), m),
         (Source::F32(&a), m),
         (&c, m),
     )?;
     gpu.submit_timed(&[&d])?;
-    let times = (0..repeats)
-        .map(|_| gpu.submit_timed(&[&d]))
-        .collect::<Result<Vec<_>>>()?;
+    let times = (0..repeats).map(|_| gpu.submit_timed(&[&d])).collect::<Result<Vec<_>>>()?;
     let seconds = median(times);
-    Ok(Ceiling {
-        size,
-        seconds,
-        gflops: 2.0 * (size as f64).powi(3) / seconds * 1e-9,
-    })
+    Ok(Ceiling { size, seconds, gflops: 2.0 * (size as f64).powi(3) / seconds * 1e-9 })
 }
 
 /// Times loss+gradient of `batch` vectors of `net` on all images of `data`.
-pub fn case(
-    gpu: &Arc<Gpu>,
-    net: Network,
-    data: &Dataset,
-    batch: usize,
-    repeats: usize,
-    ceiling: f64,
-) -> Result<Case> {
+pub fn case(gpu: &Arc<Gpu>, net: Network, data: &Dataset, batch: usize, repeats: usize, ceiling: f64) -> Result<Case> {
     let images = GpuImages::upload(gpu, data)?;
     let eval = Evaluator::new(net, &images, 0..images.count, batch)?;
-    let flat: Vec<f32> = (0..batch as u64)
-        .flat_map(|s| init_vector(net.arch, s))
-        .collect();
+    let flat: Vec<f32> = (0..batch as u64).flat_map(|s| init_vector(net.arch, s)).collect();
     eval.set_weights(&flat)?;
     eval.run_timed(Want::LossAndGrad)?; // warm-up
-    let times = (0..repeats)
-        .map(|_| eval.run_timed(Want::LossAndGrad))
-        .collect::<Result<Vec<_>>>()?;
+    let times = (0..repeats).map(|_| eval.run_timed(Want::LossAndGrad)).collect::<Result<Vec<_>>>()?;
     let seconds = median(times);
     let evals = (batch * data.len()) as f64;
     let gflops = evals * flops_per_image_vector(net.arch) / seconds * 1e-9;

@@ -4,10 +4,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 fn losscape(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_losscape"))
-        .args(args)
-        .output()
-        .unwrap()
+    Command::new(env!("CARGO_BIN_EXE_losscape")).args(args).output().unwrap()
 }
 
 fn text(o: &[u8]) -> String {
@@ -17,10 +14,7 @@ fn text(o: &[u8]) -> String {
 fn assert_clean_failure(o: &Output, needle: &str) {
     let err = text(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "stderr: {err}");
-    assert!(
-        err.contains(needle),
-        "stderr should contain {needle:?}: {err}"
-    );
+    assert!(err.contains(needle), "stderr should contain {needle:?}: {err}");
     assert!(!err.contains("panicked"), "panic: {err}");
 }
 
@@ -29,10 +23,7 @@ fn info_lists_an_adapter_without_driver_noise() {
     let o = losscape(&["info"]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     let out = text(&o.stdout);
-    assert!(
-        out.contains("[0]") && out.contains("backend Vulkan") && out.contains("limits:"),
-        "{out}"
-    );
+    assert!(out.contains("[0]") && out.contains("backend Vulkan") && out.contains("limits:"), "{out}");
     assert_eq!(text(&o.stderr), "", "stderr must be silent");
 }
 
@@ -42,28 +33,12 @@ fn no_adapter_gives_a_short_error_naming_the_fix() {
     if cfg!(target_os = "macos") {
         return;
     }
-    assert_clean_failure(
-        &losscape(&["info", "--backend", "metal"]),
-        "apt-get install mesa-vulkan-drivers",
-    );
+    assert_clean_failure(&losscape(&["info", "--backend", "metal"]), "apt-get install mesa-vulkan-drivers");
     let dir = tempfile::tempdir().unwrap();
     let w = dir.path().join("w.safetensors");
-    assert!(
-        losscape(&["init", "--model", "fcp", "--out", w.to_str().unwrap()])
-            .status
-            .success()
-    );
-    let o = losscape(&[
-        "eval",
-        "--model",
-        "fcp",
-        "--weights",
-        w.to_str().unwrap(),
-        "--limit",
-        "10",
-        "--backend",
-        "metal",
-    ]);
+    assert!(losscape(&["init", "--model", "fcp", "--out", w.to_str().unwrap()]).status.success());
+    let o =
+        losscape(&["eval", "--model", "fcp", "--weights", w.to_str().unwrap(), "--limit", "10", "--backend", "metal"]);
     assert_clean_failure(&o, "no GPU adapter found");
 }
 
@@ -71,29 +46,9 @@ fn no_adapter_gives_a_short_error_naming_the_fix() {
 fn eval_text_and_json_agree() {
     let dir = tempfile::tempdir().unwrap();
     let w = dir.path().join("w.safetensors");
-    let o = losscape(&[
-        "init",
-        "--model",
-        "fcp",
-        "--seed",
-        "4",
-        "--count",
-        "2",
-        "--out",
-        w.to_str().unwrap(),
-    ]);
+    let o = losscape(&["init", "--model", "fcp", "--seed", "4", "--count", "2", "--out", w.to_str().unwrap()]);
     assert!(o.status.success(), "{}", text(&o.stderr));
-    let args = [
-        "eval",
-        "--model",
-        "fcp",
-        "--weights",
-        w.to_str().unwrap(),
-        "--split",
-        "test",
-        "--limit",
-        "300",
-    ];
+    let args = ["eval", "--model", "fcp", "--weights", w.to_str().unwrap(), "--split", "test", "--limit", "300"];
     let plain = losscape(&args);
     assert!(plain.status.success(), "{}", text(&plain.stderr));
     let json = losscape(&[&args[..], &["--json"]].concat());
@@ -107,14 +62,8 @@ fn eval_text_and_json_agree() {
         let loss = v["losses"][i].as_f64().unwrap();
         let acc = v["accuracies"][i].as_f64().unwrap();
         assert!(loss > 2.0 && loss < 2.6, "fresh FCP loss ~ ln 10: {loss}");
-        assert!(
-            line.contains(&format!("loss {loss:.6e}")),
-            "{line} vs {loss}"
-        );
-        assert!(
-            line.contains(&format!("accuracy {:.2}%", 100.0 * acc)),
-            "{line} vs {acc}"
-        );
+        assert!(line.contains(&format!("loss {loss:.6e}")), "{line} vs {loss}");
+        assert!(line.contains(&format!("accuracy {:.2}%", 100.0 * acc)), "{line} vs {acc}");
     }
 }
 
@@ -122,11 +71,7 @@ fn eval_text_and_json_agree() {
 fn eval_refuses_a_wrong_tensor_name_or_shape_and_names_it() {
     let dir = tempfile::tempdir().unwrap();
     let w = dir.path().join("lenet.safetensors");
-    assert!(
-        losscape(&["init", "--model", "lenet", "--out", w.to_str().unwrap()])
-            .status
-            .success()
-    );
+    assert!(losscape(&["init", "--model", "lenet", "--out", w.to_str().unwrap()]).status.success());
     let o = losscape(&["eval", "--model", "fcp", "--weights", w.to_str().unwrap()]);
     assert_clean_failure(&o, "conv1.weight");
     // right names, wrong shape
@@ -136,18 +81,15 @@ fn eval_refuses_a_wrong_tensor_name_or_shape_and_names_it() {
     let views = vec![
         (
             "fc1.weight".to_string(),
-            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![50, 784], &wide)
-                .unwrap(),
+            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![50, 784], &wide).unwrap(),
         ),
         (
             "fc2.weight".to_string(),
-            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![25, 100], &data)
-                .unwrap(),
+            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![25, 100], &data).unwrap(),
         ),
         (
             "fc3.weight".to_string(),
-            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![10, 50], &other)
-                .unwrap(),
+            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![10, 50], &other).unwrap(),
         ),
     ];
     let bad = dir.path().join("bad.safetensors");
@@ -158,19 +100,12 @@ fn eval_refuses_a_wrong_tensor_name_or_shape_and_names_it() {
 
 #[test]
 fn eval_of_the_authors_lstm_npy_as_fcp_names_the_row_length() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/data/reference/lstm_bfgs_train_best48.npy");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/reference/lstm_bfgs_train_best48.npy");
     if !path.exists() {
         eprintln!("skipped: {} is absent", path.display());
         return;
     }
-    let o = losscape(&[
-        "eval",
-        "--model",
-        "fcp",
-        "--weights",
-        path.to_str().unwrap(),
-    ]);
+    let o = losscape(&["eval", "--model", "fcp", "--weights", path.to_str().unwrap()]);
     assert_clean_failure(&o, "row length 15456 does not match the FCP's 42200");
 }
 
@@ -182,28 +117,12 @@ fn a_truncated_data_file_is_named() {
         std::fs::copy(src.join(f), dir.path().join(f)).unwrap();
     }
     // cut the raw image file short
-    let raw =
-        losscape::data::idx::read_maybe_gz(&dir.path().join("t10k-images-idx3-ubyte.gz")).unwrap();
+    let raw = losscape::data::idx::read_maybe_gz(&dir.path().join("t10k-images-idx3-ubyte.gz")).unwrap();
     std::fs::remove_file(dir.path().join("t10k-images-idx3-ubyte.gz")).unwrap();
-    std::fs::write(
-        dir.path().join("t10k-images-idx3-ubyte"),
-        &raw[..raw.len() - 1000],
-    )
-    .unwrap();
+    std::fs::write(dir.path().join("t10k-images-idx3-ubyte"), &raw[..raw.len() - 1000]).unwrap();
     let w = dir.path().join("w.safetensors");
-    assert!(
-        losscape(&["init", "--model", "fcp", "--out", w.to_str().unwrap()])
-            .status
-            .success()
-    );
-    let o = losscape(&[
-        "eval",
-        "--model",
-        "fcp",
-        "--weights",
-        w.to_str().unwrap(),
-        "--data",
-        dir.path().to_str().unwrap(),
-    ]);
+    assert!(losscape(&["init", "--model", "fcp", "--out", w.to_str().unwrap()]).status.success());
+    let o =
+        losscape(&["eval", "--model", "fcp", "--weights", w.to_str().unwrap(), "--data", dir.path().to_str().unwrap()]);
     assert_clean_failure(&o, "t10k-images-idx3-ubyte: truncated");
 }

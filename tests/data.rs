@@ -34,17 +34,7 @@ fn a_valid_image_file_parses() {
 #[test]
 fn truncated_file_is_reported_as_truncated() {
     let err = parse_images(&idx_images(2, 28, 28, 784 + 100), Path::new("imgs")).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            IdxError::Truncated {
-                expected: 1584,
-                found: 900,
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert!(matches!(err, IdxError::Truncated { expected: 1584, found: 900, .. }), "{err}");
     assert!(err.to_string().contains("imgs") && err.to_string().contains("truncated"));
     let err = parse_labels(&[0, 0, 8], Path::new("lbl")).unwrap_err();
     assert!(matches!(err, IdxError::Truncated { .. }), "{err}");
@@ -54,17 +44,7 @@ fn truncated_file_is_reported_as_truncated() {
 fn wrong_magic_is_reported() {
     let labels_as_images = idx_labels(1, 1);
     let err = parse_images(&labels_as_images, Path::new("swapped")).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            IdxError::Magic {
-                found: 0x801,
-                expected: 0x803,
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert!(matches!(err, IdxError::Magic { found: 0x801, expected: 0x803, .. }), "{err}");
     let err = parse_labels(&idx_images(1, 28, 28, 784), Path::new("swapped")).unwrap_err();
     assert!(matches!(err, IdxError::Magic { found: 0x803, .. }), "{err}");
 }
@@ -72,31 +52,11 @@ fn wrong_magic_is_reported() {
 #[test]
 fn wrong_dimensions_and_bad_labels_are_reported() {
     let err = parse_images(&idx_images(1, 32, 32, 1024), Path::new("cifar")).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            IdxError::Dimensions {
-                rows: 32,
-                cols: 32,
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert!(matches!(err, IdxError::Dimensions { rows: 32, cols: 32, .. }), "{err}");
     let mut bad = idx_labels(2, 2);
     bad[9] = 12;
     let err = parse_labels(&bad, Path::new("lbl")).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            IdxError::Label {
-                index: 1,
-                label: 12,
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert!(matches!(err, IdxError::Label { index: 1, label: 12, .. }), "{err}");
     let err = parse_labels(&[idx_labels(1, 1), vec![0]].concat(), Path::new("lbl")).unwrap_err();
     assert!(matches!(err, IdxError::TrailingBytes { .. }), "{err}");
 }
@@ -108,22 +68,11 @@ fn image_and_label_count_mismatch_is_reported() {
     std::fs::write(&img, idx_images(3, 28, 28, 3 * 784)).unwrap();
     // gzipped labels exercise the .gz path too
     let lbl_gz = lbl.with_extension("gz");
-    let mut enc =
-        flate2::write::GzEncoder::new(std::fs::File::create(&lbl_gz).unwrap(), Default::default());
+    let mut enc = flate2::write::GzEncoder::new(std::fs::File::create(&lbl_gz).unwrap(), Default::default());
     enc.write_all(&idx_labels(2, 2)).unwrap();
     enc.finish().unwrap();
     let err = load_pair(&img, &lbl_gz).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            IdxError::CountMismatch {
-                n_images: 3,
-                n_labels: 2,
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert!(matches!(err, IdxError::CountMismatch { n_images: 3, n_labels: 2, .. }), "{err}");
 }
 
 #[test]
@@ -133,8 +82,7 @@ fn bundled_files_match_their_sha256sums() {
     let mut checked = 0;
     for line in sums.lines().filter(|l| !l.trim().is_empty()) {
         let (hash, name) = line.split_once(char::is_whitespace).unwrap();
-        let bytes =
-            losscape::data::idx::read_maybe_gz(&dir.join(format!("{}.gz", name.trim()))).unwrap();
+        let bytes = losscape::data::idx::read_maybe_gz(&dir.join(format!("{}.gz", name.trim()))).unwrap();
         assert_eq!(format!("{:x}", Sha256::digest(&bytes)), hash, "{name}");
         checked += 1;
     }
@@ -144,16 +92,8 @@ fn bundled_files_match_their_sha256sums() {
 #[test]
 fn official_splits_have_the_spec_sizes_and_label_counts() {
     let expect = [
-        (
-            Split::Train,
-            60000,
-            [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949],
-        ),
-        (
-            Split::Test,
-            10000,
-            [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009],
-        ),
+        (Split::Train, 60000, [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]),
+        (Split::Test, 10000, [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]),
     ];
     for (split, n, counts) in expect {
         let d = common::mnist(split, usize::MAX);

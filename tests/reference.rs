@@ -44,32 +44,19 @@ fn fcp_with_zero_weights_matches_hand_computation() {
 }
 
 fn finite_difference_check(act: Act, data: &Dataset) {
-    let w: Vec<f64> = init_vector(Arch::Fcp, 3)
-        .iter()
-        .map(|&x| x as f64 * 3.0)
-        .collect();
+    let w: Vec<f64> = init_vector(Arch::Fcp, 3).iter().map(|&x| x as f64 * 3.0).collect();
     let r = fcp(&w, act, data);
     let h = 1e-6;
     let max_g = r.grad.iter().fold(0f64, |m, g| m.max(g.abs()));
     // coordinates in every layer, including the largest-gradient one
-    let argmax = r
-        .grad
-        .iter()
-        .enumerate()
-        .fold(0, |b, (i, g)| if g.abs() > r.grad[b].abs() { i } else { b });
-    for &i in &[
-        argmax, 0, 300, 12345, 39199, 39200, 40000, 41699, 41700, 42199,
-    ] {
+    let argmax = r.grad.iter().enumerate().fold(0, |b, (i, g)| if g.abs() > r.grad[b].abs() { i } else { b });
+    for &i in &[argmax, 0, 300, 12345, 39199, 39200, 40000, 41699, 41700, 42199] {
         let mut wp = w.clone();
         wp[i] += h;
         let mut wm = w.clone();
         wm[i] -= h;
         let fd = (fcp(&wp, act, data).loss - fcp(&wm, act, data).loss) / (2.0 * h);
-        assert!(
-            (fd - r.grad[i]).abs() <= 1e-6 * max_g + 1e-9,
-            "{act:?} coordinate {i}: fd {fd} vs {}",
-            r.grad[i]
-        );
+        assert!((fd - r.grad[i]).abs() <= 1e-6 * max_g + 1e-9, "{act:?} coordinate {i}: fd {fd} vs {}", r.grad[i]);
     }
 }
 
@@ -88,10 +75,7 @@ fn mt19937_matches_the_published_check_values() {
     assert_eq!(v[9999], 4123659995);
     let mut r = Mt19937::new(1234);
     let first: Vec<u32> = (0..5).map(|_| r.next_u32()).collect();
-    assert_eq!(
-        first,
-        [822569775, 2137449171, 2671936806, 3512589365, 1880026316]
-    );
+    assert_eq!(first, [822569775, 2137449171, 2671936806, 3512589365, 1880026316]);
 }
 
 #[test]
@@ -109,10 +93,7 @@ fn lstm_permutation_equals_spec_appendix_a() {
     for (j, (a, b)) in perm.iter().zip(&expect).enumerate() {
         assert_eq!(a, b, "element {j}");
     }
-    let bytes: Vec<u8> = perm
-        .iter()
-        .flat_map(|&p| (p as i64).to_le_bytes())
-        .collect();
+    let bytes: Vec<u8> = perm.iter().flat_map(|&p| (p as i64).to_le_bytes()).collect();
     assert_eq!(
         format!("{:x}", Sha256::digest(&bytes)),
         "896d818f9cc067047b73b5f1f343e237e69f303a1b138f8cc15c064d7399b275"
@@ -122,15 +103,9 @@ fn lstm_permutation_equals_spec_appendix_a() {
 #[test]
 fn lenet_shapes_follow_spec() {
     let data = common::mnist(Split::Test, 1);
-    let w: Vec<f64> = init_vector(Arch::Lenet, 0)
-        .iter()
-        .map(|&x| x as f64)
-        .collect();
-    let (logits, maps) = losscape::model::reference::lenet_forward(
-        &w,
-        Act::Softplus,
-        &losscape::model::reference::pixels(&data, 0),
-    );
+    let w: Vec<f64> = init_vector(Arch::Lenet, 0).iter().map(|&x| x as f64).collect();
+    let (logits, maps) =
+        losscape::model::reference::lenet_forward(&w, Act::Softplus, &losscape::model::reference::pixels(&data, 0));
     let shapes: Vec<(usize, usize)> = maps.iter().map(|m| (m.c, m.hw)).collect();
     assert_eq!(shapes, [(6, 28), (6, 14), (16, 10), (16, 5)]);
     assert_eq!(maps[3].v.len(), 400, "16x5x5 before fc1");
@@ -141,39 +116,24 @@ fn lenet_shapes_follow_spec() {
 fn conv_and_pool_hand_computed() {
     use losscape::model::reference::{avg_pool, conv2d, Map};
     // 1 channel 3x3 input, 2x2 kernel of ones, no padding: sums of 2x2 windows, plus bias 1
-    let x = Map {
-        c: 1,
-        hw: 3,
-        v: (1..=9).map(|v| v as f64).collect(),
-    };
+    let x = Map { c: 1, hw: 3, v: (1..=9).map(|v| v as f64).collect() };
     let y = conv2d(&x, &[1.0; 4], &[1.0], 2, 0);
     assert_eq!(y.v, vec![13.0, 17.0, 25.0, 29.0]);
     // padding 1 with a 3x3 centre-only kernel is the identity
     let mut k = [0.0; 9];
     k[4] = 1.0;
     assert_eq!(conv2d(&x, &k, &[0.0], 3, 1).v, x.v);
-    let p = avg_pool(&Map {
-        c: 1,
-        hw: 2,
-        v: vec![1.0, 2.0, 3.0, 6.0],
-    });
+    let p = avg_pool(&Map { c: 1, hw: 2, v: vec![1.0, 2.0, 3.0, 6.0] });
     assert_eq!(p.v, vec![3.0]);
 }
 
 fn reference_matches_finite_differences(arch: Arch, act: Act, n: usize, scale: f64) {
     use losscape::model::reference::{evaluate, numeric_grad};
     let data = common::mnist(Split::Train, n);
-    let w: Vec<f64> = init_vector(arch, 5)
-        .iter()
-        .map(|&x| x as f64 * scale)
-        .collect();
+    let w: Vec<f64> = init_vector(arch, 5).iter().map(|&x| x as f64 * scale).collect();
     let r = evaluate(arch, &w, act, &data);
     let max_g = r.grad.iter().fold(0f64, |m, g| m.max(g.abs()));
-    let argmax = r
-        .grad
-        .iter()
-        .enumerate()
-        .fold(0, |b, (i, g)| if g.abs() > r.grad[b].abs() { i } else { b });
+    let argmax = r.grad.iter().enumerate().fold(0, |b, (i, g)| if g.abs() > r.grad[b].abs() { i } else { b });
     // the largest-gradient coordinate, the first and last of every tensor, and one inside
     let mut coords = vec![argmax];
     let mut off = 0;
@@ -183,11 +143,7 @@ fn reference_matches_finite_differences(arch: Arch, act: Act, n: usize, scale: f
     }
     let fd = numeric_grad(arch, &w, act, &data, &coords);
     for (&i, fd) in coords.iter().zip(fd) {
-        assert!(
-            (fd - r.grad[i]).abs() <= 1e-6 * max_g + 1e-10,
-            "{arch:?} coordinate {i}: fd {fd} vs {}",
-            r.grad[i]
-        );
+        assert!((fd - r.grad[i]).abs() <= 1e-6 * max_g + 1e-10, "{arch:?} coordinate {i}: fd {fd} vs {}", r.grad[i]);
     }
 }
 

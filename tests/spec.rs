@@ -2,12 +2,7 @@ use losscape::model::{init_vector, Arch};
 
 #[test]
 fn parameter_counts_match_table_one() {
-    let expect = [
-        (Arch::Fcp, 42200),
-        (Arch::Lenet, 61706),
-        (Arch::Lstm, 15456),
-        (Arch::Autoencoder, 52224),
-    ];
+    let expect = [(Arch::Fcp, 42200), (Arch::Lenet, 61706), (Arch::Lstm, 15456), (Arch::Autoencoder, 52224)];
     for (arch, n) in expect {
         assert_eq!(arch.n_params(), n, "{}", arch.title());
     }
@@ -15,19 +10,10 @@ fn parameter_counts_match_table_one() {
 
 #[test]
 fn names_shapes_and_offsets_match_spec_section_one() {
-    let names = |a: Arch| {
-        a.params()
-            .iter()
-            .map(|t| (t.name, t.shape.clone()))
-            .collect::<Vec<_>>()
-    };
+    let names = |a: Arch| a.params().iter().map(|t| (t.name, t.shape.clone())).collect::<Vec<_>>();
     assert_eq!(
         names(Arch::Fcp),
-        vec![
-            ("fc1.weight", vec![50, 784]),
-            ("fc2.weight", vec![50, 50]),
-            ("fc3.weight", vec![10, 50])
-        ]
+        vec![("fc1.weight", vec![50, 784]), ("fc2.weight", vec![50, 50]), ("fc3.weight", vec![10, 50])]
     );
     assert_eq!(
         names(Arch::Lstm),
@@ -73,18 +59,9 @@ fn init_bounds_follow_pytorch_defaults_and_seeds_are_reproducible() {
     // SPEC §3 bounds, per tensor.
     let expect: [(Arch, &[f32]); 4] = [
         (Arch::Fcp, &[0.0357143, 0.1414214, 0.1414214]),
-        (
-            Arch::Lenet,
-            &[
-                0.2, 0.2, 0.0816497, 0.0816497, 0.05, 0.05, 0.0912871, 0.0912871, 0.1091089,
-                0.1091089,
-            ],
-        ),
+        (Arch::Lenet, &[0.2, 0.2, 0.0816497, 0.0816497, 0.05, 0.05, 0.0912871, 0.0912871, 0.1091089, 0.1091089]),
         (Arch::Lstm, &[0.1443376; 5]),
-        (
-            Arch::Autoencoder,
-            &[0.0357143, 0.1767767, 0.1767767, 0.1767767],
-        ),
+        (Arch::Autoencoder, &[0.0357143, 0.1767767, 0.1767767, 0.1767767]),
     ];
     for (arch, bounds) in expect {
         let v = init_vector(arch, 11);

@@ -6,10 +6,7 @@ use safetensors::{tensor::TensorView, Dtype};
 use std::path::Path;
 
 fn stack(arch: Arch, count: u64) -> WeightStack {
-    WeightStack::new(
-        arch,
-        (0..count).flat_map(|s| init_vector(arch, s)).collect(),
-    )
+    WeightStack::new(arch, (0..count).flat_map(|s| init_vector(arch, s)).collect())
 }
 
 #[test]
@@ -19,9 +16,7 @@ fn safetensors_round_trip_single_and_stacked_with_pytorch_names() {
         for count in [1, 3] {
             let mut s = stack(arch, count);
             s.metadata.insert("note".into(), "x".into());
-            let path = dir
-                .path()
-                .join(format!("{}-{count}.safetensors", arch.id()));
+            let path = dir.path().join(format!("{}-{count}.safetensors", arch.id()));
             write_weights(&path, &s).unwrap();
             let back = read_weights(&path, arch).unwrap();
             assert_eq!(back.flat, s.flat);
@@ -32,11 +27,8 @@ fn safetensors_round_trip_single_and_stacked_with_pytorch_names() {
             let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
             for t in arch.params() {
                 let view = st.tensor(t.name).unwrap();
-                let expect = if count == 1 {
-                    t.shape.clone()
-                } else {
-                    [vec![count as usize], t.shape.clone()].concat()
-                };
+                let expect =
+                    if count == 1 { t.shape.clone() } else { [vec![count as usize], t.shape.clone()].concat() };
                 assert_eq!(view.shape(), expect.as_slice(), "{}", t.name);
             }
         }
@@ -55,11 +47,12 @@ fn npy_round_trip_has_rows_of_flat_vectors() {
     assert_eq!(read_weights(&path, Arch::Lstm).unwrap().flat, s.flat);
 }
 
-fn write_tensors(path: &Path, tensors: &[(&str, Dtype, Vec<usize>, Vec<u8>)]) {
-    let views: Vec<_> = tensors
-        .iter()
-        .map(|(n, d, s, b)| (n.to_string(), TensorView::new(*d, s.clone(), b).unwrap()))
-        .collect();
+/// A tensor as written to disk: name, dtype, shape, little-endian bytes.
+type RawTensor = (&'static str, Dtype, Vec<usize>, Vec<u8>);
+
+fn write_tensors(path: &Path, tensors: &[RawTensor]) {
+    let views: Vec<_> =
+        tensors.iter().map(|(n, d, s, b)| (n.to_string(), TensorView::new(*d, s.clone(), b).unwrap())).collect();
     safetensors::serialize_to_file(views, None, path).unwrap();
 }
 
@@ -75,28 +68,14 @@ fn wrong_names_shapes_dtypes_and_values_are_errors_that_name_the_tensor() {
         let n = shape.iter().product();
         (name, Dtype::F32, shape, f32_bytes(n, 0.1))
     };
-    let cases: Vec<(Vec<(&str, Dtype, Vec<usize>, Vec<u8>)>, &str)> = vec![
+    let cases: Vec<(Vec<RawTensor>, &str)> = vec![
         (
-            vec![
-                good("fc1.weight", vec![50, 784]),
-                good("fc2.weight", vec![50, 50]),
-                good("fc3.wieght", vec![10, 50]),
-            ],
+            vec![good("fc1.weight", vec![50, 784]), good("fc2.weight", vec![50, 50]), good("fc3.wieght", vec![10, 50])],
             "fc3.wieght",
         ),
+        (vec![good("fc1.weight", vec![50, 784]), good("fc2.weight", vec![50, 50])], "fc3.weight"),
         (
-            vec![
-                good("fc1.weight", vec![50, 784]),
-                good("fc2.weight", vec![50, 50]),
-            ],
-            "fc3.weight",
-        ),
-        (
-            vec![
-                good("fc1.weight", vec![784, 50]),
-                good("fc2.weight", vec![50, 50]),
-                good("fc3.weight", vec![10, 50]),
-            ],
+            vec![good("fc1.weight", vec![784, 50]), good("fc2.weight", vec![50, 50]), good("fc3.weight", vec![10, 50])],
             "fc1.weight",
         ),
         (
@@ -111,12 +90,7 @@ fn wrong_names_shapes_dtypes_and_values_are_errors_that_name_the_tensor() {
             vec![
                 good("fc1.weight", vec![50, 784]),
                 good("fc2.weight", vec![50, 50]),
-                (
-                    "fc3.weight",
-                    Dtype::F32,
-                    vec![10, 50],
-                    f32_bytes(500, f32::NAN),
-                ),
+                ("fc3.weight", Dtype::F32, vec![10, 50], f32_bytes(500, f32::NAN)),
             ],
             "fc3.weight",
         ),
@@ -138,8 +112,7 @@ fn wrong_names_shapes_dtypes_and_values_are_errors_that_name_the_tensor() {
 
 #[test]
 fn the_authors_lstm_file_reads_and_a_wrong_model_is_refused() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/data/reference/lstm_bfgs_train_best48.npy");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/reference/lstm_bfgs_train_best48.npy");
     if !path.exists() {
         eprintln!("skipped: {} is absent", path.display());
         return;
@@ -147,8 +120,5 @@ fn the_authors_lstm_file_reads_and_a_wrong_model_is_refused() {
     let s = read_weights(&path, Arch::Lstm).unwrap();
     assert_eq!(s.count(), 48);
     let err = format!("{:#}", read_weights(&path, Arch::Fcp).unwrap_err());
-    assert!(
-        err.contains("row length 15456 does not match the FCP's 42200"),
-        "{err}"
-    );
+    assert!(err.contains("row length 15456 does not match the FCP's 42200"), "{err}");
 }

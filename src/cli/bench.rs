@@ -3,18 +3,22 @@ use clap::Args;
 use std::path::PathBuf;
 
 use super::{Activation, DataArgs, DeviceArgs};
-use crate::bench::{case, ceiling, commit, Record};
+use crate::bench::{case, ceiling, commit, flops_per_image_vector, Record};
 use crate::data::Split;
 use crate::model::{Arch, Network};
 
-/// Time FCP loss+gradient for B weight vectors on N training images, against a matrix-product ceiling.
+/// Time loss+gradient of B weight vectors on N training images for each network, against a
+/// matrix-product ceiling.
 #[derive(Args)]
 #[command(
-    after_help = "Example:\n  losscape bench --images 2048\n  losscape bench --images 60000 --batches 1,51 --ceiling-size 4096 --out bench.json"
+    after_help = "Example:\n  losscape bench --images 256\n  losscape bench --models fcp --images 60000 --batches 1,51 --ceiling-size 4096 --out bench.json"
 )]
 pub struct BenchArgs {
+    /// Networks to time.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "fcp,lenet,lstm,autoencoder")]
+    models: Vec<Arch>,
     /// Training images per call.
-    #[arg(long, default_value_t = 2048)]
+    #[arg(long, default_value_t = 1024)]
     images: usize,
     /// Weight-vector counts B to time.
     #[arg(long, value_delimiter = ',', default_value = "1,51")]
@@ -43,15 +47,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
     }
     let data = args.data.load(Split::Train)?.truncated(args.images);
     let gpu = args.device.open()?;
-    let timing = if gpu.has_timestamps() {
-        "gpu-timestamps"
-    } else {
-        "wall-clock"
-    };
-    println!(
-        "adapter: {} ({}, {}), timing: {timing}",
-        gpu.summary.name, gpu.summary.backend, gpu.summary.driver
-    );
+    let timing = if gpu.has_timestamps() { "gpu-timestamps" } else { "wall-clock" };
+    println!("adapter: {} ({}, {}), timing: {timing}", gpu.summary.name, gpu.summary.backend, gpu.summary.driver);
     let ceil = ceiling(&gpu, args.ceiling_size, args.repeats)?;
     println!(
         "ceiling: {0}x{0}x{0} matrix product {1:.3} ms = {2:.1} GFLOP/s",
@@ -59,15 +56,13 @@ pub fn run(args: BenchArgs) -> Result<()> {
         ceil.seconds * 1e3,
         ceil.gflops
     );
-    let net = Network {
-        arch: Arch::Fcp,
-        act: args.activation.act(),
-    };
     let mut cases = Vec::new();
-    for &b in &args.batches {
+    for (&arch, &b) in args.models.iter().flat_map(|m| std::iter::repeat(m).zip(&args.batches)) {
+        let net = Network { arch, act: args.activation.act() };
         let c = case(&gpu, net, &data, b, args.repeats, ceil.gflops)?;
         println!(
-            "fcp B={:<3} N={}: {:.3} ms/call, {:.3e} image-vector evaluations/s, {:.1} GFLOP/s ({:.0}% of ceiling)",
+            "{:<11} B={:<3} N={}: {:.3} ms/call, {:.3e} image-vector evaluations/s, {:.1} GFLOP/s ({:.0}% of ceiling)",
+            c.model,
             c.batch,
             c.images,
             c.seconds_per_call * 1e3,
@@ -77,12 +72,15 @@ pub fn run(args: BenchArgs) -> Result<()> {
         );
         cases.push(c);
     }
-    println!("FLOP count: 174,800 per image and vector (forward 2x42200, weight gradients 2x42200, data gradients 2x3000)");
+    for arch in &args.models {
+        println!("FLOP count {}: {} per image and vector", arch.id(), flops_per_image_vector(*arch));
+    }
     let record = Record {
         adapter: gpu.summary.clone(),
         commit: commit(),
         timing,
-        flop_count: "fcp: 174800 per image-vector (fwd 2*42200 + weight grads 2*42200 + data grads 2*(500+2500))",
+        flop_count: "per image-vector: forward products + weight-gradient products + data-gradient products, \
+                     multiply-add = 2, element-wise work not counted (see bench::flops_per_image_vector)",
         repeats: args.repeats,
         ceiling: ceil,
         cases,

@@ -22,6 +22,9 @@ pub struct EvalArgs {
     /// Which split.
     #[arg(long, value_enum, default_value_t = Split::Test)]
     split: Split,
+    /// Evaluate only these vectors (0-based row indices, e.g. 0,1,5).
+    #[arg(long, value_delimiter = ',', value_name = "I,J,...")]
+    vectors: Option<Vec<usize>>,
     /// Evaluate on the first N images only.
     #[arg(long, value_name = "N")]
     limit: Option<usize>,
@@ -42,6 +45,11 @@ pub fn run(args: EvalArgs) -> Result<()> {
     if stack.count() == 0 {
         bail!("{}: holds no weight vectors", args.weights.display());
     }
+    let rows: Vec<usize> = args.vectors.clone().unwrap_or_else(|| (0..stack.count()).collect());
+    if let Some(&bad) = rows.iter().find(|&&r| r >= stack.count()) {
+        bail!("--vectors: there is no vector {bad}; {} holds {}", args.weights.display(), stack.count());
+    }
+    let flat: Vec<f32> = rows.iter().flat_map(|&r| stack.vector(r).iter().copied()).collect();
     let mut data = args.data.load(args.split)?;
     if let Some(n) = args.limit {
         if n == 0 {
@@ -51,24 +59,18 @@ pub fn run(args: EvalArgs) -> Result<()> {
     }
     let gpu = args.device.open()?;
     let images = GpuImages::upload(&gpu, &data)?;
-    let net = Network {
-        arch: args.model,
-        act: args.activation.act(),
-    };
-    let eval = Evaluator::new(net, &images, 0..images.count, stack.count())?;
-    eval.set_weights(&stack.flat)?;
+    let net = Network { arch: args.model, act: args.activation.act() };
+    let eval = Evaluator::new(net, &images, 0..images.count, rows.len())?;
+    eval.set_weights(&flat)?;
     eval.run(Want::Loss);
     let results = eval.results()?;
-    if let Some((i, _)) = results
-        .iter()
-        .enumerate()
-        .find(|(_, r)| !r.loss.is_finite())
-    {
-        eprintln!("warning: vector {i} has a non-finite loss");
+    if let Some((i, _)) = rows.iter().zip(&results).find(|(_, r)| !r.loss.is_finite()) {
+        eprintln!("warning: vector {i} has a non-finite loss (the weights overflow this network)");
     }
     if args.json {
         let out = serde_json::json!({
             "model": args.model.id(),
+            "vectors": rows,
             "split": args.split.name(),
             "images": data.len(),
             "losses": results.iter().map(|r| r.loss).collect::<Vec<_>>(),
@@ -76,13 +78,9 @@ pub fn run(args: EvalArgs) -> Result<()> {
         });
         println!("{out}");
     } else {
-        for (i, r) in results.iter().enumerate() {
+        for (&i, r) in rows.iter().zip(&results) {
             match r.accuracy {
-                Some(a) => println!(
-                    "vector {i}: loss {:.6e}  accuracy {:.2}%",
-                    r.loss,
-                    100.0 * a
-                ),
+                Some(a) => println!("vector {i}: loss {:.6e}  accuracy {:.2}%", r.loss, 100.0 * a),
                 None => println!("vector {i}: loss {:.6e}", r.loss),
             }
         }

@@ -28,11 +28,7 @@ pub fn run(args: InfoArgs) -> Result<()> {
         println!("[{i}] {}", a.name);
         println!("    backend {}, type {}", a.backend, a.device_type);
         println!("    driver {} {}", a.driver, a.driver_info);
-        let features = if a.features.is_empty() {
-            "none".to_string()
-        } else {
-            a.features.join(", ")
-        };
+        let features = if a.features.is_empty() { "none".to_string() } else { a.features.join(", ") };
         println!("    optional features: {features}");
         println!(
             "    limits: storage binding {} MiB, buffer {} MiB, workgroup memory {} KiB, {} invocations/workgroup, {} workgroups/dimension",

@@ -29,20 +29,11 @@ pub fn run(args: InitArgs) -> Result<()> {
     if args.count == 0 {
         bail!("--count must be at least 1");
     }
-    let flat: Vec<f32> = (0..args.count as u64)
-        .flat_map(|i| init_vector(args.model, args.seed + i))
-        .collect();
+    let flat: Vec<f32> = (0..args.count as u64).flat_map(|i| init_vector(args.model, args.seed + i)).collect();
     let mut stack = WeightStack::new(args.model, flat);
-    let seeds: Vec<String> = (0..args.count as u64)
-        .map(|i| (args.seed + i).to_string())
-        .collect();
-    stack
-        .metadata
-        .insert("losscape.seeds".into(), seeds.join(","));
-    stack.metadata.insert(
-        "losscape.init".into(),
-        "pytorch-default-uniform-chacha8".into(),
-    );
+    let seeds: Vec<String> = (0..args.count as u64).map(|i| (args.seed + i).to_string()).collect();
+    stack.metadata.insert("losscape.seeds".into(), seeds.join(","));
+    stack.metadata.insert("losscape.init".into(), "pytorch-default-uniform-chacha8".into());
     write_weights(&args.out, &stack)?;
     println!(
         "wrote {} {} vector(s) of {} parameters (seeds {}..={}) to {}",

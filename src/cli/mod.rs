@@ -47,10 +47,7 @@ pub struct DeviceArgs {
 
 impl DeviceArgs {
     pub fn choice(&self) -> DeviceChoice {
-        DeviceChoice {
-            backend: self.backend.clone(),
-            adapter: self.adapter.clone(),
-        }
+        DeviceChoice { backend: self.backend.clone(), adapter: self.adapter.clone() }
     }
     pub fn open(&self) -> Result<Arc<Gpu>> {
         Gpu::open(&self.choice())

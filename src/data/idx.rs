@@ -7,44 +7,19 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum IdxError {
     #[error("{path}: cannot read: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     #[error("{path}: wrong magic number {found:#010x} (expected {expected:#010x}); is this an MNIST {kind} file?")]
-    Magic {
-        path: PathBuf,
-        found: u32,
-        expected: u32,
-        kind: &'static str,
-    },
+    Magic { path: PathBuf, found: u32, expected: u32, kind: &'static str },
     #[error("{path}: truncated: the header promises {expected} bytes, the file holds {found}; download it again")]
-    Truncated {
-        path: PathBuf,
-        expected: usize,
-        found: usize,
-    },
+    Truncated { path: PathBuf, expected: usize, found: usize },
     #[error("{path}: {found} bytes, more than the {expected} that the header describes; the file is corrupt")]
-    TrailingBytes {
-        path: PathBuf,
-        expected: usize,
-        found: usize,
-    },
+    TrailingBytes { path: PathBuf, expected: usize, found: usize },
     #[error("{path}: images are {rows}x{cols}, expected 28x28")]
     Dimensions { path: PathBuf, rows: u32, cols: u32 },
     #[error("{images}: {n_images} images but {labels}: {n_labels} labels; the two files must belong together")]
-    CountMismatch {
-        images: PathBuf,
-        n_images: usize,
-        labels: PathBuf,
-        n_labels: usize,
-    },
+    CountMismatch { images: PathBuf, n_images: usize, labels: PathBuf, n_labels: usize },
     #[error("{path}: label {label} at index {index} is not a digit 0-9")]
-    Label {
-        path: PathBuf,
-        index: usize,
-        label: u8,
-    },
+    Label { path: PathBuf, index: usize, label: u8 },
 }
 
 const IMAGES_MAGIC: u32 = 0x0000_0803;
@@ -52,16 +27,11 @@ const LABELS_MAGIC: u32 = 0x0000_0801;
 
 /// Reads a whole file, un-gzipping it when its name ends in `.gz`.
 pub fn read_maybe_gz(path: &Path) -> Result<Vec<u8>, IdxError> {
-    let io = |source| IdxError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
+    let io = |source| IdxError::Io { path: path.to_path_buf(), source };
     let raw = std::fs::read(path).map_err(io)?;
     if path.extension().is_some_and(|e| e == "gz") {
         let mut out = Vec::with_capacity(raw.len() * 5);
-        flate2::read::GzDecoder::new(&raw[..])
-            .read_to_end(&mut out)
-            .map_err(io)?;
+        flate2::read::GzDecoder::new(&raw[..]).read_to_end(&mut out).map_err(io)?;
         Ok(out)
     } else {
         Ok(raw)
@@ -70,29 +40,15 @@ pub fn read_maybe_gz(path: &Path) -> Result<Vec<u8>, IdxError> {
 
 fn header(bytes: &[u8], path: &Path, words: usize) -> Result<Vec<u32>, IdxError> {
     if bytes.len() < 4 * words {
-        return Err(IdxError::Truncated {
-            path: path.into(),
-            expected: 4 * words,
-            found: bytes.len(),
-        });
+        return Err(IdxError::Truncated { path: path.into(), expected: 4 * words, found: bytes.len() });
     }
-    Ok((0..words)
-        .map(|i| u32::from_be_bytes(bytes[4 * i..4 * i + 4].try_into().unwrap()))
-        .collect())
+    Ok((0..words).map(|i| u32::from_be_bytes(bytes[4 * i..4 * i + 4].try_into().unwrap())).collect())
 }
 
 fn check_length(bytes: &[u8], path: &Path, expected: usize) -> Result<(), IdxError> {
     match bytes.len() {
-        n if n < expected => Err(IdxError::Truncated {
-            path: path.into(),
-            expected,
-            found: n,
-        }),
-        n if n > expected => Err(IdxError::TrailingBytes {
-            path: path.into(),
-            expected,
-            found: n,
-        }),
+        n if n < expected => Err(IdxError::Truncated { path: path.into(), expected, found: n }),
+        n if n > expected => Err(IdxError::TrailingBytes { path: path.into(), expected, found: n }),
         _ => Ok(()),
     }
 }
@@ -101,21 +57,12 @@ fn check_length(bytes: &[u8], path: &Path, expected: usize) -> Result<(), IdxErr
 pub fn parse_images(bytes: &[u8], path: &Path) -> Result<(usize, Vec<u8>), IdxError> {
     let magic = header(bytes, path, 1)?[0];
     if magic != IMAGES_MAGIC {
-        return Err(IdxError::Magic {
-            path: path.into(),
-            found: magic,
-            expected: IMAGES_MAGIC,
-            kind: "image",
-        });
+        return Err(IdxError::Magic { path: path.into(), found: magic, expected: IMAGES_MAGIC, kind: "image" });
     }
     let h = header(bytes, path, 4)?;
     let (count, rows, cols) = (h[1] as usize, h[2], h[3]);
     if (rows, cols) != (28, 28) {
-        return Err(IdxError::Dimensions {
-            path: path.into(),
-            rows,
-            cols,
-        });
+        return Err(IdxError::Dimensions { path: path.into(), rows, cols });
     }
     check_length(bytes, path, 16 + count * 784)?;
     Ok((count, bytes[16..].to_vec()))
@@ -125,22 +72,13 @@ pub fn parse_images(bytes: &[u8], path: &Path) -> Result<(usize, Vec<u8>), IdxEr
 pub fn parse_labels(bytes: &[u8], path: &Path) -> Result<Vec<u8>, IdxError> {
     let magic = header(bytes, path, 1)?[0];
     if magic != LABELS_MAGIC {
-        return Err(IdxError::Magic {
-            path: path.into(),
-            found: magic,
-            expected: LABELS_MAGIC,
-            kind: "label",
-        });
+        return Err(IdxError::Magic { path: path.into(), found: magic, expected: LABELS_MAGIC, kind: "label" });
     }
     let count = header(bytes, path, 2)?[1] as usize;
     check_length(bytes, path, 8 + count)?;
     let labels = bytes[8..].to_vec();
     if let Some((index, &label)) = labels.iter().enumerate().find(|(_, &l)| l > 9) {
-        return Err(IdxError::Label {
-            path: path.into(),
-            index,
-            label,
-        });
+        return Err(IdxError::Label { path: path.into(), index, label });
     }
     Ok(labels)
 }

@@ -34,9 +34,7 @@ impl Dataset {
 }
 
 /// Which official split.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Split {
     Train,
@@ -60,9 +58,7 @@ impl Split {
 
 /// The directory of the MNIST files bundled with losscape.
 pub fn bundled_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("assets")
-        .join("mnist")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("assets").join("mnist")
 }
 
 fn find(dir: &Path, name: &str) -> Result<PathBuf> {
@@ -71,10 +67,7 @@ fn find(dir: &Path, name: &str) -> Result<PathBuf> {
             return Ok(candidate);
         }
     }
-    bail!(
-        "{}: no {name}.gz or {name}; --data must name a directory with the four MNIST IDX files",
-        dir.display()
-    )
+    bail!("{}: no {name}.gz or {name}; --data must name a directory with the four MNIST IDX files", dir.display())
 }
 
 /// Loads one split from an IDX directory (`.gz` or raw files).

@@ -20,9 +20,8 @@ impl GpuBuffer {
     }
 }
 
-const STORAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
-    .union(wgpu::BufferUsages::COPY_SRC)
-    .union(wgpu::BufferUsages::COPY_DST);
+const STORAGE: wgpu::BufferUsages =
+    wgpu::BufferUsages::STORAGE.union(wgpu::BufferUsages::COPY_SRC).union(wgpu::BufferUsages::COPY_DST);
 
 impl Gpu {
     fn check_size(&self, bytes: u64, label: &str) -> Result<()> {
@@ -46,57 +45,30 @@ impl Gpu {
             usage: STORAGE,
             mapped_at_creation: false,
         });
-        Ok(GpuBuffer {
-            buffer: Arc::new(buffer),
-            len,
-        })
+        Ok(GpuBuffer { buffer: Arc::new(buffer), len })
     }
 
     /// A buffer holding `data` (any 32-bit plain type).
     pub fn upload<T: bytemuck::Pod>(&self, data: &[T], label: &str) -> Result<GpuBuffer> {
-        assert_eq!(
-            std::mem::size_of::<T>(),
-            4,
-            "GPU buffers hold 32-bit elements"
-        );
-        let bytes: &[u8] = if data.is_empty() {
-            &[0u8; 4]
-        } else {
-            bytemuck::cast_slice(data)
-        };
+        assert_eq!(std::mem::size_of::<T>(), 4, "GPU buffers hold 32-bit elements");
+        let bytes: &[u8] = if data.is_empty() { &[0u8; 4] } else { bytemuck::cast_slice(data) };
         self.check_size(bytes.len() as u64, label)?;
-        let buffer = self
-            .device
-            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some(label),
-                contents: bytes,
-                usage: STORAGE,
-            });
-        Ok(GpuBuffer {
-            buffer: Arc::new(buffer),
-            len: data.len(),
-        })
+        let buffer = self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some(label),
+            contents: bytes,
+            usage: STORAGE,
+        });
+        Ok(GpuBuffer { buffer: Arc::new(buffer), len: data.len() })
     }
 
     /// Overwrites elements of `dst` starting at element `offset`.
     pub fn write<T: bytemuck::Pod>(&self, dst: &GpuBuffer, offset: usize, data: &[T]) {
-        assert!(
-            offset + data.len() <= dst.len,
-            "write past the end of a GPU buffer"
-        );
-        self.queue
-            .write_buffer(&dst.buffer, (offset * 4) as u64, bytemuck::cast_slice(data));
+        assert!(offset + data.len() <= dst.len, "write past the end of a GPU buffer");
+        self.queue.write_buffer(&dst.buffer, (offset * 4) as u64, bytemuck::cast_slice(data));
     }
 
     /// Copies `len` elements between buffers on the device.
-    pub fn copy(
-        &self,
-        src: &GpuBuffer,
-        src_off: usize,
-        dst: &GpuBuffer,
-        dst_off: usize,
-        len: usize,
-    ) {
+    pub fn copy(&self, src: &GpuBuffer, src_off: usize, dst: &GpuBuffer, dst_off: usize, len: usize) {
         let mut enc = self.device.create_command_encoder(&Default::default());
         enc.copy_buffer_to_buffer(
             &src.buffer,
@@ -109,12 +81,7 @@ impl Gpu {
     }
 
     /// Reads `len` elements from `offset` back to the host; waits for all queued work first.
-    pub fn read<T: bytemuck::Pod>(
-        &self,
-        src: &GpuBuffer,
-        offset: usize,
-        len: usize,
-    ) -> Result<Vec<T>> {
+    pub fn read<T: bytemuck::Pod>(&self, src: &GpuBuffer, offset: usize, len: usize) -> Result<Vec<T>> {
         if len == 0 {
             return Ok(Vec::new());
         }
@@ -136,9 +103,7 @@ impl Gpu {
         rx.recv()
             .map_err(|_| anyhow!("the GPU read-back was dropped"))?
             .map_err(|e| anyhow!("could not read results back from the GPU: {e}"))?;
-        let view = staging
-            .get_mapped_range(..)
-            .map_err(|e| anyhow!("could not map the GPU read-back buffer: {e}"))?;
+        let view = staging.get_mapped_range(..).map_err(|e| anyhow!("could not map the GPU read-back buffer: {e}"))?;
         let out = bytemuck::cast_slice::<u8, T>(&view).to_vec();
         drop(view);
         staging.unmap();

@@ -107,11 +107,7 @@ fn summarize(adapter: &wgpu::Adapter) -> AdapterSummary {
         device_type: format!("{:?}", info.device_type),
         driver: info.driver,
         driver_info: info.driver_info,
-        features: OPTIONAL_FEATURES
-            .iter()
-            .filter(|(f, _)| have.contains(*f))
-            .map(|(_, n)| n.to_string())
-            .collect(),
+        features: OPTIONAL_FEATURES.iter().filter(|(f, _)| have.contains(*f)).map(|(_, n)| n.to_string()).collect(),
         max_storage_buffer_binding_size: limits.max_storage_buffer_binding_size,
         max_buffer_size: limits.max_buffer_size,
         max_compute_workgroup_storage_size: limits.max_compute_workgroup_storage_size,
@@ -129,27 +125,23 @@ pub fn list_adapters(choice: &DeviceChoice) -> Result<Vec<AdapterSummary>> {
 
 fn pick_adapter(choice: &DeviceChoice) -> Result<wgpu::Adapter> {
     let instance = instance(choice)?;
-    let wanted = choice
-        .adapter
-        .clone()
-        .or_else(|| std::env::var("WGPU_ADAPTER_NAME").ok());
+    let wanted = choice.adapter.clone().or_else(|| std::env::var("WGPU_ADAPTER_NAME").ok());
     let adapters = pollster::block_on(instance.enumerate_adapters(backends(choice)?));
     if adapters.is_empty() {
         bail!(NO_ADAPTER_HELP);
     }
     if let Some(wanted) = wanted {
         if let Ok(index) = wanted.parse::<usize>() {
-            return adapters.into_iter().nth(index).ok_or_else(|| {
-                anyhow!("there is no adapter number {index}; `losscape info` lists them")
-            });
+            return adapters
+                .into_iter()
+                .nth(index)
+                .ok_or_else(|| anyhow!("there is no adapter number {index}; `losscape info` lists them"));
         }
         let needle = wanted.to_lowercase();
         return adapters
             .into_iter()
             .find(|a| a.get_info().name.to_lowercase().contains(&needle))
-            .ok_or_else(|| {
-                anyhow!("no adapter's name contains '{wanted}'; `losscape info` lists them")
-            });
+            .ok_or_else(|| anyhow!("no adapter's name contains '{wanted}'; `losscape info` lists them"));
     }
     // Prefer a real GPU over a software rasteriser.
     let rank = |a: &wgpu::Adapter| match a.get_info().device_type {
@@ -212,9 +204,7 @@ impl Gpu {
 
     /// The largest buffer the shaders may bind, in bytes.
     pub fn max_binding_bytes(&self) -> u64 {
-        self.limits
-            .max_storage_buffer_binding_size
-            .min(self.limits.max_buffer_size)
+        self.limits.max_storage_buffer_binding_size.min(self.limits.max_buffer_size)
     }
 
     /// A compute pipeline, compiled once per (shader, entry point, override constants) and cached.
@@ -224,35 +214,28 @@ impl Gpu {
         entry: &'static str,
         constants: &[(&'static str, f64)],
     ) -> Arc<wgpu::ComputePipeline> {
-        let key: PipelineKey = (
-            shader,
-            entry,
-            constants.iter().map(|(n, v)| (*n, v.to_bits())).collect(),
-        );
+        let key: PipelineKey = (shader, entry, constants.iter().map(|(n, v)| (*n, v.to_bits())).collect());
         if let Some(p) = self.pipelines.lock().unwrap().get(&key) {
             return p.clone();
         }
         let mut modules = self.modules.lock().unwrap();
         let module = modules.entry(shader).or_insert_with(|| {
-            self.device
-                .create_shader_module(wgpu::ShaderModuleDescriptor {
-                    label: Some(shader.name()),
-                    source: wgpu::ShaderSource::Wgsl(shader.source().into()),
-                })
+            self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(shader.name()),
+                source: wgpu::ShaderSource::Wgsl(shader.source().into()),
+            })
         });
-        let pipeline = Arc::new(self.device.create_compute_pipeline(
-            &wgpu::ComputePipelineDescriptor {
-                label: Some(entry),
-                layout: None,
-                module,
-                entry_point: Some(entry),
-                compilation_options: wgpu::PipelineCompilationOptions {
-                    constants,
-                    zero_initialize_workgroup_memory: false,
-                },
-                cache: None,
+        let pipeline = Arc::new(self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(entry),
+            layout: None,
+            module,
+            entry_point: Some(entry),
+            compilation_options: wgpu::PipelineCompilationOptions {
+                constants,
+                zero_initialize_workgroup_memory: false,
             },
-        ));
+            cache: None,
+        }));
         drop(modules);
         self.pipelines.lock().unwrap().insert(key, pipeline.clone());
         pipeline

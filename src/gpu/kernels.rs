@@ -30,23 +30,11 @@ pub struct Layout {
 impl Layout {
     /// A row-major matrix with `cols` columns, batches `batch` elements apart.
     pub fn row_major(off: usize, cols: usize, batch: usize) -> Layout {
-        Layout {
-            off,
-            batch,
-            row: cols,
-            col: 1,
-            group: None,
-        }
+        Layout { off, batch, row: cols, col: 1, group: None }
     }
     /// The transpose of a row-major matrix with `cols` columns: element (r, c) is at c*cols + r.
     pub fn transposed(off: usize, cols: usize, batch: usize) -> Layout {
-        Layout {
-            off,
-            batch,
-            row: 1,
-            col: cols,
-            group: None,
-        }
+        Layout { off, batch, row: 1, col: cols, group: None }
     }
     fn grouping(&self, cols: usize) -> (u32, u32) {
         match self.group {
@@ -221,39 +209,20 @@ impl Gpu {
         self.dispatch(
             Shader::Matmul,
             "main",
-            &[
-                ("A_BYTES", a_bytes as u32 as f64),
-                ("B_BYTES", b_bytes as u32 as f64),
-            ],
+            &[("A_BYTES", a_bytes as u32 as f64), ("B_BYTES", b_bytes as u32 as f64)],
             &params,
             &[(1, a_f32), (2, b_f32), (3, c.0), (4, images)],
-            [
-                u(shape.n.div_ceil(64)),
-                u(shape.m.div_ceil(64)),
-                u(shape.batches),
-            ],
+            [u(shape.n.div_ceil(64)), u(shape.m.div_ceil(64)), u(shape.batches)],
         )
     }
 
     /// Records `out = act(z)` over the first `len` elements.
-    pub fn activation_forward(
-        &self,
-        act: Act,
-        z: &GpuBuffer,
-        out: &GpuBuffer,
-        len: usize,
-    ) -> Result<Dispatch> {
+    pub fn activation_forward(&self, act: Act, z: &GpuBuffer, out: &GpuBuffer, len: usize) -> Result<Dispatch> {
         self.elementwise("forward", act, z, out, len)
     }
 
     /// Records `grad *= act'(z)` over the first `len` elements.
-    pub fn activation_backward(
-        &self,
-        act: Act,
-        z: &GpuBuffer,
-        grad: &GpuBuffer,
-        len: usize,
-    ) -> Result<Dispatch> {
+    pub fn activation_backward(&self, act: Act, z: &GpuBuffer, grad: &GpuBuffer, len: usize) -> Result<Dispatch> {
         self.elementwise("backward", act, z, grad, len)
     }
 
@@ -266,19 +235,8 @@ impl Gpu {
         len: usize,
     ) -> Result<Dispatch> {
         let (groups, row) = element_grid(len, self.limits.max_compute_workgroups_per_dimension);
-        let params = ElementParams {
-            len: u(len),
-            row,
-            _pad: [0; 2],
-        };
-        self.dispatch(
-            Shader::Activation,
-            entry,
-            &[("ACT", act.code())],
-            &params,
-            &[(1, z), (2, out)],
-            groups,
-        )
+        let params = ElementParams { len: u(len), row, _pad: [0; 2] };
+        self.dispatch(Shader::Activation, entry, &[("ACT", act.code())], &params, &[(1, z), (2, out)], groups)
     }
 
     /// Records a loss head: per-image losses into `partials`, d loss / d outputs into `grad`.
@@ -310,12 +268,7 @@ impl Gpu {
             entry,
             &[],
             &params,
-            &[
-                (1, outputs),
-                (target_binding, targets),
-                (3, grad),
-                (4, partials),
-            ],
+            &[(1, outputs), (target_binding, targets), (3, grad), (4, partials)],
             [u(partial_slots(chunk.images)), u(chunk.batches), 1],
         )
     }

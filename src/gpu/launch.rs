@@ -34,31 +34,23 @@ impl Gpu {
             ));
         }
         let pipeline = self.pipeline(shader, entry, constants);
-        let uniform = self
-            .device
-            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some("params"),
-                contents: bytemuck::bytes_of(params),
-                usage: wgpu::BufferUsages::UNIFORM,
-            });
-        let mut entries = vec![wgpu::BindGroupEntry {
-            binding: 0,
-            resource: uniform.as_entire_binding(),
-        }];
-        entries.extend(buffers.iter().map(|(binding, b)| wgpu::BindGroupEntry {
-            binding: *binding,
-            resource: b.buffer.as_entire_binding(),
-        }));
+        let uniform = self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("params"),
+            contents: bytemuck::bytes_of(params),
+            usage: wgpu::BufferUsages::UNIFORM,
+        });
+        let mut entries = vec![wgpu::BindGroupEntry { binding: 0, resource: uniform.as_entire_binding() }];
+        entries.extend(
+            buffers
+                .iter()
+                .map(|(binding, b)| wgpu::BindGroupEntry { binding: *binding, resource: b.buffer.as_entire_binding() }),
+        );
         let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some(entry),
             layout: &pipeline.get_bind_group_layout(0),
             entries: &entries,
         });
-        Ok(Dispatch {
-            pipeline,
-            bind_group,
-            groups,
-        })
+        Ok(Dispatch { pipeline, bind_group, groups })
     }
 
     /// Submits dispatches in order as one compute pass (wgpu orders them: each sees the previous
@@ -88,24 +80,13 @@ impl Gpu {
             mapped_at_creation: false,
         });
         self.submit_inner(dispatches, Some((&set, &resolve)));
-        let ticks: Vec<u32> = self.read(
-            &GpuBuffer {
-                buffer: Arc::new(resolve),
-                len: 4,
-            },
-            0,
-            4,
-        )?;
+        let ticks: Vec<u32> = self.read(&GpuBuffer { buffer: Arc::new(resolve), len: 4 }, 0, 4)?;
         let start = ticks[0] as u64 | ((ticks[1] as u64) << 32);
         let end = ticks[2] as u64 | ((ticks[3] as u64) << 32);
         Ok(end.saturating_sub(start) as f64 * self.queue.get_timestamp_period() as f64 * 1e-9)
     }
 
-    fn submit_inner(
-        &self,
-        dispatches: &[&Dispatch],
-        timing: Option<(&wgpu::QuerySet, &wgpu::Buffer)>,
-    ) {
+    fn submit_inner(&self, dispatches: &[&Dispatch], timing: Option<(&wgpu::QuerySet, &wgpu::Buffer)>) {
         let mut enc = self.device.create_command_encoder(&Default::default());
         {
             let timestamp_writes = timing.map(|(set, _)| wgpu::ComputePassTimestampWrites {
@@ -113,10 +94,8 @@ impl Gpu {
                 beginning_of_pass_write_index: Some(0),
                 end_of_pass_write_index: Some(1),
             });
-            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some("losscape"),
-                timestamp_writes,
-            });
+            let mut pass =
+                enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("losscape"), timestamp_writes });
             for d in dispatches {
                 pass.set_pipeline(&d.pipeline);
                 pass.set_bind_group(0, &d.bind_group, &[]);

@@ -136,20 +136,10 @@ impl Gpu {
     }
 
     /// out = conv(input) + bias.
-    pub fn conv_forward(
-        &self,
-        c: Conv,
-        input: Source,
-        weights: &GpuBuffer,
-        out: &GpuBuffer,
-    ) -> Result<Dispatch> {
+    pub fn conv_forward(&self, c: Conv, input: Source, weights: &GpuBuffer, out: &GpuBuffer) -> Result<Dispatch> {
         let (buf, bytes) = split(input);
         let (grid, row) = self.grid(c.batches * c.out_bs());
-        let (f32_in, byte_in) = if bytes {
-            (&self.dummy, buf)
-        } else {
-            (buf, &self.dummy)
-        };
+        let (f32_in, byte_in) = if bytes { (&self.dummy, buf) } else { (buf, &self.dummy) };
         self.dispatch(
             Shader::Conv,
             "forward",
@@ -170,11 +160,7 @@ impl Gpu {
         accumulate: bool,
     ) -> Result<Dispatch> {
         let (buf, bytes) = split(input);
-        let (f32_in, byte_in) = if bytes {
-            (&self.dummy, buf)
-        } else {
-            (buf, &self.dummy)
-        };
+        let (f32_in, byte_in) = if bytes { (&self.dummy, buf) } else { (buf, &self.dummy) };
         let groups = c.out_c * (c.in_c * c.ksize * c.ksize + 1);
         self.dispatch(
             Shader::Conv,
@@ -217,21 +203,9 @@ impl Gpu {
     ) -> Result<Dispatch> {
         let side = if backward { in_hw } else { in_hw / 2 };
         let (grid, row) = self.grid(planes * side * side);
-        let params = PoolParams {
-            planes: u(planes),
-            in_hw: u(in_hw),
-            row,
-            _pad: 0,
-        };
+        let params = PoolParams { planes: u(planes), in_hw: u(in_hw), row, _pad: 0 };
         let entry = if backward { "backward" } else { "forward" };
-        self.dispatch(
-            Shader::Pool,
-            entry,
-            &[],
-            &params,
-            &[(1, src), (2, dst)],
-            grid,
-        )
+        self.dispatch(Shader::Pool, entry, &[], &params, &[(1, src), (2, dst)], grid)
     }
 
     /// xperm[n][j] = pixel perm[j] of image first_image + n.
@@ -243,14 +217,7 @@ impl Gpu {
         xperm: &GpuBuffer,
     ) -> Result<Dispatch> {
         let (grid, row) = self.grid(s.images * 784);
-        self.dispatch(
-            Shader::Lstm,
-            "gather",
-            &[],
-            &s.params(row),
-            &[(8, images), (9, perm), (10, xperm)],
-            grid,
-        )
+        self.dispatch(Shader::Lstm, "gather", &[], &s.params(row), &[(8, images), (9, perm), (10, xperm)], grid)
     }
 
     /// One LSTM step forward: biases into the gates, then c and h.
@@ -292,5 +259,59 @@ impl Gpu {
             &[(2, gates), (3, cells), (6, dh), (7, dc)],
             grid,
         )
+    }
+}
+
+/// Hyper-parameters of one Adam step (PyTorch semantics) at step number `t` (1-based).
+#[derive(Clone, Copy, Debug)]
+pub struct AdamStep {
+    pub lr: f64,
+    pub beta1: f64,
+    pub beta2: f64,
+    pub eps: f64,
+    pub t: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct AdamParams {
+    len: u32,
+    row: u32,
+    p_off: u32,
+    _p0: u32,
+    step_size: f32,
+    bc2_sqrt: f32,
+    beta1: f32,
+    beta2: f32,
+    eps: f32,
+    _pad: [u32; 3],
+}
+
+impl Gpu {
+    /// One Adam step on `len` parameters of `param` from element `p_off`, with moments `m`, `v`.
+    pub fn adam(
+        &self,
+        s: AdamStep,
+        grad: &GpuBuffer,
+        param: &GpuBuffer,
+        p_off: usize,
+        m: &GpuBuffer,
+        v: &GpuBuffer,
+        len: usize,
+    ) -> Result<Dispatch> {
+        let (grid, row) = self.grid(len);
+        let params = AdamParams {
+            len: u(len),
+            row,
+            p_off: u(p_off),
+            _p0: 0,
+            step_size: (s.lr / (1.0 - s.beta1.powi(s.t as i32))) as f32,
+            bc2_sqrt: (1.0 - s.beta2.powi(s.t as i32)).sqrt() as f32,
+            beta1: s.beta1 as f32,
+            beta2: s.beta2 as f32,
+            eps: s.eps as f32,
+            _pad: [0; 3],
+        };
+        self.dispatch(Shader::Adam, "step", &[], &params, &[(1, grad), (2, param), (3, m), (4, v)], grid)
     }
 }

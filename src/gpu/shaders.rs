@@ -10,16 +10,21 @@ pub enum Shader {
     Conv,
     Pool,
     Lstm,
+    Adam,
 }
 
 const NUMERICS: &str = include_str!("../../shaders/numerics.wgsl");
 
 impl Shader {
-    pub const ALL: [Shader; 4] = [
+    pub const ALL: [Shader; 8] = [
         Shader::Matmul,
         Shader::Activation,
         Shader::Loss,
         Shader::Vector,
+        Shader::Conv,
+        Shader::Pool,
+        Shader::Lstm,
+        Shader::Adam,
     ];
 
     pub fn name(self) -> &'static str {
@@ -31,6 +36,7 @@ impl Shader {
             Shader::Conv => "conv",
             Shader::Pool => "pool",
             Shader::Lstm => "lstm",
+            Shader::Adam => "adam",
         }
     }
 
@@ -43,6 +49,7 @@ impl Shader {
             Shader::Conv => include_str!("../../shaders/conv.wgsl"),
             Shader::Pool => include_str!("../../shaders/pool.wgsl"),
             Shader::Lstm => include_str!("../../shaders/lstm.wgsl"),
+            Shader::Adam => include_str!("../../shaders/adam.wgsl"),
         }
     }
 
@@ -65,11 +72,8 @@ pub fn validate(shader: Shader) -> Result<(), String> {
     let source = shader.source();
     let module = naga::front::wgsl::parse_str(&source)
         .map_err(|e| format!("{}.wgsl: {}", shader.name(), e.emit_to_string(&source)))?;
-    naga::valid::Validator::new(
-        naga::valid::ValidationFlags::all(),
-        naga::valid::Capabilities::all(),
-    )
-    .validate(&module)
-    .map_err(|e| format!("{}.wgsl: {}", shader.name(), e.emit_to_string(&source)))?;
+    naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::all())
+        .validate(&module)
+        .map_err(|e| format!("{}.wgsl: {}", shader.name(), e.emit_to_string(&source)))?;
     Ok(())
 }

@@ -18,12 +18,7 @@ pub struct Rows<'a> {
 impl<'a> Rows<'a> {
     pub fn new(buf: &'a GpuBuffer, rows: usize, len: usize) -> Rows<'a> {
         assert!(rows * len <= buf.len, "rows exceed the buffer");
-        Rows {
-            buf,
-            rows,
-            len,
-            stride: len,
-        }
+        Rows { buf, rows, len, stride: len }
     }
 }
 
@@ -38,15 +33,7 @@ struct VectorParams {
 
 fn layout(r: &Rows) -> (VectorParams, [u32; 3]) {
     let groups = r.len.div_ceil(256).clamp(1, 256) as u32;
-    (
-        VectorParams {
-            len: r.len as u32,
-            stride: r.stride as u32,
-            groups,
-            _pad: 0,
-        },
-        [groups, r.rows as u32, 1],
-    )
+    (VectorParams { len: r.len as u32, stride: r.stride as u32, groups, _pad: 0 }, [groups, r.rows as u32, 1])
 }
 
 impl Gpu {
@@ -60,19 +47,12 @@ impl Gpu {
         let d = self.dispatch(Shader::Vector, entry, &[], &params, &buffers, grid)?;
         self.submit(&[&d]);
         let parts: Vec<f32> = self.read(&partials, 0, partials.len)?;
-        Ok(parts
-            .chunks(grid[0] as usize)
-            .map(|c| c.iter().map(|&v| v as f64).sum())
-            .collect())
+        Ok(parts.chunks(grid[0] as usize).map(|c| c.iter().map(|&v| v as f64).sum()).collect())
     }
 
     /// Per-row dot products x_b . y_b.
     pub fn dot(&self, x: Rows, y: Rows) -> Result<Vec<f64>> {
-        assert_eq!(
-            (x.rows, x.len, x.stride),
-            (y.rows, y.len, y.stride),
-            "dot of differently shaped rows"
-        );
+        assert_eq!((x.rows, x.len, x.stride), (y.rows, y.len, y.stride), "dot of differently shaped rows");
         self.reduce("dot", x, Some(y))
     }
 
@@ -83,22 +63,11 @@ impl Gpu {
 
     /// y_b <- y_b + a_b x_b for every row b.
     pub fn axpy(&self, a: &[f32], x: Rows, y: Rows) -> Result<()> {
-        assert_eq!(
-            (x.rows, x.len, x.stride),
-            (y.rows, y.len, y.stride),
-            "axpy of differently shaped rows"
-        );
+        assert_eq!((x.rows, x.len, x.stride), (y.rows, y.len, y.stride), "axpy of differently shaped rows");
         assert_eq!(a.len(), x.rows, "one coefficient per row");
         let coef = self.upload(a, "coefficients")?;
         let (params, grid) = layout(&x);
-        let d = self.dispatch(
-            Shader::Vector,
-            "axpy",
-            &[],
-            &params,
-            &[(1, x.buf), (2, y.buf), (3, &coef)],
-            grid,
-        )?;
+        let d = self.dispatch(Shader::Vector, "axpy", &[], &params, &[(1, x.buf), (2, y.buf), (3, &coef)], grid)?;
         self.submit(&[&d]);
         Ok(())
     }
@@ -108,14 +77,7 @@ impl Gpu {
         assert_eq!(a.len(), y.rows, "one coefficient per row");
         let coef = self.upload(a, "coefficients")?;
         let (params, grid) = layout(&y);
-        let d = self.dispatch(
-            Shader::Vector,
-            "scale",
-            &[],
-            &params,
-            &[(2, y.buf), (3, &coef)],
-            grid,
-        )?;
+        let d = self.dispatch(Shader::Vector, "scale", &[], &params, &[(2, y.buf), (3, &coef)], grid)?;
         self.submit(&[&d]);
         Ok(())
     }

@@ -22,16 +22,8 @@ pub struct WeightStack {
 
 impl WeightStack {
     pub fn new(arch: Arch, flat: Vec<f32>) -> WeightStack {
-        assert_eq!(
-            flat.len() % arch.n_params(),
-            0,
-            "not a whole number of vectors"
-        );
-        WeightStack {
-            arch,
-            flat,
-            metadata: BTreeMap::new(),
-        }
+        assert_eq!(flat.len() % arch.n_params(), 0, "not a whole number of vectors");
+        WeightStack { arch, flat, metadata: BTreeMap::new() }
     }
     pub fn count(&self) -> usize {
         self.flat.len() / self.arch.n_params()
@@ -43,20 +35,14 @@ impl WeightStack {
 }
 
 fn is_npy(path: &Path) -> bool {
-    path.extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("npy"))
+    path.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy"))
 }
 
 /// Reads a stack for `arch`, choosing the format by extension (.npy, else safetensors).
 pub fn read_weights(path: &Path, arch: Arch) -> Result<WeightStack> {
-    let bytes = std::fs::read(path)
-        .with_context(|| format!("{}: cannot read the weight file", path.display()))?;
-    let stack = if is_npy(path) {
-        read_npy(&bytes, arch)
-    } else {
-        read_safetensors(&bytes, arch)
-    }
-    .with_context(|| format!("{}", path.display()))?;
+    let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read the weight file", path.display()))?;
+    let stack = if is_npy(path) { read_npy(&bytes, arch) } else { read_safetensors(&bytes, arch) }
+        .with_context(|| format!("{}", path.display()))?;
     check_finite(&stack)?;
     Ok(stack)
 }
@@ -81,9 +67,7 @@ fn read_npy(bytes: &[u8], arch: Arch) -> Result<WeightStack> {
     let npy = npyz::NpyFile::new(bytes).map_err(|e| anyhow!("not a valid .npy file: {e}"))?;
     let shape = npy.shape().to_vec();
     let n = arch.n_params();
-    let row_len = *shape
-        .last()
-        .ok_or_else(|| anyhow!("the .npy array has no dimensions"))? as usize;
+    let row_len = *shape.last().ok_or_else(|| anyhow!("the .npy array has no dimensions"))? as usize;
     if shape.len() > 2 {
         bail!("the .npy array has shape {shape:?}; expected (vectors, {n})");
     }
@@ -98,28 +82,17 @@ fn read_npy(bytes: &[u8], arch: Arch) -> Result<WeightStack> {
     }
     let dtype = npy.dtype();
     if dtype.descr() != "'<f4'" {
-        bail!(
-            "the .npy array has dtype {}; expected little-endian float32 ('<f4')",
-            dtype.descr()
-        );
+        bail!("the .npy array has dtype {}; expected little-endian float32 ('<f4')", dtype.descr());
     }
-    let flat: Vec<f32> = npy
-        .into_vec()
-        .map_err(|e| anyhow!("the .npy data cannot be read: {e}"))?;
+    let flat: Vec<f32> = npy.into_vec().map_err(|e| anyhow!("the .npy data cannot be read: {e}"))?;
     Ok(WeightStack::new(arch, flat))
 }
 
 fn read_safetensors(bytes: &[u8], arch: Arch) -> Result<WeightStack> {
-    let st = SafeTensors::deserialize(bytes)
-        .map_err(|e| anyhow!("not a valid safetensors file: {e}"))?;
-    let (_, header) = SafeTensors::read_metadata(bytes)
-        .map_err(|e| anyhow!("not a valid safetensors file: {e}"))?;
+    let st = SafeTensors::deserialize(bytes).map_err(|e| anyhow!("not a valid safetensors file: {e}"))?;
+    let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| anyhow!("not a valid safetensors file: {e}"))?;
     let specs = arch.params();
-    let mut unexpected: Vec<&str> = st
-        .names()
-        .into_iter()
-        .filter(|n| !specs.iter().any(|s| s.name == *n))
-        .collect();
+    let mut unexpected: Vec<&str> = st.names().into_iter().filter(|n| !specs.iter().any(|s| s.name == *n)).collect();
     if !unexpected.is_empty() {
         unexpected.sort_unstable();
         let expected: Vec<_> = specs.iter().map(|s| s.name).collect();
@@ -134,19 +107,10 @@ fn read_safetensors(bytes: &[u8], arch: Arch) -> Result<WeightStack> {
     let mut views: Vec<TensorView> = Vec::new();
     for spec in &specs {
         let view = st.tensor(spec.name).map_err(|_| {
-            anyhow!(
-                "tensor '{}' is missing (the {} needs it, shape {:?})",
-                spec.name,
-                arch.title(),
-                spec.shape
-            )
+            anyhow!("tensor '{}' is missing (the {} needs it, shape {:?})", spec.name, arch.title(), spec.shape)
         })?;
         if view.dtype() != Dtype::F32 {
-            bail!(
-                "tensor '{}' has dtype {:?}; expected F32",
-                spec.name,
-                view.dtype()
-            );
+            bail!("tensor '{}' has dtype {:?}; expected F32", spec.name, view.dtype());
         }
         let shape = view.shape();
         let b = if shape == spec.shape.as_slice() {
@@ -154,18 +118,10 @@ fn read_safetensors(bytes: &[u8], arch: Arch) -> Result<WeightStack> {
         } else if shape.len() == spec.shape.len() + 1 && shape[1..] == spec.shape[..] {
             shape[0]
         } else {
-            bail!(
-                "tensor '{}' has shape {shape:?}; expected {:?} or [B, {:?}]",
-                spec.name,
-                spec.shape,
-                spec.shape
-            );
+            bail!("tensor '{}' has shape {shape:?}; expected {:?} or [B, {:?}]", spec.name, spec.shape, spec.shape);
         };
         if let Some(c) = count.filter(|&c| c != b) {
-            bail!(
-                "tensor '{}' holds {b} vectors but earlier tensors hold {c}",
-                spec.name
-            );
+            bail!("tensor '{}' holds {b} vectors but earlier tensors hold {c}", spec.name);
         }
         count = Some(b);
         views.push(view);
@@ -176,37 +132,20 @@ fn read_safetensors(bytes: &[u8], arch: Arch) -> Result<WeightStack> {
     let mut off = 0;
     for (spec, view) in specs.iter().zip(&views) {
         let len = spec.len();
-        let values: Vec<f32> = view
-            .data()
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-            .collect();
+        let values: Vec<f32> = view.data().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
         for r in 0..b {
             flat[r * n + off..r * n + off + len].copy_from_slice(&values[r * len..(r + 1) * len]);
         }
         off += len;
     }
-    let metadata = header
-        .metadata()
-        .clone()
-        .unwrap_or_default()
-        .into_iter()
-        .collect();
-    Ok(WeightStack {
-        arch,
-        flat,
-        metadata,
-    })
+    let metadata = header.metadata().clone().unwrap_or_default().into_iter().collect();
+    Ok(WeightStack { arch, flat, metadata })
 }
 
 /// Writes a stack, choosing the format by extension (.npy, else safetensors), atomically: a crash
 /// leaves either the old file or the new one.
 pub fn write_weights(path: &Path, stack: &WeightStack) -> Result<()> {
-    let bytes = if is_npy(path) {
-        npy_bytes(stack)?
-    } else {
-        safetensors_bytes(stack)?
-    };
+    let bytes = if is_npy(path) { npy_bytes(stack)? } else { safetensors_bytes(stack)? };
     crate::io::atomic_write(path, &bytes)
 }
 
@@ -238,22 +177,13 @@ fn safetensors_bytes(stack: &WeightStack) -> Result<Vec<u8>> {
                 data.extend_from_slice(&v.to_le_bytes());
             }
         }
-        let shape = if b == 1 {
-            spec.shape.clone()
-        } else {
-            [vec![b], spec.shape.clone()].concat()
-        };
+        let shape = if b == 1 { spec.shape.clone() } else { [vec![b], spec.shape.clone()].concat() };
         buffers.push((spec.name.to_string(), shape, data));
         off += len;
     }
     let views: Vec<(String, TensorView)> = buffers
         .iter()
-        .map(|(name, shape, data)| {
-            Ok((
-                name.clone(),
-                TensorView::new(Dtype::F32, shape.clone(), data)?,
-            ))
-        })
+        .map(|(name, shape, data)| Ok((name.clone(), TensorView::new(Dtype::F32, shape.clone(), data)?)))
         .collect::<Result<_, safetensors::SafeTensorError>>()?;
     let mut meta: HashMap<String, String> = stack.metadata.clone().into_iter().collect();
     meta.insert("losscape.model".into(), stack.arch.id().into());

@@ -46,6 +46,7 @@ pub(super) struct PlanInputs<'a> {
     pub act: Act,
     pub images: &'a GpuImages,
     pub batch: usize,
+    pub n_prm: usize,
     pub chunk_cap: usize,
     pub total_images: usize,
     pub parts: usize,
@@ -88,12 +89,7 @@ pub struct Evaluator {
 
 impl Evaluator {
     /// Plans the evaluation of `batch` vectors of `net` on images `range` of `images`.
-    pub fn new(
-        net: Network,
-        images: &GpuImages,
-        range: Range<usize>,
-        batch: usize,
-    ) -> Result<Evaluator> {
+    pub fn new(net: Network, images: &GpuImages, range: Range<usize>, batch: usize) -> Result<Evaluator> {
         Evaluator::with_chunk(net, images, range, batch, None)
     }
 
@@ -107,10 +103,7 @@ impl Evaluator {
     ) -> Result<Evaluator> {
         let gpu = images.gpu.clone();
         if range.is_empty() || range.end > images.count {
-            bail!(
-                "image range {range:?} is empty or beyond the {} images loaded",
-                images.count
-            );
+            bail!("image range {range:?} is empty or beyond the {} images loaded", images.count);
         }
         if batch == 0 {
             bail!("nothing to evaluate: zero weight vectors");
@@ -118,28 +111,15 @@ impl Evaluator {
         let n_prm = net.arch.n_params();
         let weights = gpu.zeros(batch * n_prm, "weights")?;
         let grads = gpu.zeros(batch * n_prm, "gradients")?;
-        let width = match net.arch {
-            Arch::Fcp => 50,
-            other => bail!(
-                "the {} network has no GPU kernels yet; only fcp evaluates for now",
-                other.title()
-            ),
-        };
+        let width = super::plans::width(net.arch);
         let total = range.len();
-        let cap = chunk.map_or_else(
-            || chunk_capacity(&gpu, batch, width, total),
-            |c| c.clamp(1, total),
-        );
+        let cap = chunk.map_or_else(|| chunk_capacity(&gpu, batch, width, total), |c| c.clamp(1, total));
         let mut chunk_list = Vec::new();
         let mut part_off = 0;
         let mut first = range.start;
         while first < range.end {
             let len = cap.min(range.end - first);
-            chunk_list.push(Chunk {
-                first,
-                len,
-                part_off,
-            });
+            chunk_list.push(Chunk { first, len, part_off });
             part_off += partial_slots(len);
             first += len;
         }
@@ -150,6 +130,7 @@ impl Evaluator {
             act: net.act,
             images,
             batch,
+            n_prm,
             chunk_cap: cap,
             total_images: total,
             parts,
@@ -157,21 +138,8 @@ impl Evaluator {
             grads: &grads,
             partials: &partials,
         };
-        let chunks = match net.arch {
-            Arch::Fcp => super::fcp::plan(&inputs, &chunk_list)?,
-            _ => unreachable!(),
-        };
-        Ok(Evaluator {
-            gpu,
-            net,
-            batch,
-            images: total,
-            parts,
-            weights,
-            grads,
-            partials,
-            chunks,
-        })
+        let chunks = super::plans::plan(net.arch, &inputs, &chunk_list)?;
+        Ok(Evaluator { gpu, net, batch, images: total, parts, weights, grads, partials, chunks })
     }
 
     pub fn network(&self) -> Network {
@@ -203,11 +171,7 @@ impl Evaluator {
         self.chunks
             .iter()
             .flat_map(|c| {
-                let back: &[Dispatch] = if want == Want::LossAndGrad {
-                    &c.backward
-                } else {
-                    &[]
-                };
+                let back: &[Dispatch] = if want == Want::LossAndGrad { &c.backward } else { &[] };
                 c.forward.iter().chain(back)
             })
             .collect()
@@ -232,10 +196,7 @@ impl Evaluator {
             .map(|p| {
                 let loss: f64 = p.iter().step_by(2).map(|&v| v as f64).sum();
                 let correct: f64 = p.iter().skip(1).step_by(2).map(|&v| v as f64).sum();
-                Eval {
-                    loss: loss / n,
-                    accuracy: self.net.arch.is_classifier().then_some(correct / n),
-                }
+                Eval { loss: loss / n, accuracy: self.net.arch.is_classifier().then_some(correct / n) }
             })
             .collect())
     }

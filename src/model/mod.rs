@@ -1,9 +1,12 @@
 //! Networks: parameter layouts, seeded initialisation, GPU loss/gradient plans and the CPU reference.
 
 mod evaluator;
-mod fcp;
 mod init;
+mod lenet;
+mod lstm;
+mod mlp;
 mod permutation;
+mod plans;
 pub mod reference;
 mod spec;
 

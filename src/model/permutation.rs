@@ -11,9 +11,7 @@ impl Mt19937 {
         let mut state = [0u32; 624];
         state[0] = seed;
         for j in 1..624 {
-            state[j] = 1812433253u32
-                .wrapping_mul(state[j - 1] ^ (state[j - 1] >> 30))
-                .wrapping_add(j as u32);
+            state[j] = 1812433253u32.wrapping_mul(state[j - 1] ^ (state[j - 1] >> 30)).wrapping_add(j as u32);
         }
         Mt19937 { state, index: 624 }
     }

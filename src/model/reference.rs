@@ -1,6 +1,9 @@
 //! Plain CPU forward and backward passes in f64: the test oracle for the GPU kernels. Written for
 //! clarity, not speed. Weights are f64 so that finite differences can test the gradients.
 
+// Index loops mirror the formulas (out[co][oy][ox] = ...), which is the point of this module.
+#![allow(clippy::needless_range_loop)]
+
 use super::Arch;
 use crate::data::{Dataset, PIXELS};
 use crate::gpu::Act;
@@ -39,23 +42,12 @@ pub fn act_grad(a: Act, x: f64) -> f64 {
 /// Cross-entropy of one image and its gradient with respect to the logits, without cancellation.
 pub fn cross_entropy(z: &[f64], label: usize) -> (f64, Vec<f64>) {
     let max = z.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-    let r = if z[label] >= max {
-        label
-    } else {
-        z.iter().position(|&v| v == max).unwrap()
-    };
-    let s: f64 = (0..z.len())
-        .filter(|&k| k != r)
-        .map(|k| (z[k] - z[r]).exp())
-        .sum();
+    let r = if z[label] >= max { label } else { z.iter().position(|&v| v == max).unwrap() };
+    let s: f64 = (0..z.len()).filter(|&k| k != r).map(|k| (z[k] - z[r]).exp()).sum();
     let loss = s.ln_1p() + (z[r] - z[label]);
     let grad = (0..z.len())
         .map(|k| {
-            let p = if k == r {
-                1.0 / (1.0 + s)
-            } else {
-                (z[k] - z[r]).exp() / (1.0 + s)
-            };
+            let p = if k == r { 1.0 / (1.0 + s) } else { (z[k] - z[r]).exp() / (1.0 + s) };
             if k == label {
                 if k == r {
                     -s / (1.0 + s)
@@ -73,15 +65,7 @@ pub fn cross_entropy(z: &[f64], label: usize) -> (f64, Vec<f64>) {
 /// y = W x for W (rows x cols) row-major.
 fn matvec(w: &[f64], x: &[f64], rows: usize) -> Vec<f64> {
     let cols = x.len();
-    (0..rows)
-        .map(|r| {
-            w[r * cols..(r + 1) * cols]
-                .iter()
-                .zip(x)
-                .map(|(a, b)| a * b)
-                .sum()
-        })
-        .collect()
+    (0..rows).map(|r| w[r * cols..(r + 1) * cols].iter().zip(x).map(|(a, b)| a * b).sum()).collect()
 }
 
 /// g_W += d x^T, g_x = W^T d.
@@ -125,24 +109,12 @@ pub fn fcp(weights: &[f64], act_fn: Act, data: &Dataset) -> Reference {
         let (g1, g23) = grad.split_at_mut(50 * PIXELS);
         let (g2, g3) = g23.split_at_mut(2500);
         let da2 = matvec_back(w3, &a2, &d3, g3);
-        let d2: Vec<f64> = da2
-            .iter()
-            .zip(&z2)
-            .map(|(g, &z)| g * act_grad(act_fn, z))
-            .collect();
+        let d2: Vec<f64> = da2.iter().zip(&z2).map(|(g, &z)| g * act_grad(act_fn, z)).collect();
         let da1 = matvec_back(w2, &a1, &d2, g2);
-        let d1: Vec<f64> = da1
-            .iter()
-            .zip(&z1)
-            .map(|(g, &z)| g * act_grad(act_fn, z))
-            .collect();
+        let d1: Vec<f64> = da1.iter().zip(&z1).map(|(g, &z)| g * act_grad(act_fn, z)).collect();
         matvec_back(w1, &x, &d1, g1);
     }
-    Reference {
-        loss: loss / n,
-        accuracy: Some(correct as f64 / n),
-        grad,
-    }
+    Reference { loss: loss / n, accuracy: Some(correct as f64 / n), grad }
 }
 
 fn sigmoid(x: f64) -> f64 {
@@ -151,11 +123,7 @@ fn sigmoid(x: f64) -> f64 {
 
 /// y = W x + b.
 fn affine(w: &[f64], b: &[f64], x: &[f64]) -> Vec<f64> {
-    matvec(w, x, b.len())
-        .iter()
-        .zip(b)
-        .map(|(y, c)| y + c)
-        .collect()
+    matvec(w, x, b.len()).iter().zip(b).map(|(y, c)| y + c).collect()
 }
 
 fn argmax(z: &[f64]) -> usize {
@@ -208,12 +176,7 @@ pub fn conv2d(x: &Map, w: &[f64], b: &[f64], k: usize, pad: usize) -> Map {
                     for ky in 0..k {
                         for kx in 0..k {
                             let wv = w[((co * x.c + ci) * k + ky) * k + kx];
-                            acc += wv
-                                * x.at(
-                                    ci,
-                                    (oy + ky) as isize - pad as isize,
-                                    (ox + kx) as isize - pad as isize,
-                                );
+                            acc += wv * x.at(ci, (oy + ky) as isize - pad as isize, (ox + kx) as isize - pad as isize);
                         }
                     }
                 }
@@ -232,11 +195,8 @@ pub fn avg_pool(x: &Map) -> Map {
         for y in 0..hw {
             for xx in 0..hw {
                 let (y2, x2) = (2 * y as isize, 2 * xx as isize);
-                v[(c * hw + y) * hw + xx] = 0.25
-                    * (x.at(c, y2, x2)
-                        + x.at(c, y2, x2 + 1)
-                        + x.at(c, y2 + 1, x2)
-                        + x.at(c, y2 + 1, x2 + 1));
+                v[(c * hw + y) * hw + xx] =
+                    0.25 * (x.at(c, y2, x2) + x.at(c, y2, x2 + 1) + x.at(c, y2 + 1, x2) + x.at(c, y2 + 1, x2 + 1));
             }
         }
     }
@@ -244,50 +204,26 @@ pub fn avg_pool(x: &Map) -> Map {
 }
 
 fn act_map(a: Act, m: &Map) -> Map {
-    Map {
-        v: m.v.iter().map(|&x| act(a, x)).collect(),
-        ..m.clone()
-    }
+    Map { v: m.v.iter().map(|&x| act(a, x)).collect(), ..m.clone() }
 }
 
 /// LeNet logits for one image, with the intermediate maps (for shape checks).
 pub fn lenet_forward(w: &[f64], act_fn: Act, image: &[f64]) -> (Vec<f64>, Vec<Map>) {
     let t = tensors(Arch::Lenet, w);
-    let x = Map {
-        c: 1,
-        hw: 28,
-        v: image.to_vec(),
-    };
+    let x = Map { c: 1, hw: 28, v: image.to_vec() };
     let c1 = conv2d(&x, t[0], t[1], 5, 2);
     let p1 = avg_pool(&act_map(act_fn, &c1));
     let c2 = conv2d(&p1, t[2], t[3], 5, 0);
     let p2 = avg_pool(&act_map(act_fn, &c2));
-    let h1: Vec<f64> = affine(t[4], t[5], &p2.v)
-        .iter()
-        .map(|&z| act(act_fn, z))
-        .collect();
-    let h2: Vec<f64> = affine(t[6], t[7], &h1)
-        .iter()
-        .map(|&z| act(act_fn, z))
-        .collect();
+    let h1: Vec<f64> = affine(t[4], t[5], &p2.v).iter().map(|&z| act(act_fn, z)).collect();
+    let h2: Vec<f64> = affine(t[6], t[7], &h1).iter().map(|&z| act(act_fn, z)).collect();
     let logits = affine(t[8], t[9], &h2);
     (logits, vec![c1, p1, c2, p2])
 }
 
 /// d loss / d (w, b, x) of `conv2d` given d loss / d out.
-fn conv2d_back(
-    x: &Map,
-    w: &[f64],
-    k: usize,
-    pad: usize,
-    d_out: &Map,
-    gw: &mut [f64],
-    gb: &mut [f64],
-) -> Map {
-    let mut dx = Map {
-        v: vec![0.0; x.v.len()],
-        ..x.clone()
-    };
+fn conv2d_back(x: &Map, w: &[f64], k: usize, pad: usize, d_out: &Map, gw: &mut [f64], gb: &mut [f64]) -> Map {
+    let mut dx = Map { v: vec![0.0; x.v.len()], ..x.clone() };
     let hw = d_out.hw;
     for co in 0..d_out.c {
         for oy in 0..hw {
@@ -297,10 +233,7 @@ fn conv2d_back(
                 for ci in 0..x.c {
                     for ky in 0..k {
                         for kx in 0..k {
-                            let (iy, ix) = (
-                                (oy + ky) as isize - pad as isize,
-                                (ox + kx) as isize - pad as isize,
-                            );
+                            let (iy, ix) = ((oy + ky) as isize - pad as isize, (ox + kx) as isize - pad as isize);
                             if iy < 0 || ix < 0 || iy >= x.hw as isize || ix >= x.hw as isize {
                                 continue;
                             }
@@ -354,11 +287,7 @@ pub fn lenet(w: &[f64], act_fn: Act, data: &Dataset) -> Reference {
     let (mut loss, mut correct) = (0.0, 0);
     let n = data.len() as f64;
     for i in 0..data.len() {
-        let x = Map {
-            c: 1,
-            hw: 28,
-            v: pixels(data, i),
-        };
+        let x = Map { c: 1, hw: 28, v: pixels(data, i) };
         let c1 = conv2d(&x, t[0], t[1], 5, 2);
         let a1 = act_map(act_fn, &c1);
         let p1 = avg_pool(&a1);
@@ -381,29 +310,15 @@ pub fn lenet(w: &[f64], act_fn: Act, data: &Dataset) -> Reference {
         g[7].iter_mut().zip(&d4).for_each(|(a, b)| *a += b);
         let d3 = through_act(act_fn, &matvec_back(t[6], &h3, &d4, g[6]), &z3);
         g[5].iter_mut().zip(&d3).for_each(|(a, b)| *a += b);
-        let dp2 = Map {
-            c: 16,
-            hw: 5,
-            v: matvec_back(t[4], &p2.v, &d3, g[4]),
-        };
-        let dc2 = Map {
-            v: through_act(act_fn, &avg_pool_back(&dp2).v, &c2.v),
-            ..c2.clone()
-        };
+        let dp2 = Map { c: 16, hw: 5, v: matvec_back(t[4], &p2.v, &d3, g[4]) };
+        let dc2 = Map { v: through_act(act_fn, &avg_pool_back(&dp2).v, &c2.v), ..c2.clone() };
         let (g2, rest) = g.split_at_mut(3);
-        let dp1 = conv2d_back(&p1, t[2], 5, 0, &dc2, g2[2], &mut rest[0]);
-        let dc1 = Map {
-            v: through_act(act_fn, &avg_pool_back(&dp1).v, &c1.v),
-            ..c1.clone()
-        };
+        let dp1 = conv2d_back(&p1, t[2], 5, 0, &dc2, g2[2], rest[0]);
+        let dc1 = Map { v: through_act(act_fn, &avg_pool_back(&dp1).v, &c1.v), ..c1.clone() };
         let (g0, g1) = g2.split_at_mut(1);
         conv2d_back(&x, t[0], 5, 2, &dc1, g0[0], g1[0]);
     }
-    Reference {
-        loss: loss / n,
-        accuracy: Some(correct as f64 / n),
-        grad,
-    }
+    Reference { loss: loss / n, accuracy: Some(correct as f64 / n), grad }
 }
 
 /// The LSTM, forward and backward through time, on every image.
@@ -416,20 +331,15 @@ pub fn lstm(w: &[f64], data: &Dataset) -> Reference {
     let n = data.len() as f64;
     for i in 0..data.len() {
         let img = pixels(data, i);
-        let xs: Vec<Vec<f64>> = (0..28)
-            .map(|s| (0..28).map(|f| img[perm[28 * s + f]]).collect())
-            .collect();
+        let xs: Vec<Vec<f64>> = (0..28).map(|s| (0..28).map(|f| img[perm[28 * s + f]]).collect()).collect();
         // forward, keeping h_0..h_28, c_0..c_28 and the gate pre-activations
         let (mut hs, mut cs, mut zs) = (vec![vec![0.0; 48]], vec![vec![0.0; 48]], Vec::new());
         for x in &xs {
             let (zx, zh) = (matvec(w_ih, x, 192), matvec(w_hh, hs.last().unwrap(), 192));
-            let z: Vec<f64> = (0..192)
-                .map(|k| zx[k] + zh[k] + b_ih[k] + b_hh[k])
-                .collect();
+            let z: Vec<f64> = (0..192).map(|k| zx[k] + zh[k] + b_ih[k] + b_hh[k]).collect();
             let c_prev = cs.last().unwrap();
-            let c: Vec<f64> = (0..48)
-                .map(|j| sigmoid(z[48 + j]) * c_prev[j] + sigmoid(z[j]) * z[96 + j].tanh())
-                .collect();
+            let c: Vec<f64> =
+                (0..48).map(|j| sigmoid(z[48 + j]) * c_prev[j] + sigmoid(z[j]) * z[96 + j].tanh()).collect();
             hs.push((0..48).map(|j| sigmoid(z[144 + j]) * c[j].tanh()).collect());
             cs.push(c);
             zs.push(z);
@@ -447,12 +357,7 @@ pub fn lstm(w: &[f64], data: &Dataset) -> Reference {
             let z = &zs[s];
             let mut dzs = vec![0.0; 192];
             for j in 0..48 {
-                let (ig, fg, gg, og) = (
-                    sigmoid(z[j]),
-                    sigmoid(z[48 + j]),
-                    z[96 + j].tanh(),
-                    sigmoid(z[144 + j]),
-                );
+                let (ig, fg, gg, og) = (sigmoid(z[j]), sigmoid(z[48 + j]), z[96 + j].tanh(), sigmoid(z[144 + j]));
                 let tc = cs[s + 1][j].tanh();
                 let dcs = dc[j] + dh[j] * og * (1.0 - tc * tc);
                 dzs[j] = dcs * gg * ig * (1.0 - ig);
@@ -469,11 +374,7 @@ pub fn lstm(w: &[f64], data: &Dataset) -> Reference {
             dh = matvec_back(w_hh, &hs[s], &dzs, g[1]);
         }
     }
-    Reference {
-        loss: loss / n,
-        accuracy: Some(correct as f64 / n),
-        grad,
-    }
+    Reference { loss: loss / n, accuracy: Some(correct as f64 / n), grad }
 }
 
 /// The autoencoder (784-32-32-32-784, softplus, sigmoid output, MSE over pixels and images).
@@ -493,22 +394,14 @@ pub fn autoencoder(w: &[f64], data: &Dataset) -> Reference {
         let a3: Vec<f64> = z3.iter().map(|&z| act(sp, z)).collect();
         let y: Vec<f64> = matvec(t[3], &a3, 784).into_iter().map(sigmoid).collect();
         loss += y.iter().zip(&x).map(|(a, b)| (a - b).powi(2)).sum::<f64>() / 784.0;
-        let d4: Vec<f64> = y
-            .iter()
-            .zip(&x)
-            .map(|(&a, b)| 2.0 * (a - b) * a * (1.0 - a) / (784.0 * n))
-            .collect();
+        let d4: Vec<f64> = y.iter().zip(&x).map(|(&a, b)| 2.0 * (a - b) * a * (1.0 - a) / (784.0 * n)).collect();
         let mut g = tensors_mut(Arch::Autoencoder, &mut grad);
         let d3 = through_act(sp, &matvec_back(t[3], &a3, &d4, g[3]), &z3);
         let d2 = through_act(sp, &matvec_back(t[2], &a2, &d3, g[2]), &z2);
         let d1 = through_act(sp, &matvec_back(t[1], &a1, &d2, g[1]), &z1);
         matvec_back(t[0], &x, &d1, g[0]);
     }
-    Reference {
-        loss: loss / n,
-        accuracy: None,
-        grad,
-    }
+    Reference { loss: loss / n, accuracy: None, grad }
 }
 
 /// Loss, accuracy and gradient of any network (the activation applies to the FCP and LeNet).
@@ -523,13 +416,7 @@ pub fn evaluate(arch: Arch, w: &[f64], act_fn: Act, data: &Dataset) -> Reference
 
 /// Gradient of the mean loss by central differences (h = 1e-6) at chosen coordinates: the check of the
 /// analytic reference gradients.
-pub fn numeric_grad(
-    arch: Arch,
-    w: &[f64],
-    act_fn: Act,
-    data: &Dataset,
-    coords: &[usize],
-) -> Vec<f64> {
+pub fn numeric_grad(arch: Arch, w: &[f64], act_fn: Act, data: &Dataset, coords: &[usize]) -> Vec<f64> {
     let h = 1e-6;
     coords
         .iter()
@@ -538,8 +425,7 @@ pub fn numeric_grad(
             wp[i] += h;
             let mut wm = w.to_vec();
             wm[i] -= h;
-            (evaluate(arch, &wp, act_fn, data).loss - evaluate(arch, &wm, act_fn, data).loss)
-                / (2.0 * h)
+            (evaluate(arch, &wp, act_fn, data).loss - evaluate(arch, &wm, act_fn, data).loss) / (2.0 * h)
         })
         .collect()
 }

@@ -1,9 +1,7 @@
 //! The four networks' parameters: PyTorch state_dict names, shapes, flat order and init bounds (SPEC §1).
 
 /// One of the paper's four networks.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, Hash, clap::ValueEnum, serde::Serialize, serde::Deserialize,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Arch {
     Fcp,
@@ -34,11 +32,7 @@ impl TensorSpec {
 }
 
 fn t(name: &'static str, shape: &[usize], fan_in: usize) -> TensorSpec {
-    TensorSpec {
-        name,
-        shape: shape.to_vec(),
-        fan_in,
-    }
+    TensorSpec { name, shape: shape.to_vec(), fan_in }
 }
 
 impl Arch {
@@ -67,11 +61,9 @@ impl Arch {
     /// Parameter tensors in state_dict (= flat vector) order.
     pub fn params(self) -> Vec<TensorSpec> {
         match self {
-            Arch::Fcp => vec![
-                t("fc1.weight", &[50, 784], 784),
-                t("fc2.weight", &[50, 50], 50),
-                t("fc3.weight", &[10, 50], 50),
-            ],
+            Arch::Fcp => {
+                vec![t("fc1.weight", &[50, 784], 784), t("fc2.weight", &[50, 50], 50), t("fc3.weight", &[10, 50], 50)]
+            }
             Arch::Lenet => vec![
                 t("conv1.weight", &[6, 1, 5, 5], 25),
                 t("conv1.bias", &[6], 25),

@@ -9,10 +9,8 @@ use losscape::gpu::{DeviceChoice, Gpu};
 /// One device per test binary.
 pub fn gpu() -> Arc<Gpu> {
     static GPU: OnceLock<Arc<Gpu>> = OnceLock::new();
-    GPU.get_or_init(|| {
-        Gpu::open(&DeviceChoice::default()).expect("a GPU adapter (install mesa-vulkan-drivers)")
-    })
-    .clone()
+    GPU.get_or_init(|| Gpu::open(&DeviceChoice::default()).expect("a GPU adapter (install mesa-vulkan-drivers)"))
+        .clone()
 }
 
 /// The first `n` images of a bundled split.
@@ -20,20 +18,14 @@ pub fn mnist(split: Split, n: usize) -> Dataset {
     static TEST: OnceLock<Dataset> = OnceLock::new();
     static TRAIN: OnceLock<Dataset> = OnceLock::new();
     let cell = if split == Split::Test { &TEST } else { &TRAIN };
-    cell.get_or_init(|| load_split(&bundled_dir(), split).expect("bundled MNIST"))
-        .clone()
-        .truncated(n)
+    cell.get_or_init(|| load_split(&bundled_dir(), split).expect("bundled MNIST")).clone().truncated(n)
 }
 
 /// Largest |a - b| relative to the largest |b|.
 pub fn max_rel_diff(a: &[f32], b: &[f64]) -> f64 {
     assert_eq!(a.len(), b.len());
     let scale = b.iter().fold(0f64, |m, v| m.max(v.abs()));
-    a.iter()
-        .zip(b)
-        .map(|(&x, y)| (x as f64 - y).abs())
-        .fold(0.0, f64::max)
-        / scale
+    a.iter().zip(b).map(|(&x, y)| (x as f64 - y).abs()).fold(0.0, f64::max) / scale
 }
 
 pub fn to_f64(v: &[f32]) -> Vec<f64> {

@@ -1,0 +1,53 @@
+//! Golden test: the paper authors' trained LSTM weights (SPEC §1.6, Appendix B).
+mod common;
+
+use common::{gpu, mnist, to_f64};
+use losscape::data::{GpuImages, Split};
+use losscape::gpu::Act;
+use losscape::io::read_weights;
+use losscape::model::{reference, Arch, Evaluator, Network, Want};
+use std::path::Path;
+
+const NET: Network = Network { arch: Arch::Lstm, act: Act::Softplus };
+
+fn authors_weights() -> Option<Vec<f32>> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/reference/lstm_bfgs_train_best48.npy");
+    if !path.exists() {
+        eprintln!("NOTICE: golden LSTM test skipped: {} is absent", path.display());
+        return None;
+    }
+    Some(read_weights(&path, Arch::Lstm).unwrap().flat)
+}
+
+#[test]
+fn authors_lstm_row0_and_midpoint_on_the_official_test_set() {
+    let Some(w) = authors_weights() else { return };
+    let n = Arch::Lstm.n_params();
+    let (row0, row1) = (&w[..n], &w[n..2 * n]);
+    let midpoint: Vec<f32> = row0.iter().zip(row1).map(|(a, b)| 0.5 * (a + b)).collect();
+    let data = mnist(Split::Test, usize::MAX);
+    let images = GpuImages::upload(&gpu(), &data).unwrap();
+    let eval = Evaluator::new(NET, &images, 0..data.len(), 2).unwrap();
+    eval.set_weights(&[row0, &midpoint].concat()).unwrap();
+    eval.run(Want::Loss);
+    let r = eval.results().unwrap();
+    assert!((r[0].loss - 0.781673).abs() / 0.781673 <= 1e-3, "row 0 test CE {}", r[0].loss);
+    assert!((r[0].accuracy.unwrap() - 0.9392).abs() < 5e-5, "row 0 accuracy {:?}", r[0].accuracy);
+    assert!((r[1].loss - 3.90842).abs() / 3.90842 <= 1e-3, "midpoint test CE {}", r[1].loss);
+}
+
+#[test]
+fn authors_lstm_row0_on_a_training_slice_matches_the_reference_at_1e_6() {
+    let Some(w) = authors_weights() else { return };
+    let row0 = &w[..Arch::Lstm.n_params()];
+    let data = mnist(Split::Train, 256);
+    let images = GpuImages::upload(&gpu(), &data).unwrap();
+    let eval = Evaluator::new(NET, &images, 0..data.len(), 1).unwrap();
+    eval.set_weights(row0).unwrap();
+    eval.run(Want::Loss);
+    let gpu_loss = eval.results().unwrap()[0].loss;
+    let cpu = reference::evaluate(Arch::Lstm, &to_f64(row0), Act::Softplus, &data);
+    assert!(cpu.loss > 1e-7 && cpu.loss < 1e-5, "reference training CE {} is not of order 1e-6", cpu.loss);
+    assert!((gpu_loss - cpu.loss).abs() / cpu.loss < 1e-3, "GPU {gpu_loss} vs f64 {}", cpu.loss);
+    assert_eq!(cpu.accuracy, Some(1.0));
+}
