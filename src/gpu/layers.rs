@@ -288,17 +288,16 @@ struct AdamParams {
 }
 
 impl Gpu {
-    /// One Adam step on `len` parameters of `param` from element `p_off`, with moments `m`, `v`.
+    /// One Adam step on `grad.len` parameters of `param` from element `param.1`, with moments `m`, `v`.
     pub fn adam(
         &self,
         s: AdamStep,
         grad: &GpuBuffer,
-        param: &GpuBuffer,
-        p_off: usize,
+        param: (&GpuBuffer, usize),
         m: &GpuBuffer,
         v: &GpuBuffer,
-        len: usize,
     ) -> Result<Dispatch> {
+        let ((param, p_off), len) = (param, grad.len);
         let (grid, row) = self.grid(len);
         let params = AdamParams {
             len: u(len),
