@@ -10,3 +10,5 @@ pub mod data;
 pub mod gpu;
 pub mod io;
 pub mod model;
+pub mod path;
+pub mod plot;

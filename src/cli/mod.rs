@@ -4,6 +4,9 @@ mod bench;
 mod eval;
 mod info;
 mod init;
+mod merge;
+mod paths;
+mod toy;
 
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
@@ -31,6 +34,9 @@ enum Command {
     Init(init::InitArgs),
     Eval(eval::EvalArgs),
     Bench(bench::BenchArgs),
+    Paths(paths::PathsArgs),
+    Merge(merge::MergeArgs),
+    Toy(toy::ToyArgs),
 }
 
 /// Which GPU to use.
@@ -95,5 +101,8 @@ pub fn main() -> Result<()> {
         Command::Init(a) => init::run(a),
         Command::Eval(a) => eval::run(a),
         Command::Bench(a) => bench::run(a),
+        Command::Paths(a) => paths::run(a),
+        Command::Merge(a) => merge::run(a),
+        Command::Toy(a) => toy::run(a),
     }
 }

@@ -1,0 +1,29 @@
+use anyhow::Result;
+use clap::Args;
+use std::path::PathBuf;
+
+use crate::path::sweep::merge;
+
+/// Join the shard directories of one `paths` sweep into a single JSON-lines file.
+#[derive(Args)]
+#[command(after_help = "Example:\n  losscape merge shard0 shard1 shard2 --out paths.jsonl")]
+pub struct MergeArgs {
+    /// Shard directories (each made by `losscape paths --shard i/n`).
+    #[arg(required = true)]
+    dirs: Vec<PathBuf>,
+    /// The merged file: one JSON object per pair, sorted by pair index.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+pub fn run(args: MergeArgs) -> Result<()> {
+    let (have, total) = merge(&args.dirs, &args.out)?;
+    println!("merged {have} of {total} pairs into {}", args.out.display());
+    if have < total {
+        eprintln!(
+            "warning: {} pair(s) are missing: run the remaining shards (or re-run unfinished ones)",
+            total - have
+        );
+    }
+    Ok(())
+}

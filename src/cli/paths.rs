@@ -1,0 +1,172 @@
+use anyhow::{bail, Result};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use std::path::PathBuf;
+
+use super::{Activation, DataArgs, DeviceArgs};
+use crate::data::{GpuImages, Split};
+use crate::io::read_weights;
+use crate::model::Arch;
+use crate::path::sweep::{
+    run_sweep, sha256_file, Job, PairRecord, SetInfo, Shard, SweepConfig, SweepInputs, SweepProgress,
+};
+use crate::path::PathSettings;
+
+/// Find low-loss Fourier paths between pairs of each set's vectors; resumable and shardable.
+#[derive(Args)]
+#[command(
+    after_help = "Example:\n  losscape paths --model fcp --set fcp-lbfgs-train.safetensors --landscape train --pairs 300 --seed 0 --out paths-fcp\n  \
+losscape paths --model lstm --set lstm.npy --landscape test --pairs 10 --seed 1 --out p --shard 0/4\n\n\
+Output: DIR/config.json and DIR/paths.jsonl (one JSON object per finished pair: index, set, pair, seeds,\n\
+straight_losses, losses, best_iteration, height, barrier, straight_height, length, weighted_mean_loss).\n\
+Re-running the same command skips finished pairs."
+)]
+pub struct PathsArgs {
+    /// Network.
+    #[arg(long, value_enum)]
+    model: Arch,
+    /// A solution set (stack of vectors, .safetensors or .npy); repeat for several sets.
+    #[arg(long = "set", required = true)]
+    sets: Vec<PathBuf>,
+    /// The loss landscape: the training or the test split.
+    #[arg(long, value_enum, default_value_t = Split::Train)]
+    landscape: Split,
+    /// Pairs per set.
+    #[arg(long, default_value_t = 300)]
+    pairs: usize,
+    /// Seed of the pair draw.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Output directory.
+    #[arg(long)]
+    out: PathBuf,
+    /// Fourier terms N_F.
+    #[arg(long, default_value_t = 10)]
+    fourier: usize,
+    /// Path points M (endpoints included).
+    #[arg(long, default_value_t = 51)]
+    points: usize,
+    /// Weight of the squared-length regulariser.
+    #[arg(long, default_value_t = 1e-4)]
+    lambda: f64,
+    /// Adam learning rate.
+    #[arg(long, default_value_t = 1e-3)]
+    lr: f64,
+    /// Adam iterations per path.
+    #[arg(long, default_value_t = 100)]
+    iterations: usize,
+    /// Use the first N training images as the training landscape.
+    #[arg(long, value_name = "N")]
+    train_size: Option<usize>,
+    /// Compute only this shard of the pairs: i/n takes the pairs whose index is i modulo n.
+    #[arg(long, default_value = "0/1")]
+    shard: Shard,
+    /// Also save each best path's coefficients to DIR/coefficients/.
+    #[arg(long)]
+    save_paths: bool,
+    /// Activation of the FCP and LeNet.
+    #[arg(long, value_enum, default_value_t)]
+    activation: Activation,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+    #[command(flatten)]
+    data: DataArgs,
+    #[command(flatten)]
+    device: DeviceArgs,
+}
+
+struct Bar {
+    bar: ProgressBar,
+    iterations: usize,
+    quiet: bool,
+}
+
+impl Bar {
+    /// A line above the bar; on a non-terminal (a batch job's log) a plain line.
+    fn line(&self, text: String) {
+        if self.quiet {
+            return;
+        }
+        if self.bar.is_hidden() {
+            eprintln!("{text}");
+        } else {
+            self.bar.println(text);
+        }
+    }
+}
+
+impl SweepProgress for Bar {
+    fn start(&mut self, total: usize, done: usize) {
+        self.bar.set_length(total as u64);
+        self.bar.set_position(done as u64);
+        if done > 0 {
+            self.line(format!("resuming: {done} of {total} pairs already done"));
+        }
+    }
+    fn iteration(&mut self, job: &Job, k: usize, cumulative: f64) {
+        self.bar.set_message(format!(
+            "pair {} ({},{}) iteration {}/{} cumulative loss {cumulative:.4}",
+            job.index,
+            job.pair.0,
+            job.pair.1,
+            k + 1,
+            self.iterations
+        ));
+    }
+    fn finished(&mut self, r: &PairRecord) {
+        self.bar.inc(1);
+        self.line(format!(
+            "pair {} ({},{}): height {:.4e} (straight line {:.4e}), barrier {:.4e}",
+            r.index, r.pair.0, r.pair.1, r.outcome.height, r.outcome.straight_height, r.outcome.barrier
+        ));
+    }
+}
+
+pub fn run(args: PathsArgs) -> Result<()> {
+    let stacks = args.sets.iter().map(|p| read_weights(p, args.model)).collect::<Result<Vec<_>>>()?;
+    if let Some((p, s)) = args.sets.iter().zip(&stacks).find(|(_, s)| s.count() < 2) {
+        bail!("{}: a set needs at least two vectors to form a pair, it holds {}", p.display(), s.count());
+    }
+    let mut data = args.data.load(args.landscape)?;
+    if let (Split::Train, Some(n)) = (args.landscape, args.train_size) {
+        data = data.truncated(n);
+    }
+    let sets = args
+        .sets
+        .iter()
+        .zip(&stacks)
+        .map(|(p, s)| Ok(SetInfo { file: p.display().to_string(), sha256: sha256_file(p)?, vectors: s.count() }))
+        .collect::<Result<Vec<_>>>()?;
+    let cfg = SweepConfig {
+        model: args.model,
+        activation: args.activation.act(),
+        sets,
+        landscape: args.landscape,
+        images: data.len(),
+        pairs: args.pairs,
+        seed: args.seed,
+        settings: PathSettings {
+            fourier: args.fourier,
+            points: args.points,
+            lambda: args.lambda,
+            lr: args.lr,
+            iterations: args.iterations,
+        },
+        save_paths: args.save_paths,
+        shard: args.shard,
+    };
+    let gpu = args.device.open()?;
+    let images = GpuImages::upload(&gpu, &data)?;
+    let bar = if args.quiet { ProgressBar::hidden() } else { ProgressBar::new(0) };
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} pairs, ETA {eta}  {msg}")
+            .expect("a valid progress template"),
+    );
+    let mut progress = Bar { bar, iterations: args.iterations, quiet: args.quiet };
+    let computed =
+        run_sweep(SweepInputs { dir: &args.out, cfg: &cfg, stacks: &stacks, images: &images }, &mut progress)?;
+    progress.bar.finish_and_clear();
+    println!("{computed} pair(s) computed; results in {}", args.out.join("paths.jsonl").display());
+    Ok(())
+}

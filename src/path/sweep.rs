@@ -1,0 +1,279 @@
+//! A resumable, shardable sweep of path finding over the pairs of one or more solution sets.
+//! `DIR/config.json` holds the configuration; `DIR/paths.jsonl` gets one line per finished pair, written
+//! in one append and synced, so a killed run loses at most the pair in flight and never duplicates one.
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use super::fourier::{PathFinder, PathOutcome, PathSettings};
+use super::pairs::draw_pairs;
+use crate::data::{GpuImages, Split};
+use crate::gpu::Act;
+use crate::io::{atomic_write, WeightStack};
+use crate::model::{Arch, Network};
+
+/// Shard `index` of `count`: the pairs whose global index is congruent to `index` modulo `count`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shard {
+    pub index: usize,
+    pub count: usize,
+}
+
+impl std::str::FromStr for Shard {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Shard, String> {
+        let (i, n) = s.split_once('/').ok_or("expected i/n, e.g. 0/4")?;
+        let (index, count) =
+            (i.trim().parse().map_err(|_| "i must be a number")?, n.trim().parse().map_err(|_| "n must be a number")?);
+        if count == 0 || index >= count {
+            return Err(format!("shard {index}/{count}: need 0 <= i < n"));
+        }
+        Ok(Shard { index, count })
+    }
+}
+
+/// One input set, identified by content.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetInfo {
+    pub file: String,
+    pub sha256: String,
+    pub vectors: usize,
+}
+
+/// Everything that determines a sweep's results.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SweepConfig {
+    pub model: Arch,
+    pub activation: Act,
+    pub sets: Vec<SetInfo>,
+    pub landscape: Split,
+    pub images: usize,
+    pub pairs: usize,
+    pub seed: u64,
+    pub settings: PathSettings,
+    pub save_paths: bool,
+    pub shard: Shard,
+}
+
+/// One finished pair, as a line of `paths.jsonl`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PairRecord {
+    /// Global pair index (over all sets); the shard key.
+    pub index: usize,
+    pub set: usize,
+    pub set_file: String,
+    pub pair: (usize, usize),
+    /// Seeds of the two vectors, when the set records them.
+    pub seeds: Option<(u64, u64)>,
+    #[serde(flatten)]
+    pub outcome: PathOutcome,
+}
+
+/// A pair to compute.
+#[derive(Clone, Debug)]
+pub struct Job {
+    pub index: usize,
+    pub set: usize,
+    pub pair: (usize, usize),
+}
+
+pub fn sha256_file(path: &Path) -> Result<String> {
+    let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
+    Ok(format!("{:x}", Sha256::digest(&bytes)))
+}
+
+/// Every job of the configuration (all shards), in global index order.
+pub fn all_jobs(cfg: &SweepConfig) -> Result<Vec<Job>> {
+    let mut jobs = Vec::new();
+    for (s, set) in cfg.sets.iter().enumerate() {
+        for pair in draw_pairs(set.vectors, cfg.pairs, cfg.seed, s as u64).with_context(|| set.file.clone())? {
+            jobs.push(Job { index: jobs.len(), set: s, pair });
+        }
+    }
+    Ok(jobs)
+}
+
+/// The top-level (and settings) keys whose values differ.
+pub fn differences(a: &SweepConfig, b: &SweepConfig, ignore_shard: bool) -> Vec<String> {
+    let (va, vb) = (serde_json::to_value(a).unwrap(), serde_json::to_value(b).unwrap());
+    let mut out = Vec::new();
+    for (k, x) in va.as_object().unwrap() {
+        if ignore_shard && k == "shard" {
+            continue;
+        }
+        let y = &vb[k];
+        if x == y {
+            continue;
+        }
+        match (x.as_object(), y.as_object()) {
+            (Some(xo), Some(_)) => {
+                out.extend(xo.iter().filter(|(kk, xv)| &y[kk.as_str()] != *xv).map(|(kk, _)| format!("{k}.{kk}")))
+            }
+            _ => out.push(k.clone()),
+        }
+    }
+    out
+}
+
+const CONFIG: &str = "config.json";
+const RESULTS: &str = "paths.jsonl";
+
+/// Reads a sweep directory's configuration.
+pub fn read_config(dir: &Path) -> Result<SweepConfig> {
+    let path = dir.join(CONFIG);
+    let text = std::fs::read_to_string(&path).with_context(|| format!("{}: cannot read", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{}: not a losscape paths configuration", path.display()))
+}
+
+/// Reads the finished pairs; a trailing partial line (a run killed mid-write) is cut off the file.
+pub fn read_records(dir: &Path) -> Result<Vec<PairRecord>> {
+    let path = dir.join(RESULTS);
+    let Ok(bytes) = std::fs::read(&path) else { return Ok(Vec::new()) };
+    let mut records = Vec::new();
+    let mut good = 0;
+    for line in bytes.split_inclusive(|&b| b == b'\n') {
+        if !line.ends_with(b"\n") {
+            break;
+        }
+        match serde_json::from_slice::<PairRecord>(line) {
+            Ok(r) => records.push(r),
+            Err(_) => break,
+        }
+        good += line.len();
+    }
+    if good < bytes.len() {
+        eprintln!("note: {}: dropping an unfinished last line (a run was interrupted)", path.display());
+        let f = std::fs::OpenOptions::new().write(true).open(&path)?;
+        f.set_len(good as u64)?;
+        f.sync_all()?;
+    }
+    Ok(records)
+}
+
+fn append_record(dir: &Path, record: &PairRecord) -> Result<()> {
+    let path = dir.join(RESULTS);
+    let mut line = serde_json::to_vec(record)?;
+    line.push(b'\n');
+    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&path)?;
+    f.write_all(&line)
+        .and_then(|_| f.sync_data())
+        .with_context(|| format!("{}: cannot append (is the disk full?)", path.display()))
+}
+
+/// Creates the directory with its configuration, or checks that an existing one matches.
+pub fn prepare_dir(dir: &Path, cfg: &SweepConfig) -> Result<()> {
+    if dir.join(CONFIG).exists() {
+        let old = read_config(dir)?;
+        let diff = differences(&old, cfg, false);
+        if !diff.is_empty() {
+            bail!(
+                "{} holds a sweep with a different configuration (differs in: {}); use another --out or the same settings",
+                dir.display(),
+                diff.join(", ")
+            );
+        }
+        return Ok(());
+    }
+    atomic_write(&dir.join(CONFIG), serde_json::to_string_pretty(cfg)?.as_bytes())
+}
+
+/// The sets, loaded, with the network and landscape to run on.
+pub struct SweepInputs<'a> {
+    pub dir: &'a Path,
+    pub cfg: &'a SweepConfig,
+    pub stacks: &'a [WeightStack],
+    pub images: &'a GpuImages,
+}
+
+/// Progress callbacks of a sweep.
+pub trait SweepProgress {
+    fn start(&mut self, total: usize, done: usize);
+    fn iteration(&mut self, job: &Job, iteration: usize, cumulative: f64);
+    fn finished(&mut self, record: &PairRecord);
+}
+
+fn seeds_of(stack: &WeightStack) -> Option<Vec<u64>> {
+    stack.metadata.get("losscape.seeds")?.split(',').map(|s| s.trim().parse().ok()).collect()
+}
+
+/// Runs the shard's unfinished pairs; returns how many were computed now.
+pub fn run_sweep(inputs: SweepInputs, progress: &mut dyn SweepProgress) -> Result<usize> {
+    let SweepInputs { dir, cfg, stacks, images } = inputs;
+    prepare_dir(dir, cfg)?;
+    let done: BTreeSet<usize> = read_records(dir)?.iter().map(|r| r.index).collect();
+    let mine: Vec<Job> = all_jobs(cfg)?.into_iter().filter(|j| j.index % cfg.shard.count == cfg.shard.index).collect();
+    let todo: Vec<&Job> = mine.iter().filter(|j| !done.contains(&j.index)).collect();
+    progress.start(mine.len(), mine.len() - todo.len());
+    if todo.is_empty() {
+        return Ok(0);
+    }
+    let net = Network { arch: cfg.model, act: cfg.activation };
+    let finder = PathFinder::new(net, images, 0..images.count, cfg.settings)?;
+    for job in &todo {
+        let stack = &stacks[job.set];
+        let (a, b) = (stack.vector(job.pair.0), stack.vector(job.pair.1));
+        let outcome =
+            finder.run(a, b, cfg.save_paths, |k, sum| progress.iteration(job, k, sum)).with_context(|| {
+                format!("pair {} ({}, {}) of {}", job.index, job.pair.0, job.pair.1, cfg.sets[job.set].file)
+            })?;
+        if let Some(coef) = &outcome.coefficients {
+            let file = coefficients_path(dir, job.index);
+            let mut s = WeightStack::new(cfg.model, coef.clone());
+            s.metadata.insert("losscape.path.pair".into(), format!("{},{}", job.pair.0, job.pair.1));
+            s.metadata.insert("losscape.path.set".into(), cfg.sets[job.set].file.clone());
+            crate::io::write_weights(&file, &s)?;
+        }
+        let seeds = seeds_of(stack).and_then(|s| Some((*s.get(job.pair.0)?, *s.get(job.pair.1)?)));
+        let record = PairRecord {
+            index: job.index,
+            set: job.set,
+            set_file: cfg.sets[job.set].file.clone(),
+            pair: job.pair,
+            seeds,
+            outcome,
+        };
+        append_record(dir, &record)?;
+        progress.finished(&record);
+    }
+    Ok(todo.len())
+}
+
+/// Where `--save-paths` puts the best coefficients of a pair: a stack of NF vectors with the network's
+/// tensor names (b_1 .. b_NF).
+pub fn coefficients_path(dir: &Path, index: usize) -> PathBuf {
+    dir.join("coefficients").join(format!("pair-{index:05}.safetensors"))
+}
+
+/// Joins shard directories into one JSON-lines file sorted by pair index; refuses shards whose
+/// configurations differ (other than the shard) and pairs that disagree.
+pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<(usize, usize)> {
+    let first = dirs.first().ok_or_else(|| anyhow!("name at least one directory to merge"))?;
+    let cfg = read_config(first)?;
+    let mut records: std::collections::BTreeMap<usize, PairRecord> = Default::default();
+    for dir in dirs {
+        let other = read_config(dir)?;
+        let diff = differences(&cfg, &other, true);
+        if !diff.is_empty() {
+            bail!("{} and {} hold different sweeps (differ in: {})", first.display(), dir.display(), diff.join(", "));
+        }
+        for r in read_records(dir)? {
+            if let Some(prev) = records.get(&r.index) {
+                if prev != &r {
+                    bail!("pair {} appears twice with different results ({})", r.index, dir.display());
+                }
+            }
+            records.insert(r.index, r);
+        }
+    }
+    let mut text = Vec::new();
+    for r in records.values() {
+        serde_json::to_writer(&mut text, r)?;
+        text.push(b'\n');
+    }
+    atomic_write(out, &text)?;
+    Ok((records.len(), all_jobs(&cfg)?.len()))
+}

@@ -1,0 +1,49 @@
+//! Figures as PNG. Text uses the DejaVu Sans font shipped in `assets/fonts/`, so figures look the same
+//! on every machine.
+
+pub mod toy;
+
+use anyhow::{anyhow, Result};
+use std::path::Path;
+use std::sync::Once;
+
+static FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
+
+/// Registers the shipped font as plotters' "sans-serif".
+pub fn register_font() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        for style in [plotters::style::FontStyle::Normal, plotters::style::FontStyle::Bold] {
+            // the font is compiled in; a parse failure would fail every figure test
+            let _ = plotters::style::register_font("sans-serif", style, FONT);
+        }
+    });
+}
+
+/// Draws with `draw` on a white RGB canvas of `size` and writes it as PNG (atomically).
+pub fn render_png(
+    path: &Path,
+    size: (u32, u32),
+    draw: impl FnOnce(
+        &plotters::drawing::DrawingArea<plotters::backend::BitMapBackend, plotters::coord::Shift>,
+    ) -> Result<()>,
+) -> Result<()> {
+    use plotters::prelude::*;
+    register_font();
+    let mut buf = vec![255u8; (size.0 * size.1 * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut buf, size).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| anyhow!("drawing failed: {e}"))?;
+        draw(&root)?;
+        root.present().map_err(|e| anyhow!("drawing failed: {e}"))?;
+    }
+    let img = image::RgbImage::from_raw(size.0, size.1, buf).ok_or_else(|| anyhow!("canvas size mismatch"))?;
+    let mut png = Vec::new();
+    img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)?;
+    crate::io::atomic_write(path, &png)
+}
+
+/// Turns a plotters error into an anyhow error.
+pub fn drawing<T, E: std::fmt::Display>(r: Result<T, E>) -> Result<T> {
+    r.map_err(|e| anyhow!("drawing failed: {e}"))
+}

@@ -1,0 +1,113 @@
+//! `losscape paths` and `merge` as a user runs them: shards, resume after SIGKILL, refusals.
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+fn losscape(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_losscape")).args(args).output().unwrap()
+}
+
+fn ok(o: Output) -> Output {
+    assert!(o.status.success(), "stderr: {}", String::from_utf8_lossy(&o.stderr));
+    o
+}
+
+fn records(file: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(file).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+/// The command line of a small sweep; `extra` holds (flag, value) pairs that override the defaults.
+fn sweep_args(set: &str, out: &str, extra: &[(&str, &str)]) -> Vec<String> {
+    let mut opts = vec![
+        ("--pairs", "6"),
+        ("--seed", "3"),
+        ("--train-size", "40"),
+        ("--points", "5"),
+        ("--fourier", "2"),
+        ("--iterations", "2"),
+        ("--lr", "0.01"),
+    ];
+    for &(k, v) in extra {
+        match opts.iter_mut().find(|(key, _)| *key == k) {
+            Some(slot) => slot.1 = v,
+            None => opts.push((k, v)),
+        }
+    }
+    let mut args: Vec<String> =
+        ["paths", "--model", "fcp", "--set", set, "--out", out, "--quiet"].map(String::from).to_vec();
+    for (k, v) in opts {
+        args.push(k.to_string());
+        args.push(v.to_string());
+    }
+    args
+}
+
+fn run_sweep(args: Vec<String>) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_losscape")).args(args).output().unwrap()
+}
+
+#[test]
+fn shards_together_equal_the_unsharded_run_and_configurations_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = |p: &str| dir.path().join(p).to_str().unwrap().to_string();
+    let set = d("set.safetensors");
+    ok(losscape(&["init", "--model", "fcp", "--count", "4", "--out", &set]));
+    ok(run_sweep(sweep_args(&set, &d("all"), &[])));
+    let all = records(&dir.path().join("all/paths.jsonl"));
+    assert_eq!(all.len(), 6);
+    let mut pairs: Vec<_> =
+        all.iter().map(|r| (r["pair"][0].as_u64().unwrap(), r["pair"][1].as_u64().unwrap())).collect();
+    pairs.sort();
+    pairs.dedup();
+    assert_eq!(pairs.len(), 6, "six distinct pairs of four vectors");
+    for i in 0..3 {
+        let shard = format!("{i}/3");
+        ok(run_sweep(sweep_args(&set, &d(&format!("s{i}")), &[("--shard", &shard)])));
+        let part = records(&dir.path().join(format!("s{i}/paths.jsonl")));
+        assert!(part.iter().all(|r| r["index"].as_u64().unwrap() % 3 == i));
+    }
+    ok(losscape(&["merge", &d("s0"), &d("s1"), &d("s2"), "--out", &d("merged.jsonl")]));
+    let merged = records(&dir.path().join("merged.jsonl"));
+    let mut sorted = all.clone();
+    sorted.sort_by_key(|r| r["index"].as_u64());
+    assert_eq!(merged, sorted, "the union of the shards is the unsharded run");
+    // a different configuration in the same directory is refused, naming the difference
+    let o = run_sweep(sweep_args(&set, &d("all"), &[("--lambda", "0.5")]));
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("settings.lambda"), "{}", String::from_utf8_lossy(&o.stderr));
+    // shards of different sweeps do not merge
+    ok(run_sweep(sweep_args(&set, &d("other"), &[("--seed", "4"), ("--shard", "1/3")])));
+    let o = losscape(&["merge", &d("s0"), &d("other"), "--out", &d("bad.jsonl")]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("seed"), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+#[test]
+fn killed_and_resumed_sweep_loses_and_duplicates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = |p: &str| dir.path().join(p).to_str().unwrap().to_string();
+    let set = d("set.safetensors");
+    ok(losscape(&["init", "--model", "fcp", "--count", "4", "--out", &set]));
+    let slow = [("--iterations", "8"), ("--train-size", "100")];
+    ok(run_sweep(sweep_args(&set, &d("ref"), &slow)));
+    let reference = records(&dir.path().join("ref/paths.jsonl"));
+
+    let results = dir.path().join("run/paths.jsonl");
+    let mut child =
+        Command::new(env!("CARGO_BIN_EXE_losscape")).args(sweep_args(&set, &d("run"), &slow)).spawn().unwrap();
+    let start = Instant::now();
+    while std::fs::read_to_string(&results).map(|t| t.lines().count()).unwrap_or(0) < 2 {
+        assert!(start.elapsed() < Duration::from_secs(120), "no pair finished in time");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let before = records(&results).len();
+    assert!(before < 6, "the kill came too late to test anything");
+    ok(run_sweep(sweep_args(&set, &d("run"), &slow)));
+    let mut after = records(&results);
+    after.sort_by_key(|r| r["index"].as_u64());
+    let mut expected = reference;
+    expected.sort_by_key(|r| r["index"].as_u64());
+    assert_eq!(after, expected, "resumed results equal an uninterrupted run, each pair once");
+}
