@@ -8,6 +8,7 @@ use std::sync::Arc;
 use crate::data::{Dataset, GpuImages};
 use crate::gpu::{AdapterSummary, Gpu, Layout, Product, Source};
 use crate::model::{init_vector, Arch, Evaluator, Network, Want};
+use crate::path::{PathFinder, PathSettings};
 
 /// FLOPs of one loss+gradient per (image x weight vector), counting multiply-adds as 2 and leaving out
 /// element-wise work. Forward products, the same again for the weight gradients, plus the data-gradient
@@ -66,6 +67,7 @@ pub struct Record {
     pub repeats: usize,
     pub ceiling: Ceiling,
     pub cases: Vec<Case>,
+    pub paths: Vec<PathCase>,
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -110,6 +112,59 @@ pub fn case(gpu: &Arc<Gpu>, net: Network, data: &Dataset, batch: usize, repeats:
         evaluations_per_second: evals / seconds,
         gflops,
         fraction_of_ceiling: gflops / ceiling,
+    })
+}
+
+/// Time of one path-finder iteration, against evaluating the same points one vector at a time.
+#[derive(Serialize, Debug)]
+pub struct PathCase {
+    pub model: &'static str,
+    pub points: usize,
+    pub images: usize,
+    /// One iteration: materialise the points, batched loss+gradient, chain rule, Adam step.
+    pub seconds_per_iteration: f64,
+    /// The same points' loss+gradient as `points` calls with B = 1.
+    pub seconds_one_at_a_time: f64,
+    pub speedup: f64,
+}
+
+/// Times a path iteration with all `points` in one batched call, and the same points one by one.
+pub fn path_case(gpu: &Arc<Gpu>, net: Network, data: &Dataset, points: usize, repeats: usize) -> Result<PathCase> {
+    let images = GpuImages::upload(gpu, data)?;
+    let settings = PathSettings { points, ..PathSettings::default() };
+    let finder = PathFinder::new(net, &images, 0..images.count, settings)?;
+    finder.start(&init_vector(net.arch, 0), &init_vector(net.arch, 1), None)?;
+    let mut times = Vec::new();
+    for k in 0..=repeats {
+        let t = std::time::Instant::now();
+        finder.evaluate(true)?;
+        finder.adam_step(k as u32 + 1)?;
+        gpu.wait()?;
+        if k > 0 {
+            times.push(t.elapsed().as_secs_f64()); // the first call warms up
+        }
+    }
+    let batched = median(times);
+    let flat = finder.points()?;
+    let single = Evaluator::new(net, &images, 0..images.count, 1)?;
+    let n = net.arch.n_params();
+    single.set_weights(&flat[..n])?;
+    single.run(Want::LossAndGrad);
+    single.results()?;
+    let t = std::time::Instant::now();
+    for m in 0..points {
+        single.set_weights(&flat[m * n..(m + 1) * n])?;
+        single.run(Want::LossAndGrad);
+        single.results()?;
+    }
+    let one_by_one = t.elapsed().as_secs_f64();
+    Ok(PathCase {
+        model: net.arch.id(),
+        points,
+        images: data.len(),
+        seconds_per_iteration: batched,
+        seconds_one_at_a_time: one_by_one,
+        speedup: one_by_one / batched,
     })
 }
 

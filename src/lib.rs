@@ -10,5 +10,6 @@ pub mod data;
 pub mod gpu;
 pub mod io;
 pub mod model;
+pub mod optim;
 pub mod path;
 pub mod plot;

@@ -3,7 +3,7 @@ use clap::Args;
 use std::path::PathBuf;
 
 use super::{Activation, DataArgs, DeviceArgs};
-use crate::bench::{case, ceiling, commit, flops_per_image_vector, Record};
+use crate::bench::{case, ceiling, commit, flops_per_image_vector, path_case, Record};
 use crate::data::Split;
 use crate::model::{Arch, Network};
 
@@ -32,6 +32,9 @@ pub struct BenchArgs {
     /// Activation.
     #[arg(long, value_enum, default_value_t)]
     activation: Activation,
+    /// Path points M for the path-iteration timing (0 skips it).
+    #[arg(long, default_value_t = 51)]
+    path_points: usize,
     /// JSON record to write.
     #[arg(long, default_value = "bench.json")]
     out: PathBuf,
@@ -72,6 +75,24 @@ pub fn run(args: BenchArgs) -> Result<()> {
         );
         cases.push(c);
     }
+    let mut paths = Vec::new();
+    if args.path_points > 0 {
+        for &arch in &args.models {
+            let net = Network { arch, act: args.activation.act() };
+            let p = path_case(&gpu, net, &data, args.path_points, args.repeats)?;
+            println!(
+                "{:<11} path iteration, M={} N={}: {:.3} ms batched, {:.3} ms as {} calls of B=1 ({:.1}x)",
+                p.model,
+                p.points,
+                p.images,
+                p.seconds_per_iteration * 1e3,
+                p.seconds_one_at_a_time * 1e3,
+                p.points,
+                p.speedup
+            );
+            paths.push(p);
+        }
+    }
     for arch in &args.models {
         println!("FLOP count {}: {} per image and vector", arch.id(), flops_per_image_vector(*arch));
     }
@@ -84,6 +105,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         repeats: args.repeats,
         ceiling: ceil,
         cases,
+        paths,
     };
     crate::io::atomic_write(&args.out, serde_json::to_string_pretty(&record)?.as_bytes())?;
     println!("wrote {}", args.out.display());

@@ -215,7 +215,8 @@ impl PathFinder {
         self.gpu.read(&self.grad_coef, 0, self.grad_coef.len)
     }
 
-    fn adam_step(&self, t: u32) -> Result<()> {
+    /// One Adam step (number `t`, from 1) on the coefficients, from the last `evaluate(true)`.
+    pub fn adam_step(&self, t: u32) -> Result<()> {
         let step = AdamStep { lr: self.settings.lr, beta1: 0.9, beta2: 0.999, eps: 1e-8, t };
         let d = self.gpu.adam(step, &self.grad_coef, (&self.basis, 2 * self.n_prm), &self.adam_m, &self.adam_v)?;
         self.gpu.submit(&[&d]);

@@ -1,0 +1,42 @@
+//! What the optimizers minimise: R loss functions of R points, evaluated together.
+
+use anyhow::Result;
+
+use crate::gpu::GpuBuffer;
+use crate::model::{Evaluator, Want};
+
+/// R independent objectives over vectors of length `len`, evaluated in one batched call.
+pub trait BatchObjective {
+    fn rows(&self) -> usize;
+    fn len(&self) -> usize;
+    /// The R x len buffer the next evaluation reads.
+    fn input(&self) -> &GpuBuffer;
+    /// The R x len gradients written by an evaluation with `Want::LossAndGrad`.
+    fn grads(&self) -> &GpuBuffer;
+    /// Evaluates at the current input; returns the R losses.
+    fn evaluate(&mut self, want: Want) -> Result<Vec<f64>>;
+}
+
+/// A network's mean loss over a fixed set of images (full batch), for R weight vectors.
+pub struct NetworkObjective {
+    pub eval: Evaluator,
+}
+
+impl BatchObjective for NetworkObjective {
+    fn rows(&self) -> usize {
+        self.eval.batch()
+    }
+    fn len(&self) -> usize {
+        self.eval.network().arch.n_params()
+    }
+    fn input(&self) -> &GpuBuffer {
+        &self.eval.weights
+    }
+    fn grads(&self) -> &GpuBuffer {
+        &self.eval.grads
+    }
+    fn evaluate(&mut self, want: Want) -> Result<Vec<f64>> {
+        self.eval.run(want);
+        Ok(self.eval.results()?.iter().map(|r| r.loss).collect())
+    }
+}
