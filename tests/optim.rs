@@ -122,7 +122,7 @@ impl BatchObjective for CpuObjective {
     fn rows(&self) -> usize {
         self.rows
     }
-    fn len(&self) -> usize {
+    fn dim(&self) -> usize {
         self.n
     }
     fn input(&self) -> &GpuBuffer {

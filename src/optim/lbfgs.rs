@@ -175,7 +175,12 @@ impl Lbfgs {
         let rr = self.gpu.dot(self.all(&self.dir), self.all(&self.dir))?;
         let mut reset = vec![false; rn];
         for r in 0..rn {
-            let bad_pair = history.iter().any(|&j| self.valid(r, j) && !(self.pairs[j % m][r].cos >= 1e-4));
+            let bad_pair = history.iter().any(|&j| {
+                self.valid(r, j) && {
+                    let cos = self.pairs[j % m][r].cos;
+                    cos.is_nan() || cos < 1e-4
+                }
+            });
             if self.active[r] && (!rr[r].is_finite() || bad_pair) {
                 reset[r] = true;
                 self.valid_from[r] = k; // the next pair (made at iteration k + 1) starts the history

@@ -5,13 +5,13 @@ use anyhow::Result;
 use crate::gpu::GpuBuffer;
 use crate::model::{Evaluator, Want};
 
-/// R independent objectives over vectors of length `len`, evaluated in one batched call.
+/// R independent objectives over vectors of length `dim`, evaluated in one batched call.
 pub trait BatchObjective {
     fn rows(&self) -> usize;
-    fn len(&self) -> usize;
-    /// The R x len buffer the next evaluation reads.
+    fn dim(&self) -> usize;
+    /// The R x dim buffer the next evaluation reads.
     fn input(&self) -> &GpuBuffer;
-    /// The R x len gradients written by an evaluation with `Want::LossAndGrad`.
+    /// The R x dim gradients written by an evaluation with `Want::LossAndGrad`.
     fn grads(&self) -> &GpuBuffer;
     /// Evaluates at the current input; returns the R losses.
     fn evaluate(&mut self, want: Want) -> Result<Vec<f64>>;
@@ -26,7 +26,7 @@ impl BatchObjective for NetworkObjective {
     fn rows(&self) -> usize {
         self.eval.batch()
     }
-    fn len(&self) -> usize {
+    fn dim(&self) -> usize {
         self.eval.network().arch.n_params()
     }
     fn input(&self) -> &GpuBuffer {
