@@ -10,7 +10,7 @@ struct Params {
     parts: u32,        // partial slots per weight vector
     out_bs: u32,       // stride between weight vectors in the output buffer
     inv_total: f32,    // 1 / (images in the whole evaluation): the loss is a mean
-    _p0: u32,
+    img_bs: u32,       // images per weight vector when each vector has its own (0: shared images)
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -52,7 +52,7 @@ fn cross_entropy(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation
     var correct = 0.0;
     if (n < p.images) {
         let base = b * p.out_bs + n * p.width;
-        let y = labels[p.first_image + n];
+        let y = labels[b * p.img_bs + p.first_image + n];
         var r = y;
         var first_max = 0u;
         for (var k = 0u; k < p.width; k++) {
@@ -105,7 +105,7 @@ fn mse_sigmoid(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_i
         let base = b * p.out_bs + n * p.width;
         let scale = 2.0 * p.inv_total / f32(p.width);
         for (var k = 0u; k < p.width; k++) {
-            let i = (p.first_image + n) * p.width + k;
+            let i = (b * p.img_bs + p.first_image + n) * p.width + k;
             let x = f32((bytes[i >> 2u] >> ((i & 3u) * 8u)) & 0xffu) / 255.0;
             let y = sigmoid(logits[base + k]);
             let d = y - x;

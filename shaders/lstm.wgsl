@@ -11,6 +11,10 @@ struct LstmParams {
     bias_hh: u32,
     first_image: u32, // gather: first image of the chunk
     row: u32,
+    img_bs: u32,      // gather: images per vector when each vector has its own (0: shared)
+    _p0: u32,
+    _p1: u32,
+    _p2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: LstmParams;
@@ -30,15 +34,17 @@ const H: u32 = 48u;
 const G: u32 = 192u;
 const STEPS: u32 = 28u;
 
-// xperm[n][j] = pixel P[j] of image first_image + n, scaled to [0, 1]
+// xperm[b][n][j] = pixel P[j] of image b * img_bs + first_image + n, scaled to [0, 1]; with shared
+// images (img_bs = 0) run it for one vector.
 @compute @workgroup_size(256)
 fn gather(@builtin(global_invocation_id) gid: vec3<u32>) {
     let t = gid.x + gid.y * p.row;
-    if (t >= p.images * 784u) {
+    if (t >= p.batches * p.images * 784u) {
         return;
     }
-    let n = t / 784u;
-    let i = (p.first_image + n) * 784u + perm[t % 784u];
+    let b = t / (p.images * 784u);
+    let n = (t / 784u) % p.images;
+    let i = (b * p.img_bs + p.first_image + n) * 784u + perm[t % 784u];
     let word = bytes[i >> 2u];
     xperm[t] = f32((word >> ((i & 3u) * 8u)) & 0xffu) / 255.0;
 }

@@ -165,3 +165,34 @@ fn every_network_gives_the_same_losses_alone_and_in_a_batch_of_51() {
         }
     }
 }
+
+#[test]
+fn each_vector_on_its_own_images_equals_separate_evaluations() {
+    let per = 16;
+    let data = mnist(Split::Train, 3 * per);
+    let images = GpuImages::upload(&gpu(), &data).unwrap();
+    for arch in Arch::ALL {
+        let net = Network { arch, act: Act::Softplus };
+        let n = arch.n_params();
+        let flat = arch_vectors(arch, 40..43, 3.0);
+        let eval = Evaluator::per_vector(net, &images, per, 3).unwrap();
+        eval.set_weights(&flat).unwrap();
+        eval.run(Want::LossAndGrad);
+        let (results, grads) = (eval.results().unwrap(), eval.gradients().unwrap());
+        for b in 0..3 {
+            let alone = Evaluator::new(net, &images, b * per..(b + 1) * per, 1).unwrap();
+            alone.set_weights(&flat[b * n..(b + 1) * n]).unwrap();
+            alone.run(Want::LossAndGrad);
+            let r = alone.results().unwrap()[0];
+            assert!(
+                (r.loss - results[b].loss).abs() <= 1e-6 * r.loss,
+                "{arch:?} vector {b}: {} vs {}",
+                results[b].loss,
+                r.loss
+            );
+            assert_eq!(r.accuracy, results[b].accuracy);
+            let g = max_rel_diff(&grads[b * n..(b + 1) * n], &to_f64(&alone.gradients().unwrap()));
+            assert!(g <= 1e-5, "{arch:?} vector {b}: gradients differ by {g:e}");
+        }
+    }
+}

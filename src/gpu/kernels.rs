@@ -125,6 +125,8 @@ pub struct LossChunk {
     pub part_off: usize,
     pub parts: usize,
     pub total_images: usize,
+    /// Images per weight vector when each vector has its own images (0: all share them).
+    pub img_bs: usize,
 }
 
 #[repr(C)]
@@ -137,7 +139,7 @@ struct LossParams {
     parts: u32,
     out_bs: u32,
     inv_total: f32,
-    _pad: u32,
+    img_bs: u32,
 }
 
 /// Partial sums the loss head writes per weight vector for a chunk of `images`.
@@ -257,7 +259,7 @@ impl Gpu {
             parts: u(chunk.parts),
             out_bs: u(chunk.out_batch_stride),
             inv_total: 1.0 / chunk.total_images as f32,
-            _pad: 0,
+            img_bs: u(chunk.img_bs),
         };
         let (entry, target_binding) = match head {
             Head::CrossEntropy => ("cross_entropy", 2),

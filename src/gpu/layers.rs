@@ -22,15 +22,17 @@ pub struct Conv {
     pub w_off: usize,
     pub b_off: usize,
     pub n_prm: usize,
+    /// Images per vector when the input is the image buffer and each vector has its own images.
+    pub img_bs: usize,
 }
 
 impl Conv {
     pub fn out_hw(&self) -> usize {
         self.in_hw + 2 * self.pad - self.ksize + 1
     }
-    fn in_bs(&self, shared: bool) -> usize {
-        if shared {
-            0
+    fn in_bs(&self, images: bool) -> usize {
+        if images {
+            self.img_bs * self.in_c * self.in_hw * self.in_hw
         } else {
             self.images * self.in_c * self.in_hw * self.in_hw
         }
@@ -100,6 +102,8 @@ pub struct LstmStep {
     pub bias_ih: usize,
     pub bias_hh: usize,
     pub first_image: usize,
+    /// Images per vector when each vector has its own images (0: shared).
+    pub img_bs: usize,
 }
 
 #[repr(C)]
@@ -113,6 +117,8 @@ struct LstmParams {
     bias_hh: u32,
     first_image: u32,
     row: u32,
+    img_bs: u32,
+    _pad: [u32; 3],
 }
 
 impl LstmStep {
@@ -126,6 +132,8 @@ impl LstmStep {
             bias_hh: u(self.bias_hh),
             first_image: u(self.first_image),
             row,
+            img_bs: u(self.img_bs),
+            _pad: [0; 3],
         }
     }
 }
@@ -208,7 +216,8 @@ impl Gpu {
         self.dispatch(Shader::Pool, entry, &[], &params, &[(1, src), (2, dst)], grid)
     }
 
-    /// xperm[n][j] = pixel perm[j] of image first_image + n.
+    /// xperm[b][n][j] = pixel perm[j] of image b * img_bs + first_image + n (one vector's worth when
+    /// the images are shared).
     pub fn gather_pixels(
         &self,
         s: LstmStep,
@@ -216,7 +225,8 @@ impl Gpu {
         perm: &GpuBuffer,
         xperm: &GpuBuffer,
     ) -> Result<Dispatch> {
-        let (grid, row) = self.grid(s.images * 784);
+        let s = if s.img_bs == 0 { LstmStep { batches: 1, ..s } } else { s };
+        let (grid, row) = self.grid(s.batches * s.images * 784);
         self.dispatch(Shader::Lstm, "gather", &[], &s.params(row), &[(8, images), (9, perm), (10, xperm)], grid)
     }
 
@@ -312,5 +322,55 @@ impl Gpu {
             _pad: [0; 3],
         };
         self.dispatch(Shader::Adam, "step", &[], &params, &[(1, grad), (2, param), (3, m), (4, v)], grid)
+    }
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct SelectParams {
+    per_run: u32,
+    runs: u32,
+    stride: u32,
+    offset: u32,
+    row: u32,
+    _pad: [u32; 3],
+}
+
+/// A mini-batch per run: `per_run` images from position `offset` of each run's index list.
+#[derive(Clone, Copy, Debug)]
+pub struct Selection {
+    pub runs: usize,
+    pub per_run: usize,
+    /// Length of each run's index list.
+    pub stride: usize,
+    pub offset: usize,
+}
+
+impl Gpu {
+    /// Copies each run's mini-batch (images and labels) out of the dataset.
+    pub fn select_images(
+        &self,
+        s: Selection,
+        src: (&GpuBuffer, &GpuBuffer),
+        idx: &GpuBuffer,
+        dst: (&GpuBuffer, &GpuBuffer),
+    ) -> Result<Dispatch> {
+        let (grid, row) = self.grid(s.runs * s.per_run * 196);
+        let params = SelectParams {
+            per_run: u(s.per_run),
+            runs: u(s.runs),
+            stride: u(s.stride),
+            offset: u(s.offset),
+            row,
+            _pad: [0; 3],
+        };
+        self.dispatch(
+            Shader::Select,
+            "select_images",
+            &[],
+            &params,
+            &[(1, src.0), (2, src.1), (3, idx), (4, dst.0), (5, dst.1)],
+            grid,
+        )
     }
 }

@@ -13,6 +13,6 @@ pub use buffer::GpuBuffer;
 pub use context::{list_adapters, AdapterSummary, DeviceChoice, Gpu, NO_ADAPTER_HELP};
 pub use kernels::{partial_slots, Act, Head, Layout, LossChunk, Product, Source};
 pub use launch::Dispatch;
-pub use layers::{AdamStep, Conv, LstmStep};
+pub use layers::{AdamStep, Conv, LstmStep, Selection};
 pub use shaders::Shader;
 pub use vector::Rows;

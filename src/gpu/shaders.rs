@@ -11,12 +11,13 @@ pub enum Shader {
     Pool,
     Lstm,
     Adam,
+    Select,
 }
 
 const NUMERICS: &str = include_str!("../../shaders/numerics.wgsl");
 
 impl Shader {
-    pub const ALL: [Shader; 8] = [
+    pub const ALL: [Shader; 9] = [
         Shader::Matmul,
         Shader::Activation,
         Shader::Loss,
@@ -25,6 +26,7 @@ impl Shader {
         Shader::Pool,
         Shader::Lstm,
         Shader::Adam,
+        Shader::Select,
     ];
 
     pub fn name(self) -> &'static str {
@@ -37,6 +39,7 @@ impl Shader {
             Shader::Pool => "pool",
             Shader::Lstm => "lstm",
             Shader::Adam => "adam",
+            Shader::Select => "select",
         }
     }
 
@@ -50,6 +53,7 @@ impl Shader {
             Shader::Pool => include_str!("../../shaders/pool.wgsl"),
             Shader::Lstm => include_str!("../../shaders/lstm.wgsl"),
             Shader::Adam => include_str!("../../shaders/adam.wgsl"),
+            Shader::Select => include_str!("../../shaders/select.wgsl"),
         }
     }
 

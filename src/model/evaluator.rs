@@ -46,6 +46,8 @@ pub(super) struct PlanInputs<'a> {
     pub act: Act,
     pub images: &'a GpuImages,
     pub batch: usize,
+    /// Images per vector when each vector has its own images (0: all vectors share the range).
+    pub img_bs: usize,
     pub n_prm: usize,
     pub chunk_cap: usize,
     pub total_images: usize,
@@ -101,6 +103,26 @@ impl Evaluator {
         batch: usize,
         chunk: Option<usize>,
     ) -> Result<Evaluator> {
+        Evaluator::build(net, images, range, batch, chunk, 0)
+    }
+
+    /// Each vector b evaluated on its own `per_vector` images, b * per_vector .. (b + 1) * per_vector of
+    /// `images` (mini-batches of independent runs), in one chunk.
+    pub fn per_vector(net: Network, images: &GpuImages, per_vector: usize, batch: usize) -> Result<Evaluator> {
+        if images.count < per_vector * batch {
+            bail!("{} images loaded, {batch} vectors x {per_vector} needed", images.count);
+        }
+        Evaluator::build(net, images, 0..per_vector, batch, Some(per_vector), per_vector)
+    }
+
+    fn build(
+        net: Network,
+        images: &GpuImages,
+        range: Range<usize>,
+        batch: usize,
+        chunk: Option<usize>,
+        img_bs: usize,
+    ) -> Result<Evaluator> {
         let gpu = images.gpu.clone();
         if range.is_empty() || range.end > images.count {
             bail!("image range {range:?} is empty or beyond the {} images loaded", images.count);
@@ -130,6 +152,7 @@ impl Evaluator {
             act: net.act,
             images,
             batch,
+            img_bs,
             n_prm,
             chunk_cap: cap,
             total_images: total,

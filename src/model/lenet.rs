@@ -49,6 +49,7 @@ pub(super) fn plan(p: &PlanInputs, chunks: &[Chunk]) -> Result<Vec<ChunkPlan>> {
                 w_off: o[0],
                 b_off: o[1],
                 n_prm: p.n_prm,
+                img_bs: p.img_bs,
             };
             let conv2 = Conv { in_c: 6, in_hw: 14, out_c: 16, pad: 0, in_off: 0, w_off: o[2], b_off: o[3], ..conv1 };
             let images = Source::Images(&p.images.pixels);

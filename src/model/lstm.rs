@@ -28,7 +28,9 @@ pub(super) fn plan(p: &PlanInputs, chunks: &[Chunk]) -> Result<Vec<ChunkPlan>> {
     let (w_ih, w_hh, b_ih, b_hh, fc) = (o[0], o[1], o[2], o[3], o[4]);
     let perm: Vec<u32> = lstm_permutation().iter().map(|&v| v as u32).collect();
     let perm = gpu.upload(&perm, "lstm permutation")?;
-    let xperm = gpu.zeros(cap * 784, "lstm inputs")?;
+    // one permuted copy of the images, or one per vector when each vector has its own images
+    let x_bs = if p.img_bs > 0 { cap * 784 } else { 0 };
+    let xperm = gpu.zeros(cap * 784 * if p.img_bs > 0 { b } else { 1 }, "lstm inputs")?;
     let gates = gpu.zeros(b * cap * STEPS * G, "lstm gates")?;
     let cells = gpu.zeros(b * cap * (STEPS + 1) * H, "lstm cells")?;
     let hidden = gpu.zeros(b * cap * STEPS * H, "lstm hidden")?; // slot 0 = h_0 = 0, never written
@@ -54,18 +56,29 @@ pub(super) fn plan(p: &PlanInputs, chunks: &[Chunk]) -> Result<Vec<ChunkPlan>> {
                 bias_ih: b_ih,
                 bias_hh: b_hh,
                 first_image: ch.first,
+                img_bs: p.img_bs,
             };
             let gate_stride = c * STEPS * G;
             // gates of step s as a (c x 192) matrix per vector
             let gates_at = |s: usize| Layout { off: s * G, batch: gate_stride, row: STEPS * G, col: 1, group: None };
             let mut forward = vec![
                 gpu.gather_pixels(step(0), &p.images.pixels, &perm, &xperm)?,
-                gpu.matmul(
-                    product(c * STEPS, G * b, FEAT, 1, false),
-                    (Source::F32(&xperm), Layout::row_major(0, FEAT, 0)),
-                    (w, Layout { off: w_ih, batch: 0, row: 1, col: FEAT, group: Some((G, n_prm)) }),
-                    (&gates, Layout { off: 0, batch: 0, row: G, col: 1, group: Some((G, gate_stride)) }),
-                )?,
+                if p.img_bs == 0 {
+                    // shared inputs: one product for all vectors, columns (vector, gate)
+                    gpu.matmul(
+                        product(c * STEPS, G * b, FEAT, 1, false),
+                        (Source::F32(&xperm), Layout::row_major(0, FEAT, 0)),
+                        (w, Layout { off: w_ih, batch: 0, row: 1, col: FEAT, group: Some((G, n_prm)) }),
+                        (&gates, Layout { off: 0, batch: 0, row: G, col: 1, group: Some((G, gate_stride)) }),
+                    )?
+                } else {
+                    gpu.matmul(
+                        product(c * STEPS, G, FEAT, b, false),
+                        (Source::F32(&xperm), Layout::row_major(0, FEAT, x_bs)),
+                        (w, Layout { off: w_ih, batch: n_prm, row: 1, col: FEAT, group: None }),
+                        (&gates, Layout::row_major(0, G, gate_stride)),
+                    )?
+                },
             ];
             for s in 0..STEPS {
                 if s > 0 {
@@ -102,7 +115,7 @@ pub(super) fn plan(p: &PlanInputs, chunks: &[Chunk]) -> Result<Vec<ChunkPlan>> {
             backward.push(gpu.matmul(
                 product(G, FEAT, rows, b, acc),
                 dz_t,
-                (Source::F32(&xperm), Layout::row_major(0, FEAT, 0)),
+                (Source::F32(&xperm), Layout::row_major(0, FEAT, x_bs)),
                 (p.grads, Layout::row_major(w_ih, FEAT, n_prm)),
             )?);
             backward.push(gpu.matmul(

@@ -72,7 +72,7 @@ impl Mlp {
             return (Source::F32(self.output(i - 1)), Layout::row_major(0, inp, ch.len * inp));
         }
         match input {
-            Input::Images => (Source::Images(&p.images.pixels), Layout::row_major(ch.first * inp, inp, 0)),
+            Input::Images => (Source::Images(&p.images.pixels), Layout::row_major(ch.first * inp, inp, p.img_bs * inp)),
             Input::Features { values, .. } => (Source::F32(values), Layout::row_major(0, inp, ch.len * inp)),
         }
     }
@@ -85,8 +85,8 @@ impl Mlp {
         for (i, l) in self.layers.iter().enumerate() {
             let stride = c * l.out;
             let x = self.layer_input(p, ch, input, i);
-            if i == 0 && matches!(input, Input::Images) {
-                // one product for all B vectors: columns (vector, unit)
+            if i == 0 && matches!(input, Input::Images) && p.img_bs == 0 {
+                // shared images: one product for all B vectors, columns (vector, unit)
                 out.push(gpu.matmul(
                     product(c, l.out * b, l.inp, 1, false),
                     x,
@@ -131,6 +131,7 @@ impl Mlp {
                 part_off: ch.part_off,
                 parts: p.parts,
                 total_images: p.total_images,
+                img_bs: p.img_bs,
             },
             self.output(last),
             targets,
