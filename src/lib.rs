@@ -13,3 +13,4 @@ pub mod model;
 pub mod optim;
 pub mod path;
 pub mod plot;
+pub mod train;

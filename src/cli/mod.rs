@@ -7,6 +7,7 @@ mod init;
 mod merge;
 mod paths;
 mod toy;
+mod train;
 
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
@@ -37,6 +38,7 @@ enum Command {
     Paths(paths::PathsArgs),
     Merge(merge::MergeArgs),
     Toy(toy::ToyArgs),
+    Train(train::TrainArgs),
 }
 
 /// Which GPU to use.
@@ -104,5 +106,6 @@ pub fn main() -> Result<()> {
         Command::Paths(a) => paths::run(a),
         Command::Merge(a) => merge::run(a),
         Command::Toy(a) => toy::run(a),
+        Command::Train(a) => train::run(a),
     }
 }

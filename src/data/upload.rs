@@ -16,6 +16,16 @@ pub struct GpuImages {
 }
 
 impl GpuImages {
+    /// Room for `count` images and labels, filled on the GPU (mini-batches).
+    pub fn empty(gpu: &Arc<Gpu>, count: usize) -> Result<GpuImages> {
+        Ok(GpuImages {
+            pixels: gpu.zeros(count * 196, "batch images")?,
+            labels: gpu.zeros(count, "batch labels")?,
+            count,
+            gpu: gpu.clone(),
+        })
+    }
+
     pub fn upload(gpu: &Arc<Gpu>, data: &Dataset) -> Result<GpuImages> {
         let mut packed = vec![0u32; data.pixels.len().div_ceil(4)];
         for (i, &b) in data.pixels.iter().enumerate() {

@@ -4,7 +4,7 @@
 use anyhow::Result;
 use bytemuck::{Pod, Zeroable};
 
-use super::{Gpu, GpuBuffer, Shader};
+use super::{Dispatch, Gpu, GpuBuffer, Shader};
 
 /// B rows of `len` elements, `stride` apart, inside one buffer.
 #[derive(Clone, Copy)]
@@ -63,13 +63,18 @@ impl Gpu {
 
     /// y_b <- y_b + a_b x_b for every row b.
     pub fn axpy(&self, a: &[f32], x: Rows, y: Rows) -> Result<()> {
+        let d = self.axpy_dispatch(a, x, y)?;
+        self.submit(&[&d]);
+        Ok(())
+    }
+
+    /// The dispatch of `axpy`, to record once and submit many times (e.g. every SGD step).
+    pub fn axpy_dispatch(&self, a: &[f32], x: Rows, y: Rows) -> Result<Dispatch> {
         assert_eq!((x.rows, x.len, x.stride), (y.rows, y.len, y.stride), "axpy of differently shaped rows");
         assert_eq!(a.len(), x.rows, "one coefficient per row");
         let coef = self.upload(a, "coefficients")?;
         let (params, grid) = layout(&x);
-        let d = self.dispatch(Shader::Vector, "axpy", &[], &params, &[(1, x.buf), (2, y.buf), (3, &coef)], grid)?;
-        self.submit(&[&d]);
-        Ok(())
+        self.dispatch(Shader::Vector, "axpy", &[], &params, &[(1, x.buf), (2, y.buf), (3, &coef)], grid)
     }
 
     /// y_b <- a_b y_b for every row b.

@@ -1,5 +1,6 @@
 //! Files: weight stacks (safetensors with PyTorch names, and the authors' .npy layout).
 
+pub mod config;
 pub mod weights;
 
 pub use weights::{read_weights, write_weights, WeightStack};

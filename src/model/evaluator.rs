@@ -190,7 +190,8 @@ impl Evaluator {
         Ok(())
     }
 
-    fn ordered(&self, want: Want) -> Vec<&Dispatch> {
+    /// The dispatches of one evaluation, in order, for callers that submit them with their own.
+    pub fn ordered(&self, want: Want) -> Vec<&Dispatch> {
         self.chunks
             .iter()
             .flat_map(|c| {

@@ -49,6 +49,16 @@ struct Pair {
     cos: f64,
 }
 
+/// The host half of the L-BFGS state, for checkpoints (floats as bits: NaN survives JSON).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LbfgsHost {
+    pub iteration: usize,
+    pub valid_from: Vec<usize>,
+    pub active: Vec<bool>,
+    /// pairs[slot][run] = [rho, sy, yy, cos] as f64 bits
+    pub pairs: Vec<Vec<[u64; 4]>>,
+}
+
 /// R L-BFGS runs over vectors of length n.
 pub struct Lbfgs {
     gpu: Arc<Gpu>,
@@ -249,5 +259,51 @@ impl Lbfgs {
                 evaluations: evaluations[r],
             })
             .collect())
+    }
+}
+
+impl Lbfgs {
+    /// The GPU buffers a checkpoint must keep, by name.
+    pub fn buffers(&self) -> Vec<(String, &GpuBuffer)> {
+        let mut out = vec![("lbfgs.w".to_string(), &self.w), ("lbfgs.g_prev".to_string(), &self.g_prev)];
+        for (j, (s, y)) in self.s.iter().zip(&self.y).enumerate() {
+            out.push((format!("lbfgs.s{j}"), s));
+            out.push((format!("lbfgs.y{j}"), y));
+        }
+        out
+    }
+
+    pub fn host(&self) -> LbfgsHost {
+        LbfgsHost {
+            iteration: self.iteration,
+            valid_from: self.valid_from.clone(),
+            active: self.active.clone(),
+            pairs: self
+                .pairs
+                .iter()
+                .map(|slot| slot.iter().map(|p| [p.rho, p.sy, p.yy, p.cos].map(f64::to_bits)).collect())
+                .collect(),
+        }
+    }
+
+    /// Restores the host state (the buffers are written by the caller through [`Lbfgs::buffers`]).
+    pub fn restore_host(&mut self, h: LbfgsHost) {
+        self.iteration = h.iteration;
+        self.valid_from = h.valid_from;
+        self.active = h.active;
+        self.pairs = h
+            .pairs
+            .iter()
+            .map(|slot| {
+                slot.iter()
+                    .map(|b| Pair {
+                        rho: f64::from_bits(b[0]),
+                        sy: f64::from_bits(b[1]),
+                        yy: f64::from_bits(b[2]),
+                        cos: f64::from_bits(b[3]),
+                    })
+                    .collect()
+            })
+            .collect();
     }
 }

@@ -5,6 +5,6 @@ pub mod lbfgs;
 pub mod line_search;
 pub mod objective;
 
-pub use lbfgs::{Lbfgs, LbfgsSettings, StepReport};
+pub use lbfgs::{Lbfgs, LbfgsHost, LbfgsSettings, StepReport};
 pub use line_search::{LineSearch, LineSearchKind, Next};
 pub use objective::{BatchObjective, NetworkObjective};

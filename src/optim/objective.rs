@@ -18,11 +18,11 @@ pub trait BatchObjective {
 }
 
 /// A network's mean loss over a fixed set of images (full batch), for R weight vectors.
-pub struct NetworkObjective {
-    pub eval: Evaluator,
+pub struct NetworkObjective<'a> {
+    pub eval: &'a Evaluator,
 }
 
-impl BatchObjective for NetworkObjective {
+impl BatchObjective for NetworkObjective<'_> {
     fn rows(&self) -> usize {
         self.eval.batch()
     }

@@ -97,36 +97,11 @@ pub fn all_jobs(cfg: &SweepConfig) -> Result<Vec<Job>> {
     Ok(jobs)
 }
 
-/// The top-level (and settings) keys whose values differ.
-pub fn differences(a: &SweepConfig, b: &SweepConfig, ignore_shard: bool) -> Vec<String> {
-    let (va, vb) = (serde_json::to_value(a).unwrap(), serde_json::to_value(b).unwrap());
-    let mut out = Vec::new();
-    for (k, x) in va.as_object().unwrap() {
-        if ignore_shard && k == "shard" {
-            continue;
-        }
-        let y = &vb[k];
-        if x == y {
-            continue;
-        }
-        match (x.as_object(), y.as_object()) {
-            (Some(xo), Some(_)) => {
-                out.extend(xo.iter().filter(|(kk, xv)| &y[kk.as_str()] != *xv).map(|(kk, _)| format!("{k}.{kk}")))
-            }
-            _ => out.push(k.clone()),
-        }
-    }
-    out
-}
-
-const CONFIG: &str = "config.json";
 const RESULTS: &str = "paths.jsonl";
 
 /// Reads a sweep directory's configuration.
 pub fn read_config(dir: &Path) -> Result<SweepConfig> {
-    let path = dir.join(CONFIG);
-    let text = std::fs::read_to_string(&path).with_context(|| format!("{}: cannot read", path.display()))?;
-    serde_json::from_str(&text).with_context(|| format!("{}: not a losscape paths configuration", path.display()))
+    crate::io::config::read_config(dir)
 }
 
 /// Reads the finished pairs; a trailing partial line (a run killed mid-write) is cut off the file.
@@ -164,23 +139,6 @@ fn append_record(dir: &Path, record: &PairRecord) -> Result<()> {
         .with_context(|| format!("{}: cannot append (is the disk full?)", path.display()))
 }
 
-/// Creates the directory with its configuration, or checks that an existing one matches.
-pub fn prepare_dir(dir: &Path, cfg: &SweepConfig) -> Result<()> {
-    if dir.join(CONFIG).exists() {
-        let old = read_config(dir)?;
-        let diff = differences(&old, cfg, false);
-        if !diff.is_empty() {
-            bail!(
-                "{} holds a sweep with a different configuration (differs in: {}); use another --out or the same settings",
-                dir.display(),
-                diff.join(", ")
-            );
-        }
-        return Ok(());
-    }
-    atomic_write(&dir.join(CONFIG), serde_json::to_string_pretty(cfg)?.as_bytes())
-}
-
 /// The sets, loaded, with the network and landscape to run on.
 pub struct SweepInputs<'a> {
     pub dir: &'a Path,
@@ -203,7 +161,7 @@ fn seeds_of(stack: &WeightStack) -> Option<Vec<u64>> {
 /// Runs the shard's unfinished pairs; returns how many were computed now.
 pub fn run_sweep(inputs: SweepInputs, progress: &mut dyn SweepProgress) -> Result<usize> {
     let SweepInputs { dir, cfg, stacks, images } = inputs;
-    prepare_dir(dir, cfg)?;
+    crate::io::config::prepare_dir(dir, cfg)?;
     let done: BTreeSet<usize> = read_records(dir)?.iter().map(|r| r.index).collect();
     let mine: Vec<Job> = all_jobs(cfg)?.into_iter().filter(|j| j.index % cfg.shard.count == cfg.shard.index).collect();
     let todo: Vec<&Job> = mine.iter().filter(|j| !done.contains(&j.index)).collect();
@@ -256,7 +214,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<(usize, usize)> {
     let mut records: std::collections::BTreeMap<usize, PairRecord> = Default::default();
     for dir in dirs {
         let other = read_config(dir)?;
-        let diff = differences(&cfg, &other, true);
+        let diff = crate::io::config::differences(&cfg, &other, &["shard"]);
         if !diff.is_empty() {
             bail!("{} and {} hold different sweeps (differ in: {})", first.display(), dir.display(), diff.join(", "));
         }

@@ -1,0 +1,204 @@
+use anyhow::{bail, Result};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::Write;
+use std::path::PathBuf;
+
+use super::{Activation, DataArgs, DeviceArgs};
+use crate::data::{GpuImages, Split};
+use crate::io::read_weights;
+use crate::model::{init_vector, Arch};
+use crate::optim::LineSearchKind;
+use crate::path::sweep::sha256_file;
+use crate::train::{train, Optimizer, RunRecord, TrainConfig, TrainInputs, TrainProgress};
+
+/// Train R seeded runs together with SGD or L-BFGS and keep the best K as solution sets.
+#[derive(Args)]
+#[command(
+    after_help = "Example:\n  losscape train --model fcp --optimizer lbfgs --runs 75 --keep 48 --seed 0 --out sets\n  \
+losscape train --model lstm --optimizer sgd --runs 4 --keep 2 --epochs 3 --train-size 2000 --out small\n\n\
+Writes DIR/{model}-{optimizer}-train.safetensors and -test.safetensors (the K kept runs' training-loss and\n\
+test-loss snapshots, best first), DIR/{model}-{optimizer}-summary.json (Table I numbers, every run's\n\
+curves and snapshots), DIR/curves/run-NNN.csv, DIR/config.json and DIR/checkpoint.safetensors.\n\
+Re-running the same command resumes from the checkpoint."
+)]
+pub struct TrainArgs {
+    /// Network.
+    #[arg(long, value_enum)]
+    model: Arch,
+    /// Optimizer.
+    #[arg(long, value_enum)]
+    optimizer: Optimizer,
+    /// Runs, advanced together; run r starts from seed S + r.
+    #[arg(long, default_value_t = 75)]
+    runs: usize,
+    /// Runs kept in the solution sets (lowest training loss).
+    #[arg(long, default_value_t = 48)]
+    keep: usize,
+    /// Seed of the first run.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Output directory.
+    #[arg(long)]
+    out: PathBuf,
+    /// SGD epochs.
+    #[arg(long, default_value_t = 100)]
+    epochs: usize,
+    /// SGD learning rate.
+    #[arg(long, default_value_t = 0.1)]
+    lr: f64,
+    /// SGD mini-batch size (the last, partial batch of an epoch is kept).
+    #[arg(long, default_value_t = 64)]
+    batch: usize,
+    /// L-BFGS iterations.
+    #[arg(long, default_value_t = 1000)]
+    iterations: usize,
+    /// L-BFGS line search: the authors' (reference) or a clean golden-section search.
+    #[arg(long, value_enum, default_value_t = LineSearchKind::Reference)]
+    line_search: LineSearchKind,
+    /// Counted loss evaluations per line search (default 6 for reference, 12 for golden).
+    #[arg(long)]
+    budget: Option<usize>,
+    /// L-BFGS history length.
+    #[arg(long, default_value_t = 10)]
+    history: usize,
+    /// Use the first N training images.
+    #[arg(long, value_name = "N")]
+    train_size: Option<usize>,
+    /// Use the first N test images for the test curves.
+    #[arg(long, value_name = "N")]
+    test_size: Option<usize>,
+    /// Start the runs from these vectors (e.g. made by PyTorch) instead of seeds; --runs defaults to
+    /// their count.
+    #[arg(long, value_name = "W.safetensors")]
+    init: Option<PathBuf>,
+    /// Activation of the FCP and LeNet.
+    #[arg(long, value_enum, default_value_t)]
+    activation: Activation,
+    /// Append one JSON line per epoch (iteration) with every run's losses to this file.
+    #[arg(long, value_name = "FILE")]
+    log: Option<PathBuf>,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+    #[command(flatten)]
+    data: DataArgs,
+    #[command(flatten)]
+    device: DeviceArgs,
+}
+
+struct Progress {
+    bar: ProgressBar,
+    log: Option<std::fs::File>,
+    unit: &'static str,
+    started: std::time::Instant,
+}
+
+impl TrainProgress for Progress {
+    fn start(&mut self, total: usize, done: usize) {
+        self.bar.set_length(total as u64);
+        self.bar.set_position(done as u64);
+        if done > 0 && !self.bar.is_hidden() {
+            self.bar.println(format!("resuming after {} {done}", self.unit));
+        }
+    }
+    fn step(&mut self, done: usize, records: &[RunRecord]) {
+        let live: Vec<&RunRecord> = records.iter().filter(|r| r.stopped.is_none()).collect();
+        let mean = |f: &dyn Fn(&RunRecord) -> Option<f64>| {
+            let v: Vec<f64> = live.iter().filter_map(|r| f(r)).collect();
+            v.iter().sum::<f64>() / v.len().max(1) as f64
+        };
+        let (tr, te) = (mean(&|r| r.train.last().copied()), mean(&|r| r.test.last().copied()));
+        self.bar.set_position(done as u64);
+        self.bar.set_message(format!("{} runs, mean train loss {tr:.4e}, test {te:.4e}", live.len()));
+        if let Some(f) = &mut self.log {
+            let line = serde_json::json!({
+                self.unit: done,
+                "seconds": self.started.elapsed().as_secs_f64(),
+                "train": records.iter().map(|r| r.train.get(done - 1)).collect::<Vec<_>>(),
+                "test": records.iter().map(|r| r.test.get(done - 1)).collect::<Vec<_>>(),
+                "stopped": records.iter().map(|r| r.stopped.clone()).collect::<Vec<_>>(),
+            });
+            let _ = writeln!(f, "{line}");
+        }
+    }
+}
+
+pub fn run(args: TrainArgs) -> Result<()> {
+    let n = args.model.n_params();
+    let (start, seeds, runs, init_sha256) = match &args.init {
+        Some(path) => {
+            let stack = read_weights(path, args.model)?;
+            if args.runs != 75 && args.runs != stack.count() {
+                bail!("--runs {} but {} holds {} vectors", args.runs, path.display(), stack.count());
+            }
+            let count = stack.count();
+            (stack.flat, None, count, Some(sha256_file(path)?))
+        }
+        None => {
+            let seeds: Vec<u64> = (0..args.runs as u64).map(|i| args.seed + i).collect();
+            (seeds.iter().flat_map(|&s| init_vector(args.model, s)).collect(), Some(seeds), args.runs, None)
+        }
+    };
+    if runs == 0 {
+        bail!("--runs must be at least 1");
+    }
+    let mut train_data = args.data.load(Split::Train)?;
+    if let Some(k) = args.train_size {
+        train_data = train_data.truncated(k);
+    }
+    let mut test_data = args.data.load(Split::Test)?;
+    if let Some(k) = args.test_size {
+        test_data = test_data.truncated(k);
+    }
+    let cfg = TrainConfig {
+        model: args.model,
+        activation: args.activation.act(),
+        optimizer: args.optimizer,
+        runs,
+        keep: args.keep.min(runs),
+        seed: args.seed,
+        init_sha256,
+        train_images: train_data.len(),
+        test_images: test_data.len(),
+        epochs: args.epochs,
+        lr: args.lr,
+        batch: args.batch,
+        iterations: args.iterations,
+        history: args.history,
+        line_search: args.line_search,
+        budget: args.budget.unwrap_or(if args.line_search == LineSearchKind::Golden { 12 } else { 6 }),
+    };
+    let gpu = args.device.open()?;
+    let train_images = GpuImages::upload(&gpu, &train_data)?;
+    let test_images = GpuImages::upload(&gpu, &test_data)?;
+    let unit = if args.optimizer == Optimizer::Sgd { "epoch" } else { "iteration" };
+    let bar = if args.quiet { ProgressBar::hidden() } else { ProgressBar::new(0) };
+    bar.set_style(
+        ProgressStyle::with_template(&format!("{{bar:30}} {unit} {{pos}}/{{len}}, ETA {{eta}}  {{msg}}"))
+            .expect("a valid template"),
+    );
+    let log = args.log.as_ref().map(|p| std::fs::OpenOptions::new().create(true).append(true).open(p)).transpose()?;
+    let mut progress = Progress { bar, log, unit, started: std::time::Instant::now() };
+    let _ = n;
+    let summary = train(
+        TrainInputs { dir: &args.out, cfg: &cfg, start: &start, seeds, train: &train_images, test: &test_images },
+        &mut progress,
+    )?;
+    progress.bar.finish_and_clear();
+    for (i, rec) in summary.runs.iter().enumerate() {
+        if let Some(why) = &rec.stopped {
+            eprintln!("run {i} stopped: {why}");
+        }
+    }
+    println!(
+        "{} {}: kept {} of {runs} runs; mean training loss (train snapshots) {:.4e}, mean test loss (test snapshots) {:.4e}",
+        args.model.title(),
+        args.optimizer.id(),
+        summary.kept,
+        summary.mean_train_loss,
+        summary.mean_test_loss
+    );
+    println!("wrote {}", args.out.display());
+    Ok(())
+}

@@ -1,0 +1,53 @@
+//! Run directories: the configuration saved beside the results, and the refusal of a different one.
+
+use anyhow::{bail, Context, Result};
+use serde::{de::DeserializeOwned, Serialize};
+use std::path::Path;
+
+use super::atomic_write;
+
+const CONFIG: &str = "config.json";
+
+/// Keys (`key` or `key.subkey`) whose values differ between two configurations; `ignore` lists
+/// top-level keys that may differ.
+pub fn differences<T: Serialize>(a: &T, b: &T, ignore: &[&str]) -> Vec<String> {
+    let (va, vb) = (serde_json::to_value(a).unwrap(), serde_json::to_value(b).unwrap());
+    let mut out = Vec::new();
+    for (k, x) in va.as_object().into_iter().flatten() {
+        let y = &vb[k];
+        if ignore.contains(&k.as_str()) || x == y {
+            continue;
+        }
+        match (x.as_object(), y.as_object()) {
+            (Some(xo), Some(_)) => {
+                out.extend(xo.iter().filter(|(kk, xv)| &y[kk.as_str()] != *xv).map(|(kk, _)| format!("{k}.{kk}")))
+            }
+            _ => out.push(k.clone()),
+        }
+    }
+    out
+}
+
+/// Reads a run directory's configuration.
+pub fn read_config<T: DeserializeOwned>(dir: &Path) -> Result<T> {
+    let path = dir.join(CONFIG);
+    let text = std::fs::read_to_string(&path).with_context(|| format!("{}: cannot read", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{}: not a configuration of this command", path.display()))
+}
+
+/// Creates `dir` with `cfg`, or checks that the configuration already there is the same.
+pub fn prepare_dir<T: Serialize + DeserializeOwned>(dir: &Path, cfg: &T) -> Result<()> {
+    if dir.join(CONFIG).exists() {
+        let old: T = read_config(dir)?;
+        let diff = differences(&old, cfg, &[]);
+        if !diff.is_empty() {
+            bail!(
+                "{} holds a run with a different configuration (differs in: {}); use another --out or the same settings",
+                dir.display(),
+                diff.join(", ")
+            );
+        }
+        return Ok(());
+    }
+    atomic_write(&dir.join(CONFIG), serde_json::to_string_pretty(cfg)?.as_bytes())
+}

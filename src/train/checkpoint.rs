@@ -1,0 +1,77 @@
+//! One file holds a training run's whole state: the GPU buffers as safetensors tensors and the host
+//! state as JSON in the header; written atomically after every epoch (iteration).
+
+use anyhow::{anyhow, bail, Context, Result};
+use safetensors::{tensor::TensorView, Dtype, SafeTensors};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use super::RunRecord;
+use crate::gpu::{Gpu, GpuBuffer};
+use crate::optim::LbfgsHost;
+
+const FILE: &str = "checkpoint.safetensors";
+const KEY: &str = "losscape.checkpoint";
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// Epochs (iterations) done.
+    pub done: usize,
+    pub runs: Vec<RunRecord>,
+    pub lbfgs: Option<LbfgsHost>,
+}
+
+fn path(dir: &Path) -> PathBuf {
+    dir.join(FILE)
+}
+
+impl Checkpoint {
+    /// Writes the host state and the named GPU buffers.
+    pub fn write(&self, dir: &Path, gpu: &Gpu, buffers: &[(String, GpuBuffer)]) -> Result<()> {
+        let data: Vec<(String, Vec<u8>)> = buffers
+            .iter()
+            .map(|(name, b)| Ok((name.clone(), bytemuck::cast_slice(&gpu.read::<f32>(b, 0, b.len)?).to_vec())))
+            .collect::<Result<_>>()?;
+        let views: Vec<(String, TensorView)> = data
+            .iter()
+            .map(|(name, bytes)| Ok((name.clone(), TensorView::new(Dtype::F32, vec![bytes.len() / 4], bytes)?)))
+            .collect::<Result<_, safetensors::SafeTensorError>>()?;
+        let meta = HashMap::from([(KEY.to_string(), serde_json::to_string(self)?)]);
+        crate::io::atomic_write(&path(dir), &safetensors::serialize(views, Some(meta))?)
+    }
+
+    /// The checkpoint and its bytes, when the directory has one.
+    pub fn read(dir: &Path) -> Result<Option<(Checkpoint, Vec<u8>)>> {
+        let p = path(dir);
+        if !p.exists() {
+            return Ok(None);
+        }
+        let bytes = std::fs::read(&p).with_context(|| format!("{}: cannot read", p.display()))?;
+        let (_, meta) =
+            SafeTensors::read_metadata(&bytes).map_err(|e| anyhow!("{}: corrupt checkpoint: {e}", p.display()))?;
+        let text = meta
+            .metadata()
+            .as_ref()
+            .and_then(|m| m.get(KEY))
+            .ok_or_else(|| anyhow!("{}: not a losscape checkpoint", p.display()))?;
+        let ck: Checkpoint =
+            serde_json::from_str(text).with_context(|| format!("{}: corrupt checkpoint state", p.display()))?;
+        Ok(Some((ck, bytes)))
+    }
+
+    /// Fills the named GPU buffers from the checkpoint's tensors.
+    pub fn load_buffers(bytes: &[u8], gpu: &Gpu, buffers: &[(String, GpuBuffer)]) -> Result<()> {
+        let st = SafeTensors::deserialize(bytes).map_err(|e| anyhow!("corrupt checkpoint: {e}"))?;
+        for (name, buf) in buffers {
+            let t = st.tensor(name).map_err(|_| anyhow!("the checkpoint lacks '{name}'; delete it to start over"))?;
+            if t.data().len() != buf.len * 4 {
+                bail!("the checkpoint's '{name}' has {} values, expected {}", t.data().len() / 4, buf.len);
+            }
+            let values: Vec<f32> =
+                t.data().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
+            gpu.write(buf, 0, &values);
+        }
+        Ok(())
+    }
+}
