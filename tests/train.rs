@@ -1,0 +1,167 @@
+//! `losscape train` as a user runs it: batching, resume after SIGKILL, refusals, NaN runs, all networks.
+
+use losscape::io::read_weights;
+use losscape::model::{init_vector, Arch};
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+fn losscape(args: &[String]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_losscape")).args(args).output().unwrap()
+}
+
+fn ok(o: Output) -> Output {
+    assert!(o.status.success(), "stderr: {}", String::from_utf8_lossy(&o.stderr));
+    o
+}
+
+fn args(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+
+fn summary(dir: &Path, model: &str, opt: &str) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join(format!("{model}-{opt}-summary.json"))).unwrap()).unwrap()
+}
+
+fn small(model: &str, opt: &str, out: &Path, extra: &[&str]) -> Vec<String> {
+    let mut v = args(&[
+        "train",
+        "--model",
+        model,
+        "--optimizer",
+        opt,
+        "--train-size",
+        "130",
+        "--test-size",
+        "60",
+        "--quiet",
+        "--out",
+    ]);
+    v.push(out.to_str().unwrap().to_string());
+    v.extend(args(extra));
+    v
+}
+
+#[test]
+fn sgd_batched_runs_equal_single_runs_with_the_same_seeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(losscape(&small(
+        "fcp",
+        "sgd",
+        &d.join("both"),
+        &["--runs", "2", "--keep", "2", "--seed", "5", "--epochs", "2", "--batch", "32", "--lr", "0.5"],
+    )));
+    ok(losscape(&small(
+        "fcp",
+        "sgd",
+        &d.join("a"),
+        &["--runs", "1", "--keep", "1", "--seed", "5", "--epochs", "2", "--batch", "32", "--lr", "0.5"],
+    )));
+    ok(losscape(&small(
+        "fcp",
+        "sgd",
+        &d.join("b"),
+        &["--runs", "1", "--keep", "1", "--seed", "6", "--epochs", "2", "--batch", "32", "--lr", "0.5"],
+    )));
+    let both = summary(&d.join("both"), "fcp", "sgd");
+    let (a, b) = (summary(&d.join("a"), "fcp", "sgd"), summary(&d.join("b"), "fcp", "sgd"));
+    assert_eq!(both["runs"][0], a["runs"][0]);
+    assert_eq!(both["runs"][1], b["runs"][0]);
+    // the curves moved: SGD did something
+    let curve = both["runs"][0]["train"].as_array().unwrap();
+    assert_eq!(curve.len(), 2);
+    assert!(curve[1].as_f64().unwrap() < curve[0].as_f64().unwrap(), "{curve:?}");
+}
+
+fn kill_and_resume(opt: &str, extra: &[&str]) {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(losscape(&small("fcp", opt, &d.join("ref"), extra)));
+    let run = small("fcp", opt, &d.join("run"), extra);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_losscape")).args(&run).spawn().unwrap();
+    let start = Instant::now();
+    // kill once a checkpoint exists (a random point after it)
+    while !d.join("run/checkpoint.safetensors").exists() {
+        assert!(start.elapsed() < Duration::from_secs(120), "no checkpoint in time");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(start.elapsed().as_millis() as u64 % 97));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    ok(losscape(&run));
+    for kind in ["train", "test"] {
+        let f = format!("fcp-{opt}-{kind}.safetensors");
+        let (x, y) = (
+            read_weights(&d.join("ref").join(&f), Arch::Fcp).unwrap(),
+            read_weights(&d.join("run").join(&f), Arch::Fcp).unwrap(),
+        );
+        assert_eq!(x.flat, y.flat, "{f}: resumed weights differ");
+        assert_eq!(x.metadata, y.metadata, "{f}: resumed metadata differs");
+    }
+    assert_eq!(summary(&d.join("ref"), "fcp", opt), summary(&d.join("run"), "fcp", opt));
+    // a changed configuration is refused, naming the setting
+    let mut changed = run.clone();
+    changed.extend(args(&["--seed", "9"]));
+    let o = losscape(&changed);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("differs in: seed"), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+#[test]
+fn killed_sgd_training_resumes_to_the_uninterrupted_result() {
+    kill_and_resume("sgd", &["--runs", "3", "--keep", "2", "--epochs", "6", "--batch", "16"]);
+}
+
+#[test]
+fn killed_lbfgs_training_resumes_to_the_uninterrupted_result() {
+    kill_and_resume("lbfgs", &["--runs", "2", "--keep", "2", "--iterations", "8"]);
+}
+
+#[test]
+fn a_run_that_overflows_stops_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // run 1 starts with enormous weights: its loss is not finite from the start
+    let mut flat: Vec<f32> = (0..3).flat_map(|s| init_vector(Arch::Fcp, s)).collect();
+    let n = Arch::Fcp.n_params();
+    flat[n..2 * n].iter_mut().for_each(|x| *x *= 1e30);
+    let init = d.join("init.safetensors");
+    losscape::io::write_weights(&init, &losscape::io::WeightStack::new(Arch::Fcp, flat)).unwrap();
+    for (opt, steps) in [("sgd", "--epochs"), ("lbfgs", "--iterations")] {
+        let out = d.join(opt);
+        let o = ok(losscape(&small("fcp", opt, &out, &["--init", init.to_str().unwrap(), "--keep", "2", steps, "3"])));
+        assert!(String::from_utf8_lossy(&o.stderr).contains("run 1 stopped"), "{}", String::from_utf8_lossy(&o.stderr));
+        let s = summary(&out, "fcp", opt);
+        assert!(s["runs"][1]["stopped"].as_str().unwrap().contains("loss became"));
+        for r in [0, 2] {
+            assert!(s["runs"][r]["stopped"].is_null(), "{opt}: run {r} must go on");
+            assert_eq!(s["runs"][r]["train"].as_array().unwrap().len(), 3, "{opt}: run {r} has all its steps");
+        }
+        assert_eq!(s["kept_runs"].as_array().unwrap().len(), 2);
+    }
+}
+
+#[test]
+fn every_network_trains_with_lbfgs_and_its_sets_load_back() {
+    let dir = tempfile::tempdir().unwrap();
+    for arch in Arch::ALL {
+        let out = dir.path().join(arch.id());
+        let mut cmd = args(&["train", "--model", arch.id(), "--optimizer", "lbfgs", "--runs", "2", "--keep", "2"]);
+        cmd.extend(args(&["--iterations", "3", "--train-size", "64", "--test-size", "32", "--quiet", "--out"]));
+        cmd.push(out.to_str().unwrap().to_string());
+        ok(losscape(&cmd));
+        let s = summary(&out, arch.id(), "lbfgs");
+        for r in 0..2 {
+            let curve: Vec<f64> =
+                s["runs"][r]["train"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+            assert_eq!(curve.len(), 3);
+            assert!(curve[2] < curve[0], "{arch:?} run {r}: training loss does not fall: {curve:?}");
+        }
+        for kind in ["train", "test"] {
+            let stack = read_weights(&out.join(format!("{}-lbfgs-{kind}.safetensors", arch.id())), arch).unwrap();
+            assert_eq!(stack.count(), 2);
+            assert_eq!(stack.metadata["losscape.snapshot"], kind);
+        }
+    }
+}
