@@ -68,6 +68,7 @@ pub struct Record {
     pub ceiling: Ceiling,
     pub cases: Vec<Case>,
     pub paths: Vec<PathCase>,
+    pub training: Vec<TrainCase>,
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -165,6 +166,31 @@ pub fn path_case(gpu: &Arc<Gpu>, net: Network, data: &Dataset, points: usize, re
         seconds_per_iteration: batched,
         seconds_one_at_a_time: one_by_one,
         speedup: one_by_one / batched,
+    })
+}
+
+/// Training throughput for R runs.
+#[derive(Serialize, Debug)]
+pub struct TrainCase {
+    pub model: &'static str,
+    pub runs: usize,
+    pub images: usize,
+    pub seconds_per_sgd_epoch: f64,
+    pub seconds_per_lbfgs_iteration: f64,
+    /// Image-run gradient evaluations per second in SGD.
+    pub sgd_images_per_second: f64,
+}
+
+pub fn train_case(gpu: &Arc<Gpu>, net: Network, data: &Dataset, runs: usize) -> Result<TrainCase> {
+    let images = GpuImages::upload(gpu, data)?;
+    let (epoch, iteration) = crate::train::time_steps(net, &images, runs)?;
+    Ok(TrainCase {
+        model: net.arch.id(),
+        runs,
+        images: data.len(),
+        seconds_per_sgd_epoch: epoch,
+        seconds_per_lbfgs_iteration: iteration,
+        sgd_images_per_second: (runs * data.len()) as f64 / epoch,
     })
 }
 

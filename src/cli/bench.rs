@@ -3,7 +3,7 @@ use clap::Args;
 use std::path::PathBuf;
 
 use super::{Activation, DataArgs, DeviceArgs};
-use crate::bench::{case, ceiling, commit, flops_per_image_vector, path_case, Record};
+use crate::bench::{case, ceiling, commit, flops_per_image_vector, path_case, train_case, Record};
 use crate::data::Split;
 use crate::model::{Arch, Network};
 
@@ -35,6 +35,9 @@ pub struct BenchArgs {
     /// Path points M for the path-iteration timing (0 skips it).
     #[arg(long, default_value_t = 51)]
     path_points: usize,
+    /// Run counts R for the training timings (SGD epoch, L-BFGS iteration); empty skips them.
+    #[arg(long, value_delimiter = ',', default_value = "1,75")]
+    train_runs: Vec<usize>,
     /// JSON record to write.
     #[arg(long, default_value = "bench.json")]
     out: PathBuf,
@@ -93,6 +96,23 @@ pub fn run(args: BenchArgs) -> Result<()> {
             paths.push(p);
         }
     }
+    let mut training = Vec::new();
+    for &arch in &args.models {
+        for &runs in args.train_runs.iter().filter(|&&r| r > 0) {
+            let net = Network { arch, act: args.activation.act() };
+            let t = train_case(&gpu, net, &data, runs)?;
+            println!(
+                "{:<11} training R={:<3} N={}: SGD epoch {:.3} s ({:.3e} image-runs/s), L-BFGS iteration {:.3} s",
+                t.model,
+                t.runs,
+                t.images,
+                t.seconds_per_sgd_epoch,
+                t.sgd_images_per_second,
+                t.seconds_per_lbfgs_iteration
+            );
+            training.push(t);
+        }
+    }
     for arch in &args.models {
         println!("FLOP count {}: {} per image and vector", arch.id(), flops_per_image_vector(*arch));
     }
@@ -106,6 +126,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         ceiling: ceil,
         cases,
         paths,
+        training,
     };
     crate::io::atomic_write(&args.out, serde_json::to_string_pretty(&record)?.as_bytes())?;
     println!("wrote {}", args.out.display());

@@ -393,3 +393,47 @@ fn finish(
     crate::io::atomic_write(&path, serde_json::to_string_pretty(&summary)?.as_bytes())?;
     Ok(summary)
 }
+
+/// Seconds of one SGD epoch over `data` and of one L-BFGS iteration on it, for `runs` runs advanced
+/// together (for `losscape bench`; the first of each is a warm-up and not counted).
+pub fn time_steps(net: Network, data: &GpuImages, runs: usize) -> Result<(f64, f64)> {
+    let gpu = data.gpu.clone();
+    let n = net.arch.n_params();
+    let start: Vec<f32> = (0..runs as u64).flat_map(|s| crate::model::init_vector(net.arch, s)).collect();
+    let cfg = TrainConfig {
+        model: net.arch,
+        activation: net.act,
+        optimizer: Optimizer::Sgd,
+        runs,
+        keep: runs,
+        seed: 0,
+        init_sha256: None,
+        train_images: data.count,
+        test_images: 0,
+        epochs: 2,
+        lr: 0.01,
+        batch: 64.min(data.count),
+        iterations: 2,
+        history: 10,
+        line_search: LineSearchKind::Reference,
+        budget: 6,
+    };
+    let seeds: Vec<u64> = (0..runs as u64).collect();
+    let sgd = Sgd::new(&gpu, net, &cfg, data, &start)?;
+    let mut times = Vec::new();
+    for epoch in 0..2 {
+        let t = std::time::Instant::now();
+        sgd.epoch(&cfg, &seeds, epoch, data)?;
+        gpu.wait()?;
+        times.push(t.elapsed().as_secs_f64());
+    }
+    let eval = Evaluator::new(net, data, 0..data.count, runs)?;
+    let mut opt = Lbfgs::new(&gpu, LbfgsSettings::default(), runs, n, &start)?;
+    let mut iters = Vec::new();
+    for _ in 0..2 {
+        let t = std::time::Instant::now();
+        opt.step(&mut NetworkObjective { eval: &eval })?;
+        iters.push(t.elapsed().as_secs_f64());
+    }
+    Ok((times[1], iters[1]))
+}
