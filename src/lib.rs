@@ -4,6 +4,7 @@
 //! a network on a set of MNIST images, in one stream of GPU dispatches. Data flows one way:
 //! `cli` -> algorithms (`bench`) -> `model` -> `gpu`.
 
+pub mod analysis;
 pub mod bench;
 pub mod cli;
 pub mod data;
@@ -12,5 +13,7 @@ pub mod io;
 pub mod model;
 pub mod optim;
 pub mod path;
+pub mod pipeline;
 pub mod plot;
+pub mod report;
 pub mod train;

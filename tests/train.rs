@@ -165,3 +165,40 @@ fn every_network_trains_with_lbfgs_and_its_sets_load_back() {
         }
     }
 }
+
+#[test]
+fn reproduce_runs_end_to_end_and_a_second_invocation_recomputes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("work");
+    let cmd = args(&["reproduce", "--preset", "smoke", "--models", "fcp,autoencoder", "--out", work.to_str().unwrap()]);
+    let o = ok(losscape(&cmd));
+    let log = String::from_utf8_lossy(&o.stderr);
+    assert!(log.contains("[train 4/4]") && log.contains("[paths 4/4]") && log.contains("[report]"), "{log}");
+    let report = work.join("report");
+    assert!(report.join("index.html").exists() && report.join("table1.csv").exists());
+    let stamp = |p: &Path| std::fs::metadata(p).unwrap().modified().unwrap();
+    let watched = [
+        work.join("fcp/lbfgs/fcp-lbfgs-summary.json"),
+        work.join("autoencoder/paths-train/paths.jsonl"),
+        report.join("index.html"),
+    ];
+    let before: Vec<_> = watched.iter().map(|p| stamp(p)).collect();
+    let t = Instant::now();
+    let o = ok(losscape(&cmd));
+    assert!(t.elapsed() < Duration::from_secs(20), "the second invocation took {:?}", t.elapsed());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("done earlier"));
+    let after: Vec<_> = watched.iter().map(|p| stamp(p)).collect();
+    assert_eq!(before, after, "nothing was rewritten");
+    // another preset in the same directory is refused
+    let o = losscape(&args(&[
+        "reproduce",
+        "--preset",
+        "quick",
+        "--models",
+        "fcp,autoencoder",
+        "--out",
+        work.to_str().unwrap(),
+    ]));
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("preset"), "{}", String::from_utf8_lossy(&o.stderr));
+}

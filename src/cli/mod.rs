@@ -1,11 +1,13 @@
 //! The command line: one file per subcommand, no algorithm code.
 
+mod analyze;
 mod bench;
 mod eval;
 mod info;
 mod init;
 mod merge;
 mod paths;
+mod reproduce;
 mod toy;
 mod train;
 
@@ -39,6 +41,8 @@ enum Command {
     Merge(merge::MergeArgs),
     Toy(toy::ToyArgs),
     Train(train::TrainArgs),
+    Analyze(analyze::AnalyzeArgs),
+    Reproduce(reproduce::ReproduceArgs),
 }
 
 /// Which GPU to use.
@@ -107,5 +111,7 @@ pub fn main() -> Result<()> {
         Command::Merge(a) => merge::run(a),
         Command::Toy(a) => toy::run(a),
         Command::Train(a) => train::run(a),
+        Command::Analyze(a) => analyze::run(a),
+        Command::Reproduce(a) => reproduce::run(a),
     }
 }

@@ -1,6 +1,7 @@
 //! Figures as PNG. Text uses the DejaVu Sans font shipped in `assets/fonts/`, so figures look the same
 //! on every machine.
 
+pub mod figures;
 pub mod toy;
 
 use anyhow::{anyhow, Result};

@@ -1,0 +1,25 @@
+use anyhow::Result;
+use clap::Args;
+use std::path::PathBuf;
+
+/// Tables and figures of a work directory (made by `reproduce`, or laid out like it).
+#[derive(Args)]
+#[command(after_help = "Example:\n  losscape analyze --in work --out work/report\n\n\
+Reads DIR/<model>/{lbfgs,sgd}/ (train outputs) and DIR/<model>/paths-{train,test}/ (path sweeps, shards\n\
+included) and writes REPORT/index.html with Table I, Table S1 (CSV and Markdown too), the L2-distance\n\
+histograms, kernel-PCA scatters, path-height histograms, loss curves and the toy figure (PNG), and the\n\
+numbers behind every figure (CSV).")]
+pub struct AnalyzeArgs {
+    /// Work directory.
+    #[arg(long = "in")]
+    input: PathBuf,
+    /// Report directory.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+pub fn run(args: AnalyzeArgs) -> Result<()> {
+    let figures = crate::report::analyze(&args.input, &args.out, "")?;
+    println!("wrote {} with {} figures", args.out.join("index.html").display(), figures.len());
+    Ok(())
+}

@@ -1,0 +1,66 @@
+use anyhow::Result;
+use clap::Args;
+use std::path::PathBuf;
+
+use super::{Activation, DataArgs, DeviceArgs};
+use crate::data::Split;
+use crate::model::Arch;
+use crate::path::sweep::Shard;
+use crate::pipeline::{reproduce, Preset, ReproduceConfig, Stage};
+
+/// The whole study, from MNIST to a report: solution sets, paths on both landscapes, analysis.
+#[derive(Args)]
+#[command(after_help = "Example:\n  losscape reproduce --preset quick --out work\n  \
+losscape reproduce --preset paper --stage train --shard 3/8 --out /scratch/work\n\n\
+Resumable: re-running continues where it stopped; finished stages are skipped. With --shard i/n the\n\
+train stage takes every n-th (network, optimizer) unit and the paths stage every n-th pair; run\n\
+`--stage train` on all shards, then `--stage paths` on all shards, then `--stage report` once.")]
+pub struct ReproduceArgs {
+    /// quick (a few minutes without a GPU) or paper (the paper's full scale, for GPU servers).
+    #[arg(long, default_value = "quick")]
+    preset: String,
+    /// Work directory.
+    #[arg(long)]
+    out: PathBuf,
+    /// Networks.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "fcp,lenet,lstm,autoencoder")]
+    models: Vec<Arch>,
+    /// Which stage to run.
+    #[arg(long, value_enum, default_value_t = Stage::All)]
+    stage: Stage,
+    /// This invocation's share of the work.
+    #[arg(long, default_value = "0/1")]
+    shard: Shard,
+    /// Activation of the FCP and LeNet.
+    #[arg(long, value_enum, default_value_t)]
+    activation: Activation,
+    #[command(flatten)]
+    data: DataArgs,
+    #[command(flatten)]
+    device: DeviceArgs,
+}
+
+pub fn run(args: ReproduceArgs) -> Result<()> {
+    let preset = Preset::named(&args.preset)?;
+    let cfg =
+        ReproduceConfig { preset: preset.clone(), models: args.models.clone(), activation: args.activation.act() };
+    let mut train = args.data.load(Split::Train)?;
+    let mut test = args.data.load(Split::Test)?;
+    if let Some(n) = preset.train_images {
+        train = train.truncated(n);
+    }
+    if let Some(n) = preset.test_images {
+        test = test.truncated(n);
+    }
+    let gpu = args.device.open()?;
+    eprintln!(
+        "reproduce --preset {}: {} on {} ({})",
+        preset.name,
+        args.out.display(),
+        gpu.summary.name,
+        gpu.summary.backend
+    );
+    reproduce(&args.out, &cfg, args.stage, args.shard, &gpu, (train, test))?;
+    println!("done: {}", args.out.display());
+    Ok(())
+}

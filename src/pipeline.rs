@@ -1,0 +1,269 @@
+//! `reproduce`: the whole study in one work directory — for each network the four solution sets
+//! (SGD and L-BFGS, train and test snapshots), paths on the training and test landscapes, and the
+//! report. Every stage resumes; training units and path pairs shard over GPUs or cluster nodes.
+
+use anyhow::{bail, Result};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use std::time::Instant;
+
+use crate::data::{Dataset, GpuImages};
+use crate::gpu::{Act, Gpu};
+use crate::io::read_weights;
+use crate::model::{init_vector, Arch};
+use crate::optim::LineSearchKind;
+use crate::path::sweep::{
+    run_sweep, sha256_file, Job, PairRecord, SetInfo, Shard, SweepConfig, SweepInputs, SweepProgress,
+};
+use crate::path::PathSettings;
+use crate::report::{landscape_sets, set_file, summary_file};
+use crate::train::{train, Optimizer, RunRecord, TrainConfig, TrainInputs, TrainProgress};
+
+/// The scale of a reproduction.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Preset {
+    pub name: String,
+    pub runs: usize,
+    pub keep: usize,
+    /// Training and test images (None: the full official splits).
+    pub train_images: Option<usize>,
+    pub test_images: Option<usize>,
+    pub epochs: usize,
+    pub lr: f64,
+    pub iterations: usize,
+    pub pairs: usize,
+    pub path: PathSettings,
+}
+
+impl Preset {
+    pub fn named(name: &str) -> Result<Preset> {
+        Ok(match name {
+            // minutes on a laptop without a GPU: every stage runs, nothing converges
+            "quick" => Preset {
+                name: name.into(),
+                runs: 4,
+                keep: 3,
+                train_images: Some(160),
+                test_images: Some(160),
+                epochs: 3,
+                lr: 0.1,
+                iterations: 4,
+                pairs: 2,
+                path: PathSettings { fourier: 4, points: 5, lambda: 1e-4, lr: 5e-3, iterations: 2 },
+            },
+            // the test suite's end-to-end run
+            "smoke" => Preset {
+                name: name.into(),
+                runs: 3,
+                keep: 2,
+                train_images: Some(64),
+                test_images: Some(64),
+                epochs: 2,
+                lr: 0.1,
+                iterations: 2,
+                pairs: 1,
+                path: PathSettings { fourier: 2, points: 5, lambda: 1e-4, lr: 5e-3, iterations: 2 },
+            },
+            // the paper's scale (SPEC "Defaults at a glance")
+            "paper" => Preset {
+                name: name.into(),
+                runs: 75,
+                keep: 48,
+                train_images: None,
+                test_images: None,
+                epochs: 100,
+                lr: 0.1,
+                iterations: 1000,
+                pairs: 300,
+                path: PathSettings::default(),
+            },
+            other => bail!("unknown preset '{other}': choose quick or paper (or smoke, the test suite's)"),
+        })
+    }
+}
+
+/// What a work directory holds: refused if a later invocation asks for something else.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReproduceConfig {
+    pub preset: Preset,
+    pub models: Vec<Arch>,
+    pub activation: Act,
+}
+
+/// Which part of the pipeline to run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Stage {
+    All,
+    Train,
+    Paths,
+    Report,
+}
+
+struct Quiet;
+
+impl TrainProgress for Quiet {
+    fn start(&mut self, _: usize, _: usize) {}
+    fn step(&mut self, _: usize, _: &[RunRecord]) {}
+}
+
+impl SweepProgress for Quiet {
+    fn start(&mut self, _: usize, _: usize) {}
+    fn iteration(&mut self, _: &Job, _: usize, _: f64) {}
+    fn finished(&mut self, _: &PairRecord) {}
+}
+
+/// Overall progress: stage, units done, ETA from the mean unit time.
+struct Overall {
+    started: Instant,
+    done: usize,
+    total: usize,
+}
+
+impl Overall {
+    fn unit(&mut self, stage: &str, what: &str) {
+        self.done += 1;
+        let per = self.started.elapsed().as_secs_f64() / self.done as f64;
+        let eta = per * (self.total - self.done) as f64;
+        eprintln!(
+            "[{stage} {}/{}] {what} (elapsed {:.0} s, ETA {:.0} s)",
+            self.done,
+            self.total,
+            self.started.elapsed().as_secs_f64(),
+            eta
+        );
+    }
+}
+
+/// Runs the chosen stages for one shard.
+pub fn reproduce(
+    dir: &Path,
+    cfg: &ReproduceConfig,
+    stage: Stage,
+    shard: Shard,
+    gpu: &std::sync::Arc<Gpu>,
+    data: (Dataset, Dataset),
+) -> Result<()> {
+    crate::io::config::prepare_dir(dir, cfg)?;
+    let p = &cfg.preset;
+    let (train_set, test_set) = data;
+    let train_images = GpuImages::upload(gpu, &train_set)?;
+    let test_images = GpuImages::upload(gpu, &test_set)?;
+    if matches!(stage, Stage::All | Stage::Train) {
+        let units: Vec<(Arch, Optimizer)> =
+            cfg.models.iter().flat_map(|&a| [Optimizer::Lbfgs, Optimizer::Sgd].map(|o| (a, o))).collect();
+        let mine: Vec<&(Arch, Optimizer)> =
+            units.iter().enumerate().filter(|(i, _)| i % shard.count == shard.index).map(|(_, u)| u).collect();
+        let mut overall = Overall { started: Instant::now(), done: 0, total: mine.len() };
+        for &&(arch, opt) in &mine {
+            if summary_file(dir, arch, opt.id()).exists() {
+                overall.unit("train", &format!("{} {}: done earlier", arch.title(), opt.id()));
+                continue;
+            }
+            let seeds: Vec<u64> = (0..p.runs as u64).collect();
+            let start: Vec<f32> = seeds.iter().flat_map(|&s| init_vector(arch, s)).collect();
+            let tc = TrainConfig {
+                model: arch,
+                activation: cfg.activation,
+                optimizer: opt,
+                runs: p.runs,
+                keep: p.keep,
+                seed: 0,
+                init_sha256: None,
+                train_images: train_images.count,
+                test_images: test_images.count,
+                epochs: p.epochs,
+                lr: p.lr,
+                batch: 64.min(train_images.count),
+                iterations: p.iterations,
+                history: 10,
+                line_search: LineSearchKind::Reference,
+                budget: 6,
+            };
+            let out = dir.join(arch.id()).join(opt.id());
+            let s = train(
+                TrainInputs {
+                    dir: &out,
+                    cfg: &tc,
+                    start: &start,
+                    seeds: Some(seeds),
+                    train: &train_images,
+                    test: &test_images,
+                },
+                &mut Quiet,
+            )?;
+            overall.unit(
+                "train",
+                &format!(
+                    "{} {}: kept {}, mean train loss {:.3e}, mean test loss {:.3e}",
+                    arch.title(),
+                    opt.id(),
+                    s.kept,
+                    s.mean_train_loss,
+                    s.mean_test_loss
+                ),
+            );
+        }
+    }
+    if matches!(stage, Stage::All | Stage::Paths) {
+        let mut overall = Overall { started: Instant::now(), done: 0, total: cfg.models.len() * 2 };
+        for &arch in &cfg.models {
+            for (landscape, images) in [("train", &train_images), ("test", &test_images)] {
+                let files: Vec<_> = landscape_sets(landscape).iter().map(|(o, k)| set_file(dir, arch, o, k)).collect();
+                if let Some(missing) = files.iter().find(|f| !f.exists()) {
+                    bail!("{} is missing: run the train stage (of every shard) first", missing.display());
+                }
+                let stacks = files.iter().map(|f| read_weights(f, arch)).collect::<Result<Vec<_>>>()?;
+                let sets = files
+                    .iter()
+                    .zip(&stacks)
+                    .map(|(f, s)| {
+                        Ok(SetInfo { file: f.display().to_string(), sha256: sha256_file(f)?, vectors: s.count() })
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                let sweep = SweepConfig {
+                    model: arch,
+                    activation: cfg.activation,
+                    sets,
+                    landscape: if landscape == "train" { crate::data::Split::Train } else { crate::data::Split::Test },
+                    images: images.count,
+                    pairs: p.pairs.min(p.keep * (p.keep - 1) / 2),
+                    seed: 0,
+                    settings: p.path,
+                    save_paths: false,
+                    shard,
+                };
+                let base = dir.join(arch.id()).join(format!("paths-{landscape}"));
+                let out =
+                    if shard.count > 1 { base.join(format!("shard-{}-of-{}", shard.index, shard.count)) } else { base };
+                let n = run_sweep(SweepInputs { dir: &out, cfg: &sweep, stacks: &stacks, images }, &mut Quiet)?;
+                overall.unit("paths", &format!("{} {landscape} landscape: {n} pair(s) computed", arch.title()));
+            }
+        }
+    }
+    let report = dir.join("report");
+    let wants_report = stage == Stage::Report || (stage == Stage::All && shard.count == 1);
+    if wants_report && !report.join("index.html").exists() {
+        let context = format!(
+            "<h2>Configuration</h2><p>Preset <b>{}</b>{}; adapter: {} ({}, {}); losscape commit {}.</p><pre>{}</pre>",
+            p.name,
+            if p.name == "quick" {
+                " — a reduced scale for a demonstration: few runs, few images and iterations, nothing converged"
+            } else {
+                ""
+            },
+            gpu.summary.name,
+            gpu.summary.backend,
+            gpu.summary.driver,
+            crate::bench::commit(),
+            serde_json::to_string_pretty(cfg)?
+        );
+        crate::report::analyze(dir, &report, &context)?;
+        eprintln!("[report] wrote {}", report.join("index.html").display());
+    } else if stage == Stage::All && shard.count > 1 {
+        eprintln!(
+            "shard {}/{} done; after every shard, run `losscape reproduce --stage report` to merge and report",
+            shard.index, shard.count
+        );
+    }
+    Ok(())
+}

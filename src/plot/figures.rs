@@ -1,0 +1,156 @@
+//! The analysis figures: overlaid histograms, a 2-D scatter, loss curves.
+
+use anyhow::Result;
+use plotters::prelude::*;
+use std::path::Path;
+
+use super::{drawing, render_png};
+
+/// A named series with its colour.
+pub struct Series<'a> {
+    pub label: String,
+    pub values: &'a [f64],
+    pub colour: RGBColor,
+}
+
+pub const BLUE: RGBColor = RGBColor(31, 119, 180);
+pub const LIGHT_BLUE: RGBColor = RGBColor(120, 180, 230);
+pub const RED: RGBColor = RGBColor(214, 39, 40);
+pub const ORANGE: RGBColor = RGBColor(255, 127, 14);
+
+pub const SIZE: (u32, u32) = (900, 600);
+
+fn range(values: impl Iterator<Item = f64>) -> (f64, f64) {
+    let (lo, hi) =
+        values.filter(|v| v.is_finite()).fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
+    if !lo.is_finite() {
+        return (0.0, 1.0);
+    }
+    let pad = ((hi - lo) * 0.05).max(1e-12 * hi.abs().max(1.0));
+    (lo - pad, hi + pad)
+}
+
+/// Overlaid histograms on shared bins, with an optional dotted vertical line (the centroid distance).
+pub fn histograms(out: &Path, title: &str, x_label: &str, series: &[Series], vline: Option<(f64, &str)>) -> Result<()> {
+    let (lo, hi) = range(series.iter().flat_map(|s| s.values.iter().copied()).chain(vline.map(|v| v.0)));
+    let bins = 20;
+    let width = (hi - lo) / bins as f64;
+    let counts: Vec<Vec<usize>> = series
+        .iter()
+        .map(|s| {
+            let mut c = vec![0; bins];
+            for &v in s.values.iter().filter(|v| v.is_finite()) {
+                c[(((v - lo) / width) as usize).min(bins - 1)] += 1;
+            }
+            c
+        })
+        .collect();
+    let top = counts.iter().flatten().copied().max().unwrap_or(1).max(1) as f64 * 1.15;
+    render_png(out, SIZE, |root| {
+        let mut chart = drawing(
+            ChartBuilder::on(root)
+                .caption(title, ("sans-serif", 24))
+                .margin(15)
+                .x_label_area_size(50)
+                .y_label_area_size(60)
+                .build_cartesian_2d(lo..hi, 0.0..top),
+        )?;
+        drawing(chart.configure_mesh().x_desc(x_label).y_desc("count").label_style(("sans-serif", 16)).draw())?;
+        for (s, c) in series.iter().zip(&counts) {
+            let colour = s.colour;
+            drawing(chart.draw_series(c.iter().enumerate().filter(|(_, &k)| k > 0).map(|(i, &k)| {
+                let x0 = lo + i as f64 * width;
+                Rectangle::new([(x0, 0.0), (x0 + width, k as f64)], colour.mix(0.55).filled())
+            })))?
+            .label(format!("{} (n = {})", s.label, s.values.len()))
+            .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 16, y + 6)], colour.mix(0.55).filled()));
+        }
+        if let Some((x, label)) = vline {
+            let dots = (0..40).map(|i| (x, top * i as f64 / 40.0));
+            drawing(chart.draw_series(dots.map(|p| Circle::new(p, 1, BLACK.filled()))))?
+                .label(label.to_string())
+                .legend(|(x, y)| Circle::new((x + 8, y), 2, BLACK.filled()));
+        }
+        drawing(
+            chart
+                .configure_series_labels()
+                .background_style(WHITE.mix(0.85))
+                .border_style(BLACK)
+                .label_font(("sans-serif", 15))
+                .position(SeriesLabelPosition::UpperRight)
+                .draw(),
+        )?;
+        Ok(())
+    })
+}
+
+/// Points of one scatter series, with its label and colour.
+pub type Points = (String, Vec<(f64, f64)>, RGBColor);
+
+/// A scatter of 2-D points per series.
+pub fn scatter(out: &Path, title: &str, labels: (&str, &str), series: &[Points]) -> Result<()> {
+    let (x0, x1) = range(series.iter().flat_map(|s| s.1.iter().map(|p| p.0)));
+    let (y0, y1) = range(series.iter().flat_map(|s| s.1.iter().map(|p| p.1)));
+    render_png(out, SIZE, |root| {
+        let mut chart = drawing(
+            ChartBuilder::on(root)
+                .caption(title, ("sans-serif", 24))
+                .margin(15)
+                .x_label_area_size(50)
+                .y_label_area_size(70)
+                .build_cartesian_2d(x0..x1, y0..y1),
+        )?;
+        drawing(chart.configure_mesh().x_desc(labels.0).y_desc(labels.1).label_style(("sans-serif", 16)).draw())?;
+        for (label, points, colour) in series {
+            let c = *colour;
+            drawing(chart.draw_series(points.iter().map(|&p| Circle::new(p, 5, c.filled()))))?
+                .label(format!("{label} (n = {})", points.len()))
+                .legend(move |(x, y)| Circle::new((x + 8, y), 5, c.filled()));
+        }
+        drawing(
+            chart
+                .configure_series_labels()
+                .background_style(WHITE.mix(0.85))
+                .border_style(BLACK)
+                .label_font(("sans-serif", 15))
+                .draw(),
+        )?;
+        Ok(())
+    })
+}
+
+/// Loss curves against the epoch (iteration) on a log scale.
+pub fn curves(out: &Path, title: &str, x_label: &str, series: &[Series]) -> Result<()> {
+    let positive = |v: &f64| v.is_finite() && *v > 0.0;
+    let lo = series.iter().flat_map(|s| s.values.iter()).copied().filter(positive).fold(f64::INFINITY, f64::min);
+    let hi = series.iter().flat_map(|s| s.values.iter()).copied().filter(positive).fold(0.0, f64::max);
+    let (lo, hi) = if lo.is_finite() { (lo / 2.0, hi * 2.0) } else { (1e-3, 1.0) };
+    let len = series.iter().map(|s| s.values.len()).max().unwrap_or(1).max(2);
+    render_png(out, SIZE, |root| {
+        let mut chart = drawing(
+            ChartBuilder::on(root)
+                .caption(title, ("sans-serif", 24))
+                .margin(15)
+                .x_label_area_size(50)
+                .y_label_area_size(80)
+                .build_cartesian_2d(1f64..len as f64, (lo..hi).log_scale()),
+        )?;
+        drawing(chart.configure_mesh().x_desc(x_label).y_desc("loss").label_style(("sans-serif", 16)).draw())?;
+        for s in series {
+            let c = s.colour;
+            let pts = s.values.iter().enumerate().filter(|(_, v)| positive(v)).map(|(i, &v)| ((i + 1) as f64, v));
+            drawing(chart.draw_series(LineSeries::new(pts, c.stroke_width(2))))?
+                .label(s.label.clone())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(3)));
+        }
+        drawing(
+            chart
+                .configure_series_labels()
+                .background_style(WHITE.mix(0.85))
+                .border_style(BLACK)
+                .label_font(("sans-serif", 15))
+                .draw(),
+        )?;
+        Ok(())
+    })
+}
