@@ -4,7 +4,7 @@ use anyhow::Result;
 use plotters::prelude::*;
 use std::path::Path;
 
-use super::{drawing, render_png};
+use super::{drawing, legend, render_png};
 
 /// A named series with its colour.
 pub struct Series<'a> {
@@ -71,15 +71,7 @@ pub fn histograms(out: &Path, title: &str, x_label: &str, series: &[Series], vli
                 .label(label.to_string())
                 .legend(|(x, y)| Circle::new((x + 8, y), 2, BLACK.filled()));
         }
-        drawing(
-            chart
-                .configure_series_labels()
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK)
-                .label_font(("sans-serif", 15))
-                .position(SeriesLabelPosition::UpperRight)
-                .draw(),
-        )?;
+        legend(&mut chart, SeriesLabelPosition::UpperRight)?;
         Ok(())
     })
 }
@@ -107,14 +99,7 @@ pub fn scatter(out: &Path, title: &str, labels: (&str, &str), series: &[Points])
                 .label(format!("{label} (n = {})", points.len()))
                 .legend(move |(x, y)| Circle::new((x + 8, y), 5, c.filled()));
         }
-        drawing(
-            chart
-                .configure_series_labels()
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK)
-                .label_font(("sans-serif", 15))
-                .draw(),
-        )?;
+        legend(&mut chart, SeriesLabelPosition::UpperRight)?;
         Ok(())
     })
 }
@@ -143,14 +128,7 @@ pub fn curves(out: &Path, title: &str, x_label: &str, series: &[Series]) -> Resu
                 .label(s.label.clone())
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(3)));
         }
-        drawing(
-            chart
-                .configure_series_labels()
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK)
-                .label_font(("sans-serif", 15))
-                .draw(),
-        )?;
+        legend(&mut chart, SeriesLabelPosition::UpperRight)?;
         Ok(())
     })
 }

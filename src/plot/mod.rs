@@ -48,3 +48,24 @@ pub fn render_png(
 pub fn drawing<T, E: std::fmt::Display>(r: Result<T, E>) -> Result<T> {
     r.map_err(|e| anyhow!("drawing failed: {e}"))
 }
+
+/// The legend box every figure uses.
+pub fn legend<'a, DB, CT>(
+    chart: &mut plotters::chart::ChartContext<'a, DB, CT>,
+    position: plotters::chart::SeriesLabelPosition,
+) -> Result<()>
+where
+    DB: plotters::backend::DrawingBackend + 'a,
+    CT: plotters::coord::CoordTranslate,
+{
+    use plotters::style::{Color, BLACK, WHITE};
+    drawing(
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 15))
+            .position(position)
+            .draw(),
+    )
+}

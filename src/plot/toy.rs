@@ -4,7 +4,7 @@ use anyhow::Result;
 use plotters::prelude::*;
 use std::path::Path;
 
-use super::{drawing, render_png};
+use super::{drawing, legend, render_png};
 use crate::path::toy::{f, ToyPath};
 
 fn colour(path: &ToyPath) -> RGBColor {
@@ -60,15 +60,7 @@ pub fn figure(paths: &[ToyPath], out: &Path) -> Result<()> {
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(3)));
             drawing(chart.draw_series(pts.iter().map(|&q| Circle::new(q, 2, c.filled()))))?;
         }
-        drawing(
-            chart
-                .configure_series_labels()
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK)
-                .label_font(("sans-serif", 15))
-                .position(SeriesLabelPosition::UpperLeft)
-                .draw(),
-        )?;
+        legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
 
         let top = paths.iter().map(|p| p.height).fold(0.0, f64::max) * 1.1;
         let mut chart = drawing(
@@ -89,15 +81,7 @@ pub fn figure(paths: &[ToyPath], out: &Path) -> Result<()> {
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(3)));
             drawing(chart.draw_series(pts.iter().map(|&q| Circle::new(q, 2, c.filled()))))?;
         }
-        drawing(
-            chart
-                .configure_series_labels()
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK)
-                .label_font(("sans-serif", 15))
-                .position(SeriesLabelPosition::UpperRight)
-                .draw(),
-        )?;
+        legend(&mut chart, SeriesLabelPosition::UpperRight)?;
         Ok(())
     })
 }
