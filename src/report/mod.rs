@@ -193,7 +193,7 @@ pub fn analyze(dir: &Path, out: &Path, context: &str) -> Result<Vec<String>> {
             histograms(
                 &out.join(&file),
                 &format!("{}: L2 distance to the common origin ({la} vs {lb})", arch.title()),
-                "|w − w̄|",
+                "L2 distance to the common origin",
                 &[
                     Series { label: la.clone(), values: &d.a, colour: optimizer_colour(SETS[ia].0) },
                     Series { label: lb.clone(), values: &d.b, colour: optimizer_colour(SETS[ib].0) },
