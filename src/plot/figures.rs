@@ -1,6 +1,8 @@
 //! The analysis figures: overlaid histograms, a 2-D scatter, loss curves.
 
 use anyhow::Result;
+use plotters::coord::types::RangedCoordf64;
+use plotters::coord::Shift;
 use plotters::prelude::*;
 use std::path::Path;
 
@@ -19,6 +21,27 @@ pub const RED: RGBColor = RGBColor(214, 39, 40);
 pub const ORANGE: RGBColor = RGBColor(255, 127, 14);
 
 pub const SIZE: (u32, u32) = (900, 600);
+
+type Linear<'a, 'b> = ChartContext<'a, BitMapBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// A titled chart with linear axes, labelled, with its mesh drawn.
+fn linear_chart<'a, 'b>(
+    area: &'a DrawingArea<BitMapBackend<'b>, Shift>,
+    title: &str,
+    (x, y): (std::ops::Range<f64>, std::ops::Range<f64>),
+    (x_label, y_label): (&str, &str),
+) -> Result<Linear<'a, 'b>> {
+    let mut chart = drawing(
+        ChartBuilder::on(area)
+            .caption(title, ("sans-serif", 24))
+            .margin(15)
+            .x_label_area_size(50)
+            .y_label_area_size(70)
+            .build_cartesian_2d(x, y),
+    )?;
+    drawing(chart.configure_mesh().x_desc(x_label).y_desc(y_label).label_style(("sans-serif", 16)).draw())?;
+    Ok(chart)
+}
 
 fn range(values: impl Iterator<Item = f64>) -> (f64, f64) {
     let (lo, hi) =
@@ -47,15 +70,7 @@ pub fn histograms(out: &Path, title: &str, x_label: &str, series: &[Series], vli
         .collect();
     let top = counts.iter().flatten().copied().max().unwrap_or(1).max(1) as f64 * 1.15;
     render_png(out, SIZE, |root| {
-        let mut chart = drawing(
-            ChartBuilder::on(root)
-                .caption(title, ("sans-serif", 24))
-                .margin(15)
-                .x_label_area_size(50)
-                .y_label_area_size(60)
-                .build_cartesian_2d(lo..hi, 0.0..top),
-        )?;
-        drawing(chart.configure_mesh().x_desc(x_label).y_desc("count").label_style(("sans-serif", 16)).draw())?;
+        let mut chart = linear_chart(root, title, (lo..hi, 0.0..top), (x_label, "count"))?;
         for (s, c) in series.iter().zip(&counts) {
             let colour = s.colour;
             drawing(chart.draw_series(c.iter().enumerate().filter(|(_, &k)| k > 0).map(|(i, &k)| {
@@ -84,15 +99,7 @@ pub fn scatter(out: &Path, title: &str, labels: (&str, &str), series: &[Points])
     let (x0, x1) = range(series.iter().flat_map(|s| s.1.iter().map(|p| p.0)));
     let (y0, y1) = range(series.iter().flat_map(|s| s.1.iter().map(|p| p.1)));
     render_png(out, SIZE, |root| {
-        let mut chart = drawing(
-            ChartBuilder::on(root)
-                .caption(title, ("sans-serif", 24))
-                .margin(15)
-                .x_label_area_size(50)
-                .y_label_area_size(70)
-                .build_cartesian_2d(x0..x1, y0..y1),
-        )?;
-        drawing(chart.configure_mesh().x_desc(labels.0).y_desc(labels.1).label_style(("sans-serif", 16)).draw())?;
+        let mut chart = linear_chart(root, title, (x0..x1, y0..y1), labels)?;
         for (label, points, colour) in series {
             let c = *colour;
             drawing(chart.draw_series(points.iter().map(|&p| Circle::new(p, 5, c.filled()))))?
