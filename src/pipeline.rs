@@ -188,6 +188,7 @@ pub fn reproduce(
                     seeds: Some(seeds),
                     train: &train_images,
                     test: &test_images,
+                    checkpoint_every: 1,
                 },
                 &mut Quiet,
             )?;

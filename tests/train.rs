@@ -114,6 +114,11 @@ fn killed_sgd_training_resumes_to_the_uninterrupted_result() {
 }
 
 #[test]
+fn sparse_checkpoints_resume_to_the_uninterrupted_result_too() {
+    kill_and_resume("lbfgs", &["--runs", "2", "--keep", "1", "--iterations", "9", "--checkpoint-every", "2"]);
+}
+
+#[test]
 fn killed_lbfgs_training_resumes_to_the_uninterrupted_result() {
     kill_and_resume("lbfgs", &["--runs", "2", "--keep", "2", "--iterations", "8"]);
 }

@@ -212,11 +212,13 @@ pub struct TrainInputs<'a> {
     pub seeds: Option<Vec<u64>>,
     pub train: &'a GpuImages,
     pub test: &'a GpuImages,
+    /// Write the checkpoint every this many epochs (iterations), and after the last; at least 1.
+    pub checkpoint_every: usize,
 }
 
 /// Trains (or resumes) and writes the solution sets; returns the summary.
 pub fn train(inputs: TrainInputs, progress: &mut dyn TrainProgress) -> Result<Summary> {
-    let TrainInputs { dir, cfg, start, seeds, train, test } = inputs;
+    let TrainInputs { dir, cfg, start, seeds, train, test, checkpoint_every } = inputs;
     let gpu = train.gpu.clone();
     let (r, n) = (cfg.runs, cfg.model.n_params());
     if cfg.keep == 0 || cfg.keep > r {
@@ -322,7 +324,9 @@ pub fn train(inputs: TrainInputs, progress: &mut dyn TrainProgress) -> Result<Su
             Engine::Lbfgs(opt) => Some(opt.host()),
             Engine::Sgd(_) => None,
         };
-        Checkpoint { done, runs: records.clone(), lbfgs }.write(dir, &gpu, &buffers)?;
+        if done % checkpoint_every.max(1) == 0 || done == cfg.steps() {
+            Checkpoint { done, runs: records.clone(), lbfgs }.write(dir, &gpu, &buffers)?;
+        }
         progress.step(done, &records);
     }
     finish(dir, cfg, &gpu, &records, (&best_train, &best_test))
