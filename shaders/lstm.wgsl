@@ -62,9 +62,8 @@ fn cell_forward(@builtin(global_invocation_id) gid: vec3<u32>) {
         return;
     }
     let b = t / (p.images * H);
-    let n = (t / H) % p.images;
     let j = t % H;
-    let bn = b * p.images + n;
+    let bn = t / H; // = b * images + n
     let gbase = (bn * STEPS + p.step) * G;
     var z: array<f32, 4>;
     for (var q = 0u; q < 4u; q++) {
@@ -91,10 +90,8 @@ fn cell_backward(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (t >= p.batches * p.images * H) {
         return;
     }
-    let b = t / (p.images * H);
-    let n = (t / H) % p.images;
     let j = t % H;
-    let bn = b * p.images + n;
+    let bn = t / H; // = b * images + n
     let gbase = (bn * STEPS + p.step) * G;
     let i = sigm(gates[gbase + j]);
     let f = sigm(gates[gbase + H + j]);

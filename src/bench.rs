@@ -5,7 +5,7 @@ use anyhow::Result;
 use serde::Serialize;
 use std::sync::Arc;
 
-use crate::data::{Dataset, GpuImages};
+use crate::data::GpuImages;
 use crate::gpu::{AdapterSummary, Gpu, Layout, Product, Source};
 use crate::model::{init_vector, Arch, Evaluator, Network, Want};
 use crate::path::{PathFinder, PathSettings};
@@ -95,20 +95,19 @@ pub fn ceiling(gpu: &Arc<Gpu>, size: usize, repeats: usize) -> Result<Ceiling> {
 }
 
 /// Times loss+gradient of `batch` vectors of `net` on all images of `data`.
-pub fn case(gpu: &Arc<Gpu>, net: Network, data: &Dataset, batch: usize, repeats: usize, ceiling: f64) -> Result<Case> {
-    let images = GpuImages::upload(gpu, data)?;
-    let eval = Evaluator::new(net, &images, 0..images.count, batch)?;
+pub fn case(net: Network, images: &GpuImages, batch: usize, repeats: usize, ceiling: f64) -> Result<Case> {
+    let eval = Evaluator::new(net, images, 0..images.count, batch)?;
     let flat: Vec<f32> = (0..batch as u64).flat_map(|s| init_vector(net.arch, s)).collect();
     eval.set_weights(&flat)?;
     eval.run_timed(Want::LossAndGrad)?; // warm-up
     let times = (0..repeats).map(|_| eval.run_timed(Want::LossAndGrad)).collect::<Result<Vec<_>>>()?;
     let seconds = median(times);
-    let evals = (batch * data.len()) as f64;
+    let evals = (batch * images.count) as f64;
     let gflops = evals * flops_per_image_vector(net.arch) / seconds * 1e-9;
     Ok(Case {
         model: net.arch.id(),
         batch,
-        images: data.len(),
+        images: images.count,
         seconds_per_call: seconds,
         evaluations_per_second: evals / seconds,
         gflops,
@@ -130,10 +129,10 @@ pub struct PathCase {
 }
 
 /// Times a path iteration with all `points` in one batched call, and the same points one by one.
-pub fn path_case(gpu: &Arc<Gpu>, net: Network, data: &Dataset, points: usize, repeats: usize) -> Result<PathCase> {
-    let images = GpuImages::upload(gpu, data)?;
+pub fn path_case(net: Network, images: &GpuImages, points: usize, repeats: usize) -> Result<PathCase> {
+    let gpu = &images.gpu;
     let settings = PathSettings { points, ..PathSettings::default() };
-    let finder = PathFinder::new(net, &images, 0..images.count, settings)?;
+    let finder = PathFinder::new(net, images, 0..images.count, settings)?;
     finder.start(&init_vector(net.arch, 0), &init_vector(net.arch, 1), None)?;
     let mut times = Vec::new();
     for k in 0..=repeats {
@@ -147,7 +146,7 @@ pub fn path_case(gpu: &Arc<Gpu>, net: Network, data: &Dataset, points: usize, re
     }
     let batched = median(times);
     let flat = finder.points()?;
-    let single = Evaluator::new(net, &images, 0..images.count, 1)?;
+    let single = Evaluator::new(net, images, 0..images.count, 1)?;
     let n = net.arch.n_params();
     single.set_weights(&flat[..n])?;
     single.run(Want::LossAndGrad);
@@ -162,7 +161,7 @@ pub fn path_case(gpu: &Arc<Gpu>, net: Network, data: &Dataset, points: usize, re
     Ok(PathCase {
         model: net.arch.id(),
         points,
-        images: data.len(),
+        images: images.count,
         seconds_per_iteration: batched,
         seconds_one_at_a_time: one_by_one,
         speedup: one_by_one / batched,
@@ -181,16 +180,15 @@ pub struct TrainCase {
     pub sgd_images_per_second: f64,
 }
 
-pub fn train_case(gpu: &Arc<Gpu>, net: Network, data: &Dataset, runs: usize) -> Result<TrainCase> {
-    let images = GpuImages::upload(gpu, data)?;
-    let (epoch, iteration) = crate::train::time_steps(net, &images, runs)?;
+pub fn train_case(net: Network, images: &GpuImages, runs: usize) -> Result<TrainCase> {
+    let (epoch, iteration) = crate::train::time_steps(net, images, runs)?;
     Ok(TrainCase {
         model: net.arch.id(),
         runs,
-        images: data.len(),
+        images: images.count,
         seconds_per_sgd_epoch: epoch,
         seconds_per_lbfgs_iteration: iteration,
-        sgd_images_per_second: (runs * data.len()) as f64 / epoch,
+        sgd_images_per_second: (runs * images.count) as f64 / epoch,
     })
 }
 

@@ -56,6 +56,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let timing = if gpu.has_timestamps() { "gpu-timestamps" } else { "wall-clock" };
     println!("adapter: {} ({}, {}), timing: {timing}", gpu.summary.name, gpu.summary.backend, gpu.summary.driver);
     let ceil = ceiling(&gpu, args.ceiling_size, args.repeats)?;
+    let images = crate::data::GpuImages::upload(&gpu, &data)?; // once, for every case
     println!(
         "ceiling: {0}x{0}x{0} matrix product {1:.3} ms = {2:.1} GFLOP/s",
         ceil.size,
@@ -65,7 +66,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let mut cases = Vec::new();
     for (&arch, &b) in args.models.iter().flat_map(|m| std::iter::repeat(m).zip(&args.batches)) {
         let net = Network { arch, act: args.activation.act() };
-        let c = case(&gpu, net, &data, b, args.repeats, ceil.gflops)?;
+        let c = case(net, &images, b, args.repeats, ceil.gflops)?;
         println!(
             "{:<11} B={:<3} N={}: {:.3} ms/call, {:.3e} image-vector evaluations/s, {:.1} GFLOP/s ({:.0}% of ceiling)",
             c.model,
@@ -82,7 +83,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     if args.path_points > 0 {
         for &arch in &args.models {
             let net = Network { arch, act: args.activation.act() };
-            let p = path_case(&gpu, net, &data, args.path_points, args.repeats)?;
+            let p = path_case(net, &images, args.path_points, args.repeats)?;
             println!(
                 "{:<11} path iteration, M={} N={}: {:.3} ms batched, {:.3} ms as {} calls of B=1 ({:.1}x)",
                 p.model,
@@ -100,7 +101,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     for &arch in &args.models {
         for &runs in args.train_runs.iter().filter(|&&r| r > 0) {
             let net = Network { arch, act: args.activation.act() };
-            let t = train_case(&gpu, net, &data, runs)?;
+            let t = train_case(net, &images, runs)?;
             println!(
                 "{:<11} training R={:<3} N={}: SGD epoch {:.3} s ({:.3e} image-runs/s), L-BFGS iteration {:.3} s",
                 t.model,

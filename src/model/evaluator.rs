@@ -171,9 +171,6 @@ impl Evaluator {
     pub fn batch(&self) -> usize {
         self.batch
     }
-    pub fn images(&self) -> usize {
-        self.images
-    }
 
     /// Uploads all B vectors (B x N_prm, row-major).
     pub fn set_weights(&self, flat: &[f32]) -> Result<()> {

@@ -53,11 +53,6 @@ impl Reference {
         Reference { r_norm, f0, tol, budget, count: 0, phase: Phase::First }
     }
 
-    /// Evaluations used so far (the tie evaluations are not counted, as in the reference).
-    pub fn evaluations(&self) -> usize {
-        self.count
-    }
-
     /// The first request.
     pub fn start(&mut self) -> Next {
         self.count = 1;

@@ -173,10 +173,6 @@ impl PathFinder {
         })
     }
 
-    pub fn settings(&self) -> PathSettings {
-        self.settings
-    }
-
     /// Sets the endpoints and the coefficients (zero when `coefficients` is None), and clears Adam.
     pub fn start(&self, a: &[f32], b: &[f32], coefficients: Option<&[f32]>) -> Result<()> {
         let n = self.n_prm;

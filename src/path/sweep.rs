@@ -99,11 +99,6 @@ pub fn all_jobs(cfg: &SweepConfig) -> Result<Vec<Job>> {
 
 const RESULTS: &str = "paths.jsonl";
 
-/// Reads a sweep directory's configuration.
-pub fn read_config(dir: &Path) -> Result<SweepConfig> {
-    crate::io::config::read_config(dir)
-}
-
 /// Reads the finished pairs; a trailing partial line (a run killed mid-write) is cut off the file.
 pub fn read_records(dir: &Path) -> Result<Vec<PairRecord>> {
     let path = dir.join(RESULTS);
@@ -210,10 +205,10 @@ pub fn coefficients_path(dir: &Path, index: usize) -> PathBuf {
 /// configurations differ (other than the shard) and pairs that disagree.
 pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<(usize, usize)> {
     let first = dirs.first().ok_or_else(|| anyhow!("name at least one directory to merge"))?;
-    let cfg = read_config(first)?;
+    let cfg: SweepConfig = crate::io::config::read_config(first)?;
     let mut records: std::collections::BTreeMap<usize, PairRecord> = Default::default();
     for dir in dirs {
-        let other = read_config(dir)?;
+        let other: SweepConfig = crate::io::config::read_config(dir)?;
         let diff = crate::io::config::differences(&cfg, &other, &["shard"]);
         if !diff.is_empty() {
             bail!("{} and {} hold different sweeps (differ in: {})", first.display(), dir.display(), diff.join(", "));
