@@ -7,12 +7,10 @@ struct SelectParams {
     stride: u32,  // index-list length per run
     offset: u32,  // first index of this batch in each run's list
     row: u32,
-    _p0: u32,
+    words: u32,   // packed u32 words per image (pixels / 4)
     _p1: u32,
     _p2: u32,
 }
-
-const WORDS: u32 = 196u; // 784 pixel bytes per image
 
 @group(0) @binding(0) var<uniform> p: SelectParams;
 @group(0) @binding(1) var<storage, read> src_pixels: array<u32>;
@@ -24,15 +22,15 @@ const WORDS: u32 = 196u; // 784 pixel bytes per image
 @compute @workgroup_size(256)
 fn select_images(@builtin(global_invocation_id) gid: vec3<u32>) {
     let t = gid.x + gid.y * p.row;
-    if (t >= p.runs * p.per_run * WORDS) {
+    if (t >= p.runs * p.per_run * p.words) {
         return;
     }
-    let slot = t / WORDS;
+    let slot = t / p.words;
     let b = slot / p.per_run;
     let n = slot % p.per_run;
     let image = idx[b * p.stride + p.offset + n];
-    dst_pixels[t] = src_pixels[image * WORDS + t % WORDS];
-    if (t % WORDS == 0u) {
+    dst_pixels[t] = src_pixels[image * p.words + t % p.words];
+    if (t % p.words == 0u) {
         dst_labels[slot] = src_labels[image];
     }
 }

@@ -3,11 +3,12 @@
 
 use anyhow::Result;
 use serde::Serialize;
-use std::sync::Arc;
 
-use crate::data::GpuImages;
-use crate::gpu::{AdapterSummary, Gpu, Layout, Product, Source};
+use crate::backend::{Device, Source};
+use crate::data::DeviceImages;
+use crate::gpu::AdapterSummary;
 use crate::model::{init_vector, Arch, Evaluator, Network, Want};
+use crate::ops::{Layout, Product};
 use crate::path::{PathFinder, PathSettings};
 
 /// FLOPs of one loss+gradient per (image x weight vector), counting multiply-adds as 2 and leaving out
@@ -77,7 +78,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 /// Times an S x S x S product through the tiled matmul kernel.
-pub fn ceiling(gpu: &Arc<Gpu>, size: usize, repeats: usize) -> Result<Ceiling> {
+pub fn ceiling(gpu: &Device, size: usize, repeats: usize) -> Result<Ceiling> {
     let a: Vec<f32> = (0..size * size).map(|i| ((i % 7) as f32 - 3.0) * 0.1).collect();
     let a = gpu.upload(&a, "ceiling a")?;
     let c = gpu.zeros(size * size, "ceiling c")?;
@@ -95,7 +96,7 @@ pub fn ceiling(gpu: &Arc<Gpu>, size: usize, repeats: usize) -> Result<Ceiling> {
 }
 
 /// Times loss+gradient of `batch` vectors of `net` on all images of `data`.
-pub fn case(net: Network, images: &GpuImages, batch: usize, repeats: usize, ceiling: f64) -> Result<Case> {
+pub fn case(net: Network, images: &DeviceImages, batch: usize, repeats: usize, ceiling: f64) -> Result<Case> {
     let eval = Evaluator::new(net, images, 0..images.count, batch)?;
     let flat: Vec<f32> = (0..batch as u64).flat_map(|s| init_vector(net.arch, s)).collect();
     eval.set_weights(&flat)?;
@@ -129,8 +130,8 @@ pub struct PathCase {
 }
 
 /// Times a path iteration with all `points` in one batched call, and the same points one by one.
-pub fn path_case(net: Network, images: &GpuImages, points: usize, repeats: usize) -> Result<PathCase> {
-    let gpu = &images.gpu;
+pub fn path_case(net: Network, images: &DeviceImages, points: usize, repeats: usize) -> Result<PathCase> {
+    let gpu = &images.device;
     let settings = PathSettings { points, ..PathSettings::default() };
     let finder = PathFinder::new(net, images, 0..images.count, settings)?;
     finder.start(&init_vector(net.arch, 0), &init_vector(net.arch, 1), None)?;
@@ -180,7 +181,7 @@ pub struct TrainCase {
     pub sgd_images_per_second: f64,
 }
 
-pub fn train_case(net: Network, images: &GpuImages, runs: usize) -> Result<TrainCase> {
+pub fn train_case(net: Network, images: &DeviceImages, runs: usize) -> Result<TrainCase> {
     let (epoch, iteration) = crate::train::time_steps(net, images, runs)?;
     Ok(TrainCase {
         model: net.arch.id(),

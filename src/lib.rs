@@ -1,16 +1,21 @@
 //! losscape: how optimizers shape neural-network loss landscapes, on the GPU.
 //!
 //! The core is one batched primitive, [`model::Evaluator`]: the loss and gradient of B weight vectors of
-//! a network on a set of MNIST images, in one stream of GPU dispatches. Data flows one way:
-//! `cli` -> algorithms (`bench`) -> `model` -> `gpu`.
+//! a network on a set of MNIST images. Each network is a backend-neutral [`model::Plan`] (operations of
+//! the [`ops`] vocabulary on named tensors) that a [`backend::Device`] executes: the wgpu kernels
+//! ([`gpu`]) or the native CPU backend ([`cpu`]). Data flows one way:
+//! `cli` -> algorithms (`train`, `path`, `optim`, `bench`) -> `model` -> `backend` -> `gpu` | `cpu` -> `ops`.
 
 pub mod analysis;
+pub mod backend;
 pub mod bench;
 pub mod cli;
+pub mod cpu;
 pub mod data;
 pub mod gpu;
 pub mod io;
 pub mod model;
+pub mod ops;
 pub mod optim;
 pub mod path;
 pub mod pipeline;

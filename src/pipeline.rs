@@ -7,10 +7,11 @@ use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::time::Instant;
 
-use crate::data::{Dataset, GpuImages};
-use crate::gpu::{Act, Gpu};
+use crate::backend::Device;
+use crate::data::{Dataset, DeviceImages};
 use crate::io::read_weights;
 use crate::model::{init_vector, Arch};
+use crate::ops::Act;
 use crate::optim::LineSearchKind;
 use crate::path::sweep::{
     run_sweep, sha256_file, Job, PairRecord, SetInfo, Shard, SweepConfig, SweepInputs, SweepProgress,
@@ -140,14 +141,14 @@ pub fn reproduce(
     cfg: &ReproduceConfig,
     stage: Stage,
     shard: Shard,
-    gpu: &std::sync::Arc<Gpu>,
+    gpu: &Device,
     data: (Dataset, Dataset),
 ) -> Result<()> {
     crate::io::config::prepare_dir(dir, cfg)?;
     let p = &cfg.preset;
     let (train_set, test_set) = data;
-    let train_images = GpuImages::upload(gpu, &train_set)?;
-    let test_images = GpuImages::upload(gpu, &test_set)?;
+    let train_images = DeviceImages::upload(gpu, &train_set)?;
+    let test_images = DeviceImages::upload(gpu, &test_set)?;
     if matches!(stage, Stage::All | Stage::Train) {
         let units: Vec<(Arch, Optimizer)> =
             cfg.models.iter().flat_map(|&a| [Optimizer::Lbfgs, Optimizer::Sgd].map(|o| (a, o))).collect();
@@ -252,9 +253,9 @@ pub fn reproduce(
             } else {
                 ""
             },
-            gpu.summary.name,
-            gpu.summary.backend,
-            gpu.summary.driver,
+            gpu.summary().name,
+            gpu.summary().backend,
+            gpu.summary().driver,
             crate::bench::commit(),
             serde_json::to_string_pretty(cfg)?
         );

@@ -1,11 +1,11 @@
 //! Golden test: the paper authors' trained LSTM weights (SPEC §1.6, Appendix B).
 mod common;
 
-use common::{gpu, mnist, to_f64};
-use losscape::data::{GpuImages, Split};
-use losscape::gpu::Act;
+use common::{cpu, mnist, to_f64, wgpu};
+use losscape::data::{DeviceImages, Split};
 use losscape::io::read_weights;
 use losscape::model::{reference, Arch, Evaluator, Network, Want};
+use losscape::ops::Act;
 use std::path::Path;
 
 const NET: Network = Network { arch: Arch::Lstm, act: Act::Softplus };
@@ -26,14 +26,17 @@ fn authors_lstm_row0_and_midpoint_on_the_official_test_set() {
     let (row0, row1) = (&w[..n], &w[n..2 * n]);
     let midpoint: Vec<f32> = row0.iter().zip(row1).map(|(a, b)| 0.5 * (a + b)).collect();
     let data = mnist(Split::Test, usize::MAX);
-    let images = GpuImages::upload(&gpu(), &data).unwrap();
-    let eval = Evaluator::new(NET, &images, 0..data.len(), 2).unwrap();
-    eval.set_weights(&[row0, &midpoint].concat()).unwrap();
-    eval.run(Want::Loss);
-    let r = eval.results().unwrap();
-    assert!((r[0].loss - 0.781673).abs() / 0.781673 <= 1e-3, "row 0 test CE {}", r[0].loss);
-    assert!((r[0].accuracy.unwrap() - 0.9392).abs() < 5e-5, "row 0 accuracy {:?}", r[0].accuracy);
-    assert!((r[1].loss - 3.90842).abs() / 3.90842 <= 1e-3, "midpoint test CE {}", r[1].loss);
+    for device in [cpu(), wgpu()] {
+        let images = DeviceImages::upload(&device, &data).unwrap();
+        let eval = Evaluator::new(NET, &images, 0..data.len(), 2).unwrap();
+        eval.set_weights(&[row0, &midpoint].concat()).unwrap();
+        eval.run(Want::Loss);
+        let r = eval.results().unwrap();
+        let on = device.summary().name;
+        assert!((r[0].loss - 0.781673).abs() / 0.781673 <= 1e-3, "{on}: row 0 test CE {}", r[0].loss);
+        assert!((r[0].accuracy.unwrap() - 0.9392).abs() < 5e-5, "{on}: row 0 accuracy {:?}", r[0].accuracy);
+        assert!((r[1].loss - 3.90842).abs() / 3.90842 <= 1e-3, "{on}: midpoint test CE {}", r[1].loss);
+    }
 }
 
 #[test]
@@ -41,13 +44,16 @@ fn authors_lstm_row0_on_a_training_slice_matches_the_reference_at_1e_6() {
     let Some(w) = authors_weights() else { return };
     let row0 = &w[..Arch::Lstm.n_params()];
     let data = mnist(Split::Train, 256);
-    let images = GpuImages::upload(&gpu(), &data).unwrap();
-    let eval = Evaluator::new(NET, &images, 0..data.len(), 1).unwrap();
-    eval.set_weights(row0).unwrap();
-    eval.run(Want::Loss);
-    let gpu_loss = eval.results().unwrap()[0].loss;
-    let cpu = reference::evaluate(Arch::Lstm, &to_f64(row0), Act::Softplus, &data);
-    assert!(cpu.loss > 1e-7 && cpu.loss < 1e-5, "reference training CE {} is not of order 1e-6", cpu.loss);
-    assert!((gpu_loss - cpu.loss).abs() / cpu.loss < 1e-3, "GPU {gpu_loss} vs f64 {}", cpu.loss);
-    assert_eq!(cpu.accuracy, Some(1.0));
+    let f64_ref = reference::evaluate(Arch::Lstm, &to_f64(row0), Act::Softplus, &data);
+    assert!(f64_ref.loss > 1e-7 && f64_ref.loss < 1e-5, "reference training CE {} is not of order 1e-6", f64_ref.loss);
+    assert_eq!(f64_ref.accuracy, Some(1.0));
+    for device in [cpu(), wgpu()] {
+        let images = DeviceImages::upload(&device, &data).unwrap();
+        let eval = Evaluator::new(NET, &images, 0..data.len(), 1).unwrap();
+        eval.set_weights(row0).unwrap();
+        eval.run(Want::Loss);
+        let loss = eval.results().unwrap()[0].loss;
+        let on = device.summary().name;
+        assert!((loss - f64_ref.loss).abs() / f64_ref.loss < 1e-3, "{on}: {loss} vs f64 {}", f64_ref.loss);
+    }
 }

@@ -2,10 +2,10 @@
 mod common;
 
 use common::{gpu, max_rel_diff, mnist, to_f64};
-use losscape::data::{Dataset, GpuImages, Split};
-use losscape::gpu::Act;
+use losscape::data::{Dataset, DeviceImages, Split};
 use losscape::model::reference::{evaluate, fcp};
 use losscape::model::{init_vector, Arch, Evaluator, Network, Want};
+use losscape::ops::Act;
 
 const N: usize = 42200;
 
@@ -20,7 +20,7 @@ fn vectors(seeds: std::ops::Range<u64>, scale: f32) -> Vec<f32> {
 type Run = (Vec<losscape::model::Eval>, Vec<f32>);
 
 fn run(arch: Arch, act: Act, data: &Dataset, flat: &[f32], chunk: Option<usize>, want: Want) -> Run {
-    let images = GpuImages::upload(&gpu(), data).unwrap();
+    let images = DeviceImages::upload(&gpu(), data).unwrap();
     let b = flat.len() / arch.n_params();
     let eval = Evaluator::with_chunk(Network { arch, act }, &images, 0..data.len(), b, chunk).unwrap();
     eval.set_weights(flat).unwrap();
@@ -119,7 +119,7 @@ fn a_vector_alone_and_inside_a_batch_of_51_gives_the_same_loss() {
 fn loss_only_runs_give_the_loss_of_gradient_runs() {
     let data = mnist(Split::Test, 200);
     let flat = vectors(0..2, 4.0);
-    let images = GpuImages::upload(&gpu(), &data).unwrap();
+    let images = DeviceImages::upload(&gpu(), &data).unwrap();
     let eval = Evaluator::new(Network { arch: Arch::Fcp, act: Act::Softplus }, &images, 0..200, 2).unwrap();
     eval.set_weights(&flat).unwrap();
     eval.run(Want::Loss);
@@ -170,7 +170,7 @@ fn every_network_gives_the_same_losses_alone_and_in_a_batch_of_51() {
 fn each_vector_on_its_own_images_equals_separate_evaluations() {
     let per = 16;
     let data = mnist(Split::Train, 3 * per);
-    let images = GpuImages::upload(&gpu(), &data).unwrap();
+    let images = DeviceImages::upload(&gpu(), &data).unwrap();
     for arch in Arch::ALL {
         let net = Network { arch, act: Act::Softplus };
         let n = arch.n_params();

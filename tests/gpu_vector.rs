@@ -2,7 +2,7 @@
 mod common;
 
 use common::gpu;
-use losscape::gpu::Rows;
+use losscape::backend::Rows;
 
 fn data(rows: usize, len: usize, seed: u32) -> Vec<f32> {
     (0..rows * len)

@@ -1,11 +1,10 @@
 //! Line searches against hand-computed traces (SPEC §5.4), and L-BFGS through the GPU vector ops.
 mod common;
 
-use losscape::gpu::{Gpu, GpuBuffer};
+use losscape::backend::{Buffer, Device};
 use losscape::model::Want;
 use losscape::optim::line_search::{Golden, Next, Reference};
 use losscape::optim::{BatchObjective, Lbfgs, LbfgsSettings, LineSearchKind};
-use std::sync::Arc;
 
 /// Drives a reference search on phi from f0 = phi(0); returns the distances asked for and the result.
 fn trace(phi: impl Fn(f64) -> f64, r_norm: f64) -> (Vec<f64>, Next) {
@@ -110,11 +109,11 @@ fn golden_variant_converges_and_never_goes_uphill() {
 /// Objectives computed on the CPU from the GPU input, gradients written back: L-BFGS itself only
 /// touches GPU vectors.
 struct CpuObjective {
-    gpu: Arc<Gpu>,
+    gpu: Device,
     rows: usize,
     n: usize,
-    input: GpuBuffer,
-    grads: GpuBuffer,
+    input: Buffer,
+    grads: Buffer,
     f: fn(&[f64]) -> (f64, Vec<f64>),
 }
 
@@ -125,10 +124,10 @@ impl BatchObjective for CpuObjective {
     fn dim(&self) -> usize {
         self.n
     }
-    fn input(&self) -> &GpuBuffer {
+    fn input(&self) -> &Buffer {
         &self.input
     }
-    fn grads(&self) -> &GpuBuffer {
+    fn grads(&self) -> &Buffer {
         &self.grads
     }
     fn evaluate(&mut self, want: Want) -> anyhow::Result<Vec<f64>> {
@@ -142,7 +141,7 @@ impl BatchObjective for CpuObjective {
             grads.extend(g.iter().map(|&v| v as f32));
         }
         if want == Want::LossAndGrad {
-            self.gpu.write(&self.grads, 0, &grads);
+            self.gpu.write(&self.grads, 0, &grads).unwrap();
         }
         Ok(losses)
     }

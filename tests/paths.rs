@@ -2,10 +2,11 @@
 mod common;
 
 use common::{gpu, mnist, to_f64};
-use losscape::data::{Dataset, GpuImages, Split};
-use losscape::gpu::{Act, Rows};
+use losscape::backend::Rows;
+use losscape::data::{Dataset, DeviceImages, Split};
 use losscape::model::reference::evaluate;
 use losscape::model::{init_vector, Arch, Evaluator, Network, Want};
+use losscape::ops::Act;
 use losscape::path::fourier::point_times;
 use losscape::path::{PathFinder, PathSettings};
 
@@ -43,7 +44,7 @@ fn coefficient_gradient_equals_finite_differences_of_the_path_objective() {
     let a: Vec<f32> = init_vector(arch, 1).iter().map(|x| x * 3.0).collect();
     let b: Vec<f32> = init_vector(arch, 2).iter().map(|x| x * 3.0).collect();
     let coef: Vec<f32> = init_vector(arch, 3).into_iter().chain(init_vector(arch, 4)).collect();
-    let images = GpuImages::upload(&gpu(), &data).unwrap();
+    let images = DeviceImages::upload(&gpu(), &data).unwrap();
     let finder = PathFinder::new(Network { arch, act: Act::Softplus }, &images, 0..data.len(), s).unwrap();
     finder.start(&a, &b, Some(&coef)).unwrap();
     finder.evaluate(true).unwrap();
@@ -74,7 +75,7 @@ fn endpoints_never_move_and_iteration_zero_is_the_straight_line() {
     let s = PathSettings { fourier: 3, points: 7, lambda: 1e-4, lr: 0.05, iterations: 3 };
     let a: Vec<f32> = init_vector(arch, 7).iter().map(|x| x * 3.0).collect();
     let b: Vec<f32> = init_vector(arch, 8).iter().map(|x| x * 3.0).collect();
-    let images = GpuImages::upload(&gpu(), &data).unwrap();
+    let images = DeviceImages::upload(&gpu(), &data).unwrap();
     let net = Network { arch, act: Act::Softplus };
     let finder = PathFinder::new(net, &images, 0..data.len(), s).unwrap();
     let out = finder.run(&a, &b, true, |_, _| {}).unwrap();
@@ -104,7 +105,7 @@ fn endpoints_never_move_and_iteration_zero_is_the_straight_line() {
 /// Two low-loss endpoints by full-batch gradient descent on the GPU, from two seeds.
 fn trained_pair(net: Network, data: &Dataset, lr: f32, steps: usize) -> (Vec<f32>, Vec<f32>) {
     let arch = net.arch;
-    let images = GpuImages::upload(&gpu(), data).unwrap();
+    let images = DeviceImages::upload(&gpu(), data).unwrap();
     let eval = Evaluator::new(net, &images, 0..data.len(), 2).unwrap();
     let init: Vec<f32> = [init_vector(arch, 31), init_vector(arch, 32)].concat();
     eval.set_weights(&init).unwrap();
@@ -134,7 +135,7 @@ fn lenet_with_units_reversed(w: &[f32]) -> Vec<f32> {
 
 fn height_falls(net: Network, a: &[f32], b: &[f32], data: &Dataset, lr: f64) {
     let arch = net.arch;
-    let images = GpuImages::upload(&gpu(), data).unwrap();
+    let images = DeviceImages::upload(&gpu(), data).unwrap();
     let s = PathSettings { fourier: 4, points: 11, lambda: 1e-4, lr, iterations: 4 };
     let finder = PathFinder::new(net, &images, 0..data.len(), s).unwrap();
     let out = finder.run(a, b, false, |_, _| {}).unwrap();

@@ -2,9 +2,9 @@
 mod common;
 
 use losscape::data::{Dataset, Split};
-use losscape::gpu::Act;
 use losscape::model::reference::{cross_entropy, fcp};
 use losscape::model::{init_vector, Arch};
+use losscape::ops::Act;
 
 #[test]
 fn cross_entropy_hand_computed_cases() {

@@ -54,9 +54,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let data = args.data.load(Split::Train)?.truncated(args.images);
     let gpu = args.device.open()?;
     let timing = if gpu.has_timestamps() { "gpu-timestamps" } else { "wall-clock" };
-    println!("adapter: {} ({}, {}), timing: {timing}", gpu.summary.name, gpu.summary.backend, gpu.summary.driver);
+    println!("adapter: {} ({}, {}), timing: {timing}", gpu.summary().name, gpu.summary().backend, gpu.summary().driver);
     let ceil = ceiling(&gpu, args.ceiling_size, args.repeats)?;
-    let images = crate::data::GpuImages::upload(&gpu, &data)?; // once, for every case
+    let images = crate::data::DeviceImages::upload(&gpu, &data)?; // once, for every case
     println!(
         "ceiling: {0}x{0}x{0} matrix product {1:.3} ms = {2:.1} GFLOP/s",
         ceil.size,
@@ -118,7 +118,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         println!("FLOP count {}: {} per image and vector", arch.id(), flops_per_image_vector(*arch));
     }
     let record = Record {
-        adapter: gpu.summary.clone(),
+        adapter: gpu.summary().clone(),
         commit: commit(),
         timing,
         flop_count: "per image-vector: forward products + weight-gradient products + data-gradient products, \

@@ -3,7 +3,7 @@ use clap::Args;
 use std::path::PathBuf;
 
 use super::{Activation, DataArgs, DeviceArgs};
-use crate::data::{GpuImages, Split};
+use crate::data::{DeviceImages, Split};
 use crate::io::read_weights;
 use crate::model::{Arch, Evaluator, Network, Want};
 
@@ -58,7 +58,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
         data = data.truncated(n);
     }
     let gpu = args.device.open()?;
-    let images = GpuImages::upload(&gpu, &data)?;
+    let images = DeviceImages::upload(&gpu, &data)?;
     let net = Network { arch: args.model, act: args.activation.act() };
     let eval = Evaluator::new(net, &images, 0..images.count, rows.len())?;
     eval.set_weights(&flat)?;

@@ -1,10 +1,13 @@
-use anyhow::{bail, Result};
+use anyhow::Result;
 use clap::Args;
 
 use super::DeviceArgs;
-use crate::gpu::{list_adapters, NO_ADAPTER_HELP};
+use crate::backend::{choose_backend, BackendKind, DeviceChoice};
+use crate::cpu::Cpu;
+use crate::gpu::{self, list_adapters};
 
-/// List every GPU adapter: backend, driver, device type, optional features, key limits.
+/// List the native CPU backend and every GPU adapter (backend, driver, device type, optional features,
+/// key limits), and say which one `--backend auto` would use.
 #[derive(Args)]
 #[command(after_help = "Example:\n  losscape info\n  losscape info --backend vulkan --json")]
 pub struct InfoArgs {
@@ -15,14 +18,35 @@ pub struct InfoArgs {
     json: bool,
 }
 
+/// The GPU backends to list: those named by `--backend`, else all.
+fn listing(choice: &DeviceChoice) -> Option<gpu::DeviceChoice> {
+    let named = choice.backend.as_deref().map(str::trim).filter(|b| !matches!(*b, "cpu" | "auto"));
+    Some(gpu::DeviceChoice { backend: Some(named.unwrap_or("primary").to_string()), adapter: None })
+}
+
 pub fn run(args: InfoArgs) -> Result<()> {
-    let adapters = list_adapters(&args.device.choice())?;
-    if adapters.is_empty() {
-        bail!(NO_ADAPTER_HELP);
-    }
+    let choice = args.device.choice();
+    let adapters = match listing(&choice) {
+        Some(c) => list_adapters(&c).unwrap_or_default(),
+        None => Vec::new(),
+    };
+    let cpu = Cpu::new();
+    let chosen = match choose_backend(&choice)? {
+        BackendKind::Cpu => "cpu".to_string(),
+        BackendKind::Wgpu(c) => format!("gpu ({})", c.backend.unwrap_or_default()),
+    };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&adapters)?);
+        let record = serde_json::json!({
+            "cpu": { "threads": cpu.threads, "simd": cpu.simd },
+            "adapters": adapters,
+            "chosen": chosen,
+        });
+        println!("{}", serde_json::to_string_pretty(&record)?);
         return Ok(());
+    }
+    println!("[cpu] native CPU backend: {} threads, {} (gemm + rayon)", cpu.threads, cpu.simd);
+    if adapters.is_empty() {
+        println!("no GPU adapter (the CPU backend needs none)");
     }
     for (i, a) in adapters.iter().enumerate() {
         println!("[{i}] {}", a.name);
@@ -39,5 +63,6 @@ pub fn run(args: InfoArgs) -> Result<()> {
             a.max_compute_workgroups_per_dimension
         );
     }
+    println!("the chosen backend: {chosen}");
     Ok(())
 }

@@ -14,10 +14,10 @@ mod train;
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
-use std::sync::Arc;
 
+use crate::backend::{Device, DeviceChoice};
 use crate::data::{bundled_dir, load_split, Dataset, Split};
-use crate::gpu::{Act, DeviceChoice, Gpu};
+use crate::ops::Act;
 
 #[derive(Parser)]
 #[command(
@@ -45,13 +45,14 @@ enum Command {
     Reproduce(reproduce::ReproduceArgs),
 }
 
-/// Which GPU to use.
+/// Which device runs the work.
 #[derive(Args, Clone, Debug, Default)]
 pub struct DeviceArgs {
-    /// Backends to consider: vulkan, metal, dx12 (comma separated). Default: WGPU_BACKEND, else all.
+    /// cpu (the native CPU backend), auto (a real GPU when present, else cpu), or GPU backends: vulkan,
+    /// metal, dx12 (comma separated). Default: LOSSCAPE_BACKEND, else WGPU_BACKEND, else auto.
     #[arg(long, global = true)]
     pub backend: Option<String>,
-    /// Adapter number from `losscape info`, or part of its name. Default: WGPU_ADAPTER_NAME, else the
+    /// GPU adapter number from `losscape info`, or part of its name. Default: WGPU_ADAPTER_NAME, else the
     /// fastest kind present (discrete > integrated > software).
     #[arg(long, global = true)]
     pub adapter: Option<String>,
@@ -61,8 +62,8 @@ impl DeviceArgs {
     pub fn choice(&self) -> DeviceChoice {
         DeviceChoice { backend: self.backend.clone(), adapter: self.adapter.clone() }
     }
-    pub fn open(&self) -> Result<Arc<Gpu>> {
-        Gpu::open(&self.choice())
+    pub fn open(&self) -> Result<Device> {
+        Device::open(&self.choice())
     }
 }
 

@@ -4,7 +4,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
 
 use super::{Activation, DataArgs, DeviceArgs};
-use crate::data::{GpuImages, Split};
+use crate::data::{DeviceImages, Split};
 use crate::io::read_weights;
 use crate::model::Arch;
 use crate::path::sweep::{
@@ -157,7 +157,7 @@ pub fn run(args: PathsArgs) -> Result<()> {
         shard: args.shard,
     };
     let gpu = args.device.open()?;
-    let images = GpuImages::upload(&gpu, &data)?;
+    let images = DeviceImages::upload(&gpu, &data)?;
     let bar = if args.quiet { ProgressBar::hidden() } else { ProgressBar::new(0) };
     bar.set_style(
         ProgressStyle::with_template("{bar:30} {pos}/{len} pairs, ETA {eta}  {msg}")

@@ -57,8 +57,8 @@ pub fn run(args: ReproduceArgs) -> Result<()> {
         "reproduce --preset {}: {} on {} ({})",
         preset.name,
         args.out.display(),
-        gpu.summary.name,
-        gpu.summary.backend
+        gpu.summary().name,
+        gpu.summary().backend
     );
     reproduce(&args.out, &cfg, args.stage, args.shard, &gpu, (train, test))?;
     println!("done: {}", args.out.display());

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use super::{Activation, DataArgs, DeviceArgs};
-use crate::data::{GpuImages, Split};
+use crate::data::{DeviceImages, Split};
 use crate::io::read_weights;
 use crate::model::{init_vector, Arch};
 use crate::optim::LineSearchKind;
@@ -173,8 +173,8 @@ pub fn run(args: TrainArgs) -> Result<()> {
         budget: args.budget.unwrap_or(if args.line_search == LineSearchKind::Golden { 12 } else { 6 }),
     };
     let gpu = args.device.open()?;
-    let train_images = GpuImages::upload(&gpu, &train_data)?;
-    let test_images = GpuImages::upload(&gpu, &test_data)?;
+    let train_images = DeviceImages::upload(&gpu, &train_data)?;
+    let test_images = DeviceImages::upload(&gpu, &test_data)?;
     let unit = if args.optimizer == Optimizer::Sgd { "epoch" } else { "iteration" };
     let bar = if args.quiet { ProgressBar::hidden() } else { ProgressBar::new(0) };
     bar.set_style(

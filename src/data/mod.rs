@@ -1,8 +1,8 @@
-//! Data: the MNIST IDX reader and its upload to the GPU as packed bytes.
+//! Data: the MNIST IDX reader and its upload to a compute device.
 
 pub mod idx;
 pub mod mnist;
 mod upload;
 
 pub use mnist::{bundled_dir, load_split, Dataset, Split, PIXELS};
-pub use upload::GpuImages;
+pub use upload::DeviceImages;

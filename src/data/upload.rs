@@ -1,42 +1,57 @@
-//! Images on the GPU: packed four pixels to a u32 (a 60k x 784 f32 copy would exceed the common 128 MiB
-//! binding limit); the kernels scale bytes to [0, 1].
+//! Images on a compute device. On a GPU they are packed four pixels to a u32 (a 60k x 784 f32 copy
+//! would exceed the common 128 MiB binding limit) and the kernels scale bytes to [0, 1]; on the CPU
+//! backend they are f32 in [0, 1], ready for the matrix products. Labels are u32 on both.
 
 use anyhow::Result;
-use std::sync::Arc;
 
-use super::Dataset;
-use crate::gpu::{Gpu, GpuBuffer};
+use super::{Dataset, PIXELS};
+use crate::backend::{Buffer, Device};
 
-/// A dataset resident on the GPU.
-pub struct GpuImages {
-    pub pixels: GpuBuffer,
-    pub labels: GpuBuffer,
+/// A dataset resident on a device.
+pub struct DeviceImages {
+    pub pixels: Buffer,
+    pub labels: Buffer,
     pub count: usize,
-    pub gpu: Arc<Gpu>,
+    pub device: Device,
 }
 
-impl GpuImages {
-    /// Room for `count` images and labels, filled on the GPU (mini-batches).
-    pub fn empty(gpu: &Arc<Gpu>, count: usize) -> Result<GpuImages> {
-        Ok(GpuImages {
-            pixels: gpu.zeros(count * 196, "batch images")?,
-            labels: gpu.zeros(count, "batch labels")?,
+/// Elements of the pixel buffer per image on this device.
+fn pixel_elements(device: &Device) -> usize {
+    if device.is_cpu() {
+        PIXELS
+    } else {
+        PIXELS / 4
+    }
+}
+
+impl DeviceImages {
+    /// Room for `count` images and labels, filled on the device (mini-batches).
+    pub fn empty(device: &Device, count: usize) -> Result<DeviceImages> {
+        Ok(DeviceImages {
+            pixels: device.zeros(count * pixel_elements(device), "batch images")?,
+            labels: device.zeros(count, "batch labels")?,
             count,
-            gpu: gpu.clone(),
+            device: device.clone(),
         })
     }
 
-    pub fn upload(gpu: &Arc<Gpu>, data: &Dataset) -> Result<GpuImages> {
-        let mut packed = vec![0u32; data.pixels.len().div_ceil(4)];
-        for (i, &b) in data.pixels.iter().enumerate() {
-            packed[i / 4] |= (b as u32) << (8 * (i % 4));
-        }
+    pub fn upload(device: &Device, data: &Dataset) -> Result<DeviceImages> {
         let labels: Vec<u32> = data.labels.iter().map(|&l| l as u32).collect();
-        Ok(GpuImages {
-            pixels: gpu.upload(&packed, "images")?,
-            labels: gpu.upload(&labels, "labels")?,
+        let pixels = if device.is_cpu() {
+            let scaled: Vec<f32> = data.pixels.iter().map(|&b| b as f32 / 255.0).collect();
+            device.upload(&scaled, "images")?
+        } else {
+            let mut packed = vec![0u32; data.pixels.len().div_ceil(4)];
+            for (i, &b) in data.pixels.iter().enumerate() {
+                packed[i / 4] |= (b as u32) << (8 * (i % 4));
+            }
+            device.upload(&packed, "images")?
+        };
+        Ok(DeviceImages {
+            pixels,
+            labels: device.upload(&labels, "labels")?,
             count: data.len(),
-            gpu: gpu.clone(),
+            device: device.clone(),
         })
     }
 }

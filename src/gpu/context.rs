@@ -40,8 +40,9 @@ pub const OPTIONAL_FEATURES: [(wgpu::Features, &str); 3] = [
     (wgpu::Features::TIMESTAMP_QUERY, "TIMESTAMP_QUERY"),
 ];
 
-pub const NO_ADAPTER_HELP: &str = "no GPU adapter found. Install a Vulkan, Metal or DX12 driver; \
-on a Linux machine without a GPU install the software Vulkan driver: `apt-get install mesa-vulkan-drivers`";
+pub const NO_ADAPTER_HELP: &str = "no GPU adapter found. Use the native CPU backend (`--backend cpu`, \
+or `--backend auto`, the default), or install a Vulkan, Metal or DX12 driver; on Linux without a GPU the \
+software Vulkan driver is `apt-get install mesa-vulkan-drivers`";
 
 type PipelineKey = (Shader, &'static str, Vec<(&'static str, u64)>);
 
@@ -77,7 +78,7 @@ fn backends(choice: &DeviceChoice) -> Result<wgpu::Backends> {
                 "metal" | "mtl" => wgpu::Backends::METAL,
                 "dx12" | "d3d12" => wgpu::Backends::DX12,
                 "primary" | "all" => allowed,
-                other => bail!("unknown backend '{other}': choose vulkan, metal or dx12"),
+                other => bail!("unknown backend '{other}': choose cpu, auto, vulkan, metal or dx12"),
             };
         }
         Ok(set)

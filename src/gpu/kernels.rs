@@ -5,6 +5,7 @@ use anyhow::Result;
 use bytemuck::{Pod, Zeroable};
 
 use super::{Dispatch, Gpu, GpuBuffer, Shader};
+use crate::ops::{partial_slots, Act, Head, Layout, LossChunk, Product};
 
 /// Where an operand's elements live.
 #[derive(Clone, Copy)]
@@ -15,44 +16,11 @@ pub enum Source<'a> {
     Images(&'a GpuBuffer),
 }
 
-/// Element (row r, column c) of matrix z in a batch lives at
-/// `off + z*batch + r*row + (c / group.0)*group.1 + (c % group.0)*col`.
-/// Without a group, `(c / group.0)` is always 0.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Layout {
-    pub off: usize,
-    pub batch: usize,
-    pub row: usize,
-    pub col: usize,
-    pub group: Option<(usize, usize)>,
-}
-
-impl Layout {
-    /// A row-major matrix with `cols` columns, batches `batch` elements apart.
-    pub fn row_major(off: usize, cols: usize, batch: usize) -> Layout {
-        Layout { off, batch, row: cols, col: 1, group: None }
+fn grouping(l: &Layout, cols: usize) -> (u32, u32) {
+    match l.group {
+        Some((size, stride)) => (size as u32, stride as u32),
+        None => (cols.max(1) as u32, 0),
     }
-    /// The transpose of a row-major matrix with `cols` columns: element (r, c) is at c*cols + r.
-    pub fn transposed(off: usize, cols: usize, batch: usize) -> Layout {
-        Layout { off, batch, row: 1, col: cols, group: None }
-    }
-    fn grouping(&self, cols: usize) -> (u32, u32) {
-        match self.group {
-            Some((size, stride)) => (size as u32, stride as u32),
-            None => (cols.max(1) as u32, 0),
-        }
-    }
-}
-
-/// Shape of a batched product C[z] (m x n) = A[z] (m x k) * B[z] (k x n), z < batches.
-#[derive(Clone, Copy, Debug)]
-pub struct Product {
-    pub m: usize,
-    pub n: usize,
-    pub k: usize,
-    pub batches: usize,
-    /// Add into C instead of overwriting it.
-    pub accumulate: bool,
 }
 
 #[repr(C)]
@@ -74,16 +42,6 @@ struct MatmulParams {
     _pad: [u32; 3],
 }
 
-/// Activation functions the kernels implement (the override constant ACT of activation.wgsl).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Act {
-    Softplus,
-    Relu,
-    Sigmoid,
-    Tanh,
-}
-
 impl Act {
     fn code(self) -> f64 {
         match self {
@@ -103,32 +61,6 @@ struct ElementParams {
     _pad: [u32; 2],
 }
 
-/// The loss on a network's output.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Head {
-    /// Cross-entropy of logits against labels (targets = the label buffer).
-    CrossEntropy,
-    /// Mean squared error of sigmoid(output) against the input image (targets = the image buffer).
-    MseSigmoid,
-}
-
-/// Arguments of a loss head for one chunk of images.
-#[derive(Clone, Copy, Debug)]
-pub struct LossChunk {
-    pub images: usize,
-    pub width: usize,
-    pub first_image: usize,
-    pub batches: usize,
-    /// Stride between weight vectors in the output and gradient buffers.
-    pub out_batch_stride: usize,
-    /// First partial slot of this chunk; each chunk uses `partial_slots(images)` slots.
-    pub part_off: usize,
-    pub parts: usize,
-    pub total_images: usize,
-    /// Images per weight vector when each vector has its own images (0: all share them).
-    pub img_bs: usize,
-}
-
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
 struct LossParams {
@@ -140,11 +72,6 @@ struct LossParams {
     out_bs: u32,
     inv_total: f32,
     img_bs: u32,
-}
-
-/// Partial sums the loss head writes per weight vector for a chunk of `images`.
-pub fn partial_slots(images: usize) -> usize {
-    images.div_ceil(256)
 }
 
 /// A 2-D grid of 256-thread workgroups covering `len` elements.
@@ -179,8 +106,8 @@ impl Gpu {
         assert!(a.1.group.is_none(), "operand A cannot be grouped");
         let (a_src, a_lay) = a;
         let (b_src, b_lay) = b;
-        let (b_ng, b_gs) = b_lay.grouping(shape.n);
-        let (c_ng, c_gs) = c.1.grouping(shape.n);
+        let (b_ng, b_gs) = grouping(&b_lay, shape.n);
+        let (c_ng, c_gs) = grouping(&c.1, shape.n);
         let params = MatmulParams {
             m: u(shape.m),
             n: u(shape.n),

@@ -5,41 +5,9 @@ use bytemuck::{Pod, Zeroable};
 
 use super::kernels::{element_grid, split, u};
 use super::{Dispatch, Gpu, GpuBuffer, Shader, Source};
-
-/// A square convolution over a chunk of images for B vectors (maps are [vector][image][c][h][w]).
-#[derive(Clone, Copy, Debug)]
-pub struct Conv {
-    pub images: usize,
-    pub batches: usize,
-    pub in_c: usize,
-    pub in_hw: usize,
-    pub out_c: usize,
-    pub ksize: usize,
-    pub pad: usize,
-    /// First element of the input (for the image buffer: first image x 784).
-    pub in_off: usize,
-    /// Offsets of the weight and bias tensors in a parameter vector, and its length.
-    pub w_off: usize,
-    pub b_off: usize,
-    pub n_prm: usize,
-    /// Images per vector when the input is the image buffer and each vector has its own images.
-    pub img_bs: usize,
-}
+use crate::ops::{AdamStep, Conv, LstmStep, Selection};
 
 impl Conv {
-    pub fn out_hw(&self) -> usize {
-        self.in_hw + 2 * self.pad - self.ksize + 1
-    }
-    fn in_bs(&self, images: bool) -> usize {
-        if images {
-            self.img_bs * self.in_c * self.in_hw * self.in_hw
-        } else {
-            self.images * self.in_c * self.in_hw * self.in_hw
-        }
-    }
-    fn out_bs(&self) -> usize {
-        self.images * self.out_c * self.out_hw() * self.out_hw()
-    }
     fn params(&self, shared: bool, accumulate: bool, row: u32) -> ConvParams {
         ConvParams {
             images: u(self.images),
@@ -92,20 +60,6 @@ struct PoolParams {
     _pad: u32,
 }
 
-/// One LSTM step over a chunk of images for B vectors.
-#[derive(Clone, Copy, Debug)]
-pub struct LstmStep {
-    pub images: usize,
-    pub batches: usize,
-    pub step: usize,
-    pub n_prm: usize,
-    pub bias_ih: usize,
-    pub bias_hh: usize,
-    pub first_image: usize,
-    /// Images per vector when each vector has its own images (0: shared).
-    pub img_bs: usize,
-}
-
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
 struct LstmParams {
@@ -118,7 +72,9 @@ struct LstmParams {
     first_image: u32,
     row: u32,
     img_bs: u32,
-    _pad: [u32; 3],
+    hidden: u32,
+    steps: u32,
+    pixels: u32,
 }
 
 impl LstmStep {
@@ -133,7 +89,9 @@ impl LstmStep {
             first_image: u(self.first_image),
             row,
             img_bs: u(self.img_bs),
-            _pad: [0; 3],
+            hidden: u(self.shape.hidden),
+            steps: u(self.shape.steps),
+            pixels: u(self.shape.pixels()),
         }
     }
 }
@@ -226,7 +184,7 @@ impl Gpu {
         xperm: &GpuBuffer,
     ) -> Result<Dispatch> {
         let s = if s.img_bs == 0 { LstmStep { batches: 1, ..s } } else { s };
-        let (grid, row) = self.grid(s.batches * s.images * 784);
+        let (grid, row) = self.grid(s.batches * s.images * s.shape.pixels());
         self.dispatch(Shader::Lstm, "gather", &[], &s.params(row), &[(8, images), (9, perm), (10, xperm)], grid)
     }
 
@@ -240,7 +198,7 @@ impl Gpu {
         hidden: &GpuBuffer,
         last: &GpuBuffer,
     ) -> Result<Dispatch> {
-        let (grid, row) = self.grid(s.batches * s.images * 48);
+        let (grid, row) = self.grid(s.batches * s.images * s.shape.hidden);
         self.dispatch(
             Shader::Lstm,
             "cell_forward",
@@ -260,7 +218,7 @@ impl Gpu {
         dh: &GpuBuffer,
         dc: &GpuBuffer,
     ) -> Result<Dispatch> {
-        let (grid, row) = self.grid(s.batches * s.images * 48);
+        let (grid, row) = self.grid(s.batches * s.images * s.shape.hidden);
         self.dispatch(
             Shader::Lstm,
             "cell_backward",
@@ -270,16 +228,6 @@ impl Gpu {
             grid,
         )
     }
-}
-
-/// Hyper-parameters of one Adam step (PyTorch semantics) at step number `t` (1-based).
-#[derive(Clone, Copy, Debug)]
-pub struct AdamStep {
-    pub lr: f64,
-    pub beta1: f64,
-    pub beta2: f64,
-    pub eps: f64,
-    pub t: u32,
 }
 
 #[repr(C)]
@@ -309,13 +257,14 @@ impl Gpu {
     ) -> Result<Dispatch> {
         let ((param, p_off), len) = (param, grad.len);
         let (grid, row) = self.grid(len);
+        let (step_size, bc2_sqrt) = s.corrections();
         let params = AdamParams {
             len: u(len),
             row,
             p_off: u(p_off),
             _p0: 0,
-            step_size: (s.lr / (1.0 - s.beta1.powi(s.t as i32))) as f32,
-            bc2_sqrt: (1.0 - s.beta2.powi(s.t as i32)).sqrt() as f32,
+            step_size: step_size as f32,
+            bc2_sqrt: bc2_sqrt as f32,
             beta1: s.beta1 as f32,
             beta2: s.beta2 as f32,
             eps: s.eps as f32,
@@ -333,17 +282,8 @@ struct SelectParams {
     stride: u32,
     offset: u32,
     row: u32,
-    _pad: [u32; 3],
-}
-
-/// A mini-batch per run: `per_run` images from position `offset` of each run's index list.
-#[derive(Clone, Copy, Debug)]
-pub struct Selection {
-    pub runs: usize,
-    pub per_run: usize,
-    /// Length of each run's index list.
-    pub stride: usize,
-    pub offset: usize,
+    words: u32,
+    _pad: [u32; 2],
 }
 
 impl Gpu {
@@ -355,14 +295,16 @@ impl Gpu {
         idx: &GpuBuffer,
         dst: (&GpuBuffer, &GpuBuffer),
     ) -> Result<Dispatch> {
-        let (grid, row) = self.grid(s.runs * s.per_run * 196);
+        let words = s.pixels.div_ceil(4);
+        let (grid, row) = self.grid(s.runs * s.per_run * words);
         let params = SelectParams {
             per_run: u(s.per_run),
             runs: u(s.runs),
             stride: u(s.stride),
             offset: u(s.offset),
             row,
-            _pad: [0; 3],
+            words: u(words),
+            _pad: [0; 2],
         };
         self.dispatch(
             Shader::Select,

@@ -1,5 +1,6 @@
 //! The GPU layer: device setup, buffers, cached pipelines, kernel launches, vector operations.
-//! Nothing outside this module touches wgpu; nothing inside it knows about networks.
+//! Nothing outside this module touches wgpu; nothing inside it knows about networks. Algorithms reach it
+//! through [`crate::backend::Device`], which also offers the native CPU backend.
 
 mod buffer;
 mod context;
@@ -11,8 +12,7 @@ mod vector;
 
 pub use buffer::GpuBuffer;
 pub use context::{list_adapters, AdapterSummary, DeviceChoice, Gpu, NO_ADAPTER_HELP};
-pub use kernels::{partial_slots, Act, Head, Layout, LossChunk, Product, Source};
+pub use kernels::Source;
 pub use launch::Dispatch;
-pub use layers::{AdamStep, Conv, LstmStep, Selection};
 pub use shaders::Shader;
 pub use vector::Rows;

@@ -1,13 +1,15 @@
-//! The batched primitive: loss (and gradient) of B weight vectors of one network on a range of images,
-//! recorded once as a list of GPU dispatches, chunked over images so memory stays bounded.
+//! The batched primitive: loss (and gradient) of B weight vectors of one network on a range of images.
+//! The network's [`Plan`] is lowered once to backend commands; each evaluation submits them.
 
 use anyhow::{bail, Result};
 use std::ops::Range;
-use std::sync::Arc;
 
+use super::plan::{Init, Op, Operand, Plan, EXTERNAL, GRADS, LABELS, PARTIALS, PIXELS, WEIGHTS};
+use super::plans::chunk_capacity;
 use super::Arch;
-use crate::data::GpuImages;
-use crate::gpu::{partial_slots, Act, Dispatch, Gpu, GpuBuffer};
+use crate::backend::{Buffer, Command, Device, Source};
+use crate::data::DeviceImages;
+use crate::ops::{Act, Head};
 
 /// A network and its activation function.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -30,139 +32,94 @@ pub struct Eval {
     pub accuracy: Option<f64>,
 }
 
-/// One chunk of images, as a network plans it.
-#[derive(Clone, Copy, Debug)]
-pub(super) struct Chunk {
-    /// First image (dataset index) and number of images.
-    pub first: usize,
-    pub len: usize,
-    /// First partial-sum slot of this chunk.
-    pub part_off: usize,
-}
-
-/// Everything a network needs to record its kernels.
-pub(super) struct PlanInputs<'a> {
-    pub gpu: &'a Gpu,
-    pub act: Act,
-    pub images: &'a GpuImages,
-    pub batch: usize,
-    /// Images per vector when each vector has its own images (0: all vectors share the range).
-    pub img_bs: usize,
-    pub n_prm: usize,
-    pub chunk_cap: usize,
-    pub total_images: usize,
-    pub parts: usize,
-    pub weights: &'a GpuBuffer,
-    pub grads: &'a GpuBuffer,
-    pub partials: &'a GpuBuffer,
-}
-
-/// The dispatches of one chunk: forward (ending with the loss head) and backward.
-pub(super) struct ChunkPlan {
-    pub forward: Vec<Dispatch>,
-    pub backward: Vec<Dispatch>,
-}
-
-/// Floats each scratch buffer may hold; chunks are sized to fit.
-const SCRATCH_BUDGET_BYTES: u64 = 32 << 20;
-
-/// Images per chunk for `batch` vectors whose widest layer has `width` values per image.
-pub(super) fn chunk_capacity(gpu: &Gpu, batch: usize, width: usize, images: usize) -> usize {
-    let budget = SCRATCH_BUDGET_BYTES.min(gpu.max_binding_bytes());
-    let per_image = (batch * width * 4) as u64;
-    let cap = ((budget / per_image) as usize / 64 * 64).clamp(64, 8192);
-    cap.min(images.max(1))
+/// The commands of one chunk: forward (ending with the loss head) and backward.
+struct ChunkCommands {
+    forward: Vec<Command>,
+    backward: Vec<Command>,
 }
 
 /// Loss and gradient of B weight vectors on a fixed range of images, ready to run many times.
 pub struct Evaluator {
-    gpu: Arc<Gpu>,
+    device: Device,
     net: Network,
     batch: usize,
     images: usize,
     parts: usize,
+    plan: Plan,
     /// B x N_prm weights, row b = vector b; write them before [`Evaluator::run`].
-    pub weights: GpuBuffer,
+    pub weights: Buffer,
     /// B x N_prm gradients of the mean loss, filled by a `LossAndGrad` run.
-    pub grads: GpuBuffer,
-    partials: GpuBuffer,
-    chunks: Vec<ChunkPlan>,
+    pub grads: Buffer,
+    partials: Buffer,
+    chunks: Vec<ChunkCommands>,
+    /// Scratch tensors, kept alive with the commands that name them.
+    _scratch: Vec<Buffer>,
 }
 
 impl Evaluator {
     /// Plans the evaluation of `batch` vectors of `net` on images `range` of `images`.
-    pub fn new(net: Network, images: &GpuImages, range: Range<usize>, batch: usize) -> Result<Evaluator> {
+    pub fn new(net: Network, images: &DeviceImages, range: Range<usize>, batch: usize) -> Result<Evaluator> {
         Evaluator::with_chunk(net, images, range, batch, None)
     }
 
-    /// Like [`Evaluator::new`], with at most `chunk` images per chunk (default: sized to memory).
+    /// Like [`Evaluator::new`], with at most `chunk` images per chunk (default: sized to the device).
     pub fn with_chunk(
         net: Network,
-        images: &GpuImages,
+        images: &DeviceImages,
         range: Range<usize>,
         batch: usize,
         chunk: Option<usize>,
     ) -> Result<Evaluator> {
-        Evaluator::build(net, images, range, batch, chunk, 0)
+        let cap = chunk.unwrap_or_else(|| chunk_capacity(net.arch, images.device.scratch_bytes(), batch, range.len()));
+        let plan = Plan::new(net, range, images.count, batch, cap, 0)?;
+        Evaluator::lower(net, images, batch, plan)
     }
 
     /// Each vector b evaluated on its own `per_vector` images, b * per_vector .. (b + 1) * per_vector of
     /// `images` (mini-batches of independent runs), in one chunk.
-    pub fn per_vector(net: Network, images: &GpuImages, per_vector: usize, batch: usize) -> Result<Evaluator> {
-        if images.count < per_vector * batch {
-            bail!("{} images loaded, {batch} vectors x {per_vector} needed", images.count);
-        }
-        Evaluator::build(net, images, 0..per_vector, batch, Some(per_vector), per_vector)
+    pub fn per_vector(net: Network, images: &DeviceImages, per_vector: usize, batch: usize) -> Result<Evaluator> {
+        let plan = Plan::new(net, 0..per_vector, images.count, batch, per_vector, per_vector)?;
+        Evaluator::lower(net, images, batch, plan)
     }
 
-    fn build(
-        net: Network,
-        images: &GpuImages,
-        range: Range<usize>,
-        batch: usize,
-        chunk: Option<usize>,
-        img_bs: usize,
-    ) -> Result<Evaluator> {
-        let gpu = images.gpu.clone();
-        if range.is_empty() || range.end > images.count {
-            bail!("image range {range:?} is empty or beyond the {} images loaded", images.count);
+    /// Allocates the plan's tensors on the images' device and records its operations.
+    fn lower(net: Network, images: &DeviceImages, batch: usize, plan: Plan) -> Result<Evaluator> {
+        let device = images.device.clone();
+        let mut buffers = vec![
+            device.zeros(plan.tensors[WEIGHTS].len, "weights")?,
+            device.zeros(plan.tensors[GRADS].len, "gradients")?,
+            device.zeros(plan.tensors[PARTIALS].len, "loss partials")?,
+            images.pixels.clone(),
+            images.labels.clone(),
+        ];
+        for t in &plan.tensors[EXTERNAL..] {
+            buffers.push(match &t.init {
+                Init::Zeros => device.zeros(t.len, &t.name)?,
+                Init::Ones => device.upload(&vec![1f32; t.len], &t.name)?,
+                Init::U32(v) => device.upload(v, &t.name)?,
+            });
         }
-        if batch == 0 {
-            bail!("nothing to evaluate: zero weight vectors");
-        }
-        let n_prm = net.arch.n_params();
-        let weights = gpu.zeros(batch * n_prm, "weights")?;
-        let grads = gpu.zeros(batch * n_prm, "gradients")?;
-        let width = super::plans::width(net.arch);
-        let total = range.len();
-        let cap = chunk.map_or_else(|| chunk_capacity(&gpu, batch, width, total), |c| c.clamp(1, total));
-        let mut chunk_list = Vec::new();
-        let mut part_off = 0;
-        let mut first = range.start;
-        while first < range.end {
-            let len = cap.min(range.end - first);
-            chunk_list.push(Chunk { first, len, part_off });
-            part_off += partial_slots(len);
-            first += len;
-        }
-        let parts = part_off;
-        let partials = gpu.zeros(batch * parts * 2, "loss partials")?;
-        let inputs = PlanInputs {
-            gpu: &gpu,
-            act: net.act,
-            images,
+        let lower_all = |ops: &[Op]| ops.iter().map(|op| lower(&device, op, &buffers)).collect::<Result<Vec<_>>>();
+        let chunks = plan
+            .chunks
+            .iter()
+            .map(|c| Ok(ChunkCommands { forward: lower_all(&c.forward)?, backward: lower_all(&c.backward)? }))
+            .collect::<Result<Vec<_>>>()?;
+        let scratch = buffers.split_off(EXTERNAL);
+        let (weights, grads, partials) = (buffers[WEIGHTS].clone(), buffers[GRADS].clone(), buffers[PARTIALS].clone());
+        Ok(Evaluator {
+            device,
+            net,
             batch,
-            img_bs,
-            n_prm,
-            chunk_cap: cap,
-            total_images: total,
-            parts,
-            weights: &weights,
-            grads: &grads,
-            partials: &partials,
-        };
-        let chunks = super::plans::plan(net.arch, &inputs, &chunk_list)?;
-        Ok(Evaluator { gpu, net, batch, images: total, parts, weights, grads, partials, chunks })
+            images: plan.images(),
+            parts: plan.parts(),
+            plan,
+            weights,
+            grads,
+            partials,
+            chunks,
+            _scratch: scratch,
+        })
     }
 
     pub fn network(&self) -> Network {
@@ -171,46 +128,52 @@ impl Evaluator {
     pub fn batch(&self) -> usize {
         self.batch
     }
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+    /// The plan this evaluator runs.
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
 
     /// Uploads all B vectors (B x N_prm, row-major).
     pub fn set_weights(&self, flat: &[f32]) -> Result<()> {
-        if flat.len() != self.weights.len {
+        if flat.len() != self.weights.len() {
             bail!(
                 "expected {} weights ({} vectors of {}), got {}",
-                self.weights.len,
+                self.weights.len(),
                 self.batch,
                 self.net.arch.n_params(),
                 flat.len()
             );
         }
-        self.gpu.write(&self.weights, 0, flat);
-        Ok(())
+        self.device.write(&self.weights, 0, flat)
     }
 
-    /// The dispatches of one evaluation, in order, for callers that submit them with their own.
-    pub fn ordered(&self, want: Want) -> Vec<&Dispatch> {
+    /// The commands of one evaluation, in order, for callers that submit them with their own.
+    pub fn ordered(&self, want: Want) -> Vec<&Command> {
         self.chunks
             .iter()
             .flat_map(|c| {
-                let back: &[Dispatch] = if want == Want::LossAndGrad { &c.backward } else { &[] };
+                let back: &[Command] = if want == Want::LossAndGrad { &c.backward } else { &[] };
                 c.forward.iter().chain(back)
             })
             .collect()
     }
 
-    /// Queues one evaluation; returns at once.
+    /// Queues one evaluation (on a GPU it returns at once).
     pub fn run(&self, want: Want) {
-        self.gpu.submit(&self.ordered(want));
+        self.device.submit(&self.ordered(want));
     }
 
     /// Runs one evaluation and returns its duration in seconds (GPU timestamps where available).
     pub fn run_timed(&self, want: Want) -> Result<f64> {
-        self.gpu.submit_timed(&self.ordered(want))
+        self.device.submit_timed(&self.ordered(want))
     }
 
-    /// Per-vector mean loss and accuracy of the last run, summed in f64 from the GPU's partials.
+    /// Per-vector mean loss and accuracy of the last run, summed in f64 from the device's partials.
     pub fn results(&self) -> Result<Vec<Eval>> {
-        let parts: Vec<f32> = self.gpu.read(&self.partials, 0, self.partials.len)?;
+        let parts: Vec<f32> = self.device.read(&self.partials, 0, self.partials.len())?;
         let n = self.images as f64;
         Ok(parts
             .chunks(self.parts * 2)
@@ -223,8 +186,43 @@ impl Evaluator {
     }
 
     /// The B x N_prm gradients of the last `LossAndGrad` run (for tests and checks; optimizers keep
-    /// them on the GPU).
+    /// them on the device).
     pub fn gradients(&self) -> Result<Vec<f32>> {
-        self.gpu.read(&self.grads, 0, self.grads.len)
+        self.device.read(&self.grads, 0, self.grads.len())
+    }
+}
+
+/// One plan operation as a backend command.
+fn lower(device: &Device, op: &Op, t: &[Buffer]) -> Result<Command> {
+    let src = |o: Operand| match o {
+        Operand::Tensor(i) => Source::F32(&t[i]),
+        Operand::Images => Source::Images(&t[PIXELS]),
+    };
+    match *op {
+        Op::MatMul { shape, a, b, c } => device.matmul(shape, (src(a.0), a.1), (src(b.0), b.1), (&t[c.0], c.1)),
+        Op::ActForward { act, z, out, len } => device.activation_forward(act, &t[z], &t[out], len),
+        Op::ActBackward { act, z, grad, len } => device.activation_backward(act, &t[z], &t[grad], len),
+        Op::Loss { head, chunk, outputs, grad } => {
+            let targets = match head {
+                Head::CrossEntropy => &t[LABELS],
+                Head::MseSigmoid => &t[PIXELS],
+            };
+            device.loss_head(head, chunk, &t[outputs], targets, &t[grad], &t[PARTIALS])
+        }
+        Op::ConvForward { conv, input, out } => device.conv_forward(conv, src(input), &t[WEIGHTS], &t[out]),
+        Op::ConvWeightGrad { conv, input, grad_out, accumulate } => {
+            device.conv_weight_grad(conv, src(input), &t[grad_out], &t[GRADS], accumulate)
+        }
+        Op::ConvInputGrad { conv, grad_out, grad_in } => {
+            device.conv_input_grad(conv, &t[WEIGHTS], &t[grad_out], &t[grad_in])
+        }
+        Op::AvgPool { backward, planes, in_hw, src, dst } => device.avg_pool(backward, planes, in_hw, &t[src], &t[dst]),
+        Op::GatherPixels { step, perm, out } => device.gather_pixels(step, &t[PIXELS], &t[perm], &t[out]),
+        Op::LstmCellForward { step, gates, cells, hidden, last } => {
+            device.lstm_cell_forward(step, &t[WEIGHTS], &t[gates], &t[cells], &t[hidden], &t[last])
+        }
+        Op::LstmCellBackward { step, gates, cells, dh, dc } => {
+            device.lstm_cell_backward(step, &t[gates], &t[cells], &t[dh], &t[dc])
+        }
     }
 }

@@ -1,4 +1,5 @@
-//! Networks: parameter layouts, seeded initialisation, GPU loss/gradient plans and the CPU reference.
+//! Networks: parameter layouts, seeded initialisation, backend-neutral loss/gradient plans, the
+//! evaluator that runs them on a device, and the f64 CPU reference.
 
 mod evaluator;
 mod init;
@@ -6,11 +7,15 @@ mod lenet;
 mod lstm;
 mod mlp;
 mod permutation;
+pub mod plan;
 mod plans;
 pub mod reference;
 mod spec;
 
 pub use evaluator::{Eval, Evaluator, Network, Want};
 pub use init::init_vector;
+pub use lstm::SHAPE as LSTM_SHAPE;
 pub use permutation::{lstm_permutation, randperm, Mt19937};
+pub use plan::Plan;
+pub use plans::{chunk_capacity, width};
 pub use spec::{Arch, TensorSpec};

@@ -6,7 +6,7 @@
 
 use super::Arch;
 use crate::data::{Dataset, PIXELS};
-use crate::gpu::Act;
+use crate::ops::Act;
 
 /// Mean loss, accuracy (classifiers) and gradient of the mean loss, all in f64.
 #[derive(Clone, Debug)]

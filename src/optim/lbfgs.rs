@@ -3,11 +3,10 @@
 //! per-row axpy; the line-search trial points of all runs are evaluated in one batched call.
 
 use anyhow::Result;
-use std::sync::Arc;
 
 use super::line_search::{LineSearch, LineSearchKind, Next};
 use super::objective::BatchObjective;
-use crate::gpu::{Gpu, GpuBuffer, Rows};
+use crate::backend::{Buffer, Device, Rows};
 use crate::model::Want;
 
 /// L-BFGS settings (SPEC §5.1).
@@ -61,17 +60,17 @@ pub struct LbfgsHost {
 
 /// R L-BFGS runs over vectors of length n.
 pub struct Lbfgs {
-    gpu: Arc<Gpu>,
+    gpu: Device,
     settings: LbfgsSettings,
     rows: usize,
     n: usize,
     /// Current iterates (R x n).
-    pub w: GpuBuffer,
-    g: GpuBuffer,
-    g_prev: GpuBuffer,
-    dir: GpuBuffer,
-    s: Vec<GpuBuffer>,
-    y: Vec<GpuBuffer>,
+    pub w: Buffer,
+    g: Buffer,
+    g_prev: Buffer,
+    dir: Buffer,
+    s: Vec<Buffer>,
+    y: Vec<Buffer>,
     /// pairs[slot][run]
     pairs: Vec<Vec<Pair>>,
     /// Iterations done.
@@ -82,13 +81,13 @@ pub struct Lbfgs {
     pub active: Vec<bool>,
 }
 
-fn rows(buf: &GpuBuffer, r: usize, n: usize) -> Rows<'_> {
+fn rows(buf: &Buffer, r: usize, n: usize) -> Rows<'_> {
     Rows::new(buf, r, n)
 }
 
 impl Lbfgs {
     /// R runs starting from `start` (R x n, row-major).
-    pub fn new(gpu: &Arc<Gpu>, settings: LbfgsSettings, runs: usize, n: usize, start: &[f32]) -> Result<Lbfgs> {
+    pub fn new(gpu: &Device, settings: LbfgsSettings, runs: usize, n: usize, start: &[f32]) -> Result<Lbfgs> {
         let buf = |name: &str| gpu.zeros(runs * n, name);
         let w = gpu.upload(start, "lbfgs w")?;
         Ok(Lbfgs {
@@ -109,13 +108,13 @@ impl Lbfgs {
         })
     }
 
-    fn all<'a>(&self, buf: &'a GpuBuffer) -> Rows<'a> {
+    fn all<'a>(&self, buf: &'a Buffer) -> Rows<'a> {
         rows(buf, self.rows, self.n)
     }
 
     /// Writes w - coef_r * dir (per row) into the objective's input.
     fn trial(&self, obj: &dyn BatchObjective, coef: &[f32]) -> Result<()> {
-        self.gpu.copy(&self.w, 0, obj.input(), 0, self.rows * self.n);
+        self.gpu.copy(&self.w, 0, obj.input(), 0, self.rows * self.n)?;
         let neg: Vec<f32> = coef.iter().map(|c| -c).collect();
         self.gpu.axpy(&neg, self.all(&self.dir), rows(obj.input(), self.rows, self.n))
     }
@@ -129,18 +128,18 @@ impl Lbfgs {
     pub fn step(&mut self, obj: &mut dyn BatchObjective) -> Result<Vec<StepReport>> {
         let (rn, n, k, m) = (self.rows, self.n, self.iteration, self.settings.history);
         // 1. loss and gradient at w
-        self.gpu.copy(&self.w, 0, obj.input(), 0, rn * n);
+        self.gpu.copy(&self.w, 0, obj.input(), 0, rn * n)?;
         let f0 = obj.evaluate(Want::LossAndGrad)?;
         for (r, f) in f0.iter().enumerate() {
             if !f.is_finite() {
                 self.active[r] = false;
             }
         }
-        self.gpu.copy(obj.grads(), 0, &self.g, 0, rn * n);
+        self.gpu.copy(obj.grads(), 0, &self.g, 0, rn * n)?;
         // 2. store the pair of the previous step: s already in its slot, y = g - g_prev
         if k > 0 {
             let slot = (k - 1) % m;
-            self.gpu.copy(&self.g, 0, &self.y[slot], 0, rn * n);
+            self.gpu.copy(&self.g, 0, &self.y[slot], 0, rn * n)?;
             self.gpu.axpy(&vec![-1.0; rn], self.all(&self.g_prev), self.all(&self.y[slot]))?;
             let sy = self.gpu.dot(self.all(&self.s[slot]), self.all(&self.y[slot]))?;
             let yy = self.gpu.dot(self.all(&self.y[slot]), self.all(&self.y[slot]))?;
@@ -152,7 +151,7 @@ impl Lbfgs {
             }
         }
         // 3-4. two-loop recursion, newest to oldest then back
-        self.gpu.copy(&self.g, 0, &self.dir, 0, rn * n);
+        self.gpu.copy(&self.g, 0, &self.dir, 0, rn * n)?;
         let history: Vec<usize> = (k.saturating_sub(m)..k).collect();
         let mut alpha = vec![vec![0.0f64; rn]; history.len()];
         for (h, &j) in history.iter().enumerate().rev() {
@@ -194,7 +193,7 @@ impl Lbfgs {
             if self.active[r] && (!rr[r].is_finite() || bad_pair) {
                 reset[r] = true;
                 self.valid_from[r] = k; // the next pair (made at iteration k + 1) starts the history
-                self.gpu.copy(&self.g, r * n, &self.dir, r * n, n);
+                self.gpu.copy(&self.g, r * n, &self.dir, r * n, n)?;
             }
         }
         let rr = self.gpu.dot(self.all(&self.dir), self.all(&self.dir))?;
@@ -244,11 +243,11 @@ impl Lbfgs {
         }
         // 7. move: w <- w - u d, s = -u d, g_prev = g
         let slot = k % m;
-        self.gpu.copy(&self.dir, 0, &self.s[slot], 0, rn * n);
+        self.gpu.copy(&self.dir, 0, &self.s[slot], 0, rn * n)?;
         let neg: Vec<f32> = coef.iter().map(|c| -c).collect();
         self.gpu.scale(&neg, self.all(&self.s[slot]))?;
         self.gpu.axpy(&vec![1.0; rn], self.all(&self.s[slot]), self.all(&self.w))?;
-        self.gpu.copy(&self.g, 0, &self.g_prev, 0, rn * n);
+        self.gpu.copy(&self.g, 0, &self.g_prev, 0, rn * n)?;
         self.iteration += 1;
         Ok((0..rn)
             .map(|r| StepReport {
@@ -264,7 +263,7 @@ impl Lbfgs {
 
 impl Lbfgs {
     /// The GPU buffers a checkpoint must keep, by name.
-    pub fn buffers(&self) -> Vec<(String, &GpuBuffer)> {
+    pub fn buffers(&self) -> Vec<(String, &Buffer)> {
         let mut out = vec![("lbfgs.w".to_string(), &self.w), ("lbfgs.g_prev".to_string(), &self.g_prev)];
         for (j, (s, y)) in self.s.iter().zip(&self.y).enumerate() {
             out.push((format!("lbfgs.s{j}"), s));

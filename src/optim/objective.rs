@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 
-use crate::gpu::GpuBuffer;
+use crate::backend::Buffer;
 use crate::model::{Evaluator, Want};
 
 /// R independent objectives over vectors of length `dim`, evaluated in one batched call.
@@ -10,9 +10,9 @@ pub trait BatchObjective {
     fn rows(&self) -> usize;
     fn dim(&self) -> usize;
     /// The R x dim buffer the next evaluation reads.
-    fn input(&self) -> &GpuBuffer;
+    fn input(&self) -> &Buffer;
     /// The R x dim gradients written by an evaluation with `Want::LossAndGrad`.
-    fn grads(&self) -> &GpuBuffer;
+    fn grads(&self) -> &Buffer;
     /// Evaluates at the current input; returns the R losses.
     fn evaluate(&mut self, want: Want) -> Result<Vec<f64>>;
 }
@@ -29,10 +29,10 @@ impl BatchObjective for NetworkObjective<'_> {
     fn dim(&self) -> usize {
         self.eval.network().arch.n_params()
     }
-    fn input(&self) -> &GpuBuffer {
+    fn input(&self) -> &Buffer {
         &self.eval.weights
     }
-    fn grads(&self) -> &GpuBuffer {
+    fn grads(&self) -> &Buffer {
         &self.eval.grads
     }
     fn evaluate(&mut self, want: Want) -> Result<Vec<f64>> {

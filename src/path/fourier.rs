@@ -8,11 +8,11 @@
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 use std::ops::Range;
-use std::sync::Arc;
 
-use crate::data::GpuImages;
-use crate::gpu::{AdamStep, Dispatch, Gpu, GpuBuffer, Layout, Product, Rows, Source};
+use crate::backend::{Buffer, Command, Device, Rows, Source};
+use crate::data::DeviceImages;
 use crate::model::{Evaluator, Network, Want};
+use crate::ops::{AdamStep, Layout, Product};
 
 /// Path-finding settings (SPEC "Defaults at a glance").
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -80,28 +80,28 @@ fn f32s(v: impl IntoIterator<Item = f64>) -> Vec<f32> {
 
 /// A path finder for one network and landscape; reusable across pairs.
 pub struct PathFinder {
-    gpu: Arc<Gpu>,
+    gpu: Device,
     settings: PathSettings,
     n_prm: usize,
     eval: Evaluator,
-    basis: GpuBuffer,
-    grad_coef: GpuBuffer,
-    adam_m: GpuBuffer,
-    adam_v: GpuBuffer,
-    best: GpuBuffer,
-    diffs: GpuBuffer,
-    materialise: Dispatch,
-    chain_rule: [Dispatch; 2],
-    segments: Dispatch,
+    basis: Buffer,
+    grad_coef: Buffer,
+    adam_m: Buffer,
+    adam_v: Buffer,
+    best: Buffer,
+    diffs: Buffer,
+    materialise: Command,
+    chain_rule: [Command; 2],
+    segments: Command,
 }
 
 impl PathFinder {
-    pub fn new(net: Network, images: &GpuImages, range: Range<usize>, settings: PathSettings) -> Result<PathFinder> {
+    pub fn new(net: Network, images: &DeviceImages, range: Range<usize>, settings: PathSettings) -> Result<PathFinder> {
         let PathSettings { fourier: nf, points: m, lambda, .. } = settings;
         if m < 3 || nf < 1 || settings.iterations < 1 {
             bail!("a path needs at least 3 points, 1 Fourier term and 1 iteration");
         }
-        let gpu = images.gpu.clone();
+        let gpu = images.device.clone();
         let n_prm = net.arch.n_params();
         let eval = Evaluator::new(net, images, range, m)?;
         let f2 = nf + 2;
@@ -179,12 +179,12 @@ impl PathFinder {
         if a.len() != n || b.len() != n {
             bail!("endpoints must have {n} parameters");
         }
-        self.gpu.write(&self.basis, 0, a);
-        self.gpu.write(&self.basis, n, b);
+        self.gpu.write(&self.basis, 0, a)?;
+        self.gpu.write(&self.basis, n, b)?;
         let zeros = vec![0f32; self.settings.fourier * n];
-        self.gpu.write(&self.basis, 2 * n, coefficients.unwrap_or(&zeros));
-        self.gpu.write(&self.adam_m, 0, &zeros);
-        self.gpu.write(&self.adam_v, 0, &zeros);
+        self.gpu.write(&self.basis, 2 * n, coefficients.unwrap_or(&zeros))?;
+        self.gpu.write(&self.adam_m, 0, &zeros)?;
+        self.gpu.write(&self.adam_v, 0, &zeros)?;
         Ok(())
     }
 
@@ -203,12 +203,12 @@ impl PathFinder {
     /// The current points' weights (M x N_prm), for checks.
     pub fn points(&self) -> Result<Vec<f32>> {
         self.gpu.submit(&[&self.materialise]);
-        self.gpu.read(&self.eval.weights, 0, self.eval.weights.len)
+        self.gpu.read(&self.eval.weights, 0, self.eval.weights.len())
     }
 
     /// d objective / d b_n of the last `evaluate(true)` (NF x N_prm), for checks.
     pub fn coefficient_gradient(&self) -> Result<Vec<f32>> {
-        self.gpu.read(&self.grad_coef, 0, self.grad_coef.len)
+        self.gpu.read(&self.grad_coef, 0, self.grad_coef.len())
     }
 
     /// One Adam step (number `t`, from 1) on the coefficients, from the last `evaluate(true)`.
@@ -247,12 +247,12 @@ impl PathFinder {
                 best_sum = sum;
                 best_iteration = k;
                 best_losses = losses;
-                self.gpu.copy(&self.basis, 2 * n, &self.best, 0, coef_len);
+                self.gpu.copy(&self.basis, 2 * n, &self.best, 0, coef_len)?;
             }
             self.adam_step(k as u32 + 1)?;
         }
         // measure the best path
-        self.gpu.copy(&self.best, 0, &self.basis, 2 * n, coef_len);
+        self.gpu.copy(&self.best, 0, &self.basis, 2 * n, coef_len)?;
         let lengths = self.segment_lengths()?;
         let length: f64 = lengths.iter().sum();
         let weighted: f64 =

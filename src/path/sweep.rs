@@ -11,10 +11,10 @@ use std::path::{Path, PathBuf};
 
 use super::fourier::{PathFinder, PathOutcome, PathSettings};
 use super::pairs::draw_pairs;
-use crate::data::{GpuImages, Split};
-use crate::gpu::Act;
+use crate::data::{DeviceImages, Split};
 use crate::io::{atomic_write, WeightStack};
 use crate::model::{Arch, Network};
+use crate::ops::Act;
 
 /// Shard `index` of `count`: the pairs whose global index is congruent to `index` modulo `count`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -139,7 +139,7 @@ pub struct SweepInputs<'a> {
     pub dir: &'a Path,
     pub cfg: &'a SweepConfig,
     pub stacks: &'a [WeightStack],
-    pub images: &'a GpuImages,
+    pub images: &'a DeviceImages,
 }
 
 /// Progress callbacks of a sweep.

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use super::RunRecord;
-use crate::gpu::{Gpu, GpuBuffer};
+use crate::backend::{Buffer, Device};
 use crate::optim::LbfgsHost;
 
 const FILE: &str = "checkpoint.safetensors";
@@ -28,10 +28,10 @@ fn path(dir: &Path) -> PathBuf {
 
 impl Checkpoint {
     /// Writes the host state and the named GPU buffers.
-    pub fn write(&self, dir: &Path, gpu: &Gpu, buffers: &[(String, GpuBuffer)]) -> Result<()> {
+    pub fn write(&self, dir: &Path, gpu: &Device, buffers: &[(String, Buffer)]) -> Result<()> {
         let data: Vec<(String, Vec<u8>)> = buffers
             .iter()
-            .map(|(name, b)| Ok((name.clone(), bytemuck::cast_slice(&gpu.read::<f32>(b, 0, b.len)?).to_vec())))
+            .map(|(name, b)| Ok((name.clone(), bytemuck::cast_slice(&gpu.read::<f32>(b, 0, b.len())?).to_vec())))
             .collect::<Result<_>>()?;
         let views: Vec<(String, TensorView)> = data
             .iter()
@@ -61,16 +61,16 @@ impl Checkpoint {
     }
 
     /// Fills the named GPU buffers from the checkpoint's tensors.
-    pub fn load_buffers(bytes: &[u8], gpu: &Gpu, buffers: &[(String, GpuBuffer)]) -> Result<()> {
+    pub fn load_buffers(bytes: &[u8], gpu: &Device, buffers: &[(String, Buffer)]) -> Result<()> {
         let st = SafeTensors::deserialize(bytes).map_err(|e| anyhow!("corrupt checkpoint: {e}"))?;
         for (name, buf) in buffers {
             let t = st.tensor(name).map_err(|_| anyhow!("the checkpoint lacks '{name}'; delete it to start over"))?;
-            if t.data().len() != buf.len * 4 {
-                bail!("the checkpoint's '{name}' has {} values, expected {}", t.data().len() / 4, buf.len);
+            if t.data().len() != buf.len() * 4 {
+                bail!("the checkpoint's '{name}' has {} values, expected {}", t.data().len() / 4, buf.len());
             }
             let values: Vec<f32> =
                 t.data().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
-            gpu.write(buf, 0, &values);
+            gpu.write(buf, 0, &values)?;
         }
         Ok(())
     }

@@ -12,13 +12,14 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
-use std::sync::Arc;
 
-use crate::data::GpuImages;
-use crate::gpu::{Act, Dispatch, Gpu, GpuBuffer, Rows, Selection};
+use crate::backend::{Buffer, Command, Device, Rows};
+use crate::data::DeviceImages;
+use crate::data::PIXELS;
 use crate::io::config::prepare_dir;
 use crate::io::{write_weights, WeightStack};
 use crate::model::{Arch, Evaluator, Network, Want};
+use crate::ops::{Act, Selection};
 use crate::optim::{Lbfgs, LbfgsSettings, LineSearchKind, NetworkObjective};
 use checkpoint::Checkpoint;
 
@@ -112,29 +113,29 @@ pub trait TrainProgress {
 
 /// The optimizer-specific state.
 enum Engine {
-    Sgd(Sgd),
-    Lbfgs(Lbfgs),
+    Sgd(Box<Sgd>),
+    Lbfgs(Box<Lbfgs>),
 }
 
 /// Batched SGD: the weights live in the evaluator of full mini-batches; the last, partial mini-batch
 /// of an epoch has its own evaluator.
 struct Sgd {
-    gpu: Arc<Gpu>,
+    gpu: Device,
     full: Evaluator,
     last: Option<Evaluator>,
-    batch: GpuImages,
-    order: GpuBuffer,
+    batch: DeviceImages,
+    order: Buffer,
     lr: f32,
-    updates: (Dispatch, Option<Dispatch>),
+    updates: (Command, Option<Command>),
 }
 
 impl Sgd {
-    fn new(gpu: &Arc<Gpu>, net: Network, cfg: &TrainConfig, train: &GpuImages, start: &[f32]) -> Result<Sgd> {
+    fn new(gpu: &Device, net: Network, cfg: &TrainConfig, train: &DeviceImages, start: &[f32]) -> Result<Sgd> {
         let r = cfg.runs;
         if cfg.batch == 0 || cfg.batch > train.count {
             bail!("the mini-batch size must be between 1 and the {} training images", train.count);
         }
-        let batch = GpuImages::empty(gpu, r * cfg.batch)?;
+        let batch = DeviceImages::empty(gpu, r * cfg.batch)?;
         let full = Evaluator::per_vector(net, &batch, cfg.batch, r)?;
         let rem = train.count % cfg.batch;
         let last = (rem > 0).then(|| Evaluator::per_vector(net, &batch, rem, r)).transpose()?;
@@ -147,15 +148,15 @@ impl Sgd {
 
     /// w <- w - lr g for the active runs, recorded once.
     fn updates(
-        gpu: &Gpu,
+        gpu: &Device,
         lr: f32,
         active: &[bool],
         full: &Evaluator,
         last: &Option<Evaluator>,
-    ) -> Result<(Dispatch, Option<Dispatch>)> {
+    ) -> Result<(Command, Option<Command>)> {
         let coef: Vec<f32> = active.iter().map(|&a| if a { -lr } else { 0.0 }).collect();
         let (r, n) = (active.len(), full.network().arch.n_params());
-        let upd = |e: &Evaluator| gpu.axpy_dispatch(&coef, Rows::new(&e.grads, r, n), Rows::new(&e.weights, r, n));
+        let upd = |e: &Evaluator| gpu.axpy_command(&coef, Rows::new(&e.grads, r, n), Rows::new(&e.weights, r, n));
         Ok((upd(full)?, last.as_ref().map(upd).transpose()?))
     }
 
@@ -166,7 +167,7 @@ impl Sgd {
 
     /// One epoch over `data`, each run with its own shuffle (a function of its seed and the epoch, so
     /// a resumed run repeats it exactly). No read-back.
-    fn epoch(&self, cfg: &TrainConfig, seeds: &[u64], epoch: usize, data: &GpuImages) -> Result<()> {
+    fn epoch(&self, cfg: &TrainConfig, seeds: &[u64], epoch: usize, data: &DeviceImages) -> Result<()> {
         let (r, n_img, bs, n) = (cfg.runs, data.count, cfg.batch, cfg.model.n_params());
         let mut order = Vec::with_capacity(r * n_img);
         for &seed in seeds {
@@ -176,10 +177,15 @@ impl Sgd {
             perm.shuffle(&mut rng);
             order.extend(perm);
         }
-        self.gpu.write(&self.order, 0, &order);
+        self.gpu.write(&self.order, 0, &order)?;
         let (src, dst) = ((&data.pixels, &data.labels), (&self.batch.pixels, &self.batch.labels));
         let select = |per_run, offset| {
-            self.gpu.select_images(Selection { runs: r, per_run, stride: n_img, offset }, src, &self.order, dst)
+            self.gpu.select_images(
+                Selection { runs: r, per_run, stride: n_img, offset, pixels: PIXELS },
+                src,
+                &self.order,
+                dst,
+            )
         };
         let full_steps = n_img / bs;
         for t in 0..full_steps {
@@ -191,12 +197,12 @@ impl Sgd {
         }
         if let (Some(last), Some(update)) = (&self.last, &self.updates.1) {
             let pick = select(n_img - full_steps * bs, full_steps * bs)?;
-            self.gpu.copy(&self.full.weights, 0, &last.weights, 0, r * n);
+            self.gpu.copy(&self.full.weights, 0, &last.weights, 0, r * n)?;
             let mut list = vec![&pick];
             list.extend(last.ordered(Want::LossAndGrad));
             list.push(update);
             self.gpu.submit(&list);
-            self.gpu.copy(&last.weights, 0, &self.full.weights, 0, r * n);
+            self.gpu.copy(&last.weights, 0, &self.full.weights, 0, r * n)?;
         }
         Ok(())
     }
@@ -210,8 +216,8 @@ pub struct TrainInputs<'a> {
     pub start: &'a [f32],
     /// Seeds of the runs, when they start from seeds.
     pub seeds: Option<Vec<u64>>,
-    pub train: &'a GpuImages,
-    pub test: &'a GpuImages,
+    pub train: &'a DeviceImages,
+    pub test: &'a DeviceImages,
     /// Write the checkpoint every this many epochs (iterations), and after the last; at least 1.
     pub checkpoint_every: usize,
 }
@@ -219,7 +225,7 @@ pub struct TrainInputs<'a> {
 /// Trains (or resumes) and writes the solution sets; returns the summary.
 pub fn train(inputs: TrainInputs, progress: &mut dyn TrainProgress) -> Result<Summary> {
     let TrainInputs { dir, cfg, start, seeds, train, test, checkpoint_every } = inputs;
-    let gpu = train.gpu.clone();
+    let gpu = train.device.clone();
     let (r, n) = (cfg.runs, cfg.model.n_params());
     if cfg.keep == 0 || cfg.keep > r {
         bail!("--keep must be between 1 and --runs ({r})");
@@ -232,10 +238,10 @@ pub fn train(inputs: TrainInputs, progress: &mut dyn TrainProgress) -> Result<Su
     let train_eval = Evaluator::new(net, train, 0..train.count, r)?;
     let test_eval = Evaluator::new(net, test, 0..test.count, r)?;
     let mut engine = match cfg.optimizer {
-        Optimizer::Sgd => Engine::Sgd(Sgd::new(&gpu, net, cfg, train, start)?),
+        Optimizer::Sgd => Engine::Sgd(Box::new(Sgd::new(&gpu, net, cfg, train, start)?)),
         Optimizer::Lbfgs => {
             let settings = LbfgsSettings { history: cfg.history, line_search: cfg.line_search, budget: cfg.budget };
-            Engine::Lbfgs(Lbfgs::new(&gpu, settings, r, n, start)?)
+            Engine::Lbfgs(Box::new(Lbfgs::new(&gpu, settings, r, n, start)?))
         }
     };
     let weights = match &engine {
@@ -248,7 +254,7 @@ pub fn train(inputs: TrainInputs, progress: &mut dyn TrainProgress) -> Result<Su
     let mut records: Vec<RunRecord> =
         (0..r).map(|i| RunRecord { seed: seeds.as_ref().map(|s| s[i]), ..Default::default() }).collect();
 
-    let mut buffers: Vec<(String, GpuBuffer)> = vec![
+    let mut buffers: Vec<(String, Buffer)> = vec![
         ("weights".into(), weights.clone()),
         ("best_train".into(), best_train.clone()),
         ("best_test".into(), best_test.clone()),
@@ -275,7 +281,7 @@ pub fn train(inputs: TrainInputs, progress: &mut dyn TrainProgress) -> Result<Su
         let train_losses: Vec<f64> = match &mut engine {
             Engine::Sgd(s) => {
                 s.epoch(cfg, &shuffle_seeds, done, train)?;
-                gpu.copy(&weights, 0, &train_eval.weights, 0, r * n);
+                gpu.copy(&weights, 0, &train_eval.weights, 0, r * n)?;
                 train_eval.run(Want::Loss);
                 train_eval.results()?.iter().map(|e| e.loss).collect()
             }
@@ -283,7 +289,7 @@ pub fn train(inputs: TrainInputs, progress: &mut dyn TrainProgress) -> Result<Su
                 opt.step(&mut NetworkObjective { eval: &train_eval })?.iter().map(|rep| rep.loss).collect()
             }
         };
-        gpu.copy(&weights, 0, &test_eval.weights, 0, r * n);
+        gpu.copy(&weights, 0, &test_eval.weights, 0, r * n)?;
         test_eval.run(Want::Loss);
         let test_losses: Vec<f64> = test_eval.results()?.iter().map(|e| e.loss).collect();
         done += 1;
@@ -306,11 +312,11 @@ pub fn train(inputs: TrainInputs, progress: &mut dyn TrainProgress) -> Result<Su
             rec.test.push(te);
             if rec.best_train.is_none_or(|(_, b)| tr < b) {
                 rec.best_train = Some((done, tr));
-                gpu.copy(&weights, i * n, &best_train, i * n, n);
+                gpu.copy(&weights, i * n, &best_train, i * n, n)?;
             }
             if rec.best_test.is_none_or(|(_, b)| te < b) {
                 rec.best_test = Some((done, te));
-                gpu.copy(&weights, i * n, &best_test, i * n, n);
+                gpu.copy(&weights, i * n, &best_test, i * n, n)?;
             }
         }
         if newly_stopped {
@@ -336,9 +342,9 @@ pub fn train(inputs: TrainInputs, progress: &mut dyn TrainProgress) -> Result<Su
 fn finish(
     dir: &Path,
     cfg: &TrainConfig,
-    gpu: &Gpu,
+    gpu: &Device,
     records: &[RunRecord],
-    best: (&GpuBuffer, &GpuBuffer),
+    best: (&Buffer, &Buffer),
 ) -> Result<Summary> {
     let n = cfg.model.n_params();
     let mut order: Vec<usize> = (0..records.len()).filter(|&i| records[i].best_train.is_some()).collect();
@@ -400,8 +406,8 @@ fn finish(
 
 /// Seconds of one SGD epoch over `data` and of one L-BFGS iteration on it, for `runs` runs advanced
 /// together (for `losscape bench`; the first of each is a warm-up and not counted).
-pub fn time_steps(net: Network, data: &GpuImages, runs: usize) -> Result<(f64, f64)> {
-    let gpu = data.gpu.clone();
+pub fn time_steps(net: Network, data: &DeviceImages, runs: usize) -> Result<(f64, f64)> {
+    let gpu = data.device.clone();
     let n = net.arch.n_params();
     let start: Vec<f32> = (0..runs as u64).flat_map(|s| crate::model::init_vector(net.arch, s)).collect();
     let cfg = TrainConfig {

@@ -1,15 +1,31 @@
 #![allow(dead_code)]
 //! Shared fixtures for the integration tests.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
+use losscape::backend::{Device, DeviceChoice};
 use losscape::data::{bundled_dir, load_split, Dataset, Split};
-use losscape::gpu::{DeviceChoice, Gpu};
 
-/// One device per test binary.
-pub fn gpu() -> Arc<Gpu> {
-    static GPU: OnceLock<Arc<Gpu>> = OnceLock::new();
-    GPU.get_or_init(|| Gpu::open(&DeviceChoice::default()).expect("a GPU adapter (install mesa-vulkan-drivers)"))
+/// The device the suite runs on: `LOSSCAPE_BACKEND` (cpu, vulkan, ...), else auto (the CPU backend on
+/// a machine whose only adapter is a software rasteriser). One per test binary.
+pub fn gpu() -> Device {
+    static DEVICE: OnceLock<Device> = OnceLock::new();
+    DEVICE.get_or_init(|| Device::open(&DeviceChoice::default()).expect("a compute device")).clone()
+}
+
+/// The native CPU backend.
+pub fn cpu() -> Device {
+    Device::cpu()
+}
+
+/// The wgpu backend on whatever adapter is present (lavapipe on CI).
+pub fn wgpu() -> Device {
+    static DEVICE: OnceLock<Device> = OnceLock::new();
+    DEVICE
+        .get_or_init(|| {
+            Device::open(&DeviceChoice { backend: Some("vulkan,metal,dx12".into()), adapter: None })
+                .expect("a GPU adapter (install mesa-vulkan-drivers)")
+        })
         .clone()
 }
 

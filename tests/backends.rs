@@ -1,0 +1,121 @@
+//! The native CPU backend and the wgpu backend (lavapipe on CI) against the f64 reference and each
+//! other: every network, both activations where the network has a choice, both image-selection modes
+//! (a shared image range in several chunks, and each vector on its own images); and the choice `auto`
+//! makes.
+mod common;
+
+use common::{cpu, max_rel_diff, mnist, to_f64, wgpu};
+use losscape::backend::{only_software, Device};
+use losscape::data::{Dataset, DeviceImages, Split};
+use losscape::gpu::AdapterSummary;
+use losscape::model::reference::{evaluate, Reference};
+use losscape::model::{init_vector, Arch, Eval, Evaluator, Network, Want};
+use losscape::ops::Act;
+
+const B: usize = 3;
+
+/// Seeds whose ReLU pre-activations stay clear of the kink at 0 by more than f32 rounding on these
+/// images (a pre-activation within ~1e-7 of 0 flips its derivative between f32 and f64).
+fn vectors(arch: Arch) -> Vec<f32> {
+    (0..B as u64).flat_map(|s| init_vector(arch, s)).map(|x| x * 3.0).collect()
+}
+
+/// Losses and gradients of B vectors: on a shared range in chunks of 64, or (per_vector > 0) each on its
+/// own images.
+fn run(device: &Device, net: Network, data: &Dataset, flat: &[f32], per_vector: usize) -> (Vec<Eval>, Vec<f32>) {
+    let images = DeviceImages::upload(device, data).unwrap();
+    let eval = if per_vector > 0 {
+        Evaluator::per_vector(net, &images, per_vector, B).unwrap()
+    } else {
+        Evaluator::with_chunk(net, &images, 0..data.len(), B, Some(64)).unwrap()
+    };
+    eval.set_weights(flat).unwrap();
+    eval.run(Want::LossAndGrad);
+    (eval.results().unwrap(), eval.gradients().unwrap())
+}
+
+/// Images first..first + len.
+fn slice(data: &Dataset, first: usize, len: usize) -> Dataset {
+    let px = losscape::data::PIXELS;
+    Dataset {
+        pixels: data.pixels[first * px..(first + len) * px].to_vec(),
+        labels: data.labels[first..first + len].to_vec(),
+    }
+}
+
+fn check(what: &str, got: (&Eval, &[f32]), want: &Reference) {
+    let rel = (got.0.loss - want.loss).abs() / want.loss;
+    assert!(rel <= 1e-5, "{what}: loss {} vs {} (rel {rel:e})", got.0.loss, want.loss);
+    assert_eq!(got.0.accuracy, want.accuracy, "{what}: accuracy");
+    let g = max_rel_diff(got.1, &want.grad);
+    assert!(g <= 1e-4, "{what}: gradient error {g:e} of its largest magnitude");
+}
+
+fn cases() -> Vec<Network> {
+    let mut out = Vec::new();
+    for arch in Arch::ALL {
+        let acts: &[Act] =
+            if matches!(arch, Arch::Fcp | Arch::Lenet) { &[Act::Softplus, Act::Relu] } else { &[Act::Softplus] };
+        out.extend(acts.iter().map(|&act| Network { arch, act }));
+    }
+    out
+}
+
+#[test]
+fn both_backends_equal_the_reference_and_each_other_for_every_network_and_selection_mode() {
+    let per = 24;
+    let data = mnist(Split::Train, 150);
+    let (cpu, wgpu) = (cpu(), wgpu());
+    for net in cases() {
+        let n = net.arch.n_params();
+        let flat = vectors(net.arch);
+        for per_vector in [0, per] {
+            let mode = if per_vector > 0 { "own images" } else { "shared images" };
+            let on_cpu = run(&cpu, net, &data, &flat, per_vector);
+            let on_gpu = run(&wgpu, net, &data, &flat, per_vector);
+            for b in 0..B {
+                let own = if per_vector > 0 { slice(&data, b * per, per) } else { data.clone() };
+                let want = evaluate(net.arch, &to_f64(&flat[b * n..(b + 1) * n]), net.act, &own);
+                let what = |backend| format!("{:?} {:?} {mode} vector {b} on {backend}", net.arch, net.act);
+                check(&what("cpu"), (&on_cpu.0[b], &on_cpu.1[b * n..(b + 1) * n]), &want);
+                check(&what("wgpu"), (&on_gpu.0[b], &on_gpu.1[b * n..(b + 1) * n]), &want);
+                // and the two backends against each other, at the same tolerances
+                let gpu_as_ref = Reference {
+                    loss: on_gpu.0[b].loss,
+                    accuracy: on_gpu.0[b].accuracy,
+                    grad: to_f64(&on_gpu.1[b * n..(b + 1) * n]),
+                };
+                check(&what("cpu vs wgpu"), (&on_cpu.0[b], &on_cpu.1[b * n..(b + 1) * n]), &gpu_as_ref);
+            }
+        }
+    }
+}
+
+fn adapter(name: &str, device_type: &str) -> AdapterSummary {
+    AdapterSummary {
+        name: name.into(),
+        backend: "Vulkan".into(),
+        device_type: device_type.into(),
+        driver: String::new(),
+        driver_info: String::new(),
+        features: Vec::new(),
+        max_storage_buffer_binding_size: 1 << 27,
+        max_buffer_size: 1 << 28,
+        max_compute_workgroup_storage_size: 1 << 14,
+        max_compute_invocations_per_workgroup: 256,
+        max_compute_workgroups_per_dimension: 65535,
+    }
+}
+
+#[test]
+fn auto_takes_the_cpu_backend_when_the_only_adapters_are_software_rasterisers() {
+    let lavapipe = adapter("llvmpipe (LLVM 19.1.7, 256 bits)", "Cpu");
+    let h100 = adapter("NVIDIA H100 80GB HBM3", "DiscreteGpu");
+    let igpu = adapter("Apple M2", "IntegratedGpu");
+    assert!(only_software(std::slice::from_ref(&lavapipe)));
+    assert!(only_software(&[]), "no adapter at all: the CPU backend");
+    assert!(!only_software(&[lavapipe.clone(), h100]));
+    assert!(!only_software(&[igpu]));
+    // and on this machine the suite's own devices are what they claim
+    assert!(cpu().is_cpu() && !wgpu().is_cpu());
+}
