@@ -250,3 +250,27 @@ fn a_web_page_saved_as_mnist_is_recognised() {
     let err = read_maybe_gz(&p).unwrap_err();
     assert!(matches!(err, IdxError::Gzip { .. }) && err.to_string().contains("download the file again"), "{err}");
 }
+
+#[test]
+fn eval_of_a_float64_fortran_npy_notes_the_rounding_once_and_matches_the_float32_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = rows01();
+    let f32_file = dir.path().join("rows.npy");
+    write_weights(&f32_file, &s).unwrap();
+    // the same numbers, perturbed below float32 resolution, as float64 in Fortran order
+    let wide: Vec<u8> = fortran_order(&s).iter().flat_map(|&v| (v as f64 * (1.0 + 1e-12)).to_le_bytes()).collect();
+    let f64_file = dir.path().join("rows-f64.npy");
+    std::fs::write(&f64_file, npy("<f8", true, &[2, 15456], &wide)).unwrap();
+    let eval = |w: &Path| {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_losscape"))
+            .args(["eval", "--model", "lstm", "--limit", "50", "--json", "--weights", w.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
+    };
+    let ((a, a_err), (b, b_err)) = (eval(&f32_file), eval(&f64_file));
+    assert_eq!(a, b, "same losses");
+    assert_eq!(a_err, "");
+    assert_eq!(b_err.matches("rounded to float32").count(), 1, "{b_err}");
+}
