@@ -6,12 +6,20 @@ use losscape::model::{init_vector, Arch};
 use std::path::Path;
 
 #[test]
+fn weight_stats_of_the_authors_first_two_lstm_rows() {
+    // mean and standard deviation of the 30,912 numbers, computed with Python's math.fsum
+    let w = read_weights(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/lstm_authors_rows01.npy"), Arch::Lstm)
+        .unwrap();
+    let v: Vec<&[f32]> = (0..w.count()).map(|i| w.vector(i)).collect();
+    let (mu, sigma) = weight_stats(&v);
+    assert!((mu - 0.011629012308307887).abs() < 1e-12, "mu {mu}");
+    assert!((sigma - 0.7631709849444694).abs() < 1e-12, "sigma {sigma}");
+}
+
+#[test]
+#[ignore = "needs the authors' 48-row file in ../shared/data/reference/ (the project workspace)"]
 fn table_s1_of_the_authors_lstm_file() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/reference/lstm_bfgs_train_best48.npy");
-    if !path.exists() {
-        eprintln!("NOTICE: skipped, {} is absent", path.display());
-        return;
-    }
     let w = read_weights(&path, Arch::Lstm).unwrap();
     let v: Vec<&[f32]> = (0..w.count()).map(|i| w.vector(i)).collect();
     let (mu, sigma) = weight_stats(&v);
@@ -180,4 +188,55 @@ fn the_report_of_a_synthetic_work_directory_has_every_figure_and_number() {
     assert!(h.contains(",0.9,0.8,2,5,3"), "{h}");
     let html = std::fs::read_to_string(out.join("index.html")).unwrap();
     assert!(html.contains("Table I") && html.contains("<p>test</p>") && html.contains("toy.png"));
+}
+
+#[test]
+fn kernel_pca_of_degenerate_sets_is_finite_with_zero_eigenvalues() {
+    // every vector the same: the centred kernel is zero
+    let v = vec![0.25f32; 20];
+    let same: Vec<&[f32]> = vec![&v; 6];
+    let pca = kernel_pca(&same, 20.0, 2);
+    assert_eq!(pca.eigenvalues, vec![0.0, 0.0]);
+    assert!(pca.projections.iter().flatten().all(|&x| x == 0.0), "{:?}", pca.projections);
+    // two sets that coincide: each point of A projects where its copy in B does, all finite
+    let a = cluster(0.0, 4, 1);
+    let points: Vec<&[f32]> = a.iter().chain(&a).map(|v| v.as_slice()).collect();
+    let pca = kernel_pca(&points, 20.0, 2);
+    assert!(pca.eigenvalues.iter().all(|l| l.is_finite() && *l >= 0.0), "{:?}", pca.eigenvalues);
+    assert!(pca.eigenvalues[0] > 0.0);
+    for i in 0..4 {
+        for c in 0..2 {
+            let (x, y) = (pca.projections[i][c], pca.projections[i + 4][c]);
+            assert!(x.is_finite() && (x - y).abs() < 1e-9, "point {i} component {c}: {x} vs {y}");
+        }
+    }
+    // one point, more components than points, no points
+    assert_eq!(kernel_pca(&same[..1], 20.0, 2).projections, vec![vec![0.0]]);
+    assert!(kernel_pca(&[], 20.0, 2).projections.is_empty());
+}
+
+#[test]
+fn the_report_of_identical_sets_has_no_nan() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("work");
+    let arch = Arch::Fcp;
+    // every set holds the same three copies of one vector
+    let stack = WeightStack::new(arch, (0..3).flat_map(|_| init_vector(arch, 7)).collect());
+    for (opt, kind) in losscape::report::SETS {
+        write_weights(&losscape::report::set_file(&work, arch, opt, kind), &stack).unwrap();
+    }
+    let out = dir.path().join("report");
+    losscape::report::analyze(&work, &out, "").unwrap();
+    let mut csvs = 0;
+    for e in std::fs::read_dir(&out).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "csv" || x == "md") {
+            let text = std::fs::read_to_string(&p).unwrap().to_lowercase();
+            assert!(!text.contains("nan") && !text.contains("inf"), "{}: {text}", p.display());
+            csvs += 1;
+        }
+    }
+    assert!(csvs >= 6, "{csvs} files checked");
+    let kpca = std::fs::read_to_string(out.join("fcp-kpca-bfgs-train-sgd-test.csv")).unwrap();
+    assert!(kpca.lines().skip(1).all(|l| l.ends_with(",0,0")), "{kpca}");
 }

@@ -110,11 +110,7 @@ fn eval_refuses_a_wrong_tensor_name_or_shape_and_names_it() {
 
 #[test]
 fn eval_of_the_authors_lstm_npy_as_fcp_names_the_row_length() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/reference/lstm_bfgs_train_best48.npy");
-    if !path.exists() {
-        eprintln!("skipped: {} is absent", path.display());
-        return;
-    }
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/lstm_authors_rows01.npy");
     let o = losscape(&["eval", "--model", "fcp", "--weights", path.to_str().unwrap()]);
     assert_clean_failure(&o, "row length 15456 does not match the FCP's 42200");
 }

@@ -1,27 +1,24 @@
 //! Golden test: the paper authors' trained LSTM weights (SPEC §1.6, Appendix B).
 mod common;
 
-use common::{cpu, mnist, to_f64, wgpu};
+use common::{authors_lstm_rows01, cpu, mnist, to_f64, wgpu};
 use losscape::data::{DeviceImages, Split};
 use losscape::io::read_weights;
 use losscape::model::{reference, Arch, Evaluator, Network, Want};
 use losscape::ops::Act;
-use std::path::Path;
 
 const NET: Network = Network { arch: Arch::Lstm, act: Act::Softplus };
 
-fn authors_weights() -> Option<Vec<f32>> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/reference/lstm_bfgs_train_best48.npy");
-    if !path.exists() {
-        eprintln!("NOTICE: golden LSTM test skipped: {} is absent", path.display());
-        return None;
-    }
-    Some(read_weights(&path, Arch::Lstm).unwrap().flat)
+/// Rows 0 and 1 of the authors' file, shipped under `tests/data/`.
+fn authors_weights() -> Vec<f32> {
+    let s = read_weights(&authors_lstm_rows01(), Arch::Lstm).unwrap();
+    assert_eq!(s.count(), 2);
+    s.flat
 }
 
 #[test]
 fn authors_lstm_row0_and_midpoint_on_the_official_test_set() {
-    let Some(w) = authors_weights() else { return };
+    let w = authors_weights();
     let n = Arch::Lstm.n_params();
     let (row0, row1) = (&w[..n], &w[n..2 * n]);
     let midpoint: Vec<f32> = row0.iter().zip(row1).map(|(a, b)| 0.5 * (a + b)).collect();
@@ -41,7 +38,7 @@ fn authors_lstm_row0_and_midpoint_on_the_official_test_set() {
 
 #[test]
 fn authors_lstm_row0_on_a_training_slice_matches_the_reference_at_1e_6() {
-    let Some(w) = authors_weights() else { return };
+    let w = authors_weights();
     let row0 = &w[..Arch::Lstm.n_params()];
     let data = mnist(Split::Train, 256);
     let f64_ref = reference::evaluate(Arch::Lstm, &to_f64(row0), Act::Softplus, &data);

@@ -173,13 +173,7 @@ fn path_height_falls_below_the_straight_line_for_every_network() {
 
 #[test]
 fn lstm_path_between_the_authors_solutions_falls_below_the_straight_line() {
-    let path =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/reference/lstm_bfgs_train_best48.npy");
-    if !path.exists() {
-        eprintln!("NOTICE: skipped, {} is absent", path.display());
-        return;
-    }
-    let w = losscape::io::read_weights(&path, Arch::Lstm).unwrap();
+    let w = losscape::io::read_weights(&common::authors_lstm_rows01(), Arch::Lstm).unwrap();
     let data = mnist(Split::Train, 24);
     height_falls(Network { arch: Arch::Lstm, act: Act::Softplus }, w.vector(0), w.vector(1), &data, 0.003);
 }

@@ -1,5 +1,8 @@
 //! `losscape paths` and `merge` as a user runs them: shards, resume after SIGKILL, refusals.
 
+#[path = "common/files.rs"]
+mod files;
+
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -110,4 +113,6 @@ fn killed_and_resumed_sweep_loses_and_duplicates_nothing() {
     let mut expected = reference;
     expected.sort_by_key(|r| r["index"].as_u64());
     assert_eq!(after, expected, "resumed results equal an uninterrupted run, each pair once");
+    // in the same order, byte for byte
+    assert_eq!(files::assert_same_bytes(&dir.path().join("ref"), &dir.path().join("run")), 2);
 }

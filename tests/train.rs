@@ -1,5 +1,8 @@
 //! `losscape train` as a user runs it: batching, resume after SIGKILL, refusals, NaN runs, all networks.
 
+#[path = "common/files.rs"]
+mod files;
+
 use losscape::io::read_weights;
 use losscape::model::{init_vector, Arch};
 use std::path::Path;
@@ -100,6 +103,8 @@ fn kill_and_resume(opt: &str, extra: &[&str]) {
         assert_eq!(x.metadata, y.metadata, "{f}: resumed metadata differs");
     }
     assert_eq!(summary(&d.join("ref"), "fcp", opt), summary(&d.join("run"), "fcp", opt));
+    // and every file, checkpoint included, byte for byte
+    assert!(files::assert_same_bytes(&d.join("ref"), &d.join("run")) >= 5);
     // a changed configuration is refused, naming the setting
     let mut changed = run.clone();
     changed.extend(args(&["--seed", "9"]));

@@ -60,8 +60,16 @@ pub struct KernelPca {
 /// RBF kernel PCA with K_ij = exp(-|x_i - x_j|^2 / (2 sigma^2)), 2 sigma^2 = `two_sigma_sq` (N_prm in
 /// the paper), centred kernel, `components` components; projections sqrt(lambda) alpha with each
 /// eigenvector's largest-magnitude entry positive (sklearn's convention), all in f64.
+///
+/// Degenerate sets (identical vectors, coinciding sets) have zero eigenvalues: an eigenvalue within
+/// rounding of zero (below 1e-12 times the point count, the kernel's entries being at most 1) counts
+/// as zero, and its component projects every point to 0, so the result is always finite.
 pub fn kernel_pca(points: &[&[f32]], two_sigma_sq: f64, components: usize) -> KernelPca {
     let n = points.len();
+    if n == 0 {
+        return KernelPca { eigenvalues: Vec::new(), projections: Vec::new() };
+    }
+    let zero = 1e-12 * n as f64;
     let mut k = DMatrix::<f64>::zeros(n, n);
     for i in 0..n {
         for j in i..n {
@@ -80,7 +88,8 @@ pub fn kernel_pca(points: &[&[f32]], two_sigma_sq: f64, components: usize) -> Ke
     let mut eigenvalues = Vec::new();
     let mut projections = vec![Vec::new(); n];
     for &c in order.iter().take(components) {
-        let lambda = eig.eigenvalues[c].max(0.0);
+        let lambda = eig.eigenvalues[c];
+        let lambda = if lambda.is_finite() && lambda > zero { lambda } else { 0.0 };
         let mut alpha: Vec<f64> = eig.eigenvectors.column(c).iter().copied().collect();
         let big = alpha.iter().cloned().fold(0.0f64, |m, v| if v.abs() > m.abs() { v } else { m });
         if big < 0.0 {
@@ -88,7 +97,8 @@ pub fn kernel_pca(points: &[&[f32]], two_sigma_sq: f64, components: usize) -> Ke
         }
         eigenvalues.push(lambda);
         for (p, a) in projections.iter_mut().zip(&alpha) {
-            p.push(lambda.sqrt() * a);
+            let v = lambda.sqrt() * a;
+            p.push(if lambda > 0.0 && v.is_finite() { v } else { 0.0 });
         }
     }
     KernelPca { eigenvalues, projections }

@@ -26,7 +26,7 @@ pub struct EvalArgs {
     #[arg(long, value_delimiter = ',', value_name = "I,J,...")]
     vectors: Option<Vec<usize>>,
     /// Evaluate on the first N images only.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = super::ranges::at_least(1))]
     limit: Option<usize>,
     /// Activation of the FCP and LeNet.
     #[arg(long, value_enum, default_value_t)]
@@ -50,13 +50,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
         bail!("--vectors: there is no vector {bad}; {} holds {}", args.weights.display(), stack.count());
     }
     let flat: Vec<f32> = rows.iter().flat_map(|&r| stack.vector(r).iter().copied()).collect();
-    let mut data = args.data.load(args.split)?;
-    if let Some(n) = args.limit {
-        if n == 0 {
-            bail!("--limit must be at least 1");
-        }
-        data = data.truncated(n);
-    }
+    let data = super::ranges::first(args.data.load(args.split)?, args.limit, "--limit")?;
     let gpu = args.device.open()?;
     let images = DeviceImages::upload(&gpu, &data)?;
     let net = Network { arch: args.model, act: args.activation.act() };

@@ -1,7 +1,8 @@
-use anyhow::{bail, Result};
+use anyhow::Result;
 use clap::Args;
 use std::path::PathBuf;
 
+use super::ranges;
 use crate::io::{write_weights, WeightStack};
 use crate::model::{init_vector, Arch};
 
@@ -17,8 +18,8 @@ pub struct InitArgs {
     /// Seed of the first vector; vector i uses seed S + i.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Number of vectors.
-    #[arg(long, default_value_t = 1)]
+    /// Number of vectors (1 to 10000).
+    #[arg(long, default_value_t = 1, value_parser = ranges::count(1, ranges::MAX_VECTORS))]
     count: usize,
     /// Output file: .safetensors (PyTorch names) or .npy (rows = flat vectors).
     #[arg(long)]
@@ -26,13 +27,11 @@ pub struct InitArgs {
 }
 
 pub fn run(args: InitArgs) -> Result<()> {
-    if args.count == 0 {
-        bail!("--count must be at least 1");
-    }
-    let flat: Vec<f32> = (0..args.count as u64).flat_map(|i| init_vector(args.model, args.seed + i)).collect();
+    let seeds = ranges::seeds(args.seed, args.count);
+    let flat: Vec<f32> = seeds.iter().flat_map(|&s| init_vector(args.model, s)).collect();
     let mut stack = WeightStack::new(args.model, flat);
-    let seeds: Vec<String> = (0..args.count as u64).map(|i| (args.seed + i).to_string()).collect();
-    stack.metadata.insert("losscape.seeds".into(), seeds.join(","));
+    let names: Vec<String> = seeds.iter().map(|s| s.to_string()).collect();
+    stack.metadata.insert("losscape.seeds".into(), names.join(","));
     stack.metadata.insert("losscape.init".into(), "pytorch-default-uniform-chacha8".into());
     write_weights(&args.out, &stack)?;
     println!(
@@ -40,8 +39,8 @@ pub fn run(args: InitArgs) -> Result<()> {
         args.count,
         args.model.title(),
         args.model.n_params(),
-        args.seed,
-        args.seed + args.count as u64 - 1,
+        seeds[0],
+        seeds[seeds.len() - 1],
         args.out.display()
     );
     Ok(())

@@ -7,6 +7,7 @@ mod info;
 mod init;
 mod merge;
 mod paths;
+mod ranges;
 mod reproduce;
 mod toy;
 mod train;

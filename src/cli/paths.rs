@@ -3,6 +3,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
 
+use super::ranges::{at_least, count, non_negative, positive};
 use super::{Activation, DataArgs, DeviceArgs};
 use crate::data::{DeviceImages, Split};
 use crate::io::read_weights;
@@ -32,7 +33,7 @@ pub struct PathsArgs {
     #[arg(long, value_enum, default_value_t = Split::Train)]
     landscape: Split,
     /// Pairs per set.
-    #[arg(long, default_value_t = 300)]
+    #[arg(long, default_value_t = 300, value_parser = at_least(1))]
     pairs: usize,
     /// Seed of the pair draw.
     #[arg(long, default_value_t = 0)]
@@ -40,23 +41,23 @@ pub struct PathsArgs {
     /// Output directory.
     #[arg(long)]
     out: PathBuf,
-    /// Fourier terms N_F.
-    #[arg(long, default_value_t = 10)]
+    /// Fourier terms N_F (1 to 1000).
+    #[arg(long, default_value_t = 10, value_parser = count(1, 1000))]
     fourier: usize,
-    /// Path points M (endpoints included).
-    #[arg(long, default_value_t = 51)]
+    /// Path points M (endpoints included; 2 to 10000).
+    #[arg(long, default_value_t = 51, value_parser = count(2, 10_000))]
     points: usize,
-    /// Weight of the squared-length regulariser.
-    #[arg(long, default_value_t = 1e-4)]
+    /// Weight of the squared-length regulariser (>= 0).
+    #[arg(long, default_value_t = 1e-4, value_parser = non_negative)]
     lambda: f64,
-    /// Adam learning rate.
-    #[arg(long, default_value_t = 1e-3)]
+    /// Adam learning rate (> 0).
+    #[arg(long, default_value_t = 1e-3, value_parser = positive)]
     lr: f64,
-    /// Adam iterations per path.
-    #[arg(long, default_value_t = 100)]
+    /// Adam iterations per path (1 to 1000000).
+    #[arg(long, default_value_t = 100, value_parser = count(1, 1_000_000))]
     iterations: usize,
     /// Use the first N training images as the training landscape.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = at_least(1))]
     train_size: Option<usize>,
     /// Compute only this shard of the pairs: i/n takes the pairs whose index is i modulo n.
     #[arg(long, default_value = "0/1")]
@@ -128,10 +129,8 @@ pub fn run(args: PathsArgs) -> Result<()> {
     if let Some((p, s)) = args.sets.iter().zip(&stacks).find(|(_, s)| s.count() < 2) {
         bail!("{}: a set needs at least two vectors to form a pair, it holds {}", p.display(), s.count());
     }
-    let mut data = args.data.load(args.landscape)?;
-    if let (Split::Train, Some(n)) = (args.landscape, args.train_size) {
-        data = data.truncated(n);
-    }
+    let size = if args.landscape == Split::Train { args.train_size } else { None };
+    let data = super::ranges::first(args.data.load(args.landscape)?, size, "--train-size")?;
     let sets = args
         .sets
         .iter()

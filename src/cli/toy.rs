@@ -15,8 +15,8 @@ pub struct ToyArgs {
     /// Output directory.
     #[arg(long)]
     out: PathBuf,
-    /// Regulariser weights.
-    #[arg(long, value_delimiter = ',', default_value = "10,100,1000")]
+    /// Regulariser weights (each >= 0).
+    #[arg(long, value_delimiter = ',', default_value = "10,100,1000", value_parser = super::ranges::non_negative)]
     lambdas: Vec<f64>,
 }
 

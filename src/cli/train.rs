@@ -4,6 +4,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use std::io::Write;
 use std::path::PathBuf;
 
+use super::ranges::{self, at_least, count, positive, MAX_VECTORS};
 use super::{Activation, DataArgs, DeviceArgs};
 use crate::data::{DeviceImages, Split};
 use crate::io::read_weights;
@@ -29,44 +30,46 @@ pub struct TrainArgs {
     /// Optimizer.
     #[arg(long, value_enum)]
     optimizer: Optimizer,
-    /// Runs, advanced together; run r starts from seed S + r.
-    #[arg(long, default_value_t = 75)]
-    runs: usize,
-    /// Runs kept in the solution sets (lowest training loss).
-    #[arg(long, default_value_t = 48)]
-    keep: usize,
+    /// Runs, advanced together; run r starts from seed S + r (1 to 10000; default 75, or the count of
+    /// the --init vectors).
+    #[arg(long, value_parser = count(1, MAX_VECTORS))]
+    runs: Option<usize>,
+    /// Runs kept in the solution sets (lowest training loss), at most --runs [default: 48, or --runs
+    /// when that is smaller].
+    #[arg(long, value_parser = count(1, MAX_VECTORS))]
+    keep: Option<usize>,
     /// Seed of the first run.
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Output directory.
     #[arg(long)]
     out: PathBuf,
-    /// SGD epochs.
-    #[arg(long, default_value_t = 100)]
+    /// SGD epochs (1 to 1000000).
+    #[arg(long, default_value_t = 100, value_parser = count(1, 1_000_000))]
     epochs: usize,
-    /// SGD learning rate.
-    #[arg(long, default_value_t = 0.1)]
+    /// SGD learning rate (> 0).
+    #[arg(long, default_value_t = 0.1, value_parser = positive)]
     lr: f64,
     /// SGD mini-batch size (the last, partial batch of an epoch is kept).
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 64, value_parser = at_least(1))]
     batch: usize,
-    /// L-BFGS iterations.
-    #[arg(long, default_value_t = 1000)]
+    /// L-BFGS iterations (1 to 1000000).
+    #[arg(long, default_value_t = 1000, value_parser = count(1, 1_000_000))]
     iterations: usize,
     /// L-BFGS line search: the authors' (reference) or a clean golden-section search.
     #[arg(long, value_enum, default_value_t = LineSearchKind::Reference)]
     line_search: LineSearchKind,
     /// Counted loss evaluations per line search (default 6 for reference, 12 for golden).
-    #[arg(long)]
+    #[arg(long, value_parser = count(1, 1000))]
     budget: Option<usize>,
-    /// L-BFGS history length.
-    #[arg(long, default_value_t = 10)]
+    /// L-BFGS history length (1 to 100).
+    #[arg(long, default_value_t = 10, value_parser = count(1, 100))]
     history: usize,
     /// Use the first N training images.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = at_least(1))]
     train_size: Option<usize>,
     /// Use the first N test images for the test curves.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = at_least(1))]
     test_size: Option<usize>,
     /// Start the runs from these vectors (e.g. made by PyTorch) instead of seeds; --runs defaults to
     /// their count.
@@ -77,7 +80,7 @@ pub struct TrainArgs {
     activation: Activation,
     /// Checkpoint every K epochs (iterations) instead of every one: at paper scale the whole state
     /// (for L-BFGS, 23 vectors per run) is large. A resumed run repeats at most K - 1 steps, exactly.
-    #[arg(long, value_name = "K", default_value_t = 1)]
+    #[arg(long, value_name = "K", default_value_t = 1, value_parser = at_least(1))]
     checkpoint_every: usize,
     /// Append one JSON line per epoch (iteration) with every run's losses to this file.
     #[arg(long, value_name = "FILE")]
@@ -129,37 +132,45 @@ impl TrainProgress for Progress {
 }
 
 pub fn run(args: TrainArgs) -> Result<()> {
+    if let (Some(runs), Some(keep)) = (args.runs, args.keep) {
+        if keep > runs {
+            ranges::usage_error(&format!("--keep {keep} is more than --runs {runs}; keep at most the runs trained"));
+        }
+    }
     let (start, seeds, runs, init_sha256) = match &args.init {
         Some(path) => {
             let stack = read_weights(path, args.model)?;
-            if args.runs != 75 && args.runs != stack.count() {
-                bail!("--runs {} but {} holds {} vectors", args.runs, path.display(), stack.count());
+            if let Some(runs) = args.runs.filter(|&r| r != stack.count()) {
+                bail!(
+                    "--runs {runs} but {} holds {} vectors; omit --runs to train them all",
+                    path.display(),
+                    stack.count()
+                );
+            }
+            if stack.count() == 0 {
+                bail!("{}: holds no weight vectors to start from", path.display());
             }
             let count = stack.count();
+            ranges::seeds(args.seed, count);
             (stack.flat, None, count, Some(sha256_file(path)?))
         }
         None => {
-            let seeds: Vec<u64> = (0..args.runs as u64).map(|i| args.seed + i).collect();
-            (seeds.iter().flat_map(|&s| init_vector(args.model, s)).collect(), Some(seeds), args.runs, None)
+            let runs = args.runs.unwrap_or(75);
+            let seeds = ranges::seeds(args.seed, runs);
+            (seeds.iter().flat_map(|&s| init_vector(args.model, s)).collect(), Some(seeds), runs, None)
         }
     };
-    if runs == 0 {
-        bail!("--runs must be at least 1");
+    if let Some(keep) = args.keep.filter(|&k| k > runs) {
+        bail!("--keep {keep} is more than the {runs} runs; keep at most the runs trained");
     }
-    let mut train_data = args.data.load(Split::Train)?;
-    if let Some(k) = args.train_size {
-        train_data = train_data.truncated(k);
-    }
-    let mut test_data = args.data.load(Split::Test)?;
-    if let Some(k) = args.test_size {
-        test_data = test_data.truncated(k);
-    }
+    let train_data = ranges::first(args.data.load(Split::Train)?, args.train_size, "--train-size")?;
+    let test_data = ranges::first(args.data.load(Split::Test)?, args.test_size, "--test-size")?;
     let cfg = TrainConfig {
         model: args.model,
         activation: args.activation.act(),
         optimizer: args.optimizer,
         runs,
-        keep: args.keep.min(runs),
+        keep: args.keep.unwrap_or(48).min(runs),
         seed: args.seed,
         init_sha256,
         train_images: train_data.len(),

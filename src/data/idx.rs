@@ -1,4 +1,7 @@
-//! The IDX format of the MNIST files (raw or gzipped), with validation of every header field.
+//! The IDX format of the MNIST files (raw or gzipped), with validation of every header field. Whether
+//! a file is gzipped is decided by its first bytes (1f 8b), not by its name, so an unpacked file under
+//! the `.gz` name or a packed one under the raw name reads the same; a web page saved in place of a
+//! file (an HTML error page from a mirror) is recognised and named.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -20,22 +23,50 @@ pub enum IdxError {
     CountMismatch { images: PathBuf, n_images: usize, labels: PathBuf, n_labels: usize },
     #[error("{path}: label {label} at index {index} is not a digit 0-9")]
     Label { path: PathBuf, index: usize, label: u8 },
+    #[error(
+        "{path}: this is a web page (it starts with '<'), not an MNIST file; the download saved an error or \
+             redirect page: download the file again (e.g. with curl -L) from a working MNIST mirror"
+    )]
+    WebPage { path: PathBuf },
+    #[error("{path}: the gzip data is corrupt or cut short ({source}); download the file again")]
+    Gzip { path: PathBuf, source: std::io::Error },
+    #[error("{path}: unpacks to more than {limit} bytes, far more than any MNIST file; is this the right file?")]
+    TooLarge { path: PathBuf, limit: u64 },
 }
 
 const IMAGES_MAGIC: u32 = 0x0000_0803;
 const LABELS_MAGIC: u32 = 0x0000_0801;
 
-/// Reads a whole file, un-gzipping it when its name ends in `.gz`.
+/// The most bytes a file may unpack to (the largest MNIST file, the training images, has 47 MB).
+pub const MAX_UNPACKED: u64 = 1 << 30;
+
+/// Reads a whole file, un-gzipping it when its content is gzip (whatever its name).
 pub fn read_maybe_gz(path: &Path) -> Result<Vec<u8>, IdxError> {
-    let io = |source| IdxError::Io { path: path.to_path_buf(), source };
-    let raw = std::fs::read(path).map_err(io)?;
-    if path.extension().is_some_and(|e| e == "gz") {
-        let mut out = Vec::with_capacity(raw.len() * 5);
-        flate2::read::GzDecoder::new(&raw[..]).read_to_end(&mut out).map_err(io)?;
-        Ok(out)
-    } else {
-        Ok(raw)
+    let raw = std::fs::read(path).map_err(|source| IdxError::Io { path: path.to_path_buf(), source })?;
+    decode(raw, path)
+}
+
+/// The IDX bytes of a file's content: gunzipped when it starts with the gzip magic 1f 8b, as is
+/// otherwise; a web page (first non-blank byte `<`) is an error. `path` only names the file in errors.
+pub fn decode(raw: Vec<u8>, path: &Path) -> Result<Vec<u8>, IdxError> {
+    if raw.starts_with(&[0x1f, 0x8b]) {
+        let mut out = Vec::with_capacity(raw.len().saturating_mul(5).min(64 << 20));
+        let mut reader = flate2::read::MultiGzDecoder::new(&raw[..]).take(MAX_UNPACKED + 1);
+        reader.read_to_end(&mut out).map_err(|source| IdxError::Gzip { path: path.into(), source })?;
+        if out.len() as u64 > MAX_UNPACKED {
+            return Err(IdxError::TooLarge { path: path.into(), limit: MAX_UNPACKED });
+        }
+        return decode_plain(out, path);
     }
+    decode_plain(raw, path)
+}
+
+fn decode_plain(bytes: Vec<u8>, path: &Path) -> Result<Vec<u8>, IdxError> {
+    let start = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(&bytes[..]);
+    if start.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'<') {
+        return Err(IdxError::WebPage { path: path.into() });
+    }
+    Ok(bytes)
 }
 
 fn header(bytes: &[u8], path: &Path, words: usize) -> Result<Vec<u32>, IdxError> {
@@ -64,7 +95,7 @@ pub fn parse_images(bytes: &[u8], path: &Path) -> Result<(usize, Vec<u8>), IdxEr
     if (rows, cols) != (28, 28) {
         return Err(IdxError::Dimensions { path: path.into(), rows, cols });
     }
-    check_length(bytes, path, 16 + count * 784)?;
+    check_length(bytes, path, count.saturating_mul(784).saturating_add(16))?;
     Ok((count, bytes[16..].to_vec()))
 }
 
@@ -75,7 +106,7 @@ pub fn parse_labels(bytes: &[u8], path: &Path) -> Result<Vec<u8>, IdxError> {
         return Err(IdxError::Magic { path: path.into(), found: magic, expected: LABELS_MAGIC, kind: "label" });
     }
     let count = header(bytes, path, 2)?[1] as usize;
-    check_length(bytes, path, 8 + count)?;
+    check_length(bytes, path, count.saturating_add(8))?;
     let labels = bytes[8..].to_vec();
     if let Some((index, &label)) = labels.iter().enumerate().find(|(_, &l)| l > 9) {
         return Err(IdxError::Label { path: path.into(), index, label });

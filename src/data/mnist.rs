@@ -61,19 +61,28 @@ pub fn bundled_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("assets").join("mnist")
 }
 
-fn find(dir: &Path, name: &str) -> Result<PathBuf> {
-    for candidate in [dir.join(format!("{name}.gz")), dir.join(name)] {
-        if candidate.exists() {
-            return Ok(candidate);
+/// The file of `stem` (e.g. `train-images`, `idx3`) in `dir`: the official `train-images-idx3-ubyte`
+/// or the `train-images.idx3-ubyte` some archive tools produce, each with or without `.gz`.
+fn find(dir: &Path, stem: &str, idx: &str) -> Result<PathBuf> {
+    let names = [format!("{stem}-{idx}-ubyte"), format!("{stem}.{idx}-ubyte")];
+    for name in &names {
+        for candidate in [dir.join(format!("{name}.gz")), dir.join(name)] {
+            if candidate.is_file() {
+                return Ok(candidate);
+            }
         }
     }
-    bail!("{}: no {name}.gz or {name}; --data must name a directory with the four MNIST IDX files", dir.display())
+    let [a, b] = &names;
+    bail!(
+        "{}: no {a}.gz, {a}, {b}.gz or {b}; --data must name a directory with the four MNIST IDX files",
+        dir.display()
+    )
 }
 
-/// Loads one split from an IDX directory (`.gz` or raw files).
+/// Loads one split from an IDX directory (gzipped or raw files, either spelling of the names).
 pub fn load_split(dir: &Path, split: Split) -> Result<Dataset> {
-    let images_path = find(dir, &format!("{}-images-idx3-ubyte", split.stem()))?;
-    let labels_path = find(dir, &format!("{}-labels-idx1-ubyte", split.stem()))?;
+    let images_path = find(dir, &format!("{}-images", split.stem()), "idx3")?;
+    let labels_path = find(dir, &format!("{}-labels", split.stem()), "idx1")?;
     load_pair(&images_path, &labels_path).map_err(Into::into)
 }
 

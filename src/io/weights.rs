@@ -1,10 +1,18 @@
 //! Weight stacks on disk. Two formats, both read and written:
 //! - safetensors with PyTorch state_dict names; one vector has the spec shapes, a stack of B vectors has
-//!   a leading dimension B on every tensor; losscape's metadata rides in the header.
-//! - NumPy .npy (the authors' layout, SPEC §9): float32, shape (B, N_prm), one flat vector per row.
+//!   a leading dimension B on every tensor; losscape's metadata rides in the header. Read: F32, F64, F16
+//!   and BF16 tensors. Written: F32, with a canonical header (sorted keys), so the same stack always
+//!   gives the same bytes.
+//! - NumPy .npy (the authors' layout, SPEC §9): shape (B, N_prm), one flat vector per row, or (N_prm,)
+//!   for one vector. Read: float16/32/64, little or big endian, C or Fortran order. Written: `<f4`, C
+//!   order.
+//!
+//! Every value is converted to f32 on reading; a non-finite value (or a float64 beyond the float32
+//! range) is refused with the tensor and index that hold it. See `docs/io.md`.
 
 use anyhow::{anyhow, bail, Context, Result};
-use safetensors::{tensor::TensorView, Dtype, SafeTensors};
+use safetensors::{tensor::TensorInfo, tensor::TensorView, Dtype, SafeTensors};
+use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
@@ -13,6 +21,7 @@ use crate::model::Arch;
 /// B flat weight vectors of one network.
 #[derive(Clone, Debug, PartialEq)]
 pub struct WeightStack {
+    /// The network the vectors belong to.
     pub arch: Arch,
     /// B x N_prm, row-major.
     pub flat: Vec<f32>,
@@ -21,74 +30,296 @@ pub struct WeightStack {
 }
 
 impl WeightStack {
+    /// A stack of `flat.len() / N_prm` vectors; panics when `flat` is not a whole number of vectors
+    /// (a programming error: every reader checks the shapes first).
     pub fn new(arch: Arch, flat: Vec<f32>) -> WeightStack {
         assert_eq!(flat.len() % arch.n_params(), 0, "not a whole number of vectors");
         WeightStack { arch, flat, metadata: BTreeMap::new() }
     }
+    /// Number of vectors B.
     pub fn count(&self) -> usize {
         self.flat.len() / self.arch.n_params()
     }
+    /// Vector `i` (panics when `i >= count()`).
     pub fn vector(&self, i: usize) -> &[f32] {
         let n = self.arch.n_params();
         &self.flat[i * n..(i + 1) * n]
     }
 }
 
-fn is_npy(path: &Path) -> bool {
-    path.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy"))
+/// The two weight file formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// NumPy `.npy`.
+    Npy,
+    /// safetensors (any extension other than `.npy`).
+    Safetensors,
 }
 
-/// Reads a stack for `arch`, choosing the format by extension (.npy, else safetensors).
+impl Format {
+    /// The format a path names: `.npy` (any case) or safetensors.
+    pub fn of(path: &Path) -> Format {
+        if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy")) {
+            Format::Npy
+        } else {
+            Format::Safetensors
+        }
+    }
+}
+
+/// What reading had to convert, for the one note on stderr.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Conversion {
+    /// The file's element type (e.g. `float64`, `F16`), when it is not float32.
+    pub from: Option<String>,
+    /// How many values changed when rounded to float32 (float64 input only).
+    pub rounded: usize,
+}
+
+/// Reads a stack for `arch`, choosing the format by extension (.npy, else safetensors). When float64
+/// values had to be rounded to float32, says so once on stderr.
 pub fn read_weights(path: &Path, arch: Arch) -> Result<WeightStack> {
     let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read the weight file", path.display()))?;
-    let stack = if is_npy(path) { read_npy(&bytes, arch) } else { read_safetensors(&bytes, arch) }
-        .with_context(|| format!("{}", path.display()))?;
-    check_finite(&stack)?;
+    let (stack, conv) = parse_weights(&bytes, arch, Format::of(path)).with_context(|| format!("{}", path.display()))?;
+    if conv.rounded > 0 {
+        eprintln!(
+            "note: {}: {} of {} {} values were rounded to float32 (losscape computes in float32)",
+            path.display(),
+            conv.rounded,
+            stack.flat.len(),
+            conv.from.as_deref().unwrap_or("float64")
+        );
+    }
     Ok(stack)
 }
 
+/// Parses the bytes of a weight file: any input gives a stack or an error (never a panic), and no
+/// allocation exceeds a small multiple of `bytes.len()`.
+pub fn parse_weights(bytes: &[u8], arch: Arch, format: Format) -> Result<(WeightStack, Conversion)> {
+    let (stack, conv) = match format {
+        Format::Npy => read_npy(bytes, arch)?,
+        Format::Safetensors => read_safetensors(bytes, arch)?,
+    };
+    check_finite(&stack)?;
+    Ok((stack, conv))
+}
+
+/// (vector, tensor name, index within the tensor) of a flat index into a stack.
+fn locate(arch: Arch, flat_index: usize) -> (usize, &'static str, usize) {
+    let n = arch.n_params();
+    let (row, col) = (flat_index / n, flat_index % n);
+    let (specs, offsets) = (arch.params(), arch.offsets());
+    let t = offsets.iter().rposition(|&o| o <= col).unwrap_or(0);
+    (row, specs[t].name, col - offsets[t])
+}
+
 fn check_finite(stack: &WeightStack) -> Result<()> {
-    let n = stack.arch.n_params();
-    let (specs, offsets) = (stack.arch.params(), stack.arch.offsets());
     if let Some(i) = stack.flat.iter().position(|v| !v.is_finite()) {
-        let (row, col) = (i / n, i % n);
-        let t = offsets.iter().rposition(|&o| o <= col).unwrap();
-        bail!(
-            "tensor '{}' of vector {row} holds a non-finite value ({}) at flat index {}",
-            specs[t].name,
-            stack.flat[i],
-            col - offsets[t]
-        );
+        let (row, name, index) = locate(stack.arch, i);
+        bail!("tensor '{name}' of vector {row} holds a non-finite value ({}) at flat index {index}", stack.flat[i]);
     }
     Ok(())
 }
 
-fn read_npy(bytes: &[u8], arch: Arch) -> Result<WeightStack> {
+/// f64 -> f32, counting the values that change; a finite value beyond the f32 range is an error
+/// naming `what(index)`.
+fn narrow(values: &[f64], what: &dyn Fn(usize) -> String) -> Result<(Vec<f32>, usize)> {
+    let mut rounded = 0;
+    let mut out = Vec::with_capacity(values.len());
+    for (i, &x) in values.iter().enumerate() {
+        let y = x as f32;
+        if x.is_finite() && !y.is_finite() {
+            bail!("{} holds {x:e}, beyond the float32 range (±3.4e38) that losscape computes in", what(i));
+        }
+        if x.is_finite() && y as f64 != x {
+            rounded += 1;
+        }
+        out.push(y);
+    }
+    Ok((out, rounded))
+}
+
+/// The dimensions of a `.npy` header, checked before the header reaches `npyz`: the preamble's header
+/// length fits the file, the bracket nesting is shallow, and the shape's product cannot overflow.
+fn npy_precheck(bytes: &[u8]) -> Result<usize> {
+    const MAGIC: &[u8] = b"\x93NUMPY";
+    if !bytes.starts_with(MAGIC) {
+        bail!("not a .npy file (it does not start with \\x93NUMPY); save it with numpy.save");
+    }
+    let (major, minor) = match bytes.get(6..8) {
+        Some(v) => (v[0], v[1]),
+        None => bail!("the .npy file is truncated inside its preamble; save it again"),
+    };
+    let (len_bytes, start) = match major {
+        1 => (2, 10),
+        2 | 3 => (4, 12),
+        _ => bail!("unsupported .npy format version {major}.{minor} (1.0, 2.0 and 3.0 are read)"),
+    };
+    let len_field = bytes.get(8..8 + len_bytes).ok_or_else(|| anyhow!("the .npy file is truncated in its preamble"))?;
+    let header_len = len_field.iter().rev().fold(0usize, |acc, &b| (acc << 8) | b as usize);
+    let end = start + header_len;
+    if end > bytes.len() {
+        bail!(
+            "the .npy file is truncated: its header claims {header_len} bytes, the file holds {}; save it again",
+            bytes.len()
+        );
+    }
+    let text = std::str::from_utf8(&bytes[start..end]).map_err(|_| anyhow!("the .npy header is not text"))?;
+    let (mut depth, mut deepest) = (0i32, 0i32);
+    for c in text.chars() {
+        match c {
+            '(' | '[' | '{' => depth += 1,
+            ')' | ']' | '}' => depth -= 1,
+            _ => {}
+        }
+        deepest = deepest.max(depth);
+    }
+    if deepest > 3 {
+        bail!("the .npy header describes a structured array; save a plain float array (e.g. with numpy.save)");
+    }
+    // every bracketed list of integers (the shape, wherever it sits): the product of its nonzero
+    // entries must fit u64 (npyz multiplies them unchecked) and cannot exceed the file's size
+    for group in text.split(['(', '[', '{']).skip(1).map(|g| g.split([')', ']', '}']).next().unwrap_or("")) {
+        let dims: Option<Vec<u64>> = group.split(',').map(str::trim).filter(|d| !d.is_empty()).map(py_uint).collect();
+        let Some(dims) = dims else { continue };
+        let product = dims
+            .iter()
+            .filter(|&&d| d > 0)
+            .try_fold(1u64, |p, &d| p.checked_mul(d))
+            .filter(|&p| p <= bytes.len() as u64);
+        if product.is_none() {
+            bail!("the .npy file is truncated or corrupt: its shape {dims:?} needs more bytes than the file holds");
+        }
+    }
+    Ok(end)
+}
+
+/// A non-negative Python integer literal (decimal, 0x, 0o, 0b, underscores, a Python 2 `L`).
+fn py_uint(token: &str) -> Option<u64> {
+    let t: String = token.trim_start_matches('+').trim_end_matches(['L', 'l']).replace('_', "").to_lowercase();
+    let (digits, radix) = match t.get(..2) {
+        Some("0x") => (&t[2..], 16),
+        Some("0o") => (&t[2..], 8),
+        Some("0b") => (&t[2..], 2),
+        _ => (&t[..], 10),
+    };
+    u64::from_str_radix(digits, radix).ok()
+}
+
+/// Element types read from .npy files.
+#[derive(Clone, Copy)]
+enum NpyFloat {
+    F16,
+    F32,
+    F64,
+}
+
+fn read_npy(bytes: &[u8], arch: Arch) -> Result<(WeightStack, Conversion)> {
+    let data_start = npy_precheck(bytes)?;
     let npy = npyz::NpyFile::new(bytes).map_err(|e| anyhow!("not a valid .npy file: {e}"))?;
     let shape = npy.shape().to_vec();
     let n = arch.n_params();
-    let row_len = *shape.last().ok_or_else(|| anyhow!("the .npy array has no dimensions"))? as usize;
-    if shape.len() > 2 {
-        bail!("the .npy array has shape {shape:?}; expected (vectors, {n})");
-    }
-    if row_len != n {
+    let (rows, row_len) = match shape[..] {
+        [len] => (1, len),
+        [rows, len] => (rows, len),
+        _ => bail!("the .npy array has shape {shape:?}; expected (vectors, {n}) or ({n},)"),
+    };
+    if row_len != n as u64 {
         bail!(
             "row length {row_len} does not match the {}'s {n} parameters; is this a file of another network?",
             arch.title()
         );
     }
-    if npy.order() != npyz::Order::C {
-        bail!("the .npy array is in Fortran order; save it in C order");
+    let descr = npy.dtype().descr();
+    let (kind, size) = match descr.trim_matches('\'') {
+        "<f2" | ">f2" => (NpyFloat::F16, 2),
+        "<f4" | ">f4" => (NpyFloat::F32, 4),
+        "<f8" | ">f8" => (NpyFloat::F64, 8),
+        _ => bail!(
+            "the .npy array has dtype {descr}; expected a float array: float16, float32 or float64 ('<f4', '>f8', …)"
+        ),
+    };
+    let values = rows.checked_mul(n as u64).ok_or_else(|| anyhow!("the .npy shape is impossibly large"))?;
+    let expected = values.checked_mul(size).ok_or_else(|| anyhow!("the .npy shape is impossibly large"))?;
+    let found = (bytes.len() - data_start) as u64;
+    if found != expected {
+        bail!(
+            "the .npy data holds {found} bytes, but shape {shape:?} of {} needs {expected}; the file is {}",
+            descr,
+            if found < expected { "truncated, save it again" } else { "corrupt (bytes after the data)" }
+        );
     }
-    let dtype = npy.dtype();
-    if dtype.descr() != "'<f4'" {
-        bail!("the .npy array has dtype {}; expected little-endian float32 ('<f4')", dtype.descr());
-    }
-    let flat: Vec<f32> = npy.into_vec().map_err(|e| anyhow!("the .npy data cannot be read: {e}"))?;
-    Ok(WeightStack::new(arch, flat))
+    let fortran = npy.order() == npyz::Order::Fortran && shape.len() == 2;
+    let read_err = |e: std::io::Error| anyhow!("the .npy data cannot be read: {e}");
+    let mut conv = Conversion::default();
+    let file_order: Vec<f32> = match kind {
+        NpyFloat::F32 => npy.into_vec::<f32>().map_err(read_err)?,
+        NpyFloat::F16 => {
+            conv.from = Some("float16".into());
+            npy.into_vec::<npyz::half::f16>().map_err(read_err)?.into_iter().map(f32::from).collect()
+        }
+        NpyFloat::F64 => {
+            conv.from = Some("float64".into());
+            let wide = npy.into_vec::<f64>().map_err(read_err)?;
+            let r = rows as usize;
+            // the index in row-major order of file position i
+            let to_c = |i: usize| if fortran { (i % r) * n + i / r } else { i };
+            let (v, rounded) = narrow(&wide, &|i| {
+                let (row, name, index) = locate(arch, to_c(i));
+                format!("tensor '{name}' of vector {row} (index {index})")
+            })?;
+            conv.rounded = rounded;
+            v
+        }
+    };
+    let flat = if fortran {
+        // element (b, i) is stored at i * rows + b
+        let r = rows as usize;
+        let mut c = vec![0f32; file_order.len()];
+        for (i, &v) in file_order.iter().enumerate() {
+            c[(i % r) * n + i / r] = v;
+        }
+        c
+    } else {
+        file_order
+    };
+    Ok((WeightStack::new(arch, flat), conv))
 }
 
-fn read_safetensors(bytes: &[u8], arch: Arch) -> Result<WeightStack> {
+/// Little-endian tensor bytes of a supported dtype as f32.
+fn tensor_f32(view: &TensorView, name: &str, rows: usize, arch: Arch, conv: &mut Conversion) -> Result<Vec<f32>> {
+    let data = view.data();
+    let per_row = view.shape().iter().product::<usize>() / rows.max(1);
+    Ok(match view.dtype() {
+        Dtype::F32 => data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
+        Dtype::F16 => {
+            conv.from = Some("F16".into());
+            data.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect()
+        }
+        Dtype::BF16 => {
+            conv.from = Some("BF16".into());
+            data.chunks_exact(2).map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32()).collect()
+        }
+        Dtype::F64 => {
+            conv.from = Some("F64".into());
+            let wide: Vec<f64> = data
+                .chunks_exact(8)
+                .map(|c| f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
+                .collect();
+            let (v, rounded) = narrow(&wide, &|i| {
+                format!("tensor '{name}' of vector {} (index {})", i / per_row.max(1), i % per_row.max(1))
+            })?;
+            conv.rounded += rounded;
+            v
+        }
+        other => bail!(
+            "tensor '{name}' has dtype {other:?}; expected a float tensor (F32, F64, F16 or BF16) of the {}",
+            arch.title()
+        ),
+    })
+}
+
+fn read_safetensors(bytes: &[u8], arch: Arch) -> Result<(WeightStack, Conversion)> {
     let st = SafeTensors::deserialize(bytes).map_err(|e| anyhow!("not a valid safetensors file: {e}"))?;
     let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| anyhow!("not a valid safetensors file: {e}"))?;
     let specs = arch.params();
@@ -109,9 +340,6 @@ fn read_safetensors(bytes: &[u8], arch: Arch) -> Result<WeightStack> {
         let view = st.tensor(spec.name).map_err(|_| {
             anyhow!("tensor '{}' is missing (the {} needs it, shape {:?})", spec.name, arch.title(), spec.shape)
         })?;
-        if view.dtype() != Dtype::F32 {
-            bail!("tensor '{}' has dtype {:?}; expected F32", spec.name, view.dtype());
-        }
         let shape = view.shape();
         let b = if shape == spec.shape.as_slice() {
             1
@@ -128,24 +356,28 @@ fn read_safetensors(bytes: &[u8], arch: Arch) -> Result<WeightStack> {
     }
     let b = count.unwrap_or(0);
     let n = arch.n_params();
+    let mut conv = Conversion::default();
     let mut flat = vec![0f32; b * n];
     let mut off = 0;
     for (spec, view) in specs.iter().zip(&views) {
         let len = spec.len();
-        let values: Vec<f32> = view.data().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
+        let values = tensor_f32(view, spec.name, b, arch, &mut conv)?;
         for r in 0..b {
             flat[r * n + off..r * n + off + len].copy_from_slice(&values[r * len..(r + 1) * len]);
         }
         off += len;
     }
     let metadata = header.metadata().clone().unwrap_or_default().into_iter().collect();
-    Ok(WeightStack { arch, flat, metadata })
+    Ok((WeightStack { arch, flat, metadata }, conv))
 }
 
 /// Writes a stack, choosing the format by extension (.npy, else safetensors), atomically: a crash
-/// leaves either the old file or the new one.
+/// leaves either the old file or the new one. The same stack always gives the same bytes.
 pub fn write_weights(path: &Path, stack: &WeightStack) -> Result<()> {
-    let bytes = if is_npy(path) { npy_bytes(stack)? } else { safetensors_bytes(stack)? };
+    let bytes = match Format::of(path) {
+        Format::Npy => npy_bytes(stack)?,
+        Format::Safetensors => safetensors_bytes(stack)?,
+    };
     crate::io::atomic_write(path, &bytes)
 }
 
@@ -161,6 +393,35 @@ fn npy_bytes(stack: &WeightStack) -> Result<Vec<u8>> {
         w.extend(stack.flat.iter().copied())?;
         w.finish()?;
     }
+    Ok(out)
+}
+
+/// Serializes tensors with `metadata` into safetensors bytes whose header has its keys in sorted order
+/// (the `safetensors` crate writes its metadata map in hash order, which differs from run to run).
+pub fn safetensors_canonical<'a>(
+    views: Vec<(String, TensorView<'a>)>,
+    metadata: &BTreeMap<String, String>,
+) -> Result<Vec<u8>> {
+    let meta: HashMap<String, String> = metadata.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let bytes = safetensors::serialize(views, (!meta.is_empty()).then_some(meta))?;
+    let (n, parsed) = SafeTensors::read_metadata(&bytes)?;
+    #[derive(Serialize)]
+    struct Header<'h> {
+        #[serde(rename = "__metadata__", skip_serializing_if = "Option::is_none")]
+        metadata: Option<BTreeMap<&'h String, &'h String>>,
+        #[serde(flatten)]
+        tensors: BTreeMap<String, &'h TensorInfo>,
+    }
+    let header = Header {
+        metadata: parsed.metadata().as_ref().map(|m| m.iter().collect()),
+        tensors: parsed.tensors().into_iter().collect(),
+    };
+    let mut text = serde_json::to_vec(&header)?;
+    text.resize(text.len().next_multiple_of(8), b' ');
+    let mut out = Vec::with_capacity(8 + text.len() + bytes.len() - 8 - n);
+    out.extend_from_slice(&(text.len() as u64).to_le_bytes());
+    out.extend_from_slice(&text);
+    out.extend_from_slice(&bytes[8 + n..]);
     Ok(out)
 }
 
@@ -185,8 +446,8 @@ fn safetensors_bytes(stack: &WeightStack) -> Result<Vec<u8>> {
         .iter()
         .map(|(name, shape, data)| Ok((name.clone(), TensorView::new(Dtype::F32, shape.clone(), data)?)))
         .collect::<Result<_, safetensors::SafeTensorError>>()?;
-    let mut meta: HashMap<String, String> = stack.metadata.clone().into_iter().collect();
+    let mut meta = stack.metadata.clone();
     meta.insert("losscape.model".into(), stack.arch.id().into());
     meta.insert("losscape.vectors".into(), b.to_string());
-    Ok(safetensors::serialize(views, Some(meta))?)
+    safetensors_canonical(views, &meta)
 }

@@ -152,8 +152,10 @@ pub fn analyze(dir: &Path, out: &Path, context: &str) -> Result<Vec<String>> {
                 std::fs::read_to_string(summary_file(dir, arch, opt)).ok().and_then(|t| serde_json::from_str(&t).ok())
             })
             .collect();
-        let sets: Vec<Option<WeightStack>> =
-            SETS.iter().map(|(opt, kind)| read_weights(&set_file(dir, arch, opt, kind), arch).ok()).collect();
+        let sets: Vec<Option<WeightStack>> = SETS
+            .iter()
+            .map(|(opt, kind)| read_weights(&set_file(dir, arch, opt, kind), arch).ok().filter(|s| s.count() > 0))
+            .collect();
         if summaries.iter().all(Option::is_none) && sets.iter().all(Option::is_none) {
             continue;
         }

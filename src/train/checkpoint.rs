@@ -4,7 +4,7 @@
 use anyhow::{anyhow, bail, Context, Result};
 use safetensors::{tensor::TensorView, Dtype, SafeTensors};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use super::RunRecord;
@@ -37,8 +37,8 @@ impl Checkpoint {
             .iter()
             .map(|(name, bytes)| Ok((name.clone(), TensorView::new(Dtype::F32, vec![bytes.len() / 4], bytes)?)))
             .collect::<Result<_, safetensors::SafeTensorError>>()?;
-        let meta = HashMap::from([(KEY.to_string(), serde_json::to_string(self)?)]);
-        crate::io::atomic_write(&path(dir), &safetensors::serialize(views, Some(meta))?)
+        let meta = BTreeMap::from([(KEY.to_string(), serde_json::to_string(self)?)]);
+        crate::io::atomic_write(&path(dir), &crate::io::weights::safetensors_canonical(views, &meta)?)
     }
 
     /// The checkpoint and its bytes, when the directory has one.

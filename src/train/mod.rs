@@ -250,7 +250,8 @@ pub fn train(inputs: TrainInputs, progress: &mut dyn TrainProgress) -> Result<Su
     };
     let best_train = gpu.upload(start, "best train snapshots")?;
     let best_test = gpu.upload(start, "best test snapshots")?;
-    let shuffle_seeds: Vec<u64> = seeds.clone().unwrap_or_else(|| (0..r as u64).map(|i| cfg.seed + i).collect());
+    let shuffle_seeds: Vec<u64> =
+        seeds.clone().unwrap_or_else(|| (0..r as u64).map(|i| cfg.seed.wrapping_add(i)).collect());
     let mut records: Vec<RunRecord> =
         (0..r).map(|i| RunRecord { seed: seeds.as_ref().map(|s| s[i]), ..Default::default() }).collect();
 

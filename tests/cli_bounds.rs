@@ -1,0 +1,245 @@
+//! A walk over every subcommand's numeric options with boundary values: 0, the largest integer and
+//! out-of-range floats are refused (exit 2, naming the option), the smallest accepted value runs or
+//! fails cleanly, and nothing panics.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+const MAX: &str = "18446744073709551615";
+
+fn run(args: &[String]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_losscape")).args(args).output().unwrap()
+}
+
+fn no_panic(args: &[String], o: &Output) {
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!err.contains("panicked") && !err.contains("RUST_BACKTRACE"), "{args:?} panicked: {err}");
+    assert!(o.status.code().is_some_and(|c| c == 0 || c == 1 || c == 2), "{args:?}: exit {:?}: {err}", o.status);
+}
+
+/// `base` with `option value` added (replacing the base's value of `option`).
+fn with(base: &[&str], option: &str, value: &str) -> Vec<String> {
+    let mut v: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < base.len() {
+        if base[i] == option {
+            i += 2;
+            continue;
+        }
+        v.push(base[i].to_string());
+        i += 1;
+    }
+    v.push(format!("{option}={value}")); // so that "-1" is a value, not a flag
+    v
+}
+
+/// Values outside the range: exit 2 with a message naming the option.
+fn refused(base: &[&str], option: &str, values: &[&str]) {
+    for value in values {
+        let args = with(base, option, value);
+        let o = run(&args);
+        no_panic(&args, &o);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?} should be refused: {err}");
+        assert!(err.contains(option), "{args:?}: the error should name {option}: {err}");
+    }
+}
+
+/// The smallest accepted value: success, or a clean error.
+fn accepted(base: &[&str], option: &str, value: &str) {
+    let args = with(base, option, value);
+    let o = run(&args);
+    no_panic(&args, &o);
+    assert!(o.status.code() != Some(2), "{args:?} is in range: {}", String::from_utf8_lossy(&o.stderr));
+}
+
+fn p(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+#[test]
+fn every_numeric_option_of_every_subcommand_is_bounded_without_panics() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let set = d.join("set.safetensors");
+    let out = d.join("out");
+    let o = run(&with(&["init", "--model", "fcp", "--count", "3", "--out", p(&set)], "--seed", "1"));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    let ints = ["0", "-1", MAX, "1.5", "x"];
+    let floats = ["0", "-1", "nan", "inf", "-inf", "x"];
+
+    // init
+    let init = ["init", "--model", "fcp", "--count", "1", "--out", p(&out)];
+    refused(&init, "--count", &ints);
+    accepted(&init, "--seed", MAX);
+    let o = run(&with(&["init", "--model", "fcp", "--count", "2", "--out", p(&out)], "--seed", MAX));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "--seed max + 1 wraps: {err}");
+    assert!(err.contains("--seed") && err.contains("beyond the largest seed"), "{err}");
+
+    // eval
+    let eval = ["eval", "--model", "fcp", "--weights", p(&set), "--limit", "20"];
+    refused(&eval, "--limit", &["0", "-1", "x"]);
+    accepted(&eval, "--limit", "1");
+    accepted(&eval, "--limit", MAX);
+    accepted(&eval, "--vectors", "2");
+    accepted(&eval, "--vectors", MAX);
+
+    // train (every refusal comes before the data is read)
+    let train_out = d.join("train-out");
+    let sgd = [
+        "train",
+        "--model",
+        "fcp",
+        "--optimizer",
+        "sgd",
+        "--runs",
+        "2",
+        "--keep",
+        "1",
+        "--epochs",
+        "1",
+        "--batch",
+        "8",
+        "--train-size",
+        "16",
+        "--test-size",
+        "8",
+        "--quiet",
+        "--out",
+        p(&train_out),
+    ];
+    for option in ["--runs", "--keep", "--epochs", "--iterations", "--budget", "--history"] {
+        refused(&sgd, option, &ints);
+    }
+    refused(&sgd, "--batch", &["0", "-1", "1.5", "x"]);
+    refused(&sgd, "--train-size", &["0", "x"]);
+    refused(&sgd, "--test-size", &["0", "x"]);
+    refused(&sgd, "--checkpoint-every", &["0", "x"]);
+    refused(&sgd, "--lr", &floats);
+    refused(&sgd, "--seed", &["-1", "x"]);
+    let o = run(&with(&sgd, "--keep", "3"));
+    assert_eq!(o.status.code(), Some(2), "--keep > --runs: {}", String::from_utf8_lossy(&o.stderr));
+    let o = run(&with(&sgd, "--seed", MAX));
+    assert_eq!(o.status.code(), Some(2), "--seed max with 2 runs: {}", String::from_utf8_lossy(&o.stderr));
+    for (option, value) in [("--train-size", MAX), ("--test-size", MAX), ("--batch", "17"), ("--batch", MAX)] {
+        let args = with(&sgd, option, value);
+        let o = run(&args);
+        no_panic(&args, &o);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    }
+    let lbfgs = [
+        "train",
+        "--model",
+        "fcp",
+        "--optimizer",
+        "lbfgs",
+        "--runs",
+        "1",
+        "--keep",
+        "1",
+        "--iterations",
+        "1",
+        "--train-size",
+        "16",
+        "--test-size",
+        "8",
+        "--quiet",
+        "--out",
+    ];
+    for (i, (option, value)) in
+        [("--history", "1"), ("--budget", "1"), ("--checkpoint-every", MAX), ("--seed", MAX)].into_iter().enumerate()
+    {
+        let out = d.join(format!("lbfgs-{i}"));
+        accepted(&[&lbfgs[..], &[p(&out)]].concat(), option, value);
+    }
+    accepted(&[&sgd[..sgd.len() - 1], &[p(&d.join("sgd-1"))]].concat(), "--batch", "1");
+
+    // paths
+    let paths = [
+        "paths",
+        "--model",
+        "fcp",
+        "--set",
+        p(&set),
+        "--pairs",
+        "1",
+        "--train-size",
+        "8",
+        "--points",
+        "2",
+        "--fourier",
+        "1",
+        "--iterations",
+        "1",
+        "--quiet",
+        "--out",
+    ];
+    let outs: Vec<String> = (0..3).map(|i| p(&d.join(format!("paths-{i}"))).to_string()).collect();
+    let paths_out = |i: usize| [&paths[..], &[outs[i].as_str()]].concat();
+    let base = paths_out(0);
+    for option in ["--fourier", "--iterations"] {
+        refused(&base, option, &ints);
+    }
+    refused(&base, "--pairs", &["0", "-1", "x"]);
+    refused(&base, "--points", &["0", "1", MAX, "x"]);
+    refused(&base, "--train-size", &["0", "x"]);
+    refused(&base, "--lr", &floats);
+    refused(&base, "--lambda", &["-1", "nan", "inf", "x"]);
+    refused(&base, "--shard", &["1/1", "0/0", "x"]);
+    accepted(&base, "--lambda", "0");
+    accepted(&paths_out(1), "--seed", MAX);
+    accepted(&paths_out(2), "--pairs", "4"); // more pairs than three vectors have: a clean error
+    for (option, value) in [("--train-size", MAX), ("--pairs", MAX)] {
+        let args = with(&base, option, value);
+        let o = run(&args);
+        no_panic(&args, &o);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    }
+
+    // bench: no panic at its smallest values (its own checks refuse zero counts; --images beyond the
+    // split means all 60,000 images, too slow for this walk)
+    let bench_out = d.join("bench.json");
+    let bench = [
+        "bench",
+        "--models",
+        "fcp",
+        "--images",
+        "8",
+        "--batches",
+        "1",
+        "--repeats",
+        "1",
+        "--ceiling-size",
+        "16",
+        "--path-points",
+        "0",
+        "--train-runs",
+        "0",
+        "--out",
+        p(&bench_out),
+    ];
+    for (option, value) in [
+        ("--images", "0"),
+        ("--repeats", "0"),
+        ("--batches", "0"),
+        ("--ceiling-size", "0"),
+        ("--ceiling-size", "1"),
+        ("--path-points", "1"),
+        ("--images", "1"),
+    ] {
+        let args = with(&bench, option, value);
+        no_panic(&args, &run(&args));
+    }
+
+    // toy, reproduce, merge
+    refused(&["toy", "--out", p(&d.join("toy"))], "--lambdas", &["-1", "nan", "10,x"]);
+    refused(&["reproduce", "--out", p(&d.join("work"))], "--shard", &["0/0", "2/1", "x"]);
+    let o = run(&["reproduce".into(), "--preset".into(), "huge".into(), "--out".into(), p(&d.join("w")).into()]);
+    no_panic(&[], &o);
+    assert_ne!(o.status.code(), Some(0));
+    let o = run(&["merge".into(), p(&d.join("absent")).into(), "--out".into(), p(&d.join("m.jsonl")).into()]);
+    no_panic(&[], &o);
+    assert_eq!(o.status.code(), Some(1));
+}
