@@ -119,3 +119,18 @@ fn auto_takes_the_cpu_backend_when_the_only_adapters_are_software_rasterisers() 
     // and on this machine the suite's own devices are what they claim
     assert!(cpu().is_cpu() && !wgpu().is_cpu());
 }
+
+#[test]
+fn the_cpu_backend_gives_the_same_bits_every_time() {
+    // parallel reductions must not depend on how the threads happened to split the work
+    let data = mnist(Split::Train, 200);
+    for arch in Arch::ALL {
+        let net = Network { arch, act: Act::Softplus };
+        let flat = vectors(arch);
+        let first = run(&cpu(), net, &data, &flat, 0);
+        for _ in 0..2 {
+            let again = run(&cpu(), net, &data, &flat, 0);
+            assert!(first.0 == again.0 && first.1 == again.1, "{arch:?}: results differ between identical runs");
+        }
+    }
+}

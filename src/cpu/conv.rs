@@ -496,9 +496,11 @@ fn weight_grad_sums(ctx: &Ctx, grad_out: &[f32]) -> (Vec<f32>, Vec<f32>) {
     let sums = if ctx.threads <= 1 || tasks.len() <= 1 {
         tasks.into_iter().fold(init(), run)
     } else {
-        let min_len = min_len(tasks.len(), ctx.threads);
-        let parts = tasks.into_par_iter().with_min_len(min_len).fold(init, run);
-        parts.reduce_with(add_sums).unwrap_or_else(init)
+        // fixed contiguous pieces, summed in order: the same inputs give the same bits on every run
+        // (rayon's own fold splits as work is stolen, which would change the summation order)
+        let piece = tasks.len().div_ceil(ctx.threads);
+        let parts: Vec<GradSums> = tasks.par_chunks(piece).map(|p| p.iter().copied().fold(init(), run)).collect();
+        parts.into_iter().reduce(add_sums).unwrap_or_else(init)
     };
     (sums.dw, sums.db)
 }
