@@ -123,7 +123,7 @@ fn same_shape(op: &str, x: &Rows, y: &Rows) -> Result<()> {
 
 /// Bytes a scratch tensor may take on the CPU backend (host memory is plentiful, and large chunks keep
 /// the matrix products efficient).
-const CPU_SCRATCH_BYTES: u64 = 256 << 20;
+const CPU_SCRATCH_BYTES: u64 = 512 << 20;
 /// Bytes a scratch tensor may take on a GPU (the common 128 MiB binding limit leaves room for several).
 const GPU_SCRATCH_BYTES: u64 = 32 << 20;
 

@@ -5,35 +5,45 @@
 
 use rayon::prelude::*;
 
-use crate::ops::{partial_slots, Act, AdamStep, Head, LossChunk, LstmStep, Selection};
+use super::math::{exp, sigmoid, softplus, tanh};
+use crate::ops::{Act, AdamStep, Head, LossChunk, LstmStep, Selection};
+
+/// Calls `$plain(args)` compiled for AVX2+FMA when the processor has it, through the `$avx2` wrapper.
+macro_rules! simd_call {
+    ($avx2:ident, $plain:ident ( $($arg:expr),* )) => {{
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+                // SAFETY: the features were just detected.
+                unsafe { $avx2($($arg),*) }
+            } else {
+                $plain($($arg),*)
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            $plain($($arg),*)
+        }
+    }};
+}
 
 /// Elements per parallel task of the element-wise kernels.
 const GRAIN: usize = 1 << 14;
 
-/// PyTorch softplus (beta 1, threshold 20).
-pub fn softplus(x: f32) -> f32 {
-    if x > 20.0 {
-        x
-    } else {
-        x.exp().ln_1p()
-    }
-}
-
-pub fn sigmoid(x: f32) -> f32 {
-    1.0 / (1.0 + (-x).exp())
-}
-
+#[inline(always)]
 fn act(a: Act, x: f32) -> f32 {
     match a {
         Act::Softplus => softplus(x),
         Act::Relu => x.max(0.0),
         Act::Sigmoid => sigmoid(x),
-        Act::Tanh => x.tanh(),
+        Act::Tanh => tanh(x),
     }
 }
 
+#[inline(always)]
 fn act_grad(a: Act, x: f32) -> f32 {
     match a {
+        // PyTorch's threshold: the derivative is 1 above 20
         Act::Softplus => {
             if x > 20.0 {
                 1.0
@@ -41,30 +51,63 @@ fn act_grad(a: Act, x: f32) -> f32 {
                 sigmoid(x)
             }
         }
-        Act::Relu => f32::from(x > 0.0),
+        Act::Relu => f32::from(u8::from(x > 0.0)),
         Act::Sigmoid => {
             let s = sigmoid(x);
             s * (1.0 - s)
         }
         Act::Tanh => {
-            let t = x.tanh();
+            let t = tanh(x);
             1.0 - t * t
         }
     }
 }
 
+/// `out[i] = f(z[i], out[i])`, compiled for AVX2+FMA when the processor has it (the functions of
+/// [`super::math`] then run eight lanes at a time).
+fn map(z: &[f32], out: &mut [f32], f: impl Fn(f32, f32) -> f32 + Copy) {
+    simd_call!(map_avx2, map_plain(z, out, f))
+}
+
+#[inline(always)]
+fn map_plain(z: &[f32], out: &mut [f32], f: impl Fn(f32, f32) -> f32 + Copy) {
+    out.iter_mut().zip(z).for_each(|(o, &z)| *o = f(z, *o));
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn map_avx2(z: &[f32], out: &mut [f32], f: impl Fn(f32, f32) -> f32 + Copy) {
+    map_plain(z, out, f)
+}
+
+/// One activation's forward (`backward` false: out = act(z)) or backward (grad *= act'(z)) map, with
+/// the activation fixed so that the loop has no branch on it.
+fn activation_map(a: Act, backward: bool, z: &[f32], out: &mut [f32]) {
+    macro_rules! go {
+        ($act:expr) => {
+            if backward {
+                map(z, out, |z, g| g * act_grad($act, z))
+            } else {
+                map(z, out, |z, _| act($act, z))
+            }
+        };
+    }
+    match a {
+        Act::Softplus => go!(Act::Softplus),
+        Act::Relu => go!(Act::Relu),
+        Act::Sigmoid => go!(Act::Sigmoid),
+        Act::Tanh => go!(Act::Tanh),
+    }
+}
+
 /// out = act(z) over the first `len` elements.
 pub fn activation_forward(a: Act, z: &[f32], out: &mut [f32], len: usize) {
-    out[..len].par_chunks_mut(GRAIN).zip(z[..len].par_chunks(GRAIN)).for_each(|(o, z)| {
-        o.iter_mut().zip(z).for_each(|(o, &z)| *o = act(a, z));
-    });
+    out[..len].par_chunks_mut(GRAIN).zip(z[..len].par_chunks(GRAIN)).for_each(|(o, z)| activation_map(a, false, z, o));
 }
 
 /// grad *= act'(z) over the first `len` elements.
 pub fn activation_backward(a: Act, z: &[f32], grad: &mut [f32], len: usize) {
-    grad[..len].par_chunks_mut(GRAIN).zip(z[..len].par_chunks(GRAIN)).for_each(|(g, z)| {
-        g.iter_mut().zip(z).for_each(|(g, &z)| *g *= act_grad(a, z));
-    });
+    grad[..len].par_chunks_mut(GRAIN).zip(z[..len].par_chunks(GRAIN)).for_each(|(g, z)| activation_map(a, true, z, g));
 }
 
 /// Cross-entropy of one image's logits against label y without cancellation (see loss.wgsl): the loss,
@@ -81,7 +124,7 @@ fn cross_entropy(z: &[f32], y: usize, grad: &mut [f32], scale: f32) -> (f32, boo
         }
     }
     let zr = z[r];
-    let s: f32 = (0..z.len()).filter(|&k| k != r).map(|k| (z[k] - zr).exp()).sum();
+    let s: f32 = (0..z.len()).filter(|&k| k != r).map(|k| exp(z[k] - zr)).sum();
     let inv = 1.0 / (1.0 + s);
     for k in 0..z.len() {
         let g = if k == r {
@@ -91,7 +134,7 @@ fn cross_entropy(z: &[f32], y: usize, grad: &mut [f32], scale: f32) -> (f32, boo
                 inv
             }
         } else {
-            let e = (z[k] - zr).exp() * inv;
+            let e = exp(z[k] - zr) * inv;
             if k == y {
                 e - 1.0
             } else {
@@ -105,15 +148,41 @@ fn cross_entropy(z: &[f32], y: usize, grad: &mut [f32], scale: f32) -> (f32, boo
 
 /// MSE of sigmoid(z) against the image x (mean over pixels); gradient scaled by `scale`.
 fn mse_sigmoid(z: &[f32], x: &[f32], grad: &mut [f32], scale: f32) -> f32 {
-    let w = z.len() as f32;
-    let mut loss = 0.0f32;
-    for k in 0..z.len() {
-        let y = sigmoid(z[k]);
-        let d = y - x[k];
-        loss += d * d;
-        grad[k] = 2.0 * scale / w * d * y * (1.0 - y);
+    simd_call!(mse_sigmoid_avx2, mse_sigmoid_plain(z, x, grad, scale))
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn mse_sigmoid_avx2(z: &[f32], x: &[f32], grad: &mut [f32], scale: f32) -> f32 {
+    mse_sigmoid_plain(z, x, grad, scale)
+}
+
+/// Eight partial sums over fixed-size chunks, so that the loop vectorises.
+#[inline(always)]
+fn mse_sigmoid_plain(z: &[f32], x: &[f32], grad: &mut [f32], scale: f32) -> f32 {
+    let w = z.len();
+    let k2 = 2.0 * scale / w as f32;
+    let mut acc = [0f32; 8];
+    let (zc, xc, gc) = (z.chunks_exact(8), x.chunks_exact(8), grad.chunks_exact_mut(8));
+    let (zr, xr) = (zc.remainder(), xc.remainder());
+    for ((z8, x8), g8) in zc.zip(xc).zip(gc) {
+        let (z8, x8): (&[f32; 8], &[f32; 8]) = (z8.try_into().unwrap(), x8.try_into().unwrap());
+        let g8: &mut [f32; 8] = g8.try_into().unwrap();
+        for lane in 0..8 {
+            let y = sigmoid(z8[lane]);
+            let d = y - x8[lane];
+            acc[lane] += d * d;
+            g8[lane] = k2 * d * y * (1.0 - y);
+        }
     }
-    loss / w
+    let tail = w - zr.len();
+    for (k, (&z, &x)) in zr.iter().zip(xr).enumerate() {
+        let y = sigmoid(z);
+        let d = y - x;
+        acc[0] += d * d;
+        grad[tail + k] = k2 * d * y * (1.0 - y);
+    }
+    acc.iter().sum::<f32>() / w as f32
 }
 
 /// Targets of a loss head: labels (as u32 bits) or the f32 images.
@@ -126,38 +195,59 @@ pub enum Targets<'a> {
 /// [loss, correct]) and d loss / d outputs into `grad`.
 pub fn loss_head(head: Head, c: &LossChunk, outputs: &[f32], targets: Targets, grad: &mut [f32], partials: &mut [f32]) {
     let scale = 1.0 / c.total_images as f32;
-    let slots = partial_slots(c.images);
+    let slot_len = 256 * c.width;
+    // one task per (vector, 256 images): the partial-sum slots, in parallel over images as well
     let per_vector: Vec<Vec<(f64, f64)>> = grad
         .par_chunks_mut(c.out_batch_stride.max(1))
         .take(c.batches)
         .enumerate()
         .map(|(b, g)| {
-            let mut sums = vec![(0.0f64, 0.0f64); slots];
-            for n in 0..c.images {
-                let (z, d) =
-                    (&outputs[b * c.out_batch_stride + n * c.width..][..c.width], &mut g[n * c.width..][..c.width]);
-                let image = b * c.img_bs + c.first_image + n;
-                let (loss, correct) = match (&targets, head) {
-                    (Targets::Labels(l), Head::CrossEntropy) => {
-                        let (loss, ok) = cross_entropy(z, l[image].to_bits() as usize, d, scale);
-                        (loss, f64::from(u8::from(ok)))
-                    }
-                    (Targets::Pixels(p), _) => (mse_sigmoid(z, &p[image * c.width..][..c.width], d, scale), 0.0),
-                    (Targets::Labels(_), Head::MseSigmoid) => unreachable!("the MSE head reads pixels"),
-                };
-                sums[n / 256].0 += loss as f64;
-                sums[n / 256].1 += correct;
-            }
-            sums
+            g[..c.images * c.width]
+                .par_chunks_mut(slot_len)
+                .enumerate()
+                .map(|(slot, gs)| slot_sums(head, c, b, slot, outputs, &targets, gs, scale))
+                .collect()
         })
         .collect();
     for (b, sums) in per_vector.iter().enumerate() {
         for (s, (loss, correct)) in sums.iter().enumerate() {
-            let slot = (b * c.parts + c.part_off + s) * 2;
-            partials[slot] = *loss as f32;
-            partials[slot + 1] = *correct as f32;
+            let at = (b * c.parts + c.part_off + s) * 2;
+            partials[at] = *loss as f32;
+            partials[at + 1] = *correct as f32;
         }
     }
+}
+
+/// Loss and correct count of the (up to) 256 images of partial slot `slot` of vector `b`, writing
+/// their output gradients into `grad` (those images' rows).
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn slot_sums(
+    head: Head,
+    c: &LossChunk,
+    b: usize,
+    slot: usize,
+    outputs: &[f32],
+    targets: &Targets,
+    grad: &mut [f32],
+    scale: f32,
+) -> (f64, f64) {
+    let (mut loss, mut correct) = (0.0f64, 0.0f64);
+    for (i, d) in grad.chunks_exact_mut(c.width).enumerate() {
+        let n = slot * 256 + i;
+        let z = &outputs[b * c.out_batch_stride + n * c.width..][..c.width];
+        let image = b * c.img_bs + c.first_image + n;
+        match (targets, head) {
+            (Targets::Labels(l), Head::CrossEntropy) => {
+                let (l, ok) = cross_entropy(z, l[image].to_bits() as usize, d, scale);
+                loss += l as f64;
+                correct += f64::from(u8::from(ok));
+            }
+            (Targets::Pixels(p), _) => loss += mse_sigmoid(z, &p[image * c.width..][..c.width], d, scale) as f64,
+            (Targets::Labels(_), Head::MseSigmoid) => unreachable!("the MSE head reads pixels"),
+        }
+    }
+    (loss, correct)
 }
 
 /// 2x2 average pooling (stride 2) of `planes` maps of side `in_hw`, or its gradient when `backward`.
@@ -196,8 +286,11 @@ pub fn gather_pixels(s: &LstmStep, pixels: &[f32], perm: &[f32], xperm: &mut [f3
     });
 }
 
-/// One LSTM step forward for every (vector, image): biases into the step's gates (kept for the
-/// backward pass), then c and h (see lstm.wgsl).
+/// Rows ((vector, image) pairs) per parallel task of the LSTM cell kernels.
+const CELL_ROWS: usize = 64;
+
+/// One LSTM step forward for every (vector, image): biases into the step's gates, then c and h (see
+/// lstm.wgsl); the gates keep their activations i, f, g, o for the backward pass.
 pub fn lstm_cell_forward(
     s: &LstmStep,
     weights: &[f32],
@@ -208,64 +301,129 @@ pub fn lstm_cell_forward(
 ) {
     let (h, st, g) = (s.shape.hidden, s.shape.steps, s.shape.gates());
     let rows = s.batches * s.images;
-    let gates = &mut gates[..rows * st * g];
-    let cells = &mut cells[..rows * (st + 1) * h];
-    let hidden = &mut hidden[..rows * st * h];
-    let last = &mut last[..rows * h];
-    gates
-        .par_chunks_mut(st * g)
-        .zip(cells.par_chunks_mut((st + 1) * h))
-        .zip(hidden.par_chunks_mut(st * h).zip(last.par_chunks_mut(h)))
+    let r = CELL_ROWS;
+    gates[..rows * st * g]
+        .par_chunks_mut(r * st * g)
+        .zip(cells[..rows * (st + 1) * h].par_chunks_mut(r * (st + 1) * h))
+        .zip(hidden[..rows * st * h].par_chunks_mut(r * st * h).zip(last[..rows * h].par_chunks_mut(r * h)))
         .enumerate()
-        .for_each(|(bn, ((gt, cl), (hd, ls)))| {
-            let w = &weights[(bn / s.images) * s.n_prm..];
-            let z = &mut gt[s.step * g..][..g];
-            for (k, zk) in z.iter_mut().enumerate() {
-                *zk += w[s.bias_ih + k] + w[s.bias_hh + k];
-            }
-            for j in 0..h {
-                let c_prev = cl[s.step * h + j];
-                let c = sigmoid(z[h + j]) * c_prev + sigmoid(z[j]) * z[2 * h + j].tanh();
-                cl[(s.step + 1) * h + j] = c;
-                let hv = sigmoid(z[3 * h + j]) * c.tanh();
-                if s.step + 1 < st {
-                    hd[(s.step + 1) * h + j] = hv;
-                } else {
-                    ls[j] = hv;
-                }
-            }
+        .for_each(|(t, ((gt, cl), (hd, ls)))| {
+            simd_call!(cell_forward_avx2, cell_forward_rows(s, weights, t * r, gt, cl, hd, ls))
         });
 }
 
-/// One LSTM step backward: from d h_s (`dh`) and the carried d c_s (`dc`), the step's gates become
-/// d loss / d gates and `dc` carries d c_{s-1}.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn cell_forward_avx2(
+    s: &LstmStep,
+    w: &[f32],
+    first: usize,
+    gt: &mut [f32],
+    cl: &mut [f32],
+    hd: &mut [f32],
+    ls: &mut [f32],
+) {
+    cell_forward_rows(s, w, first, gt, cl, hd, ls)
+}
+
+/// The forward cell of consecutive rows from row `first`, with the rows' slices of each buffer.
+#[inline(always)]
+fn cell_forward_rows(
+    s: &LstmStep,
+    weights: &[f32],
+    first: usize,
+    gt: &mut [f32],
+    cl: &mut [f32],
+    hd: &mut [f32],
+    ls: &mut [f32],
+) {
+    let (h, st, g) = (s.shape.hidden, s.shape.steps, s.shape.gates());
+    let last_step = s.step + 1 == st;
+    for (i, (((gr, cr), hr), lr)) in gt
+        .chunks_exact_mut(st * g)
+        .zip(cl.chunks_exact_mut((st + 1) * h))
+        .zip(hd.chunks_exact_mut(st * h))
+        .zip(ls.chunks_exact_mut(h))
+        .enumerate()
+    {
+        let w = &weights[((first + i) / s.images) * s.n_prm..];
+        let z = &mut gr[s.step * g..][..g];
+        for ((zk, bi), bh) in z.iter_mut().zip(&w[s.bias_ih..][..g]).zip(&w[s.bias_hh..][..g]) {
+            *zk += bi + bh;
+        }
+        // every slice exactly h long, so that the loop has no bounds checks and vectorises
+        let (zi, rest) = z.split_at_mut(h);
+        let (zf, rest) = rest.split_at_mut(h);
+        let (zg, zo) = rest.split_at_mut(h);
+        let (zo, zg) = (&mut zo[..h], &mut zg[..h]);
+        let (c_prev, c_next) = cr[s.step * h..][..2 * h].split_at_mut(h);
+        let c_next = &mut c_next[..h];
+        let out = if last_step { &mut lr[..h] } else { &mut hr[(s.step + 1) * h..][..h] };
+        for j in 0..h {
+            // the CPU backend keeps the gate activations i, f, g, o (not the pre-activations the GPU
+            // keeps): only the cell kernels read them, and the backward pass then needs no exp
+            let (i, f, g, o) = (sigmoid(zi[j]), sigmoid(zf[j]), tanh(zg[j]), sigmoid(zo[j]));
+            let c = f * c_prev[j] + i * g;
+            c_next[j] = c;
+            out[j] = o * tanh(c);
+            (zi[j], zf[j], zg[j], zo[j]) = (i, f, g, o);
+        }
+    }
+}
+
+/// One LSTM step backward: from d h_s (`dh`) and the carried d c_s (`dc`), the step's gates (the
+/// activations [`lstm_cell_forward`] left) become d loss / d gate pre-activations and `dc` carries
+/// d c_{s-1}.
 pub fn lstm_cell_backward(s: &LstmStep, gates: &mut [f32], cells: &[f32], dh: &[f32], dc: &mut [f32]) {
     let (h, st, g) = (s.shape.hidden, s.shape.steps, s.shape.gates());
     let rows = s.batches * s.images;
-    gates[..rows * st * g].par_chunks_mut(st * g).zip(dc[..rows * h].par_chunks_mut(h)).enumerate().for_each(
-        |(bn, (gt, dcv))| {
-            let z = &mut gt[s.step * g..][..g];
-            let cl = &cells[bn * (st + 1) * h..];
-            for j in 0..h {
-                let i = sigmoid(z[j]);
-                let f = sigmoid(z[h + j]);
-                let gg = z[2 * h + j].tanh();
-                let o = sigmoid(z[3 * h + j]);
-                let c_prev = cl[s.step * h + j];
-                let tc = cl[(s.step + 1) * h + j].tanh();
-                let dh_s = dh[bn * h + j];
-                let mut dc_s = dh_s * o * (1.0 - tc * tc);
-                if s.step + 1 < st {
-                    dc_s += dcv[j];
-                }
-                z[j] = dc_s * gg * i * (1.0 - i);
-                z[h + j] = dc_s * c_prev * f * (1.0 - f);
-                z[2 * h + j] = dc_s * i * (1.0 - gg * gg);
-                z[3 * h + j] = dh_s * tc * o * (1.0 - o);
-                dcv[j] = dc_s * f;
-            }
+    let r = CELL_ROWS;
+    gates[..rows * st * g].par_chunks_mut(r * st * g).zip(dc[..rows * h].par_chunks_mut(r * h)).enumerate().for_each(
+        |(t, (gt, dcv))| {
+            let (cl, dhv) = (&cells[t * r * (st + 1) * h..], &dh[t * r * h..]);
+            simd_call!(cell_backward_avx2, cell_backward_rows(s, gt, cl, dhv, dcv))
         },
     );
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn cell_backward_avx2(s: &LstmStep, gt: &mut [f32], cl: &[f32], dh: &[f32], dc: &mut [f32]) {
+    cell_backward_rows(s, gt, cl, dh, dc)
+}
+
+/// The backward cell of consecutive rows (`gt` and `dc` hold exactly those rows; `cl` and `dh` start
+/// at the first of them).
+#[inline(always)]
+fn cell_backward_rows(s: &LstmStep, gt: &mut [f32], cl: &[f32], dh: &[f32], dc: &mut [f32]) {
+    let (h, st, g) = (s.shape.hidden, s.shape.steps, s.shape.gates());
+    let carry = s.step + 1 < st;
+    for (i, (gr, dcv)) in gt.chunks_exact_mut(st * g).zip(dc.chunks_exact_mut(h)).enumerate() {
+        let z = &mut gr[s.step * g..][..g];
+        // every slice exactly h long, so that the loop has no bounds checks and vectorises
+        let (zi, rest) = z.split_at_mut(h);
+        let (zf, rest) = rest.split_at_mut(h);
+        let (zg, zo) = rest.split_at_mut(h);
+        let (zg, zo, dcv) = (&mut zg[..h], &mut zo[..h], &mut dcv[..h]);
+        let crow = &cl[i * (st + 1) * h..][..(st + 1) * h];
+        let (c_prev, c_next) = (&crow[s.step * h..][..h], &crow[(s.step + 1) * h..][..h]);
+        let dhr = &dh[i * h..][..h];
+        for j in 0..h {
+            // the gate activations the forward cell left in place
+            let (ig, f, gg, o) = (zi[j], zf[j], zg[j], zo[j]);
+            let tc = tanh(c_next[j]);
+            let dh_s = dhr[j];
+            let mut dc_s = dh_s * o * (1.0 - tc * tc);
+            if carry {
+                dc_s += dcv[j];
+            }
+            zi[j] = dc_s * gg * ig * (1.0 - ig);
+            zf[j] = dc_s * c_prev[j] * f * (1.0 - f);
+            zg[j] = dc_s * ig * (1.0 - gg * gg);
+            zo[j] = dh_s * tc * o * (1.0 - o);
+            dcv[j] = dc_s * f;
+        }
+    }
 }
 
 /// Copies each run's mini-batch (f32 pixels and labels) out of the dataset.

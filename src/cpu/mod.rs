@@ -6,6 +6,7 @@ mod buffer;
 pub mod conv;
 pub mod gemm;
 pub mod kernels;
+pub mod math;
 
 use anyhow::{bail, Result};
 use rayon::prelude::*;
