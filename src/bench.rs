@@ -67,6 +67,8 @@ pub struct Record {
     pub flop_count: &'static str,
     pub repeats: usize,
     pub ceiling: Ceiling,
+    /// The FCP's batched first-layer product at the largest B timed.
+    pub first_layer: Option<FirstLayer>,
     pub cases: Vec<Case>,
     pub paths: Vec<PathCase>,
     pub training: Vec<TrainCase>,
@@ -93,6 +95,35 @@ pub fn ceiling(gpu: &Device, size: usize, repeats: usize) -> Result<Ceiling> {
     let times = (0..repeats).map(|_| gpu.submit_timed(&[&d])).collect::<Result<Vec<_>>>()?;
     let seconds = median(times);
     Ok(Ceiling { size, seconds, gflops: 2.0 * (size as f64).powi(3) / seconds * 1e-9 })
+}
+
+/// The FCP's first layer for `batch` vectors on all images, as its plan records it: one grouped
+/// product X [N x 784] * [W_1 | ... | W_B]^T into [vector][image][unit].
+#[derive(Serialize, Debug)]
+pub struct FirstLayer {
+    pub batch: usize,
+    pub images: usize,
+    pub seconds: f64,
+    pub gflops: f64,
+}
+
+/// Times the FCP's batched first-layer product (the largest product of the study) on `images`.
+pub fn first_layer(images: &DeviceImages, batch: usize, repeats: usize) -> Result<FirstLayer> {
+    let device = &images.device;
+    let (n, units, inputs, n_prm) = (images.count, 50, crate::data::PIXELS, Arch::Fcp.n_params());
+    let flat: Vec<f32> = (0..batch as u64).flat_map(|s| init_vector(Arch::Fcp, s)).collect();
+    let w = device.upload(&flat, "first-layer weights")?;
+    let z = device.zeros(batch * n * units, "first-layer output")?;
+    let d = device.matmul(
+        Product { m: n, n: units * batch, k: inputs, batches: 1, accumulate: false },
+        (Source::Images(&images.pixels), Layout::row_major(0, inputs, 0)),
+        (Source::F32(&w), Layout { off: 0, batch: 0, row: 1, col: inputs, group: Some((units, n_prm)) }),
+        (&z, Layout { off: 0, batch: 0, row: units, col: 1, group: Some((units, n * units)) }),
+    )?;
+    device.submit_timed(&[&d])?;
+    let seconds = median((0..repeats).map(|_| device.submit_timed(&[&d])).collect::<Result<Vec<_>>>()?);
+    let flops = 2.0 * (n * units * batch * inputs) as f64;
+    Ok(FirstLayer { batch, images: n, seconds, gflops: flops / seconds * 1e-9 })
 }
 
 /// Times loss+gradient of `batch` vectors of `net` on all images of `data`.

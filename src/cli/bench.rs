@@ -63,6 +63,20 @@ pub fn run(args: BenchArgs) -> Result<()> {
         ceil.seconds * 1e3,
         ceil.gflops
     );
+    let widest = args.batches.iter().copied().max().unwrap_or(1);
+    let first_layer = if args.models.contains(&Arch::Fcp) {
+        let f = crate::bench::first_layer(&images, widest, args.repeats)?;
+        println!(
+            "fcp first layer, B={} N={}: {:.3} ms, {:.1} GFLOP/s (one grouped product of all vectors)",
+            f.batch,
+            f.images,
+            f.seconds * 1e3,
+            f.gflops
+        );
+        Some(f)
+    } else {
+        None
+    };
     let mut cases = Vec::new();
     for (&arch, &b) in args.models.iter().flat_map(|m| std::iter::repeat(m).zip(&args.batches)) {
         let net = Network { arch, act: args.activation.act() };
@@ -125,6 +139,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
                      multiply-add = 2, element-wise work not counted (see bench::flops_per_image_vector)",
         repeats: args.repeats,
         ceiling: ceil,
+        first_layer,
         cases,
         paths,
         training,

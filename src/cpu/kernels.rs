@@ -359,14 +359,17 @@ fn cell_forward_rows(
         let (c_prev, c_next) = cr[s.step * h..][..2 * h].split_at_mut(h);
         let c_next = &mut c_next[..h];
         let out = if last_step { &mut lr[..h] } else { &mut hr[(s.step + 1) * h..][..h] };
+        // the CPU backend keeps the gate activations i, f, g, o in place (not the pre-activations the
+        // GPU keeps): only the cell kernels read them, and the backward pass then needs no exp. One
+        // simple loop per gate vectorises where a fused loop did not.
+        zi.iter_mut().chain(zf.iter_mut()).chain(zo.iter_mut()).for_each(|v| *v = sigmoid(*v));
+        zg.iter_mut().for_each(|v| *v = tanh(*v));
         for j in 0..h {
-            // the CPU backend keeps the gate activations i, f, g, o (not the pre-activations the GPU
-            // keeps): only the cell kernels read them, and the backward pass then needs no exp
-            let (i, f, g, o) = (sigmoid(zi[j]), sigmoid(zf[j]), tanh(zg[j]), sigmoid(zo[j]));
-            let c = f * c_prev[j] + i * g;
+            let c = zf[j] * c_prev[j] + zi[j] * zg[j];
             c_next[j] = c;
-            out[j] = o * tanh(c);
-            (zi[j], zf[j], zg[j], zo[j]) = (i, f, g, o);
+        }
+        for j in 0..h {
+            out[j] = zo[j] * tanh(c_next[j]);
         }
     }
 }
