@@ -17,9 +17,8 @@ fn weight_stats_of_the_authors_first_two_lstm_rows() {
 }
 
 #[test]
-#[ignore = "needs the authors' 48-row file in ../shared/data/reference/ (the project workspace)"]
 fn table_s1_of_the_authors_lstm_file() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/reference/lstm_bfgs_train_best48.npy");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/lstm_bfgs_train_best48.npy");
     let w = read_weights(&path, Arch::Lstm).unwrap();
     let v: Vec<&[f32]> = (0..w.count()).map(|i| w.vector(i)).collect();
     let (mu, sigma) = weight_stats(&v);

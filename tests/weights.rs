@@ -124,13 +124,10 @@ fn the_authors_lstm_rows_read_and_a_wrong_model_is_refused() {
 }
 
 #[test]
-#[ignore = "needs the authors' 48-row file in ../shared/data/reference/ (the project workspace)"]
 fn the_shipped_rows_are_the_first_two_of_the_authors_file() {
-    let full = read_weights(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/reference/lstm_bfgs_train_best48.npy"),
-        Arch::Lstm,
-    )
-    .unwrap();
+    let full =
+        read_weights(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/lstm_bfgs_train_best48.npy"), Arch::Lstm)
+            .unwrap();
     assert_eq!(full.count(), 48);
     let rows =
         read_weights(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/lstm_authors_rows01.npy"), Arch::Lstm)

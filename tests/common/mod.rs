@@ -53,8 +53,3 @@ pub fn to_f64(v: &[f32]) -> Vec<f64> {
 pub fn authors_lstm_rows01() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/lstm_authors_rows01.npy")
 }
-
-/// The authors' whole 48-row file, present only in the project workspace (for `#[ignore]`d tests).
-pub fn authors_lstm_full() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/reference/lstm_bfgs_train_best48.npy")
-}
