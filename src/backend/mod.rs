@@ -94,7 +94,7 @@ pub struct Rows<'a> {
 }
 
 impl<'a> Rows<'a> {
-    /// Rows packed back to back. Errors when they do not fit in the buffer.
+    /// Rows packed back to back (whether they fit in the buffer is checked when they are used).
     pub fn new(buf: &'a Buffer, rows: usize, len: usize) -> Rows<'a> {
         Rows { buf, rows, len, stride: len }
     }
