@@ -186,6 +186,14 @@ fn reproduce_runs_end_to_end_and_a_second_invocation_recomputes_nothing() {
     assert!(log.contains("[train 4/4]") && log.contains("[paths 4/4]") && log.contains("[report]"), "{log}");
     let report = work.join("report");
     assert!(report.join("index.html").exists() && report.join("table1.csv").exists());
+    // the claims table: every row of both networks (13 for FCP, 11 for the autoencoder), judged
+    // "too few samples" at the smoke scale (2 kept runs, 1 pair per set)
+    let claims = std::fs::read_to_string(report.join("claims.csv")).unwrap();
+    assert_eq!(claims.lines().count(), 1 + 13 + 11, "{claims}");
+    assert_eq!(claims.lines().filter(|l| l.contains(",FCP,")).count(), 13, "{claims}");
+    assert!(claims.lines().skip(1).all(|l| l.contains(",too few samples,")), "{claims}");
+    let html = std::fs::read_to_string(report.join("index.html")).unwrap();
+    assert!(html.find("The paper's claims").unwrap() < html.find("Table I").unwrap(), "claims first");
     let stamp = |p: &Path| std::fs::metadata(p).unwrap().modified().unwrap();
     let watched = [
         work.join("fcp/lbfgs/fcp-lbfgs-summary.json"),

@@ -1,5 +1,7 @@
-//! Statistics of solution sets (SPEC §8), in f64: weight mean and spread (Table S1), L2 distances to a
+//! Statistics of solution sets, in f64: weight mean and spread (Table S1), L2 distances to a
 //! common origin (Fig. 5, S3), RBF kernel PCA (Fig. 6, S4), and path-height summaries.
+
+pub mod stats;
 
 use nalgebra::{DMatrix, SymmetricEigen};
 use serde::Serialize;
@@ -45,6 +47,23 @@ pub fn distances_to_common_origin(a: &[&[f32]], b: &[&[f32]]) -> Distances {
         a: a.iter().map(|v| distance(v, &origin)).collect(),
         b: b.iter().map(|v| distance(v, &origin)).collect(),
         centroid: half,
+    }
+}
+
+/// The distance between the centroids of two sets over their within-set spread, the root-mean-square
+/// distance of every vector to its own set's centroid: how far apart the sets sit compared with how
+/// widely each scatters (a multivariate standardised mean difference with an isotropic spread). NaN
+/// when every vector equals its centroid.
+pub fn centroid_ratio(a: &[&[f32]], b: &[&[f32]]) -> f64 {
+    let (ca, cb) = (centroid(a), centroid(b));
+    let between = ca.iter().zip(&cb).map(|(x, y)| (x - y).powi(2)).sum::<f64>().sqrt();
+    let within: f64 =
+        a.iter().map(|v| distance(v, &ca).powi(2)).chain(b.iter().map(|v| distance(v, &cb).powi(2))).sum();
+    let rms = (within / (a.len() + b.len()) as f64).sqrt();
+    if rms > 0.0 {
+        between / rms
+    } else {
+        f64::NAN
     }
 }
 
@@ -123,4 +142,18 @@ pub fn spread(values: &[f64]) -> Spread {
     }
     let median = if count % 2 == 1 { v[count / 2] } else { 0.5 * (v[count / 2 - 1] + v[count / 2]) };
     Spread { count, mean: v.iter().sum::<f64>() / count as f64, median, min: v[0], max: v[count - 1] }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn centroid_ratio_by_hand() {
+        // centroids (1, 0) and (1, 2): distance 2; every vector lies 1 from its centroid
+        let a: [&[f32]; 2] = [&[0.0, 0.0], &[2.0, 0.0]];
+        let b: [&[f32]; 2] = [&[0.0, 2.0], &[2.0, 2.0]];
+        assert!((centroid_ratio(&a, &b) - 2.0).abs() < 1e-12);
+        assert!(centroid_ratio(&a[..1], &a[..1]).is_nan());
+    }
 }

@@ -73,12 +73,17 @@ pub fn histograms(out: &Path, title: &str, x_label: &str, series: &[Series], vli
         let mut chart = linear_chart(root, title, (lo..hi, 0.0..top), (x_label, "count"))?;
         for (s, c) in series.iter().zip(&counts) {
             let colour = s.colour;
-            drawing(chart.draw_series(c.iter().enumerate().filter(|(_, &k)| k > 0).map(|(i, &k)| {
-                let x0 = lo + i as f64 * width;
-                Rectangle::new([(x0, 0.0), (x0 + width, k as f64)], colour.mix(0.55).filled())
-            })))?
-            .label(format!("{} (n = {})", s.label, s.values.len()))
-            .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 16, y + 6)], colour.mix(0.55).filled()));
+            let bars = || {
+                c.iter().enumerate().filter(|(_, &k)| k > 0).map(move |(i, &k)| {
+                    let x0 = lo + i as f64 * width;
+                    [(x0, 0.0), (x0 + width, k as f64)]
+                })
+            };
+            // translucent fills and opaque outlines: where two histograms overlap, both stay visible
+            drawing(chart.draw_series(bars().map(|r| Rectangle::new(r, colour.mix(0.35).filled()))))?;
+            drawing(chart.draw_series(bars().map(|r| Rectangle::new(r, colour.stroke_width(2)))))?
+                .label(format!("{} (n = {})", s.label, s.values.len()))
+                .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 16, y + 6)], colour.mix(0.35).filled()));
         }
         if let Some((x, label)) = vline {
             let dots = (0..40).map(|i| (x, top * i as f64 / 40.0));

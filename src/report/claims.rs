@@ -1,0 +1,351 @@
+//! The claims table: each finding of the paper, the paper's value beside this run's, a verdict and its
+//! evidence. The verdict rules are written out in `docs/claims.md`; the statistics are in
+//! [`crate::analysis::stats`].
+
+use std::fmt::Write as _;
+
+use crate::analysis::stats::{mann_whitney_u, median, rank_biserial, roc_auc, Alternative};
+use crate::model::Arch;
+
+/// Fewest values per group for a verdict: with 5 and 5, the smallest one-sided U-test p-value is
+/// 1/252, so a real difference can reach [`ALPHA`]; with 3 and 3 it cannot go below 1/20.
+pub const MIN_SAMPLES: usize = 5;
+/// Significance level of every test.
+pub const ALPHA: f64 = 0.05;
+/// Two sets "separate along PC1" when the area under the ROC curve of PC1 (or of −PC1) reaches this.
+pub const AUC_SEPARATED: f64 = 0.9;
+/// Mean test losses are "comparable" when their ratio lies within [1/x, x].
+pub const COMPARABLE_RATIO: f64 = 2.0;
+/// The centroids are "close" when their distance is below this multiple of the within-set spread.
+pub const CLOSE_CENTROIDS: f64 = 1.0;
+
+/// The verdict rules as the report states them above the table (`docs/claims.md` has them in full).
+pub fn rules_html() -> String {
+    format!(
+        "Verdict rules (docs/claims.md): a directional claim (the paper reports a difference, e.g. SGD paths \
+         lower) holds when a one-sided Mann–Whitney U test finds it at p &lt; {ALPHA}; a claim that the paper \
+         reports no difference (e.g. the autoencoder's heights) holds when the test does not find it. Mean test \
+         losses are comparable within a factor {COMPARABLE_RATIO}; two sets separate along PC1 when the ROC AUC \
+         of PC1 is at least {AUC_SEPARATED} (p &lt; {ALPHA}); centroids are close when their distance is below \
+         {CLOSE_CENTROIDS} times the within-set RMS spread. A claim needs at least {MIN_SAMPLES} values per \
+         group (runs, vectors or path pairs), else its verdict is <i>too few samples</i>."
+    )
+}
+
+/// The paper's Table I: mean L-BFGS and SGD training loss (train snapshots), mean L-BFGS and SGD
+/// test loss (test snapshots), over 48 runs.
+pub fn paper_table_i(arch: Arch) -> [f64; 4] {
+    match arch {
+        Arch::Fcp => [1.26e-8, 6.21e-4, 9.69e-2, 8.25e-2],
+        Arch::Lenet => [3.35e-8, 1.76e-5, 4.17e-2, 3.89e-2],
+        Arch::Autoencoder => [1.69e-2, 4.57e-2, 1.65e-2, 4.52e-2],
+        Arch::Lstm => [1.63e-6, 1.35e-2, 1.55e-1, 1.28e-1],
+    }
+}
+
+/// A claim's verdict on this run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Holds,
+    Fails,
+    TooFewSamples,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Holds => "holds",
+            Verdict::Fails => "fails",
+            Verdict::TooFewSamples => "too few samples",
+        }
+    }
+}
+
+/// One row of the claims table.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Claim {
+    /// The claim's identifier, e.g. `heights-sgd-lower` (listed in `docs/claims.md`).
+    pub claim: &'static str,
+    pub network: String,
+    /// The landscape (train/test) or the sets compared.
+    pub landscape: String,
+    /// What the paper reports.
+    pub paper: String,
+    /// What this run measured.
+    pub run: String,
+    pub verdict: Verdict,
+    /// The test statistic and effect size behind the verdict.
+    pub statistic: String,
+    pub p_value: Option<f64>,
+}
+
+/// What one network's sets, runs and paths provide to the claims; empty vectors where a stage did
+/// not run. Set order as [`super::SETS`]: BFGS-train, BFGS-test, SGD-train, SGD-test.
+#[derive(Clone, Debug)]
+pub struct Evidence {
+    pub arch: Arch,
+    /// Training losses of the kept train snapshots: L-BFGS, SGD.
+    pub train_losses: [Vec<f64>; 2],
+    /// Test losses of the kept test snapshots: L-BFGS, SGD.
+    pub test_losses: [Vec<f64>; 2],
+    /// Each vector's standard deviation of weights, per set.
+    pub vector_sigma: [Vec<f64>; 4],
+    /// Fig. 5 (BFGS-train vs SGD-test) and Fig. S3 (BFGS-test vs SGD-test).
+    pub pairs: [SetPair; 2],
+    /// Path heights on the training landscape, per set.
+    pub heights_train: [Vec<f64>; 4],
+    /// Path heights on the test landscape: BFGS-test, SGD-test.
+    pub heights_test: [Vec<f64>; 2],
+}
+
+/// What the L2-distance and kernel-PCA figures measure for an L-BFGS set against an SGD set.
+#[derive(Clone, Debug, Default)]
+pub struct SetPair {
+    /// Distances of each set's vectors to the common origin: L-BFGS, SGD.
+    pub distances: [Vec<f64>; 2],
+    /// Centroid distance over the root-mean-square distance of vectors to their own set's centroid.
+    pub centroid_ratio: Option<f64>,
+    /// PC1 of each set's vectors in their joint kernel PCA: L-BFGS, SGD.
+    pub pc1: [Vec<f64>; 2],
+}
+
+const FIG5: &str = "BFGS-train vs SGD-test";
+const FIGS3: &str = "BFGS-test vs SGD-test";
+
+fn g(v: f64) -> String {
+    if !v.is_finite() {
+        "–".into()
+    } else if v != 0.0 && (v.abs() < 1e-2 || v.abs() >= 1e4) {
+        format!("{v:.2e}")
+    } else {
+        format!("{v:.3}")
+    }
+}
+
+fn too_few(x: &[f64], y: &[f64]) -> bool {
+    x.len() < MIN_SAMPLES || y.len() < MIN_SAMPLES
+}
+
+/// The frame of a claim row; verdict, run, statistic and p-value are filled in by the rule.
+fn row(claim: &'static str, arch: Arch, landscape: &str, paper: String) -> Claim {
+    Claim {
+        claim,
+        network: arch.title().to_string(),
+        landscape: landscape.to_string(),
+        paper,
+        run: String::new(),
+        verdict: Verdict::TooFewSamples,
+        statistic: String::new(),
+        p_value: None,
+    }
+}
+
+/// A one-sided U test of x against y: the claim holds when the test's significance agrees with
+/// `expected` (the paper reports a difference, or reports none).
+fn directional(mut c: Claim, (x, y): (&[f64], &[f64]), alt: Alternative, expected: bool, names: (&str, &str)) -> Claim {
+    c.run =
+        format!("median {} {} vs {} {} (n = {}, {})", names.0, g(median(x)), names.1, g(median(y)), x.len(), y.len());
+    if too_few(x, y) {
+        return c;
+    }
+    let Some(t) = mann_whitney_u(x, y, alt) else {
+        c.run.push_str("; non-finite values");
+        return c;
+    };
+    let r = rank_biserial(x, y).unwrap_or(f64::NAN);
+    c.statistic = format!("U = {}, median difference {}, rank-biserial r = {}", t.u, g(median(x) - median(y)), g(r));
+    c.p_value = Some(t.p_value);
+    c.verdict = if (t.p_value < ALPHA) == expected { Verdict::Holds } else { Verdict::Fails };
+    c
+}
+
+fn mean(v: &[f64]) -> f64 {
+    crate::analysis::stats::mean(v)
+}
+
+/// Table I: L-BFGS training loss below SGD's (all networks); test losses comparable (classifiers).
+fn table_i(e: &Evidence) -> Vec<Claim> {
+    let p = paper_table_i(e.arch);
+    let [lb, sgd] = &e.train_losses;
+    let mut train = directional(
+        row(
+            "table1-train-lbfgs-lower",
+            e.arch,
+            "train",
+            format!("ratio {} ({} / {})", g(p[0] / p[1]), g(p[0]), g(p[1])),
+        ),
+        (lb, sgd),
+        Alternative::Less,
+        true,
+        ("L-BFGS", "SGD"),
+    );
+    let _ = write!(train.run, "; ratio of means {}", g(mean(lb) / mean(sgd)));
+    let mut out = vec![train];
+    if e.arch != Arch::Autoencoder {
+        let [lb, sgd] = &e.test_losses;
+        let mut c = row("table1-test-comparable", e.arch, "test", format!("ratio {}", g(p[2] / p[3])));
+        let ratio = mean(lb) / mean(sgd);
+        c.run = format!("ratio of means {} ({} / {})", g(ratio), g(mean(lb)), g(mean(sgd)));
+        c.statistic = format!("L-BFGS / SGD mean test loss, comparable within a factor {COMPARABLE_RATIO}");
+        if !too_few(lb, sgd) && ratio.is_finite() {
+            let within = (1.0 / COMPARABLE_RATIO..=COMPARABLE_RATIO).contains(&ratio);
+            c.verdict = if within { Verdict::Holds } else { Verdict::Fails };
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Path heights: SGD below L-BFGS on both landscapes (not for the autoencoder); L-BFGS train-set
+/// heights above test-set heights on the training landscape (only FCP and the LSTM).
+fn heights(e: &Evidence) -> Vec<Claim> {
+    let lower = e.arch != Arch::Autoencoder;
+    let paper = if lower { "SGD lower" } else { "SGD not lower" }.to_string();
+    let h = &e.heights_train;
+    let t = &e.heights_test;
+    let above = matches!(e.arch, Arch::Fcp | Arch::Lstm);
+    vec![
+        directional(
+            row("heights-sgd-lower", e.arch, "train", paper.clone()),
+            (&h[2], &h[0]),
+            Alternative::Less,
+            lower,
+            ("SGD-train", "BFGS-train"),
+        ),
+        directional(
+            row("heights-sgd-lower", e.arch, "test", paper),
+            (&t[1], &t[0]),
+            Alternative::Less,
+            lower,
+            ("SGD-test", "BFGS-test"),
+        ),
+        directional(
+            row(
+                "heights-lbfgs-train-above-test",
+                e.arch,
+                "train",
+                if above { "BFGS-train higher" } else { "BFGS-train not higher" }.into(),
+            ),
+            (&h[0], &h[1]),
+            Alternative::Greater,
+            above,
+            ("BFGS-train", "BFGS-test"),
+        ),
+    ]
+}
+
+/// Table S1: L-BFGS weights spread wider than SGD's, for train and for test snapshots.
+fn weight_spread(e: &Evidence) -> Vec<Claim> {
+    let s = &e.vector_sigma;
+    [("train snapshots", 0, 2, "BFGS-train", "SGD-train"), ("test snapshots", 1, 3, "BFGS-test", "SGD-test")]
+        .into_iter()
+        .map(|(what, a, b, na, nb)| {
+            let mut c = directional(
+                row("tableS1-lbfgs-sigma-higher", e.arch, what, "σ(L-BFGS) > σ(SGD)".into()),
+                (&s[a], &s[b]),
+                Alternative::Greater,
+                true,
+                (na, nb),
+            );
+            c.run = format!("per-vector σ: {c}", c = c.run.replacen("median ", "median σ ", 1));
+            c
+        })
+        .collect()
+}
+
+/// Fig. 5 / S3: L-BFGS vectors farther from the common origin; centroids close against the spread.
+fn distances(e: &Evidence) -> Vec<Claim> {
+    let mut out = Vec::new();
+    for (pair, sets) in e.pairs.iter().zip([FIG5, FIGS3]) {
+        let [lb, sgd] = &pair.distances;
+        out.push(directional(
+            row("l2-lbfgs-farther", e.arch, sets, "L-BFGS farther".into()),
+            (lb, sgd),
+            Alternative::Greater,
+            true,
+            ("L-BFGS", "SGD"),
+        ));
+        let mut c = row("l2-centroids-close", e.arch, sets, "centroid distance small against the spread".into());
+        if let Some(ratio) = pair.centroid_ratio {
+            c.run = format!("centroid distance / within-set RMS spread = {}", g(ratio));
+            c.statistic = format!("close when below {CLOSE_CENTROIDS}");
+            if !too_few(lb, sgd) && ratio.is_finite() {
+                c.verdict = if ratio < CLOSE_CENTROIDS { Verdict::Holds } else { Verdict::Fails };
+            }
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// PC1's separation of an L-BFGS set from an SGD set: max(AUC, 1 − AUC), the sign of a kernel PCA
+/// component being arbitrary.
+fn separation(pair: &SetPair) -> Option<f64> {
+    roc_auc(&pair.pc1[0], &pair.pc1[1]).map(|a| a.max(1.0 - a))
+}
+
+/// Fig. 6 / S4: BFGS-train and SGD-test separate along PC1; weaker for the test sets in FCP and LeNet.
+fn kernel_pca(e: &Evidence) -> Vec<Claim> {
+    let [fig6, figs4] = &e.pairs;
+    let mut c = row("kpca-pc1-separates", e.arch, FIG5, "separated along PC1".into());
+    if let (Some(auc), Some(t)) = (separation(fig6), mann_whitney_u(&fig6.pc1[0], &fig6.pc1[1], Alternative::TwoSided))
+    {
+        c.run = format!("PC1 AUC {auc:.3} (n = {}, {})", fig6.pc1[0].len(), fig6.pc1[1].len());
+        if !too_few(&fig6.pc1[0], &fig6.pc1[1]) {
+            c.statistic = format!("U = {}, separated when AUC ≥ {AUC_SEPARATED} and p < {ALPHA}", t.u);
+            c.p_value = Some(t.p_value);
+            c.verdict = if auc >= AUC_SEPARATED && t.p_value < ALPHA { Verdict::Holds } else { Verdict::Fails };
+        }
+    }
+    let mut out = vec![c];
+    if matches!(e.arch, Arch::Fcp | Arch::Lenet) {
+        let mut c = row("kpca-test-sets-weaker", e.arch, FIGS3, "weaker than BFGS-train vs SGD-test".into());
+        if let (Some(train), Some(test)) = (separation(fig6), separation(figs4)) {
+            c.run = format!("PC1 AUC {test:.3} vs {train:.3}");
+            c.statistic = "AUC(BFGS-test vs SGD-test) < AUC(BFGS-train vs SGD-test)".into();
+            let enough = [&fig6.pc1, &figs4.pc1].iter().all(|p| !too_few(&p[0], &p[1]));
+            if enough {
+                c.verdict = if test < train { Verdict::Holds } else { Verdict::Fails };
+            }
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Every claim row of one network, in the order of `docs/claims.md`.
+pub fn claims(e: &Evidence) -> Vec<Claim> {
+    [table_i(e), heights(e), weight_spread(e), distances(e), kernel_pca(e)].concat()
+}
+
+/// The CSV header of `report/claims.csv`.
+pub const CSV_HEADER: &str = "claim,network,landscape,paper,run,verdict,statistic,p_value";
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+/// `report/claims.csv`: one line per claim, fields quoted where they hold commas (RFC 4180).
+pub fn to_csv(claims: &[Claim]) -> String {
+    let mut s = format!("{CSV_HEADER}\n");
+    for c in claims {
+        let fields = [
+            c.claim.to_string(),
+            c.network.clone(),
+            c.landscape.clone(),
+            c.paper.clone(),
+            c.run.clone(),
+            c.verdict.as_str().to_string(),
+            c.statistic.clone(),
+            c.p_value.map_or(String::new(), |p| format!("{p:.3e}")),
+        ];
+        let line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
+        s.push_str(&line.join(","));
+        s.push('\n');
+    }
+    s
+}

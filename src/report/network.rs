@@ -1,0 +1,307 @@
+//! One network's part of the report: its Table I and S1 rows, the L2-distance and kernel-PCA figures,
+//! the path-height figures and the loss curves — each figure with its CSV and a caption stating what it
+//! shows in this run — and the [`Evidence`] the claims table judges.
+
+use anyhow::{Context, Result};
+use std::path::Path;
+
+use super::claims::{Evidence, SetPair};
+use super::{
+    csv_rows, landscape_sets, optimizer_colour, sci, set_colour, set_file, set_label, summary_file, sweep_records,
+    Report, Tables, SETS,
+};
+use crate::analysis::stats::median;
+use crate::analysis::{centroid_ratio, distances_to_common_origin, kernel_pca, spread, weight_stats};
+use crate::io::{read_weights, WeightStack};
+use crate::model::Arch;
+use crate::plot::figures::{curves, histograms, scatter, Series, BLUE, RED};
+use crate::train::Summary;
+
+/// What a work directory holds for one network.
+pub(super) struct Network {
+    arch: Arch,
+    /// L-BFGS, SGD.
+    summaries: [Option<Summary>; 2],
+    /// In the order of [`SETS`].
+    sets: [Option<WeightStack>; 4],
+}
+
+fn read_summary(path: &Path) -> Result<Option<Summary>> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read", path.display()))?;
+    let s = serde_json::from_str(&text)
+        .with_context(|| format!("{}: not a training summary; delete it and rerun the train stage", path.display()))?;
+    Ok(Some(s))
+}
+
+fn read_set(path: &Path, arch: Arch) -> Result<Option<WeightStack>> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    Ok(Some(read_weights(path, arch)?).filter(|s| s.count() > 0))
+}
+
+fn vectors(set: &WeightStack) -> Vec<&[f32]> {
+    (0..set.count()).map(|i| set.vector(i)).collect()
+}
+
+impl Network {
+    /// The network's summaries and sets in `dir`; `None` when it has neither.
+    pub(super) fn load(dir: &Path, arch: Arch) -> Result<Option<Network>> {
+        let summaries =
+            [read_summary(&summary_file(dir, arch, "lbfgs"))?, read_summary(&summary_file(dir, arch, "sgd"))?];
+        let mut sets: [Option<WeightStack>; 4] = Default::default();
+        for (slot, (opt, kind)) in sets.iter_mut().zip(SETS) {
+            *slot = read_set(&set_file(dir, arch, opt, kind), arch)?;
+        }
+        let empty = summaries.iter().all(Option::is_none) && sets.iter().all(Option::is_none);
+        Ok((!empty).then_some(Network { arch, summaries, sets }))
+    }
+
+    /// Writes the network's tables rows, figures and CSVs; returns the evidence for the claims.
+    pub(super) fn sections(&self, rep: &mut Report, dir: &Path, tables: &mut Tables) -> Result<Evidence> {
+        let mut e = Evidence {
+            arch: self.arch,
+            train_losses: Default::default(),
+            test_losses: Default::default(),
+            vector_sigma: Default::default(),
+            pairs: Default::default(),
+            heights_train: Default::default(),
+            heights_test: Default::default(),
+        };
+        self.table_rows(tables, &mut e);
+        for (slot, (ia, fig_l2, fig_pca)) in
+            [(0usize, "Fig. 5", "Fig. 6"), (1, "Fig. S3", "Fig. S4")].into_iter().enumerate()
+        {
+            if let Some(pair) = self.set_pair(rep, ia, 3, (fig_l2, fig_pca))? {
+                e.pairs[slot] = pair;
+            }
+        }
+        for (landscape, fig) in [("train", "Fig. 4"), ("test", "Fig. S2")] {
+            let heights = self.heights(rep, dir, landscape, fig)?;
+            if landscape == "train" {
+                for (slot, h) in e.heights_train.iter_mut().zip(heights) {
+                    *slot = h;
+                }
+            } else {
+                for (slot, h) in e.heights_test.iter_mut().zip(heights) {
+                    *slot = h;
+                }
+            }
+        }
+        self.loss_curves(rep)?;
+        Ok(e)
+    }
+
+    /// Table I and S1 rows; per-run snapshot losses and per-vector spreads for the claims.
+    fn table_rows(&self, tables: &mut Tables, e: &mut Evidence) {
+        let m = |s: &Option<Summary>, f: fn(&Summary) -> f64| s.as_ref().map_or("–".to_string(), |s| sci(f(s)));
+        let [lb, sgd] = &self.summaries;
+        tables.table1.push(vec![
+            self.arch.title().to_string(),
+            m(lb, |s| s.mean_train_loss),
+            m(sgd, |s| s.mean_train_loss),
+            m(lb, |s| s.mean_test_loss),
+            m(sgd, |s| s.mean_test_loss),
+            self.arch.n_params().to_string(),
+        ]);
+        for (k, s) in self.summaries.iter().enumerate() {
+            let Some(s) = s else { continue };
+            let kept = s.kept_runs.iter().filter_map(|&r| s.runs.get(r));
+            e.train_losses[k] = kept.clone().filter_map(|r| r.best_train.map(|b| b.1)).collect();
+            e.test_losses[k] = kept.filter_map(|r| r.best_test.map(|b| b.1)).collect();
+        }
+        for (i, ((opt, kind), set)) in SETS.iter().zip(&self.sets).enumerate() {
+            let Some(set) = set else { continue };
+            let v = vectors(set);
+            let (mu, sigma) = weight_stats(&v);
+            tables.table_s1.push(vec![
+                self.arch.title().into(),
+                set_label(opt, kind),
+                set.count().to_string(),
+                sci(mu),
+                format!("{sigma:.5}"),
+            ]);
+            e.vector_sigma[i] = v.iter().map(|x| weight_stats(&[x]).1).collect();
+        }
+    }
+
+    /// Fig. 5 / S3 (L2 distances to the common origin) and Fig. 6 / S4 (kernel PCA) for the L-BFGS set
+    /// `ia` against the SGD set `ib`.
+    fn set_pair(&self, rep: &mut Report, ia: usize, ib: usize, figs: (&str, &str)) -> Result<Option<SetPair>> {
+        let (Some(a), Some(b)) = (&self.sets[ia], &self.sets[ib]) else { return Ok(None) };
+        let (title, id) = (self.arch.title(), self.arch.id());
+        let (va, vb) = (vectors(a), vectors(b));
+        let (la, lb) = (set_label(SETS[ia].0, SETS[ia].1), set_label(SETS[ib].0, SETS[ib].1));
+        let stem = format!("{}-{}", la.to_lowercase(), lb.to_lowercase());
+        let d = distances_to_common_origin(&va, &vb);
+        let ratio = centroid_ratio(&va, &vb);
+        let file = format!("{id}-l2-{stem}.png");
+        histograms(
+            &rep.out.join(&file),
+            &format!("{title}: L2 distance to the common origin ({la} vs {lb})"),
+            "L2 distance to the common origin",
+            &[
+                Series { label: la.clone(), values: &d.a, colour: optimizer_colour(SETS[ia].0) },
+                Series { label: lb.clone(), values: &d.b, colour: optimizer_colour(SETS[ib].0) },
+            ],
+            Some((d.centroid, "centroid distance / 2")),
+        )?;
+        let rows = d.a.iter().enumerate().map(|(i, v)| format!("{la},{i},{v}"));
+        let rows = rows.chain(d.b.iter().enumerate().map(|(i, v)| format!("{lb},{i},{v}")));
+        rep.write(
+            &file.replace(".png", ".csv"),
+            &csv_rows("set,index,distance", rows.chain([format!("centroid,,{}", d.centroid)])),
+        )?;
+        rep.figure(
+            &file,
+            &format!(
+                "{} ({title}): distances of {la} and {lb} vectors to the midpoint of their centroids — median {} vs {}; dotted: each centroid's distance to it ({}), the centroid distance being {:.2} times the within-set spread.",
+                figs.0,
+                sci(median(&d.a)),
+                sci(median(&d.b)),
+                sci(d.centroid),
+                ratio
+            ),
+        );
+        let mut points = va.clone();
+        points.extend(&vb);
+        let pca = kernel_pca(&points, self.arch.n_params() as f64, 2);
+        let pts: Vec<(f64, f64)> = pca.projections.iter().map(|p| (p[0], p.get(1).copied().unwrap_or(0.0))).collect();
+        let pfile = format!("{id}-kpca-{stem}.png");
+        scatter(
+            &rep.out.join(&pfile),
+            &format!("{title}: RBF kernel PCA ({la} vs {lb})"),
+            ("PC1", "PC2"),
+            &[
+                (la.clone(), pts[..va.len()].to_vec(), optimizer_colour(SETS[ia].0)),
+                (lb.clone(), pts[va.len()..].to_vec(), optimizer_colour(SETS[ib].0)),
+            ],
+        )?;
+        let rows = pts.iter().enumerate().map(|(i, p)| {
+            let (set, j) = if i < va.len() { (&la, i) } else { (&lb, i - va.len()) };
+            format!("{set},{j},{},{}", p.0, p.1)
+        });
+        rep.write(&pfile.replace(".png", ".csv"), &csv_rows("set,index,pc1,pc2", rows))?;
+        let pc1: [Vec<f64>; 2] =
+            [pts[..va.len()].iter().map(|p| p.0).collect(), pts[va.len()..].iter().map(|p| p.0).collect()];
+        let auc = crate::analysis::stats::roc_auc(&pc1[0], &pc1[1]).map_or(f64::NAN, |a| a.max(1.0 - a));
+        rep.figure(
+            &pfile,
+            &format!(
+                "{} ({title}): RBF kernel PCA (2σ² = N_prm = {}), eigenvalues {:.4}, {:.4}; PC1 separates {la} from {lb} with ROC AUC {auc:.3}.",
+                figs.1,
+                self.arch.n_params(),
+                pca.eigenvalues[0],
+                pca.eigenvalues.get(1).copied().unwrap_or(0.0)
+            ),
+        );
+        Ok(Some(SetPair { distances: [d.a, d.b], centroid_ratio: Some(ratio), pc1 }))
+    }
+
+    /// Fig. 4 / S2: path heights on one landscape, per set in sweep order (empty where no pair ran).
+    fn heights(&self, rep: &mut Report, dir: &Path, landscape: &str, fig: &str) -> Result<Vec<Vec<f64>>> {
+        let (title, id) = (self.arch.title(), self.arch.id());
+        let records = sweep_records(&dir.join(id).join(format!("paths-{landscape}")))?;
+        let sets = landscape_sets(landscape);
+        let per_set: Vec<Vec<f64>> = (0..sets.len())
+            .map(|i| records.iter().filter(|r| r.set == i).map(|r| r.outcome.height).collect())
+            .collect();
+        if records.is_empty() {
+            return Ok(per_set);
+        }
+        let barriers: Vec<Vec<f64>> = (0..sets.len())
+            .map(|i| records.iter().filter(|r| r.set == i).map(|r| r.outcome.barrier).collect())
+            .collect();
+        let labels: Vec<String> = sets.iter().map(|(o, k)| set_label(o, k)).collect();
+        let series: Vec<Series> = (0..sets.len())
+            .filter(|&i| !per_set[i].is_empty())
+            .map(|i| Series { label: labels[i].clone(), values: &per_set[i], colour: set_colour(sets[i].0, sets[i].1) })
+            .collect();
+        let file = format!("{id}-heights-{landscape}.png");
+        histograms(
+            &rep.out.join(&file),
+            &format!("{title}: path heights on the {landscape} landscape"),
+            "path height (max loss along the path)",
+            &series,
+            None,
+        )?;
+        let rows = records.iter().map(|r| {
+            let o = &r.outcome;
+            let (i, j) = r.pair;
+            format!(
+                "{},{i},{j},{},{},{},{},{}",
+                r.set_file, o.height, o.barrier, o.straight_height, o.length, o.best_iteration
+            )
+        });
+        rep.write(
+            &file.replace(".png", ".csv"),
+            &csv_rows("set,pair_i,pair_j,height,barrier,straight_height,length,best_iteration", rows),
+        )?;
+        let medians: Vec<String> = series.iter().map(|s| format!("{} {}", s.label, sci(median(s.values)))).collect();
+        rep.figure(
+            &file,
+            &format!(
+                "{fig} ({title}): heights of the optimised paths between pairs of each set, {landscape} landscape; median heights: {}.",
+                medians.join(", ")
+            ),
+        );
+        let rows: Vec<Vec<String>> = (0..sets.len())
+            .filter(|&i| !per_set[i].is_empty())
+            .map(|i| {
+                let (hs, bs) = (spread(&per_set[i]), spread(&barriers[i]));
+                let s = |v: f64| sci(v);
+                vec![
+                    labels[i].clone(),
+                    hs.count.to_string(),
+                    s(hs.mean),
+                    s(hs.median),
+                    s(bs.mean),
+                    s(bs.median),
+                    s(bs.max),
+                ]
+            })
+            .collect();
+        rep.table(
+            &format!("Path heights and barriers, {title} {landscape} landscape"),
+            &["set", "pairs", "mean height", "median height", "mean barrier", "median barrier", "max barrier"],
+            &rows,
+        );
+        Ok(per_set)
+    }
+
+    /// Fig. 2 / S1: training and test loss of the best kept run of each optimizer.
+    fn loss_curves(&self, rep: &mut Report) -> Result<()> {
+        for (s, opt) in self.summaries.iter().zip(["lbfgs", "sgd"]) {
+            let Some(s) = s else { continue };
+            let Some(&best) = s.kept_runs.first() else { continue };
+            let Some(run) = s.runs.get(best) else { continue };
+            let file = format!("{}-curves-{opt}.png", self.arch.id());
+            let (unit, name, fig) =
+                if opt == "sgd" { ("epoch", "SGD", "Fig. S1") } else { ("iteration", "L-BFGS", "Fig. 2") };
+            curves(
+                &rep.out.join(&file),
+                &format!("{}: {name} run {best} (lowest training loss)", self.arch.title()),
+                unit,
+                &[
+                    Series { label: "training loss".into(), values: &run.train, colour: BLUE },
+                    Series { label: "test loss".into(), values: &run.test, colour: RED },
+                ],
+            )?;
+            let at =
+                |b: Option<(usize, f64)>| b.map_or("–".to_string(), |(k, l)| format!("{} at {unit} {k}", sci(l)));
+            rep.figure(
+                &file,
+                &format!(
+                    "{fig} ({}): training and test loss per {unit} of the {name} run with the lowest training loss; lowest training loss {}, lowest test loss {} (the test snapshot).",
+                    self.arch.title(),
+                    at(run.best_train),
+                    at(run.best_test)
+                ),
+            );
+        }
+        Ok(())
+    }
+}

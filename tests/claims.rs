@@ -1,0 +1,118 @@
+//! The claims table's verdict rules on synthetic evidence: each claim holds, fails, or has too few
+//! samples as `docs/claims.md` says.
+
+use losscape::model::Arch;
+use losscape::report::claims::{claims, to_csv, Claim, Evidence, SetPair, Verdict, CSV_HEADER};
+
+/// n values spread evenly from `lo` upwards in steps of `step`.
+fn values(n: usize, lo: f64, step: f64) -> Vec<f64> {
+    (0..n).map(|i| lo + step * i as f64).collect()
+}
+
+/// Evidence in which every claim of the paper holds for a classifier, with n values per group.
+fn as_in_the_paper(arch: Arch, n: usize) -> Evidence {
+    let pair = |far: f64| SetPair {
+        distances: [values(n, 10.0, 0.1), values(n, 5.0, 0.1)],
+        centroid_ratio: Some(0.3),
+        pc1: [values(n, far, 0.01), values(n, -far, 0.01)],
+    };
+    Evidence {
+        arch,
+        train_losses: [values(n, 1e-8, 1e-9), values(n, 1e-3, 1e-4)],
+        test_losses: [values(n, 0.09, 0.001), values(n, 0.08, 0.001)],
+        vector_sigma: [values(n, 0.7, 0.01), values(n, 0.69, 0.01), values(n, 0.3, 0.01), values(n, 0.29, 0.01)],
+        // the test-set separation (Fig. S4) weaker than Fig. 6's: the groups overlap
+        pairs: [pair(1.0), SetPair { pc1: [values(n, 0.0, 0.02), values(n, 0.03, 0.02)], ..pair(1.0) }],
+        // BFGS-train above BFGS-test (FCP, LSTM), SGD below both
+        heights_train: [values(n, 2.0, 0.1), values(n, 1.0, 0.1), values(n, 0.1, 0.01), values(n, 0.1, 0.01)],
+        heights_test: [values(n, 1.0, 0.1), values(n, 0.2, 0.01)],
+    }
+}
+
+fn verdicts(c: &[Claim]) -> Vec<(&'static str, String, Verdict)> {
+    c.iter().map(|c| (c.claim, c.landscape.clone(), c.verdict)).collect()
+}
+
+#[test]
+fn every_claim_holds_on_evidence_like_the_papers() {
+    let c = claims(&as_in_the_paper(Arch::Fcp, 8));
+    assert_eq!(c.len(), 13, "{:#?}", verdicts(&c));
+    assert!(c.iter().all(|c| c.verdict == Verdict::Holds), "{:#?}", verdicts(&c));
+    // directional claims carry their p-value; an exact one-sided test of 8 vs 8 separated values
+    let h = c.iter().find(|c| c.claim == "heights-sgd-lower" && c.landscape == "train").unwrap();
+    assert!((h.p_value.unwrap() - 1.0 / 12870.0).abs() < 1e-12, "{h:?}");
+    assert!(h.statistic.contains("U = 0"), "{h:?}");
+}
+
+#[test]
+fn claims_fail_when_the_run_contradicts_the_paper() {
+    let mut e = as_in_the_paper(Arch::Lstm, 8);
+    // SGD paths higher than L-BFGS's; SGD training loss below L-BFGS's; test losses 10x apart
+    e.heights_train.swap(0, 2);
+    e.train_losses.swap(0, 1);
+    e.test_losses[0] = values(8, 0.9, 0.01);
+    // the sets overlap along PC1
+    e.pairs[0].pc1 = [values(8, 0.0, 0.02), values(8, 0.01, 0.02)];
+    e.pairs[0].centroid_ratio = Some(3.0);
+    let c = claims(&e);
+    let verdict = |name: &str, landscape: &str| {
+        c.iter().find(|c| c.claim == name && c.landscape == landscape).map(|c| c.verdict).unwrap()
+    };
+    assert_eq!(verdict("heights-sgd-lower", "train"), Verdict::Fails);
+    assert_eq!(verdict("heights-sgd-lower", "test"), Verdict::Holds);
+    assert_eq!(verdict("table1-train-lbfgs-lower", "train"), Verdict::Fails);
+    assert_eq!(verdict("table1-test-comparable", "test"), Verdict::Fails);
+    assert_eq!(verdict("kpca-pc1-separates", "BFGS-train vs SGD-test"), Verdict::Fails);
+    assert_eq!(verdict("l2-centroids-close", "BFGS-train vs SGD-test"), Verdict::Fails);
+}
+
+#[test]
+fn claims_of_no_difference_hold_when_none_is_found() {
+    // the autoencoder: the paper finds SGD heights not lower; LeNet: BFGS-train not above BFGS-test
+    let mut e = as_in_the_paper(Arch::Autoencoder, 8);
+    let c = claims(&e);
+    let of = |c: &[Claim], name: &str| c.iter().find(|c| c.claim == name).map(|c| c.verdict).unwrap();
+    assert_eq!(of(&c, "heights-sgd-lower"), Verdict::Fails, "SGD clearly lower contradicts the paper's autoencoder");
+    e.heights_train[2] = e.heights_train[0].clone();
+    e.heights_test[1] = e.heights_test[0].clone();
+    assert_eq!(of(&claims(&e), "heights-sgd-lower"), Verdict::Holds);
+    assert!(!claims(&e).iter().any(|c| c.claim == "table1-test-comparable"), "a classifier claim");
+    let mut e = as_in_the_paper(Arch::Lenet, 8);
+    assert_eq!(of(&claims(&e), "heights-lbfgs-train-above-test"), Verdict::Fails);
+    e.heights_train[1] = e.heights_train[0].clone();
+    assert_eq!(of(&claims(&e), "heights-lbfgs-train-above-test"), Verdict::Holds);
+}
+
+#[test]
+fn few_samples_give_no_verdict() {
+    let c = claims(&as_in_the_paper(Arch::Fcp, 4));
+    assert_eq!(c.len(), 13);
+    assert!(c.iter().all(|c| c.verdict == Verdict::TooFewSamples), "{:#?}", verdicts(&c));
+    assert!(c.iter().all(|c| c.p_value.is_none()), "{c:#?}");
+    // nothing ran at all: every row still present, none judged
+    let empty = Evidence {
+        arch: Arch::Lenet,
+        train_losses: Default::default(),
+        test_losses: Default::default(),
+        vector_sigma: Default::default(),
+        pairs: Default::default(),
+        heights_train: Default::default(),
+        heights_test: Default::default(),
+    };
+    let c = claims(&empty);
+    assert_eq!(c.len(), 13);
+    assert!(c.iter().all(|c| c.verdict == Verdict::TooFewSamples));
+}
+
+#[test]
+fn the_csv_has_the_documented_columns_and_quotes_commas() {
+    let c = claims(&as_in_the_paper(Arch::Fcp, 8));
+    let csv = to_csv(&c);
+    let mut lines = csv.lines();
+    assert_eq!(lines.next(), Some(CSV_HEADER));
+    assert_eq!(CSV_HEADER, "claim,network,landscape,paper,run,verdict,statistic,p_value");
+    let row = lines.find(|l| l.starts_with("heights-sgd-lower,FCP,train,")).unwrap();
+    assert!(row.contains(",holds,\"U = 0, median difference"), "{row}");
+    assert!(row.ends_with(",7.770e-5"), "{row}");
+    assert_eq!(csv.lines().count(), 14);
+}
