@@ -20,41 +20,67 @@ use crate::path::PathSettings;
 use crate::report::{landscape_sets, set_file, summary_file};
 use crate::train::{train, Optimizer, RunRecord, TrainConfig, TrainInputs, TrainProgress};
 
-/// The scale of a reproduction.
+/// The scale of a reproduction. The times below are measured (quick) or estimated from the per-iteration
+/// benchmarks (medium) in `docs/benchmarks.md`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Preset {
     pub name: String,
+    /// The networks studied unless `--models` says otherwise.
+    pub models: Vec<Arch>,
+    /// Seeded runs per (network, optimizer), and how many of them are kept as solution sets.
     pub runs: usize,
     pub keep: usize,
     /// Training and test images (None: the full official splits).
     pub train_images: Option<usize>,
     pub test_images: Option<usize>,
+    /// SGD epochs and learning rate.
     pub epochs: usize,
     pub lr: f64,
+    /// L-BFGS iterations.
     pub iterations: usize,
+    /// Path pairs per set and landscape.
     pub pairs: usize,
     pub path: PathSettings,
 }
 
 impl Preset {
     pub fn named(name: &str) -> Result<Preset> {
+        let paper_path = PathSettings::default();
         Ok(match name {
-            // minutes on a laptop without a GPU: every stage runs, nothing converges
+            // the README's main command: ≤ 10 minutes on 2 CPU cores; FCP and the autoencoder converge
+            // (L-BFGS to ~1e-12 and ~3e-2, SGD to ~5e-3 and ~7e-2 on 2,000 images)
             "quick" => Preset {
                 name: name.into(),
-                runs: 4,
-                keep: 3,
-                train_images: Some(160),
-                test_images: Some(160),
-                epochs: 3,
+                models: vec![Arch::Fcp, Arch::Autoencoder],
+                runs: 10,
+                keep: 8,
+                train_images: Some(2000),
+                test_images: Some(1000),
+                epochs: 100,
                 lr: 0.1,
-                iterations: 4,
-                pairs: 2,
-                path: PathSettings { fourier: 4, points: 5, lambda: 1e-4, lr: 5e-3, iterations: 2 },
+                iterations: 200,
+                pairs: 6,
+                // fewer Adam iterations than the paper's 100, with a larger step to move as far
+                path: PathSettings { lr: 5e-3, iterations: 20, ..paper_path },
             },
-            // the test suite's end-to-end run
+            // all four networks at a reduced scale: about 30 minutes on a laptop GPU, 1–2 hours on 2 cores
+            "medium" => Preset {
+                name: name.into(),
+                models: Arch::ALL.to_vec(),
+                runs: 10,
+                keep: 8,
+                train_images: Some(1000),
+                test_images: Some(500),
+                epochs: 100,
+                lr: 0.1,
+                iterations: 300,
+                pairs: 6,
+                path: PathSettings { lr: 5e-3, iterations: 20, ..paper_path },
+            },
+            // the test suite's end-to-end run: every stage in seconds, nothing converges
             "smoke" => Preset {
                 name: name.into(),
+                models: Arch::ALL.to_vec(),
                 runs: 3,
                 keep: 2,
                 train_images: Some(64),
@@ -65,9 +91,10 @@ impl Preset {
                 pairs: 1,
                 path: PathSettings { fourier: 2, points: 5, lambda: 1e-4, lr: 5e-3, iterations: 2 },
             },
-            // the paper's scale (SPEC "Defaults at a glance")
+            // the paper's scale
             "paper" => Preset {
                 name: name.into(),
+                models: Arch::ALL.to_vec(),
                 runs: 75,
                 keep: 48,
                 train_images: None,
@@ -76,10 +103,33 @@ impl Preset {
                 lr: 0.1,
                 iterations: 1000,
                 pairs: 300,
-                path: PathSettings::default(),
+                path: paper_path,
             },
-            other => bail!("unknown preset '{other}': choose quick or paper (or smoke, the test suite's)"),
+            other => bail!("unknown preset '{other}': choose quick, medium or paper (or smoke, the test suite's)"),
         })
+    }
+
+    /// The scale in words, for the report.
+    pub fn describe(&self) -> String {
+        let images = |n: Option<usize>, all: usize| n.map_or(format!("all {all}"), |n| n.to_string());
+        format!(
+            "{} runs per network and optimizer ({} kept), {} training and {} test images, SGD {} epochs \
+             (batch 64, lr {}), L-BFGS {} iterations, {} path pairs per set and landscape, paths of {} points \
+             with {} Fourier terms optimised by {} Adam iterations (lr {}, λ {})",
+            self.runs,
+            self.keep,
+            images(self.train_images, 60_000),
+            images(self.test_images, 10_000),
+            self.epochs,
+            self.lr,
+            self.iterations,
+            self.pairs,
+            self.path.points,
+            self.path.fourier,
+            self.path.iterations,
+            self.path.lr,
+            self.path.lambda
+        )
     }
 }
 
@@ -246,13 +296,11 @@ pub fn reproduce(
     let wants_report = stage == Stage::Report || (stage == Stage::All && shard.count == 1);
     if wants_report && !report.join("index.html").exists() {
         let context = format!(
-            "<h2>Configuration</h2><p>Preset <b>{}</b>{}; adapter: {} ({}, {}); losscape commit {}.</p><pre>{}</pre>",
+            "<h2>Configuration</h2><p>Preset <b>{}</b>: {}; networks: {}{}. Adapter: {} ({}, {}); losscape commit {}.</p><pre>{}</pre>",
             p.name,
-            if p.name == "quick" {
-                " — a reduced scale for a demonstration: few runs, few images and iterations, nothing converged"
-            } else {
-                ""
-            },
+            p.describe(),
+            cfg.models.iter().map(|a| a.title()).collect::<Vec<_>>().join(", "),
+            if p.name == "paper" { "" } else { " — a reduced scale: the claims are judged on fewer runs, images and pairs than the paper's" },
             gpu.summary().name,
             gpu.summary().backend,
             gpu.summary().driver,

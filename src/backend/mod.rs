@@ -8,6 +8,7 @@ use anyhow::{bail, Result};
 use std::sync::Arc;
 
 use crate::cpu::{Cpu, CpuBuffer, CpuOp, CpuRows};
+pub use crate::gpu::Counts;
 use crate::gpu::{self, AdapterSummary, Dispatch, Gpu, GpuBuffer};
 use crate::ops::{Act, AdamStep, Conv, Head, Layout, LossChunk, LstmStep, Product, Selection};
 pub use choose::{choose_backend, only_software, BackendKind, DeviceChoice};
@@ -150,6 +151,16 @@ impl Device {
         match self {
             Device::Wgpu(g) => g.summary.clone(),
             Device::Cpu(c) => choose::cpu_summary(c),
+        }
+    }
+
+    /// What a GPU device has been asked to do since it was opened (dispatches, submissions,
+    /// read-backs, buffers and bind groups created); `None` on the CPU backend, which needs no such
+    /// accounting.
+    pub fn counts(&self) -> Option<Counts> {
+        match self {
+            Device::Wgpu(g) => Some(g.counts()),
+            Device::Cpu(_) => None,
         }
     }
 

@@ -16,15 +16,17 @@ Resumable: re-running continues where it stopped; finished stages are skipped. W
 train stage takes every n-th (network, optimizer) unit and the paths stage every n-th pair; run\n\
 `--stage train` on all shards, then `--stage paths` on all shards, then `--stage report` once.")]
 pub struct ReproduceArgs {
-    /// quick (a few minutes without a GPU) or paper (the paper's full scale, for GPU servers).
+    /// quick (≤ 10 minutes on 2 CPU cores: FCP and the autoencoder converge at a reduced scale),
+    /// medium (all four networks: ~30 minutes on a laptop GPU, 1–2 hours on 2 cores) or paper (the
+    /// paper's full scale, for GPU servers).
     #[arg(long, default_value = "quick")]
     preset: String,
     /// Work directory.
     #[arg(long)]
     out: PathBuf,
-    /// Networks.
-    #[arg(long, value_enum, value_delimiter = ',', default_value = "fcp,lenet,lstm,autoencoder")]
-    models: Vec<Arch>,
+    /// Networks (default: the preset's — quick: fcp,autoencoder; the others: all four).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    models: Option<Vec<Arch>>,
     /// Which stage to run.
     #[arg(long, value_enum, default_value_t = Stage::All)]
     stage: Stage,
@@ -42,8 +44,8 @@ pub struct ReproduceArgs {
 
 pub fn run(args: ReproduceArgs) -> Result<()> {
     let preset = Preset::named(&args.preset)?;
-    let cfg =
-        ReproduceConfig { preset: preset.clone(), models: args.models.clone(), activation: args.activation.act() };
+    let models = args.models.clone().unwrap_or_else(|| preset.models.clone());
+    let cfg = ReproduceConfig { preset: preset.clone(), models, activation: args.activation.act() };
     let mut train = args.data.load(Split::Train)?;
     let mut test = args.data.load(Split::Test)?;
     if let Some(n) = preset.train_images {

@@ -4,6 +4,7 @@ use anyhow::{anyhow, bail, Result};
 use std::sync::Arc;
 use wgpu::util::DeviceExt;
 
+use super::counters::Counters;
 use super::Gpu;
 
 /// A storage buffer of 32-bit elements (f32 or u32) on the device.
@@ -39,6 +40,7 @@ impl Gpu {
     pub fn zeros(&self, len: usize, label: &str) -> Result<GpuBuffer> {
         let bytes = (len.max(1) as u64) * 4;
         self.check_size(bytes, label)?;
+        Counters::add(&self.counters.buffers, 1);
         let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
             size: bytes,
@@ -53,6 +55,7 @@ impl Gpu {
         assert_eq!(std::mem::size_of::<T>(), 4, "GPU buffers hold 32-bit elements");
         let bytes: &[u8] = if data.is_empty() { &[0u8; 4] } else { bytemuck::cast_slice(data) };
         self.check_size(bytes.len() as u64, label)?;
+        Counters::add(&self.counters.buffers, 1);
         let buffer = self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
             label: Some(label),
             contents: bytes,
@@ -77,6 +80,7 @@ impl Gpu {
             (dst_off * 4) as u64,
             Some((len * 4) as u64),
         );
+        Counters::add(&self.counters.submissions, 1);
         self.queue.submit([enc.finish()]);
     }
 
@@ -86,14 +90,11 @@ impl Gpu {
             return Ok(Vec::new());
         }
         let bytes = (len * 4) as u64;
-        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("readback"),
-            size: bytes,
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
+        let staging = self.staging_buffer(bytes);
         let mut enc = self.device.create_command_encoder(&Default::default());
         enc.copy_buffer_to_buffer(&src.buffer, (offset * 4) as u64, &staging, 0, Some(bytes));
+        Counters::add(&self.counters.submissions, 1);
+        Counters::add(&self.counters.readbacks, 1);
         self.queue.submit([enc.finish()]);
         let (tx, rx) = std::sync::mpsc::channel();
         staging.map_async(wgpu::MapMode::Read, .., move |r| {
@@ -107,7 +108,23 @@ impl Gpu {
         let out = bytemuck::cast_slice::<u8, T>(&view).to_vec();
         drop(view);
         staging.unmap();
+        self.staging.lock().unwrap().entry(bytes).or_default().push(staging);
         Ok(out)
+    }
+
+    /// A mappable buffer of `bytes` for a read-back: one from the pool, or a new one the first time
+    /// this size is read.
+    fn staging_buffer(&self, bytes: u64) -> wgpu::Buffer {
+        if let Some(b) = self.staging.lock().unwrap().get_mut(&bytes).and_then(Vec::pop) {
+            return b;
+        }
+        Counters::add(&self.counters.buffers, 1);
+        self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("readback"),
+            size: bytes,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        })
     }
 
     /// Blocks until every submitted command has finished.

@@ -4,6 +4,7 @@ use anyhow::{anyhow, bail, Result};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use super::counters::{Counters, Counts};
 use super::shaders::Shader;
 use super::GpuBuffer;
 
@@ -56,6 +57,9 @@ pub struct Gpu {
     /// A one-element buffer bound where a kernel's binding is unused by the chosen variant.
     pub(super) dummy: GpuBuffer,
     modules: Mutex<HashMap<Shader, wgpu::ShaderModule>>,
+    /// Read-back staging buffers by size, reused so that no loop creates buffers after warm-up.
+    pub(super) staging: Mutex<HashMap<u64, Vec<wgpu::Buffer>>>,
+    pub(super) counters: Counters,
     pipelines: Mutex<HashMap<PipelineKey, Arc<wgpu::ComputePipeline>>>,
 }
 
@@ -194,8 +198,15 @@ impl Gpu {
             features,
             limits,
             modules: Mutex::new(HashMap::new()),
+            staging: Mutex::new(HashMap::new()),
+            counters: Counters::default(),
             pipelines: Mutex::new(HashMap::new()),
         }))
+    }
+
+    /// What the device has been asked to do since it was opened.
+    pub fn counts(&self) -> Counts {
+        self.counters.snapshot()
     }
 
     /// True when the device was opened with GPU timestamp queries.

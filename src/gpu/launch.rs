@@ -5,6 +5,7 @@ use anyhow::{anyhow, Result};
 use std::sync::Arc;
 use wgpu::util::DeviceExt;
 
+use super::counters::Counters;
 use super::{Gpu, GpuBuffer, Shader};
 
 /// One compute dispatch, ready to be recorded.
@@ -34,6 +35,8 @@ impl Gpu {
             ));
         }
         let pipeline = self.pipeline(shader, entry, constants);
+        Counters::add(&self.counters.buffers, 1);
+        Counters::add(&self.counters.bind_groups, 1);
         let uniform = self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
             label: Some("params"),
             contents: bytemuck::bytes_of(params),
@@ -73,6 +76,7 @@ impl Gpu {
             ty: wgpu::QueryType::Timestamp,
             count: 2,
         });
+        Counters::add(&self.counters.buffers, 1);
         let resolve = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("timing"),
             size: 16,
@@ -87,6 +91,8 @@ impl Gpu {
     }
 
     fn submit_inner(&self, dispatches: &[&Dispatch], timing: Option<(&wgpu::QuerySet, &wgpu::Buffer)>) {
+        Counters::add(&self.counters.submissions, 1);
+        Counters::add(&self.counters.dispatches, dispatches.len() as u64);
         let mut enc = self.device.create_command_encoder(&Default::default());
         {
             let timestamp_writes = timing.map(|(set, _)| wgpu::ComputePassTimestampWrites {

@@ -4,6 +4,7 @@
 
 mod buffer;
 mod context;
+mod counters;
 mod kernels;
 mod launch;
 mod layers;
@@ -12,6 +13,7 @@ mod vector;
 
 pub use buffer::GpuBuffer;
 pub use context::{list_adapters, AdapterSummary, DeviceChoice, Gpu, NO_ADAPTER_HELP};
+pub use counters::Counts;
 pub use kernels::Source;
 pub use launch::Dispatch;
 pub use shaders::Shader;

@@ -1,0 +1,50 @@
+//! The GPU engine by counting (on any adapter, lavapipe on CI): one evaluation is one submission and
+//! one read-back, and nothing is created once an evaluator has warmed up.
+
+mod common;
+
+use common::{mnist, wgpu};
+use losscape::backend::Counts;
+use losscape::data::{DeviceImages, Split};
+use losscape::model::{init_vector, Arch, Evaluator, Network, Want};
+use losscape::ops::Act;
+
+fn counts(d: &losscape::backend::Device) -> Counts {
+    d.counts().expect("a wgpu device counts its work")
+}
+
+#[test]
+fn an_evaluation_is_one_submission_and_one_readback_and_creates_nothing_after_warm_up() {
+    let device = wgpu();
+    let images = DeviceImages::upload(&device, &mnist(Split::Train, 300)).unwrap();
+    for arch in [Arch::Fcp, Arch::Lenet, Arch::Lstm, Arch::Autoencoder] {
+        let net = Network { arch, act: Act::Softplus };
+        // chunks of 128 images: three chunks, so the count covers chunk boundaries
+        let ev = Evaluator::with_chunk(net, &images, 0..300, 2, Some(128)).unwrap();
+        let w: Vec<f32> = (0..2).flat_map(|s| init_vector(arch, s)).collect();
+        ev.set_weights(&w).unwrap();
+        ev.run(Want::LossAndGrad);
+        let first = ev.results().unwrap();
+        let before = counts(&device);
+        for _ in 0..10 {
+            ev.set_weights(&w).unwrap();
+            ev.run(Want::LossAndGrad);
+            assert_eq!(ev.results().unwrap(), first, "{arch:?}: the same weights give the same losses");
+        }
+        let d = counts(&device) - before;
+        let per_eval = ev.ordered(Want::LossAndGrad).len() as u64;
+        assert_eq!(d.submissions, 20, "{arch:?}: one pass and one read-back copy per evaluation: {d:?}");
+        assert_eq!(d.readbacks, 10, "{arch:?}: {d:?}");
+        assert_eq!(d.dispatches, 10 * per_eval, "{arch:?}: {d:?}");
+        assert_eq!((d.buffers_created, d.bind_groups_created), (0, 0), "{arch:?}: created in the loop: {d:?}");
+        assert_eq!(
+            per_eval as usize,
+            ev.plan().chunks.iter().map(|c| c.forward.len() + c.backward.len()).sum::<usize>()
+        );
+    }
+}
+
+#[test]
+fn the_cpu_backend_does_not_count() {
+    assert!(common::cpu().counts().is_none());
+}
