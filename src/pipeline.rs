@@ -4,7 +4,7 @@
 
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::backend::Device;
@@ -14,10 +14,10 @@ use crate::model::{init_vector, Arch};
 use crate::ops::Act;
 use crate::optim::LineSearchKind;
 use crate::path::sweep::{
-    run_sweep, sha256_file, Job, PairRecord, SetInfo, Shard, SweepConfig, SweepInputs, SweepProgress,
+    all_jobs, run_sweep, sha256_file, Job, PairRecord, SetInfo, Shard, SweepConfig, SweepInputs, SweepProgress,
 };
 use crate::path::PathSettings;
-use crate::report::{landscape_sets, set_file, summary_file};
+use crate::report::{landscape_sets, set_file, summary_file, sweep_records};
 use crate::train::{train, Optimizer, RunRecord, TrainConfig, TrainInputs, TrainProgress};
 
 /// The scale of a reproduction. The times below are measured (quick) or estimated from the per-iteration
@@ -185,6 +185,41 @@ impl Overall {
     }
 }
 
+/// Refuses to report on unfinished sweeps: the report reads whatever pairs the shard directories hold,
+/// so a shard that never ran (a task dropped from a job array, a failed task whose successors ran
+/// anyway) would otherwise leave out its pairs without a word.
+fn check_sweeps_complete(dir: &Path, cfg: &ReproduceConfig) -> Result<()> {
+    for &arch in &cfg.models {
+        for landscape in ["train", "test"] {
+            let base = dir.join(arch.id()).join(format!("paths-{landscape}"));
+            // every shard's directory records the whole sweep (all shards' pairs), the shard aside
+            let mut dirs: Vec<PathBuf> = std::fs::read_dir(&base)
+                .map(|e| e.flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect())
+                .unwrap_or_default();
+            dirs.sort();
+            dirs.insert(0, base.clone());
+            let Some(config) = dirs.iter().find(|d| d.join("config.json").exists()) else {
+                bail!("{}: no paths yet: run the paths stage (of every shard) first", base.display());
+            };
+            let sweep: SweepConfig = crate::io::config::read_config(config)?;
+            let expected = all_jobs(&sweep)?.len();
+            let done: std::collections::BTreeSet<usize> = sweep_records(&base)?.iter().map(|r| r.index).collect();
+            let missing: Vec<usize> = (0..expected).filter(|i| !done.contains(i)).collect();
+            if !missing.is_empty() {
+                bail!(
+                    "{}: {} of {expected} pairs are missing (pair indices {}{}): run `--stage paths` on every shard \
+                     (resubmit the failed or missing ones; finished pairs are skipped), then the report",
+                    base.display(),
+                    missing.len(),
+                    missing.iter().take(8).map(|i| i.to_string()).collect::<Vec<_>>().join(", "),
+                    if missing.len() > 8 { ", ..." } else { "" }
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Runs the chosen stages for one shard.
 pub fn reproduce(
     dir: &Path,
@@ -295,6 +330,7 @@ pub fn reproduce(
     let report = dir.join("report");
     let wants_report = stage == Stage::Report || (stage == Stage::All && shard.count == 1);
     if wants_report && !report.join("index.html").exists() {
+        check_sweeps_complete(dir, cfg)?;
         let context = format!(
             "<h2>Configuration</h2><p>Preset <b>{}</b>: {}; networks: {}{}. Adapter: {} ({}, {}); losscape commit {}.</p><pre>{}</pre>",
             p.name,

@@ -220,3 +220,40 @@ fn reproduce_runs_end_to_end_and_a_second_invocation_recomputes_nothing() {
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("preset"), "{}", String::from_utf8_lossy(&o.stderr));
 }
+
+/// The cluster recipe: train, then paths on every shard, then one report; a report over a missing
+/// shard is refused (it would silently leave out that shard's pairs), and equals the unsharded run
+/// once every shard ran.
+#[test]
+fn reproduce_refuses_to_report_while_a_paths_shard_is_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("work");
+    let run = |stage: &str, shard: &str| {
+        losscape(&args(&[
+            "reproduce",
+            "--preset",
+            "smoke",
+            "--models",
+            "fcp",
+            "--stage",
+            stage,
+            "--shard",
+            shard,
+            "--out",
+            work.to_str().unwrap(),
+        ]))
+    };
+    ok(run("train", "0/2"));
+    ok(run("train", "1/2"));
+    ok(run("paths", "0/2"));
+    let o = run("report", "0/1");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("pairs are missing") && err.contains("every shard"), "{err}");
+    assert!(!work.join("report/index.html").exists());
+    ok(run("paths", "1/2"));
+    ok(run("report", "0/1"));
+    let table = std::fs::read_to_string(work.join("report/fcp-heights-train.csv")).unwrap();
+    // the smoke preset draws one pair from each of the four sets on the training landscape
+    assert_eq!(table.lines().count(), 1 + 4, "{table}");
+}

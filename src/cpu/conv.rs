@@ -17,6 +17,9 @@ use crate::ops::Conv;
 const COLS_TARGET: usize = 48 * 1024;
 /// Target size (floats) of a block's product buffer when several vectors share one im2col matrix.
 const PRODUCT_TARGET: usize = 96 * 1024;
+/// Pieces the weight gradient's sum over image blocks is split into, whatever the thread count: enough
+/// to keep the cores of a large node busy, few enough that their partial sums stay small.
+const GRAD_PIECES: usize = 32;
 
 /// The sizes every kernel derives from a [`Conv`], and the blocking of images and vectors.
 #[derive(Clone, Copy, Debug)]
@@ -493,15 +496,22 @@ fn weight_grad_sums(ctx: &Ctx, grad_out: &[f32]) -> (Vec<f32>, Vec<f32>) {
         weight_grad_block(ctx, grad_out, t, &mut acc, inner);
         acc
     };
-    let sums = if ctx.threads <= 1 || tasks.len() <= 1 {
-        tasks.into_iter().fold(init(), run)
+    // fixed contiguous pieces, each summed in order, then the pieces in order: the same inputs give the
+    // same bits on every run (rayon's own fold splits as work is stolen) and on every thread count (a
+    // cluster's nodes differ in cores, and a sharded run must equal an unsharded one), so the pieces
+    // depend on the task count only
+    let piece = tasks.len().div_ceil(GRAD_PIECES).max(1);
+    let parts: Vec<GradSums> = if ctx.threads <= 1 || tasks.len() <= 1 {
+        tasks.chunks(piece).map(|p| p.iter().copied().fold(init(), run)).collect()
     } else {
-        // fixed contiguous pieces, summed in order: the same inputs give the same bits on every run
-        // (rayon's own fold splits as work is stolen, which would change the summation order)
-        let piece = tasks.len().div_ceil(ctx.threads);
-        let parts: Vec<GradSums> = tasks.par_chunks(piece).map(|p| p.iter().copied().fold(init(), run)).collect();
-        parts.into_iter().reduce(add_sums).unwrap_or_else(init)
+        let pieces = tasks.len().div_ceil(piece);
+        tasks
+            .par_chunks(piece)
+            .with_min_len(min_len(pieces, ctx.threads))
+            .map(|p| p.iter().copied().fold(init(), run))
+            .collect()
     };
+    let sums = parts.into_iter().reduce(add_sums).unwrap_or_else(init);
     (sums.dw, sums.db)
 }
 
@@ -779,6 +789,28 @@ mod tests {
         // 1 vector (3 channels) or of 2 and 1 vectors (1 channel)
         check_all_inputs(conv(1, 28, 3, 1, 0, 64));
         check_all_inputs(conv(1, 28, 1, 1, 0, 64));
+    }
+
+    /// Cluster nodes differ in core count, and a sharded `reproduce` must equal an unsharded one: the
+    /// weight gradient may not depend on how many threads summed it.
+    #[test]
+    fn weight_grad_bits_do_not_depend_on_the_thread_count() {
+        // enough images for many blocks, so that the sum over blocks is split into pieces
+        let c = conv(2, 7, 3, 3, 1, 900);
+        for images in [true, false] {
+            let in_len = c.batches * c.in_bs(images) + c.images * c.in_c * c.in_hw * c.in_hw;
+            let input = values(in_len, 1);
+            let grad_out = values(c.batches * c.out_bs(), 3);
+            let run = |threads| {
+                let mut grads = vec![0.0; c.batches * c.n_prm];
+                weight_grad(&c, images, &input, &grad_out, &mut grads, false, threads);
+                grads.iter().map(|g| g.to_bits()).collect::<Vec<_>>()
+            };
+            let one = run(1);
+            for threads in [2, 3, 7] {
+                assert!(one == run(threads), "images {images}: 1 and {threads} threads differ");
+            }
+        }
     }
 
     #[test]
