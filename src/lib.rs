@@ -19,6 +19,7 @@ pub mod ops;
 pub mod optim;
 pub mod path;
 pub mod pipeline;
+pub mod planner;
 pub mod plot;
 pub mod report;
 pub mod train;

@@ -15,6 +15,8 @@ pub struct DeviceChoice {
     pub backend: Option<String>,
     /// Adapter index (as `losscape info` lists them) or a case-insensitive part of its name (GPU only).
     pub adapter: Option<String>,
+    /// `--gpu-memory`: bytes an evaluator's scratch tensors may take on a GPU.
+    pub gpu_memory: Option<u64>,
 }
 
 /// The backend a choice resolves to.
@@ -45,7 +47,11 @@ pub fn only_software(adapters: &[AdapterSummary]) -> bool {
 /// Resolves a choice to a backend, probing the GPU adapters only for `auto`.
 pub fn choose_backend(choice: &DeviceChoice) -> Result<BackendKind> {
     let wanted = requested(choice);
-    let wgpu_choice = |backend: Option<String>| gpu::DeviceChoice { backend, adapter: choice.adapter.clone() };
+    let wgpu_choice = |backend: Option<String>| gpu::DeviceChoice {
+        backend,
+        adapter: choice.adapter.clone(),
+        memory: choice.gpu_memory,
+    };
     match wanted.as_str() {
         "cpu" => {
             if choice.adapter.is_some() {

@@ -3,6 +3,7 @@
 //! once and submit them many times; they never know which backend runs them.
 
 mod choose;
+pub mod profiles;
 
 use anyhow::{bail, Result};
 use std::sync::Arc;
@@ -123,10 +124,26 @@ fn same_shape(op: &str, x: &Rows, y: &Rows) -> Result<()> {
 }
 
 /// Bytes a scratch tensor may take on the CPU backend (host memory is plentiful, and large chunks keep
-/// the matrix products efficient).
-const CPU_SCRATCH_BYTES: u64 = 512 << 20;
-/// Bytes a scratch tensor may take on a GPU (the common 128 MiB binding limit leaves room for several).
-const GPU_SCRATCH_BYTES: u64 = 32 << 20;
+/// the matrix products efficient), and all of an evaluator's together.
+const CPU_BUDGET: ChunkBudget = ChunkBudget { tensor_bytes: 512 << 20, total_bytes: 8 << 30 };
+/// Bytes a scratch tensor may take on a software rasteriser: lavapipe runs the test suite's GPU pass,
+/// whose speed was measured with chunks of this size.
+pub const SOFTWARE_TENSOR_BYTES: u64 = 32 << 20;
+/// Scratch memory an evaluator may take on an unknown GPU when `--gpu-memory` is not given: safe on
+/// any card with 4 GB. A GPU named in [`profiles::PROFILES`] gets a share of its memory instead.
+pub const DEFAULT_GPU_MEMORY: u64 = 2 << 30;
+/// The same for a software rasteriser, whose "GPU memory" is host memory shared with the test suite.
+pub const SOFTWARE_GPU_MEMORY: u64 = 256 << 20;
+
+/// How much memory one evaluator's scratch tensors may take: the image chunk is the largest whose
+/// tensors fit both (`model::chunk_capacity`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ChunkBudget {
+    /// Bytes one scratch tensor may take: a GPU's storage-binding limit (or less).
+    pub tensor_bytes: u64,
+    /// Bytes all scratch tensors of an evaluator may take together.
+    pub total_bytes: u64,
+}
 
 impl Device {
     /// Opens the backend and adapter the choice names (see [`choose_backend`]).
@@ -169,11 +186,19 @@ impl Device {
         matches!(self, Device::Wgpu(g) if g.has_timestamps())
     }
 
-    /// The largest scratch tensor the evaluators should plan, in bytes.
-    pub fn scratch_bytes(&self) -> u64 {
+    /// How much memory the evaluators' scratch tensors may take on this device.
+    pub fn chunk_budget(&self) -> ChunkBudget {
         match self {
-            Device::Wgpu(g) => GPU_SCRATCH_BYTES.min(g.max_binding_bytes()),
-            Device::Cpu(_) => CPU_SCRATCH_BYTES,
+            Device::Wgpu(g) => {
+                let binding = g.max_binding_bytes();
+                let software = g.is_software();
+                let tensor_bytes = if software { binding.min(SOFTWARE_TENSOR_BYTES) } else { binding };
+                let known = profiles::known_device(&g.summary.name).filter(|_| !software);
+                let default = if software { SOFTWARE_GPU_MEMORY } else { DEFAULT_GPU_MEMORY };
+                let total_bytes = g.memory_option().or(known.map(profiles::Profile::default_memory)).unwrap_or(default);
+                ChunkBudget { tensor_bytes, total_bytes }
+            }
+            Device::Cpu(_) => CPU_BUDGET,
         }
     }
 

@@ -21,7 +21,7 @@ pub struct InfoArgs {
 /// The GPU backends to list: those named by `--backend`, else all.
 fn listing(choice: &DeviceChoice) -> Option<gpu::DeviceChoice> {
     let named = choice.backend.as_deref().map(str::trim).filter(|b| !matches!(*b, "cpu" | "auto"));
-    Some(gpu::DeviceChoice { backend: Some(named.unwrap_or("primary").to_string()), adapter: None })
+    Some(gpu::DeviceChoice { backend: Some(named.unwrap_or("primary").to_string()), ..Default::default() })
 }
 
 pub fn run(args: InfoArgs) -> Result<()> {

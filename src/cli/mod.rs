@@ -7,6 +7,7 @@ mod info;
 mod init;
 mod merge;
 mod paths;
+mod plan;
 mod ranges;
 mod reproduce;
 mod toy;
@@ -39,6 +40,7 @@ enum Command {
     Eval(eval::EvalArgs),
     Bench(bench::BenchArgs),
     Paths(paths::PathsArgs),
+    Plan(plan::PlanArgs),
     Merge(merge::MergeArgs),
     Toy(toy::ToyArgs),
     Train(train::TrainArgs),
@@ -57,11 +59,34 @@ pub struct DeviceArgs {
     /// fastest kind present (discrete > integrated > software).
     #[arg(long, global = true)]
     pub adapter: Option<String>,
+    /// GPU memory the batched evaluations may use for their intermediate tensors, e.g. 40G or 512M
+    /// (default 2G on a GPU: safe on any card; give more on a data-centre GPU for larger image chunks).
+    #[arg(long, global = true, value_name = "BYTES", value_parser = parse_bytes)]
+    pub gpu_memory: Option<u64>,
+}
+
+/// A byte count: a number with an optional K, M, G or T suffix (powers of 1024), at least 1M.
+pub fn parse_bytes(text: &str) -> std::result::Result<u64, String> {
+    let t = text.trim();
+    let (digits, shift) = match t.chars().last().map(|c| c.to_ascii_uppercase()) {
+        Some('K') => (&t[..t.len() - 1], 10),
+        Some('M') => (&t[..t.len() - 1], 20),
+        Some('G') => (&t[..t.len() - 1], 30),
+        Some('T') => (&t[..t.len() - 1], 40),
+        _ => (t, 0),
+    };
+    let value: f64 =
+        digits.parse().map_err(|_| format!("'{text}' is not a size: write e.g. 40G, 512M or 1073741824"))?;
+    let bytes = value * (1u64 << shift) as f64;
+    if !(bytes >= (1u64 << 20) as f64 && bytes < 2f64.powi(63)) {
+        return Err(format!("'{text}': give at least 1M and less than 8E"));
+    }
+    Ok(bytes as u64)
 }
 
 impl DeviceArgs {
     pub fn choice(&self) -> DeviceChoice {
-        DeviceChoice { backend: self.backend.clone(), adapter: self.adapter.clone() }
+        DeviceChoice { backend: self.backend.clone(), adapter: self.adapter.clone(), gpu_memory: self.gpu_memory }
     }
     pub fn open(&self) -> Result<Device> {
         Device::open(&self.choice())
@@ -110,6 +135,7 @@ pub fn main() -> Result<()> {
         Command::Eval(a) => eval::run(a),
         Command::Bench(a) => bench::run(a),
         Command::Paths(a) => paths::run(a),
+        Command::Plan(a) => plan::run(a),
         Command::Merge(a) => merge::run(a),
         Command::Toy(a) => toy::run(a),
         Command::Train(a) => train::run(a),

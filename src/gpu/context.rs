@@ -16,6 +16,9 @@ pub struct DeviceChoice {
     /// Adapter index (as `losscape info` lists them) or a case-insensitive part of its name;
     /// `None` = WGPU_ADAPTER_NAME or the highest-performance adapter.
     pub adapter: Option<String>,
+    /// Bytes an evaluator's scratch tensors may take together (`--gpu-memory`); `None` = the
+    /// backend's default (`backend::Device::chunk_budget`).
+    pub memory: Option<u64>,
 }
 
 /// Facts about the adapter in use, for reports and benchmark records.
@@ -60,6 +63,8 @@ pub struct Gpu {
     /// Read-back staging buffers by size, reused so that no loop creates buffers after warm-up.
     pub(super) staging: Mutex<HashMap<u64, Vec<wgpu::Buffer>>>,
     pub(super) counters: Counters,
+    /// `--gpu-memory`, when given.
+    memory: Option<u64>,
     pipelines: Mutex<HashMap<PipelineKey, Arc<wgpu::ComputePipeline>>>,
 }
 
@@ -200,6 +205,7 @@ impl Gpu {
             modules: Mutex::new(HashMap::new()),
             staging: Mutex::new(HashMap::new()),
             counters: Counters::default(),
+            memory: choice.memory,
             pipelines: Mutex::new(HashMap::new()),
         }))
     }
@@ -207,6 +213,16 @@ impl Gpu {
     /// What the device has been asked to do since it was opened.
     pub fn counts(&self) -> Counts {
         self.counters.snapshot()
+    }
+
+    /// Bytes one evaluator's scratch tensors may take together, when `--gpu-memory` gave them.
+    pub fn memory_option(&self) -> Option<u64> {
+        self.memory
+    }
+
+    /// True on a software rasteriser (lavapipe, WARP, SwiftShader), which wgpu reports as type `Cpu`.
+    pub fn is_software(&self) -> bool {
+        self.summary.device_type == "Cpu"
     }
 
     /// True when the device was opened with GPU timestamp queries.

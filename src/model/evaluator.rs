@@ -70,7 +70,7 @@ impl Evaluator {
         batch: usize,
         chunk: Option<usize>,
     ) -> Result<Evaluator> {
-        let cap = chunk.unwrap_or_else(|| chunk_capacity(net.arch, images.device.scratch_bytes(), batch, range.len()));
+        let cap = chunk.unwrap_or_else(|| chunk_capacity(net, images.device.chunk_budget(), batch, range.len()));
         let plan = Plan::new(net, range, images.count, batch, cap, 0)?;
         Evaluator::lower(net, images, batch, plan)
     }

@@ -17,5 +17,5 @@ pub use init::init_vector;
 pub use lstm::SHAPE as LSTM_SHAPE;
 pub use permutation::{lstm_permutation, randperm, Mt19937};
 pub use plan::Plan;
-pub use plans::{chunk_capacity, width};
+pub use plans::{chunk_capacity, width, MAX_CHUNK_IMAGES};
 pub use spec::{Arch, TensorSpec};

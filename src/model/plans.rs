@@ -8,6 +8,7 @@ use super::evaluator::Network;
 use super::mlp::{Dense, Input, Mlp};
 use super::plan::{Builder, Chunk, ChunkOps, Init, Plan, Tensor, EXTERNAL};
 use super::{lenet, lstm, Arch};
+use crate::backend::ChunkBudget;
 use crate::data::PIXELS;
 use crate::ops::{partial_slots, Act, Head};
 
@@ -42,11 +43,20 @@ pub fn width(arch: Arch) -> usize {
     }
 }
 
-/// Images per chunk for `batch` vectors when a scratch tensor may take `budget` bytes: a multiple of
-/// 64 between 64 and 8192, and never more than the images.
-pub fn chunk_capacity(arch: Arch, budget: u64, batch: usize, images: usize) -> usize {
-    let per_image = (batch.max(1) * width(arch) * 4) as u64;
-    let cap = ((budget / per_image) as usize / 64 * 64).clamp(64, 8192);
+/// The most images in one chunk: 60,000 images take 8 chunks, so the dispatches per evaluation are
+/// already few; larger chunks would only take more memory.
+pub const MAX_CHUNK_IMAGES: usize = 8192;
+
+/// Images per chunk for `batch` vectors of `net` within `budget`: the largest multiple of 64 whose
+/// largest scratch tensor fits `budget.tensor_bytes` and whose scratch tensors together fit
+/// `budget.total_bytes`, between 64 and [`MAX_CHUNK_IMAGES`], and never more than the images.
+pub fn chunk_capacity(net: Network, budget: ChunkBudget, batch: usize, images: usize) -> usize {
+    let batch = batch.max(1);
+    let per_tensor = budget.tensor_bytes / (batch * width(net.arch) * 4) as u64;
+    // every scratch tensor grows with the chunk: measure them on a 64-image plan
+    let probe = Plan::new(net, 0..64, 64, batch, 64, 0).map_or(0, |p| p.scratch_bytes());
+    let by_total = budget.total_bytes / probe.div_ceil(64).max(1);
+    let cap = (per_tensor.min(by_total) as usize / 64 * 64).clamp(64, MAX_CHUNK_IMAGES);
     cap.min(images.max(1))
 }
 

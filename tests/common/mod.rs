@@ -23,7 +23,7 @@ pub fn wgpu() -> Device {
     static DEVICE: OnceLock<Device> = OnceLock::new();
     DEVICE
         .get_or_init(|| {
-            Device::open(&DeviceChoice { backend: Some("vulkan,metal,dx12".into()), adapter: None })
+            Device::open(&DeviceChoice { backend: Some("vulkan,metal,dx12".into()), ..Default::default() })
                 .expect("a GPU adapter (install mesa-vulkan-drivers)")
         })
         .clone()

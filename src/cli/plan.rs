@@ -1,0 +1,154 @@
+use anyhow::{Context, Result};
+use clap::Args;
+use std::path::PathBuf;
+
+use super::DeviceArgs;
+use crate::backend::profiles::profile;
+use crate::backend::ChunkBudget;
+use crate::model::Arch;
+use crate::pipeline::Preset;
+use crate::planner::{estimate_study, plan_evaluation, rates_from_bench, EvaluationPlan, ASSUMED_EFFICIENCY};
+
+/// What an evaluation (or a whole study) would ask of a device — chunk size, dispatches, submissions,
+/// read-backs, peak memory, FLOPs, estimated time — without running it.
+#[derive(Args)]
+#[command(after_help = "Example:\n  losscape plan --model lenet --batch 51 --images 60000 --profile h100\n  \
+losscape plan --preset paper --profile h100 --json\n  losscape plan --preset medium --bench bench.json\n\n\
+Profiles: h100, a100, rtx4090, apple-m2, webgpu-default, lavapipe (limits and sources: docs/backends.md).\n\
+Without --profile, the adapter the device options choose (or the CPU backend).")]
+pub struct PlanArgs {
+    /// Network of a single evaluation (ignored with --preset).
+    #[arg(long, value_enum, default_value = "lenet")]
+    model: Arch,
+    /// Weight vectors per evaluation (a path iteration: 51 points).
+    #[arg(long, default_value_t = 51, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    batch: u64,
+    /// Images per evaluation.
+    #[arg(long, default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    images: u64,
+    /// Plan the whole study of a preset (quick, medium, paper): per-network evaluations and estimated hours.
+    #[arg(long)]
+    preset: Option<String>,
+    /// A named device profile instead of this machine's adapter.
+    #[arg(long)]
+    profile: Option<String>,
+    /// A `losscape bench --out` record of the adapter: its measured GFLOP/s set the estimated time.
+    #[arg(long, value_name = "FILE")]
+    bench: Option<PathBuf>,
+    /// One JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    device: DeviceArgs,
+}
+
+/// The budget and nominal peak (FLOP/s) of the profile or of this machine's device.
+fn target(args: &PlanArgs) -> Result<(String, ChunkBudget, f64)> {
+    if let Some(name) = &args.profile {
+        let p = profile(name)?;
+        return Ok((p.title.to_string(), p.budget(args.device.gpu_memory), p.fp32_tflops * 1e12));
+    }
+    let device = args.device.open()?;
+    let s = device.summary();
+    // no nominal peak is known for an arbitrary adapter: --bench gives a measured one
+    Ok((format!("{} ({})", s.name, s.backend), device.chunk_budget(), f64::NAN))
+}
+
+/// One JSON object: the device, its budget, and the evaluation's fields at the top level.
+fn evaluation_json(device: &str, budget: ChunkBudget, e: &EvaluationPlan) -> serde_json::Value {
+    let mut object = serde_json::to_value(e).expect("an evaluation plan serialises");
+    object["device"] = device.into();
+    object["budget"] = serde_json::to_value(budget).expect("a budget serialises");
+    object
+}
+
+fn print_evaluation(e: &EvaluationPlan) {
+    println!(
+        "{:?} B={} N={} {}: chunks of {} images ({} chunks), {} dispatches, {} submission, {} read-back, peak {:.1} MiB, {:.3e} FLOP",
+        e.model,
+        e.batch,
+        e.images,
+        if e.gradient { "loss+gradient" } else { "loss" },
+        e.chunk_images,
+        e.chunks,
+        e.dispatches_per_evaluation,
+        e.submissions_per_evaluation,
+        e.readbacks_per_evaluation,
+        e.peak_bytes as f64 / (1u64 << 20) as f64,
+        e.flops_per_evaluation
+    );
+}
+
+pub fn run(args: PlanArgs) -> Result<()> {
+    let (name, budget, peak) = target(&args)?;
+    let Some(preset_name) = &args.preset else {
+        let e = plan_evaluation(args.model, args.batch as usize, args.images as usize, budget, true)?;
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&evaluation_json(&name, budget, &e))?);
+        } else {
+            println!(
+                "device: {name}; budget: tensors ≤ {} MiB, scratch ≤ {} MiB",
+                budget.tensor_bytes >> 20,
+                budget.total_bytes >> 20
+            );
+            print_evaluation(&e);
+        }
+        return Ok(());
+    };
+    let preset = Preset::named(preset_name)?;
+    let n = preset.train_images.unwrap_or(60_000);
+    let mut evaluations = Vec::new();
+    for &arch in &preset.models {
+        evaluations.push(plan_evaluation(arch, preset.path.points, n, budget, true)?);
+        evaluations.push(plan_evaluation(arch, preset.runs, n, budget, true)?);
+    }
+    let (rates, basis) = match &args.bench {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read", path.display()))?;
+            let record: serde_json::Value =
+                serde_json::from_str(&text).with_context(|| format!("{}: not JSON", path.display()))?;
+            (rates_from_bench(&record).with_context(|| path.display().to_string())?, format!("measured: {}", path.display()))
+        }
+        None if peak.is_finite() => (
+            Vec::new(),
+            format!("nominal fp32 peak {:.1} TFLOP/s x assumed efficiency {ASSUMED_EFFICIENCY}", peak / 1e12),
+        ),
+        None => anyhow::bail!(
+            "no estimate for this adapter without a benchmark: give --bench FILE (from `losscape bench --out FILE`) or --profile NAME"
+        ),
+    };
+    let rate = |arch: Arch| rates.iter().find(|(a, _)| *a == arch).map_or(peak * ASSUMED_EFFICIENCY, |(_, g)| g * 1e9);
+    if args.bench.is_some() && preset.models.iter().any(|a| !rates.iter().any(|(r, _)| r == a)) {
+        anyhow::bail!("the benchmark record lacks a network of the preset: run `losscape bench` with every network");
+    }
+    let study = estimate_study(&preset, &preset.models, rate, basis)?;
+    if args.json {
+        // the top-level counts are those of the evaluation with the most dispatches
+        let worst = evaluations.iter().max_by_key(|e| e.dispatches_per_evaluation).expect("a preset has networks");
+        let mut object = evaluation_json(&name, budget, worst);
+        object["evaluations"] = serde_json::to_value(&evaluations)?;
+        object["study"] = serde_json::to_value(&study)?;
+        object["estimated_hours"] = study.estimated_hours.into();
+        println!("{}", serde_json::to_string_pretty(&object)?);
+        return Ok(());
+    }
+    println!(
+        "device: {name}; budget: tensors ≤ {} MiB, scratch ≤ {} MiB",
+        budget.tensor_bytes >> 20,
+        budget.total_bytes >> 20
+    );
+    println!("preset {}: {}", preset.name, preset.describe());
+    println!("per evaluation (a path iteration is one of B = {} points; an L-BFGS iteration one of B = {} runs plus 6 line-search losses):", preset.path.points, preset.runs);
+    evaluations.iter().for_each(print_evaluation);
+    for w in &study.networks {
+        println!(
+            "{:?}: training {:.3e} FLOP, paths {:.3e} FLOP, {:.2} h",
+            w.model,
+            w.training_flops,
+            w.path_flops,
+            w.seconds / 3600.0
+        );
+    }
+    println!("whole study: {:.3e} FLOP, estimated {:.1} hours ({})", study.flops, study.estimated_hours, study.basis);
+    Ok(())
+}
