@@ -20,5 +20,6 @@ pub mod optim;
 pub mod path;
 pub mod pipeline;
 pub mod plot;
+pub mod probe;
 pub mod report;
 pub mod train;

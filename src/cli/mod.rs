@@ -7,8 +7,10 @@ mod info;
 mod init;
 mod merge;
 mod paths;
+mod progress;
 mod ranges;
 mod reproduce;
+mod surface;
 mod toy;
 mod train;
 
@@ -44,6 +46,7 @@ enum Command {
     Train(train::TrainArgs),
     Analyze(analyze::AnalyzeArgs),
     Reproduce(reproduce::ReproduceArgs),
+    Surface(surface::SurfaceArgs),
 }
 
 /// Which device runs the work.
@@ -115,5 +118,6 @@ pub fn main() -> Result<()> {
         Command::Train(a) => train::run(a),
         Command::Analyze(a) => analyze::run(a),
         Command::Reproduce(a) => reproduce::run(a),
+        Command::Surface(a) => surface::run(a),
     }
 }
