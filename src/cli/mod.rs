@@ -3,6 +3,7 @@
 mod analyze;
 mod bench;
 mod eval;
+mod hessian;
 mod info;
 mod init;
 mod merge;
@@ -47,6 +48,7 @@ enum Command {
     Analyze(analyze::AnalyzeArgs),
     Reproduce(reproduce::ReproduceArgs),
     Surface(surface::SurfaceArgs),
+    Hessian(hessian::HessianArgs),
 }
 
 /// Which device runs the work.
@@ -119,5 +121,6 @@ pub fn main() -> Result<()> {
         Command::Analyze(a) => analyze::run(a),
         Command::Reproduce(a) => reproduce::run(a),
         Command::Surface(a) => surface::run(a),
+        Command::Hessian(a) => hessian::run(a),
     }
 }
