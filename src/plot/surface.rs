@@ -47,7 +47,7 @@ pub fn surface_figure(out: &Path, cfg: &SurfaceConfig, marks: &[Mark], surface: 
 
 fn finite_range(values: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
     let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
-    lo.is_finite().then(|| if hi > lo { (lo, hi) } else { (lo - 0.5, lo + 0.5) })
+    lo.is_finite().then_some(if hi > lo { (lo, hi) } else { (lo - 0.5, lo + 0.5) })
 }
 
 fn line(out: &Path, cfg: &SurfaceConfig, marks: &[Mark], surface: &Surface) -> Result<()> {

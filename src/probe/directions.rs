@@ -114,7 +114,7 @@ impl Plane {
             let along = dot(&v, &basis[1]);
             v.iter_mut().zip(&basis[1]).for_each(|(x, u)| *x -= along * u);
             let nv = dot(&v, &v).sqrt();
-            if !(nv > 1e-9 * nu) {
+            if nv.is_nan() || nv <= 1e-9 * nu {
                 bail!("the three vectors lie on one line, so they span no plane");
             }
             v.iter_mut().for_each(|x| *x /= nv);

@@ -227,12 +227,12 @@ pub fn lanczos<G: Gradients>(probe: &mut HessianProbe<G>, k: usize, steps: usize
                 continue;
             }
             let mut beta = dot(wj, wj).sqrt();
-            if !(beta > 1e-7 * alpha.abs().max(1e-30)) {
+            if beta.is_nan() || beta <= 1e-7 * alpha.abs().max(1e-30) {
                 // an invariant subspace: restart orthogonally to it
                 gauss(&mut rngs[j], wj);
                 orthogonalise(wj, &rows);
                 let norm = dot(wj, wj).sqrt();
-                if !(norm > 1e-6 * (n as f64).sqrt()) || !alpha.is_finite() {
+                if norm.is_nan() || norm <= 1e-6 * (n as f64).sqrt() || !alpha.is_finite() {
                     active[j] = false;
                     continue;
                 }
@@ -294,9 +294,8 @@ pub fn hutchinson<G: Gradients>(probe: &mut HessianProbe<G>, probes: usize, seed
             z[j * n..(j + 1) * n].iter_mut().for_each(|x| *x = if rng.random::<bool>() { 1.0 } else { -1.0 });
         }
         probe.hvp(&z, &mut hz)?;
-        for j in 0..s {
-            let r = j * n..(j + 1) * n;
-            samples[j].push(dot(&z[r.clone()], &hz[r]));
+        for (sj, (zj, hzj)) in samples.iter_mut().zip(z.chunks(n).zip(hz.chunks(n))) {
+            sj.push(dot(zj, hzj));
         }
     }
     Ok(samples
