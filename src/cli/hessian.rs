@@ -88,13 +88,7 @@ pub fn run(args: HessianArgs) -> Result<()> {
         bail!("--top {} needs at least as many --steps (got {})", args.top, args.steps);
     }
     let stack = read_weights(&args.set, args.model)?;
-    if stack.count() == 0 {
-        bail!("{}: holds no weight vectors", args.set.display());
-    }
-    let rows: Vec<usize> = args.vectors.clone().unwrap_or_else(|| (0..stack.count()).collect());
-    if let Some(&bad) = rows.iter().find(|&&r| r >= stack.count()) {
-        bail!("--vectors: there is no vector {bad}; {} holds {}", args.set.display(), stack.count());
-    }
+    let rows = super::pick_vectors(&stack, args.vectors.as_deref(), &args.set)?;
     let size = if args.landscape == Split::Train { args.train_size } else { None };
     let data = super::ranges::first(args.data.load(args.landscape)?, size, "--train-size")?;
     let device = args.device.open()?;

@@ -106,6 +106,23 @@ impl Activation {
     }
 }
 
+/// The rows `vectors` names of `stack` (read from `file`), or all of them; an empty stack or a row
+/// past its end is an error naming the option `--vectors`.
+pub fn pick_vectors(
+    stack: &crate::io::WeightStack,
+    vectors: Option<&[usize]>,
+    file: &std::path::Path,
+) -> Result<Vec<usize>> {
+    if stack.count() == 0 {
+        anyhow::bail!("{}: holds no weight vectors", file.display());
+    }
+    let rows: Vec<usize> = vectors.map_or_else(|| (0..stack.count()).collect(), <[usize]>::to_vec);
+    if let Some(&bad) = rows.iter().find(|&&r| r >= stack.count()) {
+        anyhow::bail!("--vectors: there is no vector {bad}; {} holds {}", file.display(), stack.count());
+    }
+    Ok(rows)
+}
+
 /// Parses the command line and runs the subcommand.
 pub fn main() -> Result<()> {
     let cli = Cli::parse();

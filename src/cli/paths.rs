@@ -84,11 +84,7 @@ struct Bar {
 
 impl SweepProgress for Bar {
     fn start(&mut self, total: usize, done: usize) {
-        self.out.bar.set_length(total as u64);
-        self.out.bar.set_position(done as u64);
-        if done > 0 {
-            self.out.line(format!("resuming: {done} of {total} pairs already done"));
-        }
+        self.out.start(total, done, "pairs");
     }
     fn iteration(&mut self, job: &Job, k: usize, cumulative: f64) {
         self.out.bar.set_message(format!(

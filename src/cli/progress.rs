@@ -18,6 +18,15 @@ impl Progress {
         Progress { bar, quiet }
     }
 
+    /// Sets the bar to `done` of `total` units, saying so when a run resumes (`unit`: "pairs", ...).
+    pub fn start(&self, total: usize, done: usize, unit: &str) {
+        self.bar.set_length(total as u64);
+        self.bar.set_position(done as u64);
+        if done > 0 {
+            self.line(format!("resuming: {done} of {total} {unit} already done"));
+        }
+    }
+
     /// A line above the bar; on a non-terminal (a batch job's log) a plain line.
     pub fn line(&self, text: String) {
         if self.quiet {

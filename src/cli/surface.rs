@@ -90,11 +90,7 @@ struct Bar {
 
 impl SurfaceProgress for Bar {
     fn start(&mut self, total: usize, done: usize) {
-        self.out.bar.set_length(total as u64);
-        self.out.bar.set_position(done as u64);
-        if done > 0 {
-            self.out.line(format!("resuming: {done} of {total} points already done"));
-        }
+        self.out.start(total, done, "points");
     }
     fn row(&mut self, r: &RowRecord) {
         self.out.bar.inc(self.points as u64);
