@@ -3,7 +3,7 @@
 //! batched against one-at-a-time HVPs.
 mod common;
 
-use common::{cpu, mnist, to_f64};
+use common::{cpu, gpu, mnist, to_f64};
 use losscape::data::{DeviceImages, Split};
 use losscape::io::read_weights;
 use losscape::model::reference::evaluate;
@@ -217,7 +217,7 @@ fn rel_err(a: &[f64], b: &[f64]) -> f64 {
 /// LSTM solution of the paper's authors; prints the error for a range of steps (the measurement behind
 /// DEFAULT_STEP) and bounds it at the default.
 #[test]
-fn batched_f32_hvp_matches_the_f64_reference() {
+fn batched_f32_hvp_matches_the_f64_reference_on_the_cpu_backend() {
     let lstm = read_weights(&common::authors_lstm_rows01(), Arch::Lstm).unwrap();
     let cases: Vec<(Arch, Vec<f32>, usize)> = vec![
         (Arch::Fcp, [init_vector(Arch::Fcp, 1), init_vector(Arch::Fcp, 2)].concat(), 200),
@@ -262,7 +262,7 @@ fn batched_and_one_at_a_time_hvps_agree() {
     let arch = Arch::Fcp;
     let n = arch.n_params();
     let data = mnist(Split::Train, 100);
-    let dev = DeviceImages::upload(&cpu(), &data).unwrap();
+    let dev = DeviceImages::upload(&gpu(), &data).unwrap();
     let net = Network { arch, act: Act::Softplus };
     let centres: Vec<f32> = (1..=3).flat_map(|k| init_vector(arch, k)).collect();
     let v = losscape::probe::directions::gaussian(3 * n, 4, 0);

@@ -2,7 +2,7 @@
 //! evaluation, orthonormal axes, grids, resume and shards, the CSV layout.
 mod common;
 
-use common::{cpu, mnist};
+use common::{gpu, mnist};
 use losscape::data::{DeviceImages, Split};
 use losscape::model::{init_vector, Arch, Evaluator, Network, TensorSpec, Want};
 use losscape::ops::Act;
@@ -73,7 +73,7 @@ fn a_plane_through_three_vectors_reproduces_them_and_one_at_a_time_eval() {
     let arch = Arch::Fcp;
     let net = Network { arch, act: Act::Softplus };
     let data = mnist(Split::Train, 120);
-    let images = DeviceImages::upload(&cpu(), &data).unwrap();
+    let images = DeviceImages::upload(&gpu(), &data).unwrap();
     let vs = [scaled(arch, 1, 3.0), scaled(arch, 2, 3.0), scaled(arch, 3, 3.0)];
     let plane = Plane::through(&[&vs[0], &vs[1], &vs[2]], &["a".into(), "b".into(), "c".into()]).unwrap();
     let axis = AxisRange::new(-0.5, 1.5, 5).unwrap(); // -0.5, 0, 0.5, 1, 1.5
@@ -170,7 +170,7 @@ fn config(arch: Arch, images: usize, dims: usize) -> SurfaceConfig {
 fn shards_and_resume_give_the_same_surface_as_one_run() {
     let arch = Arch::Fcp;
     let data = mnist(Split::Train, 64);
-    let images = DeviceImages::upload(&cpu(), &data).unwrap();
+    let images = DeviceImages::upload(&gpu(), &data).unwrap();
     let w = scaled(arch, 5, 2.0);
     let plane = Plane::random(&arch.params(), &w, 2, 2, Biases::Copy, "w").unwrap();
     let cfg = config(arch, 64, 2);
@@ -213,7 +213,7 @@ fn shards_and_resume_give_the_same_surface_as_one_run() {
 fn csv_rows_columns_and_the_autoencoder_without_accuracy() {
     let arch = Arch::Autoencoder;
     let data = mnist(Split::Test, 64);
-    let images = DeviceImages::upload(&cpu(), &data).unwrap();
+    let images = DeviceImages::upload(&gpu(), &data).unwrap();
     let w = init_vector(arch, 1);
     let plane = Plane::random(&arch.params(), &w, 1, 0, Biases::Copy, "w").unwrap();
     let cfg = config(arch, 64, 1);
