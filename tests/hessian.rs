@@ -235,7 +235,7 @@ fn batched_f32_hvp_matches_the_f64_reference_on_the_cpu_backend() {
             .collect();
         let mut probe = HessianProbe::new(eval, &centres, &(0..s as u64).collect::<Vec<_>>(), DEFAULT_STEP).unwrap();
         let mut at_default = 0.0f64;
-        for step in [1e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1] {
+        for step in [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1] {
             let mut p = HessianProbe::new(
                 Evaluator::new(Network { arch, act: Act::Softplus }, &dev, 0..images, 2 * s).unwrap(),
                 &centres,
@@ -253,7 +253,7 @@ fn batched_f32_hvp_matches_the_f64_reference_on_the_cpu_backend() {
         for k in 0..s {
             at_default = at_default.max(rel_err(&hv[k * n..(k + 1) * n], &want[k]));
         }
-        assert!(at_default < 2e-3, "{arch:?}: relative HVP error {at_default:e} at the default step");
+        assert!(at_default < 2e-2, "{arch:?}: relative HVP error {at_default:e} at the default step");
     }
 }
 
@@ -278,4 +278,24 @@ fn batched_and_one_at_a_time_hvps_agree() {
         let err = rel_err(&hv, &batched[k * n..(k + 1) * n]);
         assert!(err < 1e-4, "vector {k}: batched and single HVPs differ by {err:e}");
     }
+}
+
+/// Where the loss bends sharply (a trained LSTM), the eigenvalue Lanczos finds must have converged in
+/// the step: the default and a third of it agree, while a step of 1e-2 is far off (the failure the
+/// default avoids).
+#[test]
+fn lanczos_eigenvalue_has_converged_in_the_step_on_the_cpu_backend() {
+    let lstm = read_weights(&common::authors_lstm_rows01(), Arch::Lstm).unwrap();
+    let data = mnist(Split::Train, 100);
+    let dev = DeviceImages::upload(&cpu(), &data).unwrap();
+    let net = Network { arch: Arch::Lstm, act: Act::Softplus };
+    let top = |step: f64| {
+        let eval = Evaluator::new(net, &dev, 0..100, 2).unwrap();
+        let mut probe = HessianProbe::new(eval, lstm.vector(1), &[1], step).unwrap();
+        lanczos(&mut probe, 1, 12, 0).unwrap()[0][0]
+    };
+    let (at_default, finer, coarse) = (top(DEFAULT_STEP), top(DEFAULT_STEP / 3.0), top(1e-2));
+    eprintln!("top eigenvalue: {coarse:e} at 1e-2, {at_default:e} at the default, {finer:e} at a third of it");
+    assert!((at_default - finer).abs() < 1e-2 * finer, "{at_default} vs {finer}");
+    assert!(coarse > 2.0 * finer, "the sharp direction has gone: {coarse} vs {finer}");
 }
