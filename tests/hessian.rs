@@ -299,3 +299,33 @@ fn lanczos_eigenvalue_has_converged_in_the_step_on_the_cpu_backend() {
     assert!((at_default - finer).abs() < 1e-2 * finer, "{at_default} vs {finer}");
     assert!(coarse > 2.0 * finer, "the sharp direction has gone: {coarse} vs {finer}");
 }
+
+/// A centre whose gradients overflow gives NaN, not a hang or an error, and leaves the others alone.
+#[test]
+fn a_centre_with_non_finite_gradients_gives_nan_and_spares_the_others() {
+    struct Broken(Quadratics);
+    impl Gradients for Broken {
+        fn dim(&self) -> usize {
+            self.0.dim()
+        }
+        fn batch(&self) -> usize {
+            self.0.batch()
+        }
+        fn gradients(&mut self, points: &[f32], grads: &mut [f32]) -> anyhow::Result<()> {
+            self.0.gradients(points, grads)?;
+            let n = self.0.n;
+            grads[2 * n..].fill(f32::INFINITY); // centre 1, both points
+            Ok(())
+        }
+    }
+    let n = 6;
+    let spectrum = [6.0, 5.0, 4.0, 3.0, 2.0, 1.0];
+    let a = vec![with_spectrum(&spectrum, 1); 2];
+    let centres = vec![0.25f32; 2 * n];
+    let mut probe = HessianProbe::new(Broken(Quadratics { a, n }), &centres, &[0, 1], 1.0).unwrap();
+    let top = lanczos(&mut probe, 2, n, 0).unwrap();
+    assert!((top[0][0] - 6.0).abs() < 1e-5 && (top[0][1] - 5.0).abs() < 1e-5, "{top:?}");
+    assert!(top[1].iter().all(|v| v.is_nan()), "{top:?}");
+    let tr = hutchinson(&mut probe, 50, 0).unwrap();
+    assert!((tr[0].0 - 21.0).abs() < 4.0 * tr[0].1 && !tr[1].0.is_finite(), "{tr:?}");
+}

@@ -66,6 +66,7 @@ pub struct HessianProbe<G: Gradients> {
     step: f64,
     points: Vec<f32>,
     out: Vec<f32>,
+    norms: Vec<f64>,
     calls: usize,
 }
 
@@ -96,6 +97,7 @@ impl<G: Gradients> HessianProbe<G> {
             step,
             points: vec![0.0; 2 * s * n],
             out: vec![0.0; 2 * s * n],
+            norms: vec![0.0; s],
             calls: 0,
         })
     }
@@ -125,14 +127,13 @@ impl<G: Gradients> HessianProbe<G> {
             bail!("expected {} x {n} values, got {} and {}", s, v.len(), hv.len());
         }
         let h = self.step;
-        let mut norms = vec![0.0; s];
         for k in 0..s {
             let vk = &v[k * n..(k + 1) * n];
             let norm = vk.iter().map(|x| x * x).sum::<f64>().sqrt();
             if !norm.is_finite() {
                 bail!("a Hessian-vector product of a non-finite vector");
             }
-            norms[k] = norm;
+            self.norms[k] = norm;
             let c = &self.centres[k * n..(k + 1) * n];
             let scale = if norm > 0.0 { h / norm } else { 0.0 };
             let (plus, minus) = self.points[2 * k * n..(2 * k + 2) * n].split_at_mut(n);
@@ -146,7 +147,7 @@ impl<G: Gradients> HessianProbe<G> {
         self.calls += 1;
         for k in 0..s {
             let (gp, gm) = self.out[2 * k * n..(2 * k + 2) * n].split_at(n);
-            let f = norms[k] / (2.0 * h);
+            let f = self.norms[k] / (2.0 * h);
             for i in 0..n {
                 hv[k * n + i] = (gp[i] as f64 - gm[i] as f64) * f;
             }
@@ -226,6 +227,11 @@ pub fn lanczos<G: Gradients>(probe: &mut HessianProbe<G>, k: usize, steps: usize
             let rows: Vec<&[f32]> = basis.iter().map(|b| &b[r.clone()]).collect();
             orthogonalise(wj, &rows);
             alphas[j].push(alpha);
+            if !alpha.is_finite() {
+                // the loss or gradient overflowed at this centre: its values are NaN
+                active[j] = false;
+                continue;
+            }
             if step + 1 == steps {
                 continue;
             }
@@ -235,7 +241,7 @@ pub fn lanczos<G: Gradients>(probe: &mut HessianProbe<G>, k: usize, steps: usize
                 gauss(&mut rngs[j], wj);
                 orthogonalise(wj, &rows);
                 let norm = dot(wj, wj).sqrt();
-                if norm.is_nan() || norm <= 1e-6 * (n as f64).sqrt() || !alpha.is_finite() {
+                if norm.is_nan() || norm <= 1e-6 * (n as f64).sqrt() {
                     active[j] = false;
                     continue;
                 }
@@ -260,8 +266,12 @@ pub fn lanczos<G: Gradients>(probe: &mut HessianProbe<G>, k: usize, steps: usize
 }
 
 /// The largest `k` eigenvalues of the symmetric tridiagonal matrix with diagonal `alpha` and
-/// off-diagonal `beta` (largest first; NaN where there are fewer than `k`).
+/// off-diagonal `beta` (largest first; NaN where there are fewer than `k`, and all NaN when an entry is
+/// not finite).
 pub fn ritz_values(alpha: &[f64], beta: &[f64], k: usize) -> Vec<f64> {
+    if alpha.iter().chain(beta).any(|v| !v.is_finite()) {
+        return vec![f64::NAN; k];
+    }
     let m = alpha.len();
     let mut t = DMatrix::<f64>::zeros(m, m);
     for i in 0..m {
