@@ -192,6 +192,10 @@ fn shards_and_resume_give_the_same_surface_as_one_run() {
     assert_eq!(summary.rows, 2);
     assert_eq!(collect_rows(parts.path(), &cfg).unwrap(), full);
     assert_eq!(run(parts.path(), Shard { index: 0, count: 1 }).rows, 0, "nothing left to do");
+    // another shard's file is read as it is; its own run cuts the half line
+    assert!(!std::fs::read_to_string(&file).unwrap().ends_with('\n'));
+    assert_eq!(run(parts.path(), Shard { index: 1, count: 2 }).rows, 0);
+    assert!(std::fs::read_to_string(&file).unwrap().ends_with('\n'));
     // another configuration is refused
     let mut other = cfg.clone();
     other.x = AxisRange::new(-2.0, 2.0, 5).unwrap();

@@ -13,7 +13,28 @@ use std::path::Path;
 ///
 /// Errors: the file exists but cannot be read, or cannot be truncated.
 pub fn read_lines<T: DeserializeOwned>(path: &Path) -> Result<Vec<T>> {
-    let Ok(bytes) = std::fs::read(path) else { return Ok(Vec::new()) };
+    let (records, good, len) = complete_lines(path);
+    if good < len {
+        eprintln!("note: {}: dropping an unfinished last line (a run was interrupted)", path.display());
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .with_context(|| format!("{}: cannot open to cut the unfinished line", path.display()))?;
+        f.set_len(good as u64)?;
+        f.sync_all()?;
+    }
+    Ok(records)
+}
+
+/// The complete records of `path`, leaving the file as it is: for reading another process's file,
+/// whose last line may be still being written.
+pub fn peek_lines<T: DeserializeOwned>(path: &Path) -> Vec<T> {
+    complete_lines(path).0
+}
+
+/// The records up to the first partial or unparsable line, the bytes they take, and the file's length.
+fn complete_lines<T: DeserializeOwned>(path: &Path) -> (Vec<T>, usize, usize) {
+    let Ok(bytes) = std::fs::read(path) else { return (Vec::new(), 0, 0) };
     let mut records = Vec::new();
     let mut good = 0;
     for line in bytes.split_inclusive(|&b| b == b'\n') {
@@ -26,16 +47,7 @@ pub fn read_lines<T: DeserializeOwned>(path: &Path) -> Result<Vec<T>> {
         }
         good += line.len();
     }
-    if good < bytes.len() {
-        eprintln!("note: {}: dropping an unfinished last line (a run was interrupted)", path.display());
-        let f = std::fs::OpenOptions::new()
-            .write(true)
-            .open(path)
-            .with_context(|| format!("{}: cannot open to cut the unfinished line", path.display()))?;
-        f.set_len(good as u64)?;
-        f.sync_all()?;
-    }
-    Ok(records)
+    (records, good, bytes.len())
 }
 
 /// Appends `record` as one JSON line to `path` (created when missing) in a single write, then syncs.
