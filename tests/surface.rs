@@ -136,6 +136,16 @@ fn orthonormal_axes_place_the_vectors_at_their_distances() {
 }
 
 #[test]
+fn batches_hold_whole_rows_or_balanced_pieces() {
+    use losscape::probe::surface::batching;
+    assert_eq!(batching(51, 256), (255, 5));
+    assert_eq!(batching(51, 51), (51, 1));
+    assert_eq!(batching(51, 32), (26, 1));
+    assert_eq!(batching(51, 1), (1, 1));
+    assert_eq!(batching(5, 0), (1, 1));
+}
+
+#[test]
 fn axis_ranges_parse_hit_zero_and_one_and_refuse_bad_input() {
     let r: AxisRange = "-1:1:51".parse().unwrap();
     assert_eq!((r.value(0), r.value(25), r.value(50)), (-1.0, 0.0, 1.0));
@@ -174,12 +184,22 @@ fn shards_and_resume_give_the_same_surface_as_one_run() {
     let w = scaled(arch, 5, 2.0);
     let plane = Plane::random(&arch.params(), &w, 2, 2, Biases::Copy, "w").unwrap();
     let cfg = config(arch, 64, 2);
-    let run = |dir: &std::path::Path, shard: Shard| {
-        run_surface(SurfaceRun { dir, cfg: &cfg, plane: &plane, images: &images, shard, batch: 4 }, &mut Quiet).unwrap()
+    let run_with = |dir: &std::path::Path, shard: Shard, batch: usize| {
+        run_surface(SurfaceRun { dir, cfg: &cfg, plane: &plane, images: &images, shard, batch }, &mut Quiet).unwrap()
     };
+    let run = |dir: &std::path::Path, shard: Shard| run_with(dir, shard, 4);
     let whole = tempfile::tempdir().unwrap();
     assert_eq!(run(whole.path(), Shard { index: 0, count: 1 }).rows, 3);
     let full = collect_rows(whole.path(), &cfg).unwrap();
+    // all three rows in one call (batch 15) give the same values as rows in pieces of 3 + 2
+    let one_call = tempfile::tempdir().unwrap();
+    let summary = run_with(one_call.path(), Shard { index: 0, count: 1 }, 16);
+    assert_eq!((summary.rows, summary.batch), (3, 15));
+    for (a, b) in collect_rows(one_call.path(), &cfg).unwrap().values().zip(full.values()) {
+        for (x, y) in a.losses.iter().zip(&b.losses) {
+            assert!((x.unwrap() - y.unwrap()).abs() <= 1e-6 * y.unwrap(), "row {}: {x:?} vs {y:?}", a.j);
+        }
+    }
     let parts = tempfile::tempdir().unwrap();
     assert_eq!(run(parts.path(), Shard { index: 1, count: 2 }).rows, 1);
     assert!(Surface::assemble(&cfg, &collect_rows(parts.path(), &cfg).unwrap()).is_none());

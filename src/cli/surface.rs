@@ -15,7 +15,7 @@ use crate::probe::surface::{
     collect_rows, run_surface, write_outputs, RowRecord, Surface, SurfaceConfig, SurfaceProgress, SurfaceRun,
 };
 
-/// Loss (and accuracy) on a line or plane in weight space, every row of the grid one batched evaluation.
+/// Loss (and accuracy) on a line or plane in weight space, whole rows of the grid per batched evaluation.
 #[derive(Args)]
 #[command(
     after_help = "Example:\n  losscape surface --model fcp --set fcp-sgd.safetensors --through 0,1,2 --range -0.5:1.5:41 --out surf\n  \
@@ -62,9 +62,9 @@ pub struct SurfaceArgs {
     /// Use the first N training images as the training landscape.
     #[arg(long, value_name = "N", value_parser = at_least(1))]
     train_size: Option<usize>,
-    /// Points per batched evaluation (default: a whole row, at most 256).
-    #[arg(long, value_name = "N", value_parser = count(1, 100_000))]
-    batch: Option<usize>,
+    /// At most N points per batched evaluation: as many whole rows as fit, or a row in pieces.
+    #[arg(long, value_name = "N", default_value_t = 256, value_parser = count(1, 100_000))]
+    batch: usize,
     /// Compute only this shard of the rows: i/n takes the rows j with j modulo n = i.
     #[arg(long, default_value = "0/1")]
     shard: Shard,
@@ -173,8 +173,8 @@ pub fn run(args: SurfaceArgs) -> Result<()> {
     let images = DeviceImages::upload(&device, &data)?;
     let mut progress =
         Bar { out: Progress::new("{bar:30} {pos}/{len} points, ETA {eta}  {msg}", args.quiet), points: x.points };
-    let batch = args.batch.unwrap_or(x.points.min(256));
-    let run = SurfaceRun { dir: &args.out, cfg: &cfg, plane: &plane, images: &images, shard: args.shard, batch };
+    let run =
+        SurfaceRun { dir: &args.out, cfg: &cfg, plane: &plane, images: &images, shard: args.shard, batch: args.batch };
     let summary = run_surface(run, &mut progress)?;
     progress.out.bar.finish_and_clear();
     let rows = collect_rows(&args.out, &cfg)?;

@@ -1,5 +1,5 @@
-//! Loss surfaces: the loss (and accuracy) at every point of a 1-D or 2-D grid on a [`Plane`], with the
-//! points of a row (or as many as the batch holds) evaluated in one batched call. A run is resumable
+//! Loss surfaces: the loss (and accuracy) at every point of a 1-D or 2-D grid on a [`Plane`], with as
+//! many whole rows as the batch holds (or a row in pieces) evaluated in one batched call. A run is resumable
 //! by row and shardable: each finished row is one line of `DIR/rows.jsonl` (or
 //! `DIR/rows-shard-I-of-N.jsonl` for shard I of N, so that shards may share one directory), and once
 //! every row is present the run writes `DIR/surface.csv`, `DIR/surface.json` and `DIR/surface.png`.
@@ -82,18 +82,18 @@ impl SurfaceEvaluator {
         self.eval.batch()
     }
 
-    /// Loss and accuracy at (x, y) for every x of `xs`, in as few batched calls as the batch allows
-    /// (slots past the last point keep earlier points and are ignored).
+    /// Loss and accuracy at every point (x, y) of `points`, in as few batched calls as the batch
+    /// allows (slots past the last point keep earlier points and are ignored).
     ///
     /// Errors: the plane belongs to another network, or the device fails.
-    pub fn row(&mut self, plane: &Plane, xs: &[f64], y: f64) -> Result<Vec<Eval>> {
+    pub fn evaluate(&mut self, plane: &Plane, points: &[(f64, f64)]) -> Result<Vec<Eval>> {
         if plane.len() != self.n {
             bail!("the plane's vectors hold {} values, the network {}", plane.len(), self.n);
         }
         let b = self.batch();
-        let mut out = Vec::with_capacity(xs.len());
-        for piece in xs.chunks(b) {
-            for (&x, w) in piece.iter().zip(self.flat.chunks_mut(self.n)) {
+        let mut out = Vec::with_capacity(points.len());
+        for piece in points.chunks(b) {
+            for (&(x, y), w) in piece.iter().zip(self.flat.chunks_mut(self.n)) {
                 plane.point(x, y, w);
             }
             self.eval.set_weights(&self.flat)?;
@@ -101,6 +101,27 @@ impl SurfaceEvaluator {
             out.extend(self.eval.results()?.into_iter().take(piece.len()));
         }
         Ok(out)
+    }
+
+    /// Loss and accuracy at (x, y) for every x of `xs`: [`SurfaceEvaluator::evaluate`] on one row.
+    ///
+    /// Errors: as [`SurfaceEvaluator::evaluate`].
+    pub fn row(&mut self, plane: &Plane, xs: &[f64], y: f64) -> Result<Vec<Eval>> {
+        let points: Vec<(f64, f64)> = xs.iter().map(|&x| (x, y)).collect();
+        self.evaluate(plane, &points)
+    }
+}
+
+/// Points per call and rows per group for rows of `nx` points and at most `batch` points per call:
+/// whole rows when one fits (as many as fit), else a row in balanced pieces (51 points in batches of
+/// at most 32 run as 26 + 25).
+pub fn batching(nx: usize, batch: usize) -> (usize, usize) {
+    let batch = batch.max(1);
+    if batch >= nx {
+        let rows = batch / nx;
+        (rows * nx, rows)
+    } else {
+        (nx.div_ceil(nx.div_ceil(batch)), 1)
     }
 }
 
@@ -166,7 +187,7 @@ pub struct SurfaceRun<'a> {
     pub plane: &'a Plane,
     pub images: &'a DeviceImages,
     pub shard: Shard,
-    /// Points per batched call (at most the row length is used).
+    /// At most this many points per batched call (see [`batching`]).
     pub batch: usize,
 }
 
@@ -197,24 +218,27 @@ pub fn run_surface(run: SurfaceRun, progress: &mut dyn SurfaceProgress) -> Resul
     let todo: Vec<usize> = mine.iter().copied().filter(|j| !done.contains_key(j)).collect();
     let nx = cfg.x.points;
     progress.start(mine.len() * nx, (mine.len() - todo.len()) * nx);
-    // balanced pieces: a row of 51 in batches of at most 32 runs as 26 + 25
-    let pieces = nx.div_ceil(batch.clamp(1, nx));
-    let batch = nx.div_ceil(pieces);
+    let (batch, group) = batching(nx, batch);
+    // fewer points than a full batch: a smaller evaluator
+    let batch = batch.min(todo.len() * nx);
     if todo.is_empty() {
         return Ok(RunSummary { rows: 0, batch, seconds: 0.0 });
     }
     let mut evaluator = SurfaceEvaluator::new(Network { arch: cfg.model, act: cfg.activation }, images, batch)?;
     let xs = cfg.x.values();
     let start = std::time::Instant::now();
-    for &j in &todo {
-        let evals = evaluator.row(plane, &xs, cfg.y_value(j)).with_context(|| format!("row {j}"))?;
-        let record = RowRecord {
-            j,
-            losses: evals.iter().map(|e| finite(e.loss)).collect(),
-            accuracies: evals.iter().map(|e| e.accuracy.and_then(finite)).collect(),
-        };
-        append_line(&file, &record)?;
-        progress.row(&record);
+    for rows in todo.chunks(group) {
+        let points: Vec<(f64, f64)> = rows.iter().flat_map(|&j| xs.iter().map(move |&x| (x, cfg.y_value(j)))).collect();
+        let evals = evaluator.evaluate(plane, &points).with_context(|| format!("rows {rows:?}"))?;
+        for (&j, evals) in rows.iter().zip(evals.chunks(nx)) {
+            let record = RowRecord {
+                j,
+                losses: evals.iter().map(|e| finite(e.loss)).collect(),
+                accuracies: evals.iter().map(|e| e.accuracy.and_then(finite)).collect(),
+            };
+            append_line(&file, &record)?;
+            progress.row(&record);
+        }
     }
     Ok(RunSummary { rows: todo.len(), batch, seconds: start.elapsed().as_secs_f64() })
 }
