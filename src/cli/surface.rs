@@ -62,9 +62,10 @@ pub struct SurfaceArgs {
     /// Use the first N training images as the training landscape.
     #[arg(long, value_name = "N", value_parser = at_least(1))]
     train_size: Option<usize>,
-    /// At most N points per batched evaluation: as many whole rows as fit, or a row in pieces.
-    #[arg(long, value_name = "N", default_value_t = 256, value_parser = count(1, 100_000))]
-    batch: usize,
+    /// At most N points per batched evaluation: as many whole rows as fit, or a row in pieces. Default:
+    /// 256 on a GPU; on the CPU backend, which gains nothing from large batches, one row (at most 64).
+    #[arg(long, value_name = "N", value_parser = count(1, 100_000))]
+    batch: Option<usize>,
     /// Compute only this shard of the rows: i/n takes the rows j with j modulo n = i.
     #[arg(long, default_value = "0/1")]
     shard: Shard,
@@ -173,8 +174,8 @@ pub fn run(args: SurfaceArgs) -> Result<()> {
     let images = DeviceImages::upload(&device, &data)?;
     let mut progress =
         Bar { out: Progress::new("{bar:30} {pos}/{len} points, ETA {eta}  {msg}", args.quiet), points: x.points };
-    let run =
-        SurfaceRun { dir: &args.out, cfg: &cfg, plane: &plane, images: &images, shard: args.shard, batch: args.batch };
+    let batch = args.batch.unwrap_or(if device.is_cpu() { x.points.min(64) } else { 256 });
+    let run = SurfaceRun { dir: &args.out, cfg: &cfg, plane: &plane, images: &images, shard: args.shard, batch };
     let summary = run_surface(run, &mut progress)?;
     progress.out.bar.finish_and_clear();
     let rows = collect_rows(&args.out, &cfg)?;
