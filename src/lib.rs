@@ -21,5 +21,6 @@ pub mod path;
 pub mod pipeline;
 pub mod planner;
 pub mod plot;
+pub mod probe;
 pub mod report;
 pub mod train;

@@ -1,4 +1,4 @@
-use anyhow::{bail, Result};
+use anyhow::Result;
 use clap::Args;
 use std::path::PathBuf;
 
@@ -42,13 +42,7 @@ pub struct EvalArgs {
 
 pub fn run(args: EvalArgs) -> Result<()> {
     let stack = read_weights(&args.weights, args.model)?;
-    if stack.count() == 0 {
-        bail!("{}: holds no weight vectors", args.weights.display());
-    }
-    let rows: Vec<usize> = args.vectors.clone().unwrap_or_else(|| (0..stack.count()).collect());
-    if let Some(&bad) = rows.iter().find(|&&r| r >= stack.count()) {
-        bail!("--vectors: there is no vector {bad}; {} holds {}", args.weights.display(), stack.count());
-    }
+    let rows = super::pick_vectors(&stack, args.vectors.as_deref(), &args.weights)?;
     let flat: Vec<f32> = rows.iter().flat_map(|&r| stack.vector(r).iter().copied()).collect();
     let data = super::ranges::first(args.data.load(args.split)?, args.limit, "--limit")?;
     let gpu = args.device.open()?;

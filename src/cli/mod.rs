@@ -3,13 +3,16 @@
 mod analyze;
 mod bench;
 mod eval;
+mod hessian;
 mod info;
 mod init;
 mod merge;
 mod paths;
 mod plan;
+mod progress;
 mod ranges;
 mod reproduce;
+mod surface;
 mod toy;
 mod train;
 
@@ -46,6 +49,8 @@ enum Command {
     Train(train::TrainArgs),
     Analyze(analyze::AnalyzeArgs),
     Reproduce(reproduce::ReproduceArgs),
+    Surface(surface::SurfaceArgs),
+    Hessian(hessian::HessianArgs),
 }
 
 /// Which device runs the work.
@@ -126,6 +131,23 @@ impl Activation {
     }
 }
 
+/// The rows `vectors` names of `stack` (read from `file`), or all of them; an empty stack or a row
+/// past its end is an error naming the option `--vectors`.
+pub fn pick_vectors(
+    stack: &crate::io::WeightStack,
+    vectors: Option<&[usize]>,
+    file: &std::path::Path,
+) -> Result<Vec<usize>> {
+    if stack.count() == 0 {
+        anyhow::bail!("{}: holds no weight vectors", file.display());
+    }
+    let rows: Vec<usize> = vectors.map_or_else(|| (0..stack.count()).collect(), <[usize]>::to_vec);
+    if let Some(&bad) = rows.iter().find(|&&r| r >= stack.count()) {
+        anyhow::bail!("--vectors: there is no vector {bad}; {} holds {}", file.display(), stack.count());
+    }
+    Ok(rows)
+}
+
 /// Parses the command line and runs the subcommand.
 pub fn main() -> Result<()> {
     let cli = Cli::parse();
@@ -141,5 +163,7 @@ pub fn main() -> Result<()> {
         Command::Train(a) => train::run(a),
         Command::Analyze(a) => analyze::run(a),
         Command::Reproduce(a) => reproduce::run(a),
+        Command::Surface(a) => surface::run(a),
+        Command::Hessian(a) => hessian::run(a),
     }
 }

@@ -1,8 +1,8 @@
 use anyhow::{bail, Result};
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
 
+use super::progress::Progress;
 use super::ranges::{at_least, count, non_negative, positive};
 use super::{Activation, DataArgs, DeviceArgs};
 use crate::data::{DeviceImages, Split};
@@ -78,35 +78,16 @@ pub struct PathsArgs {
 }
 
 struct Bar {
-    bar: ProgressBar,
+    out: Progress,
     iterations: usize,
-    quiet: bool,
-}
-
-impl Bar {
-    /// A line above the bar; on a non-terminal (a batch job's log) a plain line.
-    fn line(&self, text: String) {
-        if self.quiet {
-            return;
-        }
-        if self.bar.is_hidden() {
-            eprintln!("{text}");
-        } else {
-            self.bar.println(text);
-        }
-    }
 }
 
 impl SweepProgress for Bar {
     fn start(&mut self, total: usize, done: usize) {
-        self.bar.set_length(total as u64);
-        self.bar.set_position(done as u64);
-        if done > 0 {
-            self.line(format!("resuming: {done} of {total} pairs already done"));
-        }
+        self.out.start(total, done, "pairs");
     }
     fn iteration(&mut self, job: &Job, k: usize, cumulative: f64) {
-        self.bar.set_message(format!(
+        self.out.bar.set_message(format!(
             "pair {} ({},{}) iteration {}/{} cumulative loss {cumulative:.4}",
             job.index,
             job.pair.0,
@@ -116,8 +97,8 @@ impl SweepProgress for Bar {
         ));
     }
     fn finished(&mut self, r: &PairRecord) {
-        self.bar.inc(1);
-        self.line(format!(
+        self.out.bar.inc(1);
+        self.out.line(format!(
             "pair {} ({},{}): height {:.4e} (straight line {:.4e}), barrier {:.4e}",
             r.index, r.pair.0, r.pair.1, r.outcome.height, r.outcome.straight_height, r.outcome.barrier
         ));
@@ -157,15 +138,13 @@ pub fn run(args: PathsArgs) -> Result<()> {
     };
     let gpu = args.device.open()?;
     let images = DeviceImages::upload(&gpu, &data)?;
-    let bar = if args.quiet { ProgressBar::hidden() } else { ProgressBar::new(0) };
-    bar.set_style(
-        ProgressStyle::with_template("{bar:30} {pos}/{len} pairs, ETA {eta}  {msg}")
-            .expect("a valid progress template"),
-    );
-    let mut progress = Bar { bar, iterations: args.iterations, quiet: args.quiet };
+    let mut progress = Bar {
+        out: Progress::new("{bar:30} {pos}/{len} pairs, ETA {eta}  {msg}", args.quiet),
+        iterations: args.iterations,
+    };
     let computed =
         run_sweep(SweepInputs { dir: &args.out, cfg: &cfg, stacks: &stacks, images: &images }, &mut progress)?;
-    progress.bar.finish_and_clear();
+    progress.out.bar.finish_and_clear();
     println!("{computed} pair(s) computed; results in {}", args.out.join("paths.jsonl").display());
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! Files: weight stacks (safetensors with PyTorch names, and the authors' .npy layout).
 
 pub mod config;
+pub mod jsonl;
 pub mod weights;
 
 pub use weights::{read_weights, write_weights, WeightStack};

@@ -6,7 +6,6 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeSet;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::fourier::{PathFinder, PathOutcome, PathSettings};
@@ -101,37 +100,11 @@ const RESULTS: &str = "paths.jsonl";
 
 /// Reads the finished pairs; a trailing partial line (a run killed mid-write) is cut off the file.
 pub fn read_records(dir: &Path) -> Result<Vec<PairRecord>> {
-    let path = dir.join(RESULTS);
-    let Ok(bytes) = std::fs::read(&path) else { return Ok(Vec::new()) };
-    let mut records = Vec::new();
-    let mut good = 0;
-    for line in bytes.split_inclusive(|&b| b == b'\n') {
-        if !line.ends_with(b"\n") {
-            break;
-        }
-        match serde_json::from_slice::<PairRecord>(line) {
-            Ok(r) => records.push(r),
-            Err(_) => break,
-        }
-        good += line.len();
-    }
-    if good < bytes.len() {
-        eprintln!("note: {}: dropping an unfinished last line (a run was interrupted)", path.display());
-        let f = std::fs::OpenOptions::new().write(true).open(&path)?;
-        f.set_len(good as u64)?;
-        f.sync_all()?;
-    }
-    Ok(records)
+    crate::io::jsonl::read_lines(&dir.join(RESULTS))
 }
 
 fn append_record(dir: &Path, record: &PairRecord) -> Result<()> {
-    let path = dir.join(RESULTS);
-    let mut line = serde_json::to_vec(record)?;
-    line.push(b'\n');
-    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&path)?;
-    f.write_all(&line)
-        .and_then(|_| f.sync_data())
-        .with_context(|| format!("{}: cannot append (is the disk full?)", path.display()))
+    crate::io::jsonl::append_line(&dir.join(RESULTS), record)
 }
 
 /// The sets, loaded, with the network and landscape to run on.

@@ -2,6 +2,7 @@
 //! on every machine.
 
 pub mod figures;
+pub mod surface;
 pub mod toy;
 
 use anyhow::{anyhow, Result};

@@ -1,0 +1,166 @@
+use anyhow::{bail, Result};
+use clap::Args;
+use std::path::PathBuf;
+
+use super::progress::Progress;
+use super::ranges::{at_least, count, positive};
+use super::{Activation, DataArgs, DeviceArgs};
+use crate::data::{DeviceImages, Split};
+use crate::io::read_weights;
+use crate::model::{Arch, Evaluator, Network};
+use crate::path::sweep::sha256_file;
+use crate::probe::hessian::{hutchinson, lanczos, HessianProbe, DEFAULT_STEP};
+
+/// Top Hessian eigenvalues (Lanczos) and trace (Hutchinson) of every vector of a set, batched.
+#[derive(Args)]
+#[command(
+    after_help = "Example:\n  losscape hessian --model fcp --set fcp-sgd.safetensors --top 3 --landscape train --train-size 10000 --out h\n\n\
+Output: DIR/hessian.csv (columns vector,lambda_1,...,lambda_K,trace) and DIR/hessian.json (settings, the\n\
+trace's standard error, timings). Hessian-vector products are central differences of batched f32\n\
+gradients (--step); see docs/probes.md."
+)]
+pub struct HessianArgs {
+    /// Network.
+    #[arg(long, value_enum)]
+    model: Arch,
+    /// The solution set (stack of vectors, .safetensors or .npy).
+    #[arg(long)]
+    set: PathBuf,
+    /// Only these vectors of the set (0-based, e.g. 0,1,5).
+    #[arg(long, value_delimiter = ',', value_name = "I,J,...")]
+    vectors: Option<Vec<usize>>,
+    /// How many of the largest eigenvalues (1 to 100).
+    #[arg(long, default_value_t = 1, value_parser = count(1, 100))]
+    top: usize,
+    /// Lanczos iterations (at least --top; capped at the number of weights). One batched HVP each.
+    #[arg(long, default_value_t = 30, value_parser = count(1, 10_000))]
+    steps: usize,
+    /// Rademacher probes of Hutchinson's trace estimator (0 skips the trace). One batched HVP each.
+    #[arg(long, default_value_t = 100, value_parser = count(0, 1_000_000))]
+    probes: usize,
+    /// Seed of the Lanczos start vectors and the probes.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Finite-difference step of the Hessian-vector products (weight-space distance, > 0).
+    #[arg(long, default_value_t = DEFAULT_STEP, value_parser = positive)]
+    step: f64,
+    /// Vectors per batched call (each takes two gradient evaluations); default: all.
+    #[arg(long, value_name = "N", value_parser = at_least(1))]
+    batch: Option<usize>,
+    /// The loss landscape: the training or the test split.
+    #[arg(long, value_enum, default_value_t = Split::Train)]
+    landscape: Split,
+    /// Use the first N training images as the training landscape.
+    #[arg(long, value_name = "N", value_parser = at_least(1))]
+    train_size: Option<usize>,
+    /// Output directory.
+    #[arg(long)]
+    out: PathBuf,
+    /// Activation of the FCP and LeNet.
+    #[arg(long, value_enum, default_value_t)]
+    activation: Activation,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+    #[command(flatten)]
+    data: DataArgs,
+    #[command(flatten)]
+    device: DeviceArgs,
+}
+
+/// The CSV text: header `vector,lambda_1,…,lambda_k,trace`, one line per vector (an empty trace when
+/// it was not estimated; NaN for values that could not be computed).
+fn csv(rows: &[usize], top: &[Vec<f64>], traces: &[Option<(f64, f64)>]) -> String {
+    let k = top.first().map_or(0, Vec::len);
+    let mut s = String::from("vector");
+    (1..=k).for_each(|i| s.push_str(&format!(",lambda_{i}")));
+    s.push_str(",trace\n");
+    for ((r, t), tr) in rows.iter().zip(top).zip(traces) {
+        s.push_str(&r.to_string());
+        t.iter().for_each(|v| s.push_str(&format!(",{v}")));
+        s.push_str(&format!(",{}\n", tr.map_or(String::new(), |t| t.0.to_string())));
+    }
+    s
+}
+
+pub fn run(args: HessianArgs) -> Result<()> {
+    if args.top > args.steps {
+        bail!("--top {} needs at least as many --steps (got {})", args.top, args.steps);
+    }
+    let stack = read_weights(&args.set, args.model)?;
+    let rows = super::pick_vectors(&stack, args.vectors.as_deref(), &args.set)?;
+    let size = if args.landscape == Split::Train { args.train_size } else { None };
+    let data = super::ranges::first(args.data.load(args.landscape)?, size, "--train-size")?;
+    let device = args.device.open()?;
+    let images = DeviceImages::upload(&device, &data)?;
+    let net = Network { arch: args.model, act: args.activation.act() };
+    let group = args.batch.unwrap_or(rows.len()).min(rows.len());
+    let groups: Vec<&[usize]> = rows.chunks(group).collect();
+    let progress = Progress::new("{bar:30} {pos}/{len} batched HVPs, ETA {eta}  {msg}", args.quiet);
+    progress.bar.set_length((groups.len() * (args.steps.min(args.model.n_params()) + args.probes)) as u64);
+    let n = args.model.n_params();
+    let (mut top, mut traces) = (Vec::new(), Vec::new());
+    let start = std::time::Instant::now();
+    let mut calls = 0;
+    for g in &groups {
+        let eval = Evaluator::new(net, &images, 0..images.count, 2 * g.len())?;
+        let centres: Vec<f32> = g.iter().flat_map(|&r| stack.vector(r).iter().copied()).collect();
+        let streams: Vec<u64> = g.iter().map(|&r| r as u64).collect();
+        let mut probe = HessianProbe::new(eval, &centres, &streams, args.step)?;
+        progress.bar.set_message(format!("Lanczos on vectors {}..={}", g[0], g[g.len() - 1]));
+        let t = lanczos(&mut probe, args.top, args.steps, args.seed)?;
+        progress.bar.inc(probe.calls() as u64);
+        let before = probe.calls();
+        let tr: Vec<Option<(f64, f64)>> = if args.probes > 0 {
+            progress.bar.set_message(format!("Hutchinson on vectors {}..={}", g[0], g[g.len() - 1]));
+            hutchinson(&mut probe, args.probes, args.seed)?.into_iter().map(Some).collect()
+        } else {
+            vec![None; g.len()]
+        };
+        progress.bar.inc((probe.calls() - before) as u64);
+        calls += probe.calls();
+        for ((&r, t), tr) in g.iter().zip(&t).zip(&tr) {
+            progress.line(format!(
+                "vector {r}: lambda_1 {:.6e}{}",
+                t[0],
+                tr.map_or(String::new(), |(m, se)| format!(", trace {m:.6e} ± {se:.1e}"))
+            ));
+        }
+        top.extend(t);
+        traces.extend(tr);
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    progress.bar.finish_and_clear();
+    crate::io::atomic_write(&args.out.join("hessian.csv"), csv(&rows, &top, &traces).as_bytes())?;
+    let record = serde_json::json!({
+        "model": args.model.id(),
+        "activation": args.activation.act(),
+        "set": {"file": args.set.display().to_string(), "sha256": sha256_file(&args.set)?, "vectors": stack.count()},
+        "landscape": args.landscape.name(),
+        "images": data.len(),
+        "top": args.top,
+        "lanczos_steps": args.steps.min(n),
+        "probes": args.probes,
+        "seed": args.seed,
+        "step": args.step,
+        "hvp": "central differences of batched f32 gradients: |v| (g(w + h v/|v|) - g(w - h v/|v|)) / (2 h)",
+        "vectors_per_call": group,
+        "batched_hvp_calls": calls,
+        "seconds": seconds,
+        "device": device.summary().name,
+        "results": rows.iter().zip(&top).zip(&traces).map(|((r, t), tr)| serde_json::json!({
+            "vector": r,
+            "eigenvalues": t.iter().map(|v| v.is_finite().then_some(*v)).collect::<Vec<_>>(),
+            "trace": tr.map(|t| t.0),
+            "trace_standard_error": tr.map(|t| t.1),
+        })).collect::<Vec<_>>(),
+    });
+    crate::io::atomic_write(&args.out.join("hessian.json"), serde_json::to_string_pretty(&record)?.as_bytes())?;
+    println!(
+        "{} vector(s), {calls} batched HVP call(s) in {seconds:.2} s on {}; results in {}",
+        rows.len(),
+        device.summary().name,
+        args.out.join("hessian.csv").display()
+    );
+    Ok(())
+}

@@ -1,0 +1,215 @@
+use anyhow::{bail, Result};
+use clap::Args;
+use std::path::PathBuf;
+
+use super::progress::Progress;
+use super::ranges::{at_least, count};
+use super::{Activation, DataArgs, DeviceArgs};
+use crate::data::{DeviceImages, Split};
+use crate::io::read_weights;
+use crate::model::Arch;
+use crate::path::sweep::{sha256_file, SetInfo, Shard};
+use crate::probe::directions::{Biases, DirectionSpec, Plane};
+use crate::probe::grid::AxisRange;
+use crate::probe::surface::{
+    collect_rows, run_surface, write_outputs, RowRecord, Surface, SurfaceConfig, SurfaceProgress, SurfaceRun,
+};
+
+/// Loss (and accuracy) on a line or plane in weight space, whole rows of the grid per batched evaluation.
+#[derive(Args)]
+#[command(
+    after_help = "Example:\n  losscape surface --model fcp --set fcp-sgd.safetensors --through 0,1,2 --range -0.5:1.5:41 --out surf\n  \
+losscape surface --model lenet --set lenet.npy --random 2 --vector 0 --seed 1 --range -1:1:51 --landscape test --out s\n\n\
+Output: DIR/surface.csv (columns i,j,x,y,loss,accuracy; a line has j = 0, y = 0; accuracy is empty for the\n\
+autoencoder), DIR/surface.png, DIR/surface.json, DIR/config.json and DIR/rows*.jsonl (finished rows).\n\
+Re-running the same command skips finished rows; shards may share one DIR."
+)]
+pub struct SurfaceArgs {
+    /// Network.
+    #[arg(long, value_enum)]
+    model: Arch,
+    /// The solution set (stack of vectors, .safetensors or .npy).
+    #[arg(long)]
+    set: PathBuf,
+    /// The line w = a + x(b - a) or plane w = a + x(b - a) + y(c - a) through vectors A,B[,C] of the set
+    /// (0-based), which sit at (0,0), (1,0) and (0,1).
+    #[arg(long, value_delimiter = ',', value_name = "A,B[,C]", conflicts_with = "random")]
+    through: Option<Vec<usize>>,
+    /// With --through: Gram-Schmidt axes of the same line or plane (Garipov et al. 2018), in units of
+    /// Euclidean distance from A.
+    #[arg(long, requires = "through")]
+    orthonormal: bool,
+    /// K (1 or 2) filter-normalised random directions (Li et al. 2018) around --vector.
+    #[arg(long, value_name = "K", value_parser = count(1, 2))]
+    random: Option<usize>,
+    /// With --random: the vector of the set at the origin (0-based).
+    #[arg(long, default_value_t = 0, requires = "random")]
+    vector: usize,
+    /// With --random: seed of the directions.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// With --random: what the directions do on biases: copy the solution's biases (Li et al.'s
+    /// default) or ignore them (0).
+    #[arg(long, value_enum, default_value_t)]
+    biases: Biases,
+    /// Grid axis lo:hi:n (n points from lo to hi); give it once for every axis or once per axis (x, then
+    /// y).
+    #[arg(long = "range", value_name = "LO:HI:N", allow_hyphen_values = true, default_value = "-1:1:51")]
+    ranges: Vec<AxisRange>,
+    /// The loss landscape: the training or the test split.
+    #[arg(long, value_enum, default_value_t = Split::Train)]
+    landscape: Split,
+    /// Use the first N training images as the training landscape.
+    #[arg(long, value_name = "N", value_parser = at_least(1))]
+    train_size: Option<usize>,
+    /// At most N points per batched evaluation: as many whole rows as fit, or a row in pieces. Default:
+    /// 256 on a GPU; on the CPU backend, which gains nothing from large batches, one row (at most 64).
+    #[arg(long, value_name = "N", value_parser = count(1, 100_000))]
+    batch: Option<usize>,
+    /// Compute only this shard of the rows: i/n takes the rows j with j modulo n = i.
+    #[arg(long, default_value = "0/1")]
+    shard: Shard,
+    /// Output directory.
+    #[arg(long)]
+    out: PathBuf,
+    /// Activation of the FCP and LeNet.
+    #[arg(long, value_enum, default_value_t)]
+    activation: Activation,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+    #[command(flatten)]
+    data: DataArgs,
+    #[command(flatten)]
+    device: DeviceArgs,
+}
+
+struct Bar {
+    out: Progress,
+    points: usize,
+}
+
+impl SurfaceProgress for Bar {
+    fn start(&mut self, total: usize, done: usize) {
+        self.out.start(total, done, "points");
+    }
+    fn row(&mut self, r: &RowRecord) {
+        self.out.bar.inc(self.points as u64);
+        let min = r.losses.iter().flatten().fold(f64::INFINITY, |a, &b| a.min(b));
+        self.out.bar.set_message(format!("row {} done, lowest loss {min:.4e}", r.j));
+    }
+}
+
+/// The directions the options ask for, checked against the set's size.
+fn directions(args: &SurfaceArgs, count: usize) -> Result<DirectionSpec> {
+    let check = |i: usize, option: &str| {
+        if i >= count {
+            bail!("{option}: there is no vector {i}; {} holds {count} (0-based indices)", args.set.display());
+        }
+        Ok(())
+    };
+    match (&args.through, args.random) {
+        (Some(v), None) => {
+            if !(2..=3).contains(&v.len()) {
+                bail!("--through takes 2 vectors (a line) or 3 (a plane), got {}", v.len());
+            }
+            for &i in v {
+                check(i, "--through")?;
+            }
+            if (1..v.len()).any(|k| v[..k].contains(&v[k])) {
+                bail!("--through names a vector twice: {v:?}");
+            }
+            let vectors = v.clone();
+            Ok(if args.orthonormal {
+                DirectionSpec::Orthonormal { vectors }
+            } else {
+                DirectionSpec::Through { vectors }
+            })
+        }
+        (None, Some(k)) => {
+            check(args.vector, "--vector")?;
+            Ok(DirectionSpec::Random { vector: args.vector, count: k, seed: args.seed, biases: args.biases })
+        }
+        _ => bail!("say how to span the surface: --through A,B[,C] or --random K"),
+    }
+}
+
+pub fn run(args: SurfaceArgs) -> Result<()> {
+    let stack = read_weights(&args.set, args.model)?;
+    let spec = directions(&args, stack.count())?;
+    let label = |i: usize| format!("#{i}");
+    let plane = match &spec {
+        DirectionSpec::Through { vectors } | DirectionSpec::Orthonormal { vectors } => {
+            let vs: Vec<&[f32]> = vectors.iter().map(|&i| stack.vector(i)).collect();
+            let labels: Vec<String> = vectors.iter().map(|&i| label(i)).collect();
+            if args.orthonormal {
+                Plane::orthonormal(&vs, &labels)?
+            } else {
+                Plane::through(&vs, &labels)?
+            }
+        }
+        DirectionSpec::Random { vector, count, seed, biases } => {
+            Plane::random(&args.model.params(), stack.vector(*vector), *count, *seed, *biases, &label(*vector))?
+        }
+    };
+    let dims = plane.dims();
+    if args.ranges.len() > dims {
+        bail!("--range given {} times for a {dims}-D surface", args.ranges.len());
+    }
+    let x = args.ranges[0];
+    let y = (dims == 2).then(|| *args.ranges.get(1).unwrap_or(&x));
+    let size = if args.landscape == Split::Train { args.train_size } else { None };
+    let data = super::ranges::first(args.data.load(args.landscape)?, size, "--train-size")?;
+    let cfg = SurfaceConfig {
+        model: args.model,
+        activation: args.activation.act(),
+        set: SetInfo { file: args.set.display().to_string(), sha256: sha256_file(&args.set)?, vectors: stack.count() },
+        landscape: args.landscape,
+        images: data.len(),
+        directions: spec,
+        x,
+        y,
+    };
+    let device = args.device.open()?;
+    let images = DeviceImages::upload(&device, &data)?;
+    let mut progress =
+        Bar { out: Progress::new("{bar:30} {pos}/{len} points, ETA {eta}  {msg}", args.quiet), points: x.points };
+    let batch = args.batch.unwrap_or(if device.is_cpu() { x.points.min(64) } else { 256 });
+    let run = SurfaceRun { dir: &args.out, cfg: &cfg, plane: &plane, images: &images, shard: args.shard, batch };
+    let summary = run_surface(run, &mut progress)?;
+    progress.out.bar.finish_and_clear();
+    let rows = collect_rows(&args.out, &cfg)?;
+    let points = summary.rows * x.points;
+    if summary.rows > 0 {
+        println!(
+            "{} row(s), {points} points in {:.2} s ({:.1} points/s, {} per batched call) on {}",
+            summary.rows,
+            summary.seconds,
+            points as f64 / summary.seconds.max(1e-9),
+            summary.batch,
+            device.summary().name
+        );
+    }
+    match Surface::assemble(&cfg, &rows) {
+        Some(surface) => {
+            let extra = serde_json::json!({
+                "rows_computed": summary.rows,
+                "points_computed": points,
+                "seconds": summary.seconds,
+                "batch": summary.batch,
+                "device": device.summary().name,
+            });
+            write_outputs(&args.out, &cfg, &plane.marks, &surface, extra)?;
+            if let Some((l, x, y)) = surface.minimum() {
+                println!("lowest loss {l:.6e} at x = {x}, y = {y}");
+            }
+            println!("results in {}", args.out.join("surface.csv").display());
+        }
+        None => println!(
+            "{} of {} rows done; run the other shards (or this command without --shard) to finish",
+            rows.len(),
+            cfg.rows()
+        ),
+    }
+    Ok(())
+}

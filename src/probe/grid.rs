@@ -1,0 +1,73 @@
+//! The grid of a loss surface: one evenly spaced axis per direction, spelled `lo:hi:n` on the command
+//! line.
+
+use serde::{Deserialize, Serialize};
+
+/// The most points one axis may have.
+pub const MAX_POINTS: usize = 100_000;
+
+/// `points` evenly spaced values from `lo` to `hi`, both included.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AxisRange {
+    pub lo: f64,
+    pub hi: f64,
+    pub points: usize,
+}
+
+impl AxisRange {
+    /// A checked range: `lo` and `hi` finite with `lo < hi`, and 2 to [`MAX_POINTS`] points.
+    ///
+    /// Errors: a message naming the bad part.
+    pub fn new(lo: f64, hi: f64, points: usize) -> Result<AxisRange, String> {
+        if !lo.is_finite() || !hi.is_finite() {
+            return Err(format!("{lo}:{hi}: the ends must be finite numbers"));
+        }
+        if lo >= hi {
+            return Err(format!("{lo}:{hi}: the first end must be less than the second"));
+        }
+        if !(2..=MAX_POINTS).contains(&points) {
+            return Err(format!("{points} points: need 2 to {MAX_POINTS}"));
+        }
+        Ok(AxisRange { lo, hi, points })
+    }
+
+    /// Value `i` (0-based): `lo + (hi - lo) * i / (points - 1)`, so that the first is `lo`, the last is
+    /// exactly `hi`, and a value such as 0 or 1 that the spacing reaches is hit exactly whenever
+    /// `(hi - lo) * i / (points - 1)` is exact in f64 (e.g. `-1:1:51` holds 0 and 1 exactly).
+    pub fn value(&self, i: usize) -> f64 {
+        if i + 1 == self.points {
+            return self.hi;
+        }
+        self.lo + (self.hi - self.lo) * i as f64 / (self.points - 1) as f64
+    }
+
+    /// All values, in order.
+    pub fn values(&self) -> Vec<f64> {
+        (0..self.points).map(|i| self.value(i)).collect()
+    }
+
+    /// The index of the grid value equal to `v` (exactly), if there is one.
+    pub fn index_of(&self, v: f64) -> Option<usize> {
+        (0..self.points).find(|&i| self.value(i) == v)
+    }
+}
+
+impl std::str::FromStr for AxisRange {
+    type Err = String;
+    /// Parses `lo:hi:n`, e.g. `-1:1:51` or `-0.5:1.5:21`.
+    fn from_str(s: &str) -> Result<AxisRange, String> {
+        let parts: Vec<&str> = s.split(':').collect();
+        let [lo, hi, n] = parts[..] else {
+            return Err(format!("'{s}': expected lo:hi:n, e.g. -1:1:51"));
+        };
+        let num = |t: &str| t.trim().parse::<f64>().map_err(|_| format!("'{t}' is not a number (in '{s}')"));
+        let n: usize = n.trim().parse().map_err(|_| format!("'{n}' is not a whole number of points (in '{s}')"))?;
+        AxisRange::new(num(lo)?, num(hi)?, n)
+    }
+}
+
+impl std::fmt::Display for AxisRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        write!(f, "{}:{}:{}", self.lo, self.hi, self.points)
+    }
+}

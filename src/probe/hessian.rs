@@ -1,0 +1,330 @@
+//! Hessian spectra of many solutions at once: the top eigenvalues by Lanczos iteration and the trace by
+//! Hutchinson's estimator, both driven by Hessian-vector products (HVPs) that are evaluated for every
+//! vector of a set in one batched gradient call.
+//!
+//! HVPs are central differences of batched f32 gradients (Pearlmutter's exact forward-over-reverse
+//! product would need new kernels on every backend):
+//! H v ~ |v| (g(w + h u) - g(w - h u)) / (2 h), u = v / |v|,
+//! with the 2 S points w_s +- h u_s of S vectors in one call. The truncation error is
+//! h^2 |d^3 L[u, u, .]| / 6 and the rounding error about eps_g / h, where eps_g is the f32 error of a
+//! gradient (about 1e-7 relative, times the gradient's size and the images summed); [`DEFAULT_STEP`]
+//! keeps the first small where Lanczos looks (the sharpest directions) while the second, random from
+//! component to component, largely cancels in the Rayleigh quotients that eigenvalues and traces are, and the tests bound the resulting error against the f64
+//! reference model. See `docs/probes.md`.
+
+use anyhow::{bail, Result};
+use nalgebra::DMatrix;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::model::{Evaluator, Want};
+
+/// Finite-difference step h along a unit direction (weight-space distance). Chosen by measuring the
+/// HVP error against the f64 reference and the convergence of Lanczos eigenvalues as h shrinks: a
+/// trained LSTM has directions in which the loss bends sharply within 1e-2, which a step of 1e-2
+/// turns into an eigenvalue 1000 times too large (see `tests/hessian.rs` and `docs/probes.md`).
+pub const DEFAULT_STEP: f64 = 3e-4;
+
+/// A batched gradient: the gradients of the mean loss at `batch()` points in one call.
+pub trait Gradients {
+    /// Length of one point (N_prm).
+    fn dim(&self) -> usize;
+    /// Points per call.
+    fn batch(&self) -> usize;
+    /// Writes the gradient at each point of `points` (batch x dim, row-major) to `grads` (same shape).
+    ///
+    /// Errors: wrong lengths, or the evaluation fails.
+    fn gradients(&mut self, points: &[f32], grads: &mut [f32]) -> Result<()>;
+}
+
+impl Gradients for Evaluator {
+    fn dim(&self) -> usize {
+        self.network().arch.n_params()
+    }
+    fn batch(&self) -> usize {
+        Evaluator::batch(self)
+    }
+    fn gradients(&mut self, points: &[f32], grads: &mut [f32]) -> Result<()> {
+        if grads.len() != self.grads.len() {
+            bail!("expected room for {} gradient values, got {}", self.grads.len(), grads.len());
+        }
+        self.set_weights(points)?;
+        self.run(Want::LossAndGrad);
+        grads.copy_from_slice(&self.device().read::<f32>(&self.grads, 0, self.grads.len())?);
+        Ok(())
+    }
+}
+
+/// Hessian-vector products at S centres by central differences of one batched gradient call of 2 S
+/// points (2 s = w_s + h u_s, 2 s + 1 = w_s - h u_s). Host buffers are allocated once.
+pub struct HessianProbe<G: Gradients> {
+    grads: G,
+    centres: Vec<f32>,
+    /// Stream of each centre's random numbers (its index in the set), so results do not depend on how
+    /// a set is split into batches.
+    streams: Vec<u64>,
+    step: f64,
+    points: Vec<f32>,
+    out: Vec<f32>,
+    norms: Vec<f64>,
+    calls: usize,
+}
+
+impl<G: Gradients> HessianProbe<G> {
+    /// Probes at the rows of `centres` (S x dim), with random streams `streams` (one per centre) and
+    /// finite-difference step `step`.
+    ///
+    /// Errors: `grads` does not take 2 S points of the centres' length; `step` not finite and > 0.
+    pub fn new(grads: G, centres: &[f32], streams: &[u64], step: f64) -> Result<HessianProbe<G>> {
+        let n = grads.dim();
+        let s = streams.len();
+        if centres.len() != s * n || grads.batch() != 2 * s || s == 0 {
+            bail!(
+                "{} centres of {n} values need a gradient batch of {}; got {} values and a batch of {}",
+                s,
+                2 * s,
+                centres.len(),
+                grads.batch()
+            );
+        }
+        if !(step.is_finite() && step > 0.0) {
+            bail!("the finite-difference step must be a positive number, got {step}");
+        }
+        Ok(HessianProbe {
+            grads,
+            centres: centres.to_vec(),
+            streams: streams.to_vec(),
+            step,
+            points: vec![0.0; 2 * s * n],
+            out: vec![0.0; 2 * s * n],
+            norms: vec![0.0; s],
+            calls: 0,
+        })
+    }
+
+    /// Number of centres S.
+    pub fn vectors(&self) -> usize {
+        self.streams.len()
+    }
+
+    /// Length of a weight vector.
+    pub fn dim(&self) -> usize {
+        self.grads.dim()
+    }
+
+    /// Batched gradient calls made so far (each computes 2 S gradients).
+    pub fn calls(&self) -> usize {
+        self.calls
+    }
+
+    /// `hv` (S x dim) = H_s v_s for every centre s, in one batched gradient call. A zero v_s gives 0.
+    ///
+    /// Errors: wrong lengths, a non-finite `v`, or the gradient call fails.
+    pub fn hvp(&mut self, v: &[f64], hv: &mut [f64]) -> Result<()> {
+        let n = self.dim();
+        let s = self.vectors();
+        if v.len() != s * n || hv.len() != s * n {
+            bail!("expected {} x {n} values, got {} and {}", s, v.len(), hv.len());
+        }
+        let h = self.step;
+        for k in 0..s {
+            let vk = &v[k * n..(k + 1) * n];
+            let norm = vk.iter().map(|x| x * x).sum::<f64>().sqrt();
+            if !norm.is_finite() {
+                bail!("a Hessian-vector product of a non-finite vector");
+            }
+            self.norms[k] = norm;
+            let c = &self.centres[k * n..(k + 1) * n];
+            let scale = if norm > 0.0 { h / norm } else { 0.0 };
+            let (plus, minus) = self.points[2 * k * n..(2 * k + 2) * n].split_at_mut(n);
+            for i in 0..n {
+                let d = vk[i] * scale;
+                plus[i] = (c[i] as f64 + d) as f32;
+                minus[i] = (c[i] as f64 - d) as f32;
+            }
+        }
+        self.grads.gradients(&self.points, &mut self.out)?;
+        self.calls += 1;
+        for k in 0..s {
+            let (gp, gm) = self.out[2 * k * n..(2 * k + 2) * n].split_at(n);
+            let f = self.norms[k] / (2.0 * h);
+            for i in 0..n {
+                hv[k * n + i] = (gp[i] as f64 - gm[i] as f64) * f;
+            }
+        }
+        Ok(())
+    }
+
+    fn rng(&self, k: usize, purpose: u64, seed: u64) -> ChaCha8Rng {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        rng.set_stream(2 * self.streams[k] + purpose);
+        rng
+    }
+}
+
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+fn dot32(a: &[f64], b: &[f32]) -> f64 {
+    a.iter().zip(b).map(|(x, &y)| x * y as f64).sum()
+}
+
+/// Removes from `w` its components along the (orthonormal) `basis` vectors, twice (classical
+/// Gram-Schmidt with reorthogonalisation).
+fn orthogonalise(w: &mut [f64], basis: &[&[f32]]) {
+    for _ in 0..2 {
+        for b in basis {
+            let c = dot32(w, b);
+            w.iter_mut().zip(b.iter()).for_each(|(x, &y)| *x -= c * y as f64);
+        }
+    }
+}
+
+/// The top `k` eigenvalues (largest first) of every centre's Hessian, by `steps` Lanczos iterations with
+/// full reorthogonalisation, all centres in lockstep (one batched HVP per iteration). Each centre starts
+/// from a Gaussian vector drawn with `seed` and its stream; on breakdown (an invariant subspace found)
+/// it restarts with a fresh vector orthogonal to the basis, so the spectrum of a Hessian whose size is at
+/// most `steps` comes out whole. The basis is kept in f32 (steps x S x dim values).
+/// Fewer than `k` Ritz values (a Hessian smaller than `k`) leave NaN in the missing places.
+///
+/// Errors: `k` is 0 or more than `steps`; an HVP fails.
+pub fn lanczos<G: Gradients>(probe: &mut HessianProbe<G>, k: usize, steps: usize, seed: u64) -> Result<Vec<Vec<f64>>> {
+    if k == 0 || k > steps {
+        bail!("need 1 <= top ({k}) <= Lanczos steps ({steps})");
+    }
+    let (n, s) = (probe.dim(), probe.vectors());
+    let steps = steps.min(n);
+    let mut rngs: Vec<ChaCha8Rng> = (0..s).map(|j| probe.rng(j, 0, seed)).collect();
+    let gauss = |rng: &mut ChaCha8Rng, out: &mut [f64]| {
+        out.iter_mut().for_each(|x| *x = normal(rng));
+    };
+    let mut q = vec![0.0; s * n];
+    let mut q_prev = vec![0.0; s * n];
+    let mut w = vec![0.0; s * n];
+    let mut basis: Vec<Vec<f32>> = Vec::with_capacity(steps);
+    let mut alphas = vec![Vec::new(); s];
+    let mut betas = vec![Vec::new(); s];
+    let mut active = vec![true; s];
+    for j in 0..s {
+        let qj = &mut q[j * n..(j + 1) * n];
+        gauss(&mut rngs[j], qj);
+        let norm = dot(qj, qj).sqrt();
+        qj.iter_mut().for_each(|x| *x /= norm);
+    }
+    for step in 0..steps {
+        basis.push(q.iter().map(|&x| x as f32).collect());
+        probe.hvp(&q, &mut w)?;
+        for j in 0..s {
+            if !active[j] {
+                continue;
+            }
+            let r = j * n..(j + 1) * n;
+            let (wj, qj, pj) = (&mut w[r.clone()], &q[r.clone()], &q_prev[r.clone()]);
+            let alpha = dot(wj, qj);
+            let beta_prev = betas[j].last().copied().unwrap_or(0.0);
+            wj.iter_mut().zip(qj.iter().zip(pj)).for_each(|(x, (a, b))| *x -= alpha * a + beta_prev * b);
+            let rows: Vec<&[f32]> = basis.iter().map(|b| &b[r.clone()]).collect();
+            orthogonalise(wj, &rows);
+            alphas[j].push(alpha);
+            if !alpha.is_finite() {
+                // the loss or gradient overflowed at this centre: its values are NaN
+                active[j] = false;
+                continue;
+            }
+            if step + 1 == steps {
+                continue;
+            }
+            let mut beta = dot(wj, wj).sqrt();
+            if beta.is_nan() || beta <= 1e-7 * alpha.abs().max(1e-30) {
+                // an invariant subspace: restart orthogonally to it
+                gauss(&mut rngs[j], wj);
+                orthogonalise(wj, &rows);
+                let norm = dot(wj, wj).sqrt();
+                if norm.is_nan() || norm <= 1e-6 * (n as f64).sqrt() {
+                    active[j] = false;
+                    continue;
+                }
+                wj.iter_mut().for_each(|x| *x /= norm);
+                beta = 0.0;
+            } else {
+                wj.iter_mut().for_each(|x| *x /= beta);
+            }
+            betas[j].push(beta);
+        }
+        if !active.iter().any(|&a| a) {
+            break;
+        }
+        std::mem::swap(&mut q_prev, &mut q);
+        std::mem::swap(&mut q, &mut w);
+        // inactive centres keep their last direction (any unit vector serves; their results are ignored)
+        for j in (0..s).filter(|&j| !active[j]) {
+            q[j * n..(j + 1) * n].copy_from_slice(&q_prev[j * n..(j + 1) * n]);
+        }
+    }
+    Ok((0..s).map(|j| ritz_values(&alphas[j], &betas[j], k)).collect())
+}
+
+/// The largest `k` eigenvalues of the symmetric tridiagonal matrix with diagonal `alpha` and
+/// off-diagonal `beta` (largest first; NaN where there are fewer than `k`, and all NaN when an entry is
+/// not finite).
+pub fn ritz_values(alpha: &[f64], beta: &[f64], k: usize) -> Vec<f64> {
+    if alpha.iter().chain(beta).any(|v| !v.is_finite()) {
+        return vec![f64::NAN; k];
+    }
+    let m = alpha.len();
+    let mut t = DMatrix::<f64>::zeros(m, m);
+    for i in 0..m {
+        t[(i, i)] = alpha[i];
+        if i + 1 < m {
+            t[(i, i + 1)] = beta[i];
+            t[(i + 1, i)] = beta[i];
+        }
+    }
+    let mut ev: Vec<f64> = if m > 0 { t.symmetric_eigenvalues().iter().copied().collect() } else { Vec::new() };
+    ev.sort_by(|a, b| b.partial_cmp(a).unwrap_or(std::cmp::Ordering::Equal));
+    ev.resize(k, f64::NAN);
+    ev.truncate(k);
+    ev
+}
+
+/// Hutchinson's (1990) trace estimate of every centre's Hessian with `probes` Rademacher vectors z
+/// (entries +-1 drawn with `seed` and the centre's stream): the mean of z^T H z, and its standard error
+/// (sample standard deviation / sqrt(probes); 0 for a single probe). One batched HVP per probe.
+///
+/// Errors: `probes` is 0; an HVP fails.
+pub fn hutchinson<G: Gradients>(probe: &mut HessianProbe<G>, probes: usize, seed: u64) -> Result<Vec<(f64, f64)>> {
+    if probes == 0 {
+        bail!("Hutchinson's estimator needs at least one probe");
+    }
+    let (n, s) = (probe.dim(), probe.vectors());
+    let mut rngs: Vec<ChaCha8Rng> = (0..s).map(|j| probe.rng(j, 1, seed)).collect();
+    let mut z = vec![0.0; s * n];
+    let mut hz = vec![0.0; s * n];
+    let mut samples = vec![Vec::with_capacity(probes); s];
+    for _ in 0..probes {
+        for (j, rng) in rngs.iter_mut().enumerate() {
+            z[j * n..(j + 1) * n].iter_mut().for_each(|x| *x = if rng.random::<bool>() { 1.0 } else { -1.0 });
+        }
+        probe.hvp(&z, &mut hz)?;
+        for (sj, (zj, hzj)) in samples.iter_mut().zip(z.chunks(n).zip(hz.chunks(n))) {
+            sj.push(dot(zj, hzj));
+        }
+    }
+    Ok(samples
+        .iter()
+        .map(|v| {
+            let m = v.len() as f64;
+            let mean = v.iter().sum::<f64>() / m;
+            let var = if v.len() > 1 { v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (m - 1.0) } else { 0.0 };
+            (mean, (var / m).sqrt())
+        })
+        .collect())
+}
+
+/// A standard normal draw (Box-Muller).
+fn normal(rng: &mut ChaCha8Rng) -> f64 {
+    let u1: f64 = 1.0 - rng.random::<f64>();
+    let u2: f64 = rng.random();
+    (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+}

@@ -1,0 +1,125 @@
+//! `losscape surface` and `losscape hessian` as a user runs them: outputs, refusals of bad input.
+
+use std::process::{Command, Output};
+
+fn losscape(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_losscape")).args(args).output().unwrap()
+}
+
+fn ok(o: Output) -> Output {
+    assert!(o.status.success(), "stderr: {}", String::from_utf8_lossy(&o.stderr));
+    o
+}
+
+fn set(dir: &std::path::Path) -> String {
+    let p = dir.join("fcp.safetensors").display().to_string();
+    ok(losscape(&["init", "--model", "fcp", "--seed", "0", "--count", "3", "--out", &p]));
+    p
+}
+
+#[test]
+fn surface_writes_csv_json_and_figure_and_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let set = set(dir.path());
+    let out = dir.path().join("s").display().to_string();
+    let args = [
+        "surface",
+        "--model",
+        "fcp",
+        "--set",
+        &set,
+        "--through",
+        "0,1,2",
+        "--range",
+        "-1:1:3",
+        "--train-size",
+        "50",
+        "--out",
+        &out,
+        "--backend",
+        "cpu",
+        "--quiet",
+    ];
+    ok(losscape(&args));
+    let csv = std::fs::read_to_string(dir.path().join("s/surface.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 10);
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("s/surface.json")).unwrap()).unwrap();
+    assert_eq!(json["marks"].as_array().unwrap().len(), 3);
+    assert!(json["marks"].as_array().unwrap().iter().all(|m| m["grid_point"] == true));
+    assert!(dir.path().join("s/surface.png").is_file());
+    let again = ok(losscape(&args));
+    assert!(!String::from_utf8_lossy(&again.stdout).contains("row(s)"), "a finished surface computes nothing");
+}
+
+#[test]
+fn hessian_writes_one_line_per_vector() {
+    let dir = tempfile::tempdir().unwrap();
+    let set = set(dir.path());
+    let out = dir.path().join("h").display().to_string();
+    ok(losscape(&[
+        "hessian",
+        "--model",
+        "fcp",
+        "--set",
+        &set,
+        "--top",
+        "2",
+        "--steps",
+        "4",
+        "--probes",
+        "2",
+        "--vectors",
+        "0,2",
+        "--batch",
+        "1",
+        "--train-size",
+        "30",
+        "--out",
+        &out,
+        "--backend",
+        "cpu",
+        "--quiet",
+    ]));
+    let csv = std::fs::read_to_string(dir.path().join("h/hessian.csv")).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines[0], "vector,lambda_1,lambda_2,trace");
+    assert_eq!(lines.len(), 3);
+    assert!(lines[2].starts_with("2,"));
+    let f: Vec<f64> = lines[1].split(',').map(|v| v.parse().unwrap()).collect();
+    assert!(f[1] >= f[2] && f.iter().all(|v| v.is_finite()), "{csv}");
+}
+
+#[test]
+fn bad_input_is_a_clear_error_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let set = set(dir.path());
+    let out = dir.path().join("x").display().to_string();
+    let base = ["--model", "fcp", "--set", &set, "--out", &out, "--backend", "cpu"];
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["surface", "--through", "0,7"], "there is no vector 7"),
+        (vec!["surface", "--through", "0,0"], "names a vector twice"),
+        (vec!["surface", "--through", "0,1,2,1"], "takes 2 vectors"),
+        (vec!["surface", "--through", "0,1", "--range", "1:-1:5"], "less than"),
+        (vec!["surface", "--through", "0,1", "--range", "0:1:1"], "points"),
+        (vec!["surface", "--through", "0,1", "--range", "nan:1:5"], "finite"),
+        (vec!["surface", "--through", "0,1", "--range", "0:1:5", "--range", "0:1:5"], "1-D surface"),
+        (vec!["surface", "--random", "3"], "--random"),
+        (vec!["surface", "--random", "1", "--vector", "3"], "there is no vector 3"),
+        (vec!["surface"], "--through A,B[,C] or --random K"),
+        (vec!["surface", "--through", "0,1", "--train-size", "70000"], "holds only"),
+        (vec!["surface", "--through", "0,1", "--shard", "2/2"], "shard"),
+        (vec!["hessian", "--top", "5", "--steps", "3"], "--steps"),
+        (vec!["hessian", "--vectors", "9"], "there is no vector 9"),
+        (vec!["hessian", "--step", "nan"], "finite"),
+        (vec!["hessian", "--step=-1"], "greater than 0"),
+    ];
+    for (args, want) in cases {
+        let all: Vec<&str> = args[..1].iter().chain(&base).chain(&args[1..]).copied().collect();
+        let o = losscape(&all);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success() && o.status.code().is_some(), "{all:?} must fail");
+        assert!(!err.contains("panicked"), "{all:?} panicked: {err}");
+        assert!(err.contains(want), "{all:?}: expected '{want}' in: {err}");
+    }
+}
