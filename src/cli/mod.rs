@@ -1,5 +1,6 @@
 //! The command line: one file per subcommand, no algorithm code.
 
+mod align;
 mod analyze;
 mod bench;
 mod eval;
@@ -39,6 +40,7 @@ enum Command {
     Eval(eval::EvalArgs),
     Bench(bench::BenchArgs),
     Paths(paths::PathsArgs),
+    Align(align::AlignArgs),
     Merge(merge::MergeArgs),
     Toy(toy::ToyArgs),
     Train(train::TrainArgs),
@@ -110,6 +112,7 @@ pub fn main() -> Result<()> {
         Command::Eval(a) => eval::run(a),
         Command::Bench(a) => bench::run(a),
         Command::Paths(a) => paths::run(a),
+        Command::Align(a) => align::run(a),
         Command::Merge(a) => merge::run(a),
         Command::Toy(a) => toy::run(a),
         Command::Train(a) => train::run(a),
