@@ -51,6 +51,7 @@ impl PermutedTensor {
 /// The permutation symmetry of one network.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Symmetry {
+    /// The network.
     pub arch: Arch,
     /// The permutable unit groups, in layer order.
     pub groups: Vec<UnitGroup>,

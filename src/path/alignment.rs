@@ -10,9 +10,13 @@ use super::sweep::PairRecord;
 /// Median, mean and range of one quantity over a set's pairs.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct Spread {
+    /// Middle value (mean of the two middle ones for an even count).
     pub median: f64,
+    /// Arithmetic mean.
     pub mean: f64,
+    /// Smallest value.
     pub min: f64,
+    /// Largest value.
     pub max: f64,
 }
 
@@ -36,20 +40,27 @@ impl Spread {
 pub struct SetAlignment {
     /// Set index in its sweep.
     pub set: usize,
+    /// The set's file, as the records name it.
     pub set_file: String,
+    /// The curve family of the set's paths.
     pub curve: Curve,
     /// Aligned pairs summarised.
     pub pairs: usize,
+    /// L2 distance between the pair's vectors before alignment.
     pub unaligned_distance: Spread,
+    /// L2 distance after alignment.
     pub distance: Spread,
-    /// Straight line to the unaligned second vector.
+    /// Highest loss on the straight line to the unaligned second vector.
     pub unaligned_straight_height: Spread,
+    /// The same minus the mean endpoint loss.
     pub unaligned_straight_barrier: Spread,
-    /// Straight line to the aligned second vector.
+    /// Highest loss on the straight line to the aligned second vector.
     pub straight_height: Spread,
+    /// The same minus the mean endpoint loss.
     pub straight_barrier: Spread,
-    /// The optimised path between the aligned endpoints.
+    /// Highest loss on the optimised path between the aligned endpoints.
     pub height: Spread,
+    /// The same minus the mean endpoint loss.
     pub barrier: Spread,
 }
 

@@ -66,6 +66,7 @@ pub struct SweepConfig {
 /// unaligned).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SweepOptions {
+    /// The curve family of every path.
     #[serde(default)]
     pub curve: Curve,
     /// Align each pair's second vector onto its first (weight matching, [`MatchSettings::default`])
