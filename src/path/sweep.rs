@@ -225,7 +225,8 @@ pub fn run_sweep_with(inputs: SweepInputs, options: SweepOptions, progress: &mut
         let stack = &stacks[job.set];
         let (a, unaligned) = (stack.vector(job.pair.0), stack.vector(job.pair.1));
         let (matching, unaligned_straight_height) = if options.align {
-            let m = weight_matching(cfg.model, a, unaligned, MatchSettings::default())?;
+            let m = weight_matching(cfg.model, a, unaligned, MatchSettings::default())
+                .with_context(|| format!("aligning pair {} ({}, {})", job.index, job.pair.0, job.pair.1))?;
             (Some(m), Some(max(finder.straight_losses(a, unaligned)?)))
         } else {
             (None, None)
