@@ -152,7 +152,19 @@ fn the_report_of_a_synthetic_work_directory_has_every_figure_and_number() {
             weighted_mean_loss: 0.3,
             coefficients: None,
         };
-        let r = PairRecord { index: s, set: s, set_file: format!("set{s}"), pair: (0, 1), seeds: None, outcome };
+        let r = PairRecord {
+            index: s,
+            set: s,
+            set_file: format!("set{s}"),
+            pair: (0, 1),
+            seeds: None,
+            curve: Default::default(),
+            aligned: false,
+            distance: None,
+            unaligned_distance: None,
+            unaligned_straight_height: None,
+            outcome,
+        };
         lines.push_str(&serde_json::to_string(&r).unwrap());
         lines.push('\n');
     }

@@ -8,25 +8,32 @@ use losscape::model::reference::evaluate;
 use losscape::model::{init_vector, Arch, Evaluator, Network, Want};
 use losscape::ops::Act;
 use losscape::path::fourier::point_times;
-use losscape::path::{PathFinder, PathSettings};
+use losscape::path::{Curve, PathFinder, PathSettings};
 
-fn sine(n: usize, t: f64) -> f64 {
-    if t == 0.0 || t == 1.0 {
-        0.0
-    } else {
-        (n as f64 * std::f64::consts::PI * t).sin()
+/// phi_k(t) of each family, written out from Garipov et al. (Bezier, polychain with theta = (a+b)/2 + c)
+/// and the paper (Fourier).
+fn bump(curve: Curve, k: usize, t: f64) -> f64 {
+    match curve {
+        _ if t == 0.0 || t == 1.0 => 0.0,
+        Curve::Fourier => (k as f64 * std::f64::consts::PI * t).sin(),
+        Curve::Bezier => 2.0 * t * (1.0 - t),
+        Curve::Polychain if t <= 0.5 => 2.0 * t,
+        Curve::Polychain => 2.0 - 2.0 * t,
     }
 }
 
 /// The path objective sum_m L(w(t_m)) + lambda sum_m |w(t_{m+1}) - w(t_m)|^2 in f64.
-fn objective(arch: Arch, a: &[f64], b: &[f64], coef: &[f64], s: PathSettings, data: &Dataset) -> f64 {
-    let n = a.len();
+fn objective(curve: Curve, a: &[f64], b: &[f64], coef: &[f64], s: PathSettings, data: &Dataset) -> f64 {
+    let (arch, n) = (Arch::Fcp, a.len());
+    let terms = coef.len() / n;
     let points: Vec<Vec<f64>> = point_times(s.points)
         .iter()
         .map(|&t| {
             (0..n)
                 .map(|j| {
-                    (1.0 - t) * a[j] + t * b[j] + (0..s.fourier).map(|k| coef[k * n + j] * sine(k + 1, t)).sum::<f64>()
+                    (1.0 - t) * a[j]
+                        + t * b[j]
+                        + (0..terms).map(|k| coef[k * n + j] * bump(curve, k + 1, t)).sum::<f64>()
                 })
                 .collect()
         })
@@ -38,14 +45,21 @@ fn objective(arch: Arch, a: &[f64], b: &[f64], coef: &[f64], s: PathSettings, da
 
 #[test]
 fn coefficient_gradient_equals_finite_differences_of_the_path_objective() {
+    for curve in [Curve::Fourier, Curve::Bezier, Curve::Polychain] {
+        gradient_matches_finite_differences(curve);
+    }
+}
+
+fn gradient_matches_finite_differences(curve: Curve) {
     let arch = Arch::Fcp;
     let data = mnist(Split::Train, 12);
     let s = PathSettings { fourier: 2, points: 5, lambda: 0.3, lr: 1e-3, iterations: 1 };
     let a: Vec<f32> = init_vector(arch, 1).iter().map(|x| x * 3.0).collect();
     let b: Vec<f32> = init_vector(arch, 2).iter().map(|x| x * 3.0).collect();
-    let coef: Vec<f32> = init_vector(arch, 3).into_iter().chain(init_vector(arch, 4)).collect();
+    let coef: Vec<f32> = (0..curve.terms(s.fourier) as u64).flat_map(|k| init_vector(arch, 3 + k)).collect();
     let images = DeviceImages::upload(&gpu(), &data).unwrap();
-    let finder = PathFinder::new(Network { arch, act: Act::Softplus }, &images, 0..data.len(), s).unwrap();
+    let net = Network { arch, act: Act::Softplus };
+    let finder = PathFinder::with_curve(net, &images, 0..data.len(), s, curve).unwrap();
     finder.start(&a, &b, Some(&coef)).unwrap();
     finder.evaluate(true).unwrap();
     let grad = finder.coefficient_gradient().unwrap();
@@ -53,16 +67,17 @@ fn coefficient_gradient_equals_finite_differences_of_the_path_objective() {
     let max_g = grad.iter().fold(0f32, |m, g| m.max(g.abs())) as f64;
     let argmax = grad.iter().enumerate().fold(0, |k, (i, g)| if g.abs() > grad[k].abs() { i } else { k });
     let n = arch.n_params();
-    for &i in &[argmax, 0, 1000, 39199, 39300, 41800, n, n + 20000, n + 41000, 2 * n - 1] {
+    let coords = [argmax, 0, 1000, 39199, 39300, 41800, n - 1, n, n + 20000, n + 41000, 2 * n - 1];
+    for &i in coords.iter().filter(|&&i| i < coef.len()) {
         let h = 1e-5;
         let (mut up, mut down) = (c64.clone(), c64.clone());
         up[i] += h;
         down[i] -= h;
         let fd =
-            (objective(arch, &a64, &b64, &up, s, &data) - objective(arch, &a64, &b64, &down, s, &data)) / (2.0 * h);
+            (objective(curve, &a64, &b64, &up, s, &data) - objective(curve, &a64, &b64, &down, s, &data)) / (2.0 * h);
         assert!(
             (fd - grad[i] as f64).abs() <= 2e-4 * max_g,
-            "coefficient {i}: GPU {} vs finite differences {fd}",
+            "{curve:?} coefficient {i}: GPU {} vs finite differences {fd}",
             grad[i]
         );
     }
@@ -70,6 +85,12 @@ fn coefficient_gradient_equals_finite_differences_of_the_path_objective() {
 
 #[test]
 fn endpoints_never_move_and_iteration_zero_is_the_straight_line() {
+    for curve in [Curve::Fourier, Curve::Bezier, Curve::Polychain] {
+        endpoints_and_straight_start(curve);
+    }
+}
+
+fn endpoints_and_straight_start(curve: Curve) {
     let arch = Arch::Fcp;
     let data = mnist(Split::Train, 64);
     let s = PathSettings { fourier: 3, points: 7, lambda: 1e-4, lr: 0.05, iterations: 3 };
@@ -77,8 +98,9 @@ fn endpoints_never_move_and_iteration_zero_is_the_straight_line() {
     let b: Vec<f32> = init_vector(arch, 8).iter().map(|x| x * 3.0).collect();
     let images = DeviceImages::upload(&gpu(), &data).unwrap();
     let net = Network { arch, act: Act::Softplus };
-    let finder = PathFinder::new(net, &images, 0..data.len(), s).unwrap();
+    let finder = PathFinder::with_curve(net, &images, 0..data.len(), s, curve).unwrap();
     let out = finder.run(&a, &b, true, |_, _| {}).unwrap();
+    assert_eq!(out.coefficients.as_ref().unwrap().len(), curve.terms(s.fourier) * arch.n_params());
     // the straight line, evaluated as plain vectors
     let times = point_times(s.points);
     let line: Vec<f32> =
@@ -88,12 +110,13 @@ fn endpoints_never_move_and_iteration_zero_is_the_straight_line() {
     eval.run(Want::Loss);
     for (m, r) in eval.results().unwrap().iter().enumerate() {
         let rel = (r.loss - out.straight_losses[m]).abs() / r.loss;
-        assert!(rel < 1e-5, "point {m}: eval {} vs path iteration 0 {}", r.loss, out.straight_losses[m]);
+        assert!(rel < 1e-5, "{curve:?} point {m}: eval {} vs path iteration 0 {}", r.loss, out.straight_losses[m]);
     }
     assert_eq!(out.losses[0], out.straight_losses[0]);
     assert_eq!(out.losses[s.points - 1], out.straight_losses[s.points - 1]);
     // whatever the coefficients, w(0) = a and w(1) = b bit for bit
-    let coef: Vec<f32> = (0..s.fourier as u64).flat_map(|k| init_vector(arch, 100 + k)).collect();
+    let coef: Vec<f32> = (0..curve.terms(s.fourier) as u64).flat_map(|k| init_vector(arch, 100 + k)).collect();
+    assert!(finder.start(&a, &b, Some(&coef[1..])).is_err(), "coefficients of the wrong length");
     finder.start(&a, &b, Some(&coef)).unwrap();
     let points = finder.points().unwrap();
     let n = arch.n_params();

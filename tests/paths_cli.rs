@@ -37,6 +37,9 @@ fn sweep_args(set: &str, out: &str, extra: &[(&str, &str)]) -> Vec<String> {
             None => opts.push((k, v)),
         }
     }
+    if extra.iter().any(|&(k, v)| k == "--curve" && v != "fourier") {
+        opts.retain(|(k, _)| *k != "--fourier"); // one bend
+    }
     let mut args: Vec<String> =
         ["paths", "--model", "fcp", "--set", set, "--out", out, "--quiet"].map(String::from).to_vec();
     for (k, v) in opts {
@@ -87,11 +90,17 @@ fn shards_together_equal_the_unsharded_run_and_configurations_are_checked() {
 
 #[test]
 fn killed_and_resumed_sweep_loses_and_duplicates_nothing() {
+    for curve in ["fourier", "bezier", "polychain"] {
+        killed_and_resumed(curve);
+    }
+}
+
+fn killed_and_resumed(curve: &str) {
     let dir = tempfile::tempdir().unwrap();
     let d = |p: &str| dir.path().join(p).to_str().unwrap().to_string();
     let set = d("set.safetensors");
     ok(losscape(&["init", "--model", "fcp", "--count", "4", "--out", &set]));
-    let slow = [("--iterations", "8"), ("--train-size", "100")];
+    let slow = [("--iterations", "8"), ("--train-size", "100"), ("--curve", curve)];
     ok(run_sweep(sweep_args(&set, &d("ref"), &slow)));
     let reference = records(&dir.path().join("ref/paths.jsonl"));
 
@@ -106,13 +115,63 @@ fn killed_and_resumed_sweep_loses_and_duplicates_nothing() {
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     let before = records(&results).len();
-    assert!(before < 6, "the kill came too late to test anything");
+    assert!(before < 6, "{curve}: the kill came too late to test anything");
     ok(run_sweep(sweep_args(&set, &d("run"), &slow)));
     let mut after = records(&results);
     after.sort_by_key(|r| r["index"].as_u64());
     let mut expected = reference;
     expected.sort_by_key(|r| r["index"].as_u64());
-    assert_eq!(after, expected, "resumed results equal an uninterrupted run, each pair once");
+    assert_eq!(after, expected, "{curve}: resumed results equal an uninterrupted run, each pair once");
+    assert!(after.iter().all(|r| r["curve"] == curve), "{curve}: each record names its curve family");
     // in the same order, byte for byte
     assert_eq!(files::assert_same_bytes(&dir.path().join("ref"), &dir.path().join("run")), 2);
+}
+
+#[test]
+fn aligned_sweep_records_both_sides_and_permuted_copies_meet_on_a_flat_line() {
+    use losscape::io::{write_weights, WeightStack};
+    use losscape::model::{init_vector, Arch, Symmetry};
+    let dir = tempfile::tempdir().unwrap();
+    let d = |p: &str| dir.path().join(p).to_str().unwrap().to_string();
+    // one vector and three copies with reordered hidden units: the same function at four points
+    let sym = Symmetry::of(Arch::Fcp);
+    let a: Vec<f32> = init_vector(Arch::Fcp, 9).iter().map(|x| x * 3.0).collect();
+    let mut flat = a.clone();
+    for k in 1..4 {
+        let mut perms = sym.identity();
+        for p in &mut perms {
+            p.rotate_left(k * 7);
+        }
+        flat.extend(sym.apply(&a, &perms).unwrap());
+    }
+    let set = d("copies.npy");
+    write_weights(std::path::Path::new(&set), &WeightStack::new(Arch::Fcp, flat)).unwrap();
+    let extra = [("--align", ""), ("--curve", "bezier")];
+    let mut args = sweep_args(&set, &d("aligned"), &[("--curve", "bezier")]);
+    args.push("--align".into());
+    ok(run_sweep(args.clone()));
+    let rs = records(&dir.path().join("aligned/paths.jsonl"));
+    assert_eq!(rs.len(), 6);
+    for r in &rs {
+        assert_eq!((r["aligned"].as_bool(), r["curve"].as_str()), (Some(true), Some("bezier")));
+        assert_eq!(r["distance"].as_f64(), Some(0.0), "aligned copies coincide: {r}");
+        assert!(r["unaligned_distance"].as_f64().unwrap() > 1.0);
+        let line: Vec<f64> = r["straight_losses"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+        assert!(line.iter().all(|&l| l == line[0]), "the aligned straight line is one point: {line:?}");
+        // (untrained copies: the unaligned line dips between them, so its height is the endpoints' loss)
+        assert!(r["unaligned_straight_height"].as_f64().unwrap() >= r["straight_height"].as_f64().unwrap(), "{r}");
+    }
+    // without --align the same directory is refused; --fourier with a one-bend curve is refused
+    let o = run_sweep(sweep_args(&set, &d("aligned"), &[("--curve", "bezier")]));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("align"), "{}", String::from_utf8_lossy(&o.stderr));
+    let mut bad = sweep_args(&set, &d("bad"), &extra[1..]);
+    bad.extend(["--fourier".to_string(), "3".to_string()]);
+    let o = run_sweep(bad);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("one bend"), "{}", String::from_utf8_lossy(&o.stderr));
+    // unaligned records say so
+    ok(run_sweep(sweep_args(&set, &d("plain"), &[])));
+    let plain = records(&dir.path().join("plain/paths.jsonl"));
+    assert!(plain
+        .iter()
+        .all(|r| r["aligned"] == false && r["unaligned_distance"].is_null() && r["curve"] == "fourier"));
 }

@@ -1,5 +1,6 @@
 //! The command line: one file per subcommand, no algorithm code.
 
+mod align;
 mod analyze;
 mod bench;
 mod eval;
@@ -44,6 +45,7 @@ enum Command {
     Bench(bench::BenchArgs),
     Paths(paths::PathsArgs),
     Plan(plan::PlanArgs),
+    Align(align::AlignArgs),
     Merge(merge::MergeArgs),
     Toy(toy::ToyArgs),
     Train(train::TrainArgs),
@@ -158,6 +160,7 @@ pub fn main() -> Result<()> {
         Command::Bench(a) => bench::run(a),
         Command::Paths(a) => paths::run(a),
         Command::Plan(a) => plan::run(a),
+        Command::Align(a) => align::run(a),
         Command::Merge(a) => merge::run(a),
         Command::Toy(a) => toy::run(a),
         Command::Train(a) => train::run(a),

@@ -9,17 +9,21 @@ use crate::data::{DeviceImages, Split};
 use crate::io::read_weights;
 use crate::model::Arch;
 use crate::path::sweep::{
-    run_sweep, sha256_file, Job, PairRecord, SetInfo, Shard, SweepConfig, SweepInputs, SweepProgress,
+    run_sweep_with, sha256_file, Job, PairRecord, SetInfo, Shard, SweepConfig, SweepInputs, SweepOptions, SweepProgress,
 };
-use crate::path::PathSettings;
+use crate::path::{Curve, PathSettings};
 
-/// Find low-loss Fourier paths between pairs of each set's vectors; resumable and shardable.
+/// Find low-loss paths (Fourier, Bezier or polygonal chain) between pairs of each set's vectors, optionally
+/// aligning each pair first; resumable and shardable.
 #[derive(Args)]
 #[command(
     after_help = "Example:\n  losscape paths --model fcp --set fcp-lbfgs-train.safetensors --landscape train --pairs 300 --seed 0 --out paths-fcp\n  \
-losscape paths --model lstm --set lstm.npy --landscape test --pairs 10 --seed 1 --out p --shard 0/4\n\n\
+losscape paths --model lstm --set lstm.npy --landscape test --pairs 10 --seed 1 --out p --shard 0/4\n  \
+losscape paths --model fcp --set sgd.npy --set lbfgs.npy --align --curve bezier --pairs 50 --out p-bezier\n\n\
 Output: DIR/config.json and DIR/paths.jsonl (one JSON object per finished pair: index, set, pair, seeds,\n\
-straight_losses, losses, best_iteration, height, barrier, straight_height, length, weighted_mean_loss).\n\
+curve, aligned, distance, unaligned_distance, unaligned_straight_height (the last two with --align, else\n\
+null), straight_losses, losses, best_iteration, height, barrier, straight_height, length,\n\
+weighted_mean_loss). Every curve is optimised with Adam on the same fixed grid t_m = m/(M-1).\n\
 Re-running the same command skips finished pairs."
 )]
 pub struct PathsArgs {
@@ -41,9 +45,17 @@ pub struct PathsArgs {
     /// Output directory.
     #[arg(long)]
     out: PathBuf,
-    /// Fourier terms N_F (1 to 1000).
-    #[arg(long, default_value_t = 10, value_parser = count(1, 1000))]
-    fourier: usize,
+    /// Curve family: the paper's Fourier series, or Garipov et al.'s quadratic Bezier or polygonal chain
+    /// with one bend.
+    #[arg(long, value_enum, default_value_t)]
+    curve: Curve,
+    /// Fourier terms N_F (1 to 1000; --curve fourier only) [default: 10].
+    #[arg(long, value_parser = count(1, 1000))]
+    fourier: Option<usize>,
+    /// Align each pair's second vector onto the first (weight matching, as `losscape align`) before
+    /// finding the path; records the unaligned distance and straight-line height too.
+    #[arg(long)]
+    align: bool,
     /// Path points M (endpoints included; 2 to 10000).
     #[arg(long, default_value_t = 51, value_parser = count(2, 10_000))]
     points: usize,
@@ -98,14 +110,23 @@ impl SweepProgress for Bar {
     }
     fn finished(&mut self, r: &PairRecord) {
         self.out.bar.inc(1);
+        let unaligned = match r.unaligned_straight_height {
+            Some(h) => format!("; unaligned straight line {h:.4e}"),
+            None => String::new(),
+        };
         self.out.line(format!(
-            "pair {} ({},{}): height {:.4e} (straight line {:.4e}), barrier {:.4e}",
+            "pair {} ({},{}): height {:.4e} (straight line {:.4e}{unaligned}), barrier {:.4e}",
             r.index, r.pair.0, r.pair.1, r.outcome.height, r.outcome.straight_height, r.outcome.barrier
         ));
     }
 }
 
 pub fn run(args: PathsArgs) -> Result<()> {
+    let fourier = match (args.curve, args.fourier) {
+        (Curve::Fourier, n) => n.unwrap_or(10),
+        (curve, Some(_)) => bail!("--fourier applies to --curve fourier; a {} curve has one bend", curve.id()),
+        (curve, None) => curve.terms(10),
+    };
     let stacks = args.sets.iter().map(|p| read_weights(p, args.model)).collect::<Result<Vec<_>>>()?;
     if let Some((p, s)) = args.sets.iter().zip(&stacks).find(|(_, s)| s.count() < 2) {
         bail!("{}: a set needs at least two vectors to form a pair, it holds {}", p.display(), s.count());
@@ -127,7 +148,7 @@ pub fn run(args: PathsArgs) -> Result<()> {
         pairs: args.pairs,
         seed: args.seed,
         settings: PathSettings {
-            fourier: args.fourier,
+            fourier,
             points: args.points,
             lambda: args.lambda,
             lr: args.lr,
@@ -142,8 +163,8 @@ pub fn run(args: PathsArgs) -> Result<()> {
         out: Progress::new("{bar:30} {pos}/{len} pairs, ETA {eta}  {msg}", args.quiet),
         iterations: args.iterations,
     };
-    let computed =
-        run_sweep(SweepInputs { dir: &args.out, cfg: &cfg, stacks: &stacks, images: &images }, &mut progress)?;
+    let inputs = SweepInputs { dir: &args.out, cfg: &cfg, stacks: &stacks, images: &images };
+    let computed = run_sweep_with(inputs, SweepOptions { curve: args.curve, align: args.align }, &mut progress)?;
     progress.out.bar.finish_and_clear();
     println!("{computed} pair(s) computed; results in {}", args.out.join("paths.jsonl").display());
     Ok(())

@@ -1,5 +1,7 @@
 //! FourierPathFinder (SPEC §6) on the GPU. A path between a and b is
-//! w(t) = (1 - t) a + t b + sum_n b_n sin(n pi t). With the basis rows [a, b, b_1 .. b_NF] on the GPU,
+//! w(t) = (1 - t) a + t b + sum_n b_n sin(n pi t), or, for the other curve families of [`Curve`] (Bezier,
+//! polygonal chain), the straight line plus one bend term phi(t) c. With the basis rows
+//! [a, b, b_1 .. b_NF] on the GPU,
 //! all M path points are one product T [M x (NF+2)] * basis; their losses and gradients are one batched
 //! evaluation; the chain rule to d/d b_n is S [NF x M] * G [M x N_prm]; the regulariser's gradient is
 //! 2 lambda dS^T * D with D = dT * basis the segment vectors; the Adam step runs on the GPU. Only the M
@@ -13,6 +15,8 @@ use crate::backend::{Buffer, Command, Device, Rows, Source};
 use crate::data::DeviceImages;
 use crate::model::{Evaluator, Network, Want};
 use crate::ops::{AdamStep, Layout, Product};
+
+use super::curve::Curve;
 
 /// Path-finding settings (SPEC "Defaults at a glance").
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -60,28 +64,20 @@ pub fn point_times(points: usize) -> Vec<f64> {
 
 /// sin(n pi t), exactly 0 at both endpoints so that they never move.
 pub fn sine(n: usize, t: f64) -> f64 {
-    if t == 0.0 || t == 1.0 {
-        0.0
-    } else {
-        (n as f64 * std::f64::consts::PI * t).sin()
-    }
-}
-
-/// Row m: the weights of a, b, b_1..b_NF in w(t_m).
-fn basis_weights(t: f64, fourier: usize) -> Vec<f64> {
-    let mut row = vec![1.0 - t, t];
-    row.extend((1..=fourier).map(|n| sine(n, t)));
-    row
+    Curve::Fourier.bump(n, t)
 }
 
 fn f32s(v: impl IntoIterator<Item = f64>) -> Vec<f32> {
     v.into_iter().map(|x| x as f32).collect()
 }
 
-/// A path finder for one network and landscape; reusable across pairs.
+/// A path finder for one network, landscape and curve family; reusable across pairs.
 pub struct PathFinder {
     gpu: Device,
     settings: PathSettings,
+    curve: Curve,
+    /// Free vectors: N_F for the Fourier family, 1 (the bend) otherwise.
+    terms: usize,
     n_prm: usize,
     eval: Evaluator,
     basis: Buffer,
@@ -96,8 +92,29 @@ pub struct PathFinder {
 }
 
 impl PathFinder {
+    /// A Fourier path finder (the paper's).
+    ///
+    /// # Errors
+    /// See [`PathFinder::with_curve`].
     pub fn new(net: Network, images: &DeviceImages, range: Range<usize>, settings: PathSettings) -> Result<PathFinder> {
-        let PathSettings { fourier: nf, points: m, lambda, .. } = settings;
+        PathFinder::with_curve(net, images, range, settings, Curve::Fourier)
+    }
+
+    /// A path finder for `curve`: w(t_m) at the fixed grid t_m = m/(M-1), the objective
+    /// sum_m L(w(t_m)) + lambda sum_m |w(t_{m+1}) - w(t_m)|^2, Adam on the free vectors (for Bezier and
+    /// polychain, `settings.fourier` is ignored: one bend).
+    ///
+    /// # Errors
+    /// Fewer than 3 points, no Fourier term or no iteration; the evaluator's errors (range, memory).
+    pub fn with_curve(
+        net: Network,
+        images: &DeviceImages,
+        range: Range<usize>,
+        settings: PathSettings,
+        curve: Curve,
+    ) -> Result<PathFinder> {
+        let PathSettings { points: m, lambda, .. } = settings;
+        let nf = curve.terms(settings.fourier);
         if m < 3 || nf < 1 || settings.iterations < 1 {
             bail!("a path needs at least 3 points, 1 Fourier term and 1 iteration");
         }
@@ -106,16 +123,16 @@ impl PathFinder {
         let eval = Evaluator::new(net, images, range, m)?;
         let f2 = nf + 2;
         let times = point_times(m);
-        let t_mat: Vec<f64> = times.iter().flat_map(|&t| basis_weights(t, nf)).collect();
+        let t_mat: Vec<f64> = times.iter().flat_map(|&t| curve.basis_weights(t, nf)).collect();
         let dt_mat: Vec<f64> = (0..m - 1)
             .flat_map(|i| (0..f2).map(move |k| (i, k)))
             .map(|(i, k)| t_mat[(i + 1) * f2 + k] - t_mat[i * f2 + k])
             .collect();
         // S [NF x M]: d w(t_m) / d b_n; dS [NF x (M-1)] scaled by 2 lambda for the regulariser
-        let s_mat: Vec<f64> = (1..=nf).flat_map(|n| times.iter().map(move |&t| sine(n, t))).collect();
+        let s_mat: Vec<f64> = (1..=nf).flat_map(|n| times.iter().map(move |&t| curve.bump(n, t))).collect();
         let ds_mat: Vec<f64> = (1..=nf)
             .flat_map(|n| (0..m - 1).map(move |i| (n, i)))
-            .map(|(n, i)| 2.0 * lambda * (sine(n, times[i + 1]) - sine(n, times[i])))
+            .map(|(n, i)| 2.0 * lambda * (curve.bump(n, times[i + 1]) - curve.bump(n, times[i])))
             .collect();
         let t_buf = gpu.upload(&f32s(t_mat), "path T")?;
         let dt_buf = gpu.upload(&f32s(dt_mat), "path dT")?;
@@ -159,6 +176,8 @@ impl PathFinder {
         Ok(PathFinder {
             gpu,
             settings,
+            curve,
+            terms: nf,
             n_prm,
             eval,
             basis,
@@ -173,15 +192,26 @@ impl PathFinder {
         })
     }
 
-    /// Sets the endpoints and the coefficients (zero when `coefficients` is None), and clears Adam.
+    /// The curve family.
+    pub fn curve(&self) -> Curve {
+        self.curve
+    }
+
+    /// Sets the endpoints and the coefficients (terms x N_prm; zero when None), and clears Adam.
+    ///
+    /// # Errors
+    /// Endpoints or coefficients of the wrong length; device errors.
     pub fn start(&self, a: &[f32], b: &[f32], coefficients: Option<&[f32]>) -> Result<()> {
         let n = self.n_prm;
         if a.len() != n || b.len() != n {
             bail!("endpoints must have {n} parameters");
         }
+        let zeros = vec![0f32; self.terms * n];
+        if coefficients.is_some_and(|c| c.len() != zeros.len()) {
+            bail!("a {} path has {} coefficient vector(s) of {n} parameters", self.curve.id(), self.terms);
+        }
         self.gpu.write(&self.basis, 0, a)?;
         self.gpu.write(&self.basis, n, b)?;
-        let zeros = vec![0f32; self.settings.fourier * n];
         self.gpu.write(&self.basis, 2 * n, coefficients.unwrap_or(&zeros))?;
         self.gpu.write(&self.adam_m, 0, &zeros)?;
         self.gpu.write(&self.adam_v, 0, &zeros)?;
@@ -198,6 +228,15 @@ impl PathFinder {
             self.eval.run(Want::Loss);
         }
         Ok(self.eval.results()?.iter().map(|r| r.loss).collect())
+    }
+
+    /// Per-point losses of the straight line from a to b (no optimisation).
+    ///
+    /// # Errors
+    /// Endpoints of the wrong length; device errors.
+    pub fn straight_losses(&self, a: &[f32], b: &[f32]) -> Result<Vec<f64>> {
+        self.start(a, b, None)?;
+        self.evaluate(false)
     }
 
     /// The current points' weights (M x N_prm), for checks.
@@ -230,7 +269,7 @@ impl PathFinder {
     pub fn run(&self, a: &[f32], b: &[f32], keep: bool, mut progress: impl FnMut(usize, f64)) -> Result<PathOutcome> {
         self.start(a, b, None)?;
         let n = self.n_prm;
-        let coef_len = self.settings.fourier * n;
+        let coef_len = self.terms * n;
         let mut straight = Vec::new();
         let (mut best_losses, mut best_iteration, mut best_sum) = (Vec::new(), 0, f64::INFINITY);
         for k in 0..self.settings.iterations {

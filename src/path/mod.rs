@@ -1,9 +1,13 @@
-//! Paths between solutions: the batched FourierPathFinder, pair sampling and resumable sweeps, and the
+//! Paths between solutions: the batched FourierPathFinder and its Bezier and polygonal-chain siblings,
+//! alignment of each pair's endpoints and its summary, pair sampling and resumable sweeps, and the
 //! 2-D toy landscape of Fig. 3.
 
+pub mod alignment;
+pub mod curve;
 pub mod fourier;
 pub mod pairs;
 pub mod sweep;
 pub mod toy;
 
+pub use curve::Curve;
 pub use fourier::{PathFinder, PathOutcome, PathSettings};

@@ -1,5 +1,6 @@
-//! A resumable, shardable sweep of path finding over the pairs of one or more solution sets.
-//! `DIR/config.json` holds the configuration; `DIR/paths.jsonl` gets one line per finished pair, written
+//! A resumable, shardable sweep of path finding over the pairs of one or more solution sets, with any
+//! curve family and, optionally, each pair aligned first (weight matching). `DIR/config.json` holds the
+//! configuration; `DIR/paths.jsonl` gets one line per finished pair, written
 //! in one append and synced, so a killed run loses at most the pair in flight and never duplicates one.
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -8,11 +9,12 @@ use sha2::{Digest, Sha256};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+use super::curve::Curve;
 use super::fourier::{PathFinder, PathOutcome, PathSettings};
 use super::pairs::draw_pairs;
 use crate::data::{DeviceImages, Split};
 use crate::io::{atomic_write, WeightStack};
-use crate::model::{Arch, Network};
+use crate::model::{weight_matching, Arch, MatchSettings, Network};
 use crate::ops::Act;
 
 /// Shard `index` of `count`: the pairs whose global index is congruent to `index` modulo `count`.
@@ -58,6 +60,29 @@ pub struct SweepConfig {
     pub shard: Shard,
 }
 
+/// The curve family of a sweep and whether each pair is aligned first. Saved in `config.json` next to
+/// the [`SweepConfig`] fields (a directory written before these options existed reads as Fourier,
+/// unaligned).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SweepOptions {
+    /// The curve family of every path.
+    #[serde(default)]
+    pub curve: Curve,
+    /// Align each pair's second vector onto its first (weight matching, [`MatchSettings::default`])
+    /// before finding the path.
+    #[serde(default)]
+    pub align: bool,
+}
+
+/// What `config.json` holds: the configuration and the options, side by side.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct SavedConfig {
+    #[serde(flatten)]
+    sweep: SweepConfig,
+    #[serde(flatten)]
+    options: SweepOptions,
+}
+
 /// One finished pair, as a line of `paths.jsonl`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PairRecord {
@@ -68,6 +93,22 @@ pub struct PairRecord {
     pub pair: (usize, usize),
     /// Seeds of the two vectors, when the set records them.
     pub seeds: Option<(u64, u64)>,
+    /// The curve family (records written before families existed read as Fourier).
+    #[serde(default)]
+    pub curve: Curve,
+    /// Whether the second vector was aligned onto the first before the path was found.
+    #[serde(default)]
+    pub aligned: bool,
+    /// L2 distance between the endpoints the path joins (the second one aligned when `aligned`); absent
+    /// in older records.
+    #[serde(default)]
+    pub distance: Option<f64>,
+    /// L2 distance before alignment; aligned pairs only.
+    #[serde(default)]
+    pub unaligned_distance: Option<f64>,
+    /// Highest loss on the straight line to the unaligned second vector; aligned pairs only.
+    #[serde(default)]
+    pub unaligned_straight_height: Option<f64>,
     #[serde(flatten)]
     pub outcome: PathOutcome,
 }
@@ -126,10 +167,23 @@ fn seeds_of(stack: &WeightStack) -> Option<Vec<u64>> {
     stack.metadata.get("losscape.seeds")?.split(',').map(|s| s.trim().parse().ok()).collect()
 }
 
-/// Runs the shard's unfinished pairs; returns how many were computed now.
+/// Runs the shard's unfinished Fourier paths, unaligned; returns how many were computed now.
+///
+/// # Errors
+/// See [`run_sweep_with`].
 pub fn run_sweep(inputs: SweepInputs, progress: &mut dyn SweepProgress) -> Result<usize> {
+    run_sweep_with(inputs, SweepOptions::default(), progress)
+}
+
+/// Runs the shard's unfinished pairs with `options` (curve family, alignment); returns how many were
+/// computed now.
+///
+/// # Errors
+/// A directory holding a different configuration; a set with too few vectors for the pairs; a path
+/// whose loss becomes non-finite; device and file errors.
+pub fn run_sweep_with(inputs: SweepInputs, options: SweepOptions, progress: &mut dyn SweepProgress) -> Result<usize> {
     let SweepInputs { dir, cfg, stacks, images } = inputs;
-    crate::io::config::prepare_dir(dir, cfg)?;
+    crate::io::config::prepare_dir(dir, &SavedConfig { sweep: cfg.clone(), options })?;
     let done: BTreeSet<usize> = read_records(dir)?.iter().map(|r| r.index).collect();
     let mine: Vec<Job> = all_jobs(cfg)?.into_iter().filter(|j| j.index % cfg.shard.count == cfg.shard.index).collect();
     let todo: Vec<&Job> = mine.iter().filter(|j| !done.contains(&j.index)).collect();
@@ -138,19 +192,30 @@ pub fn run_sweep(inputs: SweepInputs, progress: &mut dyn SweepProgress) -> Resul
         return Ok(0);
     }
     let net = Network { arch: cfg.model, act: cfg.activation };
-    let finder = PathFinder::new(net, images, 0..images.count, cfg.settings)?;
+    let finder = PathFinder::with_curve(net, images, 0..images.count, cfg.settings, options.curve)?;
+    let max = |v: Vec<f64>| v.into_iter().fold(f64::NEG_INFINITY, f64::max);
     for job in &todo {
         let stack = &stacks[job.set];
-        let (a, b) = (stack.vector(job.pair.0), stack.vector(job.pair.1));
+        let (a, unaligned) = (stack.vector(job.pair.0), stack.vector(job.pair.1));
+        let (matching, unaligned_straight_height) = if options.align {
+            let m = weight_matching(cfg.model, a, unaligned, MatchSettings::default())
+                .with_context(|| format!("aligning pair {} ({}, {})", job.index, job.pair.0, job.pair.1))?;
+            (Some(m), Some(max(finder.straight_losses(a, unaligned)?)))
+        } else {
+            (None, None)
+        };
+        let b = matching.as_ref().map_or(unaligned, |m| &m.aligned[..]);
         let outcome =
             finder.run(a, b, cfg.save_paths, |k, sum| progress.iteration(job, k, sum)).with_context(|| {
                 format!("pair {} ({}, {}) of {}", job.index, job.pair.0, job.pair.1, cfg.sets[job.set].file)
             })?;
         if let Some(coef) = &outcome.coefficients {
             let file = coefficients_path(dir, job.index);
-            let mut s = WeightStack::new(cfg.model, coef.clone());
+            let mut s = WeightStack::new(cfg.model, options.curve.bend(a, b, coef));
             s.metadata.insert("losscape.path.pair".into(), format!("{},{}", job.pair.0, job.pair.1));
             s.metadata.insert("losscape.path.set".into(), cfg.sets[job.set].file.clone());
+            s.metadata.insert("losscape.path.curve".into(), options.curve.id().into());
+            s.metadata.insert("losscape.path.aligned".into(), options.align.to_string());
             crate::io::write_weights(&file, &s)?;
         }
         let seeds = seeds_of(stack).and_then(|s| Some((*s.get(job.pair.0)?, *s.get(job.pair.1)?)));
@@ -160,6 +225,11 @@ pub fn run_sweep(inputs: SweepInputs, progress: &mut dyn SweepProgress) -> Resul
             set_file: cfg.sets[job.set].file.clone(),
             pair: job.pair,
             seeds,
+            curve: options.curve,
+            aligned: options.align,
+            distance: Some(crate::model::matching::distance(a, b)),
+            unaligned_distance: matching.as_ref().map(|m| m.distance_before),
+            unaligned_straight_height,
             outcome,
         };
         append_record(dir, &record)?;
@@ -169,7 +239,8 @@ pub fn run_sweep(inputs: SweepInputs, progress: &mut dyn SweepProgress) -> Resul
 }
 
 /// Where `--save-paths` puts the best coefficients of a pair: a stack of NF vectors with the network's
-/// tensor names (b_1 .. b_NF).
+/// tensor names (b_1 .. b_NF), or for Bezier and polychain curves the bend theta (one vector; with
+/// `--align` the path's second endpoint is the aligned vector).
 pub fn coefficients_path(dir: &Path, index: usize) -> PathBuf {
     dir.join("coefficients").join(format!("pair-{index:05}.safetensors"))
 }
@@ -178,10 +249,10 @@ pub fn coefficients_path(dir: &Path, index: usize) -> PathBuf {
 /// configurations differ (other than the shard) and pairs that disagree.
 pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<(usize, usize)> {
     let first = dirs.first().ok_or_else(|| anyhow!("name at least one directory to merge"))?;
-    let cfg: SweepConfig = crate::io::config::read_config(first)?;
+    let cfg: SavedConfig = crate::io::config::read_config(first)?;
     let mut records: std::collections::BTreeMap<usize, PairRecord> = Default::default();
     for dir in dirs {
-        let other: SweepConfig = crate::io::config::read_config(dir)?;
+        let other: SavedConfig = crate::io::config::read_config(dir)?;
         let diff = crate::io::config::differences(&cfg, &other, &["shard"]);
         if !diff.is_empty() {
             bail!("{} and {} hold different sweeps (differ in: {})", first.display(), dir.display(), diff.join(", "));
@@ -201,5 +272,5 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<(usize, usize)> {
         text.push(b'\n');
     }
     atomic_write(out, &text)?;
-    Ok((records.len(), all_jobs(&cfg)?.len()))
+    Ok((records.len(), all_jobs(&cfg.sweep)?.len()))
 }

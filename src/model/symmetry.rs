@@ -1,0 +1,231 @@
+//! The hidden-unit permutation symmetry of each network: which axes of which parameter tensors a
+//! permutation of one layer's units reorders, and applying a set of such permutations to a flat vector.
+//!
+//! Permuting the units of a hidden layer (and, consistently, the rows of the layer's weights and bias
+//! and the columns of the next layer's weights) leaves the function unchanged, because the activations
+//! act element by element (Hecht-Nielsen 1990; Entezari et al. 2022; Ainsworth et al. 2023). Here:
+//! - FCP: the 50 + 50 hidden units; autoencoder: the 32 + 32 + 32 hidden units.
+//! - LeNet: conv1's 6 and conv2's 16 channels (average pooling acts per channel; the flattened conv2
+//!   output is (channel, row, col), so fc1's 400 columns are 16 blocks of 25), fc1's 120 and fc2's 84
+//!   units.
+//! - LSTM: the 48 hidden units. W_ih [4*48, 28], W_hh [4*48, 48] and both biases hold the gates
+//!   (i, f, g, o) as four blocks of 48 rows: one permutation reorders the rows inside every block, W_hh's
+//!   columns, and the classifier's columns.
+//!
+//! Convention: `perm[i] = j` means unit i of the permuted vector is unit j of the original.
+
+use anyhow::{bail, Result};
+
+use super::Arch;
+
+/// One permutable set of units.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnitGroup {
+    /// A human name, e.g. "fc1 units" or "conv2 channels".
+    pub name: &'static str,
+    /// Number of units.
+    pub size: usize,
+}
+
+/// A parameter tensor seen as a row-major array of `axes`, each (extent, group that permutes it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PermutedTensor {
+    /// Offset of the tensor in the flat vector.
+    pub offset: usize,
+    /// (extent, permuting group) per axis; the extents multiply to the tensor's length.
+    pub axes: Vec<(usize, Option<usize>)>,
+}
+
+impl PermutedTensor {
+    /// Number of values.
+    pub fn len(&self) -> usize {
+        self.axes.iter().map(|a| a.0).product()
+    }
+
+    /// Whether the tensor holds no values.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The permutation symmetry of one network.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Symmetry {
+    /// The network.
+    pub arch: Arch,
+    /// The permutable unit groups, in layer order.
+    pub groups: Vec<UnitGroup>,
+    /// Every tensor that some group permutes (tensors no group touches are left out).
+    pub tensors: Vec<PermutedTensor>,
+}
+
+fn g(name: &'static str, size: usize) -> UnitGroup {
+    UnitGroup { name, size }
+}
+
+impl Symmetry {
+    /// The symmetry of `arch`.
+    pub fn of(arch: Arch) -> Symmetry {
+        let o = arch.offsets();
+        let t = |i: usize, axes: &[(usize, Option<usize>)]| PermutedTensor { offset: o[i], axes: axes.to_vec() };
+        let (n, s) = (None, Some);
+        let (groups, tensors) = match arch {
+            Arch::Fcp => (
+                vec![g("fc1 units", 50), g("fc2 units", 50)],
+                vec![t(0, &[(50, s(0)), (784, n)]), t(1, &[(50, s(1)), (50, s(0))]), t(2, &[(10, n), (50, s(1))])],
+            ),
+            Arch::Autoencoder => (
+                vec![g("encoder.0 units", 32), g("encoder.2 units", 32), g("decoder.0 units", 32)],
+                vec![
+                    t(0, &[(32, s(0)), (784, n)]),
+                    t(1, &[(32, s(1)), (32, s(0))]),
+                    t(2, &[(32, s(2)), (32, s(1))]),
+                    t(3, &[(784, n), (32, s(2))]),
+                ],
+            ),
+            Arch::Lenet => (
+                vec![g("conv1 channels", 6), g("conv2 channels", 16), g("fc1 units", 120), g("fc2 units", 84)],
+                vec![
+                    t(0, &[(6, s(0)), (25, n)]),
+                    t(1, &[(6, s(0))]),
+                    t(2, &[(16, s(1)), (6, s(0)), (25, n)]),
+                    t(3, &[(16, s(1))]),
+                    t(4, &[(120, s(2)), (16, s(1)), (25, n)]),
+                    t(5, &[(120, s(2))]),
+                    t(6, &[(84, s(3)), (120, s(2))]),
+                    t(7, &[(84, s(3))]),
+                    t(8, &[(10, n), (84, s(3))]),
+                ],
+            ),
+            Arch::Lstm => (
+                vec![g("hidden units", 48)],
+                vec![
+                    t(0, &[(4, n), (48, s(0)), (28, n)]),
+                    t(1, &[(4, n), (48, s(0)), (48, s(0))]),
+                    t(2, &[(4, n), (48, s(0))]),
+                    t(3, &[(4, n), (48, s(0))]),
+                    t(4, &[(10, n), (48, s(0))]),
+                ],
+            ),
+        };
+        Symmetry { arch, groups, tensors }
+    }
+
+    /// The identity permutation of every group.
+    pub fn identity(&self) -> Vec<Vec<usize>> {
+        self.groups.iter().map(|g| (0..g.size).collect()).collect()
+    }
+
+    /// Checks that `perms` holds one permutation of 0..size per group.
+    ///
+    /// # Errors
+    /// A wrong number of permutations, a wrong length, an index out of range or repeated.
+    pub fn check(&self, perms: &[Vec<usize>]) -> Result<()> {
+        if perms.len() != self.groups.len() {
+            bail!(
+                "{} has {} permutable unit groups, {} permutations given",
+                self.arch.title(),
+                self.groups.len(),
+                perms.len()
+            );
+        }
+        for (g, p) in self.groups.iter().zip(perms) {
+            if p.len() != g.size {
+                bail!("{}: a permutation of {} units has length {}", g.name, g.size, p.len());
+            }
+            let mut seen = vec![false; g.size];
+            for &j in p {
+                if j >= g.size || std::mem::replace(&mut seen[j], true) {
+                    bail!("{}: {j} is out of range or repeated; not a permutation of 0..{}", g.name, g.size);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The vector `w` with every group's units permuted: unit i of the result is unit `perms[g][i]` of
+    /// `w`. Values of tensors no group touches are copied unchanged; the result computes the same
+    /// function as `w`.
+    ///
+    /// # Errors
+    /// `w` is not of the network's length, or `perms` are not permutations of the groups (see `check`).
+    pub fn apply<T: Copy>(&self, w: &[T], perms: &[Vec<usize>]) -> Result<Vec<T>> {
+        let n = self.arch.n_params();
+        if w.len() != n {
+            bail!("a {} vector has {n} parameters, this one {}", self.arch.title(), w.len());
+        }
+        self.check(perms)?;
+        let mut out = w.to_vec();
+        for t in &self.tensors {
+            for (dst, src) in source_indices(t, perms).into_iter().enumerate() {
+                out[t.offset + dst] = w[t.offset + src];
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// For each index of tensor `t` (row-major), the index of the unpermuted tensor it reads.
+fn source_indices(t: &PermutedTensor, perms: &[Vec<usize>]) -> Vec<usize> {
+    let mut src = vec![0usize];
+    for &(extent, group) in &t.axes {
+        let mut next = Vec::with_capacity(src.len() * extent);
+        for &base in &src {
+            match group {
+                Some(g) => next.extend(perms[g].iter().map(|&j| base * extent + j)),
+                None => next.extend((0..extent).map(|i| base * extent + i)),
+            }
+        }
+        src = next;
+    }
+    src
+}
+
+/// The inverse permutation: `inverse(p)[p[i]] = i`.
+pub fn inverse(p: &[usize]) -> Vec<usize> {
+    let mut inv = vec![0; p.len()];
+    for (i, &j) in p.iter().enumerate() {
+        inv[j] = i;
+    }
+    inv
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tensors_cover_the_spec_shapes_and_groups_match_layer_widths() {
+        for arch in Arch::ALL {
+            let s = Symmetry::of(arch);
+            let specs = arch.params();
+            let offsets = arch.offsets();
+            for t in &s.tensors {
+                let k = offsets.iter().position(|&o| o == t.offset).expect("a tensor offset");
+                assert_eq!(t.len(), specs[k].len(), "{arch:?} {}", specs[k].name);
+                for &(extent, group) in &t.axes {
+                    if let Some(g) = group {
+                        assert_eq!(extent, s.groups[g].size, "{arch:?} {}", specs[k].name);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn apply_moves_whole_units_and_refuses_bad_permutations() {
+        let s = Symmetry::of(Arch::Fcp);
+        let w: Vec<u32> = (0..Arch::Fcp.n_params() as u32).collect();
+        let mut perms = s.identity();
+        perms[0].swap(0, 3);
+        let p = s.apply(&w, &perms).unwrap();
+        assert_eq!(&p[..784], &w[3 * 784..4 * 784], "fc1 row 0 is old row 3");
+        let fc2 = 50 * 784;
+        assert_eq!(p[fc2], w[fc2 + 3], "fc2 column 0 is old column 3");
+        assert_eq!(&p[fc2 + 50 * 50..], &w[fc2 + 50 * 50..], "fc3 untouched by fc1 units");
+        perms[1][0] = 1;
+        assert!(s.apply(&w, &perms).unwrap_err().to_string().contains("fc2 units"));
+        assert!(s.apply(&w[1..], &s.identity()).is_err());
+        assert!(s.apply(&w, &s.identity()[..1]).is_err());
+    }
+}
