@@ -14,9 +14,10 @@ use crate::model::{init_vector, Arch};
 use crate::ops::Act;
 use crate::optim::LineSearchKind;
 use crate::path::sweep::{
-    all_jobs, run_sweep, sha256_file, Job, PairRecord, SetInfo, Shard, SweepConfig, SweepInputs, SweepProgress,
+    all_jobs, run_sweep_with, sha256_file, Job, PairRecord, SetInfo, Shard, SweepConfig, SweepInputs, SweepOptions,
+    SweepProgress,
 };
-use crate::path::PathSettings;
+use crate::path::{Curve, PathSettings};
 use crate::report::{landscape_sets, set_file, summary_file, sweep_records};
 use crate::train::{train, Optimizer, RunRecord, TrainConfig, TrainInputs, TrainProgress};
 
@@ -139,6 +140,9 @@ pub struct ReproduceConfig {
     pub preset: Preset,
     pub models: Vec<Arch>,
     pub activation: Act,
+    /// Weight-match every path pair before optimising it (`docs/alignment.md`).
+    #[serde(default)]
+    pub align: bool,
 }
 
 /// Which part of the pipeline to run.
@@ -322,7 +326,9 @@ pub fn reproduce(
                 let base = dir.join(arch.id()).join(format!("paths-{landscape}"));
                 let out =
                     if shard.count > 1 { base.join(format!("shard-{}-of-{}", shard.index, shard.count)) } else { base };
-                let n = run_sweep(SweepInputs { dir: &out, cfg: &sweep, stacks: &stacks, images }, &mut Quiet)?;
+                let inputs = SweepInputs { dir: &out, cfg: &sweep, stacks: &stacks, images };
+                let options = SweepOptions { curve: Curve::Fourier, align: cfg.align };
+                let n = run_sweep_with(inputs, options, &mut Quiet)?;
                 overall.unit("paths", &format!("{} {landscape} landscape: {n} pair(s) computed", arch.title()));
             }
         }

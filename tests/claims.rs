@@ -26,6 +26,7 @@ fn as_in_the_paper(arch: Arch, n: usize) -> Evidence {
         // BFGS-train above BFGS-test (FCP, LSTM), SGD below both
         heights_train: [values(n, 2.0, 0.1), values(n, 1.0, 0.1), values(n, 0.1, 0.01), values(n, 0.1, 0.01)],
         heights_test: [values(n, 1.0, 0.1), values(n, 0.2, 0.01)],
+        alignment: None,
     }
 }
 
@@ -98,6 +99,7 @@ fn few_samples_give_no_verdict() {
         pairs: Default::default(),
         heights_train: Default::default(),
         heights_test: Default::default(),
+        alignment: None,
     };
     let c = claims(&empty);
     assert_eq!(c.len(), 13);
@@ -115,4 +117,27 @@ fn the_csv_has_the_documented_columns_and_quotes_commas() {
     assert!(row.contains(",holds,\"U = 0, median difference"), "{row}");
     assert!(row.ends_with(",7.770e-5"), "{row}");
     assert_eq!(csv.lines().count(), 14);
+}
+
+#[test]
+fn the_barrier_gap_row_appears_with_aligned_paths_and_follows_the_test() {
+    use losscape::path::alignment::BarrierGap;
+    use losscape::report::claims::AlignmentEvidence;
+    let mut e = as_in_the_paper(Arch::Fcp, 8);
+    assert!(!claims(&e).iter().any(|c| c.claim == "barrier-gap-survives-alignment"), "no aligned paths, no row");
+    let gap = BarrierGap { unaligned_straight: 5.0, aligned_straight: 0.5, aligned_path: 0.1 };
+    e.alignment = Some(AlignmentEvidence { barriers: [values(8, 0.5, 0.01), values(8, 0.1, 0.01)], gap });
+    let row = |e: &Evidence| claims(e).into_iter().find(|c| c.claim == "barrier-gap-survives-alignment").unwrap();
+    let c = row(&e);
+    assert_eq!(c.verdict, Verdict::Holds, "{c:?}");
+    assert!(c.run.contains("optimised path 0.100 aligned"), "{c:?}");
+    // after alignment the SGD barriers are no lower: the gap did not survive
+    e.alignment.as_mut().unwrap().barriers[1] = values(8, 0.6, 0.01);
+    assert_eq!(row(&e).verdict, Verdict::Fails);
+    e.alignment.as_mut().unwrap().barriers = [values(3, 0.5, 0.01), values(3, 0.1, 0.01)];
+    assert_eq!(row(&e).verdict, Verdict::TooFewSamples);
+    // the paper claims no gap for the autoencoder: no row
+    let mut ae = as_in_the_paper(Arch::Autoencoder, 8);
+    ae.alignment = e.alignment.clone();
+    assert!(!claims(&ae).iter().any(|c| c.claim == "barrier-gap-survives-alignment"));
 }

@@ -177,6 +177,22 @@ fn every_network_trains_with_lbfgs_and_its_sets_load_back() {
 }
 
 #[test]
+fn reproduce_with_align_reports_barriers_before_and_after_alignment() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("work");
+    let cmd = args(&["reproduce", "--preset", "smoke", "--models", "fcp", "--align", "--out", work.to_str().unwrap()]);
+    ok(losscape(&cmd));
+    let report = work.join("report");
+    let table = std::fs::read_to_string(report.join("fcp-alignment-train.csv")).unwrap();
+    assert!(table.starts_with("set,pairs,unaligned_distance,distance,"), "{table}");
+    assert_eq!(table.lines().count(), 5, "a row per set of the training landscape: {table}");
+    let claims = std::fs::read_to_string(report.join("claims.csv")).unwrap();
+    assert!(claims.lines().any(|l| l.starts_with("barrier-gap-survives-alignment,FCP,train,")), "{claims}");
+    let records = std::fs::read_to_string(work.join("fcp/paths-train/paths.jsonl")).unwrap();
+    assert!(records.lines().all(|l| l.contains("\"aligned\":true")), "{records}");
+}
+
+#[test]
 fn reproduce_runs_end_to_end_and_a_second_invocation_recomputes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let work = dir.path().join("work");

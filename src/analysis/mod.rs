@@ -123,8 +123,8 @@ pub fn kernel_pca(points: &[&[f32]], two_sigma_sq: f64, components: usize) -> Ke
     KernelPca { eigenvalues, projections }
 }
 
-/// Summary of a list of path heights or barriers.
-#[derive(Clone, Debug, Serialize)]
+/// Summary of a list of path heights, barriers or distances (non-finite values left out).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct Spread {
     pub count: usize,
     pub mean: f64,

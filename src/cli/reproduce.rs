@@ -33,6 +33,10 @@ pub struct ReproduceArgs {
     /// This invocation's share of the work.
     #[arg(long, default_value = "0/1")]
     shard: Shard,
+    /// Weight-match every path pair before optimising it (Ainsworth et al. 2023): the report then shows
+    /// barriers before and after alignment and whether the SGD-vs-L-BFGS gap survives it.
+    #[arg(long)]
+    align: bool,
     /// Activation of the FCP and LeNet.
     #[arg(long, value_enum, default_value_t)]
     activation: Activation,
@@ -45,7 +49,7 @@ pub struct ReproduceArgs {
 pub fn run(args: ReproduceArgs) -> Result<()> {
     let preset = Preset::named(&args.preset)?;
     let models = args.models.clone().unwrap_or_else(|| preset.models.clone());
-    let cfg = ReproduceConfig { preset: preset.clone(), models, activation: args.activation.act() };
+    let cfg = ReproduceConfig { preset: preset.clone(), models, activation: args.activation.act(), align: args.align };
     let mut train = args.data.load(Split::Train)?;
     let mut test = args.data.load(Split::Test)?;
     if let Some(n) = preset.train_images {

@@ -6,33 +6,7 @@ use serde::Serialize;
 
 use super::curve::Curve;
 use super::sweep::PairRecord;
-
-/// Median, mean and range of one quantity over a set's pairs.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
-pub struct Spread {
-    /// Middle value (mean of the two middle ones for an even count).
-    pub median: f64,
-    /// Arithmetic mean.
-    pub mean: f64,
-    /// Smallest value.
-    pub min: f64,
-    /// Largest value.
-    pub max: f64,
-}
-
-impl Spread {
-    /// None for no values.
-    pub fn of(values: &[f64]) -> Option<Spread> {
-        if values.is_empty() {
-            return None;
-        }
-        let mut v = values.to_vec();
-        v.sort_by(f64::total_cmp);
-        let n = v.len();
-        let median = if n % 2 == 1 { v[n / 2] } else { 0.5 * (v[n / 2 - 1] + v[n / 2]) };
-        Some(Spread { median, mean: v.iter().sum::<f64>() / n as f64, min: v[0], max: v[n - 1] })
-    }
-}
+use crate::analysis::{spread, Spread};
 
 /// One set's aligned pairs, before and after alignment. Barriers are heights minus the mean of the two
 /// endpoint losses (alignment does not change the endpoint losses).
@@ -78,8 +52,9 @@ pub fn summarise_alignment(records: &[PairRecord]) -> Vec<SetAlignment> {
                 let l = &r.outcome.straight_losses;
                 0.5 * (l[0] + l[l.len() - 1])
             };
+            // None when no pair has the quantity (a set of records from before alignment existed)
             let spread = |f: &dyn Fn(&PairRecord) -> Option<f64>| {
-                Spread::of(&rs.iter().filter_map(|r| f(r)).collect::<Vec<_>>())
+                Some(spread(&rs.iter().filter_map(|r| f(r)).collect::<Vec<_>>())).filter(|s| s.count > 0)
             };
             Some(SetAlignment {
                 set,

@@ -5,7 +5,7 @@
 use anyhow::{Context, Result};
 use std::path::Path;
 
-use super::claims::{Evidence, SetPair};
+use super::claims::{AlignmentEvidence, Evidence, SetPair};
 use super::{
     csv_rows, landscape_sets, optimizer_colour, sci, set_colour, set_file, set_label, summary_file, sweep_records,
     Report, Tables, SETS,
@@ -14,6 +14,7 @@ use crate::analysis::stats::median;
 use crate::analysis::{centroid_ratio, distances_to_common_origin, kernel_pca, spread, weight_stats};
 use crate::io::{read_weights, WeightStack};
 use crate::model::Arch;
+use crate::path::alignment::{summarise_alignment, BarrierGap};
 use crate::plot::figures::{curves, histograms, scatter, Series, BLUE, RED};
 use crate::train::Summary;
 
@@ -70,6 +71,7 @@ impl Network {
             pairs: Default::default(),
             heights_train: Default::default(),
             heights_test: Default::default(),
+            alignment: None,
         };
         self.table_rows(tables, &mut e);
         for (slot, (ia, fig_l2, fig_pca)) in
@@ -89,6 +91,12 @@ impl Network {
                 for (slot, h) in e.heights_test.iter_mut().zip(heights) {
                     *slot = h;
                 }
+            }
+        }
+        for landscape in ["train", "test"] {
+            let aligned = self.alignment(rep, dir, landscape)?;
+            if landscape == "train" {
+                e.alignment = aligned;
             }
         }
         self.loss_curves(rep)?;
@@ -270,6 +278,53 @@ impl Network {
             &rows,
         );
         Ok(per_set)
+    }
+
+    /// Distances, straight-line barriers and path barriers before and after weight matching, per set
+    /// (sweeps run with `--align`); the BFGS-train and SGD-train pairs for the claims table.
+    fn alignment(&self, rep: &mut Report, dir: &Path, landscape: &str) -> Result<Option<AlignmentEvidence>> {
+        let records = sweep_records(&dir.join(self.arch.id()).join(format!("paths-{landscape}")))?;
+        let summary = summarise_alignment(&records);
+        if summary.is_empty() {
+            return Ok(None);
+        }
+        let sets = landscape_sets(landscape);
+        let header = "set,pairs,unaligned_distance,distance,unaligned_straight_barrier,straight_barrier,path_barrier";
+        let rows: Vec<Vec<String>> = summary
+            .iter()
+            .map(|s| {
+                let (opt, kind) = sets.get(s.set).copied().unwrap_or(("?", "?"));
+                let m = |x: &crate::analysis::Spread| sci(x.median);
+                vec![
+                    set_label(opt, kind),
+                    s.pairs.to_string(),
+                    m(&s.unaligned_distance),
+                    m(&s.distance),
+                    m(&s.unaligned_straight_barrier),
+                    m(&s.straight_barrier),
+                    m(&s.barrier),
+                ]
+            })
+            .collect();
+        rep.write(
+            &format!("{}-alignment-{landscape}.csv", self.arch.id()),
+            &csv_rows(header, rows.iter().map(|r| r.join(","))),
+        )?;
+        rep.table(
+            &format!("{}, {landscape} landscape: medians before and after weight matching", self.arch.title()),
+            &header.split(',').collect::<Vec<_>>(),
+            &rows,
+        );
+        let barriers = |set: usize| -> Vec<f64> {
+            records.iter().filter(|r| r.aligned && r.set == set).map(|r| r.outcome.barrier).collect()
+        };
+        let find = |set: usize| summary.iter().find(|s| s.set == set);
+        Ok(match (find(0), find(2)) {
+            (Some(lbfgs), Some(sgd)) if landscape == "train" => {
+                Some(AlignmentEvidence { barriers: [barriers(0), barriers(2)], gap: BarrierGap::between(sgd, lbfgs) })
+            }
+            _ => None,
+        })
     }
 
     /// Fig. 2 / S1: training and test loss of the best kept run of each optimizer.
