@@ -4,7 +4,7 @@
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::backend::{Device, Source};
+use crate::backend::{Counts, Device, Source};
 use crate::data::DeviceImages;
 use crate::gpu::AdapterSummary;
 use crate::model::{init_vector, Arch, Evaluator, Network, Want};
@@ -50,6 +50,8 @@ pub struct Case {
     pub evaluations_per_second: f64,
     pub gflops: f64,
     pub fraction_of_ceiling: f64,
+    /// What one call asked of a GPU (dispatches, submissions, read-backs, creations); absent on the CPU.
+    pub counts_per_call: Option<Counts>,
 }
 
 #[derive(Serialize, Debug)]
@@ -132,6 +134,11 @@ pub fn case(net: Network, images: &DeviceImages, batch: usize, repeats: usize, c
     let flat: Vec<f32> = (0..batch as u64).flat_map(|s| init_vector(net.arch, s)).collect();
     eval.set_weights(&flat)?;
     eval.run_timed(Want::LossAndGrad)?; // warm-up
+    eval.results()?;
+    let before = images.device.counts();
+    eval.run(Want::LossAndGrad);
+    eval.results()?;
+    let counts_per_call = images.device.counts().zip(before).map(|(after, before)| after - before);
     let times = (0..repeats).map(|_| eval.run_timed(Want::LossAndGrad)).collect::<Result<Vec<_>>>()?;
     let seconds = median(times);
     let evals = (batch * images.count) as f64;
@@ -144,6 +151,7 @@ pub fn case(net: Network, images: &DeviceImages, batch: usize, repeats: usize, c
         evaluations_per_second: evals / seconds,
         gflops,
         fraction_of_ceiling: gflops / ceiling,
+        counts_per_call,
     })
 }
 
@@ -158,6 +166,8 @@ pub struct PathCase {
     /// The same points' loss+gradient as `points` calls with B = 1.
     pub seconds_one_at_a_time: f64,
     pub speedup: f64,
+    /// What the last timed iteration asked of a GPU; absent on the CPU.
+    pub counts_per_iteration: Option<Counts>,
 }
 
 /// Times a path iteration with all `points` in one batched call, and the same points one by one.
@@ -167,11 +177,14 @@ pub fn path_case(net: Network, images: &DeviceImages, points: usize, repeats: us
     let finder = PathFinder::new(net, images, 0..images.count, settings)?;
     finder.start(&init_vector(net.arch, 0), &init_vector(net.arch, 1), None)?;
     let mut times = Vec::new();
+    let mut counts_per_iteration = None;
     for k in 0..=repeats {
         let t = std::time::Instant::now();
+        let before = gpu.counts();
         finder.evaluate(true)?;
         finder.adam_step(k as u32 + 1)?;
         gpu.wait()?;
+        counts_per_iteration = gpu.counts().zip(before).map(|(after, before)| after - before);
         if k > 0 {
             times.push(t.elapsed().as_secs_f64()); // the first call warms up
         }
@@ -197,6 +210,7 @@ pub fn path_case(net: Network, images: &DeviceImages, points: usize, repeats: us
         seconds_per_iteration: batched,
         seconds_one_at_a_time: one_by_one,
         speedup: one_by_one / batched,
+        counts_per_iteration,
     })
 }
 

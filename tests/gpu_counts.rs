@@ -48,3 +48,24 @@ fn an_evaluation_is_one_submission_and_one_readback_and_creates_nothing_after_wa
 fn the_cpu_backend_does_not_count() {
     assert!(common::cpu().counts().is_none());
 }
+
+#[test]
+fn a_path_iteration_creates_nothing_after_warm_up() {
+    use losscape::path::{PathFinder, PathSettings};
+    let device = wgpu();
+    let images = DeviceImages::upload(&device, &mnist(Split::Train, 128)).unwrap();
+    let net = Network { arch: Arch::Fcp, act: Act::Softplus };
+    let settings = PathSettings { points: 5, fourier: 2, ..PathSettings::default() };
+    let finder = PathFinder::new(net, &images, 0..128, settings).unwrap();
+    finder.start(&init_vector(Arch::Fcp, 0), &init_vector(Arch::Fcp, 1), None).unwrap();
+    finder.evaluate(true).unwrap();
+    finder.adam_step(1).unwrap();
+    let before = counts(&device);
+    for t in 2..5 {
+        finder.evaluate(true).unwrap();
+        finder.adam_step(t).unwrap();
+    }
+    let d = counts(&device) - before;
+    assert_eq!((d.buffers_created, d.bind_groups_created), (0, 0), "{d:?}");
+    assert_eq!(d.readbacks, 3, "one read-back of the point losses per iteration: {d:?}");
+}

@@ -532,6 +532,25 @@ impl Device {
         )
     }
 
+    /// Makes a recorded [`Device::adam`] command take step `s` (learning rate, betas and step number),
+    /// so that one recording serves every step. Errors: `cmd` is not an Adam step.
+    pub fn set_adam_step(&self, cmd: &mut Command, s: AdamStep) -> Result<()> {
+        match (self, cmd) {
+            (Device::Wgpu(g), Command::Wgpu(d)) => {
+                g.set_adam_step(d, s);
+                Ok(())
+            }
+            (Device::Cpu(_), Command::Cpu(op)) => match op.as_mut() {
+                CpuOp::Adam { step, .. } => {
+                    *step = s;
+                    Ok(())
+                }
+                _ => bail!("set_adam_step: the command is not an Adam step"),
+            },
+            _ => bail!("set_adam_step: the command belongs to another backend"),
+        }
+    }
+
     /// Records the copy of each run's mini-batch (images and labels) out of the dataset.
     pub fn select_images(
         &self,

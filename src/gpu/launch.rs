@@ -13,6 +13,9 @@ pub struct Dispatch {
     pipeline: Arc<wgpu::ComputePipeline>,
     bind_group: wgpu::BindGroup,
     groups: [u32; 3],
+    /// The parameters at binding 0, rewritten in place by kernels whose scalars change between
+    /// submissions (e.g. Adam's bias corrections).
+    pub(super) uniform: wgpu::Buffer,
 }
 
 impl Gpu {
@@ -40,7 +43,7 @@ impl Gpu {
         let uniform = self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
             label: Some("params"),
             contents: bytemuck::bytes_of(params),
-            usage: wgpu::BufferUsages::UNIFORM,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
         });
         let mut entries = vec![wgpu::BindGroupEntry { binding: 0, resource: uniform.as_entire_binding() }];
         entries.extend(
@@ -53,7 +56,7 @@ impl Gpu {
             layout: &pipeline.get_bind_group_layout(0),
             entries: &entries,
         });
-        Ok(Dispatch { pipeline, bind_group, groups })
+        Ok(Dispatch { pipeline, bind_group, groups, uniform })
     }
 
     /// Submits dispatches in order as one compute pass (wgpu orders them: each sees the previous

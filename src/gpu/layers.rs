@@ -272,6 +272,15 @@ impl Gpu {
         };
         self.dispatch(Shader::Adam, "step", &[], &params, &[(1, grad), (2, param), (3, m), (4, v)], grid)
     }
+
+    /// Makes a recorded Adam dispatch take step `s` (its bias corrections are the only parameters that
+    /// change between steps): rewrites them in the dispatch's uniform, creating nothing.
+    pub fn set_adam_step(&self, d: &Dispatch, s: AdamStep) {
+        let (step_size, bc2_sqrt) = s.corrections();
+        let fields = [step_size as f32, bc2_sqrt as f32];
+        let offset = std::mem::offset_of!(AdamParams, step_size) as u64;
+        self.queue.write_buffer(&d.uniform, offset, bytemuck::cast_slice(&fields));
+    }
 }
 
 #[repr(C)]

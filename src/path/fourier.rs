@@ -89,6 +89,13 @@ pub struct PathFinder {
     materialise: Command,
     chain_rule: [Command; 2],
     segments: Command,
+    /// The Adam step on the free vectors, recorded once; each step rewrites its step number.
+    adam: std::sync::Mutex<Command>,
+}
+
+/// Adam with PyTorch's defaults (betas 0.9, 0.999, eps 1e-8) at learning rate `lr`, step `t` (from 1).
+fn adam_settings(lr: f64, t: u32) -> AdamStep {
+    AdamStep { lr, beta1: 0.9, beta2: 0.999, eps: 1e-8, t }
 }
 
 impl PathFinder {
@@ -173,7 +180,9 @@ impl PathFinder {
                 (&grad_coef, rm(n_prm)),
             )?,
         ];
+        let adam = gpu.adam(adam_settings(settings.lr, 1), &grad_coef, (&basis, 2 * n_prm), &adam_m, &adam_v)?;
         Ok(PathFinder {
+            adam: std::sync::Mutex::new(adam),
             gpu,
             settings,
             curve,
@@ -252,8 +261,8 @@ impl PathFinder {
 
     /// One Adam step (number `t`, from 1) on the coefficients, from the last `evaluate(true)`.
     pub fn adam_step(&self, t: u32) -> Result<()> {
-        let step = AdamStep { lr: self.settings.lr, beta1: 0.9, beta2: 0.999, eps: 1e-8, t };
-        let d = self.gpu.adam(step, &self.grad_coef, (&self.basis, 2 * self.n_prm), &self.adam_m, &self.adam_v)?;
+        let mut d = self.adam.lock().expect("the Adam command is not poisoned");
+        self.gpu.set_adam_step(&mut d, adam_settings(self.settings.lr, t))?;
         self.gpu.submit(&[&d]);
         Ok(())
     }
