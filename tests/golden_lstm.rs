@@ -1,4 +1,4 @@
-//! Golden test: the paper authors' trained LSTM weights (SPEC §1.6, Appendix B).
+//! Golden test: the paper authors' trained LSTM weights (docs/networks.md §6).
 mod common;
 
 use common::{authors_lstm_rows01, cpu, mnist, to_f64, wgpu};

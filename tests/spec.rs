@@ -56,7 +56,7 @@ fn names_shapes_and_offsets_match_spec_section_one() {
 
 #[test]
 fn init_bounds_follow_pytorch_defaults_and_seeds_are_reproducible() {
-    // SPEC §3 bounds, per tensor.
+    // docs/networks.md §3 bounds, per tensor.
     let expect: [(Arch, &[f32]); 4] = [
         (Arch::Fcp, &[0.0357143, 0.1414214, 0.1414214]),
         (Arch::Lenet, &[0.2, 0.2, 0.0816497, 0.0816497, 0.05, 0.05, 0.0912871, 0.0912871, 0.1091089, 0.1091089]),

@@ -1,4 +1,4 @@
-//! The 2-D toy landscape of Fig. 3 (SPEC §7.2).
+//! The 2-D toy landscape of Fig. 3 (docs/algorithms.md §7).
 
 use losscape::path::toy::{f, grad_f, run, ToySettings, END, START};
 

@@ -114,7 +114,7 @@ impl DataArgs {
     }
 }
 
-/// Activation of the FCP and LeNet (SPEC §10 #1).
+/// Activation of the FCP and LeNet (docs/decisions.md #1).
 #[derive(clap::ValueEnum, Clone, Copy, Debug, Default)]
 pub enum Activation {
     /// The authors' code and published weights.

@@ -1,4 +1,4 @@
-//! MNIST splits: the official 60,000 training and 10,000 test images (SPEC §2).
+//! MNIST splits: the official 60,000 training and 10,000 test images (docs/networks.md §4).
 
 use anyhow::{bail, Result};
 use std::path::{Path, PathBuf};

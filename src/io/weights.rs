@@ -3,9 +3,9 @@
 //!   a leading dimension B on every tensor; losscape's metadata rides in the header. Read: F32, F64, F16
 //!   and BF16 tensors. Written: F32, with a canonical header (sorted keys), so the same stack always
 //!   gives the same bytes.
-//! - NumPy .npy (the authors' layout, SPEC §9): shape (B, N_prm), one flat vector per row, or (N_prm,)
-//!   for one vector. Read: float16/32/64, little or big endian, C or Fortran order. Written: `<f4`, C
-//!   order.
+//! - NumPy .npy (the authors' layout, docs/networks.md §1): shape (B, N_prm), one flat vector per row,
+//!   or (N_prm,) for one vector. Read: float16/32/64, little or big endian, C or Fortran order.
+//!   Written: `<f4`, C order.
 //!
 //! Every value is converted to f32 on reading; a non-finite value (or a float64 beyond the float32
 //! range) is refused with the tensor and index that hold it. See `docs/io.md`.

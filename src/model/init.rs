@@ -1,4 +1,4 @@
-//! Seeded PyTorch-default initialisation: every tensor U(±1/sqrt(fan_in)) (SPEC §3).
+//! Seeded PyTorch-default initialisation: every tensor U(±1/sqrt(fan_in)) (docs/networks.md §3).
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;

@@ -1,4 +1,5 @@
-//! The LSTM's fixed pixel permutation: `torch.randperm(784)` on a private MT19937 seeded 1234 (SPEC §1.3).
+//! The LSTM's fixed pixel permutation: `torch.randperm(784)` on a private MT19937 seeded 1234
+//! (docs/networks.md §2.3).
 
 /// The standard 32-bit Mersenne Twister (MT19937), as PyTorch's CPU generator and numpy's RandomState.
 pub struct Mt19937 {

@@ -1,4 +1,5 @@
-//! The four networks' parameters: PyTorch state_dict names, shapes, flat order and init bounds (SPEC §1).
+//! The four networks' parameters: PyTorch state_dict names, shapes, flat order and init bounds
+//! (docs/networks.md §1–2).
 
 /// One of the paper's four networks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, clap::ValueEnum, serde::Serialize, serde::Deserialize)]

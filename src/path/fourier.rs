@@ -1,4 +1,4 @@
-//! FourierPathFinder (SPEC §6) on the GPU. A path between a and b is
+//! FourierPathFinder (docs/algorithms.md §5) on the GPU. A path between a and b is
 //! w(t) = (1 - t) a + t b + sum_n b_n sin(n pi t), or, for the other curve families of [`Curve`] (Bezier,
 //! polygonal chain), the straight line plus one bend term phi(t) c. With the basis rows
 //! [a, b, b_1 .. b_NF] on the GPU,
@@ -18,7 +18,7 @@ use crate::ops::{AdamStep, Layout, Product};
 
 use super::curve::Curve;
 
-/// Path-finding settings (SPEC "Defaults at a glance").
+/// Path-finding settings (defaults: docs/algorithms.md §5).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PathSettings {
     pub fourier: usize,

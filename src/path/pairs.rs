@@ -1,4 +1,4 @@
-//! Pairs of a set's vectors: distinct unordered pairs drawn without replacement (SPEC §6.4).
+//! Pairs of a set's vectors: distinct unordered pairs drawn without replacement (docs/algorithms.md §6).
 
 use anyhow::{bail, Result};
 use rand::seq::index::sample;

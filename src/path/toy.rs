@@ -1,5 +1,6 @@
-//! The 2-D toy landscape of Fig. 3 (SPEC §7), in f64 on the CPU: two Gaussian wells separated by two
-//! bumps, a straight path between the wells and Fourier paths optimised with Adam for several lambda.
+//! The 2-D toy landscape of Fig. 3 (docs/algorithms.md §7), in f64 on the CPU: two Gaussian wells
+//! separated by two bumps, a straight path between the wells and Fourier paths optimised with Adam for
+//! several lambda.
 
 // Index loops mirror the gradient formulas.
 #![allow(clippy::needless_range_loop)]
@@ -31,7 +32,7 @@ pub fn grad_f(p: [f64; 2]) -> [f64; 2] {
 pub const START: [f64; 2] = [-0.62, -0.54];
 pub const END: [f64; 2] = [0.49, -0.02];
 
-/// Settings of the toy (SPEC §7.2 recommendation).
+/// Settings of the toy (docs/algorithms.md §7; why these: docs/decisions.md #9–#10).
 #[derive(Clone, Copy, Debug, Serialize)]
 pub struct ToySettings {
     pub points: usize,
