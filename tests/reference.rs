@@ -79,7 +79,7 @@ fn mt19937_matches_the_published_check_values() {
 }
 
 #[test]
-fn lstm_permutation_equals_spec_appendix_a() {
+fn lstm_permutation_equals_the_fixture() {
     use sha2::{Digest, Sha256};
     let text = include_str!("fixtures/lstm_permutation.txt");
     let expect: Vec<usize> = text
