@@ -9,12 +9,16 @@ use losscape::data::{DeviceImages, Split};
 use losscape::model::{init_vector, Arch, Evaluator, Network, Want};
 use losscape::ops::Act;
 
+/// The counters are the device's, shared by every test of this file: one test counts at a time.
+static COUNTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn counts(d: &losscape::backend::Device) -> Counts {
     d.counts().expect("a wgpu device counts its work")
 }
 
 #[test]
 fn an_evaluation_is_one_submission_and_one_readback_and_creates_nothing_after_warm_up() {
+    let _alone = COUNTING.lock().unwrap_or_else(|e| e.into_inner());
     let device = wgpu();
     let images = DeviceImages::upload(&device, &mnist(Split::Train, 300)).unwrap();
     for arch in [Arch::Fcp, Arch::Lenet, Arch::Lstm, Arch::Autoencoder] {
@@ -52,6 +56,7 @@ fn the_cpu_backend_does_not_count() {
 #[test]
 fn a_path_iteration_creates_nothing_after_warm_up() {
     use losscape::path::{PathFinder, PathSettings};
+    let _alone = COUNTING.lock().unwrap_or_else(|e| e.into_inner());
     let device = wgpu();
     let images = DeviceImages::upload(&device, &mnist(Split::Train, 128)).unwrap();
     let net = Network { arch: Arch::Fcp, act: Act::Softplus };
