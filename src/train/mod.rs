@@ -261,7 +261,12 @@ pub fn train(inputs: TrainInputs, progress: &mut dyn TrainProgress) -> Result<Su
         ("best_test".into(), best_test.clone()),
     ];
     if let Engine::Lbfgs(opt) = &engine {
-        buffers.extend(opt.buffers().into_iter().map(|(k, b)| (k, b.clone())));
+        // each buffer once: the L-BFGS iterates are the weights
+        for (name, b) in opt.buffers() {
+            if !buffers.iter().any(|(_, kept)| kept.same(b)) {
+                buffers.push((name, b.clone()));
+            }
+        }
     }
     let mut done = 0;
     if let Some((ck, bytes)) = Checkpoint::read(dir)? {
