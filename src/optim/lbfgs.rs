@@ -20,6 +20,7 @@ use anyhow::{bail, Result};
 
 use super::line_search::{LineSearch, LineSearchKind, Next};
 use super::objective::BatchObjective;
+use super::solver::Solver;
 use crate::backend::{Buffer, Coef, Command, Device, Rows};
 use crate::model::Want;
 use crate::ops::{LbfgsScalars as L, Reduced};
@@ -358,5 +359,33 @@ impl Lbfgs {
     pub fn restore_host(&mut self, h: LbfgsHost) {
         self.iteration = h.iteration;
         self.active = h.active;
+    }
+}
+
+impl Solver for Lbfgs {
+    fn weights(&self) -> &Buffer {
+        &self.w
+    }
+
+    fn step(&mut self, objective: &mut dyn BatchObjective) -> Result<Option<Vec<f64>>> {
+        Ok(Some(Lbfgs::step(self, objective)?.iter().map(|r| r.loss).collect()))
+    }
+
+    fn set_active(&mut self, active: &[bool]) -> Result<()> {
+        self.active.iter_mut().zip(active).for_each(|(a, &b)| *a &= b);
+        Ok(())
+    }
+
+    fn buffers(&self) -> Vec<(String, &Buffer)> {
+        Lbfgs::buffers(self)
+    }
+
+    fn state(&self) -> Result<serde_json::Value> {
+        Ok(serde_json::to_value(self.host())?)
+    }
+
+    fn restore(&mut self, state: serde_json::Value) -> Result<()> {
+        self.restore_host(serde_json::from_value(state)?);
+        Ok(())
     }
 }
