@@ -63,8 +63,11 @@ impl Buffer {
 /// One recorded operation: a GPU dispatch (or a short sequence of them, e.g. a reduction and its
 /// finishing kernel) or a CPU operation.
 pub enum Command {
+    /// One GPU dispatch.
     Wgpu(Dispatch),
+    /// GPU dispatches run in order (a recorded reduction: partials, then the finishing kernel).
     WgpuSeq(Vec<Dispatch>),
+    /// One CPU operation.
     Cpu(Box<CpuOp>),
 }
 

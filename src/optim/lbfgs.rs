@@ -59,7 +59,9 @@ pub struct StepReport {
 /// buffer included).
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LbfgsHost {
+    /// Iterations done.
     pub iteration: usize,
+    /// Per run: still moving.
     pub active: Vec<bool>,
 }
 

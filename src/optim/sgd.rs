@@ -30,6 +30,7 @@ pub struct SgdSettings {
 pub struct SgdHost {
     /// Epochs done.
     pub epoch: usize,
+    /// Per run: still moving.
     pub active: Vec<bool>,
 }
 
