@@ -1,4 +1,4 @@
-//! Line searches against hand-computed traces (SPEC §5.4), and L-BFGS through the GPU vector ops.
+//! Line searches against hand-computed traces (docs/algorithms.md §3.1), and L-BFGS through the GPU vector ops.
 mod common;
 
 use losscape::backend::{Buffer, Device};

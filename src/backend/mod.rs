@@ -8,10 +8,10 @@ pub mod profiles;
 use anyhow::{bail, Result};
 use std::sync::Arc;
 
-use crate::cpu::{Cpu, CpuBuffer, CpuOp, CpuRows};
+use crate::cpu::{Cpu, CpuBuffer, CpuCoef, CpuOp, CpuRows};
 pub use crate::gpu::Counts;
 use crate::gpu::{self, AdapterSummary, Dispatch, Gpu, GpuBuffer};
-use crate::ops::{Act, AdamStep, Conv, Head, Layout, LossChunk, LstmStep, Product, Selection};
+use crate::ops::{Act, AdamStep, Conv, Head, Layout, LossChunk, LstmStep, Product, Reduced, Selection};
 pub use choose::{choose_backend, only_software, BackendKind, DeviceChoice};
 
 /// An open compute device.
@@ -39,6 +39,14 @@ impl Buffer {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+    /// Whether two handles name the same device buffer.
+    pub fn same(&self, other: &Buffer) -> bool {
+        match (self, other) {
+            (Buffer::Wgpu(a), Buffer::Wgpu(b)) => a.same(b),
+            (Buffer::Cpu(a), Buffer::Cpu(b)) => a.same(b),
+            _ => false,
+        }
+    }
     fn gpu(&self) -> Result<&GpuBuffer> {
         match self {
             Buffer::Wgpu(b) => Ok(b),
@@ -53,10 +61,79 @@ impl Buffer {
     }
 }
 
-/// One recorded operation: a GPU dispatch or a CPU operation.
+/// One recorded operation: a GPU dispatch (or a short sequence of them, e.g. a reduction and its
+/// finishing kernel) or a CPU operation.
 pub enum Command {
+    /// One GPU dispatch.
     Wgpu(Dispatch),
+    /// GPU dispatches run in order (a recorded reduction: partials, then the finishing kernel).
+    WgpuSeq(Vec<Dispatch>),
+    /// One CPU operation.
     Cpu(Box<CpuOp>),
+}
+
+impl Command {
+    fn dispatches(&self) -> &[Dispatch] {
+        match self {
+            Command::Wgpu(d) => std::slice::from_ref(d),
+            Command::WgpuSeq(list) => list,
+            Command::Cpu(_) => &[],
+        }
+    }
+}
+
+fn dispatch_list<'a>(commands: &[&'a Command]) -> Vec<&'a Dispatch> {
+    commands.iter().flat_map(|c| c.dispatches()).collect()
+}
+
+/// A per-row coefficient of a recorded vector operation: `factor`, times element
+/// `row * stride + index` of a small device buffer of scalars when one is given (so that a kernel
+/// reads what an earlier kernel computed, without the host).
+#[derive(Clone, Copy)]
+pub struct Coef<'a> {
+    pub scalars: Option<&'a Buffer>,
+    pub index: usize,
+    pub stride: usize,
+    pub factor: f32,
+}
+
+impl<'a> Coef<'a> {
+    /// The same coefficient for every row.
+    pub fn constant(factor: f32) -> Coef<'static> {
+        Coef { scalars: None, index: 0, stride: 0, factor }
+    }
+    /// Element `row * stride + index` of `scalars`.
+    pub fn at(scalars: &'a Buffer, index: usize, stride: usize) -> Coef<'a> {
+        Coef { scalars: Some(scalars), index, stride, factor: 1.0 }
+    }
+    /// This coefficient multiplied by `factor`.
+    pub fn times(self, factor: f32) -> Coef<'a> {
+        Coef { factor: self.factor * factor, ..self }
+    }
+    fn check(&self, rows: usize) -> Result<()> {
+        if let Some(b) = self.scalars {
+            if rows > 0 && (rows - 1) * self.stride + self.index >= b.len() {
+                bail!("per-row coefficients of {rows} rows reach past a buffer of {} scalars", b.len());
+            }
+        }
+        Ok(())
+    }
+    fn gpu(&self) -> Result<gpu::Coef<'a>> {
+        Ok(gpu::Coef {
+            scalars: self.scalars.map(Buffer::gpu).transpose()?,
+            index: self.index,
+            stride: self.stride,
+            factor: self.factor,
+        })
+    }
+    fn cpu(&self) -> Result<CpuCoef> {
+        Ok(CpuCoef {
+            scalars: self.scalars.map(|b| b.cpu().cloned()).transpose()?,
+            index: self.index,
+            stride: self.stride,
+            factor: self.factor,
+        })
+    }
 }
 
 /// Where a matrix-product or convolution operand's elements live.
@@ -272,11 +349,7 @@ impl Device {
     /// Runs commands in order (on a GPU: queues them as one pass and returns at once).
     pub fn submit(&self, commands: &[&Command]) {
         match self {
-            Device::Wgpu(g) => {
-                let list: Vec<&Dispatch> =
-                    commands.iter().filter_map(|c| if let Command::Wgpu(d) = c { Some(d) } else { None }).collect();
-                g.submit(&list)
-            }
+            Device::Wgpu(g) => g.submit(&dispatch_list(commands)),
             Device::Cpu(c) => {
                 let list: Vec<&CpuOp> = commands
                     .iter()
@@ -287,13 +360,32 @@ impl Device {
         }
     }
 
+    /// Runs commands, then reads the `(buffer, offset, len)` ranges back (f32): on a GPU one submission
+    /// and one blocking read-back in all.
+    pub fn submit_read(&self, commands: &[&Command], reads: &[(&Buffer, usize, usize)]) -> Result<Vec<Vec<f32>>> {
+        for (b, off, len) in reads {
+            if off + len > b.len() {
+                bail!("read of {len} elements at {off} past the end of a {}-element buffer", b.len());
+            }
+        }
+        match self {
+            Device::Wgpu(g) => {
+                let reads: Vec<(&GpuBuffer, usize, usize)> =
+                    reads.iter().map(|&(b, o, l)| Ok((b.gpu()?, o, l))).collect::<Result<_>>()?;
+                g.submit_read(&dispatch_list(commands), &reads)
+            }
+            Device::Cpu(_) => {
+                self.submit(commands);
+                reads.iter().map(|&(b, o, l)| self.read(b, o, l)).collect()
+            }
+        }
+    }
+
     /// Runs commands and waits; returns seconds (GPU timestamps where available, else wall clock).
     pub fn submit_timed(&self, commands: &[&Command]) -> Result<f64> {
         if let Device::Wgpu(g) = self {
             if g.has_timestamps() {
-                let list: Vec<&Dispatch> =
-                    commands.iter().filter_map(|c| if let Command::Wgpu(d) = c { Some(d) } else { None }).collect();
-                return g.submit_timed(&list);
+                return g.submit_timed(&dispatch_list(commands));
             }
         }
         let t = std::time::Instant::now();
@@ -606,6 +698,54 @@ impl Device {
             |g| g.axpy_dispatch(a, x.gpu()?, y.gpu()?),
             || Ok(CpuOp::Axpy { coef: a.to_vec(), x: x.cpu()?, y: y.cpu()? }),
         )
+    }
+
+    /// Records y_b <- y_b + a_b x_b with a_b from a [`Coef`] (read when the command runs).
+    pub fn axpy_at(&self, a: Coef, x: Rows, y: Rows) -> Result<Command> {
+        same_shape("axpy", &x, &y)?;
+        a.check(x.rows)?;
+        self.record(
+            |g| g.axpy_at(a.gpu()?, x.gpu()?, y.gpu()?),
+            || Ok(CpuOp::AxpyAt { coef: a.cpu()?, x: x.cpu()?, y: y.cpu()? }),
+        )
+    }
+
+    /// Records y_b <- a_b y_b with a_b from a [`Coef`].
+    pub fn scale_at(&self, a: Coef, y: Rows) -> Result<Command> {
+        a.check(y.rows)?;
+        self.record(|g| g.scale_at(a.gpu()?, y.gpu()?), || Ok(CpuOp::ScaleAt { coef: a.cpu()?, y: y.cpu()? }))
+    }
+
+    /// Records y_b <- x_b for every row, or only for the rows whose flag `when` is not 0.
+    pub fn copy_rows(&self, x: Rows, y: Rows, when: Option<Coef>) -> Result<Command> {
+        same_shape("copy", &x, &y)?;
+        if let Some(w) = &when {
+            w.check(x.rows)?;
+        }
+        self.record(
+            |g| g.copy_rows(x.gpu()?, y.gpu()?, when.as_ref().map(Coef::gpu).transpose()?),
+            || Ok(CpuOp::CopyRows { x: x.cpu()?, y: y.cpu()?, when: when.as_ref().map(Coef::cpu).transpose()? }),
+        )
+    }
+
+    /// Records the per-row dot products d_b = x_b . y_b and `op` applied to row b of `scalars`
+    /// (`width` scalars per row, laid out as [`crate::ops::LbfgsScalars`]); nothing reaches the host.
+    /// Precision: f32 partial sums (per workgroup on a GPU, per 4096 elements on the CPU) added in order
+    /// in f64 (CPU) or with compensated f32 sums into a double-f32 (GPU: WGSL has no f64); `op` computes
+    /// in f64 (CPU) or double-f32 (GPU) and stores double-f32 scalars.
+    pub fn reduce(&self, x: Rows, y: Rows, scalars: &Buffer, width: usize, op: Reduced) -> Result<Command> {
+        same_shape("dot", &x, &y)?;
+        if x.rows * width > scalars.len() {
+            bail!("{} rows of {width} scalars do not fit in a buffer of {}", x.rows, scalars.len());
+        }
+        match self {
+            Device::Wgpu(g) => {
+                Ok(Command::WgpuSeq(g.reduce_dispatches(x.gpu()?, y.gpu()?, scalars.gpu()?, width, op)?))
+            }
+            Device::Cpu(_) => Ok(Command::Cpu(Box::new(
+                CpuOp::Reduce { x: x.cpu()?, y: y.cpu()?, scalars: scalars.cpu()?.clone(), width, op }.checked()?,
+            ))),
+        }
     }
 
     /// y_b <- a_b y_b for every row b, now.

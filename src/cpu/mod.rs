@@ -11,7 +11,7 @@ pub mod math;
 use anyhow::{bail, Result};
 use rayon::prelude::*;
 
-use crate::ops::{Act, AdamStep, Conv, Head, Layout, LossChunk, LstmStep, Product, Selection};
+use crate::ops::{Act, AdamStep, Conv, Head, Layout, LossChunk, LstmStep, Product, Reduced, Selection};
 pub use buffer::{distinct, exclusive, CpuBuffer, Exclusive};
 
 /// The host as a compute device.
@@ -66,6 +66,27 @@ pub struct CpuRows {
     pub rows: usize,
     pub len: usize,
     pub stride: usize,
+}
+
+/// A per-row coefficient: `factor`, times element `row * stride + index` of `scalars` when given.
+#[derive(Clone)]
+pub struct CpuCoef {
+    pub scalars: Option<CpuBuffer>,
+    pub index: usize,
+    pub stride: usize,
+    pub factor: f32,
+}
+
+impl CpuCoef {
+    fn at(&self, row: usize, l: &Exclusive) -> f32 {
+        match &self.scalars {
+            Some(b) => self.factor * b.view(l)[row * self.stride + self.index],
+            None => self.factor,
+        }
+    }
+    fn buffers(&self) -> Vec<&CpuBuffer> {
+        self.scalars.iter().collect()
+    }
 }
 
 /// One recorded operation of the CPU backend (the buffers are shared handles).
@@ -158,6 +179,27 @@ pub enum CpuOp {
         x: CpuRows,
         y: CpuRows,
     },
+    AxpyAt {
+        coef: CpuCoef,
+        x: CpuRows,
+        y: CpuRows,
+    },
+    ScaleAt {
+        coef: CpuCoef,
+        y: CpuRows,
+    },
+    CopyRows {
+        x: CpuRows,
+        y: CpuRows,
+        when: Option<CpuCoef>,
+    },
+    Reduce {
+        x: CpuRows,
+        y: CpuRows,
+        scalars: CpuBuffer,
+        width: usize,
+        op: Reduced,
+    },
 }
 
 impl CpuOp {
@@ -195,6 +237,12 @@ impl CpuOp {
                 ("mini-batch selection", vec![&dst.0, &dst.1], vec![&src.0, &src.1, idx])
             }
             CpuOp::Axpy { x, y, .. } => ("axpy", vec![&y.buf], vec![&x.buf]),
+            CpuOp::AxpyAt { coef, x, y } => ("axpy", vec![&y.buf], [vec![&x.buf], coef.buffers()].concat()),
+            CpuOp::ScaleAt { coef, y } => ("scale", vec![&y.buf], coef.buffers()),
+            CpuOp::CopyRows { x, y, when } => {
+                ("row copy", vec![&y.buf], [vec![&x.buf], when.iter().flat_map(CpuCoef::buffers).collect()].concat())
+            }
+            CpuOp::Reduce { x, y, scalars, .. } => ("reduction", vec![scalars], vec![&x.buf, &y.buf]),
         }
     }
 }
@@ -265,20 +313,35 @@ impl Cpu {
                 (dst.0.view_mut(l), dst.1.view_mut(l)),
             ),
             CpuOp::Axpy { coef, x, y } => axpy(coef, x, y, l),
+            CpuOp::AxpyAt { coef, x, y } => {
+                let a: Vec<f32> = (0..x.rows).map(|r| coef.at(r, l)).collect();
+                axpy(&a, x, y, l)
+            }
+            CpuOp::ScaleAt { coef, y } => {
+                let a: Vec<f32> = (0..y.rows).map(|r| coef.at(r, l)).collect();
+                scale(&a, y, l)
+            }
+            CpuOp::CopyRows { x, y, when } => {
+                let (xs, ys) = (x.buf.view(l), y.buf.view_mut(l));
+                for r in 0..x.rows {
+                    if when.as_ref().is_none_or(|c| c.at(r, l) != 0.0) {
+                        ys[r * y.stride..][..y.len].copy_from_slice(&xs[r * x.stride..][..x.len]);
+                    }
+                }
+            }
+            CpuOp::Reduce { x, y, scalars, width, op } => {
+                let d = dots(x, y, l);
+                let sc = scalars.view_mut(l);
+                for (r, d) in d.into_iter().enumerate() {
+                    op.apply(d, &mut sc[r * width..][..*width]);
+                }
+            }
         }
     }
 
     /// Per-row dot products x_b . y_b (f64 accumulation).
     pub fn dot(&self, x: &CpuRows, y: &CpuRows) -> Vec<f64> {
-        let l = exclusive();
-        let (xs, ys) = (x.buf.view(&l), y.buf.view(&l));
-        (0..x.rows)
-            .into_par_iter()
-            .map(|r| {
-                let (a, b) = (&xs[r * x.stride..][..x.len], &ys[r * y.stride..][..y.len]);
-                a.chunks(4096).zip(b.chunks(4096)).map(|(a, b)| dot_f32(a, b) as f64).sum()
-            })
-            .collect()
+        dots(x, y, &exclusive())
     }
 
     /// Per-row sums (f64 accumulation).
@@ -290,11 +353,7 @@ impl Cpu {
 
     /// y_b <- a_b y_b.
     pub fn scale(&self, a: &[f32], y: &CpuRows) {
-        let l = exclusive();
-        let ys = y.buf.view_mut(&l);
-        for (r, &a) in a.iter().enumerate() {
-            ys[r * y.stride..][..y.len].par_iter_mut().for_each(|v| *v *= a);
-        }
+        scale(a, y, &exclusive())
     }
 
     /// Copies `len` elements between buffers (the same buffer allowed).
@@ -328,6 +387,25 @@ impl Cpu {
         }
         let l = exclusive();
         Ok(src.view(&l)[offset..offset + len].to_vec())
+    }
+}
+
+/// Per-row dot products: f32 over pieces of 4096 elements, the pieces added in f64 in order.
+fn dots(x: &CpuRows, y: &CpuRows, l: &Exclusive) -> Vec<f64> {
+    let (xs, ys) = (x.buf.view(l), y.buf.view(l));
+    (0..x.rows)
+        .into_par_iter()
+        .map(|r| {
+            let (a, b) = (&xs[r * x.stride..][..x.len], &ys[r * y.stride..][..y.len]);
+            a.chunks(4096).zip(b.chunks(4096)).map(|(a, b)| dot_f32(a, b) as f64).sum()
+        })
+        .collect()
+}
+
+fn scale(a: &[f32], y: &CpuRows, l: &Exclusive) {
+    let ys = y.buf.view_mut(l);
+    for (r, &a) in a.iter().enumerate() {
+        ys[r * y.stride..][..y.len].par_iter_mut().for_each(|v| *v *= a);
     }
 }
 

@@ -7,7 +7,8 @@ use anyhow::Result;
 use super::{Dataset, PIXELS};
 use crate::backend::{Buffer, Device};
 
-/// A dataset resident on a device.
+/// A dataset resident on a device (cloning shares the buffers).
+#[derive(Clone)]
 pub struct DeviceImages {
     pub pixels: Buffer,
     pub labels: Buffer,

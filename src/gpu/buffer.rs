@@ -19,6 +19,10 @@ impl GpuBuffer {
     pub fn bytes(&self) -> u64 {
         (self.len as u64) * 4
     }
+    /// Whether two handles name the same device buffer.
+    pub fn same(&self, other: &GpuBuffer) -> bool {
+        Arc::ptr_eq(&self.buffer, &other.buffer)
+    }
 }
 
 const STORAGE: wgpu::BufferUsages =
@@ -89,26 +93,53 @@ impl Gpu {
         if len == 0 {
             return Ok(Vec::new());
         }
-        let bytes = (len * 4) as u64;
-        let staging = self.staging_buffer(bytes);
+        Ok(self.submit_read(&[], &[(src, offset, len)])?.remove(0))
+    }
+
+    /// Submits `dispatches` as one compute pass followed by copies of the `(buffer, offset, len)`
+    /// ranges into staging buffers, all in one queue submission, then waits once and returns the
+    /// ranges' elements: one submission and one blocking read-back, however many ranges.
+    pub fn submit_read<T: bytemuck::Pod>(
+        &self,
+        dispatches: &[&super::Dispatch],
+        reads: &[(&GpuBuffer, usize, usize)],
+    ) -> Result<Vec<Vec<T>>> {
         let mut enc = self.device.create_command_encoder(&Default::default());
-        enc.copy_buffer_to_buffer(&src.buffer, (offset * 4) as u64, &staging, 0, Some(bytes));
+        if !dispatches.is_empty() {
+            self.encode_pass(&mut enc, dispatches, None);
+        }
+        let mut staged = Vec::new();
+        for &(src, offset, len) in reads {
+            let bytes = (len.max(1) * 4) as u64;
+            let staging = self.staging_buffer(bytes);
+            enc.copy_buffer_to_buffer(&src.buffer, (offset * 4) as u64, &staging, 0, Some((len * 4) as u64));
+            staged.push((staging, bytes, len));
+        }
         Counters::add(&self.counters.submissions, 1);
         Counters::add(&self.counters.readbacks, 1);
         self.queue.submit([enc.finish()]);
         let (tx, rx) = std::sync::mpsc::channel();
-        staging.map_async(wgpu::MapMode::Read, .., move |r| {
-            let _ = tx.send(r);
-        });
+        for (staging, _, _) in &staged {
+            let tx = tx.clone();
+            staging.map_async(wgpu::MapMode::Read, .., move |r| {
+                let _ = tx.send(r);
+            });
+        }
         self.wait()?;
-        rx.recv()
-            .map_err(|_| anyhow!("the GPU read-back was dropped"))?
-            .map_err(|e| anyhow!("could not read results back from the GPU: {e}"))?;
-        let view = staging.get_mapped_range(..).map_err(|e| anyhow!("could not map the GPU read-back buffer: {e}"))?;
-        let out = bytemuck::cast_slice::<u8, T>(&view).to_vec();
-        drop(view);
-        staging.unmap();
-        self.staging.lock().unwrap().entry(bytes).or_default().push(staging);
+        for _ in &staged {
+            rx.recv()
+                .map_err(|_| anyhow!("the GPU read-back was dropped"))?
+                .map_err(|e| anyhow!("could not read results back from the GPU: {e}"))?;
+        }
+        let mut out = Vec::with_capacity(staged.len());
+        for (staging, bytes, len) in staged {
+            let view =
+                staging.get_mapped_range(..).map_err(|e| anyhow!("could not map the GPU read-back buffer: {e}"))?;
+            out.push(bytemuck::cast_slice::<u8, T>(&view)[..len].to_vec());
+            drop(view);
+            staging.unmap();
+            self.staging.lock().unwrap().entry(bytes).or_default().push(staging);
+        }
         Ok(out)
     }
 

@@ -95,8 +95,19 @@ impl Gpu {
 
     fn submit_inner(&self, dispatches: &[&Dispatch], timing: Option<(&wgpu::QuerySet, &wgpu::Buffer)>) {
         Counters::add(&self.counters.submissions, 1);
-        Counters::add(&self.counters.dispatches, dispatches.len() as u64);
         let mut enc = self.device.create_command_encoder(&Default::default());
+        self.encode_pass(&mut enc, dispatches, timing);
+        self.queue.submit([enc.finish()]);
+    }
+
+    /// Records the dispatches as one compute pass into `enc` (counted as dispatches).
+    pub(super) fn encode_pass(
+        &self,
+        enc: &mut wgpu::CommandEncoder,
+        dispatches: &[&Dispatch],
+        timing: Option<(&wgpu::QuerySet, &wgpu::Buffer)>,
+    ) {
+        Counters::add(&self.counters.dispatches, dispatches.len() as u64);
         {
             let timestamp_writes = timing.map(|(set, _)| wgpu::ComputePassTimestampWrites {
                 query_set: set,
@@ -114,6 +125,5 @@ impl Gpu {
         if let Some((set, buf)) = timing {
             enc.resolve_query_set(set, 0..2, buf, 0);
         }
-        self.queue.submit([enc.finish()]);
     }
 }

@@ -17,4 +17,4 @@ pub use counters::Counts;
 pub use kernels::Source;
 pub use launch::Dispatch;
 pub use shaders::Shader;
-pub use vector::Rows;
+pub use vector::{Coef, Rows};

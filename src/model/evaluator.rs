@@ -173,16 +173,26 @@ impl Evaluator {
 
     /// Per-vector mean loss and accuracy of the last run, summed in f64 from the device's partials.
     pub fn results(&self) -> Result<Vec<Eval>> {
-        let parts: Vec<f32> = self.device.read(&self.partials, 0, self.partials.len())?;
+        Ok(self.evals(&self.device.read(&self.partials, 0, self.partials.len())?))
+    }
+
+    /// The buffer of per-vector loss partials an evaluation writes (read it whole and hand the values
+    /// to [`Evaluator::evals`]), for callers that read it back together with their own results.
+    pub fn partials(&self) -> &Buffer {
+        &self.partials
+    }
+
+    /// Per-vector mean loss and accuracy from the values of [`Evaluator::partials`], summed in f64.
+    pub fn evals(&self, parts: &[f32]) -> Vec<Eval> {
         let n = self.images as f64;
-        Ok(parts
+        parts
             .chunks(self.parts * 2)
             .map(|p| {
                 let loss: f64 = p.iter().step_by(2).map(|&v| v as f64).sum();
                 let correct: f64 = p.iter().skip(1).step_by(2).map(|&v| v as f64).sum();
                 Eval { loss: loss / n, accuracy: self.net.arch.is_classifier().then_some(correct / n) }
             })
-            .collect())
+            .collect()
     }
 
     /// The B x N_prm gradients of the last `LossAndGrad` run (for tests and checks; optimizers keep

@@ -1,15 +1,31 @@
-//! L-BFGS with the authors' conventions (SPEC §5.3) for R runs at once. Every vector lives on the GPU
-//! (R rows per buffer); the two-loop recursion uses per-row dot products (R scalars read back) and
-//! per-row axpy; the line-search trial points of all runs are evaluated in one batched call.
+//! L-BFGS with the authors' conventions (docs/algorithms.md §2) for R runs at once. Every vector lives on the device
+//! (R rows per buffer), and so do the scalars of the two-loop recursion (Nocedal & Wright, Numerical
+//! Optimization, 2nd ed., Alg. 7.4): ρ_i, α_i, β_i and γ are computed by reduction kernels into a small
+//! scalar buffer ([`LbfgsScalars`]) that the next axpy or scale reads, so no dot product crosses to the
+//! host. The commands are recorded once; an iteration with E line-search evaluations is E + 2
+//! submissions and E + 1 read-backs on a GPU (`docs/backends.md`): the evaluation at w together with
+//! the whole recursion (losses and |d|² come back together), one per trial point (losses), and the move.
+//!
+//! Conventions: ρ = 1/(s·y + 1e-6) with no curvature skip; H⁰ = γI with γ = s·y/y·y of the newest pair;
+//! the whole history of a run is dropped (and d = g) when any stored pair has cos(s, y) NaN or below
+//! 1e-4, or when d is not finite.
+//!
+//! Precision: vectors are f32. Dot products are f32 partial sums added in order in f64 (CPU) or with
+//! compensated f32 sums (GPU); the scalars are double-f32 pairs (~48 bits) computed in f64 (CPU) or
+//! double-f32 arithmetic (GPU, which has no f64), so the recursion keeps the precision of the former
+//! host-scalar implementation, and a coefficient reaches its kernel rounded to f32 as before; only
+//! cos(s, y), a threshold test, is f32 on a GPU. The line search runs on the host in f64.
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 
 use super::line_search::{LineSearch, LineSearchKind, Next};
 use super::objective::BatchObjective;
-use crate::backend::{Buffer, Device, Rows};
+use super::solver::Solver;
+use crate::backend::{Buffer, Coef, Command, Device, Rows};
 use crate::model::Want;
+use crate::ops::{LbfgsScalars as L, Reduced};
 
-/// L-BFGS settings (SPEC §5.1).
+/// L-BFGS settings (docs/algorithms.md §2; defaults: docs/decisions.md #12–#14).
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LbfgsSettings {
     pub history: usize,
@@ -39,28 +55,50 @@ pub struct StepReport {
     pub evaluations: usize,
 }
 
-/// A cached (s, y) pair of one run.
-#[derive(Clone, Copy, Debug, Default)]
-struct Pair {
-    rho: f64,
-    sy: f64,
-    yy: f64,
-    cos: f64,
-}
-
-/// The host half of the L-BFGS state, for checkpoints (floats as bits: NaN survives JSON).
+/// The host half of the L-BFGS state, for checkpoints (the rest is in [`Lbfgs::buffers`], the scalar
+/// buffer included).
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LbfgsHost {
+    /// Iterations done.
     pub iteration: usize,
-    pub valid_from: Vec<usize>,
+    /// Per run: still moving.
     pub active: Vec<bool>,
-    /// pairs[slot][run] = [rho, sy, yy, cos] as f64 bits
-    pub pairs: Vec<Vec<[u64; 4]>>,
+}
+
+/// The optimizer's own commands, recorded when it is built.
+struct Commands {
+    /// Per history slot i: y_i = g − g_prev, then s_i·y_i, y_i·y_i and s_i·s_i into pair i.
+    pair: Vec<Vec<Command>>,
+    /// d = g.
+    to_dir: Command,
+    /// Per slot, the first loop's step: α_i = ρ_i s_i·d, d −= α_i y_i.
+    first: Vec<Vec<Command>>,
+    /// d = γ d.
+    gamma: Command,
+    /// Per slot, the second loop's step: β = ρ_i y_i·d, d += (α_i − β) s_i.
+    second: Vec<Vec<Command>>,
+    /// The reset test on |d|², d = g where it fired, |d|² again.
+    reset: Vec<Command>,
+    /// Per slot: s_i = −c d (c from the step buffer), w += s_i, g_prev = g.
+    moves: Vec<Vec<Command>>,
+}
+
+/// Commands that name the objective's buffers, recorded on the first iteration (and again only if the
+/// objective's buffers change).
+struct Bound {
+    input: Buffer,
+    grads: Buffer,
+    /// input = w.
+    to_input: Command,
+    /// input −= c d (after `to_input`: a trial point).
+    trial: Command,
+    /// g = the objective's gradients.
+    grad: Command,
 }
 
 /// R L-BFGS runs over vectors of length n.
 pub struct Lbfgs {
-    gpu: Device,
+    device: Device,
     settings: LbfgsSettings,
     rows: usize,
     n: usize,
@@ -71,133 +109,182 @@ pub struct Lbfgs {
     dir: Buffer,
     s: Vec<Buffer>,
     y: Vec<Buffer>,
-    /// pairs[slot][run]
-    pairs: Vec<Vec<Pair>>,
+    /// R x [`LbfgsScalars::width`] scalars of the recursion.
+    scalars: Buffer,
+    width: usize,
+    /// Per-row step coefficients (distance / |d|) of the next trial point or move, written by the host.
+    steps: Buffer,
+    commands: Commands,
+    bound: Option<Bound>,
     /// Iterations done.
     pub iteration: usize,
-    /// Per run: the first pair index (= iteration that produced it) still in the history.
-    valid_from: Vec<usize>,
     /// Per run: false once its loss became non-finite; it no longer moves.
     pub active: Vec<bool>,
 }
 
-fn rows(buf: &Buffer, r: usize, n: usize) -> Rows<'_> {
-    Rows::new(buf, r, n)
-}
-
 impl Lbfgs {
-    /// R runs starting from `start` (R x n, row-major).
-    pub fn new(gpu: &Device, settings: LbfgsSettings, runs: usize, n: usize, start: &[f32]) -> Result<Lbfgs> {
-        let buf = |name: &str| gpu.zeros(runs * n, name);
-        let w = gpu.upload(start, "lbfgs w")?;
+    /// R runs starting from `start` (R x n, row-major). Allocates every buffer and records every
+    /// command of the iteration; errors when the device refuses a buffer.
+    pub fn new(device: &Device, settings: LbfgsSettings, runs: usize, n: usize, start: &[f32]) -> Result<Lbfgs> {
+        if settings.history == 0 {
+            bail!("the L-BFGS history must hold at least one pair");
+        }
+        let buf = |name: &str| device.zeros(runs * n, name);
+        let width = L::width(settings.history);
+        let (w, g, g_prev, dir) =
+            (device.upload(start, "lbfgs w")?, buf("lbfgs g")?, buf("lbfgs g_prev")?, buf("lbfgs direction")?);
+        let s: Vec<Buffer> = (0..settings.history).map(|_| buf("lbfgs s")).collect::<Result<_>>()?;
+        let y: Vec<Buffer> = (0..settings.history).map(|_| buf("lbfgs y")).collect::<Result<_>>()?;
+        let scalars = device.zeros(runs * width, "lbfgs scalars")?;
+        let steps = device.zeros(runs, "lbfgs steps")?;
+        let all = |b| Rows::new(b, runs, n);
+        let at = |index| Coef::at(&scalars, index, width);
+        let reduce = |x, y, op| device.reduce(all(x), all(y), &scalars, width, op);
+        let commands = Commands {
+            pair: (0..settings.history)
+                .map(|i| {
+                    Ok(vec![
+                        device.copy_rows(all(&g), all(&y[i]), None)?,
+                        device.axpy_at(Coef::constant(-1.0), all(&g_prev), all(&y[i]))?,
+                        reduce(&s[i], &y[i], Reduced::Store(L::SY))?,
+                        reduce(&y[i], &y[i], Reduced::Store(L::YY))?,
+                        reduce(&s[i], &s[i], Reduced::Pair(i))?,
+                    ])
+                })
+                .collect::<Result<_>>()?,
+            to_dir: device.copy_rows(all(&g), all(&dir), None)?,
+            first: (0..settings.history)
+                .map(|i| {
+                    Ok(vec![
+                        reduce(&s[i], &dir, Reduced::Alpha(i))?,
+                        device.axpy_at(at(L::alpha(i)).times(-1.0), all(&y[i]), all(&dir))?,
+                    ])
+                })
+                .collect::<Result<_>>()?,
+            gamma: device.scale_at(at(L::GAMMA), all(&dir))?,
+            second: (0..settings.history)
+                .map(|i| {
+                    Ok(vec![
+                        reduce(&y[i], &dir, Reduced::Beta(i))?,
+                        device.axpy_at(at(L::COEF), all(&s[i]), all(&dir))?,
+                    ])
+                })
+                .collect::<Result<_>>()?,
+            reset: vec![
+                reduce(&dir, &dir, Reduced::Reset)?,
+                device.copy_rows(all(&g), all(&dir), Some(at(L::RESET)))?,
+                reduce(&dir, &dir, Reduced::Store(L::RR))?,
+            ],
+            moves: (0..settings.history)
+                .map(|i| {
+                    Ok(vec![
+                        device.copy_rows(all(&dir), all(&s[i]), None)?,
+                        device.scale_at(Coef::at(&steps, 0, 1).times(-1.0), all(&s[i]))?,
+                        device.axpy_at(Coef::constant(1.0), all(&s[i]), all(&w))?,
+                        device.copy_rows(all(&g), all(&g_prev), None)?,
+                    ])
+                })
+                .collect::<Result<_>>()?,
+        };
         Ok(Lbfgs {
-            gpu: gpu.clone(),
+            device: device.clone(),
             settings,
             rows: runs,
             n,
             w,
-            g: buf("lbfgs g")?,
-            g_prev: buf("lbfgs g_prev")?,
-            dir: buf("lbfgs direction")?,
-            s: (0..settings.history).map(|_| buf("lbfgs s")).collect::<Result<_>>()?,
-            y: (0..settings.history).map(|_| buf("lbfgs y")).collect::<Result<_>>()?,
-            pairs: vec![vec![Pair::default(); runs]; settings.history],
+            g,
+            g_prev,
+            dir,
+            s,
+            y,
+            scalars,
+            width,
+            steps,
+            commands,
+            bound: None,
             iteration: 0,
-            valid_from: vec![0; runs],
             active: vec![true; runs],
         })
     }
 
-    fn all<'a>(&self, buf: &'a Buffer) -> Rows<'a> {
-        rows(buf, self.rows, self.n)
+    /// Records the commands that name the objective's buffers, unless they already name these.
+    fn bind(&mut self, obj: &dyn BatchObjective) -> Result<()> {
+        if (obj.rows(), obj.dim()) != (self.rows, self.n) {
+            bail!("an objective of {} x {} for L-BFGS over {} x {}", obj.rows(), obj.dim(), self.rows, self.n);
+        }
+        if self.bound.as_ref().is_some_and(|b| b.input.same(obj.input()) && b.grads.same(obj.grads())) {
+            return Ok(());
+        }
+        let (d, all) = (&self.device, |b| Rows::new(b, self.rows, self.n));
+        self.bound = Some(Bound {
+            to_input: d.copy_rows(all(&self.w), all(obj.input()), None)?,
+            trial: d.axpy_at(Coef::at(&self.steps, 0, 1).times(-1.0), all(&self.dir), all(obj.input()))?,
+            grad: d.copy_rows(all(obj.grads()), all(&self.g), None)?,
+            input: obj.input().clone(),
+            grads: obj.grads().clone(),
+        });
+        Ok(())
     }
 
-    /// Writes w - coef_r * dir (per row) into the objective's input.
-    fn trial(&self, obj: &dyn BatchObjective, coef: &[f32]) -> Result<()> {
-        self.gpu.copy(&self.w, 0, obj.input(), 0, self.rows * self.n)?;
-        let neg: Vec<f32> = coef.iter().map(|c| -c).collect();
-        self.gpu.axpy(&neg, self.all(&self.dir), rows(obj.input(), self.rows, self.n))
+    /// Submits `before`, one evaluation of `obj` and `after`; returns the losses and, when `scalars`,
+    /// the scalar buffer read back with them (a recorded objective: one submission, one read-back).
+    fn evaluate(
+        &self,
+        obj: &mut dyn BatchObjective,
+        before: &[&Command],
+        want: Want,
+        after: &[&Command],
+        scalars: bool,
+    ) -> Result<(Vec<f64>, Vec<f32>)> {
+        let sc = (&self.scalars, 0, if scalars { self.scalars.len() } else { 0 });
+        if let Some((commands, results)) = obj.recorded(want) {
+            let list: Vec<&Command> = before.iter().copied().chain(commands).chain(after.iter().copied()).collect();
+            let mut values = self.device.submit_read(&list, &[(results, 0, results.len()), sc])?;
+            let sc = values.pop().unwrap_or_default();
+            return Ok((obj.losses(&values[0]), sc));
+        }
+        self.device.submit(before);
+        let losses = obj.evaluate(want)?;
+        self.device.submit(after);
+        Ok((losses, self.device.read(sc.0, sc.1, sc.2)?))
     }
 
-    /// Pair indices j (iteration that produced them) still usable by run r at this iteration.
-    fn valid(&self, r: usize, j: usize) -> bool {
-        self.active[r] && j >= self.valid_from[r] && j + self.settings.history >= self.iteration
+    /// The losses at w − c_r d for the per-row coefficients `coef`.
+    fn trial(&self, obj: &mut dyn BatchObjective, coef: &[f32]) -> Result<Vec<f64>> {
+        self.device.write(&self.steps, 0, coef)?;
+        let bound = self.bound.as_ref().expect("bound before the first evaluation");
+        Ok(self.evaluate(obj, &[&bound.to_input, &bound.trial], Want::Loss, &[], false)?.0)
     }
 
     /// One iteration for every active run.
     pub fn step(&mut self, obj: &mut dyn BatchObjective) -> Result<Vec<StepReport>> {
-        let (rn, n, k, m) = (self.rows, self.n, self.iteration, self.settings.history);
-        // 1. loss and gradient at w
-        self.gpu.copy(&self.w, 0, obj.input(), 0, rn * n)?;
-        let f0 = obj.evaluate(Want::LossAndGrad)?;
+        let (rn, k, m, width) = (self.rows, self.iteration, self.settings.history, self.width);
+        self.bind(obj)?;
+        // 1-5. loss and gradient at w; the pair of the previous step (s already in its slot,
+        // y = g − g_prev); the two-loop recursion, newest pair to oldest and back; the reset rule
+        let (f0, sc) = {
+            let (c, bound) = (&self.commands, self.bound.as_ref().expect("bound above"));
+            let history = k.saturating_sub(m)..k;
+            let mut after: Vec<&Command> = vec![&bound.grad];
+            if k > 0 {
+                after.extend(&c.pair[(k - 1) % m]);
+            }
+            after.push(&c.to_dir);
+            after.extend(history.clone().rev().flat_map(|j| &c.first[j % m]));
+            if k > 0 {
+                after.push(&c.gamma);
+            }
+            after.extend(history.flat_map(|j| &c.second[j % m]));
+            after.extend(&c.reset);
+            self.evaluate(obj, &[&bound.to_input], Want::LossAndGrad, &after, true)?
+        };
         for (r, f) in f0.iter().enumerate() {
             if !f.is_finite() {
                 self.active[r] = false;
             }
         }
-        self.gpu.copy(obj.grads(), 0, &self.g, 0, rn * n)?;
-        // 2. store the pair of the previous step: s already in its slot, y = g - g_prev
-        if k > 0 {
-            let slot = (k - 1) % m;
-            self.gpu.copy(&self.g, 0, &self.y[slot], 0, rn * n)?;
-            self.gpu.axpy(&vec![-1.0; rn], self.all(&self.g_prev), self.all(&self.y[slot]))?;
-            let sy = self.gpu.dot(self.all(&self.s[slot]), self.all(&self.y[slot]))?;
-            let yy = self.gpu.dot(self.all(&self.y[slot]), self.all(&self.y[slot]))?;
-            let ss = self.gpu.dot(self.all(&self.s[slot]), self.all(&self.s[slot]))?;
-            for r in 0..rn {
-                let norm = (yy[r] * ss[r]).sqrt();
-                let cos = if norm > 0.0 { sy[r] / norm } else { f64::NAN };
-                self.pairs[slot][r] = Pair { rho: 1.0 / (sy[r] + 1e-6), sy: sy[r], yy: yy[r], cos };
-            }
-        }
-        // 3-4. two-loop recursion, newest to oldest then back
-        self.gpu.copy(&self.g, 0, &self.dir, 0, rn * n)?;
-        let history: Vec<usize> = (k.saturating_sub(m)..k).collect();
-        let mut alpha = vec![vec![0.0f64; rn]; history.len()];
-        for (h, &j) in history.iter().enumerate().rev() {
-            let slot = j % m;
-            let sq = self.gpu.dot(self.all(&self.s[slot]), self.all(&self.dir))?;
-            for r in 0..rn {
-                if self.valid(r, j) {
-                    alpha[h][r] = self.pairs[slot][r].rho * sq[r];
-                }
-            }
-            let coef: Vec<f32> = alpha[h].iter().map(|a| -*a as f32).collect();
-            self.gpu.axpy(&coef, self.all(&self.y[slot]), self.all(&self.dir))?;
-        }
-        let gamma: Vec<f32> = (0..rn)
-            .map(|r| match history.iter().rev().find(|&&j| self.valid(r, j)) {
-                Some(&j) => (self.pairs[j % m][r].sy / self.pairs[j % m][r].yy) as f32,
-                None => 1.0,
-            })
-            .collect();
-        self.gpu.scale(&gamma, self.all(&self.dir))?;
-        for (h, &j) in history.iter().enumerate() {
-            let slot = j % m;
-            let yr = self.gpu.dot(self.all(&self.y[slot]), self.all(&self.dir))?;
-            let coef: Vec<f32> = (0..rn)
-                .map(|r| if self.valid(r, j) { (alpha[h][r] - self.pairs[slot][r].rho * yr[r]) as f32 } else { 0.0 })
-                .collect();
-            self.gpu.axpy(&coef, self.all(&self.s[slot]), self.all(&self.dir))?;
-        }
-        // 5. reset rule: NaN direction or any stored pair at an angle of ~90 degrees or more
-        let rr = self.gpu.dot(self.all(&self.dir), self.all(&self.dir))?;
-        let mut reset = vec![false; rn];
-        for r in 0..rn {
-            let bad_pair = history.iter().any(|&j| {
-                self.valid(r, j) && {
-                    let cos = self.pairs[j % m][r].cos;
-                    cos.is_nan() || cos < 1e-4
-                }
-            });
-            if self.active[r] && (!rr[r].is_finite() || bad_pair) {
-                reset[r] = true;
-                self.valid_from[r] = k; // the next pair (made at iteration k + 1) starts the history
-                self.gpu.copy(&self.g, r * n, &self.dir, r * n, n)?;
-            }
-        }
-        let rr = self.gpu.dot(self.all(&self.dir), self.all(&self.dir))?;
-        let r_norm: Vec<f64> = rr.iter().map(|v| v.sqrt()).collect();
+        let reset: Vec<bool> = (0..rn).map(|r| self.active[r] && sc[r * width + L::RESET] != 0.0).collect();
+        let r_norm: Vec<f64> = (0..rn).map(|r| L::get(&sc[r * width..], L::RR).sqrt()).collect();
         // 6. line searches of all runs, trial points evaluated together
         let mut searches: Vec<Option<LineSearch>> = (0..rn)
             .map(|r| {
@@ -217,8 +304,7 @@ impl Lbfgs {
                     _ => 0.0,
                 })
                 .collect();
-            self.trial(obj, &coef)?;
-            let losses = obj.evaluate(Want::Loss)?;
+            let losses = self.trial(obj, &coef)?;
             for r in 0..rn {
                 if let (Next::Evaluate(_), Some(search)) = (next[r], searches[r].as_mut()) {
                     evaluations[r] += 1;
@@ -234,20 +320,15 @@ impl Lbfgs {
             (0..rn).map(|r| if r_norm[r] > 0.0 { (steps[r] / r_norm[r]) as f32 } else { 0.0 }).collect();
         let untied: Vec<usize> = (0..rn).filter(|&r| searches[r].is_some() && loss[r].is_nan()).collect();
         if !untied.is_empty() {
-            self.trial(obj, &coef)?;
-            let losses = obj.evaluate(Want::Loss)?;
+            let losses = self.trial(obj, &coef)?;
             for r in untied {
                 loss[r] = losses[r];
                 evaluations[r] += 1;
             }
         }
-        // 7. move: w <- w - u d, s = -u d, g_prev = g
-        let slot = k % m;
-        self.gpu.copy(&self.dir, 0, &self.s[slot], 0, rn * n)?;
-        let neg: Vec<f32> = coef.iter().map(|c| -c).collect();
-        self.gpu.scale(&neg, self.all(&self.s[slot]))?;
-        self.gpu.axpy(&vec![1.0; rn], self.all(&self.s[slot]), self.all(&self.w))?;
-        self.gpu.copy(&self.g, 0, &self.g_prev, 0, rn * n)?;
+        // 7. move: s = −c d, w += s, g_prev = g
+        self.device.write(&self.steps, 0, &coef)?;
+        self.device.submit(&self.commands.moves[k % m].iter().collect::<Vec<_>>());
         self.iteration += 1;
         Ok((0..rn)
             .map(|r| StepReport {
@@ -259,50 +340,54 @@ impl Lbfgs {
             })
             .collect())
     }
-}
 
-impl Lbfgs {
-    /// The GPU buffers a checkpoint must keep, by name.
+    /// The device buffers a checkpoint must keep, by name (the iterates `lbfgs.w` first).
     pub fn buffers(&self) -> Vec<(String, &Buffer)> {
         let mut out = vec![("lbfgs.w".to_string(), &self.w), ("lbfgs.g_prev".to_string(), &self.g_prev)];
         for (j, (s, y)) in self.s.iter().zip(&self.y).enumerate() {
             out.push((format!("lbfgs.s{j}"), s));
             out.push((format!("lbfgs.y{j}"), y));
         }
+        out.push(("lbfgs.scalars".to_string(), &self.scalars));
         out
     }
 
+    /// The host state for a checkpoint.
     pub fn host(&self) -> LbfgsHost {
-        LbfgsHost {
-            iteration: self.iteration,
-            valid_from: self.valid_from.clone(),
-            active: self.active.clone(),
-            pairs: self
-                .pairs
-                .iter()
-                .map(|slot| slot.iter().map(|p| [p.rho, p.sy, p.yy, p.cos].map(f64::to_bits)).collect())
-                .collect(),
-        }
+        LbfgsHost { iteration: self.iteration, active: self.active.clone() }
     }
 
     /// Restores the host state (the buffers are written by the caller through [`Lbfgs::buffers`]).
     pub fn restore_host(&mut self, h: LbfgsHost) {
         self.iteration = h.iteration;
-        self.valid_from = h.valid_from;
         self.active = h.active;
-        self.pairs = h
-            .pairs
-            .iter()
-            .map(|slot| {
-                slot.iter()
-                    .map(|b| Pair {
-                        rho: f64::from_bits(b[0]),
-                        sy: f64::from_bits(b[1]),
-                        yy: f64::from_bits(b[2]),
-                        cos: f64::from_bits(b[3]),
-                    })
-                    .collect()
-            })
-            .collect();
+    }
+}
+
+impl Solver for Lbfgs {
+    fn weights(&self) -> &Buffer {
+        &self.w
+    }
+
+    fn step(&mut self, objective: &mut dyn BatchObjective) -> Result<Option<Vec<f64>>> {
+        Ok(Some(Lbfgs::step(self, objective)?.iter().map(|r| r.loss).collect()))
+    }
+
+    fn set_active(&mut self, active: &[bool]) -> Result<()> {
+        self.active.iter_mut().zip(active).for_each(|(a, &b)| *a &= b);
+        Ok(())
+    }
+
+    fn buffers(&self) -> Vec<(String, &Buffer)> {
+        Lbfgs::buffers(self)
+    }
+
+    fn state(&self) -> Result<serde_json::Value> {
+        Ok(serde_json::to_value(self.host())?)
+    }
+
+    fn restore(&mut self, state: serde_json::Value) -> Result<()> {
+        self.restore_host(serde_json::from_value(state)?);
+        Ok(())
     }
 }

@@ -1,7 +1,7 @@
 //! Line searches along a descent direction, as state machines: each asks for the loss at a distance u
 //! along the unit direction, so the trial points of many runs are evaluated in one batched call.
 //!
-//! `Reference` reproduces the authors' L-BFGS-GSS line search step by step (SPEC §5.4), including its
+//! `Reference` reproduces the authors' L-BFGS-GSS line search step by step (docs/algorithms.md §3.1), including its
 //! absolute tolerances that can accept an uphill step. `Golden` is a clean variant: bracket first, then
 //! golden-section search with a relative tolerance, and never an uphill step.
 
@@ -37,7 +37,7 @@ enum Phase {
     Finished,
 }
 
-/// The authors' line search (SPEC §5.4) for one run. Distances are Euclidean; `r_norm` = |r|.
+/// The authors' line search (docs/algorithms.md §3.1) for one run. Distances are Euclidean; `r_norm` = |r|.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Reference {
     r_norm: f64,
@@ -69,7 +69,7 @@ impl Reference {
         Next::Evaluate(u)
     }
 
-    /// Golden phase: test the tolerances, then propose the next point (SPEC's "while c != B" loop).
+    /// Golden phase: test the tolerances, then propose the next point (the golden phase of docs/algorithms.md §3.1, run while c < B).
     fn golden(&mut self, a: f64, fa: f64, x: f64, fx: f64, b: f64, fb: f64) -> Next {
         if self.count >= self.budget || b - a < self.tol || (fa - fb).abs() < self.tol {
             return self.done(x, Some(fx));

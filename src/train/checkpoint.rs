@@ -1,5 +1,6 @@
-//! One file holds a training run's whole state: the GPU buffers as safetensors tensors and the host
-//! state as JSON in the header; written atomically after every epoch (iteration).
+//! One file holds a training run's whole state: the device buffers as safetensors tensors (each once)
+//! and the host state (the records and the solver's state) as JSON in the header; written atomically
+//! after every epoch (iteration).
 
 use anyhow::{anyhow, bail, Context, Result};
 use safetensors::{tensor::TensorView, Dtype, SafeTensors};
@@ -9,7 +10,6 @@ use std::path::{Path, PathBuf};
 
 use super::RunRecord;
 use crate::backend::{Buffer, Device};
-use crate::optim::LbfgsHost;
 
 const FILE: &str = "checkpoint.safetensors";
 const KEY: &str = "losscape.checkpoint";
@@ -19,7 +19,8 @@ pub struct Checkpoint {
     /// Epochs (iterations) done.
     pub done: usize,
     pub runs: Vec<RunRecord>,
-    pub lbfgs: Option<LbfgsHost>,
+    /// The solver's host state ([`crate::optim::Solver::state`]); its buffers are tensors.
+    pub solver: serde_json::Value,
 }
 
 fn path(dir: &Path) -> PathBuf {

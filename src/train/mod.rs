@@ -1,26 +1,23 @@
 //! Training solution sets: R seeded runs of SGD (mini-batches of 64, a reshuffle per run and epoch) or
-//! full-batch L-BFGS, advanced together through the batched primitive. After every epoch (iteration)
+//! full-batch L-BFGS, advanced together through the batched primitive; the loop here drives any
+//! [`crate::optim::Solver`] and checkpoints its buffers and state. After every epoch (iteration)
 //! each run's full training and test losses extend its curves, the argmin snapshots are kept on the GPU,
 //! and the whole state is checkpointed atomically, so a killed run resumes where it stopped and ends
 //! with the same files as an uninterrupted one.
 
 mod checkpoint;
 
-use anyhow::{anyhow, bail, Result};
-use rand::seq::SliceRandom;
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
+use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
-use crate::backend::{Buffer, Command, Device, Rows};
+use crate::backend::{Buffer, Device};
 use crate::data::DeviceImages;
-use crate::data::PIXELS;
 use crate::io::config::prepare_dir;
 use crate::io::{write_weights, WeightStack};
 use crate::model::{Arch, Evaluator, Network, Want};
-use crate::ops::{Act, Selection};
-use crate::optim::{Lbfgs, LbfgsSettings, LineSearchKind, NetworkObjective};
+use crate::ops::Act;
+use crate::optim::{Lbfgs, LbfgsSettings, LineSearchKind, NetworkObjective, Sgd, SgdSettings, Solver};
 use checkpoint::Checkpoint;
 
 /// Which optimizer.
@@ -111,101 +108,24 @@ pub trait TrainProgress {
     fn step(&mut self, done: usize, records: &[RunRecord]);
 }
 
-/// The optimizer-specific state.
-enum Engine {
-    Sgd(Box<Sgd>),
-    Lbfgs(Box<Lbfgs>),
-}
-
-/// Batched SGD: the weights live in the evaluator of full mini-batches; the last, partial mini-batch
-/// of an epoch has its own evaluator.
-struct Sgd {
-    gpu: Device,
-    full: Evaluator,
-    last: Option<Evaluator>,
-    batch: DeviceImages,
-    order: Buffer,
-    lr: f32,
-    updates: (Command, Option<Command>),
-}
-
-impl Sgd {
-    fn new(gpu: &Device, net: Network, cfg: &TrainConfig, train: &DeviceImages, start: &[f32]) -> Result<Sgd> {
-        let r = cfg.runs;
-        if cfg.batch == 0 || cfg.batch > train.count {
-            bail!("the mini-batch size must be between 1 and the {} training images", train.count);
+/// The solver a configuration names, starting from `start` (R x n).
+fn make_solver(
+    gpu: &Device,
+    net: Network,
+    cfg: &TrainConfig,
+    train: &DeviceImages,
+    start: &[f32],
+    seeds: Vec<u64>,
+) -> Result<Box<dyn Solver>> {
+    Ok(match cfg.optimizer {
+        Optimizer::Sgd => {
+            Box::new(Sgd::new(gpu, net, SgdSettings { lr: cfg.lr, batch: cfg.batch, seeds }, train, start)?)
         }
-        let batch = DeviceImages::empty(gpu, r * cfg.batch)?;
-        let full = Evaluator::per_vector(net, &batch, cfg.batch, r)?;
-        let rem = train.count % cfg.batch;
-        let last = (rem > 0).then(|| Evaluator::per_vector(net, &batch, rem, r)).transpose()?;
-        full.set_weights(start)?;
-        let lr = cfg.lr as f32;
-        let updates = Sgd::updates(gpu, lr, &vec![true; r], &full, &last)?;
-        let order = gpu.zeros(r * train.count, "shuffles")?;
-        Ok(Sgd { gpu: gpu.clone(), full, last, batch, order, lr, updates })
-    }
-
-    /// w <- w - lr g for the active runs, recorded once.
-    fn updates(
-        gpu: &Device,
-        lr: f32,
-        active: &[bool],
-        full: &Evaluator,
-        last: &Option<Evaluator>,
-    ) -> Result<(Command, Option<Command>)> {
-        let coef: Vec<f32> = active.iter().map(|&a| if a { -lr } else { 0.0 }).collect();
-        let (r, n) = (active.len(), full.network().arch.n_params());
-        let upd = |e: &Evaluator| gpu.axpy_command(&coef, Rows::new(&e.grads, r, n), Rows::new(&e.weights, r, n));
-        Ok((upd(full)?, last.as_ref().map(upd).transpose()?))
-    }
-
-    fn set_active(&mut self, active: &[bool]) -> Result<()> {
-        self.updates = Sgd::updates(&self.gpu, self.lr, active, &self.full, &self.last)?;
-        Ok(())
-    }
-
-    /// One epoch over `data`, each run with its own shuffle (a function of its seed and the epoch, so
-    /// a resumed run repeats it exactly). No read-back.
-    fn epoch(&self, cfg: &TrainConfig, seeds: &[u64], epoch: usize, data: &DeviceImages) -> Result<()> {
-        let (r, n_img, bs, n) = (cfg.runs, data.count, cfg.batch, cfg.model.n_params());
-        let mut order = Vec::with_capacity(r * n_img);
-        for &seed in seeds {
-            let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_5eed);
-            rng.set_stream(epoch as u64);
-            let mut perm: Vec<u32> = (0..n_img as u32).collect();
-            perm.shuffle(&mut rng);
-            order.extend(perm);
+        Optimizer::Lbfgs => {
+            let settings = LbfgsSettings { history: cfg.history, line_search: cfg.line_search, budget: cfg.budget };
+            Box::new(Lbfgs::new(gpu, settings, cfg.runs, cfg.model.n_params(), start)?)
         }
-        self.gpu.write(&self.order, 0, &order)?;
-        let (src, dst) = ((&data.pixels, &data.labels), (&self.batch.pixels, &self.batch.labels));
-        let select = |per_run, offset| {
-            self.gpu.select_images(
-                Selection { runs: r, per_run, stride: n_img, offset, pixels: PIXELS },
-                src,
-                &self.order,
-                dst,
-            )
-        };
-        let full_steps = n_img / bs;
-        for t in 0..full_steps {
-            let pick = select(bs, t * bs)?;
-            let mut list = vec![&pick];
-            list.extend(self.full.ordered(Want::LossAndGrad));
-            list.push(&self.updates.0);
-            self.gpu.submit(&list);
-        }
-        if let (Some(last), Some(update)) = (&self.last, &self.updates.1) {
-            let pick = select(n_img - full_steps * bs, full_steps * bs)?;
-            self.gpu.copy(&self.full.weights, 0, &last.weights, 0, r * n)?;
-            let mut list = vec![&pick];
-            list.extend(last.ordered(Want::LossAndGrad));
-            list.push(update);
-            self.gpu.submit(&list);
-            self.gpu.copy(&last.weights, 0, &self.full.weights, 0, r * n)?;
-        }
-        Ok(())
-    }
+    })
 }
 
 /// The inputs of a training run.
@@ -237,21 +157,12 @@ pub fn train(inputs: TrainInputs, progress: &mut dyn TrainProgress) -> Result<Su
     let net = Network { arch: cfg.model, act: cfg.activation };
     let train_eval = Evaluator::new(net, train, 0..train.count, r)?;
     let test_eval = Evaluator::new(net, test, 0..test.count, r)?;
-    let mut engine = match cfg.optimizer {
-        Optimizer::Sgd => Engine::Sgd(Box::new(Sgd::new(&gpu, net, cfg, train, start)?)),
-        Optimizer::Lbfgs => {
-            let settings = LbfgsSettings { history: cfg.history, line_search: cfg.line_search, budget: cfg.budget };
-            Engine::Lbfgs(Box::new(Lbfgs::new(&gpu, settings, r, n, start)?))
-        }
-    };
-    let weights = match &engine {
-        Engine::Sgd(s) => s.full.weights.clone(),
-        Engine::Lbfgs(opt) => opt.w.clone(),
-    };
-    let best_train = gpu.upload(start, "best train snapshots")?;
-    let best_test = gpu.upload(start, "best test snapshots")?;
     let shuffle_seeds: Vec<u64> =
         seeds.clone().unwrap_or_else(|| (0..r as u64).map(|i| cfg.seed.wrapping_add(i)).collect());
+    let mut solver = make_solver(&gpu, net, cfg, train, start, shuffle_seeds)?;
+    let weights = solver.weights().clone();
+    let best_train = gpu.upload(start, "best train snapshots")?;
+    let best_test = gpu.upload(start, "best test snapshots")?;
     let mut records: Vec<RunRecord> =
         (0..r).map(|i| RunRecord { seed: seeds.as_ref().map(|s| s[i]), ..Default::default() }).collect();
 
@@ -260,34 +171,28 @@ pub fn train(inputs: TrainInputs, progress: &mut dyn TrainProgress) -> Result<Su
         ("best_train".into(), best_train.clone()),
         ("best_test".into(), best_test.clone()),
     ];
-    if let Engine::Lbfgs(opt) = &engine {
-        buffers.extend(opt.buffers().into_iter().map(|(k, b)| (k, b.clone())));
+    // each buffer once: the solver's iterates are the weights
+    for (name, b) in solver.buffers() {
+        if !buffers.iter().any(|(_, kept)| kept.same(b)) {
+            buffers.push((name, b.clone()));
+        }
     }
     let mut done = 0;
     if let Some((ck, bytes)) = Checkpoint::read(dir)? {
         Checkpoint::load_buffers(&bytes, &gpu, &buffers)?;
         done = ck.done;
         records = ck.runs.clone();
-        let active: Vec<bool> = records.iter().map(|rec| rec.stopped.is_none()).collect();
-        match &mut engine {
-            Engine::Lbfgs(opt) => {
-                opt.restore_host(ck.lbfgs.clone().ok_or_else(|| anyhow!("the checkpoint lacks the L-BFGS state"))?)
-            }
-            Engine::Sgd(s) => s.set_active(&active)?,
-        }
+        solver.restore(ck.solver)?;
     }
     progress.start(cfg.steps(), done);
     let unit = if cfg.optimizer == Optimizer::Sgd { "epoch" } else { "iteration" };
     while done < cfg.steps() {
-        let train_losses: Vec<f64> = match &mut engine {
-            Engine::Sgd(s) => {
-                s.epoch(cfg, &shuffle_seeds, done, train)?;
+        let train_losses: Vec<f64> = match solver.step(&mut NetworkObjective { eval: &train_eval })? {
+            Some(losses) => losses,
+            None => {
                 gpu.copy(&weights, 0, &train_eval.weights, 0, r * n)?;
                 train_eval.run(Want::Loss);
                 train_eval.results()?.iter().map(|e| e.loss).collect()
-            }
-            Engine::Lbfgs(opt) => {
-                opt.step(&mut NetworkObjective { eval: &train_eval })?.iter().map(|rep| rep.loss).collect()
             }
         };
         gpu.copy(&weights, 0, &test_eval.weights, 0, r * n)?;
@@ -322,17 +227,10 @@ pub fn train(inputs: TrainInputs, progress: &mut dyn TrainProgress) -> Result<Su
         }
         if newly_stopped {
             let active: Vec<bool> = records.iter().map(|rec| rec.stopped.is_none()).collect();
-            match &mut engine {
-                Engine::Sgd(s) => s.set_active(&active)?,
-                Engine::Lbfgs(opt) => opt.active.iter_mut().zip(&active).for_each(|(a, &b)| *a &= b),
-            }
+            solver.set_active(&active)?;
         }
-        let lbfgs = match &engine {
-            Engine::Lbfgs(opt) => Some(opt.host()),
-            Engine::Sgd(_) => None,
-        };
         if done % checkpoint_every.max(1) == 0 || done == cfg.steps() {
-            Checkpoint { done, runs: records.clone(), lbfgs }.write(dir, &gpu, &buffers)?;
+            Checkpoint { done, runs: records.clone(), solver: solver.state()? }.write(dir, &gpu, &buffers)?;
         }
         progress.step(done, &records);
     }
@@ -409,7 +307,6 @@ fn finish(
 /// together (for `losscape bench`; the first of each is a warm-up and not counted).
 pub fn time_steps(net: Network, data: &DeviceImages, runs: usize) -> Result<(f64, f64)> {
     let gpu = data.device.clone();
-    let n = net.arch.n_params();
     let start: Vec<f32> = (0..runs as u64).flat_map(|s| crate::model::init_vector(net.arch, s)).collect();
     let cfg = TrainConfig {
         model: net.arch,
@@ -430,21 +327,18 @@ pub fn time_steps(net: Network, data: &DeviceImages, runs: usize) -> Result<(f64
         budget: 6,
     };
     let seeds: Vec<u64> = (0..runs as u64).collect();
-    let sgd = Sgd::new(&gpu, net, &cfg, data, &start)?;
-    let mut times = Vec::new();
-    for epoch in 0..2 {
-        let t = std::time::Instant::now();
-        sgd.epoch(&cfg, &seeds, epoch, data)?;
-        gpu.wait()?;
-        times.push(t.elapsed().as_secs_f64());
-    }
     let eval = Evaluator::new(net, data, 0..data.count, runs)?;
-    let mut opt = Lbfgs::new(&gpu, LbfgsSettings::default(), runs, n, &start)?;
-    let mut iters = Vec::new();
-    for _ in 0..2 {
-        let t = std::time::Instant::now();
-        opt.step(&mut NetworkObjective { eval: &eval })?;
-        iters.push(t.elapsed().as_secs_f64());
-    }
-    Ok((times[1], iters[1]))
+    let time = |optimizer| -> Result<f64> {
+        let mut solver =
+            make_solver(&gpu, net, &TrainConfig { optimizer, ..cfg.clone() }, data, &start, seeds.clone())?;
+        let mut times = Vec::new();
+        for _ in 0..2 {
+            let t = std::time::Instant::now();
+            solver.step(&mut NetworkObjective { eval: &eval })?;
+            gpu.wait()?;
+            times.push(t.elapsed().as_secs_f64());
+        }
+        Ok(times[1])
+    };
+    Ok((time(Optimizer::Sgd)?, time(Optimizer::Lbfgs)?))
 }
