@@ -64,7 +64,8 @@ impl Preset {
                 // fewer Adam iterations than the paper's 100, with a larger step to move as far
                 path: PathSettings { lr: 5e-3, iterations: 20, ..paper_path },
             },
-            // all four networks at a reduced scale: about 30 minutes on a laptop GPU, 1–2 hours on 2 cores
+            // all four networks at a reduced scale: estimated 1.7 hours on 2 cores (`losscape plan --preset
+            // medium --bench docs/bench-cpu-2000.json`); not yet run end to end
             "medium" => Preset {
                 name: name.into(),
                 models: Arch::ALL.to_vec(),

@@ -17,7 +17,7 @@ train stage takes every n-th (network, optimizer) unit and the paths stage every
 `--stage train` on all shards, then `--stage paths` on all shards, then `--stage report` once.")]
 pub struct ReproduceArgs {
     /// quick (≤ 10 minutes on 2 CPU cores: FCP and the autoencoder converge at a reduced scale),
-    /// medium (all four networks: ~30 minutes on a laptop GPU, 1–2 hours on 2 cores) or paper (the
+    /// medium (all four networks at a reduced scale: estimated 1.7 hours on 2 cores) or paper (the
     /// paper's full scale, for GPU servers).
     #[arg(long, default_value = "quick")]
     preset: String,
