@@ -91,16 +91,7 @@ fn few_samples_give_no_verdict() {
     assert!(c.iter().all(|c| c.verdict == Verdict::TooFewSamples), "{:#?}", verdicts(&c));
     assert!(c.iter().all(|c| c.p_value.is_none()), "{c:#?}");
     // nothing ran at all: every row still present, none judged
-    let empty = Evidence {
-        arch: Arch::Lenet,
-        train_losses: Default::default(),
-        test_losses: Default::default(),
-        vector_sigma: Default::default(),
-        pairs: Default::default(),
-        heights_train: Default::default(),
-        heights_test: Default::default(),
-        alignment: None,
-    };
+    let empty = Evidence::empty(Arch::Lenet);
     let c = claims(&empty);
     assert_eq!(c.len(), 13);
     assert!(c.iter().all(|c| c.verdict == Verdict::TooFewSamples));

@@ -101,6 +101,22 @@ pub struct Evidence {
     pub alignment: Option<AlignmentEvidence>,
 }
 
+impl Evidence {
+    /// Evidence of a network for which nothing ran yet: every claim has too few samples.
+    pub fn empty(arch: Arch) -> Evidence {
+        Evidence {
+            arch,
+            train_losses: Default::default(),
+            test_losses: Default::default(),
+            vector_sigma: Default::default(),
+            pairs: Default::default(),
+            heights_train: Default::default(),
+            heights_test: Default::default(),
+            alignment: None,
+        }
+    }
+}
+
 /// The training landscape's BFGS-train and SGD-train pairs after weight matching.
 #[derive(Clone, Debug)]
 pub struct AlignmentEvidence {

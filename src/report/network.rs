@@ -63,16 +63,7 @@ impl Network {
 
     /// Writes the network's tables rows, figures and CSVs; returns the evidence for the claims.
     pub(super) fn sections(&self, rep: &mut Report, dir: &Path, tables: &mut Tables) -> Result<Evidence> {
-        let mut e = Evidence {
-            arch: self.arch,
-            train_losses: Default::default(),
-            test_losses: Default::default(),
-            vector_sigma: Default::default(),
-            pairs: Default::default(),
-            heights_train: Default::default(),
-            heights_test: Default::default(),
-            alignment: None,
-        };
+        let mut e = Evidence::empty(self.arch);
         self.table_rows(tables, &mut e);
         for (slot, (ia, fig_l2, fig_pca)) in
             [(0usize, "Fig. 5", "Fig. 6"), (1, "Fig. S3", "Fig. S4")].into_iter().enumerate()
