@@ -106,11 +106,11 @@ fn the_report_of_a_synthetic_work_directory_has_every_figure_and_number() {
     let arch = Arch::Fcp;
     let n = arch.n_params();
     let mut sets = Vec::new();
-    for (s, (opt, kind)) in losscape::report::SETS.iter().enumerate() {
+    for (s, (opt, kind)) in losscape::io::workdir::SETS.iter().enumerate() {
         let flat: Vec<f32> =
             (0..3).flat_map(|i| init_vector(arch, (10 * s + i) as u64)).map(|x| x * (1.0 + s as f32)).collect();
         let stack = WeightStack::new(arch, flat);
-        write_weights(&losscape::report::set_file(&work, arch, opt, kind), &stack).unwrap();
+        write_weights(&losscape::io::workdir::set_file(&work, arch, opt, kind), &stack).unwrap();
         sets.push(stack);
     }
     for opt in [Optimizer::Lbfgs, Optimizer::Sgd] {
@@ -133,7 +133,7 @@ fn the_report_of_a_synthetic_work_directory_has_every_figure_and_number() {
             runs: vec![run.clone(), run.clone(), run],
         };
         losscape::io::atomic_write(
-            &losscape::report::summary_file(&work, arch, opt.id()),
+            &losscape::io::workdir::summary_file(&work, arch, opt.id()),
             serde_json::to_string(&summary).unwrap().as_bytes(),
         )
         .unwrap();
@@ -233,8 +233,8 @@ fn the_report_of_identical_sets_has_no_nan() {
     let arch = Arch::Fcp;
     // every set holds the same three copies of one vector
     let stack = WeightStack::new(arch, (0..3).flat_map(|_| init_vector(arch, 7)).collect());
-    for (opt, kind) in losscape::report::SETS {
-        write_weights(&losscape::report::set_file(&work, arch, opt, kind), &stack).unwrap();
+    for (opt, kind) in losscape::io::workdir::SETS {
+        write_weights(&losscape::io::workdir::set_file(&work, arch, opt, kind), &stack).unwrap();
     }
     let out = dir.path().join("report");
     losscape::report::analyze(&work, &out, "").unwrap();

@@ -2,7 +2,7 @@
 //! samples as `docs/claims.md` says.
 
 use losscape::model::Arch;
-use losscape::report::claims::{claims, to_csv, Claim, Evidence, SetPair, Verdict, CSV_HEADER};
+use losscape::report::claims::{claims, to_csv, Claim, Evidence, SetPair, Sharpness, Verdict, CSV_HEADER};
 
 /// n values spread evenly from `lo` upwards in steps of `step`.
 fn values(n: usize, lo: f64, step: f64) -> Vec<f64> {
@@ -27,6 +27,11 @@ fn as_in_the_paper(arch: Arch, n: usize) -> Evidence {
         heights_train: [values(n, 2.0, 0.1), values(n, 1.0, 0.1), values(n, 0.1, 0.01), values(n, 0.1, 0.01)],
         heights_test: [values(n, 1.0, 0.1), values(n, 0.2, 0.01)],
         alignment: None,
+        // L-BFGS minima sharper than SGD's: λ_1 and trace about ten times larger
+        sharpness: [
+            Sharpness { lambda_1: values(n, 10.0, 1.0), trace: values(n, 100.0, 5.0) },
+            Sharpness { lambda_1: values(n, 1.0, 0.1), trace: values(n, 10.0, 1.0) },
+        ],
     }
 }
 
@@ -37,7 +42,7 @@ fn verdicts(c: &[Claim]) -> Vec<(&'static str, String, Verdict)> {
 #[test]
 fn every_claim_holds_on_evidence_like_the_papers() {
     let c = claims(&as_in_the_paper(Arch::Fcp, 8));
-    assert_eq!(c.len(), 13, "{:#?}", verdicts(&c));
+    assert_eq!(c.len(), 15, "{:#?}", verdicts(&c));
     assert!(c.iter().all(|c| c.verdict == Verdict::Holds), "{:#?}", verdicts(&c));
     // directional claims carry their p-value; an exact one-sided test of 8 vs 8 separated values
     let h = c.iter().find(|c| c.claim == "heights-sgd-lower" && c.landscape == "train").unwrap();
@@ -87,13 +92,13 @@ fn claims_of_no_difference_hold_when_none_is_found() {
 #[test]
 fn few_samples_give_no_verdict() {
     let c = claims(&as_in_the_paper(Arch::Fcp, 4));
-    assert_eq!(c.len(), 13);
+    assert_eq!(c.len(), 15);
     assert!(c.iter().all(|c| c.verdict == Verdict::TooFewSamples), "{:#?}", verdicts(&c));
     assert!(c.iter().all(|c| c.p_value.is_none()), "{c:#?}");
     // nothing ran at all: every row still present, none judged
     let empty = Evidence::empty(Arch::Lenet);
     let c = claims(&empty);
-    assert_eq!(c.len(), 13);
+    assert_eq!(c.len(), 15);
     assert!(c.iter().all(|c| c.verdict == Verdict::TooFewSamples));
 }
 
@@ -107,7 +112,7 @@ fn the_csv_has_the_documented_columns_and_quotes_commas() {
     let row = lines.find(|l| l.starts_with("heights-sgd-lower,FCP,train,")).unwrap();
     assert!(row.contains(",holds,\"U = 0, median difference"), "{row}");
     assert!(row.ends_with(",7.770e-5"), "{row}");
-    assert_eq!(csv.lines().count(), 14);
+    assert_eq!(csv.lines().count(), 1 + 15);
 }
 
 #[test]
@@ -131,4 +136,28 @@ fn the_barrier_gap_row_appears_with_aligned_paths_and_follows_the_test() {
     let mut ae = as_in_the_paper(Arch::Autoencoder, 8);
     ae.alignment = e.alignment.clone();
     assert!(!claims(&ae).iter().any(|c| c.claim == "barrier-gap-survives-alignment"));
+}
+
+#[test]
+fn sharpness_rows_judge_sgd_flatter_by_eigenvalue_and_trace() {
+    let row = |e: &Evidence, what: &str| {
+        claims(e).into_iter().find(|c| c.claim == "sharpness-sgd-flatter" && c.landscape == what).unwrap()
+    };
+    let mut e = as_in_the_paper(Arch::Lenet, 8);
+    let c = row(&e, "top eigenvalue");
+    assert_eq!(c.verdict, Verdict::Holds, "{c:?}");
+    assert!(c.run.starts_with("median λ_1 SGD-train 1.350 vs BFGS-train 13.500 (n = 8, 8)"), "{c:?}");
+    // sharper SGD minima contradict the claim; one that cannot be told apart fails it too
+    e.sharpness.swap(0, 1);
+    assert_eq!(row(&e, "top eigenvalue").verdict, Verdict::Fails);
+    e.sharpness[1].trace = e.sharpness[0].trace.clone();
+    assert_eq!(row(&e, "trace").verdict, Verdict::Fails);
+    // the autoencoder: no difference expected
+    let mut e = as_in_the_paper(Arch::Autoencoder, 8);
+    assert_eq!(row(&e, "trace").verdict, Verdict::Fails);
+    e.sharpness[1] = e.sharpness[0].clone();
+    assert_eq!(row(&e, "trace").verdict, Verdict::Holds);
+    // fewer than five minima measured: no verdict
+    e.sharpness[0].lambda_1.truncate(4);
+    assert_eq!(row(&e, "top eigenvalue").verdict, Verdict::TooFewSamples);
 }

@@ -202,11 +202,21 @@ fn reproduce_runs_end_to_end_and_a_second_invocation_recomputes_nothing() {
     assert!(log.contains("[train 4/4]") && log.contains("[paths 4/4]") && log.contains("[report]"), "{log}");
     let report = work.join("report");
     assert!(report.join("index.html").exists() && report.join("table1.csv").exists());
-    // the claims table: every row of both networks (13 for FCP, 11 for the autoencoder), judged
+    // the claims table: every row of both networks (15 for FCP, 13 for the autoencoder), judged
     // "too few samples" at the smoke scale (2 kept runs, 1 pair per set)
     let claims = std::fs::read_to_string(report.join("claims.csv")).unwrap();
-    assert_eq!(claims.lines().count(), 1 + 13 + 11, "{claims}");
-    assert_eq!(claims.lines().filter(|l| l.contains(",FCP,")).count(), 13, "{claims}");
+    assert_eq!(claims.lines().count(), 1 + 15 + 13, "{claims}");
+    assert_eq!(claims.lines().filter(|l| l.contains(",FCP,")).count(), 15, "{claims}");
+    // the probes: a spectrum per minimum, a surface through each optimizer's representative path
+    for opt in ["lbfgs", "sgd"] {
+        let spectra = std::fs::read_to_string(work.join(format!("fcp/sharpness/{opt}-train.csv"))).unwrap();
+        assert_eq!(spectra.lines().next(), Some("vector,lambda_1,trace"));
+        assert_eq!(spectra.lines().count(), 1 + 2, "both kept minima: {spectra}");
+        let surface = std::fs::read_to_string(report.join(format!("fcp-surface-{opt}.csv"))).unwrap();
+        assert_eq!(surface.lines().count(), 1 + 5 * 5, "the smoke preset's 5 x 5 grid: {surface}");
+        assert!(report.join(format!("autoencoder-surface-{opt}.png")).exists());
+    }
+    assert!(report.join("fcp-sharpness-lambda1.png").exists() && report.join("fcp-sharpness.csv").exists());
     assert!(claims.lines().skip(1).all(|l| l.contains(",too few samples,")), "{claims}");
     let html = std::fs::read_to_string(report.join("index.html")).unwrap();
     assert!(html.find("The paper's claims").unwrap() < html.find("Table I").unwrap(), "claims first");

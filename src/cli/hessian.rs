@@ -7,9 +7,11 @@ use super::ranges::{at_least, count, positive};
 use super::{Activation, DataArgs, DeviceArgs};
 use crate::data::{DeviceImages, Split};
 use crate::io::read_weights;
-use crate::model::{Arch, Evaluator, Network};
+use crate::model::{Arch, Network};
 use crate::path::sweep::sha256_file;
-use crate::probe::hessian::{hutchinson, lanczos, HessianProbe, DEFAULT_STEP};
+use crate::probe::hessian::{
+    spectra, spectra_csv, spectra_json, SpectraProgress, Spectrum, SpectrumSettings, DEFAULT_STEP, HVP_METHOD,
+};
 
 /// Top Hessian eigenvalues (Lanczos) and trace (Hutchinson) of every vector of a set, batched.
 #[derive(Args)]
@@ -68,22 +70,30 @@ pub struct HessianArgs {
     device: DeviceArgs,
 }
 
-/// The CSV text: header `vector,lambda_1,…,lambda_k,trace`, one line per vector (an empty trace when
-/// it was not estimated; NaN for values that could not be computed).
-fn csv(rows: &[usize], top: &[Vec<f64>], traces: &[Option<(f64, f64)>]) -> String {
-    let k = top.first().map_or(0, Vec::len);
-    let mut s = String::from("vector");
-    (1..=k).for_each(|i| s.push_str(&format!(",lambda_{i}")));
-    s.push_str(",trace\n");
-    for ((r, t), tr) in rows.iter().zip(top).zip(traces) {
-        s.push_str(&r.to_string());
-        t.iter().for_each(|v| s.push_str(&format!(",{v}")));
-        s.push_str(&format!(",{}\n", tr.map_or(String::new(), |t| t.0.to_string())));
+/// The progress bar, one line per vector.
+struct Bar(Progress);
+
+impl SpectraProgress for Bar {
+    fn phase(&mut self, phase: &str, rows: &[usize]) {
+        self.0.bar.set_message(format!("{phase} on vectors {}..={}", rows[0], rows[rows.len() - 1]));
     }
-    s
+    fn calls(&mut self, calls: usize) {
+        self.0.bar.inc(calls as u64);
+    }
+    fn group(&mut self, rows: &[usize], results: &[Spectrum]) {
+        for (r, s) in rows.iter().zip(results) {
+            self.0.line(format!(
+                "vector {r}: lambda_1 {:.6e}{}",
+                s.eigenvalues[0],
+                s.trace.map_or(String::new(), |(m, se)| format!(", trace {m:.6e} ± {se:.1e}"))
+            ));
+        }
+    }
 }
 
 pub fn run(args: HessianArgs) -> Result<()> {
+    let settings =
+        SpectrumSettings { top: args.top, steps: args.steps, probes: args.probes, seed: args.seed, step: args.step };
     if args.top > args.steps {
         bail!("--top {} needs at least as many --steps (got {})", args.top, args.steps);
     }
@@ -95,43 +105,14 @@ pub fn run(args: HessianArgs) -> Result<()> {
     let images = DeviceImages::upload(&device, &data)?;
     let net = Network { arch: args.model, act: args.activation.act() };
     let group = args.batch.unwrap_or(rows.len()).min(rows.len());
-    let groups: Vec<&[usize]> = rows.chunks(group).collect();
-    let progress = Progress::new("{bar:30} {pos}/{len} batched HVPs, ETA {eta}  {msg}", args.quiet);
-    progress.bar.set_length((groups.len() * (args.steps.min(args.model.n_params()) + args.probes)) as u64);
-    let n = args.model.n_params();
-    let (mut top, mut traces) = (Vec::new(), Vec::new());
+    let mut bar = Bar(Progress::new("{bar:30} {pos}/{len} batched HVPs, ETA {eta}  {msg}", args.quiet));
+    let groups = rows.len().div_ceil(group);
+    bar.0.bar.set_length((groups * (args.steps.min(args.model.n_params()) + args.probes)) as u64);
     let start = std::time::Instant::now();
-    let mut calls = 0;
-    for g in &groups {
-        let eval = Evaluator::new(net, &images, 0..images.count, 2 * g.len())?;
-        let centres: Vec<f32> = g.iter().flat_map(|&r| stack.vector(r).iter().copied()).collect();
-        let streams: Vec<u64> = g.iter().map(|&r| r as u64).collect();
-        let mut probe = HessianProbe::new(eval, &centres, &streams, args.step)?;
-        progress.bar.set_message(format!("Lanczos on vectors {}..={}", g[0], g[g.len() - 1]));
-        let t = lanczos(&mut probe, args.top, args.steps, args.seed)?;
-        progress.bar.inc(probe.calls() as u64);
-        let before = probe.calls();
-        let tr: Vec<Option<(f64, f64)>> = if args.probes > 0 {
-            progress.bar.set_message(format!("Hutchinson on vectors {}..={}", g[0], g[g.len() - 1]));
-            hutchinson(&mut probe, args.probes, args.seed)?.into_iter().map(Some).collect()
-        } else {
-            vec![None; g.len()]
-        };
-        progress.bar.inc((probe.calls() - before) as u64);
-        calls += probe.calls();
-        for ((&r, t), tr) in g.iter().zip(&t).zip(&tr) {
-            progress.line(format!(
-                "vector {r}: lambda_1 {:.6e}{}",
-                t[0],
-                tr.map_or(String::new(), |(m, se)| format!(", trace {m:.6e} ± {se:.1e}"))
-            ));
-        }
-        top.extend(t);
-        traces.extend(tr);
-    }
+    let (results, calls) = spectra(net, &images, &stack, &rows, &settings, group, &mut bar)?;
     let seconds = start.elapsed().as_secs_f64();
-    progress.bar.finish_and_clear();
-    crate::io::atomic_write(&args.out.join("hessian.csv"), csv(&rows, &top, &traces).as_bytes())?;
+    bar.0.bar.finish_and_clear();
+    crate::io::atomic_write(&args.out.join("hessian.csv"), spectra_csv(&rows, &results).as_bytes())?;
     let record = serde_json::json!({
         "model": args.model.id(),
         "activation": args.activation.act(),
@@ -139,21 +120,16 @@ pub fn run(args: HessianArgs) -> Result<()> {
         "landscape": args.landscape.name(),
         "images": data.len(),
         "top": args.top,
-        "lanczos_steps": args.steps.min(n),
+        "lanczos_steps": args.steps.min(args.model.n_params()),
         "probes": args.probes,
         "seed": args.seed,
         "step": args.step,
-        "hvp": "central differences of batched f32 gradients: |v| (g(w + h v/|v|) - g(w - h v/|v|)) / (2 h)",
+        "hvp": HVP_METHOD,
         "vectors_per_call": group,
         "batched_hvp_calls": calls,
         "seconds": seconds,
         "device": device.summary().name,
-        "results": rows.iter().zip(&top).zip(&traces).map(|((r, t), tr)| serde_json::json!({
-            "vector": r,
-            "eigenvalues": t.iter().map(|v| v.is_finite().then_some(*v)).collect::<Vec<_>>(),
-            "trace": tr.map(|t| t.0),
-            "trace_standard_error": tr.map(|t| t.1),
-        })).collect::<Vec<_>>(),
+        "results": spectra_json(&rows, &results),
     });
     crate::io::atomic_write(&args.out.join("hessian.json"), serde_json::to_string_pretty(&record)?.as_bytes())?;
     println!(

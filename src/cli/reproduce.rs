@@ -13,8 +13,10 @@ use crate::pipeline::{reproduce, Preset, ReproduceConfig, Stage};
 #[command(after_help = "Example:\n  losscape reproduce --preset quick --out work\n  \
 losscape reproduce --preset paper --stage train --shard 3/8 --out /scratch/work\n\n\
 Resumable: re-running continues where it stopped; finished stages are skipped. With --shard i/n the\n\
-train stage takes every n-th (network, optimizer) unit and the paths stage every n-th pair; run\n\
-`--stage train` on all shards, then `--stage paths` on all shards, then `--stage report` once.")]
+train stage takes every n-th (network, optimizer) unit, the paths stage every n-th pair and the probes\n\
+stage (Hessian sharpness of the minima, surfaces through representative paths) every n-th network;\n\
+run `--stage train` on all shards, then `--stage paths` on all shards, then `--stage report` once (it\n\
+completes any probes not yet run).")]
 pub struct ReproduceArgs {
     /// quick (≤ 10 minutes on 2 CPU cores: FCP and the autoencoder converge at a reduced scale),
     /// medium (all four networks at a reduced scale: estimated 1.7 hours on 2 cores) or paper (the

@@ -3,6 +3,7 @@
 pub mod config;
 pub mod jsonl;
 pub mod weights;
+pub mod workdir;
 
 pub use weights::{read_weights, write_weights, WeightStack};
 

@@ -144,6 +144,28 @@ pub fn read_records(dir: &Path) -> Result<Vec<PairRecord>> {
     crate::io::jsonl::read_lines(&dir.join(RESULTS))
 }
 
+/// All finished pairs of a sweep directory and its shard subdirectories (`io::workdir::shard_dir`),
+/// sorted by pair index, each pair once.
+///
+/// Errors: a results file that exists but cannot be read.
+pub fn read_sweep_records(dir: &Path) -> Result<Vec<PairRecord>> {
+    let mut out = Vec::new();
+    if dir.join(RESULTS).exists() {
+        out.extend(read_records(dir)?);
+    }
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        let mut shards: Vec<PathBuf> =
+            entries.flatten().map(|e| e.path()).filter(|p| p.join(RESULTS).exists()).collect();
+        shards.sort();
+        for s in shards {
+            out.extend(read_records(&s)?);
+        }
+    }
+    out.sort_by_key(|r| r.index);
+    out.dedup_by_key(|r| r.index);
+    Ok(out)
+}
+
 fn append_record(dir: &Path, record: &PairRecord) -> Result<()> {
     crate::io::jsonl::append_line(&dir.join(RESULTS), record)
 }
@@ -236,6 +258,43 @@ pub fn run_sweep_with(inputs: SweepInputs, options: SweepOptions, progress: &mut
         progress.finished(&record);
     }
     Ok(todo.len())
+}
+
+/// One pair's path found again.
+pub struct Replayed {
+    /// The endpoints as the path joins them (the second aligned onto the first when the sweep aligned).
+    pub a: Vec<f32>,
+    pub b: Vec<f32>,
+    /// The best path's points (M x N_prm, at t_m = m / (M - 1)).
+    pub points: Vec<f32>,
+    pub outcome: PathOutcome,
+}
+
+/// Finds the path of vectors `pair` of `stack` again, as a sweep with `settings` and `options` found it:
+/// the finder is deterministic, so the same inputs give the same path (the caller can compare the
+/// height with the sweep's record). Used to look at one path closely without saving every path's
+/// coefficients.
+///
+/// Errors: as [`run_sweep_with`].
+pub fn replay_pair(
+    net: Network,
+    images: &DeviceImages,
+    settings: PathSettings,
+    options: SweepOptions,
+    stack: &WeightStack,
+    pair: (usize, usize),
+) -> Result<Replayed> {
+    let finder = PathFinder::with_curve(net, images, 0..images.count, settings, options.curve)?;
+    let (a, unaligned) = (stack.vector(pair.0), stack.vector(pair.1));
+    let b = if options.align {
+        weight_matching(net.arch, a, unaligned, MatchSettings::default())
+            .with_context(|| format!("aligning pair ({}, {})", pair.0, pair.1))?
+            .aligned
+    } else {
+        unaligned.to_vec()
+    };
+    let outcome = finder.run(a, &b, false, |_, _| {})?;
+    Ok(Replayed { a: a.to_vec(), points: finder.points()?, b, outcome })
 }
 
 /// Where `--save-paths` puts the best coefficients of a pair: a stack of NF vectors with the network's

@@ -12,12 +12,15 @@
 //! component to component, largely cancels in the Rayleigh quotients that eigenvalues and traces are, and the tests bound the resulting error against the f64
 //! reference model. See `docs/probes.md`.
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use nalgebra::DMatrix;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
 
-use crate::model::{Evaluator, Want};
+use crate::data::DeviceImages;
+use crate::io::WeightStack;
+use crate::model::{Evaluator, Network, Want};
 
 /// Finite-difference step h along a unit direction (weight-space distance). Chosen by measuring the
 /// HVP error against the f64 reference and the convergence of Lanczos eigenvalues as h shrinks: a
@@ -327,4 +330,141 @@ fn normal(rng: &mut ChaCha8Rng) -> f64 {
     let u1: f64 = 1.0 - rng.random::<f64>();
     let u2: f64 = rng.random();
     (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+}
+
+/// Settings of [`spectra`]: the options of `losscape hessian`.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SpectrumSettings {
+    /// How many of the largest eigenvalues.
+    pub top: usize,
+    /// Lanczos iterations (capped at the number of weights), one batched HVP each.
+    pub steps: usize,
+    /// Rademacher probes of Hutchinson's trace estimator (0: no trace), one batched HVP each.
+    pub probes: usize,
+    /// Seed of the Lanczos start vectors and the probes.
+    pub seed: u64,
+    /// Finite-difference step of the HVPs.
+    pub step: f64,
+}
+
+/// One vector's spectrum.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Spectrum {
+    /// The `top` largest eigenvalues, largest first (NaN where Lanczos could not find one).
+    pub eigenvalues: Vec<f64>,
+    /// Hutchinson's trace estimate and its standard error, when probes were asked for.
+    pub trace: Option<(f64, f64)>,
+}
+
+/// What [`spectra`] reports as it goes.
+pub trait SpectraProgress {
+    /// Lanczos (`phase` "Lanczos") or Hutchinson starts on the group of vectors `rows`.
+    fn phase(&mut self, phase: &str, rows: &[usize]);
+    /// A phase finished after `calls` batched HVPs.
+    fn calls(&mut self, calls: usize);
+    /// A group is done.
+    fn group(&mut self, rows: &[usize], results: &[Spectrum]);
+}
+
+/// The top eigenvalues and trace of the Hessian of the mean loss at each of `rows` of `stack`,
+/// `batch` vectors (2 x `batch` gradients) per call; returns the spectra (in the order of `rows`) and the
+/// number of batched HVP calls. Random numbers are per vector, so the results do not depend on `batch`.
+///
+/// Errors: `top` > `steps`; device errors; a gradient evaluation that fails.
+pub fn spectra(
+    net: Network,
+    images: &DeviceImages,
+    stack: &WeightStack,
+    rows: &[usize],
+    settings: &SpectrumSettings,
+    batch: usize,
+    progress: &mut dyn SpectraProgress,
+) -> Result<(Vec<Spectrum>, usize)> {
+    if settings.top > settings.steps {
+        bail!("--top {} needs at least as many --steps (got {})", settings.top, settings.steps);
+    }
+    let mut out = Vec::with_capacity(rows.len());
+    let mut calls = 0;
+    for g in rows.chunks(batch.max(1)) {
+        let eval = Evaluator::new(net, images, 0..images.count, 2 * g.len())?;
+        let centres: Vec<f32> = g.iter().flat_map(|&r| stack.vector(r).iter().copied()).collect();
+        let streams: Vec<u64> = g.iter().map(|&r| r as u64).collect();
+        let mut probe = HessianProbe::new(eval, &centres, &streams, settings.step)?;
+        progress.phase("Lanczos", g);
+        let top = lanczos(&mut probe, settings.top, settings.steps, settings.seed)?;
+        progress.calls(probe.calls());
+        let before = probe.calls();
+        let traces: Vec<Option<(f64, f64)>> = if settings.probes > 0 {
+            progress.phase("Hutchinson", g);
+            hutchinson(&mut probe, settings.probes, settings.seed)?.into_iter().map(Some).collect()
+        } else {
+            vec![None; g.len()]
+        };
+        progress.calls(probe.calls() - before);
+        calls += probe.calls();
+        let group: Vec<Spectrum> =
+            top.into_iter().zip(traces).map(|(eigenvalues, trace)| Spectrum { eigenvalues, trace }).collect();
+        progress.group(g, &group);
+        out.extend(group);
+    }
+    Ok((out, calls))
+}
+
+/// The CSV text of `losscape hessian`: header `vector,lambda_1,…,lambda_k,trace`, one line per vector
+/// (an empty trace when it was not estimated; NaN for eigenvalues that could not be computed).
+pub fn spectra_csv(rows: &[usize], spectra: &[Spectrum]) -> String {
+    let k = spectra.first().map_or(0, |s| s.eigenvalues.len());
+    let mut s = String::from("vector");
+    (1..=k).for_each(|i| s.push_str(&format!(",lambda_{i}")));
+    s.push_str(",trace\n");
+    for (r, sp) in rows.iter().zip(spectra) {
+        s.push_str(&r.to_string());
+        sp.eigenvalues.iter().for_each(|v| s.push_str(&format!(",{v}")));
+        s.push_str(&format!(",{}\n", sp.trace.map_or(String::new(), |t| t.0.to_string())));
+    }
+    s
+}
+
+/// How the HVPs are computed, in words, for JSON records.
+pub const HVP_METHOD: &str =
+    "central differences of batched f32 gradients: |v| (g(w + h v/|v|) - g(w - h v/|v|)) / (2 h)";
+
+/// The `results` array of a JSON record: per vector its eigenvalues (null where not finite), trace and
+/// the trace's standard error.
+pub fn spectra_json(rows: &[usize], spectra: &[Spectrum]) -> serde_json::Value {
+    rows.iter()
+        .zip(spectra)
+        .map(|(r, s)| {
+            serde_json::json!({
+                "vector": r,
+                "eigenvalues": s.eigenvalues.iter().map(|v| v.is_finite().then_some(*v)).collect::<Vec<_>>(),
+                "trace": s.trace.map(|t| t.0),
+                "trace_standard_error": s.trace.map(|t| t.1),
+            })
+        })
+        .collect()
+}
+
+/// Reads a file written by [`spectra_csv`]: per vector, λ_1 and the trace (NaN where empty).
+///
+/// Errors: the file cannot be read, or is not in that format.
+pub fn read_spectra_csv(path: &std::path::Path) -> Result<Vec<(f64, f64)>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read", path.display()))?;
+    let bad =
+        || anyhow::anyhow!("{}: not a hessian.csv (vector,lambda_1,...,trace); delete it and rerun", path.display());
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().ok_or_else(bad)?.split(',').collect();
+    if header.len() < 3 || header[0] != "vector" || header[1] != "lambda_1" || header.last() != Some(&"trace") {
+        return Err(bad());
+    }
+    lines
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            if f.len() != header.len() {
+                return Err(bad());
+            }
+            let num = |s: &str| if s.is_empty() { Ok(f64::NAN) } else { s.parse::<f64>().map_err(|_| bad()) };
+            Ok((num(f[1])?, num(f[f.len() - 1])?))
+        })
+        .collect()
 }

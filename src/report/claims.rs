@@ -99,6 +99,16 @@ pub struct Evidence {
     pub heights_test: [Vec<f64>; 2],
     /// Aligned pairs on the training landscape (`paths --align`, `reproduce --align`), if any.
     pub alignment: Option<AlignmentEvidence>,
+    /// Hessian sharpness of the train snapshots (the minima): top eigenvalue λ_1 and trace per vector,
+    /// L-BFGS then SGD (the probes stage; empty where it did not run).
+    pub sharpness: [Sharpness; 2],
+}
+
+/// The Hessian's top eigenvalue and trace at each vector of a set.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Sharpness {
+    pub lambda_1: Vec<f64>,
+    pub trace: Vec<f64>,
 }
 
 impl Evidence {
@@ -113,6 +123,7 @@ impl Evidence {
             heights_train: Default::default(),
             heights_test: Default::default(),
             alignment: None,
+            sharpness: Default::default(),
         }
     }
 }
@@ -363,9 +374,33 @@ fn alignment(e: &Evidence) -> Vec<Claim> {
     vec![c]
 }
 
+/// Beyond the paper, which infers flatness from path heights: SGD's minima are flatter, measured by the
+/// Hessian's top eigenvalue and its trace at each train snapshot (not for the autoencoder, whose path
+/// heights the paper finds no different).
+fn sharpness(e: &Evidence) -> Vec<Claim> {
+    let flatter = e.arch != Arch::Autoencoder;
+    // the paper argues this from path heights without measuring it
+    let paper = if flatter { "SGD flatter (argued, not measured)" } else { "no difference (argued, not measured)" };
+    let [lb, sgd] = &e.sharpness;
+    [("top eigenvalue", &sgd.lambda_1, &lb.lambda_1, "λ_1"), ("trace", &sgd.trace, &lb.trace, "trace")]
+        .into_iter()
+        .map(|(what, x, y, name)| {
+            let mut c = directional(
+                row("sharpness-sgd-flatter", e.arch, what, paper.into()),
+                (x, y),
+                Alternative::Less,
+                flatter,
+                ("SGD-train", "BFGS-train"),
+            );
+            c.run = c.run.replacen("median ", &format!("median {name} "), 1);
+            c
+        })
+        .collect()
+}
+
 /// Every claim row of one network, in the order of `docs/claims.md`.
 pub fn claims(e: &Evidence) -> Vec<Claim> {
-    [table_i(e), heights(e), weight_spread(e), distances(e), kernel_pca(e), alignment(e)].concat()
+    [table_i(e), heights(e), weight_spread(e), distances(e), kernel_pca(e), sharpness(e), alignment(e)].concat()
 }
 
 /// The CSV header of `report/claims.csv`.

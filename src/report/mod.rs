@@ -4,8 +4,7 @@
 //! (Fig. 3), each figure with a caption stating what it shows in this run and its numbers as CSV,
 //! assembled into `index.html`.
 //!
-//! Work directory layout (made by `reproduce`): `DIR/<model>/{sgd,lbfgs}/` hold `train` outputs,
-//! `DIR/<model>/paths-{train,test}[/shard-*]/` hold `paths` sweeps.
+//! It reads a work directory laid out as `io::workdir` describes (made by `reproduce`).
 
 pub mod claims;
 mod network;
@@ -16,12 +15,8 @@ use std::path::{Path, PathBuf};
 
 use crate::io::atomic_write;
 use crate::model::Arch;
-use crate::path::sweep::{read_records, PairRecord};
 use crate::plot::figures::{BLUE, LIGHT_BLUE, ORANGE, RED};
 use claims::Claim;
-
-/// The four solution sets of a network, in the paper's order.
-pub const SETS: [(&str, &str); 4] = [("lbfgs", "train"), ("lbfgs", "test"), ("sgd", "train"), ("sgd", "test")];
 
 pub fn set_label(opt: &str, kind: &str) -> String {
     format!("{}-{kind}", if opt == "lbfgs" { "BFGS" } else { "SGD" })
@@ -43,44 +38,6 @@ fn set_colour(opt: &str, kind: &str) -> plotters::style::RGBColor {
         (_, "train") => RED,
         _ => ORANGE,
     }
-}
-
-/// The sets whose paths are found on each landscape, in sweep order: all four on the training
-/// landscape (Fig. 4), the two test snapshots on the test landscape (Fig. S2).
-pub fn landscape_sets(landscape: &str) -> &'static [(&'static str, &'static str)] {
-    if landscape == "train" {
-        &SETS
-    } else {
-        &[("lbfgs", "test"), ("sgd", "test")]
-    }
-}
-
-/// Where `train --optimizer opt` of `arch` wrote its sets in a work directory.
-pub fn set_file(dir: &Path, arch: Arch, opt: &str, kind: &str) -> PathBuf {
-    dir.join(arch.id()).join(opt).join(format!("{}-{opt}-{kind}.safetensors", arch.id()))
-}
-
-pub fn summary_file(dir: &Path, arch: Arch, opt: &str) -> PathBuf {
-    dir.join(arch.id()).join(opt).join(format!("{}-{opt}-summary.json", arch.id()))
-}
-
-/// All finished pairs of a sweep directory and its shard subdirectories.
-pub fn sweep_records(dir: &Path) -> Result<Vec<PairRecord>> {
-    let mut out = Vec::new();
-    if dir.join("paths.jsonl").exists() {
-        out.extend(read_records(dir)?);
-    }
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        let mut shards: Vec<PathBuf> =
-            entries.flatten().map(|e| e.path()).filter(|p| p.join("paths.jsonl").exists()).collect();
-        shards.sort();
-        for s in shards {
-            out.extend(read_records(&s)?);
-        }
-    }
-    out.sort_by_key(|r| r.index);
-    out.dedup_by_key(|r| r.index);
-    Ok(out)
 }
 
 fn csv_rows(header: &str, rows: impl IntoIterator<Item = String>) -> String {

@@ -5,16 +5,18 @@
 use anyhow::{Context, Result};
 use std::path::Path;
 
+use super::claims::Sharpness;
 use super::claims::{AlignmentEvidence, Evidence, SetPair};
-use super::{
-    csv_rows, landscape_sets, optimizer_colour, sci, set_colour, set_file, set_label, summary_file, sweep_records,
-    Report, Tables, SETS,
-};
+use super::{csv_rows, optimizer_colour, sci, set_colour, set_label, Report, Tables};
 use crate::analysis::stats::median;
 use crate::analysis::{centroid_ratio, distances_to_common_origin, kernel_pca, spread, weight_stats};
+use crate::io::workdir::{
+    landscape_sets, paths_dir, set_file, sharpness_file, summary_file, surface_dir, OPTIMIZERS, SETS,
+};
 use crate::io::{read_weights, WeightStack};
 use crate::model::Arch;
 use crate::path::alignment::{summarise_alignment, BarrierGap};
+use crate::path::sweep::read_sweep_records;
 use crate::plot::figures::{curves, histograms, scatter, Series, BLUE, RED};
 use crate::train::Summary;
 
@@ -42,6 +44,15 @@ fn read_set(path: &Path, arch: Arch) -> Result<Option<WeightStack>> {
         return Ok(None);
     }
     Ok(Some(read_weights(path, arch)?).filter(|s| s.count() > 0))
+}
+
+/// λ_1 and trace per vector of a sharpness file; empty when the probes stage has not written it.
+fn read_sharpness(path: &Path) -> Result<Sharpness> {
+    if !path.exists() {
+        return Ok(Sharpness::default());
+    }
+    let rows = crate::probe::hessian::read_spectra_csv(path)?;
+    Ok(Sharpness { lambda_1: rows.iter().map(|r| r.0).collect(), trace: rows.iter().map(|r| r.1).collect() })
 }
 
 fn vectors(set: &WeightStack) -> Vec<&[f32]> {
@@ -89,6 +100,13 @@ impl Network {
             if landscape == "train" {
                 e.alignment = aligned;
             }
+        }
+        for (slot, opt) in e.sharpness.iter_mut().zip(OPTIMIZERS) {
+            *slot = read_sharpness(&sharpness_file(dir, self.arch, opt))?;
+        }
+        self.sharpness_figures(rep, &e.sharpness)?;
+        for opt in OPTIMIZERS {
+            self.path_surface(rep, dir, opt)?;
         }
         self.loss_curves(rep)?;
         Ok(e)
@@ -203,7 +221,7 @@ impl Network {
     /// Fig. 4 / S2: path heights on one landscape, per set in sweep order (empty where no pair ran).
     fn heights(&self, rep: &mut Report, dir: &Path, landscape: &str, fig: &str) -> Result<Vec<Vec<f64>>> {
         let (title, id) = (self.arch.title(), self.arch.id());
-        let records = sweep_records(&dir.join(id).join(format!("paths-{landscape}")))?;
+        let records = read_sweep_records(&paths_dir(dir, self.arch, landscape))?;
         let sets = landscape_sets(landscape);
         let per_set: Vec<Vec<f64>> = (0..sets.len())
             .map(|i| records.iter().filter(|r| r.set == i).map(|r| r.outcome.height).collect())
@@ -274,7 +292,7 @@ impl Network {
     /// Distances, straight-line barriers and path barriers before and after weight matching, per set
     /// (sweeps run with `--align`); the BFGS-train and SGD-train pairs for the claims table.
     fn alignment(&self, rep: &mut Report, dir: &Path, landscape: &str) -> Result<Option<AlignmentEvidence>> {
-        let records = sweep_records(&dir.join(self.arch.id()).join(format!("paths-{landscape}")))?;
+        let records = read_sweep_records(&paths_dir(dir, self.arch, landscape))?;
         let summary = summarise_alignment(&records);
         if summary.is_empty() {
             return Ok(None);
@@ -316,6 +334,94 @@ impl Network {
             }
             _ => None,
         })
+    }
+
+    /// Histograms of the Hessian's top eigenvalue and trace at the train snapshots, SGD against L-BFGS.
+    fn sharpness_figures(&self, rep: &mut Report, sharp: &[Sharpness; 2]) -> Result<()> {
+        if sharp.iter().all(|s| s.lambda_1.is_empty()) {
+            return Ok(());
+        }
+        let (title, id) = (self.arch.title(), self.arch.id());
+        let rows = OPTIMIZERS.iter().zip(sharp).flat_map(|(opt, s)| {
+            s.lambda_1
+                .iter()
+                .zip(&s.trace)
+                .enumerate()
+                .map(move |(i, (l, t))| format!("{},{i},{l},{t}", set_label(opt, "train")))
+        });
+        rep.write(&format!("{id}-sharpness.csv"), &csv_rows("set,vector,lambda_1,trace", rows))?;
+        for (what, name, pick) in [
+            (
+                "lambda1",
+                "top Hessian eigenvalue λ_1",
+                (|s: &Sharpness| s.lambda_1.clone()) as fn(&Sharpness) -> Vec<f64>,
+            ),
+            ("trace", "Hessian trace", |s: &Sharpness| s.trace.clone()),
+        ] {
+            let values: Vec<Vec<f64>> = sharp.iter().map(pick).collect();
+            // they span orders of magnitude: a log axis when every value is positive
+            let log = values.iter().flatten().all(|&x| x > 0.0);
+            let axis = if log { format!("log10 {name}") } else { name.to_string() };
+            let scaled: Vec<Vec<f64>> =
+                values.iter().map(|v| v.iter().map(|&x| if log { x.log10() } else { x }).collect()).collect();
+            let series: Vec<Series> = OPTIMIZERS
+                .iter()
+                .zip(&scaled)
+                .filter(|(_, v)| !v.is_empty())
+                .map(|(opt, v)| Series { label: set_label(opt, "train"), values: v, colour: optimizer_colour(opt) })
+                .collect();
+            let file = format!("{id}-sharpness-{what}.png");
+            histograms(&rep.out.join(&file), &format!("{title}: {name} at the train snapshots"), &axis, &series, None)?;
+            let medians: Vec<String> = OPTIMIZERS
+                .iter()
+                .zip(&values)
+                .filter(|(_, v)| !v.is_empty())
+                .map(|(opt, v)| format!("{} {}", set_label(opt, "train"), sci(median(v))))
+                .collect();
+            rep.figure(
+                &file,
+                &format!(
+                    "Sharpness ({title}, beyond the paper): the {name} of the training loss at each train snapshot (Lanczos and Hutchinson on Hessian-vector products, docs/probes.md); medians {}.",
+                    medians.join(", ")
+                ),
+            );
+        }
+        Ok(())
+    }
+
+    /// The 2-D surface through the endpoints and midpoint of the representative path of optimizer
+    /// `opt`'s train snapshots, copied from the probes stage's directory with a caption from its record.
+    fn path_surface(&self, rep: &mut Report, dir: &Path, opt: &str) -> Result<()> {
+        let src = surface_dir(dir, self.arch, opt);
+        if !src.join("surface.json").exists() {
+            return Ok(());
+        }
+        let text = std::fs::read_to_string(src.join("surface.json"))
+            .with_context(|| format!("{}: cannot read", src.join("surface.json").display()))?;
+        let record: serde_json::Value = serde_json::from_str(&text)
+            .with_context(|| format!("{}: not a surface record; delete the directory and rerun", src.display()))?;
+        let stem = format!("{}-surface-{opt}", self.arch.id());
+        for ext in ["png", "csv"] {
+            let from = src.join(format!("surface.{ext}"));
+            let bytes = std::fs::read(&from).with_context(|| format!("{}: cannot read", from.display()))?;
+            crate::io::atomic_write(&rep.out.join(format!("{stem}.{ext}")), &bytes)?;
+        }
+        let path = &record["run"]["path"];
+        let marks = record["marks"].as_array().cloned().unwrap_or_default();
+        let f = |v: &serde_json::Value| v.as_f64().map_or("–".to_string(), sci);
+        let distance = marks.get(1).map_or("–".to_string(), |m| f(&m["x"]));
+        rep.figure(
+            &format!("{stem}.png"),
+            &format!(
+                "Loss surface ({}, beyond the paper): the training loss on the plane through the endpoints {} of the median-height {} path (height {}) and its midpoint w(1/2), in orthonormal coordinates (Garipov et al. 2018); the endpoints are {distance} apart; lowest loss on the grid {}.",
+                self.arch.title(),
+                path["pair"],
+                set_label(opt, "train"),
+                f(&path["height"]),
+                f(&record["minimum"]["loss"])
+            ),
+        );
+        Ok(())
     }
 
     /// Fig. 2 / S1: training and test loss of the best kept run of each optimizer.

@@ -2,6 +2,10 @@
 //! (SGD and L-BFGS, train and test snapshots), paths on the training and test landscapes, and the
 //! report. Every stage resumes; training units and path pairs shard over GPUs or cluster nodes.
 
+mod probes;
+
+pub use probes::{representative, surface_axes, ProbeSettings};
+
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -10,6 +14,7 @@ use std::time::Instant;
 use crate::backend::Device;
 use crate::data::{Dataset, DeviceImages};
 use crate::io::read_weights;
+use crate::io::workdir::{landscape_sets, paths_dir, set_file, shard_dir, summary_file};
 use crate::model::{init_vector, Arch};
 use crate::ops::Act;
 use crate::optim::LineSearchKind;
@@ -18,7 +23,7 @@ use crate::path::sweep::{
     SweepProgress,
 };
 use crate::path::{Curve, PathSettings};
-use crate::report::{landscape_sets, set_file, summary_file, sweep_records};
+use crate::probe::hessian::{SpectrumSettings, DEFAULT_STEP};
 use crate::train::{train, Optimizer, RunRecord, TrainConfig, TrainInputs, TrainProgress};
 
 /// The scale of a reproduction. The times below are measured (quick) or estimated from the per-iteration
@@ -42,11 +47,19 @@ pub struct Preset {
     /// Path pairs per set and landscape.
     pub pairs: usize,
     pub path: PathSettings,
+    /// Hessian sharpness of the minima and surfaces through representative paths (`probes`); None in
+    /// work directories written before the stage existed.
+    #[serde(default)]
+    pub probes: Option<ProbeSettings>,
 }
 
 impl Preset {
     pub fn named(name: &str) -> Result<Preset> {
         let paper_path = PathSettings::default();
+        let spectrum = SpectrumSettings { top: 1, steps: 20, probes: 10, seed: 0, step: DEFAULT_STEP };
+        // the reduced presets: 20 Lanczos steps give λ_1 to < 0.1 % and 10 probes the trace to about 10 %
+        // (docs/probes.md); a 21 x 21 grid
+        let reduced = ProbeSettings { spectrum, spectrum_images: Some(1000), grid: 21 };
         Ok(match name {
             // the README's main command: ≤ 10 minutes on 2 CPU cores; FCP and the autoencoder converge
             // (L-BFGS to ~1e-12 and ~3e-2, SGD to ~5e-3 and ~7e-2 on 2,000 images)
@@ -63,6 +76,7 @@ impl Preset {
                 pairs: 6,
                 // fewer Adam iterations than the paper's 100, with a larger step to move as far
                 path: PathSettings { lr: 5e-3, iterations: 20, ..paper_path },
+                probes: Some(reduced),
             },
             // all four networks at a reduced scale: estimated 1.7 hours on 2 cores (`losscape plan --preset
             // medium --bench docs/bench-cpu-2000.json`); not yet run end to end
@@ -78,6 +92,7 @@ impl Preset {
                 iterations: 300,
                 pairs: 6,
                 path: PathSettings { lr: 5e-3, iterations: 20, ..paper_path },
+                probes: Some(reduced),
             },
             // the test suite's end-to-end run: every stage in seconds, nothing converges
             "smoke" => Preset {
@@ -92,6 +107,11 @@ impl Preset {
                 iterations: 2,
                 pairs: 1,
                 path: PathSettings { fourier: 2, points: 5, lambda: 1e-4, lr: 5e-3, iterations: 2 },
+                probes: Some(ProbeSettings {
+                    spectrum: SpectrumSettings { steps: 3, probes: 2, ..spectrum },
+                    spectrum_images: None,
+                    grid: 5,
+                }),
             },
             // the paper's scale
             "paper" => Preset {
@@ -106,6 +126,11 @@ impl Preset {
                 iterations: 1000,
                 pairs: 300,
                 path: paper_path,
+                probes: Some(ProbeSettings {
+                    spectrum: SpectrumSettings { steps: 30, probes: 50, ..spectrum },
+                    spectrum_images: Some(10_000),
+                    grid: 51,
+                }),
             },
             other => bail!("unknown preset '{other}': choose quick, medium or paper (or smoke, the test suite's)"),
         })
@@ -131,7 +156,17 @@ impl Preset {
             self.path.iterations,
             self.path.lr,
             self.path.lambda
-        )
+        ) + &self.probes.map_or(String::new(), |p| {
+            format!(
+                "; Hessian of the train snapshots on {} training images ({} Lanczos steps, {} Hutchinson probes), \
+                 {} x {} surfaces through a median-height path",
+                p.spectrum_images.map_or("all".into(), |n| n.to_string()),
+                p.spectrum.steps,
+                p.spectrum.probes,
+                p.grid,
+                p.grid
+            )
+        })
     }
 }
 
@@ -158,6 +193,8 @@ pub enum Stage {
     All,
     Train,
     Paths,
+    /// Hessian sharpness and path surfaces (the report stage also completes any that are missing).
+    Probes,
     Report,
 }
 
@@ -202,7 +239,7 @@ impl Overall {
 fn check_sweeps_complete(dir: &Path, cfg: &ReproduceConfig) -> Result<()> {
     for &arch in &cfg.models {
         for landscape in ["train", "test"] {
-            let base = dir.join(arch.id()).join(format!("paths-{landscape}"));
+            let base = paths_dir(dir, arch, landscape);
             // every shard's directory records the whole sweep (all shards' pairs), the shard aside
             let mut dirs: Vec<PathBuf> = std::fs::read_dir(&base)
                 .map(|e| e.flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect())
@@ -214,7 +251,8 @@ fn check_sweeps_complete(dir: &Path, cfg: &ReproduceConfig) -> Result<()> {
             };
             let sweep: SweepConfig = crate::io::config::read_config(config)?;
             let expected = all_jobs(&sweep)?.len();
-            let done: std::collections::BTreeSet<usize> = sweep_records(&base)?.iter().map(|r| r.index).collect();
+            let done: std::collections::BTreeSet<usize> =
+                crate::path::sweep::read_sweep_records(&base)?.iter().map(|r| r.index).collect();
             let missing: Vec<usize> = (0..expected).filter(|i| !done.contains(i)).collect();
             if !missing.is_empty() {
                 bail!(
@@ -227,6 +265,42 @@ fn check_sweeps_complete(dir: &Path, cfg: &ReproduceConfig) -> Result<()> {
                 );
             }
         }
+    }
+    Ok(())
+}
+
+/// What the probes stage reads.
+struct ProbeStage<'a> {
+    dir: &'a Path,
+    cfg: &'a ReproduceConfig,
+    settings: &'a ProbeSettings,
+    train_set: &'a Dataset,
+    train_images: &'a DeviceImages,
+    gpu: &'a Device,
+}
+
+/// The probes of the shard's networks (network i belongs to shard i mod n), after checking that every
+/// path is there.
+fn run_probes(s: &ProbeStage, shard: Shard) -> Result<()> {
+    check_sweeps_complete(s.dir, s.cfg)?;
+    let mine: Vec<Arch> =
+        s.cfg.models.iter().enumerate().filter(|(i, _)| i % shard.count == shard.index).map(|(_, &a)| a).collect();
+    let mut overall = Overall { started: Instant::now(), done: 0, total: mine.len() };
+    for arch in mine {
+        let inputs = probes::ProbeInputs {
+            dir: s.dir,
+            arch,
+            net: crate::model::Network { arch, act: s.cfg.activation },
+            settings: s.settings,
+            path: s.cfg.preset.path,
+            options: SweepOptions { curve: Curve::Fourier, align: s.cfg.align },
+            train_set: s.train_set,
+            train_images: s.train_images,
+            gpu: s.gpu,
+        };
+        let done = probes::probe_network(&inputs)?;
+        let what = if done.is_empty() { "done earlier".to_string() } else { done.join(", ") };
+        overall.unit("probes", &format!("{}: {what}", arch.title()));
     }
     Ok(())
 }
@@ -330,9 +404,7 @@ pub fn reproduce(
                     save_paths: false,
                     shard,
                 };
-                let base = dir.join(arch.id()).join(format!("paths-{landscape}"));
-                let out =
-                    if shard.count > 1 { base.join(format!("shard-{}-of-{}", shard.index, shard.count)) } else { base };
+                let out = shard_dir(&paths_dir(dir, arch, landscape), shard.index, shard.count);
                 let inputs = SweepInputs { dir: &out, cfg: &sweep, stacks: &stacks, images };
                 let options = SweepOptions { curve: Curve::Fourier, align: cfg.align };
                 let n = run_sweep_with(inputs, options, &mut Quiet)?;
@@ -340,8 +412,21 @@ pub fn reproduce(
             }
         }
     }
-    let report = dir.join("report");
+    let report = crate::io::workdir::report_dir(dir);
     let wants_report = stage == Stage::Report || (stage == Stage::All && shard.count == 1);
+    // the probes need every path: sharded `--stage all` runs leave them to the report stage
+    let probes = match stage {
+        Stage::Probes => Some(shard),
+        Stage::All if shard.count == 1 => Some(shard),
+        Stage::Report => Some(Shard { index: 0, count: 1 }),
+        _ => None,
+    };
+    if let (Some(shard), Some(settings)) = (probes, &p.probes) {
+        if !report.join("index.html").exists() {
+            let inputs = ProbeStage { dir, cfg, settings, train_set: &train_set, train_images: &train_images, gpu };
+            run_probes(&inputs, shard)?;
+        }
+    }
     if wants_report && !report.join("index.html").exists() {
         check_sweeps_complete(dir, cfg)?;
         let context = format!(

@@ -1,0 +1,74 @@
+//! The layout of a `reproduce` work directory, used by the stages that write it (`pipeline`) and the
+//! report that reads it, so that both agree by construction:
+//!
+//! ```text
+//! DIR/config.json                          the ReproduceConfig (refused if a later run asks for another)
+//! DIR/<model>/<opt>/                       `train` outputs of optimizer <opt> (lbfgs, sgd):
+//!     <model>-<opt>-summary.json           per-run losses, kept runs
+//!     <model>-<opt>-{train,test}.safetensors   the train-loss and test-loss snapshot sets
+//! DIR/<model>/paths-{train,test}[/shard-i-of-n]/   path sweeps on each landscape
+//! DIR/<model>/sharpness/<opt>-train.{csv,json}     Hessian top eigenvalue and trace of each minimum
+//! DIR/<model>/surface-<opt>/               the 2-D loss surface through a representative path
+//! DIR/report/                              index.html, figures, CSV
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use crate::model::Arch;
+
+/// The two optimizers' directory names, in the order the report uses: L-BFGS, SGD.
+pub const OPTIMIZERS: [&str; 2] = ["lbfgs", "sgd"];
+
+/// The four solution sets of a network, in the paper's order.
+pub const SETS: [(&str, &str); 4] = [("lbfgs", "train"), ("lbfgs", "test"), ("sgd", "train"), ("sgd", "test")];
+
+/// The sets whose paths are found on each landscape, in sweep order: all four on the training
+/// landscape (Fig. 4), the two test snapshots on the test landscape (Fig. S2).
+pub fn landscape_sets(landscape: &str) -> &'static [(&'static str, &'static str)] {
+    if landscape == "train" {
+        &SETS
+    } else {
+        &[("lbfgs", "test"), ("sgd", "test")]
+    }
+}
+
+/// Where `train --optimizer opt` of `arch` wrote its `kind` (train/test) snapshot set.
+pub fn set_file(dir: &Path, arch: Arch, opt: &str, kind: &str) -> PathBuf {
+    dir.join(arch.id()).join(opt).join(format!("{}-{opt}-{kind}.safetensors", arch.id()))
+}
+
+/// Where `train --optimizer opt` of `arch` wrote its summary.
+pub fn summary_file(dir: &Path, arch: Arch, opt: &str) -> PathBuf {
+    dir.join(arch.id()).join(opt).join(format!("{}-{opt}-summary.json", arch.id()))
+}
+
+/// The path sweep of `arch` on `landscape` (train/test); shards write to subdirectories of it.
+pub fn paths_dir(dir: &Path, arch: Arch, landscape: &str) -> PathBuf {
+    dir.join(arch.id()).join(format!("paths-{landscape}"))
+}
+
+/// Shard `index` of `count`'s subdirectory of a sweep directory (the directory itself for one shard).
+pub fn shard_dir(base: &Path, index: usize, count: usize) -> PathBuf {
+    if count > 1 {
+        base.join(format!("shard-{index}-of-{count}"))
+    } else {
+        base.to_path_buf()
+    }
+}
+
+/// The Hessian spectra (`hessian.csv` columns) of the train snapshots of optimizer `opt`; the JSON
+/// record has the same stem.
+pub fn sharpness_file(dir: &Path, arch: Arch, opt: &str) -> PathBuf {
+    dir.join(arch.id()).join("sharpness").join(format!("{opt}-train.csv"))
+}
+
+/// The surface directory (`surface.csv`, `surface.json`, `surface.png`, `plane.safetensors`) through
+/// the representative path of the train snapshots of optimizer `opt`.
+pub fn surface_dir(dir: &Path, arch: Arch, opt: &str) -> PathBuf {
+    dir.join(arch.id()).join(format!("surface-{opt}"))
+}
+
+/// The report directory.
+pub fn report_dir(dir: &Path) -> PathBuf {
+    dir.join("report")
+}
