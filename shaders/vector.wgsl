@@ -234,10 +234,10 @@ fn finish(@builtin(global_invocation_id) gid: vec3<u32>) {
             var bad = true;
             if (norm > 0.0) {
                 let cos = sy.x / norm;
-                bad = is_nan(cos) || cos < 1e-4;
+                bad = is_nan(cos) || cos < MIN_CURVATURE_COSINE;
             }
-            // 1e-6 as a double-f32
-            let guard = vec2<f32>(bitcast<f32>(0x358637bdu), bitcast<f32>(0x2735ed8du));
+            // RHO_EPSILON as a double-f32 (both constants are prepended from src/ops/mod.rs)
+            let guard = vec2<f32>(bitcast<f32>(RHO_EPSILON_HI), bitcast<f32>(RHO_EPSILON_LO));
             store(pi, df_div(vec2<f32>(1.0, 0.0), df_add(sy, guard)));
             store(pi + 2u, flag(bad));
             store(pi + 4u, flag(true));

@@ -11,36 +11,6 @@ use crate::model::{init_vector, Arch, Evaluator, Network, Want};
 use crate::ops::{Layout, Product};
 use crate::path::{PathFinder, PathSettings};
 
-/// FLOPs of one loss+gradient per (image x weight vector), counting multiply-adds as 2 and leaving out
-/// element-wise work. Forward products, the same again for the weight gradients, plus the data-gradient
-/// products the backward pass runs (none for a layer that reads the images).
-pub fn flops_per_image_vector(arch: Arch) -> f64 {
-    let dense = |sizes: &[(usize, usize)]| sizes.iter().map(|(i, o)| 2 * i * o).sum::<usize>();
-    let flops = match arch {
-        // 784-50-50-10; data gradients of layers 3 and 2
-        Arch::Fcp => 2 * dense(&[(784, 50), (50, 50), (50, 10)]) + dense(&[(50, 10), (50, 50)]),
-        // 784-32-32-32-784; data gradients of layers 4, 3, 2
-        Arch::Autoencoder => {
-            2 * dense(&[(784, 32), (32, 32), (32, 32), (32, 784)]) + dense(&[(32, 784), (32, 32), (32, 32)])
-        }
-        Arch::Lenet => {
-            let conv1 = 2 * 28 * 28 * 6 * 25;
-            let conv2 = 2 * 10 * 10 * 16 * 150;
-            let fc = dense(&[(400, 120), (120, 84), (84, 10)]);
-            // forward + weight gradients, conv2's input gradient, the dense stack's data gradients
-            2 * (conv1 + conv2 + fc) + conv2 + fc
-        }
-        Arch::Lstm => {
-            let input = 28 * dense(&[(28, 192)]);
-            let recurrent = 27 * dense(&[(48, 192)]);
-            let fc = dense(&[(48, 10)]);
-            // forward; W_ih, W_hh (over 28 rows) and fc gradients; dh through 27 steps and the classifier
-            (input + recurrent + fc) + (input + 28 * dense(&[(48, 192)]) + fc) + (recurrent + fc)
-        }
-    };
-    flops as f64
-}
-
 #[derive(Serialize, Debug)]
 pub struct Case {
     pub model: &'static str,
@@ -142,7 +112,7 @@ pub fn case(net: Network, images: &DeviceImages, batch: usize, repeats: usize, c
     let times = (0..repeats).map(|_| eval.run_timed(Want::LossAndGrad)).collect::<Result<Vec<_>>>()?;
     let seconds = median(times);
     let evals = (batch * images.count) as f64;
-    let gflops = evals * flops_per_image_vector(net.arch) / seconds * 1e-9;
+    let gflops = evals * crate::model::Plan::flops_per_image_vector(net.arch)?.1 / seconds * 1e-9;
     Ok(Case {
         model: net.arch.id(),
         batch,

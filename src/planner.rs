@@ -65,12 +65,6 @@ pub fn plan_evaluation(
     })
 }
 
-/// Matrix-product and convolution FLOPs per image and vector: (forward only, loss and gradient).
-fn flops_per_image_vector(arch: Arch) -> Result<(f64, f64)> {
-    let plan = Plan::new(Network { arch, act: Act::Softplus }, 0..64, 64, 1, 64, 0)?;
-    Ok((plan.flops(false) / 64.0, plan.flops(true) / 64.0))
-}
-
 /// The work of one network in a study, in FLOPs.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct NetworkWork {
@@ -95,7 +89,7 @@ pub struct StudyEstimate {
 /// Training and path FLOPs of `arch` at the preset's scale (line searches of 6 evaluations, every
 /// epoch/iteration evaluating the training and test loss as `train` does).
 fn study_flops(arch: Arch, p: &Preset) -> Result<(f64, f64)> {
-    let (fwd, grad) = flops_per_image_vector(arch)?;
+    let (fwd, grad) = Plan::flops_per_image_vector(arch)?;
     let n = p.train_images.unwrap_or(60_000) as f64;
     let n_test = p.test_images.unwrap_or(10_000) as f64;
     let runs = p.runs as f64;

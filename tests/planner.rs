@@ -118,3 +118,23 @@ fn the_study_estimate_scales_with_the_work_and_reads_bench_records() {
     assert!((fcp - 74.73366888092309).abs() < 1e-9, "{fcp}");
     assert!(rates_from_bench(&serde_json::json!({"cases": [{"model": "fcp"}]})).is_err());
 }
+
+/// The FLOPs `bench` and `plan` use, counted from the plans, equal a count by hand from the layer
+/// sizes (multiply-add = 2; forward, weight gradients, and the data gradients the backward pass runs).
+#[test]
+fn flops_counted_from_the_plans_equal_a_count_by_hand() {
+    let dense = |sizes: &[(usize, usize)]| sizes.iter().map(|(i, o)| 2 * i * o).sum::<usize>();
+    let fcp = 2 * dense(&[(784, 50), (50, 50), (50, 10)]) + dense(&[(50, 10), (50, 50)]);
+    let ae = 2 * dense(&[(784, 32), (32, 32), (32, 32), (32, 784)]) + dense(&[(32, 784), (32, 32), (32, 32)]);
+    let (conv1, conv2, fc) = (2 * 28 * 28 * 6 * 25, 2 * 10 * 10 * 16 * 150, dense(&[(400, 120), (120, 84), (84, 10)]));
+    // the dense biases are added (forward) and summed (backward) as rank-1 products: 2 x 2 FLOPs each
+    let lenet = 2 * (conv1 + conv2 + fc) + conv2 + fc + 4 * (120 + 84 + 10);
+    let (input, recurrent, head) = (28 * dense(&[(28, 192)]), 27 * dense(&[(48, 192)]), dense(&[(48, 10)]));
+    // the gate biases as rank-1 products at each of the 28 steps, as LeNet's
+    let lstm =
+        (input + recurrent + head) + (input + 28 * dense(&[(48, 192)]) + head) + (recurrent + head) + 28 * 4 * 192;
+    for (arch, by_hand) in [(Arch::Fcp, fcp), (Arch::Autoencoder, ae), (Arch::Lenet, lenet), (Arch::Lstm, lstm)] {
+        let (_, grad) = losscape::model::Plan::flops_per_image_vector(arch).unwrap();
+        assert_eq!(grad, by_hand as f64, "{arch:?}");
+    }
+}

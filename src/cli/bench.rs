@@ -3,7 +3,7 @@ use clap::Args;
 use std::path::PathBuf;
 
 use super::{Activation, DataArgs, DeviceArgs};
-use crate::bench::{case, ceiling, commit, flops_per_image_vector, path_case, train_case, Record};
+use crate::bench::{case, ceiling, commit, path_case, train_case, Record};
 use crate::data::Split;
 use crate::model::{Arch, Network};
 
@@ -129,14 +129,18 @@ pub fn run(args: BenchArgs) -> Result<()> {
         }
     }
     for arch in &args.models {
-        println!("FLOP count {}: {} per image and vector", arch.id(), flops_per_image_vector(*arch));
+        println!(
+            "FLOP count {}: {} per image and vector",
+            arch.id(),
+            crate::model::Plan::flops_per_image_vector(*arch)?.1
+        );
     }
     let record = Record {
         adapter: gpu.summary().clone(),
         commit: commit(),
         timing,
         flop_count: "per image-vector: forward products + weight-gradient products + data-gradient products, \
-                     multiply-add = 2, element-wise work not counted (see bench::flops_per_image_vector)",
+                     multiply-add = 2, element-wise work not counted (see model::Plan::flops_per_image_vector)",
         repeats: args.repeats,
         ceiling: ceil,
         first_layer,

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use super::progress::Progress;
 use super::ranges::{at_least, count, positive};
-use super::{Activation, DataArgs, DeviceArgs};
+use super::RunArgs;
 use crate::data::{DeviceImages, Split};
 use crate::io::read_weights;
 use crate::model::{Arch, Network};
@@ -58,16 +58,8 @@ pub struct HessianArgs {
     /// Output directory.
     #[arg(long)]
     out: PathBuf,
-    /// Activation of the FCP and LeNet.
-    #[arg(long, value_enum, default_value_t)]
-    activation: Activation,
-    /// No progress bar.
-    #[arg(long)]
-    quiet: bool,
     #[command(flatten)]
-    data: DataArgs,
-    #[command(flatten)]
-    device: DeviceArgs,
+    run: RunArgs,
 }
 
 /// The progress bar, one line per vector.
@@ -100,12 +92,12 @@ pub fn run(args: HessianArgs) -> Result<()> {
     let stack = read_weights(&args.set, args.model)?;
     let rows = super::pick_vectors(&stack, args.vectors.as_deref(), &args.set)?;
     let size = if args.landscape == Split::Train { args.train_size } else { None };
-    let data = super::ranges::first(args.data.load(args.landscape)?, size, "--train-size")?;
-    let device = args.device.open()?;
+    let data = super::ranges::first(args.run.data.load(args.landscape)?, size, "--train-size")?;
+    let device = args.run.device.open()?;
     let images = DeviceImages::upload(&device, &data)?;
-    let net = Network { arch: args.model, act: args.activation.act() };
+    let net = Network { arch: args.model, act: args.run.activation.act() };
     let group = args.batch.unwrap_or(rows.len()).min(rows.len());
-    let mut bar = Bar(Progress::new("{bar:30} {pos}/{len} batched HVPs, ETA {eta}  {msg}", args.quiet));
+    let mut bar = Bar(Progress::new("{bar:30} {pos}/{len} batched HVPs, ETA {eta}  {msg}", args.run.quiet));
     let groups = rows.len().div_ceil(group);
     bar.0.bar.set_length((groups * (args.steps.min(args.model.n_params()) + args.probes)) as u64);
     let start = std::time::Instant::now();
@@ -115,7 +107,7 @@ pub fn run(args: HessianArgs) -> Result<()> {
     crate::io::atomic_write(&args.out.join("hessian.csv"), spectra_csv(&rows, &results).as_bytes())?;
     let record = serde_json::json!({
         "model": args.model.id(),
-        "activation": args.activation.act(),
+        "activation": args.run.activation.act(),
         "set": {"file": args.set.display().to_string(), "sha256": sha256_file(&args.set)?, "vectors": stack.count()},
         "landscape": args.landscape.name(),
         "images": data.len(),

@@ -100,6 +100,22 @@ impl DeviceArgs {
     }
 }
 
+/// The options shared by the commands that evaluate a network on MNIST and report progress: the
+/// activation, the progress bar, the data and the device.
+#[derive(Args, Clone, Debug)]
+pub struct RunArgs {
+    /// Activation of the FCP and LeNet.
+    #[arg(long, value_enum, default_value_t)]
+    pub activation: Activation,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[command(flatten)]
+    pub device: DeviceArgs,
+}
+
 /// Where the MNIST files are.
 #[derive(Args, Clone, Debug)]
 pub struct DataArgs {

@@ -4,12 +4,12 @@ use std::path::PathBuf;
 
 use super::progress::Progress;
 use super::ranges::{at_least, count, non_negative, positive};
-use super::{Activation, DataArgs, DeviceArgs};
+use super::RunArgs;
 use crate::data::{DeviceImages, Split};
 use crate::io::read_weights;
 use crate::model::Arch;
 use crate::path::sweep::{
-    run_sweep_with, sha256_file, Job, PairRecord, SetInfo, Shard, SweepConfig, SweepInputs, SweepOptions, SweepProgress,
+    run_sweep_with, Job, PairRecord, SetInfo, Shard, SweepConfig, SweepInputs, SweepOptions, SweepProgress,
 };
 use crate::path::{Curve, PathSettings};
 
@@ -77,16 +77,8 @@ pub struct PathsArgs {
     /// Also save each best path's coefficients to DIR/coefficients/.
     #[arg(long)]
     save_paths: bool,
-    /// Activation of the FCP and LeNet.
-    #[arg(long, value_enum, default_value_t)]
-    activation: Activation,
-    /// No progress bar.
-    #[arg(long)]
-    quiet: bool,
     #[command(flatten)]
-    data: DataArgs,
-    #[command(flatten)]
-    device: DeviceArgs,
+    run: RunArgs,
 }
 
 struct Bar {
@@ -132,16 +124,11 @@ pub fn run(args: PathsArgs) -> Result<()> {
         bail!("{}: a set needs at least two vectors to form a pair, it holds {}", p.display(), s.count());
     }
     let size = if args.landscape == Split::Train { args.train_size } else { None };
-    let data = super::ranges::first(args.data.load(args.landscape)?, size, "--train-size")?;
-    let sets = args
-        .sets
-        .iter()
-        .zip(&stacks)
-        .map(|(p, s)| Ok(SetInfo { file: p.display().to_string(), sha256: sha256_file(p)?, vectors: s.count() }))
-        .collect::<Result<Vec<_>>>()?;
+    let data = super::ranges::first(args.run.data.load(args.landscape)?, size, "--train-size")?;
+    let sets = args.sets.iter().zip(&stacks).map(|(p, s)| SetInfo::of(p, s)).collect::<Result<Vec<_>>>()?;
     let cfg = SweepConfig {
         model: args.model,
-        activation: args.activation.act(),
+        activation: args.run.activation.act(),
         sets,
         landscape: args.landscape,
         images: data.len(),
@@ -157,10 +144,10 @@ pub fn run(args: PathsArgs) -> Result<()> {
         save_paths: args.save_paths,
         shard: args.shard,
     };
-    let gpu = args.device.open()?;
+    let gpu = args.run.device.open()?;
     let images = DeviceImages::upload(&gpu, &data)?;
     let mut progress = Bar {
-        out: Progress::new("{bar:30} {pos}/{len} pairs, ETA {eta}  {msg}", args.quiet),
+        out: Progress::new("{bar:30} {pos}/{len} pairs, ETA {eta}  {msg}", args.run.quiet),
         iterations: args.iterations,
     };
     let inputs = SweepInputs { dir: &args.out, cfg: &cfg, stacks: &stacks, images: &images };

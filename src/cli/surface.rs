@@ -4,11 +4,11 @@ use std::path::PathBuf;
 
 use super::progress::Progress;
 use super::ranges::{at_least, count};
-use super::{Activation, DataArgs, DeviceArgs};
+use super::RunArgs;
 use crate::data::{DeviceImages, Split};
 use crate::io::read_weights;
 use crate::model::Arch;
-use crate::path::sweep::{sha256_file, SetInfo, Shard};
+use crate::path::sweep::{SetInfo, Shard};
 use crate::probe::directions::{Biases, DirectionSpec, Plane};
 use crate::probe::grid::AxisRange;
 use crate::probe::surface::{
@@ -72,16 +72,8 @@ pub struct SurfaceArgs {
     /// Output directory.
     #[arg(long)]
     out: PathBuf,
-    /// Activation of the FCP and LeNet.
-    #[arg(long, value_enum, default_value_t)]
-    activation: Activation,
-    /// No progress bar.
-    #[arg(long)]
-    quiet: bool,
     #[command(flatten)]
-    data: DataArgs,
-    #[command(flatten)]
-    device: DeviceArgs,
+    run: RunArgs,
 }
 
 struct Bar {
@@ -159,21 +151,21 @@ pub fn run(args: SurfaceArgs) -> Result<()> {
     let x = args.ranges[0];
     let y = (dims == 2).then(|| *args.ranges.get(1).unwrap_or(&x));
     let size = if args.landscape == Split::Train { args.train_size } else { None };
-    let data = super::ranges::first(args.data.load(args.landscape)?, size, "--train-size")?;
+    let data = super::ranges::first(args.run.data.load(args.landscape)?, size, "--train-size")?;
     let cfg = SurfaceConfig {
         model: args.model,
-        activation: args.activation.act(),
-        set: SetInfo { file: args.set.display().to_string(), sha256: sha256_file(&args.set)?, vectors: stack.count() },
+        activation: args.run.activation.act(),
+        set: SetInfo::of(&args.set, &stack)?,
         landscape: args.landscape,
         images: data.len(),
         directions: spec,
         x,
         y,
     };
-    let device = args.device.open()?;
+    let device = args.run.device.open()?;
     let images = DeviceImages::upload(&device, &data)?;
     let mut progress =
-        Bar { out: Progress::new("{bar:30} {pos}/{len} points, ETA {eta}  {msg}", args.quiet), points: x.points };
+        Bar { out: Progress::new("{bar:30} {pos}/{len} points, ETA {eta}  {msg}", args.run.quiet), points: x.points };
     let batch = args.batch.unwrap_or(if device.is_cpu() { x.points.min(64) } else { 256 });
     let run = SurfaceRun { dir: &args.out, cfg: &cfg, plane: &plane, images: &images, shard: args.shard, batch };
     let summary = run_surface(run, &mut progress)?;

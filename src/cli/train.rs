@@ -5,13 +5,13 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use super::ranges::{self, at_least, count, positive, MAX_VECTORS};
-use super::{Activation, DataArgs, DeviceArgs};
+use super::RunArgs;
 use crate::data::{DeviceImages, Split};
 use crate::io::read_weights;
 use crate::model::{init_vector, Arch};
 use crate::optim::LineSearchKind;
 use crate::path::sweep::sha256_file;
-use crate::train::{train, Optimizer, RunRecord, TrainConfig, TrainInputs, TrainProgress};
+use crate::train::{paper, train, Optimizer, RunRecord, TrainConfig, TrainInputs, TrainProgress};
 
 /// Train R seeded runs together with SGD or L-BFGS and keep the best K as solution sets.
 #[derive(Args)]
@@ -45,16 +45,16 @@ pub struct TrainArgs {
     #[arg(long)]
     out: PathBuf,
     /// SGD epochs (1 to 1000000).
-    #[arg(long, default_value_t = 100, value_parser = count(1, 1_000_000))]
+    #[arg(long, default_value_t = paper::EPOCHS, value_parser = count(1, 1_000_000))]
     epochs: usize,
     /// SGD learning rate (> 0).
-    #[arg(long, default_value_t = 0.1, value_parser = positive)]
+    #[arg(long, default_value_t = paper::LR, value_parser = positive)]
     lr: f64,
     /// SGD mini-batch size (the last, partial batch of an epoch is kept).
-    #[arg(long, default_value_t = 64, value_parser = at_least(1))]
+    #[arg(long, default_value_t = paper::BATCH, value_parser = at_least(1))]
     batch: usize,
     /// L-BFGS iterations (1 to 1000000).
-    #[arg(long, default_value_t = 1000, value_parser = count(1, 1_000_000))]
+    #[arg(long, default_value_t = paper::ITERATIONS, value_parser = count(1, 1_000_000))]
     iterations: usize,
     /// L-BFGS line search: the authors' (reference) or a clean golden-section search.
     #[arg(long, value_enum, default_value_t = LineSearchKind::Reference)]
@@ -63,7 +63,7 @@ pub struct TrainArgs {
     #[arg(long, value_parser = count(1, 1000))]
     budget: Option<usize>,
     /// L-BFGS history length (1 to 100).
-    #[arg(long, default_value_t = 10, value_parser = count(1, 100))]
+    #[arg(long, default_value_t = paper::HISTORY, value_parser = count(1, 100))]
     history: usize,
     /// Use the first N training images.
     #[arg(long, value_name = "N", value_parser = at_least(1))]
@@ -75,9 +75,6 @@ pub struct TrainArgs {
     /// their count.
     #[arg(long, value_name = "W.safetensors")]
     init: Option<PathBuf>,
-    /// Activation of the FCP and LeNet.
-    #[arg(long, value_enum, default_value_t)]
-    activation: Activation,
     /// Checkpoint every K epochs (iterations) instead of every one: at paper scale the whole state
     /// (for L-BFGS, 23 vectors per run) is large. A resumed run repeats at most K - 1 steps, exactly.
     #[arg(long, value_name = "K", default_value_t = 1, value_parser = at_least(1))]
@@ -85,13 +82,8 @@ pub struct TrainArgs {
     /// Append one JSON line per epoch (iteration) with every run's losses to this file.
     #[arg(long, value_name = "FILE")]
     log: Option<PathBuf>,
-    /// No progress bar.
-    #[arg(long)]
-    quiet: bool,
     #[command(flatten)]
-    data: DataArgs,
-    #[command(flatten)]
-    device: DeviceArgs,
+    run: RunArgs,
 }
 
 struct Progress {
@@ -155,7 +147,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
             (stack.flat, None, count, Some(sha256_file(path)?))
         }
         None => {
-            let runs = args.runs.unwrap_or(75);
+            let runs = args.runs.unwrap_or(paper::RUNS);
             let seeds = ranges::seeds(args.seed, runs);
             (seeds.iter().flat_map(|&s| init_vector(args.model, s)).collect(), Some(seeds), runs, None)
         }
@@ -163,31 +155,27 @@ pub fn run(args: TrainArgs) -> Result<()> {
     if let Some(keep) = args.keep.filter(|&k| k > runs) {
         bail!("--keep {keep} is more than the {runs} runs; keep at most the runs trained");
     }
-    let train_data = ranges::first(args.data.load(Split::Train)?, args.train_size, "--train-size")?;
-    let test_data = ranges::first(args.data.load(Split::Test)?, args.test_size, "--test-size")?;
+    let train_data = ranges::first(args.run.data.load(Split::Train)?, args.train_size, "--train-size")?;
+    let test_data = ranges::first(args.run.data.load(Split::Test)?, args.test_size, "--test-size")?;
+    let net = crate::model::Network { arch: args.model, act: args.run.activation.act() };
     let cfg = TrainConfig {
-        model: args.model,
-        activation: args.activation.act(),
-        optimizer: args.optimizer,
-        runs,
-        keep: args.keep.unwrap_or(48).min(runs),
+        keep: args.keep.unwrap_or(paper::KEEP).min(runs),
         seed: args.seed,
         init_sha256,
-        train_images: train_data.len(),
-        test_images: test_data.len(),
         epochs: args.epochs,
         lr: args.lr,
         batch: args.batch,
         iterations: args.iterations,
         history: args.history,
         line_search: args.line_search,
-        budget: args.budget.unwrap_or(if args.line_search == LineSearchKind::Golden { 12 } else { 6 }),
+        budget: args.budget.unwrap_or(args.line_search.default_budget()),
+        ..TrainConfig::new(net, args.optimizer, runs, train_data.len(), test_data.len())
     };
-    let gpu = args.device.open()?;
+    let gpu = args.run.device.open()?;
     let train_images = DeviceImages::upload(&gpu, &train_data)?;
     let test_images = DeviceImages::upload(&gpu, &test_data)?;
     let unit = if args.optimizer == Optimizer::Sgd { "epoch" } else { "iteration" };
-    let bar = if args.quiet { ProgressBar::hidden() } else { ProgressBar::new(0) };
+    let bar = if args.run.quiet { ProgressBar::hidden() } else { ProgressBar::new(0) };
     bar.set_style(
         ProgressStyle::with_template(&format!("{{bar:30}} {unit} {{pos}}/{{len}}, ETA {{eta}}  {{msg}}"))
             .expect("a valid template"),

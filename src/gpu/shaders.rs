@@ -65,10 +65,26 @@ impl Shader {
     pub fn source(self) -> String {
         if self.needs_numerics() {
             format!("{NUMERICS}\n{}", self.body())
+        } else if self == Shader::Vector {
+            format!("{}\n{}", lbfgs_constants(), self.body())
         } else {
             self.body().to_string()
         }
     }
+}
+
+/// The L-BFGS constants of `ops` as WGSL, so that the kernels and the CPU backend share one definition:
+/// the cosine threshold as f32 and ρ's ε as the bits of a double-f32 pair (hi + lo).
+fn lbfgs_constants() -> String {
+    use crate::ops::{MIN_CURVATURE_COSINE, RHO_EPSILON};
+    let hi = RHO_EPSILON as f32;
+    let lo = (RHO_EPSILON - hi as f64) as f32;
+    format!(
+        "const MIN_CURVATURE_COSINE: f32 = {:?};\nconst RHO_EPSILON_HI: u32 = {}u;\nconst RHO_EPSILON_LO: u32 = {}u;",
+        MIN_CURVATURE_COSINE as f32,
+        hi.to_bits(),
+        lo.to_bits()
+    )
 }
 
 /// Parses and validates a shader with naga, as the driver would; no GPU needed.

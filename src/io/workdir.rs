@@ -32,14 +32,24 @@ pub fn landscape_sets(landscape: &str) -> &'static [(&'static str, &'static str)
     }
 }
 
-/// Where `train --optimizer opt` of `arch` wrote its `kind` (train/test) snapshot set.
-pub fn set_file(dir: &Path, arch: Arch, opt: &str, kind: &str) -> PathBuf {
-    dir.join(arch.id()).join(opt).join(format!("{}-{opt}-{kind}.safetensors", arch.id()))
+/// The file name `train` gives the `kind` (train/test) snapshot set of optimizer `opt`.
+pub fn set_name(arch: Arch, opt: &str, kind: &str) -> String {
+    format!("{}-{opt}-{kind}.safetensors", arch.id())
 }
 
-/// Where `train --optimizer opt` of `arch` wrote its summary.
+/// The file name `train` gives its summary.
+pub fn summary_name(arch: Arch, opt: &str) -> String {
+    format!("{}-{opt}-summary.json", arch.id())
+}
+
+/// Where `reproduce`'s train stage keeps the `kind` snapshot set of `arch` and optimizer `opt`.
+pub fn set_file(dir: &Path, arch: Arch, opt: &str, kind: &str) -> PathBuf {
+    dir.join(arch.id()).join(opt).join(set_name(arch, opt, kind))
+}
+
+/// Where `reproduce`'s train stage keeps the training summary of `arch` and optimizer `opt`.
 pub fn summary_file(dir: &Path, arch: Arch, opt: &str) -> PathBuf {
-    dir.join(arch.id()).join(opt).join(format!("{}-{opt}-summary.json", arch.id()))
+    dir.join(arch.id()).join(opt).join(summary_name(arch, opt))
 }
 
 /// The path sweep of `arch` on `landscape` (train/test); shards write to subdirectories of it.

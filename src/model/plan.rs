@@ -207,6 +207,16 @@ impl Plan {
         self.ops(grad).map(Op::flops).sum()
     }
 
+    /// Matrix-product and convolution FLOPs per image and weight vector of one evaluation, as (forward
+    /// only, loss and gradient), counted on a 64-image plan of one vector: the figure `bench` divides by
+    /// and `plan` multiplies with.
+    ///
+    /// Errors: none for the four networks (the plan of one vector on 64 images is always valid).
+    pub fn flops_per_image_vector(arch: super::Arch) -> anyhow::Result<(f64, f64)> {
+        let plan = Plan::new(super::Network { arch, act: Act::Softplus }, 0..64, 64, 1, 64, 0)?;
+        Ok((plan.flops(false) / 64.0, plan.flops(true) / 64.0))
+    }
+
     /// Bytes of the plan's scratch tensors.
     pub fn scratch_bytes(&self) -> u64 {
         self.tensors[EXTERNAL..].iter().map(|t| t.len as u64 * 4).sum()

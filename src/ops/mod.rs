@@ -182,6 +182,12 @@ pub struct AdamStep {
 }
 
 impl AdamStep {
+    /// PyTorch's defaults (betas 0.9, 0.999, eps 1e-8) at learning rate `lr`, step `t` (from 1): what
+    /// the path finder and the toy use (`docs/algorithms.md`).
+    pub fn pytorch(lr: f64, t: u32) -> AdamStep {
+        AdamStep { lr, beta1: 0.9, beta2: 0.999, eps: 1e-8, t }
+    }
+
     /// lr / (1 - beta1^t) and sqrt(1 - beta2^t): the bias corrections folded as the kernels use them.
     pub fn corrections(&self) -> (f64, f64) {
         (self.lr / (1.0 - self.beta1.powi(self.t as i32)), (1.0 - self.beta2.powi(self.t as i32)).sqrt())
@@ -208,6 +214,14 @@ pub struct Selection {
 /// kernels that take a per-row coefficient read `hi`, which is the scalar rounded to f32. The reduction
 /// kernels ([`Reduced`]) write them.
 pub struct LbfgsScalars;
+
+/// ε in ρ = 1 / (s·y + ε): keeps ρ finite when s·y is 0 (the authors' code; no curvature skip,
+/// `docs/decisions.md`).
+pub const RHO_EPSILON: f64 = 1e-6;
+
+/// A stored pair whose cos(s, y) = s·y / (|s| |y|) is NaN or below this drops the run's whole history
+/// (d = g): the curvature condition s·y > 0 holds with too little margin to trust H (`docs/algorithms.md`).
+pub const MIN_CURVATURE_COSINE: f64 = 1e-4;
 
 impl LbfgsScalars {
     /// s·y of the newest pair (written before [`Reduced::Pair`]).
@@ -305,8 +319,8 @@ impl Reduced {
                 let (sy, yy) = (L::get(s, L::SY), L::get(s, L::YY));
                 let norm = (yy * d).sqrt();
                 let cos = if norm > 0.0 { sy / norm } else { f64::NAN };
-                L::put(s, L::rho(i), 1.0 / (sy + 1e-6));
-                L::put(s, L::bad(i), flag(cos.is_nan() || cos < 1e-4));
+                L::put(s, L::rho(i), 1.0 / (sy + RHO_EPSILON));
+                L::put(s, L::bad(i), flag(cos.is_nan() || cos < MIN_CURVATURE_COSINE));
                 L::put(s, L::mask(i), 1.0);
                 L::put(s, L::GAMMA, sy / yy);
             }

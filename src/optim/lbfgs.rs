@@ -6,9 +6,9 @@
 //! submissions and E + 1 read-backs on a GPU (`docs/backends.md`): the evaluation at w together with
 //! the whole recursion (losses and |d|² come back together), one per trial point (losses), and the move.
 //!
-//! Conventions: ρ = 1/(s·y + 1e-6) with no curvature skip; H⁰ = γI with γ = s·y/y·y of the newest pair;
-//! the whole history of a run is dropped (and d = g) when any stored pair has cos(s, y) NaN or below
-//! 1e-4, or when d is not finite.
+//! Conventions: ρ = 1/(s·y + ε) (ε = `ops::RHO_EPSILON`, 1e-6) with no curvature skip; H⁰ = γI with
+//! γ = s·y/y·y of the newest pair; the whole history of a run is dropped (and d = g) when any stored pair
+//! has cos(s, y) NaN or below `ops::MIN_CURVATURE_COSINE` (1e-4), or when d is not finite.
 //!
 //! Precision: vectors are f32. Dot products are f32 partial sums added in order in f64 (CPU) or with
 //! compensated f32 sums (GPU); the scalars are double-f32 pairs (~48 bits) computed in f64 (CPU) or

@@ -28,6 +28,23 @@ pub enum LineSearchKind {
 
 const SHRINK: f64 = 0.382;
 
+/// The reference search's absolute tolerance on the step (the authors' code).
+const REFERENCE_TOLERANCE: f64 = 1e-4;
+
+/// The golden-section search's tolerance on the step, relative to the bracket.
+const GOLDEN_TOLERANCE: f64 = 1e-3;
+
+impl LineSearchKind {
+    /// Counted loss evaluations per search unless told otherwise: the authors' 6 for the reference
+    /// search, 12 for golden section (which needs more to narrow its bracket).
+    pub fn default_budget(self) -> usize {
+        match self {
+            LineSearchKind::Reference => 6,
+            LineSearchKind::Golden => 12,
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 enum Phase {
     First,
@@ -271,8 +288,8 @@ impl LineSearch {
     /// A search from loss `f0` along a direction of norm `r_norm`, with `budget` counted evaluations.
     pub fn new(kind: LineSearchKind, f0: f64, r_norm: f64, budget: usize) -> LineSearch {
         match kind {
-            LineSearchKind::Reference => LineSearch::Reference(Reference::new(f0, r_norm, 1e-4, budget)),
-            LineSearchKind::Golden => LineSearch::Golden(Golden::new(f0, r_norm, 1e-3, budget)),
+            LineSearchKind::Reference => LineSearch::Reference(Reference::new(f0, r_norm, REFERENCE_TOLERANCE, budget)),
+            LineSearchKind::Golden => LineSearch::Golden(Golden::new(f0, r_norm, GOLDEN_TOLERANCE, budget)),
         }
     }
     pub fn start(&mut self) -> Next {

@@ -93,11 +93,6 @@ pub struct PathFinder {
     adam: std::sync::Mutex<Command>,
 }
 
-/// Adam with PyTorch's defaults (betas 0.9, 0.999, eps 1e-8) at learning rate `lr`, step `t` (from 1).
-fn adam_settings(lr: f64, t: u32) -> AdamStep {
-    AdamStep { lr, beta1: 0.9, beta2: 0.999, eps: 1e-8, t }
-}
-
 impl PathFinder {
     /// A Fourier path finder (the paper's).
     ///
@@ -180,7 +175,7 @@ impl PathFinder {
                 (&grad_coef, rm(n_prm)),
             )?,
         ];
-        let adam = gpu.adam(adam_settings(settings.lr, 1), &grad_coef, (&basis, 2 * n_prm), &adam_m, &adam_v)?;
+        let adam = gpu.adam(AdamStep::pytorch(settings.lr, 1), &grad_coef, (&basis, 2 * n_prm), &adam_m, &adam_v)?;
         Ok(PathFinder {
             adam: std::sync::Mutex::new(adam),
             gpu,
@@ -262,7 +257,7 @@ impl PathFinder {
     /// One Adam step (number `t`, from 1) on the coefficients, from the last `evaluate(true)`.
     pub fn adam_step(&self, t: u32) -> Result<()> {
         let mut d = self.adam.lock().expect("the Adam command is not poisoned");
-        self.gpu.set_adam_step(&mut d, adam_settings(self.settings.lr, t))?;
+        self.gpu.set_adam_step(&mut d, AdamStep::pytorch(self.settings.lr, t))?;
         self.gpu.submit(&[&d]);
         Ok(())
     }

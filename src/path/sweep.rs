@@ -45,6 +45,15 @@ pub struct SetInfo {
     pub vectors: usize,
 }
 
+impl SetInfo {
+    /// The set in `file`, holding `stack`.
+    ///
+    /// Errors: the file cannot be read (for its checksum).
+    pub fn of(file: &Path, stack: &WeightStack) -> Result<SetInfo> {
+        Ok(SetInfo { file: file.display().to_string(), sha256: sha256_file(file)?, vectors: stack.count() })
+    }
+}
+
 /// Everything that determines a sweep's results.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SweepConfig {

@@ -90,7 +90,8 @@ pub fn optimise(lambda: f64, s: ToySettings) -> ToyPath {
     let sines: Vec<Vec<f64>> = (1..=s.fourier).map(|n| times.iter().map(|&t| sine(n, t)).collect()).collect();
     let mut coef = vec![[0.0; 2]; s.fourier];
     let (mut m, mut v) = (vec![[0.0; 2]; s.fourier], vec![[0.0; 2]; s.fourier]);
-    let (b1, b2, eps) = (0.9f64, 0.999f64, 1e-8);
+    let adam = crate::ops::AdamStep::pytorch(s.lr, 1);
+    let (b1, b2, eps) = (adam.beta1, adam.beta2, adam.eps);
     for step in 1..=s.iterations {
         let w = path_points(&coef, &times);
         let mut grad = vec![[0.0; 2]; s.fourier];

@@ -12,19 +12,17 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::backend::Device;
-use crate::data::{Dataset, DeviceImages};
+use crate::data::{Dataset, DeviceImages, Split};
 use crate::io::read_weights;
 use crate::io::workdir::{landscape_sets, paths_dir, set_file, shard_dir, summary_file};
-use crate::model::{init_vector, Arch};
+use crate::model::{init_vector, Arch, Network};
 use crate::ops::Act;
-use crate::optim::LineSearchKind;
 use crate::path::sweep::{
-    all_jobs, run_sweep_with, sha256_file, Job, PairRecord, SetInfo, Shard, SweepConfig, SweepInputs, SweepOptions,
-    SweepProgress,
+    all_jobs, run_sweep_with, Job, PairRecord, SetInfo, Shard, SweepConfig, SweepInputs, SweepOptions, SweepProgress,
 };
 use crate::path::{Curve, PathSettings};
 use crate::probe::hessian::{SpectrumSettings, DEFAULT_STEP};
-use crate::train::{train, Optimizer, RunRecord, TrainConfig, TrainInputs, TrainProgress};
+use crate::train::{paper, train, Optimizer, RunRecord, TrainConfig, TrainInputs, TrainProgress};
 
 /// The scale of a reproduction. The times below are measured (quick) or estimated from the per-iteration
 /// benchmarks (medium) in `docs/benchmarks.md`.
@@ -117,13 +115,13 @@ impl Preset {
             "paper" => Preset {
                 name: name.into(),
                 models: Arch::ALL.to_vec(),
-                runs: 75,
-                keep: 48,
+                runs: paper::RUNS,
+                keep: paper::KEEP,
                 train_images: None,
                 test_images: None,
-                epochs: 100,
-                lr: 0.1,
-                iterations: 1000,
+                epochs: paper::EPOCHS,
+                lr: paper::LR,
+                iterations: paper::ITERATIONS,
                 pairs: 300,
                 path: paper_path,
                 probes: Some(ProbeSettings {
@@ -269,57 +267,21 @@ fn check_sweeps_complete(dir: &Path, cfg: &ReproduceConfig) -> Result<()> {
     Ok(())
 }
 
-/// What the probes stage reads.
-struct ProbeStage<'a> {
+/// A work directory's study with its data on the device: what every stage reads.
+struct Study<'a> {
     dir: &'a Path,
     cfg: &'a ReproduceConfig,
-    settings: &'a ProbeSettings,
-    train_set: &'a Dataset,
-    train_images: &'a DeviceImages,
     gpu: &'a Device,
+    train_set: Dataset,
+    train_images: DeviceImages,
+    test_images: DeviceImages,
 }
 
-/// The probes of the shard's networks (network i belongs to shard i mod n), after checking that every
-/// path is there.
-fn run_probes(s: &ProbeStage, shard: Shard) -> Result<()> {
-    check_sweeps_complete(s.dir, s.cfg)?;
-    let mine: Vec<Arch> =
-        s.cfg.models.iter().enumerate().filter(|(i, _)| i % shard.count == shard.index).map(|(_, &a)| a).collect();
-    let mut overall = Overall { started: Instant::now(), done: 0, total: mine.len() };
-    for arch in mine {
-        let inputs = probes::ProbeInputs {
-            dir: s.dir,
-            arch,
-            net: crate::model::Network { arch, act: s.cfg.activation },
-            settings: s.settings,
-            path: s.cfg.preset.path,
-            options: SweepOptions { curve: Curve::Fourier, align: s.cfg.align },
-            train_set: s.train_set,
-            train_images: s.train_images,
-            gpu: s.gpu,
-        };
-        let done = probes::probe_network(&inputs)?;
-        let what = if done.is_empty() { "done earlier".to_string() } else { done.join(", ") };
-        overall.unit("probes", &format!("{}: {what}", arch.title()));
-    }
-    Ok(())
-}
-
-/// Runs the chosen stages for one shard.
-pub fn reproduce(
-    dir: &Path,
-    cfg: &ReproduceConfig,
-    stage: Stage,
-    shard: Shard,
-    gpu: &Device,
-    data: (Dataset, Dataset),
-) -> Result<()> {
-    crate::io::config::prepare_dir(dir, cfg)?;
-    let p = &cfg.preset;
-    let (train_set, test_set) = data;
-    let train_images = DeviceImages::upload(gpu, &train_set)?;
-    let test_images = DeviceImages::upload(gpu, &test_set)?;
-    if matches!(stage, Stage::All | Stage::Train) {
+impl Study<'_> {
+    /// Trains the shard's (network, optimizer) units (unit i belongs to shard i mod n); a unit whose
+    /// summary exists is done.
+    fn train_stage(&self, shard: Shard) -> Result<()> {
+        let (dir, cfg, p) = (self.dir, self.cfg, &self.cfg.preset);
         let units: Vec<(Arch, Optimizer)> =
             cfg.models.iter().flat_map(|&a| [Optimizer::Lbfgs, Optimizer::Sgd].map(|o| (a, o))).collect();
         let mine: Vec<&(Arch, Optimizer)> =
@@ -332,37 +294,24 @@ pub fn reproduce(
             }
             let seeds: Vec<u64> = (0..p.runs as u64).collect();
             let start: Vec<f32> = seeds.iter().flat_map(|&s| init_vector(arch, s)).collect();
+            let net = Network { arch, act: cfg.activation };
             let tc = TrainConfig {
-                model: arch,
-                activation: cfg.activation,
-                optimizer: opt,
-                runs: p.runs,
                 keep: p.keep,
-                seed: 0,
-                init_sha256: None,
-                train_images: train_images.count,
-                test_images: test_images.count,
                 epochs: p.epochs,
                 lr: p.lr,
-                batch: 64.min(train_images.count),
                 iterations: p.iterations,
-                history: 10,
-                line_search: LineSearchKind::Reference,
-                budget: 6,
+                ..TrainConfig::new(net, opt, p.runs, self.train_images.count, self.test_images.count)
             };
-            let out = dir.join(arch.id()).join(opt.id());
-            let s = train(
-                TrainInputs {
-                    dir: &out,
-                    cfg: &tc,
-                    start: &start,
-                    seeds: Some(seeds),
-                    train: &train_images,
-                    test: &test_images,
-                    checkpoint_every: CHECKPOINT_EVERY,
-                },
-                &mut Quiet,
-            )?;
+            let inputs = TrainInputs {
+                dir: &dir.join(arch.id()).join(opt.id()),
+                cfg: &tc,
+                start: &start,
+                seeds: Some(seeds),
+                train: &self.train_images,
+                test: &self.test_images,
+                checkpoint_every: CHECKPOINT_EVERY,
+            };
+            let s = train(inputs, &mut Quiet)?;
             overall.unit(
                 "train",
                 &format!(
@@ -375,28 +324,26 @@ pub fn reproduce(
                 ),
             );
         }
+        Ok(())
     }
-    if matches!(stage, Stage::All | Stage::Paths) {
+
+    /// The shard's pairs of every network's sweeps on both landscapes.
+    fn paths_stage(&self, shard: Shard) -> Result<()> {
+        let (dir, cfg, p) = (self.dir, self.cfg, &self.cfg.preset);
         let mut overall = Overall { started: Instant::now(), done: 0, total: cfg.models.len() * 2 };
         for &arch in &cfg.models {
-            for (landscape, images) in [("train", &train_images), ("test", &test_images)] {
+            for (landscape, images) in [("train", &self.train_images), ("test", &self.test_images)] {
                 let files: Vec<_> = landscape_sets(landscape).iter().map(|(o, k)| set_file(dir, arch, o, k)).collect();
                 if let Some(missing) = files.iter().find(|f| !f.exists()) {
                     bail!("{} is missing: run the train stage (of every shard) first", missing.display());
                 }
                 let stacks = files.iter().map(|f| read_weights(f, arch)).collect::<Result<Vec<_>>>()?;
-                let sets = files
-                    .iter()
-                    .zip(&stacks)
-                    .map(|(f, s)| {
-                        Ok(SetInfo { file: f.display().to_string(), sha256: sha256_file(f)?, vectors: s.count() })
-                    })
-                    .collect::<Result<Vec<_>>>()?;
+                let sets = files.iter().zip(&stacks).map(|(f, s)| SetInfo::of(f, s)).collect::<Result<Vec<_>>>()?;
                 let sweep = SweepConfig {
                     model: arch,
                     activation: cfg.activation,
                     sets,
-                    landscape: if landscape == "train" { crate::data::Split::Train } else { crate::data::Split::Test },
+                    landscape: if landscape == "train" { Split::Train } else { Split::Test },
                     images: images.count,
                     pairs: p.pairs.min(p.keep * (p.keep - 1) / 2),
                     seed: 0,
@@ -406,14 +353,98 @@ pub fn reproduce(
                 };
                 let out = shard_dir(&paths_dir(dir, arch, landscape), shard.index, shard.count);
                 let inputs = SweepInputs { dir: &out, cfg: &sweep, stacks: &stacks, images };
-                let options = SweepOptions { curve: Curve::Fourier, align: cfg.align };
-                let n = run_sweep_with(inputs, options, &mut Quiet)?;
+                let n = run_sweep_with(inputs, self.sweep_options(), &mut Quiet)?;
                 overall.unit("paths", &format!("{} {landscape} landscape: {n} pair(s) computed", arch.title()));
             }
         }
+        Ok(())
+    }
+
+    fn sweep_options(&self) -> SweepOptions {
+        SweepOptions { curve: Curve::Fourier, align: self.cfg.align }
+    }
+
+    /// The probes of the shard's networks (network i belongs to shard i mod n), after checking that
+    /// every path is there.
+    fn probes_stage(&self, settings: &ProbeSettings, shard: Shard) -> Result<()> {
+        check_sweeps_complete(self.dir, self.cfg)?;
+        let mine: Vec<Arch> = self
+            .cfg
+            .models
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| i % shard.count == shard.index)
+            .map(|(_, &a)| a)
+            .collect();
+        let mut overall = Overall { started: Instant::now(), done: 0, total: mine.len() };
+        for arch in mine {
+            let inputs = probes::ProbeInputs {
+                dir: self.dir,
+                arch,
+                net: Network { arch, act: self.cfg.activation },
+                settings,
+                path: self.cfg.preset.path,
+                options: self.sweep_options(),
+                train_set: &self.train_set,
+                train_images: &self.train_images,
+                gpu: self.gpu,
+            };
+            let done = probes::probe_network(&inputs)?;
+            let what = if done.is_empty() { "done earlier".to_string() } else { done.join(", ") };
+            overall.unit("probes", &format!("{}: {what}", arch.title()));
+        }
+        Ok(())
+    }
+
+    /// The report, with the configuration paragraph at its top.
+    fn report_stage(&self, report: &Path) -> Result<()> {
+        let (cfg, p, gpu) = (self.cfg, &self.cfg.preset, self.gpu.summary());
+        check_sweeps_complete(self.dir, cfg)?;
+        let context = format!(
+            "<h2>Configuration</h2><p>Preset <b>{}</b>: {}; networks: {}{}. Adapter: {} ({}, {}); losscape commit {}.</p><pre>{}</pre>",
+            p.name,
+            p.describe(),
+            cfg.models.iter().map(|a| a.title()).collect::<Vec<_>>().join(", "),
+            if p.name == "paper" { "" } else { " — a reduced scale: the claims are judged on fewer runs, images and pairs than the paper's" },
+            gpu.name,
+            gpu.backend,
+            gpu.driver,
+            crate::bench::commit(),
+            serde_json::to_string_pretty(cfg)?
+        );
+        crate::report::analyze(self.dir, report, &context)?;
+        eprintln!("[report] wrote {}", report.join("index.html").display());
+        Ok(())
+    }
+}
+
+/// Runs the chosen stages for one shard.
+pub fn reproduce(
+    dir: &Path,
+    cfg: &ReproduceConfig,
+    stage: Stage,
+    shard: Shard,
+    gpu: &Device,
+    data: (Dataset, Dataset),
+) -> Result<()> {
+    crate::io::config::prepare_dir(dir, cfg)?;
+    let (train_set, test_set) = data;
+    let study = Study {
+        dir,
+        cfg,
+        gpu,
+        train_images: DeviceImages::upload(gpu, &train_set)?,
+        test_images: DeviceImages::upload(gpu, &test_set)?,
+        train_set,
+    };
+    if matches!(stage, Stage::All | Stage::Train) {
+        study.train_stage(shard)?;
+    }
+    if matches!(stage, Stage::All | Stage::Paths) {
+        study.paths_stage(shard)?;
     }
     let report = crate::io::workdir::report_dir(dir);
-    let wants_report = stage == Stage::Report || (stage == Stage::All && shard.count == 1);
+    let reported = report.join("index.html").exists();
     // the probes need every path: sharded `--stage all` runs leave them to the report stage
     let probes = match stage {
         Stage::Probes => Some(shard),
@@ -421,28 +452,12 @@ pub fn reproduce(
         Stage::Report => Some(Shard { index: 0, count: 1 }),
         _ => None,
     };
-    if let (Some(shard), Some(settings)) = (probes, &p.probes) {
-        if !report.join("index.html").exists() {
-            let inputs = ProbeStage { dir, cfg, settings, train_set: &train_set, train_images: &train_images, gpu };
-            run_probes(&inputs, shard)?;
-        }
+    if let (Some(shard), Some(settings), false) = (probes, &cfg.preset.probes, reported) {
+        study.probes_stage(settings, shard)?;
     }
-    if wants_report && !report.join("index.html").exists() {
-        check_sweeps_complete(dir, cfg)?;
-        let context = format!(
-            "<h2>Configuration</h2><p>Preset <b>{}</b>: {}; networks: {}{}. Adapter: {} ({}, {}); losscape commit {}.</p><pre>{}</pre>",
-            p.name,
-            p.describe(),
-            cfg.models.iter().map(|a| a.title()).collect::<Vec<_>>().join(", "),
-            if p.name == "paper" { "" } else { " — a reduced scale: the claims are judged on fewer runs, images and pairs than the paper's" },
-            gpu.summary().name,
-            gpu.summary().backend,
-            gpu.summary().driver,
-            crate::bench::commit(),
-            serde_json::to_string_pretty(cfg)?
-        );
-        crate::report::analyze(dir, &report, &context)?;
-        eprintln!("[report] wrote {}", report.join("index.html").display());
+    let wants_report = stage == Stage::Report || (stage == Stage::All && shard.count == 1);
+    if wants_report && !reported {
+        study.report_stage(&report)?;
     } else if stage == Stage::All && shard.count > 1 {
         eprintln!(
             "shard {}/{} done; after every shard, run `losscape reproduce --stage report` to merge and report",

@@ -84,12 +84,8 @@ pub(super) fn sharpness(p: &ProbeInputs, opt: &str) -> Result<bool> {
     };
     // on the CPU backend one vector per call is fastest (docs/probes.md); the results are the same
     let batch = if p.gpu.is_cpu() { 1 } else { rows.len() };
-    let start = Instant::now();
     let (results, calls) = spectra(p.net, images, &stack, &rows, &p.settings.spectrum, batch, &mut Silent)?;
-    crate::io::atomic_write(
-        &out.with_extension("json"),
-        &record(p, &file, &stack, images, (&rows, &results), calls, start)?,
-    )?;
+    crate::io::atomic_write(&out.with_extension("json"), &record(p, &file, &stack, images, (&rows, &results), calls)?)?;
     crate::io::atomic_write(&out, spectra_csv(&rows, &results).as_bytes())?;
     Ok(true)
 }
@@ -101,7 +97,6 @@ fn record(
     images: &DeviceImages,
     (rows, results): (&[usize], &[Spectrum]),
     calls: usize,
-    start: Instant,
 ) -> Result<Vec<u8>> {
     let s = &p.settings.spectrum;
     let json = serde_json::json!({
@@ -116,7 +111,6 @@ fn record(
         "step": s.step,
         "hvp": crate::probe::hessian::HVP_METHOD,
         "batched_hvp_calls": calls,
-        "seconds": start.elapsed().as_secs_f64(),
         "device": p.gpu.summary().name,
         "results": spectra_json(rows, results),
     });
@@ -189,7 +183,7 @@ pub(super) fn path_surface(p: &ProbeInputs, opt: &str) -> Result<bool> {
     let cfg = SurfaceConfig {
         model: p.arch,
         activation: p.net.act,
-        set: SetInfo { file: plane_file.display().to_string(), sha256: sha256_file(&plane_file)?, vectors: 3 },
+        set: SetInfo::of(&plane_file, &plane_stack)?,
         landscape: Split::Train,
         images: p.train_images.count,
         directions: DirectionSpec::Orthonormal { vectors: vec![0, 1, 2] },
@@ -205,28 +199,29 @@ pub(super) fn path_surface(p: &ProbeInputs, opt: &str) -> Result<bool> {
         shard: Shard { index: 0, count: 1 },
         batch,
     };
-    let summary = run_surface(run, &mut Silent)?;
+    run_surface(run, &mut Silent)?;
     let rows = collect_rows(&out, &cfg)?;
     let Some(surface) = Surface::assemble(&cfg, &rows) else { bail!("{}: rows missing after the run", out.display()) };
     let extra = serde_json::json!({
         "path": {"set": rec.set_file, "pair": rec.pair, "index": rec.index, "height": h0, "representative": "median height of the set"},
-        "rows_computed": summary.rows,
-        "seconds": summary.seconds,
         "device": p.gpu.summary().name,
     });
     write_outputs(&out, &cfg, &plane.marks, &surface, extra)?;
     Ok(true)
 }
 
-/// Both probes for both optimizers of one network; returns what was computed, for the progress line.
+/// Both probes for both optimizers of one network; returns what was computed and how long it took,
+/// for the progress line (the files hold no timings, so that the same inputs write the same bytes).
 pub(super) fn probe_network(p: &ProbeInputs) -> Result<Vec<String>> {
     let mut done = Vec::new();
     for opt in OPTIMIZERS {
-        if sharpness(p, opt)? {
-            done.push(format!("{opt} sharpness"));
-        }
-        if path_surface(p, opt)? {
-            done.push(format!("{opt} path surface"));
+        for (what, probe) in
+            [("sharpness", sharpness as fn(&ProbeInputs, &str) -> Result<bool>), ("path surface", path_surface)]
+        {
+            let start = Instant::now();
+            if probe(p, opt)? {
+                done.push(format!("{opt} {what} {:.1} s", start.elapsed().as_secs_f64()));
+            }
         }
     }
     Ok(done)

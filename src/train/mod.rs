@@ -62,7 +62,51 @@ pub struct TrainConfig {
     pub budget: usize,
 }
 
+/// The paper's training settings (`docs/algorithms.md`): the defaults of `losscape train` and of
+/// [`TrainConfig::new`].
+pub mod paper {
+    /// Seeded runs per network and optimizer, and how many are kept as solution sets.
+    pub const RUNS: usize = 75;
+    pub const KEEP: usize = 48;
+    /// SGD: epochs, learning rate, mini-batch size.
+    pub const EPOCHS: usize = 100;
+    pub const LR: f64 = 0.1;
+    pub const BATCH: usize = 64;
+    /// L-BFGS: iterations and history length.
+    pub const ITERATIONS: usize = 1000;
+    pub const HISTORY: usize = 10;
+}
+
 impl TrainConfig {
+    /// `runs` runs of `optimizer` from seed 0 with the paper's settings ([`paper`]; the authors' line
+    /// search and its budget), the mini-batch capped at the training images; keep at most `runs`.
+    pub fn new(
+        net: Network,
+        optimizer: Optimizer,
+        runs: usize,
+        train_images: usize,
+        test_images: usize,
+    ) -> TrainConfig {
+        TrainConfig {
+            model: net.arch,
+            activation: net.act,
+            optimizer,
+            runs,
+            keep: paper::KEEP.min(runs),
+            seed: 0,
+            init_sha256: None,
+            train_images,
+            test_images,
+            epochs: paper::EPOCHS,
+            lr: paper::LR,
+            batch: paper::BATCH.min(train_images),
+            iterations: paper::ITERATIONS,
+            history: paper::HISTORY,
+            line_search: LineSearchKind::Reference,
+            budget: LineSearchKind::Reference.default_budget(),
+        }
+    }
+
     /// Epochs (SGD) or iterations (L-BFGS).
     pub fn steps(&self) -> usize {
         match self.optimizer {
@@ -278,7 +322,7 @@ fn finish(
         stack.metadata.insert("losscape.losses".into(), join(&|rec| pick(rec).1.to_string()));
         stack.metadata.insert("losscape.snapshot_epochs".into(), join(&|rec| pick(rec).0.to_string()));
         stack.metadata.insert("losscape.config".into(), config.clone());
-        write_weights(&dir.join(format!("{}-{}-{kind}.safetensors", cfg.model.id(), cfg.optimizer.id())), &stack)?;
+        write_weights(&dir.join(crate::io::workdir::set_name(cfg.model, cfg.optimizer.id(), kind)), &stack)?;
     }
     for (i, rec) in records.iter().enumerate() {
         let mut csv = String::from("step,train_loss,test_loss\n");
@@ -298,7 +342,7 @@ fn finish(
         kept_runs: order,
         runs: records.to_vec(),
     };
-    let path = dir.join(format!("{}-{}-summary.json", cfg.model.id(), cfg.optimizer.id()));
+    let path = dir.join(crate::io::workdir::summary_name(cfg.model, cfg.optimizer.id()));
     crate::io::atomic_write(&path, serde_json::to_string_pretty(&summary)?.as_bytes())?;
     Ok(summary)
 }
@@ -309,22 +353,11 @@ pub fn time_steps(net: Network, data: &DeviceImages, runs: usize) -> Result<(f64
     let gpu = data.device.clone();
     let start: Vec<f32> = (0..runs as u64).flat_map(|s| crate::model::init_vector(net.arch, s)).collect();
     let cfg = TrainConfig {
-        model: net.arch,
-        activation: net.act,
-        optimizer: Optimizer::Sgd,
-        runs,
         keep: runs,
-        seed: 0,
-        init_sha256: None,
-        train_images: data.count,
-        test_images: 0,
         epochs: 2,
         lr: 0.01,
-        batch: 64.min(data.count),
         iterations: 2,
-        history: 10,
-        line_search: LineSearchKind::Reference,
-        budget: 6,
+        ..TrainConfig::new(net, Optimizer::Sgd, runs, data.count, 0)
     };
     let seeds: Vec<u64> = (0..runs as u64).collect();
     let eval = Evaluator::new(net, data, 0..data.count, runs)?;
