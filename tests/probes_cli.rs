@@ -91,6 +91,62 @@ fn hessian_writes_one_line_per_vector() {
 }
 
 #[test]
+fn hessian_resumes_computing_only_the_missing_vectors() {
+    let dir = tempfile::tempdir().unwrap();
+    let set = set(dir.path());
+    let run_in = |out: &str, vectors: &str, probes: &str, batch: &str| {
+        let out = dir.path().join(out).display().to_string();
+        losscape(&[
+            "hessian",
+            "--model",
+            "fcp",
+            "--set",
+            &set,
+            "--steps",
+            "3",
+            "--probes",
+            probes,
+            "--vectors",
+            vectors,
+            "--batch",
+            batch,
+            "--train-size",
+            "30",
+            "--out",
+            &out,
+            "--backend",
+            "cpu",
+            "--quiet",
+        ])
+    };
+    let run = |vectors: &str, probes: &str| run_in("h", vectors, probes, "1");
+    let csv = || std::fs::read_to_string(dir.path().join("h/hessian.csv")).unwrap();
+    ok(run("0,2", "2"));
+    let first = csv();
+    // a killed run leaves a half-written last line: it is dropped and that vector recomputed
+    let records = dir.path().join("h/vectors.jsonl");
+    let mut text = std::fs::read_to_string(&records).unwrap();
+    text.push_str("{\"vector\":1,\"eigenv");
+    std::fs::write(&records, text).unwrap();
+    let o = ok(run("0,1,2", "2"));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("2 vector(s) done earlier") && stdout.contains("1 vector(s) computed"), "{stdout}");
+    let all = csv();
+    let lines: Vec<&str> = all.lines().collect();
+    assert_eq!(lines.len(), 4, "{all}");
+    for (i, line) in first.lines().enumerate().skip(1) {
+        assert!(all.lines().any(|l| l == line), "vector line {i} of the first run kept: {all}");
+    }
+    // the same vectors computed afresh with another batching give the same numbers
+    ok(run_in("fresh", "0,1,2", "2", "3"));
+    assert_eq!(std::fs::read_to_string(dir.path().join("fresh/hessian.csv")).unwrap(), all);
+    // other settings in the same directory are refused, naming the difference
+    let o = run("0", "3");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("settings.probes"), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+#[test]
 fn bad_input_is_a_clear_error_not_a_panic() {
     let dir = tempfile::tempdir().unwrap();
     let set = set(dir.path());

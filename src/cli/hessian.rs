@@ -6,19 +6,25 @@ use super::progress::Progress;
 use super::ranges::{at_least, count, positive};
 use super::RunArgs;
 use crate::data::{DeviceImages, Split};
+use crate::io::jsonl::{append_line, read_lines};
 use crate::io::read_weights;
 use crate::model::{Arch, Network};
-use crate::path::sweep::sha256_file;
+use crate::ops::Act;
+use crate::path::sweep::SetInfo;
 use crate::probe::hessian::{
-    spectra, spectra_csv, spectra_json, SpectraProgress, Spectrum, SpectrumSettings, DEFAULT_STEP, HVP_METHOD,
+    spectra, spectra_csv, spectra_json, SpectraProgress, Spectrum, SpectrumRecord, SpectrumSettings, DEFAULT_STEP,
+    HVP_METHOD,
 };
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// Top Hessian eigenvalues (Lanczos) and trace (Hutchinson) of every vector of a set, batched.
 #[derive(Args)]
 #[command(
     after_help = "Example:\n  losscape hessian --model fcp --set fcp-sgd.safetensors --top 3 --landscape train --train-size 10000 --out h\n\n\
 Output: DIR/hessian.csv (columns vector,lambda_1,...,lambda_K,trace) and DIR/hessian.json (settings, the\n\
-trace's standard error, timings). Hessian-vector products are central differences of batched f32\n\
+trace's standard error, timings). Resumable: each finished batch of vectors is a line of DIR/vectors.jsonl;\n\
+a re-run (with any --batch or --vectors) computes only the vectors not there yet. Hessian-vector products are central differences of batched f32\n\
 gradients (--step); see docs/probes.md."
 )]
 pub struct HessianArgs {
@@ -62,24 +68,44 @@ pub struct HessianArgs {
     run: RunArgs,
 }
 
-/// The progress bar, one line per vector.
-struct Bar(Progress);
+/// Everything that determines a run's results; `--batch` and `--vectors` are left out (random numbers
+/// are drawn per vector), so a run may resume with others.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct HessianConfig {
+    model: Arch,
+    activation: Act,
+    set: SetInfo,
+    landscape: Split,
+    images: usize,
+    settings: SpectrumSettings,
+}
+
+/// Finished vectors, one JSON line each, appended as each batch finishes.
+const RECORDS: &str = "vectors.jsonl";
+
+/// The progress bar, one line per vector; saves each finished group.
+struct Bar {
+    out: Progress,
+    file: PathBuf,
+}
 
 impl SpectraProgress for Bar {
     fn phase(&mut self, phase: &str, rows: &[usize]) {
-        self.0.bar.set_message(format!("{phase} on vectors {}..={}", rows[0], rows[rows.len() - 1]));
+        self.out.bar.set_message(format!("{phase} on vectors {}..={}", rows[0], rows[rows.len() - 1]));
     }
     fn calls(&mut self, calls: usize) {
-        self.0.bar.inc(calls as u64);
+        self.out.bar.inc(calls as u64);
     }
-    fn group(&mut self, rows: &[usize], results: &[Spectrum]) {
+    fn group(&mut self, rows: &[usize], results: &[Spectrum]) -> Result<()> {
         for (r, s) in rows.iter().zip(results) {
-            self.0.line(format!(
+            append_line(&self.file, &SpectrumRecord::new(*r, s))?;
+            self.out.line(format!(
                 "vector {r}: lambda_1 {:.6e}{}",
                 s.eigenvalues[0],
                 s.trace.map_or(String::new(), |(m, se)| format!(", trace {m:.6e} ± {se:.1e}"))
             ));
         }
+        Ok(())
     }
 }
 
@@ -93,22 +119,41 @@ pub fn run(args: HessianArgs) -> Result<()> {
     let rows = super::pick_vectors(&stack, args.vectors.as_deref(), &args.set)?;
     let size = if args.landscape == Split::Train { args.train_size } else { None };
     let data = super::ranges::first(args.run.data.load(args.landscape)?, size, "--train-size")?;
+    let net = Network { arch: args.model, act: args.run.activation.act() };
+    let cfg = HessianConfig {
+        model: args.model,
+        activation: net.act,
+        set: SetInfo::of(&args.set, &stack)?,
+        landscape: args.landscape,
+        images: data.len(),
+        settings,
+    };
+    crate::io::config::prepare_dir(&args.out, &cfg)?;
+    let file = args.out.join(RECORDS);
+    let mut done: BTreeMap<usize, Spectrum> =
+        read_lines::<SpectrumRecord>(&file)?.into_iter().map(|r| (r.vector, r.spectrum())).collect();
+    let todo: Vec<usize> = rows.iter().copied().filter(|r| !done.contains_key(r)).collect();
     let device = args.run.device.open()?;
     let images = DeviceImages::upload(&device, &data)?;
-    let net = Network { arch: args.model, act: args.run.activation.act() };
-    let group = args.batch.unwrap_or(rows.len()).min(rows.len());
-    let mut bar = Bar(Progress::new("{bar:30} {pos}/{len} batched HVPs, ETA {eta}  {msg}", args.run.quiet));
-    let groups = rows.len().div_ceil(group);
-    bar.0.bar.set_length((groups * (args.steps.min(args.model.n_params()) + args.probes)) as u64);
+    let group = args.batch.unwrap_or(todo.len()).clamp(1, todo.len().max(1));
+    let mut bar =
+        Bar { out: Progress::new("{bar:30} {pos}/{len} batched HVPs, ETA {eta}  {msg}", args.run.quiet), file };
+    let groups = todo.len().div_ceil(group);
+    bar.out.bar.set_length((groups * (args.steps.min(args.model.n_params()) + args.probes)) as u64);
     let start = std::time::Instant::now();
-    let (results, calls) = spectra(net, &images, &stack, &rows, &settings, group, &mut bar)?;
+    let (results, calls) = spectra(net, &images, &stack, &todo, &settings, group, &mut bar)?;
     let seconds = start.elapsed().as_secs_f64();
-    bar.0.bar.finish_and_clear();
+    bar.out.bar.finish_and_clear();
+    done.extend(todo.iter().copied().zip(results));
+    let results: Vec<Spectrum> = rows.iter().map(|r| done[r].clone()).collect();
+    if rows.len() > todo.len() {
+        println!("{} vector(s) done earlier (in {})", rows.len() - todo.len(), args.out.join(RECORDS).display());
+    }
     crate::io::atomic_write(&args.out.join("hessian.csv"), spectra_csv(&rows, &results).as_bytes())?;
     let record = serde_json::json!({
         "model": args.model.id(),
         "activation": args.run.activation.act(),
-        "set": {"file": args.set.display().to_string(), "sha256": sha256_file(&args.set)?, "vectors": stack.count()},
+        "set": cfg.set,
         "landscape": args.landscape.name(),
         "images": data.len(),
         "top": args.top,
@@ -118,15 +163,15 @@ pub fn run(args: HessianArgs) -> Result<()> {
         "step": args.step,
         "hvp": HVP_METHOD,
         "vectors_per_call": group,
-        "batched_hvp_calls": calls,
-        "seconds": seconds,
+        "batched_hvp_calls_this_run": calls,
+        "seconds_this_run": seconds,
         "device": device.summary().name,
         "results": spectra_json(&rows, &results),
     });
     crate::io::atomic_write(&args.out.join("hessian.json"), serde_json::to_string_pretty(&record)?.as_bytes())?;
     println!(
-        "{} vector(s), {calls} batched HVP call(s) in {seconds:.2} s on {}; results in {}",
-        rows.len(),
+        "{} vector(s) computed, {calls} batched HVP call(s) in {seconds:.2} s on {}; results in {}",
+        todo.len(),
         device.summary().name,
         args.out.join("hessian.csv").display()
     );

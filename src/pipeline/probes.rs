@@ -55,7 +55,9 @@ struct Silent;
 impl SpectraProgress for Silent {
     fn phase(&mut self, _: &str, _: &[usize]) {}
     fn calls(&mut self, _: usize) {}
-    fn group(&mut self, _: &[usize], _: &[Spectrum]) {}
+    fn group(&mut self, _: &[usize], _: &[Spectrum]) -> Result<()> {
+        Ok(())
+    }
 }
 
 impl SurfaceProgress for Silent {

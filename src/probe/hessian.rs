@@ -362,8 +362,10 @@ pub trait SpectraProgress {
     fn phase(&mut self, phase: &str, rows: &[usize]);
     /// A phase finished after `calls` batched HVPs.
     fn calls(&mut self, calls: usize);
-    /// A group is done.
-    fn group(&mut self, rows: &[usize], results: &[Spectrum]);
+    /// A group is done (the place to save its results).
+    ///
+    /// Errors: whatever saving them returns; it stops the run.
+    fn group(&mut self, rows: &[usize], results: &[Spectrum]) -> Result<()>;
 }
 
 /// The top eigenvalues and trace of the Hessian of the mean loss at each of `rows` of `stack`,
@@ -404,10 +406,34 @@ pub fn spectra(
         calls += probe.calls();
         let group: Vec<Spectrum> =
             top.into_iter().zip(traces).map(|(eigenvalues, trace)| Spectrum { eigenvalues, trace }).collect();
-        progress.group(g, &group);
+        progress.group(g, &group)?;
         out.extend(group);
     }
     Ok((out, calls))
+}
+
+/// One vector's spectrum as a line of `DIR/vectors.jsonl` (non-finite values as null), so that a run
+/// can resume where it stopped.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SpectrumRecord {
+    pub vector: usize,
+    pub eigenvalues: Vec<Option<f64>>,
+    /// Trace and its standard error.
+    pub trace: Option<(f64, f64)>,
+}
+
+impl SpectrumRecord {
+    pub fn new(vector: usize, s: &Spectrum) -> SpectrumRecord {
+        SpectrumRecord {
+            vector,
+            eigenvalues: s.eigenvalues.iter().map(|v| v.is_finite().then_some(*v)).collect(),
+            trace: s.trace,
+        }
+    }
+
+    pub fn spectrum(&self) -> Spectrum {
+        Spectrum { eigenvalues: self.eigenvalues.iter().map(|v| v.unwrap_or(f64::NAN)).collect(), trace: self.trace }
+    }
 }
 
 /// The CSV text of `losscape hessian`: header `vector,lambda_1,…,lambda_k,trace`, one line per vector
