@@ -19,121 +19,204 @@ fn product(m: usize, n: usize, k: usize, batches: usize, accumulate: bool) -> Pr
     Product { m, n, k, batches, accumulate }
 }
 
-pub(super) fn plan(p: &mut Builder, chunks: &[Chunk]) -> Vec<ChunkOps> {
-    let (b, cap, n_prm) = (p.batch, p.chunk_cap, p.n_prm);
-    let o = Arch::Lstm.offsets();
-    let (w_ih, w_hh, b_ih, b_hh, fc) = (o[0], o[1], o[2], o[3], o[4]);
-    let perm: Vec<u32> = lstm_permutation().iter().map(|&v| v as u32).collect();
-    let perm = p.with("lstm permutation", perm.len(), Init::U32(perm));
-    // one permuted copy of the images, or one per vector when each vector has its own images
-    let px = SHAPE.pixels();
-    let x_bs = if p.img_bs > 0 { cap * px } else { 0 };
-    let xperm = p.tensor("lstm inputs", cap * px * if p.img_bs > 0 { b } else { 1 });
-    let gates = p.tensor("lstm gates", b * cap * STEPS * G);
-    let cells = p.tensor("lstm cells", b * cap * (STEPS + 1) * H);
-    let hidden = p.tensor("lstm hidden", b * cap * STEPS * H); // slot 0 = h_0 = 0, never written
-    let last = p.tensor("lstm last hidden", b * cap * H);
-    let dh = p.tensor("lstm dh", b * cap * H);
-    let dc = p.tensor("lstm dc", b * cap * H);
-    let ones = p.with("ones", cap * STEPS, Init::Ones);
-    let classifier =
-        Mlp::new(p, vec![Dense { inp: H, out: 10, w_off: fc, b_off: None, act: None }], Head::CrossEntropy);
-    let features = Input::Features { values: last, grad: dh };
-    let w = Operand::Tensor(WEIGHTS);
-    let t = Operand::Tensor;
-    let p = &*p;
+/// The tensors and weight offsets that every chunk's operations use.
+struct Lstm {
+    batch: usize,
+    n_prm: usize,
+    img_bs: usize,
+    /// Offsets of W_ih, W_hh, b_ih, b_hh in a weight vector.
+    w_ih: usize,
+    w_hh: usize,
+    b_ih: usize,
+    b_hh: usize,
+    perm: usize,
+    /// The permuted pixels, and their stride per vector (0 when the images are shared).
+    xperm: usize,
+    x_bs: usize,
+    gates: usize,
+    cells: usize,
+    hidden: usize,
+    last: usize,
+    dh: usize,
+    dc: usize,
+    ones: usize,
+    classifier: Mlp,
+}
 
+impl Lstm {
+    fn new(p: &mut Builder) -> Lstm {
+        let (b, cap) = (p.batch, p.chunk_cap);
+        let o = Arch::Lstm.offsets();
+        let perm: Vec<u32> = lstm_permutation().iter().map(|&v| v as u32).collect();
+        let px = SHAPE.pixels();
+        Lstm {
+            batch: b,
+            n_prm: p.n_prm,
+            img_bs: p.img_bs,
+            w_ih: o[0],
+            w_hh: o[1],
+            b_ih: o[2],
+            b_hh: o[3],
+            perm: p.with("lstm permutation", perm.len(), Init::U32(perm)),
+            // one permuted copy of the images, or one per vector when each vector has its own images
+            xperm: p.tensor("lstm inputs", cap * px * if p.img_bs > 0 { b } else { 1 }),
+            x_bs: if p.img_bs > 0 { cap * px } else { 0 },
+            gates: p.tensor("lstm gates", b * cap * STEPS * G),
+            cells: p.tensor("lstm cells", b * cap * (STEPS + 1) * H),
+            hidden: p.tensor("lstm hidden", b * cap * STEPS * H), // slot 0 = h_0 = 0, never written
+            last: p.tensor("lstm last hidden", b * cap * H),
+            dh: p.tensor("lstm dh", b * cap * H),
+            dc: p.tensor("lstm dc", b * cap * H),
+            ones: p.with("ones", cap * STEPS, Init::Ones),
+            classifier: Mlp::new(
+                p,
+                vec![Dense { inp: H, out: 10, w_off: o[4], b_off: None, act: None }],
+                Head::CrossEntropy,
+            ),
+        }
+    }
+
+    fn step(&self, ch: &Chunk, s: usize) -> LstmStep {
+        LstmStep {
+            shape: SHAPE,
+            images: ch.len,
+            batches: self.batch,
+            step: s,
+            n_prm: self.n_prm,
+            bias_ih: self.b_ih,
+            bias_hh: self.b_hh,
+            first_image: ch.first,
+            img_bs: self.img_bs,
+        }
+    }
+
+    fn features(&self) -> Input {
+        Input::Features { values: self.last, grad: self.dh }
+    }
+
+    /// Per vector, the stride between the gate blocks of a chunk of `c` images.
+    fn gate_stride(c: usize) -> usize {
+        c * STEPS * G
+    }
+
+    /// The gates of step `s` as a (c x 4H) matrix per vector.
+    fn gates_at(c: usize, s: usize) -> Layout {
+        Layout { off: s * G, batch: Self::gate_stride(c), row: STEPS * G, col: 1, group: None }
+    }
+
+    /// The input projection of all steps: one product for all vectors when the images are shared
+    /// (columns (vector, gate)), else one per vector.
+    fn input_projection(&self, c: usize) -> Op {
+        let (b, n_prm, stride) = (self.batch, self.n_prm, Self::gate_stride(c));
+        if self.img_bs == 0 {
+            Op::MatMul {
+                shape: product(c * STEPS, G * b, FEAT, 1, false),
+                a: (Operand::Tensor(self.xperm), Layout::row_major(0, FEAT, 0)),
+                b: (
+                    Operand::Tensor(WEIGHTS),
+                    Layout { off: self.w_ih, batch: 0, row: 1, col: FEAT, group: Some((G, n_prm)) },
+                ),
+                c: (self.gates, Layout { off: 0, batch: 0, row: G, col: 1, group: Some((G, stride)) }),
+            }
+        } else {
+            Op::MatMul {
+                shape: product(c * STEPS, G, FEAT, b, false),
+                a: (Operand::Tensor(self.xperm), Layout::row_major(0, FEAT, self.x_bs)),
+                b: (Operand::Tensor(WEIGHTS), Layout { off: self.w_ih, batch: n_prm, row: 1, col: FEAT, group: None }),
+                c: (self.gates, Layout::row_major(0, G, stride)),
+            }
+        }
+    }
+
+    /// Gather, input projection, 28 steps of h W_hh^T and the cell, then the classifier and loss head.
+    fn forward(&self, p: &Builder, ch: &Chunk) -> Vec<Op> {
+        let c = ch.len;
+        let mut ops = vec![
+            Op::GatherPixels { step: self.step(ch, 0), perm: self.perm, out: self.xperm },
+            self.input_projection(c),
+        ];
+        for s in 0..STEPS {
+            if s > 0 {
+                ops.push(Op::MatMul {
+                    shape: product(c, G, H, self.batch, true),
+                    a: (
+                        Operand::Tensor(self.hidden),
+                        Layout { off: s * H, batch: c * STEPS * H, row: STEPS * H, col: 1, group: None },
+                    ),
+                    b: (
+                        Operand::Tensor(WEIGHTS),
+                        Layout { off: self.w_hh, batch: self.n_prm, row: 1, col: H, group: None },
+                    ),
+                    c: (self.gates, Self::gates_at(c, s)),
+                });
+            }
+            let (gates, cells, hidden, last) = (self.gates, self.cells, self.hidden, self.last);
+            ops.push(Op::LstmCellForward { step: self.step(ch, s), gates, cells, hidden, last });
+        }
+        ops.extend(self.classifier.forward(p, ch, self.features()));
+        ops
+    }
+
+    /// The classifier, back through time, then the weight gradients over all (image, step) rows at
+    /// once (added to the gradient when `acc`, i.e. after the first chunk).
+    fn backward(&self, p: &Builder, ch: &Chunk, acc: bool) -> Vec<Op> {
+        let (c, b, n_prm) = (ch.len, self.batch, self.n_prm);
+        let t = Operand::Tensor;
+        let mut ops = self.classifier.backward(p, ch, self.features(), acc);
+        for s in (0..STEPS).rev() {
+            ops.push(Op::LstmCellBackward {
+                step: self.step(ch, s),
+                gates: self.gates,
+                cells: self.cells,
+                dh: self.dh,
+                dc: self.dc,
+            });
+            if s > 0 {
+                ops.push(Op::MatMul {
+                    shape: product(c, H, G, b, false),
+                    a: (t(self.gates), Self::gates_at(c, s)),
+                    b: (Operand::Tensor(WEIGHTS), Layout::row_major(self.w_hh, H, n_prm)),
+                    c: (self.dh, Layout::row_major(0, H, c * H)),
+                });
+            }
+        }
+        let dz_t = (t(self.gates), Layout::transposed(0, G, Self::gate_stride(c)));
+        let rows = c * STEPS;
+        ops.push(Op::MatMul {
+            shape: product(G, FEAT, rows, b, acc),
+            a: dz_t,
+            b: (t(self.xperm), Layout::row_major(0, FEAT, self.x_bs)),
+            c: (GRADS, Layout::row_major(self.w_ih, FEAT, n_prm)),
+        });
+        ops.push(Op::MatMul {
+            shape: product(G, H, rows, b, acc),
+            a: dz_t,
+            b: (t(self.hidden), Layout::row_major(0, H, c * STEPS * H)),
+            c: (GRADS, Layout::row_major(self.w_hh, H, n_prm)),
+        });
+        for bias in [self.b_ih, self.b_hh] {
+            ops.push(Op::MatMul {
+                shape: product(G, 1, rows, b, acc),
+                a: dz_t,
+                b: (t(self.ones), Layout { off: 0, batch: 0, row: 1, col: 0, group: None }),
+                c: (GRADS, Layout { off: bias, batch: n_prm, row: 1, col: 0, group: None }),
+            });
+        }
+        ops
+    }
+}
+
+pub(super) fn plan(p: &mut Builder, chunks: &[Chunk]) -> Vec<ChunkOps> {
+    let lstm = Lstm::new(p);
+    let p = &*p;
     chunks
         .iter()
         .enumerate()
-        .map(|(ci, ch)| {
-            let c = ch.len;
-            let step = |s| LstmStep {
-                shape: SHAPE,
-                images: c,
-                batches: b,
-                step: s,
-                n_prm,
-                bias_ih: b_ih,
-                bias_hh: b_hh,
-                first_image: ch.first,
-                img_bs: p.img_bs,
-            };
-            let gate_stride = c * STEPS * G;
-            // gates of step s as a (c x 4H) matrix per vector
-            let gates_at = |s: usize| Layout { off: s * G, batch: gate_stride, row: STEPS * G, col: 1, group: None };
-            let mut forward = vec![
-                Op::GatherPixels { step: step(0), perm, out: xperm },
-                if p.img_bs == 0 {
-                    // shared inputs: one product for all vectors, columns (vector, gate)
-                    Op::MatMul {
-                        shape: product(c * STEPS, G * b, FEAT, 1, false),
-                        a: (t(xperm), Layout::row_major(0, FEAT, 0)),
-                        b: (w, Layout { off: w_ih, batch: 0, row: 1, col: FEAT, group: Some((G, n_prm)) }),
-                        c: (gates, Layout { off: 0, batch: 0, row: G, col: 1, group: Some((G, gate_stride)) }),
-                    }
-                } else {
-                    Op::MatMul {
-                        shape: product(c * STEPS, G, FEAT, b, false),
-                        a: (t(xperm), Layout::row_major(0, FEAT, x_bs)),
-                        b: (w, Layout { off: w_ih, batch: n_prm, row: 1, col: FEAT, group: None }),
-                        c: (gates, Layout::row_major(0, G, gate_stride)),
-                    }
-                },
-            ];
-            for s in 0..STEPS {
-                if s > 0 {
-                    forward.push(Op::MatMul {
-                        shape: product(c, G, H, b, true),
-                        a: (
-                            t(hidden),
-                            Layout { off: s * H, batch: c * STEPS * H, row: STEPS * H, col: 1, group: None },
-                        ),
-                        b: (w, Layout { off: w_hh, batch: n_prm, row: 1, col: H, group: None }),
-                        c: (gates, gates_at(s)),
-                    });
-                }
-                forward.push(Op::LstmCellForward { step: step(s), gates, cells, hidden, last });
-            }
-            forward.extend(classifier.forward(p, ch, features));
-
-            let acc = ci > 0;
-            let mut backward = classifier.backward(p, ch, features, acc);
-            for s in (0..STEPS).rev() {
-                backward.push(Op::LstmCellBackward { step: step(s), gates, cells, dh, dc });
-                if s > 0 {
-                    backward.push(Op::MatMul {
-                        shape: product(c, H, G, b, false),
-                        a: (t(gates), gates_at(s)),
-                        b: (w, Layout::row_major(w_hh, H, n_prm)),
-                        c: (dh, Layout::row_major(0, H, c * H)),
-                    });
-                }
-            }
-            // weight gradients over all (image, step) rows at once
-            let dz_t = (t(gates), Layout::transposed(0, G, gate_stride));
-            let rows = c * STEPS;
-            backward.push(Op::MatMul {
-                shape: product(G, FEAT, rows, b, acc),
-                a: dz_t,
-                b: (t(xperm), Layout::row_major(0, FEAT, x_bs)),
-                c: (GRADS, Layout::row_major(w_ih, FEAT, n_prm)),
-            });
-            backward.push(Op::MatMul {
-                shape: product(G, H, rows, b, acc),
-                a: dz_t,
-                b: (t(hidden), Layout::row_major(0, H, c * STEPS * H)),
-                c: (GRADS, Layout::row_major(w_hh, H, n_prm)),
-            });
-            for bias in [b_ih, b_hh] {
-                backward.push(Op::MatMul {
-                    shape: product(G, 1, rows, b, acc),
-                    a: dz_t,
-                    b: (t(ones), Layout { off: 0, batch: 0, row: 1, col: 0, group: None }),
-                    c: (GRADS, Layout { off: bias, batch: n_prm, row: 1, col: 0, group: None }),
-                });
-            }
-            ChunkOps { first: ch.first, images: c, forward, backward }
+        .map(|(ci, ch)| ChunkOps {
+            first: ch.first,
+            images: ch.len,
+            forward: lstm.forward(p, ch),
+            backward: lstm.backward(p, ch, ci > 0),
         })
         .collect()
 }
