@@ -10,13 +10,38 @@ pub use weights::{read_weights, write_weights, WeightStack};
 use anyhow::{Context, Result};
 use std::path::Path;
 
+/// The name prefix of [`atomic_write`]'s temporary files: a process killed while writing leaves one
+/// behind, never a half-written file under the final name. They hold nothing of value.
+pub const PARTIAL_PREFIX: &str = ".partial-";
+
+/// Removes the temporary files a killed writer left in `dir` (not in its subdirectories). Only for a
+/// directory that one process writes at a time (a training run's), since another writer's file in
+/// flight would be removed too.
+///
+/// Errors: `dir` exists but cannot be listed, or a leftover cannot be removed.
+pub fn remove_partials(dir: &Path) -> Result<usize> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Ok(0) };
+    let mut removed = 0;
+    for e in entries {
+        let e = e.with_context(|| format!("{}: cannot list", dir.display()))?;
+        if e.file_name().to_string_lossy().starts_with(PARTIAL_PREFIX) && e.path().is_file() {
+            std::fs::remove_file(e.path())
+                .with_context(|| format!("{}: cannot remove a leftover temporary file", e.path().display()))?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
 /// Writes `bytes` to `path` through a temporary file in the same directory and a rename, so a crash
 /// or a full disk never leaves a half-written file under the final name.
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create the directory", dir.display()))?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+    let mut tmp = tempfile::Builder::new()
+        .prefix(PARTIAL_PREFIX)
+        .tempfile_in(dir)
         .with_context(|| format!("{}: cannot create a temporary file", dir.display()))?;
     tmp.write_all(bytes)
         .and_then(|_| tmp.as_file().sync_all())

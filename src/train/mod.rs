@@ -198,6 +198,8 @@ pub fn train(inputs: TrainInputs, progress: &mut dyn TrainProgress) -> Result<Su
         bail!("{} starting values for {r} runs of {n} parameters", start.len());
     }
     prepare_dir(dir, cfg)?;
+    // a run killed while writing its checkpoint left a temporary file: this directory has one writer
+    crate::io::remove_partials(dir)?;
     let net = Network { arch: cfg.model, act: cfg.activation };
     let train_eval = Evaluator::new(net, train, 0..train.count, r)?;
     let test_eval = Evaluator::new(net, test, 0..test.count, r)?;
@@ -230,45 +232,11 @@ pub fn train(inputs: TrainInputs, progress: &mut dyn TrainProgress) -> Result<Su
     }
     progress.start(cfg.steps(), done);
     let unit = if cfg.optimizer == Optimizer::Sgd { "epoch" } else { "iteration" };
+    let snapshots = Snapshots { weights: &weights, best_train: &best_train, best_test: &best_test, n };
     while done < cfg.steps() {
-        let train_losses: Vec<f64> = match solver.step(&mut NetworkObjective { eval: &train_eval })? {
-            Some(losses) => losses,
-            None => {
-                gpu.copy(&weights, 0, &train_eval.weights, 0, r * n)?;
-                train_eval.run(Want::Loss);
-                train_eval.results()?.iter().map(|e| e.loss).collect()
-            }
-        };
-        gpu.copy(&weights, 0, &test_eval.weights, 0, r * n)?;
-        test_eval.run(Want::Loss);
-        let test_losses: Vec<f64> = test_eval.results()?.iter().map(|e| e.loss).collect();
+        let losses = step_losses(solver.as_mut(), (&train_eval, &test_eval), &weights)?;
         done += 1;
-        let mut newly_stopped = false;
-        for (i, rec) in records.iter_mut().enumerate() {
-            if rec.stopped.is_some() {
-                continue;
-            }
-            let (tr, te) = (train_losses[i], test_losses[i]);
-            if !tr.is_finite() || !te.is_finite() {
-                rec.stopped = Some(format!(
-                    "the {} loss became {} at {unit} {done}",
-                    if tr.is_finite() { "test" } else { "training" },
-                    if tr.is_finite() { te } else { tr }
-                ));
-                newly_stopped = true;
-                continue;
-            }
-            rec.train.push(tr);
-            rec.test.push(te);
-            if rec.best_train.is_none_or(|(_, b)| tr < b) {
-                rec.best_train = Some((done, tr));
-                gpu.copy(&weights, i * n, &best_train, i * n, n)?;
-            }
-            if rec.best_test.is_none_or(|(_, b)| te < b) {
-                rec.best_test = Some((done, te));
-                gpu.copy(&weights, i * n, &best_test, i * n, n)?;
-            }
-        }
+        let newly_stopped = record_step(&mut records, &losses, (done, unit), &gpu, &snapshots)?;
         if newly_stopped {
             let active: Vec<bool> = records.iter().map(|rec| rec.stopped.is_none()).collect();
             solver.set_active(&active)?;
@@ -279,6 +247,72 @@ pub fn train(inputs: TrainInputs, progress: &mut dyn TrainProgress) -> Result<Su
         progress.step(done, &records);
     }
     finish(dir, cfg, &gpu, &records, (&best_train, &best_test))
+}
+
+/// One step of the solver and the losses it leaves: the training loss of every run (from the step when
+/// the solver evaluated it at the new weights, else evaluated here) and the test loss.
+fn step_losses(
+    solver: &mut dyn Solver,
+    (train_eval, test_eval): (&Evaluator, &Evaluator),
+    weights: &Buffer,
+) -> Result<(Vec<f64>, Vec<f64>)> {
+    let gpu = &train_eval.device().clone();
+    let len = train_eval.weights.len();
+    let train_losses: Vec<f64> = match solver.step(&mut NetworkObjective { eval: train_eval })? {
+        Some(losses) => losses,
+        None => {
+            gpu.copy(weights, 0, &train_eval.weights, 0, len)?;
+            train_eval.run(Want::Loss);
+            train_eval.results()?.iter().map(|e| e.loss).collect()
+        }
+    };
+    gpu.copy(weights, 0, &test_eval.weights, 0, len)?;
+    test_eval.run(Want::Loss);
+    Ok((train_losses, test_eval.results()?.iter().map(|e| e.loss).collect()))
+}
+
+/// The current weights of all runs and the snapshots of each run's best so far (R x N_prm each).
+struct Snapshots<'a> {
+    weights: &'a Buffer,
+    best_train: &'a Buffer,
+    best_test: &'a Buffer,
+    n: usize,
+}
+
+/// Appends step `done`'s losses to each active run's curves and copies its weights into a snapshot
+/// that improved; a run whose loss is not finite stops with the reason. Returns whether one stopped now.
+fn record_step(
+    records: &mut [RunRecord],
+    (train, test): &(Vec<f64>, Vec<f64>),
+    (done, unit): (usize, &str),
+    gpu: &Device,
+    s: &Snapshots,
+) -> Result<bool> {
+    let n = s.n;
+    let mut newly_stopped = false;
+    for (i, rec) in records.iter_mut().enumerate().filter(|(_, rec)| rec.stopped.is_none()) {
+        let (tr, te) = (train[i], test[i]);
+        if !tr.is_finite() || !te.is_finite() {
+            rec.stopped = Some(format!(
+                "the {} loss became {} at {unit} {done}",
+                if tr.is_finite() { "test" } else { "training" },
+                if tr.is_finite() { te } else { tr }
+            ));
+            newly_stopped = true;
+            continue;
+        }
+        rec.train.push(tr);
+        rec.test.push(te);
+        if rec.best_train.is_none_or(|(_, b)| tr < b) {
+            rec.best_train = Some((done, tr));
+            gpu.copy(s.weights, i * n, s.best_train, i * n, n)?;
+        }
+        if rec.best_test.is_none_or(|(_, b)| te < b) {
+            rec.best_test = Some((done, te));
+            gpu.copy(s.weights, i * n, s.best_test, i * n, n)?;
+        }
+    }
+    Ok(newly_stopped)
 }
 
 /// Writes the kept solution sets, the curves and the summary.
