@@ -3,8 +3,8 @@ use clap::Args;
 use std::path::PathBuf;
 
 use super::{Activation, DataArgs, DeviceArgs};
-use crate::bench::{case, ceiling, commit, path_case, train_case, Record};
-use crate::data::Split;
+use crate::bench::{case, ceiling, commit, path_case, train_case, Case, PathCase, Record, TrainCase};
+use crate::data::{DeviceImages, Split};
 use crate::model::{Arch, Network};
 
 /// Time loss+gradient of B weight vectors on N training images for each network, against a
@@ -56,7 +56,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let timing = if gpu.has_timestamps() { "gpu-timestamps" } else { "wall-clock" };
     println!("adapter: {} ({}, {}), timing: {timing}", gpu.summary().name, gpu.summary().backend, gpu.summary().driver);
     let ceil = ceiling(&gpu, args.ceiling_size, args.repeats)?;
-    let images = crate::data::DeviceImages::upload(&gpu, &data)?; // once, for every case
+    let images = DeviceImages::upload(&gpu, &data)?; // once, for every case
     println!(
         "ceiling: {0}x{0}x{0} matrix product {1:.3} ms = {2:.1} GFLOP/s",
         ceil.size,
@@ -77,57 +77,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
     } else {
         None
     };
-    let mut cases = Vec::new();
-    for (&arch, &b) in args.models.iter().flat_map(|m| std::iter::repeat(m).zip(&args.batches)) {
-        let net = Network { arch, act: args.activation.act() };
-        let c = case(net, &images, b, args.repeats, ceil.gflops)?;
-        println!(
-            "{:<11} B={:<3} N={}: {:.3} ms/call, {:.3e} image-vector evaluations/s, {:.1} GFLOP/s ({:.0}% of ceiling)",
-            c.model,
-            c.batch,
-            c.images,
-            c.seconds_per_call * 1e3,
-            c.evaluations_per_second,
-            c.gflops,
-            100.0 * c.fraction_of_ceiling
-        );
-        cases.push(c);
-    }
-    let mut paths = Vec::new();
-    if args.path_points > 0 {
-        for &arch in &args.models {
-            let net = Network { arch, act: args.activation.act() };
-            let p = path_case(net, &images, args.path_points, args.repeats)?;
-            println!(
-                "{:<11} path iteration, M={} N={}: {:.3} ms batched, {:.3} ms as {} calls of B=1 ({:.1}x)",
-                p.model,
-                p.points,
-                p.images,
-                p.seconds_per_iteration * 1e3,
-                p.seconds_one_at_a_time * 1e3,
-                p.points,
-                p.speedup
-            );
-            paths.push(p);
-        }
-    }
-    let mut training = Vec::new();
-    for &arch in &args.models {
-        for &runs in args.train_runs.iter().filter(|&&r| r > 0) {
-            let net = Network { arch, act: args.activation.act() };
-            let t = train_case(net, &images, runs)?;
-            println!(
-                "{:<11} training R={:<3} N={}: SGD epoch {:.3} s ({:.3e} image-runs/s), L-BFGS iteration {:.3} s",
-                t.model,
-                t.runs,
-                t.images,
-                t.seconds_per_sgd_epoch,
-                t.sgd_images_per_second,
-                t.seconds_per_lbfgs_iteration
-            );
-            training.push(t);
-        }
-    }
+    let cases = loss_cases(&args, &images, ceil.gflops)?;
+    let paths = path_cases(&args, &images)?;
+    let training = training_cases(&args, &images)?;
     for arch in &args.models {
         println!(
             "FLOP count {}: {} per image and vector",
@@ -151,4 +103,68 @@ pub fn run(args: BenchArgs) -> Result<()> {
     crate::io::atomic_write(&args.out, serde_json::to_string_pretty(&record)?.as_bytes())?;
     println!("wrote {}", args.out.display());
     Ok(())
+}
+
+/// Loss and gradient of B vectors, per network and --batches entry.
+fn loss_cases(args: &BenchArgs, images: &DeviceImages, ceiling_gflops: f64) -> Result<Vec<Case>> {
+    let mut cases = Vec::new();
+    for (&arch, &b) in args.models.iter().flat_map(|m| std::iter::repeat(m).zip(&args.batches)) {
+        let net = Network { arch, act: args.activation.act() };
+        let c = case(net, images, b, args.repeats, ceiling_gflops)?;
+        println!(
+            "{:<11} B={:<3} N={}: {:.3} ms/call, {:.3e} image-vector evaluations/s, {:.1} GFLOP/s ({:.0}% of ceiling)",
+            c.model,
+            c.batch,
+            c.images,
+            c.seconds_per_call * 1e3,
+            c.evaluations_per_second,
+            c.gflops,
+            100.0 * c.fraction_of_ceiling
+        );
+        cases.push(c);
+    }
+    Ok(cases)
+}
+
+/// One path-finder iteration per network, batched and one point at a time (none with --path-points 0).
+fn path_cases(args: &BenchArgs, images: &DeviceImages) -> Result<Vec<PathCase>> {
+    let mut paths = Vec::new();
+    for &arch in args.models.iter().filter(|_| args.path_points > 0) {
+        let net = Network { arch, act: args.activation.act() };
+        let p = path_case(net, images, args.path_points, args.repeats)?;
+        println!(
+            "{:<11} path iteration, M={} N={}: {:.3} ms batched, {:.3} ms as {} calls of B=1 ({:.1}x)",
+            p.model,
+            p.points,
+            p.images,
+            p.seconds_per_iteration * 1e3,
+            p.seconds_one_at_a_time * 1e3,
+            p.points,
+            p.speedup
+        );
+        paths.push(p);
+    }
+    Ok(paths)
+}
+
+/// An SGD epoch and an L-BFGS iteration per network and --train-runs entry.
+fn training_cases(args: &BenchArgs, images: &DeviceImages) -> Result<Vec<TrainCase>> {
+    let mut training = Vec::new();
+    for &arch in &args.models {
+        for &runs in args.train_runs.iter().filter(|&&r| r > 0) {
+            let net = Network { arch, act: args.activation.act() };
+            let t = train_case(net, images, runs)?;
+            println!(
+                "{:<11} training R={:<3} N={}: SGD epoch {:.3} s ({:.3e} image-runs/s), L-BFGS iteration {:.3} s",
+                t.model,
+                t.runs,
+                t.images,
+                t.seconds_per_sgd_epoch,
+                t.sgd_images_per_second,
+                t.seconds_per_lbfgs_iteration
+            );
+            training.push(t);
+        }
+    }
+    Ok(training)
 }

@@ -123,35 +123,64 @@ impl TrainProgress for Progress {
     }
 }
 
+/// Where the runs start.
+struct Start {
+    /// R x N_prm starting weights.
+    flat: Vec<f32>,
+    /// Each run's seed (none with --init).
+    seeds: Option<Vec<u64>>,
+    runs: usize,
+    /// The checksum of the --init file.
+    init_sha256: Option<String>,
+}
+
+/// The vectors of `--init`, or one initial vector per seed S .. S + R - 1.
+///
+/// Errors: an --init file that cannot be read, holds no vectors, or holds other than --runs vectors.
+fn starting_points(args: &TrainArgs) -> Result<Start> {
+    let Some(path) = &args.init else {
+        let runs = args.runs.unwrap_or(paper::RUNS);
+        let seeds = ranges::seeds(args.seed, runs);
+        let flat = seeds.iter().flat_map(|&s| init_vector(args.model, s)).collect();
+        return Ok(Start { flat, seeds: Some(seeds), runs, init_sha256: None });
+    };
+    let stack = read_weights(path, args.model)?;
+    if let Some(runs) = args.runs.filter(|&r| r != stack.count()) {
+        bail!("--runs {runs} but {} holds {} vectors; omit --runs to train them all", path.display(), stack.count());
+    }
+    if stack.count() == 0 {
+        bail!("{}: holds no weight vectors to start from", path.display());
+    }
+    let runs = stack.count();
+    ranges::seeds(args.seed, runs);
+    Ok(Start { flat: stack.flat, seeds: None, runs, init_sha256: Some(sha256_file(path)?) })
+}
+
+/// The line printed when training ends: stopped runs, then the kept runs' mean losses.
+fn report(args: &TrainArgs, runs: usize, summary: &crate::train::Summary) {
+    for (i, rec) in summary.runs.iter().enumerate() {
+        if let Some(why) = &rec.stopped {
+            eprintln!("run {i} stopped: {why}");
+        }
+    }
+    println!(
+        "{} {}: kept {} of {runs} runs; mean training loss (train snapshots) {:.4e}, mean test loss (test snapshots) {:.4e}",
+        args.model.title(),
+        args.optimizer.id(),
+        summary.kept,
+        summary.mean_train_loss,
+        summary.mean_test_loss
+    );
+    println!("wrote {}", args.out.display());
+}
+
 pub fn run(args: TrainArgs) -> Result<()> {
     if let (Some(runs), Some(keep)) = (args.runs, args.keep) {
         if keep > runs {
             ranges::usage_error(&format!("--keep {keep} is more than --runs {runs}; keep at most the runs trained"));
         }
     }
-    let (start, seeds, runs, init_sha256) = match &args.init {
-        Some(path) => {
-            let stack = read_weights(path, args.model)?;
-            if let Some(runs) = args.runs.filter(|&r| r != stack.count()) {
-                bail!(
-                    "--runs {runs} but {} holds {} vectors; omit --runs to train them all",
-                    path.display(),
-                    stack.count()
-                );
-            }
-            if stack.count() == 0 {
-                bail!("{}: holds no weight vectors to start from", path.display());
-            }
-            let count = stack.count();
-            ranges::seeds(args.seed, count);
-            (stack.flat, None, count, Some(sha256_file(path)?))
-        }
-        None => {
-            let runs = args.runs.unwrap_or(paper::RUNS);
-            let seeds = ranges::seeds(args.seed, runs);
-            (seeds.iter().flat_map(|&s| init_vector(args.model, s)).collect(), Some(seeds), runs, None)
-        }
-    };
+    let Start { flat: start, seeds, runs, init_sha256 } = starting_points(&args)?;
     if let Some(keep) = args.keep.filter(|&k| k > runs) {
         bail!("--keep {keep} is more than the {runs} runs; keep at most the runs trained");
     }
@@ -195,19 +224,6 @@ pub fn run(args: TrainArgs) -> Result<()> {
         &mut progress,
     )?;
     progress.bar.finish_and_clear();
-    for (i, rec) in summary.runs.iter().enumerate() {
-        if let Some(why) = &rec.stopped {
-            eprintln!("run {i} stopped: {why}");
-        }
-    }
-    println!(
-        "{} {}: kept {} of {runs} runs; mean training loss (train snapshots) {:.4e}, mean test loss (test snapshots) {:.4e}",
-        args.model.title(),
-        args.optimizer.id(),
-        summary.kept,
-        summary.mean_train_loss,
-        summary.mean_test_loss
-    );
-    println!("wrote {}", args.out.display());
+    report(&args, runs, &summary);
     Ok(())
 }
