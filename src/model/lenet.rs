@@ -12,13 +12,9 @@ use crate::ops::{Conv, Head};
 /// Scratch values per image and vector (the conv1 output), for chunk sizing.
 pub(super) const WIDTH: usize = 6 * 28 * 28;
 
+/// The dense stack: spec tensors 4, 6, 8 with their biases 5, 7, 9; the activation after the first two.
 fn dense(p: &Builder) -> Vec<Dense> {
-    let o = Arch::Lenet.offsets();
-    vec![
-        Dense { inp: 400, out: 120, w_off: o[4], b_off: Some(o[5]), act: Some(p.act) },
-        Dense { inp: 120, out: 84, w_off: o[6], b_off: Some(o[7]), act: Some(p.act) },
-        Dense { inp: 84, out: 10, w_off: o[8], b_off: Some(o[9]), act: None },
-    ]
+    [4, 6, 8].into_iter().map(|w| Dense::from_spec(Arch::Lenet, w, Some(w + 1), (w < 8).then_some(p.act))).collect()
 }
 
 pub(super) fn plan(p: &mut Builder, chunks: &[Chunk]) -> Vec<ChunkOps> {

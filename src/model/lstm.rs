@@ -68,11 +68,7 @@ impl Lstm {
             dh: p.tensor("lstm dh", b * cap * H),
             dc: p.tensor("lstm dc", b * cap * H),
             ones: p.with("ones", cap * STEPS, Init::Ones),
-            classifier: Mlp::new(
-                p,
-                vec![Dense { inp: H, out: 10, w_off: o[4], b_off: None, act: None }],
-                Head::CrossEntropy,
-            ),
+            classifier: Mlp::new(p, vec![Dense::from_spec(Arch::Lstm, 4, None, None)], Head::CrossEntropy),
         }
     }
 

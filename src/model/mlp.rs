@@ -16,6 +16,16 @@ pub(super) struct Dense {
     pub act: Option<Act>,
 }
 
+impl Dense {
+    /// The layer whose weight is tensor `w` of `arch`'s parameter spec (shape [out, in], PyTorch's) and
+    /// whose bias, if any, is tensor `bias`: sizes and offsets come from the spec (`docs/networks.md`).
+    pub(super) fn from_spec(arch: super::Arch, w: usize, bias: Option<usize>, act: Option<Act>) -> Dense {
+        let (specs, o) = (arch.params(), arch.offsets());
+        let shape = &specs[w].shape;
+        Dense { inp: shape[1], out: shape[0], w_off: o[w], b_off: bias.map(|b| o[b]), act }
+    }
+}
+
 /// What feeds the first layer.
 #[derive(Clone, Copy)]
 pub(super) enum Input {

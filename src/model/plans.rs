@@ -12,25 +12,15 @@ use crate::backend::ChunkBudget;
 use crate::data::PIXELS;
 use crate::ops::{partial_slots, Act, Head};
 
+/// The FCP's three layers (no biases), the activation after the first two.
 fn fcp(act: Act) -> Vec<Dense> {
-    let o = Arch::Fcp.offsets();
-    vec![
-        Dense { inp: 784, out: 50, w_off: o[0], b_off: None, act: Some(act) },
-        Dense { inp: 50, out: 50, w_off: o[1], b_off: None, act: Some(act) },
-        Dense { inp: 50, out: 10, w_off: o[2], b_off: None, act: None },
-    ]
+    (0..3).map(|i| Dense::from_spec(Arch::Fcp, i, None, (i < 2).then_some(act))).collect()
 }
 
-/// The autoencoder's layers (softplus everywhere; the sigmoid output belongs to the loss head).
+/// The autoencoder's four layers (softplus after the first three; the sigmoid output belongs to the
+/// loss head).
 fn autoencoder() -> Vec<Dense> {
-    let o = Arch::Autoencoder.offsets();
-    let sp = Some(Act::Softplus);
-    vec![
-        Dense { inp: 784, out: 32, w_off: o[0], b_off: None, act: sp },
-        Dense { inp: 32, out: 32, w_off: o[1], b_off: None, act: sp },
-        Dense { inp: 32, out: 32, w_off: o[2], b_off: None, act: sp },
-        Dense { inp: 32, out: 784, w_off: o[3], b_off: None, act: None },
-    ]
+    (0..4).map(|i| Dense::from_spec(Arch::Autoencoder, i, None, (i < 3).then_some(Act::Softplus))).collect()
 }
 
 /// Largest scratch tensor, in values per image and vector.
