@@ -188,7 +188,9 @@ fn every_numeric_option_of_every_subcommand_is_bounded_without_panics() {
     refused(&base, "--lr", &floats);
     refused(&base, "--lambda", &["-1", "nan", "inf", "x"]);
     refused(&base, "--shard", &["1/1", "0/0", "x"]);
+    refused(&base, "--pairs-per-batch", &["0", "1001", "-1", "x"]);
     accepted(&base, "--lambda", "0");
+    accepted(&base, "--pairs-per-batch", "1000");
     accepted(&paths_out(1), "--seed", MAX);
     accepted(&paths_out(2), "--pairs", "4"); // more pairs than three vectors have: a clean error
     for (option, value) in [("--train-size", MAX), ("--pairs", MAX)] {

@@ -9,7 +9,7 @@ use crate::data::{DeviceImages, Split};
 use crate::io::read_weights;
 use crate::model::Arch;
 use crate::path::sweep::{
-    run_sweep_with, Job, PairRecord, SetInfo, Shard, SweepConfig, SweepInputs, SweepOptions, SweepProgress,
+    run_sweep_batched, Job, PairRecord, SetInfo, Shard, SweepConfig, SweepInputs, SweepOptions, SweepProgress,
 };
 use crate::path::{Curve, PathSettings};
 
@@ -24,7 +24,7 @@ Output: DIR/config.json and DIR/paths.jsonl (one JSON object per finished pair: 
 curve, aligned, distance, unaligned_distance, unaligned_straight_height (the last two with --align, else\n\
 null), straight_losses, losses, best_iteration, height, barrier, straight_height, length,\n\
 weighted_mean_loss). Every curve is optimised with Adam on the same fixed grid t_m = m/(M-1).\n\
-Re-running the same command skips finished pairs."
+Re-running the same command (with any --pairs-per-batch) skips finished pairs."
 )]
 pub struct PathsArgs {
     /// Network.
@@ -74,6 +74,12 @@ pub struct PathsArgs {
     /// Compute only this shard of the pairs: i/n takes the pairs whose index is i modulo n.
     #[arg(long, default_value = "0/1")]
     shard: Shard,
+    /// Pairs optimised together, in one evaluation of P x M points per Adam iteration (1 to 1000)
+    /// [default: 1 on the CPU backend, else as many as fit the device's memory, at most 16]. An
+    /// execution detail like the shard: not saved, results do not depend on it, and a sweep may be
+    /// resumed with another value.
+    #[arg(long, value_name = "P", value_parser = count(1, 1000))]
+    pairs_per_batch: Option<usize>,
     /// Also save each best path's coefficients to DIR/coefficients/.
     #[arg(long)]
     save_paths: bool,
@@ -151,7 +157,8 @@ pub fn run(args: PathsArgs) -> Result<()> {
         iterations: args.iterations,
     };
     let inputs = SweepInputs { dir: &args.out, cfg: &cfg, stacks: &stacks, images: &images };
-    let computed = run_sweep_with(inputs, SweepOptions { curve: args.curve, align: args.align }, &mut progress)?;
+    let options = SweepOptions { curve: args.curve, align: args.align };
+    let computed = run_sweep_batched(inputs, options, args.pairs_per_batch, &mut progress)?;
     progress.out.bar.finish_and_clear();
     println!("{computed} pair(s) computed; results in {}", args.out.join("paths.jsonl").display());
     Ok(())

@@ -20,6 +20,6 @@ pub use lstm::SHAPE as LSTM_SHAPE;
 pub use matching::{weight_matching, MatchSettings, Matching};
 pub use permutation::{lstm_permutation, randperm, Mt19937};
 pub use plan::Plan;
-pub use plans::{chunk_capacity, width, MAX_CHUNK_IMAGES};
+pub use plans::{batch_fits, chunk_capacity, width, MAX_CHUNK_IMAGES};
 pub use spec::{Arch, TensorSpec};
 pub use symmetry::Symmetry;

@@ -50,6 +50,17 @@ pub fn chunk_capacity(net: Network, budget: ChunkBudget, batch: usize, images: u
     cap.min(images.max(1))
 }
 
+/// Whether an evaluator of `batch` vectors of `net` fits `budget` even with the smallest chunk
+/// [`chunk_capacity`] gives (64 images): its weights and gradients (`batch` x N_prm values each) and its
+/// largest scratch tensor each within `budget.tensor_bytes`, and all of them together within
+/// `budget.total_bytes`. Used to size batches of work (e.g. the pairs of a path sweep) to a device.
+pub fn batch_fits(net: Network, budget: ChunkBudget, batch: usize) -> bool {
+    let vectors = (batch * net.arch.n_params() * 4) as u64;
+    let widest = (64 * batch * width(net.arch) * 4) as u64;
+    let scratch = Plan::new(net, 0..64, 64, batch.max(1), 64, 0).map_or(u64::MAX, |p| p.scratch_bytes());
+    vectors.max(widest) <= budget.tensor_bytes && scratch.saturating_add(2 * vectors) <= budget.total_bytes
+}
+
 fn dense_plan(p: &mut Builder, chunks: &[Chunk], layers: Vec<Dense>, head: Head) -> Vec<ChunkOps> {
     let mlp = Mlp::new(p, layers, head);
     chunks

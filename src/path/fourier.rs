@@ -6,6 +6,11 @@
 //! evaluation; the chain rule to d/d b_n is S [NF x M] * G [M x N_prm]; the regulariser's gradient is
 //! 2 lambda dS^T * D with D = dT * basis the segment vectors; the Adam step runs on the GPU. Only the M
 //! per-point losses come back each iteration.
+//!
+//! One finder can optimise P pairs together: every product above becomes one batched product over
+//! the P pairs' basis blocks, and the evaluation holds P x M vectors, so each Adam iteration is still
+//! one evaluation (of P x M points) and P x M losses come back. The pairs share nothing but the
+//! dispatches; each keeps its own best iteration.
 
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
@@ -71,7 +76,81 @@ fn f32s(v: impl IntoIterator<Item = f64>) -> Vec<f32> {
     v.into_iter().map(|x| x as f32).collect()
 }
 
-/// A path finder for one network, landscape and curve family; reusable across pairs.
+/// The endpoints (a, b) of one pair, each N_prm values.
+pub type Ends<'a> = (&'a [f32], &'a [f32]);
+
+/// The grid matrices of a curve family: T [M x (K+2)] (w(t_m) = T row m * basis), dT [(M-1) x (K+2)]
+/// (segment m = dT row m * basis), S [K x M] (d w(t_m) / d c_k) and dS [K x (M-1)] scaled by
+/// 2 lambda (the regulariser's share of the chain rule), K = `terms`.
+fn grid_matrices(curve: Curve, terms: usize, points: usize, lambda: f64) -> [Vec<f32>; 4] {
+    let (m, f2) = (points, terms + 2);
+    let times = point_times(m);
+    let t_mat: Vec<f64> = times.iter().flat_map(|&t| curve.basis_weights(t, terms)).collect();
+    let dt_mat: Vec<f64> = (0..m - 1)
+        .flat_map(|i| (0..f2).map(move |k| (i, k)))
+        .map(|(i, k)| t_mat[(i + 1) * f2 + k] - t_mat[i * f2 + k])
+        .collect();
+    let s_mat: Vec<f64> = (1..=terms).flat_map(|n| times.iter().map(move |&t| curve.bump(n, t))).collect();
+    let ds_mat: Vec<f64> = (1..=terms)
+        .flat_map(|n| (0..m - 1).map(move |i| (n, i)))
+        .map(|(n, i)| 2.0 * lambda * (curve.bump(n, times[i + 1]) - curve.bump(n, times[i])))
+        .collect();
+    [f32s(t_mat), f32s(dt_mat), f32s(s_mat), f32s(ds_mat)]
+}
+
+/// One pair's best iteration so far (lowest cumulative loss).
+#[derive(Default)]
+struct Best {
+    straight: Vec<f64>,
+    losses: Vec<f64>,
+    iteration: usize,
+    sum: Option<f64>,
+}
+
+impl Best {
+    /// Records iteration `k`'s losses; true when they are the best so far.
+    fn update(&mut self, k: usize, losses: &[f64]) -> bool {
+        let sum: f64 = losses.iter().sum();
+        if k == 0 {
+            self.straight = losses.to_vec();
+        }
+        if self.sum.is_some_and(|s| sum >= s) {
+            return false;
+        }
+        (self.sum, self.iteration, self.losses) = (Some(sum), k, losses.to_vec());
+        true
+    }
+
+    /// The outcome of the best path, given its segment lengths.
+    fn outcome(self, lengths: &[f64], coefficients: Option<Vec<f32>>) -> PathOutcome {
+        let max = |v: &[f64]| v.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        let l = &self.losses;
+        let length: f64 = lengths.iter().sum();
+        let weighted: f64 = lengths.iter().enumerate().map(|(m, s)| 0.5 * (l[m] + l[m + 1]) * s).sum::<f64>();
+        let height = max(l);
+        let ends = 0.5 * (l[0] + l[l.len() - 1]);
+        PathOutcome {
+            straight_height: max(&self.straight),
+            straight_losses: self.straight,
+            best_iteration: self.iteration,
+            height,
+            barrier: height - ends,
+            length,
+            weighted_mean_loss: if length > 0.0 { weighted / length } else { ends },
+            losses: self.losses,
+            coefficients,
+        }
+    }
+}
+
+/// A path finder for one network, landscape and curve family, optimising P pairs together; reusable
+/// across pairs.
+///
+/// Pair p's basis rows [a_p, b_p, c_p1 .. c_pK] are block p of one buffer (P x (K+2) x N_prm), so each
+/// step of the algorithm is one batched product over the P blocks with the grid matrices shared, and
+/// the evaluator sees P x M vectors (pair-major). The coefficient gradient has the same block layout
+/// with the endpoint rows left at zero, so that one Adam step over all blocks moves the coefficients
+/// and leaves the endpoints exactly where they are (a zero gradient gives a zero Adam update).
 pub struct PathFinder {
     gpu: Device,
     settings: PathSettings,
@@ -79,6 +158,8 @@ pub struct PathFinder {
     /// Free vectors: N_F for the Fourier family, 1 (the bend) otherwise.
     terms: usize,
     n_prm: usize,
+    /// Pairs optimised together, P.
+    pairs: usize,
     eval: Evaluator,
     basis: Buffer,
     grad_coef: Buffer,
@@ -94,20 +175,18 @@ pub struct PathFinder {
 }
 
 impl PathFinder {
-    /// A Fourier path finder (the paper's).
+    /// A Fourier path finder (the paper's) for one pair at a time.
     ///
     /// # Errors
-    /// See [`PathFinder::with_curve`].
+    /// See [`PathFinder::batched`].
     pub fn new(net: Network, images: &DeviceImages, range: Range<usize>, settings: PathSettings) -> Result<PathFinder> {
         PathFinder::with_curve(net, images, range, settings, Curve::Fourier)
     }
 
-    /// A path finder for `curve`: w(t_m) at the fixed grid t_m = m/(M-1), the objective
-    /// sum_m L(w(t_m)) + lambda sum_m |w(t_{m+1}) - w(t_m)|^2, Adam on the free vectors (for Bezier and
-    /// polychain, `settings.fourier` is ignored: one bend).
+    /// A path finder for `curve`, one pair at a time (see [`PathFinder::batched`]).
     ///
     /// # Errors
-    /// Fewer than 3 points, no Fourier term or no iteration; the evaluator's errors (range, memory).
+    /// See [`PathFinder::batched`].
     pub fn with_curve(
         net: Network,
         images: &DeviceImages,
@@ -115,67 +194,80 @@ impl PathFinder {
         settings: PathSettings,
         curve: Curve,
     ) -> Result<PathFinder> {
+        PathFinder::batched(net, images, range, settings, curve, 1)
+    }
+
+    /// A path finder for `curve` optimising `pairs` pairs together: w(t_m) at the fixed grid
+    /// t_m = m/(M-1), the objective sum_m L(w(t_m)) + lambda sum_m |w(t_{m+1}) - w(t_m)|^2 per pair, Adam
+    /// on the free vectors (for Bezier and polychain, `settings.fourier` is ignored: one bend). The
+    /// pairs do not interact: each pair's path is the one a one-pair finder finds, up to the f32
+    /// rounding of a differently chunked evaluation.
+    ///
+    /// # Errors
+    /// Fewer than 3 points, no Fourier term, no iteration or no pair; the evaluator's errors (range,
+    /// memory: it holds `pairs` x M vectors).
+    pub fn batched(
+        net: Network,
+        images: &DeviceImages,
+        range: Range<usize>,
+        settings: PathSettings,
+        curve: Curve,
+        pairs: usize,
+    ) -> Result<PathFinder> {
         let PathSettings { points: m, lambda, .. } = settings;
         let nf = curve.terms(settings.fourier);
-        if m < 3 || nf < 1 || settings.iterations < 1 {
-            bail!("a path needs at least 3 points, 1 Fourier term and 1 iteration");
+        if m < 3 || nf < 1 || settings.iterations < 1 || pairs < 1 {
+            bail!("a path needs at least 3 points, 1 Fourier term and 1 iteration, and a batch at least 1 pair");
         }
         let gpu = images.device.clone();
         let n_prm = net.arch.n_params();
-        let eval = Evaluator::new(net, images, range, m)?;
+        let eval = Evaluator::new(net, images, range, pairs * m)?;
         let f2 = nf + 2;
-        let times = point_times(m);
-        let t_mat: Vec<f64> = times.iter().flat_map(|&t| curve.basis_weights(t, nf)).collect();
-        let dt_mat: Vec<f64> = (0..m - 1)
-            .flat_map(|i| (0..f2).map(move |k| (i, k)))
-            .map(|(i, k)| t_mat[(i + 1) * f2 + k] - t_mat[i * f2 + k])
-            .collect();
-        // S [NF x M]: d w(t_m) / d b_n; dS [NF x (M-1)] scaled by 2 lambda for the regulariser
-        let s_mat: Vec<f64> = (1..=nf).flat_map(|n| times.iter().map(move |&t| curve.bump(n, t))).collect();
-        let ds_mat: Vec<f64> = (1..=nf)
-            .flat_map(|n| (0..m - 1).map(move |i| (n, i)))
-            .map(|(n, i)| 2.0 * lambda * (curve.bump(n, times[i + 1]) - curve.bump(n, times[i])))
-            .collect();
-        let t_buf = gpu.upload(&f32s(t_mat), "path T")?;
-        let dt_buf = gpu.upload(&f32s(dt_mat), "path dT")?;
-        let s_buf = gpu.upload(&f32s(s_mat), "path S")?;
-        let ds_buf = gpu.upload(&f32s(ds_mat), "path dS")?;
-        let basis = gpu.zeros(f2 * n_prm, "path basis")?;
-        let grad_coef = gpu.zeros(nf * n_prm, "path coefficient gradient")?;
-        let adam_m = gpu.zeros(nf * n_prm, "adam m")?;
-        let adam_v = gpu.zeros(nf * n_prm, "adam v")?;
-        let best = gpu.zeros(nf * n_prm, "best coefficients")?;
-        let diffs = gpu.zeros((m - 1) * n_prm, "path segments")?;
-        let rm = |cols| Layout::row_major(0, cols, 0);
-        let prod = |m, n, k, accumulate| Product { m, n, k, batches: 1, accumulate };
+        let [t_mat, dt_mat, s_mat, ds_mat] = grid_matrices(curve, nf, m, lambda);
+        let t_buf = gpu.upload(&t_mat, "path T")?;
+        let dt_buf = gpu.upload(&dt_mat, "path dT")?;
+        let s_buf = gpu.upload(&s_mat, "path S")?;
+        let ds_buf = gpu.upload(&ds_mat, "path dS")?;
+        let block = f2 * n_prm;
+        let basis = gpu.zeros(pairs * block, "path basis")?;
+        let grad_coef = gpu.zeros(pairs * block, "path coefficient gradient")?;
+        let adam_m = gpu.zeros(pairs * block, "adam m")?;
+        let adam_v = gpu.zeros(pairs * block, "adam v")?;
+        let best = gpu.zeros(pairs * nf * n_prm, "best coefficients")?;
+        let diffs = gpu.zeros(pairs * (m - 1) * n_prm, "path segments")?;
+        // the grid matrices are shared by the P pairs (batch stride 0); each pair has its own blocks
+        let shared = |cols| Layout::row_major(0, cols, 0);
+        let per_pair = |off, rows| Layout::row_major(off, n_prm, rows * n_prm);
+        let prod = |m, k, accumulate| Product { m, n: n_prm, k, batches: pairs, accumulate };
         let materialise = gpu.matmul(
-            prod(m, n_prm, f2, false),
-            (Source::F32(&t_buf), rm(f2)),
-            (Source::F32(&basis), rm(n_prm)),
-            (&eval.weights, rm(n_prm)),
+            prod(m, f2, false),
+            (Source::F32(&t_buf), shared(f2)),
+            (Source::F32(&basis), per_pair(0, f2)),
+            (&eval.weights, per_pair(0, m)),
         )?;
         let segments = gpu.matmul(
-            prod(m - 1, n_prm, f2, false),
-            (Source::F32(&dt_buf), rm(f2)),
-            (Source::F32(&basis), rm(n_prm)),
-            (&diffs, rm(n_prm)),
+            prod(m - 1, f2, false),
+            (Source::F32(&dt_buf), shared(f2)),
+            (Source::F32(&basis), per_pair(0, f2)),
+            (&diffs, per_pair(0, m - 1)),
         )?;
-        // run as [loss part, segments, regulariser part]
+        // run as [loss part, segments, regulariser part], into the coefficient rows of each block
+        let coef_rows = per_pair(2 * n_prm, f2);
         let chain_rule = [
             gpu.matmul(
-                prod(nf, n_prm, m, false),
-                (Source::F32(&s_buf), rm(m)),
-                (Source::F32(&eval.grads), rm(n_prm)),
-                (&grad_coef, rm(n_prm)),
+                prod(nf, m, false),
+                (Source::F32(&s_buf), shared(m)),
+                (Source::F32(&eval.grads), per_pair(0, m)),
+                (&grad_coef, coef_rows),
             )?,
             gpu.matmul(
-                prod(nf, n_prm, m - 1, true),
-                (Source::F32(&ds_buf), rm(m - 1)),
-                (Source::F32(&diffs), rm(n_prm)),
-                (&grad_coef, rm(n_prm)),
+                prod(nf, m - 1, true),
+                (Source::F32(&ds_buf), shared(m - 1)),
+                (Source::F32(&diffs), per_pair(0, m - 1)),
+                (&grad_coef, coef_rows),
             )?,
         ];
-        let adam = gpu.adam(AdamStep::pytorch(settings.lr, 1), &grad_coef, (&basis, 2 * n_prm), &adam_m, &adam_v)?;
+        let adam = gpu.adam(AdamStep::pytorch(settings.lr, 1), &grad_coef, (&basis, 0), &adam_m, &adam_v)?;
         Ok(PathFinder {
             adam: std::sync::Mutex::new(adam),
             gpu,
@@ -183,6 +275,7 @@ impl PathFinder {
             curve,
             terms: nf,
             n_prm,
+            pairs,
             eval,
             basis,
             grad_coef,
@@ -201,28 +294,61 @@ impl PathFinder {
         self.curve
     }
 
-    /// Sets the endpoints and the coefficients (terms x N_prm; zero when None), and clears Adam.
+    /// The number of pairs P optimised together.
+    pub fn pairs(&self) -> usize {
+        self.pairs
+    }
+
+    /// Values per pair block of the basis: (K + 2) x N_prm.
+    fn block(&self) -> usize {
+        (self.terms + 2) * self.n_prm
+    }
+
+    /// Sets one pair's endpoints and coefficients (terms x N_prm; zero when None), and clears Adam. A
+    /// finder of one pair only; see [`PathFinder::start_pairs`].
     ///
     /// # Errors
-    /// Endpoints or coefficients of the wrong length; device errors.
+    /// As [`PathFinder::start_pairs`].
     pub fn start(&self, a: &[f32], b: &[f32], coefficients: Option<&[f32]>) -> Result<()> {
-        let n = self.n_prm;
-        if a.len() != n || b.len() != n {
+        self.start_pairs(&[(a, b)], coefficients)
+    }
+
+    /// Sets the P pairs' endpoints and coefficients (P x terms x N_prm, pair-major; zero when None),
+    /// and clears Adam.
+    ///
+    /// # Errors
+    /// Not exactly P pairs; endpoints or coefficients of the wrong length; device errors.
+    pub fn start_pairs(&self, ends: &[Ends], coefficients: Option<&[f32]>) -> Result<()> {
+        let (n, p) = (self.n_prm, self.pairs);
+        let coef_len = self.terms * n;
+        if ends.len() != p {
+            bail!("this path finder optimises {p} pair(s) together, not {}", ends.len());
+        }
+        if ends.iter().any(|(a, b)| a.len() != n || b.len() != n) {
             bail!("endpoints must have {n} parameters");
         }
-        let zeros = vec![0f32; self.terms * n];
-        if coefficients.is_some_and(|c| c.len() != zeros.len()) {
+        if coefficients.is_some_and(|c| c.len() != p * coef_len) {
             bail!("a {} path has {} coefficient vector(s) of {n} parameters", self.curve.id(), self.terms);
         }
-        self.gpu.write(&self.basis, 0, a)?;
-        self.gpu.write(&self.basis, n, b)?;
-        self.gpu.write(&self.basis, 2 * n, coefficients.unwrap_or(&zeros))?;
-        self.gpu.write(&self.adam_m, 0, &zeros)?;
-        self.gpu.write(&self.adam_v, 0, &zeros)?;
+        let zeros = vec![0f32; coef_len];
+        for (i, (a, b)) in ends.iter().enumerate() {
+            let off = i * self.block();
+            let coef = coefficients.map_or(&zeros[..], |c| &c[i * coef_len..(i + 1) * coef_len]);
+            self.gpu.write(&self.basis, off, a)?;
+            self.gpu.write(&self.basis, off + n, b)?;
+            self.gpu.write(&self.basis, off + 2 * n, coef)?;
+        }
+        let clear = vec![0f32; p * self.block()];
+        self.gpu.write(&self.adam_m, 0, &clear)?;
+        self.gpu.write(&self.adam_v, 0, &clear)?;
         Ok(())
     }
 
-    /// Evaluates the current path: per-point losses, and (with `grad`) d objective / d b_n on the GPU.
+    /// Evaluates the current paths: per-point losses (P x M, pair-major), and (with `grad`)
+    /// d objective / d c_k on the GPU.
+    ///
+    /// # Errors
+    /// Device errors.
     pub fn evaluate(&self, grad: bool) -> Result<Vec<f64>> {
         self.gpu.submit(&[&self.materialise]);
         if grad {
@@ -234,27 +360,38 @@ impl PathFinder {
         Ok(self.eval.results()?.iter().map(|r| r.loss).collect())
     }
 
-    /// Per-point losses of the straight line from a to b (no optimisation).
+    /// Per-point losses (M per pair) of the straight lines between the P pairs' endpoints (no
+    /// optimisation).
     ///
     /// # Errors
-    /// Endpoints of the wrong length; device errors.
-    pub fn straight_losses(&self, a: &[f32], b: &[f32]) -> Result<Vec<f64>> {
-        self.start(a, b, None)?;
-        self.evaluate(false)
+    /// As [`PathFinder::start_pairs`].
+    pub fn straight_losses(&self, ends: &[Ends]) -> Result<Vec<Vec<f64>>> {
+        self.start_pairs(ends, None)?;
+        Ok(self.evaluate(false)?.chunks(self.settings.points).map(<[f64]>::to_vec).collect())
     }
 
-    /// The current points' weights (M x N_prm), for checks.
+    /// The current points' weights (P x M x N_prm, pair-major), for checks.
+    ///
+    /// # Errors
+    /// Device errors.
     pub fn points(&self) -> Result<Vec<f32>> {
         self.gpu.submit(&[&self.materialise]);
         self.gpu.read(&self.eval.weights, 0, self.eval.weights.len())
     }
 
-    /// d objective / d b_n of the last `evaluate(true)` (NF x N_prm), for checks.
+    /// d objective / d c_k of the last `evaluate(true)` (P x terms x N_prm, pair-major), for checks.
+    ///
+    /// # Errors
+    /// Device errors.
     pub fn coefficient_gradient(&self) -> Result<Vec<f32>> {
-        self.gpu.read(&self.grad_coef, 0, self.grad_coef.len())
+        let all: Vec<f32> = self.gpu.read(&self.grad_coef, 0, self.grad_coef.len())?;
+        Ok(all.chunks(self.block()).flat_map(|b| b[2 * self.n_prm..].iter().copied()).collect())
     }
 
     /// One Adam step (number `t`, from 1) on the coefficients, from the last `evaluate(true)`.
+    ///
+    /// # Errors
+    /// Device errors.
     pub fn adam_step(&self, t: u32) -> Result<()> {
         let mut d = self.adam.lock().expect("the Adam command is not poisoned");
         self.gpu.set_adam_step(&mut d, AdamStep::pytorch(self.settings.lr, t))?;
@@ -262,57 +399,87 @@ impl PathFinder {
         Ok(())
     }
 
-    /// Segment lengths |w(t_{m+1}) - w(t_m)| of the current path.
+    /// Segment lengths |w(t_{m+1}) - w(t_m)| of the current paths (P x (M-1), pair-major).
     fn segment_lengths(&self) -> Result<Vec<f64>> {
         self.gpu.submit(&[&self.segments]);
-        let rows = Rows::new(&self.diffs, self.settings.points - 1, self.n_prm);
+        let rows = Rows::new(&self.diffs, self.pairs * (self.settings.points - 1), self.n_prm);
         Ok(self.gpu.dot(rows, rows)?.into_iter().map(f64::sqrt).collect())
     }
 
-    /// Optimises the path from a to b; `progress(iteration, cumulative loss)` after each evaluation.
+    /// Copies pair `p`'s coefficients from the basis to the best copy (`to_best`) or back.
+    fn keep_best(&self, p: usize, to_best: bool) -> Result<()> {
+        let len = self.terms * self.n_prm;
+        let (coef, best) = (p * self.block() + 2 * self.n_prm, p * len);
+        match to_best {
+            true => self.gpu.copy(&self.basis, coef, &self.best, best, len),
+            false => self.gpu.copy(&self.best, best, &self.basis, coef, len),
+        }
+    }
+
+    /// Optimises the path from a to b (a finder of one pair); `progress(iteration, cumulative loss)`
+    /// after each evaluation.
+    ///
+    /// # Errors
+    /// As [`PathFinder::run_pairs`].
     pub fn run(&self, a: &[f32], b: &[f32], keep: bool, mut progress: impl FnMut(usize, f64)) -> Result<PathOutcome> {
-        self.start(a, b, None)?;
-        let n = self.n_prm;
-        let coef_len = self.terms * n;
-        let mut straight = Vec::new();
-        let (mut best_losses, mut best_iteration, mut best_sum) = (Vec::new(), 0, f64::INFINITY);
+        let mut out = self.run_pairs(&[(a, b)], keep, |_, k, sum| progress(k, sum))?;
+        Ok(out.remove(0))
+    }
+
+    /// Optimises the P pairs' paths together, one outcome per pair in the order of `ends`; each pair
+    /// keeps its own best iteration. `progress(pair, iteration, cumulative loss)` after each
+    /// evaluation; with `keep`, each outcome holds its best coefficients.
+    ///
+    /// # Errors
+    /// As [`PathFinder::start_pairs`]; a loss that becomes non-finite (naming the pair when P > 1);
+    /// device errors.
+    pub fn run_pairs(
+        &self,
+        ends: &[Ends],
+        keep: bool,
+        mut progress: impl FnMut(usize, usize, f64),
+    ) -> Result<Vec<PathOutcome>> {
+        self.start_pairs(ends, None)?;
+        let m = self.settings.points;
+        let mut best: Vec<Best> = (0..self.pairs).map(|_| Best::default()).collect();
         for k in 0..self.settings.iterations {
             let losses = self.evaluate(true)?;
-            if let Some((m, _)) = losses.iter().enumerate().find(|(_, l)| !l.is_finite()) {
-                bail!("the loss at path point {m} became {} at iteration {k}; try a smaller --lr", losses[m]);
-            }
-            let sum: f64 = losses.iter().sum();
-            progress(k, sum);
-            if k == 0 {
-                straight = losses.clone();
-            }
-            if sum < best_sum {
-                best_sum = sum;
-                best_iteration = k;
-                best_losses = losses;
-                self.gpu.copy(&self.basis, 2 * n, &self.best, 0, coef_len)?;
+            for (p, (l, track)) in losses.chunks(m).zip(&mut best).enumerate() {
+                self.check_finite(p, k, l)?;
+                progress(p, k, l.iter().sum());
+                if track.update(k, l) {
+                    self.keep_best(p, true)?;
+                }
             }
             self.adam_step(k as u32 + 1)?;
         }
-        // measure the best path
-        self.gpu.copy(&self.best, 0, &self.basis, 2 * n, coef_len)?;
+        // measure the best paths
+        (0..self.pairs).try_for_each(|p| self.keep_best(p, false))?;
         let lengths = self.segment_lengths()?;
-        let length: f64 = lengths.iter().sum();
-        let weighted: f64 =
-            lengths.iter().enumerate().map(|(m, s)| 0.5 * (best_losses[m] + best_losses[m + 1]) * s).sum::<f64>();
-        let height = best_losses.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-        let ends = 0.5 * (best_losses[0] + best_losses[best_losses.len() - 1]);
-        let coefficients = if keep { Some(self.gpu.read(&self.best, 0, coef_len)?) } else { None };
-        Ok(PathOutcome {
-            straight_height: straight.iter().cloned().fold(f64::NEG_INFINITY, f64::max),
-            straight_losses: straight,
-            best_iteration,
-            height,
-            barrier: height - ends,
-            length,
-            weighted_mean_loss: if length > 0.0 { weighted / length } else { ends },
-            losses: best_losses,
-            coefficients,
-        })
+        let coefficients = self.best_coefficients(keep)?;
+        Ok(best
+            .into_iter()
+            .zip(lengths.chunks(m - 1))
+            .zip(coefficients)
+            .map(|((track, len), coef)| track.outcome(len, coef))
+            .collect())
+    }
+
+    /// Each pair's best coefficients (terms x N_prm) when `keep`, else None for each.
+    fn best_coefficients(&self, keep: bool) -> Result<Vec<Option<Vec<f32>>>> {
+        if !keep {
+            return Ok(vec![None; self.pairs]);
+        }
+        let all: Vec<f32> = self.gpu.read(&self.best, 0, self.best.len())?;
+        Ok(all.chunks(self.terms * self.n_prm).map(|c| Some(c.to_vec())).collect())
+    }
+
+    /// Refuses a non-finite loss at iteration `k` of pair `p`.
+    fn check_finite(&self, p: usize, k: usize, losses: &[f64]) -> Result<()> {
+        let Some((m, l)) = losses.iter().enumerate().find(|(_, l)| !l.is_finite()) else {
+            return Ok(());
+        };
+        let which = if self.pairs > 1 { format!("path {p} of the batch: ") } else { String::new() };
+        bail!("{which}the loss at path point {m} became {l} at iteration {k}; try a smaller --lr")
     }
 }

@@ -10,4 +10,4 @@ pub mod sweep;
 pub mod toy;
 
 pub use curve::Curve;
-pub use fourier::{PathFinder, PathOutcome, PathSettings};
+pub use fourier::{Ends, PathFinder, PathOutcome, PathSettings};

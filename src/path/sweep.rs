@@ -1,7 +1,8 @@
 //! A resumable, shardable sweep of path finding over the pairs of one or more solution sets, with any
 //! curve family and, optionally, each pair aligned first (weight matching). `DIR/config.json` holds the
 //! configuration; `DIR/paths.jsonl` gets one line per finished pair, written
-//! in one append and synced, so a killed run loses at most the pair in flight and never duplicates one.
+//! in one append and synced, so a killed run loses at most the pairs in flight (one batch, see
+//! [`run_sweep_batched`]) and never duplicates one.
 
 use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -10,11 +11,12 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use super::curve::Curve;
-use super::fourier::{PathFinder, PathOutcome, PathSettings};
+use super::fourier::{Ends, PathFinder, PathOutcome, PathSettings};
 use super::pairs::draw_pairs;
+use crate::backend::Device;
 use crate::data::{DeviceImages, Split};
 use crate::io::{atomic_write, WeightStack};
-use crate::model::{weight_matching, Arch, MatchSettings, Network};
+use crate::model::{batch_fits, weight_matching, Arch, MatchSettings, Matching, Network};
 use crate::ops::Act;
 
 /// Shard `index` of `count`: the pairs whose global index is congruent to `index` modulo `count`.
@@ -206,67 +208,166 @@ pub fn run_sweep(inputs: SweepInputs, progress: &mut dyn SweepProgress) -> Resul
     run_sweep_with(inputs, SweepOptions::default(), progress)
 }
 
-/// Runs the shard's unfinished pairs with `options` (curve family, alignment); returns how many were
-/// computed now.
+/// Runs the shard's unfinished pairs with `options` (curve family, alignment), as many pairs at once
+/// as [`default_pairs_per_batch`] gives for the device; returns how many were computed now.
 ///
 /// # Errors
-/// A directory holding a different configuration; a set with too few vectors for the pairs; a path
-/// whose loss becomes non-finite; device and file errors.
+/// See [`run_sweep_batched`].
 pub fn run_sweep_with(inputs: SweepInputs, options: SweepOptions, progress: &mut dyn SweepProgress) -> Result<usize> {
-    let SweepInputs { dir, cfg, stacks, images } = inputs;
+    run_sweep_batched(inputs, options, None, progress)
+}
+
+/// The most pairs [`default_pairs_per_batch`] puts in one batch.
+pub const MAX_DEFAULT_PAIRS_PER_BATCH: usize = 16;
+
+/// How many pairs a sweep optimises together on `device` unless told: 1 on the CPU backend (its
+/// products already use every core at one pair, so batching saves nothing), else the largest
+/// P <= [`MAX_DEFAULT_PAIRS_PER_BATCH`] whose evaluator of P x `points` vectors fits the device's chunk
+/// budget (`model::batch_fits`), and at least 1.
+pub fn default_pairs_per_batch(net: Network, device: &Device, points: usize) -> usize {
+    if device.is_cpu() {
+        return 1;
+    }
+    let budget = device.chunk_budget();
+    (1..=MAX_DEFAULT_PAIRS_PER_BATCH).rev().find(|&p| batch_fits(net, budget, p * points)).unwrap_or(1)
+}
+
+/// Runs the shard's unfinished pairs with `options`, `pairs_per_batch` pairs at once (None:
+/// [`default_pairs_per_batch`]; a last batch may hold fewer); returns how many were computed now.
+/// Each pair is written as its own record when its batch finishes; the batch size is an execution
+/// detail, like the shard: it is not saved, a sweep may be resumed with another, and each pair's
+/// results equal a one-pair-at-a-time run's up to f32 rounding.
+///
+/// # Errors
+/// A directory holding a different configuration; a batch of 0 pairs; a set with too few vectors for
+/// the pairs; a path whose loss becomes non-finite (its batch is lost, earlier batches are kept); device
+/// and file errors.
+pub fn run_sweep_batched(
+    inputs: SweepInputs,
+    options: SweepOptions,
+    pairs_per_batch: Option<usize>,
+    progress: &mut dyn SweepProgress,
+) -> Result<usize> {
+    let SweepInputs { dir, cfg, images, .. } = inputs;
     crate::io::config::prepare_dir(dir, &SavedConfig { sweep: cfg.clone(), options })?;
     let done: BTreeSet<usize> = read_records(dir)?.iter().map(|r| r.index).collect();
     let mine: Vec<Job> = all_jobs(cfg)?.into_iter().filter(|j| j.index % cfg.shard.count == cfg.shard.index).collect();
-    let todo: Vec<&Job> = mine.iter().filter(|j| !done.contains(&j.index)).collect();
+    let todo: Vec<Job> = mine.iter().filter(|j| !done.contains(&j.index)).cloned().collect();
     progress.start(mine.len(), mine.len() - todo.len());
     if todo.is_empty() {
         return Ok(0);
     }
     let net = Network { arch: cfg.model, act: cfg.activation };
-    let finder = PathFinder::with_curve(net, images, 0..images.count, cfg.settings, options.curve)?;
-    let max = |v: Vec<f64>| v.into_iter().fold(f64::NEG_INFINITY, f64::max);
-    for job in &todo {
-        let stack = &stacks[job.set];
-        let (a, unaligned) = (stack.vector(job.pair.0), stack.vector(job.pair.1));
-        let (matching, unaligned_straight_height) = if options.align {
-            let m = weight_matching(cfg.model, a, unaligned, MatchSettings::default())
-                .with_context(|| format!("aligning pair {} ({}, {})", job.index, job.pair.0, job.pair.1))?;
-            (Some(m), Some(max(finder.straight_losses(a, unaligned)?)))
-        } else {
-            (None, None)
-        };
-        let b = matching.as_ref().map_or(unaligned, |m| &m.aligned[..]);
-        let outcome =
-            finder.run(a, b, cfg.save_paths, |k, sum| progress.iteration(job, k, sum)).with_context(|| {
-                format!("pair {} ({}, {}) of {}", job.index, job.pair.0, job.pair.1, cfg.sets[job.set].file)
-            })?;
-        if let Some(coef) = &outcome.coefficients {
-            let file = coefficients_path(dir, job.index);
-            let mut s = WeightStack::new(cfg.model, options.curve.bend(a, b, coef));
-            s.metadata.insert("losscape.path.pair".into(), format!("{},{}", job.pair.0, job.pair.1));
-            s.metadata.insert("losscape.path.set".into(), cfg.sets[job.set].file.clone());
-            s.metadata.insert("losscape.path.curve".into(), options.curve.id().into());
-            s.metadata.insert("losscape.path.aligned".into(), options.align.to_string());
-            crate::io::write_weights(&file, &s)?;
+    let per = pairs_per_batch.unwrap_or_else(|| default_pairs_per_batch(net, &images.device, cfg.settings.points));
+    if per == 0 {
+        bail!("a batch needs at least one pair");
+    }
+    let mut finder: Option<PathFinder> = None;
+    for batch in todo.chunks(per) {
+        if finder.as_ref().is_none_or(|f| f.pairs() != batch.len()) {
+            drop(finder.take()); // free the previous batch's buffers first
+            let range = 0..images.count;
+            finder = Some(PathFinder::batched(net, images, range, cfg.settings, options.curve, batch.len())?);
         }
-        let seeds = seeds_of(stack).and_then(|s| Some((*s.get(job.pair.0)?, *s.get(job.pair.1)?)));
-        let record = PairRecord {
-            index: job.index,
-            set: job.set,
-            set_file: cfg.sets[job.set].file.clone(),
-            pair: job.pair,
-            seeds,
-            curve: options.curve,
-            aligned: options.align,
-            distance: Some(crate::model::matching::distance(a, b)),
-            unaligned_distance: matching.as_ref().map(|m| m.distance_before),
-            unaligned_straight_height,
-            outcome,
-        };
-        append_record(dir, &record)?;
-        progress.finished(&record);
+        let finder = finder.as_ref().expect("a finder was just made");
+        run_batch(&inputs, options, finder, batch, progress)?;
     }
     Ok(todo.len())
+}
+
+/// One pair of a batch, ready for its path: the endpoints (the second aligned when asked) and what
+/// alignment found.
+struct Prepared<'a> {
+    job: &'a Job,
+    a: &'a [f32],
+    b: Vec<f32>,
+    matching: Option<Matching>,
+    unaligned_straight_height: Option<f64>,
+}
+
+/// Loads (and with `--align` aligns) the batch's pairs.
+fn prepare<'a>(
+    inputs: &SweepInputs<'a>,
+    options: SweepOptions,
+    finder: &PathFinder,
+    batch: &'a [Job],
+) -> Result<Vec<Prepared<'a>>> {
+    let (cfg, stacks) = (inputs.cfg, inputs.stacks);
+    let mut out = Vec::new();
+    for job in batch {
+        let stack = &stacks[job.set];
+        let (a, unaligned) = (stack.vector(job.pair.0), stack.vector(job.pair.1));
+        let matching = match options.align {
+            true => Some(
+                weight_matching(cfg.model, a, unaligned, MatchSettings::default())
+                    .with_context(|| format!("aligning pair {} ({}, {})", job.index, job.pair.0, job.pair.1))?,
+            ),
+            false => None,
+        };
+        let b = matching.as_ref().map_or(unaligned, |m| &m.aligned[..]).to_vec();
+        out.push(Prepared { job, a, b, matching, unaligned_straight_height: None });
+    }
+    if options.align {
+        let unaligned: Vec<Ends> = out.iter().map(|p| (p.a, stacks[p.job.set].vector(p.job.pair.1))).collect();
+        let max = |v: Vec<f64>| v.into_iter().fold(f64::NEG_INFINITY, f64::max);
+        for (p, line) in out.iter_mut().zip(finder.straight_losses(&unaligned)?) {
+            p.unaligned_straight_height = Some(max(line));
+        }
+    }
+    Ok(out)
+}
+
+/// Finds the paths of one batch of pairs (as many as `finder` holds) and writes a record per pair.
+fn run_batch(
+    inputs: &SweepInputs,
+    options: SweepOptions,
+    finder: &PathFinder,
+    batch: &[Job],
+    progress: &mut dyn SweepProgress,
+) -> Result<()> {
+    let cfg = inputs.cfg;
+    let prepared = prepare(inputs, options, finder, batch)?;
+    let ends: Vec<Ends> = prepared.iter().map(|p| (p.a, &p.b[..])).collect();
+    let outcomes = finder
+        .run_pairs(&ends, cfg.save_paths, |p, k, sum| progress.iteration(&batch[p], k, sum))
+        .with_context(|| {
+            let name = |j: &Job| format!("pair {} ({}, {}) of {}", j.index, j.pair.0, j.pair.1, cfg.sets[j.set].file);
+            batch.iter().map(name).collect::<Vec<_>>().join("; ")
+        })?;
+    for (p, outcome) in prepared.into_iter().zip(outcomes) {
+        let record = finish_pair(inputs, options, p, outcome)?;
+        append_record(inputs.dir, &record)?;
+        progress.finished(&record);
+    }
+    Ok(())
+}
+
+/// Saves a finished pair's coefficients (when the sweep saves paths) and makes its record.
+fn finish_pair(inputs: &SweepInputs, options: SweepOptions, p: Prepared, outcome: PathOutcome) -> Result<PairRecord> {
+    let (cfg, job) = (inputs.cfg, p.job);
+    if let Some(coef) = &outcome.coefficients {
+        let file = coefficients_path(inputs.dir, job.index);
+        let mut s = WeightStack::new(cfg.model, options.curve.bend(p.a, &p.b, coef));
+        s.metadata.insert("losscape.path.pair".into(), format!("{},{}", job.pair.0, job.pair.1));
+        s.metadata.insert("losscape.path.set".into(), cfg.sets[job.set].file.clone());
+        s.metadata.insert("losscape.path.curve".into(), options.curve.id().into());
+        s.metadata.insert("losscape.path.aligned".into(), options.align.to_string());
+        crate::io::write_weights(&file, &s)?;
+    }
+    let seeds = seeds_of(&inputs.stacks[job.set]).and_then(|s| Some((*s.get(job.pair.0)?, *s.get(job.pair.1)?)));
+    Ok(PairRecord {
+        index: job.index,
+        set: job.set,
+        set_file: cfg.sets[job.set].file.clone(),
+        pair: job.pair,
+        seeds,
+        curve: options.curve,
+        aligned: options.align,
+        distance: Some(crate::model::matching::distance(p.a, &p.b)),
+        unaligned_distance: p.matching.as_ref().map(|m| m.distance_before),
+        unaligned_straight_height: p.unaligned_straight_height,
+        outcome,
+    })
 }
 
 /// One pair's path found again.

@@ -1,0 +1,217 @@
+//! Many paths at once: a sweep that optimises P pairs together (one evaluation of P x M points per
+//! Adam iteration) writes the records a one-pair-at-a-time sweep writes, and resumes with any P.
+
+mod common;
+
+#[path = "common/files.rs"]
+mod files;
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use losscape::backend::ChunkBudget;
+use losscape::data::{DeviceImages, Split};
+use losscape::io::{read_weights, WeightStack};
+use losscape::model::{batch_fits, init_vector, Arch, Network};
+use losscape::ops::Act;
+use losscape::path::sweep::{
+    coefficients_path, default_pairs_per_batch, read_records, run_sweep_batched, Job, PairRecord, SetInfo, Shard,
+    SweepConfig, SweepInputs, SweepOptions, SweepProgress, MAX_DEFAULT_PAIRS_PER_BATCH,
+};
+use losscape::path::{Curve, PathSettings};
+
+struct Quiet;
+
+impl SweepProgress for Quiet {
+    fn start(&mut self, _: usize, _: usize) {}
+    fn iteration(&mut self, _: &Job, _: usize, _: f64) {}
+    fn finished(&mut self, _: &PairRecord) {}
+}
+
+const PAIRS: usize = 5;
+
+/// Four FCP vectors, spread apart so that the straight lines between them rise.
+fn stack() -> WeightStack {
+    WeightStack::new(Arch::Fcp, (0..4).flat_map(|s| init_vector(Arch::Fcp, s).into_iter().map(|x| 3.0 * x)).collect())
+}
+
+fn config(images: usize) -> SweepConfig {
+    SweepConfig {
+        model: Arch::Fcp,
+        activation: Act::Softplus,
+        sets: vec![SetInfo { file: "set".into(), sha256: "-".into(), vectors: 4 }],
+        landscape: Split::Train,
+        images,
+        pairs: PAIRS,
+        seed: 2,
+        settings: PathSettings { fourier: 2, points: 5, lambda: 1e-4, lr: 1e-2, iterations: 3 },
+        save_paths: true,
+        shard: Shard { index: 0, count: 1 },
+    }
+}
+
+/// The records of a sweep run with `per` pairs at a time in `dir`.
+fn sweep(dir: &Path, images: &DeviceImages, options: SweepOptions, per: usize) -> Vec<PairRecord> {
+    let (cfg, stack) = (config(images.count), stack());
+    let inputs = SweepInputs { dir, cfg: &cfg, stacks: std::slice::from_ref(&stack), images };
+    assert_eq!(run_sweep_batched(inputs, options, Some(per), &mut Quiet).unwrap(), PAIRS);
+    read_records(dir).unwrap()
+}
+
+/// Largest |x - y| relative to the largest |y|.
+fn rel(x: &[f64], y: &[f64]) -> f64 {
+    assert_eq!(x.len(), y.len());
+    let scale = y.iter().fold(f64::MIN_POSITIVE, |m, v| m.max(v.abs()));
+    x.iter().zip(y).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max) / scale
+}
+
+/// Every record of `got` equals `want`'s: bit for bit on the CPU backend, within 1e-5 relative on a GPU.
+fn assert_same(got: &[PairRecord], want: &[PairRecord], exact: bool, what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}");
+    for (g, w) in got.iter().zip(want) {
+        assert_eq!((g.index, g.pair, g.aligned, g.curve), (w.index, w.pair, w.aligned, w.curve), "{what}");
+        if exact {
+            assert_eq!(g, w, "{what}: pair {}", g.index);
+            continue;
+        }
+        let (go, wo) = (&g.outcome, &w.outcome);
+        for (name, x, y) in [
+            ("losses", &go.losses, &wo.losses),
+            ("straight losses", &go.straight_losses, &wo.straight_losses),
+            (
+                "height etc.",
+                &vec![go.height, go.barrier, go.length, go.weighted_mean_loss],
+                &vec![wo.height, wo.barrier, wo.length, wo.weighted_mean_loss],
+            ),
+        ] {
+            assert!(rel(x, y) <= 1e-5, "{what}: pair {} {name}: {x:?} vs {y:?}", g.index);
+        }
+        assert_eq!(go.best_iteration, wo.best_iteration, "{what}: pair {}", g.index);
+    }
+}
+
+fn same_coefficients(a: &Path, b: &Path, exact: bool) {
+    for index in 0..PAIRS {
+        let [x, y] = [a, b].map(|d| {
+            let s = read_weights(&coefficients_path(d, index), Arch::Fcp).unwrap();
+            s.flat.iter().map(|&v| v as f64).collect::<Vec<f64>>()
+        });
+        assert!(if exact { x == y } else { rel(&x, &y) <= 1e-5 }, "pair {index}: coefficients differ");
+    }
+}
+
+#[test]
+fn pairs_optimised_together_equal_pairs_optimised_one_at_a_time() {
+    let gpu = common::gpu();
+    let exact = gpu.is_cpu();
+    let images = DeviceImages::upload(&gpu, &common::mnist(Split::Train, 48)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let fourier = SweepOptions::default();
+    let one = sweep(&dir.path().join("p1"), &images, fourier, 1);
+    assert!(one.iter().all(|r| r.outcome.best_iteration > 0), "the paths move: {one:?}");
+    // 3: a full batch and a last batch of 2; 8: more than the pairs
+    for per in [3, 8] {
+        let out = dir.path().join(format!("p{per}"));
+        assert_same(&sweep(&out, &images, fourier, per), &one, exact, &format!("P = {per}"));
+        same_coefficients(&out, &dir.path().join("p1"), exact);
+    }
+    // another curve family, aligned pair by pair before the batch is optimised
+    let bezier = SweepOptions { curve: Curve::Bezier, align: true };
+    let one = sweep(&dir.path().join("b1"), &images, bezier, 1);
+    assert!(one.iter().all(|r| r.unaligned_straight_height.is_some()));
+    assert_same(&sweep(&dir.path().join("b2"), &images, bezier, 2), &one, exact, "aligned Bezier, P = 2");
+}
+
+#[test]
+fn the_default_batch_is_one_pair_on_the_cpu_and_the_largest_that_fits_on_a_gpu() {
+    let net = Network { arch: Arch::Fcp, act: Act::Softplus };
+    assert_eq!(default_pairs_per_batch(net, &common::cpu(), 51), 1);
+    let gpu = common::gpu();
+    let p = default_pairs_per_batch(net, &gpu, 51);
+    if !gpu.is_cpu() {
+        let budget = gpu.chunk_budget();
+        assert!((1..=MAX_DEFAULT_PAIRS_PER_BATCH).contains(&p), "{p}");
+        assert!(p == 1 || batch_fits(net, budget, p * 51), "{p} pairs do not fit {budget:?}");
+        assert!(p == MAX_DEFAULT_PAIRS_PER_BATCH || !batch_fits(net, budget, (p + 1) * 51), "{p} is not the largest");
+    }
+    // the rule itself: the weights, the widest tensor and the total each bound the batch
+    let n = Arch::Fcp.n_params() as u64 * 4;
+    let roomy = ChunkBudget { tensor_bytes: 1 << 40, total_bytes: 1 << 40 };
+    assert!(batch_fits(net, roomy, 51 * 16));
+    assert!(!batch_fits(net, ChunkBudget { tensor_bytes: 51 * n - 4, ..roomy }, 51), "weights past a binding");
+    assert!(batch_fits(net, ChunkBudget { tensor_bytes: 51 * n, ..roomy }, 51));
+    assert!(!batch_fits(net, ChunkBudget { total_bytes: 2 * 51 * n, ..roomy }, 51), "scratch counts too");
+}
+
+fn losscape(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_losscape")).args(args).output().unwrap()
+}
+
+fn ok(o: Output) -> Output {
+    assert!(o.status.success(), "stderr: {}", String::from_utf8_lossy(&o.stderr));
+    o
+}
+
+/// `losscape paths` on a tiny sweep of six pairs into `out`, `per` pairs at a time.
+fn paths_command(set: &Path, out: &Path, per: &str) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_losscape"));
+    c.args(["paths", "--model", "fcp", "--quiet", "--pairs", "6", "--seed", "3", "--train-size", "100"]);
+    c.args(["--points", "5", "--fourier", "2", "--iterations", "12", "--lr", "0.01", "--pairs-per-batch", per]);
+    c.arg("--set").arg(set).arg("--out").arg(out);
+    c
+}
+
+fn lines(file: &Path) -> usize {
+    std::fs::read_to_string(file).map(|t| t.lines().count()).unwrap_or(0)
+}
+
+#[test]
+fn a_sweep_killed_mid_batch_resumes_with_another_batch_size_to_the_uninterrupted_results() {
+    let exact = common::gpu().is_cpu(); // the child runs on the backend the suite runs on
+    let dir = tempfile::tempdir().unwrap();
+    let set = dir.path().join("set.safetensors");
+    ok(losscape(&["init", "--model", "fcp", "--count", "4", "--out", set.to_str().unwrap()]));
+    let (reference, run) = (dir.path().join("ref"), dir.path().join("run"));
+    ok(paths_command(&set, &reference, "1").output().unwrap());
+
+    let mut child = paths_command(&set, &run, "2").spawn().unwrap();
+    let start = Instant::now();
+    while lines(&run.join("paths.jsonl")) < 1 {
+        assert!(start.elapsed() < Duration::from_secs(300), "no pair finished in time");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let before = lines(&run.join("paths.jsonl"));
+    assert!((1..6).contains(&before), "the kill came too late to test anything ({before} records)");
+    ok(paths_command(&set, &run, "4").output().unwrap());
+
+    let want = read_records(&reference).unwrap();
+    let got = read_records(&run).unwrap();
+    assert_eq!(got.iter().map(|r| r.index).collect::<Vec<_>>(), (0..6).collect::<Vec<_>>(), "each pair once");
+    assert_same(&got, &want, exact, "killed at P = 2, resumed at P = 4, vs P = 1");
+    let config = |d: &Path| std::fs::read(d.join("config.json")).unwrap();
+    assert_eq!(config(&run), config(&reference), "the batch size is not part of the configuration");
+    if exact {
+        assert_eq!(files::assert_same_bytes(&reference, &run), 2);
+    }
+    // a batch of no pairs is a usage error naming the option
+    let o = paths_command(&set, &dir.path().join("zero"), "0").output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--pairs-per-batch"), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+#[test]
+fn a_batch_whose_loss_diverges_names_its_pairs_and_writes_nothing() {
+    let images = DeviceImages::upload(&common::gpu(), &common::mnist(Split::Train, 16)).unwrap();
+    let (mut cfg, stack) = (config(images.count), stack());
+    cfg.settings.lr = 1e30;
+    let dir = tempfile::tempdir().unwrap();
+    let inputs = SweepInputs { dir: dir.path(), cfg: &cfg, stacks: std::slice::from_ref(&stack), images: &images };
+    let e = run_sweep_batched(inputs, SweepOptions::default(), Some(2), &mut Quiet).unwrap_err();
+    let text = format!("{e:#}");
+    assert!(text.contains("of the batch") && text.contains("try a smaller --lr"), "{text}");
+    assert!(text.contains("pair 0 (") && text.contains("; pair 1 ("), "both pairs of the batch are named: {text}");
+    assert!(read_records(dir.path()).unwrap().is_empty());
+}
