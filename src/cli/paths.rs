@@ -37,7 +37,7 @@ pub struct PathsArgs {
     #[arg(long, value_enum, default_value_t = Split::Train)]
     landscape: Split,
     /// Pairs per set.
-    #[arg(long, default_value_t = 300, value_parser = at_least(1))]
+    #[arg(long, default_value_t = PathSettings::PAPER_PAIRS, value_parser = at_least(1))]
     pairs: usize,
     /// Seed of the pair draw.
     #[arg(long, default_value_t = 0)]
@@ -57,16 +57,16 @@ pub struct PathsArgs {
     #[arg(long)]
     align: bool,
     /// Path points M (endpoints included; 2 to 10000).
-    #[arg(long, default_value_t = 51, value_parser = count(2, 10_000))]
+    #[arg(long, default_value_t = PathSettings::PAPER.points, value_parser = count(2, 10_000))]
     points: usize,
     /// Weight of the squared-length regulariser (>= 0).
-    #[arg(long, default_value_t = 1e-4, value_parser = non_negative)]
+    #[arg(long, default_value_t = PathSettings::PAPER.lambda, value_parser = non_negative)]
     lambda: f64,
     /// Adam learning rate (> 0).
-    #[arg(long, default_value_t = 1e-3, value_parser = positive)]
+    #[arg(long, default_value_t = PathSettings::PAPER.lr, value_parser = positive)]
     lr: f64,
     /// Adam iterations per path (1 to 1000000).
-    #[arg(long, default_value_t = 100, value_parser = count(1, 1_000_000))]
+    #[arg(long, default_value_t = PathSettings::PAPER.iterations, value_parser = count(1, 1_000_000))]
     iterations: usize,
     /// Use the first N training images as the training landscape.
     #[arg(long, value_name = "N", value_parser = at_least(1))]
@@ -121,9 +121,9 @@ impl SweepProgress for Bar {
 
 pub fn run(args: PathsArgs) -> Result<()> {
     let fourier = match (args.curve, args.fourier) {
-        (Curve::Fourier, n) => n.unwrap_or(10),
+        (Curve::Fourier, n) => n.unwrap_or(PathSettings::PAPER.fourier),
         (curve, Some(_)) => bail!("--fourier applies to --curve fourier; a {} curve has one bend", curve.id()),
-        (curve, None) => curve.terms(10),
+        (curve, None) => curve.terms(PathSettings::PAPER.fourier),
     };
     let stacks = args.sets.iter().map(|p| read_weights(p, args.model)).collect::<Result<Vec<_>>>()?;
     if let Some((p, s)) = args.sets.iter().zip(&stacks).find(|(_, s)| s.count() < 2) {

@@ -33,9 +33,18 @@ pub struct PathSettings {
     pub iterations: usize,
 }
 
+impl PathSettings {
+    /// The paper's settings (`docs/algorithms.md` §5): 10 Fourier terms, 51 points, λ 1e-4, Adam at
+    /// lr 1e-3 for 100 iterations; the defaults of `losscape paths` and the `paper` preset.
+    pub const PAPER: PathSettings = PathSettings { fourier: 10, points: 51, lambda: 1e-4, lr: 1e-3, iterations: 100 };
+
+    /// Path pairs per set and landscape in the paper.
+    pub const PAPER_PAIRS: usize = 300;
+}
+
 impl Default for PathSettings {
     fn default() -> Self {
-        PathSettings { fourier: 10, points: 51, lambda: 1e-4, lr: 1e-3, iterations: 100 }
+        PathSettings::PAPER
     }
 }
 

@@ -122,7 +122,7 @@ impl Preset {
                 epochs: paper::EPOCHS,
                 lr: paper::LR,
                 iterations: paper::ITERATIONS,
-                pairs: 300,
+                pairs: PathSettings::PAPER_PAIRS,
                 path: paper_path,
                 probes: Some(ProbeSettings {
                     spectrum: SpectrumSettings { steps: 30, probes: 50, ..spectrum },
