@@ -100,7 +100,9 @@ fn killed_and_resumed(curve: &str) {
     let d = |p: &str| dir.path().join(p).to_str().unwrap().to_string();
     let set = d("set.safetensors");
     ok(losscape(&["init", "--model", "fcp", "--count", "4", "--out", &set]));
-    let slow = [("--iterations", "8"), ("--train-size", "100"), ("--curve", curve)];
+    // one pair per batch, so that records appear one by one (a GPU's default batches several pairs,
+    // whose records then appear together; tests/pairs_batch.rs kills and resumes batched sweeps)
+    let slow = [("--iterations", "8"), ("--train-size", "100"), ("--curve", curve), ("--pairs-per-batch", "1")];
     ok(run_sweep(sweep_args(&set, &d("ref"), &slow)));
     let reference = records(&dir.path().join("ref/paths.jsonl"));
 
