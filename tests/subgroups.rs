@@ -59,6 +59,12 @@ fn auto_follows_the_adapter_type() {
     let summary = device.summary();
     let has = summary.features.iter().any(|f| f == "SUBGROUP");
     assert_eq!(device.uses_subgroups(), has && summary.device_type != "Cpu", "{summary:?}");
+    // `losscape info` predicts each choice from the adapter's description as the device decides it
+    for choice in [Subgroups::Auto, Subgroups::On, Subgroups::Off] {
+        assert_eq!(Subgroups::parse(choice.name()).unwrap(), choice);
+        let device = wgpu_subgroups(choice);
+        assert_eq!(choice.resolve_for(&device.summary()), device.uses_subgroups(), "{choice:?}");
+    }
 }
 
 /// Per-row dot products, sums and squared norms on a device.

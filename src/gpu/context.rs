@@ -51,12 +51,31 @@ impl Subgroups {
         }
     }
 
+    /// `auto`, `on` or `off`, as [`Subgroups::parse`] reads it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Subgroups::Auto => "auto",
+            Subgroups::On => "on",
+            Subgroups::Off => "off",
+        }
+    }
+
     /// `LOSSCAPE_SUBGROUPS`, or `Auto` when it is unset.
     pub fn from_env() -> Result<Subgroups> {
         match std::env::var(Subgroups::ENV) {
             Ok(text) => Subgroups::parse(&text),
             Err(_) => Ok(Subgroups::Auto),
         }
+    }
+
+    /// Whether a device on this adapter uses the subgroup variant (as `Gpu::open` decides).
+    pub fn resolve_for(self, adapter: &AdapterSummary) -> bool {
+        let features = if adapter.features.iter().any(|f| f == "SUBGROUP") {
+            wgpu::Features::SUBGROUP
+        } else {
+            wgpu::Features::empty()
+        };
+        self.resolve(features, adapter.device_type == "Cpu")
     }
 
     /// Whether a device with these features and this software flag uses the subgroup variant.
