@@ -1,6 +1,7 @@
 // Per-image losses and their gradients with respect to the network output, for a chunk of images and
-// B weight vectors (workgroup y = vector). Each workgroup sums its 256 per-image losses in a fixed-order
-// tree and writes one partial; the host adds the partials in f64.
+// B weight vectors (workgroup y = vector). Each workgroup sums its 256 per-image losses (a fixed-order
+// tree, or subgroup sums where the device has them: reduce*.wgsl) and writes one partial; the host adds
+// the partials in f64.
 
 struct Params {
     images: u32,       // images in this chunk
@@ -20,24 +21,14 @@ struct Params {
 @group(0) @binding(4) var<storage, read_write> partials: array<f32>; // [vector][slot][loss, correct]
 @group(0) @binding(5) var<storage, read> bytes: array<u32>;           // images, for reconstruction
 
-var<workgroup> loss_sum: array<f32, 256>;
-var<workgroup> correct_sum: array<f32, 256>;
-
-fn store_partials(b: u32, wg: u32, lid: u32, loss: f32, correct: f32) {
-    loss_sum[lid] = loss;
-    correct_sum[lid] = correct;
-    workgroupBarrier();
-    for (var stride = 128u; stride > 0u; stride >>= 1u) {
-        if (lid < stride) {
-            loss_sum[lid] += loss_sum[lid + stride];
-            correct_sum[lid] += correct_sum[lid + stride];
-        }
-        workgroupBarrier();
-    }
-    if (lid == 0u) {
+// Sums the workgroup's losses and correct counts (reduce.wgsl or reduce_subgroups.wgsl, prepended) and
+// writes them as the workgroup's partial.
+fn store_partials(b: u32, wg: u32, lane: Lane, loss: f32, correct: f32) {
+    let total = workgroup_sum2(lane, vec2<f32>(loss, correct));
+    if (lane_leads(lane)) {
         let slot = (b * p.parts + p.part_off + wg) * 2u;
-        partials[slot] = loss_sum[0];
-        partials[slot + 1u] = correct_sum[0];
+        partials[slot] = total.x;
+        partials[slot + 1u] = total.y;
     }
 }
 
@@ -45,9 +36,9 @@ fn store_partials(b: u32, wg: u32, lid: u32, loss: f32, correct: f32) {
 // loss = log1p(sum_{k != r} exp(z_k - z_r)) + (z_r - z_y); when the label wins, that is log1p of a tiny
 // sum, resolved to full relative precision. The gradient p - onehot uses p_y - 1 = -s / (1 + s).
 @compute @workgroup_size(256)
-fn cross_entropy(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+fn cross_entropy(@builtin(workgroup_id) wg: vec3<u32>, lane: Lane) {
     let b = wg.y;
-    let n = wg.x * 256u + lid.x;
+    let n = wg.x * 256u + lane.index;
     var loss = 0.0;
     var correct = 0.0;
     if (n < p.images) {
@@ -90,16 +81,16 @@ fn cross_entropy(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation
             dlogits[base + k] = g * p.inv_total;
         }
     }
-    store_partials(b, wg.x, lid.x, loss, correct);
+    store_partials(b, wg.x, lane, loss, correct);
 }
 
 // Reconstruction: output sigmoid(z), loss = mean over images and pixels of (sigmoid(z) - x)^2 against
 // the input image itself. The per-image partial is the image's pixel mean, so the host's mean over
 // images is the mean over images and pixels.
 @compute @workgroup_size(256)
-fn mse_sigmoid(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+fn mse_sigmoid(@builtin(workgroup_id) wg: vec3<u32>, lane: Lane) {
     let b = wg.y;
-    let n = wg.x * 256u + lid.x;
+    let n = wg.x * 256u + lane.index;
     var loss = 0.0;
     if (n < p.images) {
         let base = b * p.out_bs + n * p.width;
@@ -114,5 +105,5 @@ fn mse_sigmoid(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_i
         }
         loss = loss / f32(p.width);
     }
-    store_partials(b, wg.x, lid.x, loss, 0.0);
+    store_partials(b, wg.x, lane, loss, 0.0);
 }

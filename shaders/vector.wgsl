@@ -1,8 +1,9 @@
 // Vector operations on B rows of length `len` (row b starts at b * stride), for the optimizers.
-// Reductions write one partial per workgroup (fixed-order tree); either the host adds the partials in
-// f64 (immediate dot/sum), or the `finish` kernel adds them in order with compensated (two-sum) f32
-// summation into a double-f32 (WGSL has no f64) and applies an L-BFGS scalar operation to the row's
-// scalars (ops::Reduced, ops::LbfgsScalars; the CPU backend does the same in f64).
+// Reductions write one partial per workgroup (fixed-order tree, or subgroup sums where the device has
+// them: reduce*.wgsl); either the host adds the partials in f64 (immediate dot/sum), or the `finish`
+// kernel adds them in order with compensated (two-sum) f32 summation into a double-f32 (WGSL has no
+// f64) and applies an L-BFGS scalar operation to the row's scalars (ops::Reduced, ops::LbfgsScalars;
+// the CPU backend does the same in f64). The double-f32 scalars themselves never use subgroups.
 // Per-row coefficients: factor, times coef[b * coef_stride + coef_index] when use_coef is 1.
 
 struct Params {
@@ -28,19 +29,11 @@ struct Params {
 @group(0) @binding(5) var<storage, read> w: array<f32>;
 @group(0) @binding(6) var<storage, read_write> sc: array<f32>;
 
-var<workgroup> scratch: array<f32, 256>;
-
-fn reduce_and_store(lid: u32, b: u32, g: u32, v: f32) {
-    scratch[lid] = v;
-    workgroupBarrier();
-    for (var s = 128u; s > 0u; s >>= 1u) {
-        if (lid < s) {
-            scratch[lid] += scratch[lid + s];
-        }
-        workgroupBarrier();
-    }
-    if (lid == 0u) {
-        partials[b * p.groups + g] = scratch[0];
+// The workgroup's sum of v (reduce.wgsl or reduce_subgroups.wgsl, prepended) as its partial.
+fn reduce_and_store(lane: Lane, b: u32, g: u32, v: f32) {
+    let total = workgroup_sum(lane, v);
+    if (lane_leads(lane)) {
+        partials[b * p.groups + g] = total;
     }
 }
 
@@ -53,24 +46,24 @@ fn row_coef(b: u32) -> f32 {
 
 // partials <- per-workgroup sums of x_b . w_b
 @compute @workgroup_size(256)
-fn dot(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+fn dot(@builtin(workgroup_id) wg: vec3<u32>, lane: Lane) {
     let b = wg.y;
     var acc = 0.0;
-    for (var i = wg.x * 256u + lid.x; i < p.len; i += p.groups * 256u) {
+    for (var i = wg.x * 256u + lane.index; i < p.len; i += p.groups * 256u) {
         acc = fma(x[b * p.stride + i], w[b * p.stride + i], acc);
     }
-    reduce_and_store(lid.x, b, wg.x, acc);
+    reduce_and_store(lane, b, wg.x, acc);
 }
 
 // partials <- per-workgroup sums of x_b
 @compute @workgroup_size(256)
-fn sum(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+fn sum(@builtin(workgroup_id) wg: vec3<u32>, lane: Lane) {
     let b = wg.y;
     var acc = 0.0;
-    for (var i = wg.x * 256u + lid.x; i < p.len; i += p.groups * 256u) {
+    for (var i = wg.x * 256u + lane.index; i < p.len; i += p.groups * 256u) {
         acc += x[b * p.stride + i];
     }
-    reduce_and_store(lid.x, b, wg.x, acc);
+    reduce_and_store(lane, b, wg.x, acc);
 }
 
 // y_b <- y_b + a_b * x_b

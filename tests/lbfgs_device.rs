@@ -7,7 +7,7 @@
 
 mod common;
 
-use losscape::backend::{Counts, Device};
+use losscape::backend::{Counts, Device, Subgroups};
 use losscape::data::{DeviceImages, Split};
 use losscape::model::{init_vector, Arch, Evaluator, Network};
 use losscape::ops::Act;
@@ -82,7 +82,11 @@ fn device_scalars_follow_the_host_scalar_trajectory_on_the_cpu_backend() {
 #[test]
 fn device_scalars_follow_the_host_scalar_trajectory_on_a_gpu() {
     let _one = GPU.lock().unwrap_or_else(|e| e.into_inner());
-    follows_the_host_scalar_trajectory(&common::wgpu(), "wgpu");
+    // The fixture was recorded with the workgroup-memory tree sums. The subgroup variant (auto on a
+    // real GPU) adds in another order: its dot products differ in the last bits (tests/subgroups.rs
+    // holds it to the f64 reference), which the FCP case amplifies past 1e-5 in the fourth iteration
+    // on lavapipe (step 4.57104 vs 4.57096). So the tree, pinned, whatever LOSSCAPE_SUBGROUPS says.
+    follows_the_host_scalar_trajectory(&common::wgpu_subgroups(Subgroups::Off), "wgpu");
 }
 
 fn counts(d: &Device) -> Counts {

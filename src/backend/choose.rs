@@ -17,6 +17,8 @@ pub struct DeviceChoice {
     pub adapter: Option<String>,
     /// `--gpu-memory`: bytes an evaluator's scratch tensors may take on a GPU.
     pub gpu_memory: Option<u64>,
+    /// Subgroup reductions on a GPU; `None` = `LOSSCAPE_SUBGROUPS`, else auto ([`gpu::Subgroups`]).
+    pub subgroups: Option<gpu::Subgroups>,
 }
 
 /// The backend a choice resolves to.
@@ -51,6 +53,7 @@ pub fn choose_backend(choice: &DeviceChoice) -> Result<BackendKind> {
         backend,
         adapter: choice.adapter.clone(),
         memory: choice.gpu_memory,
+        subgroups: choice.subgroups,
     };
     match wanted.as_str() {
         "cpu" => {

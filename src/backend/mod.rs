@@ -9,8 +9,8 @@ use anyhow::{bail, Result};
 use std::sync::Arc;
 
 use crate::cpu::{Cpu, CpuBuffer, CpuCoef, CpuOp, CpuRows};
-pub use crate::gpu::Counts;
 use crate::gpu::{self, AdapterSummary, Dispatch, Gpu, GpuBuffer};
+pub use crate::gpu::{Counts, Subgroups};
 use crate::ops::{Act, AdamStep, Conv, Head, Layout, LossChunk, LstmStep, Product, Reduced, Selection};
 pub use choose::{choose_backend, only_software, BackendKind, DeviceChoice};
 
@@ -256,6 +256,12 @@ impl Device {
             Device::Wgpu(g) => Some(g.counts()),
             Device::Cpu(_) => None,
         }
+    }
+
+    /// True on a GPU whose loss heads and dot and sum reduce with subgroup operations
+    /// ([`Subgroups`]); false on the CPU backend.
+    pub fn uses_subgroups(&self) -> bool {
+        matches!(self, Device::Wgpu(g) if g.uses_subgroups())
     }
 
     /// True when durations come from GPU timestamps rather than the wall clock.

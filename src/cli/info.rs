@@ -30,6 +30,7 @@ pub fn run(args: InfoArgs) -> Result<()> {
         Some(c) => list_adapters(&c).unwrap_or_default(),
         None => Vec::new(),
     };
+    let subgroups = gpu::Subgroups::from_env()?;
     let cpu = Cpu::new();
     let chosen = match choose_backend(&choice)? {
         BackendKind::Cpu => "cpu".to_string(),
@@ -54,6 +55,8 @@ pub fn run(args: InfoArgs) -> Result<()> {
         println!("    driver {} {}", a.driver, a.driver_info);
         let features = if a.features.is_empty() { "none".to_string() } else { a.features.join(", ") };
         println!("    optional features: {features}");
+        let reductions = if subgroups.resolve_for(a) { "subgroups" } else { "workgroup tree" };
+        println!("    loss and dot/sum reductions: {reductions} (LOSSCAPE_SUBGROUPS={})", subgroups.name());
         println!(
             "    limits: storage binding {} MiB, buffer {} MiB, workgroup memory {} KiB, {} invocations/workgroup, {} workgroups/dimension",
             a.max_storage_buffer_binding_size >> 20,

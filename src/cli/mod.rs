@@ -93,7 +93,12 @@ pub fn parse_bytes(text: &str) -> std::result::Result<u64, String> {
 
 impl DeviceArgs {
     pub fn choice(&self) -> DeviceChoice {
-        DeviceChoice { backend: self.backend.clone(), adapter: self.adapter.clone(), gpu_memory: self.gpu_memory }
+        DeviceChoice {
+            backend: self.backend.clone(),
+            adapter: self.adapter.clone(),
+            gpu_memory: self.gpu_memory,
+            subgroups: None,
+        }
     }
     pub fn open(&self) -> Result<Device> {
         Device::open(&self.choice())

@@ -19,6 +19,74 @@ pub struct DeviceChoice {
     /// Bytes an evaluator's scratch tensors may take together (`--gpu-memory`); `None` = the
     /// backend's default (`backend::Device::chunk_budget`).
     pub memory: Option<u64>,
+    /// Whether workgroup sums use subgroup operations; `None` = `LOSSCAPE_SUBGROUPS`, else auto.
+    pub subgroups: Option<Subgroups>,
+}
+
+/// Whether the reductions of the loss heads and of dot and sum use subgroup operations
+/// (`shaders/reduce_subgroups.wgsl`) or the portable workgroup-memory tree (`shaders/reduce.wgsl`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Subgroups {
+    /// Subgroups when the device has `wgpu::Features::SUBGROUP` and is not a software rasteriser
+    /// (lavapipe offers subgroups, but the tree is as fast there and is the tested default).
+    #[default]
+    Auto,
+    /// Subgroups whenever the device has `wgpu::Features::SUBGROUP` (the tree otherwise).
+    On,
+    /// Always the portable tree.
+    Off,
+}
+
+impl Subgroups {
+    /// The environment variable that chooses, when the caller does not: `on`, `off` or `auto`.
+    pub const ENV: &'static str = "LOSSCAPE_SUBGROUPS";
+
+    /// Parses `on`, `off` or `auto` (also `1`/`true`/`yes`, `0`/`false`/`no`; case-insensitive).
+    pub fn parse(text: &str) -> Result<Subgroups> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "auto" | "" => Ok(Subgroups::Auto),
+            "on" | "1" | "true" | "yes" => Ok(Subgroups::On),
+            "off" | "0" | "false" | "no" => Ok(Subgroups::Off),
+            other => bail!("{}={other}: choose on, off or auto", Subgroups::ENV),
+        }
+    }
+
+    /// `auto`, `on` or `off`, as [`Subgroups::parse`] reads it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Subgroups::Auto => "auto",
+            Subgroups::On => "on",
+            Subgroups::Off => "off",
+        }
+    }
+
+    /// `LOSSCAPE_SUBGROUPS`, or `Auto` when it is unset.
+    pub fn from_env() -> Result<Subgroups> {
+        match std::env::var(Subgroups::ENV) {
+            Ok(text) => Subgroups::parse(&text),
+            Err(_) => Ok(Subgroups::Auto),
+        }
+    }
+
+    /// Whether a device on this adapter uses the subgroup variant (as `Gpu::open` decides).
+    pub fn resolve_for(self, adapter: &AdapterSummary) -> bool {
+        let features = if adapter.features.iter().any(|f| f == "SUBGROUP") {
+            wgpu::Features::SUBGROUP
+        } else {
+            wgpu::Features::empty()
+        };
+        self.resolve(features, adapter.device_type == "Cpu")
+    }
+
+    /// Whether a device with these features and this software flag uses the subgroup variant.
+    pub fn resolve(self, features: wgpu::Features, software: bool) -> bool {
+        let has = features.contains(wgpu::Features::SUBGROUP);
+        match self {
+            Subgroups::Auto => has && !software,
+            Subgroups::On => has,
+            Subgroups::Off => false,
+        }
+    }
 }
 
 /// Facts about the adapter in use, for reports and benchmark records.
@@ -65,6 +133,8 @@ pub struct Gpu {
     pub(super) counters: Counters,
     /// `--gpu-memory`, when given.
     memory: Option<u64>,
+    /// Whether the shaders with a subgroup variant are compiled in it (fixed when the device opens).
+    subgroups: bool,
     pipelines: Mutex<HashMap<PipelineKey, Arc<wgpu::ComputePipeline>>>,
 }
 
@@ -169,6 +239,10 @@ fn pick_adapter(choice: &DeviceChoice) -> Result<wgpu::Adapter> {
 impl Gpu {
     /// Opens the chosen adapter with all its limits and the optional features it has.
     pub fn open(choice: &DeviceChoice) -> Result<Arc<Gpu>> {
+        let wanted_subgroups = match choice.subgroups {
+            Some(s) => s,
+            None => Subgroups::from_env()?,
+        };
         let adapter = pick_adapter(choice)?;
         let summary = summarize(&adapter);
         let features = OPTIONAL_FEATURES
@@ -177,6 +251,7 @@ impl Gpu {
             .filter(|f| adapter.features().contains(*f))
             .fold(wgpu::Features::empty(), |a, f| a | f);
         let limits = adapter.limits();
+        let subgroups = wanted_subgroups.resolve(features, summary.device_type == "Cpu");
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("losscape"),
             required_features: features,
@@ -206,6 +281,7 @@ impl Gpu {
             staging: Mutex::new(HashMap::new()),
             counters: Counters::default(),
             memory: choice.memory,
+            subgroups,
             pipelines: Mutex::new(HashMap::new()),
         }))
     }
@@ -223,6 +299,11 @@ impl Gpu {
     /// True on a software rasteriser (lavapipe, WARP, SwiftShader), which wgpu reports as type `Cpu`.
     pub fn is_software(&self) -> bool {
         self.summary.device_type == "Cpu"
+    }
+
+    /// True when the loss heads and dot and sum reduce with subgroup operations ([`Subgroups`]).
+    pub fn uses_subgroups(&self) -> bool {
+        self.subgroups
     }
 
     /// True when the device was opened with GPU timestamp queries.
@@ -250,7 +331,7 @@ impl Gpu {
         let module = modules.entry(shader).or_insert_with(|| {
             self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
                 label: Some(shader.name()),
-                source: wgpu::ShaderSource::Wgsl(shader.source().into()),
+                source: wgpu::ShaderSource::Wgsl(shader.source_for(self.subgroups).into()),
             })
         });
         let pipeline = Arc::new(self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {

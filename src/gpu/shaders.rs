@@ -1,4 +1,7 @@
-//! WGSL sources, embedded at compile time. A shader that uses the shared numerics gets them prepended.
+//! WGSL sources, embedded at compile time. A shader that uses the shared numerics gets them prepended;
+//! a shader with workgroup sums gets one of two reduction preludes: `reduce.wgsl` (workgroup-memory
+//! tree, everywhere) or `reduce_subgroups.wgsl` (subgroup operations, for devices with
+//! `wgpu::Features::SUBGROUP`; see [`Shader::source_for`]).
 
 /// One WGSL module of `shaders/`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -15,6 +18,11 @@ pub enum Shader {
 }
 
 const NUMERICS: &str = include_str!("../../shaders/numerics.wgsl");
+const REDUCE: &str = include_str!("../../shaders/reduce.wgsl");
+const REDUCE_SUBGROUPS: &str = include_str!("../../shaders/reduce_subgroups.wgsl");
+
+/// The WGSL files of `shaders/` that are preludes prepended to modules, not modules of their own.
+pub const PRELUDES: [&str; 3] = ["numerics", "reduce", "reduce_subgroups"];
 
 impl Shader {
     pub const ALL: [Shader; 9] = [
@@ -61,15 +69,34 @@ impl Shader {
         matches!(self, Shader::Activation | Shader::Loss)
     }
 
-    /// The complete WGSL source handed to the driver.
+    /// True for the shaders whose workgroup sums (loss heads; dot and sum) have a subgroup variant.
+    pub fn has_subgroup_variant(self) -> bool {
+        matches!(self, Shader::Loss | Shader::Vector)
+    }
+
+    /// The complete WGSL source of the portable variant (no subgroup operations).
     pub fn source(self) -> String {
+        self.source_for(false)
+    }
+
+    /// The complete WGSL source handed to the driver. With `subgroups`, a shader that
+    /// [has a subgroup variant](Shader::has_subgroup_variant) gets `reduce_subgroups.wgsl` instead of
+    /// `reduce.wgsl` (same function names); the other shaders are the same either way. The variant has
+    /// no `enable subgroups;` directive: naga 30 rejects it as not yet implemented and accepts the
+    /// subgroup builtins without it (wgpu checks them against the device's features).
+    pub fn source_for(self, subgroups: bool) -> String {
+        let mut parts: Vec<String> = Vec::new();
         if self.needs_numerics() {
-            format!("{NUMERICS}\n{}", self.body())
-        } else if self == Shader::Vector {
-            format!("{}\n{}", lbfgs_constants(), self.body())
-        } else {
-            self.body().to_string()
+            parts.push(NUMERICS.to_string());
         }
+        if self == Shader::Vector {
+            parts.push(lbfgs_constants());
+        }
+        if self.has_subgroup_variant() {
+            parts.push(if subgroups { REDUCE_SUBGROUPS } else { REDUCE }.to_string());
+        }
+        parts.push(self.body().to_string());
+        parts.join("\n")
     }
 }
 
@@ -87,9 +114,14 @@ fn lbfgs_constants() -> String {
     )
 }
 
-/// Parses and validates a shader with naga, as the driver would; no GPU needed.
+/// Parses and validates a shader's portable variant with naga, as the driver would; no GPU needed.
 pub fn validate(shader: Shader) -> Result<(), String> {
-    let source = shader.source();
+    validate_variant(shader, false)
+}
+
+/// Parses and validates a shader's portable (`subgroups` false) or subgroup variant with naga.
+pub fn validate_variant(shader: Shader, subgroups: bool) -> Result<(), String> {
+    let source = shader.source_for(subgroups);
     let module = naga::front::wgsl::parse_str(&source)
         .map_err(|e| format!("{}.wgsl: {}", shader.name(), e.emit_to_string(&source)))?;
     naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::all())

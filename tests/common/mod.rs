@@ -3,7 +3,7 @@
 
 use std::sync::OnceLock;
 
-use losscape::backend::{Device, DeviceChoice};
+use losscape::backend::{Device, DeviceChoice, Subgroups};
 use losscape::data::{bundled_dir, load_split, Dataset, Split};
 
 /// The device the suite runs on: `LOSSCAPE_BACKEND` (cpu, vulkan, ...), else auto (the CPU backend on
@@ -27,6 +27,28 @@ pub fn wgpu() -> Device {
                 .expect("a GPU adapter (install mesa-vulkan-drivers)")
         })
         .clone()
+}
+
+/// The wgpu backend like [`wgpu`], with the workgroup sums' subgroup variant chosen explicitly
+/// (`LOSSCAPE_SUBGROUPS` does not apply). One device per choice and test binary.
+pub fn wgpu_subgroups(subgroups: Subgroups) -> Device {
+    static AUTO: OnceLock<Device> = OnceLock::new();
+    static ON: OnceLock<Device> = OnceLock::new();
+    static OFF: OnceLock<Device> = OnceLock::new();
+    let cell = match subgroups {
+        Subgroups::Auto => &AUTO,
+        Subgroups::On => &ON,
+        Subgroups::Off => &OFF,
+    };
+    cell.get_or_init(|| {
+        let choice = DeviceChoice {
+            backend: Some("vulkan,metal,dx12".into()),
+            subgroups: Some(subgroups),
+            ..Default::default()
+        };
+        Device::open(&choice).expect("a GPU adapter (install mesa-vulkan-drivers)")
+    })
+    .clone()
 }
 
 /// The first `n` images of a bundled split.
