@@ -76,8 +76,9 @@ impl Preset {
                 path: PathSettings { lr: 5e-3, iterations: 20, ..paper_path },
                 probes: Some(reduced),
             },
-            // all four networks at a reduced scale: estimated 1.7 hours on 2 cores (`losscape plan --preset
-            // medium --bench docs/bench-cpu-2000.json`); not yet run end to end
+            // all four networks at a reduced scale; not yet run end to end (docs/benchmarks.md "Presets": the
+            // training stage measured; 300 SGD epochs because the LSTM's SGD runs were still at a training
+            // loss of 0.3 after 100 on 1,000 images; L-BFGS needs ~250 iterations for LeNet)
             "medium" => Preset {
                 name: name.into(),
                 models: Arch::ALL.to_vec(),
@@ -85,10 +86,10 @@ impl Preset {
                 keep: 8,
                 train_images: Some(1000),
                 test_images: Some(500),
-                epochs: 100,
+                epochs: 300,
                 lr: 0.1,
                 iterations: 300,
-                pairs: 6,
+                pairs: 5,
                 path: PathSettings { lr: 5e-3, iterations: 20, ..paper_path },
                 probes: Some(reduced),
             },
