@@ -381,7 +381,7 @@ impl Network {
             rep.figure(
                 &file,
                 &format!(
-                    "Sharpness ({title}, beyond the paper): the {name} of the training loss at each train snapshot (Lanczos and Hutchinson on Hessian-vector products, docs/probes.md); medians {}.",
+                    "Sharpness ({title}, beyond the paper): the {name} of the training loss at each train snapshot (Lanczos and Hutchinson on Hessian-vector products, docs/probes.md); medians {}. The Hessian of a cross-entropy loss vanishes as the loss goes to 0 (the softmax saturates), so minima at a far lower training loss read as flatter whatever their shape; the measure is not invariant to rescaling the weights either (Dinh et al. 2017).",
                     medians.join(", ")
                 ),
             );
