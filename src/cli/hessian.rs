@@ -1,4 +1,4 @@
-use anyhow::{bail, Result};
+use anyhow::Result;
 use clap::Args;
 use std::path::PathBuf;
 
@@ -112,9 +112,7 @@ impl SpectraProgress for Bar {
 pub fn run(args: HessianArgs) -> Result<()> {
     let settings =
         SpectrumSettings { top: args.top, steps: args.steps, probes: args.probes, seed: args.seed, step: args.step };
-    if args.top > args.steps {
-        bail!("--top {} needs at least as many --steps (got {})", args.top, args.steps);
-    }
+    settings.check()?; // before loading anything
     let stack = read_weights(&args.set, args.model)?;
     let rows = super::pick_vectors(&stack, args.vectors.as_deref(), &args.set)?;
     let size = if args.landscape == Split::Train { args.train_size } else { None };

@@ -377,6 +377,12 @@ impl Study<'_> {
             .filter(|(i, _)| i % shard.count == shard.index)
             .map(|(_, &a)| a)
             .collect();
+        let subset = match settings.spectrum_images {
+            Some(n) if n < self.train_images.count => {
+                Some(DeviceImages::upload(self.gpu, &self.train_set.clone().truncated(n))?)
+            }
+            _ => None,
+        };
         let mut overall = Overall { started: Instant::now(), done: 0, total: mine.len() };
         for arch in mine {
             let inputs = probes::ProbeInputs {
@@ -386,8 +392,8 @@ impl Study<'_> {
                 settings,
                 path: self.cfg.preset.path,
                 options: self.sweep_options(),
-                train_set: &self.train_set,
                 train_images: &self.train_images,
+                spectrum_images: subset.as_ref().unwrap_or(&self.train_images),
                 gpu: self.gpu,
             };
             let done = probes::probe_network(&inputs)?;

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use crate::backend::Device;
-use crate::data::{Dataset, DeviceImages, Split};
+use crate::data::{DeviceImages, Split};
 use crate::io::workdir::{landscape_sets, paths_dir, set_file, sharpness_file, surface_dir, OPTIMIZERS};
 use crate::io::{read_weights, write_weights, WeightStack};
 use crate::model::{Arch, Network};
@@ -45,8 +45,9 @@ pub(super) struct ProbeInputs<'a> {
     pub settings: &'a ProbeSettings,
     pub path: PathSettings,
     pub options: SweepOptions,
-    pub train_set: &'a Dataset,
     pub train_images: &'a DeviceImages,
+    /// The images of the spectra: the first `settings.spectrum_images` of the training images.
+    pub spectrum_images: &'a DeviceImages,
     pub gpu: &'a Device,
 }
 
@@ -76,14 +77,7 @@ pub(super) fn sharpness(p: &ProbeInputs, opt: &str) -> Result<bool> {
     let file = set_file(p.dir, p.arch, opt, KIND);
     let stack = read_weights(&file, p.arch)?;
     let rows: Vec<usize> = (0..stack.count()).collect();
-    let subset;
-    let images = match p.settings.spectrum_images {
-        Some(n) if n < p.train_images.count => {
-            subset = DeviceImages::upload(p.gpu, &p.train_set.clone().truncated(n))?;
-            &subset
-        }
-        _ => p.train_images,
-    };
+    let images = p.spectrum_images;
     // on the CPU backend one vector per call is fastest (docs/probes.md); the results are the same
     let batch = if p.gpu.is_cpu() { 1 } else { rows.len() };
     let (results, calls) = spectra(p.net, images, &stack, &rows, &p.settings.spectrum, batch, &mut Silent)?;

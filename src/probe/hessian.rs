@@ -347,6 +347,16 @@ pub struct SpectrumSettings {
     pub step: f64,
 }
 
+impl SpectrumSettings {
+    /// Errors: more eigenvalues asked for than Lanczos steps.
+    pub fn check(&self) -> Result<()> {
+        if self.top > self.steps {
+            bail!("--top {} needs at least as many --steps (got {})", self.top, self.steps);
+        }
+        Ok(())
+    }
+}
+
 /// One vector's spectrum.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Spectrum {
@@ -382,9 +392,7 @@ pub fn spectra(
     batch: usize,
     progress: &mut dyn SpectraProgress,
 ) -> Result<(Vec<Spectrum>, usize)> {
-    if settings.top > settings.steps {
-        bail!("--top {} needs at least as many --steps (got {})", settings.top, settings.steps);
-    }
+    settings.check()?;
     let mut out = Vec::with_capacity(rows.len());
     let mut calls = 0;
     for g in rows.chunks(batch.max(1)) {
