@@ -38,6 +38,8 @@ pub struct Record {
     pub timing: &'static str,
     pub flop_count: &'static str,
     pub repeats: usize,
+    /// Whether the loss heads' and vector reductions used subgroup operations (`LOSSCAPE_SUBGROUPS`).
+    pub subgroup_reductions: bool,
     pub ceiling: Ceiling,
     /// The FCP's batched first-layer product at the largest B timed.
     pub first_layer: Option<FirstLayer>,

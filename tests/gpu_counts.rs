@@ -27,17 +27,15 @@ fn an_evaluation_is_one_submission_and_one_readback_and_creates_nothing_after_wa
         let ev = Evaluator::with_chunk(net, &images, 0..300, 2, Some(128)).unwrap();
         let w: Vec<f32> = (0..2).flat_map(|s| init_vector(arch, s)).collect();
         ev.set_weights(&w).unwrap();
-        ev.run(Want::LossAndGrad);
-        let first = ev.results().unwrap();
+        let first = ev.evaluate(Want::LossAndGrad).unwrap();
         let before = counts(&device);
         for _ in 0..10 {
             ev.set_weights(&w).unwrap();
-            ev.run(Want::LossAndGrad);
-            assert_eq!(ev.results().unwrap(), first, "{arch:?}: the same weights give the same losses");
+            assert_eq!(ev.evaluate(Want::LossAndGrad).unwrap(), first, "{arch:?}: the same weights, the same losses");
         }
         let d = counts(&device) - before;
         let per_eval = ev.ordered(Want::LossAndGrad).len() as u64;
-        assert_eq!(d.submissions, 20, "{arch:?}: one pass and one read-back copy per evaluation: {d:?}");
+        assert_eq!(d.submissions, 10, "{arch:?}: the pass and the read-back copy in one submission: {d:?}");
         assert_eq!(d.readbacks, 10, "{arch:?}: {d:?}");
         assert_eq!(d.dispatches, 10 * per_eval, "{arch:?}: {d:?}");
         assert_eq!((d.buffers_created, d.bind_groups_created), (0, 0), "{arch:?}: created in the loop: {d:?}");
@@ -80,4 +78,53 @@ fn a_path_iteration_creates_nothing_after_warm_up() {
         dispatches.push(d.dispatches);
     }
     assert_eq!(dispatches[0], dispatches[1], "P pairs take the dispatches of one");
+}
+
+#[test]
+fn a_path_sweep_iteration_is_one_submission_and_one_readback() {
+    use losscape::path::{Curve, PathFinder, PathSettings};
+    let _alone = COUNTING.lock().unwrap_or_else(|e| e.into_inner());
+    let device = wgpu();
+    let images = DeviceImages::upload(&device, &mnist(Split::Train, 128)).unwrap();
+    let net = Network { arch: Arch::Fcp, act: Act::Softplus };
+    let iterations = 6;
+    let settings = PathSettings { points: 5, fourier: 2, iterations, ..PathSettings::default() };
+    let (a, b) = (init_vector(Arch::Fcp, 0), init_vector(Arch::Fcp, 1));
+    for pairs in [1, 3] {
+        let finder = PathFinder::batched(net, &images, 0..128, settings, Curve::Fourier, pairs).unwrap();
+        let ends = vec![(&a[..], &b[..]); pairs];
+        let warm = finder.run_pairs(&ends, false, |_, _, _| {}).unwrap();
+        let before = counts(&device);
+        let again = finder.run_pairs(&ends, false, |_, _, _| {}).unwrap();
+        let d = counts(&device) - before;
+        assert_eq!(again, warm, "{pairs} pair(s): a sweep repeats exactly");
+        assert_eq!((d.buffers_created, d.bind_groups_created), (0, 0), "{pairs} pair(s): {d:?}");
+        // each iteration, and the measurement of the best paths at the end
+        assert_eq!(d.submissions, iterations as u64 + 1, "{pairs} pair(s): {d:?}");
+        assert_eq!(d.readbacks, iterations as u64 + 1, "{pairs} pair(s): {d:?}");
+    }
+}
+
+#[test]
+fn a_training_epoch_creates_nothing_and_reads_nothing_back() {
+    use losscape::optim::{MiniBatch, MiniBatchSettings, NetworkObjective, Rule, Solver};
+    let _alone = COUNTING.lock().unwrap_or_else(|e| e.into_inner());
+    let device = wgpu();
+    // 300 images in mini-batches of 64: 4 full and one partial per epoch
+    let images = DeviceImages::upload(&device, &mnist(Split::Train, 300)).unwrap();
+    let net = Network { arch: Arch::Fcp, act: Act::Softplus };
+    let start: Vec<f32> = (0..2).flat_map(|s| init_vector(Arch::Fcp, s)).collect();
+    let eval = Evaluator::new(net, &images, 0..300, 2).unwrap();
+    // SGD: the 4 full steps in one submission; Adam: one each; then the partial step and its 2 copies
+    for (rule, submissions) in [(Rule::Sgd, 4), (Rule::Adam, 7)] {
+        let settings = MiniBatchSettings { rule, lr: 1e-3, batch: 64, seeds: vec![0, 1] };
+        let mut solver = MiniBatch::new(&device, net, settings, &images, &start).unwrap();
+        solver.step(&mut NetworkObjective { eval: &eval }).unwrap();
+        let before = counts(&device);
+        solver.step(&mut NetworkObjective { eval: &eval }).unwrap();
+        let d = counts(&device) - before;
+        assert_eq!((d.buffers_created, d.bind_groups_created), (0, 0), "{rule:?}: {d:?}");
+        assert_eq!(d.readbacks, 0, "{rule:?}: {d:?}");
+        assert_eq!(d.submissions, submissions, "{rule:?}: {d:?}");
+    }
 }

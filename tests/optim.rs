@@ -206,3 +206,61 @@ fn lbfgs_converges_on_rosenbrock_with_both_line_searches() {
         assert!(losses[0] < 1e-6, "{kind:?}: Rosenbrock loss {}", losses[0]);
     }
 }
+
+/// Mini-batch Adam with one mini-batch per epoch (all the images) takes PyTorch's Adam steps: the
+/// same as Adam in f64 on the host from the evaluator's gradients, up to f32 rounding, and a stopped
+/// run stays where it stopped.
+#[test]
+fn minibatch_adam_follows_host_adam_and_a_stopped_run_stays() {
+    use losscape::data::{DeviceImages, Split};
+    use losscape::model::{init_vector, Arch, Evaluator, Network};
+    use losscape::ops::{Act, AdamStep};
+    use losscape::optim::{MiniBatch, MiniBatchSettings, NetworkObjective, Rule, Solver};
+    let device = common::gpu();
+    let images = DeviceImages::upload(&device, &common::mnist(Split::Train, 64)).unwrap();
+    let net = Network { arch: Arch::Fcp, act: Act::Softplus };
+    let (r, n, lr, steps) = (2, Arch::Fcp.n_params(), 1e-2, 3);
+    let start: Vec<f32> = (0..r as u64).flat_map(|s| init_vector(Arch::Fcp, s)).collect();
+    let settings = MiniBatchSettings { rule: Rule::Adam, lr, batch: 64, seeds: vec![0, 1] };
+    let mut adam = MiniBatch::new(&device, net, settings, &images, &start).unwrap();
+    assert_eq!(adam.steps_per_epoch(), 1);
+    let eval = Evaluator::new(net, &images, 0..64, r).unwrap();
+    for _ in 0..steps {
+        adam.step(&mut NetworkObjective { eval: &eval }).unwrap();
+    }
+    let got: Vec<f32> = device.read(adam.weights(), 0, r * n).unwrap();
+
+    // the host: g in f32 from the evaluator, Adam in f64
+    let mut w: Vec<f64> = start.iter().map(|&x| x as f64).collect();
+    let (mut m, mut v) = (vec![0f64; r * n], vec![0f64; r * n]);
+    for t in 1..=steps {
+        let wf: Vec<f32> = w.iter().map(|&x| x as f32).collect();
+        eval.set_weights(&wf).unwrap();
+        eval.run(Want::LossAndGrad);
+        let g = eval.gradients().unwrap();
+        let s = AdamStep::pytorch(lr, t as u32);
+        let (step_size, bc2_sqrt) = s.corrections();
+        for i in 0..r * n {
+            let gi = g[i] as f64;
+            m[i] = s.beta1 * m[i] + (1.0 - s.beta1) * gi;
+            v[i] = s.beta2 * v[i] + (1.0 - s.beta2) * gi * gi;
+            w[i] -= step_size * m[i] / (v[i].sqrt() / bc2_sqrt + s.eps);
+        }
+    }
+    // a sign flip of a gradient component that rounds to ~0 moves it by ~lr: compare whole runs
+    for run in 0..r {
+        let rows = run * n..(run + 1) * n;
+        let diff: f64 = rows.clone().map(|i| (got[i] as f64 - w[i]).powi(2)).sum::<f64>().sqrt();
+        let moved: f64 = rows.map(|i| (w[i] - start[i] as f64).powi(2)).sum::<f64>().sqrt();
+        assert!(moved > 0.1, "run {run}: Adam moved the weights by {moved}");
+        assert!(diff < 1e-4 * moved, "run {run}: |device - host| = {diff}, |host step| = {moved}");
+    }
+
+    // run 1 stops: its weights no longer move, run 0's do
+    adam.set_active(&[true, false]).unwrap();
+    let before: Vec<f32> = device.read(adam.weights(), 0, r * n).unwrap();
+    adam.step(&mut NetworkObjective { eval: &eval }).unwrap();
+    let after: Vec<f32> = device.read(adam.weights(), 0, r * n).unwrap();
+    assert_eq!(before[n..], after[n..], "a stopped run moved");
+    assert_ne!(before[..n], after[..n], "an active run did not move");
+}

@@ -46,35 +46,23 @@ fn small(model: &str, opt: &str, out: &Path, extra: &[&str]) -> Vec<String> {
 }
 
 #[test]
-fn sgd_batched_runs_equal_single_runs_with_the_same_seeds() {
+fn minibatch_batched_runs_equal_single_runs_with_the_same_seeds() {
     let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    ok(losscape(&small(
-        "fcp",
-        "sgd",
-        &d.join("both"),
-        &["--runs", "2", "--keep", "2", "--seed", "5", "--epochs", "2", "--batch", "32", "--lr", "0.5"],
-    )));
-    ok(losscape(&small(
-        "fcp",
-        "sgd",
-        &d.join("a"),
-        &["--runs", "1", "--keep", "1", "--seed", "5", "--epochs", "2", "--batch", "32", "--lr", "0.5"],
-    )));
-    ok(losscape(&small(
-        "fcp",
-        "sgd",
-        &d.join("b"),
-        &["--runs", "1", "--keep", "1", "--seed", "6", "--epochs", "2", "--batch", "32", "--lr", "0.5"],
-    )));
-    let both = summary(&d.join("both"), "fcp", "sgd");
-    let (a, b) = (summary(&d.join("a"), "fcp", "sgd"), summary(&d.join("b"), "fcp", "sgd"));
-    assert_eq!(both["runs"][0], a["runs"][0]);
-    assert_eq!(both["runs"][1], b["runs"][0]);
-    // the curves moved: SGD did something
-    let curve = both["runs"][0]["train"].as_array().unwrap();
-    assert_eq!(curve.len(), 2);
-    assert!(curve[1].as_f64().unwrap() < curve[0].as_f64().unwrap(), "{curve:?}");
+    for (opt, lr) in [("sgd", "0.5"), ("adam", "0.01")] {
+        let d = dir.path().join(opt);
+        let run = |name: &str, runs: &str, seed: &str| {
+            let extra = ["--runs", runs, "--keep", runs, "--seed", seed, "--epochs", "2", "--batch", "32", "--lr", lr];
+            ok(losscape(&small("fcp", opt, &d.join(name), &extra)));
+            summary(&d.join(name), "fcp", opt)
+        };
+        let (both, a, b) = (run("both", "2", "5"), run("a", "1", "5"), run("b", "1", "6"));
+        assert_eq!(both["runs"][0], a["runs"][0], "{opt}");
+        assert_eq!(both["runs"][1], b["runs"][0], "{opt}");
+        // the curves moved: the optimizer did something
+        let curve = both["runs"][0]["train"].as_array().unwrap();
+        assert_eq!(curve.len(), 2);
+        assert!(curve[1].as_f64().unwrap() < curve[0].as_f64().unwrap(), "{opt}: {curve:?}");
+    }
 }
 
 fn kill_and_resume(opt: &str, extra: &[&str]) {
@@ -119,6 +107,12 @@ fn killed_sgd_training_resumes_to_the_uninterrupted_result() {
 }
 
 #[test]
+fn killed_adam_training_resumes_to_the_uninterrupted_result() {
+    // 130 images in batches of 16: a partial mini-batch per epoch, and Adam's step count across epochs
+    kill_and_resume("adam", &["--runs", "3", "--keep", "2", "--epochs", "6", "--batch", "16", "--lr", "0.01"]);
+}
+
+#[test]
 fn sparse_checkpoints_resume_to_the_uninterrupted_result_too() {
     kill_and_resume("lbfgs", &["--runs", "2", "--keep", "1", "--iterations", "9", "--checkpoint-every", "2"]);
 }
@@ -138,7 +132,7 @@ fn a_run_that_overflows_stops_alone() {
     flat[n..2 * n].iter_mut().for_each(|x| *x *= 1e30);
     let init = d.join("init.safetensors");
     losscape::io::write_weights(&init, &losscape::io::WeightStack::new(Arch::Fcp, flat)).unwrap();
-    for (opt, steps) in [("sgd", "--epochs"), ("lbfgs", "--iterations")] {
+    for (opt, steps) in [("sgd", "--epochs"), ("lbfgs", "--iterations"), ("adam", "--epochs")] {
         let out = d.join(opt);
         let o = ok(losscape(&small("fcp", opt, &out, &["--init", init.to_str().unwrap(), "--keep", "2", steps, "3"])));
         assert!(String::from_utf8_lossy(&o.stderr).contains("run 1 stopped"), "{}", String::from_utf8_lossy(&o.stderr));

@@ -94,6 +94,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         flop_count: "per image-vector: forward products + weight-gradient products + data-gradient products, \
                      multiply-add = 2, element-wise work not counted (see model::Plan::flops_per_image_vector)",
         repeats: args.repeats,
+        subgroup_reductions: gpu.uses_subgroups(),
         ceiling: ceil,
         first_layer,
         cases,

@@ -50,8 +50,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
     let net = Network { arch: args.model, act: args.activation.act() };
     let eval = Evaluator::new(net, &images, 0..images.count, rows.len())?;
     eval.set_weights(&flat)?;
-    eval.run(Want::Loss);
-    let results = eval.results()?;
+    let results = eval.evaluate(Want::Loss)?;
     if let Some((i, _)) = rows.iter().zip(&results).find(|(_, r)| !r.loss.is_finite()) {
         eprintln!("warning: vector {i} has a non-finite loss (the weights overflow this network)");
     }

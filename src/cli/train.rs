@@ -11,13 +11,14 @@ use crate::io::read_weights;
 use crate::model::{init_vector, Arch};
 use crate::optim::LineSearchKind;
 use crate::path::sweep::sha256_file;
-use crate::train::{paper, train, Optimizer, RunRecord, TrainConfig, TrainInputs, TrainProgress};
+use crate::train::{paper, train, Optimizer, RunRecord, TrainConfig, TrainInputs, TrainProgress, ADAM_LR};
 
-/// Train R seeded runs together with SGD or L-BFGS and keep the best K as solution sets.
+/// Train R seeded runs together with SGD or L-BFGS (or Adam) and keep the best K as solution sets.
 #[derive(Args)]
 #[command(
     after_help = "Example:\n  losscape train --model fcp --optimizer lbfgs --runs 75 --keep 48 --seed 0 --out sets\n  \
-losscape train --model lstm --optimizer sgd --runs 4 --keep 2 --epochs 3 --train-size 2000 --out small\n\n\
+losscape train --model lstm --optimizer sgd --runs 4 --keep 2 --epochs 3 --train-size 2000 --out small\n  \
+losscape train --model fcp --optimizer adam --runs 8 --keep 8 --epochs 20 --train-size 2000 --out adam\n\n\
 Writes DIR/{model}-{optimizer}-train.safetensors and -test.safetensors (the K kept runs' training-loss and\n\
 test-loss snapshots, best first), DIR/{model}-{optimizer}-summary.json (Table I numbers, every run's\n\
 curves and snapshots), DIR/curves/run-NNN.csv, DIR/config.json and DIR/checkpoint.safetensors.\n\
@@ -27,7 +28,8 @@ pub struct TrainArgs {
     /// Network.
     #[arg(long, value_enum)]
     model: Arch,
-    /// Optimizer.
+    /// Optimizer: the paper's SGD or L-BFGS, or Adam (mini-batch, PyTorch's betas and eps; --epochs,
+    /// --lr and --batch as for SGD).
     #[arg(long, value_enum)]
     optimizer: Optimizer,
     /// Runs, advanced together; run r starts from seed S + r (1 to 10000; default 75, or the count of
@@ -44,13 +46,13 @@ pub struct TrainArgs {
     /// Output directory.
     #[arg(long)]
     out: PathBuf,
-    /// SGD epochs (1 to 1000000).
+    /// SGD and Adam epochs (1 to 1000000).
     #[arg(long, default_value_t = paper::EPOCHS, value_parser = count(1, 1_000_000))]
     epochs: usize,
-    /// SGD learning rate (> 0).
-    #[arg(long, default_value_t = paper::LR, value_parser = positive)]
-    lr: f64,
-    /// SGD mini-batch size (the last, partial batch of an epoch is kept).
+    /// SGD and Adam learning rate (> 0) [default: 0.1 for SGD (the paper's), 0.001 for Adam (PyTorch's)].
+    #[arg(long, value_parser = positive)]
+    lr: Option<f64>,
+    /// SGD and Adam mini-batch size (the last, partial batch of an epoch is kept).
     #[arg(long, default_value_t = paper::BATCH, value_parser = at_least(1))]
     batch: usize,
     /// L-BFGS iterations (1 to 1000000).
@@ -192,7 +194,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         seed: args.seed,
         init_sha256,
         epochs: args.epochs,
-        lr: args.lr,
+        lr: args.lr.unwrap_or(if args.optimizer == Optimizer::Adam { ADAM_LR } else { paper::LR }),
         batch: args.batch,
         iterations: args.iterations,
         history: args.history,
@@ -203,7 +205,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let gpu = args.run.device.open()?;
     let train_images = DeviceImages::upload(&gpu, &train_data)?;
     let test_images = DeviceImages::upload(&gpu, &test_data)?;
-    let unit = if args.optimizer == Optimizer::Sgd { "epoch" } else { "iteration" };
+    let unit = args.optimizer.unit();
     let bar = if args.run.quiet { ProgressBar::hidden() } else { ProgressBar::new(0) };
     bar.set_style(
         ProgressStyle::with_template(&format!("{{bar:30}} {unit} {{pos}}/{{len}}, ETA {{eta}}  {{msg}}"))

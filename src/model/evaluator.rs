@@ -166,6 +166,16 @@ impl Evaluator {
         self.device.submit(&self.ordered(want));
     }
 
+    /// Runs one evaluation and returns each vector's mean loss and accuracy: one submission that also
+    /// copies the loss partials back, and one read-back.
+    ///
+    /// # Errors
+    /// Device errors.
+    pub fn evaluate(&self, want: Want) -> Result<Vec<Eval>> {
+        let parts = self.device.submit_read(&self.ordered(want), &[(&self.partials, 0, self.partials.len())])?;
+        Ok(self.evals(&parts[0]))
+    }
+
     /// Runs one evaluation and returns its duration in seconds (GPU timestamps where available).
     pub fn run_timed(&self, want: Want) -> Result<f64> {
         self.device.submit_timed(&self.ordered(want))

@@ -1,15 +1,15 @@
-//! Optimizers over device-resident weight batches: SGD, the line searches and L-BFGS advance R
+//! Optimizers over device-resident weight batches: SGD, Adam, the line searches and L-BFGS advance R
 //! independent runs together, reading back only losses and a few scalars; [`Solver`] is the interface
 //! training drives them through.
 
 pub mod lbfgs;
 pub mod line_search;
+pub mod minibatch;
 pub mod objective;
-pub mod sgd;
 pub mod solver;
 
 pub use lbfgs::{Lbfgs, LbfgsHost, LbfgsSettings, StepReport};
 pub use line_search::{LineSearch, LineSearchKind, Next};
+pub use minibatch::{MiniBatch, MiniBatchHost, MiniBatchSettings, Rule};
 pub use objective::{BatchObjective, NetworkObjective};
-pub use sgd::{Sgd, SgdHost, SgdSettings};
 pub use solver::Solver;

@@ -47,8 +47,7 @@ impl BatchObjective for NetworkObjective<'_> {
         &self.eval.grads
     }
     fn evaluate(&mut self, want: Want) -> Result<Vec<f64>> {
-        self.eval.run(want);
-        Ok(self.eval.results()?.iter().map(|r| r.loss).collect())
+        Ok(self.eval.evaluate(want)?.iter().map(|r| r.loss).collect())
     }
     fn recorded(&self, want: Want) -> Option<(Vec<&Command>, &Buffer)> {
         Some((self.eval.ordered(want), self.eval.partials()))

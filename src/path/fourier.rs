@@ -11,15 +11,20 @@
 //! the P pairs' basis blocks, and the evaluation holds P x M vectors, so each Adam iteration is still
 //! one evaluation (of P x M points) and P x M losses come back. The pairs share nothing but the
 //! dispatches; each keeps its own best iteration.
+//!
+//! An iteration of [`PathFinder::run_pairs`] is one submission and one read-back, whatever P is:
+//! copying the improved pairs' coefficients aside (a flagged row copy), the previous iteration's Adam
+//! step, the materialisation, the evaluation and the chain rule are recorded once and submitted
+//! together with the read-back of the losses.
 
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 use std::ops::Range;
 
-use crate::backend::{Buffer, Command, Device, Rows, Source};
+use crate::backend::{Buffer, Coef, Command, Device, Rows, Source};
 use crate::data::DeviceImages;
 use crate::model::{Evaluator, Network, Want};
-use crate::ops::{AdamStep, Layout, Product};
+use crate::ops::{AdamStep, Layout, LbfgsScalars, Product, Reduced};
 
 use super::curve::Curve;
 
@@ -174,11 +179,20 @@ pub struct PathFinder {
     grad_coef: Buffer,
     adam_m: Buffer,
     adam_v: Buffer,
+    /// The best iteration's basis blocks so far (P x (K+2) x N_prm, the basis's layout).
     best: Buffer,
-    diffs: Buffer,
+    /// Per pair, 1 when its basis is to be copied into `best` by the next `keep` (P).
+    improved: Buffer,
+    /// Per segment, |w(t_{m+1}) - w(t_m)|^2 as a double-f32 (P x (M-1) x 2).
+    squared_lengths: Buffer,
     materialise: Command,
     chain_rule: [Command; 2],
     segments: Command,
+    /// The segments' squared lengths into `squared_lengths` (recorded reductions).
+    lengths: Command,
+    /// basis -> best for the pairs flagged in `improved`, and best -> basis for every pair.
+    keep: Command,
+    restore: Command,
     /// The Adam step on the free vectors, recorded once; each step rewrites its step number.
     adam: std::sync::Mutex<Command>,
 }
@@ -242,8 +256,10 @@ impl PathFinder {
         let grad_coef = gpu.zeros(pairs * block, "path coefficient gradient")?;
         let adam_m = gpu.zeros(pairs * block, "adam m")?;
         let adam_v = gpu.zeros(pairs * block, "adam v")?;
-        let best = gpu.zeros(pairs * nf * n_prm, "best coefficients")?;
+        let best = gpu.zeros(pairs * block, "best coefficients")?;
         let diffs = gpu.zeros(pairs * (m - 1) * n_prm, "path segments")?;
+        let improved = gpu.zeros(pairs, "improved pairs")?;
+        let squared_lengths = gpu.zeros(pairs * (m - 1) * 2, "segment lengths")?;
         // the grid matrices are shared by the P pairs (batch stride 0); each pair has its own blocks
         let shared = |cols| Layout::row_major(0, cols, 0);
         let per_pair = |off, rows| Layout::row_major(off, n_prm, rows * n_prm);
@@ -277,6 +293,11 @@ impl PathFinder {
             )?,
         ];
         let adam = gpu.adam(AdamStep::pytorch(settings.lr, 1), &grad_coef, (&basis, 0), &adam_m, &adam_v)?;
+        let segment_rows = Rows::new(&diffs, pairs * (m - 1), n_prm);
+        let lengths = gpu.reduce(segment_rows, segment_rows, &squared_lengths, 2, Reduced::Store(0))?;
+        let (blocks, best_blocks) = (Rows::new(&basis, pairs, block), Rows::new(&best, pairs, block));
+        let keep = gpu.copy_rows(blocks, best_blocks, Some(Coef::at(&improved, 0, 1)))?;
+        let restore = gpu.copy_rows(best_blocks, blocks, None)?;
         Ok(PathFinder {
             adam: std::sync::Mutex::new(adam),
             gpu,
@@ -291,10 +312,14 @@ impl PathFinder {
             adam_m,
             adam_v,
             best,
-            diffs,
+            improved,
+            squared_lengths,
             materialise,
             chain_rule,
             segments,
+            lengths,
+            keep,
+            restore,
         })
     }
 
@@ -359,14 +384,22 @@ impl PathFinder {
     /// # Errors
     /// Device errors.
     pub fn evaluate(&self, grad: bool) -> Result<Vec<f64>> {
-        self.gpu.submit(&[&self.materialise]);
+        self.submit_evaluation(Vec::new(), grad)
+    }
+
+    /// `before`, then one evaluation of the current paths, in one submission with the losses' read-back.
+    fn submit_evaluation(&self, before: Vec<&Command>, grad: bool) -> Result<Vec<f64>> {
+        let mut list = before;
+        list.push(&self.materialise);
         if grad {
-            self.eval.run(Want::LossAndGrad);
-            self.gpu.submit(&[&self.chain_rule[0], &self.segments, &self.chain_rule[1]]);
+            list.extend(self.eval.ordered(Want::LossAndGrad));
+            list.extend([&self.chain_rule[0], &self.segments, &self.chain_rule[1]]);
         } else {
-            self.eval.run(Want::Loss);
+            list.extend(self.eval.ordered(Want::Loss));
         }
-        Ok(self.eval.results()?.iter().map(|r| r.loss).collect())
+        let partials = self.eval.partials();
+        let parts = self.gpu.submit_read(&list, &[(partials, 0, partials.len())])?;
+        Ok(self.eval.evals(&parts[0]).iter().map(|r| r.loss).collect())
     }
 
     /// Per-point losses (M per pair) of the straight lines between the P pairs' endpoints (no
@@ -408,21 +441,32 @@ impl PathFinder {
         Ok(())
     }
 
-    /// Segment lengths |w(t_{m+1}) - w(t_m)| of the current paths (P x (M-1), pair-major).
-    fn segment_lengths(&self) -> Result<Vec<f64>> {
-        self.gpu.submit(&[&self.segments]);
-        let rows = Rows::new(&self.diffs, self.pairs * (self.settings.points - 1), self.n_prm);
-        Ok(self.gpu.dot(rows, rows)?.into_iter().map(f64::sqrt).collect())
+    /// Flags the pairs whose current basis `keep` copies into `best`.
+    fn flag_improved(&self, improved: &[bool]) -> Result<()> {
+        let flags: Vec<f32> = improved.iter().map(|&i| if i { 1.0 } else { 0.0 }).collect();
+        self.gpu.write(&self.improved, 0, &flags)
     }
 
-    /// Copies pair `p`'s coefficients from the basis to the best copy (`to_best`) or back.
-    fn keep_best(&self, p: usize, to_best: bool) -> Result<()> {
-        let len = self.terms * self.n_prm;
-        let (coef, best) = (p * self.block() + 2 * self.n_prm, p * len);
-        match to_best {
-            true => self.gpu.copy(&self.basis, coef, &self.best, best, len),
-            false => self.gpu.copy(&self.best, best, &self.basis, coef, len),
+    /// Iteration `k` of [`PathFinder::run_pairs`]: keeps the pairs that improved at iteration k - 1
+    /// (`improved`), takes Adam step k (from 1) when k > 0, and evaluates; one submission.
+    fn iteration(&self, k: usize, improved: &[bool]) -> Result<Vec<f64>> {
+        if k == 0 {
+            return self.evaluate(true);
         }
+        self.flag_improved(improved)?;
+        let mut adam = self.adam.lock().expect("the Adam command is not poisoned");
+        self.gpu.set_adam_step(&mut adam, AdamStep::pytorch(self.settings.lr, k as u32))?;
+        self.submit_evaluation(vec![&self.keep, &adam], true)
+    }
+
+    /// Keeps the pairs that improved at the last iteration, restores every pair's best basis and
+    /// returns the segment lengths |w(t_{m+1}) - w(t_m)| of the best paths (P x (M-1), pair-major);
+    /// one submission.
+    fn finish(&self, improved: &[bool]) -> Result<Vec<f64>> {
+        self.flag_improved(improved)?;
+        let list = [&self.keep, &self.restore, &self.segments, &self.lengths];
+        let squared = self.gpu.submit_read(&list, &[(&self.squared_lengths, 0, self.squared_lengths.len())])?;
+        Ok(squared[0].chunks(2).map(|s| LbfgsScalars::get(s, 0).sqrt()).collect())
     }
 
     /// Optimises the path from a to b (a finder of one pair); `progress(iteration, cumulative loss)`
@@ -451,20 +495,17 @@ impl PathFinder {
         self.start_pairs(ends, None)?;
         let m = self.settings.points;
         let mut best: Vec<Best> = (0..self.pairs).map(|_| Best::default()).collect();
+        let mut improved = vec![false; self.pairs];
         for k in 0..self.settings.iterations {
-            let losses = self.evaluate(true)?;
+            // the Adam step after the last evaluation is not taken: the best basis replaces it
+            let losses = self.iteration(k, &improved)?;
             for (p, (l, track)) in losses.chunks(m).zip(&mut best).enumerate() {
                 self.check_finite(p, k, l)?;
                 progress(p, k, l.iter().sum());
-                if track.update(k, l) {
-                    self.keep_best(p, true)?;
-                }
+                improved[p] = track.update(k, l);
             }
-            self.adam_step(k as u32 + 1)?;
         }
-        // measure the best paths
-        (0..self.pairs).try_for_each(|p| self.keep_best(p, false))?;
-        let lengths = self.segment_lengths()?;
+        let lengths = self.finish(&improved)?;
         let coefficients = self.best_coefficients(keep)?;
         Ok(best
             .into_iter()
@@ -480,7 +521,7 @@ impl PathFinder {
             return Ok(vec![None; self.pairs]);
         }
         let all: Vec<f32> = self.gpu.read(&self.best, 0, self.best.len())?;
-        Ok(all.chunks(self.terms * self.n_prm).map(|c| Some(c.to_vec())).collect())
+        Ok(all.chunks(self.block()).map(|c| Some(c[2 * self.n_prm..].to_vec())).collect())
     }
 
     /// Refuses a non-finite loss at iteration `k` of pair `p`.

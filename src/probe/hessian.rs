@@ -52,8 +52,9 @@ impl Gradients for Evaluator {
             bail!("expected room for {} gradient values, got {}", self.grads.len(), grads.len());
         }
         self.set_weights(points)?;
-        self.run(Want::LossAndGrad);
-        grads.copy_from_slice(&self.device().read::<f32>(&self.grads, 0, self.grads.len())?);
+        let read =
+            self.device().submit_read(&self.ordered(Want::LossAndGrad), &[(&self.grads, 0, self.grads.len())])?;
+        grads.copy_from_slice(&read[0]);
         Ok(())
     }
 }

@@ -97,8 +97,7 @@ impl SurfaceEvaluator {
                 plane.point(x, y, w);
             }
             self.eval.set_weights(&self.flat)?;
-            self.eval.run(Want::Loss);
-            out.extend(self.eval.results()?.into_iter().take(piece.len()));
+            out.extend(self.eval.evaluate(Want::Loss)?.into_iter().take(piece.len()));
         }
         Ok(out)
     }

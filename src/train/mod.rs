@@ -1,5 +1,5 @@
 //! Training solution sets: R seeded runs of SGD (mini-batches of 64, a reshuffle per run and epoch) or
-//! full-batch L-BFGS, advanced together through the batched primitive; the loop here drives any
+//! full-batch L-BFGS (the paper's optimizers), or mini-batch Adam (beyond the paper), advanced together through the batched primitive; the loop here drives any
 //! [`crate::optim::Solver`] and checkpoints its buffers and state. After every epoch (iteration)
 //! each run's full training and test losses extend its curves, the argmin snapshots are kept on the GPU,
 //! and the whole state is checkpointed atomically, so a killed run resumes where it stopped and ends
@@ -17,22 +17,40 @@ use crate::io::config::prepare_dir;
 use crate::io::{write_weights, WeightStack};
 use crate::model::{Arch, Evaluator, Network, Want};
 use crate::ops::Act;
-use crate::optim::{Lbfgs, LbfgsSettings, LineSearchKind, NetworkObjective, Sgd, SgdSettings, Solver};
+use crate::optim::{
+    Lbfgs, LbfgsSettings, LineSearchKind, MiniBatch, MiniBatchSettings, NetworkObjective, Rule, Solver,
+};
 use checkpoint::Checkpoint;
 
 /// Which optimizer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Optimizer {
+    /// Mini-batch SGD without momentum (the paper's).
     Sgd,
+    /// Full-batch L-BFGS with a line search (the paper's).
     Lbfgs,
+    /// Mini-batch Adam with PyTorch's defaults (beyond the paper; not part of `reproduce`).
+    Adam,
 }
+
+/// Adam's default learning rate (PyTorch's).
+pub const ADAM_LR: f64 = 1e-3;
 
 impl Optimizer {
     pub fn id(self) -> &'static str {
         match self {
             Optimizer::Sgd => "sgd",
             Optimizer::Lbfgs => "lbfgs",
+            Optimizer::Adam => "adam",
+        }
+    }
+
+    /// The unit of a step: an epoch of mini-batches, or an iteration.
+    pub fn unit(self) -> &'static str {
+        match self {
+            Optimizer::Sgd | Optimizer::Adam => "epoch",
+            Optimizer::Lbfgs => "iteration",
         }
     }
 }
@@ -51,7 +69,7 @@ pub struct TrainConfig {
     pub init_sha256: Option<String>,
     pub train_images: usize,
     pub test_images: usize,
-    /// SGD: epochs, learning rate, mini-batch size.
+    /// SGD and Adam: epochs, learning rate, mini-batch size.
     pub epochs: usize,
     pub lr: f64,
     pub batch: usize,
@@ -107,10 +125,10 @@ impl TrainConfig {
         }
     }
 
-    /// Epochs (SGD) or iterations (L-BFGS).
+    /// Epochs (SGD, Adam) or iterations (L-BFGS).
     pub fn steps(&self) -> usize {
         match self.optimizer {
-            Optimizer::Sgd => self.epochs,
+            Optimizer::Sgd | Optimizer::Adam => self.epochs,
             Optimizer::Lbfgs => self.iterations,
         }
     }
@@ -161,10 +179,13 @@ fn make_solver(
     start: &[f32],
     seeds: Vec<u64>,
 ) -> Result<Box<dyn Solver>> {
+    let minibatch = |rule| {
+        let settings = MiniBatchSettings { rule, lr: cfg.lr, batch: cfg.batch, seeds };
+        MiniBatch::new(gpu, net, settings, train, start)
+    };
     Ok(match cfg.optimizer {
-        Optimizer::Sgd => {
-            Box::new(Sgd::new(gpu, net, SgdSettings { lr: cfg.lr, batch: cfg.batch, seeds }, train, start)?)
-        }
+        Optimizer::Sgd => Box::new(minibatch(Rule::Sgd)?),
+        Optimizer::Adam => Box::new(minibatch(Rule::Adam)?),
         Optimizer::Lbfgs => {
             let settings = LbfgsSettings { history: cfg.history, line_search: cfg.line_search, budget: cfg.budget };
             Box::new(Lbfgs::new(gpu, settings, cfg.runs, cfg.model.n_params(), start)?)
@@ -231,7 +252,7 @@ pub fn train(inputs: TrainInputs, progress: &mut dyn TrainProgress) -> Result<Su
         solver.restore(ck.solver)?;
     }
     progress.start(cfg.steps(), done);
-    let unit = if cfg.optimizer == Optimizer::Sgd { "epoch" } else { "iteration" };
+    let unit = cfg.optimizer.unit();
     let snapshots = Snapshots { weights: &weights, best_train: &best_train, best_test: &best_test, n };
     while done < cfg.steps() {
         let losses = step_losses(solver.as_mut(), (&train_eval, &test_eval), &weights)?;
@@ -262,13 +283,11 @@ fn step_losses(
         Some(losses) => losses,
         None => {
             gpu.copy(weights, 0, &train_eval.weights, 0, len)?;
-            train_eval.run(Want::Loss);
-            train_eval.results()?.iter().map(|e| e.loss).collect()
+            train_eval.evaluate(Want::Loss)?.iter().map(|e| e.loss).collect()
         }
     };
     gpu.copy(weights, 0, &test_eval.weights, 0, len)?;
-    test_eval.run(Want::Loss);
-    Ok((train_losses, test_eval.results()?.iter().map(|e| e.loss).collect()))
+    Ok((train_losses, test_eval.evaluate(Want::Loss)?.iter().map(|e| e.loss).collect()))
 }
 
 /// The current weights of all runs and the snapshots of each run's best so far (R x N_prm each).
