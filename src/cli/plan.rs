@@ -142,13 +142,23 @@ pub fn run(args: PlanArgs) -> Result<()> {
     evaluations.iter().for_each(print_evaluation);
     for w in &study.networks {
         println!(
-            "{:?}: training {:.3e} FLOP, paths {:.3e} FLOP, {:.2} h",
+            "{:?}: training {:.3e} FLOP, paths {:.3e} FLOP, {}",
             w.model,
             w.training_flops,
             w.path_flops,
-            w.seconds / 3600.0
+            duration(w.seconds)
         );
     }
-    println!("whole study: {:.3e} FLOP, estimated {:.1} hours ({})", study.flops, study.estimated_hours, study.basis);
+    let total = duration(study.estimated_hours * 3600.0);
+    println!("whole study: {:.3e} FLOP, estimated {total} ({})", study.flops, study.basis);
     Ok(())
+}
+
+/// Seconds as hours, or minutes or seconds when shorter (a reduced preset on a GPU is minutes).
+fn duration(seconds: f64) -> String {
+    match seconds {
+        s if s >= 3600.0 => format!("{:.1} hours", s / 3600.0),
+        s if s >= 60.0 => format!("{:.1} minutes", s / 60.0),
+        s => format!("{s:.1} s"),
+    }
 }

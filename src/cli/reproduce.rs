@@ -19,7 +19,7 @@ run `--stage train` on all shards, then `--stage paths` on all shards, then `--s
 completes any probes not yet run).")]
 pub struct ReproduceArgs {
     /// quick (≤ 10 minutes on 2 CPU cores: FCP and the autoencoder converge at a reduced scale),
-    /// medium (all four networks at a reduced scale: about two hours on 2 cores, estimated) or paper (the
+    /// medium (all four networks at a reduced scale, all converging: 2 hours on 2 CPU cores) or paper (the
     /// paper's full scale, for GPU servers).
     #[arg(long, default_value = "quick")]
     preset: String,

@@ -24,8 +24,8 @@ use crate::path::{Curve, PathSettings};
 use crate::probe::hessian::{SpectrumSettings, DEFAULT_STEP};
 use crate::train::{paper, train, Optimizer, RunRecord, TrainConfig, TrainInputs, TrainProgress};
 
-/// The scale of a reproduction. The times below are measured (quick) or estimated from the per-iteration
-/// benchmarks (medium) in `docs/benchmarks.md`.
+/// The scale of a reproduction. The times below are measured on a 2-core CPU (`docs/benchmarks.md`,
+/// "Presets").
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Preset {
     pub name: String,
@@ -76,9 +76,9 @@ impl Preset {
                 path: PathSettings { lr: 5e-3, iterations: 20, ..paper_path },
                 probes: Some(reduced),
             },
-            // all four networks at a reduced scale; not yet run end to end (docs/benchmarks.md "Presets": the
-            // training stage measured; 300 SGD epochs because the LSTM's SGD runs were still at a training
-            // loss of 0.3 after 100 on 1,000 images; L-BFGS needs ~250 iterations for LeNet)
+            // all four networks at a reduced scale, all converging: 2 h 2 min on 2 CPU cores (training 46 min,
+            // paths 68 min, probes 9 min); 300 SGD epochs because the LSTM's SGD runs were still at a
+            // training loss of 0.3 after 100 on 1,000 images; L-BFGS needs ~250 iterations for LeNet
             "medium" => Preset {
                 name: name.into(),
                 models: Arch::ALL.to_vec(),
