@@ -435,10 +435,16 @@ impl PathFinder {
     /// # Errors
     /// Device errors.
     pub fn adam_step(&self, t: u32) -> Result<()> {
+        let adam = self.adam_at(t)?;
+        self.gpu.submit(&[&*adam]);
+        Ok(())
+    }
+
+    /// The recorded Adam step, set to take step `t` (from 1).
+    fn adam_at(&self, t: u32) -> Result<std::sync::MutexGuard<'_, Command>> {
         let mut d = self.adam.lock().expect("the Adam command is not poisoned");
         self.gpu.set_adam_step(&mut d, AdamStep::pytorch(self.settings.lr, t))?;
-        self.gpu.submit(&[&d]);
-        Ok(())
+        Ok(d)
     }
 
     /// Flags the pairs whose current basis `keep` copies into `best`.
@@ -454,9 +460,8 @@ impl PathFinder {
             return self.evaluate(true);
         }
         self.flag_improved(improved)?;
-        let mut adam = self.adam.lock().expect("the Adam command is not poisoned");
-        self.gpu.set_adam_step(&mut adam, AdamStep::pytorch(self.settings.lr, k as u32))?;
-        self.submit_evaluation(vec![&self.keep, &adam], true)
+        let adam = self.adam_at(k as u32)?;
+        self.submit_evaluation(vec![&self.keep, &*adam], true)
     }
 
     /// Keeps the pairs that improved at the last iteration, restores every pair's best basis and
