@@ -4,62 +4,17 @@
 //! makes.
 mod common;
 
-use common::{cpu, max_rel_diff, mnist, to_f64, wgpu};
-use losscape::backend::{only_software, Device};
-use losscape::data::{Dataset, DeviceImages, Split};
+#[path = "common/networks.rs"]
+mod networks;
+
+use common::{cpu, mnist, to_f64, wgpu};
+use losscape::backend::only_software;
+use losscape::data::Split;
 use losscape::gpu::AdapterSummary;
-use losscape::model::reference::{evaluate, Reference};
-use losscape::model::{init_vector, Arch, Eval, Evaluator, Network, Want};
+use losscape::model::reference::evaluate;
+use losscape::model::{Arch, Network};
 use losscape::ops::Act;
-
-const B: usize = 3;
-
-/// Seeds whose ReLU pre-activations stay clear of the kink at 0 by more than f32 rounding on these
-/// images (a pre-activation within ~1e-7 of 0 flips its derivative between f32 and f64).
-fn vectors(arch: Arch) -> Vec<f32> {
-    (0..B as u64).flat_map(|s| init_vector(arch, s)).map(|x| x * 3.0).collect()
-}
-
-/// Losses and gradients of B vectors: on a shared range in chunks of 64, or (per_vector > 0) each on its
-/// own images.
-fn run(device: &Device, net: Network, data: &Dataset, flat: &[f32], per_vector: usize) -> (Vec<Eval>, Vec<f32>) {
-    let images = DeviceImages::upload(device, data).unwrap();
-    let eval = if per_vector > 0 {
-        Evaluator::per_vector(net, &images, per_vector, B).unwrap()
-    } else {
-        Evaluator::with_chunk(net, &images, 0..data.len(), B, Some(64)).unwrap()
-    };
-    eval.set_weights(flat).unwrap();
-    eval.run(Want::LossAndGrad);
-    (eval.results().unwrap(), eval.gradients().unwrap())
-}
-
-/// Images first..first + len.
-fn slice(data: &Dataset, first: usize, len: usize) -> Dataset {
-    let px = losscape::data::PIXELS;
-    Dataset {
-        pixels: data.pixels[first * px..(first + len) * px].to_vec(),
-        labels: data.labels[first..first + len].to_vec(),
-    }
-}
-
-fn check(what: &str, got: (&Eval, &[f32]), want: &Reference) {
-    let rel = (got.0.loss - want.loss).abs() / want.loss;
-    assert!(rel <= 1e-5, "{what}: loss {} vs {} (rel {rel:e})", got.0.loss, want.loss);
-    assert_eq!(got.0.accuracy, want.accuracy, "{what}: accuracy");
-    let g = max_rel_diff(got.1, &want.grad);
-    assert!(g <= 1e-4, "{what}: gradient error {g:e} of its largest magnitude");
-}
-
-fn cases() -> Vec<Network> {
-    let mut out = Vec::new();
-    for arch in Arch::ALL {
-        let acts: &[Act] =
-            if matches!(arch, Arch::Fcp | Arch::Lenet) { &[Act::Softplus, Act::Relu] } else { &[Act::Softplus] };
-        out.extend(acts.iter().map(|&act| Network { arch, act }));
-    }
-    out
-}
+use networks::{as_reference, cases, check, own_images, run, vectors, B};
 
 #[test]
 fn both_backends_equal_the_reference_and_each_other_for_every_network_and_selection_mode() {
@@ -74,17 +29,13 @@ fn both_backends_equal_the_reference_and_each_other_for_every_network_and_select
             let on_cpu = run(&cpu, net, &data, &flat, per_vector);
             let on_gpu = run(&wgpu, net, &data, &flat, per_vector);
             for b in 0..B {
-                let own = if per_vector > 0 { slice(&data, b * per, per) } else { data.clone() };
+                let own = own_images(&data, b, per_vector);
                 let want = evaluate(net.arch, &to_f64(&flat[b * n..(b + 1) * n]), net.act, &own);
                 let what = |backend| format!("{:?} {:?} {mode} vector {b} on {backend}", net.arch, net.act);
                 check(&what("cpu"), (&on_cpu.0[b], &on_cpu.1[b * n..(b + 1) * n]), &want);
                 check(&what("wgpu"), (&on_gpu.0[b], &on_gpu.1[b * n..(b + 1) * n]), &want);
                 // and the two backends against each other, at the same tolerances
-                let gpu_as_ref = Reference {
-                    loss: on_gpu.0[b].loss,
-                    accuracy: on_gpu.0[b].accuracy,
-                    grad: to_f64(&on_gpu.1[b * n..(b + 1) * n]),
-                };
+                let gpu_as_ref = as_reference((&on_gpu.0[b], &on_gpu.1[b * n..(b + 1) * n]));
                 check(&what("cpu vs wgpu"), (&on_cpu.0[b], &on_cpu.1[b * n..(b + 1) * n]), &gpu_as_ref);
             }
         }

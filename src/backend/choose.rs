@@ -82,7 +82,7 @@ pub fn choose_backend(choice: &DeviceChoice) -> Result<BackendKind> {
 /// The CPU backend described like an adapter.
 pub(super) fn cpu_summary(cpu: &Cpu) -> AdapterSummary {
     AdapterSummary {
-        name: format!("CPU ({} threads, {})", cpu.threads, cpu.simd),
+        name: format!("CPU ({} threads, {}, kernels {})", cpu.threads, cpu.simd, cpu.kernels.name()),
         backend: "Cpu".into(),
         device_type: "Cpu".into(),
         driver: "losscape native".into(),

@@ -226,7 +226,7 @@ impl Device {
     /// Opens the backend and adapter the choice names (see [`choose_backend`]).
     pub fn open(choice: &DeviceChoice) -> Result<Device> {
         match choose_backend(choice)? {
-            BackendKind::Cpu => Ok(Device::cpu()),
+            BackendKind::Cpu => Ok(Device::Cpu(Arc::new(Cpu::from_env()?))),
             BackendKind::Wgpu(wgpu_choice) => Ok(Device::Wgpu(Gpu::open(&wgpu_choice)?)),
         }
     }

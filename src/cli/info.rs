@@ -31,21 +31,34 @@ pub fn run(args: InfoArgs) -> Result<()> {
         None => Vec::new(),
     };
     let subgroups = gpu::Subgroups::from_env()?;
-    let cpu = Cpu::new();
+    let cpu = Cpu::from_env()?;
     let chosen = match choose_backend(&choice)? {
         BackendKind::Cpu => "cpu".to_string(),
         BackendKind::Wgpu(c) => format!("gpu ({})", c.backend.unwrap_or_default()),
     };
     if args.json {
         let record = serde_json::json!({
-            "cpu": { "threads": cpu.threads, "simd": cpu.simd },
+            "cpu": {
+                "threads": cpu.threads,
+                "simd": cpu.simd,
+                "kernels": cpu.kernels.name(),
+                "flush_to_zero": losscape_flush(),
+            },
             "adapters": adapters,
             "chosen": chosen,
         });
         println!("{}", serde_json::to_string_pretty(&record)?);
         return Ok(());
     }
-    println!("[cpu] native CPU backend: {} threads, {} (gemm + rayon)", cpu.threads, cpu.simd);
+    println!(
+        "[cpu] native CPU backend: {} threads, {} (gemm + rayon); element-wise kernels {} ({}={}); subnormals {}",
+        cpu.threads,
+        cpu.simd,
+        cpu.kernels.name(),
+        crate::cpu::simd::SIMD_VAR,
+        std::env::var(crate::cpu::simd::SIMD_VAR).unwrap_or_else(|_| "auto".into()),
+        if losscape_flush() { "flushed to zero" } else { "kept (no flush control on this architecture)" }
+    );
     if adapters.is_empty() {
         println!("no GPU adapter (the CPU backend needs none)");
     }
@@ -68,4 +81,9 @@ pub fn run(args: InfoArgs) -> Result<()> {
     }
     println!("the chosen backend: {chosen}");
     Ok(())
+}
+
+/// Whether the CPU backend's threads flush subnormals to zero here.
+fn losscape_flush() -> bool {
+    crate::cpu::flush::supported()
 }

@@ -6,26 +6,8 @@
 use rayon::prelude::*;
 
 use super::math::{exp, sigmoid, softplus, tanh};
+use super::simd::{dispatch, Simd};
 use crate::ops::{Act, AdamStep, Head, LossChunk, LstmStep, Selection};
-
-/// Calls `$plain(args)` compiled for AVX2+FMA when the processor has it, through the `$avx2` wrapper.
-macro_rules! simd_call {
-    ($avx2:ident, $plain:ident ( $($arg:expr),* )) => {{
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-                // SAFETY: the features were just detected.
-                unsafe { $avx2($($arg),*) }
-            } else {
-                $plain($($arg),*)
-            }
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        {
-            $plain($($arg),*)
-        }
-    }};
-}
 
 /// Elements per parallel task of the element-wise kernels.
 const GRAIN: usize = 1 << 14;
@@ -63,32 +45,23 @@ fn act_grad(a: Act, x: f32) -> f32 {
     }
 }
 
-/// `out[i] = f(z[i], out[i])`, compiled for AVX2+FMA when the processor has it (the functions of
-/// [`super::math`] then run eight lanes at a time).
-fn map(z: &[f32], out: &mut [f32], f: impl Fn(f32, f32) -> f32 + Copy) {
-    simd_call!(map_avx2, map_plain(z, out, f))
-}
-
+/// `out[i] = f(z[i], out[i])`; inlined into [`activation_map`]'s per-level builds, where the functions
+/// of [`super::math`] then run 8 or 16 lanes at a time.
 #[inline(always)]
 fn map_plain(z: &[f32], out: &mut [f32], f: impl Fn(f32, f32) -> f32 + Copy) {
     out.iter_mut().zip(z).for_each(|(o, &z)| *o = f(z, *o));
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn map_avx2(z: &[f32], out: &mut [f32], f: impl Fn(f32, f32) -> f32 + Copy) {
-    map_plain(z, out, f)
-}
-
 /// One activation's forward (`backward` false: out = act(z)) or backward (grad *= act'(z)) map, with
 /// the activation fixed so that the loop has no branch on it.
-fn activation_map(a: Act, backward: bool, z: &[f32], out: &mut [f32]) {
+#[inline(always)]
+fn activation_map_plain(a: Act, backward: bool, z: &[f32], out: &mut [f32]) {
     macro_rules! go {
         ($act:expr) => {
             if backward {
-                map(z, out, |z, g| g * act_grad($act, z))
+                map_plain(z, out, |z, g| g * act_grad($act, z))
             } else {
-                map(z, out, |z, _| act($act, z))
+                map_plain(z, out, |z, _| act($act, z))
             }
         };
     }
@@ -100,14 +73,22 @@ fn activation_map(a: Act, backward: bool, z: &[f32], out: &mut [f32]) {
     }
 }
 
+dispatch!(fn activation_map(a: Act, backward: bool, z: &[f32], out: &mut [f32]) => activation_map_plain);
+
 /// out = act(z) over the first `len` elements.
-pub fn activation_forward(a: Act, z: &[f32], out: &mut [f32], len: usize) {
-    out[..len].par_chunks_mut(GRAIN).zip(z[..len].par_chunks(GRAIN)).for_each(|(o, z)| activation_map(a, false, z, o));
+pub fn activation_forward(simd: Simd, a: Act, z: &[f32], out: &mut [f32], len: usize) {
+    out[..len]
+        .par_chunks_mut(GRAIN)
+        .zip(z[..len].par_chunks(GRAIN))
+        .for_each(|(o, z)| activation_map(simd, a, false, z, o));
 }
 
 /// grad *= act'(z) over the first `len` elements.
-pub fn activation_backward(a: Act, z: &[f32], grad: &mut [f32], len: usize) {
-    grad[..len].par_chunks_mut(GRAIN).zip(z[..len].par_chunks(GRAIN)).for_each(|(g, z)| activation_map(a, true, z, g));
+pub fn activation_backward(simd: Simd, a: Act, z: &[f32], grad: &mut [f32], len: usize) {
+    grad[..len]
+        .par_chunks_mut(GRAIN)
+        .zip(z[..len].par_chunks(GRAIN))
+        .for_each(|(g, z)| activation_map(simd, a, true, z, g));
 }
 
 /// Cross-entropy of one image's logits against label y without cancellation (see loss.wgsl): the loss,
@@ -146,16 +127,10 @@ fn cross_entropy(z: &[f32], y: usize, grad: &mut [f32], scale: f32) -> (f32, boo
     (s.ln_1p() + (zr - z[y]), first_max == y)
 }
 
-/// MSE of sigmoid(z) against the image x (mean over pixels); gradient scaled by `scale`.
-fn mse_sigmoid(z: &[f32], x: &[f32], grad: &mut [f32], scale: f32) -> f32 {
-    simd_call!(mse_sigmoid_avx2, mse_sigmoid_plain(z, x, grad, scale))
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn mse_sigmoid_avx2(z: &[f32], x: &[f32], grad: &mut [f32], scale: f32) -> f32 {
-    mse_sigmoid_plain(z, x, grad, scale)
-}
+dispatch!(
+    /// MSE of sigmoid(z) against the image x (mean over pixels); gradient scaled by `scale`.
+    fn mse_sigmoid(z: &[f32], x: &[f32], grad: &mut [f32], scale: f32) -> f32 => mse_sigmoid_plain
+);
 
 /// Eight partial sums over fixed-size chunks, so that the loop vectorises.
 #[inline(always)]
@@ -193,7 +168,15 @@ pub enum Targets<'a> {
 
 /// A loss head over one chunk: per-image losses summed per 256 images into `partials` ([vector][slot]
 /// [loss, correct]) and d loss / d outputs into `grad`.
-pub fn loss_head(head: Head, c: &LossChunk, outputs: &[f32], targets: Targets, grad: &mut [f32], partials: &mut [f32]) {
+pub fn loss_head(
+    simd: Simd,
+    head: Head,
+    c: &LossChunk,
+    outputs: &[f32],
+    targets: Targets,
+    grad: &mut [f32],
+    partials: &mut [f32],
+) {
     let scale = 1.0 / c.total_images as f32;
     let slot_len = 256 * c.width;
     // one task per (vector, 256 images): the partial-sum slots, in parallel over images as well
@@ -205,7 +188,7 @@ pub fn loss_head(head: Head, c: &LossChunk, outputs: &[f32], targets: Targets, g
             g[..c.images * c.width]
                 .par_chunks_mut(slot_len)
                 .enumerate()
-                .map(|(slot, gs)| slot_sums(head, c, b, slot, outputs, &targets, gs, scale))
+                .map(|(slot, gs)| slot_sums(simd, head, c, b, slot, outputs, &targets, gs, scale))
                 .collect()
         })
         .collect();
@@ -223,6 +206,7 @@ pub fn loss_head(head: Head, c: &LossChunk, outputs: &[f32], targets: Targets, g
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn slot_sums(
+    simd: Simd,
     head: Head,
     c: &LossChunk,
     b: usize,
@@ -243,7 +227,7 @@ fn slot_sums(
                 loss += l as f64;
                 correct += f64::from(u8::from(ok));
             }
-            (Targets::Pixels(p), _) => loss += mse_sigmoid(z, &p[image * c.width..][..c.width], d, scale) as f64,
+            (Targets::Pixels(p), _) => loss += mse_sigmoid(simd, z, &p[image * c.width..][..c.width], d, scale) as f64,
             (Targets::Labels(_), Head::MseSigmoid) => unreachable!("the MSE head reads pixels"),
         }
     }
@@ -292,6 +276,7 @@ const CELL_ROWS: usize = 64;
 /// One LSTM step forward for every (vector, image): biases into the step's gates, then c and h (see
 /// lstm.wgsl); the gates keep their activations i, f, g, o for the backward pass.
 pub fn lstm_cell_forward(
+    simd: Simd,
     s: &LstmStep,
     weights: &[f32],
     gates: &mut [f32],
@@ -307,24 +292,21 @@ pub fn lstm_cell_forward(
         .zip(cells[..rows * (st + 1) * h].par_chunks_mut(r * (st + 1) * h))
         .zip(hidden[..rows * st * h].par_chunks_mut(r * st * h).zip(last[..rows * h].par_chunks_mut(r * h)))
         .enumerate()
-        .for_each(|(t, ((gt, cl), (hd, ls)))| {
-            simd_call!(cell_forward_avx2, cell_forward_rows(s, weights, t * r, gt, cl, hd, ls))
-        });
+        .for_each(|(t, ((gt, cl), (hd, ls)))| cell_forward(simd, s, weights, t * r, gt, cl, hd, ls));
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn cell_forward_avx2(
-    s: &LstmStep,
-    w: &[f32],
-    first: usize,
-    gt: &mut [f32],
-    cl: &mut [f32],
-    hd: &mut [f32],
-    ls: &mut [f32],
-) {
-    cell_forward_rows(s, w, first, gt, cl, hd, ls)
-}
+dispatch!(
+    #[allow(clippy::too_many_arguments)]
+    fn cell_forward(
+        s: &LstmStep,
+        w: &[f32],
+        first: usize,
+        gt: &mut [f32],
+        cl: &mut [f32],
+        hd: &mut [f32],
+        ls: &mut [f32],
+    ) => cell_forward_rows
+);
 
 /// The forward cell of consecutive rows from row `first`, with the rows' slices of each buffer.
 #[inline(always)]
@@ -377,23 +359,19 @@ fn cell_forward_rows(
 /// One LSTM step backward: from d h_s (`dh`) and the carried d c_s (`dc`), the step's gates (the
 /// activations [`lstm_cell_forward`] left) become d loss / d gate pre-activations and `dc` carries
 /// d c_{s-1}.
-pub fn lstm_cell_backward(s: &LstmStep, gates: &mut [f32], cells: &[f32], dh: &[f32], dc: &mut [f32]) {
+pub fn lstm_cell_backward(simd: Simd, s: &LstmStep, gates: &mut [f32], cells: &[f32], dh: &[f32], dc: &mut [f32]) {
     let (h, st, g) = (s.shape.hidden, s.shape.steps, s.shape.gates());
     let rows = s.batches * s.images;
     let r = CELL_ROWS;
     gates[..rows * st * g].par_chunks_mut(r * st * g).zip(dc[..rows * h].par_chunks_mut(r * h)).enumerate().for_each(
         |(t, (gt, dcv))| {
             let (cl, dhv) = (&cells[t * r * (st + 1) * h..], &dh[t * r * h..]);
-            simd_call!(cell_backward_avx2, cell_backward_rows(s, gt, cl, dhv, dcv))
+            cell_backward(simd, s, gt, cl, dhv, dcv)
         },
     );
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn cell_backward_avx2(s: &LstmStep, gt: &mut [f32], cl: &[f32], dh: &[f32], dc: &mut [f32]) {
-    cell_backward_rows(s, gt, cl, dh, dc)
-}
+dispatch!(fn cell_backward(s: &LstmStep, gt: &mut [f32], cl: &[f32], dh: &[f32], dc: &mut [f32]) => cell_backward_rows);
 
 /// The backward cell of consecutive rows (`gt` and `dc` hold exactly those rows; `cl` and `dh` start
 /// at the first of them).
@@ -445,7 +423,7 @@ pub fn select_images(s: &Selection, src: (&[f32], &[f32]), idx: &[f32], dst: (&m
 }
 
 /// One Adam step on `grad.len()` parameters (see adam.wgsl).
-pub fn adam(s: &AdamStep, grad: &[f32], param: &mut [f32], m: &mut [f32], v: &mut [f32]) {
+pub fn adam(simd: Simd, s: &AdamStep, grad: &[f32], param: &mut [f32], m: &mut [f32], v: &mut [f32]) {
     let (step_size, bc2_sqrt) = s.corrections();
     let (step_size, bc2_sqrt, b1, b2, eps) =
         (step_size as f32, bc2_sqrt as f32, s.beta1 as f32, s.beta2 as f32, s.eps as f32);
@@ -454,13 +432,22 @@ pub fn adam(s: &AdamStep, grad: &[f32], param: &mut [f32], m: &mut [f32], v: &mu
         .par_chunks_mut(GRAIN)
         .zip(m[..n].par_chunks_mut(GRAIN))
         .zip(v[..n].par_chunks_mut(GRAIN).zip(grad.par_chunks(GRAIN)))
-        .for_each(|((p, m), (v, g))| {
-            for i in 0..g.len() {
-                let mi = b1 * m[i] + (1.0 - b1) * g[i];
-                let vi = b2 * v[i] + (1.0 - b2) * g[i] * g[i];
-                m[i] = mi;
-                v[i] = vi;
-                p[i] -= step_size * mi / (vi.sqrt() / bc2_sqrt + eps);
-            }
-        });
+        .for_each(|((p, m), (v, g))| adam_chunk(simd, [step_size, bc2_sqrt, b1, b2, eps], g, p, m, v));
+}
+
+dispatch!(fn adam_chunk(c: [f32; 5], g: &[f32], p: &mut [f32], m: &mut [f32], v: &mut [f32]) => adam_chunk_plain);
+
+/// Adam on one chunk; `c` = [step size, sqrt(1 - beta2^t), beta1, beta2, eps].
+#[inline(always)]
+fn adam_chunk_plain(c: [f32; 5], g: &[f32], p: &mut [f32], m: &mut [f32], v: &mut [f32]) {
+    let [step_size, bc2_sqrt, b1, b2, eps] = c;
+    let n = g.len();
+    let (p, m, v) = (&mut p[..n], &mut m[..n], &mut v[..n]);
+    for i in 0..n {
+        let mi = b1 * m[i] + (1.0 - b1) * g[i];
+        let vi = b2 * v[i] + (1.0 - b2) * g[i] * g[i];
+        m[i] = mi;
+        v[i] = vi;
+        p[i] -= step_size * mi / (vi.sqrt() / bc2_sqrt + eps);
+    }
 }

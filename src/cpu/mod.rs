@@ -4,27 +4,52 @@
 
 mod buffer;
 pub mod conv;
+pub mod flush;
 pub mod gemm;
 pub mod kernels;
 pub mod math;
+pub mod simd;
 
 use anyhow::{bail, Result};
 use rayon::prelude::*;
 
 use crate::ops::{Act, AdamStep, Conv, Head, Layout, LossChunk, LstmStep, Product, Reduced, Selection};
 pub use buffer::{distinct, exclusive, CpuBuffer, Exclusive};
+pub use flush::Flushed;
+pub use simd::Simd;
 
-/// The host as a compute device.
+/// The host as a compute device. Its kernels run with subnormals flushed to zero ([`flush`]).
 pub struct Cpu {
     /// Worker threads (rayon's pool).
     pub threads: usize,
     /// The widest SIMD instruction set the `gemm` kernels can use here.
     pub simd: String,
+    /// The level the element-wise kernels run at ([`Simd::effective`] of what was asked).
+    pub kernels: Simd,
 }
 
 impl Cpu {
+    /// The CPU backend at the level `LOSSCAPE_SIMD` asks for, or the widest this processor has when
+    /// the variable is unset or invalid (with a warning on stderr; [`Cpu::from_env`] refuses instead).
     pub fn new() -> Cpu {
-        Cpu { threads: rayon::current_num_threads(), simd: simd_level() }
+        Cpu::from_env().unwrap_or_else(|e| {
+            eprintln!("warning: {e:#}; using {}", Simd::detect().name());
+            Cpu::with_simd(Simd::detect())
+        })
+    }
+
+    /// The CPU backend at the level `LOSSCAPE_SIMD` asks for.
+    ///
+    /// Errors: the variable names an unknown level or one this processor lacks.
+    pub fn from_env() -> Result<Cpu> {
+        Ok(Cpu::with_simd(Simd::from_env()?))
+    }
+
+    /// The CPU backend with its element-wise kernels at `simd` (or the widest level below it that this
+    /// processor has).
+    pub fn with_simd(simd: Simd) -> Cpu {
+        flush::ensure_workers();
+        Cpu { threads: rayon::current_num_threads(), simd: simd_level(), kernels: simd.effective() }
     }
 }
 
@@ -250,6 +275,7 @@ impl CpuOp {
 impl Cpu {
     /// Runs operations in order.
     pub fn submit(&self, ops: &[&CpuOp]) {
+        let _flush = Flushed::new();
         let lock = exclusive();
         for op in ops {
             self.run(op, &lock);
@@ -257,23 +283,23 @@ impl Cpu {
     }
 
     fn run(&self, op: &CpuOp, l: &Exclusive) {
-        let t = self.threads;
+        let (t, simd) = (self.threads, self.kernels);
         match op {
             CpuOp::MatMul { p, a, b, c } => {
                 gemm::batched(p, (a.0.view(l), &a.1), (b.0.view(l), &b.1), (c.0.view_mut(l), &c.1), t)
             }
             CpuOp::Activation { act, backward: false, z, out, len } => {
-                kernels::activation_forward(*act, z.view(l), out.view_mut(l), *len)
+                kernels::activation_forward(simd, *act, z.view(l), out.view_mut(l), *len)
             }
             CpuOp::Activation { act, backward: true, z, out, len } => {
-                kernels::activation_backward(*act, z.view(l), out.view_mut(l), *len)
+                kernels::activation_backward(simd, *act, z.view(l), out.view_mut(l), *len)
             }
             CpuOp::Loss { head, chunk, outputs, targets, grad, partials } => {
                 let targets = match head {
                     Head::CrossEntropy => kernels::Targets::Labels(targets.view(l)),
                     Head::MseSigmoid => kernels::Targets::Pixels(targets.view(l)),
                 };
-                kernels::loss_head(*head, chunk, outputs.view(l), targets, grad.view_mut(l), partials.view_mut(l))
+                kernels::loss_head(simd, *head, chunk, outputs.view(l), targets, grad.view_mut(l), partials.view_mut(l))
             }
             CpuOp::ConvForward { conv: c, images, input, weights, out } => {
                 conv::forward(c, *images, input.view(l), weights.view(l), out.view_mut(l), t)
@@ -291,6 +317,7 @@ impl Cpu {
                 kernels::gather_pixels(step, pixels.view(l), perm.view(l), out.view_mut(l))
             }
             CpuOp::LstmForward { step, weights, gates, cells, hidden, last } => kernels::lstm_cell_forward(
+                simd,
                 step,
                 weights.view(l),
                 gates.view_mut(l),
@@ -299,12 +326,12 @@ impl Cpu {
                 last.view_mut(l),
             ),
             CpuOp::LstmBackward { step, gates, cells, dh, dc } => {
-                kernels::lstm_cell_backward(step, gates.view_mut(l), cells.view(l), dh.view(l), dc.view_mut(l))
+                kernels::lstm_cell_backward(simd, step, gates.view_mut(l), cells.view(l), dh.view(l), dc.view_mut(l))
             }
             CpuOp::Adam { step, grad, param, m, v } => {
                 let g = grad.view(l);
                 let p = &mut param.0.view_mut(l)[param.1..param.1 + g.len()];
-                kernels::adam(step, g, p, m.view_mut(l), v.view_mut(l))
+                kernels::adam(simd, step, g, p, m.view_mut(l), v.view_mut(l))
             }
             CpuOp::Select { sel, src, idx, dst } => kernels::select_images(
                 sel,
@@ -330,7 +357,7 @@ impl Cpu {
                 }
             }
             CpuOp::Reduce { x, y, scalars, width, op } => {
-                let d = dots(x, y, l);
+                let d = dots(simd, x, y, l);
                 let sc = scalars.view_mut(l);
                 for (r, d) in d.into_iter().enumerate() {
                     op.apply(d, &mut sc[r * width..][..*width]);
@@ -341,11 +368,13 @@ impl Cpu {
 
     /// Per-row dot products x_b . y_b (f64 accumulation).
     pub fn dot(&self, x: &CpuRows, y: &CpuRows) -> Vec<f64> {
-        dots(x, y, &exclusive())
+        let _flush = Flushed::new();
+        dots(self.kernels, x, y, &exclusive())
     }
 
     /// Per-row sums (f64 accumulation).
     pub fn sum(&self, x: &CpuRows) -> Vec<f64> {
+        let _flush = Flushed::new();
         let l = exclusive();
         let xs = x.buf.view(&l);
         (0..x.rows).map(|r| xs[r * x.stride..][..x.len].iter().map(|&v| v as f64).sum()).collect()
@@ -353,6 +382,7 @@ impl Cpu {
 
     /// y_b <- a_b y_b.
     pub fn scale(&self, a: &[f32], y: &CpuRows) {
+        let _flush = Flushed::new();
         scale(a, y, &exclusive())
     }
 
@@ -391,13 +421,13 @@ impl Cpu {
 }
 
 /// Per-row dot products: f32 over pieces of 4096 elements, the pieces added in f64 in order.
-fn dots(x: &CpuRows, y: &CpuRows, l: &Exclusive) -> Vec<f64> {
+fn dots(simd: Simd, x: &CpuRows, y: &CpuRows, l: &Exclusive) -> Vec<f64> {
     let (xs, ys) = (x.buf.view(l), y.buf.view(l));
     (0..x.rows)
         .into_par_iter()
         .map(|r| {
             let (a, b) = (&xs[r * x.stride..][..x.len], &ys[r * y.stride..][..y.len]);
-            a.chunks(4096).zip(b.chunks(4096)).map(|(a, b)| dot_f32(a, b) as f64).sum()
+            a.chunks(4096).zip(b.chunks(4096)).map(|(a, b)| dot_f32(simd, a, b) as f64).sum()
         })
         .collect()
 }
@@ -409,7 +439,11 @@ fn scale(a: &[f32], y: &CpuRows, l: &Exclusive) {
     }
 }
 
-fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
+simd::dispatch!(fn dot_f32(a: &[f32], b: &[f32]) -> f32 => dot_f32_plain);
+
+/// The dot product in eight lanes, the same order at every SIMD level.
+#[inline(always)]
+fn dot_f32_plain(a: &[f32], b: &[f32]) -> f32 {
     // eight independent partial sums: vectorises and keeps the rounding error of long rows small
     let mut acc = [0f32; 8];
     let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));

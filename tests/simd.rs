@@ -1,0 +1,123 @@
+//! The CPU backend's element-wise kernels at every SIMD level this processor has, each forced as
+//! `LOSSCAPE_SIMD` would: against the f64 reference on every network in both image-selection modes, the
+//! same bits at every level (so that a run's bytes do not depend on the level), and subnormals flushed
+//! to zero in the threads that run the kernels.
+
+mod common;
+#[path = "common/networks.rs"]
+mod networks;
+
+use std::sync::Arc;
+
+use common::{mnist, to_f64};
+use losscape::backend::{Device, Rows};
+use losscape::cpu::{flush, Cpu, Simd};
+use losscape::data::Split;
+use losscape::model::reference::evaluate;
+use losscape::ops::{Act, AdamStep};
+use networks::{cases, check, own_images, run, vectors, B};
+
+/// The levels this processor can run (the portable one always; AVX2 and AVX-512 where present).
+fn levels() -> Vec<Simd> {
+    let levels: Vec<Simd> = Simd::ALL.into_iter().filter(|s| s.available()).collect();
+    eprintln!("SIMD levels tested here: {:?}", levels.iter().map(|s| s.name()).collect::<Vec<_>>());
+    levels
+}
+
+fn device(simd: Simd) -> Device {
+    let cpu = Cpu::with_simd(simd);
+    assert_eq!(cpu.kernels, simd, "an available level is taken as asked");
+    Device::Cpu(Arc::new(cpu))
+}
+
+#[test]
+fn every_simd_level_equals_the_reference_and_gives_the_same_bits() {
+    // 100 images: two chunks of 64 when shared, 24 per vector otherwise
+    let per = 24;
+    let data = mnist(Split::Train, 100);
+    let levels = levels();
+    assert!(levels.contains(&Simd::Portable));
+    for net in cases() {
+        let n = net.arch.n_params();
+        let flat = vectors(net.arch);
+        for per_vector in [0, per] {
+            let want: Vec<_> = (0..B)
+                .map(|b| {
+                    evaluate(net.arch, &to_f64(&flat[b * n..(b + 1) * n]), net.act, &own_images(&data, b, per_vector))
+                })
+                .collect();
+            let mut first = None;
+            for &simd in &levels {
+                let got = run(&device(simd), net, &data, &flat, per_vector);
+                let what =
+                    |b| format!("{:?} {:?} per_vector {per_vector} vector {b} at {}", net.arch, net.act, simd.name());
+                for (b, want) in want.iter().enumerate() {
+                    check(&what(b), (&got.0[b], &got.1[b * n..(b + 1) * n]), want);
+                }
+                match &first {
+                    None => first = Some(got),
+                    Some(f) => assert!(*f == got, "{}: results differ from the widest level's", what(0)),
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn dot_products_and_adam_steps_give_the_same_bits_at_every_level() {
+    let len = 100_003; // several parallel pieces and a ragged tail
+    let x: Vec<f32> = (0..len).map(|i| ((i * 7919) % 1000) as f32 / 997.0 - 0.5).collect();
+    let g: Vec<f32> = (0..len).map(|i| ((i * 104_729) % 1000) as f32 / 1009.0 - 0.49).collect();
+    let mut first: Option<(Vec<f64>, Vec<f32>)> = None;
+    for simd in levels() {
+        let d = device(simd);
+        let (xb, gb) = (d.upload(&x, "x").unwrap(), d.upload(&g, "g").unwrap());
+        let dot = d.dot(Rows::new(&xb, 1, len), Rows::new(&gb, 1, len)).unwrap();
+        let (m, v) = (d.zeros(len, "m").unwrap(), d.zeros(len, "v").unwrap());
+        let mut step = d.adam(AdamStep::pytorch(1e-3, 1), &gb, (&xb, 0), &m, &v).unwrap();
+        for t in 1..=3 {
+            d.set_adam_step(&mut step, AdamStep::pytorch(1e-3, t)).unwrap();
+            d.submit(&[&step]);
+        }
+        let got = (dot, d.read::<f32>(&xb, 0, len).unwrap());
+        let exact: f64 = x.iter().zip(&g).map(|(&a, &b)| a as f64 * b as f64).sum();
+        assert!(
+            (got.0[0] - exact).abs() <= 1e-6 * exact.abs().max(1.0),
+            "{}: dot {} vs {exact}",
+            simd.name(),
+            got.0[0]
+        );
+        match &first {
+            None => first = Some(got),
+            Some(f) => assert!(*f == got, "{}: dot or Adam differs from the widest level's", simd.name()),
+        }
+    }
+}
+
+#[test]
+fn subnormals_are_flushed_to_zero_in_the_kernel_threads_at_every_level() {
+    if !flush::supported() {
+        eprintln!("no flush-to-zero control on this architecture: nothing to test");
+        return;
+    }
+    let len = 70_000; // more than one parallel piece, so that rayon's workers run it
+    let tiny = 1e-40f32;
+    assert!(tiny > 0.0 && !tiny.is_normal(), "1e-40 is subnormal in f32");
+    for simd in levels() {
+        let d = device(simd);
+        // the ReLU backward pass: grad * 1 where z > 0, a subnormal result when grad is 1e-40
+        let z = d.upload(&vec![1.0f32; len], "z").unwrap();
+        let grad = d.upload(&vec![tiny; len], "grad").unwrap();
+        let cmd = d.activation_backward(Act::Relu, &z, &grad, len).unwrap();
+        d.submit(&[&cmd]);
+        let out = d.read::<f32>(&grad, 0, len).unwrap();
+        assert!(out.iter().all(|&v| v == 0.0), "{}: subnormal gradients survived: {:?}", simd.name(), &out[..4]);
+        // a dot product of normal numbers whose products are subnormal: 1e-20 * 1e-20 = 1e-40
+        let a = d.upload(&vec![1e-20f32; len], "a").unwrap();
+        let dot = d.dot(Rows::new(&a, 1, len), Rows::new(&a, 1, len)).unwrap();
+        assert_eq!(dot[0], 0.0, "{}: subnormal products summed to {:e}", simd.name(), dot[0]);
+        // and the caller's own environment is left as it was
+        assert!(!flush::enabled(), "{}: the submitting thread's flags were not restored", simd.name());
+        assert_eq!(std::hint::black_box(tiny) * std::hint::black_box(1.0f32), tiny);
+    }
+}
