@@ -65,21 +65,43 @@ mod imp {
     pub fn set(_: u32) {}
 }
 
-/// Whether this processor architecture has flush-to-zero controls that this module sets.
+/// The environment variable that turns the flush off (`LOSSCAPE_FLUSH=off`), to compare speed or
+/// bits with a run that keeps subnormals; anything else, or unset, keeps it on.
+pub const FLUSH_VAR: &str = "LOSSCAPE_FLUSH";
+
+/// The flags this module sets: none when the architecture has no such control or `LOSSCAPE_FLUSH=off`
+/// (read once per process).
+fn flags() -> u32 {
+    static FLAGS: OnceLock<u32> = OnceLock::new();
+    *FLAGS.get_or_init(|| {
+        let off = std::env::var(FLUSH_VAR).is_ok_and(|v| v.trim().eq_ignore_ascii_case("off"));
+        if off {
+            0
+        } else {
+            imp::FLAGS
+        }
+    })
+}
+
+/// Whether this processor architecture has flush-to-zero controls that this module sets (and they are
+/// not turned off by `LOSSCAPE_FLUSH=off`).
 pub fn supported() -> bool {
-    imp::FLAGS != 0
+    flags() != 0
 }
 
 /// Whether the calling thread flushes subnormals to zero now.
 pub fn enabled() -> bool {
-    supported() && imp::get() & imp::FLAGS == imp::FLAGS
+    supported() && imp::get() & flags() == flags()
 }
 
 /// Sets FTZ/DAZ on every thread of rayon's global pool, once per process.
 pub fn ensure_workers() {
     static DONE: OnceLock<()> = OnceLock::new();
     DONE.get_or_init(|| {
-        rayon::broadcast(|_| imp::set(imp::get() | imp::FLAGS));
+        let flags = flags();
+        if flags != 0 {
+            rayon::broadcast(|_| imp::set(imp::get() | flags));
+        }
     });
 }
 
@@ -93,7 +115,9 @@ impl Flushed {
     pub fn new() -> Flushed {
         ensure_workers();
         let before = imp::get();
-        imp::set(before | imp::FLAGS);
+        if flags() != 0 {
+            imp::set(before | flags());
+        }
         Flushed { before }
     }
 }
@@ -106,7 +130,9 @@ impl Default for Flushed {
 
 impl Drop for Flushed {
     fn drop(&mut self) {
-        imp::set(self.before);
+        if flags() != 0 {
+            imp::set(self.before);
+        }
     }
 }
 
