@@ -6,7 +6,7 @@ use super::progress::Progress;
 use super::ranges::{at_least, count, positive};
 use super::RunArgs;
 use crate::data::{DeviceImages, Split};
-use crate::io::jsonl::{append_line, read_lines};
+use crate::io::jsonl::Appender;
 use crate::io::read_weights;
 use crate::model::{Arch, Network};
 use crate::ops::Act;
@@ -86,7 +86,7 @@ const RECORDS: &str = "vectors.jsonl";
 /// The progress bar, one line per vector; saves each finished group.
 struct Bar {
     out: Progress,
-    file: PathBuf,
+    file: Appender,
 }
 
 impl SpectraProgress for Bar {
@@ -98,7 +98,7 @@ impl SpectraProgress for Bar {
     }
     fn group(&mut self, rows: &[usize], results: &[Spectrum]) -> Result<()> {
         for (r, s) in rows.iter().zip(results) {
-            append_line(&self.file, &SpectrumRecord::new(*r, s))?;
+            self.file.append(&SpectrumRecord::new(*r, s))?;
             self.out.line(format!(
                 "vector {r}: lambda_1 {:.6e}{}",
                 s.eigenvalues[0],
@@ -127,9 +127,8 @@ pub fn run(args: HessianArgs) -> Result<()> {
         settings,
     };
     crate::io::config::prepare_dir(&args.out, &cfg)?;
-    let file = args.out.join(RECORDS);
-    let mut done: BTreeMap<usize, Spectrum> =
-        read_lines::<SpectrumRecord>(&file)?.into_iter().map(|r| (r.vector, r.spectrum())).collect();
+    let (file, done) = Appender::resume::<SpectrumRecord>(&args.out.join(RECORDS))?;
+    let mut done: BTreeMap<usize, Spectrum> = done.into_iter().map(|r| (r.vector, r.spectrum())).collect();
     let todo: Vec<usize> = rows.iter().copied().filter(|r| !done.contains_key(r)).collect();
     let device = args.run.device.open()?;
     let images = DeviceImages::upload(&device, &data)?;

@@ -15,6 +15,7 @@ use super::fourier::{Ends, PathFinder, PathOutcome, PathSettings};
 use super::pairs::draw_pairs;
 use crate::backend::Device;
 use crate::data::{DeviceImages, Split};
+use crate::io::jsonl::Appender;
 use crate::io::{atomic_write, WeightStack};
 use crate::model::{batch_fits, weight_matching, Arch, MatchSettings, Matching, Network};
 use crate::ops::Act;
@@ -150,7 +151,10 @@ pub fn all_jobs(cfg: &SweepConfig) -> Result<Vec<Job>> {
 
 const RESULTS: &str = "paths.jsonl";
 
-/// Reads the finished pairs; a trailing partial line (a run killed mid-write) is cut off the file.
+/// Reads the finished pairs of the sweep (or shard) directory `dir`, leaving `paths.jsonl` as it is
+/// (`io::jsonl::read_lines`: an unfinished last line is ignored).
+///
+/// Errors: the file cannot be read or holds a damaged line.
 pub fn read_records(dir: &Path) -> Result<Vec<PairRecord>> {
     crate::io::jsonl::read_lines(&dir.join(RESULTS))
 }
@@ -175,10 +179,6 @@ pub fn read_sweep_records(dir: &Path) -> Result<Vec<PairRecord>> {
     out.sort_by_key(|r| r.index);
     out.dedup_by_key(|r| r.index);
     Ok(out)
-}
-
-fn append_record(dir: &Path, record: &PairRecord) -> Result<()> {
-    crate::io::jsonl::append_line(&dir.join(RESULTS), record)
 }
 
 /// The sets, loaded, with the network and landscape to run on.
@@ -250,7 +250,8 @@ pub fn run_sweep_batched(
 ) -> Result<usize> {
     let SweepInputs { dir, cfg, images, .. } = inputs;
     crate::io::config::prepare_dir(dir, &SavedConfig { sweep: cfg.clone(), options })?;
-    let done: BTreeSet<usize> = read_records(dir)?.iter().map(|r| r.index).collect();
+    let (results, done) = Appender::resume::<PairRecord>(&dir.join(RESULTS))?;
+    let done: BTreeSet<usize> = done.iter().map(|r| r.index).collect();
     let mine: Vec<Job> = all_jobs(cfg)?.into_iter().filter(|j| j.index % cfg.shard.count == cfg.shard.index).collect();
     let todo: Vec<Job> = mine.iter().filter(|j| !done.contains(&j.index)).cloned().collect();
     progress.start(mine.len(), mine.len() - todo.len());
@@ -270,7 +271,7 @@ pub fn run_sweep_batched(
             finder = Some(PathFinder::batched(net, images, range, cfg.settings, options.curve, batch.len())?);
         }
         let finder = finder.as_ref().expect("a finder was just made");
-        run_batch(&inputs, options, finder, batch, progress)?;
+        run_batch(&inputs, options, finder, batch, &results, progress)?;
     }
     Ok(todo.len())
 }
@@ -323,6 +324,7 @@ fn run_batch(
     options: SweepOptions,
     finder: &PathFinder,
     batch: &[Job],
+    results: &Appender,
     progress: &mut dyn SweepProgress,
 ) -> Result<()> {
     let cfg = inputs.cfg;
@@ -336,7 +338,7 @@ fn run_batch(
         })?;
     for (p, outcome) in prepared.into_iter().zip(outcomes) {
         let record = finish_pair(inputs, options, p, outcome)?;
-        append_record(inputs.dir, &record)?;
+        results.append(&record)?;
         progress.finished(&record);
     }
     Ok(())

