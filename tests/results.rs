@@ -3,6 +3,7 @@
 //! umask, and one writer per work directory.
 
 use losscape::io::jsonl::{read_lines, Appender};
+use losscape::probe::hessian::{Spectrum, SpectrumRecord};
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -75,6 +76,27 @@ fn only_the_resuming_appender_cuts_an_unfinished_last_line() {
     assert!(none.is_empty());
     fresh.append(&Rec { i: 0 }).unwrap();
     assert_eq!(std::fs::read_to_string(dir.path().join("new.jsonl")).unwrap(), "{\"i\":0}\n");
+}
+
+#[test]
+fn non_finite_spectra_read_back_as_written() {
+    let s =
+        Spectrum { eigenvalues: vec![f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 1.5], trace: Some((f64::NAN, 0.25)) };
+    let line = serde_json::to_string(&SpectrumRecord::new(7, &s)).unwrap();
+    assert!(!line.contains("null"), "{line}");
+    let back: SpectrumRecord = serde_json::from_str(&line).unwrap();
+    let b = back.spectrum();
+    assert_eq!(back.vector, 7);
+    assert!(b.eigenvalues[0].is_nan() && b.eigenvalues[1] == f64::INFINITY && b.eigenvalues[2] == f64::NEG_INFINITY);
+    assert_eq!(b.eigenvalues[3], 1.5);
+    let (m, se) = b.trace.unwrap();
+    assert!(m.is_nan() && se == 0.25);
+    // finite values are written as plain numbers, as before
+    let plain = SpectrumRecord::new(0, &Spectrum { eigenvalues: vec![0.1], trace: Some((2.0, 0.5)) });
+    assert_eq!(serde_json::to_string(&plain).unwrap(), "{\"vector\":0,\"eigenvalues\":[0.1],\"trace\":[2.0,0.5]}");
+    // records of earlier versions (null for a non-finite eigenvalue) still read
+    let old: SpectrumRecord = serde_json::from_str("{\"vector\":1,\"eigenvalues\":[null,2.0],\"trace\":null}").unwrap();
+    assert!(old.spectrum().eigenvalues[0].is_nan() && old.spectrum().trace.is_none());
 }
 
 #[cfg(unix)]

@@ -1,6 +1,7 @@
 //! Files: weight stacks (safetensors with PyTorch names, and the authors' .npy layout).
 
 pub mod config;
+pub mod float;
 pub mod jsonl;
 pub mod weights;
 pub mod workdir;
