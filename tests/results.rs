@@ -5,7 +5,7 @@
 use losscape::io::jsonl::{read_lines, Appender};
 use losscape::probe::hessian::{Spectrum, SpectrumRecord};
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 
 fn losscape(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_losscape")).args(args).output().unwrap()
@@ -187,5 +187,37 @@ fn merge_and_analyze_read_a_results_directory_without_changing_it() {
         assert_eq!(o.status.code(), Some(1), "{}: {err}", args[0]);
         assert!(err.contains(s(&results)) && err.contains("line 2 "), "{}: {err}", args[0]);
         assert_eq!(std::fs::read_to_string(&results).unwrap(), damaged, "{}: nothing was cut", args[0]);
+    }
+}
+
+#[test]
+fn a_closed_stdout_ends_quietly_after_the_files_are_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = |p: &str| dir.path().join(p);
+    let (a, b, c, i, toy) = (d("a.safetensors"), d("b.safetensors"), d("c.npy"), d("i.npy"), d("toy"));
+    ok(losscape(&["init", "--model", "fcp", "--count", "1", "--out", s(&a)]));
+    ok(losscape(&["init", "--model", "fcp", "--seed", "5", "--count", "2", "--out", s(&b)]));
+    let cases: Vec<(Vec<&str>, Option<std::path::PathBuf>)> = vec![
+        (vec!["toy", "--out", s(&toy)], Some(toy.join("toy.png"))),
+        (vec!["align", "--model", "fcp", "--a", s(&a), "--b", s(&b), "--out", s(&c)], Some(c.clone())),
+        (vec!["init", "--model", "fcp", "--out", s(&i)], Some(i.clone())),
+        (vec!["plan", "--model", "fcp", "--profile", "h100"], None),
+        (vec!["plan", "--preset", "quick", "--profile", "h100"], None),
+    ];
+    for (args, file) in cases {
+        // the reader is gone before the command starts, so every write to stdout fails
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let o = Command::new(env!("CARGO_BIN_EXE_losscape"))
+            .args(&args)
+            .stdout(Stdio::from(writer))
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(0), "{}: {}", args[0], text(&o.stderr));
+        assert_eq!(text(&o.stderr), "", "{}: quiet", args[0]);
+        if let Some(f) = file {
+            assert!(f.is_file(), "{}: {} written before printing", args[0], f.display());
+        }
     }
 }

@@ -143,9 +143,6 @@ pub fn run(args: HessianArgs) -> Result<()> {
     bar.out.bar.finish_and_clear();
     done.extend(todo.iter().copied().zip(results));
     let results: Vec<Spectrum> = rows.iter().map(|r| done[r].clone()).collect();
-    if rows.len() > todo.len() {
-        println!("{} vector(s) done earlier (in {})", rows.len() - todo.len(), args.out.join(RECORDS).display());
-    }
     crate::io::atomic_write(&args.out.join("hessian.csv"), spectra_csv(&rows, &results).as_bytes())?;
     let record = serde_json::json!({
         "model": args.model.id(),
@@ -166,11 +163,14 @@ pub fn run(args: HessianArgs) -> Result<()> {
         "results": spectra_json(&rows, &results),
     });
     crate::io::atomic_write(&args.out.join("hessian.json"), serde_json::to_string_pretty(&record)?.as_bytes())?;
-    println!(
+    if rows.len() > todo.len() {
+        outln!("{} vector(s) done earlier (in {})", rows.len() - todo.len(), args.out.join(RECORDS).display())?;
+    }
+    outln!(
         "{} vector(s) computed, {calls} batched HVP call(s) in {seconds:.2} s on {}; results in {}",
         todo.len(),
         device.summary().name,
         args.out.join("hessian.csv").display()
-    );
+    )?;
     Ok(())
 }

@@ -160,6 +160,6 @@ pub fn run(args: PathsArgs) -> Result<()> {
     let options = SweepOptions { curve: args.curve, align: args.align };
     let computed = run_sweep_batched(inputs, options, args.pairs_per_batch, &mut progress)?;
     progress.out.bar.finish_and_clear();
-    println!("{computed} pair(s) computed; results in {}", args.out.join("paths.jsonl").display());
+    outln!("{computed} pair(s) computed; results in {}", args.out.join("paths.jsonl").display())?;
     Ok(())
 }

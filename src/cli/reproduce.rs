@@ -69,6 +69,6 @@ pub fn run(args: ReproduceArgs) -> Result<()> {
         gpu.summary().backend
     );
     reproduce(&args.out, &cfg, args.stage, args.shard, &gpu, (train, test))?;
-    println!("done: {}", args.out.display());
+    outln!("done: {}", args.out.display())?;
     Ok(())
 }
