@@ -221,3 +221,24 @@ fn a_closed_stdout_ends_quietly_after_the_files_are_written() {
         }
     }
 }
+
+#[test]
+fn analyze_of_a_directory_without_a_study_is_an_error_naming_what_it_looked_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report");
+    let missing = dir.path().join("nonexistent");
+    let o = losscape(&["analyze", "--in", s(&missing), "--out", s(&report)]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o.stderr).contains(s(&missing)) && text(&o.stderr).contains("no such directory"),
+        "{}",
+        text(&o.stderr)
+    );
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let o = losscape(&["analyze", "--in", s(&empty), "--out", s(&report)]);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("holds no study") && err.contains("summary.json") && err.contains("safetensors"), "{err}");
+    assert!(!report.exists(), "nothing written");
+}
