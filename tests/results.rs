@@ -242,3 +242,27 @@ fn analyze_of_a_directory_without_a_study_is_an_error_naming_what_it_looked_for(
     assert!(err.contains("holds no study") && err.contains("summary.json") && err.contains("safetensors"), "{err}");
     assert!(!report.exists(), "nothing written");
 }
+
+#[cfg(unix)]
+#[test]
+fn written_files_follow_the_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    for (umask, want) in [("022", 0o644), ("077", 0o600), ("002", 0o664)] {
+        let out = dir.path().join(format!("u{umask}"));
+        let o = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "umask {umask} && \"$0\" init --model fcp --out {0}/w.safetensors && \"$0\" toy --out {0}",
+                out.display()
+            ))
+            .arg(env!("CARGO_BIN_EXE_losscape"))
+            .output()
+            .unwrap();
+        ok(o);
+        for f in ["w.safetensors", "toy-paths.csv", "toy-heights.csv"] {
+            let mode = std::fs::metadata(out.join(f)).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, want, "{f} under umask {umask}: {mode:o}");
+        }
+    }
+}
