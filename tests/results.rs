@@ -2,7 +2,11 @@
 //! read, records that read back what was written (NaN included), a closed stdout, a mistyped `--in`, the
 //! umask, and one writer per work directory.
 
+#[path = "common/files.rs"]
+mod files;
+
 use losscape::io::jsonl::{read_lines, Appender};
+use losscape::io::lock::{shard_lock, DirLock, LOCK};
 use losscape::probe::hessian::{Spectrum, SpectrumRecord};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -264,5 +268,76 @@ fn written_files_follow_the_umask() {
             let mode = std::fs::metadata(out.join(f)).unwrap().permissions().mode() & 0o777;
             assert_eq!(mode, want, "{f} under umask {umask}: {mode:o}");
         }
+    }
+}
+
+#[test]
+fn a_held_lock_names_its_holder() {
+    let dir = tempfile::tempdir().unwrap();
+    let held = DirLock::acquire(dir.path(), LOCK).unwrap();
+    let e = format!("{:#}", DirLock::acquire(dir.path(), LOCK).unwrap_err());
+    assert!(e.contains(&format!("PID {}", std::process::id())) && e.contains(s(dir.path())), "{e}");
+    // shards sharing a directory lock their own files
+    let _a = DirLock::acquire(dir.path(), &shard_lock(0, 2)).unwrap();
+    let _b = DirLock::acquire(dir.path(), &shard_lock(1, 2)).unwrap();
+    assert!(DirLock::acquire(dir.path(), &shard_lock(1, 2)).is_err());
+    drop(held);
+    assert_eq!(std::fs::read_to_string(dir.path().join(LOCK)).unwrap(), "", "emptied when let go");
+    DirLock::acquire(dir.path(), LOCK).unwrap();
+}
+
+fn train_args(out: &Path) -> Vec<String> {
+    [
+        "train",
+        "--model",
+        "fcp",
+        "--optimizer",
+        "lbfgs",
+        "--runs",
+        "2",
+        "--keep",
+        "2",
+        "--iterations",
+        "20",
+        "--train-size",
+        "300",
+        "--test-size",
+        "100",
+        "--quiet",
+        "--backend",
+        "cpu",
+        "--out",
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .chain([s(out).to_string()])
+    .collect()
+}
+
+#[test]
+fn two_trains_into_one_directory_one_refuses_the_other_finishes() {
+    let dir = tempfile::tempdir().unwrap();
+    let lone = dir.path().join("lone");
+    ok(Command::new(env!("CARGO_BIN_EXE_losscape")).args(train_args(&lone)).output().unwrap());
+    for round in 0..3 {
+        let out = dir.path().join(format!("both-{round}"));
+        let spawn = || {
+            Command::new(env!("CARGO_BIN_EXE_losscape"))
+                .args(train_args(&out))
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        };
+        let (a, b) = (spawn(), spawn());
+        let pids = [a.id(), b.id()];
+        let outs = [a.wait_with_output().unwrap(), b.wait_with_output().unwrap()];
+        let finished: Vec<usize> = (0..2).filter(|&i| outs[i].status.success()).collect();
+        assert_eq!(finished.len(), 1, "round {round}: exactly one finishes: {:?}", outs.map(|o| text(&o.stderr)));
+        let (winner, loser) = (finished[0], 1 - finished[0]);
+        let err = text(&outs[loser].stderr);
+        assert_eq!(outs[loser].status.code(), Some(1), "{err}");
+        assert!(err.contains(&format!("PID {}", pids[winner])) && err.contains(s(&out)), "round {round}: {err}");
+        assert_eq!(files::assert_same_bytes(&lone, &out), files::files(&lone).len(), "round {round}: as a lone run");
     }
 }

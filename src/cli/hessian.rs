@@ -126,6 +126,7 @@ pub fn run(args: HessianArgs) -> Result<()> {
         images: data.len(),
         settings,
     };
+    let _lock = crate::io::lock::DirLock::acquire(&args.out, crate::io::lock::LOCK)?;
     crate::io::config::prepare_dir(&args.out, &cfg)?;
     let (file, done) = Appender::resume::<SpectrumRecord>(&args.out.join(RECORDS))?;
     let mut done: BTreeMap<usize, Spectrum> = done.into_iter().map(|r| (r.vector, r.spectrum())).collect();

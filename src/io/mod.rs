@@ -3,6 +3,7 @@
 pub mod config;
 pub mod float;
 pub mod jsonl;
+pub mod lock;
 pub mod weights;
 pub mod workdir;
 

@@ -249,6 +249,7 @@ pub fn run_sweep_batched(
     progress: &mut dyn SweepProgress,
 ) -> Result<usize> {
     let SweepInputs { dir, cfg, images, .. } = inputs;
+    let _lock = crate::io::lock::DirLock::acquire(dir, crate::io::lock::LOCK)?;
     crate::io::config::prepare_dir(dir, &SavedConfig { sweep: cfg.clone(), options })?;
     let (results, done) = Appender::resume::<PairRecord>(&dir.join(RESULTS))?;
     let done: BTreeSet<usize> = done.iter().map(|r| r.index).collect();

@@ -434,6 +434,9 @@ pub fn reproduce(
     gpu: &Device,
     data: (Dataset, Dataset),
 ) -> Result<()> {
+    // shards run together on one directory, each under its own lock; every unit they write (a training
+    // run, a sweep shard, a surface) is locked again by the function that writes it
+    let _lock = crate::io::lock::DirLock::acquire(dir, &crate::io::lock::shard_lock(shard.index, shard.count))?;
     crate::io::config::prepare_dir(dir, cfg)?;
     let (train_set, test_set) = data;
     let study = Study {

@@ -209,6 +209,8 @@ pub fn run_surface(run: SurfaceRun, progress: &mut dyn SurfaceProgress) -> Resul
     if plane.dims() != 1 + cfg.y.is_some() as usize {
         bail!("a {}-D grid on a {}-D plane", 1 + cfg.y.is_some() as usize, plane.dims());
     }
+    // shards share the directory, each appending to its own rows file under its own lock
+    let _lock = crate::io::lock::DirLock::acquire(dir, &crate::io::lock::shard_lock(shard.index, shard.count))?;
     crate::io::config::prepare_dir(dir, cfg)?;
     // cuts a line this shard left half-written; the rows are read with the other shards' below
     let (file, _) = Appender::resume::<RowRecord>(&rows_file(dir, shard))?;

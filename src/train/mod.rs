@@ -218,8 +218,9 @@ pub fn train(inputs: TrainInputs, progress: &mut dyn TrainProgress) -> Result<Su
     if start.len() != r * n {
         bail!("{} starting values for {r} runs of {n} parameters", start.len());
     }
+    let _lock = crate::io::lock::DirLock::acquire(dir, crate::io::lock::LOCK)?;
     prepare_dir(dir, cfg)?;
-    // a run killed while writing its checkpoint left a temporary file: this directory has one writer
+    // a run killed while writing its checkpoint left a temporary file: this directory has one writer (the lock)
     crate::io::remove_partials(dir)?;
     let net = Network { arch: cfg.model, act: cfg.activation };
     let train_eval = Evaluator::new(net, train, 0..train.count, r)?;
