@@ -109,6 +109,51 @@ fn set_mode(p: &Path, mode: u32) {
     std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
 }
 
+#[test]
+fn a_hessian_result_that_is_nan_reads_back_on_a_rerun() {
+    let dir = tempfile::tempdir().unwrap();
+    let set = dir.path().join("big.safetensors");
+    let arch = losscape::model::Arch::Fcp;
+    // vector 1's weights are so large that its loss, and so its spectrum, is not finite
+    let flat: Vec<f32> = [losscape::model::init_vector(arch, 0), losscape::model::init_vector(arch, 1)]
+        .iter()
+        .enumerate()
+        .flat_map(|(i, v)| v.iter().map(move |w| if i == 1 { w * 1e30 } else { *w }))
+        .collect();
+    losscape::io::write_weights(&set, &losscape::io::WeightStack::new(arch, flat)).unwrap();
+    let out = dir.path().join("h");
+    let run = || {
+        ok(losscape(&[
+            "hessian",
+            "--model",
+            "fcp",
+            "--set",
+            s(&set),
+            "--steps",
+            "3",
+            "--probes",
+            "2",
+            "--train-size",
+            "30",
+            "--out",
+            s(&out),
+            "--backend",
+            "cpu",
+            "--quiet",
+        ]))
+    };
+    run();
+    let records = std::fs::read_to_string(out.join("vectors.jsonl")).unwrap();
+    assert!(records.contains("\"NaN\"") && !records.contains("null"), "{records}");
+    let csv = std::fs::read_to_string(out.join("hessian.csv")).unwrap();
+    let o = run();
+    let stdout = text(&o.stdout);
+    assert!(stdout.contains("2 vector(s) done earlier") && stdout.contains("0 vector(s) computed"), "{stdout}");
+    assert_eq!(std::fs::read_to_string(out.join("vectors.jsonl")).unwrap(), records, "nothing cut or appended");
+    assert_eq!(std::fs::read_to_string(out.join("hessian.csv")).unwrap(), csv);
+    assert!(csv.lines().nth(2).unwrap().starts_with("1,NaN"), "{csv}");
+}
+
 /// A small study: the FCP's four sets (copies of one init file) and a path sweep of the training set.
 fn small_study(work: &Path) {
     use losscape::io::workdir::{paths_dir, set_file, SETS};
@@ -314,6 +359,28 @@ fn train_args(out: &Path) -> Vec<String> {
     .collect()
 }
 
+/// Starts two copies of `args` (which name the directory `out`) together: asserts that exactly one
+/// finishes and the other exits 1 naming the winner's PID and `out`.
+fn race(args: &[String], out: &Path, what: &str) {
+    let spawn = || {
+        Command::new(env!("CARGO_BIN_EXE_losscape"))
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    let pids = [a.id(), b.id()];
+    let outs = [a.wait_with_output().unwrap(), b.wait_with_output().unwrap()];
+    let finished: Vec<usize> = (0..2).filter(|&i| outs[i].status.success()).collect();
+    assert_eq!(finished.len(), 1, "{what}: exactly one finishes: {:?}", outs.map(|o| text(&o.stderr)));
+    let (winner, loser) = (finished[0], 1 - finished[0]);
+    let err = text(&outs[loser].stderr);
+    assert_eq!(outs[loser].status.code(), Some(1), "{what}: {err}");
+    assert!(err.contains(&format!("PID {}", pids[winner])) && err.contains(s(out)), "{what}: {err}");
+}
+
 #[test]
 fn two_trains_into_one_directory_one_refuses_the_other_finishes() {
     let dir = tempfile::tempdir().unwrap();
@@ -321,23 +388,103 @@ fn two_trains_into_one_directory_one_refuses_the_other_finishes() {
     ok(Command::new(env!("CARGO_BIN_EXE_losscape")).args(train_args(&lone)).output().unwrap());
     for round in 0..3 {
         let out = dir.path().join(format!("both-{round}"));
-        let spawn = || {
-            Command::new(env!("CARGO_BIN_EXE_losscape"))
-                .args(train_args(&out))
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
-        };
-        let (a, b) = (spawn(), spawn());
-        let pids = [a.id(), b.id()];
-        let outs = [a.wait_with_output().unwrap(), b.wait_with_output().unwrap()];
-        let finished: Vec<usize> = (0..2).filter(|&i| outs[i].status.success()).collect();
-        assert_eq!(finished.len(), 1, "round {round}: exactly one finishes: {:?}", outs.map(|o| text(&o.stderr)));
-        let (winner, loser) = (finished[0], 1 - finished[0]);
-        let err = text(&outs[loser].stderr);
-        assert_eq!(outs[loser].status.code(), Some(1), "{err}");
-        assert!(err.contains(&format!("PID {}", pids[winner])) && err.contains(s(&out)), "round {round}: {err}");
-        assert_eq!(files::assert_same_bytes(&lone, &out), files::files(&lone).len(), "round {round}: as a lone run");
+        race(&train_args(&out), &out, &format!("train, round {round}"));
+        files::assert_same_bytes(&lone, &out); // as a lone run
     }
+}
+
+fn paths_args(set: &Path, out: &Path) -> Vec<String> {
+    let args = [
+        "paths",
+        "--model",
+        "fcp",
+        "--set",
+        s(set),
+        "--pairs",
+        "3",
+        "--train-size",
+        "200",
+        "--points",
+        "5",
+        "--fourier",
+        "2",
+        "--iterations",
+        "20",
+        "--quiet",
+        "--backend",
+        "cpu",
+        "--out",
+        s(out),
+    ];
+    args.iter().map(|a| a.to_string()).collect()
+}
+
+#[test]
+fn two_path_sweeps_into_one_directory_one_refuses_the_other_finishes() {
+    let dir = tempfile::tempdir().unwrap();
+    let set = dir.path().join("set.safetensors");
+    ok(losscape(&["init", "--model", "fcp", "--count", "3", "--out", s(&set)]));
+    let lone = dir.path().join("lone");
+    ok(Command::new(env!("CARGO_BIN_EXE_losscape")).args(paths_args(&set, &lone)).output().unwrap());
+    for round in 0..2 {
+        let out = dir.path().join(format!("both-{round}"));
+        race(&paths_args(&set, &out), &out, &format!("paths, round {round}"));
+        files::assert_same_bytes(&lone, &out);
+    }
+}
+
+#[test]
+fn surface_shards_sharing_a_directory_run_together_but_one_shard_runs_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let set = dir.path().join("set.safetensors");
+    ok(losscape(&["init", "--model", "fcp", "--count", "3", "--out", s(&set)]));
+    let out = dir.path().join("s");
+    let args = |shard: &str| -> Vec<String> {
+        [
+            "surface",
+            "--model",
+            "fcp",
+            "--set",
+            s(&set),
+            "--through",
+            "0,1,2",
+            "--range",
+            "-1:1:15",
+            "--train-size",
+            "1000",
+            "--shard",
+            shard,
+            "--quiet",
+            "--backend",
+            "cpu",
+            "--out",
+            s(&out),
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .collect()
+    };
+    let spawn = |shard: &str| Command::new(env!("CARGO_BIN_EXE_losscape")).args(args(shard)).output();
+    let (a, b) = std::thread::scope(|t| {
+        let a = t.spawn(|| spawn("0/2").unwrap());
+        let b = t.spawn(|| spawn("1/2").unwrap());
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    ok(a);
+    ok(b);
+    let rows: usize = ["rows-shard-0-of-2.jsonl", "rows-shard-1-of-2.jsonl"]
+        .iter()
+        .map(|f| std::fs::read_to_string(out.join(f)).unwrap().lines().count())
+        .sum();
+    assert_eq!(rows, 15, "the two shards hold every row of the grid once");
+    // while shard 0's lock is held (here by this process), shard 0 is refused and shard 1 runs
+    let held = DirLock::acquire(&out, &shard_lock(0, 2)).unwrap();
+    std::fs::remove_file(out.join("rows-shard-0-of-2.jsonl")).unwrap();
+    let o = spawn("0/2").unwrap();
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains(&format!("PID {}", std::process::id())), "{err}");
+    assert!(!out.join("rows-shard-0-of-2.jsonl").exists(), "the refused shard wrote nothing");
+    ok(spawn("1/2").unwrap());
+    drop(held);
 }
