@@ -240,6 +240,29 @@ fn merge_and_analyze_read_a_results_directory_without_changing_it() {
 }
 
 #[test]
+fn a_refused_sweep_leaves_no_directory_and_the_corrected_command_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let set = dir.path().join("set.safetensors");
+    ok(losscape(&["init", "--model", "fcp", "--count", "4", "--out", s(&set)]));
+    let out = dir.path().join("p");
+    let sweep = |extra: &[&str]| {
+        let base = ["paths", "--model", "fcp", "--set", s(&set), "--train-size", "40", "--iterations", "1"];
+        let tail = ["--fourier", "2", "--out", s(&out), "--quiet", "--backend", "cpu"];
+        losscape(&[&base[..], extra, &tail[..]].concat())
+    };
+    // help and check agree: --points 2 is a usage error
+    let o = sweep(&["--pairs", "2", "--points", "2"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("--points") && text(&o.stderr).contains("3"), "{}", text(&o.stderr));
+    // more pairs than the set allows: refused before the directory is made
+    let o = sweep(&["--pairs", "7", "--points", "5"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("6 distinct pairs"), "{}", text(&o.stderr));
+    assert!(!out.exists(), "a refused command leaves no directory behind");
+    ok(sweep(&["--pairs", "6", "--points", "5"]));
+}
+
+#[test]
 fn a_closed_stdout_ends_quietly_after_the_files_are_written() {
     let dir = tempfile::tempdir().unwrap();
     let d = |p: &str| dir.path().join(p);

@@ -56,8 +56,8 @@ pub struct PathsArgs {
     /// finding the path; records the unaligned distance and straight-line height too.
     #[arg(long)]
     align: bool,
-    /// Path points M (endpoints included; 2 to 10000).
-    #[arg(long, default_value_t = PathSettings::PAPER.points, value_parser = count(2, 10_000))]
+    /// Path points M (endpoints included; 3 to 10000: one point between the endpoints at least).
+    #[arg(long, default_value_t = PathSettings::PAPER.points, value_parser = count(3, 10_000))]
     points: usize,
     /// Weight of the squared-length regulariser (>= 0).
     #[arg(long, default_value_t = PathSettings::PAPER.lambda, value_parser = non_negative)]

@@ -249,11 +249,14 @@ pub fn run_sweep_batched(
     progress: &mut dyn SweepProgress,
 ) -> Result<usize> {
     let SweepInputs { dir, cfg, images, .. } = inputs;
+    // every check before the directory is touched: a refused command leaves nothing behind that would
+    // make the corrected one "a different configuration"
+    let jobs = all_jobs(cfg)?;
     let _lock = crate::io::lock::DirLock::acquire(dir, crate::io::lock::LOCK)?;
     crate::io::config::prepare_dir(dir, &SavedConfig { sweep: cfg.clone(), options })?;
     let (results, done) = Appender::resume::<PairRecord>(&dir.join(RESULTS))?;
     let done: BTreeSet<usize> = done.iter().map(|r| r.index).collect();
-    let mine: Vec<Job> = all_jobs(cfg)?.into_iter().filter(|j| j.index % cfg.shard.count == cfg.shard.index).collect();
+    let mine: Vec<Job> = jobs.into_iter().filter(|j| j.index % cfg.shard.count == cfg.shard.index).collect();
     let todo: Vec<Job> = mine.iter().filter(|j| !done.contains(&j.index)).cloned().collect();
     progress.start(mine.len(), mine.len() - todo.len());
     if todo.is_empty() {
