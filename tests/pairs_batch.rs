@@ -48,6 +48,7 @@ fn config(images: usize) -> SweepConfig {
         settings: PathSettings { fourier: 2, points: 5, lambda: 1e-4, lr: 1e-2, iterations: 3 },
         save_paths: true,
         shard: Shard { index: 0, count: 1 },
+        data_sha256: None,
     }
 }
 

@@ -262,6 +262,105 @@ fn a_refused_sweep_leaves_no_directory_and_the_corrected_command_runs() {
     ok(sweep(&["--pairs", "6", "--points", "5"]));
 }
 
+/// A raw (unzipped) copy of the bundled MNIST in `dir`; with `alter`, the first training image's first
+/// pixel changed.
+fn mnist_copy(dir: &Path, alter: bool) {
+    std::fs::create_dir_all(dir).unwrap();
+    for name in
+        ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
+    {
+        let gz = losscape::data::bundled_dir().join(format!("{name}.gz"));
+        let mut bytes = losscape::data::idx::read_maybe_gz(&gz).unwrap();
+        if alter && name == "train-images-idx3-ubyte" {
+            bytes[16] ^= 0x55; // after the 16-byte header: image 0, pixel 0
+        }
+        std::fs::write(dir.join(name), bytes).unwrap();
+    }
+}
+
+#[test]
+fn a_work_directory_refuses_other_data_but_not_another_copy_of_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let (same, other) = (dir.path().join("same"), dir.path().join("other"));
+    mnist_copy(&same, false);
+    mnist_copy(&other, true);
+    let out = dir.path().join("t");
+    let train = |data: Option<&Path>| {
+        let mut args = vec![
+            "train",
+            "--model",
+            "fcp",
+            "--optimizer",
+            "lbfgs",
+            "--runs",
+            "2",
+            "--iterations",
+            "2",
+            "--train-size",
+            "50",
+            "--test-size",
+            "20",
+            "--quiet",
+            "--backend",
+            "cpu",
+            "--out",
+            s(&out),
+        ];
+        if let Some(d) = data {
+            args.extend(["--data", s(d)]);
+        }
+        losscape(&args)
+    };
+    ok(train(None));
+    ok(train(Some(&same))); // the same images, unzipped: the same fingerprint
+    let o = train(Some(&other));
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("data_sha256") && err.contains(s(&out)), "{err}");
+    // shards of one sweep on two datasets do not merge
+    let set = dir.path().join("set.safetensors");
+    ok(losscape(&["init", "--model", "fcp", "--count", "3", "--out", s(&set)]));
+    for (i, data) in [(0, &same), (1, &other)] {
+        let shard = format!("{i}/2");
+        let out = dir.path().join(format!("shard-{i}"));
+        ok(losscape(&[
+            "paths",
+            "--model",
+            "fcp",
+            "--set",
+            s(&set),
+            "--pairs",
+            "2",
+            "--train-size",
+            "40",
+            "--points",
+            "5",
+            "--fourier",
+            "2",
+            "--iterations",
+            "1",
+            "--shard",
+            &shard,
+            "--data",
+            s(data),
+            "--quiet",
+            "--backend",
+            "cpu",
+            "--out",
+            s(&out),
+        ]));
+    }
+    let o = losscape(&[
+        "merge",
+        s(&dir.path().join("shard-0")),
+        s(&dir.path().join("shard-1")),
+        "--out",
+        s(&dir.path().join("m.jsonl")),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o.stderr).contains("data_sha256"), "{}", text(&o.stderr));
+}
+
 #[test]
 fn a_closed_stdout_ends_quietly_after_the_files_are_written() {
     let dir = tempfile::tempdir().unwrap();

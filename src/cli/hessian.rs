@@ -78,6 +78,10 @@ struct HessianConfig {
     landscape: Split,
     images: usize,
     settings: SpectrumSettings,
+    /// SHA-256 of the landscape's images as loaded: a resume on other data is refused (absent, and not
+    /// compared, in directories written before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    data_sha256: Option<String>,
 }
 
 /// Finished vectors, one JSON line each, appended as each batch finishes.
@@ -125,6 +129,7 @@ pub fn run(args: HessianArgs) -> Result<()> {
         landscape: args.landscape,
         images: data.len(),
         settings,
+        data_sha256: Some(data.sha256()),
     };
     let _lock = crate::io::lock::DirLock::acquire(&args.out, crate::io::lock::LOCK)?;
     crate::io::config::prepare_dir(&args.out, &cfg)?;

@@ -149,6 +149,7 @@ pub fn run(args: PathsArgs) -> Result<()> {
         },
         save_paths: args.save_paths,
         shard: args.shard,
+        data_sha256: Some(data.sha256()),
     };
     let gpu = args.run.device.open()?;
     let images = DeviceImages::upload(&gpu, &data)?;

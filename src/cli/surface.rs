@@ -161,6 +161,7 @@ pub fn run(args: SurfaceArgs) -> Result<()> {
         directions: spec,
         x,
         y,
+        data_sha256: Some(data.sha256()),
     };
     let device = args.run.device.open()?;
     let images = DeviceImages::upload(&device, &data)?;

@@ -200,6 +200,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         history: args.history,
         line_search: args.line_search,
         budget: args.budget.unwrap_or(args.line_search.default_budget()),
+        data_sha256: Some(crate::data::fingerprint(&[&train_data, &test_data])),
         ..TrainConfig::new(net, args.optimizer, runs, train_data.len(), test_data.len())
     };
     let gpu = args.run.device.open()?;

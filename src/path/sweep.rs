@@ -70,6 +70,10 @@ pub struct SweepConfig {
     pub settings: PathSettings,
     pub save_paths: bool,
     pub shard: Shard,
+    /// SHA-256 of the landscape's images, as loaded ([`crate::data::fingerprint`]): a resume on other data
+    /// is refused. Absent in directories written before it was recorded (then not compared).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_sha256: Option<String>,
 }
 
 /// The curve family of a sweep and whether each pair is aligned first. Saved in `config.json` next to

@@ -31,6 +31,10 @@ pub struct SurfaceConfig {
     pub x: AxisRange,
     /// The second axis of a 2-D surface; `None` for a line.
     pub y: Option<AxisRange>,
+    /// SHA-256 of the landscape's images, as loaded ([`crate::data::fingerprint`]): a resume on other data
+    /// is refused. Absent in directories written before it was recorded (then not compared).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_sha256: Option<String>,
 }
 
 impl SurfaceConfig {

@@ -78,6 +78,10 @@ pub struct TrainConfig {
     pub history: usize,
     pub line_search: LineSearchKind,
     pub budget: usize,
+    /// SHA-256 of the training and test data, as loaded ([`crate::data::fingerprint`]): a resume on other data
+    /// is refused. Absent in directories written before it was recorded (then not compared).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_sha256: Option<String>,
 }
 
 /// The paper's training settings (`docs/algorithms.md`): the defaults of `losscape train` and of
@@ -122,6 +126,7 @@ impl TrainConfig {
             history: paper::HISTORY,
             line_search: LineSearchKind::Reference,
             budget: LineSearchKind::Reference.default_budget(),
+            data_sha256: None,
         }
     }
 
