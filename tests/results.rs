@@ -362,6 +362,46 @@ fn a_work_directory_refuses_other_data_but_not_another_copy_of_the_same() {
 }
 
 #[test]
+fn a_checkpoint_copied_from_another_run_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |seed: &str, out: &Path| {
+        losscape(&[
+            "train",
+            "--model",
+            "fcp",
+            "--optimizer",
+            "lbfgs",
+            "--runs",
+            "2",
+            "--iterations",
+            "2",
+            "--seed",
+            seed,
+            "--train-size",
+            "50",
+            "--test-size",
+            "20",
+            "--quiet",
+            "--backend",
+            "cpu",
+            "--out",
+            s(out),
+        ])
+    };
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    ok(run("0", &a));
+    ok(run("5", &b));
+    ok(run("5", &b)); // its own checkpoint resumes
+    let summary = std::fs::read(b.join("fcp-lbfgs-summary.json")).unwrap();
+    std::fs::copy(a.join("checkpoint.safetensors"), b.join("checkpoint.safetensors")).unwrap();
+    let o = run("5", &b);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("checkpoint of another run") && err.contains(s(&b.join("checkpoint.safetensors"))), "{err}");
+    assert_eq!(std::fs::read(b.join("fcp-lbfgs-summary.json")).unwrap(), summary, "nothing rewritten from it");
+}
+
+#[test]
 fn a_closed_stdout_ends_quietly_after_the_files_are_written() {
     let dir = tempfile::tempdir().unwrap();
     let d = |p: &str| dir.path().join(p);

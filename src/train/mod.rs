@@ -251,7 +251,8 @@ pub fn train(inputs: TrainInputs, progress: &mut dyn TrainProgress) -> Result<Su
         }
     }
     let mut done = 0;
-    if let Some((ck, bytes)) = Checkpoint::read(dir)? {
+    let config_sha256 = checkpoint::config_sha256(cfg)?;
+    if let Some((ck, bytes)) = Checkpoint::read(dir, &config_sha256)? {
         Checkpoint::load_buffers(&bytes, &gpu, &buffers)?;
         done = ck.done;
         records = ck.runs.clone();
@@ -269,7 +270,9 @@ pub fn train(inputs: TrainInputs, progress: &mut dyn TrainProgress) -> Result<Su
             solver.set_active(&active)?;
         }
         if done % checkpoint_every.max(1) == 0 || done == cfg.steps() {
-            Checkpoint { done, runs: records.clone(), solver: solver.state()? }.write(dir, &gpu, &buffers)?;
+            let state = solver.state()?;
+            let config_sha256 = Some(config_sha256.clone());
+            Checkpoint { done, runs: records.clone(), solver: state, config_sha256 }.write(dir, &gpu, &buffers)?;
         }
         progress.step(done, &records);
     }
