@@ -168,7 +168,7 @@ fn every_numeric_option_of_every_subcommand_is_bounded_without_panics() {
         "--train-size",
         "8",
         "--points",
-        "2",
+        "3",
         "--fourier",
         "1",
         "--iterations",
@@ -183,7 +183,7 @@ fn every_numeric_option_of_every_subcommand_is_bounded_without_panics() {
         refused(&base, option, &ints);
     }
     refused(&base, "--pairs", &["0", "-1", "x"]);
-    refused(&base, "--points", &["0", "1", MAX, "x"]);
+    refused(&base, "--points", &["0", "1", "2", MAX, "x"]);
     refused(&base, "--train-size", &["0", "x"]);
     refused(&base, "--lr", &floats);
     refused(&base, "--lambda", &["-1", "nan", "inf", "x"]);

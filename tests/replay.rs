@@ -43,6 +43,7 @@ fn a_replayed_path_equals_the_sweeps_and_joins_its_endpoints() {
             settings,
             save_paths: false,
             shard: Shard { index: 0, count: 1 },
+            data_sha256: None,
         };
         let out = dir.path().join(format!("align-{align}"));
         let options = SweepOptions { align, ..Default::default() };

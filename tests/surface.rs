@@ -173,6 +173,7 @@ fn config(arch: Arch, images: usize, dims: usize) -> SurfaceConfig {
         directions: DirectionSpec::Random { vector: 0, count: dims, seed: 2, biases: Biases::Copy },
         x: AxisRange::new(-1.0, 1.0, 5).unwrap(),
         y: (dims == 2).then(|| AxisRange::new(-1.0, 1.0, 3).unwrap()),
+        data_sha256: None,
     }
 }
 

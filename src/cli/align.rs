@@ -58,6 +58,7 @@ pub fn run(args: AlignArgs) -> Result<()> {
     let a = a_stack.vector(a_index);
     let settings = MatchSettings { max_sweeps: args.max_sweeps, seed: args.seed };
     let mut flat = Vec::with_capacity(b_stack.flat.len());
+    let mut lines = Vec::with_capacity(b_stack.count()); // printed once the file is written
     for i in 0..b_stack.count() {
         let m = weight_matching(args.model, a, b_stack.vector(i), settings)?;
         if args.json {
@@ -68,12 +69,12 @@ pub fn run(args: AlignArgs) -> Result<()> {
                 "sweeps": m.sweeps,
                 "perms": m.perms,
             });
-            println!("{line}");
+            lines.push(line.to_string());
         } else {
-            println!(
+            lines.push(format!(
                 "vector {i}: distance to A {:.6e} -> {:.6e} ({} sweep(s))",
                 m.distance_before, m.distance_after, m.sweeps
-            );
+            ));
         }
         flat.extend_from_slice(&m.aligned);
     }
@@ -82,8 +83,11 @@ pub fn run(args: AlignArgs) -> Result<()> {
     out.metadata.insert("losscape.align.reference".into(), format!("{}#{a_index}", args.a.display()));
     out.metadata.insert("losscape.align.method".into(), "weight-matching".into());
     write_weights(&args.out, &out)?;
+    for line in lines {
+        outln!("{line}")?;
+    }
     if !args.json {
-        println!("wrote {} aligned vector(s) to {}", b_stack.count(), args.out.display());
+        outln!("wrote {} aligned vector(s) to {}", b_stack.count(), args.out.display())?;
     }
     Ok(())
 }

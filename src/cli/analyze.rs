@@ -20,6 +20,6 @@ pub struct AnalyzeArgs {
 
 pub fn run(args: AnalyzeArgs) -> Result<()> {
     let figures = crate::report::analyze(&args.input, &args.out, "")?;
-    println!("wrote {} with {} figures", args.out.join("index.html").display(), figures.len());
+    outln!("wrote {} with {} figures", args.out.join("index.html").display(), figures.len())?;
     Ok(())
 }

@@ -54,25 +54,25 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let data = args.data.load(Split::Train)?.truncated(args.images);
     let gpu = args.device.open()?;
     let timing = if gpu.has_timestamps() { "gpu-timestamps" } else { "wall-clock" };
-    println!("adapter: {} ({}, {}), timing: {timing}", gpu.summary().name, gpu.summary().backend, gpu.summary().driver);
+    outln!("adapter: {} ({}, {}), timing: {timing}", gpu.summary().name, gpu.summary().backend, gpu.summary().driver)?;
     let ceil = ceiling(&gpu, args.ceiling_size, args.repeats)?;
     let images = DeviceImages::upload(&gpu, &data)?; // once, for every case
-    println!(
+    outln!(
         "ceiling: {0}x{0}x{0} matrix product {1:.3} ms = {2:.1} GFLOP/s",
         ceil.size,
         ceil.seconds * 1e3,
         ceil.gflops
-    );
+    )?;
     let widest = args.batches.iter().copied().max().unwrap_or(1);
     let first_layer = if args.models.contains(&Arch::Fcp) {
         let f = crate::bench::first_layer(&images, widest, args.repeats)?;
-        println!(
+        outln!(
             "fcp first layer, B={} N={}: {:.3} ms, {:.1} GFLOP/s (one grouped product of all vectors)",
             f.batch,
             f.images,
             f.seconds * 1e3,
             f.gflops
-        );
+        )?;
         Some(f)
     } else {
         None
@@ -81,11 +81,11 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let paths = path_cases(&args, &images)?;
     let training = training_cases(&args, &images)?;
     for arch in &args.models {
-        println!(
+        outln!(
             "FLOP count {}: {} per image and vector",
             arch.id(),
             crate::model::Plan::flops_per_image_vector(*arch)?.1
-        );
+        )?;
     }
     let record = Record {
         adapter: gpu.summary().clone(),
@@ -102,7 +102,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         training,
     };
     crate::io::atomic_write(&args.out, serde_json::to_string_pretty(&record)?.as_bytes())?;
-    println!("wrote {}", args.out.display());
+    outln!("wrote {}", args.out.display())?;
     Ok(())
 }
 
@@ -112,7 +112,7 @@ fn loss_cases(args: &BenchArgs, images: &DeviceImages, ceiling_gflops: f64) -> R
     for (&arch, &b) in args.models.iter().flat_map(|m| std::iter::repeat(m).zip(&args.batches)) {
         let net = Network { arch, act: args.activation.act() };
         let c = case(net, images, b, args.repeats, ceiling_gflops)?;
-        println!(
+        outln!(
             "{:<11} B={:<3} N={}: {:.3} ms/call, {:.3e} image-vector evaluations/s, {:.1} GFLOP/s ({:.0}% of ceiling)",
             c.model,
             c.batch,
@@ -121,7 +121,7 @@ fn loss_cases(args: &BenchArgs, images: &DeviceImages, ceiling_gflops: f64) -> R
             c.evaluations_per_second,
             c.gflops,
             100.0 * c.fraction_of_ceiling
-        );
+        )?;
         cases.push(c);
     }
     Ok(cases)
@@ -133,7 +133,7 @@ fn path_cases(args: &BenchArgs, images: &DeviceImages) -> Result<Vec<PathCase>> 
     for &arch in args.models.iter().filter(|_| args.path_points > 0) {
         let net = Network { arch, act: args.activation.act() };
         let p = path_case(net, images, args.path_points, args.repeats)?;
-        println!(
+        outln!(
             "{:<11} path iteration, M={} N={}: {:.3} ms batched, {:.3} ms as {} calls of B=1 ({:.1}x)",
             p.model,
             p.points,
@@ -142,7 +142,7 @@ fn path_cases(args: &BenchArgs, images: &DeviceImages) -> Result<Vec<PathCase>> 
             p.seconds_one_at_a_time * 1e3,
             p.points,
             p.speedup
-        );
+        )?;
         paths.push(p);
     }
     Ok(paths)
@@ -155,7 +155,7 @@ fn training_cases(args: &BenchArgs, images: &DeviceImages) -> Result<Vec<TrainCa
         for &runs in args.train_runs.iter().filter(|&&r| r > 0) {
             let net = Network { arch, act: args.activation.act() };
             let t = train_case(net, images, runs)?;
-            println!(
+            outln!(
                 "{:<11} training R={:<3} N={}: SGD epoch {:.3} s ({:.3e} image-runs/s), L-BFGS iteration {:.3} s",
                 t.model,
                 t.runs,
@@ -163,7 +163,7 @@ fn training_cases(args: &BenchArgs, images: &DeviceImages) -> Result<Vec<TrainCa
                 t.seconds_per_sgd_epoch,
                 t.sgd_images_per_second,
                 t.seconds_per_lbfgs_iteration
-            );
+            )?;
             training.push(t);
         }
     }

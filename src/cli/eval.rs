@@ -63,12 +63,12 @@ pub fn run(args: EvalArgs) -> Result<()> {
             "losses": results.iter().map(|r| r.loss).collect::<Vec<_>>(),
             "accuracies": results.iter().map(|r| r.accuracy).collect::<Vec<_>>(),
         });
-        println!("{out}");
+        outln!("{out}")?;
     } else {
         for (&i, r) in rows.iter().zip(&results) {
             match r.accuracy {
-                Some(a) => println!("vector {i}: loss {:.6e}  accuracy {:.2}%", r.loss, 100.0 * a),
-                None => println!("vector {i}: loss {:.6e}", r.loss),
+                Some(a) => outln!("vector {i}: loss {:.6e}  accuracy {:.2}%", r.loss, 100.0 * a)?,
+                None => outln!("vector {i}: loss {:.6e}", r.loss)?,
             }
         }
     }

@@ -6,7 +6,7 @@ use super::progress::Progress;
 use super::ranges::{at_least, count, positive};
 use super::RunArgs;
 use crate::data::{DeviceImages, Split};
-use crate::io::jsonl::{append_line, read_lines};
+use crate::io::jsonl::Appender;
 use crate::io::read_weights;
 use crate::model::{Arch, Network};
 use crate::ops::Act;
@@ -78,6 +78,10 @@ struct HessianConfig {
     landscape: Split,
     images: usize,
     settings: SpectrumSettings,
+    /// SHA-256 of the landscape's images as loaded: a resume on other data is refused (absent, and not
+    /// compared, in directories written before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    data_sha256: Option<String>,
 }
 
 /// Finished vectors, one JSON line each, appended as each batch finishes.
@@ -86,7 +90,7 @@ const RECORDS: &str = "vectors.jsonl";
 /// The progress bar, one line per vector; saves each finished group.
 struct Bar {
     out: Progress,
-    file: PathBuf,
+    file: Appender,
 }
 
 impl SpectraProgress for Bar {
@@ -98,7 +102,7 @@ impl SpectraProgress for Bar {
     }
     fn group(&mut self, rows: &[usize], results: &[Spectrum]) -> Result<()> {
         for (r, s) in rows.iter().zip(results) {
-            append_line(&self.file, &SpectrumRecord::new(*r, s))?;
+            self.file.append(&SpectrumRecord::new(*r, s))?;
             self.out.line(format!(
                 "vector {r}: lambda_1 {:.6e}{}",
                 s.eigenvalues[0],
@@ -125,11 +129,12 @@ pub fn run(args: HessianArgs) -> Result<()> {
         landscape: args.landscape,
         images: data.len(),
         settings,
+        data_sha256: Some(data.sha256()),
     };
+    let _lock = crate::io::lock::DirLock::acquire(&args.out, crate::io::lock::LOCK)?;
     crate::io::config::prepare_dir(&args.out, &cfg)?;
-    let file = args.out.join(RECORDS);
-    let mut done: BTreeMap<usize, Spectrum> =
-        read_lines::<SpectrumRecord>(&file)?.into_iter().map(|r| (r.vector, r.spectrum())).collect();
+    let (file, done) = Appender::resume::<SpectrumRecord>(&args.out.join(RECORDS))?;
+    let mut done: BTreeMap<usize, Spectrum> = done.into_iter().map(|r| (r.vector, r.spectrum())).collect();
     let todo: Vec<usize> = rows.iter().copied().filter(|r| !done.contains_key(r)).collect();
     let device = args.run.device.open()?;
     let images = DeviceImages::upload(&device, &data)?;
@@ -144,9 +149,6 @@ pub fn run(args: HessianArgs) -> Result<()> {
     bar.out.bar.finish_and_clear();
     done.extend(todo.iter().copied().zip(results));
     let results: Vec<Spectrum> = rows.iter().map(|r| done[r].clone()).collect();
-    if rows.len() > todo.len() {
-        println!("{} vector(s) done earlier (in {})", rows.len() - todo.len(), args.out.join(RECORDS).display());
-    }
     crate::io::atomic_write(&args.out.join("hessian.csv"), spectra_csv(&rows, &results).as_bytes())?;
     let record = serde_json::json!({
         "model": args.model.id(),
@@ -167,11 +169,14 @@ pub fn run(args: HessianArgs) -> Result<()> {
         "results": spectra_json(&rows, &results),
     });
     crate::io::atomic_write(&args.out.join("hessian.json"), serde_json::to_string_pretty(&record)?.as_bytes())?;
-    println!(
+    if rows.len() > todo.len() {
+        outln!("{} vector(s) done earlier (in {})", rows.len() - todo.len(), args.out.join(RECORDS).display())?;
+    }
+    outln!(
         "{} vector(s) computed, {calls} batched HVP call(s) in {seconds:.2} s on {}; results in {}",
         todo.len(),
         device.summary().name,
         args.out.join("hessian.csv").display()
-    );
+    )?;
     Ok(())
 }

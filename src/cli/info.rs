@@ -47,39 +47,39 @@ pub fn run(args: InfoArgs) -> Result<()> {
             "adapters": adapters,
             "chosen": chosen,
         });
-        println!("{}", serde_json::to_string_pretty(&record)?);
+        outln!("{}", serde_json::to_string_pretty(&record)?)?;
         return Ok(());
     }
-    println!(
+    outln!(
         "[cpu] native CPU backend: {} threads, {} (gemm + rayon); element-wise kernels {} ({}={}); subnormals {}",
         cpu.threads,
         cpu.simd,
         cpu.kernels.name(),
         crate::cpu::simd::SIMD_VAR,
         std::env::var(crate::cpu::simd::SIMD_VAR).unwrap_or_else(|_| "auto".into()),
-        if losscape_flush() { "flushed to zero" } else { "kept (no flush control on this architecture)" }
-    );
+        if losscape_flush() { "flushed to zero" } else { "kept (LOSSCAPE_FLUSH=off, or no flush control on this architecture)" }
+    )?;
     if adapters.is_empty() {
-        println!("no GPU adapter (the CPU backend needs none)");
+        outln!("no GPU adapter (the CPU backend needs none)")?;
     }
     for (i, a) in adapters.iter().enumerate() {
-        println!("[{i}] {}", a.name);
-        println!("    backend {}, type {}", a.backend, a.device_type);
-        println!("    driver {} {}", a.driver, a.driver_info);
+        outln!("[{i}] {}", a.name)?;
+        outln!("    backend {}, type {}", a.backend, a.device_type)?;
+        outln!("    driver {} {}", a.driver, a.driver_info)?;
         let features = if a.features.is_empty() { "none".to_string() } else { a.features.join(", ") };
-        println!("    optional features: {features}");
+        outln!("    optional features: {features}")?;
         let reductions = if subgroups.resolve_for(a) { "subgroups" } else { "workgroup tree" };
-        println!("    loss and dot/sum reductions: {reductions} (LOSSCAPE_SUBGROUPS={})", subgroups.name());
-        println!(
+        outln!("    loss and dot/sum reductions: {reductions} (LOSSCAPE_SUBGROUPS={})", subgroups.name())?;
+        outln!(
             "    limits: storage binding {} MiB, buffer {} MiB, workgroup memory {} KiB, {} invocations/workgroup, {} workgroups/dimension",
             a.max_storage_buffer_binding_size >> 20,
             a.max_buffer_size >> 20,
             a.max_compute_workgroup_storage_size >> 10,
             a.max_compute_invocations_per_workgroup,
             a.max_compute_workgroups_per_dimension
-        );
+        )?;
     }
-    println!("the chosen backend: {chosen}");
+    outln!("the chosen backend: {chosen}")?;
     Ok(())
 }
 

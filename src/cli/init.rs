@@ -34,7 +34,7 @@ pub fn run(args: InitArgs) -> Result<()> {
     stack.metadata.insert("losscape.seeds".into(), names.join(","));
     stack.metadata.insert("losscape.init".into(), "pytorch-default-uniform-chacha8".into());
     write_weights(&args.out, &stack)?;
-    println!(
+    outln!(
         "wrote {} {} vector(s) of {} parameters (seeds {}..={}) to {}",
         args.count,
         args.model.title(),
@@ -42,6 +42,6 @@ pub fn run(args: InitArgs) -> Result<()> {
         seeds[0],
         seeds[seeds.len() - 1],
         args.out.display()
-    );
+    )?;
     Ok(())
 }

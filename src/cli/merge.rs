@@ -18,7 +18,7 @@ pub struct MergeArgs {
 
 pub fn run(args: MergeArgs) -> Result<()> {
     let (have, total) = merge(&args.dirs, &args.out)?;
-    println!("merged {have} of {total} pairs into {}", args.out.display());
+    outln!("merged {have} of {total} pairs into {}", args.out.display())?;
     if have < total {
         eprintln!(
             "warning: {} pair(s) are missing: run the remaining shards (or re-run unfinished ones)",

@@ -1,5 +1,12 @@
 //! The command line: one file per subcommand, no algorithm code.
 
+/// `println!` for the subcommands' results: writes one line to standard output and returns a
+/// `Result`, so that a closed pipe (`losscape … | head -1`) ends the command quietly ([`StdoutClosed`])
+/// instead of a panic.
+macro_rules! outln {
+    ($($arg:tt)*) => { $crate::cli::write_stdout(format_args!($($arg)*)) };
+}
+
 mod align;
 mod analyze;
 mod bench;
@@ -169,6 +176,37 @@ pub fn pick_vectors(
         anyhow::bail!("--vectors: there is no vector {bad}; {} holds {}", file.display(), stack.count());
     }
     Ok(rows)
+}
+
+/// The reader of standard output went away (`losscape … | head -1`): not a failure of the command,
+/// which ends quietly with exit status 0 (see [`is_stdout_closed`]).
+#[derive(Debug)]
+pub struct StdoutClosed;
+
+impl std::fmt::Display for StdoutClosed {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("standard output was closed")
+    }
+}
+
+impl std::error::Error for StdoutClosed {}
+
+/// Writes `text` and a newline to standard output (what `outln!` expands to).
+///
+/// Errors: [`StdoutClosed`] when the reader closed the pipe; other write errors (a full disk under
+/// `> file`) as they are.
+pub fn write_stdout(text: std::fmt::Arguments) -> Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{text}").and_then(|_| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(StdoutClosed.into()),
+        r => r.map_err(|e| anyhow::Error::new(e).context("cannot write to standard output")),
+    }
+}
+
+/// Whether `error` is (or was caused by) a closed standard output, which ends a command quietly.
+pub fn is_stdout_closed(error: &anyhow::Error) -> bool {
+    error.chain().any(|e| e.is::<StdoutClosed>())
 }
 
 /// Parses the command line and runs the subcommand.

@@ -56,8 +56,8 @@ pub struct PathsArgs {
     /// finding the path; records the unaligned distance and straight-line height too.
     #[arg(long)]
     align: bool,
-    /// Path points M (endpoints included; 2 to 10000).
-    #[arg(long, default_value_t = PathSettings::PAPER.points, value_parser = count(2, 10_000))]
+    /// Path points M (endpoints included; 3 to 10000: one point between the endpoints at least).
+    #[arg(long, default_value_t = PathSettings::PAPER.points, value_parser = count(3, 10_000))]
     points: usize,
     /// Weight of the squared-length regulariser (>= 0).
     #[arg(long, default_value_t = PathSettings::PAPER.lambda, value_parser = non_negative)]
@@ -149,6 +149,7 @@ pub fn run(args: PathsArgs) -> Result<()> {
         },
         save_paths: args.save_paths,
         shard: args.shard,
+        data_sha256: Some(data.sha256()),
     };
     let gpu = args.run.device.open()?;
     let images = DeviceImages::upload(&gpu, &data)?;
@@ -160,6 +161,6 @@ pub fn run(args: PathsArgs) -> Result<()> {
     let options = SweepOptions { curve: args.curve, align: args.align };
     let computed = run_sweep_batched(inputs, options, args.pairs_per_batch, &mut progress)?;
     progress.out.bar.finish_and_clear();
-    println!("{computed} pair(s) computed; results in {}", args.out.join("paths.jsonl").display());
+    outln!("{computed} pair(s) computed; results in {}", args.out.join("paths.jsonl").display())?;
     Ok(())
 }

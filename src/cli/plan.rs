@@ -62,8 +62,8 @@ fn evaluation_json(device: &str, budget: ChunkBudget, e: &EvaluationPlan) -> ser
     object
 }
 
-fn print_evaluation(e: &EvaluationPlan) {
-    println!(
+fn print_evaluation(e: &EvaluationPlan) -> Result<()> {
+    outln!(
         "{:?} B={} N={} {}: chunks of {} images ({} chunks), {} dispatches, {} submission, {} read-back, peak {:.1} MiB, {:.3e} FLOP",
         e.model,
         e.batch,
@@ -76,7 +76,7 @@ fn print_evaluation(e: &EvaluationPlan) {
         e.readbacks_per_evaluation,
         e.peak_bytes as f64 / (1u64 << 20) as f64,
         e.flops_per_evaluation
-    );
+    )
 }
 
 pub fn run(args: PlanArgs) -> Result<()> {
@@ -84,14 +84,14 @@ pub fn run(args: PlanArgs) -> Result<()> {
     let Some(preset_name) = &args.preset else {
         let e = plan_evaluation(args.model, args.batch as usize, args.images as usize, budget, true)?;
         if args.json {
-            println!("{}", serde_json::to_string_pretty(&evaluation_json(&name, budget, &e))?);
+            outln!("{}", serde_json::to_string_pretty(&evaluation_json(&name, budget, &e))?)?;
         } else {
-            println!(
+            outln!(
                 "device: {name}; budget: tensors ≤ {} MiB, scratch ≤ {} MiB",
                 budget.tensor_bytes >> 20,
                 budget.total_bytes >> 20
-            );
-            print_evaluation(&e);
+            )?;
+            print_evaluation(&e)?;
         }
         return Ok(());
     };
@@ -129,28 +129,28 @@ pub fn run(args: PlanArgs) -> Result<()> {
         object["evaluations"] = serde_json::to_value(&evaluations)?;
         object["study"] = serde_json::to_value(&study)?;
         object["estimated_hours"] = study.estimated_hours.into();
-        println!("{}", serde_json::to_string_pretty(&object)?);
+        outln!("{}", serde_json::to_string_pretty(&object)?)?;
         return Ok(());
     }
-    println!(
+    outln!(
         "device: {name}; budget: tensors ≤ {} MiB, scratch ≤ {} MiB",
         budget.tensor_bytes >> 20,
         budget.total_bytes >> 20
-    );
-    println!("preset {}: {}", preset.name, preset.describe());
-    println!("per evaluation (a path iteration is one of B = {} points; an L-BFGS iteration one of B = {} runs plus 6 line-search losses):", preset.path.points, preset.runs);
-    evaluations.iter().for_each(print_evaluation);
+    )?;
+    outln!("preset {}: {}", preset.name, preset.describe())?;
+    outln!("per evaluation (a path iteration is one of B = {} points; an L-BFGS iteration one of B = {} runs plus 6 line-search losses):", preset.path.points, preset.runs)?;
+    evaluations.iter().try_for_each(print_evaluation)?;
     for w in &study.networks {
-        println!(
+        outln!(
             "{:?}: training {:.3e} FLOP, paths {:.3e} FLOP, {}",
             w.model,
             w.training_flops,
             w.path_flops,
             duration(w.seconds)
-        );
+        )?;
     }
     let total = duration(study.estimated_hours * 3600.0);
-    println!("whole study: {:.3e} FLOP, estimated {total} ({})", study.flops, study.basis);
+    outln!("whole study: {:.3e} FLOP, estimated {total} ({})", study.flops, study.basis)?;
     Ok(())
 }
 

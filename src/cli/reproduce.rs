@@ -51,7 +51,6 @@ pub struct ReproduceArgs {
 pub fn run(args: ReproduceArgs) -> Result<()> {
     let preset = Preset::named(&args.preset)?;
     let models = args.models.clone().unwrap_or_else(|| preset.models.clone());
-    let cfg = ReproduceConfig { preset: preset.clone(), models, activation: args.activation.act(), align: args.align };
     let mut train = args.data.load(Split::Train)?;
     let mut test = args.data.load(Split::Test)?;
     if let Some(n) = preset.train_images {
@@ -60,6 +59,13 @@ pub fn run(args: ReproduceArgs) -> Result<()> {
     if let Some(n) = preset.test_images {
         test = test.truncated(n);
     }
+    let cfg = ReproduceConfig {
+        preset: preset.clone(),
+        models,
+        activation: args.activation.act(),
+        align: args.align,
+        data_sha256: Some(crate::data::fingerprint(&[&train, &test])),
+    };
     let gpu = args.device.open()?;
     eprintln!(
         "reproduce --preset {}: {} on {} ({})",
@@ -69,6 +75,6 @@ pub fn run(args: ReproduceArgs) -> Result<()> {
         gpu.summary().backend
     );
     reproduce(&args.out, &cfg, args.stage, args.shard, &gpu, (train, test))?;
-    println!("done: {}", args.out.display());
+    outln!("done: {}", args.out.display())?;
     Ok(())
 }

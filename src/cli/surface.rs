@@ -161,6 +161,7 @@ pub fn run(args: SurfaceArgs) -> Result<()> {
         directions: spec,
         x,
         y,
+        data_sha256: Some(data.sha256()),
     };
     let device = args.run.device.open()?;
     let images = DeviceImages::upload(&device, &data)?;
@@ -172,16 +173,17 @@ pub fn run(args: SurfaceArgs) -> Result<()> {
     progress.out.bar.finish_and_clear();
     let rows = collect_rows(&args.out, &cfg)?;
     let points = summary.rows * x.points;
-    if summary.rows > 0 {
-        println!(
+    // printed once the outputs are written (a closed stdout then loses nothing)
+    let computed = (summary.rows > 0).then(|| {
+        format!(
             "{} row(s), {points} points in {:.2} s ({:.1} points/s, {} per batched call) on {}",
             summary.rows,
             summary.seconds,
             points as f64 / summary.seconds.max(1e-9),
             summary.batch,
             device.summary().name
-        );
-    }
+        )
+    });
     match Surface::assemble(&cfg, &rows) {
         Some(surface) => {
             let extra = serde_json::json!({
@@ -192,16 +194,24 @@ pub fn run(args: SurfaceArgs) -> Result<()> {
                 "device": device.summary().name,
             });
             write_outputs(&args.out, &cfg, &plane.marks, &surface, extra)?;
-            if let Some((l, x, y)) = surface.minimum() {
-                println!("lowest loss {l:.6e} at x = {x}, y = {y}");
+            if let Some(line) = &computed {
+                outln!("{line}")?;
             }
-            println!("results in {}", args.out.join("surface.csv").display());
+            if let Some((l, x, y)) = surface.minimum() {
+                outln!("lowest loss {l:.6e} at x = {x}, y = {y}")?;
+            }
+            outln!("results in {}", args.out.join("surface.csv").display())?;
         }
-        None => println!(
-            "{} of {} rows done; run the other shards (or this command without --shard) to finish",
-            rows.len(),
-            cfg.rows()
-        ),
+        None => {
+            if let Some(line) = &computed {
+                outln!("{line}")?;
+            }
+            outln!(
+                "{} of {} rows done; run the other shards (or this command without --shard) to finish",
+                rows.len(),
+                cfg.rows()
+            )?;
+        }
     }
     Ok(())
 }

@@ -23,6 +23,7 @@ pub struct ToyArgs {
 pub fn run(args: ToyArgs) -> Result<()> {
     let paths = run_toy(&args.lambdas, ToySettings::default());
     let (mut points, mut heights) = (String::from("path,lambda,m,t,x,y,f\n"), String::from("path,lambda,height\n"));
+    let mut lines = Vec::new(); // printed once the files are written
     for (i, p) in paths.iter().enumerate() {
         let lambda = p.lambda.map_or("straight".to_string(), |l| l.to_string());
         let m = p.points.len() - 1;
@@ -31,13 +32,16 @@ pub fn run(args: ToyArgs) -> Result<()> {
         }
         writeln!(heights, "{i},{lambda},{}", p.height)?;
         match p.lambda {
-            None => println!("straight line: height {:.4}", p.height),
-            Some(l) => println!("lambda {l}: height {:.4}", p.height),
+            None => lines.push(format!("straight line: height {:.4}", p.height)),
+            Some(l) => lines.push(format!("lambda {l}: height {:.4}", p.height)),
         }
     }
     atomic_write(&args.out.join("toy-paths.csv"), points.as_bytes())?;
     atomic_write(&args.out.join("toy-heights.csv"), heights.as_bytes())?;
     crate::plot::toy::figure(&paths, &args.out.join("toy.png"))?;
-    println!("wrote {}", args.out.join("toy.png").display());
+    for line in lines {
+        outln!("{line}")?;
+    }
+    outln!("wrote {}", args.out.join("toy.png").display())?;
     Ok(())
 }

@@ -159,21 +159,21 @@ fn starting_points(args: &TrainArgs) -> Result<Start> {
 }
 
 /// The line printed when training ends: stopped runs, then the kept runs' mean losses.
-fn report(args: &TrainArgs, runs: usize, summary: &crate::train::Summary) {
+fn report(args: &TrainArgs, runs: usize, summary: &crate::train::Summary) -> Result<()> {
     for (i, rec) in summary.runs.iter().enumerate() {
         if let Some(why) = &rec.stopped {
             eprintln!("run {i} stopped: {why}");
         }
     }
-    println!(
+    outln!(
         "{} {}: kept {} of {runs} runs; mean training loss (train snapshots) {:.4e}, mean test loss (test snapshots) {:.4e}",
         args.model.title(),
         args.optimizer.id(),
         summary.kept,
         summary.mean_train_loss,
         summary.mean_test_loss
-    );
-    println!("wrote {}", args.out.display());
+    )?;
+    outln!("wrote {}", args.out.display())
 }
 
 pub fn run(args: TrainArgs) -> Result<()> {
@@ -200,6 +200,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         history: args.history,
         line_search: args.line_search,
         budget: args.budget.unwrap_or(args.line_search.default_budget()),
+        data_sha256: Some(crate::data::fingerprint(&[&train_data, &test_data])),
         ..TrainConfig::new(net, args.optimizer, runs, train_data.len(), test_data.len())
     };
     let gpu = args.run.device.open()?;
@@ -226,6 +227,6 @@ pub fn run(args: TrainArgs) -> Result<()> {
         &mut progress,
     )?;
     progress.bar.finish_and_clear();
-    report(&args, runs, &summary);
+    report(&args, runs, &summary)?;
     Ok(())
 }

@@ -24,6 +24,11 @@ impl Dataset {
     pub fn image(&self, i: usize) -> &[u8] {
         &self.pixels[i * PIXELS..(i + 1) * PIXELS]
     }
+    /// SHA-256 (hex) of the images and labels as loaded, so that a gzipped and a raw copy of the same
+    /// files, or the same subset (`--train-size`), give the same value; see [`fingerprint`].
+    pub fn sha256(&self) -> String {
+        fingerprint(&[self])
+    }
     /// The first `n` images.
     pub fn truncated(mut self, n: usize) -> Dataset {
         let n = n.min(self.len());
@@ -31,6 +36,20 @@ impl Dataset {
         self.labels.truncate(n);
         self
     }
+}
+
+/// SHA-256 (hex) of several datasets as loaded: per dataset its image count (u64, little endian), its
+/// pixels and its labels. Work directories record it (`data_sha256` in `config.json`) and refuse to
+/// resume on other data.
+pub fn fingerprint(sets: &[&Dataset]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for d in sets {
+        h.update((d.len() as u64).to_le_bytes());
+        h.update(&d.pixels);
+        h.update(&d.labels);
+    }
+    format!("{:x}", h.finalize())
 }
 
 /// Which official split.

@@ -4,5 +4,5 @@ pub mod idx;
 pub mod mnist;
 mod upload;
 
-pub use mnist::{bundled_dir, load_split, Dataset, Split, PIXELS};
+pub use mnist::{bundled_dir, fingerprint, load_split, Dataset, Split, PIXELS};
 pub use upload::DeviceImages;

@@ -41,8 +41,14 @@ pub fn prepare_dir<T: Serialize + DeserializeOwned>(dir: &Path, cfg: &T) -> Resu
         let old: T = read_config(dir)?;
         let diff = differences(&old, cfg, &[]);
         if !diff.is_empty() {
+            // the same number of images but others: say so (a changed count changes the fingerprint too)
+            let data = if diff.iter().any(|d| d == "data_sha256") && !diff.iter().any(|d| d.contains("images")) {
+                " (data_sha256: the run there used other images or labels; give the same --data)"
+            } else {
+                ""
+            };
             bail!(
-                "{} holds a run with a different configuration (differs in: {}); use another --out or the same settings",
+                "{} holds a run with a different configuration (differs in: {}){data}; use another --out or the same settings",
                 dir.display(),
                 diff.join(", ")
             );

@@ -1,7 +1,9 @@
 //! Files: weight stacks (safetensors with PyTorch names, and the authors' .npy layout).
 
 pub mod config;
+pub mod float;
 pub mod jsonl;
+pub mod lock;
 pub mod weights;
 pub mod workdir;
 
@@ -34,15 +36,25 @@ pub fn remove_partials(dir: &Path) -> Result<usize> {
 }
 
 /// Writes `bytes` to `path` through a temporary file in the same directory and a rename, so a crash
-/// or a full disk never leaves a half-written file under the final name.
+/// or a full disk never leaves a half-written file under the final name. Every file losscape writes
+/// whole (sets, configurations, checkpoints, summaries, reports) is written here.
+///
+/// The file's permissions follow the umask, as a file made by `std::fs::write` would have them (0644
+/// under umask 022): the temporary file is created with mode 0666 and the umask applied by the system,
+/// not with the owner-only 0600 of a plain temporary file.
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create the directory", dir.display()))?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(PARTIAL_PREFIX)
-        .tempfile_in(dir)
-        .with_context(|| format!("{}: cannot create a temporary file", dir.display()))?;
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(PARTIAL_PREFIX);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o666)); // the umask is applied on creation
+    }
+    let mut tmp =
+        builder.tempfile_in(dir).with_context(|| format!("{}: cannot create a temporary file", dir.display()))?;
     tmp.write_all(bytes)
         .and_then(|_| tmp.as_file().sync_all())
         .with_context(|| format!("{}: cannot write (is the disk full?)", path.display()))?;

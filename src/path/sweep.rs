@@ -15,6 +15,7 @@ use super::fourier::{Ends, PathFinder, PathOutcome, PathSettings};
 use super::pairs::draw_pairs;
 use crate::backend::Device;
 use crate::data::{DeviceImages, Split};
+use crate::io::jsonl::Appender;
 use crate::io::{atomic_write, WeightStack};
 use crate::model::{batch_fits, weight_matching, Arch, MatchSettings, Matching, Network};
 use crate::ops::Act;
@@ -69,6 +70,10 @@ pub struct SweepConfig {
     pub settings: PathSettings,
     pub save_paths: bool,
     pub shard: Shard,
+    /// SHA-256 of the landscape's images, as loaded ([`crate::data::fingerprint`]): a resume on other data
+    /// is refused. Absent in directories written before it was recorded (then not compared).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_sha256: Option<String>,
 }
 
 /// The curve family of a sweep and whether each pair is aligned first. Saved in `config.json` next to
@@ -150,7 +155,10 @@ pub fn all_jobs(cfg: &SweepConfig) -> Result<Vec<Job>> {
 
 const RESULTS: &str = "paths.jsonl";
 
-/// Reads the finished pairs; a trailing partial line (a run killed mid-write) is cut off the file.
+/// Reads the finished pairs of the sweep (or shard) directory `dir`, leaving `paths.jsonl` as it is
+/// (`io::jsonl::read_lines`: an unfinished last line is ignored).
+///
+/// Errors: the file cannot be read or holds a damaged line.
 pub fn read_records(dir: &Path) -> Result<Vec<PairRecord>> {
     crate::io::jsonl::read_lines(&dir.join(RESULTS))
 }
@@ -175,10 +183,6 @@ pub fn read_sweep_records(dir: &Path) -> Result<Vec<PairRecord>> {
     out.sort_by_key(|r| r.index);
     out.dedup_by_key(|r| r.index);
     Ok(out)
-}
-
-fn append_record(dir: &Path, record: &PairRecord) -> Result<()> {
-    crate::io::jsonl::append_line(&dir.join(RESULTS), record)
 }
 
 /// The sets, loaded, with the network and landscape to run on.
@@ -249,9 +253,14 @@ pub fn run_sweep_batched(
     progress: &mut dyn SweepProgress,
 ) -> Result<usize> {
     let SweepInputs { dir, cfg, images, .. } = inputs;
+    // every check before the directory is touched: a refused command leaves nothing behind that would
+    // make the corrected one "a different configuration"
+    let jobs = all_jobs(cfg)?;
+    let _lock = crate::io::lock::DirLock::acquire(dir, crate::io::lock::LOCK)?;
     crate::io::config::prepare_dir(dir, &SavedConfig { sweep: cfg.clone(), options })?;
-    let done: BTreeSet<usize> = read_records(dir)?.iter().map(|r| r.index).collect();
-    let mine: Vec<Job> = all_jobs(cfg)?.into_iter().filter(|j| j.index % cfg.shard.count == cfg.shard.index).collect();
+    let (results, done) = Appender::resume::<PairRecord>(&dir.join(RESULTS))?;
+    let done: BTreeSet<usize> = done.iter().map(|r| r.index).collect();
+    let mine: Vec<Job> = jobs.into_iter().filter(|j| j.index % cfg.shard.count == cfg.shard.index).collect();
     let todo: Vec<Job> = mine.iter().filter(|j| !done.contains(&j.index)).cloned().collect();
     progress.start(mine.len(), mine.len() - todo.len());
     if todo.is_empty() {
@@ -270,7 +279,7 @@ pub fn run_sweep_batched(
             finder = Some(PathFinder::batched(net, images, range, cfg.settings, options.curve, batch.len())?);
         }
         let finder = finder.as_ref().expect("a finder was just made");
-        run_batch(&inputs, options, finder, batch, progress)?;
+        run_batch(&inputs, options, finder, batch, &results, progress)?;
     }
     Ok(todo.len())
 }
@@ -323,6 +332,7 @@ fn run_batch(
     options: SweepOptions,
     finder: &PathFinder,
     batch: &[Job],
+    results: &Appender,
     progress: &mut dyn SweepProgress,
 ) -> Result<()> {
     let cfg = inputs.cfg;
@@ -336,7 +346,7 @@ fn run_batch(
         })?;
     for (p, outcome) in prepared.into_iter().zip(outcomes) {
         let record = finish_pair(inputs, options, p, outcome)?;
-        append_record(inputs.dir, &record)?;
+        results.append(&record)?;
         progress.finished(&record);
     }
     Ok(())

@@ -184,6 +184,11 @@ pub struct ReproduceConfig {
     /// Weight-match every path pair before optimising it (`docs/alignment.md`).
     #[serde(default)]
     pub align: bool,
+    /// SHA-256 of the training and test images of the study (the units' own configurations leave
+    /// it out: this one covers the directory), as loaded ([`crate::data::fingerprint`]): a resume on other data
+    /// is refused. Absent in directories written before it was recorded (then not compared).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_sha256: Option<String>,
 }
 
 /// Which part of the pipeline to run.
@@ -351,6 +356,7 @@ impl Study<'_> {
                     settings: p.path,
                     save_paths: false,
                     shard,
+                    data_sha256: None, // the directory's ReproduceConfig records the data
                 };
                 let out = shard_dir(&paths_dir(dir, arch, landscape), shard.index, shard.count);
                 let inputs = SweepInputs { dir: &out, cfg: &sweep, stacks: &stacks, images };
@@ -434,6 +440,9 @@ pub fn reproduce(
     gpu: &Device,
     data: (Dataset, Dataset),
 ) -> Result<()> {
+    // shards run together on one directory, each under its own lock; every unit they write (a training
+    // run, a sweep shard, a surface) is locked again by the function that writes it
+    let _lock = crate::io::lock::DirLock::acquire(dir, &crate::io::lock::shard_lock(shard.index, shard.count))?;
     crate::io::config::prepare_dir(dir, cfg)?;
     let (train_set, test_set) = data;
     let study = Study {

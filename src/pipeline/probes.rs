@@ -185,6 +185,7 @@ pub(super) fn path_surface(p: &ProbeInputs, opt: &str) -> Result<bool> {
         directions: DirectionSpec::Orthonormal { vectors: vec![0, 1, 2] },
         x,
         y: Some(y),
+        data_sha256: None, // the directory's ReproduceConfig records the data
     };
     let batch = if p.gpu.is_cpu() { x.points.min(64) } else { 256 };
     let run = SurfaceRun {

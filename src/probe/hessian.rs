@@ -19,6 +19,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::data::DeviceImages;
+use crate::io::float::JsonF64;
 use crate::io::WeightStack;
 use crate::model::{Evaluator, Network, Want};
 
@@ -421,27 +422,33 @@ pub fn spectra(
     Ok((out, calls))
 }
 
-/// One vector's spectrum as a line of `DIR/vectors.jsonl` (non-finite values as null), so that a run
-/// can resume where it stopped.
+/// One vector's spectrum as a line of `DIR/vectors.jsonl`, so that a run can resume where it stopped.
+/// Non-finite values are written as the strings `"NaN"`, `"inf"`, `"-inf"` ([`JsonF64`]) and so read
+/// back as they were; `null`, which earlier versions wrote for them, reads as NaN.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SpectrumRecord {
     pub vector: usize,
-    pub eigenvalues: Vec<Option<f64>>,
+    pub eigenvalues: Vec<JsonF64>,
     /// Trace and its standard error.
-    pub trace: Option<(f64, f64)>,
+    pub trace: Option<(JsonF64, JsonF64)>,
 }
 
 impl SpectrumRecord {
+    /// The record of vector `vector`'s spectrum `s`.
     pub fn new(vector: usize, s: &Spectrum) -> SpectrumRecord {
         SpectrumRecord {
             vector,
-            eigenvalues: s.eigenvalues.iter().map(|v| v.is_finite().then_some(*v)).collect(),
-            trace: s.trace,
+            eigenvalues: s.eigenvalues.iter().map(|&v| JsonF64(v)).collect(),
+            trace: s.trace.map(|(m, se)| (JsonF64(m), JsonF64(se))),
         }
     }
 
+    /// The spectrum recorded.
     pub fn spectrum(&self) -> Spectrum {
-        Spectrum { eigenvalues: self.eigenvalues.iter().map(|v| v.unwrap_or(f64::NAN)).collect(), trace: self.trace }
+        Spectrum {
+            eigenvalues: self.eigenvalues.iter().map(|v| v.0).collect(),
+            trace: self.trace.map(|(m, se)| (m.0, se.0)),
+        }
     }
 }
 
@@ -464,17 +471,17 @@ pub fn spectra_csv(rows: &[usize], spectra: &[Spectrum]) -> String {
 pub const HVP_METHOD: &str =
     "central differences of batched f32 gradients: |v| (g(w + h v/|v|) - g(w - h v/|v|)) / (2 h)";
 
-/// The `results` array of a JSON record: per vector its eigenvalues (null where not finite), trace and
-/// the trace's standard error.
+/// The `results` array of a JSON record: per vector its eigenvalues, trace and the trace's standard
+/// error (null when the trace was not estimated; non-finite values as `"NaN"`, `"inf"`, `"-inf"`).
 pub fn spectra_json(rows: &[usize], spectra: &[Spectrum]) -> serde_json::Value {
     rows.iter()
         .zip(spectra)
         .map(|(r, s)| {
             serde_json::json!({
                 "vector": r,
-                "eigenvalues": s.eigenvalues.iter().map(|v| v.is_finite().then_some(*v)).collect::<Vec<_>>(),
-                "trace": s.trace.map(|t| t.0),
-                "trace_standard_error": s.trace.map(|t| t.1),
+                "eigenvalues": s.eigenvalues.iter().map(|&v| JsonF64(v)).collect::<Vec<_>>(),
+                "trace": s.trace.map(|t| JsonF64(t.0)),
+                "trace_standard_error": s.trace.map(|t| JsonF64(t.1)),
             })
         })
         .collect()

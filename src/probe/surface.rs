@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use super::directions::{DirectionSpec, Mark, Plane};
 use super::grid::AxisRange;
 use crate::data::{DeviceImages, Split};
-use crate::io::jsonl::{append_line, peek_lines, read_lines};
+use crate::io::jsonl::{read_lines, Appender};
 use crate::model::{Arch, Eval, Evaluator, Network, Want};
 use crate::ops::Act;
 use crate::path::sweep::{SetInfo, Shard};
@@ -31,6 +31,10 @@ pub struct SurfaceConfig {
     pub x: AxisRange,
     /// The second axis of a 2-D surface; `None` for a line.
     pub y: Option<AxisRange>,
+    /// SHA-256 of the landscape's images, as loaded ([`crate::data::fingerprint`]): a resume on other data
+    /// is refused. Absent in directories written before it was recorded (then not compared).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_sha256: Option<String>,
 }
 
 impl SurfaceConfig {
@@ -133,11 +137,11 @@ pub fn rows_file(dir: &Path, shard: Shard) -> PathBuf {
     }
 }
 
-/// Every finished row in `dir`, from the rows files of all shards (read as they are: another shard may
-/// be appending to its file).
+/// Every finished row in `dir`, from the rows files of all shards (read as they are, never modified:
+/// another shard may be appending to its file).
 ///
-/// Errors: the directory cannot be listed, a row lies outside the grid or has the wrong length, or two files
-/// hold the same row with different values.
+/// Errors: the directory cannot be listed, a rows file holds a damaged line, a row lies outside the grid
+/// or has the wrong length, or two files hold the same row with different values.
 pub fn collect_rows(dir: &Path, cfg: &SurfaceConfig) -> Result<BTreeMap<usize, RowRecord>> {
     let mut rows = BTreeMap::new();
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -150,7 +154,7 @@ pub fn collect_rows(dir: &Path, cfg: &SurfaceConfig) -> Result<BTreeMap<usize, R
         .collect();
     files.sort();
     for file in files {
-        for r in peek_lines::<RowRecord>(&file) {
+        for r in read_lines::<RowRecord>(&file)? {
             if r.j >= cfg.rows() || r.losses.len() != cfg.x.points || r.accuracies.len() != cfg.x.points {
                 bail!(
                     "{}: row {} does not fit the {}-row grid of {} points",
@@ -209,9 +213,11 @@ pub fn run_surface(run: SurfaceRun, progress: &mut dyn SurfaceProgress) -> Resul
     if plane.dims() != 1 + cfg.y.is_some() as usize {
         bail!("a {}-D grid on a {}-D plane", 1 + cfg.y.is_some() as usize, plane.dims());
     }
+    // shards share the directory, each appending to its own rows file under its own lock
+    let _lock = crate::io::lock::DirLock::acquire(dir, &crate::io::lock::shard_lock(shard.index, shard.count))?;
     crate::io::config::prepare_dir(dir, cfg)?;
-    let file = rows_file(dir, shard);
-    read_lines::<RowRecord>(&file)?; // cuts a line this shard left half-written
+    // cuts a line this shard left half-written; the rows are read with the other shards' below
+    let (file, _) = Appender::resume::<RowRecord>(&rows_file(dir, shard))?;
     let done = collect_rows(dir, cfg)?;
     let mine: Vec<usize> = (0..cfg.rows()).filter(|j| j % shard.count == shard.index).collect();
     let todo: Vec<usize> = mine.iter().copied().filter(|j| !done.contains_key(j)).collect();
@@ -235,7 +241,7 @@ pub fn run_surface(run: SurfaceRun, progress: &mut dyn SurfaceProgress) -> Resul
                 losses: evals.iter().map(|e| finite(e.loss)).collect(),
                 accuracies: evals.iter().map(|e| e.accuracy.and_then(finite)).collect(),
             };
-            append_line(&file, &record)?;
+            file.append(&record)?;
             progress.row(&record);
         }
     }

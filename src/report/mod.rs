@@ -9,7 +9,7 @@
 pub mod claims;
 mod network;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -102,15 +102,17 @@ fn markdown(header: &[&str], rows: &[Vec<String>]) -> String {
 /// Writes the report of `dir` to `out`; `context` is extra HTML (configuration, adapter) for the top.
 /// Returns the figure files written.
 ///
-/// Errors: a summary or weight file that exists but cannot be read or parsed (a missing one only
-/// leaves its rows and figures out), a figure or CSV that cannot be written.
+/// Errors: `dir` is not a directory or holds no network's training outputs (nothing is written then);
+/// a summary or weight file that exists but cannot be read or parsed (a missing one only leaves its
+/// rows and figures out), a figure or CSV that cannot be written.
 pub fn analyze(dir: &Path, out: &Path, context: &str) -> Result<Vec<String>> {
+    let nets = load_networks(dir)?;
     std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create", out.display()))?;
     let mut rep = Report { out: out.to_path_buf(), html: String::new(), figures: Vec::new() };
     let mut tables = Tables::default();
     let mut all_claims = Vec::new();
-    for arch in Arch::ALL {
-        let Some(net) = network::Network::load(dir, arch)? else { continue };
+    for net in nets {
+        let arch = net.arch;
         let _ = writeln!(rep.html, "<h2>{}</h2>", arch.title());
         let evidence = net.sections(&mut rep, dir, &mut tables)?;
         all_claims.extend(claims::claims(&evidence));
@@ -127,6 +129,33 @@ pub fn analyze(dir: &Path, out: &Path, context: &str) -> Result<Vec<String>> {
     );
     rep.write("index.html", &html)?;
     Ok(rep.figures)
+}
+
+/// The networks whose training outputs `dir` holds, in the paper's order.
+///
+/// Errors: `dir` is missing or not a directory, or holds none of them (the error names the files looked
+/// for), so that a mistyped `--in` is not an empty report.
+fn load_networks(dir: &Path) -> Result<Vec<network::Network>> {
+    if !dir.is_dir() {
+        bail!(
+            "{}: no such directory; give the work directory of a study (`losscape reproduce --out DIR`, or one \
+             laid out like it: see `losscape analyze --help`)",
+            dir.display()
+        );
+    }
+    let mut nets = Vec::new();
+    for arch in Arch::ALL {
+        nets.extend(network::Network::load(dir, arch)?);
+    }
+    if nets.is_empty() {
+        let m = Arch::ALL.map(|a| a.id()).join(",");
+        bail!(
+            "{}: holds no study: found none of {{{m}}}/{{lbfgs,sgd}}/<model>-<opt>-summary.json or \
+             <model>-<opt>-{{train,test}}.safetensors; give the work directory of `losscape reproduce`",
+            dir.display()
+        );
+    }
+    Ok(nets)
 }
 
 const STYLE: &str = "body{font-family:sans-serif;max-width:1000px;margin:auto}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #aaa;padding:4px 8px}img{max-width:100%}figure{margin:1.5em 0}td.holds{background:#dff0d8}td.fails{background:#f2dede}td.few{background:#eee}";

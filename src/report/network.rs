@@ -22,7 +22,7 @@ use crate::train::Summary;
 
 /// What a work directory holds for one network.
 pub(super) struct Network {
-    arch: Arch,
+    pub(super) arch: Arch,
     /// L-BFGS, SGD.
     summaries: [Option<Summary>; 2],
     /// In the order of [`SETS`].

@@ -21,6 +21,16 @@ pub struct Checkpoint {
     pub runs: Vec<RunRecord>,
     /// The solver's host state ([`crate::optim::Solver::state`]); its buffers are tensors.
     pub solver: serde_json::Value,
+    /// SHA-256 of the run's configuration ([`config_sha256`]), so that a checkpoint copied from another
+    /// run is refused; absent in checkpoints written before it was recorded (then not checked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_sha256: Option<String>,
+}
+
+/// SHA-256 (hex) of a configuration's JSON, as a checkpoint records it.
+pub fn config_sha256<T: Serialize>(cfg: &T) -> Result<String> {
+    use sha2::{Digest, Sha256};
+    Ok(format!("{:x}", Sha256::digest(serde_json::to_vec(cfg)?)))
 }
 
 fn path(dir: &Path) -> PathBuf {
@@ -43,7 +53,10 @@ impl Checkpoint {
     }
 
     /// The checkpoint and its bytes, when the directory has one.
-    pub fn read(dir: &Path) -> Result<Option<(Checkpoint, Vec<u8>)>> {
+    ///
+    /// Errors: the file cannot be read or is not a losscape checkpoint; it records a configuration other
+    /// than `config_sha256` (a checkpoint copied from another run).
+    pub fn read(dir: &Path, config_sha256: &str) -> Result<Option<(Checkpoint, Vec<u8>)>> {
         let p = path(dir);
         if !p.exists() {
             return Ok(None);
@@ -58,6 +71,14 @@ impl Checkpoint {
             .ok_or_else(|| anyhow!("{}: not a losscape checkpoint", p.display()))?;
         let ck: Checkpoint =
             serde_json::from_str(text).with_context(|| format!("{}: corrupt checkpoint state", p.display()))?;
+        if ck.config_sha256.as_deref().is_some_and(|h| h != config_sha256) {
+            bail!(
+                "{}: the checkpoint of another run (its configuration differs from {}); delete it to start \
+                 this run over, or resume the other run in its own directory",
+                p.display(),
+                dir.join("config.json").display()
+            );
+        }
         Ok(Some((ck, bytes)))
     }
 

@@ -78,6 +78,10 @@ pub struct TrainConfig {
     pub history: usize,
     pub line_search: LineSearchKind,
     pub budget: usize,
+    /// SHA-256 of the training and test data, as loaded ([`crate::data::fingerprint`]): a resume on other data
+    /// is refused. Absent in directories written before it was recorded (then not compared).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_sha256: Option<String>,
 }
 
 /// The paper's training settings (`docs/algorithms.md`): the defaults of `losscape train` and of
@@ -122,6 +126,7 @@ impl TrainConfig {
             history: paper::HISTORY,
             line_search: LineSearchKind::Reference,
             budget: LineSearchKind::Reference.default_budget(),
+            data_sha256: None,
         }
     }
 
@@ -218,8 +223,9 @@ pub fn train(inputs: TrainInputs, progress: &mut dyn TrainProgress) -> Result<Su
     if start.len() != r * n {
         bail!("{} starting values for {r} runs of {n} parameters", start.len());
     }
+    let _lock = crate::io::lock::DirLock::acquire(dir, crate::io::lock::LOCK)?;
     prepare_dir(dir, cfg)?;
-    // a run killed while writing its checkpoint left a temporary file: this directory has one writer
+    // a run killed while writing its checkpoint left a temporary file: this directory has one writer (the lock)
     crate::io::remove_partials(dir)?;
     let net = Network { arch: cfg.model, act: cfg.activation };
     let train_eval = Evaluator::new(net, train, 0..train.count, r)?;
@@ -245,7 +251,8 @@ pub fn train(inputs: TrainInputs, progress: &mut dyn TrainProgress) -> Result<Su
         }
     }
     let mut done = 0;
-    if let Some((ck, bytes)) = Checkpoint::read(dir)? {
+    let config_sha256 = checkpoint::config_sha256(cfg)?;
+    if let Some((ck, bytes)) = Checkpoint::read(dir, &config_sha256)? {
         Checkpoint::load_buffers(&bytes, &gpu, &buffers)?;
         done = ck.done;
         records = ck.runs.clone();
@@ -263,7 +270,9 @@ pub fn train(inputs: TrainInputs, progress: &mut dyn TrainProgress) -> Result<Su
             solver.set_active(&active)?;
         }
         if done % checkpoint_every.max(1) == 0 || done == cfg.steps() {
-            Checkpoint { done, runs: records.clone(), solver: solver.state()? }.write(dir, &gpu, &buffers)?;
+            let state = solver.state()?;
+            let config_sha256 = Some(config_sha256.clone());
+            Checkpoint { done, runs: records.clone(), solver: state, config_sha256 }.write(dir, &gpu, &buffers)?;
         }
         progress.step(done, &records);
     }

@@ -1,0 +1,108 @@
+//! One writer per work directory: an advisory lock (`flock` on Unix, `LockFileEx` on Windows, through
+//! std's `File::try_lock`) on a file in the directory, held while a command writes there.
+//!
+//! The lock file holds the holder's process id while it is held, so that a second process can say who
+//! holds it; the holder empties it when it lets go (a killed holder leaves its PID, but the system
+//! releases the lock itself). The file stays, empty, so that two runs' directories hold the same files.
+//! Shards that share a directory (`surface --shard`) each lock a file of their own.
+
+use anyhow::{bail, Context, Result};
+use std::fs::{File, TryLockError};
+use std::io::{Read, Seek, Write};
+use std::path::{Path, PathBuf};
+
+/// The lock file of a directory written by one process at a time.
+pub const LOCK: &str = ".losscape.lock";
+
+/// The lock file of shard `index` of `count` in a directory the shards share ([`LOCK`] for one shard).
+pub fn shard_lock(index: usize, count: usize) -> String {
+    if count > 1 {
+        format!(".losscape-shard-{index}-of-{count}.lock")
+    } else {
+        LOCK.to_string()
+    }
+}
+
+/// A held lock on a work directory, let go when dropped (or when the process ends, however it ends).
+#[derive(Debug)]
+pub struct DirLock {
+    file: File,
+    path: PathBuf,
+}
+
+impl DirLock {
+    /// Creates `dir` if needed and takes the lock named `name` in it ([`LOCK`], or [`shard_lock`]),
+    /// without waiting.
+    ///
+    /// Errors: another process holds it (the error names its PID and the directory); the directory or
+    /// the lock file cannot be created.
+    pub fn acquire(dir: &Path, name: &str) -> Result<DirLock> {
+        std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create the directory", dir.display()))?;
+        let path = dir.join(name);
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false) // the PID of a holder is read below
+            .open(&path)
+            .with_context(|| format!("{}: cannot open the lock file", path.display()))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                let holder = holder(&mut file).map_or("another losscape process".to_string(), |pid| {
+                    format!("another losscape process (PID {pid})")
+                });
+                bail!(
+                    "{} is being written by {holder}; wait until it has finished, or give another --out \
+                     (lock file {})",
+                    dir.display(),
+                    path.display()
+                );
+            }
+            Err(TryLockError::Error(e)) if e.kind() == std::io::ErrorKind::Unsupported => {
+                eprintln!(
+                    "warning: {}: this file system cannot lock files ({e}); make sure that no other process writes {}",
+                    path.display(),
+                    dir.display()
+                );
+                return Ok(DirLock { file, path });
+            }
+            Err(TryLockError::Error(e)) => {
+                return Err(e).with_context(|| format!("{}: cannot lock", path.display()));
+            }
+        }
+        let pid = format!("{}\n", std::process::id());
+        file.set_len(0)
+            .and_then(|_| file.rewind())
+            .and_then(|_| file.write_all(pid.as_bytes()))
+            .with_context(|| format!("{}: cannot write the lock file", path.display()))?;
+        Ok(DirLock { file, path })
+    }
+
+    /// The lock file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for DirLock {
+    fn drop(&mut self) {
+        // empty while nobody holds it; the lock itself goes with the file handle
+        let _ = self.file.set_len(0);
+    }
+}
+
+/// The PID written in a held lock file. The holder writes it just after taking the lock, so an empty
+/// file is read again for a moment.
+fn holder(file: &mut File) -> Option<u32> {
+    for _ in 0..50 {
+        let mut text = String::new();
+        if file.rewind().is_ok() && file.read_to_string(&mut text).is_ok() {
+            if let Ok(pid) = text.trim().parse() {
+                return Some(pid);
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    None
+}

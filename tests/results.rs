@@ -1,0 +1,652 @@
+//! Results survive what users and machines do to them (issue 27): readers that never change what they
+//! read, records that read back what was written (NaN included), a closed stdout, a mistyped `--in`, the
+//! umask, and one writer per work directory.
+
+#[path = "common/files.rs"]
+mod files;
+
+use losscape::io::jsonl::{read_lines, Appender};
+use losscape::io::lock::{shard_lock, DirLock, LOCK};
+use losscape::probe::hessian::{Spectrum, SpectrumRecord};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+fn losscape(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_losscape")).args(args).output().unwrap()
+}
+
+fn text(o: &[u8]) -> String {
+    String::from_utf8_lossy(o).into_owned()
+}
+
+fn ok(o: Output) -> Output {
+    assert!(o.status.success(), "stderr: {}", text(&o.stderr));
+    o
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Rec {
+    i: usize,
+}
+
+const THREE: &str = "{\"i\":0}\n{\"i\":1}\n{\"i\":2}\n";
+
+#[test]
+fn the_reader_ignores_an_unfinished_last_line_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("r.jsonl");
+    assert!(read_lines::<Rec>(&f).unwrap().is_empty(), "a missing file holds no records");
+    for tail in ["{\"i\":3", "{\"i\":3}", "\u{0}\u{0}"] {
+        let bytes = format!("{THREE}{tail}");
+        std::fs::write(&f, &bytes).unwrap();
+        let got = read_lines::<Rec>(&f).unwrap();
+        assert_eq!(got, (0..3).map(|i| Rec { i }).collect::<Vec<_>>(), "tail {tail:?}");
+        assert_eq!(std::fs::read_to_string(&f).unwrap(), bytes, "the reader left the file as it was");
+    }
+}
+
+#[test]
+fn a_damaged_line_is_an_error_naming_file_and_line_and_the_file_stays() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("r.jsonl");
+    // a damaged second line, and a finished last line that does not parse either
+    for bytes in ["{\"i\":0}\n{\"i\":1\n{\"i\":2}\n", "{\"i\":0}\n{\"i\":1}\n{\"i\":2]\n"] {
+        std::fs::write(&f, bytes).unwrap();
+        let line = if bytes.contains("1\n") { 2 } else { 3 };
+        for e in [read_lines::<Rec>(&f).unwrap_err(), Appender::resume::<Rec>(&f).unwrap_err()] {
+            let msg = format!("{e:#}");
+            assert!(msg.contains(s(&f)) && msg.contains(&format!("line {line} ")), "{msg}");
+        }
+        assert_eq!(std::fs::read_to_string(&f).unwrap(), bytes, "nothing was cut");
+    }
+}
+
+#[test]
+fn only_the_resuming_appender_cuts_an_unfinished_last_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("r.jsonl");
+    std::fs::write(&f, format!("{THREE}{{\"i\":3")).unwrap();
+    let (appender, done) = Appender::resume::<Rec>(&f).unwrap();
+    assert_eq!(done.len(), 3);
+    assert_eq!(std::fs::read_to_string(&f).unwrap(), THREE, "the unfinished line was cut");
+    appender.append(&Rec { i: 3 }).unwrap();
+    assert_eq!(read_lines::<Rec>(&f).unwrap().len(), 4);
+    // a fresh file is created by the first append
+    let (fresh, none) = Appender::resume::<Rec>(&dir.path().join("new.jsonl")).unwrap();
+    assert!(none.is_empty());
+    fresh.append(&Rec { i: 0 }).unwrap();
+    assert_eq!(std::fs::read_to_string(dir.path().join("new.jsonl")).unwrap(), "{\"i\":0}\n");
+}
+
+#[test]
+fn non_finite_spectra_read_back_as_written() {
+    let s =
+        Spectrum { eigenvalues: vec![f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 1.5], trace: Some((f64::NAN, 0.25)) };
+    let line = serde_json::to_string(&SpectrumRecord::new(7, &s)).unwrap();
+    assert!(!line.contains("null"), "{line}");
+    let back: SpectrumRecord = serde_json::from_str(&line).unwrap();
+    let b = back.spectrum();
+    assert_eq!(back.vector, 7);
+    assert!(b.eigenvalues[0].is_nan() && b.eigenvalues[1] == f64::INFINITY && b.eigenvalues[2] == f64::NEG_INFINITY);
+    assert_eq!(b.eigenvalues[3], 1.5);
+    let (m, se) = b.trace.unwrap();
+    assert!(m.is_nan() && se == 0.25);
+    // finite values are written as plain numbers, as before
+    let plain = SpectrumRecord::new(0, &Spectrum { eigenvalues: vec![0.1], trace: Some((2.0, 0.5)) });
+    assert_eq!(serde_json::to_string(&plain).unwrap(), "{\"vector\":0,\"eigenvalues\":[0.1],\"trace\":[2.0,0.5]}");
+    // records of earlier versions (null for a non-finite eigenvalue) still read
+    let old: SpectrumRecord = serde_json::from_str("{\"vector\":1,\"eigenvalues\":[null,2.0],\"trace\":null}").unwrap();
+    assert!(old.spectrum().eigenvalues[0].is_nan() && old.spectrum().trace.is_none());
+}
+
+#[cfg(unix)]
+fn set_mode(p: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+#[test]
+fn a_hessian_result_that_is_nan_reads_back_on_a_rerun() {
+    let dir = tempfile::tempdir().unwrap();
+    let set = dir.path().join("big.safetensors");
+    let arch = losscape::model::Arch::Fcp;
+    // vector 1's weights are so large that its loss, and so its spectrum, is not finite
+    let flat: Vec<f32> = [losscape::model::init_vector(arch, 0), losscape::model::init_vector(arch, 1)]
+        .iter()
+        .enumerate()
+        .flat_map(|(i, v)| v.iter().map(move |w| if i == 1 { w * 1e30 } else { *w }))
+        .collect();
+    losscape::io::write_weights(&set, &losscape::io::WeightStack::new(arch, flat)).unwrap();
+    let out = dir.path().join("h");
+    let run = || {
+        ok(losscape(&[
+            "hessian",
+            "--model",
+            "fcp",
+            "--set",
+            s(&set),
+            "--steps",
+            "3",
+            "--probes",
+            "2",
+            "--train-size",
+            "30",
+            "--out",
+            s(&out),
+            "--backend",
+            "cpu",
+            "--quiet",
+        ]))
+    };
+    run();
+    let records = std::fs::read_to_string(out.join("vectors.jsonl")).unwrap();
+    assert!(records.contains("\"NaN\"") && !records.contains("null"), "{records}");
+    let csv = std::fs::read_to_string(out.join("hessian.csv")).unwrap();
+    let o = run();
+    let stdout = text(&o.stdout);
+    assert!(stdout.contains("2 vector(s) done earlier") && stdout.contains("0 vector(s) computed"), "{stdout}");
+    assert_eq!(std::fs::read_to_string(out.join("vectors.jsonl")).unwrap(), records, "nothing cut or appended");
+    assert_eq!(std::fs::read_to_string(out.join("hessian.csv")).unwrap(), csv);
+    assert!(csv.lines().nth(2).unwrap().starts_with("1,NaN"), "{csv}");
+}
+
+/// A small study: the FCP's four sets (copies of one init file) and a path sweep of the training set.
+fn small_study(work: &Path) {
+    use losscape::io::workdir::{paths_dir, set_file, SETS};
+    let arch = losscape::model::Arch::Fcp;
+    let first = set_file(work, arch, SETS[0].0, SETS[0].1);
+    std::fs::create_dir_all(first.parent().unwrap()).unwrap();
+    ok(losscape(&["init", "--model", "fcp", "--count", "3", "--out", s(&first)]));
+    for (opt, kind) in &SETS[1..] {
+        let f = set_file(work, arch, opt, kind);
+        std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+        std::fs::copy(&first, f).unwrap();
+    }
+    let out = paths_dir(work, arch, "train");
+    ok(losscape(&[
+        "paths",
+        "--model",
+        "fcp",
+        "--set",
+        s(&first),
+        "--pairs",
+        "3",
+        "--train-size",
+        "40",
+        "--points",
+        "5",
+        "--fourier",
+        "2",
+        "--iterations",
+        "2",
+        "--out",
+        s(&out),
+        "--quiet",
+        "--backend",
+        "cpu",
+    ]));
+}
+
+#[test]
+fn merge_and_analyze_read_a_results_directory_without_changing_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("work");
+    small_study(&work);
+    let sweep = losscape::io::workdir::paths_dir(&work, losscape::model::Arch::Fcp, "train");
+    let results = sweep.join("paths.jsonl");
+    let whole = std::fs::read_to_string(&results).unwrap();
+    assert_eq!(whole.lines().count(), 3);
+    // a writer killed mid-append (or still appending) left an unfinished last line
+    let unfinished = format!("{whole}{{\"index\":9,\"set\":0,\"set_fi");
+    std::fs::write(&results, &unfinished).unwrap();
+    let modified = std::fs::metadata(&results).unwrap().modified().unwrap();
+    // read-only (root may write anyway: then the unchanged bytes and time below are the evidence)
+    #[cfg(unix)]
+    {
+        set_mode(&results, 0o444);
+        set_mode(&sweep, 0o555);
+    }
+    let merged = dir.path().join("merged.jsonl");
+    let o = ok(losscape(&["merge", s(&sweep), "--out", s(&merged)]));
+    assert!(text(&o.stdout).contains("merged 3 of 3 pairs"), "{}", text(&o.stdout));
+    assert_eq!(std::fs::read_to_string(&merged).unwrap(), whole);
+    ok(losscape(&["analyze", "--in", s(&work), "--out", s(&dir.path().join("report"))]));
+    assert_eq!(std::fs::read_to_string(&results).unwrap(), unfinished, "the readers left the file as it was");
+    assert_eq!(std::fs::metadata(&results).unwrap().modified().unwrap(), modified);
+    #[cfg(unix)]
+    {
+        set_mode(&sweep, 0o755);
+        set_mode(&results, 0o644);
+    }
+    // a damaged line in the middle: an error naming file and line; the intact records stay
+    let mut lines: Vec<&str> = whole.lines().collect();
+    lines[1] = &lines[1][..lines[1].len() / 2];
+    let damaged = lines.join("\n") + "\n";
+    std::fs::write(&results, &damaged).unwrap();
+    for args in [
+        vec!["merge", s(&sweep), "--out", s(&merged)],
+        vec!["analyze", "--in", s(&work), "--out", s(&dir.path().join("report"))],
+    ] {
+        let o = losscape(&args);
+        let err = text(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{}: {err}", args[0]);
+        assert!(err.contains(s(&results)) && err.contains("line 2 "), "{}: {err}", args[0]);
+        assert_eq!(std::fs::read_to_string(&results).unwrap(), damaged, "{}: nothing was cut", args[0]);
+    }
+}
+
+#[test]
+fn a_refused_sweep_leaves_no_directory_and_the_corrected_command_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let set = dir.path().join("set.safetensors");
+    ok(losscape(&["init", "--model", "fcp", "--count", "4", "--out", s(&set)]));
+    let out = dir.path().join("p");
+    let sweep = |extra: &[&str]| {
+        let base = ["paths", "--model", "fcp", "--set", s(&set), "--train-size", "40", "--iterations", "1"];
+        let tail = ["--fourier", "2", "--out", s(&out), "--quiet", "--backend", "cpu"];
+        losscape(&[&base[..], extra, &tail[..]].concat())
+    };
+    // help and check agree: --points 2 is a usage error
+    let o = sweep(&["--pairs", "2", "--points", "2"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("--points") && text(&o.stderr).contains("3"), "{}", text(&o.stderr));
+    // more pairs than the set allows: refused before the directory is made
+    let o = sweep(&["--pairs", "7", "--points", "5"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("6 distinct pairs"), "{}", text(&o.stderr));
+    assert!(!out.exists(), "a refused command leaves no directory behind");
+    ok(sweep(&["--pairs", "6", "--points", "5"]));
+}
+
+/// A raw (unzipped) copy of the bundled MNIST in `dir`; with `alter`, the first training image's first
+/// pixel changed.
+fn mnist_copy(dir: &Path, alter: bool) {
+    std::fs::create_dir_all(dir).unwrap();
+    for name in
+        ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
+    {
+        let gz = losscape::data::bundled_dir().join(format!("{name}.gz"));
+        let mut bytes = losscape::data::idx::read_maybe_gz(&gz).unwrap();
+        if alter && name == "train-images-idx3-ubyte" {
+            bytes[16] ^= 0x55; // after the 16-byte header: image 0, pixel 0
+        }
+        std::fs::write(dir.join(name), bytes).unwrap();
+    }
+}
+
+#[test]
+fn a_work_directory_refuses_other_data_but_not_another_copy_of_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let (same, other) = (dir.path().join("same"), dir.path().join("other"));
+    mnist_copy(&same, false);
+    mnist_copy(&other, true);
+    let out = dir.path().join("t");
+    let train = |data: Option<&Path>| {
+        let mut args = vec![
+            "train",
+            "--model",
+            "fcp",
+            "--optimizer",
+            "lbfgs",
+            "--runs",
+            "2",
+            "--iterations",
+            "2",
+            "--train-size",
+            "50",
+            "--test-size",
+            "20",
+            "--quiet",
+            "--backend",
+            "cpu",
+            "--out",
+            s(&out),
+        ];
+        if let Some(d) = data {
+            args.extend(["--data", s(d)]);
+        }
+        losscape(&args)
+    };
+    ok(train(None));
+    ok(train(Some(&same))); // the same images, unzipped: the same fingerprint
+    let o = train(Some(&other));
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("data_sha256") && err.contains(s(&out)), "{err}");
+    // shards of one sweep on two datasets do not merge
+    let set = dir.path().join("set.safetensors");
+    ok(losscape(&["init", "--model", "fcp", "--count", "3", "--out", s(&set)]));
+    for (i, data) in [(0, &same), (1, &other)] {
+        let shard = format!("{i}/2");
+        let out = dir.path().join(format!("shard-{i}"));
+        ok(losscape(&[
+            "paths",
+            "--model",
+            "fcp",
+            "--set",
+            s(&set),
+            "--pairs",
+            "2",
+            "--train-size",
+            "40",
+            "--points",
+            "5",
+            "--fourier",
+            "2",
+            "--iterations",
+            "1",
+            "--shard",
+            &shard,
+            "--data",
+            s(data),
+            "--quiet",
+            "--backend",
+            "cpu",
+            "--out",
+            s(&out),
+        ]));
+    }
+    let o = losscape(&[
+        "merge",
+        s(&dir.path().join("shard-0")),
+        s(&dir.path().join("shard-1")),
+        "--out",
+        s(&dir.path().join("m.jsonl")),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o.stderr).contains("data_sha256"), "{}", text(&o.stderr));
+}
+
+#[test]
+fn a_checkpoint_copied_from_another_run_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |seed: &str, out: &Path| {
+        losscape(&[
+            "train",
+            "--model",
+            "fcp",
+            "--optimizer",
+            "lbfgs",
+            "--runs",
+            "2",
+            "--iterations",
+            "2",
+            "--seed",
+            seed,
+            "--train-size",
+            "50",
+            "--test-size",
+            "20",
+            "--quiet",
+            "--backend",
+            "cpu",
+            "--out",
+            s(out),
+        ])
+    };
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    ok(run("0", &a));
+    ok(run("5", &b));
+    ok(run("5", &b)); // its own checkpoint resumes
+    let summary = std::fs::read(b.join("fcp-lbfgs-summary.json")).unwrap();
+    std::fs::copy(a.join("checkpoint.safetensors"), b.join("checkpoint.safetensors")).unwrap();
+    let o = run("5", &b);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("checkpoint of another run") && err.contains(s(&b.join("checkpoint.safetensors"))), "{err}");
+    assert_eq!(std::fs::read(b.join("fcp-lbfgs-summary.json")).unwrap(), summary, "nothing rewritten from it");
+}
+
+#[test]
+fn a_closed_stdout_ends_quietly_after_the_files_are_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = |p: &str| dir.path().join(p);
+    let (a, b, c, i, toy) = (d("a.safetensors"), d("b.safetensors"), d("c.npy"), d("i.npy"), d("toy"));
+    ok(losscape(&["init", "--model", "fcp", "--count", "1", "--out", s(&a)]));
+    ok(losscape(&["init", "--model", "fcp", "--seed", "5", "--count", "2", "--out", s(&b)]));
+    let cases: Vec<(Vec<&str>, Option<std::path::PathBuf>)> = vec![
+        (vec!["toy", "--out", s(&toy)], Some(toy.join("toy.png"))),
+        (vec!["align", "--model", "fcp", "--a", s(&a), "--b", s(&b), "--out", s(&c)], Some(c.clone())),
+        (vec!["init", "--model", "fcp", "--out", s(&i)], Some(i.clone())),
+        (vec!["plan", "--model", "fcp", "--profile", "h100"], None),
+        (vec!["plan", "--preset", "quick", "--profile", "h100"], None),
+    ];
+    for (args, file) in cases {
+        // the reader is gone before the command starts, so every write to stdout fails
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let o = Command::new(env!("CARGO_BIN_EXE_losscape"))
+            .args(&args)
+            .stdout(Stdio::from(writer))
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(0), "{}: {}", args[0], text(&o.stderr));
+        assert_eq!(text(&o.stderr), "", "{}: quiet", args[0]);
+        if let Some(f) = file {
+            assert!(f.is_file(), "{}: {} written before printing", args[0], f.display());
+        }
+    }
+}
+
+#[test]
+fn analyze_of_a_directory_without_a_study_is_an_error_naming_what_it_looked_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report");
+    let missing = dir.path().join("nonexistent");
+    let o = losscape(&["analyze", "--in", s(&missing), "--out", s(&report)]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o.stderr).contains(s(&missing)) && text(&o.stderr).contains("no such directory"),
+        "{}",
+        text(&o.stderr)
+    );
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let o = losscape(&["analyze", "--in", s(&empty), "--out", s(&report)]);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("holds no study") && err.contains("summary.json") && err.contains("safetensors"), "{err}");
+    assert!(!report.exists(), "nothing written");
+}
+
+#[cfg(unix)]
+#[test]
+fn written_files_follow_the_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    for (umask, want) in [("022", 0o644), ("077", 0o600), ("002", 0o664)] {
+        let out = dir.path().join(format!("u{umask}"));
+        let o = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "umask {umask} && \"$0\" init --model fcp --out {0}/w.safetensors && \"$0\" toy --out {0}",
+                out.display()
+            ))
+            .arg(env!("CARGO_BIN_EXE_losscape"))
+            .output()
+            .unwrap();
+        ok(o);
+        for f in ["w.safetensors", "toy-paths.csv", "toy-heights.csv"] {
+            let mode = std::fs::metadata(out.join(f)).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, want, "{f} under umask {umask}: {mode:o}");
+        }
+    }
+}
+
+#[test]
+fn a_held_lock_names_its_holder() {
+    let dir = tempfile::tempdir().unwrap();
+    let held = DirLock::acquire(dir.path(), LOCK).unwrap();
+    let e = format!("{:#}", DirLock::acquire(dir.path(), LOCK).unwrap_err());
+    assert!(e.contains(&format!("PID {}", std::process::id())) && e.contains(s(dir.path())), "{e}");
+    // shards sharing a directory lock their own files
+    let _a = DirLock::acquire(dir.path(), &shard_lock(0, 2)).unwrap();
+    let _b = DirLock::acquire(dir.path(), &shard_lock(1, 2)).unwrap();
+    assert!(DirLock::acquire(dir.path(), &shard_lock(1, 2)).is_err());
+    drop(held);
+    assert_eq!(std::fs::read_to_string(dir.path().join(LOCK)).unwrap(), "", "emptied when let go");
+    DirLock::acquire(dir.path(), LOCK).unwrap();
+}
+
+fn train_args(out: &Path) -> Vec<String> {
+    [
+        "train",
+        "--model",
+        "fcp",
+        "--optimizer",
+        "lbfgs",
+        "--runs",
+        "2",
+        "--keep",
+        "2",
+        "--iterations",
+        "20",
+        "--train-size",
+        "300",
+        "--test-size",
+        "100",
+        "--quiet",
+        "--backend",
+        "cpu",
+        "--out",
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .chain([s(out).to_string()])
+    .collect()
+}
+
+/// Starts two copies of `args` (which name the directory `out`) together: asserts that exactly one
+/// finishes and the other exits 1 naming the winner's PID and `out`.
+fn race(args: &[String], out: &Path, what: &str) {
+    let spawn = || {
+        Command::new(env!("CARGO_BIN_EXE_losscape"))
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    let pids = [a.id(), b.id()];
+    let outs = [a.wait_with_output().unwrap(), b.wait_with_output().unwrap()];
+    let finished: Vec<usize> = (0..2).filter(|&i| outs[i].status.success()).collect();
+    assert_eq!(finished.len(), 1, "{what}: exactly one finishes: {:?}", outs.map(|o| text(&o.stderr)));
+    let (winner, loser) = (finished[0], 1 - finished[0]);
+    let err = text(&outs[loser].stderr);
+    assert_eq!(outs[loser].status.code(), Some(1), "{what}: {err}");
+    assert!(err.contains(&format!("PID {}", pids[winner])) && err.contains(s(out)), "{what}: {err}");
+}
+
+#[test]
+fn two_trains_into_one_directory_one_refuses_the_other_finishes() {
+    let dir = tempfile::tempdir().unwrap();
+    let lone = dir.path().join("lone");
+    ok(Command::new(env!("CARGO_BIN_EXE_losscape")).args(train_args(&lone)).output().unwrap());
+    for round in 0..3 {
+        let out = dir.path().join(format!("both-{round}"));
+        race(&train_args(&out), &out, &format!("train, round {round}"));
+        files::assert_same_bytes(&lone, &out); // as a lone run
+    }
+}
+
+fn paths_args(set: &Path, out: &Path) -> Vec<String> {
+    let args = [
+        "paths",
+        "--model",
+        "fcp",
+        "--set",
+        s(set),
+        "--pairs",
+        "3",
+        "--train-size",
+        "200",
+        "--points",
+        "5",
+        "--fourier",
+        "2",
+        "--iterations",
+        "20",
+        "--quiet",
+        "--backend",
+        "cpu",
+        "--out",
+        s(out),
+    ];
+    args.iter().map(|a| a.to_string()).collect()
+}
+
+#[test]
+fn two_path_sweeps_into_one_directory_one_refuses_the_other_finishes() {
+    let dir = tempfile::tempdir().unwrap();
+    let set = dir.path().join("set.safetensors");
+    ok(losscape(&["init", "--model", "fcp", "--count", "3", "--out", s(&set)]));
+    let lone = dir.path().join("lone");
+    ok(Command::new(env!("CARGO_BIN_EXE_losscape")).args(paths_args(&set, &lone)).output().unwrap());
+    for round in 0..2 {
+        let out = dir.path().join(format!("both-{round}"));
+        race(&paths_args(&set, &out), &out, &format!("paths, round {round}"));
+        files::assert_same_bytes(&lone, &out);
+    }
+}
+
+#[test]
+fn surface_shards_sharing_a_directory_run_together_but_one_shard_runs_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let set = dir.path().join("set.safetensors");
+    ok(losscape(&["init", "--model", "fcp", "--count", "3", "--out", s(&set)]));
+    let out = dir.path().join("s");
+    let args = |shard: &str| -> Vec<String> {
+        [
+            "surface",
+            "--model",
+            "fcp",
+            "--set",
+            s(&set),
+            "--through",
+            "0,1,2",
+            "--range",
+            "-1:1:15",
+            "--train-size",
+            "1000",
+            "--shard",
+            shard,
+            "--quiet",
+            "--backend",
+            "cpu",
+            "--out",
+            s(&out),
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .collect()
+    };
+    let spawn = |shard: &str| Command::new(env!("CARGO_BIN_EXE_losscape")).args(args(shard)).output();
+    let (a, b) = std::thread::scope(|t| {
+        let a = t.spawn(|| spawn("0/2").unwrap());
+        let b = t.spawn(|| spawn("1/2").unwrap());
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    ok(a);
+    ok(b);
+    let rows: usize = ["rows-shard-0-of-2.jsonl", "rows-shard-1-of-2.jsonl"]
+        .iter()
+        .map(|f| std::fs::read_to_string(out.join(f)).unwrap().lines().count())
+        .sum();
+    assert_eq!(rows, 15, "the two shards hold every row of the grid once");
+    // while shard 0's lock is held (here by this process), shard 0 is refused and shard 1 runs
+    let held = DirLock::acquire(&out, &shard_lock(0, 2)).unwrap();
+    std::fs::remove_file(out.join("rows-shard-0-of-2.jsonl")).unwrap();
+    let o = spawn("0/2").unwrap();
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains(&format!("PID {}", std::process::id())), "{err}");
+    assert!(!out.join("rows-shard-0-of-2.jsonl").exists(), "the refused shard wrote nothing");
+    ok(spawn("1/2").unwrap());
+    drop(held);
+}
