@@ -1,0 +1,143 @@
+//! When a path has converged (docs/algorithms.md §5, "Convergence"), and the compact trace of its
+//! optimisation that every record keeps.
+//!
+//! The path finder's objective is deterministic (full-batch losses), and the best path is the
+//! evaluated path with the lowest cumulative loss S_k = Σ_m L(w_k(t_m)). Let B_k = min_{i ≤ k} S_i be
+//! the best cumulative loss after iteration k (0 = the straight line) and w(k) = max(10, ⌈k/10⌉) the
+//! window. The path has **converged at iteration k** when k ≥ w(k) and
+//!
+//! ```text
+//! B_{k − w(k)} − B_k ≤ rtol · |B_k|,   rtol = 1e-3:
+//! ```
+//!
+//! the best cumulative loss improved by less than 0.1 % over the last max(10, 10 %) iterations. The
+//! window grows with k so that a slow, steady descent is not mistaken for a plateau after a long run,
+//! and it depends on k, not on the iteration budget, so the iteration at which a pair stops does not
+//! depend on `--max-iterations` (once the budget is large enough to reach it).
+
+use serde::{Deserialize, Serialize};
+
+/// The convergence rule of a path (module docs): a relative tolerance on the improvement of the best
+/// cumulative loss over a window of the last max(`min_window`, ⌈`window_percent` % of k⌉) iterations.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ConvergenceRule {
+    /// Largest relative improvement of the best cumulative loss over the window that counts as none.
+    pub rtol: f64,
+    /// The shortest window, in iterations.
+    pub min_window: usize,
+    /// The window as a percentage of the iteration number k (rounded up).
+    pub window_percent: usize,
+}
+
+impl ConvergenceRule {
+    /// The rule every sweep uses: rtol 1e-3 over max(10, ⌈k/10⌉) iterations.
+    pub const DEFAULT: ConvergenceRule = ConvergenceRule { rtol: 1e-3, min_window: 10, window_percent: 10 };
+
+    /// The window w(k) at iteration k: max(`min_window`, ⌈k · `window_percent` / 100⌉).
+    pub fn window(&self, k: usize) -> usize {
+        self.min_window.max((k * self.window_percent).div_ceil(100))
+    }
+
+    /// Whether a path whose cumulative losses at iterations 0..=k are `cumulative` has converged at
+    /// its last iteration k (false for an empty trace and while k < w(k)). Non-finite values are
+    /// ignored by the running minimum (the path finder refuses them before).
+    pub fn converged(&self, cumulative: &[f64]) -> bool {
+        let mut best = Vec::with_capacity(cumulative.len());
+        for &s in cumulative {
+            best.push(best.last().map_or(s, |&b: &f64| b.min(s)));
+        }
+        self.converged_best(&best)
+    }
+
+    /// The first iteration at which `cumulative` (iterations 0, 1, …) has converged, if any: where a
+    /// sweep with `--until-converged` stops.
+    pub fn first_converged(&self, cumulative: &[f64]) -> Option<usize> {
+        (0..cumulative.len()).find(|&k| self.converged(&cumulative[..=k]))
+    }
+
+    /// As [`ConvergenceRule::converged`], given the running minima B_0..=B_k; O(1).
+    pub(crate) fn converged_best(&self, best: &[f64]) -> bool {
+        let Some(k) = best.len().checked_sub(1) else { return false };
+        let w = self.window(k);
+        if k < w {
+            return false;
+        }
+        let (then, now) = (best[k - w], best[k]);
+        then - now <= self.rtol * now.abs()
+    }
+}
+
+impl Default for ConvergenceRule {
+    fn default() -> Self {
+        ConvergenceRule::DEFAULT
+    }
+}
+
+/// Whether iteration `k` is kept in a [`Trace`]: every iteration up to 20, then a geometric grid
+/// a_{j+1} = a_j + max(1, ⌊a_j / 10⌋) (steps of about 10 %: 20, 22, 24, …, 46, 50, 55, 60, …), so a
+/// trace of K iterations has about 20 + 24 log10(K / 20) entries and every pair of every sweep is traced
+/// at the same iterations.
+pub fn traced(k: usize) -> bool {
+    let mut a = 0;
+    while a < k {
+        a += (a / 10).max(1);
+    }
+    a == k
+}
+
+/// The optimisation of one path, compactly: at the iterations [`traced`] selects, and at the last
+/// iteration evaluated, the cumulative loss Σ_m L(w_k(t_m)) and the height max_m L(w_k(t_m)) of the
+/// path evaluated at that iteration (not of the best path so far).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Trace {
+    /// Iteration numbers, increasing (0 = the straight line).
+    pub iteration: Vec<usize>,
+    /// Cumulative loss at each of them (sum over the M points of the mean loss).
+    pub cumulative: Vec<f64>,
+    /// Height (largest per-point loss) at each of them.
+    pub height: Vec<f64>,
+}
+
+impl Trace {
+    /// Appends iteration `k` (its per-point losses) when [`traced`] keeps it or `last` says it is the
+    /// last one evaluated; an iteration already there is not added twice.
+    pub fn record(&mut self, k: usize, losses: &[f64], last: bool) {
+        if !(traced(k) || last) || self.iteration.last().is_some_and(|&i| i >= k) {
+            return;
+        }
+        self.iteration.push(k);
+        self.cumulative.push(losses.iter().sum());
+        self.height.push(losses.iter().copied().fold(f64::NEG_INFINITY, f64::max));
+    }
+
+    /// The height at iteration `k` for a path whose trace this is: the value at the last traced
+    /// iteration ≤ k, or `after` (the record's final height) past the last one; None before the first
+    /// or for an empty trace.
+    pub fn height_at(&self, k: usize, after: f64) -> Option<f64> {
+        let last = *self.iteration.last()?;
+        if k > last {
+            return Some(after);
+        }
+        let i = self.iteration.partition_point(|&i| i <= k).checked_sub(1)?;
+        Some(self.height[i])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_trace_grid_is_dense_then_geometric() {
+        let grid: Vec<usize> = (0..70).filter(|&k| traced(k)).collect();
+        let want: Vec<usize> = (0..=20).chain([22, 24, 26, 28, 30, 33, 36, 39, 42, 46, 50, 55, 60, 66]).collect();
+        assert_eq!(grid, want);
+        assert!((0..1000).filter(|&k| traced(k)).count() < 70);
+    }
+
+    #[test]
+    fn the_window_is_ten_iterations_or_a_tenth() {
+        let r = ConvergenceRule::DEFAULT;
+        assert_eq!([r.window(0), r.window(100), r.window(101), r.window(1000)], [10, 10, 11, 100]);
+    }
+}

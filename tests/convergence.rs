@@ -1,0 +1,85 @@
+//! The convergence rule of a path (docs/algorithms.md §5) on synthetic traces of the cumulative loss:
+//! a path that has converged, one still falling, and noisy plateaus.
+
+use losscape::path::convergence::{traced, ConvergenceRule, Trace};
+
+const RULE: ConvergenceRule = ConvergenceRule::DEFAULT;
+
+/// Deterministic noise in [-1, 1): a 64-bit LCG (Knuth's MMIX constants), the top 53 bits.
+fn noise(n: usize) -> Vec<f64> {
+    let mut state: u64 = 1;
+    (0..n)
+        .map(|_| {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (state >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
+        })
+        .collect()
+}
+
+#[test]
+fn an_exponential_approach_converges_where_its_window_gain_falls_below_the_tolerance() {
+    // S_k = 1 + 10 exp(-k/5): over a window of 10 the best falls by 10 exp(-k/5) (e^2 - 1), below
+    // 1e-3 S_k from k = 5 ln(63.89 / 1e-3) = 55.3 on, so k = 56 is the first
+    let s: Vec<f64> = (0..200).map(|k| 1.0 + 10.0 * (-(k as f64) / 5.0).exp()).collect();
+    assert_eq!(RULE.first_converged(&s), Some(56));
+    assert!(!RULE.converged(&s[..56]) && RULE.converged(&s[..57]));
+    assert!(RULE.converged(&s), "and it stays converged");
+    // the stop does not depend on the budget, only on the trace so far
+    assert_eq!(RULE.first_converged(&s[..80]), Some(56));
+    assert_eq!(RULE.first_converged(&s[..56]), None, "a budget of 56 evaluations ends unconverged");
+}
+
+#[test]
+fn a_path_still_falling_never_converges_however_slowly_it_falls() {
+    // S_k = (k + 1)^(-1/2): the absolute gain per iteration shrinks, but over the last 10 % of the
+    // iterations the best still falls by about 5 % — the window grows with k, so this is never a plateau
+    let s: Vec<f64> = (0..10_000).map(|k| ((k + 1) as f64).powf(-0.5)).collect();
+    assert_eq!(RULE.first_converged(&s), None);
+    // a fixed budget that ends while falling: not converged, with the best at the last iteration
+    let falling: Vec<f64> = (0..100).map(|k| 1.0 - 0.004 * k as f64).collect();
+    assert!(!RULE.converged(&falling));
+    // with noise of 1e-4 on top, still not
+    let n = noise(10_000);
+    let noisy: Vec<f64> = s.iter().zip(&n).map(|(s, e)| s + 1e-4 * e).collect();
+    assert_eq!(RULE.first_converged(&noisy), None);
+}
+
+#[test]
+fn noisy_plateaus_converge_and_a_flat_line_needs_a_full_window() {
+    let n = noise(3000);
+    // a decay onto a plateau with noise of 1e-4: the best creeps down by the noise only
+    let s: Vec<f64> = (0..300).map(|k| 1.0 + 0.1 * (-(k as f64) / 3.0).exp() + 1e-4 * n[k]).collect();
+    assert_eq!(RULE.first_converged(&s), Some(24));
+    // noise of 1 %: the best is an early low that later noise rarely beats, so it converges too
+    let s: Vec<f64> = (0..3000).map(|k| 1.0 + 1e-2 * n[k]).collect();
+    let k = RULE.first_converged(&s).expect("a noisy plateau converges");
+    assert_eq!(k, 17);
+    let best = |v: &[f64]| v.iter().copied().fold(f64::INFINITY, f64::min);
+    let w = RULE.window(k);
+    assert!(best(&s[..=k - w]) - best(&s[..=k]) <= 1e-3 * best(&s[..=k]));
+    // a path that rises after its best (Adam overshooting) has converged once the window has passed
+    let mut up: Vec<f64> = (0..20).map(|k| 2.0 - 0.1 * k as f64).collect();
+    up.extend((0..10).map(|k| 0.2 + 0.1 * k as f64));
+    assert!(!RULE.converged(&up[..25]) && RULE.converged(&up));
+    // nothing converges before a full window: a constant trace at k = 10, not earlier
+    let flat = vec![2.0; 30];
+    assert_eq!(RULE.first_converged(&flat), Some(10));
+    assert!(!RULE.converged(&[]));
+}
+
+#[test]
+fn the_trace_keeps_the_grid_and_the_last_iteration() {
+    let mut t = Trace::default();
+    let last = 37;
+    for k in 0..=last {
+        t.record(k, &[0.1, 1.0 / (k + 1) as f64, 0.1], k == last);
+    }
+    let grid: Vec<usize> = (0..=last).filter(|&k| traced(k)).collect();
+    assert_eq!(t.iteration, [grid, vec![last]].concat(), "the grid, then the last iteration");
+    assert_eq!(t.height[0], 1.0);
+    assert!((t.cumulative[1] - 0.7).abs() < 1e-15);
+    t.record(last, &[9.0], true);
+    assert_eq!(*t.iteration.last().unwrap(), last, "an iteration is kept once");
+    assert_eq!(t.height_at(21, 0.01), Some(t.height[20]), "between grid points: the last one before");
+    assert_eq!(t.height_at(1000, 0.01), Some(0.01), "past the last: the final height");
+}
