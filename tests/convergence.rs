@@ -83,3 +83,46 @@ fn the_trace_keeps_the_grid_and_the_last_iteration() {
     assert_eq!(t.height_at(21, 0.01), Some(t.height[20]), "between grid points: the last one before");
     assert_eq!(t.height_at(1000, 0.01), Some(0.01), "past the last: the final height");
 }
+
+#[test]
+fn a_record_written_before_convergence_was_recorded_reads_as_unknown() {
+    use losscape::path::sweep::PairRecord;
+    use losscape::report::claims::Unconverged;
+    // a line as `paths` wrote it before issue 25
+    let old = r#"{"index":3,"set":1,"set_file":"s.safetensors","pair":[0,2],"seeds":null,"curve":"fourier","aligned":false,"distance":1.5,"unaligned_distance":null,"unaligned_straight_height":null,"straight_losses":[0.1,2.0,0.1],"losses":[0.1,0.5,0.1],"best_iteration":19,"height":0.5,"barrier":0.4,"straight_height":2.0,"length":3.0,"weighted_mean_loss":0.2}"#;
+    let r: PairRecord = serde_json::from_str(old).unwrap();
+    assert_eq!((r.index, r.outcome.best_iteration, r.outcome.height), (3, 19, 0.5));
+    assert_eq!((r.outcome.iterations, r.outcome.converged, r.outcome.trace.clone()), (None, None, None));
+    // the claims table counts it as not converged, apart from the known ones
+    let u = Unconverged::count([r.outcome.converged, Some(true), Some(false)]);
+    assert_eq!((u.not_converged, u.unknown, u.total()), (1, 1, 2));
+    // and a new record round-trips with its trace
+    let mut new = r.clone();
+    new.outcome.iterations = Some(20);
+    new.outcome.converged = Some(false);
+    new.outcome.trace = Some(Trace { iteration: vec![0, 19], cumulative: vec![2.2, 0.7], height: vec![2.0, 0.5] });
+    let line = serde_json::to_string(&new).unwrap();
+    assert!(line.ends_with(r#""iterations":20,"converged":false,"trace":{"iteration":[0,19],"cumulative":[2.2,0.7],"height":[2.0,0.5]}}"#), "{line}");
+    assert_eq!(serde_json::from_str::<PairRecord>(&line).unwrap(), new);
+}
+
+#[test]
+fn until_converged_takes_max_iterations_and_refuses_a_fixed_budget_beside_it() {
+    let paths = |extra: &[&str]| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_losscape"));
+        c.args(["paths", "--model", "fcp", "--set", "nowhere.safetensors", "--out", "nowhere"]);
+        c.args(extra).output().unwrap()
+    };
+    for (args, needle) in [
+        (&["--until-converged", "--iterations", "5"][..], "--iterations"),
+        (&["--max-iterations", "50"][..], "--until-converged"),
+        (&["--until-converged", "--max-iterations", "0"][..], "--max-iterations"),
+    ] {
+        let o = paths(args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+    let help = String::from_utf8_lossy(&paths(&["--help"]).stdout).to_string();
+    assert!(help.contains("--until-converged") && help.contains("--max-iterations <K>"), "{help}");
+}
