@@ -45,6 +45,17 @@ fn a_path_still_falling_never_converges_however_slowly_it_falls() {
 }
 
 #[test]
+fn a_path_between_minima_of_near_zero_loss_converges_by_the_absolute_tolerance() {
+    // mean loss 1e-2 / (k + 1), as between L-BFGS minima at 1e-11: it loses about 9 % per window for
+    // ever, so only the absolute part (1e-5 per point) ends it — at k = 110, where the window's gain
+    // 1e-2 (1/100 - 1/111) = 9.9e-6 first falls below 1e-3 x 9e-5 + 1e-5
+    let s: Vec<f64> = (0..3000).map(|k| 1e-2 / (k + 1) as f64).collect();
+    assert_eq!(RULE.first_converged(&s), Some(110));
+    let relative_only = ConvergenceRule { atol: 0.0, ..RULE };
+    assert_eq!(relative_only.first_converged(&s), None);
+}
+
+#[test]
 fn noisy_plateaus_converge_and_a_flat_line_needs_a_full_window() {
     let n = noise(3000);
     // a decay onto a plateau with noise of 1e-4: the best creeps down by the noise only

@@ -25,8 +25,8 @@ curve, aligned, distance, unaligned_distance, unaligned_straight_height (the las
 null), straight_losses, losses, best_iteration, height, barrier, straight_height, length,\n\
 weighted_mean_loss, iterations, converged, trace). Every curve is optimised with Adam on the same fixed\n\
 grid t_m = m/(M-1). With --until-converged each pair stops when its best cumulative loss improved by\n\
-less than 0.1 % over the last max(10, 10 %) iterations (docs/algorithms.md §5), at most\n\
---max-iterations; without it every pair runs --iterations and `converged` says whether it had.\n\
+less than 0.1 % (or its mean over the points by less than 1e-5) over the last max(10, 10 %)\n\
+iterations (docs/algorithms.md §5), at most --max-iterations; without it every pair runs --iterations and `converged` says whether it had.\n\
 Re-running the same command (with any --pairs-per-batch) skips finished pairs."
 )]
 pub struct PathsArgs {
@@ -72,7 +72,8 @@ pub struct PathsArgs {
     #[arg(long, default_value_t = PathSettings::PAPER.iterations, value_parser = count(1, 1_000_000))]
     iterations: usize,
     /// Stop each pair at the first iteration at which its path has converged: the best cumulative loss
-    /// improved by less than 0.1 % over the last max(10, 10 %) iterations (docs/algorithms.md §5).
+    /// improved by less than 0.1 % (or its mean over the points by less than 1e-5) over the last
+    /// max(10, 10 %) iterations (docs/algorithms.md §5).
     #[arg(long, conflicts_with = "iterations")]
     until_converged: bool,
     /// With --until-converged: the most Adam iterations per path (1 to 1000000) [default: 1000].

@@ -157,7 +157,7 @@ impl Best {
 
     /// Whether the path has converged at its last iteration by `rule`.
     fn converged(&self, rule: &ConvergenceRule) -> bool {
-        rule.converged_best(&self.running)
+        rule.converged_best(&self.running, self.straight.len())
     }
 
     /// Adds the last evaluated iteration to the trace when the grid skipped it (`losses` are its).
