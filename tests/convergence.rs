@@ -56,6 +56,15 @@ fn a_path_between_minima_of_near_zero_loss_converges_by_the_absolute_tolerance()
 }
 
 #[test]
+fn a_height_pinned_at_the_endpoint_loss_for_a_whole_window_has_converged() {
+    // pinned since iteration 100: w(110) = 11 and w(111) = w(112) = 12, so 112 - 12 = 100 is the first
+    assert!(!RULE.pinned(Some(100), 110) && !RULE.pinned(Some(100), 111));
+    assert!(RULE.pinned(Some(100), 112) && RULE.pinned(Some(100), 500));
+    assert!(!RULE.pinned(None, 500), "never pinned");
+    assert!(!RULE.pinned(Some(0), 9) && RULE.pinned(Some(0), 10), "a full window first");
+}
+
+#[test]
 fn noisy_plateaus_converge_and_a_flat_line_needs_a_full_window() {
     let n = noise(3000);
     // a decay onto a plateau with noise of 1e-4: the best creeps down by the noise only

@@ -54,18 +54,18 @@ fn config(images: usize) -> SweepConfig {
 
 /// The records of a sweep run with `per` pairs at a time in `dir`.
 fn sweep(dir: &Path, images: &DeviceImages, options: SweepOptions, per: usize) -> Vec<PairRecord> {
-    sweep_with(dir, config(images.count), images, options, per)
+    sweep_with(dir, config(images.count), stack(), images, options, per)
 }
 
-/// As [`sweep`], with the configuration `cfg`.
+/// As [`sweep`], with the configuration `cfg` and the set `stack`.
 fn sweep_with(
     dir: &Path,
     cfg: SweepConfig,
+    stack: WeightStack,
     images: &DeviceImages,
     options: SweepOptions,
     per: usize,
 ) -> Vec<PairRecord> {
-    let stack = stack();
     let inputs = SweepInputs { dir, cfg: &cfg, stacks: std::slice::from_ref(&stack), images };
     assert_eq!(run_sweep_batched(inputs, options, Some(per), &mut Quiet).unwrap(), PAIRS);
     read_records(dir).unwrap()
@@ -141,11 +141,31 @@ fn until_converged_batches_stop_each_pair_as_one_pair_runs_do() {
     let exact = gpu.is_cpu();
     let images = DeviceImages::upload(&gpu, &common::mnist(Split::Train, 48)).unwrap();
     let dir = tempfile::tempdir().unwrap();
+    // four minima (15 L-BFGS iterations on the same 48 images): the straight lines between them rise to
+    // 2.4-7 while the endpoints sit at 1e-3 to 4e-2, so each path has a barrier to lose
+    let trained = dir.path().join("trained");
+    ok(losscape(&[
+        "train",
+        "--model",
+        "fcp",
+        "--optimizer",
+        "lbfgs",
+        "--runs",
+        "4",
+        "--iterations",
+        "15",
+        "--train-size",
+        "48",
+        "--quiet",
+        "--out",
+        trained.to_str().unwrap(),
+    ]));
+    let minima = read_weights(&trained.join("fcp-lbfgs-train.safetensors"), Arch::Fcp).unwrap();
     let mut cfg = config(images.count);
     cfg.settings.iterations = MAX_ITERATIONS;
     cfg.settings.lr = UNTIL_LR;
     let until = SweepOptions { until_converged: true, ..SweepOptions::default() };
-    let one = sweep_with(&dir.path().join("u1"), cfg.clone(), &images, until, 1);
+    let one = sweep_with(&dir.path().join("u1"), cfg.clone(), minima.clone(), &images, until, 1);
     let stops: Vec<usize> = one.iter().map(|r| r.outcome.iterations.unwrap()).collect();
     eprintln!("iterations per pair until converged: {stops:?}");
     // every pair stopped at convergence, before the budget, and not all at once: in a batch the early
@@ -155,6 +175,7 @@ fn until_converged_batches_stop_each_pair_as_one_pair_runs_do() {
     assert!(stops.iter().min() < stops.iter().max(), "the pairs stop at different iterations: {stops:?}");
     for r in &one {
         let o = &r.outcome;
+        assert!(o.straight_height > 1.0 && o.height < 0.1, "the path lost its barrier: {o:?}");
         let t = o.trace.as_ref().unwrap();
         let n = o.iterations.unwrap();
         assert_eq!(*t.iteration.last().unwrap(), n - 1, "the trace ends at the stop");
@@ -164,7 +185,7 @@ fn until_converged_batches_stop_each_pair_as_one_pair_runs_do() {
     for per in [2, 5] {
         let out = dir.path().join(format!("u{per}"));
         assert_same(
-            &sweep_with(&out, cfg.clone(), &images, until, per),
+            &sweep_with(&out, cfg.clone(), minima.clone(), &images, until, per),
             &one,
             exact,
             &format!("until converged, P = {per}"),
@@ -180,7 +201,7 @@ fn until_converged_batches_stop_each_pair_as_one_pair_runs_do() {
     // the same pairs with a fixed budget of the longest stop: the pairs that stopped earlier ran on
     let longest = *stops.iter().max().unwrap();
     cfg.settings.iterations = longest;
-    let fixed = sweep_with(&dir.path().join("fixed"), cfg, &images, SweepOptions::default(), 1);
+    let fixed = sweep_with(&dir.path().join("fixed"), cfg, minima.clone(), &images, SweepOptions::default(), 1);
     for (f, u) in fixed.iter().zip(&one) {
         let (ft, ut) = (f.outcome.trace.as_ref().unwrap(), u.outcome.trace.as_ref().unwrap());
         assert_eq!(f.outcome.iterations, Some(longest));

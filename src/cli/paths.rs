@@ -26,7 +26,8 @@ null), straight_losses, losses, best_iteration, height, barrier, straight_height
 weighted_mean_loss, iterations, converged, trace). Every curve is optimised with Adam on the same fixed\n\
 grid t_m = m/(M-1). With --until-converged each pair stops when its best cumulative loss improved by\n\
 less than 0.1 % (or its mean over the points by less than 1e-5) over the last max(10, 10 %)\n\
-iterations (docs/algorithms.md §5), at most --max-iterations; without it every pair runs --iterations and `converged` says whether it had.\n\
+iterations, or its height stayed at the larger endpoint loss over them (docs/algorithms.md §5), at\n\
+most --max-iterations; without it every pair runs --iterations and `converged` says whether it had.\n\
 Re-running the same command (with any --pairs-per-batch) skips finished pairs."
 )]
 pub struct PathsArgs {
@@ -73,7 +74,8 @@ pub struct PathsArgs {
     iterations: usize,
     /// Stop each pair at the first iteration at which its path has converged: the best cumulative loss
     /// improved by less than 0.1 % (or its mean over the points by less than 1e-5) over the last
-    /// max(10, 10 %) iterations (docs/algorithms.md §5).
+    /// max(10, 10 %) iterations, or its height stayed at the larger endpoint loss over them
+    /// (docs/algorithms.md §5).
     #[arg(long, conflicts_with = "iterations")]
     until_converged: bool,
     /// With --until-converged: the most Adam iterations per path (1 to 1000000) [default: 1000].

@@ -19,7 +19,10 @@
 //! (L-BFGS reaches 1e-11 on small training sets): their loss keeps falling towards zero by a steady
 //! fraction per window, so a relative rule alone never calls them converged, while a mean loss that
 //! changes by less than 1e-5 is far below anything the claims compare (SGD minima sit at 1e-3 and
-//! above). Measured on FCP (docs/algorithms.md §5): such a path at lr 5e-3 still lost about 10 % of its
+//! above). A path also **converges by its height** when its best path's height has stayed at the
+//! larger endpoint loss — the least height any path between the two can have — over the whole window
+//! ([`ConvergenceRule::pinned`]): the height is final even while the interior still falls. Measured on
+//! FCP (docs/algorithms.md §5): such a path at lr 5e-3 still lost about 10 % of its
 //! cumulative loss per window after 600 iterations, at a height of 7e-5.
 
 use serde::{Deserialize, Serialize};
@@ -57,6 +60,16 @@ impl ConvergenceRule {
             best.push(best.last().map_or(s, |&b: &f64| b.min(s)));
         }
         self.converged_best(&best, 1)
+    }
+
+    /// Whether a path has converged at iteration k by its height: the best path's height has equalled
+    /// the larger endpoint loss — the least height any path between the two can have, since both
+    /// endpoints are points of every path — at every new best since iteration `pinned_since`, and that
+    /// over the whole window (`pinned_since` ≤ k − w(k)). The interior of such a path can still be
+    /// falling (SGD endpoints are noisy points beside lower ground), but its height will not change.
+    pub fn pinned(&self, pinned_since: Option<usize>, k: usize) -> bool {
+        let w = self.window(k);
+        pinned_since.is_some_and(|s| k >= w && s <= k - w)
     }
 
     /// The first iteration at which `mean_losses` (iterations 0, 1, …) has converged, if any: where a

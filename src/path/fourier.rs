@@ -76,7 +76,8 @@ pub struct PathOutcome {
     /// or fewer when the pair stopped at convergence. None in records written before issue 25.
     #[serde(default)]
     pub iterations: Option<usize>,
-    /// Whether the path had converged at its last iteration by [`ConvergenceRule::DEFAULT`]
+    /// Whether the path had converged at its last iteration by [`ConvergenceRule::DEFAULT`] (on the
+    /// cumulative loss, or on the height: [`ConvergenceRule::pinned`])
     /// (`docs/algorithms.md` §5). None (unknown) in records written before issue 25; the claims table
     /// counts those as not converged.
     #[serde(default)]
@@ -135,6 +136,8 @@ struct Best {
     sum: Option<f64>,
     /// B_0..=B_k: the best cumulative loss after each iteration.
     running: Vec<f64>,
+    /// The iteration since which every new best path's height has equalled the larger endpoint loss.
+    pinned_since: Option<usize>,
     trace: Trace,
 }
 
@@ -150,6 +153,9 @@ impl Best {
         let better = !self.sum.is_some_and(|s| sum >= s);
         if better {
             (self.sum, self.iteration, self.losses) = (Some(sum), k, losses.to_vec());
+            let height = losses.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let ends = losses[0].max(losses[losses.len() - 1]);
+            self.pinned_since = if height <= ends { self.pinned_since.or(Some(k)) } else { None };
         }
         self.running.push(self.sum.expect("set at iteration 0"));
         better
@@ -157,7 +163,8 @@ impl Best {
 
     /// Whether the path has converged at its last iteration by `rule`.
     fn converged(&self, rule: &ConvergenceRule) -> bool {
-        rule.converged_best(&self.running, self.straight.len())
+        let k = self.running.len().saturating_sub(1);
+        rule.converged_best(&self.running, self.straight.len()) || rule.pinned(self.pinned_since, k)
     }
 
     /// Adds the last evaluated iteration to the trace when the grid skipped it (`losses` are its).
