@@ -151,6 +151,9 @@ fn the_report_of_a_synthetic_work_directory_has_every_figure_and_number() {
             length: 5.0,
             weighted_mean_loss: 0.3,
             coefficients: None,
+            iterations: Some(4),
+            converged: Some(true),
+            trace: None,
         };
         let r = PairRecord {
             index: s,

@@ -15,6 +15,7 @@ use losscape::data::{DeviceImages, Split};
 use losscape::io::{read_weights, WeightStack};
 use losscape::model::{batch_fits, init_vector, Arch, Network};
 use losscape::ops::Act;
+use losscape::path::convergence::traced;
 use losscape::path::sweep::{
     coefficients_path, default_pairs_per_batch, read_records, run_sweep_batched, Job, PairRecord, SetInfo, Shard,
     SweepConfig, SweepInputs, SweepOptions, SweepProgress, MAX_DEFAULT_PAIRS_PER_BATCH,
@@ -54,7 +55,18 @@ fn config(images: usize) -> SweepConfig {
 
 /// The records of a sweep run with `per` pairs at a time in `dir`.
 fn sweep(dir: &Path, images: &DeviceImages, options: SweepOptions, per: usize) -> Vec<PairRecord> {
-    let (cfg, stack) = (config(images.count), stack());
+    sweep_with(dir, config(images.count), stack(), images, options, per)
+}
+
+/// As [`sweep`], with the configuration `cfg` and the set `stack`.
+fn sweep_with(
+    dir: &Path,
+    cfg: SweepConfig,
+    stack: WeightStack,
+    images: &DeviceImages,
+    options: SweepOptions,
+    per: usize,
+) -> Vec<PairRecord> {
     let inputs = SweepInputs { dir, cfg: &cfg, stacks: std::slice::from_ref(&stack), images };
     assert_eq!(run_sweep_batched(inputs, options, Some(per), &mut Quiet).unwrap(), PAIRS);
     read_records(dir).unwrap()
@@ -118,11 +130,102 @@ fn pairs_optimised_together_equal_pairs_optimised_one_at_a_time() {
         same_coefficients(&out, &dir.path().join("p1"), exact);
     }
     // another curve family, aligned pair by pair before the batch is optimised
-    let bezier = SweepOptions { curve: Curve::Bezier, align: true };
+    let bezier = SweepOptions { curve: Curve::Bezier, align: true, until_converged: false };
     let one = sweep(&dir.path().join("b1"), &images, bezier, 1);
     assert!(one.iter().all(|r| r.unaligned_straight_height.is_some()));
     assert_same(&sweep(&dir.path().join("b2"), &images, bezier, 2), &one, exact, "aligned Bezier, P = 2");
 }
+
+#[test]
+fn until_converged_batches_stop_each_pair_as_one_pair_runs_do() {
+    let gpu = common::gpu();
+    let exact = gpu.is_cpu();
+    let images = DeviceImages::upload(&gpu, &common::mnist(Split::Train, 48)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // four minima (15 L-BFGS iterations on the same 48 images): the straight lines between them rise to
+    // 2.4-7 while the endpoints sit at 1e-3 to 4e-2, so each path has a barrier to lose
+    let trained = dir.path().join("trained");
+    ok(losscape(&[
+        "train",
+        "--model",
+        "fcp",
+        "--optimizer",
+        "lbfgs",
+        "--runs",
+        "4",
+        "--iterations",
+        "15",
+        "--train-size",
+        "48",
+        "--quiet",
+        "--out",
+        trained.to_str().unwrap(),
+    ]));
+    let minima = read_weights(&trained.join("fcp-lbfgs-train.safetensors"), Arch::Fcp).unwrap();
+    let mut cfg = config(images.count);
+    cfg.settings.iterations = MAX_ITERATIONS;
+    cfg.settings.lr = UNTIL_LR;
+    let until = SweepOptions { until_converged: true, ..SweepOptions::default() };
+    let one = sweep_with(&dir.path().join("u1"), cfg.clone(), minima.clone(), &images, until, 1);
+    let stops: Vec<usize> = one.iter().map(|r| r.outcome.iterations.unwrap()).collect();
+    eprintln!("iterations per pair until converged: {stops:?}");
+    // every pair stopped at convergence, before the budget, and not all at once: in a batch the early
+    // ones are frozen while the others go on
+    assert!(one.iter().all(|r| r.outcome.converged == Some(true)), "{stops:?}");
+    assert!(stops.iter().all(|&n| n < MAX_ITERATIONS), "{stops:?}");
+    assert!(stops.iter().min() < stops.iter().max(), "the pairs stop at different iterations: {stops:?}");
+    for r in &one {
+        let o = &r.outcome;
+        assert!(o.straight_height > 1.0 && o.height < 0.1, "the path lost its barrier: {o:?}");
+        let t = o.trace.as_ref().unwrap();
+        let n = o.iterations.unwrap();
+        assert_eq!(*t.iteration.last().unwrap(), n - 1, "the trace ends at the stop");
+        assert!(o.best_iteration < n);
+        assert!(t.iteration.iter().all(|&k| traced(k) || k == n - 1), "{:?}", t.iteration);
+    }
+    for per in [2, 5] {
+        let out = dir.path().join(format!("u{per}"));
+        assert_same(
+            &sweep_with(&out, cfg.clone(), minima.clone(), &images, until, per),
+            &one,
+            exact,
+            &format!("until converged, P = {per}"),
+        );
+        same_coefficients(&out, &dir.path().join("u1"), exact);
+        let got = read_records(&out).unwrap();
+        assert_eq!(got.iter().map(|r| r.outcome.iterations.unwrap()).collect::<Vec<_>>(), stops, "P = {per}");
+        assert_eq!(
+            got.iter().map(|r| r.outcome.trace.clone()).collect::<Vec<_>>(),
+            one.iter().map(|r| r.outcome.trace.clone()).collect::<Vec<_>>()
+        );
+    }
+    // the same pairs with a fixed budget of the longest stop: the pairs that stopped earlier ran on
+    let longest = *stops.iter().max().unwrap();
+    cfg.settings.iterations = longest;
+    let fixed = sweep_with(&dir.path().join("fixed"), cfg, minima.clone(), &images, SweepOptions::default(), 1);
+    for (f, u) in fixed.iter().zip(&one) {
+        let (ft, ut) = (f.outcome.trace.as_ref().unwrap(), u.outcome.trace.as_ref().unwrap());
+        assert_eq!(f.outcome.iterations, Some(longest));
+        assert!(f.outcome.converged.is_some(), "a fixed budget records convergence too");
+        // up to the stop, the two runs computed the same paths
+        for (i, k) in ut.iteration.iter().enumerate() {
+            if let Some(j) = ft.iteration.iter().position(|x| x == k) {
+                let close = if exact {
+                    ft.cumulative[j] == ut.cumulative[i]
+                } else {
+                    rel(&[ft.cumulative[j]], &[ut.cumulative[i]]) < 1e-5
+                };
+                assert!(close, "pair {} iteration {k}", f.index);
+            }
+        }
+        assert!(f.outcome.best_iteration >= u.outcome.best_iteration);
+    }
+}
+
+/// The budget and Adam step of [`until_converged_batches_stop_each_pair_as_one_pair_runs_do`]: every
+/// pair converges well before the budget, at different iterations.
+const MAX_ITERATIONS: usize = 400;
+const UNTIL_LR: f64 = 1e-2;
 
 #[test]
 fn the_default_batch_is_one_pair_on_the_cpu_and_the_largest_that_fits_on_a_gpu() {
@@ -154,11 +257,16 @@ fn ok(o: Output) -> Output {
     o
 }
 
-/// `losscape paths` on a tiny sweep of six pairs into `out`, `per` pairs at a time.
-fn paths_command(set: &Path, out: &Path, per: &str) -> Command {
+/// The fixed budget of the tiny sweeps below.
+const TWELVE: &[&str] = &["--iterations", "12"];
+
+/// `losscape paths` on a tiny sweep of six pairs into `out`, `per` pairs at a time, with `budget`'s
+/// options.
+fn paths_command(set: &Path, out: &Path, per: &str, budget: &[&str]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_losscape"));
     c.args(["paths", "--model", "fcp", "--quiet", "--pairs", "6", "--seed", "3", "--train-size", "100"]);
-    c.args(["--points", "5", "--fourier", "2", "--iterations", "12", "--lr", "0.01", "--pairs-per-batch", per]);
+    c.args(["--points", "5", "--fourier", "2", "--lr", "0.01", "--pairs-per-batch", per]);
+    c.args(budget);
     c.arg("--set").arg(set).arg("--out").arg(out);
     c
 }
@@ -169,14 +277,24 @@ fn lines(file: &Path) -> usize {
 
 #[test]
 fn a_sweep_killed_mid_batch_resumes_with_another_batch_size_to_the_uninterrupted_results() {
+    killed_and_resumed(TWELVE);
+}
+
+#[test]
+fn an_until_converged_sweep_killed_mid_batch_resumes_to_the_same_bytes() {
+    killed_and_resumed(&["--until-converged", "--max-iterations", "300"]);
+}
+
+/// A sweep with `budget` killed at P = 2 and resumed at P = 4 equals a P = 1 run (bytes on the CPU).
+fn killed_and_resumed(budget: &[&str]) {
     let exact = common::gpu().is_cpu(); // the child runs on the backend the suite runs on
     let dir = tempfile::tempdir().unwrap();
     let set = dir.path().join("set.safetensors");
     ok(losscape(&["init", "--model", "fcp", "--count", "4", "--out", set.to_str().unwrap()]));
     let (reference, run) = (dir.path().join("ref"), dir.path().join("run"));
-    ok(paths_command(&set, &reference, "1").output().unwrap());
+    ok(paths_command(&set, &reference, "1", budget).output().unwrap());
 
-    let mut child = paths_command(&set, &run, "2").spawn().unwrap();
+    let mut child = paths_command(&set, &run, "2", budget).spawn().unwrap();
     let start = Instant::now();
     while lines(&run.join("paths.jsonl")) < 1 {
         assert!(start.elapsed() < Duration::from_secs(300), "no pair finished in time");
@@ -186,10 +304,16 @@ fn a_sweep_killed_mid_batch_resumes_with_another_batch_size_to_the_uninterrupted
     child.wait().unwrap();
     let before = lines(&run.join("paths.jsonl"));
     assert!((1..6).contains(&before), "the kill came too late to test anything ({before} records)");
-    ok(paths_command(&set, &run, "4").output().unwrap());
+    ok(paths_command(&set, &run, "4", budget).output().unwrap());
 
     let want = read_records(&reference).unwrap();
     let got = read_records(&run).unwrap();
+    if budget.contains(&"--until-converged") {
+        let stops: Vec<_> = want.iter().map(|r| (r.outcome.converged, r.outcome.iterations)).collect();
+        assert!(stops.iter().all(|&(c, n)| c == Some(true) && n < Some(300)), "each pair stopped converged: {stops:?}");
+        let config = std::fs::read_to_string(reference.join("config.json")).unwrap();
+        assert!(config.contains("\"until_converged\": true"), "{config}");
+    }
     assert_eq!(got.iter().map(|r| r.index).collect::<Vec<_>>(), (0..6).collect::<Vec<_>>(), "each pair once");
     assert_same(&got, &want, exact, "killed at P = 2, resumed at P = 4, vs P = 1");
     let config = |d: &Path| std::fs::read(d.join("config.json")).unwrap();
@@ -198,7 +322,7 @@ fn a_sweep_killed_mid_batch_resumes_with_another_batch_size_to_the_uninterrupted
         assert_eq!(files::assert_same_bytes(&reference, &run), 3); // with the lock file
     }
     // a batch of no pairs is a usage error naming the option
-    let o = paths_command(&set, &dir.path().join("zero"), "0").output().unwrap();
+    let o = paths_command(&set, &dir.path().join("zero"), "0", budget).output().unwrap();
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("--pairs-per-batch"), "{}", String::from_utf8_lossy(&o.stderr));
 }

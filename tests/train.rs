@@ -214,6 +214,30 @@ fn reproduce_runs_end_to_end_and_a_second_invocation_recomputes_nothing() {
     assert!(claims.lines().skip(1).all(|l| l.contains(",too few samples,")), "{claims}");
     let html = std::fs::read_to_string(report.join("index.html")).unwrap();
     assert!(html.find("The paper's claims").unwrap() < html.find("Table I").unwrap(), "claims first");
+    assert!(claims.starts_with("claim,network,landscape,paper,run,verdict,statistic,p_value,p_holm\n"), "{claims}");
+    // convergence: every path's record says whether it converged (2 iterations never do) and the report
+    // plots the heights against the iteration next to the height histograms
+    let records = std::fs::read_to_string(work.join("fcp/paths-train/paths.jsonl")).unwrap();
+    assert!(records.lines().all(|l| l.contains("\"iterations\":2,\"converged\":false,\"trace\":{")), "{records}");
+    for (net, landscape) in [("fcp", "train"), ("fcp", "test"), ("autoencoder", "train"), ("autoencoder", "test")] {
+        let file = format!("{net}-convergence-{landscape}");
+        assert!(report.join(format!("{file}.png")).exists(), "{file}.png");
+        let csv = std::fs::read_to_string(report.join(format!("{file}.csv"))).unwrap();
+        assert!(csv.starts_with("set,iteration,pairs,median,min,max\n"), "{csv}");
+        let sets = if landscape == "train" { 4 } else { 2 };
+        assert_eq!(csv.lines().count(), 1 + 2 * sets, "iterations 0 and 1 of each set: {csv}");
+        let heights = html.find(&format!("{net}-heights-{landscape}.png")).unwrap();
+        let convergence = html.find(&format!("{file}.png")).unwrap();
+        assert!(heights < convergence, "the convergence figure follows the height histogram");
+    }
+    assert!(html.contains("Converged pairs (docs/algorithms.md §5): BFGS-train 0 of 1"), "the caption counts them");
+    // each network's scale beside the paper's: 64 images for FCP's 42200 parameters
+    assert!(
+        html.contains("FCP: 64 training images for 42200 parameters, 0.002 images per parameter (the paper: 60000 images, 1.42 per parameter)"),
+        "{}",
+        &html[html.find("FCP:").unwrap_or(0)..][..200.min(html.len())]
+    );
+    assert!(html.contains("autoencoder: 64 training images for"), "the autoencoder's line too");
     let stamp = |p: &Path| std::fs::metadata(p).unwrap().modified().unwrap();
     let watched = [
         work.join("fcp/lbfgs/fcp-lbfgs-summary.json"),

@@ -179,6 +179,30 @@ pub fn median(v: &[f64]) -> f64 {
     }
 }
 
+/// Holm's step-down adjustment of m p-values for multiple comparisons (Holm 1979, Scand. J. Statist.
+/// 6, 65–70), as R's `p.adjust(p, "holm")` and statsmodels' `multipletests(method="holm")` compute
+/// it: with the p-values sorted ascending, p_(1) ≤ … ≤ p_(m),
+///
+/// ```text
+/// p̃_(i) = min(1, max_{j ≤ i} (m − j + 1) p_(j)),
+/// ```
+///
+/// returned in the input's order (ties keep their input order; equal p-values get equal adjusted
+/// ones). Rejecting where p̃ < α controls the family-wise error rate at α. A NaN stays NaN and sorts
+/// last (it still counts in m).
+pub fn holm(p: &[f64]) -> Vec<f64> {
+    let m = p.len();
+    let mut order: Vec<usize> = (0..m).collect();
+    order.sort_by(|&a, &b| p[a].total_cmp(&p[b]).then(a.cmp(&b)));
+    let mut out = vec![f64::NAN; m];
+    let mut running = 0f64;
+    for (rank, &i) in order.iter().enumerate() {
+        running = running.max(((m - rank) as f64 * p[i]).min(1.0));
+        out[i] = if p[i].is_nan() { f64::NAN } else { running };
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -23,7 +23,11 @@ losscape paths --model fcp --set sgd.npy --set lbfgs.npy --align --curve bezier 
 Output: DIR/config.json and DIR/paths.jsonl (one JSON object per finished pair: index, set, pair, seeds,\n\
 curve, aligned, distance, unaligned_distance, unaligned_straight_height (the last two with --align, else\n\
 null), straight_losses, losses, best_iteration, height, barrier, straight_height, length,\n\
-weighted_mean_loss). Every curve is optimised with Adam on the same fixed grid t_m = m/(M-1).\n\
+weighted_mean_loss, iterations, converged, trace). Every curve is optimised with Adam on the same fixed\n\
+grid t_m = m/(M-1). With --until-converged each pair stops when its best cumulative loss improved by\n\
+less than 0.1 % (or its mean over the points by less than 1e-5) over the last max(10, 10 %)\n\
+iterations, or its height stayed at the larger endpoint loss over them (docs/algorithms.md §5), at\n\
+most --max-iterations; without it every pair runs --iterations and `converged` says whether it had.\n\
 Re-running the same command (with any --pairs-per-batch) skips finished pairs."
 )]
 pub struct PathsArgs {
@@ -68,6 +72,15 @@ pub struct PathsArgs {
     /// Adam iterations per path (1 to 1000000).
     #[arg(long, default_value_t = PathSettings::PAPER.iterations, value_parser = count(1, 1_000_000))]
     iterations: usize,
+    /// Stop each pair at the first iteration at which its path has converged: the best cumulative loss
+    /// improved by less than 0.1 % (or its mean over the points by less than 1e-5) over the last
+    /// max(10, 10 %) iterations, or its height stayed at the larger endpoint loss over them
+    /// (docs/algorithms.md §5).
+    #[arg(long, conflicts_with = "iterations")]
+    until_converged: bool,
+    /// With --until-converged: the most Adam iterations per path (1 to 1000000) [default: 1000].
+    #[arg(long, value_name = "K", requires = "until_converged", value_parser = count(1, 1_000_000))]
+    max_iterations: Option<usize>,
     /// Use the first N training images as the training landscape.
     #[arg(long, value_name = "N", value_parser = at_least(1))]
     train_size: Option<usize>,
@@ -86,6 +99,9 @@ pub struct PathsArgs {
     #[command(flatten)]
     run: RunArgs,
 }
+
+/// The iteration budget of `--until-converged` without `--max-iterations`.
+pub const DEFAULT_MAX_ITERATIONS: usize = 1000;
 
 struct Bar {
     out: Progress,
@@ -112,9 +128,21 @@ impl SweepProgress for Bar {
             Some(h) => format!("; unaligned straight line {h:.4e}"),
             None => String::new(),
         };
+        let o = &r.outcome;
+        let converged = match o.converged {
+            Some(true) => "converged",
+            _ => "not converged",
+        };
         self.out.line(format!(
-            "pair {} ({},{}): height {:.4e} (straight line {:.4e}{unaligned}), barrier {:.4e}",
-            r.index, r.pair.0, r.pair.1, r.outcome.height, r.outcome.straight_height, r.outcome.barrier
+            "pair {} ({},{}): height {:.4e} (straight line {:.4e}{unaligned}), barrier {:.4e}; best iteration {} of {}, {converged}",
+            r.index,
+            r.pair.0,
+            r.pair.1,
+            o.height,
+            o.straight_height,
+            o.barrier,
+            o.best_iteration,
+            o.iterations.unwrap_or(0)
         ));
     }
 }
@@ -129,6 +157,10 @@ pub fn run(args: PathsArgs) -> Result<()> {
     if let Some((p, s)) = args.sets.iter().zip(&stacks).find(|(_, s)| s.count() < 2) {
         bail!("{}: a set needs at least two vectors to form a pair, it holds {}", p.display(), s.count());
     }
+    let iterations = match args.until_converged {
+        true => args.max_iterations.unwrap_or(DEFAULT_MAX_ITERATIONS),
+        false => args.iterations,
+    };
     let size = if args.landscape == Split::Train { args.train_size } else { None };
     let data = super::ranges::first(args.run.data.load(args.landscape)?, size, "--train-size")?;
     let sets = args.sets.iter().zip(&stacks).map(|(p, s)| SetInfo::of(p, s)).collect::<Result<Vec<_>>>()?;
@@ -140,25 +172,17 @@ pub fn run(args: PathsArgs) -> Result<()> {
         images: data.len(),
         pairs: args.pairs,
         seed: args.seed,
-        settings: PathSettings {
-            fourier,
-            points: args.points,
-            lambda: args.lambda,
-            lr: args.lr,
-            iterations: args.iterations,
-        },
+        settings: PathSettings { fourier, points: args.points, lambda: args.lambda, lr: args.lr, iterations },
         save_paths: args.save_paths,
         shard: args.shard,
         data_sha256: Some(data.sha256()),
     };
     let gpu = args.run.device.open()?;
     let images = DeviceImages::upload(&gpu, &data)?;
-    let mut progress = Bar {
-        out: Progress::new("{bar:30} {pos}/{len} pairs, ETA {eta}  {msg}", args.run.quiet),
-        iterations: args.iterations,
-    };
+    let mut progress =
+        Bar { out: Progress::new("{bar:30} {pos}/{len} pairs, ETA {eta}  {msg}", args.run.quiet), iterations };
     let inputs = SweepInputs { dir: &args.out, cfg: &cfg, stacks: &stacks, images: &images };
-    let options = SweepOptions { curve: args.curve, align: args.align };
+    let options = SweepOptions { curve: args.curve, align: args.align, until_converged: args.until_converged };
     let computed = run_sweep_batched(inputs, options, args.pairs_per_batch, &mut progress)?;
     progress.out.bar.finish_and_clear();
     outln!("{computed} pair(s) computed; results in {}", args.out.join("paths.jsonl").display())?;

@@ -129,6 +129,9 @@ mod tests {
                 length: 1.0,
                 weighted_mean_loss: 0.2,
                 coefficients: None,
+                iterations: None,
+                converged: None,
+                trace: None,
             },
         }
     }

@@ -26,6 +26,7 @@ use crate::data::DeviceImages;
 use crate::model::{Evaluator, Network, Want};
 use crate::ops::{AdamStep, Layout, LbfgsScalars, Product, Reduced};
 
+use super::convergence::{ConvergenceRule, Trace};
 use super::curve::Curve;
 
 /// Path-finding settings (defaults: docs/algorithms.md §5).
@@ -71,6 +72,20 @@ pub struct PathOutcome {
     pub length: f64,
     /// Trapezoid mean of the loss along the best path, weighted by arc length.
     pub weighted_mean_loss: f64,
+    /// Iterations evaluated (0 = the straight line, so the last one is `iterations - 1`): the budget,
+    /// or fewer when the pair stopped at convergence. None in records written before issue 25.
+    #[serde(default)]
+    pub iterations: Option<usize>,
+    /// Whether the path had converged at its last iteration by [`ConvergenceRule::DEFAULT`] (on the
+    /// cumulative loss, or on the height: [`ConvergenceRule::pinned`])
+    /// (`docs/algorithms.md` §5). None (unknown) in records written before issue 25; the claims table
+    /// counts those as not converged.
+    #[serde(default)]
+    pub converged: Option<bool>,
+    /// The cumulative loss and height over the iterations, compactly ([`Trace`]); None in records
+    /// written before issue 25.
+    #[serde(default)]
+    pub trace: Option<Trace>,
     /// The best coefficients b_1..b_NF (NF x N_prm), when asked for.
     #[serde(skip)]
     pub coefficients: Option<Vec<f32>>,
@@ -112,27 +127,51 @@ fn grid_matrices(curve: Curve, terms: usize, points: usize, lambda: f64) -> [Vec
     [f32s(t_mat), f32s(dt_mat), f32s(s_mat), f32s(ds_mat)]
 }
 
-/// One pair's best iteration so far (lowest cumulative loss).
+/// One pair's best iteration so far (lowest cumulative loss), its running minima and its trace.
 #[derive(Default)]
 struct Best {
     straight: Vec<f64>,
     losses: Vec<f64>,
     iteration: usize,
     sum: Option<f64>,
+    /// B_0..=B_k: the best cumulative loss after each iteration.
+    running: Vec<f64>,
+    /// The iteration since which every new best path's height has equalled the larger endpoint loss.
+    pinned_since: Option<usize>,
+    trace: Trace,
 }
 
 impl Best {
-    /// Records iteration `k`'s losses; true when they are the best so far.
-    fn update(&mut self, k: usize, losses: &[f64]) -> bool {
+    /// Records iteration `k`'s losses (`last`: the last this pair evaluates); true when they are the
+    /// best so far.
+    fn update(&mut self, k: usize, losses: &[f64], last: bool) -> bool {
         let sum: f64 = losses.iter().sum();
         if k == 0 {
             self.straight = losses.to_vec();
         }
-        if self.sum.is_some_and(|s| sum >= s) {
-            return false;
+        self.trace.record(k, losses, last);
+        let better = !self.sum.is_some_and(|s| sum >= s);
+        if better {
+            (self.sum, self.iteration, self.losses) = (Some(sum), k, losses.to_vec());
+            let height = losses.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let ends = losses[0].max(losses[losses.len() - 1]);
+            self.pinned_since = if height <= ends { self.pinned_since.or(Some(k)) } else { None };
         }
-        (self.sum, self.iteration, self.losses) = (Some(sum), k, losses.to_vec());
-        true
+        self.running.push(self.sum.expect("set at iteration 0"));
+        better
+    }
+
+    /// Whether the path has converged at its last iteration by `rule`.
+    fn converged(&self, rule: &ConvergenceRule) -> bool {
+        let k = self.running.len().saturating_sub(1);
+        rule.converged_best(&self.running, self.straight.len()) || rule.pinned(self.pinned_since, k)
+    }
+
+    /// Adds the last evaluated iteration to the trace when the grid skipped it (`losses` are its).
+    fn close_trace(&mut self, losses: &[f64]) {
+        if let Some(k) = self.running.len().checked_sub(1) {
+            self.trace.record(k, losses, true);
+        }
     }
 
     /// The outcome of the best path, given its segment lengths.
@@ -143,7 +182,11 @@ impl Best {
         let weighted: f64 = lengths.iter().enumerate().map(|(m, s)| 0.5 * (l[m] + l[m + 1]) * s).sum::<f64>();
         let height = max(l);
         let ends = 0.5 * (l[0] + l[l.len() - 1]);
+        let converged = self.converged(&ConvergenceRule::DEFAULT);
         PathOutcome {
+            iterations: Some(self.running.len()),
+            converged: Some(converged),
+            trace: Some(self.trace),
             straight_height: max(&self.straight),
             straight_losses: self.straight,
             best_iteration: self.iteration,
@@ -484,30 +527,63 @@ impl PathFinder {
         Ok(out.remove(0))
     }
 
-    /// Optimises the P pairs' paths together, one outcome per pair in the order of `ends`; each pair
-    /// keeps its own best iteration. `progress(pair, iteration, cumulative loss)` after each
-    /// evaluation; with `keep`, each outcome holds its best coefficients.
+    /// Optimises the P pairs' paths together for the full budget of `settings.iterations`; see
+    /// [`PathFinder::run_pairs_until`].
     ///
     /// # Errors
-    /// As [`PathFinder::start_pairs`]; a loss that becomes non-finite (naming the pair when P > 1);
-    /// device errors.
+    /// As [`PathFinder::run_pairs_until`].
     pub fn run_pairs(
         &self,
         ends: &[Ends],
         keep: bool,
+        progress: impl FnMut(usize, usize, f64),
+    ) -> Result<Vec<PathOutcome>> {
+        self.run_pairs_until(ends, keep, false, progress)
+    }
+
+    /// Optimises the P pairs' paths together, one outcome per pair in the order of `ends`; each pair
+    /// keeps its own best iteration, trace and convergence ([`ConvergenceRule::DEFAULT`]). With
+    /// `until_converged`, a pair stops at the first iteration at which it has converged (at most
+    /// `settings.iterations` evaluations): its best path is frozen there while the other pairs of the
+    /// batch go on (its block is still evaluated, since the batch's evaluation has a fixed size, but
+    /// nothing of it is kept), and the batch ends when every pair has stopped — so each outcome equals
+    /// a one-pair run's. `progress(pair, iteration, cumulative loss)` after each evaluation of a pair
+    /// that has not stopped; with `keep`, each outcome holds its best coefficients.
+    ///
+    /// # Errors
+    /// As [`PathFinder::start_pairs`]; a loss of a running pair that becomes non-finite (naming the
+    /// pair when P > 1); device errors.
+    pub fn run_pairs_until(
+        &self,
+        ends: &[Ends],
+        keep: bool,
+        until_converged: bool,
         mut progress: impl FnMut(usize, usize, f64),
     ) -> Result<Vec<PathOutcome>> {
         self.start_pairs(ends, None)?;
-        let m = self.settings.points;
+        let (m, budget) = (self.settings.points, self.settings.iterations);
+        let rule = ConvergenceRule::DEFAULT;
         let mut best: Vec<Best> = (0..self.pairs).map(|_| Best::default()).collect();
         let mut improved = vec![false; self.pairs];
-        for k in 0..self.settings.iterations {
+        let mut running = vec![true; self.pairs];
+        for k in 0..budget {
+            if !running.contains(&true) {
+                break;
+            }
             // the Adam step after the last evaluation is not taken: the best basis replaces it
             let losses = self.iteration(k, &improved)?;
             for (p, (l, track)) in losses.chunks(m).zip(&mut best).enumerate() {
+                if !running[p] {
+                    improved[p] = false; // frozen: its best basis stays as it was when it stopped
+                    continue;
+                }
                 self.check_finite(p, k, l)?;
                 progress(p, k, l.iter().sum());
-                improved[p] = track.update(k, l);
+                improved[p] = track.update(k, l, k + 1 == budget);
+                if until_converged && track.converged(&rule) {
+                    running[p] = false;
+                    track.close_trace(l);
+                }
             }
         }
         let lengths = self.finish(&improved)?;

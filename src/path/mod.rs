@@ -3,11 +3,13 @@
 //! 2-D toy landscape of Fig. 3.
 
 pub mod alignment;
+pub mod convergence;
 pub mod curve;
 pub mod fourier;
 pub mod pairs;
 pub mod sweep;
 pub mod toy;
 
+pub use convergence::{ConvergenceRule, Trace};
 pub use curve::Curve;
 pub use fourier::{Ends, PathFinder, PathOutcome, PathSettings};

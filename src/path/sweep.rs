@@ -88,6 +88,12 @@ pub struct SweepOptions {
     /// before finding the path.
     #[serde(default)]
     pub align: bool,
+    /// Stop each pair at the first iteration at which its path has converged
+    /// ([`crate::path::ConvergenceRule::DEFAULT`]), the configuration's iterations being the most
+    /// (`paths --until-converged --max-iterations K`). Absent from `config.json` when false, so
+    /// directories written before the option existed read as a fixed budget.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub until_converged: bool,
 }
 
 /// What `config.json` holds: the configuration and the options, side by side.
@@ -339,7 +345,9 @@ fn run_batch(
     let prepared = prepare(inputs, options, finder, batch)?;
     let ends: Vec<Ends> = prepared.iter().map(|p| (p.a, &p.b[..])).collect();
     let outcomes = finder
-        .run_pairs(&ends, cfg.save_paths, |p, k, sum| progress.iteration(&batch[p], k, sum))
+        .run_pairs_until(&ends, cfg.save_paths, options.until_converged, |p, k, sum| {
+            progress.iteration(&batch[p], k, sum)
+        })
         .with_context(|| {
             let name = |j: &Job| format!("pair {} ({}, {}) of {}", j.index, j.pair.0, j.pair.1, cfg.sets[j.set].file);
             batch.iter().map(name).collect::<Vec<_>>().join("; ")
@@ -413,7 +421,7 @@ pub fn replay_pair(
     } else {
         unaligned.to_vec()
     };
-    let outcome = finder.run(a, &b, false, |_, _| {})?;
+    let outcome = finder.run_pairs_until(&[(a, &b)], false, options.until_converged, |_, _, _| {})?.remove(0);
     Ok(Replayed { a: a.to_vec(), points: finder.points()?, b, outcome })
 }
 

@@ -144,3 +144,50 @@ pub fn curves(out: &Path, title: &str, x_label: &str, series: &[Series]) -> Resu
         Ok(())
     })
 }
+
+/// One set's summary over pairs at each x: the median and the range (lowest to highest).
+pub struct Band {
+    pub label: String,
+    /// x values, increasing (e.g. Adam iterations).
+    pub x: Vec<f64>,
+    /// Median, lowest and highest value at each x (same length as `x`).
+    pub median: Vec<f64>,
+    pub low: Vec<f64>,
+    pub high: Vec<f64>,
+    pub colour: RGBColor,
+}
+
+/// Median lines with their ranges shaded, against x on a linear axis and y on a log axis (values
+/// ≤ 0 or non-finite are drawn at the axis floor); an empty figure when no value is positive.
+pub fn bands(out: &Path, title: &str, (x_label, y_label): (&str, &str), series: &[Band]) -> Result<()> {
+    let positive = |v: &f64| v.is_finite() && *v > 0.0;
+    let all = || series.iter().flat_map(|s| s.low.iter().chain(&s.high).chain(&s.median)).copied().filter(positive);
+    let lo = all().fold(f64::INFINITY, f64::min);
+    let hi = all().fold(0.0, f64::max);
+    let (lo, hi) = if lo.is_finite() { (lo / 2.0, hi * 2.0) } else { (1e-3, 1.0) };
+    let x_max = series.iter().flat_map(|s| s.x.iter()).copied().fold(1.0, f64::max);
+    let clamp = move |v: f64| if positive(&v) { v.max(lo) } else { lo };
+    render_png(out, SIZE, |root| {
+        let mut chart = drawing(
+            ChartBuilder::on(root)
+                .caption(title, ("sans-serif", 24))
+                .margin(15)
+                .x_label_area_size(50)
+                .y_label_area_size(80)
+                .build_cartesian_2d(0f64..x_max, (lo..hi).log_scale()),
+        )?;
+        drawing(chart.configure_mesh().x_desc(x_label).y_desc(y_label).label_style(("sans-serif", 16)).draw())?;
+        for s in series {
+            let c = s.colour;
+            let mut outline: Vec<(f64, f64)> = s.x.iter().zip(&s.low).map(|(&x, &v)| (x, clamp(v))).collect();
+            outline.extend(s.x.iter().zip(&s.high).rev().map(|(&x, &v)| (x, clamp(v))));
+            drawing(chart.draw_series(std::iter::once(Polygon::new(outline, c.mix(0.2).filled()))))?;
+            let line = s.x.iter().zip(&s.median).map(|(&x, &v)| (x, clamp(v)));
+            drawing(chart.draw_series(LineSeries::new(line, c.stroke_width(2))))?
+                .label(s.label.clone())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(3)));
+        }
+        legend(&mut chart, SeriesLabelPosition::UpperRight)?;
+        Ok(())
+    })
+}

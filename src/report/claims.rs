@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use crate::analysis::stats::{mann_whitney_u, median, rank_biserial, roc_auc, Alternative};
+use crate::analysis::stats::{holm, mann_whitney_u, median, rank_biserial, roc_auc, Alternative};
 use crate::model::Arch;
 use crate::path::alignment::BarrierGap;
 
@@ -29,7 +29,12 @@ pub fn rules_html() -> String {
          losses are comparable within a factor {COMPARABLE_RATIO}; two sets separate along PC1 when the ROC AUC \
          of PC1 is at least {AUC_SEPARATED} (p &lt; {ALPHA}); centroids are close when their distance is below \
          {CLOSE_CENTROIDS} times the within-set RMS spread. A claim needs at least {MIN_SAMPLES} values per \
-         group (runs, vectors or path pairs), else its verdict is <i>too few samples</i>."
+         group (runs, vectors or path pairs), else its verdict is <i>too few samples</i>. The verdicts use \
+         Holm-adjusted p-values (p holm: adjusted over every p-value of the table, which controls the chance of \
+         any false difference at {ALPHA}); the raw p-value stays beside it. A claim about path heights or \
+         barriers whose pairs have not all converged (docs/algorithms.md §5; records without convergence \
+         information count as not converged) gets <i>not converged</i>: a height after a fixed budget is not \
+         the path's height."
     )
 }
 
@@ -50,15 +55,68 @@ pub enum Verdict {
     Holds,
     Fails,
     TooFewSamples,
+    /// A path-height (or path-barrier) claim whose pairs have not all converged: the heights are those
+    /// after the iteration budget, not the paths' heights, so the claim is not judged.
+    NotConverged,
 }
 
 impl Verdict {
+    /// The verdict as the table and `claims.csv` write it.
     pub fn as_str(self) -> &'static str {
         match self {
             Verdict::Holds => "holds",
             Verdict::Fails => "fails",
             Verdict::TooFewSamples => "too few samples",
+            Verdict::NotConverged => "not converged",
         }
+    }
+}
+
+/// How a claim with a p-value is judged, so that the table can judge it again on the Holm-adjusted
+/// p-value: it holds when (p < [`ALPHA`]) == `difference_expected` and `otherwise_met` (the part of
+/// the rule that is not the test, e.g. kernel PCA's AUC threshold).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct TestRule {
+    difference_expected: bool,
+    otherwise_met: bool,
+}
+
+impl TestRule {
+    fn verdict(self, p: f64) -> Verdict {
+        if self.otherwise_met && (p < ALPHA) == self.difference_expected {
+            Verdict::Holds
+        } else {
+            Verdict::Fails
+        }
+    }
+}
+
+/// How many of a group's path pairs are not known to have converged.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Unconverged {
+    /// Pairs whose record says they had not converged.
+    pub not_converged: usize,
+    /// Pairs whose record has no convergence information (written before issue 25).
+    pub unknown: usize,
+}
+
+impl Unconverged {
+    /// Counts the records' `converged` fields (None: unknown).
+    pub fn count(converged: impl IntoIterator<Item = Option<bool>>) -> Unconverged {
+        let mut u = Unconverged::default();
+        for c in converged {
+            match c {
+                Some(true) => {}
+                Some(false) => u.not_converged += 1,
+                None => u.unknown += 1,
+            }
+        }
+        u
+    }
+
+    /// Pairs not known to have converged.
+    pub fn total(&self) -> usize {
+        self.not_converged + self.unknown
     }
 }
 
@@ -77,7 +135,12 @@ pub struct Claim {
     pub verdict: Verdict,
     /// The test statistic and effect size behind the verdict.
     pub statistic: String,
+    /// The test's raw p-value.
     pub p_value: Option<f64>,
+    /// The p-value Holm-adjusted over every p-value of the table ([`table`]); the verdict uses it.
+    pub p_holm: Option<f64>,
+    /// How the verdict follows from the p-value (claims judged by a test).
+    rule: Option<TestRule>,
 }
 
 /// What one network's sets, runs and paths provide to the claims; empty vectors where a stage did
@@ -97,6 +160,9 @@ pub struct Evidence {
     pub heights_train: [Vec<f64>; 4],
     /// Path heights on the test landscape: BFGS-test, SGD-test.
     pub heights_test: [Vec<f64>; 2],
+    /// Pairs not known to have converged, per set as `heights_train` and `heights_test`.
+    pub unconverged_train: [Unconverged; 4],
+    pub unconverged_test: [Unconverged; 2],
     /// Aligned pairs on the training landscape (`paths --align`, `reproduce --align`), if any.
     pub alignment: Option<AlignmentEvidence>,
     /// Hessian sharpness of the train snapshots (the minima): top eigenvalue λ_1 and trace per vector,
@@ -122,6 +188,8 @@ impl Evidence {
             pairs: Default::default(),
             heights_train: Default::default(),
             heights_test: Default::default(),
+            unconverged_train: Default::default(),
+            unconverged_test: Default::default(),
             alignment: None,
             sharpness: Default::default(),
         }
@@ -133,6 +201,8 @@ impl Evidence {
 pub struct AlignmentEvidence {
     /// Barriers of the optimised paths between aligned vectors: L-BFGS, SGD.
     pub barriers: [Vec<f64>; 2],
+    /// Those pairs not known to have converged: L-BFGS, SGD.
+    pub unconverged: [Unconverged; 2],
     /// Median barrier of L-BFGS pairs minus SGD pairs', before and after alignment.
     pub gap: BarrierGap,
 }
@@ -176,6 +246,8 @@ fn row(claim: &'static str, arch: Arch, landscape: &str, paper: String) -> Claim
         verdict: Verdict::TooFewSamples,
         statistic: String::new(),
         p_value: None,
+        p_holm: None,
+        rule: None,
     }
 }
 
@@ -194,7 +266,26 @@ fn directional(mut c: Claim, (x, y): (&[f64], &[f64]), alt: Alternative, expecte
     let r = rank_biserial(x, y).unwrap_or(f64::NAN);
     c.statistic = format!("U = {}, median difference {}, rank-biserial r = {}", t.u, g(median(x) - median(y)), g(r));
     c.p_value = Some(t.p_value);
-    c.verdict = if (t.p_value < ALPHA) == expected { Verdict::Holds } else { Verdict::Fails };
+    let rule = TestRule { difference_expected: expected, otherwise_met: true };
+    c.rule = Some(rule);
+    c.verdict = rule.verdict(t.p_value);
+    c
+}
+
+/// A claim about the paths of two groups of pairs: `not converged` instead of a verdict when any pair
+/// of either group is not known to have converged (a claim with too few samples keeps that verdict);
+/// the run column says how many.
+fn paths_converged(mut c: Claim, groups: [(&str, Unconverged, usize); 2]) -> Claim {
+    if c.verdict == Verdict::TooFewSamples || groups.iter().all(|g| g.1.total() == 0) {
+        return c;
+    }
+    c.verdict = Verdict::NotConverged;
+    let counts: Vec<String> = groups.iter().map(|(name, u, n)| format!("{name} {} of {n}", u.total())).collect();
+    let _ = write!(c.run, "; pairs not converged: {}", counts.join(", "));
+    let unknown: usize = groups.iter().map(|g| g.1.unknown).sum();
+    if unknown > 0 {
+        let _ = write!(c.run, " ({unknown} without convergence information)");
+    }
     c
 }
 
@@ -243,32 +334,42 @@ fn heights(e: &Evidence) -> Vec<Claim> {
     let h = &e.heights_train;
     let t = &e.heights_test;
     let above = matches!(e.arch, Arch::Fcp | Arch::Lstm);
+    let (u, ut) = (&e.unconverged_train, &e.unconverged_test);
     vec![
-        directional(
-            row("heights-sgd-lower", e.arch, "train", paper.clone()),
-            (&h[2], &h[0]),
-            Alternative::Less,
-            lower,
-            ("SGD-train", "BFGS-train"),
-        ),
-        directional(
-            row("heights-sgd-lower", e.arch, "test", paper),
-            (&t[1], &t[0]),
-            Alternative::Less,
-            lower,
-            ("SGD-test", "BFGS-test"),
-        ),
-        directional(
-            row(
-                "heights-lbfgs-train-above-test",
-                e.arch,
-                "train",
-                if above { "BFGS-train higher" } else { "BFGS-train not higher" }.into(),
+        paths_converged(
+            directional(
+                row("heights-sgd-lower", e.arch, "train", paper.clone()),
+                (&h[2], &h[0]),
+                Alternative::Less,
+                lower,
+                ("SGD-train", "BFGS-train"),
             ),
-            (&h[0], &h[1]),
-            Alternative::Greater,
-            above,
-            ("BFGS-train", "BFGS-test"),
+            [("SGD-train", u[2], h[2].len()), ("BFGS-train", u[0], h[0].len())],
+        ),
+        paths_converged(
+            directional(
+                row("heights-sgd-lower", e.arch, "test", paper),
+                (&t[1], &t[0]),
+                Alternative::Less,
+                lower,
+                ("SGD-test", "BFGS-test"),
+            ),
+            [("SGD-test", ut[1], t[1].len()), ("BFGS-test", ut[0], t[0].len())],
+        ),
+        paths_converged(
+            directional(
+                row(
+                    "heights-lbfgs-train-above-test",
+                    e.arch,
+                    "train",
+                    if above { "BFGS-train higher" } else { "BFGS-train not higher" }.into(),
+                ),
+                (&h[0], &h[1]),
+                Alternative::Greater,
+                above,
+                ("BFGS-train", "BFGS-test"),
+            ),
+            [("BFGS-train", u[0], h[0].len()), ("BFGS-test", u[1], h[1].len())],
         ),
     ]
 }
@@ -333,7 +434,9 @@ fn kernel_pca(e: &Evidence) -> Vec<Claim> {
         if !too_few(&fig6.pc1[0], &fig6.pc1[1]) {
             c.statistic = format!("U = {}, separated when AUC ≥ {AUC_SEPARATED} and p < {ALPHA}", t.u);
             c.p_value = Some(t.p_value);
-            c.verdict = if auc >= AUC_SEPARATED && t.p_value < ALPHA { Verdict::Holds } else { Verdict::Fails };
+            let rule = TestRule { difference_expected: true, otherwise_met: auc >= AUC_SEPARATED };
+            c.rule = Some(rule);
+            c.verdict = rule.verdict(t.p_value);
         }
     }
     let mut out = vec![c];
@@ -371,7 +474,8 @@ fn alignment(e: &Evidence) -> Vec<Claim> {
         g(gap.aligned_straight),
         g(gap.aligned_path)
     );
-    vec![c]
+    let n = |i: usize| a.barriers[i].len();
+    vec![paths_converged(c, [("SGD-train", a.unconverged[1], n(1)), ("BFGS-train", a.unconverged[0], n(0))])]
 }
 
 /// Beyond the paper, which infers flatness from path heights: SGD's minima are flatter, measured by the
@@ -398,13 +502,36 @@ fn sharpness(e: &Evidence) -> Vec<Claim> {
         .collect()
 }
 
-/// Every claim row of one network, in the order of `docs/claims.md`.
+/// Every claim row of one network, in the order of `docs/claims.md`, judged as a table of its own
+/// ([`table`] of this network alone: Holm's adjustment over these rows' p-values).
 pub fn claims(e: &Evidence) -> Vec<Claim> {
-    [table_i(e), heights(e), weight_spread(e), distances(e), kernel_pca(e), sharpness(e), alignment(e)].concat()
+    table(std::slice::from_ref(e))
+}
+
+/// The claims table of several networks: each network's rows in turn, every p-value Holm-adjusted over
+/// all the rows that have one ([`holm`]; the family is the whole table, `not converged` rows
+/// included), and each verdict that follows from a test judged on the adjusted p-value.
+pub fn table(evidence: &[Evidence]) -> Vec<Claim> {
+    let mut rows: Vec<Claim> = evidence
+        .iter()
+        .flat_map(|e| {
+            [table_i(e), heights(e), weight_spread(e), distances(e), kernel_pca(e), sharpness(e), alignment(e)].concat()
+        })
+        .collect();
+    let tested: Vec<usize> = (0..rows.len()).filter(|&i| rows[i].p_value.is_some()).collect();
+    let raw: Vec<f64> = tested.iter().map(|&i| rows[i].p_value.expect("tested rows have a p-value")).collect();
+    for (&i, adjusted) in tested.iter().zip(holm(&raw)) {
+        let c = &mut rows[i];
+        c.p_holm = Some(adjusted);
+        if let (Some(rule), Verdict::Holds | Verdict::Fails) = (c.rule, c.verdict) {
+            c.verdict = rule.verdict(adjusted);
+        }
+    }
+    rows
 }
 
 /// The CSV header of `report/claims.csv`.
-pub const CSV_HEADER: &str = "claim,network,landscape,paper,run,verdict,statistic,p_value";
+pub const CSV_HEADER: &str = "claim,network,landscape,paper,run,verdict,statistic,p_value,p_holm";
 
 fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n']) {
@@ -427,6 +554,7 @@ pub fn to_csv(claims: &[Claim]) -> String {
             c.verdict.as_str().to_string(),
             c.statistic.clone(),
             c.p_value.map_or(String::new(), |p| format!("{p:.3e}")),
+            c.p_holm.map_or(String::new(), |p| format!("{p:.3e}")),
         ];
         let line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
         s.push_str(&line.join(","));

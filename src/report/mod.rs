@@ -110,13 +110,13 @@ pub fn analyze(dir: &Path, out: &Path, context: &str) -> Result<Vec<String>> {
     std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create", out.display()))?;
     let mut rep = Report { out: out.to_path_buf(), html: String::new(), figures: Vec::new() };
     let mut tables = Tables::default();
-    let mut all_claims = Vec::new();
+    let mut evidence = Vec::new();
     for net in nets {
         let arch = net.arch;
         let _ = writeln!(rep.html, "<h2>{}</h2>", arch.title());
-        let evidence = net.sections(&mut rep, dir, &mut tables)?;
-        all_claims.extend(claims::claims(&evidence));
+        evidence.push(net.sections(&mut rep, dir, &mut tables)?);
     }
+    let all_claims = claims::table(&evidence);
     let body = std::mem::take(&mut rep.html);
     claims_section(&mut rep, &all_claims)?;
     tables.write(&mut rep)?;
@@ -158,7 +158,7 @@ fn load_networks(dir: &Path) -> Result<Vec<network::Network>> {
     Ok(nets)
 }
 
-const STYLE: &str = "body{font-family:sans-serif;max-width:1000px;margin:auto}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #aaa;padding:4px 8px}img{max-width:100%}figure{margin:1.5em 0}td.holds{background:#dff0d8}td.fails{background:#f2dede}td.few{background:#eee}";
+const STYLE: &str = "body{font-family:sans-serif;max-width:1000px;margin:auto}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #aaa;padding:4px 8px}img{max-width:100%}figure{margin:1.5em 0}td.holds{background:#dff0d8}td.fails{background:#f2dede}td.few{background:#eee}td.unconverged{background:#fcf8e3}";
 
 /// Table I and Table S1 rows, gathered network by network.
 #[derive(Default)]
@@ -193,12 +193,15 @@ impl Tables {
 /// The claims table (HTML, with the verdict rules) and `claims.csv`.
 fn claims_section(rep: &mut Report, claims: &[Claim]) -> Result<()> {
     rep.write("claims.csv", &claims::to_csv(claims))?;
-    let holds = claims.iter().filter(|c| c.verdict == claims::Verdict::Holds).count();
-    let fails = claims.iter().filter(|c| c.verdict == claims::Verdict::Fails).count();
+    let count = |v: claims::Verdict| claims.iter().filter(|c| c.verdict == v).count();
     let _ = writeln!(
         rep.html,
-        "<h2>The paper's claims in this run</h2><p>{holds} hold, {fails} fail, {} have too few samples. {}</p>",
-        claims.len() - holds - fails,
+        "<h2>The paper's claims in this run</h2><p>{} hold, {} fail, {} are not judged because their paths have \
+         not converged, {} have too few samples. {}</p>",
+        count(claims::Verdict::Holds),
+        count(claims::Verdict::Fails),
+        count(claims::Verdict::NotConverged),
+        count(claims::Verdict::TooFewSamples),
         claims::rules_html()
     );
     rep.html.push_str("<table><tr>");
@@ -211,10 +214,11 @@ fn claims_section(rep: &mut Report, claims: &[Claim]) -> Result<()> {
             claims::Verdict::Holds => "holds",
             claims::Verdict::Fails => "fails",
             claims::Verdict::TooFewSamples => "few",
+            claims::Verdict::NotConverged => "unconverged",
         };
         let _ = writeln!(
             rep.html,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"{class}\">{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"{class}\">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             c.claim,
             c.network,
             c.landscape,
@@ -222,7 +226,8 @@ fn claims_section(rep: &mut Report, claims: &[Claim]) -> Result<()> {
             c.run,
             c.verdict.as_str(),
             c.statistic,
-            c.p_value.map_or("–".into(), |p| format!("{p:.2e}"))
+            c.p_value.map_or("–".into(), |p| format!("{p:.2e}")),
+            c.p_holm.map_or("–".into(), |p| format!("{p:.2e}"))
         );
     }
     rep.html.push_str("</table>\n");

@@ -6,7 +6,7 @@ use anyhow::{Context, Result};
 use std::path::Path;
 
 use super::claims::Sharpness;
-use super::claims::{AlignmentEvidence, Evidence, SetPair};
+use super::claims::{AlignmentEvidence, Evidence, SetPair, Unconverged};
 use super::{csv_rows, optimizer_colour, sci, set_colour, set_label, Report, Tables};
 use crate::analysis::stats::median;
 use crate::analysis::{centroid_ratio, distances_to_common_origin, kernel_pca, spread, weight_stats};
@@ -16,8 +16,8 @@ use crate::io::workdir::{
 use crate::io::{read_weights, WeightStack};
 use crate::model::Arch;
 use crate::path::alignment::{summarise_alignment, BarrierGap};
-use crate::path::sweep::read_sweep_records;
-use crate::plot::figures::{curves, histograms, scatter, Series, BLUE, RED};
+use crate::path::sweep::{read_sweep_records, PairRecord};
+use crate::plot::figures::{bands, curves, histograms, scatter, Band, Series, BLUE, RED};
 use crate::train::Summary;
 
 /// What a work directory holds for one network.
@@ -75,6 +75,7 @@ impl Network {
     /// Writes the network's tables rows, figures and CSVs; returns the evidence for the claims.
     pub(super) fn sections(&self, rep: &mut Report, dir: &Path, tables: &mut Tables) -> Result<Evidence> {
         let mut e = Evidence::empty(self.arch);
+        self.scale(rep, dir);
         self.table_rows(tables, &mut e);
         for (slot, (ia, fig_l2, fig_pca)) in
             [(0usize, "Fig. 5", "Fig. 6"), (1, "Fig. S3", "Fig. S4")].into_iter().enumerate()
@@ -84,14 +85,20 @@ impl Network {
             }
         }
         for (landscape, fig) in [("train", "Fig. 4"), ("test", "Fig. S2")] {
-            let heights = self.heights(rep, dir, landscape, fig)?;
+            let (heights, unconverged) = self.heights(rep, dir, landscape, fig)?;
             if landscape == "train" {
                 for (slot, h) in e.heights_train.iter_mut().zip(heights) {
                     *slot = h;
                 }
+                for (slot, u) in e.unconverged_train.iter_mut().zip(unconverged) {
+                    *slot = u;
+                }
             } else {
                 for (slot, h) in e.heights_test.iter_mut().zip(heights) {
                     *slot = h;
+                }
+                for (slot, u) in e.unconverged_test.iter_mut().zip(unconverged) {
+                    *slot = u;
                 }
             }
         }
@@ -218,16 +225,42 @@ impl Network {
         Ok(Some(SetPair { distances: [d.a, d.b], centroid_ratio: Some(ratio), pc1 }))
     }
 
-    /// Fig. 4 / S2: path heights on one landscape, per set in sweep order (empty where no pair ran).
-    fn heights(&self, rep: &mut Report, dir: &Path, landscape: &str, fig: &str) -> Result<Vec<Vec<f64>>> {
+    /// The network's scale beside the paper's: training images per parameter (the images from the
+    /// training stage's configuration, else from the training landscape's path sweep; nothing when
+    /// neither is there).
+    fn scale(&self, rep: &mut Report, dir: &Path) {
+        let from = |d: std::path::PathBuf, key: &str| -> Option<usize> {
+            let v: serde_json::Value = crate::io::config::read_config(&d).ok()?;
+            v.get(key)?.as_u64().map(|n| n as usize)
+        };
+        let arch_dir = dir.join(self.arch.id());
+        let images = from(arch_dir.join("lbfgs"), "train_images")
+            .or_else(|| from(arch_dir.join("sgd"), "train_images"))
+            .or_else(|| from(paths_dir(dir, self.arch, "train"), "images"));
+        let Some(images) = images else { return };
+        let _ = std::fmt::Write::write_str(&mut rep.html, &images_per_parameter(self.arch, images));
+    }
+
+    /// Fig. 4 / S2: path heights on one landscape, per set in sweep order (empty where no pair ran), the
+    /// convergence of the paths (figure and CSV), and each set's pairs not known to have converged.
+    fn heights(
+        &self,
+        rep: &mut Report,
+        dir: &Path,
+        landscape: &str,
+        fig: &str,
+    ) -> Result<(Vec<Vec<f64>>, Vec<Unconverged>)> {
         let (title, id) = (self.arch.title(), self.arch.id());
         let records = read_sweep_records(&paths_dir(dir, self.arch, landscape))?;
         let sets = landscape_sets(landscape);
         let per_set: Vec<Vec<f64>> = (0..sets.len())
             .map(|i| records.iter().filter(|r| r.set == i).map(|r| r.outcome.height).collect())
             .collect();
+        let unconverged: Vec<Unconverged> = (0..sets.len())
+            .map(|i| Unconverged::count(records.iter().filter(|r| r.set == i).map(|r| r.outcome.converged)))
+            .collect();
         if records.is_empty() {
-            return Ok(per_set);
+            return Ok((per_set, unconverged));
         }
         let barriers: Vec<Vec<f64>> = (0..sets.len())
             .map(|i| records.iter().filter(|r| r.set == i).map(|r| r.outcome.barrier).collect())
@@ -248,14 +281,25 @@ impl Network {
         let rows = records.iter().map(|r| {
             let o = &r.outcome;
             let (i, j) = r.pair;
+            let known = |v: Option<String>| v.unwrap_or_default();
             format!(
-                "{},{i},{j},{},{},{},{},{}",
-                r.set_file, o.height, o.barrier, o.straight_height, o.length, o.best_iteration
+                "{},{i},{j},{},{},{},{},{},{},{}",
+                r.set_file,
+                o.height,
+                o.barrier,
+                o.straight_height,
+                o.length,
+                o.best_iteration,
+                known(o.iterations.map(|n| n.to_string())),
+                known(o.converged.map(|c| c.to_string()))
             )
         });
         rep.write(
             &file.replace(".png", ".csv"),
-            &csv_rows("set,pair_i,pair_j,height,barrier,straight_height,length,best_iteration", rows),
+            &csv_rows(
+                "set,pair_i,pair_j,height,barrier,straight_height,length,best_iteration,iterations,converged",
+                rows,
+            ),
         )?;
         let medians: Vec<String> = series.iter().map(|s| format!("{} {}", s.label, sci(median(s.values)))).collect();
         rep.figure(
@@ -278,15 +322,99 @@ impl Network {
                     s(bs.mean),
                     s(bs.median),
                     s(bs.max),
+                    (per_set[i].len() - unconverged[i].total()).to_string(),
                 ]
             })
             .collect();
         rep.table(
             &format!("Path heights and barriers, {title} {landscape} landscape"),
-            &["set", "pairs", "mean height", "median height", "mean barrier", "median barrier", "max barrier"],
+            &[
+                "set",
+                "pairs",
+                "mean height",
+                "median height",
+                "mean barrier",
+                "median barrier",
+                "max barrier",
+                "converged",
+            ],
             &rows,
         );
-        Ok(per_set)
+        self.convergence(rep, &records, landscape, &labels, &unconverged)?;
+        Ok((per_set, unconverged))
+    }
+
+    /// The convergence of the paths on one landscape: per set, the median and range over its pairs of
+    /// the height at each traced iteration (a pair that stopped keeps its final height), as
+    /// `<model>-convergence-<landscape>.{png,csv}`; nothing when no record has a trace.
+    fn convergence(
+        &self,
+        rep: &mut Report,
+        records: &[PairRecord],
+        landscape: &str,
+        labels: &[String],
+        unconverged: &[Unconverged],
+    ) -> Result<()> {
+        let (title, id) = (self.arch.title(), self.arch.id());
+        let sets = landscape_sets(landscape);
+        let mut rows = Vec::new();
+        let mut series = Vec::new();
+        let mut counts = Vec::new();
+        for (i, label) in labels.iter().enumerate() {
+            let traced: Vec<(&crate::path::Trace, f64)> = records
+                .iter()
+                .filter(|r| r.set == i)
+                .filter_map(|r| Some((r.outcome.trace.as_ref()?, r.outcome.height)))
+                .collect();
+            if traced.is_empty() {
+                continue;
+            }
+            let mut grid: Vec<usize> = traced.iter().flat_map(|(t, _)| t.iteration.iter().copied()).collect();
+            grid.sort_unstable();
+            grid.dedup();
+            let mut band = Band {
+                label: label.clone(),
+                x: Vec::new(),
+                median: Vec::new(),
+                low: Vec::new(),
+                high: Vec::new(),
+                colour: set_colour(sets[i].0, sets[i].1),
+            };
+            for &k in &grid {
+                let h: Vec<f64> = traced.iter().filter_map(|(t, last)| t.height_at(k, *last)).collect();
+                let (lo, hi) = h.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
+                let med = median(&h);
+                rows.push(format!("{label},{k},{},{med},{lo},{hi}", h.len()));
+                band.x.push(k as f64);
+                band.median.push(med);
+                band.low.push(lo);
+                band.high.push(hi);
+            }
+            let n = records.iter().filter(|r| r.set == i).count();
+            counts.push(format!("{label} {} of {n}", n - unconverged[i].total()));
+            series.push(band);
+        }
+        if series.is_empty() {
+            return Ok(());
+        }
+        let file = format!("{id}-convergence-{landscape}.png");
+        bands(
+            &rep.out.join(&file),
+            &format!("{title}: path height against Adam iteration, {landscape} landscape"),
+            ("Adam iteration", "path height (median and range over pairs)"),
+            &series,
+        )?;
+        rep.write(&file.replace(".png", ".csv"), &csv_rows("set,iteration,pairs,median,min,max", rows))?;
+        rep.figure(
+            &file,
+            &format!(
+                "Convergence ({title}, {landscape} landscape): the median (line) and range (band) over each set's pairs \
+                 of the height of the path at each Adam iteration (a pair that stopped when it converged keeps its \
+                 final height). Converged pairs (docs/algorithms.md §5): {}.",
+                counts.join(", ")
+            ),
+        );
+        Ok(())
     }
 
     /// Distances, straight-line barriers and path barriers before and after weight matching, per set
@@ -327,11 +455,16 @@ impl Network {
         let barriers = |set: usize| -> Vec<f64> {
             records.iter().filter(|r| r.aligned && r.set == set).map(|r| r.outcome.barrier).collect()
         };
+        let unconverged = |set: usize| {
+            Unconverged::count(records.iter().filter(|r| r.aligned && r.set == set).map(|r| r.outcome.converged))
+        };
         let find = |set: usize| summary.iter().find(|s| s.set == set);
         Ok(match (find(0), find(2)) {
-            (Some(lbfgs), Some(sgd)) if landscape == "train" => {
-                Some(AlignmentEvidence { barriers: [barriers(0), barriers(2)], gap: BarrierGap::between(sgd, lbfgs) })
-            }
+            (Some(lbfgs), Some(sgd)) if landscape == "train" => Some(AlignmentEvidence {
+                barriers: [barriers(0), barriers(2)],
+                unconverged: [unconverged(0), unconverged(2)],
+                gap: BarrierGap::between(sgd, lbfgs),
+            }),
             _ => None,
         })
     }
@@ -456,4 +589,23 @@ impl Network {
         }
         Ok(())
     }
+}
+
+/// The paper's training images: all of MNIST's.
+pub const PAPER_TRAIN_IMAGES: usize = 60_000;
+
+/// The report's line on a network's scale: `images` training images per parameter beside the paper's
+/// 60,000 (HTML paragraph), e.g. "FCP: 2000 training images for 42200 parameters, 0.047 images per
+/// parameter (the paper: 60000 images, 1.42 per parameter)".
+pub fn images_per_parameter(arch: Arch, images: usize) -> String {
+    let n = arch.n_params();
+    let ratio = |i: usize| i as f64 / n as f64;
+    format!(
+        "<p class=\"scale\">{}: {images} training images for {n} parameters, {:.3} images per parameter (the paper: \
+         {PAPER_TRAIN_IMAGES} images, {:.2} per parameter). Far fewer images than parameters is the over-parameterised \
+         regime, where minima tend to be joined by paths of near-zero loss.</p>\n",
+        arch.title(),
+        ratio(images),
+        ratio(PAPER_TRAIN_IMAGES)
+    )
 }
