@@ -57,7 +57,11 @@ pub fn run(args: InfoArgs) -> Result<()> {
         cpu.kernels.name(),
         crate::cpu::simd::SIMD_VAR,
         std::env::var(crate::cpu::simd::SIMD_VAR).unwrap_or_else(|_| "auto".into()),
-        if losscape_flush() { "flushed to zero" } else { "kept (LOSSCAPE_FLUSH=off, or no flush control on this architecture)" }
+        if losscape_flush() {
+            "flushed to zero"
+        } else {
+            "kept (LOSSCAPE_FLUSH=off, or no flush control on this architecture)"
+        }
     )?;
     if adapters.is_empty() {
         outln!("no GPU adapter (the CPU backend needs none)")?;
