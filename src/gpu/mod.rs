@@ -5,6 +5,7 @@
 mod buffer;
 mod context;
 mod counters;
+pub mod diagnose;
 mod kernels;
 mod launch;
 mod layers;
