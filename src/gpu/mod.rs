@@ -6,6 +6,7 @@ mod buffer;
 mod context;
 mod counters;
 pub mod diagnose;
+pub mod grids;
 mod kernels;
 mod launch;
 mod layers;
