@@ -50,25 +50,26 @@ pub fn walk_op(op: &Op, max: u32) -> Walked {
         Op::ActForward { z, out, len, .. } => vec![(*z, u(*len)), (*out, u(*len))],
         Op::ActBackward { z, grad, len, .. } => vec![(*z, u(*len)), (*grad, u(*len))],
         Op::Loss { chunk: c, outputs, grad, head } => {
-            let rows = u((c.batches - 1) * c.out_batch_stride + c.images * c.width);
-            let targets = u((c.batches - 1) * c.img_bs + c.first_image + c.images);
+            let rows = u(c.batches.saturating_sub(1) * c.out_batch_stride + c.images * c.width);
+            let targets = u(c.batches.saturating_sub(1) * c.img_bs + c.first_image + c.images);
             let target = match head {
                 crate::ops::Head::CrossEntropy => (LABELS, targets),
                 crate::ops::Head::MseSigmoid => (PIXELS, targets * IMAGE_PIXELS as u64),
             };
-            let slots = u(((c.batches - 1) * c.parts + c.part_off + partial_slots(c.images)) * 2);
+            let slots = u((c.batches.saturating_sub(1) * c.parts + c.part_off + partial_slots(c.images)) * 2);
             vec![(*outputs, rows), (*grad, rows), target, (PARTIALS, slots)]
         }
         Op::ConvForward { conv: c, input, out } | Op::ConvWeightGrad { conv: c, input, grad_out: out, .. } => {
             let images = matches!(input, Operand::Images);
-            let input_end = u(c.in_off + (c.batches - 1) * c.in_bs(images) + c.images * c.in_c * c.in_hw * c.in_hw);
-            let params =
-                u((c.batches - 1) * c.n_prm + (c.w_off + c.out_c * c.in_c * c.ksize * c.ksize).max(c.b_off + c.out_c));
+            let input_end =
+                u(c.in_off + c.batches.saturating_sub(1) * c.in_bs(images) + c.images * c.in_c * c.in_hw * c.in_hw);
+            let params = u(c.batches.saturating_sub(1) * c.n_prm
+                + (c.w_off + c.out_c * c.in_c * c.ksize * c.ksize).max(c.b_off + c.out_c));
             let vectors = if matches!(op, Op::ConvForward { .. }) { WEIGHTS } else { GRADS };
             vec![(operand(*input), input_end), (vectors, params), (*out, u(grids::conv_forward_len(c)))]
         }
         Op::ConvInputGrad { conv: c, grad_out, grad_in } => vec![
-            (WEIGHTS, u((c.batches - 1) * c.n_prm + c.w_off + c.out_c * c.in_c * c.ksize * c.ksize)),
+            (WEIGHTS, u(c.batches.saturating_sub(1) * c.n_prm + c.w_off + c.out_c * c.in_c * c.ksize * c.ksize)),
             (*grad_out, u(grids::conv_forward_len(c))),
             (*grad_in, u(c.in_off + grids::conv_input_grad_len(c))),
         ],
@@ -82,19 +83,19 @@ pub fn walk_op(op: &Op, max: u32) -> Walked {
         }
         Op::GatherPixels { step, perm, out } => {
             let s = grids::gather_step(*step);
-            let images = u(((s.batches - 1) * s.img_bs + s.first_image + s.images) * s.shape.pixels());
+            let images = u((s.batches.saturating_sub(1) * s.img_bs + s.first_image + s.images) * s.shape.pixels());
             vec![(PIXELS, images), (*perm, u(s.shape.pixels())), (*out, u(grids::gather_len(*step)))]
         }
         Op::LstmCellForward { step: s, gates, cells, hidden, last } => {
             let bn = u(s.batches * s.images);
             let (h, steps) = (u(s.shape.hidden), u(s.shape.steps));
             let mut ends = vec![
-                (WEIGHTS, u((s.batches - 1) * s.n_prm + s.bias_ih.max(s.bias_hh) + s.shape.gates())),
-                (*gates, ((bn - 1) * steps + u(s.step) + 1) * 4 * h),
-                (*cells, ((bn - 1) * (steps + 1) + u(s.step) + 2) * h),
+                (WEIGHTS, u(s.batches.saturating_sub(1) * s.n_prm + s.bias_ih.max(s.bias_hh) + s.shape.gates())),
+                (*gates, (bn.saturating_sub(1) * steps + u(s.step) + 1) * 4 * h),
+                (*cells, (bn.saturating_sub(1) * (steps + 1) + u(s.step) + 2) * h),
             ];
             if s.step + 1 < s.shape.steps {
-                ends.push((*hidden, ((bn - 1) * steps + u(s.step) + 2) * h));
+                ends.push((*hidden, (bn.saturating_sub(1) * steps + u(s.step) + 2) * h));
             } else {
                 ends.push((*last, bn * h));
             }
@@ -104,8 +105,8 @@ pub fn walk_op(op: &Op, max: u32) -> Walked {
             let bn = u(s.batches * s.images);
             let (h, steps) = (u(s.shape.hidden), u(s.shape.steps));
             vec![
-                (*gates, ((bn - 1) * steps + u(s.step) + 1) * 4 * h),
-                (*cells, ((bn - 1) * (steps + 1) + u(s.step) + 2) * h),
+                (*gates, (bn.saturating_sub(1) * steps + u(s.step) + 1) * 4 * h),
+                (*cells, (bn.saturating_sub(1) * (steps + 1) + u(s.step) + 2) * h),
                 (*dh, bn * h),
                 (*dc, bn * h),
             ]
