@@ -56,7 +56,9 @@ impl DataSource {
 /// A directory of MNIST files and how it was found.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct DataDir {
+    /// The directory holding the four files.
     pub dir: PathBuf,
+    /// The step of the search order that found it.
     pub source: DataSource,
 }
 

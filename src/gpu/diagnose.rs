@@ -12,8 +12,11 @@ pub const NVIDIA_ICD: &str = "/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.js
 /// One finding: what was checked, whether it is fine, and what to do when not.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Finding {
+    /// What was checked ("Vulkan loader", "Vulkan ICD files", "wgpu").
     pub check: String,
+    /// Whether it is in order.
     pub ok: bool,
+    /// What was found, and the fix when it is not in order.
     pub detail: String,
 }
 
