@@ -17,7 +17,8 @@ fn text(o: &[u8]) -> String {
     String::from_utf8_lossy(o).into_owned()
 }
 
-/// A copy of the binary at `dir/bin/losscape`.
+/// A copy of the binary at `dir/bin/losscape` (`dir` is inside a fresh temporary directory, so that
+/// the places beside it, two levels up included, are the test's own).
 fn copied_binary(dir: &Path) -> PathBuf {
     let bin = dir.join("bin");
     std::fs::create_dir_all(&bin).unwrap();
@@ -85,7 +86,8 @@ fn the_search_order_is_option_environment_beside_the_executable_then_source_tree
 
 #[test]
 fn a_copied_binary_run_from_another_directory_finds_its_data() {
-    let tmp = tempfile::tempdir().unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let tmp = tempfile::tempdir_in(root.path()).unwrap();
     let exe = copied_binary(tmp.path());
     let cwd = tmp.path().join("work");
     std::fs::create_dir_all(&cwd).unwrap();
