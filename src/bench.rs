@@ -20,6 +20,8 @@ pub struct Case {
     pub evaluations_per_second: f64,
     pub gflops: f64,
     pub fraction_of_ceiling: f64,
+    /// Images per chunk of the evaluation (the device's budget decides it).
+    pub chunk_images: usize,
     /// What one call asked of a GPU (dispatches, submissions, read-backs, creations); absent on the CPU.
     pub counts_per_call: Option<Counts>,
 }
@@ -34,6 +36,8 @@ pub struct Ceiling {
 #[derive(Serialize, Debug)]
 pub struct Record {
     pub adapter: AdapterSummary,
+    /// The evaluators' memory budget on this device and where it comes from.
+    pub budget: crate::backend::profiles::MemoryBudget,
     pub commit: &'static str,
     pub timing: &'static str,
     pub flop_count: &'static str,
@@ -123,6 +127,7 @@ pub fn case(net: Network, images: &DeviceImages, batch: usize, repeats: usize, c
         evaluations_per_second: evals / seconds,
         gflops,
         fraction_of_ceiling: gflops / ceiling,
+        chunk_images: eval.plan().chunks[0].images,
         counts_per_call,
     })
 }
@@ -138,6 +143,8 @@ pub struct PathCase {
     /// The same points' loss+gradient as `points` calls with B = 1.
     pub seconds_one_at_a_time: f64,
     pub speedup: f64,
+    /// Images per chunk of the batched evaluation of the `points` points.
+    pub chunk_images: usize,
     /// What the last timed iteration asked of a GPU; absent on the CPU.
     pub counts_per_iteration: Option<Counts>,
 }
@@ -182,6 +189,7 @@ pub fn path_case(net: Network, images: &DeviceImages, points: usize, repeats: us
         seconds_per_iteration: batched,
         seconds_one_at_a_time: one_by_one,
         speedup: one_by_one / batched,
+        chunk_images: crate::model::chunk_capacity(net, gpu.chunk_budget(), points, images.count),
         counts_per_iteration,
     })
 }

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::backend::ChunkBudget;
 use crate::data::PIXELS;
-use crate::model::{chunk_capacity, Arch, Network, Plan};
+use crate::model::{batch_fits, chunk_capacity, Arch, Network, Plan};
 use crate::ops::Act;
 use crate::pipeline::Preset;
 
@@ -63,6 +63,47 @@ pub fn plan_evaluation(
         peak_bytes: external + plan.scratch_bytes() + image_bytes,
         flops_per_evaluation: plan.flops(gradient),
     })
+}
+
+/// The dispatches per evaluation (loss and gradient) the engine aims to stay within: above a few
+/// thousand a pass's launch overhead rivals its arithmetic on a data-centre GPU. LeNet and the LSTM
+/// meet them at B = 51 on 60,000 images on the `h100` profile (924 and 3,840); the batched path
+/// evaluations keep them through [`pairs_per_batch`].
+pub fn dispatch_goal(arch: Arch) -> usize {
+    match arch {
+        Arch::Lstm => 6_000,
+        Arch::Fcp | Arch::Lenet | Arch::Autoencoder => 2_000,
+    }
+}
+
+/// The most pairs [`pairs_per_batch`] puts in one batch.
+pub const MAX_PAIRS_PER_BATCH: usize = 16;
+
+/// How many path pairs a sweep optimises together on a GPU with `budget` (P; one evaluation of
+/// P x `points` vectors on `images` images per iteration): the largest P <= [`MAX_PAIRS_PER_BATCH`]
+/// whose evaluator fits the budget (`model::batch_fits`) and whose evaluation keeps within the
+/// network's [`dispatch_goal`] — more pairs shrink the image chunks, and past the goal batching would
+/// undo them; 1 when even one pair misses the goal (small budgets). The CPU backend takes 1 (its
+/// products use every core at one pair).
+pub fn pairs_per_batch(arch: Arch, budget: ChunkBudget, points: usize, images: usize) -> usize {
+    let net = Network { arch, act: Act::Softplus };
+    let goal = dispatch_goal(arch);
+    (1..=MAX_PAIRS_PER_BATCH)
+        .rev()
+        .find(|&p| {
+            batch_fits(net, budget, p * points)
+                && plan_evaluation(arch, p * points, images.max(1), budget, true)
+                    .is_ok_and(|e| e.dispatches_per_evaluation <= goal)
+        })
+        .unwrap_or(1)
+}
+
+/// [`pairs_per_batch`] on `device` (1 on the CPU backend).
+pub fn device_pairs_per_batch(net: Network, device: &crate::backend::Device, points: usize, images: usize) -> usize {
+    if device.is_cpu() {
+        return 1;
+    }
+    pairs_per_batch(net.arch, device.chunk_budget(), points, images)
 }
 
 /// The work of one network in a study, in FLOPs.

@@ -132,3 +132,38 @@ fn a_truncated_data_file_is_named() {
         losscape(&["eval", "--model", "fcp", "--weights", w.to_str().unwrap(), "--data", dir.path().to_str().unwrap()]);
     assert_clean_failure(&o, "t10k-images-idx3-ubyte: truncated");
 }
+
+/// Issue 26: `info` says why there is no adapter (the loader, the ICD files, wgpu's answer), and for
+/// each adapter its memory budget, where it comes from, and each network's chunk.
+#[test]
+fn info_says_why_there_is_no_adapter_and_each_adapters_budget() {
+    if cfg!(target_os = "macos") {
+        return;
+    }
+    // no Metal adapter on Linux: the path of a machine without a driver
+    let o = Command::new(env!("CARGO_BIN_EXE_losscape"))
+        .args(["info", "--backend", "metal"])
+        .env("VK_ICD_FILENAMES", "/nonexistent/icd.json")
+        .output()
+        .unwrap();
+    let out = text(&o.stdout);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(out.contains("Why, for a GPU:") && out.contains("Vulkan loader"), "{out}");
+    assert!(out.contains("named but missing: /nonexistent/icd.json"), "{out}");
+    assert!(out.contains("wgpu: request_adapter:"), "{out}");
+    let o = losscape(&["info", "--backend", "metal", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let checks = v["no_adapter_diagnosis"].as_array().unwrap();
+    assert!(checks.iter().any(|c| c["check"] == "wgpu" && c["ok"] == false), "{v}");
+    // lavapipe: the software budget, stated, and a chunk per network
+    let o = losscape(&["info", "--backend", "vulkan", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let a = &v["adapters"][0];
+    assert_eq!(a["budget"]["total_bytes"], 256u64 << 20, "{a}");
+    assert!(a["budget"]["source"].as_str().unwrap().contains("software"), "{a}");
+    for m in ["fcp", "lenet", "lstm", "autoencoder"] {
+        assert!(a["chunk_images"][m].as_u64().is_some_and(|c| c >= 64), "{m}: {a}");
+    }
+    let out = text(&losscape(&["info", "--backend", "vulkan", "--gpu-memory", "1G"]).stdout);
+    assert!(out.contains("memory budget: scratch 1024 MiB (--gpu-memory)"), "{out}");
+}

@@ -3,14 +3,16 @@
 
 mod common;
 
-use losscape::backend::profiles::{known_device, profile, PROFILES};
+use losscape::backend::profiles::{adapter_budget, known_device, mig_memory, profile, AdapterLimits, PROFILES};
 use losscape::backend::ChunkBudget;
 use losscape::cli::parse_bytes;
 use losscape::data::{DeviceImages, Split};
 use losscape::model::{chunk_capacity, width, Arch, Evaluator, Network, Plan, MAX_CHUNK_IMAGES};
 use losscape::ops::Act;
 use losscape::pipeline::Preset;
-use losscape::planner::{estimate_study, plan_evaluation, rates_from_bench};
+use losscape::planner::{
+    dispatch_goal, estimate_study, pairs_per_batch, plan_evaluation, rates_from_bench, MAX_PAIRS_PER_BATCH,
+};
 
 fn h100() -> ChunkBudget {
     profile("h100").unwrap().budget(None)
@@ -82,7 +84,8 @@ fn known_gpus_are_recognised_by_name() {
     assert_eq!(known_device("NVIDIA GeForce RTX 4090").map(|p| p.name), Some("rtx4090"));
     assert_eq!(known_device("llvmpipe (LLVM 15.0.6, 256 bits)").map(|p| p.name), Some("lavapipe"));
     assert!(known_device("AMD Radeon RX 7900").is_none());
-    assert!(profile("h200").is_err());
+    assert_eq!(known_device("NVIDIA H200").map(|p| p.name), Some("h200"));
+    assert!(profile("h300").is_err());
     assert!(PROFILES.iter().all(|p| !p.source.is_empty() && p.fp32_tflops > 0.0));
 }
 
@@ -137,4 +140,128 @@ fn flops_counted_from_the_plans_equal_a_count_by_hand() {
         let (_, grad) = losscape::model::Plan::flops_per_image_vector(arch).unwrap();
         assert_eq!(grad, by_hand as f64, "{arch:?}");
     }
+}
+
+/// An NVIDIA adapter as wgpu's Vulkan backend describes it: the 2 GiB − 1 binding clamp, and a
+/// largest buffer of 2^52 (wgpu's cap for NVIDIA: it says nothing of the memory).
+fn nvidia(name: &str) -> AdapterLimits<'_> {
+    AdapterLimits { name, software: false, max_binding_bytes: (1 << 31) - 1, max_buffer_bytes: 1 << 52 }
+}
+
+#[test]
+fn known_adapter_nvidia_h200_gets_a_quarter_of_141_gb_and_the_h100_chunks() {
+    let b = adapter_budget(nvidia("NVIDIA H200"), None);
+    assert_eq!(b.budget.total_bytes, 141_000_000_000 / 4);
+    assert_eq!(b.budget.tensor_bytes, (1 << 31) - 1);
+    assert!(b.recognised && b.note.is_none() && b.source.contains("H200"), "{b:?}");
+    // the issue's case: at the 2 GiB fallback LeNet ran in 448-image chunks; now as planned on the h100
+    let lenet = plan_evaluation(Arch::Lenet, 51, 60_000, b.budget, true).unwrap();
+    assert_eq!(lenet.chunk_images, 2176);
+    assert_eq!(lenet, plan_evaluation(Arch::Lenet, 51, 60_000, profile("h200").unwrap().budget(None), true).unwrap());
+}
+
+#[test]
+fn known_adapter_nvidia_a100_sxm4_40gb_gets_40_gb_not_80() {
+    let b = adapter_budget(nvidia("NVIDIA A100-SXM4-40GB"), None);
+    assert_eq!(b.budget.total_bytes, 10_000_000_000);
+    assert!(b.source.contains("A100 40 GB"), "{b:?}");
+    // without the size in its name an A100 is taken to be the smaller one
+    assert_eq!(adapter_budget(nvidia("NVIDIA A100-PCIE"), None).budget.total_bytes, 10_000_000_000);
+    // a MIG slice by its own memory
+    assert_eq!(mig_memory("NVIDIA A100-SXM4-40GB MIG 1g.5gb"), Some(5_000_000_000));
+    let slice = adapter_budget(nvidia("NVIDIA A100-SXM4-40GB MIG 1g.5gb"), None);
+    assert_eq!(slice.budget.total_bytes, 1_250_000_000, "{slice:?}");
+}
+
+#[test]
+fn known_adapter_nvidia_a100_80gb_pcie_gets_80_gb() {
+    let b = adapter_budget(nvidia("NVIDIA A100 80GB PCIe"), None);
+    assert_eq!(b.budget.total_bytes, 20_000_000_000);
+    assert!(b.source.contains("A100 80 GB"), "{b:?}");
+    for (name, gb) in [("NVIDIA L40S", 48), ("NVIDIA GeForce RTX 3090", 24), ("NVIDIA H100 80GB HBM3", 80)] {
+        assert_eq!(adapter_budget(nvidia(name), None).budget.total_bytes, gb * 250_000_000, "{name}");
+    }
+}
+
+#[test]
+fn known_adapter_unknown_name_states_its_fallback_and_gpu_memory_wins() {
+    let b = adapter_budget(nvidia("Imaginary GPU 9000"), None);
+    assert_eq!(b.budget.total_bytes, 2 << 30);
+    assert!(!b.recognised, "{b:?}");
+    let note = b.note.clone().unwrap();
+    assert!(note.contains("Imaginary GPU 9000") && note.contains("2.0 GiB") && note.contains("--gpu-memory"), "{note}");
+    // --gpu-memory wins over everything, the table included
+    for name in ["Imaginary GPU 9000", "NVIDIA H200"] {
+        let b = adapter_budget(nvidia(name), Some(40 << 30));
+        assert_eq!((b.budget.total_bytes, b.source.as_str(), b.note), (40 << 30, "--gpu-memory", None));
+    }
+    // an unknown adapter that reports a real largest buffer (a Metal GPU, a driver with maintenance4)
+    let big = AdapterLimits { max_buffer_bytes: 48 << 30, ..nvidia("Imaginary GPU 9000") };
+    let b = adapter_budget(big, None);
+    assert_eq!(b.budget.total_bytes, 12 << 30);
+    assert!(b.recognised && b.source.contains("largest buffer"), "{b:?}");
+    // Apple: at least the smallest configuration, more when the adapter's largest buffer says so
+    let mac =
+        AdapterLimits { name: "Apple M2 Max", software: false, max_binding_bytes: 1 << 30, max_buffer_bytes: 1 << 30 };
+    assert_eq!(adapter_budget(mac, None).budget.total_bytes, 2_000_000_000);
+    let mac = AdapterLimits { max_buffer_bytes: 64 << 30, ..mac };
+    assert_eq!(adapter_budget(mac, None).budget.total_bytes, 16 << 30);
+    // a software rasteriser keeps its small budget whatever its name
+    let soft = AdapterLimits {
+        name: "llvmpipe (LLVM 15)",
+        software: true,
+        max_binding_bytes: 128 << 20,
+        max_buffer_bytes: (1 << 31) - 1,
+    };
+    assert_eq!(adapter_budget(soft, None).budget, ChunkBudget { tensor_bytes: 32 << 20, total_bytes: 256 << 20 });
+}
+
+/// Issue 26: on the h100 budget 16 pairs per batch (B = 816) cut LSTM chunks to 64 images (~112,000
+/// dispatches per evaluation) and LeNet's to ~15,000; P now stops where the dispatch goal would break.
+#[test]
+fn pairs_per_batch_keep_the_dispatch_goals_on_the_h100_and_h200_profiles() {
+    for name in ["h100", "h200"] {
+        let budget = profile(name).unwrap().budget(None);
+        let expected =
+            [(Arch::Fcp, 16, 104), (Arch::Lenet, 2, 1848), (Arch::Lstm, 1, 3840), (Arch::Autoencoder, 16, 1314)];
+        for (arch, p, dispatches) in expected {
+            assert_eq!(pairs_per_batch(arch, budget, 51, 60_000), p, "{name} {arch:?}");
+            let e = plan_evaluation(arch, p * 51, 60_000, budget, true).unwrap();
+            assert_eq!(e.dispatches_per_evaluation, dispatches, "{name} {arch:?}: {e:?}");
+            assert!(e.dispatches_per_evaluation <= dispatch_goal(arch));
+            // one pair more would break the goal (or P is already the largest)
+            if p < MAX_PAIRS_PER_BATCH {
+                let more = plan_evaluation(arch, (p + 1) * 51, 60_000, budget, true).unwrap();
+                assert!(more.dispatches_per_evaluation > dispatch_goal(arch), "{name} {arch:?}: {more:?}");
+            }
+        }
+        // what 16 pairs did to the LSTM and LeNet before
+        let lstm = plan_evaluation(Arch::Lstm, 816, 60_000, budget, true).unwrap();
+        assert_eq!(lstm.chunk_images, 64);
+        assert!(lstm.dispatches_per_evaluation > 100_000, "{lstm:?}");
+        // on few images every chunk is large and batching is free again
+        assert_eq!(pairs_per_batch(Arch::Lstm, budget, 51, 1_000), 16, "{name}");
+    }
+    // a budget too small for the goal at one pair still runs, one pair at a time
+    let tiny = profile("webgpu-default").unwrap().budget(None);
+    assert_eq!(pairs_per_batch(Arch::Lenet, tiny, 51, 60_000), 1);
+}
+
+#[test]
+fn plan_preset_paper_on_h100_reports_the_pairs_per_batch_and_batch_it_assumes() {
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_losscape"))
+        .args(["plan", "--preset", "paper", "--profile", "h100", "--json"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let paths = v["paths"].as_array().unwrap();
+    let get = |m: &str| paths.iter().find(|p| p["model"] == m).unwrap_or_else(|| panic!("{m}: {v}"));
+    for (m, p, b, chunk) in [("lenet", 2, 102, 1088), ("lstm", 1, 51, 1920), ("fcp", 16, 816, 8192)] {
+        let e = get(m);
+        assert_eq!((e["pairs_per_batch"].as_u64(), e["batch"].as_u64()), (Some(p), Some(b)), "{e}");
+        assert_eq!(e["chunk_images"].as_u64(), Some(chunk), "{e}");
+    }
+    // the path evaluations are planned at that B
+    assert!(v["evaluations"].as_array().unwrap().iter().any(|e| e["model"] == "lenet" && e["batch"] == 102), "{v}");
 }

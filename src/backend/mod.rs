@@ -207,7 +207,8 @@ const CPU_BUDGET: ChunkBudget = ChunkBudget { tensor_bytes: 512 << 20, total_byt
 /// whose speed was measured with chunks of this size.
 pub const SOFTWARE_TENSOR_BYTES: u64 = 32 << 20;
 /// Scratch memory an evaluator may take on an unknown GPU when `--gpu-memory` is not given: safe on
-/// any card with 4 GB. A GPU named in [`profiles::PROFILES`] gets a share of its memory instead.
+/// any card with 4 GB. A GPU named in [`profiles::KNOWN_GPUS`] gets a share of its memory instead
+/// ([`profiles::adapter_budget`]).
 pub const DEFAULT_GPU_MEMORY: u64 = 2 << 30;
 /// The same for a software rasteriser, whose "GPU memory" is host memory shared with the test suite.
 pub const SOFTWARE_GPU_MEMORY: u64 = 256 << 20;
@@ -271,17 +272,19 @@ impl Device {
 
     /// How much memory the evaluators' scratch tensors may take on this device.
     pub fn chunk_budget(&self) -> ChunkBudget {
+        self.memory_budget().budget
+    }
+
+    /// The chunk budget and where it comes from ([`profiles::adapter_budget`] on a GPU).
+    pub fn memory_budget(&self) -> profiles::MemoryBudget {
         match self {
-            Device::Wgpu(g) => {
-                let binding = g.max_binding_bytes();
-                let software = g.is_software();
-                let tensor_bytes = if software { binding.min(SOFTWARE_TENSOR_BYTES) } else { binding };
-                let known = profiles::known_device(&g.summary.name).filter(|_| !software);
-                let default = if software { SOFTWARE_GPU_MEMORY } else { DEFAULT_GPU_MEMORY };
-                let total_bytes = g.memory_option().or(known.map(profiles::Profile::default_memory)).unwrap_or(default);
-                ChunkBudget { tensor_bytes, total_bytes }
-            }
-            Device::Cpu(_) => CPU_BUDGET,
+            Device::Wgpu(g) => profiles::adapter_budget(g.budget_limits(), g.memory_option()),
+            Device::Cpu(_) => profiles::MemoryBudget {
+                budget: CPU_BUDGET,
+                source: "the CPU backend: host memory".into(),
+                recognised: true,
+                note: None,
+            },
         }
     }
 

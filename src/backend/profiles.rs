@@ -1,16 +1,19 @@
 //! Published limits of GPUs the program is planned for (`losscape plan --profile`), and the memory
-//! budget of a known GPU, which wgpu does not report. Sources are given per profile; `docs/backends.md`
-//! lists them.
+//! budget of an adapter ([`adapter_budget`]): `--gpu-memory`, else a table of known GPUs by name
+//! ([`KNOWN_GPUS`]; wgpu does not report device memory), else the adapter's own limits, else a
+//! fallback it states. Sources are given per profile and per table row; `docs/backends.md` lists them.
 
 use anyhow::{bail, Result};
 use serde::Serialize;
 
-use super::ChunkBudget;
+use super::{ChunkBudget, DEFAULT_GPU_MEMORY, SOFTWARE_GPU_MEMORY, SOFTWARE_TENSOR_BYTES};
 
 /// A GPU's limits as far as the planner needs them.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct Profile {
+    /// The name `--profile` takes.
     pub name: &'static str,
+    /// The device, in words.
     pub title: &'static str,
     /// The storage-binding limit wgpu reports, in bytes (the largest tensor a kernel may bind).
     pub max_binding_bytes: u64,
@@ -32,7 +35,17 @@ pub struct Profile {
 const VULKAN_NVIDIA_BINDING: u64 = (1 << 31) - 1;
 
 /// The named profiles of `losscape plan --profile`.
-pub const PROFILES: [Profile; 6] = [
+pub const PROFILES: [Profile; 7] = [
+    Profile {
+        name: "h200",
+        title: "NVIDIA H200 SXM 141 GB (Vulkan)",
+        max_binding_bytes: VULKAN_NVIDIA_BINDING,
+        memory_bytes: 141_000_000_000,
+        names: &["H200"],
+        fp32_tflops: 67.0,
+        software: false,
+        source: "NVIDIA H200 Tensor Core GPU datasheet (141 GB HBM3e, FP32 67 TFLOPS, SXM); binding: wgpu-hal Vulkan clamp",
+    },
     Profile {
         name: "h100",
         title: "NVIDIA H100 SXM5 80 GB (Vulkan)",
@@ -119,11 +132,8 @@ impl Profile {
     /// The chunk budget on this profile, with `memory` bytes for the scratch tensors (default: a
     /// [`MEMORY_SHARE`]th of the device's memory).
     pub fn budget(&self, memory: Option<u64>) -> ChunkBudget {
-        let tensor_bytes = if self.software {
-            self.max_binding_bytes.min(super::SOFTWARE_TENSOR_BYTES)
-        } else {
-            self.max_binding_bytes
-        };
+        let tensor_bytes =
+            if self.software { self.max_binding_bytes.min(SOFTWARE_TENSOR_BYTES) } else { self.max_binding_bytes };
         ChunkBudget { tensor_bytes, total_bytes: memory.unwrap_or(self.default_memory()) }
     }
 
@@ -133,9 +143,221 @@ impl Profile {
     }
 }
 
-/// The profile whose names an adapter's name contains, if any: it tells a known GPU's memory, which
-/// wgpu does not report.
+/// The profile whose names an adapter's name contains, if any (the planner's view of a known adapter;
+/// its memory comes from [`known_gpu`]).
 pub fn known_device(adapter_name: &str) -> Option<&'static Profile> {
     let name = adapter_name.to_lowercase();
     PROFILES.iter().find(|p| p.names.iter().any(|n| name.contains(&n.to_lowercase())))
+}
+
+/// A GPU recognised by its adapter name, for its memory (which wgpu does not report).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct KnownGpu {
+    /// The device, in words.
+    pub title: &'static str,
+    /// Lower-case strings that all occur in the adapter's name (the first row that matches wins).
+    pub all_of: &'static [&'static str],
+    /// Device memory in bytes (for Apple: the smallest configuration; see `at_least`).
+    pub memory_bytes: u64,
+    /// The memory varies by machine (Apple's unified memory): the adapter's largest buffer, when
+    /// larger, tells more.
+    pub at_least: bool,
+    /// Where the number comes from.
+    pub source: &'static str,
+}
+
+const GB: u64 = 1_000_000_000;
+
+/// Known GPUs, most specific first. Names as NVIDIA's Vulkan driver reports them ("NVIDIA H100 80GB
+/// HBM3", "NVIDIA A100-SXM4-40GB", "NVIDIA A100 80GB PCIe", "NVIDIA GeForce RTX 4090") and Apple's Metal
+/// ("Apple M2 Pro").
+pub const KNOWN_GPUS: [KnownGpu; 11] = [
+    KnownGpu {
+        title: "NVIDIA H200 (141 GB)",
+        all_of: &["h200"],
+        memory_bytes: 141 * GB,
+        at_least: false,
+        source: "NVIDIA H200 datasheet: 141 GB HBM3e (SXM and NVL)",
+    },
+    KnownGpu {
+        title: "NVIDIA H100 NVL (94 GB)",
+        all_of: &["h100", "nvl"],
+        memory_bytes: 94 * GB,
+        at_least: false,
+        source: "NVIDIA H100 datasheet: H100 NVL 94 GB",
+    },
+    KnownGpu {
+        title: "NVIDIA H100 (80 GB)",
+        all_of: &["h100"],
+        memory_bytes: 80 * GB,
+        at_least: false,
+        source: "NVIDIA H100 datasheet: SXM5 and PCIe 80 GB",
+    },
+    KnownGpu {
+        title: "NVIDIA A100 80 GB",
+        all_of: &["a100", "80gb"],
+        memory_bytes: 80 * GB,
+        at_least: false,
+        source: "NVIDIA A100 datasheet: 80 GB HBM2e",
+    },
+    KnownGpu {
+        title: "NVIDIA A100 40 GB",
+        all_of: &["a100", "40gb"],
+        memory_bytes: 40 * GB,
+        at_least: false,
+        source: "NVIDIA A100 datasheet: 40 GB HBM2",
+    },
+    KnownGpu {
+        title: "NVIDIA A100 (size not in the name: 40 GB assumed)",
+        all_of: &["a100"],
+        memory_bytes: 40 * GB,
+        at_least: false,
+        source: "NVIDIA A100 datasheet: the smaller of 40 and 80 GB",
+    },
+    KnownGpu {
+        title: "NVIDIA L40S (48 GB)",
+        all_of: &["l40s"],
+        memory_bytes: 48 * GB,
+        at_least: false,
+        source: "NVIDIA L40S datasheet: 48 GB GDDR6",
+    },
+    KnownGpu {
+        title: "NVIDIA L40 (48 GB)",
+        all_of: &["l40"],
+        memory_bytes: 48 * GB,
+        at_least: false,
+        source: "NVIDIA L40 datasheet: 48 GB GDDR6",
+    },
+    KnownGpu {
+        title: "NVIDIA GeForce RTX 4090 (24 GB)",
+        all_of: &["rtx 4090"],
+        memory_bytes: 24 * GB,
+        at_least: false,
+        source: "NVIDIA RTX 4090 specifications: 24 GB GDDR6X",
+    },
+    KnownGpu {
+        title: "NVIDIA GeForce RTX 3090 (24 GB)",
+        all_of: &["rtx 3090"],
+        memory_bytes: 24 * GB,
+        at_least: false,
+        source: "NVIDIA RTX 3090 and 3090 Ti specifications: 24 GB GDDR6X",
+    },
+    KnownGpu {
+        title: "Apple M-series (unified memory, 8 GB or more)",
+        all_of: &["apple m"],
+        memory_bytes: 8 * GB,
+        at_least: true,
+        source: "Apple M1-M4: 8 GB in the smallest configuration; the Metal adapter's largest buffer tells more",
+    },
+];
+
+/// The first row of [`KNOWN_GPUS`] whose strings all occur in `adapter_name` (case-insensitive).
+pub fn known_gpu(adapter_name: &str) -> Option<&'static KnownGpu> {
+    let name = adapter_name.to_lowercase();
+    KNOWN_GPUS.iter().find(|g| g.all_of.iter().all(|s| name.contains(s)))
+}
+
+/// The memory of a MIG slice named in the adapter's name ("... MIG 3g.40gb": 40 GB), if any.
+pub fn mig_memory(adapter_name: &str) -> Option<u64> {
+    let name = adapter_name.to_lowercase();
+    let rest = &name[name.find("mig ")? + 4..];
+    let profile = rest.split_whitespace().next()?;
+    let gb = profile.split('.').nth(1)?.strip_suffix("gb")?;
+    gb.parse::<u64>().ok().filter(|&g| g > 0).map(|g| g * GB)
+}
+
+/// What [`adapter_budget`] looks at: an adapter as wgpu describes it.
+#[derive(Clone, Copy, Debug)]
+pub struct AdapterLimits<'a> {
+    /// The adapter's name.
+    pub name: &'a str,
+    /// A software rasteriser (wgpu's device type `Cpu`).
+    pub software: bool,
+    /// wgpu's `max_storage_buffer_binding_size`.
+    pub max_binding_bytes: u64,
+    /// wgpu's `max_buffer_size`.
+    pub max_buffer_bytes: u64,
+}
+
+/// The memory budget an adapter gets, and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct MemoryBudget {
+    /// The chunk budget itself.
+    #[serde(flatten)]
+    pub budget: ChunkBudget,
+    /// Where `total_bytes` comes from, in words.
+    pub source: String,
+    /// False when the adapter was not recognised and took the fallback (`note` says how to change it).
+    pub recognised: bool,
+    /// For an unrecognised adapter: which budget it got and how to give another.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// wgpu's own caps on `max_buffer_size` (`wgpu-hal` 30: 2^31 − 1 on Linux for non-NVIDIA Vulkan,
+/// 2^52 elsewhere; `u64::MAX` when the driver reports nothing): values that say nothing of the memory.
+fn reported_buffer(max_buffer_bytes: u64) -> Option<u64> {
+    (![(1u64 << 31) - 1, 1u64 << 52, u64::MAX].contains(&max_buffer_bytes)).then_some(max_buffer_bytes)
+}
+
+fn gib(bytes: u64) -> String {
+    format!("{:.1} GiB", bytes as f64 / (1u64 << 30) as f64)
+}
+
+/// The memory budget of an adapter: the tensor limit is its storage-binding limit (32 MiB at most on a
+/// software rasteriser); the scratch total is, in order, `gpu_memory` (`--gpu-memory`); 256 MiB on a
+/// software rasteriser; a [`MEMORY_SHARE`]th of a MIG slice's or a [`KNOWN_GPUS`] row's memory (for
+/// Apple, or the adapter's largest buffer when larger); a [`MEMORY_SHARE`]th of the adapter's largest
+/// buffer (`max_buffer_size`, when the driver reports one and it beats the fallback); else the 2 GiB
+/// fallback, with a note saying so and how to change it.
+pub fn adapter_budget(a: AdapterLimits, gpu_memory: Option<u64>) -> MemoryBudget {
+    let tensor_bytes = if a.software { a.max_binding_bytes.min(SOFTWARE_TENSOR_BYTES) } else { a.max_binding_bytes };
+    let make = |total_bytes: u64, source: String, recognised: bool, note: Option<String>| MemoryBudget {
+        budget: ChunkBudget { tensor_bytes, total_bytes },
+        source,
+        recognised,
+        note,
+    };
+    let buffer = reported_buffer(a.max_buffer_bytes);
+    if let Some(bytes) = gpu_memory {
+        return make(bytes, "--gpu-memory".into(), true, None);
+    }
+    if a.software {
+        return make(SOFTWARE_GPU_MEMORY, "software rasteriser: host memory shared with other work".into(), true, None);
+    }
+    if let Some(memory) = mig_memory(a.name) {
+        return make(memory / MEMORY_SHARE, format!("a quarter of the MIG slice's {}", gib(memory)), true, None);
+    }
+    if let Some(g) = known_gpu(a.name) {
+        let memory = match buffer {
+            Some(b) if g.at_least && b > g.memory_bytes => b,
+            _ => g.memory_bytes,
+        };
+        return make(
+            memory / MEMORY_SHARE,
+            format!("a quarter of a known GPU's memory: {} ({})", g.title, gib(memory)),
+            true,
+            None,
+        );
+    }
+    if let Some(b) = buffer.filter(|&b| b / MEMORY_SHARE > DEFAULT_GPU_MEMORY) {
+        return make(
+            b / MEMORY_SHARE,
+            format!("a quarter of the adapter's largest buffer ({}; device memory is at least that)", gib(b)),
+            true,
+            None,
+        );
+    }
+    make(
+        DEFAULT_GPU_MEMORY,
+        "fallback for an unrecognised adapter (safe on any card with 4 GB)".into(),
+        false,
+        Some(format!(
+            "adapter '{}' is not in the table of known GPUs and reports no memory size: its evaluations take the \
+             {} fallback for scratch tensors; give more with --gpu-memory (e.g. --gpu-memory 20G, a quarter of \
+             an 80 GB card) for larger image chunks and fewer dispatches",
+            a.name,
+            gib(DEFAULT_GPU_MEMORY)
+        )),
+    )
 }

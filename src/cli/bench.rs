@@ -55,6 +55,13 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let gpu = args.device.open()?;
     let timing = if gpu.has_timestamps() { "gpu-timestamps" } else { "wall-clock" };
     outln!("adapter: {} ({}, {}), timing: {timing}", gpu.summary().name, gpu.summary().backend, gpu.summary().driver)?;
+    let budget = gpu.memory_budget();
+    outln!(
+        "memory budget: scratch {} MiB ({}), tensors {} MiB",
+        budget.budget.total_bytes >> 20,
+        budget.source,
+        budget.budget.tensor_bytes >> 20
+    )?;
     let ceil = ceiling(&gpu, args.ceiling_size, args.repeats)?;
     let images = DeviceImages::upload(&gpu, &data)?; // once, for every case
     outln!(
@@ -89,6 +96,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     }
     let record = Record {
         adapter: gpu.summary().clone(),
+        budget: gpu.memory_budget(),
         commit: commit(),
         timing,
         flop_count: "per image-vector: forward products + weight-gradient products + data-gradient products, \
@@ -113,10 +121,11 @@ fn loss_cases(args: &BenchArgs, images: &DeviceImages, ceiling_gflops: f64) -> R
         let net = Network { arch, act: args.activation.act() };
         let c = case(net, images, b, args.repeats, ceiling_gflops)?;
         outln!(
-            "{:<11} B={:<3} N={}: {:.3} ms/call, {:.3e} image-vector evaluations/s, {:.1} GFLOP/s ({:.0}% of ceiling)",
+            "{:<11} B={:<3} N={} (chunks of {}): {:.3} ms/call, {:.3e} image-vector evaluations/s, {:.1} GFLOP/s ({:.0}% of ceiling)",
             c.model,
             c.batch,
             c.images,
+            c.chunk_images,
             c.seconds_per_call * 1e3,
             c.evaluations_per_second,
             c.gflops,

@@ -1,10 +1,13 @@
 use anyhow::Result;
 use clap::Args;
 
-use super::DeviceArgs;
-use crate::backend::{choose_backend, BackendKind, DeviceChoice};
+use super::{DataArgs, DeviceArgs};
+use crate::backend::profiles::{adapter_budget, MemoryBudget};
+use crate::backend::{choose_backend, BackendKind, ChunkBudget, DeviceChoice};
 use crate::cpu::Cpu;
 use crate::gpu::{self, list_adapters};
+use crate::model::{chunk_capacity, Arch, Network};
+use crate::ops::Act;
 
 /// List the native CPU backend and every GPU adapter (backend, driver, device type, optional features,
 /// key limits), and say which one `--backend auto` would use.
@@ -16,12 +19,28 @@ pub struct InfoArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    data: DataArgs,
 }
 
 /// The GPU backends to list: those named by `--backend`, else all.
 fn listing(choice: &DeviceChoice) -> Option<gpu::DeviceChoice> {
     let named = choice.backend.as_deref().map(str::trim).filter(|b| !matches!(*b, "cpu" | "auto"));
     Some(gpu::DeviceChoice { backend: Some(named.unwrap_or("primary").to_string()), ..Default::default() })
+}
+
+/// The batch and image count at which `info` reports each network's chunk: a path iteration of 51
+/// points on the full training set.
+pub const CHUNK_BATCH: usize = 51;
+/// See [`CHUNK_BATCH`].
+pub const CHUNK_IMAGES: usize = 60_000;
+
+/// Each network's image chunk at [`CHUNK_BATCH`] vectors on [`CHUNK_IMAGES`] images within `budget`.
+fn chunks(budget: ChunkBudget) -> Vec<(Arch, usize)> {
+    Arch::ALL
+        .iter()
+        .map(|&arch| (arch, chunk_capacity(Network { arch, act: Act::Softplus }, budget, CHUNK_BATCH, CHUNK_IMAGES)))
+        .collect()
 }
 
 pub fn run(args: InfoArgs) -> Result<()> {
@@ -32,19 +51,39 @@ pub fn run(args: InfoArgs) -> Result<()> {
     };
     let subgroups = gpu::Subgroups::from_env()?;
     let cpu = Cpu::from_env()?;
+    let budgets: Vec<MemoryBudget> =
+        adapters.iter().map(|a| adapter_budget(a.budget_limits(), args.device.gpu_memory)).collect();
+    let diagnosis = match (adapters.is_empty(), listing(&choice)) {
+        (true, Some(c)) => gpu::diagnose::diagnose(&c),
+        _ => Vec::new(),
+    };
     let chosen = match choose_backend(&choice)? {
         BackendKind::Cpu => "cpu".to_string(),
         BackendKind::Wgpu(c) => format!("gpu ({})", c.backend.unwrap_or_default()),
     };
+    let data = crate::data::locate(args.data.data.as_deref());
     if args.json {
+        let data = match &data {
+            Ok(d) => serde_json::json!({"dir": d.dir, "source": d.source}),
+            Err(e) => serde_json::json!({"error": format!("{e:#}")}),
+        };
         let record = serde_json::json!({
+            "data": data,
             "cpu": {
                 "threads": cpu.threads,
                 "simd": cpu.simd,
                 "kernels": cpu.kernels.name(),
                 "flush_to_zero": losscape_flush(),
             },
-            "adapters": adapters,
+            "adapters": adapters.iter().zip(&budgets).map(|(a, b)| {
+                let mut object = serde_json::to_value(a).expect("an adapter summary serialises");
+                object["budget"] = serde_json::to_value(b).expect("a budget serialises");
+                object["chunk_images"] = chunks(b.budget).iter().map(|(arch, c)| (arch.id().to_string(), (*c).into())).collect::<serde_json::Map<_, _>>().into();
+                object["chunk_images"]["batch"] = CHUNK_BATCH.into();
+                object["chunk_images"]["images"] = CHUNK_IMAGES.into();
+                object
+            }).collect::<Vec<_>>(),
+            "no_adapter_diagnosis": diagnosis,
             "chosen": chosen,
         });
         outln!("{}", serde_json::to_string_pretty(&record)?)?;
@@ -63,8 +102,15 @@ pub fn run(args: InfoArgs) -> Result<()> {
             "kept (LOSSCAPE_FLUSH=off, or no flush control on this architecture)"
         }
     )?;
+    match &data {
+        Ok(d) => outln!("[data] MNIST from {} ({})", d.dir.display(), d.source.describe())?,
+        Err(e) => outln!("[data] {e:#}")?,
+    }
     if adapters.is_empty() {
-        outln!("no GPU adapter (the CPU backend needs none)")?;
+        outln!("no GPU adapter (the CPU backend needs none). Why, for a GPU:")?;
+        for f in &diagnosis {
+            outln!("    {} {}: {}", if f.ok { "ok " } else { "NO " }, f.check, f.detail)?;
+        }
     }
     for (i, a) in adapters.iter().enumerate() {
         outln!("[{i}] {}", a.name)?;
@@ -82,6 +128,18 @@ pub fn run(args: InfoArgs) -> Result<()> {
             a.max_compute_invocations_per_workgroup,
             a.max_compute_workgroups_per_dimension
         )?;
+        let b = &budgets[i];
+        outln!(
+            "    memory budget: scratch {} MiB ({}), tensors {} MiB",
+            b.budget.total_bytes >> 20,
+            b.source,
+            b.budget.tensor_bytes >> 20
+        )?;
+        let list: Vec<String> = chunks(b.budget).iter().map(|(arch, c)| format!("{} {c}", arch.id())).collect();
+        outln!("    image chunks at B = {CHUNK_BATCH} on {CHUNK_IMAGES} images: {}", list.join(", "))?;
+        if let Some(note) = &b.note {
+            outln!("    note: {note}")?;
+        }
     }
     outln!("the chosen backend: {chosen}")?;
     Ok(())

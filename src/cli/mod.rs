@@ -29,7 +29,7 @@ use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
 use crate::backend::{Device, DeviceChoice};
-use crate::data::{bundled_dir, load_split, Dataset, Split};
+use crate::data::{load_split, locate, Dataset, Split};
 use crate::ops::Act;
 
 #[derive(Parser)]
@@ -131,14 +131,16 @@ pub struct RunArgs {
 /// Where the MNIST files are.
 #[derive(Args, Clone, Debug)]
 pub struct DataArgs {
-    /// Directory with the four MNIST IDX files (.gz or raw). Default: the bundled copy.
+    /// Directory with the four MNIST IDX files (.gz or raw). Default: LOSSCAPE_DATA, else mnist/ or
+    /// assets/mnist/ beside the executable (or two levels up), else the source tree's assets/mnist/.
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
 }
 
 impl DataArgs {
+    /// Loads `split` from the directory the search order finds ([`crate::data::locate`]).
     pub fn load(&self, split: Split) -> Result<Dataset> {
-        load_split(&self.data.clone().unwrap_or_else(bundled_dir), split)
+        load_split(&locate(self.data.as_deref())?.dir, split)
     }
 }
 

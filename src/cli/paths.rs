@@ -88,7 +88,8 @@ pub struct PathsArgs {
     #[arg(long, default_value = "0/1")]
     shard: Shard,
     /// Pairs optimised together, in one evaluation of P x M points per Adam iteration (1 to 1000)
-    /// [default: 1 on the CPU backend, else as many as fit the device's memory, at most 16]. An
+    /// [default: 1 on the CPU backend, else the most, at most 16, that fit the device's memory and keep
+    /// an evaluation within the network's dispatch goal (`losscape plan --preset` prints it)]. An
     /// execution detail like the shard: not saved, results do not depend on it, and a sweep may be
     /// resumed with another value.
     #[arg(long, value_name = "P", value_parser = count(1, 1000))]

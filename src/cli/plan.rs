@@ -7,14 +7,16 @@ use crate::backend::profiles::profile;
 use crate::backend::ChunkBudget;
 use crate::model::Arch;
 use crate::pipeline::Preset;
-use crate::planner::{estimate_study, plan_evaluation, rates_from_bench, EvaluationPlan, ASSUMED_EFFICIENCY};
+use crate::planner::{
+    estimate_study, pairs_per_batch, plan_evaluation, rates_from_bench, EvaluationPlan, ASSUMED_EFFICIENCY,
+};
 
 /// What an evaluation (or a whole study) would ask of a device — chunk size, dispatches, submissions,
 /// read-backs, peak memory, FLOPs, estimated time — without running it.
 #[derive(Args)]
 #[command(after_help = "Example:\n  losscape plan --model lenet --batch 51 --images 60000 --profile h100\n  \
 losscape plan --preset paper --profile h100 --json\n  losscape plan --preset medium --bench bench.json\n\n\
-Profiles: h100, a100, rtx4090, apple-m2, webgpu-default, lavapipe (limits and sources: docs/backends.md).\n\
+Profiles: h100, h200, a100, rtx4090, apple-m2, webgpu-default, lavapipe (limits and sources: docs/backends.md).\n\
 Without --profile, the adapter the device options choose (or the CPU backend).")]
 pub struct PlanArgs {
     /// Network of a single evaluation (ignored with --preset).
@@ -42,16 +44,41 @@ pub struct PlanArgs {
     device: DeviceArgs,
 }
 
-/// The budget and nominal peak (FLOP/s) of the profile or of this machine's device.
-fn target(args: &PlanArgs) -> Result<(String, ChunkBudget, f64)> {
+/// The device planned for: its name, budget, nominal peak (FLOP/s) and whether it is the CPU backend.
+struct Target {
+    name: String,
+    budget: ChunkBudget,
+    peak: f64,
+    cpu: bool,
+}
+
+/// The profile, or this machine's device.
+fn target(args: &PlanArgs) -> Result<Target> {
     if let Some(name) = &args.profile {
         let p = profile(name)?;
-        return Ok((p.title.to_string(), p.budget(args.device.gpu_memory), p.fp32_tflops * 1e12));
+        let budget = p.budget(args.device.gpu_memory);
+        return Ok(Target { name: p.title.to_string(), budget, peak: p.fp32_tflops * 1e12, cpu: false });
     }
     let device = args.device.open()?;
     let s = device.summary();
     // no nominal peak is known for an arbitrary adapter: --bench gives a measured one
-    Ok((format!("{} ({})", s.name, s.backend), device.chunk_budget(), f64::NAN))
+    let name = format!("{} ({})", s.name, s.backend);
+    Ok(Target { name, budget: device.chunk_budget(), peak: f64::NAN, cpu: device.is_cpu() })
+}
+
+/// The batched path evaluation of one network as a sweep would run it: P pairs of `points` points.
+#[derive(serde::Serialize)]
+struct PathBatch {
+    model: Arch,
+    /// P: pairs optimised together (`paths --pairs-per-batch` default).
+    pairs_per_batch: usize,
+    /// B = P x points.
+    batch: usize,
+    images: usize,
+    chunk_images: usize,
+    dispatches_per_evaluation: usize,
+    /// The dispatch goal P keeps (`planner::dispatch_goal`).
+    dispatch_goal: usize,
 }
 
 /// One JSON object: the device, its budget, and the evaluation's fields at the top level.
@@ -80,7 +107,7 @@ fn print_evaluation(e: &EvaluationPlan) -> Result<()> {
 }
 
 pub fn run(args: PlanArgs) -> Result<()> {
-    let (name, budget, peak) = target(&args)?;
+    let Target { name, budget, peak, cpu } = target(&args)?;
     let Some(preset_name) = &args.preset else {
         let e = plan_evaluation(args.model, args.batch as usize, args.images as usize, budget, true)?;
         if args.json {
@@ -98,8 +125,22 @@ pub fn run(args: PlanArgs) -> Result<()> {
     let preset = Preset::named(preset_name)?;
     let n = preset.train_images.unwrap_or(60_000);
     let mut evaluations = Vec::new();
+    let mut paths = Vec::new();
     for &arch in &preset.models {
-        evaluations.push(plan_evaluation(arch, preset.path.points, n, budget, true)?);
+        // the paths at the B and chunk the sweep will use: P pairs per evaluation
+        let points = preset.path.points;
+        let p = if cpu { 1 } else { pairs_per_batch(arch, budget, points, n) };
+        let path = plan_evaluation(arch, p * points, n, budget, true)?;
+        paths.push(PathBatch {
+            model: arch,
+            pairs_per_batch: p,
+            batch: p * points,
+            images: n,
+            chunk_images: path.chunk_images,
+            dispatches_per_evaluation: path.dispatches_per_evaluation,
+            dispatch_goal: crate::planner::dispatch_goal(arch),
+        });
+        evaluations.push(path);
         evaluations.push(plan_evaluation(arch, preset.runs, n, budget, true)?);
     }
     let (rates, basis) = match &args.bench {
@@ -127,6 +168,7 @@ pub fn run(args: PlanArgs) -> Result<()> {
         let worst = evaluations.iter().max_by_key(|e| e.dispatches_per_evaluation).expect("a preset has networks");
         let mut object = evaluation_json(&name, budget, worst);
         object["evaluations"] = serde_json::to_value(&evaluations)?;
+        object["paths"] = serde_json::to_value(&paths)?;
         object["study"] = serde_json::to_value(&study)?;
         object["estimated_hours"] = study.estimated_hours.into();
         outln!("{}", serde_json::to_string_pretty(&object)?)?;
@@ -138,7 +180,20 @@ pub fn run(args: PlanArgs) -> Result<()> {
         budget.total_bytes >> 20
     )?;
     outln!("preset {}: {}", preset.name, preset.describe())?;
-    outln!("per evaluation (a path iteration is one of B = {} points; an L-BFGS iteration one of B = {} runs plus 6 line-search losses):", preset.path.points, preset.runs)?;
+    for p in &paths {
+        outln!(
+            "{:?} paths: P = {} pairs per batch, B = {} ({} x {} points): chunks of {} images, {} dispatches per evaluation (goal {})",
+            p.model,
+            p.pairs_per_batch,
+            p.batch,
+            p.pairs_per_batch,
+            preset.path.points,
+            p.chunk_images,
+            p.dispatches_per_evaluation,
+            p.dispatch_goal
+        )?;
+    }
+    outln!("per evaluation (a path iteration is one of B = P x {} points; an L-BFGS iteration one of B = {} runs plus 6 line-search losses):", preset.path.points, preset.runs)?;
     evaluations.iter().try_for_each(print_evaluation)?;
     for w in &study.networks {
         outln!(

@@ -75,14 +75,15 @@ impl Split {
     }
 }
 
-/// The directory of the MNIST files bundled with losscape.
+/// The directory of the MNIST files bundled with losscape, in the source tree the binary was built
+/// from (step 4 of the search order, [`super::locate`]; it may not exist where the binary runs).
 pub fn bundled_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("assets").join("mnist")
 }
 
 /// The file of `stem` (e.g. `train-images`, `idx3`) in `dir`: the official `train-images-idx3-ubyte`
 /// or the `train-images.idx3-ubyte` some archive tools produce, each with or without `.gz`.
-fn find(dir: &Path, stem: &str, idx: &str) -> Result<PathBuf> {
+pub(super) fn find(dir: &Path, stem: &str, idx: &str) -> Result<PathBuf> {
     let names = [format!("{stem}-{idx}-ubyte"), format!("{stem}.{idx}-ubyte")];
     for name in &names {
         for candidate in [dir.join(format!("{name}.gz")), dir.join(name)] {

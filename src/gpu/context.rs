@@ -105,6 +105,18 @@ pub struct AdapterSummary {
     pub max_compute_workgroups_per_dimension: u32,
 }
 
+impl AdapterSummary {
+    /// What [`crate::backend::profiles::adapter_budget`] needs of this adapter.
+    pub fn budget_limits(&self) -> crate::backend::profiles::AdapterLimits<'_> {
+        crate::backend::profiles::AdapterLimits {
+            name: &self.name,
+            software: self.device_type == "Cpu",
+            max_binding_bytes: self.max_storage_buffer_binding_size.min(self.max_buffer_size),
+            max_buffer_bytes: self.max_buffer_size,
+        }
+    }
+}
+
 /// The optional features losscape asks for when the adapter has them.
 pub const OPTIONAL_FEATURES: [(wgpu::Features, &str); 3] = [
     (wgpu::Features::SHADER_F16, "SHADER_F16"),
@@ -169,7 +181,7 @@ fn backends(choice: &DeviceChoice) -> Result<wgpu::Backends> {
     }
 }
 
-fn instance(choice: &DeviceChoice) -> Result<wgpu::Instance> {
+pub(super) fn instance(choice: &DeviceChoice) -> Result<wgpu::Instance> {
     quiet_drivers();
     let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
     desc.backends = backends(choice)?;
@@ -261,6 +273,10 @@ impl Gpu {
             trace: wgpu::Trace::Off,
         }))
         .map_err(|e| anyhow!("could not open a device on adapter '{}': {e}", summary.name))?;
+        let budget = crate::backend::profiles::adapter_budget(summary.budget_limits(), choice.memory);
+        if let Some(note) = &budget.note {
+            eprintln!("losscape: {note}");
+        }
         let dummy = GpuBuffer {
             buffer: Arc::new(device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("unused binding"),
@@ -309,6 +325,11 @@ impl Gpu {
     /// True when the device was opened with GPU timestamp queries.
     pub fn has_timestamps(&self) -> bool {
         self.features.contains(wgpu::Features::TIMESTAMP_QUERY)
+    }
+
+    /// What [`crate::backend::profiles::adapter_budget`] needs of this adapter.
+    pub fn budget_limits(&self) -> crate::backend::profiles::AdapterLimits<'_> {
+        self.summary.budget_limits()
     }
 
     /// The largest buffer the shaders may bind, in bytes.

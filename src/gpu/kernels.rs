@@ -5,7 +5,7 @@ use anyhow::Result;
 use bytemuck::{Pod, Zeroable};
 
 use super::{Dispatch, Gpu, GpuBuffer, Shader};
-use crate::ops::{partial_slots, Act, Head, Layout, LossChunk, Product};
+use crate::ops::{Act, Head, Layout, LossChunk, Product};
 
 /// Where an operand's elements live.
 #[derive(Clone, Copy)]
@@ -74,12 +74,16 @@ struct LossParams {
     img_bs: u32,
 }
 
-/// A 2-D grid of 256-thread workgroups covering `len` elements.
+/// A 2-D grid of 256-thread workgroups covering `len` elements ([`super::grids::element_groups`]);
+/// counts past 32 bits saturate, and [`Gpu::dispatch`] refuses them as past the adapter's limit.
 pub(super) fn element_grid(len: usize, max: u32) -> ([u32; 3], u32) {
-    let groups = len.div_ceil(256).max(1) as u32;
-    let x = groups.min(max);
-    let y = groups.div_ceil(x);
-    ([x, y, 1], x * 256)
+    let (groups, row) = super::grids::element_groups(len, max);
+    (groups32(groups), u32::try_from(row).unwrap_or(u32::MAX))
+}
+
+/// A grid in the `u32` wgpu takes, saturating (a saturated count exceeds every adapter's limit).
+pub(super) fn groups32(g: [u64; 3]) -> [u32; 3] {
+    g.map(|v| u32::try_from(v).unwrap_or(u32::MAX))
 }
 
 /// The buffer behind a source, and whether it is the packed image buffer.
@@ -141,7 +145,7 @@ impl Gpu {
             &[("A_BYTES", a_bytes as u32 as f64), ("B_BYTES", b_bytes as u32 as f64)],
             &params,
             &[(1, a_f32), (2, b_f32), (3, c.0), (4, images)],
-            [u(shape.n.div_ceil(64)), u(shape.m.div_ceil(64)), u(shape.batches)],
+            groups32(super::grids::matmul_groups(&shape)),
         )
     }
 
@@ -198,7 +202,7 @@ impl Gpu {
             &[],
             &params,
             &[(1, outputs), (target_binding, targets), (3, grad), (4, partials)],
-            [u(partial_slots(chunk.images)), u(chunk.batches), 1],
+            groups32(super::grids::loss_groups(&chunk)),
         )
     }
 }

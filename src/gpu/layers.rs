@@ -3,7 +3,8 @@
 use anyhow::Result;
 use bytemuck::{Pod, Zeroable};
 
-use super::kernels::{element_grid, split, u};
+use super::grids;
+use super::kernels::{element_grid, groups32, split, u};
 use super::{Dispatch, Gpu, GpuBuffer, Shader, Source};
 use crate::ops::{AdamStep, Conv, LstmStep, Selection};
 
@@ -104,7 +105,7 @@ impl Gpu {
     /// out = conv(input) + bias.
     pub fn conv_forward(&self, c: Conv, input: Source, weights: &GpuBuffer, out: &GpuBuffer) -> Result<Dispatch> {
         let (buf, bytes) = split(input);
-        let (grid, row) = self.grid(c.batches * c.out_bs());
+        let (grid, row) = self.grid(grids::conv_forward_len(&c));
         let (f32_in, byte_in) = if bytes { (&self.dummy, buf) } else { (buf, &self.dummy) };
         self.dispatch(
             Shader::Conv,
@@ -127,14 +128,13 @@ impl Gpu {
     ) -> Result<Dispatch> {
         let (buf, bytes) = split(input);
         let (f32_in, byte_in) = if bytes { (&self.dummy, buf) } else { (buf, &self.dummy) };
-        let groups = c.out_c * (c.in_c * c.ksize * c.ksize + 1);
         self.dispatch(
             Shader::Conv,
             "weight_grad",
             &[("IN_BYTES", bytes as u32 as f64)],
             &c.params(bytes, accumulate, 0),
             &[(1, f32_in), (3, grads), (4, byte_in), (5, grad_out)],
-            [u(groups), u(c.batches), 1],
+            groups32(grids::conv_weight_groups(&c)),
         )
     }
 
@@ -146,7 +146,7 @@ impl Gpu {
         grad_out: &GpuBuffer,
         grad_in: &GpuBuffer,
     ) -> Result<Dispatch> {
-        let (grid, row) = self.grid(c.batches * c.in_bs(false));
+        let (grid, row) = self.grid(grids::conv_input_grad_len(&c));
         self.dispatch(
             Shader::Conv,
             "input_grad",
@@ -167,8 +167,7 @@ impl Gpu {
         src: &GpuBuffer,
         dst: &GpuBuffer,
     ) -> Result<Dispatch> {
-        let side = if backward { in_hw } else { in_hw / 2 };
-        let (grid, row) = self.grid(planes * side * side);
+        let (grid, row) = self.grid(grids::pool_len(backward, planes, in_hw));
         let params = PoolParams { planes: u(planes), in_hw: u(in_hw), row, _pad: 0 };
         let entry = if backward { "backward" } else { "forward" };
         self.dispatch(Shader::Pool, entry, &[], &params, &[(1, src), (2, dst)], grid)
@@ -183,8 +182,8 @@ impl Gpu {
         perm: &GpuBuffer,
         xperm: &GpuBuffer,
     ) -> Result<Dispatch> {
-        let s = if s.img_bs == 0 { LstmStep { batches: 1, ..s } } else { s };
-        let (grid, row) = self.grid(s.batches * s.images * s.shape.pixels());
+        let (grid, row) = self.grid(grids::gather_len(s));
+        let s = grids::gather_step(s);
         self.dispatch(Shader::Lstm, "gather", &[], &s.params(row), &[(8, images), (9, perm), (10, xperm)], grid)
     }
 
@@ -198,7 +197,7 @@ impl Gpu {
         hidden: &GpuBuffer,
         last: &GpuBuffer,
     ) -> Result<Dispatch> {
-        let (grid, row) = self.grid(s.batches * s.images * s.shape.hidden);
+        let (grid, row) = self.grid(grids::cell_len(&s));
         self.dispatch(
             Shader::Lstm,
             "cell_forward",
@@ -218,7 +217,7 @@ impl Gpu {
         dh: &GpuBuffer,
         dc: &GpuBuffer,
     ) -> Result<Dispatch> {
-        let (grid, row) = self.grid(s.batches * s.images * s.shape.hidden);
+        let (grid, row) = self.grid(grids::cell_len(&s));
         self.dispatch(
             Shader::Lstm,
             "cell_backward",

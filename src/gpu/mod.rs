@@ -5,6 +5,8 @@
 mod buffer;
 mod context;
 mod counters;
+pub mod diagnose;
+pub mod grids;
 mod kernels;
 mod launch;
 mod layers;

@@ -13,6 +13,7 @@ mod plans;
 pub mod reference;
 mod spec;
 pub mod symmetry;
+pub mod walk;
 
 pub use evaluator::{Eval, Evaluator, Network, Want};
 pub use init::init_vector;

@@ -219,7 +219,7 @@ pub fn run_sweep(inputs: SweepInputs, progress: &mut dyn SweepProgress) -> Resul
 }
 
 /// Runs the shard's unfinished pairs with `options` (curve family, alignment), as many pairs at once
-/// as [`default_pairs_per_batch`] gives for the device; returns how many were computed now.
+/// as [`crate::planner::device_pairs_per_batch`] gives for the device; returns how many were computed now.
 ///
 /// # Errors
 /// See [`run_sweep_batched`].
@@ -243,7 +243,9 @@ pub fn default_pairs_per_batch(net: Network, device: &Device, points: usize) -> 
 }
 
 /// Runs the shard's unfinished pairs with `options`, `pairs_per_batch` pairs at once (None:
-/// [`default_pairs_per_batch`]; a last batch may hold fewer); returns how many were computed now.
+/// [`crate::planner::device_pairs_per_batch`], which adds the dispatch goals to
+/// [`default_pairs_per_batch`]'s memory bound; a last batch may hold fewer); returns how many were
+/// computed now.
 /// Each pair is written as its own record when its batch finishes; the batch size is an execution
 /// detail, like the shard: it is not saved, a sweep may be resumed with another, and each pair's
 /// results equal a one-pair-at-a-time run's up to f32 rounding.
@@ -273,7 +275,10 @@ pub fn run_sweep_batched(
         return Ok(0);
     }
     let net = Network { arch: cfg.model, act: cfg.activation };
-    let per = pairs_per_batch.unwrap_or_else(|| default_pairs_per_batch(net, &images.device, cfg.settings.points));
+    // issue 26: the memory bound of `default_pairs_per_batch` and the dispatch goals at this N
+    let points = cfg.settings.points;
+    let per = pairs_per_batch
+        .unwrap_or_else(|| crate::planner::device_pairs_per_batch(net, &images.device, points, images.count));
     if per == 0 {
         bail!("a batch needs at least one pair");
     }

@@ -1,0 +1,85 @@
+//! The workgroup grid of every kernel launch, as pure functions of its shape: the GPU layer records
+//! dispatches with them, and [`crate::model::walk`] checks whole plans against an adapter's
+//! per-dimension limit without a device. Counts are `u64` so that an oversized grid is seen, not
+//! truncated.
+
+use crate::model::plan::Op;
+use crate::ops::{partial_slots, Conv, LossChunk, LstmStep, Product};
+
+/// Threads per workgroup of the element-wise kernels.
+pub const ELEMENT_WORKGROUP: u64 = 256;
+
+/// A grid of 256-thread workgroups covering `len` elements: at most `max` along x, the rest in rows
+/// along y (the kernels index element `gid.x + gid.y * row`); returns the grid and `row`.
+pub fn element_groups(len: usize, max: u32) -> ([u64; 3], u64) {
+    let groups = (len as u64).div_ceil(ELEMENT_WORKGROUP).max(1);
+    let x = groups.min(max.max(1) as u64);
+    ([x, groups.div_ceil(x), 1], x * ELEMENT_WORKGROUP)
+}
+
+/// A batched matrix product: 64 x 64 tiles of C, one batch member per z.
+pub fn matmul_groups(p: &Product) -> [u64; 3] {
+    [p.n.div_ceil(64) as u64, p.m.div_ceil(64) as u64, p.batches as u64]
+}
+
+/// A loss head: one workgroup per 256 images (a partial-sum slot) and vector.
+pub fn loss_groups(c: &LossChunk) -> [u64; 3] {
+    [partial_slots(c.images) as u64, c.batches as u64, 1]
+}
+
+/// A convolution's weight gradient: one workgroup per weight and bias, per vector.
+pub fn conv_weight_groups(c: &Conv) -> [u64; 3] {
+    [(c.out_c * (c.in_c * c.ksize * c.ksize + 1)) as u64, c.batches as u64, 1]
+}
+
+/// Threads of a convolution's forward kernel (one per output element).
+pub fn conv_forward_len(c: &Conv) -> usize {
+    c.batches * c.out_bs()
+}
+
+/// Threads of a convolution's input-gradient kernel (one per input element).
+pub fn conv_input_grad_len(c: &Conv) -> usize {
+    c.batches * c.in_bs(false)
+}
+
+/// Threads of a pooling kernel (one per output element).
+pub fn pool_len(backward: bool, planes: usize, in_hw: usize) -> usize {
+    let side = if backward { in_hw } else { in_hw / 2 };
+    planes * side * side
+}
+
+/// The gather's step: one vector's worth when the images are shared.
+pub fn gather_step(s: LstmStep) -> LstmStep {
+    if s.img_bs == 0 {
+        LstmStep { batches: 1, ..s }
+    } else {
+        s
+    }
+}
+
+/// Threads of the pixel gather (one per gathered pixel).
+pub fn gather_len(s: LstmStep) -> usize {
+    let s = gather_step(s);
+    s.batches * s.images * s.shape.pixels()
+}
+
+/// Threads of an LSTM cell kernel (one per vector, image and hidden unit).
+pub fn cell_len(s: &LstmStep) -> usize {
+    s.batches * s.images * s.shape.hidden
+}
+
+/// The grid a plan operation's dispatch takes on an adapter with `max` workgroups per dimension.
+pub fn op_groups(op: &Op, max: u32) -> [u64; 3] {
+    let element = |len: usize| element_groups(len, max).0;
+    match op {
+        Op::MatMul { shape, .. } => matmul_groups(shape),
+        Op::ActForward { len, .. } | Op::ActBackward { len, .. } => element(*len),
+        Op::Loss { chunk, .. } => loss_groups(chunk),
+        Op::ConvForward { conv, .. } => element(conv_forward_len(conv)),
+        Op::ConvWeightGrad { conv, .. } => conv_weight_groups(conv),
+        Op::ConvInputGrad { conv, .. } => element(conv_input_grad_len(conv)),
+        Op::AvgPool { backward, planes, in_hw, .. } => element(pool_len(*backward, *planes, *in_hw)),
+        Op::GatherPixels { step, .. } => element(gather_len(*step)),
+        Op::LstmCellForward { step, .. } | Op::LstmCellBackward { step, .. } => element(cell_len(step)),
+    }
+}
