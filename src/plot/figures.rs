@@ -119,9 +119,7 @@ pub fn scatter(out: &Path, title: &str, labels: (&str, &str), series: &[Points])
 /// Loss curves against the epoch (iteration) on a log scale.
 pub fn curves(out: &Path, title: &str, x_label: &str, series: &[Series]) -> Result<()> {
     let positive = |v: &f64| v.is_finite() && *v > 0.0;
-    let lo = series.iter().flat_map(|s| s.values.iter()).copied().filter(positive).fold(f64::INFINITY, f64::min);
-    let hi = series.iter().flat_map(|s| s.values.iter()).copied().filter(positive).fold(0.0, f64::max);
-    let (lo, hi) = if lo.is_finite() { (lo / 2.0, hi * 2.0) } else { (1e-3, 1.0) };
+    let (lo, hi) = log_range(series.iter().flat_map(|s| s.values.iter()).copied());
     let len = series.iter().map(|s| s.values.len()).max().unwrap_or(1).max(2);
     render_png(out, SIZE, |root| {
         let mut chart = drawing(
@@ -145,6 +143,19 @@ pub fn curves(out: &Path, title: &str, x_label: &str, series: &[Series]) -> Resu
     })
 }
 
+/// A log axis's range for `values`: from half the smallest positive finite value to twice the largest;
+/// 1e-3..1 when none is positive.
+fn log_range(values: impl Iterator<Item = f64>) -> (f64, f64) {
+    let (lo, hi) = values
+        .filter(|v| v.is_finite() && *v > 0.0)
+        .fold((f64::INFINITY, 0.0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
+    if lo.is_finite() {
+        (lo / 2.0, hi * 2.0)
+    } else {
+        (1e-3, 1.0)
+    }
+}
+
 /// One set's summary over pairs at each x: the median and the range (lowest to highest).
 pub struct Band {
     pub label: String,
@@ -161,10 +172,7 @@ pub struct Band {
 /// ≤ 0 or non-finite are drawn at the axis floor); an empty figure when no value is positive.
 pub fn bands(out: &Path, title: &str, (x_label, y_label): (&str, &str), series: &[Band]) -> Result<()> {
     let positive = |v: &f64| v.is_finite() && *v > 0.0;
-    let all = || series.iter().flat_map(|s| s.low.iter().chain(&s.high).chain(&s.median)).copied().filter(positive);
-    let lo = all().fold(f64::INFINITY, f64::min);
-    let hi = all().fold(0.0, f64::max);
-    let (lo, hi) = if lo.is_finite() { (lo / 2.0, hi * 2.0) } else { (1e-3, 1.0) };
+    let (lo, hi) = log_range(series.iter().flat_map(|s| s.low.iter().chain(&s.high).chain(&s.median)).copied());
     let x_max = series.iter().flat_map(|s| s.x.iter()).copied().fold(1.0, f64::max);
     let clamp = move |v: f64| if positive(&v) { v.max(lo) } else { lo };
     render_png(out, SIZE, |root| {
