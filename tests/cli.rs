@@ -167,3 +167,31 @@ fn info_says_why_there_is_no_adapter_and_each_adapters_budget() {
     let out = text(&losscape(&["info", "--backend", "vulkan", "--gpu-memory", "1G"]).stdout);
     assert!(out.contains("memory budget: scratch 1024 MiB (--gpu-memory)"), "{out}");
 }
+
+#[test]
+fn a_batch_job_log_gets_plain_progress_lines() {
+    // stderr captured (not a terminal), as in `train > log 2>&1` under Slurm: plain lines at the
+    // LOSSCAPE_PROGRESS_SECONDS interval (0: every step), then none with --quiet
+    let dir = tempfile::tempdir().unwrap();
+    let run = |out: &str, quiet: bool| {
+        let mut args = vec!["train", "--model", "fcp", "--optimizer", "sgd", "--runs", "2", "--epochs", "3"];
+        args.extend(["--train-size", "128", "--test-size", "64", "--backend", "cpu", "--out", out]);
+        if quiet {
+            args.push("--quiet");
+        }
+        let o = Command::new(env!("CARGO_BIN_EXE_losscape"))
+            .args(&args)
+            .current_dir(dir.path())
+            .env("LOSSCAPE_PROGRESS_SECONDS", "0")
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    };
+    let log = run("a", false);
+    for k in 1..=3 {
+        assert!(log.contains(&format!("progress: {k}/3 epochs")), "no line for epoch {k}:\n{log}");
+    }
+    assert!(log.contains("mean train loss"), "the line carries the bar's message:\n{log}");
+    assert!(!run("b", true).contains("progress:"), "--quiet prints no progress");
+}

@@ -98,7 +98,7 @@ impl SpectraProgress for Bar {
         self.out.bar.set_message(format!("{phase} on vectors {}..={}", rows[0], rows[rows.len() - 1]));
     }
     fn calls(&mut self, calls: usize) {
-        self.out.bar.inc(calls as u64);
+        self.out.advance(calls as u64);
     }
     fn group(&mut self, rows: &[usize], results: &[Spectrum]) -> Result<()> {
         for (r, s) in rows.iter().zip(results) {
@@ -139,8 +139,10 @@ pub fn run(args: HessianArgs) -> Result<()> {
     let device = args.run.device.open()?;
     let images = DeviceImages::upload(&device, &data)?;
     let group = args.batch.unwrap_or(todo.len()).clamp(1, todo.len().max(1));
-    let mut bar =
-        Bar { out: Progress::new("{bar:30} {pos}/{len} batched HVPs, ETA {eta}  {msg}", args.run.quiet), file };
+    let mut bar = Bar {
+        out: Progress::new("{bar:30} {pos}/{len} batched HVPs, ETA {eta}  {msg}", "batched HVPs", args.run.quiet),
+        file,
+    };
     let groups = todo.len().div_ceil(group);
     bar.out.bar.set_length((groups * (args.steps.min(args.model.n_params()) + args.probes)) as u64);
     let start = std::time::Instant::now();

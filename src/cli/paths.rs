@@ -111,7 +111,7 @@ struct Bar {
 
 impl SweepProgress for Bar {
     fn start(&mut self, total: usize, done: usize) {
-        self.out.start(total, done, "pairs");
+        self.out.start(total, done);
     }
     fn iteration(&mut self, job: &Job, k: usize, cumulative: f64) {
         self.out.bar.set_message(format!(
@@ -124,7 +124,7 @@ impl SweepProgress for Bar {
         ));
     }
     fn finished(&mut self, r: &PairRecord) {
-        self.out.bar.inc(1);
+        self.out.advance(1);
         let unaligned = match r.unaligned_straight_height {
             Some(h) => format!("; unaligned straight line {h:.4e}"),
             None => String::new(),
@@ -181,7 +181,7 @@ pub fn run(args: PathsArgs) -> Result<()> {
     let gpu = args.run.device.open()?;
     let images = DeviceImages::upload(&gpu, &data)?;
     let mut progress =
-        Bar { out: Progress::new("{bar:30} {pos}/{len} pairs, ETA {eta}  {msg}", args.run.quiet), iterations };
+        Bar { out: Progress::new("{bar:30} {pos}/{len} pairs, ETA {eta}  {msg}", "pairs", args.run.quiet), iterations };
     let inputs = SweepInputs { dir: &args.out, cfg: &cfg, stacks: &stacks, images: &images };
     let options = SweepOptions { curve: args.curve, align: args.align, until_converged: args.until_converged };
     let computed = run_sweep_batched(inputs, options, args.pairs_per_batch, &mut progress)?;

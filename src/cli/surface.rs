@@ -83,10 +83,10 @@ struct Bar {
 
 impl SurfaceProgress for Bar {
     fn start(&mut self, total: usize, done: usize) {
-        self.out.start(total, done, "points");
+        self.out.start(total, done);
     }
     fn row(&mut self, r: &RowRecord) {
-        self.out.bar.inc(self.points as u64);
+        self.out.advance(self.points as u64);
         let min = r.losses.iter().flatten().fold(f64::INFINITY, |a, &b| a.min(b));
         self.out.bar.set_message(format!("row {} done, lowest loss {min:.4e}", r.j));
     }
@@ -165,8 +165,10 @@ pub fn run(args: SurfaceArgs) -> Result<()> {
     };
     let device = args.run.device.open()?;
     let images = DeviceImages::upload(&device, &data)?;
-    let mut progress =
-        Bar { out: Progress::new("{bar:30} {pos}/{len} points, ETA {eta}  {msg}", args.run.quiet), points: x.points };
+    let mut progress = Bar {
+        out: Progress::new("{bar:30} {pos}/{len} points, ETA {eta}  {msg}", "points", args.run.quiet),
+        points: x.points,
+    };
     let batch = args.batch.unwrap_or(if device.is_cpu() { x.points.min(64) } else { 256 });
     let run = SurfaceRun { dir: &args.out, cfg: &cfg, plane: &plane, images: &images, shard: args.shard, batch };
     let summary = run_surface(run, &mut progress)?;

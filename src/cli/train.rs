@@ -1,6 +1,5 @@
 use anyhow::{bail, Result};
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -89,7 +88,7 @@ pub struct TrainArgs {
 }
 
 struct Progress {
-    bar: ProgressBar,
+    out: crate::cli::progress::Progress,
     log: Option<std::fs::File>,
     unit: &'static str,
     started: std::time::Instant,
@@ -97,11 +96,7 @@ struct Progress {
 
 impl TrainProgress for Progress {
     fn start(&mut self, total: usize, done: usize) {
-        self.bar.set_length(total as u64);
-        self.bar.set_position(done as u64);
-        if done > 0 && !self.bar.is_hidden() {
-            self.bar.println(format!("resuming after {} {done}", self.unit));
-        }
+        self.out.start(total, done);
     }
     fn step(&mut self, done: usize, records: &[RunRecord]) {
         let live: Vec<&RunRecord> = records.iter().filter(|r| r.stopped.is_none()).collect();
@@ -110,8 +105,8 @@ impl TrainProgress for Progress {
             v.iter().sum::<f64>() / v.len().max(1) as f64
         };
         let (tr, te) = (mean(&|r| r.train.last().copied()), mean(&|r| r.test.last().copied()));
-        self.bar.set_position(done as u64);
-        self.bar.set_message(format!("{} runs, mean train loss {tr:.4e}, test {te:.4e}", live.len()));
+        self.out.bar.set_message(format!("{} runs, mean train loss {tr:.4e}, test {te:.4e}", live.len()));
+        self.out.set(done as u64);
         if let Some(f) = &mut self.log {
             let line = serde_json::json!({
                 self.unit: done,
@@ -207,13 +202,10 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let train_images = DeviceImages::upload(&gpu, &train_data)?;
     let test_images = DeviceImages::upload(&gpu, &test_data)?;
     let unit = args.optimizer.unit();
-    let bar = if args.run.quiet { ProgressBar::hidden() } else { ProgressBar::new(0) };
-    bar.set_style(
-        ProgressStyle::with_template(&format!("{{bar:30}} {unit} {{pos}}/{{len}}, ETA {{eta}}  {{msg}}"))
-            .expect("a valid template"),
-    );
+    let template = format!("{{bar:30}} {unit} {{pos}}/{{len}}, ETA {{eta}}  {{msg}}");
+    let out = crate::cli::progress::Progress::new(&template, &format!("{unit}s"), args.run.quiet);
     let log = args.log.as_ref().map(|p| std::fs::OpenOptions::new().create(true).append(true).open(p)).transpose()?;
-    let mut progress = Progress { bar, log, unit, started: std::time::Instant::now() };
+    let mut progress = Progress { out, log, unit, started: std::time::Instant::now() };
     let summary = train(
         TrainInputs {
             dir: &args.out,
@@ -226,7 +218,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         },
         &mut progress,
     )?;
-    progress.bar.finish_and_clear();
+    progress.out.bar.finish_and_clear();
     report(&args, runs, &summary)?;
     Ok(())
 }
