@@ -294,6 +294,14 @@ pub struct MemoryBudget {
     pub note: Option<String>,
 }
 
+impl std::fmt::Display for MemoryBudget {
+    /// `scratch S MiB (source), tensors T MiB`, as `info` and `bench` print it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let b = &self.budget;
+        write!(f, "scratch {} MiB ({}), tensors {} MiB", b.total_bytes >> 20, self.source, b.tensor_bytes >> 20)
+    }
+}
+
 /// wgpu's own caps on `max_buffer_size` (`wgpu-hal` 30: 2^31 − 1 on Linux for non-NVIDIA Vulkan,
 /// 2^52 elsewhere; `u64::MAX` when the driver reports nothing): values that say nothing of the memory.
 fn reported_buffer(max_buffer_bytes: u64) -> Option<u64> {

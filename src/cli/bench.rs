@@ -56,12 +56,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let timing = if gpu.has_timestamps() { "gpu-timestamps" } else { "wall-clock" };
     outln!("adapter: {} ({}, {}), timing: {timing}", gpu.summary().name, gpu.summary().backend, gpu.summary().driver)?;
     let budget = gpu.memory_budget();
-    outln!(
-        "memory budget: scratch {} MiB ({}), tensors {} MiB",
-        budget.budget.total_bytes >> 20,
-        budget.source,
-        budget.budget.tensor_bytes >> 20
-    )?;
+    outln!("memory budget: {budget}")?;
     let ceil = ceiling(&gpu, args.ceiling_size, args.repeats)?;
     let images = DeviceImages::upload(&gpu, &data)?; // once, for every case
     outln!(

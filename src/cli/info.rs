@@ -129,12 +129,7 @@ pub fn run(args: InfoArgs) -> Result<()> {
             a.max_compute_workgroups_per_dimension
         )?;
         let b = &budgets[i];
-        outln!(
-            "    memory budget: scratch {} MiB ({}), tensors {} MiB",
-            b.budget.total_bytes >> 20,
-            b.source,
-            b.budget.tensor_bytes >> 20
-        )?;
+        outln!("    memory budget: {b}")?;
         let list: Vec<String> = chunks(b.budget).iter().map(|(arch, c)| format!("{} {c}", arch.id())).collect();
         outln!("    image chunks at B = {CHUNK_BATCH} on {CHUNK_IMAGES} images: {}", list.join(", "))?;
         if let Some(note) = &b.note {
