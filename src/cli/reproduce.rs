@@ -6,6 +6,7 @@ use super::{Activation, DataArgs, DeviceArgs};
 use crate::data::Split;
 use crate::model::Arch;
 use crate::path::sweep::Shard;
+use crate::pipeline::regime::{check_sizes, reproduce_regime, REGIME_IMAGES};
 use crate::pipeline::{reproduce, Preset, ReproduceConfig, Stage};
 
 /// The whole study, from MNIST to a report: solution sets, paths on both landscapes, analysis.
@@ -16,11 +17,16 @@ Resumable: re-running continues where it stopped; finished stages are skipped. W
 train stage takes every n-th (network, optimizer) unit, the paths stage every n-th pair and the probes\n\
 stage (Hessian sharpness of the minima, surfaces through representative paths) every n-th network;\n\
 run `--stage train` on all shards, then `--stage paths` on all shards, then `--stage report` once (it\n\
-completes any probes not yet run).")]
+completes any probes not yet run).\n\n\
+The regime map: `--images 250,500,1000,2000` runs the study once per training-set size (the first N\n\
+training images, in OUT/images-N) and writes OUT/regime/index.html: path heights and every claim's\n\
+verdict against training images per parameter. `--preset regime` does so for FCP with converged paths.\n\
+  losscape reproduce --preset regime --out map\n\
+  losscape reproduce --preset regime --images 250,500,1000,2000,4000 --out map   (adds a size)")]
 pub struct ReproduceArgs {
     /// quick (≤ 10 minutes on 2 CPU cores: FCP and the autoencoder converge at a reduced scale),
-    /// medium (all four networks at a reduced scale, all converging: 2 hours on 2 CPU cores) or paper (the
-    /// paper's full scale, for GPU servers).
+    /// medium (all four networks at a reduced scale, all converging: 2 hours on 2 CPU cores), paper (the
+    /// paper's full scale, for GPU servers) or regime (the regime map of FCP: see --images).
     #[arg(long, default_value = "quick")]
     preset: String,
     /// Work directory.
@@ -35,6 +41,10 @@ pub struct ReproduceArgs {
     /// This invocation's share of the work.
     #[arg(long, default_value = "0/1")]
     shard: Shard,
+    /// The regime map: one study per number of training images, e.g. 250,500,1000,2000 (default with
+    /// --preset regime: 250,500,1000,2000), each in OUT/images-N, and the map in OUT/regime.
+    #[arg(long, value_delimiter = ',')]
+    images: Option<Vec<usize>>,
     /// Weight-match every path pair before optimising it (Ainsworth et al. 2023): the report then shows
     /// barriers before and after alignment and whether the SGD-vs-L-BFGS gap survives it.
     #[arg(long)]
@@ -51,9 +61,11 @@ pub struct ReproduceArgs {
 pub fn run(args: ReproduceArgs) -> Result<()> {
     let preset = Preset::named(&args.preset)?;
     let models = args.models.clone().unwrap_or_else(|| preset.models.clone());
+    let sizes = args.images.clone().or_else(|| (preset.name == "regime").then(|| REGIME_IMAGES.to_vec()));
     let mut train = args.data.load(Split::Train)?;
+    let sizes = sizes.map(|s| check_sizes(&s, train.len())).transpose()?;
     let mut test = args.data.load(Split::Test)?;
-    if let Some(n) = preset.train_images {
+    if let (Some(n), None) = (preset.train_images, &sizes) {
         train = train.truncated(n);
     }
     if let Some(n) = preset.test_images {
@@ -74,7 +86,10 @@ pub fn run(args: ReproduceArgs) -> Result<()> {
         gpu.summary().name,
         gpu.summary().backend
     );
-    reproduce(&args.out, &cfg, args.stage, args.shard, &gpu, (train, test))?;
+    match sizes {
+        Some(sizes) => reproduce_regime(&args.out, &cfg, &sizes, (args.stage, args.shard), &gpu, (train, test))?,
+        None => reproduce(&args.out, &cfg, args.stage, args.shard, &gpu, (train, test))?,
+    }
     outln!("done: {}", args.out.display())?;
     Ok(())
 }

@@ -3,6 +3,7 @@
 //! report. Every stage resumes; training units and path pairs shard over GPUs or cluster nodes.
 
 mod probes;
+pub mod regime;
 
 pub use probes::{representative, surface_axes, ProbeSettings};
 
@@ -82,6 +83,17 @@ impl Preset {
                 until_converged: false,
                 probes: Some(reduced),
             },
+            // the regime map's study (`reproduce --images`, by default at regime::REGIME_IMAGES): the quick
+            // preset's FCP training, every path optimised until it converges (lr 5e-3 reaches the rule in
+            // 120-320 iterations on 500 images), no probes
+            "regime" => Preset {
+                name: name.into(),
+                models: vec![Arch::Fcp],
+                path: PathSettings { lr: 5e-3, iterations: 600, ..paper_path },
+                until_converged: true,
+                probes: None,
+                ..Preset::named("quick")?
+            },
             // all four networks at a reduced scale, all converging: 2 h 2 min on 2 CPU cores (training 46 min,
             // paths 68 min, probes 9 min); 300 SGD epochs because the LSTM's SGD runs were still at a
             // training loss of 0.3 after 100 on 1,000 images; L-BFGS needs ~250 iterations for LeNet
@@ -142,7 +154,9 @@ impl Preset {
                     grid: 51,
                 }),
             },
-            other => bail!("unknown preset '{other}': choose quick, medium or paper (or smoke, the test suite's)"),
+            other => {
+                bail!("unknown preset '{other}': choose quick, medium, paper or regime (or smoke, the test suite's)")
+            }
         })
     }
 

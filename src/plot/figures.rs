@@ -168,12 +168,38 @@ pub struct Band {
     pub colour: RGBColor,
 }
 
-/// Median lines with their ranges shaded, against x on a linear axis and y on a log axis (values
+/// How [`bands`] lays out its x axis.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum XAxis {
+    /// From 0 to the largest x (e.g. Adam iterations).
+    Linear,
+    /// Logarithmic over the positive x values, with a margin (e.g. images per parameter).
+    Log,
+}
+
+/// Median lines with their ranges shaded, against x on a linear or log axis and y on a log axis (values
 /// ≤ 0 or non-finite are drawn at the axis floor); an empty figure when no value is positive.
-pub fn bands(out: &Path, title: &str, (x_label, y_label): (&str, &str), series: &[Band]) -> Result<()> {
+pub fn bands(out: &Path, title: &str, labels: (&str, &str), axis: XAxis, series: &[Band]) -> Result<()> {
+    let xs = || series.iter().flat_map(|s| s.x.iter()).copied();
+    match axis {
+        XAxis::Linear => {
+            let x_max = xs().fold(1.0, f64::max);
+            bands_on(out, title, labels, 0f64..x_max, series)
+        }
+        XAxis::Log => {
+            let (lo, hi) = log_range(xs());
+            bands_on(out, title, labels, (lo..hi).log_scale(), series)
+        }
+    }
+}
+
+fn bands_on<X>(out: &Path, title: &str, (x_label, y_label): (&str, &str), x_range: X, series: &[Band]) -> Result<()>
+where
+    X: plotters::coord::ranged1d::AsRangedCoord<Value = f64>,
+    X::CoordDescType: plotters::coord::ranged1d::ValueFormatter<f64>,
+{
     let positive = |v: &f64| v.is_finite() && *v > 0.0;
     let (lo, hi) = log_range(series.iter().flat_map(|s| s.low.iter().chain(&s.high).chain(&s.median)).copied());
-    let x_max = series.iter().flat_map(|s| s.x.iter()).copied().fold(1.0, f64::max);
     let clamp = move |v: f64| if positive(&v) { v.max(lo) } else { lo };
     render_png(out, SIZE, |root| {
         let mut chart = drawing(
@@ -182,7 +208,7 @@ pub fn bands(out: &Path, title: &str, (x_label, y_label): (&str, &str), series: 
                 .margin(15)
                 .x_label_area_size(50)
                 .y_label_area_size(80)
-                .build_cartesian_2d(0f64..x_max, (lo..hi).log_scale()),
+                .build_cartesian_2d(x_range, (lo..hi).log_scale()),
         )?;
         drawing(chart.configure_mesh().x_desc(x_label).y_desc(y_label).label_style(("sans-serif", 16)).draw())?;
         for s in series {

@@ -4,6 +4,8 @@
 
 use std::fmt::Write as _;
 
+use serde::{Deserialize, Serialize};
+
 use crate::analysis::stats::{holm, mann_whitney_u, median, rank_biserial, roc_auc, Alternative};
 use crate::model::Arch;
 use crate::path::alignment::BarrierGap;
@@ -561,4 +563,42 @@ pub fn to_csv(claims: &[Claim]) -> String {
         s.push('\n');
     }
     s
+}
+
+/// One row of `report/claims.json`: a [`Claim`] as written, and as read back by the regime map
+/// (`crate::report::regime`), which gathers the verdicts of one study per training-set size.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ClaimRow {
+    pub claim: String,
+    pub network: String,
+    pub landscape: String,
+    pub paper: String,
+    pub run: String,
+    /// As [`Verdict::as_str`] writes it.
+    pub verdict: String,
+    pub statistic: String,
+    pub p_value: Option<f64>,
+    pub p_holm: Option<f64>,
+}
+
+impl From<&Claim> for ClaimRow {
+    fn from(c: &Claim) -> ClaimRow {
+        ClaimRow {
+            claim: c.claim.to_string(),
+            network: c.network.clone(),
+            landscape: c.landscape.clone(),
+            paper: c.paper.clone(),
+            run: c.run.clone(),
+            verdict: c.verdict.as_str().to_string(),
+            statistic: c.statistic.clone(),
+            p_value: c.p_value,
+            p_holm: c.p_holm,
+        }
+    }
+}
+
+/// `report/claims.json`: the rows of `claims.csv` as a JSON array of [`ClaimRow`]s.
+pub fn to_json(claims: &[Claim]) -> Result<String, serde_json::Error> {
+    let rows: Vec<ClaimRow> = claims.iter().map(ClaimRow::from).collect();
+    Ok(serde_json::to_string_pretty(&rows)? + "\n")
 }

@@ -8,6 +8,7 @@
 
 pub mod claims;
 mod network;
+pub mod regime;
 
 use anyhow::{bail, Context, Result};
 use std::fmt::Write as _;
@@ -190,9 +191,10 @@ impl Tables {
     }
 }
 
-/// The claims table (HTML, with the verdict rules) and `claims.csv`.
+/// The claims table (HTML, with the verdict rules), `claims.csv` and `claims.json`.
 fn claims_section(rep: &mut Report, claims: &[Claim]) -> Result<()> {
     rep.write("claims.csv", &claims::to_csv(claims))?;
+    rep.write("claims.json", &claims::to_json(claims)?)?;
     let count = |v: claims::Verdict| claims.iter().filter(|c| c.verdict == v).count();
     let _ = writeln!(
         rep.html,

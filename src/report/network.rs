@@ -17,7 +17,7 @@ use crate::io::{read_weights, WeightStack};
 use crate::model::Arch;
 use crate::path::alignment::{summarise_alignment, BarrierGap};
 use crate::path::sweep::{read_sweep_records, PairRecord};
-use crate::plot::figures::{bands, curves, histograms, scatter, Band, Series, BLUE, RED};
+use crate::plot::figures::{bands, curves, histograms, scatter, Band, Series, XAxis, BLUE, RED};
 use crate::train::Summary;
 
 /// What a work directory holds for one network.
@@ -402,6 +402,7 @@ impl Network {
             &rep.out.join(&file),
             &format!("{title}: path height against Adam iteration, {landscape} landscape"),
             ("Adam iteration", "path height (median and range over pairs)"),
+            XAxis::Linear,
             &series,
         )?;
         rep.write(&file.replace(".png", ".csv"), &csv_rows("set,iteration,pairs,median,min,max", rows))?;
