@@ -6,6 +6,7 @@ use super::DeviceArgs;
 use crate::backend::profiles::profile;
 use crate::backend::ChunkBudget;
 use crate::model::Arch;
+use crate::pipeline::regime::default_sizes;
 use crate::pipeline::Preset;
 use crate::planner::{
     estimate_study, pairs_per_batch, plan_evaluation, rates_from_bench, EvaluationPlan, ASSUMED_EFFICIENCY,
@@ -123,7 +124,9 @@ pub fn run(args: PlanArgs) -> Result<()> {
         return Ok(());
     };
     let preset = Preset::named(preset_name)?;
-    let n = preset.train_images.unwrap_or(60_000);
+    // a regime preset: one study per size; the evaluations are planned at the largest
+    let sizes = default_sizes(&preset.name);
+    let n = sizes.as_ref().and_then(|s| s.last().copied()).or(preset.train_images).unwrap_or(60_000);
     let mut evaluations = Vec::new();
     let mut paths = Vec::new();
     for &arch in &preset.models {
@@ -162,7 +165,11 @@ pub fn run(args: PlanArgs) -> Result<()> {
     if args.bench.is_some() && preset.models.iter().any(|a| !rates.iter().any(|(r, _)| r == a)) {
         anyhow::bail!("the benchmark record lacks a network of the preset: run `losscape bench` with every network");
     }
-    let study = estimate_study(&preset, &preset.models, rate, basis)?;
+    let study = estimate_study(&preset, &preset.models, rate, basis.clone())?;
+    let regime = match &sizes {
+        Some(sizes) => Some(regime_estimates(&preset, sizes, &rate, &basis)?),
+        None => None,
+    };
     if args.json {
         // the top-level counts are those of the evaluation with the most dispatches
         let worst = evaluations.iter().max_by_key(|e| e.dispatches_per_evaluation).expect("a preset has networks");
@@ -171,6 +178,10 @@ pub fn run(args: PlanArgs) -> Result<()> {
         object["paths"] = serde_json::to_value(&paths)?;
         object["study"] = serde_json::to_value(&study)?;
         object["estimated_hours"] = study.estimated_hours.into();
+        if let Some(regime) = &regime {
+            object["regime"] = serde_json::to_value(regime)?;
+            object["estimated_hours"] = regime.iter().map(|s| s.estimated_hours).sum::<f64>().into();
+        }
         outln!("{}", serde_json::to_string_pretty(&object)?)?;
         return Ok(());
     }
@@ -205,7 +216,42 @@ pub fn run(args: PlanArgs) -> Result<()> {
         )?;
     }
     let total = duration(study.estimated_hours * 3600.0);
-    outln!("whole study: {:.3e} FLOP, estimated {total} ({})", study.flops, study.basis)?;
+    match (&sizes, &regime) {
+        (Some(sizes), Some(regime)) => print_regime(sizes, regime)?,
+        _ => outln!("whole study: {:.3e} FLOP, estimated {total} ({})", study.flops, study.basis)?,
+    }
+    Ok(())
+}
+
+/// The study of a regime preset at each of its sizes (the paths at their most iterations: an upper
+/// bound where they stop at convergence).
+fn regime_estimates(
+    preset: &Preset,
+    sizes: &[usize],
+    rate: &impl Fn(Arch) -> f64,
+    basis: &str,
+) -> Result<Vec<crate::planner::StudyEstimate>> {
+    sizes
+        .iter()
+        .map(|&n| {
+            let at = Preset { train_images: Some(n), ..preset.clone() };
+            estimate_study(&at, &preset.models, rate, basis.to_string())
+        })
+        .collect()
+}
+
+fn print_regime(sizes: &[usize], regime: &[crate::planner::StudyEstimate]) -> Result<()> {
+    for (n, study) in sizes.iter().zip(regime) {
+        let time = duration(study.estimated_hours * 3600.0);
+        outln!("  study on {n} training images: {:.3e} FLOP, at most {time}", study.flops)?;
+    }
+    let hours: f64 = regime.iter().map(|s| s.estimated_hours).sum();
+    outln!(
+        "regime map ({} sizes, paths at their most iterations): estimated at most {} ({})",
+        regime.len(),
+        duration(hours * 3600.0),
+        regime.first().map_or("", |s| s.basis.as_str())
+    )?;
     Ok(())
 }
 

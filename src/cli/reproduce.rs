@@ -6,7 +6,7 @@ use super::{Activation, DataArgs, DeviceArgs};
 use crate::data::Split;
 use crate::model::Arch;
 use crate::path::sweep::Shard;
-use crate::pipeline::regime::{check_sizes, reproduce_regime, REGIME_IMAGES};
+use crate::pipeline::regime::{check_sizes, default_sizes, reproduce_regime};
 use crate::pipeline::{reproduce, Preset, ReproduceConfig, Stage};
 
 /// The whole study, from MNIST to a report: solution sets, paths on both landscapes, analysis.
@@ -26,7 +26,8 @@ verdict against training images per parameter. `--preset regime` does so for FCP
 pub struct ReproduceArgs {
     /// quick (≤ 10 minutes on 2 CPU cores: FCP and the autoencoder converge at a reduced scale),
     /// medium (all four networks at a reduced scale, all converging: 2 hours on 2 CPU cores), paper (the
-    /// paper's full scale, for GPU servers) or regime (the regime map of FCP: see --images).
+    /// paper's full scale, for GPU servers), regime (the regime map of FCP on 2 CPU cores: see --images)
+    /// or regime-gpu (the map up to the paper's 60,000 images, for a GPU server).
     #[arg(long, default_value = "quick")]
     preset: String,
     /// Work directory.
@@ -42,7 +43,8 @@ pub struct ReproduceArgs {
     #[arg(long, default_value = "0/1")]
     shard: Shard,
     /// The regime map: one study per number of training images, e.g. 250,500,1000,2000 (default with
-    /// --preset regime: 250,500,1000,2000), each in OUT/images-N, and the map in OUT/regime.
+    /// --preset regime: 250,500,1000,2000; regime-gpu: 2000,6000,20000,60000), each in OUT/images-N,
+    /// and the map in OUT/regime.
     #[arg(long, value_delimiter = ',')]
     images: Option<Vec<usize>>,
     /// Weight-match every path pair before optimising it (Ainsworth et al. 2023): the report then shows
@@ -61,7 +63,7 @@ pub struct ReproduceArgs {
 pub fn run(args: ReproduceArgs) -> Result<()> {
     let preset = Preset::named(&args.preset)?;
     let models = args.models.clone().unwrap_or_else(|| preset.models.clone());
-    let sizes = args.images.clone().or_else(|| (preset.name == "regime").then(|| REGIME_IMAGES.to_vec()));
+    let sizes = args.images.clone().or_else(|| default_sizes(&preset.name));
     let mut train = args.data.load(Split::Train)?;
     let sizes = sizes.map(|s| check_sizes(&s, train.len())).transpose()?;
     let mut test = args.data.load(Split::Test)?;

@@ -83,7 +83,10 @@ impl Preset {
                 until_converged: false,
                 probes: Some(reduced),
             },
-            // the regime map's study (`reproduce --images`, by default at regime::REGIME_IMAGES): the quick
+            // the regime map at a GPU server's scale (`plan --preset regime-gpu`): up to all 60,000 images and
+            // the full test split
+            "regime-gpu" => Preset { name: name.into(), test_images: None, ..Preset::named("regime")? },
+            // the regime map's study (`reproduce --images`, by default at regime::default_sizes): the quick
             // preset's FCP training, every path optimised until it converges (lr 5e-3 reaches the rule in
             // 120-320 iterations on 500 images), no probes
             "regime" => Preset {
@@ -155,7 +158,7 @@ impl Preset {
                 }),
             },
             other => {
-                bail!("unknown preset '{other}': choose quick, medium, paper or regime (or smoke, the test suite's)")
+                bail!("unknown preset '{other}': choose quick, medium, paper, regime or regime-gpu (or smoke, the test suite's)")
             }
         })
     }

@@ -16,9 +16,16 @@ use crate::report::regime::{write_map, Study};
 /// The fewest training images a study of the map may have: every SGD epoch needs a full batch of 64.
 pub const MIN_IMAGES: usize = 64;
 
-/// The sizes `reproduce --preset regime` maps when `--images` is not given: 0.006 to 0.047 FCP images
-/// per parameter, about an hour on 2 CPU cores (`docs/findings.md`).
-pub const REGIME_IMAGES: [usize; 4] = [250, 500, 1000, 2000];
+/// The sizes a regime preset maps when `--images` is not given (None for the other presets):
+/// `regime`, 0.006 to 0.047 FCP images per parameter, for 2 CPU cores (`docs/findings.md`);
+/// `regime-gpu`, 0.047 to the paper's 1.42, for a GPU server (`losscape plan --preset regime-gpu`).
+pub fn default_sizes(preset: &str) -> Option<Vec<usize>> {
+    match preset {
+        "regime" => Some(vec![250, 500, 1000, 2000]),
+        "regime-gpu" => Some(vec![2000, 6000, 20_000, 60_000]),
+        _ => None,
+    }
+}
 
 /// What the top of a map's directory holds: the settings every size shares (the preset as named, with
 /// its own `train_images`, and the fingerprint of all the images the sizes are cut from). The sizes
