@@ -132,7 +132,9 @@ dispatch!(
     fn mse_sigmoid(z: &[f32], x: &[f32], grad: &mut [f32], scale: f32) -> f32 => mse_sigmoid_plain
 );
 
-/// Eight partial sums over fixed-size chunks, so that the loop vectorises.
+/// Eight partial sums over fixed-size chunks, so that the loop vectorises. Not [`super::simd::sum8`]:
+/// it writes the gradient in the same pass, and it adds the tail into lane 0 before adding the lanes,
+/// another order (so other bits) whenever the width is not a multiple of 8.
 #[inline(always)]
 fn mse_sigmoid_plain(z: &[f32], x: &[f32], grad: &mut [f32], scale: f32) -> f32 {
     let w = z.len();

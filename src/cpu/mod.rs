@@ -441,19 +441,10 @@ fn scale(a: &[f32], y: &CpuRows, l: &Exclusive) {
 
 simd::dispatch!(fn dot_f32(a: &[f32], b: &[f32]) -> f32 => dot_f32_plain);
 
-/// The dot product in eight lanes, the same order at every SIMD level.
+/// The dot product in eight lanes ([`simd::sum8`]), the same order at every SIMD level.
 #[inline(always)]
 fn dot_f32_plain(a: &[f32], b: &[f32]) -> f32 {
-    // eight independent partial sums: vectorises and keeps the rounding error of long rows small
-    let mut acc = [0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
-    for (x, y) in ca.zip(cb) {
-        for i in 0..8 {
-            acc[i] += x[i] * y[i];
-        }
-    }
-    acc.iter().sum::<f32>() + tail
+    simd::sum8(a, b, |x, y| x * y)
 }
 
 fn axpy(coef: &[f32], x: &CpuRows, y: &CpuRows, l: &Exclusive) {

@@ -150,6 +150,27 @@ macro_rules! dispatch {
 }
 pub(crate) use dispatch;
 
+/// The sum of `term(a[i], b[i])` over i (equal lengths; a one-slice sum passes its slice twice and
+/// ignores the second value), in eight lanes: lane l adds the terms i = l, l + 8, … of the whole groups
+/// of eight, in order; then the lanes are added 0 to 7 and the tail (the last `len % 8` terms, added
+/// in order) is added to that.
+///
+/// The lanes are independent chains, so the loop vectorises where a plain f32 sum is one serial chain,
+/// and they keep the rounding error of long sums small. The order is written out here and nothing
+/// reassociates it, so every SIMD level (and every caller) gets the same bits for the same terms.
+#[inline(always)]
+pub(crate) fn sum8(a: &[f32], b: &[f32], term: impl Fn(f32, f32) -> f32) -> f32 {
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(&x, &y)| term(x, y)).sum();
+    let mut lanes = [0f32; 8];
+    for (x, y) in ca.zip(cb) {
+        for (l, lane) in lanes.iter_mut().enumerate() {
+            *lane += term(x[l], y[l]);
+        }
+    }
+    lanes.iter().sum::<f32>() + tail
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

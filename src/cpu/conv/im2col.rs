@@ -1,0 +1,99 @@
+//! Moving between feature maps and the matrices the products read: `im2col` unfolds a block of images
+//! into one column per output position, `col2im` folds such a matrix back (its adjoint), and
+//! `gather_grad_out` lays d loss / d out of a block out as one matrix.
+
+use super::lanes::{add_short, copy_ahead, copy_short, zero_ahead};
+use super::Shape;
+use crate::cpu::simd::sum8;
+use crate::ops::Conv;
+
+/// The range of output columns `o` (along one axis) whose input coordinate `o + kk - pad` lies inside
+/// [0, in_hw), clipped to [0, out_hw).
+fn valid_range(c: &Conv, kk: usize, out_hw: usize) -> (usize, usize) {
+    let lo = c.pad.saturating_sub(kk).min(out_hw);
+    let hi = (c.in_hw + c.pad).saturating_sub(kk).clamp(lo, out_hw);
+    (lo, hi)
+}
+
+/// Fills `cols` [K x count * pos] (row (ci, ky, kx), column (image, oy, ox)) from `count` images that
+/// start at `input[0]`, each in_c x in_hw x in_hw, with zeros where the window leaves the map.
+///
+/// Elements are written strictly front to back in whole 8-float vectors, each write starting where
+/// the finished part ends, so a write may spill garbage past its segment (the next write covers it):
+/// the rows of a map are only 10 to 30 floats long and exact-length copies would cost more than the
+/// product (see `lanes`). `cols` past the matrix is scratch that may receive such garbage.
+pub(super) fn im2col(c: &Conv, sh: &Shape, input: &[f32], count: usize, cols: &mut [f32]) {
+    let (hw, ow, ks) = (c.in_hw, c.out_hw(), c.ksize);
+    let n = sh.cols(count);
+    for r in 0..sh.k {
+        let (ci, ky, kx) = (r / (ks * ks), r / ks % ks, r % ks);
+        let (lo, hi) = valid_range(c, kx, ow);
+        for img in 0..count {
+            let plane = (img * c.in_c + ci) * hw * hw;
+            let base = r * n + img * sh.pos;
+            for oy in 0..ow {
+                let d = base + oy * ow;
+                let y = (oy + ky).wrapping_sub(c.pad);
+                if y >= hw || lo == hi {
+                    zero_ahead(&mut cols[d..], ow);
+                    continue;
+                }
+                // input column of output column ox is ox + kx - pad, inside the map for ox in lo..hi
+                zero_ahead(&mut cols[d..], lo);
+                copy_ahead(&mut cols[d + lo..], &input[plane + y * hw + lo + kx - c.pad..], hi - lo);
+                zero_ahead(&mut cols[d + hi..], ow - hi);
+            }
+        }
+    }
+}
+
+/// The adjoint of [`im2col`]: adds every element of `cols` into the input element it was read from
+/// (`grad_in` holds `count` images from index 0 and must be zeroed or hold a sum to add to).
+pub(super) fn col2im(c: &Conv, sh: &Shape, cols: &[f32], count: usize, grad_in: &mut [f32]) {
+    let (hw, ow, ks) = (c.in_hw, c.out_hw(), c.ksize);
+    let n = sh.cols(count);
+    for (r, row) in cols[..sh.k * n].chunks_exact(n).enumerate() {
+        let (ci, ky, kx) = (r / (ks * ks), r / ks % ks, r % ks);
+        let (lo, hi) = valid_range(c, kx, ow);
+        if lo == hi {
+            continue;
+        }
+        for (img, src_img) in row.chunks_exact(sh.pos).enumerate() {
+            let plane = &mut grad_in[(img * c.in_c + ci) * hw * hw..][..hw * hw];
+            for (oy, src) in src_img.chunks_exact(ow).enumerate() {
+                let y = (oy + ky).wrapping_sub(c.pad);
+                if y >= hw {
+                    continue;
+                }
+                let dst = &mut plane[y * hw + lo + kx - c.pad..][..hi - lo];
+                add_short(dst, &src[lo..hi]);
+            }
+        }
+    }
+}
+
+/// Copies d loss / d out of vectors `b0..b0 + vectors`, images `first..first + count`, into `buf` as
+/// one row-major matrix [(vector, co) x (image, position)] so a single product can contract over all
+/// images; adds each row's sum to `bias_sums[(vector, co)]` when given.
+pub(super) fn gather_grad_out(
+    c: &Conv,
+    sh: &Shape,
+    grad_out: &[f32],
+    (b0, vectors): (usize, usize),
+    (first, count): (usize, usize),
+    buf: &mut [f32],
+    mut bias_sums: Option<&mut [f32]>,
+) {
+    let n = sh.cols(count);
+    for (row, dst) in buf[..vectors * c.out_c * n].chunks_exact_mut(n).enumerate() {
+        let (b, co) = (b0 + row / c.out_c, row % c.out_c);
+        let base = b * c.out_bs() + first * sh.out_map + co * sh.pos;
+        for (img, d) in dst.chunks_exact_mut(sh.pos).enumerate() {
+            copy_short(d, &grad_out[base + img * sh.out_map..][..sh.pos]);
+        }
+        if let Some(sums) = bias_sums.as_deref_mut() {
+            // the row's sum, in eight lanes so that it vectorises (one slice: the second is ignored)
+            sums[b * c.out_c + co] += sum8(dst, dst, |x, _| x);
+        }
+    }
+}

@@ -1,0 +1,249 @@
+//! The three kernels against naive f64 loops that follow `shaders/conv.wgsl`, and the guarantees the
+//! rest of the program relies on (thread-count-independent bits, untouched neighbours).
+
+use super::*;
+
+/// Deterministic values in [-1, 1).
+fn values(len: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+        })
+        .collect()
+}
+
+/// Input element (b, n, ci, y, x) as the shader reads it: zero outside the map.
+fn in_at(c: &Conv, input: &[f32], in_bs: usize, (b, n, ci): (usize, usize, usize), y: isize, x: isize) -> f64 {
+    let hw = c.in_hw as isize;
+    if y < 0 || x < 0 || y >= hw || x >= hw {
+        return 0.0;
+    }
+    input[c.in_off + b * in_bs + ((n * c.in_c + ci) * c.in_hw + y as usize) * c.in_hw + x as usize] as f64
+}
+
+/// The shader's `forward`, in f64.
+fn naive_forward(c: &Conv, images: bool, input: &[f32], w: &[f32]) -> Vec<f64> {
+    let (ow, ks, p) = (c.out_hw(), c.ksize, c.pad as isize);
+    let mut out = vec![0.0; c.batches * c.out_bs()];
+    for b in 0..c.batches {
+        for n in 0..c.images {
+            for co in 0..c.out_c {
+                for oy in 0..ow {
+                    for ox in 0..ow {
+                        let mut acc = w[b * c.n_prm + c.b_off + co] as f64;
+                        for ci in 0..c.in_c {
+                            for ky in 0..ks {
+                                for kx in 0..ks {
+                                    let (y, x) = ((oy + ky) as isize - p, (ox + kx) as isize - p);
+                                    let v = in_at(c, input, c.in_bs(images), (b, n, ci), y, x);
+                                    let wi = b * c.n_prm + c.w_off + ((co * c.in_c + ci) * ks + ky) * ks + kx;
+                                    acc += v * w[wi] as f64;
+                                }
+                            }
+                        }
+                        out[b * c.out_bs() + ((n * c.out_c + co) * ow + oy) * ow + ox] = acc;
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The shader's `weight_grad`, in f64, into a copy of `grads`.
+fn naive_weight_grad(c: &Conv, images: bool, input: &[f32], g: &[f32], grads: &[f32], acc: bool) -> Vec<f64> {
+    let (ow, ks, p) = (c.out_hw(), c.ksize, c.pad as isize);
+    let mut out: Vec<f64> = grads.iter().map(|&v| v as f64).collect();
+    for b in 0..c.batches {
+        for co in 0..c.out_c {
+            let (mut db, mut dw) = (0.0, vec![0.0; c.in_c * ks * ks]);
+            for n in 0..c.images {
+                for oy in 0..ow {
+                    for ox in 0..ow {
+                        let gv = g[b * c.out_bs() + ((n * c.out_c + co) * ow + oy) * ow + ox] as f64;
+                        db += gv;
+                        for (e, d) in dw.iter_mut().enumerate() {
+                            let (ci, ky, kx) = (e / (ks * ks), e / ks % ks, e % ks);
+                            let (y, x) = ((oy + ky) as isize - p, (ox + kx) as isize - p);
+                            *d += gv * in_at(c, input, c.in_bs(images), (b, n, ci), y, x);
+                        }
+                    }
+                }
+            }
+            let bi = b * c.n_prm + c.b_off + co;
+            out[bi] = if acc { out[bi] + db } else { db };
+            for (e, d) in dw.into_iter().enumerate() {
+                let wi = b * c.n_prm + c.w_off + co * c.in_c * ks * ks + e;
+                out[wi] = if acc { out[wi] + d } else { d };
+            }
+        }
+    }
+    out
+}
+
+/// The shader's `input_grad`, in f64, into a copy of `grad_in`.
+fn naive_input_grad(c: &Conv, w: &[f32], g: &[f32], grad_in: &[f32]) -> Vec<f64> {
+    let (ow, ks, p) = (c.out_hw() as isize, c.ksize, c.pad as isize);
+    let mut out: Vec<f64> = grad_in.iter().map(|&v| v as f64).collect();
+    for b in 0..c.batches {
+        for n in 0..c.images {
+            for ci in 0..c.in_c {
+                for iy in 0..c.in_hw as isize {
+                    for ix in 0..c.in_hw as isize {
+                        let mut acc = 0.0;
+                        for co in 0..c.out_c {
+                            for ky in 0..ks {
+                                for kx in 0..ks {
+                                    let (oy, ox) = (iy - ky as isize + p, ix - kx as isize + p);
+                                    if oy < 0 || ox < 0 || oy >= ow || ox >= ow {
+                                        continue;
+                                    }
+                                    let gi = b * c.out_bs() + (n * c.out_c + co) * (ow * ow) as usize;
+                                    let gv = g[gi + (oy * ow + ox) as usize] as f64;
+                                    let wi = b * c.n_prm + c.w_off + ((co * c.in_c + ci) * ks + ky) * ks + kx;
+                                    acc += gv * w[wi] as f64;
+                                }
+                            }
+                        }
+                        let i = ((n * c.in_c + ci) * c.in_hw + iy as usize) * c.in_hw + ix as usize;
+                        out[c.in_off + b * c.in_bs(false) + i] = acc;
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Asserts |fast - slow| <= 1e-5 * max |slow| element-wise.
+fn assert_close(fast: &[f32], slow: &[f64], what: &str) {
+    assert_eq!(fast.len(), slow.len(), "{what}: lengths");
+    let scale = slow.iter().fold(1e-30f64, |m, v| m.max(v.abs()));
+    for (i, (&f, &s)) in fast.iter().zip(slow).enumerate() {
+        assert!((f as f64 - s).abs() <= 1e-5 * scale, "{what}[{i}]: {f} vs {s} (scale {scale})");
+    }
+}
+
+/// A convolution whose weights and bias sit inside a larger parameter vector.
+fn conv(in_c: usize, in_hw: usize, out_c: usize, ksize: usize, pad: usize, images: usize) -> Conv {
+    let w_off = 13;
+    let b_off = w_off + out_c * in_c * ksize * ksize + 5;
+    let n_prm = b_off + out_c + 11;
+    Conv { images, batches: 3, in_c, in_hw, out_c, ksize, pad, in_off: 0, w_off, b_off, n_prm, img_bs: 0 }
+}
+
+/// Runs all three kernels against the naive loops for one shape and input kind, on 1 and 2 threads.
+fn check(c: &Conv, images: bool) {
+    let in_len = c.in_off + (c.batches - 1) * c.in_bs(images) + c.images * c.in_c * c.in_hw * c.in_hw + 3;
+    let mut input = values(in_len, 1);
+    if images {
+        input.iter_mut().for_each(|v| *v = (*v + 1.0) / 2.0); // pixels in [0, 1]
+    }
+    let weights = values(c.batches * c.n_prm, 2);
+    let grad_out = values(c.batches * c.out_bs(), 3);
+    let what = format!("{c:?} images {images}");
+    for threads in [1, 2] {
+        let mut out = values(c.batches * c.out_bs(), 4);
+        forward(c, images, &input, &weights, &mut out, threads);
+        assert_close(&out, &naive_forward(c, images, &input, &weights), &format!("forward {what}"));
+        for acc in [false, true] {
+            let mut grads = values(c.batches * c.n_prm, 5);
+            let slow = naive_weight_grad(c, images, &input, &grad_out, &grads, acc);
+            weight_grad(c, images, &input, &grad_out, &mut grads, acc, threads);
+            assert_close(&grads, &slow, &format!("weight_grad acc {acc} {what}"));
+        }
+        if !images {
+            let mut grad_in = values(in_len, 6);
+            let slow = naive_input_grad(c, &weights, &grad_out, &grad_in);
+            input_grad(c, &weights, &grad_out, &mut grad_in, threads);
+            assert_close(&grad_in, &slow, &format!("input_grad {what}"));
+        }
+    }
+}
+
+/// Every input kind: shared images, per-vector images at an offset, per-vector f32 maps at an offset.
+fn check_all_inputs(c: Conv) {
+    check(&c, true);
+    check(&Conv { img_bs: c.images + 2, in_off: 2 * c.in_c * c.in_hw * c.in_hw, ..c }, true);
+    check(&Conv { in_off: 7, ..c }, false);
+}
+
+#[test]
+fn lenet_conv1_matches_the_shader() {
+    check_all_inputs(conv(1, 28, 6, 5, 2, 3));
+}
+
+#[test]
+fn lenet_conv2_matches_the_shader() {
+    check_all_inputs(conv(6, 14, 16, 5, 0, 3));
+}
+
+#[test]
+fn odd_sizes_match_the_shader() {
+    check_all_inputs(conv(3, 7, 5, 3, 1, 2));
+    // more padding than the kernel needs: some windows see only padding
+    check_all_inputs(conv(2, 3, 4, 3, 3, 2));
+    // many images, so several blocks and tasks, and a partial last block
+    check_all_inputs(conv(2, 7, 3, 3, 1, 75));
+    // 1x1 kernels on many images: blocks of 62 images, the shared products split into groups of
+    // 1 vector (3 channels) or of 2 and 1 vectors (1 channel)
+    check_all_inputs(conv(1, 28, 3, 1, 0, 64));
+    check_all_inputs(conv(1, 28, 1, 1, 0, 64));
+}
+
+/// Cluster nodes differ in core count, and a sharded `reproduce` must equal an unsharded one: the
+/// weight gradient may not depend on how many threads summed it.
+#[test]
+fn weight_grad_bits_do_not_depend_on_the_thread_count() {
+    // enough images for many blocks, so that the sum over blocks is split into pieces
+    let c = conv(2, 7, 3, 3, 1, 900);
+    for images in [true, false] {
+        let in_len = c.batches * c.in_bs(images) + c.images * c.in_c * c.in_hw * c.in_hw;
+        let input = values(in_len, 1);
+        let grad_out = values(c.batches * c.out_bs(), 3);
+        let run = |threads| {
+            let mut grads = vec![0.0; c.batches * c.n_prm];
+            weight_grad(&c, images, &input, &grad_out, &mut grads, false, threads);
+            grads.iter().map(|g| g.to_bits()).collect::<Vec<_>>()
+        };
+        let one = run(1);
+        for threads in [2, 3, 7] {
+            assert!(one == run(threads), "images {images}: 1 and {threads} threads differ");
+        }
+    }
+}
+
+#[test]
+fn weight_grad_leaves_other_parameters_untouched() {
+    let c = conv(6, 14, 16, 5, 0, 2);
+    let input = values(c.images * c.in_c * c.in_hw * c.in_hw, 1);
+    let grad_out = values(c.batches * c.out_bs(), 3);
+    let before = values(c.batches * c.n_prm + 9, 5);
+    let mut grads = before.clone();
+    weight_grad(&c, true, &input, &grad_out, &mut grads, false, 2);
+    let k = c.in_c * c.ksize * c.ksize;
+    for (i, (a, b)) in grads.iter().zip(&before).enumerate() {
+        let (vector, j) = (i / c.n_prm, i % c.n_prm);
+        let conv_param = vector < c.batches
+            && ((c.w_off..c.w_off + c.out_c * k).contains(&j) || (c.b_off..c.b_off + c.out_c).contains(&j));
+        if !conv_param {
+            assert_eq!(a.to_bits(), b.to_bits(), "parameter {i} changed");
+        }
+    }
+}
+
+#[test]
+fn input_grad_writes_only_the_maps() {
+    let c = Conv { in_off: 5, ..conv(3, 7, 5, 3, 1, 2) };
+    let weights = values(c.batches * c.n_prm, 2);
+    let grad_out = values(c.batches * c.out_bs(), 3);
+    let end = c.in_off + c.batches * c.in_bs(false);
+    let mut grad_in = vec![f32::NAN; end + 4];
+    input_grad(&c, &weights, &grad_out, &mut grad_in, 2);
+    assert!(grad_in[..c.in_off].iter().chain(&grad_in[end..]).all(|v| v.is_nan()));
+    assert!(grad_in[c.in_off..end].iter().all(|v| v.is_finite()));
+}
