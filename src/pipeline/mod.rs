@@ -444,7 +444,7 @@ impl Study<'_> {
         let (cfg, p, gpu) = (self.cfg, &self.cfg.preset, self.gpu.summary());
         check_sweeps_complete(self.dir, cfg)?;
         let context = format!(
-            "<h2>Configuration</h2><p>Preset <b>{}</b>: {}; networks: {}{}. Adapter: {} ({}, {}); losscape commit {}.</p><pre>{}</pre>",
+            "<h2>Configuration</h2><p>Preset <b>{}</b>: {}; networks: {}{}. Adapter: {} ({}, {}); losscape commit {}.</p>{}<pre>{}</pre>",
             p.name,
             p.describe(),
             cfg.models.iter().map(|a| a.title()).collect::<Vec<_>>().join(", "),
@@ -453,12 +453,30 @@ impl Study<'_> {
             gpu.backend,
             gpu.driver,
             crate::bench::commit(),
+            fixed_budget_note(p),
             serde_json::to_string_pretty(cfg)?
         );
         crate::report::analyze(self.dir, report, &context)?;
         eprintln!("[report] wrote {}", report.join("index.html").display());
         Ok(())
     }
+}
+
+/// What a fixed path budget means for the report, in plain words (empty when paths stop at
+/// convergence).
+fn fixed_budget_note(p: &Preset) -> String {
+    if p.until_converged {
+        return String::new();
+    }
+    format!(
+        "<p class=\"budget\"><b>The paths were not run to convergence.</b> Each was optimised for a fixed {} Adam \
+         iterations, so a height below is the height after that budget, an upper bound on the path's own height \
+         (the convergence figures show them still falling), and the height claims are judged \
+         <i>not converged</i> rather than holds or fails. To judge them, run the paths to convergence: \
+         <code>losscape reproduce --preset regime</code> for FCP at several sizes, or <code>losscape paths \
+         --until-converged</code> on this directory's sets.</p>",
+        p.path.iterations
+    )
 }
 
 /// Runs the chosen stages for one shard.
@@ -511,4 +529,28 @@ pub fn reproduce(
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fixed_path_budget_is_stated_in_the_report_and_convergence_is_not() {
+        let quick = fixed_budget_note(&Preset::named("quick").unwrap());
+        assert!(quick.contains("not run to convergence") && quick.contains("fixed 20 Adam iterations"), "{quick}");
+        for converged in ["regime", "regime-gpu", "smoke"] {
+            assert_eq!(fixed_budget_note(&Preset::named(converged).unwrap()), "", "{converged}");
+        }
+    }
+
+    #[test]
+    fn the_regime_presets_map_fcp_with_converged_paths() {
+        let cpu = Preset::named("regime").unwrap();
+        let gpu = Preset::named("regime-gpu").unwrap();
+        assert!(cpu.until_converged && cpu.probes.is_none() && cpu.models == [Arch::Fcp]);
+        assert_eq!((gpu.test_images, gpu.path), (None, cpu.path));
+        assert_eq!(regime::default_sizes("regime-gpu").unwrap().last(), Some(&60_000), "the paper's ratio");
+        assert_eq!(regime::default_sizes("quick"), None);
+    }
 }
