@@ -5,9 +5,13 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         // `losscape … | head -1`: the reader has what it wanted; files were written before printing
         Err(e) if losscape::cli::is_stdout_closed(&e) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
+        Err(e) => match losscape::cli::usage_exit(&e) {
+            // options that contradict each other or do not apply: exit 2 with the subcommand's usage
+            Some(code) => ExitCode::from(code as u8),
+            None => {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }

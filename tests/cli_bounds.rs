@@ -245,3 +245,90 @@ fn every_numeric_option_of_every_subcommand_is_bounded_without_panics() {
     no_panic(&[], &o);
     assert_eq!(o.status.code(), Some(1));
 }
+
+/// Options that contradict each other or do not apply to the choices made: exit 2 with the
+/// subcommand's usage line, as clap's own errors, before any file is read or written.
+#[test]
+fn usage_mistakes_exit_2_with_the_subcommands_usage() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let o = p(&out);
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["info", "--backend", "bogus"], "unknown backend 'bogus'"),
+        (
+            vec!["train", "--model", "fcp", "--optimizer", "lbfgs", "--epochs", "5", "--out", o],
+            "--epochs applies to --optimizer sgd",
+        ),
+        (
+            vec!["train", "--model", "fcp", "--optimizer", "lbfgs", "--lr", "0.5", "--out", o],
+            "--lr applies to --optimizer sgd",
+        ),
+        (vec!["train", "--model", "fcp", "--optimizer", "lbfgs", "--batch", "8", "--out", o], "--batch applies"),
+        (
+            vec!["train", "--model", "fcp", "--optimizer", "sgd", "--iterations", "5", "--out", o],
+            "--iterations applies to --optimizer lbfgs",
+        ),
+        (vec!["train", "--model", "fcp", "--optimizer", "adam", "--history", "5", "--out", o], "--history applies"),
+        (
+            vec!["train", "--model", "fcp", "--optimizer", "sgd", "--line-search", "golden", "--out", o],
+            "--line-search applies",
+        ),
+        (vec!["train", "--model", "fcp", "--optimizer", "sgd", "--budget", "4", "--out", o], "--budget applies"),
+        (
+            vec!["train", "--model", "fcp", "--optimizer", "sgd", "--runs", "2", "--keep", "3", "--out", o],
+            "--keep 3 is more than --runs 2",
+        ),
+        (
+            vec!["train", "--model", "lstm", "--optimizer", "sgd", "--activation", "relu", "--out", o],
+            "the LSTM has its own",
+        ),
+        (
+            vec!["eval", "--model", "autoencoder", "--weights", "w.safetensors", "--activation", "relu"],
+            "--activation applies",
+        ),
+        (
+            vec!["paths", "--model", "lstm", "--set", "s.safetensors", "--activation", "softplus", "--out", o],
+            "--activation applies",
+        ),
+        (
+            vec![
+                "paths",
+                "--model",
+                "fcp",
+                "--set",
+                "s.safetensors",
+                "--curve",
+                "bezier",
+                "--fourier",
+                "3",
+                "--out",
+                o,
+            ],
+            "--fourier applies to --curve fourier",
+        ),
+        (vec!["surface", "--model", "fcp", "--set", "s.safetensors", "--out", o], "say how to span"),
+        (
+            vec!["surface", "--model", "fcp", "--set", "s.safetensors", "--through", "0,1,2,3", "--out", o],
+            "--through takes 2",
+        ),
+        (
+            vec!["hessian", "--model", "fcp", "--set", "s.safetensors", "--top", "50", "--steps", "10", "--out", o],
+            "--top 50 needs",
+        ),
+        (
+            vec!["hessian", "--model", "lstm", "--set", "s.safetensors", "--activation", "relu", "--out", o],
+            "--activation applies",
+        ),
+        (vec!["bench", "--images", "0", "--out", o], "at least 1"),
+    ];
+    for (args, message) in cases {
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        let o = run(&args);
+        no_panic(&args, &o);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(message), "{args:?}: the error should say '{message}': {err}");
+        assert!(err.contains(&format!("Usage: losscape {}", args[0])) || args[0] == "info", "{args:?}: {err}");
+        assert!(!out.exists(), "{args:?} wrote {}", out.display());
+    }
+}

@@ -1,4 +1,4 @@
-use anyhow::{bail, Result};
+use anyhow::Result;
 use clap::Args;
 use std::path::PathBuf;
 
@@ -49,7 +49,7 @@ pub struct BenchArgs {
 
 pub fn run(args: BenchArgs) -> Result<()> {
     if args.images == 0 || args.repeats == 0 || args.batches.contains(&0) {
-        bail!("--images, --repeats and every --batches entry must be at least 1");
+        return Err(super::ranges::usage("bench", "--images, --repeats and every --batches entry must be at least 1"));
     }
     let data = args.data.load(Split::Train)?.truncated(args.images);
     let gpu = args.device.open()?;

@@ -28,9 +28,9 @@ pub struct EvalArgs {
     /// Evaluate on the first N images only.
     #[arg(long, value_name = "N", value_parser = super::ranges::at_least(1))]
     limit: Option<usize>,
-    /// Activation of the FCP and LeNet.
-    #[arg(long, value_enum, default_value_t)]
-    activation: Activation,
+    /// Activation of the FCP and LeNet [default: softplus].
+    #[arg(long, value_enum)]
+    activation: Option<Activation>,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -41,13 +41,14 @@ pub struct EvalArgs {
 }
 
 pub fn run(args: EvalArgs) -> Result<()> {
+    let act = super::activation_for("eval", args.model, args.activation)?;
     let stack = read_weights(&args.weights, args.model)?;
     let rows = super::pick_vectors(&stack, args.vectors.as_deref(), &args.weights)?;
     let flat: Vec<f32> = rows.iter().flat_map(|&r| stack.vector(r).iter().copied()).collect();
     let data = super::ranges::first(args.data.load(args.split)?, args.limit, "--limit")?;
     let gpu = args.device.open()?;
     let images = DeviceImages::upload(&gpu, &data)?;
-    let net = Network { arch: args.model, act: args.activation.act() };
+    let net = Network { arch: args.model, act };
     let eval = Evaluator::new(net, &images, 0..images.count, rows.len())?;
     eval.set_weights(&flat)?;
     let results = eval.evaluate(Want::Loss)?;

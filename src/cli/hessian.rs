@@ -116,12 +116,14 @@ impl SpectraProgress for Bar {
 pub fn run(args: HessianArgs) -> Result<()> {
     let settings =
         SpectrumSettings { top: args.top, steps: args.steps, probes: args.probes, seed: args.seed, step: args.step };
-    settings.check()?; // before loading anything
+    // before loading anything: --top against --steps is a usage mistake
+    settings.check().map_err(|e| super::ranges::usage("hessian", e))?;
+    let act = args.run.act("hessian", args.model)?;
     let stack = read_weights(&args.set, args.model)?;
     let rows = super::pick_vectors(&stack, args.vectors.as_deref(), &args.set)?;
     let size = if args.landscape == Split::Train { args.train_size } else { None };
     let data = super::ranges::first(args.run.data.load(args.landscape)?, size, "--train-size")?;
-    let net = Network { arch: args.model, act: args.run.activation.act() };
+    let net = Network { arch: args.model, act };
     let cfg = HessianConfig {
         model: args.model,
         activation: net.act,
@@ -154,7 +156,7 @@ pub fn run(args: HessianArgs) -> Result<()> {
     crate::io::atomic_write(&args.out.join("hessian.csv"), spectra_csv(&rows, &results).as_bytes())?;
     let record = serde_json::json!({
         "model": args.model.id(),
-        "activation": args.run.activation.act(),
+        "activation": act,
         "set": cfg.set,
         "landscape": args.landscape.name(),
         "images": data.len(),

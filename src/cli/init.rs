@@ -27,7 +27,7 @@ pub struct InitArgs {
 }
 
 pub fn run(args: InitArgs) -> Result<()> {
-    let seeds = ranges::seeds(args.seed, args.count);
+    let seeds = ranges::seeds("init", args.seed, args.count)?;
     let flat: Vec<f32> = seeds.iter().flat_map(|&s| init_vector(args.model, s)).collect();
     let mut stack = WeightStack::new(args.model, flat);
     let names: Vec<String> = seeds.iter().map(|s| s.to_string()).collect();

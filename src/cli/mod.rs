@@ -30,6 +30,7 @@ use std::path::PathBuf;
 
 use crate::backend::{Device, DeviceChoice};
 use crate::data::{load_split, locate, Dataset, Split};
+use crate::model::Arch;
 use crate::ops::Act;
 
 #[derive(Parser)]
@@ -67,7 +68,7 @@ enum Command {
 pub struct DeviceArgs {
     /// cpu (the native CPU backend), auto (a real GPU when present, else cpu), or GPU backends: vulkan,
     /// metal, dx12 (comma separated). Default: LOSSCAPE_BACKEND, else WGPU_BACKEND, else auto.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, value_parser = parse_backend)]
     pub backend: Option<String>,
     /// GPU adapter number from `losscape info`, or part of its name. Default: WGPU_ADAPTER_NAME, else the
     /// fastest kind present (discrete > integrated > software).
@@ -77,6 +78,23 @@ pub struct DeviceArgs {
     /// (default 2G on a GPU: safe on any card; give more on a data-centre GPU for larger image chunks).
     #[arg(long, global = true, value_name = "BYTES", value_parser = parse_bytes)]
     pub gpu_memory: Option<u64>,
+}
+
+/// A `--backend` value: `cpu`, `auto`, or GPU backends by wgpu's names, comma separated (checked here so
+/// that a typo is a usage error before anything runs; the environment variables are checked when the
+/// device opens).
+pub fn parse_backend(text: &str) -> std::result::Result<String, String> {
+    const GPU: [&str; 8] = ["vulkan", "vk", "metal", "mtl", "dx12", "d3d12", "primary", "all"];
+    let lower = text.trim().to_ascii_lowercase();
+    if lower == "cpu" || lower == "auto" {
+        return Ok(lower);
+    }
+    match lower.split(',').map(str::trim).find(|part| !GPU.contains(part)) {
+        Some(bad) => {
+            Err(format!("unknown backend '{bad}': choose cpu, auto, or vulkan, metal, dx12 (comma separated)"))
+        }
+        None => Ok(lower),
+    }
 }
 
 /// A byte count: a number with an optional K, M, G or T suffix (powers of 1024), at least 1M.
@@ -116,9 +134,9 @@ impl DeviceArgs {
 /// activation, the progress bar, the data and the device.
 #[derive(Args, Clone, Debug)]
 pub struct RunArgs {
-    /// Activation of the FCP and LeNet.
-    #[arg(long, value_enum, default_value_t)]
-    pub activation: Activation,
+    /// Activation of the FCP and LeNet [default: softplus].
+    #[arg(long, value_enum)]
+    pub activation: Option<Activation>,
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
@@ -126,6 +144,24 @@ pub struct RunArgs {
     pub data: DataArgs,
     #[command(flatten)]
     pub device: DeviceArgs,
+}
+
+impl RunArgs {
+    /// The activation of `arch` ([`activation_for`]).
+    pub fn act(&self, subcommand: &str, arch: Arch) -> Result<Act> {
+        activation_for(subcommand, arch, self.activation)
+    }
+}
+
+/// The activation of `arch`: `--activation` for the FCP and LeNet (default softplus, the authors'),
+/// the network's own for the LSTM and the autoencoder.
+///
+/// Errors: a usage error of `subcommand` when `--activation` is given for the LSTM or the autoencoder.
+pub fn activation_for(subcommand: &str, arch: Arch, given: Option<Activation>) -> Result<Act> {
+    let applies = matches!(arch, Arch::Fcp | Arch::Lenet);
+    let why = format!("applies to the FCP and LeNet; the {} has its own activations", arch.title());
+    ranges::not_applicable(subcommand, "--activation", !applies && given.is_some(), &why)?;
+    Ok(given.unwrap_or_default().act())
 }
 
 /// Where the MNIST files are.
@@ -204,6 +240,14 @@ pub fn write_stdout(text: std::fmt::Arguments) -> Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(StdoutClosed.into()),
         r => r.map_err(|e| anyhow::Error::new(e).context("cannot write to standard output")),
     }
+}
+
+/// The exit status and message of a usage mistake found after parsing ([`ranges::usage`]): clap's
+/// error, printed with the subcommand's usage; None for any other error.
+pub fn usage_exit(error: &anyhow::Error) -> Option<i32> {
+    let clap_error = error.downcast_ref::<clap::Error>()?;
+    let _ = clap_error.print();
+    Some(clap_error.exit_code())
 }
 
 /// Whether `error` is (or was caused by) a closed standard output, which ends a command quietly.

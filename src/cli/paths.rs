@@ -149,9 +149,13 @@ impl SweepProgress for Bar {
 }
 
 pub fn run(args: PathsArgs) -> Result<()> {
+    let activation = args.run.act("paths", args.model)?;
     let fourier = match (args.curve, args.fourier) {
         (Curve::Fourier, n) => n.unwrap_or(PathSettings::PAPER.fourier),
-        (curve, Some(_)) => bail!("--fourier applies to --curve fourier; a {} curve has one bend", curve.id()),
+        (curve, Some(_)) => {
+            let why = format!("applies to --curve fourier; a {} curve has one bend", curve.id());
+            return Err(super::ranges::usage("paths", format!("--fourier {why}")));
+        }
         (curve, None) => curve.terms(PathSettings::PAPER.fourier),
     };
     let stacks = args.sets.iter().map(|p| read_weights(p, args.model)).collect::<Result<Vec<_>>>()?;
@@ -167,7 +171,7 @@ pub fn run(args: PathsArgs) -> Result<()> {
     let sets = args.sets.iter().zip(&stacks).map(|(p, s)| SetInfo::of(p, s)).collect::<Result<Vec<_>>>()?;
     let cfg = SweepConfig {
         model: args.model,
-        activation: args.run.activation.act(),
+        activation: activation,
         sets,
         landscape: args.landscape,
         images: data.len(),

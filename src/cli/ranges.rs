@@ -43,24 +43,46 @@ pub fn non_negative(s: &str) -> Result<f64, String> {
     Ok(v)
 }
 
-/// The seeds `seed, seed + 1, …, seed + count - 1`, or a usage error (exit 2) when the last one
-/// exceeds the largest seed.
-pub fn seeds(seed: u64, count: usize) -> Vec<u64> {
+/// The seeds `seed, seed + 1, …, seed + count - 1`.
+///
+/// Errors: a usage error of `subcommand` (exit 2) when the last one exceeds the largest seed.
+pub fn seeds(subcommand: &str, seed: u64, count: usize) -> anyhow::Result<Vec<u64>> {
     match (count as u64).checked_sub(1).map_or(Some(seed), |k| seed.checked_add(k)) {
-        Some(_) => (0..count as u64).map(|i| seed + i).collect(),
-        None => usage_error(&format!(
-            "--seed {seed} with {count} vectors needs seeds up to {seed} + {}, beyond the largest seed {}; \
+        Some(_) => Ok((0..count as u64).map(|i| seed + i).collect()),
+        None => Err(usage(
+            subcommand,
+            format!(
+                "--seed {seed} with {count} vectors needs seeds up to {seed} + {}, beyond the largest seed {}; \
              use a seed of at most {}",
-            count - 1,
-            u64::MAX,
-            u64::MAX - (count as u64 - 1)
+                count - 1,
+                u64::MAX,
+                u64::MAX - (count as u64 - 1)
+            ),
         )),
     }
 }
 
-/// Prints `message` as a usage error and exits with status 2, like clap's own checks.
-pub fn usage_error(message: &str) -> ! {
-    super::Cli::command().error(clap::error::ErrorKind::ValueValidation, message).exit()
+/// A usage mistake that clap's parser cannot see (options that contradict each other, or that do not
+/// apply to the choices made): an error that `main` prints with `subcommand`'s usage line and exit
+/// status 2, as clap prints its own (see [`super::usage_exit`]).
+pub fn usage(subcommand: &str, message: impl std::fmt::Display) -> anyhow::Error {
+    let mut cli = super::Cli::command();
+    cli.build();
+    let kind = clap::error::ErrorKind::ArgumentConflict;
+    let error = match cli.find_subcommand_mut(subcommand) {
+        Some(cmd) => cmd.error(kind, message),
+        None => cli.error(kind, message),
+    };
+    anyhow::Error::new(error)
+}
+
+/// Refuses `option` where it does not apply (`why`, e.g. "applies to --optimizer lbfgs"): given, it
+/// would be recorded in the run's configuration while changing nothing.
+pub fn not_applicable(subcommand: &str, option: &str, given: bool, why: &str) -> anyhow::Result<()> {
+    if given {
+        return Err(usage(subcommand, format!("{option} {why}; leave it out")));
+    }
+    Ok(())
 }
 
 /// The first `n` images of `data` (all when `n` is `None`); more than the split holds is an error

@@ -3,7 +3,7 @@ use clap::Args;
 use std::path::PathBuf;
 
 use super::progress::Progress;
-use super::ranges::{at_least, count};
+use super::ranges::{at_least, count, usage};
 use super::RunArgs;
 use crate::data::{DeviceImages, Split};
 use crate::io::read_weights;
@@ -103,13 +103,16 @@ fn directions(args: &SurfaceArgs, count: usize) -> Result<DirectionSpec> {
     match (&args.through, args.random) {
         (Some(v), None) => {
             if !(2..=3).contains(&v.len()) {
-                bail!("--through takes 2 vectors (a line) or 3 (a plane), got {}", v.len());
+                return Err(usage(
+                    "surface",
+                    format!("--through takes 2 vectors (a line) or 3 (a plane), got {}", v.len()),
+                ));
             }
             for &i in v {
                 check(i, "--through")?;
             }
             if (1..v.len()).any(|k| v[..k].contains(&v[k])) {
-                bail!("--through names a vector twice: {v:?}");
+                return Err(usage("surface", format!("--through names a vector twice: {v:?}")));
             }
             let vectors = v.clone();
             Ok(if args.orthonormal {
@@ -122,11 +125,14 @@ fn directions(args: &SurfaceArgs, count: usize) -> Result<DirectionSpec> {
             check(args.vector, "--vector")?;
             Ok(DirectionSpec::Random { vector: args.vector, count: k, seed: args.seed, biases: args.biases })
         }
-        _ => bail!("say how to span the surface: --through A,B[,C] or --random K"),
+        _ => return Err(usage("surface", "say how to span the surface: --through A,B[,C] or --random K")),
     }
 }
 
 pub fn run(args: SurfaceArgs) -> Result<()> {
+    // usage mistakes before any file is read (the vector indices are checked against the set below)
+    directions(&args, usize::MAX)?;
+    let activation = args.run.act("surface", args.model)?;
     let stack = read_weights(&args.set, args.model)?;
     let spec = directions(&args, stack.count())?;
     let label = |i: usize| format!("#{i}");
@@ -146,7 +152,7 @@ pub fn run(args: SurfaceArgs) -> Result<()> {
     };
     let dims = plane.dims();
     if args.ranges.len() > dims {
-        bail!("--range given {} times for a {dims}-D surface", args.ranges.len());
+        return Err(usage("surface", format!("--range given {} times for a {dims}-D surface", args.ranges.len())));
     }
     let x = args.ranges[0];
     let y = (dims == 2).then(|| *args.ranges.get(1).unwrap_or(&x));
@@ -154,7 +160,7 @@ pub fn run(args: SurfaceArgs) -> Result<()> {
     let data = super::ranges::first(args.run.data.load(args.landscape)?, size, "--train-size")?;
     let cfg = SurfaceConfig {
         model: args.model,
-        activation: args.run.activation.act(),
+        activation,
         set: SetInfo::of(&args.set, &stack)?,
         landscape: args.landscape,
         images: data.len(),

@@ -45,27 +45,28 @@ pub struct TrainArgs {
     /// Output directory.
     #[arg(long)]
     out: PathBuf,
-    /// SGD and Adam epochs (1 to 1000000).
-    #[arg(long, default_value_t = paper::EPOCHS, value_parser = count(1, 1_000_000))]
-    epochs: usize,
+    /// SGD and Adam epochs (1 to 1000000) [default: 300].
+    #[arg(long, value_parser = count(1, 1_000_000))]
+    epochs: Option<usize>,
     /// SGD and Adam learning rate (> 0) [default: 0.1 for SGD (the paper's), 0.001 for Adam (PyTorch's)].
     #[arg(long, value_parser = positive)]
     lr: Option<f64>,
-    /// SGD and Adam mini-batch size (the last, partial batch of an epoch is kept).
-    #[arg(long, default_value_t = paper::BATCH, value_parser = at_least(1))]
-    batch: usize,
-    /// L-BFGS iterations (1 to 1000000).
-    #[arg(long, default_value_t = paper::ITERATIONS, value_parser = count(1, 1_000_000))]
-    iterations: usize,
-    /// L-BFGS line search: the authors' (reference) or a clean golden-section search.
-    #[arg(long, value_enum, default_value_t = LineSearchKind::Reference)]
-    line_search: LineSearchKind,
-    /// Counted loss evaluations per line search (default 6 for reference, 12 for golden).
+    /// SGD and Adam mini-batch size (the last, partial batch of an epoch is kept) [default: 64].
+    #[arg(long, value_parser = at_least(1))]
+    batch: Option<usize>,
+    /// L-BFGS iterations (1 to 1000000) [default: 300].
+    #[arg(long, value_parser = count(1, 1_000_000))]
+    iterations: Option<usize>,
+    /// L-BFGS line search: the authors' (reference) or a clean golden-section search [default:
+    /// reference].
+    #[arg(long, value_enum)]
+    line_search: Option<LineSearchKind>,
+    /// L-BFGS: counted loss evaluations per line search (default 6 for reference, 12 for golden).
     #[arg(long, value_parser = count(1, 1000))]
     budget: Option<usize>,
-    /// L-BFGS history length (1 to 100).
-    #[arg(long, default_value_t = paper::HISTORY, value_parser = count(1, 100))]
-    history: usize,
+    /// L-BFGS history length (1 to 100) [default: 10].
+    #[arg(long, value_parser = count(1, 100))]
+    history: Option<usize>,
     /// Use the first N training images.
     #[arg(long, value_name = "N", value_parser = at_least(1))]
     train_size: Option<usize>,
@@ -137,7 +138,7 @@ struct Start {
 fn starting_points(args: &TrainArgs) -> Result<Start> {
     let Some(path) = &args.init else {
         let runs = args.runs.unwrap_or(paper::RUNS);
-        let seeds = ranges::seeds(args.seed, runs);
+        let seeds = ranges::seeds("train", args.seed, runs)?;
         let flat = seeds.iter().flat_map(|&s| init_vector(args.model, s)).collect();
         return Ok(Start { flat, seeds: Some(seeds), runs, init_sha256: None });
     };
@@ -149,7 +150,7 @@ fn starting_points(args: &TrainArgs) -> Result<Start> {
         bail!("{}: holds no weight vectors to start from", path.display());
     }
     let runs = stack.count();
-    ranges::seeds(args.seed, runs);
+    ranges::seeds("train", args.seed, runs)?;
     Ok(Start { flat: stack.flat, seeds: None, runs, init_sha256: Some(sha256_file(path)?) })
 }
 
@@ -171,30 +172,56 @@ fn report(args: &TrainArgs, runs: usize, summary: &crate::train::Summary) -> Res
     outln!("wrote {}", args.out.display())
 }
 
-pub fn run(args: TrainArgs) -> Result<()> {
+/// Refuses the options that do not apply to the optimizer or the network chosen.
+fn check_applicable(args: &TrainArgs) -> Result<()> {
+    let lbfgs = args.optimizer == Optimizer::Lbfgs;
+    let (sgd_only, lbfgs_only) = ("applies to --optimizer sgd or adam", "applies to --optimizer lbfgs");
+    for (option, given) in
+        [("--epochs", args.epochs.is_some()), ("--lr", args.lr.is_some()), ("--batch", args.batch.is_some())]
+    {
+        ranges::not_applicable("train", option, lbfgs && given, sgd_only)?;
+    }
+    for (option, given) in [
+        ("--iterations", args.iterations.is_some()),
+        ("--line-search", args.line_search.is_some()),
+        ("--budget", args.budget.is_some()),
+        ("--history", args.history.is_some()),
+    ] {
+        ranges::not_applicable("train", option, !lbfgs && given, lbfgs_only)?;
+    }
     if let (Some(runs), Some(keep)) = (args.runs, args.keep) {
         if keep > runs {
-            ranges::usage_error(&format!("--keep {keep} is more than --runs {runs}; keep at most the runs trained"));
+            return Err(ranges::usage(
+                "train",
+                format!("--keep {keep} is more than --runs {runs}; keep at most the runs trained"),
+            ));
         }
     }
+    Ok(())
+}
+
+pub fn run(args: TrainArgs) -> Result<()> {
+    check_applicable(&args)?;
+    let act = args.run.act("train", args.model)?;
     let Start { flat: start, seeds, runs, init_sha256 } = starting_points(&args)?;
     if let Some(keep) = args.keep.filter(|&k| k > runs) {
         bail!("--keep {keep} is more than the {runs} runs; keep at most the runs trained");
     }
     let train_data = ranges::first(args.run.data.load(Split::Train)?, args.train_size, "--train-size")?;
     let test_data = ranges::first(args.run.data.load(Split::Test)?, args.test_size, "--test-size")?;
-    let net = crate::model::Network { arch: args.model, act: args.run.activation.act() };
+    let net = crate::model::Network { arch: args.model, act };
+    let line_search = args.line_search.unwrap_or(LineSearchKind::Reference);
     let cfg = TrainConfig {
         keep: args.keep.unwrap_or(paper::KEEP).min(runs),
         seed: args.seed,
         init_sha256,
-        epochs: args.epochs,
+        epochs: args.epochs.unwrap_or(paper::EPOCHS),
         lr: args.lr.unwrap_or(if args.optimizer == Optimizer::Adam { ADAM_LR } else { paper::LR }),
-        batch: args.batch,
-        iterations: args.iterations,
-        history: args.history,
-        line_search: args.line_search,
-        budget: args.budget.unwrap_or(args.line_search.default_budget()),
+        batch: args.batch.unwrap_or(paper::BATCH),
+        iterations: args.iterations.unwrap_or(paper::ITERATIONS),
+        history: args.history.unwrap_or(paper::HISTORY),
+        line_search,
+        budget: args.budget.unwrap_or(line_search.default_budget()),
         data_sha256: Some(crate::data::fingerprint(&[&train_data, &test_data])),
         ..TrainConfig::new(net, args.optimizer, runs, train_data.len(), test_data.len())
     };
