@@ -171,7 +171,7 @@ pub fn run(args: PathsArgs) -> Result<()> {
     let sets = args.sets.iter().zip(&stacks).map(|(p, s)| SetInfo::of(p, s)).collect::<Result<Vec<_>>>()?;
     let cfg = SweepConfig {
         model: args.model,
-        activation: activation,
+        activation,
         sets,
         landscape: args.landscape,
         images: data.len(),

@@ -125,7 +125,7 @@ fn directions(args: &SurfaceArgs, count: usize) -> Result<DirectionSpec> {
             check(args.vector, "--vector")?;
             Ok(DirectionSpec::Random { vector: args.vector, count: k, seed: args.seed, biases: args.biases })
         }
-        _ => return Err(usage("surface", "say how to span the surface: --through A,B[,C] or --random K")),
+        _ => Err(usage("surface", "say how to span the surface: --through A,B[,C] or --random K")),
     }
 }
 
