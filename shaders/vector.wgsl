@@ -15,7 +15,7 @@ struct Params {
     coef_index: u32,
     coef_stride: u32,
     factor: f32,
-    op: u32,    // finish: 0 store, 1 pair, 2 alpha, 3 beta, 4 reset
+    op: u32,    // finish: OP_STORE, OP_PAIR, OP_ALPHA, OP_BETA, OP_RESET
     pair: u32,  // finish: the pair, or the index a store writes
     width: u32, // finish: scalars per row
     one: f32,   // 1.0, unknown to the compiler (see `o`)
@@ -187,17 +187,11 @@ fn flag(b: bool) -> vec2<f32> {
     return vec2<f32>(select(0.0, 1.0, b), 0.0);
 }
 
-// Element offsets of ops::LbfgsScalars (a scalar is two elements, hi then lo).
-const SY: u32 = 0u;
-const YY: u32 = 2u;
-const GAMMA: u32 = 4u;
-const RESET: u32 = 8u;
-const COEF: u32 = 10u;
-const PAIRS: u32 = 12u;
-const FIELDS: u32 = 8u;
-
 // One thread per row: d = the in-order compensated sum of the row's partials as a double-f32, then
-// the operation (see ops::Reduced, whose CPU version computes the same in f64).
+// the operation (see ops::Reduced, whose CPU version computes the same in f64). The element offsets of
+// the scalars (SY, YY, GAMMA, RESET, COEF; pair i's block from PAIRS + FIELDS * i with RHO, BAD, MASK,
+// ALPHA inside it; a scalar is two elements, hi then lo) and the operation codes OP_* are prepended
+// from src/ops/lbfgs_scalars.rs.
 @compute @workgroup_size(64)
 fn finish(@builtin(global_invocation_id) gid: vec3<u32>) {
     let b = gid.x;
@@ -214,13 +208,13 @@ fn finish(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     let d = df_norm(fast_two_sum(s, c));
     let r = b * p.width;
-    let pr = r + p.pair; // Store: the element; other operations: rho, bad, mask, alpha of the pair
-    let pi = r + PAIRS + FIELDS * p.pair;
+    let pr = r + p.pair; // Store: the element
+    let pi = r + PAIRS + FIELDS * p.pair; // other operations: the pair's block
     switch p.op {
-        case 0u: {
+        case OP_STORE: {
             store(pr, d);
         }
-        case 1u: {
+        case OP_PAIR: {
             let sy = load(r + SY);
             let yy = load(r + YY);
             let norm = sqrt(yy.x) * sqrt(d.x);
@@ -229,40 +223,40 @@ fn finish(@builtin(global_invocation_id) gid: vec3<u32>) {
                 let cos = sy.x / norm;
                 bad = is_nan(cos) || cos < MIN_CURVATURE_COSINE;
             }
-            // RHO_EPSILON as a double-f32 (both constants are prepended from src/ops/mod.rs)
+            // RHO_EPSILON as a double-f32 (both constants are prepended from src/ops/lbfgs_scalars.rs)
             let guard = vec2<f32>(bitcast<f32>(RHO_EPSILON_HI), bitcast<f32>(RHO_EPSILON_LO));
-            store(pi, df_div(vec2<f32>(1.0, 0.0), df_add(sy, guard)));
-            store(pi + 2u, flag(bad));
-            store(pi + 4u, flag(true));
+            store(pi + RHO, df_div(vec2<f32>(1.0, 0.0), df_add(sy, guard)));
+            store(pi + BAD, flag(bad));
+            store(pi + MASK, flag(true));
             store(r + GAMMA, df_div(sy, yy));
         }
-        case 2u: {
+        case OP_ALPHA: {
             var alpha = vec2<f32>(0.0, 0.0);
-            if (sc[pi + 4u] != 0.0) {
-                alpha = df_mul(load(pi), d);
+            if (sc[pi + MASK] != 0.0) {
+                alpha = df_mul(load(pi + RHO), d);
             }
-            store(pi + 6u, alpha);
+            store(pi + ALPHA, alpha);
         }
-        case 3u: {
+        case OP_BETA: {
             var beta = vec2<f32>(0.0, 0.0);
-            if (sc[pi + 4u] != 0.0) {
-                beta = df_add(load(pi + 6u), -df_mul(load(pi), d));
+            if (sc[pi + MASK] != 0.0) {
+                beta = df_add(load(pi + ALPHA), -df_mul(load(pi + RHO), d));
             }
             store(r + COEF, beta);
         }
-        default: {
+        default: { // OP_RESET
             let pairs = (p.width - PAIRS) / FIELDS;
             var reset = !is_finite(d.x);
             for (var i = 0u; i < pairs; i++) {
                 let q = r + PAIRS + FIELDS * i;
-                if (sc[q + 4u] != 0.0 && sc[q + 2u] != 0.0) {
+                if (sc[q + MASK] != 0.0 && sc[q + BAD] != 0.0) {
                     reset = true;
                 }
             }
             store(r + RESET, flag(reset));
             if (reset) {
                 for (var i = 0u; i < pairs; i++) {
-                    store(r + PAIRS + FIELDS * i + 4u, flag(false));
+                    store(r + PAIRS + FIELDS * i + MASK, flag(false));
                 }
             }
         }

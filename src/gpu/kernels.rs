@@ -1,11 +1,10 @@
 //! Typed launch helpers for the network building blocks: strided batched matrix products, element-wise
 //! activations and loss heads. They know shapes and strides, nothing about networks.
 
-use anyhow::Result;
-use bytemuck::{Pod, Zeroable};
-
+use super::params::params;
 use super::{Dispatch, Gpu, GpuBuffer, Shader};
 use crate::ops::{Act, Head, Layout, LossChunk, Product};
+use anyhow::Result;
 
 /// Where an operand's elements live.
 #[derive(Clone, Copy)]
@@ -23,24 +22,34 @@ fn grouping(l: &Layout, cols: usize) -> (u32, u32) {
     }
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct MatmulParams {
-    m: u32,
-    n: u32,
-    k: u32,
-    accumulate: u32,
-    a: [u32; 4],
-    b: [u32; 4],
-    b_group: [u32; 2],
-    c_off: u32,
-    c_bs: u32,
-    c_rs: u32,
-    c_cs: u32,
-    c_group: [u32; 2],
-    alpha: f32,
-    _pad: [u32; 3],
-}
+params!(
+    Shader::Matmul,
+    "Params",
+    struct MatmulParams {
+        m: u32,
+        n: u32,
+        k: u32,
+        accumulate: u32,
+        a_off: u32,
+        a_bs: u32,
+        a_rs: u32,
+        a_cs: u32,
+        b_off: u32,
+        b_bs: u32,
+        b_rs: u32,
+        b_cs: u32,
+        b_ng: u32,
+        b_gs: u32,
+        c_off: u32,
+        c_bs: u32,
+        c_rs: u32,
+        c_cs: u32,
+        c_ng: u32,
+        c_gs: u32,
+        alpha: f32,
+        _pad: [u32; 3],
+    }
+);
 
 impl Act {
     fn code(self) -> f64 {
@@ -53,26 +62,30 @@ impl Act {
     }
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct ElementParams {
-    len: u32,
-    row: u32,
-    _pad: [u32; 2],
-}
+params!(
+    Shader::Activation,
+    "Params",
+    struct ElementParams {
+        len: u32,
+        row: u32,
+        _pad: [u32; 2],
+    }
+);
 
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct LossParams {
-    images: u32,
-    width: u32,
-    first_image: u32,
-    part_off: u32,
-    parts: u32,
-    out_bs: u32,
-    inv_total: f32,
-    img_bs: u32,
-}
+params!(
+    Shader::Loss,
+    "Params",
+    struct LossParams {
+        images: u32,
+        width: u32,
+        first_image: u32,
+        part_off: u32,
+        parts: u32,
+        out_bs: u32,
+        inv_total: f32,
+        img_bs: u32,
+    }
+);
 
 /// A 2-D grid of 256-thread workgroups covering `len` elements ([`super::grids::element_groups`]);
 /// counts past 32 bits saturate, and [`Gpu::dispatch`] refuses them as past the adapter's limit.
@@ -117,14 +130,22 @@ impl Gpu {
             n: u(shape.n),
             k: u(shape.k),
             accumulate: shape.accumulate as u32,
-            a: [u(a_lay.off), u(a_lay.batch), u(a_lay.row), u(a_lay.col)],
-            b: [u(b_lay.off), u(b_lay.batch), u(b_lay.row), u(b_lay.col)],
-            b_group: [b_ng, b_gs],
+            a_off: u(a_lay.off),
+            a_bs: u(a_lay.batch),
+            a_rs: u(a_lay.row),
+            a_cs: u(a_lay.col),
+            b_off: u(b_lay.off),
+            b_bs: u(b_lay.batch),
+            b_rs: u(b_lay.row),
+            b_cs: u(b_lay.col),
+            b_ng,
+            b_gs,
             c_off: u(c.1.off),
             c_bs: u(c.1.batch),
             c_rs: u(c.1.row),
             c_cs: u(c.1.col),
-            c_group: [c_ng, c_gs],
+            c_ng,
+            c_gs,
             alpha: 1.0,
             _pad: [0; 3],
         };

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use wgpu::util::DeviceExt;
 
 use super::counters::Counters;
+use super::params::Params;
 use super::{Gpu, GpuBuffer, Shader};
 
 /// One compute dispatch, ready to be recorded.
@@ -19,9 +20,10 @@ pub struct Dispatch {
 }
 
 impl Gpu {
-    /// Records a dispatch of `entry` in `shader`: `params` goes to binding 0 as a uniform, and
-    /// `buffers` to their binding numbers.
-    pub fn dispatch<P: bytemuck::Pod>(
+    /// Records a dispatch of `entry` in `shader`: `params` goes to binding 0 as a uniform (a struct
+    /// declared with [`params!`](super::params::params), checked against the shader's WGSL struct),
+    /// and `buffers` to their binding numbers.
+    pub fn dispatch<P: Params>(
         &self,
         shader: Shader,
         entry: &'static str,

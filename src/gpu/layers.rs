@@ -1,12 +1,11 @@
 //! Launch helpers for the convolution, pooling and LSTM-cell kernels.
 
-use anyhow::Result;
-use bytemuck::{Pod, Zeroable};
-
 use super::grids;
 use super::kernels::{element_grid, groups32, split, u};
+use super::params::params;
 use super::{Dispatch, Gpu, GpuBuffer, Shader, Source};
 use crate::ops::{AdamStep, Conv, LstmStep, Selection};
+use anyhow::Result;
 
 impl Conv {
     fn params(&self, shared: bool, accumulate: bool, row: u32) -> ConvParams {
@@ -31,52 +30,58 @@ impl Conv {
     }
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct ConvParams {
-    images: u32,
-    in_c: u32,
-    in_hw: u32,
-    out_c: u32,
-    out_hw: u32,
-    ksize: u32,
-    pad: u32,
-    batches: u32,
-    in_off: u32,
-    in_bs: u32,
-    out_bs: u32,
-    w_off: u32,
-    b_off: u32,
-    n_prm: u32,
-    accumulate: u32,
-    row: u32,
-}
+params!(
+    Shader::Conv,
+    "ConvParams",
+    struct ConvParams {
+        images: u32,
+        in_c: u32,
+        in_hw: u32,
+        out_c: u32,
+        out_hw: u32,
+        ksize: u32,
+        pad: u32,
+        batches: u32,
+        in_off: u32,
+        in_bs: u32,
+        out_bs: u32,
+        w_off: u32,
+        b_off: u32,
+        n_prm: u32,
+        accumulate: u32,
+        row: u32,
+    }
+);
 
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct PoolParams {
-    planes: u32,
-    in_hw: u32,
-    row: u32,
-    _pad: u32,
-}
+params!(
+    Shader::Pool,
+    "PoolParams",
+    struct PoolParams {
+        planes: u32,
+        in_hw: u32,
+        row: u32,
+        _pad: u32,
+    }
+);
 
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct LstmParams {
-    images: u32,
-    batches: u32,
-    step: u32,
-    n_prm: u32,
-    bias_ih: u32,
-    bias_hh: u32,
-    first_image: u32,
-    row: u32,
-    img_bs: u32,
-    hidden: u32,
-    steps: u32,
-    pixels: u32,
-}
+params!(
+    Shader::Lstm,
+    "LstmParams",
+    struct LstmParams {
+        images: u32,
+        batches: u32,
+        step: u32,
+        n_prm: u32,
+        bias_ih: u32,
+        bias_hh: u32,
+        first_image: u32,
+        row: u32,
+        img_bs: u32,
+        hidden: u32,
+        steps: u32,
+        pixels: u32,
+    }
+);
 
 impl LstmStep {
     fn params(&self, row: u32) -> LstmParams {
@@ -229,20 +234,22 @@ impl Gpu {
     }
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct AdamParams {
-    len: u32,
-    row: u32,
-    p_off: u32,
-    _p0: u32,
-    step_size: f32,
-    bc2_sqrt: f32,
-    beta1: f32,
-    beta2: f32,
-    eps: f32,
-    _pad: [u32; 3],
-}
+params!(
+    Shader::Adam,
+    "AdamParams",
+    struct AdamParams {
+        len: u32,
+        row: u32,
+        p_off: u32,
+        _p0: u32,
+        step_size: f32,
+        bc2_sqrt: f32,
+        beta1: f32,
+        beta2: f32,
+        eps: f32,
+        _pad: [u32; 3],
+    }
+);
 
 impl Gpu {
     /// One Adam step on `grad.len` parameters of `param` from element `param.1`, with moments `m`, `v`.
@@ -282,17 +289,19 @@ impl Gpu {
     }
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct SelectParams {
-    per_run: u32,
-    runs: u32,
-    stride: u32,
-    offset: u32,
-    row: u32,
-    words: u32,
-    _pad: [u32; 2],
-}
+params!(
+    Shader::Select,
+    "SelectParams",
+    struct SelectParams {
+        per_run: u32,
+        runs: u32,
+        stride: u32,
+        offset: u32,
+        row: u32,
+        words: u32,
+        _pad: [u32; 2],
+    }
+);
 
 impl Gpu {
     /// Copies each run's mini-batch (images and labels) out of the dataset.

@@ -10,6 +10,7 @@ pub mod grids;
 mod kernels;
 mod launch;
 mod layers;
+pub mod params;
 pub mod shaders;
 mod vector;
 

@@ -100,18 +100,18 @@ impl Shader {
     }
 }
 
-/// The L-BFGS constants of `ops` as WGSL, so that the kernels and the CPU backend share one definition:
-/// the cosine threshold as f32 and ρ's ε as the bits of a double-f32 pair (hi + lo).
+/// The L-BFGS scalar layout and operation codes of `ops` ([`crate::ops::WGSL_CONSTANTS`]) and its
+/// guards as WGSL, so that the kernels and the CPU backend share one definition: the cosine threshold
+/// as f32 and ρ's ε as the bits of a double-f32 pair (hi + lo).
 fn lbfgs_constants() -> String {
-    use crate::ops::{MIN_CURVATURE_COSINE, RHO_EPSILON};
+    use crate::ops::{MIN_CURVATURE_COSINE, RHO_EPSILON, WGSL_CONSTANTS};
     let hi = RHO_EPSILON as f32;
     let lo = (RHO_EPSILON - hi as f64) as f32;
-    format!(
-        "const MIN_CURVATURE_COSINE: f32 = {:?};\nconst RHO_EPSILON_HI: u32 = {}u;\nconst RHO_EPSILON_LO: u32 = {}u;",
-        MIN_CURVATURE_COSINE as f32,
-        hi.to_bits(),
-        lo.to_bits()
-    )
+    let mut lines: Vec<String> = WGSL_CONSTANTS.iter().map(|(name, v)| format!("const {name}: u32 = {v}u;")).collect();
+    lines.push(format!("const MIN_CURVATURE_COSINE: f32 = {:?};", MIN_CURVATURE_COSINE as f32));
+    lines.push(format!("const RHO_EPSILON_HI: u32 = {}u;", hi.to_bits()));
+    lines.push(format!("const RHO_EPSILON_LO: u32 = {}u;", lo.to_bits()));
+    lines.join("\n")
 }
 
 /// Parses and validates a shader's portable variant with naga, as the driver would; no GPU needed.

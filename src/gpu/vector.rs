@@ -5,11 +5,10 @@
 //! and applies an L-BFGS scalar operation ([`Reduced`]) in double-f32 arithmetic, so the optimizer's
 //! next kernel reads it where it is.
 
-use anyhow::Result;
-use bytemuck::{Pod, Zeroable};
-
+use super::params::params;
 use super::{Dispatch, Gpu, GpuBuffer, Shader};
 use crate::ops::Reduced;
+use anyhow::Result;
 
 /// B rows of `len` elements, `stride` apart, inside one buffer.
 #[derive(Clone, Copy)]
@@ -27,23 +26,25 @@ impl<'a> Rows<'a> {
     }
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct VectorParams {
-    len: u32,
-    stride: u32,
-    groups: u32,
-    rows: u32,
-    use_coef: u32,
-    coef_index: u32,
-    coef_stride: u32,
-    factor: f32,
-    op: u32,
-    pair: u32,
-    width: u32,
-    /// Always 1.0: the shader multiplies by it where the compiler must not simplify float algebra.
-    one: f32,
-}
+params!(
+    Shader::Vector,
+    "Params",
+    struct VectorParams {
+        len: u32,
+        stride: u32,
+        groups: u32,
+        rows: u32,
+        use_coef: u32,
+        coef_index: u32,
+        coef_stride: u32,
+        factor: f32,
+        op: u32,
+        pair: u32,
+        width: u32,
+        /// Always 1.0: the shader multiplies by it where the compiler must not simplify float algebra.
+        one: f32,
+    }
+);
 
 /// A per-row coefficient: `factor`, times element `row * stride + index` of `scalars` when given.
 #[derive(Clone, Copy)]

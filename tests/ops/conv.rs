@@ -1,0 +1,141 @@
+//! `conv.wgsl`: the forward convolution (zero padding, stride 1, bias), its weight-and-bias gradient
+//! (overwriting or accumulating) and its input gradient, for B parameter vectors, with the input an
+//! f32 map per vector or the image buffer (shared, or each vector its own images). Elements outside
+//! what an op writes stay untouched. Tolerance: γ(terms + 3) of Σ|terms| (+ |bias| or the
+//! accumulated value): the products, the bias or old value, and the byte / 255 of an image.
+
+use super::{backends, check, gamma, images, read, run, upload, values};
+use losscape::backend::Source;
+use losscape::ops::Conv;
+
+/// (images, batches, in_c, in_hw, out_c, ksize, pad, input from the image buffer, images per vector)
+type Case = (usize, usize, usize, usize, usize, usize, usize, bool, usize);
+
+const CASES: [Case; 5] = [
+    (1, 1, 1, 1, 1, 1, 0, false, 0),
+    (3, 2, 2, 7, 3, 3, 1, false, 0),
+    (2, 1, 3, 9, 2, 5, 2, false, 0),
+    (5, 2, 1, 9, 2, 5, 2, true, 0), // 405 output positions per weight: two workgroup strides
+    (2, 3, 1, 6, 3, 3, 0, true, 3),
+];
+
+#[test]
+fn convolution_matches_f64_on_cpu_and_wgpu() {
+    for (backend, device) in backends() {
+        for (case, &(n_img, batches, in_c, hw, out_c, k, pad, from_images, img_bs)) in CASES.iter().enumerate() {
+            let (w_off, kk) = (3, in_c * k * k);
+            let b_off = w_off + out_c * kk + 1;
+            let n_prm = b_off + out_c + 2;
+            let map = in_c * hw * hw;
+            // the image buffer's first image is 1; an f32 input starts at element 5
+            let in_off = if from_images { map } else { 5 };
+            let c = Conv {
+                images: n_img,
+                batches,
+                in_c,
+                in_hw: hw,
+                out_c,
+                ksize: k,
+                pad,
+                in_off,
+                w_off,
+                b_off,
+                n_prm,
+                img_bs,
+            };
+            let what = |op| format!("{backend}: convolution {op} of case {case} ({c:?})");
+            let (oh, in_bs, out_bs) = (c.out_hw(), c.in_bs(from_images), c.out_bs());
+            let (input, in_buf) = if from_images {
+                let (data, up) = images(&device, 2 + (batches - 1) * img_bs + n_img, map, 10, case as u32);
+                (data.pixels.iter().map(|&b| b as f64 / 255.0).collect(), up.pixels)
+            } else {
+                let v = values(in_off + batches * in_bs + 2, case as u32, -1.0, 1.0);
+                (super::to_f64(&v), upload(&device, &v))
+            };
+            let source = if from_images { Source::Images(&in_buf) } else { Source::F32(&in_buf) };
+            let w = values(batches * n_prm, case as u32 + 1, -1.0, 1.0);
+            let g_out = values(batches * out_bs, case as u32 + 2, -1.0, 1.0);
+            let grads0 = values(batches * n_prm, case as u32 + 3, -1.0, 1.0);
+            let accumulate = case % 2 == 1;
+            let (w_buf, g_buf) = (upload(&device, &w), upload(&device, &g_out));
+            let out = upload(&device, &vec![7.0; batches * out_bs + 2]);
+            let grads = upload(&device, &grads0);
+            let grad_in = upload(&device, &vec![7.0; in_off + batches * c.in_bs(false) + 2]);
+            let mut commands = vec![
+                device.conv_forward(c, source, &w_buf, &out).unwrap(),
+                device.conv_weight_grad(c, source, &g_buf, &grads, accumulate).unwrap(),
+            ];
+            if !from_images {
+                commands.push(device.conv_input_grad(c, &w_buf, &g_buf, &grad_in).unwrap());
+            }
+            run(&device, &commands);
+
+            let x = |b: usize, n: usize, ci: usize, y: isize, xx: isize| -> f64 {
+                let h = hw as isize;
+                if y < 0 || xx < 0 || y >= h || xx >= h {
+                    return 0.0;
+                }
+                input[in_off + b * in_bs + ((n * in_c + ci) * hw + y as usize) * hw + xx as usize]
+            };
+            let weight = |b: usize, co: usize, ci: usize, ky: usize, kx: usize| {
+                w[b * n_prm + w_off + ((co * in_c + ci) * k + ky) * k + kx] as f64
+            };
+            let at = |v: usize, d: usize| v as isize + d as isize - pad as isize;
+            // sums of (value, |value|)
+            let add = |(s, m): (f64, f64), t: f64| (s + t, m + t.abs());
+
+            let mut fwd = (vec![7.0; batches * out_bs + 2], vec![0.0; batches * out_bs + 2]);
+            let mut dw = (super::to_f64(&grads0), vec![0.0; grads0.len()]);
+            let mut din = (vec![7.0; grad_in.len()], vec![0.0; grad_in.len()]);
+            for b in 0..batches {
+                for co in 0..out_c {
+                    let out_at = |n: usize, oy: usize, ox: usize| b * out_bs + ((n * out_c + co) * oh + oy) * oh + ox;
+                    let positions = || (0..n_img).flat_map(move |n| (0..oh * oh).map(move |p| (n, p / oh, p % oh)));
+                    for (n, oy, ox) in positions() {
+                        let bias = w[b * n_prm + b_off + co] as f64;
+                        let terms = (0..kk).map(|e| {
+                            let (ci, ky, kx) = (e / (k * k), e % (k * k) / k, e % k);
+                            x(b, n, ci, at(oy, ky), at(ox, kx)) * weight(b, co, ci, ky, kx)
+                        });
+                        let (s, m) = terms.fold((bias, bias.abs()), add);
+                        (fwd.0[out_at(n, oy, ox)], fwd.1[out_at(n, oy, ox)]) = (s, m);
+                    }
+                    let old = |i: usize| if accumulate { grads0[i] as f64 } else { 0.0 };
+                    for e in 0..=kk {
+                        let (ci, ky, kx) = (e / (k * k), e % (k * k) / k, e % k);
+                        let terms = positions().map(|(n, oy, ox)| {
+                            let g = g_out[out_at(n, oy, ox)] as f64;
+                            if e == kk {
+                                g
+                            } else {
+                                g * x(b, n, ci, at(oy, ky), at(ox, kx))
+                            }
+                        });
+                        let i = b * n_prm + if e == kk { b_off + co } else { w_off + co * kk + e };
+                        (dw.0[i], dw.1[i]) = terms.fold((old(i), old(i).abs()), add);
+                    }
+                }
+                for (n, ci, iy, ix) in (0..n_img * map).map(|t| (t / map, t % map / (hw * hw), t / hw % hw, t % hw)) {
+                    let mut acc = (0.0, 0.0);
+                    for (co, ky, kx) in (0..out_c * k * k).map(|e| (e / (k * k), e % (k * k) / k, e % k)) {
+                        let (oy, ox) =
+                            (iy as isize - ky as isize + pad as isize, ix as isize - kx as isize + pad as isize);
+                        if oy >= 0 && ox >= 0 && (oy as usize) < oh && (ox as usize) < oh {
+                            let g = g_out[b * out_bs + ((n * out_c + co) * oh + oy as usize) * oh + ox as usize];
+                            acc = add(acc, g as f64 * weight(b, co, ci, ky, kx));
+                        }
+                    }
+                    let i = in_off + b * c.in_bs(false) + ((n * in_c + ci) * hw + iy) * hw + ix;
+                    (din.0[i], din.1[i]) = acc;
+                }
+            }
+            check(&what("forward"), &read(&device, &out), &fwd.0, |i| gamma(kk + 3) * fwd.1[i]);
+            let n_sum = n_img * oh * oh + 3;
+            check(&what("weight gradient"), &read(&device, &grads), &dw.0, |i| gamma(n_sum) * dw.1[i]);
+            if !from_images {
+                let terms = out_c * k * k + 2;
+                check(&what("input gradient"), &read(&device, &grad_in), &din.0, |i| gamma(terms) * din.1[i]);
+            }
+        }
+    }
+}
