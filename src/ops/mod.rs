@@ -30,6 +30,15 @@ impl Layout {
     }
 }
 
+/// One past the largest index a batched layout addresses for (rows x cols) matrices.
+pub fn layout_end(l: &Layout, batches: usize, rows: usize, cols: usize) -> usize {
+    if batches == 0 || rows == 0 || cols == 0 {
+        return 0;
+    }
+    let last_col = (0..cols).map(|c| l.at(0, 0, c)).max().unwrap_or(0) - l.off;
+    l.off + (batches - 1) * l.batch + (rows - 1) * l.row + last_col + 1
+}
+
 /// Shape of a batched product C[z] (m x n) = A[z] (m x k) * B[z] (k x n), z < batches.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Product {
