@@ -9,6 +9,9 @@ use anyhow::{bail, Result};
 use std::sync::Arc;
 
 use crate::cpu::{Cpu, CpuBuffer, CpuCoef, CpuOp, CpuRows};
+/// The workgroup grid of every GPU kernel launch, as pure functions of its shape (plans are checked
+/// against an adapter's limits with them, without a device).
+pub use crate::gpu::grids;
 use crate::gpu::{self, Dispatch, Gpu, GpuBuffer};
 pub use crate::gpu::{AdapterSummary, Counts, Subgroups};
 use crate::ops::{Act, AdamStep, Conv, Head, Layout, LossChunk, LstmStep, Product, Reduced, Selection};

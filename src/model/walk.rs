@@ -1,14 +1,14 @@
 //! A plan walked without a device (issue 26): for every operation, the workgroup grid its GPU dispatch
-//! takes ([`crate::gpu::grids::op_groups`]) and the furthest element it touches in each tensor, from
+//! takes ([`crate::backend::grids::op_groups`]) and the furthest element it touches in each tensor, from
 //! the kernels' own indexing (`shaders/*.wgsl`). [`check`] holds them to an adapter's per-dimension
 //! limit and to the tensors' lengths, so that data-centre sizes (B up to 816, chunks of thousands of
 //! images) are tested where no such GPU is.
 
 use anyhow::{bail, Result};
 
-use super::plan::{Op, Operand, Plan, TensorId, GRADS, LABELS, PARTIALS, PIXELS, WEIGHTS};
+use crate::backend::grids::{self, op_groups};
 use crate::data::PIXELS as IMAGE_PIXELS;
-use crate::gpu::grids::{self, op_groups};
+use crate::ops::plan::{Op, Operand, Plan, TensorId, GRADS, LABELS, PARTIALS, PIXELS, WEIGHTS};
 use crate::ops::{layout_end, partial_slots};
 
 /// One operation as a GPU would launch it.

@@ -1,6 +1,9 @@
 //! The kernel vocabulary every backend implements: shapes and strides of the strided batched matrix
 //! product, the element-wise activations, the loss heads, convolution, pooling, the LSTM cell, the
-//! per-run mini-batch selection and Adam. Pure data: no device, no network.
+//! per-run mini-batch selection and Adam; and the plan ([`plan`]): a network's evaluation as operations
+//! of this vocabulary on numbered tensors. Pure data: no device, no network.
+
+pub mod plan;
 
 /// Element (row r, column c) of matrix z in a batch lives at
 /// `off + z*batch + r*row + (c / group.0)*group.1 + (c % group.0)*col`.
