@@ -2,6 +2,7 @@
 //! evaluator that runs them on a device, and the f64 CPU reference.
 
 mod builder;
+mod cost;
 mod evaluator;
 mod init;
 mod lenet;
@@ -16,6 +17,7 @@ pub mod symmetry;
 pub mod walk;
 
 pub use crate::ops::plan::Plan;
+pub use cost::{dispatch_goal, plan_evaluation, EvaluationPlan};
 pub use evaluator::{Eval, Evaluator, Want};
 pub use init::init_vector;
 pub use lstm::SHAPE as LSTM_SHAPE;

@@ -219,7 +219,7 @@ pub fn run_sweep(inputs: SweepInputs, progress: &mut dyn SweepProgress) -> Resul
 }
 
 /// Runs the shard's unfinished pairs with `options` (curve family, alignment), as many pairs at once
-/// as [`crate::planner::device_pairs_per_batch`] gives for the device; returns how many were computed now.
+/// as [`super::batching::device_pairs_per_batch`] gives for the device; returns how many were computed now.
 ///
 /// # Errors
 /// See [`run_sweep_batched`].
@@ -243,7 +243,7 @@ pub fn default_pairs_per_batch(net: Network, device: &Device, points: usize) -> 
 }
 
 /// Runs the shard's unfinished pairs with `options`, `pairs_per_batch` pairs at once (None:
-/// [`crate::planner::device_pairs_per_batch`], which adds the dispatch goals to
+/// [`super::batching::device_pairs_per_batch`], which adds the dispatch goals to
 /// [`default_pairs_per_batch`]'s memory bound; a last batch may hold fewer); returns how many were
 /// computed now.
 /// Each pair is written as its own record when its batch finishes; the batch size is an execution
@@ -278,7 +278,7 @@ pub fn run_sweep_batched(
     // issue 26: the memory bound of `default_pairs_per_batch` and the dispatch goals at this N
     let points = cfg.settings.points;
     let per = pairs_per_batch
-        .unwrap_or_else(|| crate::planner::device_pairs_per_batch(net, &images.device, points, images.count));
+        .unwrap_or_else(|| super::batching::device_pairs_per_batch(net, &images.device, points, images.count));
     if per == 0 {
         bail!("a batch needs at least one pair");
     }
