@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use super::{Activation, DataArgs, DeviceArgs};
 use crate::data::Split;
+use crate::io::shard::Shard;
 use crate::model::Arch;
-use crate::path::sweep::Shard;
 use crate::pipeline::{reproduce, Preset, ReproduceConfig, Stage};
 
 /// The whole study, from MNIST to a report: solution sets, paths on both landscapes, analysis.
