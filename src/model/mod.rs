@@ -1,5 +1,6 @@
-//! Networks: parameter layouts, seeded initialisation, hidden-unit permutations and weight matching, backend-neutral loss/gradient plans, the
-//! evaluator that runs them on a device, and the f64 CPU reference.
+//! Networks: parameter layouts, seeded initialisation, hidden-unit permutations and weight matching, each network's
+//! backend-neutral loss/gradient plan (of the [`crate::ops::plan`] vocabulary) and what it costs, the
+//! evaluator that runs plans on a device, and the f64 CPU reference.
 
 mod builder;
 mod cost;
