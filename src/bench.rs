@@ -4,9 +4,8 @@
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::backend::{Counts, Device, Source};
+use crate::backend::{AdapterSummary, Counts, Device, Source};
 use crate::data::DeviceImages;
-use crate::gpu::AdapterSummary;
 use crate::model::{init_vector, Arch, Evaluator, Network, Want};
 use crate::ops::{Layout, Product};
 use crate::path::{PathFinder, PathSettings};

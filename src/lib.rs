@@ -1,10 +1,12 @@
 //! losscape: how optimizers shape neural-network loss landscapes, on the GPU.
 //!
 //! The core is one batched primitive, [`model::Evaluator`]: the loss and gradient of B weight vectors of
-//! a network on a set of MNIST images. Each network is a backend-neutral [`model::Plan`] (operations of
-//! the [`ops`] vocabulary on named tensors) that a [`backend::Device`] executes: the wgpu kernels
-//! ([`gpu`]) or the native CPU backend ([`cpu`]). Data flows one way:
-//! `cli` -> algorithms (`train`, `path`, `optim`, `bench`) -> `model` -> `backend` -> `gpu` | `cpu` -> `ops`.
+//! a network on a set of MNIST images. Each network is a backend-neutral [`ops::plan::Plan`] (operations
+//! of the [`ops`] vocabulary on named tensors) that a [`backend::Device`] executes: the wgpu kernels
+//! ([`gpu`]) or the native CPU backend ([`cpu`]). Imports go one way, down the layers
+//! (docs/architecture.md, checked by `tests/layers.rs`): `cli` -> study (`planner`, `pipeline`,
+//! `report`, `bench`, `plot`) -> algorithms (`train`, `path`, `probe`, `optim`) -> `io` -> `model` ->
+//! `data` -> `backend` -> `cpu` | `gpu` -> `ops`, with `analysis` a leaf.
 
 pub mod analysis;
 pub mod backend;

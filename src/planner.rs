@@ -1,110 +1,20 @@
-//! `losscape plan`: what an evaluation, an optimizer iteration and a whole study would ask of a device,
-//! computed from the networks' plans without running anything — image chunk, dispatches, submissions
-//! and read-backs per evaluation, peak memory, FLOPs, and an estimated time.
+//! `losscape plan`: what a whole study (a preset of the pipeline) would ask of a device — FLOPs and an
+//! estimated time — computed from the networks' plans without running anything. One evaluation's image
+//! chunk, dispatches, submissions, read-backs, peak memory and FLOPs are the model's
+//! ([`crate::model::plan_evaluation`]); the pairs a path sweep batches are the path finder's
+//! ([`crate::path::batching::pairs_per_batch`]).
 //!
 //! Device profiles ([`crate::backend::profiles`]) carry published limits; the real adapter's come from wgpu.
 
 use anyhow::{bail, Result};
 use serde::Serialize;
 
-use crate::backend::ChunkBudget;
-use crate::data::PIXELS;
-use crate::model::{batch_fits, chunk_capacity, Arch, Network, Plan};
-use crate::ops::Act;
+use crate::model::{Arch, Plan};
 use crate::pipeline::Preset;
 
 /// The fraction of nominal fp32 peak assumed when no benchmark record of the adapter is given: the
 /// WGSL kernels are plain tiled GEMMs without tensor cores.
 pub const ASSUMED_EFFICIENCY: f64 = 0.3;
-
-/// What one batched evaluation asks of the device.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct EvaluationPlan {
-    pub model: Arch,
-    pub batch: usize,
-    pub images: usize,
-    pub gradient: bool,
-    pub chunk_images: usize,
-    pub chunks: usize,
-    pub dispatches_per_evaluation: usize,
-    /// One compute pass per evaluation (`Evaluator::run`).
-    pub submissions_per_evaluation: usize,
-    /// One read-back of the per-vector loss partials (`Evaluator::results`).
-    pub readbacks_per_evaluation: usize,
-    /// Weights, gradients, loss partials, scratch tensors and the images (packed bytes on a GPU).
-    pub peak_bytes: u64,
-    pub flops_per_evaluation: f64,
-}
-
-/// The evaluation of `batch` vectors of `arch` on `images` images within `budget`.
-pub fn plan_evaluation(
-    arch: Arch,
-    batch: usize,
-    images: usize,
-    budget: ChunkBudget,
-    gradient: bool,
-) -> Result<EvaluationPlan> {
-    let net = Network { arch, act: Act::Softplus };
-    let chunk = chunk_capacity(net, budget, batch, images);
-    let plan = Plan::new(net, 0..images, images, batch, chunk, 0)?;
-    let external: u64 = plan.tensors[..3].iter().map(|t| t.len as u64 * 4).sum();
-    let image_bytes = (images * PIXELS).div_ceil(4) as u64 * 4 + images as u64 * 4;
-    let dispatches = plan.chunks.iter().map(|c| c.forward.len() + if gradient { c.backward.len() } else { 0 }).sum();
-    Ok(EvaluationPlan {
-        model: arch,
-        batch,
-        images,
-        gradient,
-        chunk_images: chunk,
-        chunks: plan.chunks.len(),
-        dispatches_per_evaluation: dispatches,
-        submissions_per_evaluation: 1,
-        readbacks_per_evaluation: 1,
-        peak_bytes: external + plan.scratch_bytes() + image_bytes,
-        flops_per_evaluation: plan.flops(gradient),
-    })
-}
-
-/// The dispatches per evaluation (loss and gradient) the engine aims to stay within: above a few
-/// thousand a pass's launch overhead rivals its arithmetic on a data-centre GPU. LeNet and the LSTM
-/// meet them at B = 51 on 60,000 images on the `h100` profile (924 and 3,840); the batched path
-/// evaluations keep them through [`pairs_per_batch`].
-pub fn dispatch_goal(arch: Arch) -> usize {
-    match arch {
-        Arch::Lstm => 6_000,
-        Arch::Fcp | Arch::Lenet | Arch::Autoencoder => 2_000,
-    }
-}
-
-/// The most pairs [`pairs_per_batch`] puts in one batch.
-pub const MAX_PAIRS_PER_BATCH: usize = 16;
-
-/// How many path pairs a sweep optimises together on a GPU with `budget` (P; one evaluation of
-/// P x `points` vectors on `images` images per iteration): the largest P <= [`MAX_PAIRS_PER_BATCH`]
-/// whose evaluator fits the budget (`model::batch_fits`) and whose evaluation keeps within the
-/// network's [`dispatch_goal`] — more pairs shrink the image chunks, and past the goal batching would
-/// undo them; 1 when even one pair misses the goal (small budgets). The CPU backend takes 1 (its
-/// products use every core at one pair).
-pub fn pairs_per_batch(arch: Arch, budget: ChunkBudget, points: usize, images: usize) -> usize {
-    let net = Network { arch, act: Act::Softplus };
-    let goal = dispatch_goal(arch);
-    (1..=MAX_PAIRS_PER_BATCH)
-        .rev()
-        .find(|&p| {
-            batch_fits(net, budget, p * points)
-                && plan_evaluation(arch, p * points, images.max(1), budget, true)
-                    .is_ok_and(|e| e.dispatches_per_evaluation <= goal)
-        })
-        .unwrap_or(1)
-}
-
-/// [`pairs_per_batch`] on `device` (1 on the CPU backend).
-pub fn device_pairs_per_batch(net: Network, device: &crate::backend::Device, points: usize, images: usize) -> usize {
-    if device.is_cpu() {
-        return 1;
-    }
-    pairs_per_batch(net.arch, device.chunk_budget(), points, images)
-}
 
 /// The work of one network in a study, in FLOPs.
 #[derive(Clone, Debug, PartialEq, Serialize)]

@@ -12,13 +12,14 @@ use std::time::{Duration, Instant};
 
 use losscape::backend::ChunkBudget;
 use losscape::data::{DeviceImages, Split};
+use losscape::io::shard::{SetInfo, Shard};
 use losscape::io::{read_weights, WeightStack};
 use losscape::model::{batch_fits, init_vector, Arch, Network};
 use losscape::ops::Act;
 use losscape::path::convergence::traced;
 use losscape::path::sweep::{
-    coefficients_path, default_pairs_per_batch, read_records, run_sweep_batched, Job, PairRecord, SetInfo, Shard,
-    SweepConfig, SweepInputs, SweepOptions, SweepProgress, MAX_DEFAULT_PAIRS_PER_BATCH,
+    coefficients_path, default_pairs_per_batch, read_records, run_sweep_batched, Job, PairRecord, SweepConfig,
+    SweepInputs, SweepOptions, SweepProgress, MAX_DEFAULT_PAIRS_PER_BATCH,
 };
 use losscape::path::{Curve, PathSettings};
 

@@ -7,12 +7,13 @@ use losscape::backend::profiles::{adapter_budget, known_device, mig_memory, prof
 use losscape::backend::ChunkBudget;
 use losscape::cli::parse_bytes;
 use losscape::data::{DeviceImages, Split};
-use losscape::model::{chunk_capacity, width, Arch, Evaluator, Network, Plan, MAX_CHUNK_IMAGES};
-use losscape::ops::Act;
-use losscape::pipeline::Preset;
-use losscape::planner::{
-    dispatch_goal, estimate_study, pairs_per_batch, plan_evaluation, rates_from_bench, MAX_PAIRS_PER_BATCH,
+use losscape::model::{
+    chunk_capacity, dispatch_goal, plan_evaluation, width, Arch, Evaluator, Network, Plan, MAX_CHUNK_IMAGES,
 };
+use losscape::ops::Act;
+use losscape::path::batching::{pairs_per_batch, MAX_PAIRS_PER_BATCH};
+use losscape::pipeline::Preset;
+use losscape::planner::{estimate_study, rates_from_bench};
 
 fn h100() -> ChunkBudget {
     profile("h100").unwrap().budget(None)

@@ -1,8 +1,8 @@
 //! Every network's plan, without a device: operation counts, shapes and FLOPs as the architecture
 //! implies them.
 
-use losscape::model::plan::{Op, Operand, Plan, WEIGHTS};
 use losscape::model::{Arch, Network};
+use losscape::ops::plan::{Op, Operand, Plan, WEIGHTS};
 use losscape::ops::{Act, Layout, Product};
 
 fn plan(arch: Arch, images: usize, batch: usize, chunk: usize) -> Plan {

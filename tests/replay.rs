@@ -4,13 +4,13 @@
 mod common;
 
 use losscape::data::{DeviceImages, Split};
+use losscape::io::shard::{SetInfo, Shard};
 use losscape::io::WeightStack;
 use losscape::model::{init_vector, Arch, Network};
 use losscape::ops::Act;
 use losscape::path::sweep::Job;
 use losscape::path::sweep::{
-    read_sweep_records, replay_pair, run_sweep_with, PairRecord, SetInfo, Shard, SweepConfig, SweepInputs,
-    SweepOptions, SweepProgress,
+    read_sweep_records, replay_pair, run_sweep_with, PairRecord, SweepConfig, SweepInputs, SweepOptions, SweepProgress,
 };
 use losscape::path::PathSettings;
 use losscape::pipeline::{representative, surface_axes};

@@ -4,9 +4,9 @@ mod common;
 
 use common::{gpu, mnist};
 use losscape::data::{DeviceImages, Split};
+use losscape::io::shard::{SetInfo, Shard};
 use losscape::model::{init_vector, Arch, Evaluator, Network, TensorSpec, Want};
 use losscape::ops::Act;
-use losscape::path::sweep::{SetInfo, Shard};
 use losscape::probe::directions::{filter_normalise, filter_norms, gaussian, Biases, DirectionSpec, Plane};
 use losscape::probe::grid::AxisRange;
 use losscape::probe::surface::{
@@ -265,7 +265,7 @@ fn csv_rows_columns_and_the_autoencoder_without_accuracy() {
     e.set_weights(&w).unwrap();
     e.run(Want::Loss);
     assert_eq!(surface.at(0.0, 0.0).unwrap().0, Some(e.results().unwrap()[0].loss));
-    losscape::probe::surface::write_outputs(dir.path(), &cfg, &plane.marks, &surface, serde_json::json!({})).unwrap();
+    losscape::plot::surface::write_outputs(dir.path(), &cfg, &plane.marks, &surface, serde_json::json!({})).unwrap();
     for f in ["surface.csv", "surface.json", "surface.png"] {
         assert!(dir.path().join(f).is_file(), "{f}");
     }

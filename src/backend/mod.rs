@@ -9,8 +9,11 @@ use anyhow::{bail, Result};
 use std::sync::Arc;
 
 use crate::cpu::{Cpu, CpuBuffer, CpuCoef, CpuOp, CpuRows};
-use crate::gpu::{self, AdapterSummary, Dispatch, Gpu, GpuBuffer};
-pub use crate::gpu::{Counts, Subgroups};
+/// The workgroup grid of every GPU kernel launch, as pure functions of its shape (plans are checked
+/// against an adapter's limits with them, without a device).
+pub use crate::gpu::grids;
+use crate::gpu::{self, Dispatch, Gpu, GpuBuffer};
+pub use crate::gpu::{AdapterSummary, Counts, Subgroups};
 use crate::ops::{Act, AdamStep, Conv, Head, Layout, LossChunk, LstmStep, Product, Reduced, Selection};
 pub use choose::{choose_backend, only_software, BackendKind, DeviceChoice};
 
@@ -228,7 +231,14 @@ impl Device {
     pub fn open(choice: &DeviceChoice) -> Result<Device> {
         match choose_backend(choice)? {
             BackendKind::Cpu => Ok(Device::Cpu(Arc::new(Cpu::from_env()?))),
-            BackendKind::Wgpu(wgpu_choice) => Ok(Device::Wgpu(Gpu::open(&wgpu_choice)?)),
+            BackendKind::Wgpu(wgpu_choice) => {
+                let gpu = Gpu::open(&wgpu_choice)?;
+                let budget = profiles::adapter_budget(gpu.budget_limits(), wgpu_choice.memory);
+                if let Some(note) = &budget.note {
+                    eprintln!("losscape: {note}");
+                }
+                Ok(Device::Wgpu(gpu))
+            }
         }
     }
 
@@ -774,7 +784,7 @@ impl Device {
 
 /// Checks that a product stays inside its buffers (the GPU would read garbage, the CPU must not).
 fn check_product(p: &Product, a: &(Source, Layout), b: &(Source, Layout), c: &(&Buffer, Layout)) -> Result<()> {
-    use crate::cpu::gemm::layout_end;
+    use crate::ops::layout_end;
     if a.1.group.is_some() {
         bail!("matrix product: operand A cannot be grouped");
     }

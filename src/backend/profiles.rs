@@ -7,6 +7,8 @@ use anyhow::{bail, Result};
 use serde::Serialize;
 
 use super::{ChunkBudget, DEFAULT_GPU_MEMORY, SOFTWARE_GPU_MEMORY, SOFTWARE_TENSOR_BYTES};
+/// What [`adapter_budget`] looks at (the GPU layer describes its adapters with it).
+pub use crate::gpu::AdapterLimits;
 
 /// A GPU's limits as far as the planner needs them.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
@@ -264,19 +266,6 @@ pub fn mig_memory(adapter_name: &str) -> Option<u64> {
     let profile = rest.split_whitespace().next()?;
     let gb = profile.split('.').nth(1)?.strip_suffix("gb")?;
     gb.parse::<u64>().ok().filter(|&g| g > 0).map(|g| g * GB)
-}
-
-/// What [`adapter_budget`] looks at: an adapter as wgpu describes it.
-#[derive(Clone, Copy, Debug)]
-pub struct AdapterLimits<'a> {
-    /// The adapter's name.
-    pub name: &'a str,
-    /// A software rasteriser (wgpu's device type `Cpu`).
-    pub software: bool,
-    /// wgpu's `max_storage_buffer_binding_size`.
-    pub max_binding_bytes: u64,
-    /// wgpu's `max_buffer_size`.
-    pub max_buffer_bytes: u64,
 }
 
 /// The memory budget an adapter gets, and why.

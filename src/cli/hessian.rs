@@ -8,9 +8,9 @@ use super::RunArgs;
 use crate::data::{DeviceImages, Split};
 use crate::io::jsonl::Appender;
 use crate::io::read_weights;
+use crate::io::shard::SetInfo;
 use crate::model::{Arch, Network};
 use crate::ops::Act;
-use crate::path::sweep::SetInfo;
 use crate::probe::hessian::{
     spectra, spectra_csv, spectra_json, SpectraProgress, Spectrum, SpectrumRecord, SpectrumSettings, DEFAULT_STEP,
     HVP_METHOD,

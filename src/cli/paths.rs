@@ -7,10 +7,9 @@ use super::ranges::{at_least, count, non_negative, positive};
 use super::RunArgs;
 use crate::data::{DeviceImages, Split};
 use crate::io::read_weights;
+use crate::io::shard::{SetInfo, Shard};
 use crate::model::Arch;
-use crate::path::sweep::{
-    run_sweep_batched, Job, PairRecord, SetInfo, Shard, SweepConfig, SweepInputs, SweepOptions, SweepProgress,
-};
+use crate::path::sweep::{run_sweep_batched, Job, PairRecord, SweepConfig, SweepInputs, SweepOptions, SweepProgress};
 use crate::path::{Curve, PathSettings};
 
 /// Find low-loss paths (Fourier, Bezier or polygonal chain) between pairs of each set's vectors, optionally

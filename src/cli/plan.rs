@@ -5,12 +5,11 @@ use std::path::PathBuf;
 use super::DeviceArgs;
 use crate::backend::profiles::profile;
 use crate::backend::ChunkBudget;
-use crate::model::Arch;
+use crate::model::{plan_evaluation, Arch, EvaluationPlan};
+use crate::path::batching::pairs_per_batch;
 use crate::pipeline::regime::default_sizes;
 use crate::pipeline::Preset;
-use crate::planner::{
-    estimate_study, pairs_per_batch, plan_evaluation, rates_from_bench, EvaluationPlan, ASSUMED_EFFICIENCY,
-};
+use crate::planner::{estimate_study, rates_from_bench, ASSUMED_EFFICIENCY};
 
 /// What an evaluation (or a whole study) would ask of a device — chunk size, dispatches, submissions,
 /// read-backs, peak memory, FLOPs, estimated time — without running it.
@@ -78,7 +77,7 @@ struct PathBatch {
     images: usize,
     chunk_images: usize,
     dispatches_per_evaluation: usize,
-    /// The dispatch goal P keeps (`planner::dispatch_goal`).
+    /// The dispatch goal P keeps (`model::dispatch_goal`).
     dispatch_goal: usize,
 }
 
@@ -141,7 +140,7 @@ pub fn run(args: PlanArgs) -> Result<()> {
             images: n,
             chunk_images: path.chunk_images,
             dispatches_per_evaluation: path.dispatches_per_evaluation,
-            dispatch_goal: crate::planner::dispatch_goal(arch),
+            dispatch_goal: crate::model::dispatch_goal(arch),
         });
         evaluations.push(path);
         evaluations.push(plan_evaluation(arch, preset.runs, n, budget, true)?);

@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use super::{Activation, DataArgs, DeviceArgs};
 use crate::data::Split;
+use crate::io::shard::Shard;
 use crate::model::Arch;
-use crate::path::sweep::Shard;
 use crate::pipeline::regime::{check_sizes, default_sizes, reproduce_regime};
 use crate::pipeline::{reproduce, Preset, ReproduceConfig, Stage};
 

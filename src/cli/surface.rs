@@ -7,12 +7,13 @@ use super::ranges::{at_least, count, usage};
 use super::RunArgs;
 use crate::data::{DeviceImages, Split};
 use crate::io::read_weights;
+use crate::io::shard::{SetInfo, Shard};
 use crate::model::Arch;
-use crate::path::sweep::{SetInfo, Shard};
+use crate::plot::surface::write_outputs;
 use crate::probe::directions::{Biases, DirectionSpec, Plane};
 use crate::probe::grid::AxisRange;
 use crate::probe::surface::{
-    collect_rows, run_surface, write_outputs, RowRecord, Surface, SurfaceConfig, SurfaceProgress, SurfaceRun,
+    collect_rows, run_surface, RowRecord, Surface, SurfaceConfig, SurfaceProgress, SurfaceRun,
 };
 
 /// Loss (and accuracy) on a line or plane in weight space, whole rows of the grid per batched evaluation.

@@ -7,9 +7,9 @@ use super::ranges::{self, at_least, count, positive, MAX_VECTORS};
 use super::RunArgs;
 use crate::data::{DeviceImages, Split};
 use crate::io::read_weights;
+use crate::io::shard::sha256_file;
 use crate::model::{init_vector, Arch};
 use crate::optim::LineSearchKind;
-use crate::path::sweep::sha256_file;
 use crate::train::{paper, train, Optimizer, RunRecord, TrainConfig, TrainInputs, TrainProgress, ADAM_LR};
 
 /// Train R seeded runs together with SGD or L-BFGS (or Adam) and keep the best K as solution sets.

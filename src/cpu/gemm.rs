@@ -4,7 +4,7 @@
 
 use rayon::prelude::*;
 
-use crate::ops::{Layout, Product};
+use crate::ops::{layout_end, Layout, Product};
 
 /// A strided matrix inside a slice: element (r, c) at `off + r * rs + c * cs`.
 #[derive(Clone, Copy, Debug)]
@@ -116,15 +116,6 @@ fn blocks(p: &Product, b: &Layout, c: &Layout) -> Vec<(usize, usize, usize)> {
         }
     }
     out
-}
-
-/// One past the largest index a batched layout addresses for (rows x cols) matrices.
-pub fn layout_end(l: &Layout, batches: usize, rows: usize, cols: usize) -> usize {
-    if batches == 0 || rows == 0 || cols == 0 {
-        return 0;
-    }
-    let last_col = (0..cols).map(|c| l.at(0, 0, c)).max().unwrap_or(0) - l.off;
-    l.off + (batches - 1) * l.batch + (rows - 1) * l.row + last_col + 1
 }
 
 /// C[z] (+)= A[z] * B[z] for every batch member, with the layouts of [`crate::ops::Layout`]; column

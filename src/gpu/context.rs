@@ -105,10 +105,24 @@ pub struct AdapterSummary {
     pub max_compute_workgroups_per_dimension: u32,
 }
 
+/// What the memory budget of an adapter (`backend::profiles::adapter_budget`) looks at: an adapter as
+/// wgpu describes it.
+#[derive(Clone, Copy, Debug)]
+pub struct AdapterLimits<'a> {
+    /// The adapter's name.
+    pub name: &'a str,
+    /// A software rasteriser (wgpu's device type `Cpu`).
+    pub software: bool,
+    /// wgpu's `max_storage_buffer_binding_size`.
+    pub max_binding_bytes: u64,
+    /// wgpu's `max_buffer_size`.
+    pub max_buffer_bytes: u64,
+}
+
 impl AdapterSummary {
-    /// What [`crate::backend::profiles::adapter_budget`] needs of this adapter.
-    pub fn budget_limits(&self) -> crate::backend::profiles::AdapterLimits<'_> {
-        crate::backend::profiles::AdapterLimits {
+    /// What the memory budget needs of this adapter.
+    pub fn budget_limits(&self) -> AdapterLimits<'_> {
+        AdapterLimits {
             name: &self.name,
             software: self.device_type == "Cpu",
             max_binding_bytes: self.max_storage_buffer_binding_size.min(self.max_buffer_size),
@@ -273,10 +287,6 @@ impl Gpu {
             trace: wgpu::Trace::Off,
         }))
         .map_err(|e| anyhow!("could not open a device on adapter '{}': {e}", summary.name))?;
-        let budget = crate::backend::profiles::adapter_budget(summary.budget_limits(), choice.memory);
-        if let Some(note) = &budget.note {
-            eprintln!("losscape: {note}");
-        }
         let dummy = GpuBuffer {
             buffer: Arc::new(device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("unused binding"),
@@ -327,8 +337,8 @@ impl Gpu {
         self.features.contains(wgpu::Features::TIMESTAMP_QUERY)
     }
 
-    /// What [`crate::backend::profiles::adapter_budget`] needs of this adapter.
-    pub fn budget_limits(&self) -> crate::backend::profiles::AdapterLimits<'_> {
+    /// What the memory budget needs of this adapter.
+    pub fn budget_limits(&self) -> AdapterLimits<'_> {
         self.summary.budget_limits()
     }
 

@@ -1,9 +1,9 @@
 //! The workgroup grid of every kernel launch, as pure functions of its shape: the GPU layer records
-//! dispatches with them, and [`crate::model::walk`] checks whole plans against an adapter's
-//! per-dimension limit without a device. Counts are `u64` so that an oversized grid is seen, not
-//! truncated.
+//! dispatches with them, and whole plans are checked against an adapter's per-dimension limit without a
+//! device (through the backend layer, which re-exports them). Counts are `u64` so that an oversized grid
+//! is seen, not truncated.
 
-use crate::model::plan::Op;
+use crate::ops::plan::Op;
 use crate::ops::{partial_slots, Conv, LossChunk, LstmStep, Product};
 
 /// Threads per workgroup of the element-wise kernels.

@@ -15,7 +15,7 @@ pub mod shaders;
 mod vector;
 
 pub use buffer::GpuBuffer;
-pub use context::{list_adapters, AdapterSummary, DeviceChoice, Gpu, Subgroups, NO_ADAPTER_HELP};
+pub use context::{list_adapters, AdapterLimits, AdapterSummary, DeviceChoice, Gpu, Subgroups, NO_ADAPTER_HELP};
 pub use counters::Counts;
 pub use kernels::Source;
 pub use launch::Dispatch;

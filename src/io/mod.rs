@@ -4,6 +4,7 @@ pub mod config;
 pub mod float;
 pub mod jsonl;
 pub mod lock;
+pub mod shard;
 pub mod weights;
 pub mod workdir;
 

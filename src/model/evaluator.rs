@@ -4,19 +4,12 @@
 use anyhow::{bail, Result};
 use std::ops::Range;
 
-use super::plan::{Init, Op, Operand, Plan, EXTERNAL, GRADS, LABELS, PARTIALS, PIXELS, WEIGHTS};
 use super::plans::chunk_capacity;
-use super::Arch;
+use super::Network;
 use crate::backend::{Buffer, Command, Device, Source};
 use crate::data::DeviceImages;
-use crate::ops::{Act, Head};
-
-/// A network and its activation function.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Network {
-    pub arch: Arch,
-    pub act: Act,
-}
+use crate::ops::plan::{Init, Op, Operand, Plan, EXTERNAL, GRADS, LABELS, PARTIALS, PIXELS, WEIGHTS};
+use crate::ops::Head;
 
 /// What an evaluation computes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -3,10 +3,11 @@
 //! 400-120-84-10 with biases. Maps are [vector][image][channel][row][col], so the flattened pool output
 //! is directly the dense stack's input.
 
+use super::builder::{Builder, Chunk};
 use super::mlp::{Dense, Input, Mlp};
-use super::plan::{Builder, Chunk, ChunkOps, Op, Operand};
 use super::Arch;
 use crate::data::PIXELS;
+use crate::ops::plan::{ChunkOps, Op, Operand};
 use crate::ops::{Conv, Head};
 
 /// Scratch values per image and vector (the conv1 output), for chunk sizing.

@@ -3,9 +3,10 @@
 //! over the vectors) and runs the cell kernel; the classifier and the loss head are a one-layer dense
 //! stack. Backward runs through time, then the weight gradients are three products over all steps.
 
+use super::builder::{Builder, Chunk};
 use super::mlp::{Dense, Input, Mlp};
-use super::plan::{Builder, Chunk, ChunkOps, Init, Op, Operand, GRADS, WEIGHTS};
 use super::{lstm_permutation, Arch};
+use crate::ops::plan::{ChunkOps, Init, Op, Operand, GRADS, WEIGHTS};
 use crate::ops::{Head, Layout, LstmShape, LstmStep, Product};
 
 /// 48 hidden units over 28 rows of 28 permuted pixels.

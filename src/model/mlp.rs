@@ -3,7 +3,8 @@
 //! image buffer (shared by all vectors) the first layer is one product X [c x in] * [W_1 | ... | W_B]^T;
 //! other layers are products batched over the B vectors.
 
-use super::plan::{Builder, Chunk, Op, Operand, TensorId, GRADS, WEIGHTS};
+use super::builder::{Builder, Chunk};
+use crate::ops::plan::{Op, Operand, TensorId, GRADS, WEIGHTS};
 use crate::ops::{Act, Head, Layout, LossChunk, Product};
 
 /// One dense layer: z = x W^T (+ b), then the activation if any.
@@ -60,7 +61,7 @@ impl Mlp {
             a.push(l.act.map(|_| p.tensor(&format!("dense {i} a"), b * cap * l.out)));
             d.push(p.tensor(&format!("dense {i} grad"), b * cap * l.out));
         }
-        let ones = p.with("ones", cap, super::plan::Init::Ones);
+        let ones = p.with("ones", cap, crate::ops::plan::Init::Ones);
         Mlp { layers, head, z, a, d, ones }
     }
 

@@ -1,6 +1,9 @@
-//! Networks: parameter layouts, seeded initialisation, hidden-unit permutations and weight matching, backend-neutral loss/gradient plans, the
-//! evaluator that runs them on a device, and the f64 CPU reference.
+//! Networks: parameter layouts, seeded initialisation, hidden-unit permutations and weight matching, each network's
+//! backend-neutral loss/gradient plan (of the [`crate::ops::plan`] vocabulary) and what it costs, the
+//! evaluator that runs plans on a device, and the f64 CPU reference.
 
+mod builder;
+mod cost;
 mod evaluator;
 mod init;
 mod lenet;
@@ -8,19 +11,19 @@ mod lstm;
 pub mod matching;
 mod mlp;
 mod permutation;
-pub mod plan;
 mod plans;
 pub mod reference;
 mod spec;
 pub mod symmetry;
 pub mod walk;
 
-pub use evaluator::{Eval, Evaluator, Network, Want};
+pub use crate::ops::plan::Plan;
+pub use cost::{dispatch_goal, plan_evaluation, EvaluationPlan};
+pub use evaluator::{Eval, Evaluator, Want};
 pub use init::init_vector;
 pub use lstm::SHAPE as LSTM_SHAPE;
 pub use matching::{weight_matching, MatchSettings, Matching};
 pub use permutation::{lstm_permutation, randperm, Mt19937};
-pub use plan::Plan;
 pub use plans::{batch_fits, chunk_capacity, width, MAX_CHUNK_IMAGES};
-pub use spec::{Arch, TensorSpec};
+pub use spec::{Arch, Network, TensorSpec};
 pub use symmetry::Symmetry;

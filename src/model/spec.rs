@@ -1,6 +1,8 @@
 //! The four networks' parameters: PyTorch state_dict names, shapes, flat order and init bounds
 //! (docs/networks.md §1–2).
 
+use crate::ops::Act;
+
 /// One of the paper's four networks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -9,6 +11,13 @@ pub enum Arch {
     Lenet,
     Lstm,
     Autoencoder,
+}
+
+/// A network and its activation function.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Network {
+    pub arch: Arch,
+    pub act: Act,
 }
 
 /// One parameter tensor.

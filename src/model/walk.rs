@@ -1,15 +1,15 @@
 //! A plan walked without a device (issue 26): for every operation, the workgroup grid its GPU dispatch
-//! takes ([`crate::gpu::grids::op_groups`]) and the furthest element it touches in each tensor, from
+//! takes ([`crate::backend::grids::op_groups`]) and the furthest element it touches in each tensor, from
 //! the kernels' own indexing (`shaders/*.wgsl`). [`check`] holds them to an adapter's per-dimension
 //! limit and to the tensors' lengths, so that data-centre sizes (B up to 816, chunks of thousands of
 //! images) are tested where no such GPU is.
 
 use anyhow::{bail, Result};
 
-use super::plan::{Op, Operand, Plan, TensorId, GRADS, LABELS, PARTIALS, PIXELS, WEIGHTS};
+use crate::backend::grids::{self, op_groups};
 use crate::data::PIXELS as IMAGE_PIXELS;
-use crate::gpu::grids::{self, op_groups};
-use crate::ops::{partial_slots, Layout};
+use crate::ops::plan::{Op, Operand, Plan, TensorId, GRADS, LABELS, PARTIALS, PIXELS, WEIGHTS};
+use crate::ops::{layout_end, partial_slots};
 
 /// One operation as a GPU would launch it.
 #[derive(Clone, Debug, PartialEq)]
@@ -20,15 +20,6 @@ pub struct Walked {
     pub groups: [u64; 3],
     /// Per tensor touched: one past the furthest element (pixels for the image tensor).
     pub ends: Vec<(TensorId, u64)>,
-}
-
-/// One past the last element of a strided, possibly grouped matrix (as `cpu::gemm::layout_end`).
-fn layout_end(l: &Layout, batches: usize, rows: usize, cols: usize) -> u64 {
-    if batches == 0 || rows == 0 || cols == 0 {
-        return 0;
-    }
-    let last_col = (0..cols).map(|c| l.at(0, 0, c)).max().unwrap_or(0) - l.off;
-    (l.off + (batches - 1) * l.batch + (rows - 1) * l.row + last_col + 1) as u64
 }
 
 fn operand(o: Operand) -> TensorId {
@@ -43,9 +34,9 @@ pub fn walk_op(op: &Op, max: u32) -> Walked {
     let u = |v: usize| v as u64;
     let ends: Vec<(TensorId, u64)> = match op {
         Op::MatMul { shape: p, a, b, c } => vec![
-            (operand(a.0), layout_end(&a.1, p.batches, p.m, p.k)),
-            (operand(b.0), layout_end(&b.1, p.batches, p.k, p.n)),
-            (c.0, layout_end(&c.1, p.batches, p.m, p.n)),
+            (operand(a.0), u(layout_end(&a.1, p.batches, p.m, p.k))),
+            (operand(b.0), u(layout_end(&b.1, p.batches, p.k, p.n))),
+            (c.0, u(layout_end(&c.1, p.batches, p.m, p.n))),
         ],
         Op::ActForward { z, out, len, .. } => vec![(*z, u(*len)), (*out, u(*len))],
         Op::ActBackward { z, grad, len, .. } => vec![(*z, u(*len)), (*grad, u(*len))],

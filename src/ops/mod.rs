@@ -1,7 +1,10 @@
 //! The kernel vocabulary every backend implements: shapes and strides of the strided batched matrix
 //! product, the element-wise activations, the loss heads, convolution, pooling, the LSTM cell, the
 //! per-run mini-batch selection and Adam, and (in [`lbfgs_scalars`]) the per-row scalars of L-BFGS that
-//! the reductions write. Pure data: no device, no network.
+//! the reductions write; and the plan ([`plan`]): a network's evaluation as operations of this
+//! vocabulary on numbered tensors. Pure data: no device, no network.
+
+pub mod plan;
 
 /// Element (row r, column c) of matrix z in a batch lives at
 /// `off + z*batch + r*row + (c / group.0)*group.1 + (c % group.0)*col`.
@@ -29,6 +32,15 @@ impl Layout {
         let (size, stride) = self.group.unwrap_or((usize::MAX, 0));
         self.off + z * self.batch + r * self.row + (c / size) * stride + (c % size) * self.col
     }
+}
+
+/// One past the largest index a batched layout addresses for (rows x cols) matrices.
+pub fn layout_end(l: &Layout, batches: usize, rows: usize, cols: usize) -> usize {
+    if batches == 0 || rows == 0 || cols == 0 {
+        return 0;
+    }
+    let last_col = (0..cols).map(|c| l.at(0, 0, c)).max().unwrap_or(0) - l.off;
+    l.off + (batches - 1) * l.batch + (rows - 1) * l.row + last_col + 1
 }
 
 /// Shape of a batched product C[z] (m x n) = A[z] (m x k) * B[z] (k x n), z < batches.

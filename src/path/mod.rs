@@ -3,6 +3,7 @@
 //! 2-D toy landscape of Fig. 3.
 
 pub mod alignment;
+pub mod batching;
 pub mod convergence;
 pub mod curve;
 pub mod fourier;

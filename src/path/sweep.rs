@@ -6,7 +6,6 @@
 
 use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
@@ -16,46 +15,10 @@ use super::pairs::draw_pairs;
 use crate::backend::Device;
 use crate::data::{DeviceImages, Split};
 use crate::io::jsonl::Appender;
+use crate::io::shard::{SetInfo, Shard};
 use crate::io::{atomic_write, WeightStack};
 use crate::model::{batch_fits, weight_matching, Arch, MatchSettings, Matching, Network};
 use crate::ops::Act;
-
-/// Shard `index` of `count`: the pairs whose global index is congruent to `index` modulo `count`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Shard {
-    pub index: usize,
-    pub count: usize,
-}
-
-impl std::str::FromStr for Shard {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Shard, String> {
-        let (i, n) = s.split_once('/').ok_or("expected i/n, e.g. 0/4")?;
-        let (index, count) =
-            (i.trim().parse().map_err(|_| "i must be a number")?, n.trim().parse().map_err(|_| "n must be a number")?);
-        if count == 0 || index >= count {
-            return Err(format!("shard {index}/{count}: need 0 <= i < n"));
-        }
-        Ok(Shard { index, count })
-    }
-}
-
-/// One input set, identified by content.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SetInfo {
-    pub file: String,
-    pub sha256: String,
-    pub vectors: usize,
-}
-
-impl SetInfo {
-    /// The set in `file`, holding `stack`.
-    ///
-    /// Errors: the file cannot be read (for its checksum).
-    pub fn of(file: &Path, stack: &WeightStack) -> Result<SetInfo> {
-        Ok(SetInfo { file: file.display().to_string(), sha256: sha256_file(file)?, vectors: stack.count() })
-    }
-}
 
 /// Everything that determines a sweep's results.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -143,11 +106,6 @@ pub struct Job {
     pub pair: (usize, usize),
 }
 
-pub fn sha256_file(path: &Path) -> Result<String> {
-    let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
-    Ok(format!("{:x}", Sha256::digest(&bytes)))
-}
-
 /// Every job of the configuration (all shards), in global index order.
 pub fn all_jobs(cfg: &SweepConfig) -> Result<Vec<Job>> {
     let mut jobs = Vec::new();
@@ -219,7 +177,7 @@ pub fn run_sweep(inputs: SweepInputs, progress: &mut dyn SweepProgress) -> Resul
 }
 
 /// Runs the shard's unfinished pairs with `options` (curve family, alignment), as many pairs at once
-/// as [`crate::planner::device_pairs_per_batch`] gives for the device; returns how many were computed now.
+/// as [`super::batching::device_pairs_per_batch`] gives for the device; returns how many were computed now.
 ///
 /// # Errors
 /// See [`run_sweep_batched`].
@@ -243,7 +201,7 @@ pub fn default_pairs_per_batch(net: Network, device: &Device, points: usize) -> 
 }
 
 /// Runs the shard's unfinished pairs with `options`, `pairs_per_batch` pairs at once (None:
-/// [`crate::planner::device_pairs_per_batch`], which adds the dispatch goals to
+/// [`super::batching::device_pairs_per_batch`], which adds the dispatch goals to
 /// [`default_pairs_per_batch`]'s memory bound; a last batch may hold fewer); returns how many were
 /// computed now.
 /// Each pair is written as its own record when its batch finishes; the batch size is an execution
@@ -278,7 +236,7 @@ pub fn run_sweep_batched(
     // issue 26: the memory bound of `default_pairs_per_batch` and the dispatch goals at this N
     let points = cfg.settings.points;
     let per = pairs_per_batch
-        .unwrap_or_else(|| crate::planner::device_pairs_per_batch(net, &images.device, points, images.count));
+        .unwrap_or_else(|| super::batching::device_pairs_per_batch(net, &images.device, points, images.count));
     if per == 0 {
         bail!("a batch needs at least one pair");
     }

@@ -15,11 +15,12 @@ use std::time::Instant;
 use crate::backend::Device;
 use crate::data::{Dataset, DeviceImages, Split};
 use crate::io::read_weights;
+use crate::io::shard::{SetInfo, Shard};
 use crate::io::workdir::{landscape_sets, paths_dir, set_file, shard_dir, summary_file};
 use crate::model::{init_vector, Arch, Network};
 use crate::ops::Act;
 use crate::path::sweep::{
-    all_jobs, run_sweep_with, Job, PairRecord, SetInfo, Shard, SweepConfig, SweepInputs, SweepOptions, SweepProgress,
+    all_jobs, run_sweep_with, Job, PairRecord, SweepConfig, SweepInputs, SweepOptions, SweepProgress,
 };
 use crate::path::{Curve, PathSettings};
 use crate::probe::hessian::{SpectrumSettings, DEFAULT_STEP};

@@ -10,17 +10,17 @@ use std::time::Instant;
 
 use crate::backend::Device;
 use crate::data::{DeviceImages, Split};
+use crate::io::shard::{sha256_file, SetInfo, Shard};
 use crate::io::workdir::{landscape_sets, paths_dir, set_file, sharpness_file, surface_dir, OPTIMIZERS};
 use crate::io::{read_weights, write_weights, WeightStack};
 use crate::model::{Arch, Network};
-use crate::path::sweep::{read_sweep_records, replay_pair, sha256_file, PairRecord, SetInfo, Shard, SweepOptions};
+use crate::path::sweep::{read_sweep_records, replay_pair, PairRecord, SweepOptions};
 use crate::path::PathSettings;
+use crate::plot::surface::write_outputs;
 use crate::probe::directions::{DirectionSpec, Plane};
 use crate::probe::grid::AxisRange;
 use crate::probe::hessian::{spectra, spectra_csv, spectra_json, SpectraProgress, Spectrum, SpectrumSettings};
-use crate::probe::surface::{
-    collect_rows, run_surface, write_outputs, Surface, SurfaceConfig, SurfaceProgress, SurfaceRun,
-};
+use crate::probe::surface::{collect_rows, run_surface, Surface, SurfaceConfig, SurfaceProgress, SurfaceRun};
 
 /// What the probes stage measures, per preset.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]

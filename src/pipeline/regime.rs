@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use super::{reproduce, ReproduceConfig, Stage};
 use crate::backend::Device;
 use crate::data::Dataset;
-use crate::path::sweep::Shard;
+use crate::io::shard::Shard;
 use crate::report::regime::{write_map, Study};
 
 /// The fewest training images a study of the map may have: every SGD epoch needs a full batch of 64.

@@ -1,6 +1,7 @@
 //! The loss-surface figure: a line plot for a 1-D surface; for a 2-D surface a filled contour map of
 //! log10(loss) (the grid cells coloured by level, level boundaries drawn as contour lines) with a colour
-//! bar. The named vectors are marked and labelled on both.
+//! bar. The named vectors are marked and labelled on both. [`write_outputs`] writes a finished surface's
+//! data (the probe's) and its figure.
 
 use anyhow::Result;
 use plotters::prelude::*;
@@ -8,7 +9,7 @@ use std::path::Path;
 
 use super::{drawing, render_png};
 use crate::probe::directions::{DirectionSpec, Mark};
-use crate::probe::surface::{Surface, SurfaceConfig};
+use crate::probe::surface::{write_data, Surface, SurfaceConfig};
 
 const SIZE: (u32, u32) = (900, 750);
 const LEVELS: usize = 16;
@@ -32,6 +33,22 @@ fn title(cfg: &SurfaceConfig) -> String {
         DirectionSpec::Random { seed, .. } => format!("filter-normalised random directions, seed {seed}"),
     };
     format!("{} {} loss ({} images), {how}", cfg.model.title(), cfg.landscape.name(), cfg.images)
+}
+
+/// Writes `surface.csv`, `surface.json` (the configuration, the marks with their losses where they are
+/// grid points, the minimum, the count of non-finite points, and `extra`; [`write_data`]) and the figure
+/// `surface.png`.
+///
+/// Errors: a file cannot be written.
+pub fn write_outputs(
+    dir: &Path,
+    cfg: &SurfaceConfig,
+    marks: &[Mark],
+    surface: &Surface,
+    extra: serde_json::Value,
+) -> Result<()> {
+    write_data(dir, cfg, marks, surface, extra)?;
+    surface_figure(&dir.join("surface.png"), cfg, marks, surface)
 }
 
 /// Draws the figure of `surface` to `out` (PNG).

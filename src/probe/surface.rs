@@ -2,7 +2,8 @@
 //! many whole rows as the batch holds (or a row in pieces) evaluated in one batched call. A run is resumable
 //! by row and shardable: each finished row is one line of `DIR/rows.jsonl` (or
 //! `DIR/rows-shard-I-of-N.jsonl` for shard I of N, so that shards may share one directory), and once
-//! every row is present the run writes `DIR/surface.csv`, `DIR/surface.json` and `DIR/surface.png`.
+//! every row is present the caller writes `DIR/surface.csv` and `DIR/surface.json` ([`write_data`]) and
+//! the figure `DIR/surface.png` (the probe returns data; the CLI and the pipeline draw).
 
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -13,9 +14,9 @@ use super::directions::{DirectionSpec, Mark, Plane};
 use super::grid::AxisRange;
 use crate::data::{DeviceImages, Split};
 use crate::io::jsonl::{read_lines, Appender};
+use crate::io::shard::{SetInfo, Shard};
 use crate::model::{Arch, Eval, Evaluator, Network, Want};
 use crate::ops::Act;
-use crate::path::sweep::{SetInfo, Shard};
 
 /// Everything that determines a surface's values; the shard is left out so that the shards of one
 /// surface can share a directory.
@@ -308,11 +309,12 @@ impl Surface {
     }
 }
 
-/// Writes `surface.csv`, `surface.json` (the configuration, the marks with their losses where they are
-/// grid points, the minimum, the count of non-finite points, and `extra`) and the figure `surface.png`.
+/// Writes `surface.csv` and `surface.json` (the configuration, the marks with their losses where they
+/// are grid points, the minimum, the count of non-finite points, and `extra`); the figure is the
+/// caller's to draw.
 ///
 /// Errors: a file cannot be written.
-pub fn write_outputs(
+pub fn write_data(
     dir: &Path,
     cfg: &SurfaceConfig,
     marks: &[Mark],
@@ -343,6 +345,5 @@ pub fn write_outputs(
         "non_finite_points": non_finite,
         "run": extra,
     });
-    crate::io::atomic_write(&dir.join("surface.json"), serde_json::to_string_pretty(&record)?.as_bytes())?;
-    crate::plot::surface::surface_figure(&dir.join("surface.png"), cfg, marks, surface)
+    crate::io::atomic_write(&dir.join("surface.json"), serde_json::to_string_pretty(&record)?.as_bytes())
 }

@@ -1,7 +1,8 @@
 //! A network's loss (and gradient) for B weight vectors as data: named tensors and, per chunk of
 //! images, a forward and a backward list of operations of the kernel vocabulary ([`crate::ops`]). A plan
 //! knows shapes, offsets into the flat parameter vector and where the images come from; it can be
-//! printed, counted and tested without a device. Backends execute it ([`super::Evaluator`] lowers it).
+//! printed, counted and tested without a device. Backends execute it (the model's evaluator lowers it to
+//! a device's commands); the networks build theirs in `model`.
 
 use std::fmt;
 
@@ -207,16 +208,6 @@ impl Plan {
         self.ops(grad).map(Op::flops).sum()
     }
 
-    /// Matrix-product and convolution FLOPs per image and weight vector of one evaluation, as (forward
-    /// only, loss and gradient), counted on a 64-image plan of one vector: the figure `bench` divides by
-    /// and `plan` multiplies with.
-    ///
-    /// Errors: none for the four networks (the plan of one vector on 64 images is always valid).
-    pub fn flops_per_image_vector(arch: super::Arch) -> anyhow::Result<(f64, f64)> {
-        let plan = Plan::new(super::Network { arch, act: Act::Softplus }, 0..64, 64, 1, 64, 0)?;
-        Ok((plan.flops(false) / 64.0, plan.flops(true) / 64.0))
-    }
-
     /// Bytes of the plan's scratch tensors.
     pub fn scratch_bytes(&self) -> u64 {
         self.tensors[EXTERNAL..].iter().map(|t| t.len as u64 * 4).sum()
@@ -244,40 +235,4 @@ impl fmt::Display for Plan {
         }
         Ok(())
     }
-}
-
-/// What a network's plan builder needs to know.
-pub(super) struct Builder {
-    pub tensors: Vec<Tensor>,
-    pub act: Act,
-    pub batch: usize,
-    /// Images per vector when each vector has its own images (0: all vectors share the range).
-    pub img_bs: usize,
-    pub n_prm: usize,
-    pub chunk_cap: usize,
-    pub total_images: usize,
-    pub parts: usize,
-}
-
-impl Builder {
-    /// A new zero-initialised scratch tensor.
-    pub fn tensor(&mut self, name: &str, len: usize) -> TensorId {
-        self.with(name, len, Init::Zeros)
-    }
-
-    /// A new scratch tensor with the given start.
-    pub fn with(&mut self, name: &str, len: usize, init: Init) -> TensorId {
-        self.tensors.push(Tensor { name: name.to_string(), len, init });
-        self.tensors.len() - 1
-    }
-}
-
-/// One chunk of images as a builder sees it.
-#[derive(Clone, Copy, Debug)]
-pub(super) struct Chunk {
-    /// First image (dataset index) and number of images.
-    pub first: usize,
-    pub len: usize,
-    /// First partial-sum slot of this chunk.
-    pub part_off: usize,
 }
