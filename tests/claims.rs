@@ -29,6 +29,8 @@ fn as_in_the_paper(arch: Arch, n: usize) -> Evidence {
         // BFGS-train above BFGS-test (FCP, LSTM), SGD below both
         heights_train: [values(n, 2.0, 0.1), values(n, 1.0, 0.1), values(n, 0.1, 0.01), values(n, 0.1, 0.01)],
         heights_test: [values(n, 1.0, 0.1), values(n, 0.2, 0.01)],
+        // the same for the barriers (heights minus the endpoints' mean loss)
+        barriers_train: [values(n, 0.2, 0.01), values(n, 0.1, 0.01), values(n, 0.01, 0.001), values(n, 0.01, 0.001)],
         // every path converged
         unconverged_train: Default::default(),
         unconverged_test: Default::default(),
@@ -48,7 +50,7 @@ fn verdicts(c: &[Claim]) -> Vec<(&'static str, String, Verdict)> {
 #[test]
 fn every_claim_holds_on_evidence_like_the_papers() {
     let c = claims(&as_in_the_paper(Arch::Fcp, 8));
-    assert_eq!(c.len(), 15, "{:#?}", verdicts(&c));
+    assert_eq!(c.len(), 16, "{:#?}", verdicts(&c));
     assert!(c.iter().all(|c| c.verdict == Verdict::Holds), "{:#?}", verdicts(&c));
     // directional claims carry their p-value; an exact one-sided test of 8 vs 8 separated values
     let h = c.iter().find(|c| c.claim == "heights-sgd-lower" && c.landscape == "train").unwrap();
@@ -98,13 +100,13 @@ fn claims_of_no_difference_hold_when_none_is_found() {
 #[test]
 fn few_samples_give_no_verdict() {
     let c = claims(&as_in_the_paper(Arch::Fcp, 4));
-    assert_eq!(c.len(), 15);
+    assert_eq!(c.len(), 16);
     assert!(c.iter().all(|c| c.verdict == Verdict::TooFewSamples), "{:#?}", verdicts(&c));
     assert!(c.iter().all(|c| c.p_value.is_none()), "{c:#?}");
     // nothing ran at all: every row still present, none judged
     let empty = Evidence::empty(Arch::Lenet);
     let c = claims(&empty);
-    assert_eq!(c.len(), 15);
+    assert_eq!(c.len(), 16);
     assert!(c.iter().all(|c| c.verdict == Verdict::TooFewSamples));
 }
 
@@ -117,10 +119,10 @@ fn the_csv_has_the_documented_columns_and_quotes_commas() {
     assert_eq!(CSV_HEADER, "claim,network,landscape,paper,run,verdict,statistic,p_value,p_holm");
     let row = lines.find(|l| l.starts_with("heights-sgd-lower,FCP,train,")).unwrap();
     assert!(row.contains(",holds,\"U = 0, median difference"), "{row}");
-    // raw p = 1/12870 (8 against 8, perfectly separated, exact); ten of the eleven p-values are 1/12870
-    // and kernel PCA's two-sided one 2/12870, so Holm gives every row 11/12870
-    assert!(row.ends_with(",7.770e-5,8.547e-4"), "{row}");
-    assert_eq!(csv.lines().count(), 1 + 15);
+    // raw p = 1/12870 (8 against 8, perfectly separated, exact); eleven of the twelve p-values are
+    // 1/12870 and kernel PCA's two-sided one 2/12870, so Holm gives every row 12/12870
+    assert!(row.ends_with(",7.770e-5,9.324e-4"), "{row}");
+    assert_eq!(csv.lines().count(), 1 + 16);
 }
 
 #[test]
@@ -209,22 +211,22 @@ fn verdicts_use_holm_adjusted_p_values_over_the_whole_table() {
     let h = find("heights-sgd-lower", "train");
     let raw = 418.0 / 12870.0;
     assert!((h.p_value.unwrap() - raw).abs() < 1e-12, "{h:?}");
-    // the second largest of 11 p-values: multiplied by 2, past alpha — the raw p alone would hold
+    // the second largest of 12 p-values: multiplied by 2, past alpha — the raw p alone would hold
     assert!((h.p_holm.unwrap() - 2.0 * raw).abs() < 1e-12, "{h:?}");
     assert_eq!(h.verdict, Verdict::Fails, "{h:?}");
     let trace = find("sharpness-sgd-flatter", "trace");
     let p = trace.p_value.unwrap();
     assert!(p > 2.0 * raw && trace.p_holm == Some(p), "the largest keeps its own p: {trace:?}");
-    // the eight smallest (1/12870) get 11/12870, kernel PCA's 2/12870 x 3 the running max of 11/12870
+    // the nine smallest (1/12870) get 12/12870, kernel PCA's 2/12870 x 3 the running max of 12/12870
     let small = find("table1-train-lbfgs-lower", "train");
-    assert!((small.p_holm.unwrap() - 11.0 / 12870.0).abs() < 1e-15, "{small:?}");
+    assert!((small.p_holm.unwrap() - 12.0 / 12870.0).abs() < 1e-15, "{small:?}");
     assert_eq!(small.verdict, Verdict::Holds);
-    // over two networks the family doubles: the same row of each is adjusted over 22 p-values
+    // over two networks the family doubles: the same row of each is adjusted over 24 p-values
     let both = table(&[as_in_the_paper(Arch::Fcp, 8), as_in_the_paper(Arch::Lstm, 8)]);
-    assert_eq!(both.len(), 29);
+    assert_eq!(both.len(), 31);
     let adjusted: Vec<f64> = both.iter().filter_map(|c| c.p_holm).collect();
-    assert_eq!(adjusted.len(), 22);
-    assert!(adjusted.iter().all(|&p| (p - 22.0 / 12870.0).abs() < 1e-15), "{adjusted:?}");
+    assert_eq!(adjusted.len(), 24);
+    assert!(adjusted.iter().all(|&p| (p - 24.0 / 12870.0).abs() < 1e-15), "{adjusted:?}");
     assert!(both.iter().all(|c| c.verdict == Verdict::Holds), "{:#?}", verdicts(&both));
     // rows without a test have no adjusted p-value either
     assert!(c.iter().all(|c| c.p_value.is_some() == c.p_holm.is_some()));
@@ -259,4 +261,23 @@ fn height_claims_on_unconverged_paths_are_not_judged() {
     let mut e = as_in_the_paper(Arch::Fcp, 4);
     e.unconverged_train = [Unconverged { not_converged: 4, unknown: 0 }; 4];
     assert!(claims(&e).iter().all(|c| c.verdict == Verdict::TooFewSamples));
+}
+
+#[test]
+fn barriers_judge_the_rise_above_the_endpoints_apart_from_the_heights() {
+    // the regime map's case: SGD minima sit higher (their heights are above L-BFGS's), yet the paths
+    // between them rise less above their endpoints
+    let mut e = as_in_the_paper(Arch::Fcp, 8);
+    e.heights_train[2] = values(8, 3.0, 0.1);
+    let c = claims(&e);
+    let find = |name: &str| c.iter().find(|c| c.claim == name && c.landscape == "train").unwrap();
+    assert_eq!(find("heights-sgd-lower").verdict, Verdict::Fails);
+    let b = find("barriers-sgd-lower");
+    assert_eq!(b.verdict, Verdict::Holds, "{b:?}");
+    assert!(b.run.starts_with("median SGD-train 0.01") && b.run.ends_with("vs BFGS-train 0.235 (n = 8, 8)"), "{b:?}");
+    // and the other way round; unconverged pairs leave it unjudged like the heights
+    e.barriers_train.swap(0, 2);
+    assert_eq!(claims(&e).iter().find(|c| c.claim == "barriers-sgd-lower").unwrap().verdict, Verdict::Fails);
+    e.unconverged_train[0] = Unconverged { not_converged: 1, unknown: 0 };
+    assert_eq!(claims(&e).iter().find(|c| c.claim == "barriers-sgd-lower").unwrap().verdict, Verdict::NotConverged);
 }

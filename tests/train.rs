@@ -196,11 +196,11 @@ fn reproduce_runs_end_to_end_and_a_second_invocation_recomputes_nothing() {
     assert!(log.contains("[train 4/4]") && log.contains("[paths 4/4]") && log.contains("[report]"), "{log}");
     let report = work.join("report");
     assert!(report.join("index.html").exists() && report.join("table1.csv").exists());
-    // the claims table: every row of both networks (15 for FCP, 13 for the autoencoder), judged
+    // the claims table: every row of both networks (16 for FCP, 14 for the autoencoder), judged
     // "too few samples" at the smoke scale (2 kept runs, 1 pair per set)
     let claims = std::fs::read_to_string(report.join("claims.csv")).unwrap();
-    assert_eq!(claims.lines().count(), 1 + 15 + 13, "{claims}");
-    assert_eq!(claims.lines().filter(|l| l.contains(",FCP,")).count(), 15, "{claims}");
+    assert_eq!(claims.lines().count(), 1 + 16 + 14, "{claims}");
+    assert_eq!(claims.lines().filter(|l| l.contains(",FCP,")).count(), 16, "{claims}");
     // the probes: a spectrum per minimum, a surface through each optimizer's representative path
     for opt in ["lbfgs", "sgd"] {
         let spectra = std::fs::read_to_string(work.join(format!("fcp/sharpness/{opt}-train.csv"))).unwrap();

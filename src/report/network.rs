@@ -20,6 +20,14 @@ use crate::path::sweep::{read_sweep_records, PairRecord};
 use crate::plot::figures::{bands, curves, histograms, scatter, Band, Series, XAxis, BLUE, RED};
 use crate::train::Summary;
 
+/// One landscape's paths, per set (in the order of [`landscape_sets`]): heights, barriers (height
+/// minus the mean of the endpoints' losses) and the pairs not known to have converged.
+struct SetPaths {
+    heights: Vec<Vec<f64>>,
+    barriers: Vec<Vec<f64>>,
+    unconverged: Vec<Unconverged>,
+}
+
 /// What a work directory holds for one network.
 pub(super) struct Network {
     pub(super) arch: Arch,
@@ -85,10 +93,13 @@ impl Network {
             }
         }
         for (landscape, fig) in [("train", "Fig. 4"), ("test", "Fig. S2")] {
-            let (heights, unconverged) = self.heights(rep, dir, landscape, fig)?;
+            let SetPaths { heights, barriers, unconverged } = self.heights(rep, dir, landscape, fig)?;
             if landscape == "train" {
                 for (slot, h) in e.heights_train.iter_mut().zip(heights) {
                     *slot = h;
+                }
+                for (slot, b) in e.barriers_train.iter_mut().zip(barriers) {
+                    *slot = b;
                 }
                 for (slot, u) in e.unconverged_train.iter_mut().zip(unconverged) {
                     *slot = u;
@@ -243,13 +254,7 @@ impl Network {
 
     /// Fig. 4 / S2: path heights on one landscape, per set in sweep order (empty where no pair ran), the
     /// convergence of the paths (figure and CSV), and each set's pairs not known to have converged.
-    fn heights(
-        &self,
-        rep: &mut Report,
-        dir: &Path,
-        landscape: &str,
-        fig: &str,
-    ) -> Result<(Vec<Vec<f64>>, Vec<Unconverged>)> {
+    fn heights(&self, rep: &mut Report, dir: &Path, landscape: &str, fig: &str) -> Result<SetPaths> {
         let (title, id) = (self.arch.title(), self.arch.id());
         let records = read_sweep_records(&paths_dir(dir, self.arch, landscape))?;
         let sets = landscape_sets(landscape);
@@ -259,12 +264,12 @@ impl Network {
         let unconverged: Vec<Unconverged> = (0..sets.len())
             .map(|i| Unconverged::count(records.iter().filter(|r| r.set == i).map(|r| r.outcome.converged)))
             .collect();
-        if records.is_empty() {
-            return Ok((per_set, unconverged));
-        }
         let barriers: Vec<Vec<f64>> = (0..sets.len())
             .map(|i| records.iter().filter(|r| r.set == i).map(|r| r.outcome.barrier).collect())
             .collect();
+        if records.is_empty() {
+            return Ok(SetPaths { heights: per_set, barriers, unconverged });
+        }
         let labels: Vec<String> = sets.iter().map(|(o, k)| set_label(o, k)).collect();
         let series: Vec<Series> = (0..sets.len())
             .filter(|&i| !per_set[i].is_empty())
@@ -341,7 +346,7 @@ impl Network {
             &rows,
         );
         self.convergence(rep, &records, landscape, &labels, &unconverged)?;
-        Ok((per_set, unconverged))
+        Ok(SetPaths { heights: per_set, barriers, unconverged })
     }
 
     /// The convergence of the paths on one landscape: per set, the median and range over its pairs of
@@ -604,9 +609,48 @@ pub fn images_per_parameter(arch: Arch, images: usize) -> String {
     format!(
         "<p class=\"scale\">{}: {images} training images for {n} parameters, {:.3} images per parameter (the paper: \
          {PAPER_TRAIN_IMAGES} images, {:.2} per parameter). Far fewer images than parameters is the over-parameterised \
-         regime, where minima tend to be joined by paths of near-zero loss.</p>\n",
+         regime, where minima tend to be joined by paths of near-zero loss. {}</p>\n",
         arch.title(),
         ratio(images),
-        ratio(PAPER_TRAIN_IMAGES)
+        ratio(PAPER_TRAIN_IMAGES),
+        regime_prediction(arch, ratio(images))
     )
+}
+
+/// The largest FCP images-per-parameter ratio the regime map has measured (`docs/findings.md`: 2,000
+/// images).
+pub const MAPPED_FCP_RATIO: f64 = 2000.0 / 42_200.0;
+
+/// What the regime map (`docs/findings.md`) predicts for a study of `arch` at `ratio` images per
+/// parameter, in a sentence: measured for FCP up to [`MAPPED_FCP_RATIO`], not yet elsewhere.
+pub fn regime_prediction(arch: Arch, ratio: f64) -> String {
+    if arch == Arch::Fcp && ratio <= MAPPED_FCP_RATIO * 1.001 {
+        return "The regime map (docs/findings.md) measured FCP from 0.006 to 0.047 images per parameter with \
+                converged paths: at every size SGD-train paths were higher than BFGS-train paths by their endpoints' \
+                own training loss (L-BFGS minima near 1e-12, SGD's at 1e-2 to 1e-3), so heights-sgd-lower (train) is \
+                expected to fail here; barriers-sgd-lower compares the rise above the endpoints, which the map found \
+                lower for SGD at some sizes and not at others."
+            .into();
+    }
+    "The regime map (docs/findings.md) has not measured this network at this ratio: `losscape reproduce --preset \
+     regime-gpu` maps FCP up to the paper's."
+        .into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_scale_line_says_what_the_regime_map_predicts() {
+        // the quick preset's FCP (2,000 images) is the top of the map; 64 images (smoke) inside it
+        for images in [64, 2000] {
+            let line = images_per_parameter(Arch::Fcp, images);
+            assert!(line.contains("heights-sgd-lower (train) is expected to fail here"), "{line}");
+        }
+        for (arch, images) in [(Arch::Fcp, 4000), (Arch::Lenet, 2000), (Arch::Autoencoder, 64)] {
+            let line = images_per_parameter(arch, images);
+            assert!(line.contains("has not measured this network at this ratio"), "{arch:?} {images}: {line}");
+        }
+    }
 }
