@@ -81,10 +81,30 @@ fn noisy_plateaus_converge_and_a_flat_line_needs_a_full_window() {
     let mut up: Vec<f64> = (0..20).map(|k| 2.0 - 0.1 * k as f64).collect();
     up.extend((0..10).map(|k| 0.2 + 0.1 * k as f64));
     assert!(!RULE.converged(&up[..25]) && RULE.converged(&up));
-    // nothing converges before a full window: a constant trace at k = 10, not earlier
+    // nothing converges before a full window of optimised iterations (the straight line, iteration
+    // 0, is not one): a constant trace at k = 11, not earlier
     let flat = vec![2.0; 30];
-    assert_eq!(RULE.first_converged(&flat), Some(10));
+    assert_eq!(RULE.first_converged(&flat), Some(11));
     assert!(!RULE.converged(&[]));
+}
+
+#[test]
+fn a_first_step_that_overshoots_the_straight_line_is_not_a_plateau() {
+    // the regime map's case (FCP, lr 5e-3): S_0 = 22, Adam's first step to 236, then a fall back by
+    // 20 % per iteration, still above the straight line at iteration 10; the best path is the straight
+    // line all that time, yet the path is falling, and only settles near 5 after about 30 iterations
+    let s: Vec<f64> = (0..200).map(|k| if k == 0 { 22.0 } else { 5.0 + 231.0 * 0.8f64.powi(k - 1) }).collect();
+    assert!(s[10] > s[0], "still above the straight line at iteration 10: {}", s[10]);
+    let k = RULE.first_converged(&s).expect("it settles");
+    // converged where its own fall over the window drops below about 1e-3 x 5: 231 x 0.8^(k-1) x
+    // (1.25^10 - 1) = 1920 x 0.8^(k-1) < 5e-3 needs k - 1 ≥ ln(2.6e-6) / ln(0.8) = 57.6
+    assert_eq!(k, 59);
+    // with the straight line as the window's start, the old rule stopped it at 10
+    let with_start = |k: usize| {
+        let best = |v: &[f64]| v.iter().copied().fold(f64::INFINITY, f64::min);
+        best(&s[..=k - 10]) - best(&s[..=k]) <= 1e-3 * best(&s[..=k]) + 1e-5
+    };
+    assert!(with_start(10), "the false plateau this rule avoids");
 }
 
 #[test]

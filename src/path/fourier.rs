@@ -134,8 +134,11 @@ struct Best {
     losses: Vec<f64>,
     iteration: usize,
     sum: Option<f64>,
-    /// B_0..=B_k: the best cumulative loss after each iteration.
+    /// The best cumulative loss after each iteration 0..=k.
     running: Vec<f64>,
+    /// The best cumulative loss of the optimised paths (the straight line left out) after each
+    /// iteration 1..=k: what the convergence rule reads ([`ConvergenceRule::converged_best`]).
+    optimised: Vec<f64>,
     /// The iteration since which every new best path's height has equalled the larger endpoint loss.
     pinned_since: Option<usize>,
     trace: Trace,
@@ -158,13 +161,17 @@ impl Best {
             self.pinned_since = if height <= ends { self.pinned_since.or(Some(k)) } else { None };
         }
         self.running.push(self.sum.expect("set at iteration 0"));
+        if k > 0 {
+            let best = self.optimised.last().map_or(sum, |&b| b.min(sum));
+            self.optimised.push(best);
+        }
         better
     }
 
     /// Whether the path has converged at its last iteration by `rule`.
     fn converged(&self, rule: &ConvergenceRule) -> bool {
         let k = self.running.len().saturating_sub(1);
-        rule.converged_best(&self.running, self.straight.len()) || rule.pinned(self.pinned_since, k)
+        rule.converged_best(&self.optimised, self.straight.len()) || rule.pinned(self.pinned_since, k)
     }
 
     /// Adds the last evaluated iteration to the trace when the grid skipped it (`losses` are its).
