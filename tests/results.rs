@@ -650,3 +650,54 @@ fn surface_shards_sharing_a_directory_run_together_but_one_shard_runs_once() {
     ok(spawn("1/2").unwrap());
     drop(held);
 }
+
+/// The same set named by another path (relative, through a symlink, after a move) is the same set,
+/// and a moved work directory resumes to the bytes an unmoved one writes.
+#[test]
+fn a_moved_or_renamed_work_directory_resumes_to_the_same_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let set = dir.path().join("set.safetensors");
+    ok(losscape(&["init", "--model", "fcp", "--count", "3", "--out", s(&set)]));
+    let out = dir.path().join("sweep");
+    let first = paths_args(&set, &out);
+    ok(Command::new(env!("CARGO_BIN_EXE_losscape")).args(&first).output().unwrap());
+    let records = std::fs::read(out.join("paths.jsonl")).unwrap();
+    // the set again through a symlink and by a relative path: the same set, nothing recomputed
+    let link = dir.path().join("link.safetensors");
+    std::os::unix::fs::symlink(&set, &link).unwrap();
+    for (name, cwd) in [(s(&link).to_string(), None), ("set.safetensors".to_string(), Some(dir.path()))] {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_losscape"));
+        c.args(paths_args(Path::new(&name), &out));
+        if let Some(cwd) = cwd {
+            c.current_dir(cwd);
+        }
+        let o = ok(c.output().unwrap());
+        assert!(text(&o.stdout).contains("0 pair(s) computed"), "{name}: {}", text(&o.stdout));
+        assert_eq!(std::fs::read(out.join("paths.jsonl")).unwrap(), records, "{name}");
+    }
+    // another set of the same name is still another set
+    ok(losscape(&["init", "--model", "fcp", "--count", "3", "--seed", "9", "--out", s(&link)]));
+    let o = Command::new(env!("CARGO_BIN_EXE_losscape")).args(paths_args(&link, &out)).output().unwrap();
+    assert!(!o.status.success() && text(&o.stderr).contains("differs in: sets"), "{}", text(&o.stderr));
+
+    // a study trained in one directory, moved, and finished there writes what an unmoved one writes
+    let study = |out: &Path, stage: &str| {
+        losscape(&["reproduce", "--preset", "smoke", "--models", "fcp", "--stage", stage, "--out", s(out)])
+    };
+    let (moved, unmoved) = (dir.path().join("before"), dir.path().join("unmoved"));
+    ok(study(&moved, "train"));
+    let after = dir.path().join("after");
+    std::fs::rename(&moved, &after).unwrap();
+    ok(study(&after, "all"));
+    ok(study(&unmoved, "all"));
+    for f in [
+        "fcp/paths-train/paths.jsonl",
+        "fcp/paths-test/paths.jsonl",
+        "report/claims.csv",
+        "report/fcp-heights-train.csv",
+    ] {
+        let (a, b) = (std::fs::read(after.join(f)).unwrap(), std::fs::read(unmoved.join(f)).unwrap());
+        assert!(a == b, "{f} differs after the move:\n{}\n{}", text(&a), text(&b));
+        assert!(!text(&a).contains("before") && !text(&a).contains("unmoved"), "{f} names its directory: {}", text(&a));
+    }
+}

@@ -9,9 +9,13 @@ use super::atomic_write;
 const CONFIG: &str = "config.json";
 
 /// Keys (`key` or `key.subkey`) whose values differ between two configurations; `ignore` lists
-/// top-level keys that may differ.
+/// top-level keys that may differ. Input files are identified by content: in any object that records
+/// a `sha256`, the `file` it was read from is not compared, so the same set named by a relative or an
+/// absolute path, through a symlink, or after its directory was moved, is the same set.
 pub fn differences<T: Serialize>(a: &T, b: &T, ignore: &[&str]) -> Vec<String> {
-    let (va, vb) = (serde_json::to_value(a).unwrap(), serde_json::to_value(b).unwrap());
+    let (mut va, mut vb) = (serde_json::to_value(a).unwrap(), serde_json::to_value(b).unwrap());
+    by_content(&mut va);
+    by_content(&mut vb);
     let mut out = Vec::new();
     for (k, x) in va.as_object().into_iter().flatten() {
         let y = &vb[k];
@@ -28,6 +32,20 @@ pub fn differences<T: Serialize>(a: &T, b: &T, ignore: &[&str]) -> Vec<String> {
     out
 }
 
+/// Removes the `file` of every object that also records its `sha256` (see [`differences`]).
+fn by_content(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(o) => {
+            if o.contains_key("sha256") {
+                o.remove("file");
+            }
+            o.values_mut().for_each(by_content);
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(by_content),
+        _ => {}
+    }
+}
+
 /// Reads a run directory's configuration.
 pub fn read_config<T: DeserializeOwned>(dir: &Path) -> Result<T> {
     let path = dir.join(CONFIG);
@@ -35,8 +53,11 @@ pub fn read_config<T: DeserializeOwned>(dir: &Path) -> Result<T> {
     serde_json::from_str(&text).with_context(|| format!("{}: not a configuration of this command", path.display()))
 }
 
-/// Creates `dir` with `cfg`, or checks that the configuration already there is the same.
-pub fn prepare_dir<T: Serialize + DeserializeOwned>(dir: &Path, cfg: &T) -> Result<()> {
+/// Creates `dir` with `cfg`, or checks that the configuration already there is the same (up to the
+/// paths its inputs were read from, [`differences`]); returns the configuration the directory holds,
+/// whose recorded paths the outputs keep using, so that a resume under another path writes the same
+/// bytes as the run it continues.
+pub fn prepare_dir<T: Serialize + DeserializeOwned>(dir: &Path, cfg: &T) -> Result<T> {
     if dir.join(CONFIG).exists() {
         let old: T = read_config(dir)?;
         let diff = differences(&old, cfg, &[]);
@@ -53,7 +74,8 @@ pub fn prepare_dir<T: Serialize + DeserializeOwned>(dir: &Path, cfg: &T) -> Resu
                 diff.join(", ")
             );
         }
-        return Ok(());
+        return Ok(old);
     }
-    atomic_write(&dir.join(CONFIG), serde_json::to_string_pretty(cfg)?.as_bytes())
+    atomic_write(&dir.join(CONFIG), serde_json::to_string_pretty(cfg)?.as_bytes())?;
+    read_config(dir)
 }

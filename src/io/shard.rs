@@ -44,6 +44,16 @@ impl SetInfo {
     pub fn of(file: &Path, stack: &WeightStack) -> Result<SetInfo> {
         Ok(SetInfo { file: file.display().to_string(), sha256: sha256_file(file)?, vectors: stack.count() })
     }
+
+    /// The same set with its file named relative to `base`, a work directory that holds it (unchanged
+    /// when it lies elsewhere), so that what the directory records and writes does not depend on
+    /// where the directory lies or how it was named.
+    pub fn relative_to(mut self, base: &Path) -> SetInfo {
+        if let Ok(rest) = Path::new(&self.file).strip_prefix(base) {
+            self.file = rest.display().to_string();
+        }
+        self
+    }
 }
 
 pub fn sha256_file(path: &Path) -> Result<String> {

@@ -223,7 +223,10 @@ pub fn run_sweep_batched(
     // make the corrected one "a different configuration"
     let jobs = all_jobs(cfg)?;
     let _lock = crate::io::lock::DirLock::acquire(dir, crate::io::lock::LOCK)?;
-    crate::io::config::prepare_dir(dir, &SavedConfig { sweep: cfg.clone(), options })?;
+    // the directory's own record of the sets from here on: a resume that names them by another path
+    // writes the same records
+    let saved = crate::io::config::prepare_dir(dir, &SavedConfig { sweep: cfg.clone(), options })?;
+    let (cfg, inputs) = (&saved.sweep, SweepInputs { cfg: &saved.sweep, ..inputs });
     let (results, done) = Appender::resume::<PairRecord>(&dir.join(RESULTS))?;
     let done: BTreeSet<usize> = done.iter().map(|r| r.index).collect();
     let mine: Vec<Job> = jobs.into_iter().filter(|j| j.index % cfg.shard.count == cfg.shard.index).collect();

@@ -179,7 +179,7 @@ pub(super) fn path_surface(p: &ProbeInputs, opt: &str) -> Result<bool> {
     let cfg = SurfaceConfig {
         model: p.arch,
         activation: p.net.act,
-        set: SetInfo::of(&plane_file, &plane_stack)?,
+        set: SetInfo::of(&plane_file, &plane_stack)?.relative_to(p.dir),
         landscape: Split::Train,
         images: p.train_images.count,
         directions: DirectionSpec::Orthonormal { vectors: vec![0, 1, 2] },
