@@ -701,3 +701,45 @@ fn a_moved_or_renamed_work_directory_resumes_to_the_same_bytes() {
         assert!(!text(&a).contains("before") && !text(&a).contains("unmoved"), "{f} names its directory: {}", text(&a));
     }
 }
+
+/// Errors that name the file (or variable), the cause and the fix.
+#[test]
+fn mistaken_files_and_variables_are_named_with_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let npy = dir.path().join("w.npy");
+    ok(losscape(&["init", "--model", "fcp", "--count", "2", "--out", s(&npy)]));
+    // a .npy under a .safetensors name, and the other way round
+    let misnamed = dir.path().join("w.safetensors");
+    std::fs::copy(&npy, &misnamed).unwrap();
+    let o = losscape(&["eval", "--model", "fcp", "--weights", s(&misnamed), "--limit", "10", "--backend", "cpu"]);
+    let err = text(&o.stderr);
+    assert!(o.status.code() == Some(1) && err.contains(s(&misnamed)) && err.contains("rename it to .npy"), "{err}");
+    let st = dir.path().join("v.safetensors");
+    ok(losscape(&["init", "--model", "fcp", "--count", "2", "--out", s(&st)]));
+    let misnamed = dir.path().join("v.npy");
+    std::fs::copy(&st, &misnamed).unwrap();
+    let o = losscape(&["eval", "--model", "fcp", "--weights", s(&misnamed), "--limit", "10", "--backend", "cpu"]);
+    assert!(text(&o.stderr).contains("rename it to .safetensors"), "{}", text(&o.stderr));
+    // --out naming a directory where a file is written
+    let o = losscape(&["init", "--model", "fcp", "--count", "1", "--out", s(dir.path())]);
+    let err = text(&o.stderr);
+    assert!(o.status.code() == Some(1) && err.contains("is a directory; give the name of a file"), "{err}");
+    // --log into a directory that does not exist: named, and nothing trained or written
+    let out = dir.path().join("run");
+    let log = dir.path().join("no/such/log.jsonl");
+    let mut args = train_args(&out);
+    args.extend(["--log".to_string(), s(&log).to_string()]);
+    let o = Command::new(env!("CARGO_BIN_EXE_losscape")).args(&args).output().unwrap();
+    let err = text(&o.stderr);
+    assert!(o.status.code() == Some(1) && err.contains(s(&log)) && err.contains("--log file"), "{err}");
+    assert!(!out.exists(), "refused before the run directory is made");
+    // WGPU_BACKEND=gl: the variable and the fix
+    let o = Command::new(env!("CARGO_BIN_EXE_losscape"))
+        .args(["eval", "--model", "fcp", "--weights", s(&st), "--limit", "10"])
+        .env_remove("LOSSCAPE_BACKEND")
+        .env("WGPU_BACKEND", "gl")
+        .output()
+        .unwrap();
+    let err = text(&o.stderr);
+    assert!(o.status.code() == Some(1) && err.contains("WGPU_BACKEND") && err.contains("OpenGL"), "{err}");
+}

@@ -161,8 +161,17 @@ pub fn run(args: PlanArgs) -> Result<()> {
         ),
     };
     let rate = |arch: Arch| rates.iter().find(|(a, _)| *a == arch).map_or(peak * ASSUMED_EFFICIENCY, |(_, g)| g * 1e9);
-    if args.bench.is_some() && preset.models.iter().any(|a| !rates.iter().any(|(r, _)| r == a)) {
-        anyhow::bail!("the benchmark record lacks a network of the preset: run `losscape bench` with every network");
+    let missing: Vec<&str> =
+        preset.models.iter().filter(|a| !rates.iter().any(|(r, _)| r == *a)).map(|a| a.id()).collect();
+    if let (Some(path), false) = (&args.bench, missing.is_empty()) {
+        anyhow::bail!(
+            "{}: the benchmark record has no {} (the preset studies {}): run `losscape bench --models {} --out FILE` \
+             on this device and give that record",
+            path.display(),
+            missing.join(", "),
+            preset.models.iter().map(|a| a.id()).collect::<Vec<_>>().join(", "),
+            preset.models.iter().map(|a| a.id()).collect::<Vec<_>>().join(",")
+        );
     }
     let study = estimate_study(&preset, &preset.models, rate, basis.clone())?;
     let regime = match &sizes {

@@ -1,4 +1,4 @@
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::Args;
 use std::io::Write;
 use std::path::PathBuf;
@@ -231,7 +231,14 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let unit = args.optimizer.unit();
     let template = format!("{{bar:30}} {unit} {{pos}}/{{len}}, ETA {{eta}}  {{msg}}");
     let out = crate::cli::progress::Progress::new(&template, &format!("{unit}s"), args.run.quiet);
-    let log = args.log.as_ref().map(|p| std::fs::OpenOptions::new().create(true).append(true).open(p)).transpose()?;
+    let log = args
+        .log
+        .as_ref()
+        .map(|p| {
+            let open = std::fs::OpenOptions::new().create(true).append(true).open(p);
+            open.with_context(|| format!("{}: cannot open the --log file (does its directory exist?)", p.display()))
+        })
+        .transpose()?;
     let mut progress = Progress { out, log, unit, started: std::time::Instant::now() };
     let summary = train(
         TrainInputs {

@@ -183,7 +183,15 @@ fn backends(choice: &DeviceChoice) -> Result<wgpu::Backends> {
                 "metal" | "mtl" => wgpu::Backends::METAL,
                 "dx12" | "d3d12" => wgpu::Backends::DX12,
                 "primary" | "all" => allowed,
-                other => bail!("unknown backend '{other}': choose cpu, auto, vulkan, metal or dx12"),
+                "gl" | "gles" | "opengl" => bail!(
+                    "backend '{other}' (from --backend, LOSSCAPE_BACKEND or WGPU_BACKEND): OpenGL has no compute \
+                     shaders losscape can use; choose cpu, auto, vulkan, metal or dx12 (e.g. unset WGPU_BACKEND)",
+                    other = part
+                ),
+                other => bail!(
+                    "unknown backend '{other}' (from --backend, LOSSCAPE_BACKEND or WGPU_BACKEND): choose cpu, auto, \
+                     vulkan, metal or dx12"
+                ),
             };
         }
         Ok(set)

@@ -10,7 +10,7 @@ pub mod workdir;
 
 pub use weights::{read_weights, write_weights, WeightStack};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use std::path::Path;
 
 /// The name prefix of [`atomic_write`]'s temporary files: a process killed while writing leaves one
@@ -45,6 +45,9 @@ pub fn remove_partials(dir: &Path) -> Result<usize> {
 /// not with the owner-only 0600 of a plain temporary file.
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
+    if path.is_dir() {
+        bail!("{}: is a directory; give the name of a file to write (inside it, or elsewhere)", path.display());
+    }
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create the directory", dir.display()))?;
     let mut builder = tempfile::Builder::new();

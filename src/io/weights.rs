@@ -96,6 +96,16 @@ pub fn read_weights(path: &Path, arch: Arch) -> Result<WeightStack> {
 /// Parses the bytes of a weight file: any input gives a stack or an error (never a panic), and no
 /// allocation exceeds a small multiple of `bytes.len()`.
 pub fn parse_weights(bytes: &[u8], arch: Arch, format: Format) -> Result<(WeightStack, Conversion)> {
+    // a file of the other format under this extension: say so rather than fail inside the parser
+    // ("header too large" for a .npy read as safetensors)
+    let npy = bytes.starts_with(b"\x93NUMPY");
+    match (format, npy) {
+        (Format::Safetensors, true) => bail!("a .npy file named .safetensors: rename it to .npy"),
+        (Format::Npy, false) if bytes.len() >= 8 && bytes.get(8) == Some(&b'{') => {
+            bail!("a safetensors file named .npy: rename it to .safetensors")
+        }
+        _ => {}
+    }
     let (stack, conv) = match format {
         Format::Npy => read_npy(bytes, arch)?,
         Format::Safetensors => read_safetensors(bytes, arch)?,
