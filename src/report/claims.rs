@@ -72,6 +72,23 @@ impl Verdict {
             Verdict::NotConverged => "not converged",
         }
     }
+
+    /// The verdict [`Verdict::as_str`] writes as `text` (as `claims.json` holds it).
+    pub fn parse(text: &str) -> Option<Verdict> {
+        [Verdict::Holds, Verdict::Fails, Verdict::TooFewSamples, Verdict::NotConverged]
+            .into_iter()
+            .find(|v| v.as_str() == text)
+    }
+
+    /// The style class of the verdict's table cell in the reports.
+    pub fn css_class(self) -> &'static str {
+        match self {
+            Verdict::Holds => "holds",
+            Verdict::Fails => "fails",
+            Verdict::TooFewSamples => "few",
+            Verdict::NotConverged => "unconverged",
+        }
+    }
 }
 
 /// How a claim with a p-value is judged, so that the table can judge it again on the Holm-adjusted
@@ -337,64 +354,49 @@ fn table_i(e: &Evidence) -> Vec<Claim> {
 fn heights(e: &Evidence) -> Vec<Claim> {
     let lower = e.arch != Arch::Autoencoder;
     let paper = if lower { "SGD lower" } else { "SGD not lower" }.to_string();
-    let h = &e.heights_train;
-    let t = &e.heights_test;
+    let (h, t, b) = (&e.heights_train, &e.heights_test, &e.barriers_train);
     let above = matches!(e.arch, Arch::Fcp | Arch::Lstm);
     let (u, ut) = (&e.unconverged_train, &e.unconverged_test);
+    let row = |claim, landscape, paper| row(claim, e.arch, landscape, paper);
+    let (sgd_train, sgd_test) = (("SGD-train", "BFGS-train"), ("SGD-test", "BFGS-test"));
+    let (less, greater) = ((Alternative::Less, lower), (Alternative::Greater, above));
     vec![
-        paths_converged(
-            directional(
-                row("heights-sgd-lower", e.arch, "train", paper.clone()),
-                (&h[2], &h[0]),
-                Alternative::Less,
-                lower,
-                ("SGD-train", "BFGS-train"),
-            ),
-            [("SGD-train", u[2], h[2].len()), ("BFGS-train", u[0], h[0].len())],
-        ),
+        paths_claim(row("heights-sgd-lower", "train", paper.clone()), (&h[2], &h[0]), (u[2], u[0]), less, sgd_train),
         // the heights include the endpoints' own losses, which differ between the optimizers (L-BFGS
         // minima sit lower): the barriers compare the rise above the endpoints alone
-        paths_converged(
-            directional(
-                row(
-                    "barriers-sgd-lower",
-                    e.arch,
-                    "train",
-                    format!("{paper} (as heights; the paper reports no barriers)"),
-                ),
-                (&e.barriers_train[2], &e.barriers_train[0]),
-                Alternative::Less,
-                lower,
-                ("SGD-train", "BFGS-train"),
-            ),
-            [("SGD-train", u[2], h[2].len()), ("BFGS-train", u[0], h[0].len())],
+        paths_claim(
+            row("barriers-sgd-lower", "train", format!("{paper} (as heights; the paper reports no barriers)")),
+            (&b[2], &b[0]),
+            (u[2], u[0]),
+            less,
+            sgd_train,
         ),
-        paths_converged(
-            directional(
-                row("heights-sgd-lower", e.arch, "test", paper),
-                (&t[1], &t[0]),
-                Alternative::Less,
-                lower,
-                ("SGD-test", "BFGS-test"),
+        paths_claim(row("heights-sgd-lower", "test", paper), (&t[1], &t[0]), (ut[1], ut[0]), less, sgd_test),
+        paths_claim(
+            row(
+                "heights-lbfgs-train-above-test",
+                "train",
+                if above { "BFGS-train higher" } else { "BFGS-train not higher" }.into(),
             ),
-            [("SGD-test", ut[1], t[1].len()), ("BFGS-test", ut[0], t[0].len())],
-        ),
-        paths_converged(
-            directional(
-                row(
-                    "heights-lbfgs-train-above-test",
-                    e.arch,
-                    "train",
-                    if above { "BFGS-train higher" } else { "BFGS-train not higher" }.into(),
-                ),
-                (&h[0], &h[1]),
-                Alternative::Greater,
-                above,
-                ("BFGS-train", "BFGS-test"),
-            ),
-            [("BFGS-train", u[0], h[0].len()), ("BFGS-test", u[1], h[1].len())],
+            (&h[0], &h[1]),
+            (u[0], u[1]),
+            greater,
+            ("BFGS-train", "BFGS-test"),
         ),
     ]
+}
+
+/// A claim on the paths of two sets: a one-sided U test of `x` against `y` whose difference is
+/// `expected` or not ([`directional`]), left unjudged where a pair of either set has not converged
+/// ([`paths_converged`]).
+fn paths_claim(
+    c: Claim,
+    (x, y): (&[f64], &[f64]),
+    (ux, uy): (Unconverged, Unconverged),
+    (alt, expected): (Alternative, bool),
+    names: (&str, &str),
+) -> Claim {
+    paths_converged(directional(c, (x, y), alt, expected, names), [(names.0, ux, x.len()), (names.1, uy, y.len())])
 }
 
 /// Table S1: L-BFGS weights spread wider than SGD's, for train and for test snapshots.

@@ -212,12 +212,7 @@ fn claims_section(rep: &mut Report, claims: &[Claim]) -> Result<()> {
     }
     rep.html.push_str("</tr>\n");
     for c in claims {
-        let class = match c.verdict {
-            claims::Verdict::Holds => "holds",
-            claims::Verdict::Fails => "fails",
-            claims::Verdict::TooFewSamples => "few",
-            claims::Verdict::NotConverged => "unconverged",
-        };
+        let class = c.verdict.css_class();
         let _ = writeln!(
             rep.html,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"{class}\">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",

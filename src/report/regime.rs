@@ -265,21 +265,12 @@ fn verdict_table(rep: &mut Report, points: &[Point], studies: &[Study]) {
         for p in points {
             let c = p.claims.iter().find(|c| c.claim == claim && c.landscape == landscape);
             let verdict = c.map_or("–", |c| c.verdict.as_str());
-            let _ = write!(rep.html, "<td class=\"{}\">{verdict}</td>", verdict_class(verdict));
+            let class = Verdict::parse(verdict).map_or("few", Verdict::css_class);
+            let _ = write!(rep.html, "<td class=\"{class}\">{verdict}</td>");
         }
         rep.html.push_str("</tr>\n");
     }
     rep.html.push_str("</table>\n");
-}
-
-/// The style class the report gives a verdict's cell.
-fn verdict_class(verdict: &str) -> &'static str {
-    match verdict {
-        v if v == Verdict::Holds.as_str() => "holds",
-        v if v == Verdict::Fails.as_str() => "fails",
-        v if v == Verdict::NotConverged.as_str() => "unconverged",
-        _ => "few",
-    }
 }
 
 /// A study's report as a link from `regime/` (its sibling directory when `reproduce --images` laid it out).
@@ -300,10 +291,11 @@ mod tests {
     }
 
     #[test]
-    fn verdict_classes_follow_the_report() {
-        assert_eq!(verdict_class("holds"), "holds");
-        assert_eq!(verdict_class("fails"), "fails");
-        assert_eq!(verdict_class("not converged"), "unconverged");
-        assert_eq!(verdict_class("too few samples"), "few");
+    fn verdicts_read_back_as_written() {
+        for v in [Verdict::Holds, Verdict::Fails, Verdict::TooFewSamples, Verdict::NotConverged] {
+            assert_eq!(Verdict::parse(v.as_str()), Some(v));
+        }
+        assert_eq!(Verdict::parse("maybe"), None);
+        assert_eq!(Verdict::parse("not converged").map(Verdict::css_class), Some("unconverged"));
     }
 }
