@@ -1,6 +1,8 @@
 //! One interface over the compute backends: the wgpu GPU layer ([`crate::gpu`]) and the native CPU
-//! backend ([`crate::cpu`]). Algorithms hold a [`Device`], allocate [`Buffer`]s, record [`Command`]s
-//! once and submit them many times; they never know which backend runs them.
+//! backend ([`crate::cpu`]), both implementations of [`crate::ops::Backend`]. Algorithms hold a
+//! [`Device`], allocate [`Buffer`]s, record [`Command`]s once and submit them many times; they never
+//! know which backend runs them. A `Device` method only forwards: the checks of a call live beside
+//! the op's definition in `ops`, the kernels in each backend's op-family modules.
 
 mod choose;
 pub mod profiles;
@@ -8,13 +10,16 @@ pub mod profiles;
 use anyhow::{bail, Result};
 use std::sync::Arc;
 
-use crate::cpu::{Cpu, CpuBuffer, CpuCoef, CpuOp, CpuRows};
+use crate::cpu::{Cpu, CpuBuffer, CpuCommand};
 /// The workgroup grid of every GPU kernel launch, as pure functions of its shape (plans are checked
 /// against an adapter's limits with them, without a device).
 pub use crate::gpu::grids;
-use crate::gpu::{self, Dispatch, Gpu, GpuBuffer};
 pub use crate::gpu::{AdapterSummary, Counts, Subgroups};
-use crate::ops::{Act, AdamStep, Conv, Head, Layout, LossChunk, LstmStep, Product, Reduced, Selection};
+use crate::gpu::{Dispatch, Gpu, GpuBuffer};
+use crate::ops::{
+    Act, Activations, AdamStep, AdamSteps, Backend, Conv, Convolutions, DeviceBuffer, Head, Layout, LossChunk,
+    LossHeads, LstmCells, LstmStep, Memory, Pooling, Product, Products, Reduced, Selection, Selections, VectorOps,
+};
 pub use choose::{choose_backend, only_software, BackendKind, DeviceChoice};
 
 /// An open compute device.
@@ -30,6 +35,13 @@ pub enum Buffer {
     Wgpu(GpuBuffer),
     Cpu(CpuBuffer),
 }
+
+/// B rows of `len` elements, `stride` apart, inside one device buffer ([`crate::ops::Rows`]).
+pub type Rows<'a> = crate::ops::Rows<'a, Buffer>;
+/// A per-row coefficient read from a device buffer ([`crate::ops::Coef`]).
+pub type Coef<'a> = crate::ops::Coef<'a, Buffer>;
+/// A matrix-product or convolution operand ([`crate::ops::Source`]).
+pub type Source<'a> = crate::ops::Source<'a, Buffer>;
 
 impl Buffer {
     /// Number of 32-bit elements.
@@ -50,157 +62,87 @@ impl Buffer {
             _ => false,
         }
     }
-    fn gpu(&self) -> Result<&GpuBuffer> {
+}
+
+impl DeviceBuffer for Buffer {
+    fn len(&self) -> usize {
+        Buffer::len(self)
+    }
+    fn same(&self, other: &Self) -> bool {
+        Buffer::same(self, other)
+    }
+    fn pixels_per_element(&self) -> usize {
         match self {
+            Buffer::Wgpu(b) => b.pixels_per_element(),
+            Buffer::Cpu(b) => b.pixels_per_element(),
+        }
+    }
+}
+
+/// One recorded operation: GPU dispatches run in order, or a CPU operation.
+pub enum Command {
+    Wgpu(Vec<Dispatch>),
+    Cpu(CpuCommand),
+}
+
+/// A backend a [`Device`] can hold: how its own buffer handle is found in a [`Buffer`].
+trait Wrapped: Backend {
+    /// The backend's handle. Errors: the buffer belongs to the other backend.
+    fn own(b: &Buffer) -> Result<&Self::Buffer>;
+}
+
+impl Wrapped for Gpu {
+    fn own(b: &Buffer) -> Result<&GpuBuffer> {
+        match b {
             Buffer::Wgpu(b) => Ok(b),
             Buffer::Cpu(_) => bail!("a CPU buffer was handed to the GPU backend"),
         }
     }
-    fn cpu(&self) -> Result<&CpuBuffer> {
-        match self {
+}
+
+impl Wrapped for Cpu {
+    fn own(b: &Buffer) -> Result<&CpuBuffer> {
+        match b {
             Buffer::Cpu(b) => Ok(b),
             Buffer::Wgpu(_) => bail!("a GPU buffer was handed to the CPU backend"),
         }
     }
 }
 
-/// One recorded operation: a GPU dispatch (or a short sequence of them, e.g. a reduction and its
-/// finishing kernel) or a CPU operation.
-pub enum Command {
-    /// One GPU dispatch.
-    Wgpu(Dispatch),
-    /// GPU dispatches run in order (a recorded reduction: partials, then the finishing kernel).
-    WgpuSeq(Vec<Dispatch>),
-    /// One CPU operation.
-    Cpu(Box<CpuOp>),
-}
-
-impl Command {
-    fn dispatches(&self) -> &[Dispatch] {
-        match self {
-            Command::Wgpu(d) => std::slice::from_ref(d),
-            Command::WgpuSeq(list) => list,
-            Command::Cpu(_) => &[],
-        }
-    }
-}
-
-fn dispatch_list<'a>(commands: &[&'a Command]) -> Vec<&'a Dispatch> {
-    commands.iter().flat_map(|c| c.dispatches()).collect()
-}
-
-/// A per-row coefficient of a recorded vector operation: `factor`, times element
-/// `row * stride + index` of a small device buffer of scalars when one is given (so that a kernel
-/// reads what an earlier kernel computed, without the host).
-#[derive(Clone, Copy)]
-pub struct Coef<'a> {
-    pub scalars: Option<&'a Buffer>,
-    pub index: usize,
-    pub stride: usize,
-    pub factor: f32,
-}
-
-impl<'a> Coef<'a> {
-    /// The same coefficient for every row.
-    pub fn constant(factor: f32) -> Coef<'static> {
-        Coef { scalars: None, index: 0, stride: 0, factor }
-    }
-    /// Element `row * stride + index` of `scalars`.
-    pub fn at(scalars: &'a Buffer, index: usize, stride: usize) -> Coef<'a> {
-        Coef { scalars: Some(scalars), index, stride, factor: 1.0 }
-    }
-    /// This coefficient multiplied by `factor`.
-    pub fn times(self, factor: f32) -> Coef<'a> {
-        Coef { factor: self.factor * factor, ..self }
-    }
-    fn check(&self, rows: usize) -> Result<()> {
-        if let Some(b) = self.scalars {
-            if rows > 0 && (rows - 1) * self.stride + self.index >= b.len() {
-                bail!("per-row coefficients of {rows} rows reach past a buffer of {} scalars", b.len());
+/// Runs `$body` on the open backend, bound to `$d` (its type to `$B`), and returns its value.
+macro_rules! run {
+    ($device:expr, $d:ident: $B:ident => $body:expr) => {
+        match $device {
+            Device::Wgpu(g) => {
+                type $B = Gpu;
+                let $d: &Gpu = g;
+                $body
+            }
+            Device::Cpu(c) => {
+                type $B = Cpu;
+                let $d: &Cpu = c;
+                $body
             }
         }
-        Ok(())
-    }
-    fn gpu(&self) -> Result<gpu::Coef<'a>> {
-        Ok(gpu::Coef {
-            scalars: self.scalars.map(Buffer::gpu).transpose()?,
-            index: self.index,
-            stride: self.stride,
-            factor: self.factor,
-        })
-    }
-    fn cpu(&self) -> Result<CpuCoef> {
-        Ok(CpuCoef {
-            scalars: self.scalars.map(|b| b.cpu().cloned()).transpose()?,
-            index: self.index,
-            stride: self.stride,
-            factor: self.factor,
-        })
-    }
+    };
 }
 
-/// Where a matrix-product or convolution operand's elements live.
-#[derive(Clone, Copy)]
-pub enum Source<'a> {
-    /// A buffer of f32.
-    F32(&'a Buffer),
-    /// The image buffer of a [`crate::data::DeviceImages`] (pixels scaled to [0, 1]; packed bytes on
-    /// the GPU, f32 on the CPU).
-    Images(&'a Buffer),
-}
-
-impl<'a> Source<'a> {
-    fn buffer(&self) -> &'a Buffer {
-        match self {
-            Source::F32(b) | Source::Images(b) => b,
+/// Runs `$body` on the open backend like [`run!`] and wraps the command it records.
+macro_rules! record {
+    ($device:expr, $d:ident: $B:ident => $body:expr) => {
+        match $device {
+            Device::Wgpu(g) => {
+                type $B = Gpu;
+                let $d: &Gpu = g;
+                Ok(Command::Wgpu($body?))
+            }
+            Device::Cpu(c) => {
+                type $B = Cpu;
+                let $d: &Cpu = c;
+                Ok(Command::Cpu($body?))
+            }
         }
-    }
-    fn is_images(&self) -> bool {
-        matches!(self, Source::Images(_))
-    }
-    fn gpu(&self) -> Result<gpu::Source<'a>> {
-        Ok(match self {
-            Source::F32(b) => gpu::Source::F32(b.gpu()?),
-            Source::Images(b) => gpu::Source::Images(b.gpu()?),
-        })
-    }
-}
-
-/// B rows of `len` elements, `stride` apart, inside one buffer.
-#[derive(Clone, Copy)]
-pub struct Rows<'a> {
-    pub buf: &'a Buffer,
-    pub rows: usize,
-    pub len: usize,
-    pub stride: usize,
-}
-
-impl<'a> Rows<'a> {
-    /// Rows packed back to back (whether they fit in the buffer is checked when they are used).
-    pub fn new(buf: &'a Buffer, rows: usize, len: usize) -> Rows<'a> {
-        Rows { buf, rows, len, stride: len }
-    }
-    fn check(&self) -> Result<()> {
-        if self.rows > 0 && (self.rows - 1) * self.stride + self.len > self.buf.len() {
-            bail!("{} rows of {} elements do not fit in a buffer of {}", self.rows, self.len, self.buf.len());
-        }
-        Ok(())
-    }
-    fn gpu(&self) -> Result<gpu::Rows<'a>> {
-        self.check()?;
-        Ok(gpu::Rows { buf: self.buf.gpu()?, rows: self.rows, len: self.len, stride: self.stride })
-    }
-    fn cpu(&self) -> Result<CpuRows> {
-        self.check()?;
-        Ok(CpuRows { buf: self.buf.cpu()?.clone(), rows: self.rows, len: self.len, stride: self.stride })
-    }
-}
-
-fn same_shape(op: &str, x: &Rows, y: &Rows) -> Result<()> {
-    if (x.rows, x.len) != (y.rows, y.len) {
-        bail!("{op} of differently shaped rows ({}x{} and {}x{})", x.rows, x.len, y.rows, y.len);
-    }
-    Ok(())
+    };
 }
 
 /// Bytes a scratch tensor may take on the CPU backend (host memory is plentiful, and large chunks keep
@@ -301,8 +243,8 @@ impl Device {
     /// A zero-filled buffer of `len` 32-bit elements.
     pub fn zeros(&self, len: usize, label: &str) -> Result<Buffer> {
         Ok(match self {
-            Device::Wgpu(g) => Buffer::Wgpu(g.zeros(len, label)?),
-            Device::Cpu(_) => Buffer::Cpu(CpuBuffer::new(vec![0.0; len])),
+            Device::Wgpu(g) => Buffer::Wgpu(Memory::zeros(&**g, len, label)?),
+            Device::Cpu(c) => Buffer::Cpu(Memory::zeros(&**c, len, label)?),
         })
     }
 
@@ -312,8 +254,8 @@ impl Device {
             bail!("buffer '{label}': device buffers hold 32-bit elements");
         }
         Ok(match self {
-            Device::Wgpu(g) => Buffer::Wgpu(g.upload(data, label)?),
-            Device::Cpu(_) => Buffer::Cpu(CpuBuffer::new(bytemuck::cast_slice(data).to_vec())),
+            Device::Wgpu(g) => Buffer::Wgpu(Memory::upload(&**g, data, label)?),
+            Device::Cpu(c) => Buffer::Cpu(Memory::upload(&**c, data, label)?),
         })
     }
 
@@ -325,25 +267,15 @@ impl Device {
         if offset + data.len() > dst.len() {
             bail!("write of {} elements at {offset} past the end of a {}-element buffer", data.len(), dst.len());
         }
-        match self {
-            Device::Wgpu(g) => g.write(dst.gpu()?, offset, data),
-            Device::Cpu(c) => c.write(dst.cpu()?, offset, bytemuck::cast_slice(data))?,
-        }
-        Ok(())
+        run!(self, d: B => Memory::write(d, B::own(dst)?, offset, data))
     }
 
-    /// Copies `len` elements between buffers on the device.
+    /// Copies `len` elements between buffers on the device (the same buffer allowed on the CPU).
     pub fn copy(&self, src: &Buffer, src_off: usize, dst: &Buffer, dst_off: usize, len: usize) -> Result<()> {
-        match self {
-            Device::Wgpu(g) => {
-                if src_off + len > src.len() || dst_off + len > dst.len() {
-                    bail!("copy of {len} elements past the end of a buffer");
-                }
-                g.copy(src.gpu()?, src_off, dst.gpu()?, dst_off, len);
-                Ok(())
-            }
-            Device::Cpu(c) => c.copy(src.cpu()?, src_off, dst.cpu()?, dst_off, len),
+        if src_off + len > src.len() || dst_off + len > dst.len() {
+            bail!("copy of {len} elements past the end of a buffer");
         }
+        run!(self, d: B => Memory::copy(d, B::own(src)?, src_off, B::own(dst)?, dst_off, len))
     }
 
     /// Reads `len` elements from `offset` back to the host, after all submitted work.
@@ -351,31 +283,20 @@ impl Device {
         if std::mem::size_of::<T>() != 4 {
             bail!("device buffers hold 32-bit elements");
         }
-        match self {
-            Device::Wgpu(g) => g.read(src.gpu()?, offset, len),
-            Device::Cpu(c) => Ok(bytemuck::cast_slice(&c.read(src.cpu()?, offset, len)?).to_vec()),
-        }
+        run!(self, d: B => Memory::read(d, B::own(src)?, offset, len))
     }
 
     /// Blocks until every submitted command has finished.
     pub fn wait(&self) -> Result<()> {
-        match self {
-            Device::Wgpu(g) => g.wait(),
-            Device::Cpu(_) => Ok(()),
-        }
+        run!(self, d: _B => Memory::wait(d))
     }
 
-    /// Runs commands in order (on a GPU: queues them as one pass and returns at once).
+    /// Runs commands in order (on a GPU: queues them as one pass and returns at once). Commands of
+    /// the other backend are skipped.
     pub fn submit(&self, commands: &[&Command]) {
         match self {
-            Device::Wgpu(g) => g.submit(&dispatch_list(commands)),
-            Device::Cpu(c) => {
-                let list: Vec<&CpuOp> = commands
-                    .iter()
-                    .filter_map(|c| if let Command::Cpu(o) = c { Some(o.as_ref()) } else { None })
-                    .collect();
-                c.submit(&list)
-            }
+            Device::Wgpu(g) => Memory::submit(&**g, &gpu_commands(commands)),
+            Device::Cpu(c) => Memory::submit(&**c, &cpu_commands(commands)),
         }
     }
 
@@ -388,43 +309,20 @@ impl Device {
             }
         }
         match self {
-            Device::Wgpu(g) => {
-                let reads: Vec<(&GpuBuffer, usize, usize)> =
-                    reads.iter().map(|&(b, o, l)| Ok((b.gpu()?, o, l))).collect::<Result<_>>()?;
-                g.submit_read(&dispatch_list(commands), &reads)
-            }
-            Device::Cpu(_) => {
-                self.submit(commands);
-                reads.iter().map(|&(b, o, l)| self.read(b, o, l)).collect()
-            }
+            Device::Wgpu(g) => Memory::submit_read(&**g, &gpu_commands(commands), &own_reads::<Gpu>(reads)?),
+            Device::Cpu(c) => Memory::submit_read(&**c, &cpu_commands(commands), &own_reads::<Cpu>(reads)?),
         }
     }
 
     /// Runs commands and waits; returns seconds (GPU timestamps where available, else wall clock).
     pub fn submit_timed(&self, commands: &[&Command]) -> Result<f64> {
-        if let Device::Wgpu(g) = self {
-            if g.has_timestamps() {
-                return g.submit_timed(&dispatch_list(commands));
-            }
-        }
-        let t = std::time::Instant::now();
-        self.submit(commands);
-        self.wait()?;
-        Ok(t.elapsed().as_secs_f64())
-    }
-
-    fn record(
-        &self,
-        gpu: impl FnOnce(&Gpu) -> Result<Dispatch>,
-        cpu: impl FnOnce() -> Result<CpuOp>,
-    ) -> Result<Command> {
         match self {
-            Device::Wgpu(g) => Ok(Command::Wgpu(gpu(g)?)),
-            Device::Cpu(_) => Ok(Command::Cpu(Box::new(cpu()?.checked()?))),
+            Device::Wgpu(g) => Memory::submit_timed(&**g, &gpu_commands(commands)),
+            Device::Cpu(c) => Memory::submit_timed(&**c, &cpu_commands(commands)),
         }
     }
 
-    /// Records C (+)= A * B for every batch member (see [`Layout`]); A may not use column groups.
+    /// Records C (+)= A * B for every batch member ([`Products::matmul`]).
     pub fn matmul(
         &self,
         p: Product,
@@ -432,48 +330,20 @@ impl Device {
         b: (Source, Layout),
         c: (&Buffer, Layout),
     ) -> Result<Command> {
-        check_product(&p, &a, &b, &c)?;
-        self.record(
-            |g| g.matmul(p, (a.0.gpu()?, a.1), (b.0.gpu()?, b.1), (c.0.gpu()?, c.1)),
-            || {
-                Ok(CpuOp::MatMul {
-                    p,
-                    a: (a.0.buffer().cpu()?.clone(), a.1),
-                    b: (b.0.buffer().cpu()?.clone(), b.1),
-                    c: (c.0.cpu()?.clone(), c.1),
-                })
-            },
-        )
+        record!(self, d: B => d.matmul(p, (a.0.map(B::own)?, a.1), (b.0.map(B::own)?, b.1), (B::own(c.0)?, c.1)))
     }
 
     /// Records `out = act(z)` over the first `len` elements.
     pub fn activation_forward(&self, act: Act, z: &Buffer, out: &Buffer, len: usize) -> Result<Command> {
-        self.activation(act, false, z, out, len)
+        record!(self, d: B => d.activation(act, false, B::own(z)?, B::own(out)?, len))
     }
 
     /// Records `grad *= act'(z)` over the first `len` elements.
     pub fn activation_backward(&self, act: Act, z: &Buffer, grad: &Buffer, len: usize) -> Result<Command> {
-        self.activation(act, true, z, grad, len)
+        record!(self, d: B => d.activation(act, true, B::own(z)?, B::own(grad)?, len))
     }
 
-    fn activation(&self, act: Act, backward: bool, z: &Buffer, out: &Buffer, len: usize) -> Result<Command> {
-        if len > z.len() || len > out.len() {
-            bail!("activation over {len} elements past the end of a buffer");
-        }
-        self.record(
-            |g| {
-                if backward {
-                    g.activation_backward(act, z.gpu()?, out.gpu()?, len)
-                } else {
-                    g.activation_forward(act, z.gpu()?, out.gpu()?, len)
-                }
-            },
-            || Ok(CpuOp::Activation { act, backward, z: z.cpu()?.clone(), out: out.cpu()?.clone(), len }),
-        )
-    }
-
-    /// Records a loss head: per-image losses into `partials`, d loss / d outputs into `grad`. Targets are
-    /// the labels (cross-entropy) or the image buffer (reconstruction).
+    /// Records a loss head ([`LossHeads::loss_head`]).
     pub fn loss_head(
         &self,
         head: Head,
@@ -483,35 +353,12 @@ impl Device {
         grad: &Buffer,
         partials: &Buffer,
     ) -> Result<Command> {
-        self.record(
-            |g| g.loss_head(head, chunk, outputs.gpu()?, targets.gpu()?, grad.gpu()?, partials.gpu()?),
-            || {
-                Ok(CpuOp::Loss {
-                    head,
-                    chunk,
-                    outputs: outputs.cpu()?.clone(),
-                    targets: targets.cpu()?.clone(),
-                    grad: grad.cpu()?.clone(),
-                    partials: partials.cpu()?.clone(),
-                })
-            },
-        )
+        record!(self, d: B => d.loss_head(head, chunk, B::own(outputs)?, B::own(targets)?, B::own(grad)?, B::own(partials)?))
     }
 
     /// Records out = conv(input) + bias.
     pub fn conv_forward(&self, c: Conv, input: Source, weights: &Buffer, out: &Buffer) -> Result<Command> {
-        self.record(
-            |g| g.conv_forward(c, input.gpu()?, weights.gpu()?, out.gpu()?),
-            || {
-                Ok(CpuOp::ConvForward {
-                    conv: c,
-                    images: input.is_images(),
-                    input: input.buffer().cpu()?.clone(),
-                    weights: weights.cpu()?.clone(),
-                    out: out.cpu()?.clone(),
-                })
-            },
-        )
+        record!(self, d: B => d.conv_forward(c, input.map(B::own)?, B::own(weights)?, B::own(out)?))
     }
 
     /// Records grads (+)= d loss / d (weights, bias) from d loss / d out.
@@ -523,57 +370,22 @@ impl Device {
         grads: &Buffer,
         accumulate: bool,
     ) -> Result<Command> {
-        self.record(
-            |g| g.conv_weight_grad(c, input.gpu()?, grad_out.gpu()?, grads.gpu()?, accumulate),
-            || {
-                Ok(CpuOp::ConvWeightGrad {
-                    conv: c,
-                    images: input.is_images(),
-                    input: input.buffer().cpu()?.clone(),
-                    grad_out: grad_out.cpu()?.clone(),
-                    grads: grads.cpu()?.clone(),
-                    accumulate,
-                })
-            },
-        )
+        record!(self, d: B => d.conv_weight_grad(c, input.map(B::own)?, B::own(grad_out)?, B::own(grads)?, accumulate))
     }
 
     /// Records grad_in = d loss / d input from d loss / d out.
     pub fn conv_input_grad(&self, c: Conv, weights: &Buffer, grad_out: &Buffer, grad_in: &Buffer) -> Result<Command> {
-        self.record(
-            |g| g.conv_input_grad(c, weights.gpu()?, grad_out.gpu()?, grad_in.gpu()?),
-            || {
-                Ok(CpuOp::ConvInputGrad {
-                    conv: c,
-                    weights: weights.cpu()?.clone(),
-                    grad_out: grad_out.cpu()?.clone(),
-                    grad_in: grad_in.cpu()?.clone(),
-                })
-            },
-        )
+        record!(self, d: B => d.conv_input_grad(c, B::own(weights)?, B::own(grad_out)?, B::own(grad_in)?))
     }
 
     /// Records 2x2 average pooling of `planes` maps of side `in_hw`, or its gradient when `backward`.
     pub fn avg_pool(&self, backward: bool, planes: usize, in_hw: usize, src: &Buffer, dst: &Buffer) -> Result<Command> {
-        self.record(
-            |g| g.avg_pool(backward, planes, in_hw, src.gpu()?, dst.gpu()?),
-            || Ok(CpuOp::Pool { backward, planes, in_hw, src: src.cpu()?.clone(), dst: dst.cpu()?.clone() }),
-        )
+        record!(self, d: B => d.avg_pool(backward, planes, in_hw, B::own(src)?, B::own(dst)?))
     }
 
     /// Records the permuted-pixel gather of an LSTM chunk.
     pub fn gather_pixels(&self, s: LstmStep, pixels: &Buffer, perm: &Buffer, out: &Buffer) -> Result<Command> {
-        self.record(
-            |g| g.gather_pixels(s, pixels.gpu()?, perm.gpu()?, out.gpu()?),
-            || {
-                Ok(CpuOp::Gather {
-                    step: s,
-                    pixels: pixels.cpu()?.clone(),
-                    perm: perm.cpu()?.clone(),
-                    out: out.cpu()?.clone(),
-                })
-            },
-        )
+        record!(self, d: B => d.gather_pixels(s, B::own(pixels)?, B::own(perm)?, B::own(out)?))
     }
 
     /// Records one LSTM step forward.
@@ -586,19 +398,14 @@ impl Device {
         hidden: &Buffer,
         last: &Buffer,
     ) -> Result<Command> {
-        self.record(
-            |g| g.lstm_cell_forward(s, weights.gpu()?, gates.gpu()?, cells.gpu()?, hidden.gpu()?, last.gpu()?),
-            || {
-                Ok(CpuOp::LstmForward {
-                    step: s,
-                    weights: weights.cpu()?.clone(),
-                    gates: gates.cpu()?.clone(),
-                    cells: cells.cpu()?.clone(),
-                    hidden: hidden.cpu()?.clone(),
-                    last: last.cpu()?.clone(),
-                })
-            },
-        )
+        record!(self, d: B => d.lstm_cell_forward(
+            s,
+            B::own(weights)?,
+            B::own(gates)?,
+            B::own(cells)?,
+            B::own(hidden)?,
+            B::own(last)?
+        ))
     }
 
     /// Records one LSTM step backward.
@@ -610,54 +417,20 @@ impl Device {
         dh: &Buffer,
         dc: &Buffer,
     ) -> Result<Command> {
-        self.record(
-            |g| g.lstm_cell_backward(s, gates.gpu()?, cells.gpu()?, dh.gpu()?, dc.gpu()?),
-            || {
-                Ok(CpuOp::LstmBackward {
-                    step: s,
-                    gates: gates.cpu()?.clone(),
-                    cells: cells.cpu()?.clone(),
-                    dh: dh.cpu()?.clone(),
-                    dc: dc.cpu()?.clone(),
-                })
-            },
-        )
+        record!(self, d: B => d.lstm_cell_backward(s, B::own(gates)?, B::own(cells)?, B::own(dh)?, B::own(dc)?))
     }
 
     /// Records one Adam step on `grad.len()` parameters of `param` from element `param.1`.
     pub fn adam(&self, s: AdamStep, grad: &Buffer, param: (&Buffer, usize), m: &Buffer, v: &Buffer) -> Result<Command> {
-        if param.1 + grad.len() > param.0.len() || m.len() < grad.len() || v.len() < grad.len() {
-            bail!("Adam step over {} parameters past the end of a buffer", grad.len());
-        }
-        self.record(
-            |g| g.adam(s, grad.gpu()?, (param.0.gpu()?, param.1), m.gpu()?, v.gpu()?),
-            || {
-                Ok(CpuOp::Adam {
-                    step: s,
-                    grad: grad.cpu()?.clone(),
-                    param: (param.0.cpu()?.clone(), param.1),
-                    m: m.cpu()?.clone(),
-                    v: v.cpu()?.clone(),
-                })
-            },
-        )
+        record!(self, d: B => d.adam(s, B::own(grad)?, (B::own(param.0)?, param.1), B::own(m)?, B::own(v)?))
     }
 
-    /// Makes a recorded [`Device::adam`] command take step `s` (learning rate, betas and step number),
-    /// so that one recording serves every step. Errors: `cmd` is not an Adam step.
+    /// Makes a recorded [`Device::adam`] command take step `s` (learning rate, betas, epsilon and step
+    /// number), so that one recording serves every step. Errors: `cmd` is not an Adam step.
     pub fn set_adam_step(&self, cmd: &mut Command, s: AdamStep) -> Result<()> {
         match (self, cmd) {
-            (Device::Wgpu(g), Command::Wgpu(d)) => {
-                g.set_adam_step(d, s);
-                Ok(())
-            }
-            (Device::Cpu(_), Command::Cpu(op)) => match op.as_mut() {
-                CpuOp::Adam { step, .. } => {
-                    *step = s;
-                    Ok(())
-                }
-                _ => bail!("set_adam_step: the command is not an Adam step"),
-            },
+            (Device::Wgpu(g), Command::Wgpu(c)) => g.set_adam_step(c, s),
+            (Device::Cpu(d), Command::Cpu(c)) => d.set_adam_step(c, s),
             _ => bail!("set_adam_step: the command belongs to another backend"),
         }
     }
@@ -670,140 +443,72 @@ impl Device {
         idx: &Buffer,
         dst: (&Buffer, &Buffer),
     ) -> Result<Command> {
-        self.record(
-            |g| g.select_images(s, (src.0.gpu()?, src.1.gpu()?), idx.gpu()?, (dst.0.gpu()?, dst.1.gpu()?)),
-            || {
-                Ok(CpuOp::Select {
-                    sel: s,
-                    src: (src.0.cpu()?.clone(), src.1.cpu()?.clone()),
-                    idx: idx.cpu()?.clone(),
-                    dst: (dst.0.cpu()?.clone(), dst.1.cpu()?.clone()),
-                })
-            },
-        )
+        record!(self, d: B => d.select_images(
+            s,
+            (B::own(src.0)?, B::own(src.1)?),
+            B::own(idx)?,
+            (B::own(dst.0)?, B::own(dst.1)?)
+        ))
     }
 
     /// Per-row dot products x_b . y_b, accumulated in f64 (only scalars reach the host).
     pub fn dot(&self, x: Rows, y: Rows) -> Result<Vec<f64>> {
-        same_shape("dot", &x, &y)?;
-        match self {
-            Device::Wgpu(g) => g.dot(x.gpu()?, y.gpu()?),
-            Device::Cpu(c) => Ok(c.dot(&x.cpu()?, &y.cpu()?)),
-        }
+        run!(self, d: B => d.dot(x.map(B::own)?, y.map(B::own)?))
     }
 
     /// Per-row sums.
     pub fn sum(&self, x: Rows) -> Result<Vec<f64>> {
-        match self {
-            Device::Wgpu(g) => g.sum(x.gpu()?),
-            Device::Cpu(c) => Ok(c.sum(&x.cpu()?)),
-        }
+        run!(self, d: B => d.sum(x.map(B::own)?))
     }
 
     /// y_b <- y_b + a_b x_b for every row b, now.
     pub fn axpy(&self, a: &[f32], x: Rows, y: Rows) -> Result<()> {
-        let cmd = self.axpy_command(a, x, y)?;
-        self.submit(&[&cmd]);
-        Ok(())
+        run!(self, d: B => d.axpy(a, x.map(B::own)?, y.map(B::own)?))
     }
 
     /// The recorded form of [`Device::axpy`], to submit many times (e.g. every SGD step).
     pub fn axpy_command(&self, a: &[f32], x: Rows, y: Rows) -> Result<Command> {
-        same_shape("axpy", &x, &y)?;
-        if a.len() != x.rows {
-            bail!("axpy needs one coefficient per row ({} rows, {} coefficients)", x.rows, a.len());
-        }
-        self.record(
-            |g| g.axpy_dispatch(a, x.gpu()?, y.gpu()?),
-            || Ok(CpuOp::Axpy { coef: a.to_vec(), x: x.cpu()?, y: y.cpu()? }),
-        )
+        record!(self, d: B => d.axpy_command(a, x.map(B::own)?, y.map(B::own)?))
     }
 
     /// Records y_b <- y_b + a_b x_b with a_b from a [`Coef`] (read when the command runs).
     pub fn axpy_at(&self, a: Coef, x: Rows, y: Rows) -> Result<Command> {
-        same_shape("axpy", &x, &y)?;
-        a.check(x.rows)?;
-        self.record(
-            |g| g.axpy_at(a.gpu()?, x.gpu()?, y.gpu()?),
-            || Ok(CpuOp::AxpyAt { coef: a.cpu()?, x: x.cpu()?, y: y.cpu()? }),
-        )
+        record!(self, d: B => d.axpy_at(a.map(B::own)?, x.map(B::own)?, y.map(B::own)?))
     }
 
     /// Records y_b <- a_b y_b with a_b from a [`Coef`].
     pub fn scale_at(&self, a: Coef, y: Rows) -> Result<Command> {
-        a.check(y.rows)?;
-        self.record(|g| g.scale_at(a.gpu()?, y.gpu()?), || Ok(CpuOp::ScaleAt { coef: a.cpu()?, y: y.cpu()? }))
+        record!(self, d: B => d.scale_at(a.map(B::own)?, y.map(B::own)?))
     }
 
     /// Records y_b <- x_b for every row, or only for the rows whose flag `when` is not 0.
     pub fn copy_rows(&self, x: Rows, y: Rows, when: Option<Coef>) -> Result<Command> {
-        same_shape("copy", &x, &y)?;
-        if let Some(w) = &when {
-            w.check(x.rows)?;
-        }
-        self.record(
-            |g| g.copy_rows(x.gpu()?, y.gpu()?, when.as_ref().map(Coef::gpu).transpose()?),
-            || Ok(CpuOp::CopyRows { x: x.cpu()?, y: y.cpu()?, when: when.as_ref().map(Coef::cpu).transpose()? }),
-        )
+        record!(self, d: B => d.copy_rows(x.map(B::own)?, y.map(B::own)?, when.map(|w| w.map(B::own)).transpose()?))
     }
 
-    /// Records the per-row dot products d_b = x_b . y_b and `op` applied to row b of `scalars`
-    /// (`width` scalars per row, laid out as [`crate::ops::LbfgsScalars`]); nothing reaches the host.
-    /// Precision: f32 partial sums (per workgroup on a GPU, per 4096 elements on the CPU) added in order
-    /// in f64 (CPU) or with compensated f32 sums into a double-f32 (GPU: WGSL has no f64); `op` computes
-    /// in f64 (CPU) or double-f32 (GPU) and stores double-f32 scalars.
+    /// Records the per-row dot products of `x` and `y` and `op` applied to row b of `scalars`
+    /// ([`VectorOps::reduce`]: layout and precision); nothing reaches the host.
     pub fn reduce(&self, x: Rows, y: Rows, scalars: &Buffer, width: usize, op: Reduced) -> Result<Command> {
-        same_shape("dot", &x, &y)?;
-        if x.rows * width > scalars.len() {
-            bail!("{} rows of {width} scalars do not fit in a buffer of {}", x.rows, scalars.len());
-        }
-        match self {
-            Device::Wgpu(g) => {
-                Ok(Command::WgpuSeq(g.reduce_dispatches(x.gpu()?, y.gpu()?, scalars.gpu()?, width, op)?))
-            }
-            Device::Cpu(_) => Ok(Command::Cpu(Box::new(
-                CpuOp::Reduce { x: x.cpu()?, y: y.cpu()?, scalars: scalars.cpu()?.clone(), width, op }.checked()?,
-            ))),
-        }
+        record!(self, d: B => d.reduce(x.map(B::own)?, y.map(B::own)?, B::own(scalars)?, width, op))
     }
 
     /// y_b <- a_b y_b for every row b, now.
     pub fn scale(&self, a: &[f32], y: Rows) -> Result<()> {
-        if a.len() != y.rows {
-            bail!("scale needs one coefficient per row ({} rows, {} coefficients)", y.rows, a.len());
-        }
-        match self {
-            Device::Wgpu(g) => g.scale(a, y.gpu()?),
-            Device::Cpu(c) => {
-                c.scale(a, &y.cpu()?);
-                Ok(())
-            }
-        }
+        run!(self, d: B => d.scale(a, y.map(B::own)?))
     }
 }
 
-/// Checks that a product stays inside its buffers (the GPU would read garbage, the CPU must not).
-fn check_product(p: &Product, a: &(Source, Layout), b: &(Source, Layout), c: &(&Buffer, Layout)) -> Result<()> {
-    use crate::ops::layout_end;
-    if a.1.group.is_some() {
-        bail!("matrix product: operand A cannot be grouped");
-    }
-    let images_scale = |s: &Source| if s.is_images() && matches!(s.buffer(), Buffer::Wgpu(_)) { 4 } else { 1 };
-    let fits = [
-        ("A", layout_end(&a.1, p.batches, p.m, p.k), a.0.buffer().len() * images_scale(&a.0)),
-        ("B", layout_end(&b.1, p.batches, p.k, p.n), b.0.buffer().len() * images_scale(&b.0)),
-        ("C", layout_end(&c.1, p.batches, p.m, p.n), c.0.len()),
-    ];
-    for (name, end, len) in fits {
-        if end > len {
-            bail!(
-                "matrix product {}x{}x{} (x{}): operand {name} reaches element {end} of a buffer of {len}",
-                p.m,
-                p.n,
-                p.k,
-                p.batches
-            );
-        }
-    }
-    Ok(())
+/// The GPU commands among `commands`, in order.
+fn gpu_commands<'a>(commands: &[&'a Command]) -> Vec<&'a Vec<Dispatch>> {
+    commands.iter().filter_map(|c| if let Command::Wgpu(d) = c { Some(d) } else { None }).collect()
+}
+
+/// The CPU commands among `commands`, in order.
+fn cpu_commands<'a>(commands: &[&'a Command]) -> Vec<&'a CpuCommand> {
+    commands.iter().filter_map(|c| if let Command::Cpu(o) = c { Some(o) } else { None }).collect()
+}
+
+/// Read ranges with the backend's own buffer handles.
+fn own_reads<'a, B: Wrapped>(reads: &[(&'a Buffer, usize, usize)]) -> Result<Vec<(&'a B::Buffer, usize, usize)>> {
+    reads.iter().map(|&(b, o, l)| Ok((B::own(b)?, o, l))).collect()
 }

@@ -8,12 +8,16 @@ use wgpu::util::DeviceExt;
 use super::counters::Counters;
 use super::params::Params;
 use super::{Gpu, GpuBuffer, Shader};
+use crate::ops::Source;
 
 /// One compute dispatch, ready to be recorded.
 pub struct Dispatch {
     pipeline: Arc<wgpu::ComputePipeline>,
     bind_group: wgpu::BindGroup,
     groups: [u32; 3],
+    /// The kernel it launches (what `set_adam_step` checks).
+    pub(super) shader: Shader,
+    pub(super) entry: &'static str,
     /// The parameters at binding 0, rewritten in place by kernels whose scalars change between
     /// submissions (e.g. Adam's bias corrections).
     pub(super) uniform: wgpu::Buffer,
@@ -58,7 +62,7 @@ impl Gpu {
             layout: &pipeline.get_bind_group_layout(0),
             entries: &entries,
         });
-        Ok(Dispatch { pipeline, bind_group, groups, uniform })
+        Ok(Dispatch { pipeline, bind_group, groups, shader, entry, uniform })
     }
 
     /// Submits dispatches in order as one compute pass (wgpu orders them: each sees the previous
@@ -127,5 +131,33 @@ impl Gpu {
         if let Some((set, buf)) = timing {
             enc.resolve_query_set(set, 0..2, buf, 0);
         }
+    }
+}
+
+/// A 2-D grid of 256-thread workgroups covering `len` elements ([`super::grids::element_groups`]);
+/// counts past 32 bits saturate, and [`Gpu::dispatch`] refuses them as past the adapter's limit.
+pub(super) fn element_grid(len: usize, max: u32) -> ([u32; 3], u32) {
+    let (groups, row) = super::grids::element_groups(len, max);
+    (groups32(groups), u32::try_from(row).unwrap_or(u32::MAX))
+}
+
+/// A grid in the `u32` wgpu takes, saturating (a saturated count exceeds every adapter's limit).
+pub(super) fn groups32(g: [u64; 3]) -> [u32; 3] {
+    g.map(|v| u32::try_from(v).unwrap_or(u32::MAX))
+}
+
+/// The buffer behind a source, and whether it is the packed image buffer.
+pub(super) fn split(src: Source<'_, GpuBuffer>) -> (&GpuBuffer, bool) {
+    (src.buffer(), src.is_images())
+}
+
+pub(super) fn u(v: usize) -> u32 {
+    u32::try_from(v).expect("index exceeds 32 bits")
+}
+
+impl Gpu {
+    /// The grid of an element-wise kernel over `len` elements on this adapter.
+    pub(super) fn grid(&self, len: usize) -> ([u32; 3], u32) {
+        element_grid(len, self.limits.max_compute_workgroups_per_dimension)
     }
 }

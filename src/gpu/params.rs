@@ -86,16 +86,16 @@ pub(super) use params;
 
 /// Every parameter struct of the launchers.
 pub fn all() -> Vec<ParamsLayout> {
-    use super::{kernels, layers, vector};
+    use super::{activation, adam, conv, loss, lstm, matmul, pool, select, vector};
     vec![
-        kernels::MatmulParams::layout(),
-        kernels::ElementParams::layout(),
-        kernels::LossParams::layout(),
-        layers::ConvParams::layout(),
-        layers::PoolParams::layout(),
-        layers::LstmParams::layout(),
-        layers::AdamParams::layout(),
-        layers::SelectParams::layout(),
+        matmul::MatmulParams::layout(),
+        activation::ElementParams::layout(),
+        loss::LossParams::layout(),
+        conv::ConvParams::layout(),
+        pool::PoolParams::layout(),
+        lstm::LstmParams::layout(),
+        adam::AdamParams::layout(),
+        select::SelectParams::layout(),
         vector::VectorParams::layout(),
     ]
 }

@@ -1,30 +1,16 @@
 //! Vector operations over B rows at once (row b of a buffer starts at b * stride), for the optimizers.
-//! Immediate reductions read back one f32 partial per workgroup and add them in f64: only scalars cross
-//! the bus. Recorded reductions ([`Gpu::reduce_dispatches`]) keep their result on the device: a second,
+//! Immediate reductions ([`VectorOps::dot`], [`VectorOps::sum`]) read back one f32 partial per workgroup and add them in f64: only scalars cross
+//! the bus. Recorded reductions ([`VectorOps::reduce`]) keep their result on the device: a second,
 //! one-thread-per-row kernel adds the partials in order with compensated f32 summation into a double-f32
 //! and applies an L-BFGS scalar operation ([`Reduced`]) in double-f32 arithmetic, so the optimizer's
 //! next kernel reads it where it is.
 
 use super::params::params;
 use super::{Dispatch, Gpu, GpuBuffer, Shader};
-use crate::ops::Reduced;
+use crate::ops::{Coef, Reduced, VectorOps};
+
+type Rows<'a> = crate::ops::Rows<'a, GpuBuffer>;
 use anyhow::Result;
-
-/// B rows of `len` elements, `stride` apart, inside one buffer.
-#[derive(Clone, Copy)]
-pub struct Rows<'a> {
-    pub buf: &'a GpuBuffer,
-    pub rows: usize,
-    pub len: usize,
-    pub stride: usize,
-}
-
-impl<'a> Rows<'a> {
-    pub fn new(buf: &'a GpuBuffer, rows: usize, len: usize) -> Rows<'a> {
-        assert!(rows * len <= buf.len, "rows exceed the buffer");
-        Rows { buf, rows, len, stride: len }
-    }
-}
 
 params!(
     Shader::Vector,
@@ -46,15 +32,6 @@ params!(
     }
 );
 
-/// A per-row coefficient: `factor`, times element `row * stride + index` of `scalars` when given.
-#[derive(Clone, Copy)]
-pub struct Coef<'a> {
-    pub scalars: Option<&'a GpuBuffer>,
-    pub index: usize,
-    pub stride: usize,
-    pub factor: f32,
-}
-
 fn layout(r: &Rows) -> (VectorParams, [u32; 3]) {
     let groups = r.len.div_ceil(256).clamp(1, 256) as u32;
     let params = VectorParams {
@@ -74,7 +51,7 @@ fn layout(r: &Rows) -> (VectorParams, [u32; 3]) {
     (params, [groups, r.rows as u32, 1])
 }
 
-fn with_coef(mut params: VectorParams, c: &Coef) -> VectorParams {
+fn with_coef(mut params: VectorParams, c: &Coef<GpuBuffer>) -> VectorParams {
     params.use_coef = c.scalars.is_some() as u32;
     params.coef_index = c.index as u32;
     params.coef_stride = c.stride as u32;
@@ -83,7 +60,7 @@ fn with_coef(mut params: VectorParams, c: &Coef) -> VectorParams {
 }
 
 impl Gpu {
-    fn reduce(&self, entry: &'static str, x: Rows, w: Option<Rows>) -> Result<Vec<f64>> {
+    fn reduce_now(&self, entry: &'static str, x: Rows, w: Option<Rows>) -> Result<Vec<f64>> {
         let (params, grid) = layout(&x);
         let partials = self.zeros(x.rows * grid[0] as usize, "partials")?;
         let mut buffers = vec![(1, x.buf), (4, &partials)];
@@ -95,65 +72,53 @@ impl Gpu {
         let parts: Vec<f32> = self.read(&partials, 0, partials.len)?;
         Ok(parts.chunks(grid[0] as usize).map(|c| c.iter().map(|&v| v as f64).sum()).collect())
     }
+}
 
-    /// Per-row dot products x_b . y_b.
-    pub fn dot(&self, x: Rows, y: Rows) -> Result<Vec<f64>> {
-        assert_eq!((x.rows, x.len, x.stride), (y.rows, y.len, y.stride), "dot of differently shaped rows");
-        self.reduce("dot", x, Some(y))
+impl VectorOps for Gpu {
+    fn run_dot(&self, x: Rows, y: Rows) -> Result<Vec<f64>> {
+        self.reduce_now("dot", x, Some(y))
     }
 
-    /// Per-row sums.
-    pub fn sum(&self, x: Rows) -> Result<Vec<f64>> {
-        self.reduce("sum", x, None)
+    fn run_sum(&self, x: Rows) -> Result<Vec<f64>> {
+        self.reduce_now("sum", x, None)
     }
 
-    /// y_b <- y_b + a_b x_b for every row b.
-    pub fn axpy(&self, a: &[f32], x: Rows, y: Rows) -> Result<()> {
-        let d = self.axpy_dispatch(a, x, y)?;
-        self.submit(&[&d]);
+    fn run_scale(&self, a: &[f32], y: Rows) -> Result<()> {
+        let coef = self.upload(a, "coefficients")?;
+        let d = self.record_scale_at(Coef::at(&coef, 0, 1), y)?;
+        self.submit(&d.iter().collect::<Vec<_>>());
         Ok(())
     }
 
-    /// The dispatch of `axpy`, to record once and submit many times (e.g. every SGD step).
-    pub fn axpy_dispatch(&self, a: &[f32], x: Rows, y: Rows) -> Result<Dispatch> {
-        assert_eq!((x.rows, x.len, x.stride), (y.rows, y.len, y.stride), "axpy of differently shaped rows");
-        assert_eq!(a.len(), x.rows, "one coefficient per row");
+    fn record_axpy(&self, a: &[f32], x: Rows, y: Rows) -> Result<Vec<Dispatch>> {
         let coef = self.upload(a, "coefficients")?;
-        self.axpy_at(Coef { scalars: Some(&coef), index: 0, stride: 1, factor: 1.0 }, x, y)
+        self.record_axpy_at(Coef::at(&coef, 0, 1), x, y)
     }
 
-    /// The dispatch of y_b <- y_b + a_b x_b with a_b from a [`Coef`].
-    pub fn axpy_at(&self, a: Coef, x: Rows, y: Rows) -> Result<Dispatch> {
+    fn record_axpy_at(&self, a: Coef<GpuBuffer>, x: Rows, y: Rows) -> Result<Vec<Dispatch>> {
         let (params, grid) = layout(&x);
         let c = a.scalars.unwrap_or(&self.dummy);
-        self.dispatch(Shader::Vector, "axpy", &[], &with_coef(params, &a), &[(1, x.buf), (2, y.buf), (3, c)], grid)
+        let buffers = [(1, x.buf), (2, y.buf), (3, c)];
+        Ok(vec![self.dispatch(Shader::Vector, "axpy", &[], &with_coef(params, &a), &buffers, grid)?])
     }
 
-    /// The dispatch of y_b <- a_b y_b with a_b from a [`Coef`].
-    pub fn scale_at(&self, a: Coef, y: Rows) -> Result<Dispatch> {
+    fn record_scale_at(&self, a: Coef<GpuBuffer>, y: Rows) -> Result<Vec<Dispatch>> {
         let (params, grid) = layout(&y);
         let c = a.scalars.unwrap_or(&self.dummy);
-        self.dispatch(Shader::Vector, "scale", &[], &with_coef(params, &a), &[(2, y.buf), (3, c)], grid)
+        Ok(vec![self.dispatch(Shader::Vector, "scale", &[], &with_coef(params, &a), &[(2, y.buf), (3, c)], grid)?])
     }
 
-    /// The dispatch of y_b <- x_b, for every row or (`when`) the rows whose flag is not 0.
-    pub fn copy_rows(&self, x: Rows, y: Rows, when: Option<Coef>) -> Result<Dispatch> {
+    fn record_copy_rows(&self, x: Rows, y: Rows, when: Option<Coef<GpuBuffer>>) -> Result<Vec<Dispatch>> {
         let (params, grid) = layout(&x);
-        let when = when.unwrap_or(Coef { scalars: None, index: 0, stride: 0, factor: 1.0 });
+        let when = when.unwrap_or(Coef::constant(1.0));
         let c = when.scalars.unwrap_or(&self.dummy);
-        self.dispatch(Shader::Vector, "copy", &[], &with_coef(params, &when), &[(1, x.buf), (2, y.buf), (3, c)], grid)
+        let buffers = [(1, x.buf), (2, y.buf), (3, c)];
+        Ok(vec![self.dispatch(Shader::Vector, "copy", &[], &with_coef(params, &when), &buffers, grid)?])
     }
 
-    /// The two dispatches of a recorded per-row dot product x_b . y_b whose result `op` applies to row
-    /// b of `scalars` (`width` per row): per-workgroup partials, then the in-order compensated sum.
-    pub fn reduce_dispatches(
-        &self,
-        x: Rows,
-        y: Rows,
-        scalars: &GpuBuffer,
-        width: usize,
-        op: Reduced,
-    ) -> Result<Vec<Dispatch>> {
+    /// Two dispatches: per-workgroup partials of the dot products, then the in-order compensated sum
+    /// and `op`.
+    fn record_reduce(&self, x: Rows, y: Rows, scalars: &GpuBuffer, width: usize, op: Reduced) -> Result<Vec<Dispatch>> {
         let (mut params, grid) = layout(&x);
         let partials = self.zeros(x.rows * grid[0] as usize, "partials")?;
         let first =
@@ -164,14 +129,5 @@ impl Gpu {
         let second =
             self.dispatch(Shader::Vector, "finish", &[], &params, &[(4, &partials), (6, scalars)], [rows, 1, 1])?;
         Ok(vec![first, second])
-    }
-
-    /// y_b <- a_b y_b for every row b.
-    pub fn scale(&self, a: &[f32], y: Rows) -> Result<()> {
-        assert_eq!(a.len(), y.rows, "one coefficient per row");
-        let coef = self.upload(a, "coefficients")?;
-        let d = self.scale_at(Coef { scalars: Some(&coef), index: 0, stride: 1, factor: 1.0 }, y)?;
-        self.submit(&[&d]);
-        Ok(())
     }
 }

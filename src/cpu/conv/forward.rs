@@ -4,7 +4,7 @@
 use super::im2col::im2col;
 use super::schedule::{inner_threads, run_tasks, split_blocks};
 use super::{check_input, check_params, Ctx, Shape};
-use crate::cpu::gemm::{sgemm, Mat};
+use crate::cpu::matmul::{sgemm, Mat};
 use crate::ops::Conv;
 
 /// out = conv(input) + bias for every vector.

@@ -4,7 +4,7 @@
 use super::im2col::{col2im, gather_grad_out};
 use super::schedule::{inner_threads, run_tasks, split_blocks};
 use super::{check_params, Shape};
-use crate::cpu::gemm::{sgemm, Mat};
+use crate::cpu::matmul::{sgemm, Mat};
 use crate::ops::Conv;
 
 /// grad_in = d loss / d input given `grad_out` = d loss / d out (laid out as `forward`'s output), for

@@ -29,7 +29,51 @@ pub use forward::forward;
 pub use input_grad::input_grad;
 pub use weight_grad::weight_grad;
 
-use crate::ops::Conv;
+use anyhow::Result;
+
+use super::{Cpu, CpuBuffer, CpuCommand};
+use crate::ops::{Conv, Convolutions, Source};
+
+impl Convolutions for Cpu {
+    fn conv_forward(
+        &self,
+        c: Conv,
+        input: Source<CpuBuffer>,
+        weights: &CpuBuffer,
+        out: &CpuBuffer,
+    ) -> Result<CpuCommand> {
+        let (images, input, weights, out) = (input.is_images(), input.buffer().clone(), weights.clone(), out.clone());
+        Ok(CpuCommand::checked("convolution", &[&out], &[&input, &weights])?
+            .run(move |cpu, l| forward(&c, images, input.view(l), weights.view(l), out.view_mut(l), cpu.threads)))
+    }
+
+    fn conv_weight_grad(
+        &self,
+        c: Conv,
+        input: Source<CpuBuffer>,
+        grad_out: &CpuBuffer,
+        grads: &CpuBuffer,
+        accumulate: bool,
+    ) -> Result<CpuCommand> {
+        let (images, input, grad_out, grads) =
+            (input.is_images(), input.buffer().clone(), grad_out.clone(), grads.clone());
+        Ok(CpuCommand::checked("convolution weight gradient", &[&grads], &[&input, &grad_out])?.run(move |cpu, l| {
+            weight_grad(&c, images, input.view(l), grad_out.view(l), grads.view_mut(l), accumulate, cpu.threads)
+        }))
+    }
+
+    fn conv_input_grad(
+        &self,
+        c: Conv,
+        weights: &CpuBuffer,
+        grad_out: &CpuBuffer,
+        grad_in: &CpuBuffer,
+    ) -> Result<CpuCommand> {
+        let (weights, grad_out, grad_in) = (weights.clone(), grad_out.clone(), grad_in.clone());
+        Ok(CpuCommand::checked("convolution input gradient", &[&grad_in], &[&weights, &grad_out])?
+            .run(move |cpu, l| input_grad(&c, weights.view(l), grad_out.view(l), grad_in.view_mut(l), cpu.threads)))
+    }
+}
 
 /// Target size (floats) of the im2col matrix of one block: small enough to stay in the L2 cache while
 /// the product streams over it, large enough that each product is big compared with its fixed costs.

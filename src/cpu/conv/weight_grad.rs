@@ -4,7 +4,7 @@
 use super::im2col::{gather_grad_out, im2col};
 use super::schedule::{inner_threads, sum_tasks};
 use super::{check_input, check_params, Ctx, Shape};
-use crate::cpu::gemm::{sgemm, Mat};
+use crate::cpu::matmul::{sgemm, Mat};
 use crate::ops::Conv;
 
 /// grads (+)= d loss / d (weights, bias) given `grad_out` = d loss / d out (laid out as `forward`'s

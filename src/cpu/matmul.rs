@@ -2,9 +2,27 @@
 //! and runs SIMD micro-kernels for any row and column strides), and the batched, column-grouped
 //! product of the kernel vocabulary ([`crate::ops::Layout`]) decomposed into plain strided products.
 
+use anyhow::Result;
 use rayon::prelude::*;
 
-use crate::ops::{layout_end, Layout, Product};
+use super::{Cpu, CpuBuffer, CpuCommand};
+use crate::ops::{layout_end, Layout, Product, Products, Source};
+
+impl Products for Cpu {
+    fn record_matmul(
+        &self,
+        p: Product,
+        a: (Source<CpuBuffer>, Layout),
+        b: (Source<CpuBuffer>, Layout),
+        c: (&CpuBuffer, Layout),
+    ) -> Result<CpuCommand> {
+        // the CPU's image buffer holds f32 pixels: an image operand is read like any other
+        let (a, b, c) = ((a.0.buffer().clone(), a.1), (b.0.buffer().clone(), b.1), (c.0.clone(), c.1));
+        Ok(CpuCommand::checked("matrix product", &[&c.0], &[&a.0, &b.0])?.run(move |cpu, l| {
+            batched(&p, (a.0.view(l), &a.1), (b.0.view(l), &b.1), (c.0.view_mut(l), &c.1), cpu.threads)
+        }))
+    }
+}
 
 /// A strided matrix inside a slice: element (r, c) at `off + r * rs + c * cs`.
 #[derive(Clone, Copy, Debug)]

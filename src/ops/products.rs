@@ -1,0 +1,116 @@
+//! The strided batched matrix product (`shaders/matmul.wgsl`, `cpu/matmul.rs`): operand layouts,
+//! shapes, the bounds check of a call, and the [`Products`] trait a backend implements.
+
+use anyhow::{bail, Result};
+
+use super::backend::Memory;
+use super::handles::{DeviceBuffer, Source};
+/// Element (row r, column c) of matrix z in a batch lives at
+/// `off + z*batch + r*row + (c / group.0)*group.1 + (c % group.0)*col`.
+/// Without a group, `(c / group.0)` is always 0.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Layout {
+    pub off: usize,
+    pub batch: usize,
+    pub row: usize,
+    pub col: usize,
+    pub group: Option<(usize, usize)>,
+}
+
+impl Layout {
+    /// A row-major matrix with `cols` columns, batches `batch` elements apart.
+    pub fn row_major(off: usize, cols: usize, batch: usize) -> Layout {
+        Layout { off, batch, row: cols, col: 1, group: None }
+    }
+    /// The transpose of a row-major matrix with `cols` columns: element (r, c) is at c*cols + r.
+    pub fn transposed(off: usize, cols: usize, batch: usize) -> Layout {
+        Layout { off, batch, row: 1, col: cols, group: None }
+    }
+    /// Index of element (z, r, c).
+    pub fn at(&self, z: usize, r: usize, c: usize) -> usize {
+        let (size, stride) = self.group.unwrap_or((usize::MAX, 0));
+        self.off + z * self.batch + r * self.row + (c / size) * stride + (c % size) * self.col
+    }
+}
+
+/// One past the largest index a batched layout addresses for (rows x cols) matrices.
+pub fn layout_end(l: &Layout, batches: usize, rows: usize, cols: usize) -> usize {
+    if batches == 0 || rows == 0 || cols == 0 {
+        return 0;
+    }
+    let last_col = (0..cols).map(|c| l.at(0, 0, c)).max().unwrap_or(0) - l.off;
+    l.off + (batches - 1) * l.batch + (rows - 1) * l.row + last_col + 1
+}
+
+/// Shape of a batched product C[z] (m x n) = A[z] (m x k) * B[z] (k x n), z < batches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Product {
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+    pub batches: usize,
+    /// Add into C instead of overwriting it.
+    pub accumulate: bool,
+}
+
+impl Product {
+    /// Multiply-adds times two.
+    pub fn flops(&self) -> f64 {
+        2.0 * (self.m * self.n * self.k * self.batches) as f64
+    }
+}
+
+/// The matrix product of a backend.
+pub trait Products: Memory {
+    /// Records C (+)= A * B for every batch member (see [`Layout`]); A may not use column groups.
+    ///
+    /// Errors: A is grouped, or an operand reaches past its buffer ([`check_product`]).
+    fn matmul(
+        &self,
+        p: Product,
+        a: (Source<Self::Buffer>, Layout),
+        b: (Source<Self::Buffer>, Layout),
+        c: (&Self::Buffer, Layout),
+    ) -> Result<Self::Command> {
+        check_product(&p, &a, &b, &c)?;
+        self.record_matmul(p, a, b, c)
+    }
+
+    /// [`Products::matmul`] after its checks.
+    fn record_matmul(
+        &self,
+        p: Product,
+        a: (Source<Self::Buffer>, Layout),
+        b: (Source<Self::Buffer>, Layout),
+        c: (&Self::Buffer, Layout),
+    ) -> Result<Self::Command>;
+}
+
+/// Checks that a product stays inside its buffers (a GPU would read garbage, the CPU must not).
+pub fn check_product<B: DeviceBuffer>(
+    p: &Product,
+    a: &(Source<B>, Layout),
+    b: &(Source<B>, Layout),
+    c: &(&B, Layout),
+) -> Result<()> {
+    if a.1.group.is_some() {
+        bail!("matrix product: operand A cannot be grouped");
+    }
+    let fits = [
+        ("A", layout_end(&a.1, p.batches, p.m, p.k), a.0.addressable()),
+        ("B", layout_end(&b.1, p.batches, p.k, p.n), b.0.addressable()),
+        ("C", layout_end(&c.1, p.batches, p.m, p.n), c.0.len()),
+    ];
+    for (name, end, len) in fits {
+        if end > len {
+            bail!(
+                "matrix product {}x{}x{} (x{}): operand {name} reaches element {end} of a buffer of {len}",
+                p.m,
+                p.n,
+                p.k,
+                p.batches
+            );
+        }
+    }
+    Ok(())
+}
