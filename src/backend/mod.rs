@@ -21,6 +21,8 @@ use crate::ops::{
     LossHeads, LstmCells, LstmStep, Memory, Pooling, Product, Products, Reduced, Selection, Selections, VectorOps,
 };
 pub use choose::{choose_backend, only_software, BackendKind, DeviceChoice};
+use profiles::CPU_BUDGET;
+pub use profiles::{ChunkBudget, DEFAULT_GPU_MEMORY, SOFTWARE_GPU_MEMORY, SOFTWARE_TENSOR_BYTES};
 
 /// An open compute device.
 #[derive(Clone)]
@@ -143,29 +145,6 @@ macro_rules! record {
             }
         }
     };
-}
-
-/// Bytes a scratch tensor may take on the CPU backend (host memory is plentiful, and large chunks keep
-/// the matrix products efficient), and all of an evaluator's together.
-const CPU_BUDGET: ChunkBudget = ChunkBudget { tensor_bytes: 512 << 20, total_bytes: 8 << 30 };
-/// Bytes a scratch tensor may take on a software rasteriser: lavapipe runs the test suite's GPU pass,
-/// whose speed was measured with chunks of this size.
-pub const SOFTWARE_TENSOR_BYTES: u64 = 32 << 20;
-/// Scratch memory an evaluator may take on an unknown GPU when `--gpu-memory` is not given: safe on
-/// any card with 4 GB. A GPU named in [`profiles::KNOWN_GPUS`] gets a share of its memory instead
-/// ([`profiles::adapter_budget`]).
-pub const DEFAULT_GPU_MEMORY: u64 = 2 << 30;
-/// The same for a software rasteriser, whose "GPU memory" is host memory shared with the test suite.
-pub const SOFTWARE_GPU_MEMORY: u64 = 256 << 20;
-
-/// How much memory one evaluator's scratch tensors may take: the image chunk is the largest whose
-/// tensors fit both (`model::chunk_capacity`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct ChunkBudget {
-    /// Bytes one scratch tensor may take: a GPU's storage-binding limit (or less).
-    pub tensor_bytes: u64,
-    /// Bytes all scratch tensors of an evaluator may take together.
-    pub total_bytes: u64,
 }
 
 impl Device {

@@ -1,14 +1,37 @@
-//! Published limits of GPUs the program is planned for (`losscape plan --profile`), and the memory
-//! budget of an adapter ([`adapter_budget`]): `--gpu-memory`, else a table of known GPUs by name
-//! ([`KNOWN_GPUS`]; wgpu does not report device memory), else the adapter's own limits, else a
-//! fallback it states. Sources are given per profile and per table row; `docs/backends.md` lists them.
+//! Published limits of GPUs the program is planned for (`losscape plan --profile`), the chunk
+//! budgets of the backends ([`ChunkBudget`]), and the memory budget of an adapter
+//! ([`adapter_budget`]): `--gpu-memory`, else a table of known GPUs by name ([`KNOWN_GPUS`]; wgpu
+//! does not report device memory), else the adapter's own limits, else a fallback it states. Sources
+//! are given per profile and per table row; `docs/backends.md` lists them.
 
 use anyhow::{bail, Result};
 use serde::Serialize;
 
-use super::{ChunkBudget, DEFAULT_GPU_MEMORY, SOFTWARE_GPU_MEMORY, SOFTWARE_TENSOR_BYTES};
 /// What [`adapter_budget`] looks at (the GPU layer describes its adapters with it).
 pub use crate::gpu::AdapterLimits;
+
+/// Bytes a scratch tensor may take on the CPU backend (host memory is plentiful, and large chunks keep
+/// the matrix products efficient), and all of an evaluator's together.
+pub(super) const CPU_BUDGET: ChunkBudget = ChunkBudget { tensor_bytes: 512 << 20, total_bytes: 8 << 30 };
+/// Bytes a scratch tensor may take on a software rasteriser: lavapipe runs the test suite's GPU pass,
+/// whose speed was measured with chunks of this size.
+pub const SOFTWARE_TENSOR_BYTES: u64 = 32 << 20;
+/// Scratch memory an evaluator may take on an unknown GPU when `--gpu-memory` is not given: safe on
+/// any card with 4 GB. A GPU named in [`KNOWN_GPUS`] gets a share of its memory instead
+/// ([`adapter_budget`]).
+pub const DEFAULT_GPU_MEMORY: u64 = 2 << 30;
+/// The same for a software rasteriser, whose "GPU memory" is host memory shared with the test suite.
+pub const SOFTWARE_GPU_MEMORY: u64 = 256 << 20;
+
+/// How much memory one evaluator's scratch tensors may take: the image chunk is the largest whose
+/// tensors fit both (`model::chunk_capacity`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ChunkBudget {
+    /// Bytes one scratch tensor may take: a GPU's storage-binding limit (or less).
+    pub tensor_bytes: u64,
+    /// Bytes all scratch tensors of an evaluator may take together.
+    pub total_bytes: u64,
+}
 
 /// A GPU's limits as far as the planner needs them.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]

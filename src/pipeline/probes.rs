@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use crate::backend::Device;
 use crate::data::{DeviceImages, Split};
-use crate::io::shard::{sha256_file, SetInfo, Shard};
+use crate::io::shard::{SetInfo, Shard};
 use crate::io::workdir::{landscape_sets, paths_dir, set_file, sharpness_file, surface_dir, OPTIMIZERS};
 use crate::io::{read_weights, write_weights, WeightStack};
 use crate::model::{Arch, Network};
@@ -97,7 +97,8 @@ fn record(
     let s = &p.settings.spectrum;
     let json = serde_json::json!({
         "model": p.arch.id(),
-        "set": {"file": file.display().to_string(), "sha256": sha256_file(file)?, "vectors": stack.count()},
+        // relative to the work directory, as every record of a run: a moved run writes the same bytes
+        "set": SetInfo::of(file, stack)?.relative_to(p.dir),
         "landscape": "train",
         "images": images.count,
         "top": s.top,
