@@ -3,6 +3,7 @@
 pub mod idx;
 pub mod locate;
 pub mod mnist;
+pub mod npy;
 mod upload;
 
 pub use locate::{locate, DataDir, DataSource};
