@@ -87,7 +87,7 @@ pub struct FirstLayer {
 /// Times the FCP's batched first-layer product (the largest product of the study) on `images`.
 pub fn first_layer(images: &DeviceImages, batch: usize, repeats: usize) -> Result<FirstLayer> {
     let device = &images.device;
-    let (n, units, inputs, n_prm) = (images.count, 50, crate::data::PIXELS, Arch::Fcp.n_params());
+    let (n, units, inputs, n_prm) = (images.count, 50, crate::model::INPUT_PIXELS, Arch::Fcp.n_params());
     let flat: Vec<f32> = (0..batch as u64).flat_map(|s| init_vector(Arch::Fcp, s)).collect();
     let w = device.upload(&flat, "first-layer weights")?;
     let z = device.zeros(batch * n * units, "first-layer output")?;

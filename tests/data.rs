@@ -2,7 +2,7 @@ mod common;
 
 use losscape::data::idx::{parse_images, parse_labels, IdxError};
 use losscape::data::mnist::load_pair;
-use losscape::data::{bundled_dir, Split};
+use losscape::data::{bundled_dir, ImageShape, Split};
 use sha2::{Digest, Sha256};
 use std::io::Write;
 use std::path::Path;
@@ -27,8 +27,8 @@ fn idx_labels(count: u32, payload: usize) -> Vec<u8> {
 
 #[test]
 fn a_valid_image_file_parses() {
-    let (n, pixels) = parse_images(&idx_images(2, 28, 28, 2 * 784), Path::new("x")).unwrap();
-    assert_eq!((n, pixels.len()), (2, 2 * 784));
+    let images = parse_images(&idx_images(2, 28, 28, 2 * 784), Path::new("x")).unwrap();
+    assert_eq!((images.count, images.pixels.len(), images.shape), (2, 2 * 784, ImageShape::MNIST));
 }
 
 #[test]
@@ -49,14 +49,17 @@ fn wrong_magic_is_reported() {
     assert!(matches!(err, IdxError::Magic { found: 0x803, .. }), "{err}");
 }
 
+/// Issue 23: IDX images of any size, and any byte as a label (EMNIST's letters run to 26); whether
+/// they fit a network is the network's check (tests/datasets.rs).
 #[test]
-fn wrong_dimensions_and_bad_labels_are_reported() {
-    let err = parse_images(&idx_images(1, 32, 32, 1024), Path::new("cifar")).unwrap_err();
-    assert!(matches!(err, IdxError::Dimensions { rows: 32, cols: 32, .. }), "{err}");
-    let mut bad = idx_labels(2, 2);
-    bad[9] = 12;
-    let err = parse_labels(&bad, Path::new("lbl")).unwrap_err();
-    assert!(matches!(err, IdxError::Label { index: 1, label: 12, .. }), "{err}");
+fn images_of_any_size_and_labels_of_any_byte_parse_and_empty_dimensions_are_reported() {
+    let images = parse_images(&idx_images(1, 32, 32, 1024), Path::new("big")).unwrap();
+    assert_eq!((images.count, images.shape), (1, ImageShape::new(1, 32, 32)));
+    let err = parse_images(&idx_images(1, 0, 28, 0), Path::new("flat")).unwrap_err();
+    assert!(matches!(err, IdxError::Dimensions { rows: 0, cols: 28, .. }), "{err}");
+    let mut labels = idx_labels(2, 2);
+    labels[9] = 25;
+    assert_eq!(parse_labels(&labels, Path::new("lbl")).unwrap(), vec![3, 25]);
     let err = parse_labels(&[idx_labels(1, 1), vec![0]].concat(), Path::new("lbl")).unwrap_err();
     assert!(matches!(err, IdxError::TrailingBytes { .. }), "{err}");
 }

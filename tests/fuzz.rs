@@ -1,8 +1,10 @@
-//! Property tests of the readers (IDX, .npy, safetensors): any byte string gives `Ok` or an error,
+//! Property tests of the readers (IDX, .npy, safetensors, a dataset's .npz, CIFAR-10 batches): any byte
+//! string gives `Ok` or an error,
 //! never a panic, and no single allocation larger than the input implies. The inputs are valid files
 //! with mutated headers, lengths and bytes, so that most cases get past the magic numbers.
 
 use losscape::data::idx::{decode, parse_images, parse_labels};
+use losscape::data::npz::Arrays;
 use losscape::io::weights::{parse_weights, Format};
 use losscape::model::Arch;
 use proptest::prelude::*;
@@ -162,6 +164,48 @@ fn idx_file() -> impl Strategy<Value = (Vec<u8>, bool)> {
         })
 }
 
+/// A `.npy` member of a dataset archive: images or labels of assorted dtypes and shapes.
+fn dataset_npy() -> impl Strategy<Value = Vec<u8>> {
+    (
+        prop::sample::select(vec!["|u1", "<f4", ">f8", "<f2", "<i8", ">u2", "<c8", "O"]),
+        any::<bool>(),
+        prop::collection::vec(prop_oneof![Just(0u64), Just(1), Just(3), Just(1 << 33), Just(u64::MAX), 0..9u64], 0..5),
+        0usize..3000,
+        prop::sample::select(vec![0u8, 0x3b, 0x80, 0xff]),
+    )
+        .prop_map(|(descr, fortran, shape, data_len, fill)| {
+            let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+            let shape = match dims.len() {
+                1 => format!("({},)", dims[0]),
+                _ => format!("({})", dims.join(", ")),
+            };
+            let fortran = if fortran { "True" } else { "False" };
+            let h = format!("{{'descr': '{descr}', 'fortran_order': {fortran}, 'shape': {shape}, }}\n");
+            let mut out = b"\x93NUMPY\x01\x00".to_vec();
+            out.extend((h.len() as u16).to_le_bytes());
+            out.extend(h.as_bytes());
+            out.extend(std::iter::repeat_n(fill, data_len));
+            out
+        })
+}
+
+/// A dataset `.npz`: members x and y (or others), stored or deflated.
+fn npz_file() -> impl Strategy<Value = Vec<u8>> {
+    let names = prop::sample::select(vec!["x", "y", "x_train", "y_test", "other"]);
+    (prop::collection::vec((names, dataset_npy()), 0..4), any::<bool>()).prop_map(|(members, deflate)| {
+        use npyz::zip::{write::FileOptions, CompressionMethod, ZipWriter};
+        let mut zip = ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        let method = if deflate { CompressionMethod::Deflated } else { CompressionMethod::Stored };
+        for (i, (name, bytes)) in members.iter().enumerate() {
+            let name = if i < 2 { ["x", "y"][i] } else { name };
+            if zip.start_file(format!("{name}.npy"), FileOptions::default().compression_method(method)).is_ok() {
+                zip.write_all(bytes).unwrap();
+            }
+        }
+        zip.finish().unwrap().into_inner()
+    })
+}
+
 fn check_weights(bytes: &[u8], format: Format) -> Result<(), TestCaseError> {
     let len = bytes.len();
     let largest = largest_allocation(|| {
@@ -189,6 +233,23 @@ proptest! {
         let bytes = if npy_magic { [b"\x93NUMPY\x01\x00".as_slice(), &bytes].concat() } else { bytes };
         check_weights(&bytes, Format::Npy)?;
         check_weights(&bytes, Format::Safetensors)?;
+    }
+
+    /// The zip reader (the `zip` crate under `npyz`) reserves its directory by the entry count, which it
+    /// bounds by the directory's offset: up to a few hundred bytes per byte of input, hence the factor.
+    #[test]
+    fn npz_and_cifar_readers_never_panic_nor_overallocate(file in npz_file(), e in edits(), cut in prop::option::of(0.0..1.0f64)) {
+        let bytes = mutate(file, &e, cut);
+        let len = bytes.len();
+        let path = Path::new("fuzz.npz");
+        let largest = largest_allocation(|| {
+            let _ = losscape::data::npz::array_names(&bytes, path);
+            for (x, y) in [("x", "y"), ("x_train", "y_test")] {
+                let _ = losscape::data::npz::parse(&bytes, path, &Arrays { x: x.into(), y: y.into() });
+            }
+            let _ = losscape::data::cifar::parse_batch(&bytes, path);
+        });
+        prop_assert!(largest <= 400 * len + SLACK, "allocated {largest} bytes for a {len}-byte input");
     }
 
     #[test]

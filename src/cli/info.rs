@@ -5,8 +5,9 @@ use super::{DataArgs, DeviceArgs};
 use crate::backend::profiles::{adapter_budget, MemoryBudget};
 use crate::backend::{choose_backend, BackendKind, ChunkBudget, DeviceChoice};
 use crate::cpu::Cpu;
+use crate::data::{load_split, Dataset, Split};
 use crate::gpu::{self, list_adapters};
-use crate::model::{chunk_capacity, Arch, Network};
+use crate::model::{check_input, chunk_capacity, Arch, Network, INPUT_SHAPE};
 use crate::ops::Act;
 
 /// List the native CPU backend and every GPU adapter (backend, driver, device type, optional features,
@@ -62,9 +63,19 @@ pub fn run(args: InfoArgs) -> Result<()> {
         BackendKind::Wgpu(c) => format!("gpu ({})", c.backend.unwrap_or_default()),
     };
     let data = crate::data::locate(args.data.data.as_deref());
+    let splits: Vec<(Split, Result<Dataset>)> = match &data {
+        Ok(d) => [Split::Train, Split::Test].into_iter().map(|s| (s, load_split(&d.dir, s))).collect(),
+        Err(_) => Vec::new(),
+    };
     if args.json {
         let data = match &data {
-            Ok(d) => serde_json::json!({"dir": d.dir, "source": d.source}),
+            Ok(d) => {
+                let mut record = serde_json::json!({"dir": d.dir, "source": d.source});
+                for (split, loaded) in &splits {
+                    record[split.name()] = split_json(loaded);
+                }
+                record
+            }
             Err(e) => serde_json::json!({"error": format!("{e:#}")}),
         };
         let record = serde_json::json!({
@@ -103,7 +114,23 @@ pub fn run(args: InfoArgs) -> Result<()> {
         }
     )?;
     match &data {
-        Ok(d) => outln!("[data] MNIST from {} ({})", d.dir.display(), d.source.describe())?,
+        Ok(d) => {
+            outln!("[data] {} ({})", d.dir.display(), d.source.describe())?;
+            for (split, loaded) in &splits {
+                match loaded {
+                    Ok(set) => outln!(
+                        "    {}: {} images of {} (CxHxW), {} classes, from {}; {}",
+                        split.name(),
+                        set.len(),
+                        set.shape,
+                        set.classes,
+                        set.source.display(),
+                        fits(set)
+                    )?,
+                    Err(e) => outln!("    {}: {e:#}", split.name())?,
+                }
+            }
+        }
         Err(e) => outln!("[data] {e:#}")?,
     }
     if adapters.is_empty() {
@@ -138,6 +165,32 @@ pub fn run(args: InfoArgs) -> Result<()> {
     }
     outln!("the chosen backend: {chosen}")?;
     Ok(())
+}
+
+/// A split for `info --json`: its file, image count, shape `[C, H, W]`, classes, per-class counts and
+/// the networks that take it; or the error that reading it gave.
+fn split_json(loaded: &Result<Dataset>) -> serde_json::Value {
+    match loaded {
+        Ok(set) => serde_json::json!({
+            "file": set.source,
+            "images": set.len(),
+            "shape": set.shape,
+            "classes": set.classes,
+            "class_counts": set.class_counts(),
+            "networks": Arch::ALL.iter().filter(|&&a| check_input(a, set).is_ok()).map(|a| a.id()).collect::<Vec<_>>(),
+        }),
+        Err(e) => serde_json::json!({"error": format!("{e:#}")}),
+    }
+}
+
+/// Which of the paper's networks take a split, in words.
+fn fits(set: &Dataset) -> String {
+    let taking: Vec<&str> = Arch::ALL.iter().filter(|&&a| check_input(a, set).is_ok()).map(|a| a.id()).collect();
+    match taking.len() {
+        0 => format!("no network takes it (the paper's take {INPUT_SHAPE} images)"),
+        n if n == Arch::ALL.len() => "every network takes it".to_string(),
+        _ => format!("taken by {} (the classifiers have {} outputs)", taking.join(", "), crate::model::input::CLASSES),
+    }
 }
 
 /// Whether the CPU backend's threads flush subnormals to zero here.

@@ -164,20 +164,38 @@ pub fn activation_for(subcommand: &str, arch: Arch, given: Option<Activation>) -
     Ok(given.unwrap_or_default().act())
 }
 
-/// Where the MNIST files are.
+/// Where the data is.
 #[derive(Args, Clone, Debug)]
 pub struct DataArgs {
-    /// Directory with the four MNIST IDX files (.gz or raw). Default: LOSSCAPE_DATA, else mnist/ or
+    /// The dataset: a directory (MNIST's four IDX files, .gz or raw, as for MNIST, Fashion-MNIST, KMNIST
+    /// and EMNIST; CIFAR-10's binary batches; or train.npz and test.npz) or a .npz file (x_train,
+    /// y_train, x_test, y_test; or x, y: the training split). Default: LOSSCAPE_DATA, else mnist/ or
     /// assets/mnist/ beside the executable (or two levels up), else the source tree's assets/mnist/.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "PATH")]
     pub data: Option<PathBuf>,
 }
 
 impl DataArgs {
-    /// Loads `split` from the directory the search order finds ([`crate::data::locate`]).
+    /// Loads `split` from the path the search order finds ([`crate::data::locate`]).
     pub fn load(&self, split: Split) -> Result<Dataset> {
         load_split(&locate(self.data.as_deref())?.dir, split)
     }
+
+    /// Loads `split` for the networks `models` of `subcommand`: data whose images or classes do not fit
+    /// one of them is a usage error (exit status 2, [`check_data`]) before any work.
+    pub fn load_for(&self, subcommand: &str, models: &[Arch], split: Split) -> Result<Dataset> {
+        let data = self.load(split)?;
+        for &arch in models {
+            check_data(subcommand, arch, &data)?;
+        }
+        Ok(data)
+    }
+}
+
+/// Refuses data that `arch` cannot take (another image shape, more classes than its outputs): a usage
+/// error of `subcommand` naming the data file, its shape, the network and what it expects.
+pub fn check_data(subcommand: &str, arch: Arch, data: &Dataset) -> Result<()> {
+    crate::model::check_input(arch, data).map_err(|e| ranges::usage(subcommand, e))
 }
 
 /// Activation of the FCP and LeNet (docs/decisions.md #1).

@@ -166,7 +166,8 @@ pub fn run(args: PathsArgs) -> Result<()> {
         false => args.iterations,
     };
     let size = if args.landscape == Split::Train { args.train_size } else { None };
-    let data = super::ranges::first(args.run.data.load(args.landscape)?, size, "--train-size")?;
+    let data =
+        super::ranges::first(args.run.data.load_for("paths", &[args.model], args.landscape)?, size, "--train-size")?;
     let sets = args.sets.iter().zip(&stacks).map(|(p, s)| SetInfo::of(p, s)).collect::<Result<Vec<_>>>()?;
     let cfg = SweepConfig {
         model: args.model,

@@ -64,9 +64,9 @@ pub fn run(args: ReproduceArgs) -> Result<()> {
     let preset = Preset::named(&args.preset)?;
     let models = args.models.clone().unwrap_or_else(|| preset.models.clone());
     let sizes = args.images.clone().or_else(|| default_sizes(&preset.name));
-    let mut train = args.data.load(Split::Train)?;
+    let mut train = args.data.load_for("reproduce", &models, Split::Train)?;
     let sizes = sizes.map(|s| check_sizes(&s, train.len())).transpose()?;
-    let mut test = args.data.load(Split::Test)?;
+    let mut test = args.data.load_for("reproduce", &models, Split::Test)?;
     if let (Some(n), None) = (preset.train_images, &sizes) {
         train = train.truncated(n);
     }

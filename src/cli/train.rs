@@ -207,8 +207,10 @@ pub fn run(args: TrainArgs) -> Result<()> {
     if let Some(keep) = args.keep.filter(|&k| k > runs) {
         bail!("--keep {keep} is more than the {runs} runs; keep at most the runs trained");
     }
-    let train_data = ranges::first(args.run.data.load(Split::Train)?, args.train_size, "--train-size")?;
-    let test_data = ranges::first(args.run.data.load(Split::Test)?, args.test_size, "--test-size")?;
+    let train_data =
+        ranges::first(args.run.data.load_for("train", &[args.model], Split::Train)?, args.train_size, "--train-size")?;
+    let test_data =
+        ranges::first(args.run.data.load_for("train", &[args.model], Split::Test)?, args.test_size, "--test-size")?;
     let net = crate::model::Network { arch: args.model, act };
     let line_search = args.line_search.unwrap_or(LineSearchKind::Reference);
     let cfg = TrainConfig {

@@ -1,43 +1,48 @@
-//! The IDX format of the MNIST files (raw or gzipped), with validation of every header field. Whether
-//! a file is gzipped is decided by its first bytes (1f 8b), not by its name, so an unpacked file under
-//! the `.gz` name or a packed one under the raw name reads the same; a web page saved in place of a
-//! file (an HTML error page from a mirror) is recognised and named.
+//! The IDX format of MNIST, Fashion-MNIST, KMNIST and EMNIST (raw or gzipped), with validation of
+//! every header field: an image file (magic 0x00000803: unsigned bytes in 3 dimensions, N x H x W, any
+//! H and W) and a label file (0x00000801: N bytes). Whether a file is gzipped is decided by its first
+//! bytes (1f 8b), not by its name, so an unpacked file under the `.gz` name or a packed one under the
+//! raw name reads the same; a web page saved in place of a file (an HTML error page from a mirror) is
+//! recognised and named.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
+
+use super::ImageShape;
 
 /// What can be wrong with an IDX file; every message names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum IdxError {
     #[error("{path}: cannot read: {source}")]
     Io { path: PathBuf, source: std::io::Error },
-    #[error("{path}: wrong magic number {found:#010x} (expected {expected:#010x}); is this an MNIST {kind} file?")]
+    #[error("{path}: wrong magic number {found:#010x} (expected {expected:#010x}); is this an IDX {kind} file?")]
     Magic { path: PathBuf, found: u32, expected: u32, kind: &'static str },
     #[error("{path}: truncated: the header promises {expected} bytes, the file holds {found}; download it again")]
     Truncated { path: PathBuf, expected: usize, found: usize },
     #[error("{path}: {found} bytes, more than the {expected} that the header describes; the file is corrupt")]
     TrailingBytes { path: PathBuf, expected: usize, found: usize },
-    #[error("{path}: images are {rows}x{cols}, expected 28x28")]
+    #[error("{path}: the header says images of {rows}x{cols} pixels; an image needs at least one row and one column; the file is corrupt")]
     Dimensions { path: PathBuf, rows: u32, cols: u32 },
     #[error("{images}: {n_images} images but {labels}: {n_labels} labels; the two files must belong together")]
     CountMismatch { images: PathBuf, n_images: usize, labels: PathBuf, n_labels: usize },
-    #[error("{path}: label {label} at index {index} is not a digit 0-9")]
-    Label { path: PathBuf, index: usize, label: u8 },
     #[error(
-        "{path}: this is a web page (it starts with '<'), not an MNIST file; the download saved an error or \
-             redirect page: download the file again (e.g. with curl -L) from a working MNIST mirror"
+        "{path}: this is a web page (it starts with '<'), not a data file; the download saved an error or \
+             redirect page: download the file again (e.g. with curl -L) from a working mirror"
     )]
     WebPage { path: PathBuf },
     #[error("{path}: the gzip data is corrupt or cut short ({source}); download the file again")]
     Gzip { path: PathBuf, source: std::io::Error },
-    #[error("{path}: unpacks to more than {limit} bytes, far more than any MNIST file; is this the right file?")]
+    #[error(
+        "{path}: unpacks to more than {limit} bytes, more than losscape reads from one file; is this the right file?"
+    )]
     TooLarge { path: PathBuf, limit: u64 },
 }
 
 const IMAGES_MAGIC: u32 = 0x0000_0803;
 const LABELS_MAGIC: u32 = 0x0000_0801;
 
-/// The most bytes a file may unpack to (the largest MNIST file, the training images, has 47 MB).
+/// The most bytes a file may unpack to (the largest MNIST file, the training images, has 47 MB; EMNIST's
+/// largest, ByClass's training images, 551 MB).
 pub const MAX_UNPACKED: u64 = 1 << 30;
 
 /// Reads a whole file, un-gzipping it when its content is gzip (whatever its name).
@@ -84,22 +89,35 @@ fn check_length(bytes: &[u8], path: &Path, expected: usize) -> Result<(), IdxErr
     }
 }
 
-/// Parses an IDX3 image file: returns (count, pixels row-major, one byte each).
-pub fn parse_images(bytes: &[u8], path: &Path) -> Result<(usize, Vec<u8>), IdxError> {
+/// The images of an IDX image file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IdxImages {
+    /// The number of images.
+    pub count: usize,
+    /// Their shape: one channel of the header's rows x columns.
+    pub shape: ImageShape,
+    /// `count` images of `shape.pixels()` bytes, row-major.
+    pub pixels: Vec<u8>,
+}
+
+/// Parses an IDX image file (magic 0x00000803: N images of H x W bytes, row-major), of any image size.
+pub fn parse_images(bytes: &[u8], path: &Path) -> Result<IdxImages, IdxError> {
     let magic = header(bytes, path, 1)?[0];
     if magic != IMAGES_MAGIC {
         return Err(IdxError::Magic { path: path.into(), found: magic, expected: IMAGES_MAGIC, kind: "image" });
     }
     let h = header(bytes, path, 4)?;
     let (count, rows, cols) = (h[1] as usize, h[2], h[3]);
-    if (rows, cols) != (28, 28) {
+    if rows == 0 || cols == 0 {
         return Err(IdxError::Dimensions { path: path.into(), rows, cols });
     }
-    check_length(bytes, path, count.saturating_mul(784).saturating_add(16))?;
-    Ok((count, bytes[16..].to_vec()))
+    let shape = ImageShape::new(1, rows as usize, cols as usize);
+    check_length(bytes, path, count.saturating_mul(shape.pixels()).saturating_add(16))?;
+    Ok(IdxImages { count, shape, pixels: bytes[16..].to_vec() })
 }
 
-/// Parses an IDX1 label file.
+/// Parses an IDX label file (magic 0x00000801: N bytes); any byte is a label (EMNIST's letters run to
+/// 26). Whether the labels fit a network's classes is the network's check.
 pub fn parse_labels(bytes: &[u8], path: &Path) -> Result<Vec<u8>, IdxError> {
     let magic = header(bytes, path, 1)?[0];
     if magic != LABELS_MAGIC {
@@ -107,9 +125,10 @@ pub fn parse_labels(bytes: &[u8], path: &Path) -> Result<Vec<u8>, IdxError> {
     }
     let count = header(bytes, path, 2)?[1] as usize;
     check_length(bytes, path, count.saturating_add(8))?;
-    let labels = bytes[8..].to_vec();
-    if let Some((index, &label)) = labels.iter().enumerate().find(|(_, &l)| l > 9) {
-        return Err(IdxError::Label { path: path.into(), index, label });
-    }
-    Ok(labels)
+    Ok(bytes[8..].to_vec())
 }
+
+/// The first word of an IDX image file (after un-gzipping), for telling formats apart by content.
+pub const IMAGES_MAGIC_BYTES: [u8; 4] = IMAGES_MAGIC.to_be_bytes();
+/// The first word of an IDX label file.
+pub const LABELS_MAGIC_BYTES: [u8; 4] = LABELS_MAGIC.to_be_bytes();

@@ -1,22 +1,23 @@
-//! Where the MNIST files are found at run time, so that a binary copied elsewhere or installed with
+//! Where the data is found at run time, so that a binary copied elsewhere or installed with
 //! `cargo install` finds its data. The search order (README, "Data"):
 //!
-//! 1. `--data DIR`;
-//! 2. the environment variable `LOSSCAPE_DATA` (a directory);
+//! 1. `--data PATH` (a directory or a dataset file, [`super::layout`]);
+//! 2. the environment variable `LOSSCAPE_DATA` (the same);
 //! 3. next to the executable: `mnist/` or `assets/mnist/` in its directory, or `assets/mnist/` two
 //!    levels up (a repository's `target/release/losscape`, the repository moved or copied);
 //! 4. the source tree the binary was built from (`assets/mnist/` of its `CARGO_MANIFEST_DIR`), if it
 //!    still exists.
 //!
-//! The first two are taken as given (a directory without the files is an error naming it); the last
-//! two count only when they hold all four files. When none does, the error names every place looked.
+//! The first is taken as given (a path without a dataset is an error naming it when read); the second
+//! must hold a dataset's training split; the last two, MNIST places, count only when they hold all four
+//! MNIST files. When none does, the error names every place looked.
 
 use anyhow::{bail, Result};
 use serde::Serialize;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-/// The environment variable naming the MNIST directory when `--data` is not given.
+/// The environment variable naming the data (a directory or a dataset file) when `--data` is not given.
 pub const DATA_VAR: &str = "LOSSCAPE_DATA";
 
 /// Set to 1 to skip the source tree (step 4): the binary then behaves as one whose source tree is gone
@@ -53,10 +54,10 @@ impl DataSource {
     }
 }
 
-/// A directory of MNIST files and how it was found.
+/// The data's path and how it was found.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct DataDir {
-    /// The directory holding the four files.
+    /// The directory holding the dataset's files, or the dataset file (`--data`, `LOSSCAPE_DATA`).
     pub dir: PathBuf,
     /// The step of the search order that found it.
     pub source: DataSource,
@@ -104,16 +105,22 @@ pub fn has_mnist(dir: &Path) -> bool {
     FILES.iter().all(|(stem, idx)| super::mnist::find(dir, stem, idx).is_ok())
 }
 
-/// The data directory by the search order, for this process.
+/// Whether `path` holds a dataset's training split ([`super::split_files`]: the files are there; they
+/// are not read whole).
+pub fn has_dataset(path: &Path) -> bool {
+    super::split_files(path, super::Split::Train).is_ok()
+}
+
+/// The data path by the search order, for this process.
 ///
 /// # Errors
-/// `LOSSCAPE_DATA` names a directory without the four files, or no step found them (the message names
-/// every place looked and how to fix it).
+/// `LOSSCAPE_DATA` names a path without a dataset, or no step found one (the message names every place
+/// looked and how to fix it).
 pub fn locate(option: Option<&Path>) -> Result<DataDir> {
     locate_in(&Places::from_environment(option))
 }
 
-/// The data directory by the search order over `places` (see the module documentation).
+/// The data path by the search order over `places` (see the module documentation).
 ///
 /// # Errors
 /// As [`locate`].
@@ -123,10 +130,11 @@ pub fn locate_in(places: &Places) -> Result<DataDir> {
     }
     if let Some(value) = &places.env {
         let dir = PathBuf::from(value);
-        if !has_mnist(&dir) {
+        if !has_dataset(&dir) {
             bail!(
-                "{DATA_VAR}={}: not a directory holding the four MNIST files ({}; each .gz or raw); \
-                 point {DATA_VAR} at one (the repository's assets/mnist/) or unset it",
+                "{DATA_VAR}={}: not a directory holding the four MNIST files ({}; each .gz or raw), nor another \
+                 dataset losscape reads (CIFAR-10's batches, .npz; README, Data); point {DATA_VAR} at one (the \
+                 repository's assets/mnist/) or unset it",
                 dir.display(),
                 file_names()
             );

@@ -4,38 +4,51 @@
 
 use anyhow::Result;
 
-use super::{Dataset, PIXELS};
+use super::{Dataset, ImageShape};
 use crate::backend::{Buffer, Device};
 
 /// A dataset resident on a device (cloning shares the buffers).
 #[derive(Clone)]
 pub struct DeviceImages {
+    /// The images: packed bytes on a GPU, f32 on the CPU backend.
     pub pixels: Buffer,
+    /// One u32 label per image.
     pub labels: Buffer,
+    /// The number of images.
     pub count: usize,
+    /// The shape of every image.
+    pub shape: ImageShape,
+    /// The device holding the buffers.
     pub device: Device,
 }
 
-/// Elements of the pixel buffer per image on this device.
-fn pixel_elements(device: &Device) -> usize {
+/// Elements of the pixel buffer for `count` images of `shape` on this device (four bytes to a u32 on
+/// a GPU).
+fn pixel_elements(device: &Device, shape: ImageShape, count: usize) -> usize {
+    let values = count * shape.pixels();
     if device.is_cpu() {
-        PIXELS
+        values
     } else {
-        PIXELS / 4
+        values.div_ceil(4)
     }
 }
 
 impl DeviceImages {
-    /// Room for `count` images and labels, filled on the device (mini-batches).
+    /// Room for `count` MNIST-shaped images (1x28x28, what the paper's networks take) and their labels,
+    /// filled on the device (the mini-batches of `optim`).
     pub fn empty(device: &Device, count: usize) -> Result<DeviceImages> {
+        let shape = ImageShape::MNIST;
         Ok(DeviceImages {
-            pixels: device.zeros(count * pixel_elements(device), "batch images")?,
+            pixels: device.zeros(pixel_elements(device, shape, count), "batch images")?,
             labels: device.zeros(count, "batch labels")?,
             count,
+            shape,
             device: device.clone(),
         })
     }
 
+    /// Copies a dataset to the device: each byte b becomes the pixel value b / 255 (on a GPU the kernels
+    /// scale the packed bytes), each label a u32.
     pub fn upload(device: &Device, data: &Dataset) -> Result<DeviceImages> {
         let labels: Vec<u32> = data.labels.iter().map(|&l| l as u32).collect();
         let pixels = if device.is_cpu() {
@@ -52,6 +65,7 @@ impl DeviceImages {
             pixels,
             labels: device.upload(&labels, "labels")?,
             count: data.len(),
+            shape: data.shape,
             device: device.clone(),
         })
     }

@@ -5,9 +5,9 @@
 use anyhow::Result;
 use serde::Serialize;
 
+use super::input::INPUT_PIXELS;
 use super::{chunk_capacity, Arch, Network, Plan};
 use crate::backend::ChunkBudget;
-use crate::data::PIXELS;
 use crate::ops::Act;
 
 /// What one batched evaluation asks of the device.
@@ -41,7 +41,7 @@ pub fn plan_evaluation(
     let chunk = chunk_capacity(net, budget, batch, images);
     let plan = Plan::new(net, 0..images, images, batch, chunk, 0)?;
     let external: u64 = plan.tensors[..3].iter().map(|t| t.len as u64 * 4).sum();
-    let image_bytes = (images * PIXELS).div_ceil(4) as u64 * 4 + images as u64 * 4;
+    let image_bytes = (images * INPUT_PIXELS).div_ceil(4) as u64 * 4 + images as u64 * 4;
     let dispatches = plan.chunks.iter().map(|c| c.forward.len() + if gradient { c.backward.len() } else { 0 }).sum();
     Ok(EvaluationPlan {
         model: arch,

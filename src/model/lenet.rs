@@ -4,9 +4,9 @@
 //! is directly the dense stack's input.
 
 use super::builder::{Builder, Chunk};
+use super::input::INPUT_PIXELS;
 use super::mlp::{Dense, Input, Mlp};
 use super::Arch;
-use crate::data::PIXELS;
 use crate::ops::plan::{ChunkOps, Op, Operand};
 use crate::ops::{Conv, Head};
 
@@ -42,7 +42,7 @@ pub(super) fn plan(p: &mut Builder, chunks: &[Chunk]) -> Vec<ChunkOps> {
                 out_c: 6,
                 ksize: 5,
                 pad: 2,
-                in_off: ch.first * PIXELS,
+                in_off: ch.first * INPUT_PIXELS,
                 w_off: o[0],
                 b_off: o[1],
                 n_prm: p.n_prm,

@@ -5,10 +5,10 @@ use anyhow::{bail, Result};
 use std::ops::Range;
 
 use super::builder::{Builder, Chunk};
+use super::input::INPUT_PIXELS;
 use super::mlp::{Dense, Input, Mlp};
 use super::{lenet, lstm, Arch, Network};
 use crate::backend::ChunkBudget;
-use crate::data::PIXELS;
 use crate::ops::plan::{ChunkOps, Init, Plan, Tensor, EXTERNAL};
 use crate::ops::{partial_slots, Act, Head};
 
@@ -112,7 +112,7 @@ impl Plan {
             external("weights", batch * n_prm),
             external("gradients", batch * n_prm),
             external("loss partials", batch * part_off * 2),
-            external("images", label_count * PIXELS),
+            external("images", label_count * INPUT_PIXELS),
             external("labels", label_count),
         ];
         debug_assert_eq!(tensors.len(), EXTERNAL);

@@ -4,8 +4,9 @@
 // Index loops mirror the formulas (out[co][oy][ox] = ...), which is the point of this module.
 #![allow(clippy::needless_range_loop)]
 
+use super::input::INPUT_PIXELS;
 use super::Arch;
-use crate::data::{Dataset, PIXELS};
+use crate::data::Dataset;
 use crate::ops::Act;
 
 /// Mean loss, accuracy (classifiers) and gradient of the mean loss, all in f64.
@@ -88,7 +89,7 @@ pub fn pixels(data: &Dataset, i: usize) -> Vec<f64> {
 /// The FCP (784-50-50-10, no biases) on every image of `data`.
 pub fn fcp(weights: &[f64], act_fn: Act, data: &Dataset) -> Reference {
     assert_eq!(weights.len(), Arch::Fcp.n_params());
-    let (w1, rest) = weights.split_at(50 * PIXELS);
+    let (w1, rest) = weights.split_at(50 * INPUT_PIXELS);
     let (w2, w3) = rest.split_at(50 * 50);
     let mut grad = vec![0.0; weights.len()];
     let (mut loss, mut correct) = (0.0, 0usize);
@@ -106,7 +107,7 @@ pub fn fcp(weights: &[f64], act_fn: Act, data: &Dataset) -> Reference {
         let argmax = (0..10).fold(0, |best, k| if z3[k] > z3[best] { k } else { best });
         correct += (argmax == label) as usize;
         let d3: Vec<f64> = d3.iter().map(|g| g / n).collect();
-        let (g1, g23) = grad.split_at_mut(50 * PIXELS);
+        let (g1, g23) = grad.split_at_mut(50 * INPUT_PIXELS);
         let (g2, g3) = g23.split_at_mut(2500);
         let da2 = matvec_back(w3, &a2, &d3, g3);
         let d2: Vec<f64> = da2.iter().zip(&z2).map(|(g, &z)| g * act_grad(act_fn, z)).collect();

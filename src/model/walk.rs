@@ -6,8 +6,8 @@
 
 use anyhow::{bail, Result};
 
+use super::input::INPUT_PIXELS as IMAGE_PIXELS;
 use crate::backend::grids::{self, op_groups};
-use crate::data::PIXELS as IMAGE_PIXELS;
 use crate::ops::plan::{Op, Operand, Plan, TensorId, GRADS, LABELS, PARTIALS, PIXELS, WEIGHTS};
 use crate::ops::{layout_end, partial_slots};
 

@@ -35,10 +35,13 @@ pub fn run(device: &Device, net: Network, data: &Dataset, flat: &[f32], per_vect
 
 /// Images first..first + len.
 pub fn slice(data: &Dataset, first: usize, len: usize) -> Dataset {
-    let px = losscape::data::PIXELS;
+    let px = data.shape.pixels();
     Dataset {
         pixels: data.pixels[first * px..(first + len) * px].to_vec(),
         labels: data.labels[first..first + len].to_vec(),
+        shape: data.shape,
+        classes: data.classes,
+        source: data.source.clone(),
     }
 }
 

@@ -36,7 +36,7 @@ mod vector;
 
 use common::to_f64;
 use losscape::backend::{Buffer, Command, Device};
-use losscape::data::{Dataset, DeviceImages};
+use losscape::data::{Dataset, DeviceImages, ImageShape};
 
 /// Unit roundoff of f32.
 const U: f64 = 1.0 / (1u64 << 24) as f64;
@@ -89,10 +89,9 @@ fn bytes(n: usize, seed: u32) -> Vec<u8> {
 /// Bytes as `count` images of `pixels` each (with labels below `classes`) on a device: packed on a
 /// GPU, f32 in [0, 1] on the CPU ([`DeviceImages`]).
 fn images(device: &Device, count: usize, pixels: usize, classes: u8, seed: u32) -> (Dataset, DeviceImages) {
-    let data = Dataset {
-        pixels: bytes(count * pixels, seed),
-        labels: bytes(count, seed + 1).iter().map(|b| b % classes).collect(),
-    };
+    let labels = bytes(count, seed + 1).iter().map(|b| b % classes).collect();
+    let shape = ImageShape::new(1, 1, pixels);
+    let data = Dataset::new(bytes(count * pixels, seed), labels, shape, std::path::Path::new("in memory")).unwrap();
     let up = DeviceImages::upload(device, &data).unwrap();
     (data, up)
 }
