@@ -1,5 +1,10 @@
 //! The GPU engine by counting (on any adapter, lavapipe on CI): one evaluation is one submission and
 //! one read-back, and nothing is created once an evaluator has warmed up.
+//!
+//! Every test here runs on [`common::wgpu`] (the GPU backend, whatever `LOSSCAPE_BACKEND` says) or
+//! the CPU backend: the default pass of `.ci/run` runs them on lavapipe, and the wgpu pass skips them
+//! by a check of `LOSSCAPE_BACKEND` ([`common::skipped_in_the_wgpu_pass`]) instead of counting the
+//! same work on the same adapter a second time.
 
 mod common;
 
@@ -18,6 +23,11 @@ fn counts(d: &losscape::backend::Device) -> Counts {
 
 #[test]
 fn an_evaluation_is_one_submission_and_one_readback_and_creates_nothing_after_warm_up() {
+    if common::skipped_in_the_wgpu_pass(
+        "an_evaluation_is_one_submission_and_one_readback_and_creates_nothing_after_warm_up",
+    ) {
+        return;
+    }
     let _alone = COUNTING.lock().unwrap_or_else(|e| e.into_inner());
     let device = wgpu();
     let images = DeviceImages::upload(&device, &mnist(Split::Train, 300)).unwrap();
@@ -54,6 +64,9 @@ fn the_cpu_backend_does_not_count() {
 #[test]
 fn a_path_sweep_iteration_is_one_submission_and_one_readback() {
     use losscape::path::{Curve, PathFinder, PathSettings};
+    if common::skipped_in_the_wgpu_pass("a_path_sweep_iteration_is_one_submission_and_one_readback") {
+        return;
+    }
     let _alone = COUNTING.lock().unwrap_or_else(|e| e.into_inner());
     let device = wgpu();
     let images = DeviceImages::upload(&device, &mnist(Split::Train, 128)).unwrap();
@@ -82,6 +95,9 @@ fn a_path_sweep_iteration_is_one_submission_and_one_readback() {
 #[test]
 fn a_training_epoch_creates_nothing_and_reads_nothing_back() {
     use losscape::optim::{MiniBatch, MiniBatchSettings, NetworkObjective, Rule, Solver};
+    if common::skipped_in_the_wgpu_pass("a_training_epoch_creates_nothing_and_reads_nothing_back") {
+        return;
+    }
     let _alone = COUNTING.lock().unwrap_or_else(|e| e.into_inner());
     let device = wgpu();
     // 300 images in mini-batches of 64: 4 full and one partial per epoch
