@@ -101,8 +101,10 @@ fn killed_and_resumed(curve: &str) {
     let set = d("set.safetensors");
     ok(losscape(&["init", "--model", "fcp", "--count", "4", "--out", &set]));
     // one pair per batch, so that records appear one by one (a GPU's default batches several pairs,
-    // whose records then appear together; tests/pairs_batch.rs kills and resumes batched sweeps)
-    let slow = [("--iterations", "8"), ("--train-size", "100"), ("--curve", curve), ("--pairs-per-batch", "1")];
+    // whose records then appear together; tests/pairs_batch.rs kills and resumes batched sweeps). Four
+    // iterations (was 8): a pair still takes ~25 ms on the CPU backend, so the kill lands four pairs
+    // before the end, and the sweeps take half the time on lavapipe.
+    let slow = [("--iterations", "4"), ("--train-size", "100"), ("--curve", curve), ("--pairs-per-batch", "1")];
     ok(run_sweep(sweep_args(&set, &d("ref"), &slow)));
     let reference = records(&dir.path().join("ref/paths.jsonl"));
 

@@ -75,3 +75,20 @@ pub fn to_f64(v: &[f32]) -> Vec<f64> {
 pub fn authors_lstm_rows01() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/lstm_authors_rows01.npy")
 }
+
+/// True in the suite's wgpu pass (`LOSSCAPE_BACKEND` names a GPU backend: `.ci/run`'s second pass,
+/// `LOSSCAPE_BACKEND=vulkan cargo test`), after saying on stderr that `test` is skipped there.
+///
+/// For tests pinned to explicit devices ([`wgpu`], [`wgpu_subgroups`], [`cpu`]) and nothing that
+/// `LOSSCAPE_BACKEND` chooses ([`gpu`], a child `losscape`): the variable does not reach them, so the
+/// wgpu pass would compute exactly what the default pass of the same `cargo test && LOSSCAPE_BACKEND=vulkan
+/// cargo test` computed, on the same adapter. They return early there instead (a check of the
+/// variable, not a `--skip` name), and run in full in the default pass.
+pub fn skipped_in_the_wgpu_pass(test: &str) -> bool {
+    let pass = std::env::var("LOSSCAPE_BACKEND").map(|b| b.trim().to_lowercase()).unwrap_or_default();
+    let skip = !matches!(pass.as_str(), "" | "cpu" | "auto");
+    if skip {
+        eprintln!("skipped: {test} runs on explicit devices, as in the default pass (LOSSCAPE_BACKEND={pass})");
+    }
+    skip
+}
