@@ -14,7 +14,6 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use super::objective::BatchObjective;
 use super::solver::Solver;
 use crate::backend::{Buffer, Coef, Command, Device, Rows};
 use crate::data::{DeviceImages, PIXELS};
@@ -271,7 +270,7 @@ impl Solver for MiniBatch {
         &self.full.weights
     }
 
-    fn step(&mut self, _objective: &mut dyn BatchObjective) -> Result<Option<Vec<f64>>> {
+    fn step(&mut self) -> Result<Option<Vec<f64>>> {
         self.epoch()?;
         self.epoch += 1;
         Ok(None)

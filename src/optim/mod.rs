@@ -8,8 +8,8 @@ pub mod minibatch;
 pub mod objective;
 pub mod solver;
 
-pub use lbfgs::{Lbfgs, LbfgsHost, LbfgsSettings, StepReport};
+pub use lbfgs::{Lbfgs, LbfgsHost, LbfgsSettings, LbfgsSolver, StepReport};
 pub use line_search::{LineSearch, LineSearchKind, Next};
 pub use minibatch::{MiniBatch, MiniBatchHost, MiniBatchSettings, Rule};
-pub use objective::{BatchObjective, NetworkObjective};
+pub use objective::{BatchObjective, NetworkObjective, RecordedObjective};
 pub use solver::Solver;

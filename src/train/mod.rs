@@ -18,7 +18,7 @@ use crate::io::{write_weights, WeightStack};
 use crate::model::{Arch, Evaluator, Network, Want};
 use crate::ops::Act;
 use crate::optim::{
-    Lbfgs, LbfgsSettings, LineSearchKind, MiniBatch, MiniBatchSettings, NetworkObjective, Rule, Solver,
+    Lbfgs, LbfgsSettings, LbfgsSolver, LineSearchKind, MiniBatch, MiniBatchSettings, NetworkObjective, Rule, Solver,
 };
 use checkpoint::Checkpoint;
 
@@ -175,15 +175,16 @@ pub trait TrainProgress {
     fn step(&mut self, done: usize, records: &[RunRecord]);
 }
 
-/// The solver a configuration names, starting from `start` (R x n).
-fn make_solver(
+/// The solver a configuration names, starting from `start` (R x n): L-BFGS on the full-batch training
+/// loss of `train_eval`, or a mini-batch optimizer drawing from the training images `train`.
+fn make_solver<'a>(
     gpu: &Device,
     net: Network,
     cfg: &TrainConfig,
-    train: &DeviceImages,
+    (train, train_eval): (&DeviceImages, &'a Evaluator),
     start: &[f32],
     seeds: Vec<u64>,
-) -> Result<Box<dyn Solver>> {
+) -> Result<Box<dyn Solver + 'a>> {
     let minibatch = |rule| {
         let settings = MiniBatchSettings { rule, lr: cfg.lr, batch: cfg.batch, seeds };
         MiniBatch::new(gpu, net, settings, train, start)
@@ -193,7 +194,8 @@ fn make_solver(
         Optimizer::Adam => Box::new(minibatch(Rule::Adam)?),
         Optimizer::Lbfgs => {
             let settings = LbfgsSettings { history: cfg.history, line_search: cfg.line_search, budget: cfg.budget };
-            Box::new(Lbfgs::new(gpu, settings, cfg.runs, cfg.model.n_params(), start)?)
+            let lbfgs = Lbfgs::new(gpu, settings, cfg.runs, cfg.model.n_params(), start)?;
+            Box::new(LbfgsSolver { lbfgs, objective: NetworkObjective { eval: train_eval } })
         }
     })
 }
@@ -232,7 +234,7 @@ pub fn train(inputs: TrainInputs, progress: &mut dyn TrainProgress) -> Result<Su
     let test_eval = Evaluator::new(net, test, 0..test.count, r)?;
     let shuffle_seeds: Vec<u64> =
         seeds.clone().unwrap_or_else(|| (0..r as u64).map(|i| cfg.seed.wrapping_add(i)).collect());
-    let mut solver = make_solver(&gpu, net, cfg, train, start, shuffle_seeds)?;
+    let mut solver = make_solver(&gpu, net, cfg, (train, &train_eval), start, shuffle_seeds)?;
     let weights = solver.weights().clone();
     let best_train = gpu.upload(start, "best train snapshots")?;
     let best_test = gpu.upload(start, "best test snapshots")?;
@@ -288,7 +290,7 @@ fn step_losses(
 ) -> Result<(Vec<f64>, Vec<f64>)> {
     let gpu = &train_eval.device().clone();
     let len = train_eval.weights.len();
-    let train_losses: Vec<f64> = match solver.step(&mut NetworkObjective { eval: train_eval })? {
+    let train_losses: Vec<f64> = match solver.step()? {
         Some(losses) => losses,
         None => {
             gpu.copy(weights, 0, &train_eval.weights, 0, len)?;
@@ -424,12 +426,12 @@ pub fn time_steps(net: Network, data: &DeviceImages, runs: usize) -> Result<(f64
     let seeds: Vec<u64> = (0..runs as u64).collect();
     let eval = Evaluator::new(net, data, 0..data.count, runs)?;
     let time = |optimizer| -> Result<f64> {
-        let mut solver =
-            make_solver(&gpu, net, &TrainConfig { optimizer, ..cfg.clone() }, data, &start, seeds.clone())?;
+        let cfg = TrainConfig { optimizer, ..cfg.clone() };
+        let mut solver = make_solver(&gpu, net, &cfg, (data, &eval), &start, seeds.clone())?;
         let mut times = Vec::new();
         for _ in 0..2 {
             let t = std::time::Instant::now();
-            solver.step(&mut NetworkObjective { eval: &eval })?;
+            solver.step()?;
             gpu.wait()?;
             times.push(t.elapsed().as_secs_f64());
         }
