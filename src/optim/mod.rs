@@ -2,12 +2,14 @@
 //! independent runs together, reading back only losses and a few scalars; [`Solver`] is the interface
 //! training drives them through.
 
+pub mod adam;
 pub mod lbfgs;
 pub mod line_search;
 pub mod minibatch;
 pub mod objective;
 pub mod solver;
 
+pub use adam::{Adam, AdamSettings, AdamUpdate};
 pub use lbfgs::{Lbfgs, LbfgsHost, LbfgsSettings, LbfgsSolver, StepReport};
 pub use line_search::{LineSearch, LineSearchKind, Next};
 pub use minibatch::{MiniBatch, MiniBatchHost, MiniBatchSettings, Rule};
