@@ -301,3 +301,20 @@ fn reproduce_refuses_to_report_while_a_paths_shard_is_missing() {
     // the smoke preset draws one pair from each of the four sets on the training landscape
     assert_eq!(table.lines().count(), 1 + 4, "{table}");
 }
+
+/// Optimizers are a type that writes the on-disk names (`config.json`, summaries, set files) and
+/// parses only those: a name the program does not know is an error, not SGD, and each optimizer has
+/// its own label in the report.
+#[test]
+fn optimizer_names_round_trip_and_an_unknown_name_is_an_error() {
+    use losscape::io::Optimizer;
+    use losscape::report::set_label;
+    let all = [(Optimizer::Sgd, "sgd", "SGD"), (Optimizer::Lbfgs, "lbfgs", "BFGS"), (Optimizer::Adam, "adam", "Adam")];
+    for (opt, name, label) in all {
+        assert_eq!(serde_json::to_string(&opt).unwrap(), format!("\"{name}\""));
+        assert_eq!(serde_json::from_str::<Optimizer>(&format!("\"{name}\"")).unwrap(), opt);
+        assert_eq!(opt.to_string(), name);
+        assert_eq!(set_label(opt, "train"), format!("{label}-train"));
+    }
+    assert!(serde_json::from_str::<Optimizer>("\"newton\"").is_err());
+}

@@ -9,8 +9,8 @@ use crate::data::{DeviceImages, Split};
 use crate::io::read_weights;
 use crate::io::shard::sha256_file;
 use crate::model::{init_vector, Arch};
-use crate::optim::LineSearchKind;
-use crate::train::{paper, train, Optimizer, RunRecord, TrainConfig, TrainInputs, TrainProgress, ADAM_LR};
+use crate::optim::{adam, LineSearchKind};
+use crate::train::{paper, train, Optimizer, RunRecord, TrainConfig, TrainInputs, TrainProgress};
 
 /// Train R seeded runs together with SGD or L-BFGS (or Adam) and keep the best K as solution sets.
 #[derive(Args)]
@@ -216,7 +216,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         seed: args.seed,
         init_sha256,
         epochs: args.epochs.unwrap_or(paper::EPOCHS),
-        lr: args.lr.unwrap_or(if args.optimizer == Optimizer::Adam { ADAM_LR } else { paper::LR }),
+        lr: args.lr.unwrap_or(if args.optimizer == Optimizer::Adam { adam::DEFAULT_LR } else { paper::LR }),
         batch: args.batch.unwrap_or(paper::BATCH),
         iterations: args.iterations.unwrap_or(paper::ITERATIONS),
         history: args.history.unwrap_or(paper::HISTORY),

@@ -18,7 +18,7 @@ use crate::backend::Device;
 use crate::data::{Dataset, DeviceImages, Split};
 use crate::io::read_weights;
 use crate::io::shard::{SetInfo, Shard};
-use crate::io::workdir::{landscape_sets, paths_dir, set_file, shard_dir, summary_file};
+use crate::io::workdir::{landscape_sets, paths_dir, set_file, shard_dir, summary_file, train_dir};
 use crate::model::{init_vector, Arch, Network};
 use crate::ops::Act;
 use crate::path::sweep::{
@@ -152,7 +152,7 @@ impl Study<'_> {
             units.iter().enumerate().filter(|(i, _)| i % shard.count == shard.index).map(|(_, u)| u).collect();
         let mut overall = Overall { started: Instant::now(), done: 0, total: mine.len() };
         for &&(arch, opt) in &mine {
-            if summary_file(dir, arch, opt.id()).exists() {
+            if summary_file(dir, arch, opt).exists() {
                 overall.unit("train", &format!("{} {}: done earlier", arch.title(), opt.id()));
                 continue;
             }
@@ -167,7 +167,7 @@ impl Study<'_> {
                 ..TrainConfig::new(net, opt, p.runs, self.train_images.count, self.test_images.count)
             };
             let inputs = TrainInputs {
-                dir: &dir.join(arch.id()).join(opt.id()),
+                dir: &train_dir(dir, arch, opt),
                 cfg: &tc,
                 start: &start,
                 seeds: Some(seeds),
@@ -197,7 +197,7 @@ impl Study<'_> {
         let mut overall = Overall { started: Instant::now(), done: 0, total: cfg.models.len() * 2 };
         for &arch in &cfg.models {
             for (landscape, images) in [("train", &self.train_images), ("test", &self.test_images)] {
-                let files: Vec<_> = landscape_sets(landscape).iter().map(|(o, k)| set_file(dir, arch, o, k)).collect();
+                let files: Vec<_> = landscape_sets(landscape).iter().map(|&(o, k)| set_file(dir, arch, o, k)).collect();
                 if let Some(missing) = files.iter().find(|f| !f.exists()) {
                     bail!("{} is missing: run the train stage (of every shard) first", missing.display());
                 }

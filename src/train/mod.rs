@@ -22,38 +22,7 @@ use crate::optim::{
 };
 use checkpoint::Checkpoint;
 
-/// Which optimizer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Optimizer {
-    /// Mini-batch SGD without momentum (the paper's).
-    Sgd,
-    /// Full-batch L-BFGS with a line search (the paper's).
-    Lbfgs,
-    /// Mini-batch Adam with PyTorch's defaults (beyond the paper; not part of `reproduce`).
-    Adam,
-}
-
-/// Adam's default learning rate (PyTorch's).
-pub const ADAM_LR: f64 = 1e-3;
-
-impl Optimizer {
-    pub fn id(self) -> &'static str {
-        match self {
-            Optimizer::Sgd => "sgd",
-            Optimizer::Lbfgs => "lbfgs",
-            Optimizer::Adam => "adam",
-        }
-    }
-
-    /// The unit of a step: an epoch of mini-batches, or an iteration.
-    pub fn unit(self) -> &'static str {
-        match self {
-            Optimizer::Sgd | Optimizer::Adam => "epoch",
-            Optimizer::Lbfgs => "iteration",
-        }
-    }
-}
+pub use crate::io::Optimizer;
 
 /// Everything that determines a training run's results.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -386,7 +355,7 @@ fn finish(
         stack.metadata.insert("losscape.losses".into(), join(&|rec| pick(rec).1.to_string()));
         stack.metadata.insert("losscape.snapshot_epochs".into(), join(&|rec| pick(rec).0.to_string()));
         stack.metadata.insert("losscape.config".into(), config.clone());
-        write_weights(&dir.join(crate::io::workdir::set_name(cfg.model, cfg.optimizer.id(), kind)), &stack)?;
+        write_weights(&dir.join(crate::io::workdir::set_name(cfg.model, cfg.optimizer, kind)), &stack)?;
     }
     for (i, rec) in records.iter().enumerate() {
         let mut csv = String::from("step,train_loss,test_loss\n");
@@ -406,7 +375,7 @@ fn finish(
         kept_runs: order,
         runs: records.to_vec(),
     };
-    let path = dir.join(crate::io::workdir::summary_name(cfg.model, cfg.optimizer.id()));
+    let path = dir.join(crate::io::workdir::summary_name(cfg.model, cfg.optimizer));
     crate::io::atomic_write(&path, serde_json::to_string_pretty(&summary)?.as_bytes())?;
     Ok(summary)
 }
