@@ -25,7 +25,9 @@ use crate::path::sweep::{
     all_jobs, run_sweep_with, Job, PairRecord, SweepConfig, SweepInputs, SweepOptions, SweepProgress,
 };
 use crate::path::Curve;
-use crate::train::{train, Optimizer, RunRecord, TrainConfig, TrainInputs, TrainProgress};
+use crate::train::{
+    train, LbfgsConfig, MiniBatchConfig, Optimizer, RunRecord, TrainConfig, TrainInputs, TrainProgress,
+};
 
 /// Training steps (epochs, iterations) between checkpoints. A checkpoint holds every run's whole
 /// optimizer state (for L-BFGS 42 MB at the quick preset's scale, synced to disk), so writing it every
@@ -159,12 +161,12 @@ impl Study<'_> {
             let seeds: Vec<u64> = (0..p.runs as u64).collect();
             let start: Vec<f32> = seeds.iter().flat_map(|&s| init_vector(arch, s)).collect();
             let net = Network { arch, act: cfg.activation };
+            let base = TrainConfig::new(net, opt, p.runs, self.train_images.count, self.test_images.count);
             let tc = TrainConfig {
                 keep: p.keep,
-                epochs: p.epochs,
-                lr: p.lr,
-                iterations: p.iterations,
-                ..TrainConfig::new(net, opt, p.runs, self.train_images.count, self.test_images.count)
+                minibatch: MiniBatchConfig { epochs: p.epochs, lr: p.lr, ..base.minibatch },
+                lbfgs: LbfgsConfig { iterations: p.iterations, ..base.lbfgs },
+                ..base
             };
             let inputs = TrainInputs {
                 dir: &train_dir(dir, arch, opt),

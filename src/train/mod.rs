@@ -6,6 +6,7 @@
 //! with the same files as an uninterrupted one.
 
 mod checkpoint;
+mod config;
 
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
@@ -16,97 +17,11 @@ use crate::data::DeviceImages;
 use crate::io::config::prepare_dir;
 use crate::io::{write_weights, WeightStack};
 use crate::model::{Arch, Evaluator, Network, Want};
-use crate::ops::Act;
-use crate::optim::{
-    Lbfgs, LbfgsSettings, LbfgsSolver, LineSearchKind, MiniBatch, MiniBatchSettings, NetworkObjective, Rule, Solver,
-};
+use crate::optim::{Lbfgs, LbfgsSolver, MiniBatch, NetworkObjective, Rule, Solver};
 use checkpoint::Checkpoint;
 
 pub use crate::io::Optimizer;
-
-/// Everything that determines a training run's results.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct TrainConfig {
-    pub model: Arch,
-    pub activation: Act,
-    pub optimizer: Optimizer,
-    pub runs: usize,
-    pub keep: usize,
-    /// Run r starts from seed + r (or from vector r of the init file).
-    pub seed: u64,
-    /// SHA-256 of the --init file, when runs start from given vectors.
-    pub init_sha256: Option<String>,
-    pub train_images: usize,
-    pub test_images: usize,
-    /// SGD and Adam: epochs, learning rate, mini-batch size.
-    pub epochs: usize,
-    pub lr: f64,
-    pub batch: usize,
-    /// L-BFGS: iterations, history, line search and its budget.
-    pub iterations: usize,
-    pub history: usize,
-    pub line_search: LineSearchKind,
-    pub budget: usize,
-    /// SHA-256 of the training and test data, as loaded ([`crate::data::fingerprint`]): a resume on other data
-    /// is refused. Absent in directories written before it was recorded (then not compared).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub data_sha256: Option<String>,
-}
-
-/// The paper's training settings (`docs/algorithms.md`): the defaults of `losscape train` and of
-/// [`TrainConfig::new`].
-pub mod paper {
-    /// Seeded runs per network and optimizer, and how many are kept as solution sets.
-    pub const RUNS: usize = 75;
-    pub const KEEP: usize = 48;
-    /// SGD: epochs, learning rate, mini-batch size.
-    pub const EPOCHS: usize = 100;
-    pub const LR: f64 = 0.1;
-    pub const BATCH: usize = 64;
-    /// L-BFGS: iterations and history length.
-    pub const ITERATIONS: usize = 1000;
-    pub const HISTORY: usize = 10;
-}
-
-impl TrainConfig {
-    /// `runs` runs of `optimizer` from seed 0 with the paper's settings ([`paper`]; the authors' line
-    /// search and its budget), the mini-batch capped at the training images; keep at most `runs`.
-    pub fn new(
-        net: Network,
-        optimizer: Optimizer,
-        runs: usize,
-        train_images: usize,
-        test_images: usize,
-    ) -> TrainConfig {
-        TrainConfig {
-            model: net.arch,
-            activation: net.act,
-            optimizer,
-            runs,
-            keep: paper::KEEP.min(runs),
-            seed: 0,
-            init_sha256: None,
-            train_images,
-            test_images,
-            epochs: paper::EPOCHS,
-            lr: paper::LR,
-            batch: paper::BATCH.min(train_images),
-            iterations: paper::ITERATIONS,
-            history: paper::HISTORY,
-            line_search: LineSearchKind::Reference,
-            budget: LineSearchKind::Reference.default_budget(),
-            data_sha256: None,
-        }
-    }
-
-    /// Epochs (SGD, Adam) or iterations (L-BFGS).
-    pub fn steps(&self) -> usize {
-        match self.optimizer {
-            Optimizer::Sgd | Optimizer::Adam => self.epochs,
-            Optimizer::Lbfgs => self.iterations,
-        }
-    }
-}
+pub use config::{paper, LbfgsConfig, MiniBatchConfig, TrainConfig};
 
 /// One run's curves and snapshots.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -154,16 +69,12 @@ fn make_solver<'a>(
     start: &[f32],
     seeds: Vec<u64>,
 ) -> Result<Box<dyn Solver + 'a>> {
-    let minibatch = |rule| {
-        let settings = MiniBatchSettings { rule, lr: cfg.lr, batch: cfg.batch, seeds };
-        MiniBatch::new(gpu, net, settings, train, start)
-    };
+    let minibatch = |rule| MiniBatch::new(gpu, net, cfg.minibatch.settings(rule, seeds), train, start);
     Ok(match cfg.optimizer {
         Optimizer::Sgd => Box::new(minibatch(Rule::Sgd)?),
         Optimizer::Adam => Box::new(minibatch(Rule::Adam)?),
         Optimizer::Lbfgs => {
-            let settings = LbfgsSettings { history: cfg.history, line_search: cfg.line_search, budget: cfg.budget };
-            let lbfgs = Lbfgs::new(gpu, settings, cfg.runs, cfg.model.n_params(), start)?;
+            let lbfgs = Lbfgs::new(gpu, cfg.lbfgs.settings, cfg.runs, cfg.model.n_params(), start)?;
             Box::new(LbfgsSolver { lbfgs, objective: NetworkObjective { eval: train_eval } })
         }
     })
@@ -385,12 +296,12 @@ fn finish(
 pub fn time_steps(net: Network, data: &DeviceImages, runs: usize) -> Result<(f64, f64)> {
     let gpu = data.device.clone();
     let start: Vec<f32> = (0..runs as u64).flat_map(|s| crate::model::init_vector(net.arch, s)).collect();
+    let base = TrainConfig::new(net, Optimizer::Sgd, runs, data.count, 0);
     let cfg = TrainConfig {
         keep: runs,
-        epochs: 2,
-        lr: 0.01,
-        iterations: 2,
-        ..TrainConfig::new(net, Optimizer::Sgd, runs, data.count, 0)
+        minibatch: MiniBatchConfig { epochs: 2, lr: 0.01, ..base.minibatch },
+        lbfgs: LbfgsConfig { iterations: 2, ..base.lbfgs },
+        ..base
     };
     let seeds: Vec<u64> = (0..runs as u64).collect();
     let eval = Evaluator::new(net, data, 0..data.count, runs)?;
