@@ -1,7 +1,7 @@
 //! L-BFGS with the authors' conventions (docs/algorithms.md §2) for R runs at once. Every vector lives on the device
 //! (R rows per buffer), and so do the scalars of the two-loop recursion (Nocedal & Wright, Numerical
 //! Optimization, 2nd ed., Alg. 7.4): ρ_i, α_i, β_i and γ are computed by reduction kernels into a small
-//! scalar buffer ([`LbfgsScalars`]) that the next axpy or scale reads, so no dot product crosses to the
+//! scalar buffer ([`crate::ops::LbfgsScalars`]) that the next axpy or scale reads, so no dot product crosses to the
 //! host. The commands are recorded once; an iteration with E line-search evaluations is E + 2
 //! submissions and E + 1 read-backs on a GPU (`docs/backends.md`): the evaluation at w together with
 //! the whole recursion (losses and |d|² come back together), one per trial point (losses), and the move.
@@ -109,7 +109,7 @@ pub struct Lbfgs {
     dir: Buffer,
     s: Vec<Buffer>,
     y: Vec<Buffer>,
-    /// R x [`LbfgsScalars::width`] scalars of the recursion.
+    /// R x [`L::width`] scalars of the recursion.
     scalars: Buffer,
     width: usize,
     /// Per-row step coefficients (distance / |d|) of the next trial point or move, written by the host.

@@ -1,5 +1,7 @@
 //! Training solution sets: R seeded runs of SGD (mini-batches of 64, a reshuffle per run and epoch) or
-//! full-batch L-BFGS (the paper's optimizers), or mini-batch Adam (beyond the paper), advanced together through the batched primitive; the loop here drives any
+//! full-batch L-BFGS (the paper's optimizers), or mini-batch Adam (beyond the paper), advanced together
+//! through the batched primitive. This is the executor: `make_solver` builds the solver the
+//! configuration ([`TrainConfig`], `config.rs`) names, and the loop drives it as any
 //! [`crate::optim::Solver`] and checkpoints its buffers and state. After every epoch (iteration)
 //! each run's full training and test losses extend its curves, the argmin snapshots are kept on the GPU,
 //! and the whole state is checkpointed atomically, so a killed run resumes where it stopped and ends
