@@ -106,7 +106,7 @@ fn the_report_of_a_synthetic_work_directory_has_every_figure_and_number() {
     let arch = Arch::Fcp;
     let n = arch.n_params();
     let mut sets = Vec::new();
-    for (s, (opt, kind)) in losscape::io::workdir::SETS.iter().enumerate() {
+    for (s, &(opt, kind)) in losscape::io::workdir::SETS.iter().enumerate() {
         let flat: Vec<f32> =
             (0..3).flat_map(|i| init_vector(arch, (10 * s + i) as u64)).map(|x| x * (1.0 + s as f32)).collect();
         let stack = WeightStack::new(arch, flat);
@@ -133,7 +133,7 @@ fn the_report_of_a_synthetic_work_directory_has_every_figure_and_number() {
             runs: vec![run.clone(), run.clone(), run],
         };
         losscape::io::atomic_write(
-            &losscape::io::workdir::summary_file(&work, arch, opt.id()),
+            &losscape::io::workdir::summary_file(&work, arch, opt),
             serde_json::to_string(&summary).unwrap().as_bytes(),
         )
         .unwrap();

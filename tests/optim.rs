@@ -215,7 +215,7 @@ fn minibatch_adam_follows_host_adam_and_a_stopped_run_stays() {
     use losscape::data::{DeviceImages, Split};
     use losscape::model::{init_vector, Arch, Evaluator, Network};
     use losscape::ops::{Act, AdamStep};
-    use losscape::optim::{MiniBatch, MiniBatchSettings, NetworkObjective, Rule, Solver};
+    use losscape::optim::{MiniBatch, MiniBatchSettings, Rule, Solver};
     let device = common::gpu();
     let images = DeviceImages::upload(&device, &common::mnist(Split::Train, 64)).unwrap();
     let net = Network { arch: Arch::Fcp, act: Act::Softplus };
@@ -226,7 +226,7 @@ fn minibatch_adam_follows_host_adam_and_a_stopped_run_stays() {
     assert_eq!(adam.steps_per_epoch(), 1);
     let eval = Evaluator::new(net, &images, 0..64, r).unwrap();
     for _ in 0..steps {
-        adam.step(&mut NetworkObjective { eval: &eval }).unwrap();
+        adam.step().unwrap();
     }
     let got: Vec<f32> = device.read(adam.weights(), 0, r * n).unwrap();
 
@@ -259,7 +259,7 @@ fn minibatch_adam_follows_host_adam_and_a_stopped_run_stays() {
     // run 1 stops: its weights no longer move, run 0's do
     adam.set_active(&[true, false]).unwrap();
     let before: Vec<f32> = device.read(adam.weights(), 0, r * n).unwrap();
-    adam.step(&mut NetworkObjective { eval: &eval }).unwrap();
+    adam.step().unwrap();
     let after: Vec<f32> = device.read(adam.weights(), 0, r * n).unwrap();
     assert_eq!(before[n..], after[n..], "a stopped run moved");
     assert_ne!(before[..n], after[..n], "an active run did not move");

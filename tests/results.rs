@@ -161,7 +161,7 @@ fn small_study(work: &Path) {
     let first = set_file(work, arch, SETS[0].0, SETS[0].1);
     std::fs::create_dir_all(first.parent().unwrap()).unwrap();
     ok(losscape(&["init", "--model", "fcp", "--count", "3", "--out", s(&first)]));
-    for (opt, kind) in &SETS[1..] {
+    for &(opt, kind) in &SETS[1..] {
         let f = set_file(work, arch, opt, kind);
         std::fs::create_dir_all(f.parent().unwrap()).unwrap();
         std::fs::copy(&first, f).unwrap();

@@ -301,3 +301,68 @@ fn reproduce_refuses_to_report_while_a_paths_shard_is_missing() {
     // the smoke preset draws one pair from each of the four sets on the training landscape
     assert_eq!(table.lines().count(), 1 + 4, "{table}");
 }
+
+/// Optimizers are a type that writes the on-disk names (`config.json`, summaries, set files) and
+/// parses only those: a name the program does not know is an error, not SGD, and each optimizer has
+/// its own label in the report.
+#[test]
+fn optimizer_names_round_trip_and_an_unknown_name_is_an_error() {
+    use losscape::io::Optimizer;
+    use losscape::report::set_label;
+    let all = [(Optimizer::Sgd, "sgd", "SGD"), (Optimizer::Lbfgs, "lbfgs", "BFGS"), (Optimizer::Adam, "adam", "Adam")];
+    for (opt, name, label) in all {
+        assert_eq!(serde_json::to_string(&opt).unwrap(), format!("\"{name}\""));
+        assert_eq!(serde_json::from_str::<Optimizer>(&format!("\"{name}\"")).unwrap(), opt);
+        assert_eq!(opt.to_string(), name);
+        assert_eq!(set_label(opt, "train"), format!("{label}-train"));
+    }
+    assert!(serde_json::from_str::<Optimizer>("\"newton\"").is_err());
+}
+
+/// `config.json` keeps its flat layout with each solver family's settings grouped in memory: the
+/// same keys in the same order (a checkpoint and the weight files record the configuration by checksum
+/// and content), and it reads back to the same configuration.
+#[test]
+fn a_training_configuration_writes_the_flat_config_json_it_always_wrote() {
+    use losscape::model::Network;
+    use losscape::ops::Act;
+    use losscape::optim::LineSearchKind;
+    use losscape::train::{LbfgsConfig, MiniBatchConfig, Optimizer, TrainConfig};
+    let base = TrainConfig::new(Network { arch: Arch::Fcp, act: Act::Softplus }, Optimizer::Lbfgs, 3, 130, 100);
+    let mut settings = base.lbfgs.settings;
+    (settings.history, settings.line_search) = (3, LineSearchKind::Golden);
+    let cfg = TrainConfig {
+        keep: 2,
+        minibatch: MiniBatchConfig { lr: 0.25, ..base.minibatch },
+        lbfgs: LbfgsConfig { iterations: 12, settings },
+        data_sha256: Some("d704".into()),
+        ..base
+    };
+    let text = serde_json::to_string_pretty(&cfg).unwrap();
+    let expected = r#"{
+  "model": "fcp",
+  "activation": "softplus",
+  "optimizer": "lbfgs",
+  "runs": 3,
+  "keep": 2,
+  "seed": 0,
+  "init_sha256": null,
+  "train_images": 130,
+  "test_images": 100,
+  "epochs": 100,
+  "lr": 0.25,
+  "batch": 64,
+  "iterations": 12,
+  "history": 3,
+  "line_search": "golden",
+  "budget": 6,
+  "data_sha256": "d704"
+}"#;
+    assert_eq!(text, expected);
+    assert_eq!(serde_json::from_str::<TrainConfig>(&text).unwrap(), cfg);
+    // a directory written before the data was fingerprinted has no data_sha256
+    let old = TrainConfig { data_sha256: None, ..cfg };
+    let without = serde_json::to_string_pretty(&old).unwrap();
+    assert!(!without.contains("data_sha256"));
+    assert_eq!(serde_json::from_str::<TrainConfig>(&without).unwrap(), old);
+}

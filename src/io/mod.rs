@@ -4,10 +4,12 @@ pub mod config;
 pub mod float;
 pub mod jsonl;
 pub mod lock;
+pub mod optimizer;
 pub mod shard;
 pub mod weights;
 pub mod workdir;
 
+pub use optimizer::Optimizer;
 pub use weights::{read_weights, write_weights, WeightStack};
 
 use anyhow::{bail, Context, Result};

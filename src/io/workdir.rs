@@ -14,42 +14,50 @@
 
 use std::path::{Path, PathBuf};
 
+use super::optimizer::Optimizer;
 use crate::model::Arch;
 
-/// The two optimizers' directory names, in the order the report uses: L-BFGS, SGD.
-pub const OPTIMIZERS: [&str; 2] = ["lbfgs", "sgd"];
+/// The two optimizers the study compares, in the order the report uses: L-BFGS, SGD.
+pub const OPTIMIZERS: [Optimizer; 2] = [Optimizer::Lbfgs, Optimizer::Sgd];
 
-/// The four solution sets of a network, in the paper's order.
-pub const SETS: [(&str, &str); 4] = [("lbfgs", "train"), ("lbfgs", "test"), ("sgd", "train"), ("sgd", "test")];
+/// The four solution sets of a network (optimizer, snapshot kind), in the paper's order.
+pub const SETS: [(Optimizer, &str); 4] =
+    [(Optimizer::Lbfgs, "train"), (Optimizer::Lbfgs, "test"), (Optimizer::Sgd, "train"), (Optimizer::Sgd, "test")];
 
 /// The sets whose paths are found on each landscape, in sweep order: all four on the training
 /// landscape (Fig. 4), the two test snapshots on the test landscape (Fig. S2).
-pub fn landscape_sets(landscape: &str) -> &'static [(&'static str, &'static str)] {
+pub fn landscape_sets(landscape: &str) -> &'static [(Optimizer, &'static str)] {
     if landscape == "train" {
         &SETS
     } else {
-        &[("lbfgs", "test"), ("sgd", "test")]
+        &[(Optimizer::Lbfgs, "test"), (Optimizer::Sgd, "test")]
     }
 }
 
 /// The file name `train` gives the `kind` (train/test) snapshot set of optimizer `opt`.
-pub fn set_name(arch: Arch, opt: &str, kind: &str) -> String {
+pub fn set_name(arch: Arch, opt: Optimizer, kind: &str) -> String {
     format!("{}-{opt}-{kind}.safetensors", arch.id())
 }
 
 /// The file name `train` gives its summary.
-pub fn summary_name(arch: Arch, opt: &str) -> String {
+pub fn summary_name(arch: Arch, opt: Optimizer) -> String {
     format!("{}-{opt}-summary.json", arch.id())
 }
 
+/// The directory of `reproduce`'s train stage for `arch` and optimizer `opt` (a `train` output
+/// directory).
+pub fn train_dir(dir: &Path, arch: Arch, opt: Optimizer) -> PathBuf {
+    dir.join(arch.id()).join(opt.id())
+}
+
 /// Where `reproduce`'s train stage keeps the `kind` snapshot set of `arch` and optimizer `opt`.
-pub fn set_file(dir: &Path, arch: Arch, opt: &str, kind: &str) -> PathBuf {
-    dir.join(arch.id()).join(opt).join(set_name(arch, opt, kind))
+pub fn set_file(dir: &Path, arch: Arch, opt: Optimizer, kind: &str) -> PathBuf {
+    train_dir(dir, arch, opt).join(set_name(arch, opt, kind))
 }
 
 /// Where `reproduce`'s train stage keeps the training summary of `arch` and optimizer `opt`.
-pub fn summary_file(dir: &Path, arch: Arch, opt: &str) -> PathBuf {
-    dir.join(arch.id()).join(opt).join(summary_name(arch, opt))
+pub fn summary_file(dir: &Path, arch: Arch, opt: Optimizer) -> PathBuf {
+    train_dir(dir, arch, opt).join(summary_name(arch, opt))
 }
 
 /// The path sweep of `arch` on `landscape` (train/test); shards write to subdirectories of it.
@@ -68,13 +76,13 @@ pub fn shard_dir(base: &Path, index: usize, count: usize) -> PathBuf {
 
 /// The Hessian spectra (`hessian.csv` columns) of the train snapshots of optimizer `opt`; the JSON
 /// record has the same stem.
-pub fn sharpness_file(dir: &Path, arch: Arch, opt: &str) -> PathBuf {
+pub fn sharpness_file(dir: &Path, arch: Arch, opt: Optimizer) -> PathBuf {
     dir.join(arch.id()).join("sharpness").join(format!("{opt}-train.csv"))
 }
 
 /// The surface directory (`surface.csv`, `surface.json`, `surface.png`, `plane.safetensors`) through
 /// the representative path of the train snapshots of optimizer `opt`.
-pub fn surface_dir(dir: &Path, arch: Arch, opt: &str) -> PathBuf {
+pub fn surface_dir(dir: &Path, arch: Arch, opt: Optimizer) -> PathBuf {
     dir.join(arch.id()).join(format!("surface-{opt}"))
 }
 

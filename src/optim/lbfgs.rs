@@ -1,7 +1,7 @@
 //! L-BFGS with the authors' conventions (docs/algorithms.md §2) for R runs at once. Every vector lives on the device
 //! (R rows per buffer), and so do the scalars of the two-loop recursion (Nocedal & Wright, Numerical
 //! Optimization, 2nd ed., Alg. 7.4): ρ_i, α_i, β_i and γ are computed by reduction kernels into a small
-//! scalar buffer ([`LbfgsScalars`]) that the next axpy or scale reads, so no dot product crosses to the
+//! scalar buffer ([`crate::ops::LbfgsScalars`]) that the next axpy or scale reads, so no dot product crosses to the
 //! host. The commands are recorded once; an iteration with E line-search evaluations is E + 2
 //! submissions and E + 1 read-backs on a GPU (`docs/backends.md`): the evaluation at w together with
 //! the whole recursion (losses and |d|² come back together), one per trial point (losses), and the move.
@@ -109,7 +109,7 @@ pub struct Lbfgs {
     dir: Buffer,
     s: Vec<Buffer>,
     y: Vec<Buffer>,
-    /// R x [`LbfgsScalars::width`] scalars of the recursion.
+    /// R x [`L::width`] scalars of the recursion.
     scalars: Buffer,
     width: usize,
     /// Per-row step coefficients (distance / |d|) of the next trial point or move, written by the host.
@@ -237,11 +237,12 @@ impl Lbfgs {
         scalars: bool,
     ) -> Result<(Vec<f64>, Vec<f32>)> {
         let sc = (&self.scalars, 0, if scalars { self.scalars.len() } else { 0 });
-        if let Some((commands, results)) = obj.recorded(want) {
+        if let Some(recorded) = obj.recorded() {
+            let (commands, results) = (recorded.commands(want), recorded.results());
             let list: Vec<&Command> = before.iter().copied().chain(commands).chain(after.iter().copied()).collect();
             let mut values = self.device.submit_read(&list, &[(results, 0, results.len()), sc])?;
             let sc = values.pop().unwrap_or_default();
-            return Ok((obj.losses(&values[0]), sc));
+            return Ok((recorded.losses(&values[0]), sc));
         }
         self.device.submit(before);
         let losses = obj.evaluate(want)?;
@@ -364,30 +365,37 @@ impl Lbfgs {
     }
 }
 
-impl Solver for Lbfgs {
+/// L-BFGS bound to the objective it minimises: the [`Solver`] `train` drives (each step is one
+/// [`Lbfgs::step`] on `objective`, returning its line searches' losses).
+pub struct LbfgsSolver<O> {
+    pub lbfgs: Lbfgs,
+    pub objective: O,
+}
+
+impl<O: BatchObjective> Solver for LbfgsSolver<O> {
     fn weights(&self) -> &Buffer {
-        &self.w
+        &self.lbfgs.w
     }
 
-    fn step(&mut self, objective: &mut dyn BatchObjective) -> Result<Option<Vec<f64>>> {
-        Ok(Some(Lbfgs::step(self, objective)?.iter().map(|r| r.loss).collect()))
+    fn step(&mut self) -> Result<Option<Vec<f64>>> {
+        Ok(Some(self.lbfgs.step(&mut self.objective)?.iter().map(|r| r.loss).collect()))
     }
 
     fn set_active(&mut self, active: &[bool]) -> Result<()> {
-        self.active.iter_mut().zip(active).for_each(|(a, &b)| *a &= b);
+        self.lbfgs.active.iter_mut().zip(active).for_each(|(a, &b)| *a &= b);
         Ok(())
     }
 
     fn buffers(&self) -> Vec<(String, &Buffer)> {
-        Lbfgs::buffers(self)
+        self.lbfgs.buffers()
     }
 
     fn state(&self) -> Result<serde_json::Value> {
-        Ok(serde_json::to_value(self.host())?)
+        Ok(serde_json::to_value(self.lbfgs.host())?)
     }
 
     fn restore(&mut self, state: serde_json::Value) -> Result<()> {
-        self.restore_host(serde_json::from_value(state)?);
+        self.lbfgs.restore_host(serde_json::from_value(state)?);
         Ok(())
     }
 }

@@ -1,8 +1,9 @@
 //! Batched mini-batch optimizers for R runs, each with its own reshuffle per epoch: PyTorch's plain
-//! `SGD` (w ← w − lr ∇f_B(w), no momentum) and `Adam` (Kingma & Ba 2015, with PyTorch's defaults:
-//! betas 0.9 and 0.999, eps 1e-8, no weight decay; the step count t runs on across epochs). The
-//! weights live in the evaluator of full mini-batches; the last, partial mini-batch of an epoch has its
-//! own evaluator, and is a step like the others (PyTorch's `DataLoader` without `drop_last`).
+//! `SGD` (w ← w − lr ∇f_B(w), no momentum) and `Adam` ([`super::adam`]: Kingma & Ba 2015 with PyTorch's
+//! defaults; the step count t runs on across epochs). Their problem is a network's mean loss over the
+//! training images they are built on, from which they draw their mini-batches. The weights live in the
+//! evaluator of full mini-batches; the last, partial mini-batch of an epoch has its own evaluator, and
+//! is a step like the others (PyTorch's `DataLoader` without `drop_last`).
 //!
 //! Everything a step runs is recorded when the optimizer is built (the selection of each step's
 //! mini-batches, the evaluation, the update), so an epoch creates nothing on a GPU and reads nothing
@@ -14,12 +15,12 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use super::objective::BatchObjective;
+use super::adam::{Adam, AdamSettings, AdamUpdate};
 use super::solver::Solver;
 use crate::backend::{Buffer, Coef, Command, Device, Rows};
 use crate::data::{DeviceImages, PIXELS};
 use crate::model::{Evaluator, Network, Want};
-use crate::ops::{AdamStep, Selection};
+use crate::ops::Selection;
 
 /// SGD steps recorded into one submission: enough that a GPU is not waiting on the host between
 /// small steps, few enough that a command buffer stays small.
@@ -30,7 +31,7 @@ pub const SGD_STEPS_PER_SUBMISSION: usize = 32;
 pub enum Rule {
     /// w ← w − lr g.
     Sgd,
-    /// Adam with PyTorch's defaults ([`AdamStep::pytorch`]).
+    /// Adam with PyTorch's defaults ([`super::adam`]).
     Adam,
 }
 
@@ -58,17 +59,18 @@ pub struct MiniBatchHost {
 /// Adam's device state: the moment estimates, and what keeps stopped runs where they stopped (Adam
 /// has no per-run coefficient to zero, so their weights are copied back after each step).
 struct AdamState {
-    m: Buffer,
-    v: Buffer,
+    adam: Adam,
     /// The weights of the stopped runs, and a flag per run (1: stopped).
     frozen: Buffer,
     stopped: Buffer,
 }
 
-/// The recorded update of one evaluator's step, and the copy that puts stopped runs back (Adam).
-struct Update {
-    step: Command,
-    freeze: Option<Command>,
+/// The recorded update of one evaluator's step.
+enum Update {
+    /// w ← w − lr g, with lr 0 for the stopped runs.
+    Sgd(Command),
+    /// Adam's step on every run, then the copy that puts the stopped runs back.
+    Adam { step: AdamUpdate, freeze: Command },
 }
 
 /// R runs of mini-batch SGD or Adam over the training images `data`.
@@ -113,8 +115,7 @@ impl MiniBatch {
         let adam = match settings.rule {
             Rule::Sgd => None,
             Rule::Adam => Some(AdamState {
-                m: device.zeros(r * n, "adam m")?,
-                v: device.zeros(r * n, "adam v")?,
+                adam: Adam::new(device, AdamSettings { lr: settings.lr }, r * n)?,
                 frozen: device.zeros(r * n, "stopped runs")?,
                 stopped: device.zeros(r, "stopped flags")?,
             }),
@@ -160,8 +161,13 @@ impl MiniBatch {
     fn step_commands<'a>(&'a self, i: usize, eval: &'a Evaluator, update: &'a Update) -> Vec<&'a Command> {
         let mut list = vec![&self.picks[i]];
         list.extend(eval.ordered(Want::LossAndGrad));
-        list.push(&update.step);
-        list.extend(update.freeze.as_ref().filter(|_| self.active.contains(&false)));
+        match update {
+            Update::Sgd(step) => list.push(step),
+            Update::Adam { step, freeze } => {
+                list.push(step.command());
+                list.extend(Some(freeze).filter(|_| self.active.contains(&false)));
+            }
+        }
         list
     }
 
@@ -185,14 +191,10 @@ impl MiniBatch {
 
     /// Makes the recorded Adam update (of the full or the `partial` evaluator) take step `t`.
     fn set_adam_step(&mut self, partial: bool, t: usize) -> Result<()> {
-        if self.adam.is_none() {
-            return Ok(());
-        }
-        let s = AdamStep::pytorch(self.settings.lr, t as u32);
         let update = if partial { self.updates.1.as_mut() } else { Some(&mut self.updates.0) };
         match update {
-            Some(u) => self.device.set_adam_step(&mut u.step, s),
-            None => Ok(()),
+            Some(Update::Adam { step, .. }) => step.set_step(t),
+            _ => Ok(()),
         }
     }
 
@@ -251,15 +253,11 @@ fn record_updates(
         Ok(match adam {
             None => {
                 let coef: Vec<f32> = active.iter().map(|&a| if a { -lr } else { 0.0 }).collect();
-                Update { step: device.axpy_command(&coef, grads, weights)?, freeze: None }
+                Update::Sgd(device.axpy_command(&coef, grads, weights)?)
             }
-            Some(a) => Update {
-                step: device.adam(AdamStep::pytorch(settings.lr, 1), &e.grads, (&e.weights, 0), &a.m, &a.v)?,
-                freeze: Some(device.copy_rows(
-                    Rows::new(&a.frozen, r, n),
-                    weights,
-                    Some(Coef::at(&a.stopped, 0, 1)),
-                )?),
+            Some(a) => Update::Adam {
+                step: a.adam.record(&e.grads, &e.weights)?,
+                freeze: device.copy_rows(Rows::new(&a.frozen, r, n), weights, Some(Coef::at(&a.stopped, 0, 1)))?,
             },
         })
     };
@@ -271,7 +269,7 @@ impl Solver for MiniBatch {
         &self.full.weights
     }
 
-    fn step(&mut self, _objective: &mut dyn BatchObjective) -> Result<Option<Vec<f64>>> {
+    fn step(&mut self) -> Result<Option<Vec<f64>>> {
         self.epoch()?;
         self.epoch += 1;
         Ok(None)
@@ -297,7 +295,8 @@ impl Solver for MiniBatch {
     fn buffers(&self) -> Vec<(String, &Buffer)> {
         let mut buffers = vec![("sgd.w".to_string(), &self.full.weights)];
         if let Some(a) = &self.adam {
-            buffers.extend([("adam.m".to_string(), &a.m), ("adam.v".to_string(), &a.v)]);
+            let [m, v] = a.adam.moments();
+            buffers.extend([("adam.m".to_string(), m), ("adam.v".to_string(), v)]);
         }
         buffers
     }

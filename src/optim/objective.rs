@@ -1,4 +1,7 @@
-//! What the optimizers minimise: R loss functions of R points, evaluated together.
+//! What the optimizers minimise (the problem of the argmin split): R loss functions of R points,
+//! evaluated together. An objective either runs its evaluation itself ([`BatchObjective::evaluate`])
+//! or also offers it as recorded device commands ([`RecordedObjective`]) that an optimizer submits
+//! together with its own.
 
 use anyhow::Result;
 
@@ -7,7 +10,9 @@ use crate::model::{Evaluator, Want};
 
 /// R independent objectives over vectors of length `dim`, evaluated in one batched call.
 pub trait BatchObjective {
+    /// R, the number of points evaluated together.
     fn rows(&self) -> usize;
+    /// The length of each point.
     fn dim(&self) -> usize;
     /// The R x dim buffer the next evaluation reads.
     fn input(&self) -> &Buffer;
@@ -15,17 +20,23 @@ pub trait BatchObjective {
     fn grads(&self) -> &Buffer;
     /// Evaluates at the current input; returns the R losses.
     fn evaluate(&mut self, want: Want) -> Result<Vec<f64>>;
-    /// The recorded commands of one evaluation at the current input and the device buffer holding its
-    /// results, for an optimizer that submits them together with its own commands and reads the
-    /// results back with its own scalars (one submission, one read-back). `None` (the default): the
-    /// objective runs on the host, and the optimizer calls [`BatchObjective::evaluate`].
-    fn recorded(&self, _want: Want) -> Option<(Vec<&Command>, &Buffer)> {
+    /// The same evaluation as recorded device commands, when the objective has them; `None` (the
+    /// default): the objective runs on the host, and an optimizer calls [`BatchObjective::evaluate`].
+    fn recorded(&self) -> Option<&dyn RecordedObjective> {
         None
     }
-    /// The R losses from the whole contents of the results buffer of [`BatchObjective::recorded`].
-    fn losses(&self, _results: &[f32]) -> Vec<f64> {
-        unreachable!("an objective that records its evaluation decodes its results")
-    }
+}
+
+/// An objective whose evaluation is a list of recorded device commands writing a results buffer, for
+/// an optimizer that submits them together with its own commands and reads the results back with its
+/// own scalars (one submission, one read-back).
+pub trait RecordedObjective {
+    /// The commands of one evaluation at the current input.
+    fn commands(&self, want: Want) -> Vec<&Command>;
+    /// The device buffer the commands leave their results in.
+    fn results(&self) -> &Buffer;
+    /// The R losses from the whole contents of [`RecordedObjective::results`].
+    fn losses(&self, results: &[f32]) -> Vec<f64>;
 }
 
 /// A network's mean loss over a fixed set of images (full batch), for R weight vectors.
@@ -49,8 +60,17 @@ impl BatchObjective for NetworkObjective<'_> {
     fn evaluate(&mut self, want: Want) -> Result<Vec<f64>> {
         Ok(self.eval.evaluate(want)?.iter().map(|r| r.loss).collect())
     }
-    fn recorded(&self, want: Want) -> Option<(Vec<&Command>, &Buffer)> {
-        Some((self.eval.ordered(want), self.eval.partials()))
+    fn recorded(&self) -> Option<&dyn RecordedObjective> {
+        Some(self)
+    }
+}
+
+impl RecordedObjective for NetworkObjective<'_> {
+    fn commands(&self, want: Want) -> Vec<&Command> {
+        self.eval.ordered(want)
+    }
+    fn results(&self) -> &Buffer {
+        self.eval.partials()
     }
     fn losses(&self, results: &[f32]) -> Vec<f64> {
         self.eval.evals(results).iter().map(|r| r.loss).collect()

@@ -1,21 +1,23 @@
-//! One interface over the optimizers that train R runs together: `train` drives any [`Solver`] step
-//! by step and checkpoints it through [`Solver::buffers`] and [`Solver::state`] without knowing which
-//! it is.
+//! One interface over the optimizers that train R runs together (the solver of the argmin split):
+//! each is built with its settings and the problem it minimises, and `train` (the executor) drives any
+//! [`Solver`] step by step and checkpoints it through [`Solver::buffers`] and [`Solver::state`]
+//! without knowing which it is.
 
 use anyhow::Result;
 
-use super::objective::BatchObjective;
 use crate::backend::Buffer;
 
 /// An optimizer advancing R runs over vectors of length n, one step at a time (an SGD epoch, an
-/// L-BFGS iteration).
+/// L-BFGS iteration), on the problem it was built for: L-BFGS on a full-batch objective
+/// ([`super::LbfgsSolver`]), the mini-batch optimizers on the training images they draw their
+/// mini-batches from ([`super::MiniBatch`]).
 pub trait Solver {
     /// The R x n iterates, on the device.
     fn weights(&self) -> &Buffer;
-    /// One step. `objective` is the full-batch training loss (L-BFGS minimises it; SGD, which draws
-    /// its own mini-batches, does not use it). Returns the R training losses at the new iterates when
-    /// the step computed them, else `None` (the caller evaluates them).
-    fn step(&mut self, objective: &mut dyn BatchObjective) -> Result<Option<Vec<f64>>>;
+    /// One step. Returns the R training losses at the new iterates when the step computed them (L-BFGS:
+    /// its line search's), else `None` (the caller evaluates them; the mini-batch optimizers read
+    /// nothing back).
+    fn step(&mut self) -> Result<Option<Vec<f64>>>;
     /// Stops the runs whose flag is false (a non-finite loss); they no longer move.
     fn set_active(&mut self, active: &[bool]) -> Result<()>;
     /// The device buffers of the state, by name, each once (the iterates first).

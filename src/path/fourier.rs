@@ -4,8 +4,8 @@
 //! [a, b, b_1 .. b_NF] on the GPU,
 //! all M path points are one product T [M x (NF+2)] * basis; their losses and gradients are one batched
 //! evaluation; the chain rule to d/d b_n is S [NF x M] * G [M x N_prm]; the regulariser's gradient is
-//! 2 lambda dS^T * D with D = dT * basis the segment vectors; the Adam step runs on the GPU. Only the M
-//! per-point losses come back each iteration.
+//! 2 lambda dS^T * D with D = dT * basis the segment vectors; the Adam step ([`crate::optim::adam`], the
+//! update rule training uses) runs on the GPU. Only the M per-point losses come back each iteration.
 //!
 //! One finder can optimise P pairs together: every product above becomes one batched product over
 //! the P pairs' basis blocks, and the evaluation holds P x M vectors, so each Adam iteration is still
@@ -24,7 +24,8 @@ use std::ops::Range;
 use crate::backend::{Buffer, Coef, Command, Device, Rows, Source};
 use crate::data::DeviceImages;
 use crate::model::{Evaluator, Network, Want};
-use crate::ops::{AdamStep, Layout, LbfgsScalars, Product, Reduced};
+use crate::ops::{Layout, LbfgsScalars, Product, Reduced};
+use crate::optim::{Adam, AdamSettings, AdamUpdate};
 
 use super::convergence::{ConvergenceRule, Trace};
 use super::curve::Curve;
@@ -227,8 +228,8 @@ pub struct PathFinder {
     eval: Evaluator,
     basis: Buffer,
     grad_coef: Buffer,
-    adam_m: Buffer,
-    adam_v: Buffer,
+    /// Adam's moments over the basis blocks.
+    adam: Adam,
     /// The best iteration's basis blocks so far (P x (K+2) x N_prm, the basis's layout).
     best: Buffer,
     /// Per pair, 1 when its basis is to be copied into `best` by the next `keep` (P).
@@ -244,7 +245,7 @@ pub struct PathFinder {
     keep: Command,
     restore: Command,
     /// The Adam step on the free vectors, recorded once; each step rewrites its step number.
-    adam: std::sync::Mutex<Command>,
+    update: std::sync::Mutex<AdamUpdate>,
 }
 
 impl PathFinder {
@@ -304,8 +305,7 @@ impl PathFinder {
         let block = f2 * n_prm;
         let basis = gpu.zeros(pairs * block, "path basis")?;
         let grad_coef = gpu.zeros(pairs * block, "path coefficient gradient")?;
-        let adam_m = gpu.zeros(pairs * block, "adam m")?;
-        let adam_v = gpu.zeros(pairs * block, "adam v")?;
+        let adam = Adam::new(&gpu, AdamSettings { lr: settings.lr }, pairs * block)?;
         let best = gpu.zeros(pairs * block, "best coefficients")?;
         let diffs = gpu.zeros(pairs * (m - 1) * n_prm, "path segments")?;
         let improved = gpu.zeros(pairs, "improved pairs")?;
@@ -342,14 +342,14 @@ impl PathFinder {
                 (&grad_coef, coef_rows),
             )?,
         ];
-        let adam = gpu.adam(AdamStep::pytorch(settings.lr, 1), &grad_coef, (&basis, 0), &adam_m, &adam_v)?;
+        let update = adam.record(&grad_coef, &basis)?;
         let segment_rows = Rows::new(&diffs, pairs * (m - 1), n_prm);
         let lengths = gpu.reduce(segment_rows, segment_rows, &squared_lengths, 2, Reduced::Store(0))?;
         let (blocks, best_blocks) = (Rows::new(&basis, pairs, block), Rows::new(&best, pairs, block));
         let keep = gpu.copy_rows(blocks, best_blocks, Some(Coef::at(&improved, 0, 1)))?;
         let restore = gpu.copy_rows(best_blocks, blocks, None)?;
         Ok(PathFinder {
-            adam: std::sync::Mutex::new(adam),
+            update: std::sync::Mutex::new(update),
             gpu,
             settings,
             curve,
@@ -359,8 +359,7 @@ impl PathFinder {
             eval,
             basis,
             grad_coef,
-            adam_m,
-            adam_v,
+            adam,
             best,
             improved,
             squared_lengths,
@@ -422,10 +421,7 @@ impl PathFinder {
             self.gpu.write(&self.basis, off + n, b)?;
             self.gpu.write(&self.basis, off + 2 * n, coef)?;
         }
-        let clear = vec![0f32; p * self.block()];
-        self.gpu.write(&self.adam_m, 0, &clear)?;
-        self.gpu.write(&self.adam_v, 0, &clear)?;
-        Ok(())
+        self.adam.clear()
     }
 
     /// Evaluates the current paths: per-point losses (P x M, pair-major), and (with `grad`)
@@ -485,16 +481,16 @@ impl PathFinder {
     /// # Errors
     /// Device errors.
     pub fn adam_step(&self, t: u32) -> Result<()> {
-        let adam = self.adam_at(t)?;
-        self.gpu.submit(&[&*adam]);
+        let update = self.adam_at(t)?;
+        self.gpu.submit(&[update.command()]);
         Ok(())
     }
 
     /// The recorded Adam step, set to take step `t` (from 1).
-    fn adam_at(&self, t: u32) -> Result<std::sync::MutexGuard<'_, Command>> {
-        let mut d = self.adam.lock().expect("the Adam command is not poisoned");
-        self.gpu.set_adam_step(&mut d, AdamStep::pytorch(self.settings.lr, t))?;
-        Ok(d)
+    fn adam_at(&self, t: u32) -> Result<std::sync::MutexGuard<'_, AdamUpdate>> {
+        let mut update = self.update.lock().expect("the Adam command is not poisoned");
+        update.set_step(t as usize)?;
+        Ok(update)
     }
 
     /// Flags the pairs whose current basis `keep` copies into `best`.
@@ -510,8 +506,8 @@ impl PathFinder {
             return self.evaluate(true);
         }
         self.flag_improved(improved)?;
-        let adam = self.adam_at(k as u32)?;
-        self.submit_evaluation(vec![&self.keep, &*adam], true)
+        let update = self.adam_at(k as u32)?;
+        self.submit_evaluation(vec![&self.keep, update.command()], true)
     }
 
     /// Keeps the pairs that improved at the last iteration, restores every pair's best basis and

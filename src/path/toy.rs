@@ -1,6 +1,6 @@
 //! The 2-D toy landscape of Fig. 3 (docs/algorithms.md §7), in f64 on the CPU: two Gaussian wells
-//! separated by two bumps, a straight path between the wells and Fourier paths optimised with Adam for
-//! several lambda.
+//! separated by two bumps, a straight path between the wells and Fourier paths optimised with Adam (the
+//! update rule of [`crate::optim::adam`], on the host) for several lambda.
 
 // Index loops mirror the gradient formulas.
 #![allow(clippy::needless_range_loop)]
@@ -8,6 +8,7 @@
 use serde::Serialize;
 
 use super::fourier::sine;
+use crate::optim::adam::{host_step, AdamSettings};
 
 /// f(x, y) of the paper's Fig. 3.
 pub fn f(p: [f64; 2]) -> f64 {
@@ -90,8 +91,7 @@ pub fn optimise(lambda: f64, s: ToySettings) -> ToyPath {
     let sines: Vec<Vec<f64>> = (1..=s.fourier).map(|n| times.iter().map(|&t| sine(n, t)).collect()).collect();
     let mut coef = vec![[0.0; 2]; s.fourier];
     let (mut m, mut v) = (vec![[0.0; 2]; s.fourier], vec![[0.0; 2]; s.fourier]);
-    let adam = crate::ops::AdamStep::pytorch(s.lr, 1);
-    let (b1, b2, eps) = (adam.beta1, adam.beta2, adam.eps);
+    let adam = AdamSettings { lr: s.lr };
     for step in 1..=s.iterations {
         let w = path_points(&coef, &times);
         let mut grad = vec![[0.0; 2]; s.fourier];
@@ -111,12 +111,10 @@ pub fn optimise(lambda: f64, s: ToySettings) -> ToyPath {
                 }
             }
         }
-        let (bc1, bc2) = (1.0 - b1.powi(step as i32), 1.0 - b2.powi(step as i32));
+        let at = adam.at(step);
         for n in 0..s.fourier {
             for d in 0..2 {
-                m[n][d] = b1 * m[n][d] + (1.0 - b1) * grad[n][d];
-                v[n][d] = b2 * v[n][d] + (1.0 - b2) * grad[n][d].powi(2);
-                coef[n][d] -= s.lr / bc1 * m[n][d] / (v[n][d].sqrt() / bc2.sqrt() + eps);
+                host_step(at, grad[n][d], &mut coef[n][d], &mut m[n][d], &mut v[n][d]);
             }
         }
     }

@@ -18,14 +18,16 @@ use crate::backend::Device;
 use crate::data::{Dataset, DeviceImages, Split};
 use crate::io::read_weights;
 use crate::io::shard::{SetInfo, Shard};
-use crate::io::workdir::{landscape_sets, paths_dir, set_file, shard_dir, summary_file};
+use crate::io::workdir::{landscape_sets, paths_dir, set_file, shard_dir, summary_file, train_dir};
 use crate::model::{init_vector, Arch, Network};
 use crate::ops::Act;
 use crate::path::sweep::{
     all_jobs, run_sweep_with, Job, PairRecord, SweepConfig, SweepInputs, SweepOptions, SweepProgress,
 };
 use crate::path::Curve;
-use crate::train::{train, Optimizer, RunRecord, TrainConfig, TrainInputs, TrainProgress};
+use crate::train::{
+    train, LbfgsConfig, MiniBatchConfig, Optimizer, RunRecord, TrainConfig, TrainInputs, TrainProgress,
+};
 
 /// Training steps (epochs, iterations) between checkpoints. A checkpoint holds every run's whole
 /// optimizer state (for L-BFGS 42 MB at the quick preset's scale, synced to disk), so writing it every
@@ -152,22 +154,22 @@ impl Study<'_> {
             units.iter().enumerate().filter(|(i, _)| i % shard.count == shard.index).map(|(_, u)| u).collect();
         let mut overall = Overall { started: Instant::now(), done: 0, total: mine.len() };
         for &&(arch, opt) in &mine {
-            if summary_file(dir, arch, opt.id()).exists() {
+            if summary_file(dir, arch, opt).exists() {
                 overall.unit("train", &format!("{} {}: done earlier", arch.title(), opt.id()));
                 continue;
             }
             let seeds: Vec<u64> = (0..p.runs as u64).collect();
             let start: Vec<f32> = seeds.iter().flat_map(|&s| init_vector(arch, s)).collect();
             let net = Network { arch, act: cfg.activation };
+            let base = TrainConfig::new(net, opt, p.runs, self.train_images.count, self.test_images.count);
             let tc = TrainConfig {
                 keep: p.keep,
-                epochs: p.epochs,
-                lr: p.lr,
-                iterations: p.iterations,
-                ..TrainConfig::new(net, opt, p.runs, self.train_images.count, self.test_images.count)
+                minibatch: MiniBatchConfig { epochs: p.epochs, lr: p.lr, ..base.minibatch },
+                lbfgs: LbfgsConfig { iterations: p.iterations, ..base.lbfgs },
+                ..base
             };
             let inputs = TrainInputs {
-                dir: &dir.join(arch.id()).join(opt.id()),
+                dir: &train_dir(dir, arch, opt),
                 cfg: &tc,
                 start: &start,
                 seeds: Some(seeds),
@@ -197,7 +199,7 @@ impl Study<'_> {
         let mut overall = Overall { started: Instant::now(), done: 0, total: cfg.models.len() * 2 };
         for &arch in &cfg.models {
             for (landscape, images) in [("train", &self.train_images), ("test", &self.test_images)] {
-                let files: Vec<_> = landscape_sets(landscape).iter().map(|(o, k)| set_file(dir, arch, o, k)).collect();
+                let files: Vec<_> = landscape_sets(landscape).iter().map(|&(o, k)| set_file(dir, arch, o, k)).collect();
                 if let Some(missing) = files.iter().find(|f| !f.exists()) {
                     bail!("{} is missing: run the train stage (of every shard) first", missing.display());
                 }

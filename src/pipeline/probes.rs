@@ -12,6 +12,7 @@ use crate::backend::Device;
 use crate::data::{DeviceImages, Split};
 use crate::io::shard::{SetInfo, Shard};
 use crate::io::workdir::{landscape_sets, paths_dir, set_file, sharpness_file, surface_dir, OPTIMIZERS};
+use crate::io::Optimizer;
 use crate::io::{read_weights, write_weights, WeightStack};
 use crate::model::{Arch, Network};
 use crate::path::sweep::{read_sweep_records, replay_pair, PairRecord, SweepOptions};
@@ -69,7 +70,7 @@ impl SurfaceProgress for Silent {
 /// The top eigenvalue and trace of every train snapshot of optimizer `opt`, written as
 /// [`sharpness_file`] (CSV as `losscape hessian` writes it) and a JSON record beside it. Returns
 /// false when it was there already.
-pub(super) fn sharpness(p: &ProbeInputs, opt: &str) -> Result<bool> {
+pub(super) fn sharpness(p: &ProbeInputs, opt: Optimizer) -> Result<bool> {
     let out = sharpness_file(p.dir, p.arch, opt);
     if out.exists() {
         return Ok(false);
@@ -141,7 +142,7 @@ pub fn surface_axes(d: f64, (mx, my): (f64, f64), points: usize) -> Result<(Axis
 ///
 /// Errors: the replayed path's height differs from the sweep's (the sets or settings changed since the
 /// sweep); device and file errors.
-pub(super) fn path_surface(p: &ProbeInputs, opt: &str) -> Result<bool> {
+pub(super) fn path_surface(p: &ProbeInputs, opt: Optimizer) -> Result<bool> {
     let out = surface_dir(p.dir, p.arch, opt);
     if out.join("surface.csv").exists() {
         return Ok(false);
@@ -214,7 +215,7 @@ pub(super) fn probe_network(p: &ProbeInputs) -> Result<Vec<String>> {
     let mut done = Vec::new();
     for opt in OPTIMIZERS {
         for (what, probe) in
-            [("sharpness", sharpness as fn(&ProbeInputs, &str) -> Result<bool>), ("path surface", path_surface)]
+            [("sharpness", sharpness as fn(&ProbeInputs, Optimizer) -> Result<bool>), ("path surface", path_surface)]
         {
             let start = Instant::now();
             if probe(p, opt)? {

@@ -19,6 +19,8 @@ pub const BLUE: RGBColor = RGBColor(31, 119, 180);
 pub const LIGHT_BLUE: RGBColor = RGBColor(120, 180, 230);
 pub const RED: RGBColor = RGBColor(214, 39, 40);
 pub const ORANGE: RGBColor = RGBColor(255, 127, 14);
+pub const GREEN: RGBColor = RGBColor(44, 160, 44);
+pub const LIGHT_GREEN: RGBColor = RGBColor(152, 223, 138);
 
 pub const SIZE: (u32, u32) = (900, 600);
 

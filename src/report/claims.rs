@@ -163,7 +163,7 @@ pub struct Claim {
 }
 
 /// What one network's sets, runs and paths provide to the claims; empty vectors where a stage did
-/// not run. Set order as [`super::SETS`]: BFGS-train, BFGS-test, SGD-train, SGD-test.
+/// not run. Set order as [`crate::io::workdir::SETS`]: BFGS-train, BFGS-test, SGD-train, SGD-test.
 #[derive(Clone, Debug)]
 pub struct Evidence {
     pub arch: Arch,

@@ -14,30 +14,47 @@ use anyhow::{bail, Context, Result};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use crate::io::atomic_write;
+use crate::io::{atomic_write, Optimizer};
 use crate::model::Arch;
-use crate::plot::figures::{BLUE, LIGHT_BLUE, ORANGE, RED};
+use crate::plot::figures::{BLUE, GREEN, LIGHT_BLUE, LIGHT_GREEN, ORANGE, RED};
 use claims::Claim;
+use plotters::style::RGBColor;
 
-pub fn set_label(opt: &str, kind: &str) -> String {
-    format!("{}-{kind}", if opt == "lbfgs" { "BFGS" } else { "SGD" })
+/// The label of a solution set in figures and tables, the paper's: BFGS-train, SGD-test (and
+/// Adam-train for Adam, which the study does not run).
+pub fn set_label(opt: Optimizer, kind: &str) -> String {
+    let name = match opt {
+        Optimizer::Lbfgs => "BFGS",
+        Optimizer::Sgd => "SGD",
+        Optimizer::Adam => "Adam",
+    };
+    format!("{name}-{kind}")
 }
 
-/// The paper's colours for two-set figures: BFGS blue, SGD red.
-fn optimizer_colour(opt: &str) -> plotters::style::RGBColor {
-    if opt == "lbfgs" {
-        BLUE
-    } else {
-        RED
+/// The paper's colours for two-set figures: BFGS blue, SGD red (Adam green).
+fn optimizer_colour(opt: Optimizer) -> RGBColor {
+    match opt {
+        Optimizer::Lbfgs => BLUE,
+        Optimizer::Sgd => RED,
+        Optimizer::Adam => GREEN,
     }
 }
 
-fn set_colour(opt: &str, kind: &str) -> plotters::style::RGBColor {
-    match (opt, kind) {
-        ("lbfgs", "train") => BLUE,
-        ("lbfgs", _) => LIGHT_BLUE,
-        (_, "train") => RED,
-        _ => ORANGE,
+/// The lighter colour of an optimizer: its test snapshots, its straight lines.
+fn light_colour(opt: Optimizer) -> RGBColor {
+    match opt {
+        Optimizer::Lbfgs => LIGHT_BLUE,
+        Optimizer::Sgd => ORANGE,
+        Optimizer::Adam => LIGHT_GREEN,
+    }
+}
+
+/// The colour of a set: its optimizer's for train snapshots, the lighter one for test snapshots.
+fn set_colour(opt: Optimizer, kind: &str) -> RGBColor {
+    if kind == "train" {
+        optimizer_colour(opt)
+    } else {
+        light_colour(opt)
     }
 }
 

@@ -2,7 +2,7 @@
 //! the path-height figures and the loss curves — each figure with its CSV and a caption stating what it
 //! shows in this run — and the [`Evidence`] the claims table judges.
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use std::path::Path;
 
 use super::claims::Sharpness;
@@ -11,14 +11,17 @@ use super::{csv_rows, optimizer_colour, sci, set_colour, set_label, Report, Tabl
 use crate::analysis::stats::median;
 use crate::analysis::{centroid_ratio, distances_to_common_origin, kernel_pca, spread, weight_stats};
 use crate::io::workdir::{
-    landscape_sets, paths_dir, set_file, sharpness_file, summary_file, surface_dir, OPTIMIZERS, SETS,
+    landscape_sets, paths_dir, set_file, sharpness_file, summary_file, surface_dir, train_dir, OPTIMIZERS, SETS,
 };
-use crate::io::{read_weights, WeightStack};
+use crate::io::{read_weights, Optimizer, WeightStack};
 use crate::model::Arch;
 use crate::path::alignment::{summarise_alignment, BarrierGap};
 use crate::path::sweep::{read_sweep_records, PairRecord};
 use crate::plot::figures::{bands, curves, histograms, scatter, Band, Series, XAxis, BLUE, RED};
 use crate::train::Summary;
+
+/// The loss-curve figure of each optimizer, in the order of [`OPTIMIZERS`] (the summaries' order).
+const CURVE_FIGURES: [(Optimizer, &str); 2] = [(Optimizer::Lbfgs, "Fig. 2"), (Optimizer::Sgd, "Fig. S1")];
 
 /// One landscape's paths, per set (in the order of [`landscape_sets`]): heights, barriers (height
 /// minus the mean of the endpoints' losses) and the pairs not known to have converged.
@@ -70,8 +73,8 @@ fn vectors(set: &WeightStack) -> Vec<&[f32]> {
 impl Network {
     /// The network's summaries and sets in `dir`; `None` when it has neither.
     pub(super) fn load(dir: &Path, arch: Arch) -> Result<Option<Network>> {
-        let summaries =
-            [read_summary(&summary_file(dir, arch, "lbfgs"))?, read_summary(&summary_file(dir, arch, "sgd"))?];
+        let [lbfgs, sgd] = OPTIMIZERS.map(|opt| read_summary(&summary_file(dir, arch, opt)));
+        let summaries = [lbfgs?, sgd?];
         let mut sets: [Option<WeightStack>; 4] = Default::default();
         for (slot, (opt, kind)) in sets.iter_mut().zip(SETS) {
             *slot = read_set(&set_file(dir, arch, opt, kind), arch)?;
@@ -148,7 +151,7 @@ impl Network {
             e.train_losses[k] = kept.clone().filter_map(|r| r.best_train.map(|b| b.1)).collect();
             e.test_losses[k] = kept.filter_map(|r| r.best_test.map(|b| b.1)).collect();
         }
-        for (i, ((opt, kind), set)) in SETS.iter().zip(&self.sets).enumerate() {
+        for (i, (&(opt, kind), set)) in SETS.iter().zip(&self.sets).enumerate() {
             let Some(set) = set else { continue };
             let v = vectors(set);
             let (mu, sigma) = weight_stats(&v);
@@ -244,9 +247,9 @@ impl Network {
             let v: serde_json::Value = crate::io::config::read_config(&d).ok()?;
             v.get(key)?.as_u64().map(|n| n as usize)
         };
-        let arch_dir = dir.join(self.arch.id());
-        let images = from(arch_dir.join("lbfgs"), "train_images")
-            .or_else(|| from(arch_dir.join("sgd"), "train_images"))
+        let images = OPTIMIZERS
+            .iter()
+            .find_map(|&opt| from(train_dir(dir, self.arch, opt), "train_images"))
             .or_else(|| from(paths_dir(dir, self.arch, "train"), "images"));
         let Some(images) = images else { return };
         let _ = std::fmt::Write::write_str(&mut rep.html, &images_per_parameter(self.arch, images));
@@ -270,7 +273,7 @@ impl Network {
         if records.is_empty() {
             return Ok(SetPaths { heights: per_set, barriers, unconverged });
         }
-        let labels: Vec<String> = sets.iter().map(|(o, k)| set_label(o, k)).collect();
+        let labels: Vec<String> = sets.iter().map(|&(o, k)| set_label(o, k)).collect();
         let series: Vec<Series> = (0..sets.len())
             .filter(|&i| !per_set[i].is_empty())
             .map(|i| Series { label: labels[i].clone(), values: &per_set[i], colour: set_colour(sets[i].0, sets[i].1) })
@@ -436,9 +439,16 @@ impl Network {
         let rows: Vec<Vec<String>> = summary
             .iter()
             .map(|s| {
-                let (opt, kind) = sets.get(s.set).copied().unwrap_or(("?", "?"));
+                let Some(&(opt, kind)) = sets.get(s.set) else {
+                    bail!(
+                        "{}: a path record names set {} of the {landscape} landscape, which has {} sets",
+                        paths_dir(dir, self.arch, landscape).display(),
+                        s.set,
+                        sets.len()
+                    );
+                };
                 let m = |x: &crate::analysis::Spread| sci(x.median);
-                vec![
+                Ok(vec![
                     set_label(opt, kind),
                     s.pairs.to_string(),
                     m(&s.unaligned_distance),
@@ -446,9 +456,9 @@ impl Network {
                     m(&s.unaligned_straight_barrier),
                     m(&s.straight_barrier),
                     m(&s.barrier),
-                ]
+                ])
             })
-            .collect();
+            .collect::<Result<_>>()?;
         rep.write(
             &format!("{}-alignment-{landscape}.csv", self.arch.id()),
             &csv_rows(header, rows.iter().map(|r| r.join(","))),
@@ -481,7 +491,7 @@ impl Network {
             return Ok(());
         }
         let (title, id) = (self.arch.title(), self.arch.id());
-        let rows = OPTIMIZERS.iter().zip(sharp).flat_map(|(opt, s)| {
+        let rows = OPTIMIZERS.into_iter().zip(sharp).flat_map(|(opt, s)| {
             s.lambda_1
                 .iter()
                 .zip(&s.trace)
@@ -504,7 +514,7 @@ impl Network {
             let scaled: Vec<Vec<f64>> =
                 values.iter().map(|v| v.iter().map(|&x| if log { x.log10() } else { x }).collect()).collect();
             let series: Vec<Series> = OPTIMIZERS
-                .iter()
+                .into_iter()
                 .zip(&scaled)
                 .filter(|(_, v)| !v.is_empty())
                 .map(|(opt, v)| Series { label: set_label(opt, "train"), values: v, colour: optimizer_colour(opt) })
@@ -512,7 +522,7 @@ impl Network {
             let file = format!("{id}-sharpness-{what}.png");
             histograms(&rep.out.join(&file), &format!("{title}: {name} at the train snapshots"), &axis, &series, None)?;
             let medians: Vec<String> = OPTIMIZERS
-                .iter()
+                .into_iter()
                 .zip(&values)
                 .filter(|(_, v)| !v.is_empty())
                 .map(|(opt, v)| format!("{} {}", set_label(opt, "train"), sci(median(v))))
@@ -530,7 +540,7 @@ impl Network {
 
     /// The 2-D surface through the endpoints and midpoint of the representative path of optimizer
     /// `opt`'s train snapshots, copied from the probes stage's directory with a caption from its record.
-    fn path_surface(&self, rep: &mut Report, dir: &Path, opt: &str) -> Result<()> {
+    fn path_surface(&self, rep: &mut Report, dir: &Path, opt: Optimizer) -> Result<()> {
         let src = surface_dir(dir, self.arch, opt);
         if !src.join("surface.json").exists() {
             return Ok(());
@@ -565,13 +575,12 @@ impl Network {
 
     /// Fig. 2 / S1: training and test loss of the best kept run of each optimizer.
     fn loss_curves(&self, rep: &mut Report) -> Result<()> {
-        for (s, opt) in self.summaries.iter().zip(["lbfgs", "sgd"]) {
+        for (s, (opt, fig)) in self.summaries.iter().zip(CURVE_FIGURES) {
             let Some(s) = s else { continue };
             let Some(&best) = s.kept_runs.first() else { continue };
             let Some(run) = s.runs.get(best) else { continue };
             let file = format!("{}-curves-{opt}.png", self.arch.id());
-            let (unit, name, fig) =
-                if opt == "sgd" { ("epoch", "SGD", "Fig. S1") } else { ("iteration", "L-BFGS", "Fig. 2") };
+            let (unit, name) = (opt.unit(), opt.title());
             curves(
                 &rep.out.join(&file),
                 &format!("{}: {name} run {best} (lowest training loss)", self.arch.title()),

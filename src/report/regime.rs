@@ -9,12 +9,12 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use super::claims::{ClaimRow, Verdict};
-use super::{csv_rows, set_colour, set_label, Report, STYLE};
+use super::{csv_rows, light_colour, set_colour, set_label, Report, STYLE};
 use crate::analysis::stats::median;
 use crate::io::workdir::{paths_dir, report_dir, SETS};
 use crate::model::Arch;
 use crate::path::sweep::{read_sweep_records, PairRecord};
-use crate::plot::figures::{bands, Band, XAxis, LIGHT_BLUE, ORANGE};
+use crate::plot::figures::{bands, Band, XAxis};
 
 /// One study of the map: its training-set size and its work directory (a `reproduce` directory whose
 /// report has been written).
@@ -191,7 +191,7 @@ fn network_section(rep: &mut Report, arch: Arch, points: &[Point], studies: &[St
             colour,
         };
         series.push(band("path", |r| r.height, set_colour(opt, kind)));
-        series.push(band("straight line", |r| r.straight, if opt == "lbfgs" { LIGHT_BLUE } else { ORANGE }));
+        series.push(band("straight line", |r| r.straight, light_colour(opt)));
     }
     let file = format!("regime-{}.png", arch.id());
     bands(

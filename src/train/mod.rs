@@ -1,11 +1,14 @@
 //! Training solution sets: R seeded runs of SGD (mini-batches of 64, a reshuffle per run and epoch) or
-//! full-batch L-BFGS (the paper's optimizers), or mini-batch Adam (beyond the paper), advanced together through the batched primitive; the loop here drives any
+//! full-batch L-BFGS (the paper's optimizers), or mini-batch Adam (beyond the paper), advanced together
+//! through the batched primitive. This is the executor: `make_solver` builds the solver the
+//! configuration ([`TrainConfig`], `config.rs`) names, and the loop drives it as any
 //! [`crate::optim::Solver`] and checkpoints its buffers and state. After every epoch (iteration)
 //! each run's full training and test losses extend its curves, the argmin snapshots are kept on the GPU,
 //! and the whole state is checkpointed atomically, so a killed run resumes where it stopped and ends
 //! with the same files as an uninterrupted one.
 
 mod checkpoint;
+mod config;
 
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
@@ -16,128 +19,11 @@ use crate::data::DeviceImages;
 use crate::io::config::prepare_dir;
 use crate::io::{write_weights, WeightStack};
 use crate::model::{Arch, Evaluator, Network, Want};
-use crate::ops::Act;
-use crate::optim::{
-    Lbfgs, LbfgsSettings, LineSearchKind, MiniBatch, MiniBatchSettings, NetworkObjective, Rule, Solver,
-};
+use crate::optim::{Lbfgs, LbfgsSolver, MiniBatch, NetworkObjective, Rule, Solver};
 use checkpoint::Checkpoint;
 
-/// Which optimizer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Optimizer {
-    /// Mini-batch SGD without momentum (the paper's).
-    Sgd,
-    /// Full-batch L-BFGS with a line search (the paper's).
-    Lbfgs,
-    /// Mini-batch Adam with PyTorch's defaults (beyond the paper; not part of `reproduce`).
-    Adam,
-}
-
-/// Adam's default learning rate (PyTorch's).
-pub const ADAM_LR: f64 = 1e-3;
-
-impl Optimizer {
-    pub fn id(self) -> &'static str {
-        match self {
-            Optimizer::Sgd => "sgd",
-            Optimizer::Lbfgs => "lbfgs",
-            Optimizer::Adam => "adam",
-        }
-    }
-
-    /// The unit of a step: an epoch of mini-batches, or an iteration.
-    pub fn unit(self) -> &'static str {
-        match self {
-            Optimizer::Sgd | Optimizer::Adam => "epoch",
-            Optimizer::Lbfgs => "iteration",
-        }
-    }
-}
-
-/// Everything that determines a training run's results.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct TrainConfig {
-    pub model: Arch,
-    pub activation: Act,
-    pub optimizer: Optimizer,
-    pub runs: usize,
-    pub keep: usize,
-    /// Run r starts from seed + r (or from vector r of the init file).
-    pub seed: u64,
-    /// SHA-256 of the --init file, when runs start from given vectors.
-    pub init_sha256: Option<String>,
-    pub train_images: usize,
-    pub test_images: usize,
-    /// SGD and Adam: epochs, learning rate, mini-batch size.
-    pub epochs: usize,
-    pub lr: f64,
-    pub batch: usize,
-    /// L-BFGS: iterations, history, line search and its budget.
-    pub iterations: usize,
-    pub history: usize,
-    pub line_search: LineSearchKind,
-    pub budget: usize,
-    /// SHA-256 of the training and test data, as loaded ([`crate::data::fingerprint`]): a resume on other data
-    /// is refused. Absent in directories written before it was recorded (then not compared).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub data_sha256: Option<String>,
-}
-
-/// The paper's training settings (`docs/algorithms.md`): the defaults of `losscape train` and of
-/// [`TrainConfig::new`].
-pub mod paper {
-    /// Seeded runs per network and optimizer, and how many are kept as solution sets.
-    pub const RUNS: usize = 75;
-    pub const KEEP: usize = 48;
-    /// SGD: epochs, learning rate, mini-batch size.
-    pub const EPOCHS: usize = 100;
-    pub const LR: f64 = 0.1;
-    pub const BATCH: usize = 64;
-    /// L-BFGS: iterations and history length.
-    pub const ITERATIONS: usize = 1000;
-    pub const HISTORY: usize = 10;
-}
-
-impl TrainConfig {
-    /// `runs` runs of `optimizer` from seed 0 with the paper's settings ([`paper`]; the authors' line
-    /// search and its budget), the mini-batch capped at the training images; keep at most `runs`.
-    pub fn new(
-        net: Network,
-        optimizer: Optimizer,
-        runs: usize,
-        train_images: usize,
-        test_images: usize,
-    ) -> TrainConfig {
-        TrainConfig {
-            model: net.arch,
-            activation: net.act,
-            optimizer,
-            runs,
-            keep: paper::KEEP.min(runs),
-            seed: 0,
-            init_sha256: None,
-            train_images,
-            test_images,
-            epochs: paper::EPOCHS,
-            lr: paper::LR,
-            batch: paper::BATCH.min(train_images),
-            iterations: paper::ITERATIONS,
-            history: paper::HISTORY,
-            line_search: LineSearchKind::Reference,
-            budget: LineSearchKind::Reference.default_budget(),
-            data_sha256: None,
-        }
-    }
-
-    /// Epochs (SGD, Adam) or iterations (L-BFGS).
-    pub fn steps(&self) -> usize {
-        match self.optimizer {
-            Optimizer::Sgd | Optimizer::Adam => self.epochs,
-            Optimizer::Lbfgs => self.iterations,
-        }
-    }
-}
+pub use crate::io::Optimizer;
+pub use config::{paper, LbfgsConfig, MiniBatchConfig, TrainConfig};
 
 /// One run's curves and snapshots.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -175,25 +61,23 @@ pub trait TrainProgress {
     fn step(&mut self, done: usize, records: &[RunRecord]);
 }
 
-/// The solver a configuration names, starting from `start` (R x n).
-fn make_solver(
+/// The solver a configuration names, starting from `start` (R x n): L-BFGS on the full-batch training
+/// loss of `train_eval`, or a mini-batch optimizer drawing from the training images `train`.
+fn make_solver<'a>(
     gpu: &Device,
     net: Network,
     cfg: &TrainConfig,
-    train: &DeviceImages,
+    (train, train_eval): (&DeviceImages, &'a Evaluator),
     start: &[f32],
     seeds: Vec<u64>,
-) -> Result<Box<dyn Solver>> {
-    let minibatch = |rule| {
-        let settings = MiniBatchSettings { rule, lr: cfg.lr, batch: cfg.batch, seeds };
-        MiniBatch::new(gpu, net, settings, train, start)
-    };
+) -> Result<Box<dyn Solver + 'a>> {
+    let minibatch = |rule| MiniBatch::new(gpu, net, cfg.minibatch.settings(rule, seeds), train, start);
     Ok(match cfg.optimizer {
         Optimizer::Sgd => Box::new(minibatch(Rule::Sgd)?),
         Optimizer::Adam => Box::new(minibatch(Rule::Adam)?),
         Optimizer::Lbfgs => {
-            let settings = LbfgsSettings { history: cfg.history, line_search: cfg.line_search, budget: cfg.budget };
-            Box::new(Lbfgs::new(gpu, settings, cfg.runs, cfg.model.n_params(), start)?)
+            let lbfgs = Lbfgs::new(gpu, cfg.lbfgs.settings, cfg.runs, cfg.model.n_params(), start)?;
+            Box::new(LbfgsSolver { lbfgs, objective: NetworkObjective { eval: train_eval } })
         }
     })
 }
@@ -232,7 +116,7 @@ pub fn train(inputs: TrainInputs, progress: &mut dyn TrainProgress) -> Result<Su
     let test_eval = Evaluator::new(net, test, 0..test.count, r)?;
     let shuffle_seeds: Vec<u64> =
         seeds.clone().unwrap_or_else(|| (0..r as u64).map(|i| cfg.seed.wrapping_add(i)).collect());
-    let mut solver = make_solver(&gpu, net, cfg, train, start, shuffle_seeds)?;
+    let mut solver = make_solver(&gpu, net, cfg, (train, &train_eval), start, shuffle_seeds)?;
     let weights = solver.weights().clone();
     let best_train = gpu.upload(start, "best train snapshots")?;
     let best_test = gpu.upload(start, "best test snapshots")?;
@@ -288,7 +172,7 @@ fn step_losses(
 ) -> Result<(Vec<f64>, Vec<f64>)> {
     let gpu = &train_eval.device().clone();
     let len = train_eval.weights.len();
-    let train_losses: Vec<f64> = match solver.step(&mut NetworkObjective { eval: train_eval })? {
+    let train_losses: Vec<f64> = match solver.step()? {
         Some(losses) => losses,
         None => {
             gpu.copy(weights, 0, &train_eval.weights, 0, len)?;
@@ -384,7 +268,7 @@ fn finish(
         stack.metadata.insert("losscape.losses".into(), join(&|rec| pick(rec).1.to_string()));
         stack.metadata.insert("losscape.snapshot_epochs".into(), join(&|rec| pick(rec).0.to_string()));
         stack.metadata.insert("losscape.config".into(), config.clone());
-        write_weights(&dir.join(crate::io::workdir::set_name(cfg.model, cfg.optimizer.id(), kind)), &stack)?;
+        write_weights(&dir.join(crate::io::workdir::set_name(cfg.model, cfg.optimizer, kind)), &stack)?;
     }
     for (i, rec) in records.iter().enumerate() {
         let mut csv = String::from("step,train_loss,test_loss\n");
@@ -404,7 +288,7 @@ fn finish(
         kept_runs: order,
         runs: records.to_vec(),
     };
-    let path = dir.join(crate::io::workdir::summary_name(cfg.model, cfg.optimizer.id()));
+    let path = dir.join(crate::io::workdir::summary_name(cfg.model, cfg.optimizer));
     crate::io::atomic_write(&path, serde_json::to_string_pretty(&summary)?.as_bytes())?;
     Ok(summary)
 }
@@ -414,22 +298,22 @@ fn finish(
 pub fn time_steps(net: Network, data: &DeviceImages, runs: usize) -> Result<(f64, f64)> {
     let gpu = data.device.clone();
     let start: Vec<f32> = (0..runs as u64).flat_map(|s| crate::model::init_vector(net.arch, s)).collect();
+    let base = TrainConfig::new(net, Optimizer::Sgd, runs, data.count, 0);
     let cfg = TrainConfig {
         keep: runs,
-        epochs: 2,
-        lr: 0.01,
-        iterations: 2,
-        ..TrainConfig::new(net, Optimizer::Sgd, runs, data.count, 0)
+        minibatch: MiniBatchConfig { epochs: 2, lr: 0.01, ..base.minibatch },
+        lbfgs: LbfgsConfig { iterations: 2, ..base.lbfgs },
+        ..base
     };
     let seeds: Vec<u64> = (0..runs as u64).collect();
     let eval = Evaluator::new(net, data, 0..data.count, runs)?;
     let time = |optimizer| -> Result<f64> {
-        let mut solver =
-            make_solver(&gpu, net, &TrainConfig { optimizer, ..cfg.clone() }, data, &start, seeds.clone())?;
+        let cfg = TrainConfig { optimizer, ..cfg.clone() };
+        let mut solver = make_solver(&gpu, net, &cfg, (data, &eval), &start, seeds.clone())?;
         let mut times = Vec::new();
         for _ in 0..2 {
             let t = std::time::Instant::now();
-            solver.step(&mut NetworkObjective { eval: &eval })?;
+            solver.step()?;
             gpu.wait()?;
             times.push(t.elapsed().as_secs_f64());
         }
