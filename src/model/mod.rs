@@ -4,6 +4,7 @@
 
 mod builder;
 mod cost;
+pub mod description;
 mod evaluator;
 mod init;
 pub mod input;
@@ -20,6 +21,7 @@ pub mod walk;
 
 pub use crate::ops::plan::Plan;
 pub use cost::{dispatch_goal, plan_evaluation, EvaluationPlan};
+pub use description::Description;
 pub use evaluator::{Eval, Evaluator, Want};
 pub use init::init_vector;
 pub use input::{check_input, InputMismatch, INPUT_PIXELS, INPUT_SHAPE};

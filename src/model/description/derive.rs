@@ -1,0 +1,248 @@
+//! What follows from a description: the shape after each layer (checked), the parameter tensors as
+//! PyTorch names them in the equivalent `torch.nn.Sequential`, their default init bounds, the
+//! parameter count and the forward FLOPs per image.
+//!
+//! Sources: PyTorch's documentation of `nn.Linear`, `nn.Conv2d`, `nn.AvgPool2d`, `nn.MaxPool2d`,
+//! `nn.Flatten` and `nn.LSTM` (shapes, output sizes, parameter names and `reset_parameters`).
+
+use std::fmt;
+
+use super::{Description, DescriptionError, Head, Input, LayerKind};
+
+/// The values one image has between two layers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shape {
+    /// Channels, height, width.
+    Image { c: usize, h: usize, w: usize },
+    /// A sequence of `steps` vectors of `features` values (the LSTM's input).
+    Sequence { steps: usize, features: usize },
+    /// A vector of values (a dense layer's input and output).
+    Features(usize),
+}
+
+impl Shape {
+    /// The number of values.
+    pub fn len(&self) -> usize {
+        match *self {
+            Shape::Image { c, h, w } => c * h * w,
+            Shape::Sequence { steps, features } => steps * features,
+            Shape::Features(n) => n,
+        }
+    }
+
+    /// Whether the shape holds no values (never, for a derived shape).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl fmt::Display for Shape {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Shape::Image { c, h, w } => write!(f, "an image {c}×{h}×{w} (C×H×W)"),
+            Shape::Sequence { steps, features } => write!(f, "a sequence of {steps} steps × {features} features"),
+            Shape::Features(n) => write!(f, "a vector of {n} features"),
+        }
+    }
+}
+
+/// One parameter tensor, as `state_dict` holds it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Param {
+    /// The `state_dict` key: `<prefix>.weight`, `<prefix>.bias`, or for an LSTM
+    /// `<prefix>.weight_ih_l0`, `weight_hh_l0`, `bias_ih_l0`, `bias_hh_l0`; the prefix is the layer's
+    /// `name`, else its index in the layer list (its index in the `nn.Sequential`).
+    pub name: String,
+    /// PyTorch's shape: dense (out, in); conv2d (out, in_c, k, k); biases (out); LSTM (4·hidden,
+    /// features), (4·hidden, hidden), (4·hidden), (4·hidden).
+    pub shape: Vec<usize>,
+    /// PyTorch's default init draws U(±1/sqrt(fan_in)): for dense and conv2d weights and biases the
+    /// layer's inputs per output (in, or in_c·k·k); for every LSTM tensor the hidden size.
+    pub fan_in: usize,
+    /// The index of the layer it belongs to.
+    pub layer: usize,
+}
+
+impl Param {
+    /// The number of values.
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    /// Whether the tensor holds no values (never, for a derived tensor).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The bound b of PyTorch's default init U(−b, b): 1/sqrt(fan_in).
+    pub fn init_bound(&self) -> f32 {
+        1.0 / (self.fan_in as f32).sqrt()
+    }
+}
+
+/// Everything [`Description::derive`] computes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Derived {
+    /// What the first layer receives.
+    pub input: Shape,
+    /// The shape after each layer, one per layer.
+    pub outputs: Vec<Shape>,
+    /// The parameter tensors in `state_dict` (= flat vector) order: layer by layer, each layer's in
+    /// PyTorch's registration order.
+    pub params: Vec<Param>,
+    /// Forward FLOPs per image: 2 per multiply-add of the dense, convolution and LSTM gate products
+    /// (every step's, h₀ = 0 included). Bias additions, activations, pooling, the LSTM cell's
+    /// element-wise arithmetic and the loss head are not counted.
+    pub flops: f64,
+}
+
+impl Derived {
+    /// The length of the flat parameter vector (N_prm).
+    pub fn n_params(&self) -> usize {
+        self.params.iter().map(Param::len).sum()
+    }
+}
+
+/// The output side of a window of `kernel` with `stride` and `padding` over `n` values, if it fits:
+/// floor((n + 2·padding − kernel) / stride) + 1, as PyTorch's (ceil_mode off).
+fn window(n: usize, kernel: usize, stride: usize, padding: usize) -> Option<usize> {
+    (n + 2 * padding >= kernel).then(|| (n + 2 * padding - kernel) / stride + 1)
+}
+
+impl Description {
+    /// The shape the first layer receives.
+    pub fn input_shape(&self) -> Shape {
+        match self.input {
+            Input::Image { c, h, w } => Shape::Image { c, h, w },
+            Input::Features(n) => Shape::Features(n),
+            Input::Rows { c, h, w, .. } => Shape::Sequence { steps: h, features: c * w },
+        }
+    }
+
+    /// The values of one input image (C·H·W, or the features).
+    pub fn input_len(&self) -> usize {
+        self.input_shape().len()
+    }
+
+    /// Every layer's output shape, the parameter tensors, their count and the forward FLOPs.
+    ///
+    /// Errors: a layer that does not fit the shape it receives (its index and kind, the shape and
+    /// what it takes); a `name` on a layer without parameters or used twice; a head that does not fit
+    /// the last output.
+    pub fn derive(&self) -> Result<Derived, DescriptionError> {
+        let input = self.input_shape();
+        let (mut shape, mut outputs, mut params, mut flops) = (input, Vec::new(), Vec::<Param>::new(), 0.0);
+        for (index, layer) in self.layers.iter().enumerate() {
+            let kind = layer.kind.id();
+            let err = |message: String| DescriptionError::Shape { index, kind, message };
+            let prefix = match &layer.name {
+                Some(n) if !layer.kind.has_params() => {
+                    return Err(DescriptionError::Invalid(format!(
+                        "layer {index} ({kind}): has no parameters, so `name = \"{n}\"` does not apply; names are for dense, conv2d and lstm layers"
+                    )))
+                }
+                Some(n) => n.clone(),
+                None => index.to_string(),
+            };
+            if let Some(p) = params.iter().find(|p| p.name.rsplit_once('.').is_some_and(|(pre, _)| pre == prefix)) {
+                return Err(DescriptionError::Invalid(format!(
+                    "layer {index} ({kind}): the name `{prefix}` is already used by layer {} (`{}`); state_dict names must be unique",
+                    p.layer, p.name
+                )));
+            }
+            let mut param = |suffix: &str, shape: Vec<usize>, fan_in: usize| {
+                params.push(Param { name: format!("{prefix}.{suffix}"), shape, fan_in, layer: index })
+            };
+            shape = match (layer.kind, shape) {
+                (LayerKind::Dense { out, bias }, Shape::Features(inp)) => {
+                    param("weight", vec![out, inp], inp);
+                    if bias {
+                        param("bias", vec![out], inp);
+                    }
+                    flops += 2.0 * (inp * out) as f64;
+                    Shape::Features(out)
+                }
+                (LayerKind::Dense { .. }, s @ Shape::Image { .. }) => {
+                    return Err(err(format!("takes a vector of features, got {s}: put a `flatten` layer before it")))
+                }
+                (LayerKind::Dense { .. }, s) => {
+                    return Err(err(format!(
+                        "takes a vector of features, got {s}: an `lstm` layer turns a sequence into a vector"
+                    )))
+                }
+                (LayerKind::Conv2d { out, kernel, stride, padding, bias }, Shape::Image { c, h, w }) => {
+                    let (Some(oh), Some(ow)) = (window(h, kernel, stride, padding), window(w, kernel, stride, padding))
+                    else {
+                        return Err(err(format!(
+                            "a {kernel}×{kernel} kernel with padding {padding} does not fit {shape}: it needs H + 2·padding ≥ kernel and W + 2·padding ≥ kernel"
+                        )));
+                    };
+                    let fan_in = c * kernel * kernel;
+                    param("weight", vec![out, c, kernel, kernel], fan_in);
+                    if bias {
+                        param("bias", vec![out], fan_in);
+                    }
+                    flops += 2.0 * (out * oh * ow * fan_in) as f64;
+                    Shape::Image { c: out, h: oh, w: ow }
+                }
+                (
+                    LayerKind::AvgPool { kernel, stride } | LayerKind::MaxPool { kernel, stride },
+                    Shape::Image { c, h, w },
+                ) => {
+                    let (Some(oh), Some(ow)) = (window(h, kernel, stride, 0), window(w, kernel, stride, 0)) else {
+                        return Err(err(format!(
+                            "a {kernel}×{kernel} window does not fit {shape}: it needs H ≥ kernel and W ≥ kernel"
+                        )));
+                    };
+                    Shape::Image { c, h: oh, w: ow }
+                }
+                (LayerKind::Conv2d { .. } | LayerKind::AvgPool { .. } | LayerKind::MaxPool { .. }, s) => {
+                    return Err(err(format!("takes an image (C×H×W), got {s}")))
+                }
+                (LayerKind::Flatten, Shape::Image { c, h, w }) => Shape::Features(c * h * w),
+                (LayerKind::Flatten, s) => {
+                    return Err(err(format!("takes an image (C×H×W), got {s}, which is not an image")))
+                }
+                (LayerKind::Lstm { hidden, bias }, Shape::Sequence { steps, features }) => {
+                    let g = 4 * hidden;
+                    param("weight_ih_l0", vec![g, features], hidden);
+                    param("weight_hh_l0", vec![g, hidden], hidden);
+                    if bias {
+                        param("bias_ih_l0", vec![g], hidden);
+                        param("bias_hh_l0", vec![g], hidden);
+                    }
+                    flops += 2.0 * (steps * g * (features + hidden)) as f64;
+                    Shape::Features(hidden)
+                }
+                (LayerKind::Lstm { .. }, s) => {
+                    return Err(err(format!(
+                        "takes a sequence, got {s}: an lstm reads the input `rows = [C, H, W]` directly"
+                    )))
+                }
+                (LayerKind::Act(_), s) => s,
+            };
+            outputs.push(shape);
+        }
+        let last = *outputs.last().unwrap_or(&input);
+        match self.head {
+            Head::CrossEntropy { classes } if last != Shape::Features(classes) => {
+                return Err(DescriptionError::Head {
+                    head: "cross_entropy",
+                    message: format!("{classes} classes need {classes} logits from the last layer, got {last}"),
+                })
+            }
+            Head::SigmoidMse if last != Shape::Features(self.input_len()) => {
+                return Err(DescriptionError::Head {
+                    head: "sigmoid_mse",
+                    message: format!(
+                        "the reconstruction of the input's {} values needs a vector of {} features from the last layer, got {last}",
+                        self.input_len(),
+                        self.input_len()
+                    ),
+                })
+            }
+            _ => {}
+        }
+        Ok(Derived { input, outputs, params, flops })
+    }
+}
