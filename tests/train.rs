@@ -80,6 +80,12 @@ fn kill_and_resume(opt: &str, extra: &[&str]) {
     std::thread::sleep(Duration::from_millis(start.elapsed().as_millis() as u64 % 97));
     child.kill().unwrap();
     child.wait().unwrap();
+    // what a kill during a write leaves, whenever it strikes: a temporary file beside the checkpoint
+    // or beside a loss curve (the resumed run must remove both; the comparison below sees every file)
+    for sub in ["", "curves"] {
+        std::fs::create_dir_all(d.join("run").join(sub)).unwrap();
+        std::fs::write(d.join("run").join(sub).join(".partial-killed"), b"half a file").unwrap();
+    }
     ok(losscape(&run));
     for kind in ["train", "test"] {
         let f = format!("fcp-{opt}-{kind}.safetensors");

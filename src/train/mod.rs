@@ -109,8 +109,11 @@ pub fn train(inputs: TrainInputs, progress: &mut dyn TrainProgress) -> Result<Su
     }
     let _lock = crate::io::lock::DirLock::acquire(dir, crate::io::lock::LOCK)?;
     prepare_dir(dir, cfg)?;
-    // a run killed while writing its checkpoint left a temporary file: this directory has one writer (the lock)
-    crate::io::remove_partials(dir)?;
+    // a run killed while writing its checkpoint or a loss curve left a temporary file: this directory
+    // has one writer (the lock)
+    for d in [dir.to_path_buf(), dir.join("curves")] {
+        crate::io::remove_partials(&d)?;
+    }
     let net = Network { arch: cfg.model, act: cfg.activation };
     let train_eval = Evaluator::new(net, train, 0..train.count, r)?;
     let test_eval = Evaluator::new(net, test, 0..test.count, r)?;
