@@ -691,32 +691,14 @@ fn a_moved_or_renamed_work_directory_resumes_to_the_same_bytes() {
     ok(study(&after, "all"));
     ok(study(&unmoved, "all"));
     // every file the study wrote, the probes' records and the report included
-    let files = relative_files(&unmoved);
-    assert_eq!(relative_files(&after), files, "the same files");
-    assert!(files.len() > 20 && files.iter().any(|f| f.ends_with("sharpness/sgd-train.json")), "{files:?}");
-    for f in &files {
-        let (a, b) = (std::fs::read(after.join(f)).unwrap(), std::fs::read(unmoved.join(f)).unwrap());
-        assert!(a == b, "{f} differs after the move:\n{}\n{}", text(&a), text(&b));
+    let compared = files::assert_same_bytes(&after, &unmoved);
+    let names = files::files(&unmoved);
+    assert!(compared > 20 && names.iter().any(|f| f.ends_with("sharpness/sgd-train.json")), "{names:?}");
+    for f in &names {
+        let a = std::fs::read(after.join(f)).unwrap();
+        let f = f.display();
         assert!(!text(&a).contains("before") && !text(&a).contains("unmoved"), "{f} names its directory: {}", text(&a));
     }
-}
-
-/// Paths of the files under `dir`, relative to it, sorted.
-fn relative_files(dir: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push(p.strip_prefix(dir).unwrap().display().to_string());
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 /// Errors that name the file (or variable), the cause and the fix.
