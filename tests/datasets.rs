@@ -6,9 +6,12 @@
 //! dataset but 1x28x28 images before any work (exit status 2, the file, its shape, the network and what
 //! it expects).
 
+#[path = "common/npy.rs"]
+mod npy_files;
 use losscape::data::npz::Arrays;
 use losscape::data::{fingerprint, load_split, split_files, Dataset, Format, ImageShape, Split};
 use losscape::model::{check_input, Arch, InputMismatch};
+use npy_files::npy;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -198,19 +201,6 @@ fn bad_cifar10_batches_are_refused_with_the_file_named() {
     // the test split alone is not a training split
     std::fs::remove_file(&file).unwrap();
     assert_has(&err(load_split(dir.path(), Split::Train)), &["no data_batch_1.bin", "training split"]);
-}
-
-/// A .npy v1.0 member with the given header fields and raw data.
-fn npy(descr: &str, fortran: bool, shape: &[usize], data: &[u8]) -> Vec<u8> {
-    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
-    let shape = if dims.len() == 1 { format!("({},)", dims[0]) } else { format!("({})", dims.join(", ")) };
-    let fortran = if fortran { "True" } else { "False" };
-    let mut h = format!("{{'descr': '{descr}', 'fortran_order': {fortran}, 'shape': {shape}, }}");
-    while (10 + h.len() + 1) % 64 != 0 {
-        h.push(' ');
-    }
-    h.push('\n');
-    [b"\x93NUMPY\x01\x00".as_slice(), &(h.len() as u16).to_le_bytes(), h.as_bytes(), data].concat()
 }
 
 /// The members of an archive: name and `.npy` bytes.

@@ -1,30 +1,20 @@
 //! Readers accept what users save: .npy in either memory order, byte order and float width, safetensors
 //! in F16/BF16/F32/F64, MNIST files detected by content and by either file-name spelling.
 
+#[path = "common/npy.rs"]
+mod npy_files;
 use losscape::data::idx::{read_maybe_gz, IdxError};
 use losscape::data::{load_split, Split};
 use losscape::io::weights::{parse_weights, Format};
 use losscape::io::{read_weights, write_weights, WeightStack};
 use losscape::model::{init_vector, Arch};
+use npy_files::npy;
 use safetensors::{tensor::TensorView, Dtype};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 fn rows01() -> WeightStack {
     read_weights(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/lstm_authors_rows01.npy"), Arch::Lstm).unwrap()
-}
-
-/// A .npy v1.0 file with the given header fields and raw data.
-fn npy(descr: &str, fortran: bool, shape: &[usize], data: &[u8]) -> Vec<u8> {
-    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
-    let shape = if dims.len() == 1 { format!("({},)", dims[0]) } else { format!("({})", dims.join(", ")) };
-    let fortran = if fortran { "True" } else { "False" };
-    let mut h = format!("{{'descr': '{descr}', 'fortran_order': {fortran}, 'shape': {shape}, }}");
-    while (10 + h.len() + 1) % 64 != 0 {
-        h.push(' ');
-    }
-    h.push('\n');
-    [b"\x93NUMPY\x01\x00".as_slice(), &(h.len() as u16).to_le_bytes(), h.as_bytes(), data].concat()
 }
 
 /// The values of a B x N stack in Fortran (column-major) order.
