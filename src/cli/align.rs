@@ -16,8 +16,9 @@ Output: B's vectors, permuted, in the format the --out extension names (.npy, el
 B's metadata. Prints per vector the L2 distance to A before and after, and the sweeps run."
 )]
 pub struct AlignArgs {
-    /// Network.
-    #[arg(long, value_enum)]
+    /// Network: fcp, lenet, lstm, autoencoder, a compact MLP (mlp:784-64-10:tanh) or a description
+    /// file (.toml; docs/networks.md §7).
+    #[arg(long, value_parser = crate::cli::model_arg)]
     model: Arch,
     /// The reference: a weight file (.safetensors or .npy).
     #[arg(long)]

@@ -15,7 +15,7 @@ use crate::model::{Arch, Network};
 )]
 pub struct BenchArgs {
     /// Networks to time.
-    #[arg(long, value_enum, value_delimiter = ',', default_value = "fcp,lenet,lstm,autoencoder")]
+    #[arg(long, value_parser = crate::cli::model_arg, value_delimiter = ',', default_value = "fcp,lenet,lstm,autoencoder")]
     models: Vec<Arch>,
     /// Training images per call.
     #[arg(long, default_value_t = 1024)]

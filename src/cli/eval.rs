@@ -13,8 +13,9 @@ use crate::model::{Arch, Evaluator, Network, Want};
     after_help = "Example:\n  losscape eval --model fcp --weights fcp-init.safetensors --split test\n  losscape eval --model fcp --weights fcp.npy --split train --limit 5000 --json"
 )]
 pub struct EvalArgs {
-    /// Network.
-    #[arg(long, value_enum)]
+    /// Network: fcp, lenet, lstm, autoencoder, a compact MLP (mlp:784-64-10:tanh) or a description
+    /// file (.toml; docs/networks.md §7).
+    #[arg(long, value_parser = crate::cli::model_arg)]
     model: Arch,
     /// Weight file: .safetensors or .npy.
     #[arg(long)]

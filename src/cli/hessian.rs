@@ -28,8 +28,9 @@ a re-run (with any --batch or --vectors) computes only the vectors not there yet
 gradients (--step); see docs/probes.md."
 )]
 pub struct HessianArgs {
-    /// Network.
-    #[arg(long, value_enum)]
+    /// Network: fcp, lenet, lstm, autoencoder, a compact MLP (mlp:784-64-10:tanh) or a description
+    /// file (.toml; docs/networks.md §7).
+    #[arg(long, value_parser = crate::cli::model_arg)]
     model: Arch,
     /// The solution set (stack of vectors, .safetensors or .npy).
     #[arg(long)]

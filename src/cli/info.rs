@@ -189,7 +189,7 @@ fn fits(set: &Dataset) -> String {
     match taking.len() {
         0 => format!("no network takes it (the paper's take {INPUT_SHAPE} images)"),
         n if n == Arch::ALL.len() => "every network takes it".to_string(),
-        _ => format!("taken by {} (the classifiers have {} outputs)", taking.join(", "), crate::model::input::CLASSES),
+        _ => format!("taken by {} (the classifiers have 10 outputs)", taking.join(", ")),
     }
 }
 

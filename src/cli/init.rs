@@ -12,8 +12,9 @@ use crate::model::{init_vector, Arch};
     after_help = "Example:\n  losscape init --model fcp --seed 0 --count 51 --out fcp-init.safetensors\n  losscape init --model lstm --seed 7 --out lstm.npy"
 )]
 pub struct InitArgs {
-    /// Network.
-    #[arg(long, value_enum)]
+    /// Network: fcp, lenet, lstm, autoencoder, a compact MLP (mlp:784-64-10:tanh) or a description
+    /// file (.toml; docs/networks.md §7).
+    #[arg(long, value_parser = crate::cli::model_arg)]
     model: Arch,
     /// Seed of the first vector; vector i uses seed S + i.
     #[arg(long, default_value_t = 0)]

@@ -158,10 +158,16 @@ impl RunArgs {
 ///
 /// Errors: a usage error of `subcommand` when `--activation` is given for the LSTM or the autoencoder.
 pub fn activation_for(subcommand: &str, arch: Arch, given: Option<Activation>) -> Result<Act> {
-    let applies = matches!(arch, Arch::Fcp | Arch::Lenet);
+    let applies = arch.takes_activation();
     let why = format!("applies to the FCP and LeNet; the {} has its own activations", arch.title());
     ranges::not_applicable(subcommand, "--activation", !applies && given.is_some(), &why)?;
     Ok(given.unwrap_or_default().act())
+}
+
+/// Parses `--model`/`--models`: a paper network, a compact MLP or a description file
+/// ([`Arch::parse`]); clap reports an error as a usage error (exit status 2).
+pub fn model_arg(spec: &str) -> std::result::Result<Arch, String> {
+    Arch::parse(spec).map_err(|e| format!("{e:#}"))
 }
 
 /// Where the data is.

@@ -30,8 +30,9 @@ most --max-iterations; without it every pair runs --iterations and `converged` s
 Re-running the same command (with any --pairs-per-batch) skips finished pairs."
 )]
 pub struct PathsArgs {
-    /// Network.
-    #[arg(long, value_enum)]
+    /// Network: fcp, lenet, lstm, autoencoder, a compact MLP (mlp:784-64-10:tanh) or a description
+    /// file (.toml; docs/networks.md §7).
+    #[arg(long, value_parser = crate::cli::model_arg)]
     model: Arch,
     /// A solution set (stack of vectors, .safetensors or .npy); repeat for several sets.
     #[arg(long = "set", required = true)]

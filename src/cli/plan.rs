@@ -20,7 +20,7 @@ Profiles: h100, h200, a100, rtx4090, apple-m2, webgpu-default, lavapipe (limits 
 Without --profile, the adapter the device options choose (or the CPU backend).")]
 pub struct PlanArgs {
     /// Network of a single evaluation (ignored with --preset).
-    #[arg(long, value_enum, default_value = "lenet")]
+    #[arg(long, value_parser = crate::cli::model_arg, default_value = "lenet")]
     model: Arch,
     /// Weight vectors per evaluation (a path iteration: 51 points).
     #[arg(long, default_value_t = 51, value_parser = clap::value_parser!(u64).range(1..=100_000))]

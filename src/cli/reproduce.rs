@@ -34,7 +34,7 @@ pub struct ReproduceArgs {
     #[arg(long)]
     out: PathBuf,
     /// Networks (default: the preset's — quick: fcp,autoencoder; the others: all four).
-    #[arg(long, value_enum, value_delimiter = ',')]
+    #[arg(long, value_parser = crate::cli::model_arg, value_delimiter = ',')]
     models: Option<Vec<Arch>>,
     /// Which stage to run.
     #[arg(long, value_enum, default_value_t = Stage::All)]

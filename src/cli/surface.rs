@@ -26,8 +26,9 @@ autoencoder), DIR/surface.png, DIR/surface.json, DIR/config.json and DIR/rows*.j
 Re-running the same command skips finished rows; shards may share one DIR."
 )]
 pub struct SurfaceArgs {
-    /// Network.
-    #[arg(long, value_enum)]
+    /// Network: fcp, lenet, lstm, autoencoder, a compact MLP (mlp:784-64-10:tanh) or a description
+    /// file (.toml; docs/networks.md §7).
+    #[arg(long, value_parser = crate::cli::model_arg)]
     model: Arch,
     /// The solution set (stack of vectors, .safetensors or .npy).
     #[arg(long)]

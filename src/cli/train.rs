@@ -26,8 +26,9 @@ curves and snapshots), DIR/curves/run-NNN.csv, DIR/config.json and DIR/checkpoin
 Re-running the same command resumes from the checkpoint."
 )]
 pub struct TrainArgs {
-    /// Network.
-    #[arg(long, value_enum)]
+    /// Network: fcp, lenet, lstm, autoencoder, a compact MLP (mlp:784-64-10:tanh) or a description
+    /// file (.toml; docs/networks.md §7).
+    #[arg(long, value_parser = crate::cli::model_arg)]
     model: Arch,
     /// Optimizer: the paper's SGD or L-BFGS, or Adam (mini-batch, PyTorch's betas and eps; --epochs,
     /// --lr and --batch as for SGD).

@@ -34,10 +34,9 @@ fn pixel_elements(device: &Device, shape: ImageShape, count: usize) -> usize {
 }
 
 impl DeviceImages {
-    /// Room for `count` MNIST-shaped images (1x28x28, what the paper's networks take) and their labels,
-    /// filled on the device (the mini-batches of `optim`).
-    pub fn empty(device: &Device, count: usize) -> Result<DeviceImages> {
-        let shape = ImageShape::MNIST;
+    /// Room for `count` images of `shape` and their labels, filled on the device (the mini-batches of
+    /// `optim`).
+    pub fn empty(device: &Device, count: usize, shape: ImageShape) -> Result<DeviceImages> {
         Ok(DeviceImages {
             pixels: device.zeros(pixel_elements(device, shape, count), "batch images")?,
             labels: device.zeros(count, "batch labels")?,

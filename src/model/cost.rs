@@ -5,7 +5,7 @@
 use anyhow::Result;
 use serde::Serialize;
 
-use super::input::INPUT_PIXELS;
+use super::description::LayerKind;
 use super::{chunk_capacity, Arch, Network, Plan};
 use crate::backend::ChunkBudget;
 use crate::ops::Act;
@@ -41,7 +41,7 @@ pub fn plan_evaluation(
     let chunk = chunk_capacity(net, budget, batch, images);
     let plan = Plan::new(net, 0..images, images, batch, chunk, 0)?;
     let external: u64 = plan.tensors[..3].iter().map(|t| t.len as u64 * 4).sum();
-    let image_bytes = (images * INPUT_PIXELS).div_ceil(4) as u64 * 4 + images as u64 * 4;
+    let image_bytes = (images * arch.description().input_len()).div_ceil(4) as u64 * 4 + images as u64 * 4;
     let dispatches = plan.chunks.iter().map(|c| c.forward.len() + if gradient { c.backward.len() } else { 0 }).sum();
     Ok(EvaluationPlan {
         model: arch,
@@ -63,8 +63,11 @@ pub fn plan_evaluation(
 /// meet them at B = 51 on 60,000 images on the `h100` profile (924 and 3,840); the batched path
 /// evaluations keep them through `path::batching::pairs_per_batch`.
 pub fn dispatch_goal(arch: Arch) -> usize {
-    match arch {
-        Arch::Lstm => 6_000,
-        Arch::Fcp | Arch::Lenet | Arch::Autoencoder => 2_000,
+    // a recurrent layer takes a product and a cell launch per step and image row
+    let recurrent = arch.description().layers.iter().any(|l| matches!(l.kind, LayerKind::Lstm { .. }));
+    if recurrent {
+        6_000
+    } else {
+        2_000
     }
 }

@@ -1,31 +1,33 @@
-//! The input the paper's four networks take — one channel of 28 x 28 pixels, MNIST's images — and the
-//! classes of the three classifiers (10 outputs); the check that a dataset fits a network, made before
-//! any work. A dataset's own image size is [`crate::data::Dataset::shape`]; the constants here are the
-//! networks' side, which the plans use for their input width.
+//! What a network's input is — the image shape its description takes (or, for a network on features,
+//! the number of values) and the classes of a classifier — and the check that a dataset fits it, made
+//! before any work. A dataset's own image size is [`crate::data::Dataset::shape`].
 
 use std::path::PathBuf;
 
+use super::description::{Head, Input};
 use super::Arch;
 use crate::data::{Dataset, ImageShape};
 
 /// The image shape the paper's four networks take: 1 x 28 x 28.
 pub const INPUT_SHAPE: ImageShape = ImageShape::MNIST;
-/// Pixels of one input image (784): the input width of the FCP and the autoencoder, LeNet's image
-/// stride, the LSTM's 28 rows of 28.
+/// Pixels of one image of the paper's networks (784).
 pub const INPUT_PIXELS: usize = INPUT_SHAPE.pixels();
-/// The outputs of the FCP, LeNet and the LSTM: one per class 0-9.
-pub const CLASSES: usize = 10;
 
-/// The image shape `arch` takes.
-pub fn input_shape(_arch: Arch) -> ImageShape {
-    INPUT_SHAPE
+/// The image shape `arch` takes, or `None` for a network on a vector of features (any image of that
+/// many values, flattened in (channel, row, column) order).
+pub fn input_shape(arch: Arch) -> Option<ImageShape> {
+    match arch.description().input {
+        Input::Image { c, h, w } | Input::Rows { c, h, w, .. } => Some(ImageShape { channels: c, height: h, width: w }),
+        Input::Features(_) => None,
+    }
 }
 
-/// The classes `arch` tells apart; `None` for the autoencoder, which ignores labels.
+/// The classes `arch` tells apart (its cross-entropy head's); `None` for a reconstruction head (the
+/// autoencoder), which ignores labels.
 pub fn classes(arch: Arch) -> Option<usize> {
-    match arch {
-        Arch::Autoencoder => None,
-        Arch::Fcp | Arch::Lenet | Arch::Lstm => Some(CLASSES),
+    match arch.description().head {
+        Head::CrossEntropy { classes } => Some(classes),
+        Head::SigmoidMse => None,
     }
 }
 
@@ -35,13 +37,11 @@ pub fn classes(arch: Arch) -> Option<usize> {
 pub enum InputMismatch {
     /// The images have another shape than the network takes.
     #[error(
-        "{file}: images of {found} (channels x height x width, {} pixels), but the {network} takes {expected} \
-         images ({} pixels), as all four of the paper's networks do; use a dataset of one-channel 28x28 images \
-         (MNIST, Fashion-MNIST, KMNIST, EMNIST) or resize these to 28x28 grayscale",
-        found.pixels(),
-        expected.pixels()
+        "{file}: images of {found} (channels x height x width, {} values), but the {network} takes {expected}; \
+         {fix}",
+        found.pixels()
     )]
-    Shape { file: PathBuf, found: ImageShape, network: &'static str, expected: ImageShape },
+    Shape { file: PathBuf, found: ImageShape, network: &'static str, expected: String, fix: String },
     /// A label is beyond the classifier's outputs.
     #[error(
         "{file}: labels up to {max_label} ({classes} classes), but the {network} has {outputs} outputs, one per \
@@ -51,19 +51,39 @@ pub enum InputMismatch {
     Classes { file: PathBuf, max_label: usize, classes: usize, network: &'static str, outputs: usize },
 }
 
-/// Whether `data` fits `arch`: its image shape, and for a classifier its classes.
+/// Whether `data` fits `arch`: its image shape (or, for a network on features, its number of values),
+/// and for a classifier its classes.
 ///
 /// # Errors
-/// Another image shape, or (FCP, LeNet, LSTM) labels of more classes than the network has outputs.
+/// Another image shape or size, or labels of more classes than the classifier has outputs.
 pub fn check_input(arch: Arch, data: &Dataset) -> Result<(), InputMismatch> {
-    let expected = input_shape(arch);
-    if data.shape != expected {
-        return Err(InputMismatch::Shape {
-            file: data.source.clone(),
-            found: data.shape,
-            network: arch.title(),
-            expected,
-        });
+    let shape_error = |expected: String, fix: String| InputMismatch::Shape {
+        file: data.source.clone(),
+        found: data.shape,
+        network: arch.title(),
+        expected,
+        fix,
+    };
+    match input_shape(arch) {
+        Some(expected) if data.shape != expected => {
+            let fix = if arch.is_paper() {
+                "as all four of the paper's networks do; use a dataset of one-channel 28x28 images (MNIST, \
+                 Fashion-MNIST, KMNIST, EMNIST) or resize these to 28x28 grayscale"
+                    .to_string()
+            } else {
+                format!(
+                    "change the description's input to [{}, {}, {}]",
+                    data.shape.channels, data.shape.height, data.shape.width
+                )
+            };
+            return Err(shape_error(format!("{expected} images ({} values)", expected.pixels()), fix));
+        }
+        None if data.shape.pixels() != arch.description().input_len() => {
+            let n = arch.description().input_len();
+            let fix = format!("its first width must be {} for these images", data.shape.pixels());
+            return Err(shape_error(format!("vectors of {n} values"), fix));
+        }
+        _ => {}
     }
     if let Some(outputs) = classes(arch) {
         let max_label = data.max_label().map_or(0, usize::from).max(data.classes.saturating_sub(1));

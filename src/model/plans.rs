@@ -5,7 +5,7 @@ use anyhow::{bail, Result};
 use std::ops::Range;
 
 use super::builder::{Builder, Chunk};
-use super::input::INPUT_PIXELS;
+use super::description::{Head as DescHead, LayerKind};
 use super::mlp::{Dense, Input, Mlp};
 use super::{lenet, lstm, Arch, Network};
 use crate::backend::ChunkBudget;
@@ -23,6 +23,34 @@ fn autoencoder() -> Vec<Dense> {
     (0..4).map(|i| Dense::from_spec(Arch::Autoencoder, i, None, (i < 3).then_some(Act::Softplus))).collect()
 }
 
+/// A user's network of dense layers and activations (flattening the image first, if it is one) as a
+/// dense stack, or `None` for other layers. (Interim: the plan builder will derive every layer kind.)
+fn custom_dense(arch: Arch) -> Option<(Vec<Dense>, Head)> {
+    let m = arch.model();
+    let offsets = arch.offsets();
+    let mut layers: Vec<Dense> = Vec::new();
+    let mut p = 0;
+    for (i, l) in m.description.layers.iter().enumerate() {
+        match l.kind {
+            LayerKind::Flatten if i == 0 => {}
+            LayerKind::Dense { out, bias } => {
+                let inp = m.specs[p].shape[1];
+                layers.push(Dense { inp, out, w_off: offsets[p], b_off: bias.then(|| offsets[p + 1]), act: None });
+                p += 1 + usize::from(bias);
+            }
+            LayerKind::Act(a) if layers.last().is_some_and(|d| d.act.is_none()) => {
+                layers.last_mut().expect("a layer").act = Some(a.act())
+            }
+            _ => return None,
+        }
+    }
+    let head = match m.description.head {
+        DescHead::CrossEntropy { .. } => Head::CrossEntropy,
+        DescHead::SigmoidMse => Head::MseSigmoid,
+    };
+    Some((layers, head))
+}
+
 /// Largest scratch tensor, in values per image and vector.
 pub fn width(arch: Arch) -> usize {
     match arch {
@@ -30,6 +58,7 @@ pub fn width(arch: Arch) -> usize {
         Arch::Autoencoder => Mlp::width(&autoencoder()),
         Arch::Lenet => lenet::WIDTH,
         Arch::Lstm => lstm::SHAPE.steps * lstm::SHAPE.gates(),
+        Arch::Custom(_) => custom_dense(arch).map_or(1, |(l, _)| Mlp::width(&l)),
     }
 }
 
@@ -112,7 +141,7 @@ impl Plan {
             external("weights", batch * n_prm),
             external("gradients", batch * n_prm),
             external("loss partials", batch * part_off * 2),
-            external("images", label_count * INPUT_PIXELS),
+            external("images", label_count * net.arch.description().input_len()),
             external("labels", label_count),
         ];
         debug_assert_eq!(tensors.len(), EXTERNAL);
@@ -131,6 +160,12 @@ impl Plan {
             Arch::Autoencoder => dense_plan(&mut b, &list, autoencoder(), Head::MseSigmoid),
             Arch::Lenet => lenet::plan(&mut b, &list),
             Arch::Lstm => lstm::plan(&mut b, &list),
+            Arch::Custom(_) => {
+                let Some((layers, head)) = custom_dense(net.arch) else {
+                    bail!("the {}: only dense layers and activations can be planned yet", net.arch.title())
+                };
+                dense_plan(&mut b, &list, layers, head)
+            }
         };
         Ok(Plan { tensors: b.tensors, chunks })
     }

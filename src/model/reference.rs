@@ -412,6 +412,7 @@ pub fn evaluate(arch: Arch, w: &[f64], act_fn: Act, data: &Dataset) -> Reference
         Arch::Lenet => lenet(w, act_fn, data),
         Arch::Lstm => lstm(w, data),
         Arch::Autoencoder => autoencoder(w, data),
+        Arch::Custom(m) => panic!("no f64 reference for {} yet (the generic interpreter replaces this)", m.id),
     }
 }
 

@@ -1,16 +1,83 @@
-//! The four networks' parameters: PyTorch state_dict names, shapes, flat order and init bounds
-//! (docs/networks.md §1–2).
+//! Which network ([`Arch`]: the paper's four, or a user's description) and its parameters: PyTorch
+//! state_dict names, shapes, flat order and init bounds, derived from its description (docs/networks.md).
 
+use std::fmt;
+
+use super::description::{Activation, Description, LayerKind};
+use super::registry::{self, Model, ModelRecord, TensorSpec};
 use crate::ops::Act;
 
-/// One of the paper's four networks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
+/// A network: one of the paper's four, or a user's ([`Model`], read from a description by
+/// [`Arch::parse`]). Everything the engine needs — parameters, plan, reference, symmetry — follows from
+/// its description ([`Arch::description`]); the variants of the paper's networks only say which of
+/// the paper's claims and figures apply.
+#[derive(Clone, Copy)]
 pub enum Arch {
     Fcp,
     Lenet,
     Lstm,
     Autoencoder,
+    /// A user's network (interned: see `model/registry.rs`).
+    Custom(&'static Model),
+}
+
+impl PartialEq for Arch {
+    fn eq(&self, other: &Arch) -> bool {
+        match (self, other) {
+            (Arch::Custom(a), Arch::Custom(b)) => a.id == b.id && a.sha256 == b.sha256,
+            (a, b) => std::mem::discriminant(a) == std::mem::discriminant(b),
+        }
+    }
+}
+
+impl Eq for Arch {}
+
+impl std::hash::Hash for Arch {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        std::mem::discriminant(self).hash(h);
+        if let Arch::Custom(m) = self {
+            m.sha256.hash(h);
+        }
+    }
+}
+
+impl fmt::Debug for Arch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Arch::Custom(m) => write!(f, "Custom({})", m.id),
+            a => f.write_str(a.title()),
+        }
+    }
+}
+
+/// A paper network is written as its name (`"fcp"`); a user's network as its record (name, SHA-256
+/// and canonical description), so that a configuration holds the network itself.
+impl serde::Serialize for Arch {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Arch::Custom(m) => m.record().serialize(s),
+            a => s.serialize_str(a.id()),
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Arch {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Arch, D::Error> {
+        #[derive(serde::Deserialize)]
+        #[serde(untagged)]
+        enum Form {
+            Name(String),
+            Record(ModelRecord),
+        }
+        let arch = match Form::deserialize(d)? {
+            Form::Name(n) => Arch::ALL
+                .into_iter()
+                .find(|a| a.id() == n)
+                .ok_or_else(|| format!("unknown network `{n}` (a user's network is recorded with its description)")),
+            Form::Record(r) => registry::from_record(&r).map(Arch::Custom).map_err(|e| format!("{e:#}")),
+        };
+        arch.map_err(serde::de::Error::custom)
+    }
 }
 
 /// A network and its activation function.
@@ -20,96 +87,103 @@ pub struct Network {
     pub act: Act,
 }
 
-/// One parameter tensor.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TensorSpec {
-    pub name: &'static str,
-    pub shape: Vec<usize>,
-    /// PyTorch's default init draws U(±1/sqrt(fan_in)) (for LSTM tensors fan_in = hidden size).
-    pub fan_in: usize,
-}
-
-impl TensorSpec {
-    pub fn len(&self) -> usize {
-        self.shape.iter().product()
-    }
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-    pub fn init_bound(&self) -> f32 {
-        1.0 / (self.fan_in as f32).sqrt()
-    }
-}
-
-fn t(name: &'static str, shape: &[usize], fan_in: usize) -> TensorSpec {
-    TensorSpec { name, shape: shape.to_vec(), fan_in }
-}
-
 impl Arch {
+    /// The paper's four networks.
     pub const ALL: [Arch; 4] = [Arch::Fcp, Arch::Lenet, Arch::Lstm, Arch::Autoencoder];
 
-    /// The paper's name.
+    /// The network `spec` names: `fcp`, `lenet`, `lstm`, `autoencoder`, a compact MLP
+    /// (`mlp:784-64-10:tanh`) or a description file (docs/networks.md §7).
+    ///
+    /// Errors: an unreadable or invalid description, or a name that is none of these.
+    pub fn parse(spec: &str) -> anyhow::Result<Arch> {
+        use anyhow::{bail, Context};
+        if let Some(a) = Arch::ALL.iter().find(|a| a.id().eq_ignore_ascii_case(spec)) {
+            return Ok(*a);
+        }
+        if spec.trim_start().starts_with("mlp:") {
+            let d = Description::parse(spec)?;
+            return Ok(Arch::Custom(registry::intern(registry::file_safe(spec.trim()), d)?));
+        }
+        let path = std::path::Path::new(spec);
+        if !path.exists() {
+            bail!(
+                "`{spec}` is not a network: give fcp, lenet, lstm, autoencoder, a compact MLP such as \
+                 mlp:784-64-10:tanh, or a description file (.toml, docs/networks.md §7)"
+            );
+        }
+        let text = std::fs::read_to_string(path).with_context(|| format!("{spec}: cannot read the description"))?;
+        let d = Description::parse(&text).with_context(|| format!("{spec}: not a valid network description"))?;
+        let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let id = registry::file_safe(d.name.as_deref().unwrap_or(&stem));
+        if id.is_empty() {
+            bail!("{spec}: give the network a `name` (letters, digits, - or _): it names its output files");
+        }
+        if Arch::ALL.iter().any(|a| a.id() == id) {
+            bail!("{spec}: the name `{id}` is one of the paper's networks; give this description another `name`");
+        }
+        Ok(Arch::Custom(registry::intern(id, d)?))
+    }
+
+    /// The network's model: its description and what follows from it.
+    pub fn model(self) -> &'static Model {
+        match self {
+            Arch::Custom(m) => m,
+            a => registry::builtin(a.id()).expect("a built-in description for each paper network"),
+        }
+    }
+
+    /// The network's description (for the FCP and LeNet with softplus: see [`Network::description`]).
+    pub fn description(self) -> &'static Description {
+        &self.model().description
+    }
+
+    /// Whether this is one of the paper's four networks (whose claims the report judges).
+    pub fn is_paper(self) -> bool {
+        !matches!(self, Arch::Custom(_))
+    }
+
+    /// Whether `--activation` chooses the network's activation (the FCP and LeNet, whose activation
+    /// the paper's text and the authors' code disagree on: docs/decisions.md #1).
+    pub fn takes_activation(self) -> bool {
+        matches!(self, Arch::Fcp | Arch::Lenet)
+    }
+
+    /// The paper's name, or a user's network's name.
     pub fn title(self) -> &'static str {
         match self {
             Arch::Fcp => "FCP",
             Arch::Lenet => "LeNet",
             Arch::Lstm => "LSTM",
             Arch::Autoencoder => "autoencoder",
+            Arch::Custom(m) => &m.id,
         }
     }
 
-    /// The command-line name.
+    /// The command-line name (and the prefix of its files).
     pub fn id(self) -> &'static str {
         match self {
             Arch::Fcp => "fcp",
             Arch::Lenet => "lenet",
             Arch::Lstm => "lstm",
             Arch::Autoencoder => "autoencoder",
+            Arch::Custom(m) => &m.id,
         }
     }
 
-    /// Parameter tensors in state_dict (= flat vector) order.
+    /// Parameter tensors in state_dict (= flat vector) order, derived from the description.
     pub fn params(self) -> Vec<TensorSpec> {
-        match self {
-            Arch::Fcp => {
-                vec![t("fc1.weight", &[50, 784], 784), t("fc2.weight", &[50, 50], 50), t("fc3.weight", &[10, 50], 50)]
-            }
-            Arch::Lenet => vec![
-                t("conv1.weight", &[6, 1, 5, 5], 25),
-                t("conv1.bias", &[6], 25),
-                t("conv2.weight", &[16, 6, 5, 5], 150),
-                t("conv2.bias", &[16], 150),
-                t("fc1.weight", &[120, 400], 400),
-                t("fc1.bias", &[120], 400),
-                t("fc2.weight", &[84, 120], 120),
-                t("fc2.bias", &[84], 120),
-                t("fc3.weight", &[10, 84], 84),
-                t("fc3.bias", &[10], 84),
-            ],
-            Arch::Lstm => vec![
-                t("gru.weight_ih_l0", &[192, 28], 48),
-                t("gru.weight_hh_l0", &[192, 48], 48),
-                t("gru.bias_ih_l0", &[192], 48),
-                t("gru.bias_hh_l0", &[192], 48),
-                t("fc.weight", &[10, 48], 48),
-            ],
-            Arch::Autoencoder => vec![
-                t("encoder.0.weight", &[32, 784], 784),
-                t("encoder.2.weight", &[32, 32], 32),
-                t("decoder.0.weight", &[32, 32], 32),
-                t("decoder.2.weight", &[784, 32], 32),
-            ],
-        }
+        self.model().specs.clone()
     }
 
     /// Length of the flat parameter vector (N_prm of Table I).
     pub fn n_params(self) -> usize {
-        self.params().iter().map(TensorSpec::len).sum()
+        self.model().specs.iter().map(TensorSpec::len).sum()
     }
 
     /// Offset of each tensor in the flat vector.
     pub fn offsets(self) -> Vec<usize> {
-        self.params()
+        self.model()
+            .specs
             .iter()
             .scan(0, |off, t| {
                 let start = *off;
@@ -121,6 +195,22 @@ impl Arch {
 
     /// Classifiers report accuracy; the autoencoder does not.
     pub fn is_classifier(self) -> bool {
-        self != Arch::Autoencoder
+        self.model().is_classifier()
+    }
+}
+
+impl Network {
+    /// The description the engine runs: the network's own, with every activation layer set to `act`
+    /// for the FCP and LeNet (`--activation`); the others' activations are their description's.
+    pub fn description(self) -> Description {
+        let mut d = self.arch.description().clone();
+        if self.arch.takes_activation() {
+            for l in &mut d.layers {
+                if let LayerKind::Act(a) = &mut l.kind {
+                    *a = Activation::from_act(self.act);
+                }
+            }
+        }
+        d
     }
 }

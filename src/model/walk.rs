@@ -6,7 +6,6 @@
 
 use anyhow::{bail, Result};
 
-use super::input::INPUT_PIXELS as IMAGE_PIXELS;
 use crate::backend::grids::{self, op_groups};
 use crate::ops::plan::{Op, Operand, Plan, TensorId, GRADS, LABELS, PARTIALS, PIXELS, WEIGHTS};
 use crate::ops::{layout_end, partial_slots};
@@ -45,7 +44,7 @@ pub fn walk_op(op: &Op, max: u32) -> Walked {
             let targets = u(c.batches.saturating_sub(1) * c.img_bs + c.first_image + c.images);
             let target = match head {
                 crate::ops::Head::CrossEntropy => (LABELS, targets),
-                crate::ops::Head::MseSigmoid => (PIXELS, targets * IMAGE_PIXELS as u64),
+                crate::ops::Head::MseSigmoid => (PIXELS, targets * c.width as u64),
             };
             let slots = u((c.batches.saturating_sub(1) * c.parts + c.part_off + partial_slots(c.images)) * 2);
             vec![(*outputs, rows), (*grad, rows), target, (PARTIALS, slots)]

@@ -18,7 +18,7 @@ use rand_chacha::ChaCha8Rng;
 use super::adam::{Adam, AdamSettings, AdamUpdate};
 use super::solver::Solver;
 use crate::backend::{Buffer, Coef, Command, Device, Rows};
-use crate::data::{DeviceImages, PIXELS};
+use crate::data::DeviceImages;
 use crate::model::{Evaluator, Network, Want};
 use crate::ops::Selection;
 
@@ -105,7 +105,7 @@ impl MiniBatch {
         if bs == 0 || bs > data.count {
             bail!("the mini-batch size must be between 1 and the {} training images", data.count);
         }
-        let batch = DeviceImages::empty(device, r * bs)?;
+        let batch = DeviceImages::empty(device, r * bs, data.shape)?;
         let full = Evaluator::per_vector(net, &batch, bs, r)?;
         let rem = data.count % bs;
         let last = (rem > 0).then(|| Evaluator::per_vector(net, &batch, rem, r)).transpose()?;
@@ -228,7 +228,12 @@ fn record_picks(
     let n_img = data.count;
     let (src, dst) = ((&data.pixels, &data.labels), (&batch.pixels, &batch.labels));
     let select = |per_run, offset| {
-        device.select_images(Selection { runs: r, per_run, stride: n_img, offset, pixels: PIXELS }, src, order, dst)
+        device.select_images(
+            Selection { runs: r, per_run, stride: n_img, offset, pixels: data.shape.pixels() },
+            src,
+            order,
+            dst,
+        )
     };
     let mut picks: Vec<Command> = (0..n_img / bs).map(|t| select(bs, t * bs)).collect::<Result<_>>()?;
     if !n_img.is_multiple_of(bs) {

@@ -149,7 +149,24 @@ pub fn analyze(dir: &Path, out: &Path, context: &str) -> Result<Vec<String>> {
     Ok(rep.figures)
 }
 
-/// The networks whose training outputs `dir` holds, in the paper's order.
+/// The users' networks a study's `config.json` records (`models`), which carry their descriptions;
+/// none when `dir` has no such file (a directory laid out by hand holds the paper's networks).
+///
+/// Errors: a `config.json` whose `models` cannot be read.
+fn users_networks(dir: &Path) -> Result<Vec<Arch>> {
+    #[derive(serde::Deserialize)]
+    struct Models {
+        #[serde(default)]
+        models: Vec<Arch>,
+    }
+    if !dir.join("config.json").is_file() {
+        return Ok(Vec::new());
+    }
+    let m: Models = crate::io::config::read_config(dir)?;
+    Ok(m.models.into_iter().filter(|a| !a.is_paper()).collect())
+}
+
+/// The networks whose training outputs `dir` holds: the paper's in its order, then the users'.
 ///
 /// Errors: `dir` is missing or not a directory, or holds none of them (the error names the files looked
 /// for), so that a mistyped `--in` is not an empty report.
@@ -162,7 +179,7 @@ fn load_networks(dir: &Path) -> Result<Vec<network::Network>> {
         );
     }
     let mut nets = Vec::new();
-    for arch in Arch::ALL {
+    for arch in Arch::ALL.into_iter().chain(users_networks(dir)?) {
         nets.extend(network::Network::load(dir, arch)?);
     }
     if nets.is_empty() {

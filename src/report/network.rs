@@ -615,13 +615,17 @@ pub const PAPER_TRAIN_IMAGES: usize = 60_000;
 pub fn images_per_parameter(arch: Arch, images: usize) -> String {
     let n = arch.n_params();
     let ratio = |i: usize| i as f64 / n as f64;
+    let paper = if arch.is_paper() {
+        format!("the paper: {PAPER_TRAIN_IMAGES} images, {:.2} per parameter", ratio(PAPER_TRAIN_IMAGES))
+    } else {
+        "not a network of the paper, whose networks had 1 to 4 images per parameter".to_string()
+    };
     format!(
-        "<p class=\"scale\">{}: {images} training images for {n} parameters, {:.3} images per parameter (the paper: \
-         {PAPER_TRAIN_IMAGES} images, {:.2} per parameter). Far fewer images than parameters is the over-parameterised \
-         regime, where minima tend to be joined by paths of near-zero loss. {}</p>\n",
+        "<p class=\"scale\">{}: {images} training images for {n} parameters, {:.3} images per parameter ({paper}). \
+         Far fewer images than parameters is the over-parameterised regime, where minima tend to be joined by paths of \
+         near-zero loss. {}</p>\n",
         arch.title(),
         ratio(images),
-        ratio(PAPER_TRAIN_IMAGES),
         regime_prediction(arch, ratio(images))
     )
 }
@@ -640,6 +644,12 @@ pub fn regime_prediction(arch: Arch, ratio: f64) -> String {
                 expected to fail here; barriers-sgd-lower compares the rise above the endpoints, which the map found \
                 lower for SGD at some sizes and not at others."
             .into();
+    }
+    if !arch.is_paper() {
+        return format!(
+            "The regime map has not measured this network: `losscape reproduce --images N1,N2,… --models {}` maps it.",
+            arch.id()
+        );
     }
     "The regime map (docs/findings.md) has not measured this network at this ratio: `losscape reproduce --preset \
      regime-gpu` maps FCP up to the paper's."

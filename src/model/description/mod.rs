@@ -4,8 +4,8 @@
 //! output shape, the parameter tensors with the names and shapes PyTorch gives the equivalent
 //! `torch.nn.Sequential`, their default init bounds, the parameter count and the forward FLOPs.
 //!
-//! The engine does not take descriptions yet (issue 23): [`crate::model::Arch`] still drives the plans;
-//! `tests/description.rs` checks that each built-in description derives exactly `Arch::params()`.
+//! Every [`crate::model::Arch`] is a description: the paper's four are built in, a user's is read by
+//! `model/registry.rs`; `tests/description.rs` checks the built-ins against the paper's parameter table.
 
 mod compact;
 mod derive;
@@ -114,6 +114,28 @@ impl Activation {
             Activation::Softplus => "softplus",
             Activation::Sigmoid => "sigmoid",
             Activation::Tanh => "tanh",
+        }
+    }
+
+    /// The kernels' activation.
+    pub fn act(self) -> crate::ops::Act {
+        use crate::ops::Act;
+        match self {
+            Activation::Relu => Act::Relu,
+            Activation::Softplus => Act::Softplus,
+            Activation::Sigmoid => Act::Sigmoid,
+            Activation::Tanh => Act::Tanh,
+        }
+    }
+
+    /// The activation of the kernels' `act`.
+    pub fn from_act(act: crate::ops::Act) -> Activation {
+        use crate::ops::Act;
+        match act {
+            Act::Relu => Activation::Relu,
+            Act::Softplus => Activation::Softplus,
+            Act::Sigmoid => Activation::Sigmoid,
+            Act::Tanh => Activation::Tanh,
         }
     }
 
