@@ -493,6 +493,30 @@ fn a_held_lock_names_its_holder() {
     DirLock::acquire(dir.path(), LOCK).unwrap();
 }
 
+#[test]
+fn with_wait_a_second_writer_waits_for_the_holder_and_then_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let (lone, out) = (dir.path().join("lone"), dir.path().join("waited"));
+    ok(Command::new(env!("CARGO_BIN_EXE_losscape")).args(train_args(&lone)).output().unwrap());
+    let held = DirLock::acquire(&out, LOCK).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_losscape"))
+        .arg("--wait")
+        .args(train_args(&out))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    assert!(child.try_wait().unwrap().is_none(), "still waiting while the lock is held");
+    assert!(!out.join("config.json").exists(), "nothing written while waiting");
+    drop(held);
+    let o = child.wait_with_output().unwrap();
+    let err = text(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains(&format!("PID {}", std::process::id())) && err.contains("waiting"), "{err}");
+    files::assert_same_bytes(&lone, &out); // as a lone run
+}
+
 fn train_args(out: &Path) -> Vec<String> {
     [
         "train",

@@ -43,6 +43,10 @@ use crate::ops::Act;
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// When another process is writing the output directory, wait until it has finished (then
+    /// resume from what it wrote) instead of exiting with status 1.
+    #[arg(long, global = true)]
+    wait: bool,
 }
 
 #[derive(Subcommand)]
@@ -282,6 +286,7 @@ pub fn is_stdout_closed(error: &anyhow::Error) -> bool {
 /// Parses the command line and runs the subcommand.
 pub fn main() -> Result<()> {
     let cli = Cli::parse();
+    crate::io::lock::wait_for_writers(cli.wait);
     match cli.command {
         Command::Info(a) => info::run(a),
         Command::Init(a) => init::run(a),

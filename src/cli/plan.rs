@@ -91,8 +91,9 @@ fn evaluation_json(device: &str, budget: ChunkBudget, e: &EvaluationPlan) -> ser
 
 fn print_evaluation(e: &EvaluationPlan) -> Result<()> {
     outln!(
-        "{:?} B={} N={} {}: chunks of {} images ({} chunks), {} dispatches, {} submission, {} read-back, peak {:.1} MiB, {:.3e} FLOP",
-        e.model,
+        "{} B={} N={} {}: chunks of {} images ({} chunks), {} dispatches, {} submission, {} read-back, peak {:.1} MiB, {:.3e} FLOP",
+        // the paper's networks as this line always named them (Fcp, Lenet, ...)
+        if e.model.is_paper() { format!("{:?}", e.model) } else { e.model.id().to_string() },
         e.batch,
         e.images,
         if e.gradient { "loss+gradient" } else { "loss" },

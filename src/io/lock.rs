@@ -10,6 +10,16 @@ use anyhow::{bail, Context, Result};
 use std::fs::{File, TryLockError};
 use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Whether [`DirLock::acquire`] waits for another writer (`--wait`) instead of refusing.
+static WAIT: AtomicBool = AtomicBool::new(false);
+
+/// Makes every later [`DirLock::acquire`] of this process wait for a directory's writer to finish
+/// (`wait`) or refuse at once (the default). Set once from the command line (`--wait`).
+pub fn wait_for_writers(wait: bool) {
+    WAIT.store(wait, Ordering::Relaxed);
+}
 
 /// The lock file of a directory written by one process at a time.
 pub const LOCK: &str = ".losscape.lock";
@@ -32,10 +42,11 @@ pub struct DirLock {
 
 impl DirLock {
     /// Creates `dir` if needed and takes the lock named `name` in it ([`LOCK`], or [`shard_lock`]),
-    /// without waiting.
+    /// without waiting, or after the holder lets go when [`wait_for_writers`] asked for it (saying so
+    /// on standard error).
     ///
-    /// Errors: another process holds it (the error names its PID and the directory); the directory or
-    /// the lock file cannot be created.
+    /// Errors: another process holds it and waiting was not asked for (the error names its PID, the
+    /// directory and `--wait`); the directory or the lock file cannot be created.
     pub fn acquire(dir: &Path, name: &str) -> Result<DirLock> {
         std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create the directory", dir.display()))?;
         let path = dir.join(name);
@@ -52,12 +63,16 @@ impl DirLock {
                 let holder = holder(&mut file).map_or("another losscape process".to_string(), |pid| {
                     format!("another losscape process (PID {pid})")
                 });
-                bail!(
-                    "{} is being written by {holder}; wait until it has finished, or give another --out \
-                     (lock file {})",
-                    dir.display(),
-                    path.display()
-                );
+                if !WAIT.load(Ordering::Relaxed) {
+                    bail!(
+                        "{} is being written by {holder}; wait until it has finished (or give --wait), or give \
+                         another --out (lock file {})",
+                        dir.display(),
+                        path.display()
+                    );
+                }
+                eprintln!("{} is being written by {holder}; waiting until it has finished (--wait)", dir.display());
+                file.lock().with_context(|| format!("{}: cannot lock", path.display()))?;
             }
             Err(TryLockError::Error(e)) if e.kind() == std::io::ErrorKind::Unsupported => {
                 eprintln!(

@@ -44,8 +44,11 @@ impl std::hash::Hash for Arch {
 impl fmt::Debug for Arch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Arch::Fcp => f.write_str("Fcp"),
+            Arch::Lenet => f.write_str("Lenet"),
+            Arch::Lstm => f.write_str("Lstm"),
+            Arch::Autoencoder => f.write_str("Autoencoder"),
             Arch::Custom(m) => write!(f, "Custom({})", m.id),
-            a => f.write_str(a.title()),
         }
     }
 }
