@@ -9,6 +9,7 @@
 pub mod claims;
 mod network;
 pub mod regime;
+mod scale;
 
 use anyhow::{bail, Context, Result};
 use std::fmt::Write as _;

@@ -2,22 +2,20 @@
 //! the path-height figures and the loss curves — each figure with its CSV and a caption stating what it
 //! shows in this run — and the [`Evidence`] the claims table judges.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use std::path::Path;
 
+mod paths;
+
 use super::claims::Sharpness;
-use super::claims::{AlignmentEvidence, Evidence, SetPair, Unconverged};
-use super::{csv_rows, optimizer_colour, sci, set_colour, set_label, Report, Tables};
+use super::claims::{Evidence, SetPair, Unconverged};
+use super::{csv_rows, optimizer_colour, sci, set_label, Report, Tables};
 use crate::analysis::stats::median;
-use crate::analysis::{centroid_ratio, distances_to_common_origin, kernel_pca, spread, weight_stats};
-use crate::io::workdir::{
-    landscape_sets, paths_dir, set_file, sharpness_file, summary_file, surface_dir, train_dir, OPTIMIZERS, SETS,
-};
+use crate::analysis::{centroid_ratio, distances_to_common_origin, kernel_pca, weight_stats};
+use crate::io::workdir::{paths_dir, set_file, sharpness_file, summary_file, surface_dir, train_dir, OPTIMIZERS, SETS};
 use crate::io::{read_weights, Optimizer, WeightStack};
 use crate::model::Arch;
-use crate::path::alignment::{summarise_alignment, BarrierGap};
-use crate::path::sweep::{read_sweep_records, PairRecord};
-use crate::plot::figures::{bands, curves, histograms, scatter, Band, Series, XAxis, BLUE, RED};
+use crate::plot::figures::{curves, histograms, scatter, Series, BLUE, RED};
 use crate::train::Summary;
 
 /// The loss-curve figure of each optimizer, in the order of [`OPTIMIZERS`] (the summaries' order).
@@ -252,237 +250,7 @@ impl Network {
             .find_map(|&opt| from(train_dir(dir, self.arch, opt), "train_images"))
             .or_else(|| from(paths_dir(dir, self.arch, "train"), "images"));
         let Some(images) = images else { return };
-        let _ = std::fmt::Write::write_str(&mut rep.html, &images_per_parameter(self.arch, images));
-    }
-
-    /// Fig. 4 / S2: path heights on one landscape, per set in sweep order (empty where no pair ran), the
-    /// convergence of the paths (figure and CSV), and each set's pairs not known to have converged.
-    fn heights(&self, rep: &mut Report, dir: &Path, landscape: &str, fig: &str) -> Result<SetPaths> {
-        let (title, id) = (self.arch.title(), self.arch.id());
-        let records = read_sweep_records(&paths_dir(dir, self.arch, landscape))?;
-        let sets = landscape_sets(landscape);
-        let per_set: Vec<Vec<f64>> = (0..sets.len())
-            .map(|i| records.iter().filter(|r| r.set == i).map(|r| r.outcome.height).collect())
-            .collect();
-        let unconverged: Vec<Unconverged> = (0..sets.len())
-            .map(|i| Unconverged::count(records.iter().filter(|r| r.set == i).map(|r| r.outcome.converged)))
-            .collect();
-        let barriers: Vec<Vec<f64>> = (0..sets.len())
-            .map(|i| records.iter().filter(|r| r.set == i).map(|r| r.outcome.barrier).collect())
-            .collect();
-        if records.is_empty() {
-            return Ok(SetPaths { heights: per_set, barriers, unconverged });
-        }
-        let labels: Vec<String> = sets.iter().map(|&(o, k)| set_label(o, k)).collect();
-        let series: Vec<Series> = (0..sets.len())
-            .filter(|&i| !per_set[i].is_empty())
-            .map(|i| Series { label: labels[i].clone(), values: &per_set[i], colour: set_colour(sets[i].0, sets[i].1) })
-            .collect();
-        let file = format!("{id}-heights-{landscape}.png");
-        histograms(
-            &rep.out.join(&file),
-            &format!("{title}: path heights on the {landscape} landscape"),
-            "path height (max loss along the path)",
-            &series,
-            None,
-        )?;
-        let rows = records.iter().map(|r| {
-            let o = &r.outcome;
-            let (i, j) = r.pair;
-            let known = |v: Option<String>| v.unwrap_or_default();
-            format!(
-                "{},{i},{j},{},{},{},{},{},{},{}",
-                r.set_file,
-                o.height,
-                o.barrier,
-                o.straight_height,
-                o.length,
-                o.best_iteration,
-                known(o.iterations.map(|n| n.to_string())),
-                known(o.converged.map(|c| c.to_string()))
-            )
-        });
-        rep.write(
-            &file.replace(".png", ".csv"),
-            &csv_rows(
-                "set,pair_i,pair_j,height,barrier,straight_height,length,best_iteration,iterations,converged",
-                rows,
-            ),
-        )?;
-        let medians: Vec<String> = series.iter().map(|s| format!("{} {}", s.label, sci(median(s.values)))).collect();
-        rep.figure(
-            &file,
-            &format!(
-                "{fig} ({title}): heights of the optimised paths between pairs of each set, {landscape} landscape; median heights: {}.",
-                medians.join(", ")
-            ),
-        );
-        let rows: Vec<Vec<String>> = (0..sets.len())
-            .filter(|&i| !per_set[i].is_empty())
-            .map(|i| {
-                let (hs, bs) = (spread(&per_set[i]), spread(&barriers[i]));
-                let s = |v: f64| sci(v);
-                vec![
-                    labels[i].clone(),
-                    hs.count.to_string(),
-                    s(hs.mean),
-                    s(hs.median),
-                    s(bs.mean),
-                    s(bs.median),
-                    s(bs.max),
-                    (per_set[i].len() - unconverged[i].total()).to_string(),
-                ]
-            })
-            .collect();
-        rep.table(
-            &format!("Path heights and barriers, {title} {landscape} landscape"),
-            &[
-                "set",
-                "pairs",
-                "mean height",
-                "median height",
-                "mean barrier",
-                "median barrier",
-                "max barrier",
-                "converged",
-            ],
-            &rows,
-        );
-        self.convergence(rep, &records, landscape, &labels, &unconverged)?;
-        Ok(SetPaths { heights: per_set, barriers, unconverged })
-    }
-
-    /// The convergence of the paths on one landscape: per set, the median and range over its pairs of
-    /// the height at each traced iteration (a pair that stopped keeps its final height), as
-    /// `<model>-convergence-<landscape>.{png,csv}`; nothing when no record has a trace.
-    fn convergence(
-        &self,
-        rep: &mut Report,
-        records: &[PairRecord],
-        landscape: &str,
-        labels: &[String],
-        unconverged: &[Unconverged],
-    ) -> Result<()> {
-        let (title, id) = (self.arch.title(), self.arch.id());
-        let sets = landscape_sets(landscape);
-        let mut rows = Vec::new();
-        let mut series = Vec::new();
-        let mut counts = Vec::new();
-        for (i, label) in labels.iter().enumerate() {
-            let traced: Vec<(&crate::path::Trace, f64)> = records
-                .iter()
-                .filter(|r| r.set == i)
-                .filter_map(|r| Some((r.outcome.trace.as_ref()?, r.outcome.height)))
-                .collect();
-            if traced.is_empty() {
-                continue;
-            }
-            let mut grid: Vec<usize> = traced.iter().flat_map(|(t, _)| t.iteration.iter().copied()).collect();
-            grid.sort_unstable();
-            grid.dedup();
-            let mut band = Band {
-                label: label.clone(),
-                x: Vec::new(),
-                median: Vec::new(),
-                low: Vec::new(),
-                high: Vec::new(),
-                colour: set_colour(sets[i].0, sets[i].1),
-            };
-            for &k in &grid {
-                let h: Vec<f64> = traced.iter().filter_map(|(t, last)| t.height_at(k, *last)).collect();
-                let (lo, hi) = h.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
-                let med = median(&h);
-                rows.push(format!("{label},{k},{},{med},{lo},{hi}", h.len()));
-                band.x.push(k as f64);
-                band.median.push(med);
-                band.low.push(lo);
-                band.high.push(hi);
-            }
-            let n = records.iter().filter(|r| r.set == i).count();
-            counts.push(format!("{label} {} of {n}", n - unconverged[i].total()));
-            series.push(band);
-        }
-        if series.is_empty() {
-            return Ok(());
-        }
-        let file = format!("{id}-convergence-{landscape}.png");
-        bands(
-            &rep.out.join(&file),
-            &format!("{title}: path height against Adam iteration, {landscape} landscape"),
-            ("Adam iteration", "path height (median and range over pairs)"),
-            XAxis::Linear,
-            &series,
-        )?;
-        rep.write(&file.replace(".png", ".csv"), &csv_rows("set,iteration,pairs,median,min,max", rows))?;
-        rep.figure(
-            &file,
-            &format!(
-                "Convergence ({title}, {landscape} landscape): the median (line) and range (band) over each set's pairs \
-                 of the height of the path at each Adam iteration (a pair that stopped when it converged keeps its \
-                 final height). Converged pairs (docs/algorithms.md §5): {}.",
-                counts.join(", ")
-            ),
-        );
-        Ok(())
-    }
-
-    /// Distances, straight-line barriers and path barriers before and after weight matching, per set
-    /// (sweeps run with `--align`); the BFGS-train and SGD-train pairs for the claims table.
-    fn alignment(&self, rep: &mut Report, dir: &Path, landscape: &str) -> Result<Option<AlignmentEvidence>> {
-        let records = read_sweep_records(&paths_dir(dir, self.arch, landscape))?;
-        let summary = summarise_alignment(&records);
-        if summary.is_empty() {
-            return Ok(None);
-        }
-        let sets = landscape_sets(landscape);
-        let header = "set,pairs,unaligned_distance,distance,unaligned_straight_barrier,straight_barrier,path_barrier";
-        let rows: Vec<Vec<String>> = summary
-            .iter()
-            .map(|s| {
-                let Some(&(opt, kind)) = sets.get(s.set) else {
-                    bail!(
-                        "{}: a path record names set {} of the {landscape} landscape, which has {} sets",
-                        paths_dir(dir, self.arch, landscape).display(),
-                        s.set,
-                        sets.len()
-                    );
-                };
-                let m = |x: &crate::analysis::Spread| sci(x.median);
-                Ok(vec![
-                    set_label(opt, kind),
-                    s.pairs.to_string(),
-                    m(&s.unaligned_distance),
-                    m(&s.distance),
-                    m(&s.unaligned_straight_barrier),
-                    m(&s.straight_barrier),
-                    m(&s.barrier),
-                ])
-            })
-            .collect::<Result<_>>()?;
-        rep.write(
-            &format!("{}-alignment-{landscape}.csv", self.arch.id()),
-            &csv_rows(header, rows.iter().map(|r| r.join(","))),
-        )?;
-        rep.table(
-            &format!("{}, {landscape} landscape: medians before and after weight matching", self.arch.title()),
-            &header.split(',').collect::<Vec<_>>(),
-            &rows,
-        );
-        let barriers = |set: usize| -> Vec<f64> {
-            records.iter().filter(|r| r.aligned && r.set == set).map(|r| r.outcome.barrier).collect()
-        };
-        let unconverged = |set: usize| {
-            Unconverged::count(records.iter().filter(|r| r.aligned && r.set == set).map(|r| r.outcome.converged))
-        };
-        let find = |set: usize| summary.iter().find(|s| s.set == set);
-        Ok(match (find(0), find(2)) {
-            (Some(lbfgs), Some(sgd)) if landscape == "train" => Some(AlignmentEvidence {
-                barriers: [barriers(0), barriers(2)],
-                unconverged: [unconverged(0), unconverged(2)],
-                gap: BarrierGap::between(sgd, lbfgs),
-            }),
-            _ => None,
-        })
+        let _ = std::fmt::Write::write_str(&mut rep.html, &super::scale::images_per_parameter(self.arch, images));
     }
 
     /// Histograms of the Hessian's top eigenvalue and trace at the train snapshots, SGD against L-BFGS.
@@ -603,73 +371,5 @@ impl Network {
             );
         }
         Ok(())
-    }
-}
-
-/// The paper's training images: all of MNIST's.
-pub const PAPER_TRAIN_IMAGES: usize = 60_000;
-
-/// The report's line on a network's scale: `images` training images per parameter beside the paper's
-/// 60,000 (HTML paragraph), e.g. "FCP: 2000 training images for 42200 parameters, 0.047 images per
-/// parameter (the paper: 60000 images, 1.42 per parameter)".
-pub fn images_per_parameter(arch: Arch, images: usize) -> String {
-    let n = arch.n_params();
-    let ratio = |i: usize| i as f64 / n as f64;
-    let paper = if arch.is_paper() {
-        format!("the paper: {PAPER_TRAIN_IMAGES} images, {:.2} per parameter", ratio(PAPER_TRAIN_IMAGES))
-    } else {
-        "not a network of the paper, whose networks had 1 to 4 images per parameter".to_string()
-    };
-    format!(
-        "<p class=\"scale\">{}: {images} training images for {n} parameters, {:.3} images per parameter ({paper}). \
-         Far fewer images than parameters is the over-parameterised regime, where minima tend to be joined by paths of \
-         near-zero loss. {}</p>\n",
-        arch.title(),
-        ratio(images),
-        regime_prediction(arch, ratio(images))
-    )
-}
-
-/// The largest FCP images-per-parameter ratio the regime map has measured (`docs/findings.md`: 2,000
-/// images).
-pub const MAPPED_FCP_RATIO: f64 = 2000.0 / 42_200.0;
-
-/// What the regime map (`docs/findings.md`) predicts for a study of `arch` at `ratio` images per
-/// parameter, in a sentence: measured for FCP up to [`MAPPED_FCP_RATIO`], not yet elsewhere.
-pub fn regime_prediction(arch: Arch, ratio: f64) -> String {
-    if arch == Arch::Fcp && ratio <= MAPPED_FCP_RATIO * 1.001 {
-        return "The regime map (docs/findings.md) measured FCP from 0.006 to 0.047 images per parameter with \
-                converged paths: at every size SGD-train paths were higher than BFGS-train paths by their endpoints' \
-                own training loss (L-BFGS minima near 1e-12, SGD's at 1e-2 to 1e-3), so heights-sgd-lower (train) is \
-                expected to fail here; barriers-sgd-lower compares the rise above the endpoints, which the map found \
-                lower for SGD at some sizes and not at others."
-            .into();
-    }
-    if !arch.is_paper() {
-        return format!(
-            "The regime map has not measured this network: `losscape reproduce --images N1,N2,… --models {}` maps it.",
-            arch.id()
-        );
-    }
-    "The regime map (docs/findings.md) has not measured this network at this ratio: `losscape reproduce --preset \
-     regime-gpu` maps FCP up to the paper's."
-        .into()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_scale_line_says_what_the_regime_map_predicts() {
-        // the quick preset's FCP (2,000 images) is the top of the map; 64 images (smoke) inside it
-        for images in [64, 2000] {
-            let line = images_per_parameter(Arch::Fcp, images);
-            assert!(line.contains("heights-sgd-lower (train) is expected to fail here"), "{line}");
-        }
-        for (arch, images) in [(Arch::Fcp, 4000), (Arch::Lenet, 2000), (Arch::Autoencoder, 64)] {
-            let line = images_per_parameter(arch, images);
-            assert!(line.contains("has not measured this network at this ratio"), "{arch:?} {images}: {line}");
-        }
     }
 }
