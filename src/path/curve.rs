@@ -78,6 +78,39 @@ impl Curve {
     }
 }
 
+/// Point parameters t_m = m / (M - 1), endpoints included.
+pub fn point_times(points: usize) -> Vec<f64> {
+    (0..points).map(|m| m as f64 / (points - 1) as f64).collect()
+}
+
+/// sin(n pi t), exactly 0 at both endpoints so that they never move.
+pub fn sine(n: usize, t: f64) -> f64 {
+    Curve::Fourier.bump(n, t)
+}
+
+fn f32s(v: impl IntoIterator<Item = f64>) -> Vec<f32> {
+    v.into_iter().map(|x| x as f32).collect()
+}
+
+/// The grid matrices of a curve family: T [M x (K+2)] (w(t_m) = T row m * basis), dT [(M-1) x (K+2)]
+/// (segment m = dT row m * basis), S [K x M] (d w(t_m) / d c_k) and dS [K x (M-1)] scaled by
+/// 2 lambda (the regulariser's share of the chain rule), K = `terms`.
+pub(super) fn grid_matrices(curve: Curve, terms: usize, points: usize, lambda: f64) -> [Vec<f32>; 4] {
+    let (m, f2) = (points, terms + 2);
+    let times = point_times(m);
+    let t_mat: Vec<f64> = times.iter().flat_map(|&t| curve.basis_weights(t, terms)).collect();
+    let dt_mat: Vec<f64> = (0..m - 1)
+        .flat_map(|i| (0..f2).map(move |k| (i, k)))
+        .map(|(i, k)| t_mat[(i + 1) * f2 + k] - t_mat[i * f2 + k])
+        .collect();
+    let s_mat: Vec<f64> = (1..=terms).flat_map(|n| times.iter().map(move |&t| curve.bump(n, t))).collect();
+    let ds_mat: Vec<f64> = (1..=terms)
+        .flat_map(|n| (0..m - 1).map(move |i| (n, i)))
+        .map(|(n, i)| 2.0 * lambda * (curve.bump(n, times[i + 1]) - curve.bump(n, times[i])))
+        .collect();
+    [f32s(t_mat), f32s(dt_mat), f32s(s_mat), f32s(ds_mat)]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -27,8 +27,11 @@ use crate::model::{Evaluator, Network, Want};
 use crate::ops::{Layout, LbfgsScalars, Product, Reduced};
 use crate::optim::{Adam, AdamSettings, AdamUpdate};
 
-use super::convergence::{ConvergenceRule, Trace};
-use super::curve::Curve;
+use super::convergence::ConvergenceRule;
+use super::curve::{grid_matrices, Curve};
+pub use super::curve::{point_times, sine};
+use super::outcome::Best;
+pub use super::outcome::PathOutcome;
 
 /// Path-finding settings (defaults: docs/algorithms.md §5).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -55,158 +58,8 @@ impl Default for PathSettings {
     }
 }
 
-/// What one optimised path reports.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct PathOutcome {
-    /// Per-point losses of the straight line (iteration 0).
-    pub straight_losses: Vec<f64>,
-    /// Per-point losses of the best path (lowest cumulative loss over the evaluated iterations).
-    pub losses: Vec<f64>,
-    /// Iteration whose path was best (0 = the straight line).
-    pub best_iteration: usize,
-    /// Max of the best path's per-point losses (Eq. 5).
-    pub height: f64,
-    /// Height minus the mean of the two endpoint losses.
-    pub barrier: f64,
-    pub straight_height: f64,
-    /// Sum of the segment lengths |w(t_{m+1}) - w(t_m)| of the best path.
-    pub length: f64,
-    /// Trapezoid mean of the loss along the best path, weighted by arc length.
-    pub weighted_mean_loss: f64,
-    /// Iterations evaluated (0 = the straight line, so the last one is `iterations - 1`): the budget,
-    /// or fewer when the pair stopped at convergence. None in records written before issue 25.
-    #[serde(default)]
-    pub iterations: Option<usize>,
-    /// Whether the path had converged at its last iteration by [`ConvergenceRule::DEFAULT`] (on the
-    /// cumulative loss, or on the height: [`ConvergenceRule::pinned`])
-    /// (`docs/algorithms.md` §5). None (unknown) in records written before issue 25; the claims table
-    /// counts those as not converged.
-    #[serde(default)]
-    pub converged: Option<bool>,
-    /// The cumulative loss and height over the iterations, compactly ([`Trace`]); None in records
-    /// written before issue 25.
-    #[serde(default)]
-    pub trace: Option<Trace>,
-    /// The best coefficients b_1..b_NF (NF x N_prm), when asked for.
-    #[serde(skip)]
-    pub coefficients: Option<Vec<f32>>,
-}
-
-/// Point parameters t_m = m / (M - 1), endpoints included.
-pub fn point_times(points: usize) -> Vec<f64> {
-    (0..points).map(|m| m as f64 / (points - 1) as f64).collect()
-}
-
-/// sin(n pi t), exactly 0 at both endpoints so that they never move.
-pub fn sine(n: usize, t: f64) -> f64 {
-    Curve::Fourier.bump(n, t)
-}
-
-fn f32s(v: impl IntoIterator<Item = f64>) -> Vec<f32> {
-    v.into_iter().map(|x| x as f32).collect()
-}
-
 /// The endpoints (a, b) of one pair, each N_prm values.
 pub type Ends<'a> = (&'a [f32], &'a [f32]);
-
-/// The grid matrices of a curve family: T [M x (K+2)] (w(t_m) = T row m * basis), dT [(M-1) x (K+2)]
-/// (segment m = dT row m * basis), S [K x M] (d w(t_m) / d c_k) and dS [K x (M-1)] scaled by
-/// 2 lambda (the regulariser's share of the chain rule), K = `terms`.
-fn grid_matrices(curve: Curve, terms: usize, points: usize, lambda: f64) -> [Vec<f32>; 4] {
-    let (m, f2) = (points, terms + 2);
-    let times = point_times(m);
-    let t_mat: Vec<f64> = times.iter().flat_map(|&t| curve.basis_weights(t, terms)).collect();
-    let dt_mat: Vec<f64> = (0..m - 1)
-        .flat_map(|i| (0..f2).map(move |k| (i, k)))
-        .map(|(i, k)| t_mat[(i + 1) * f2 + k] - t_mat[i * f2 + k])
-        .collect();
-    let s_mat: Vec<f64> = (1..=terms).flat_map(|n| times.iter().map(move |&t| curve.bump(n, t))).collect();
-    let ds_mat: Vec<f64> = (1..=terms)
-        .flat_map(|n| (0..m - 1).map(move |i| (n, i)))
-        .map(|(n, i)| 2.0 * lambda * (curve.bump(n, times[i + 1]) - curve.bump(n, times[i])))
-        .collect();
-    [f32s(t_mat), f32s(dt_mat), f32s(s_mat), f32s(ds_mat)]
-}
-
-/// One pair's best iteration so far (lowest cumulative loss), its running minima and its trace.
-#[derive(Default)]
-struct Best {
-    straight: Vec<f64>,
-    losses: Vec<f64>,
-    iteration: usize,
-    sum: Option<f64>,
-    /// The best cumulative loss after each iteration 0..=k.
-    running: Vec<f64>,
-    /// The best cumulative loss of the optimised paths (the straight line left out) after each
-    /// iteration 1..=k: what the convergence rule reads ([`ConvergenceRule::converged_best`]).
-    optimised: Vec<f64>,
-    /// The iteration since which every new best path's height has equalled the larger endpoint loss.
-    pinned_since: Option<usize>,
-    trace: Trace,
-}
-
-impl Best {
-    /// Records iteration `k`'s losses (`last`: the last this pair evaluates); true when they are the
-    /// best so far.
-    fn update(&mut self, k: usize, losses: &[f64], last: bool) -> bool {
-        let sum: f64 = losses.iter().sum();
-        if k == 0 {
-            self.straight = losses.to_vec();
-        }
-        self.trace.record(k, losses, last);
-        let better = !self.sum.is_some_and(|s| sum >= s);
-        if better {
-            (self.sum, self.iteration, self.losses) = (Some(sum), k, losses.to_vec());
-            let height = losses.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-            let ends = losses[0].max(losses[losses.len() - 1]);
-            self.pinned_since = if height <= ends { self.pinned_since.or(Some(k)) } else { None };
-        }
-        self.running.push(self.sum.expect("set at iteration 0"));
-        if k > 0 {
-            let best = self.optimised.last().map_or(sum, |&b| b.min(sum));
-            self.optimised.push(best);
-        }
-        better
-    }
-
-    /// Whether the path has converged at its last iteration by `rule`.
-    fn converged(&self, rule: &ConvergenceRule) -> bool {
-        let k = self.running.len().saturating_sub(1);
-        rule.converged_best(&self.optimised, self.straight.len()) || rule.pinned(self.pinned_since, k)
-    }
-
-    /// Adds the last evaluated iteration to the trace when the grid skipped it (`losses` are its).
-    fn close_trace(&mut self, losses: &[f64]) {
-        if let Some(k) = self.running.len().checked_sub(1) {
-            self.trace.record(k, losses, true);
-        }
-    }
-
-    /// The outcome of the best path, given its segment lengths.
-    fn outcome(self, lengths: &[f64], coefficients: Option<Vec<f32>>) -> PathOutcome {
-        let max = |v: &[f64]| v.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-        let l = &self.losses;
-        let length: f64 = lengths.iter().sum();
-        let weighted: f64 = lengths.iter().enumerate().map(|(m, s)| 0.5 * (l[m] + l[m + 1]) * s).sum::<f64>();
-        let height = max(l);
-        let ends = 0.5 * (l[0] + l[l.len() - 1]);
-        let converged = self.converged(&ConvergenceRule::DEFAULT);
-        PathOutcome {
-            iterations: Some(self.running.len()),
-            converged: Some(converged),
-            trace: Some(self.trace),
-            straight_height: max(&self.straight),
-            straight_losses: self.straight,
-            best_iteration: self.iteration,
-            height,
-            barrier: height - ends,
-            length,
-            weighted_mean_loss: if length > 0.0 { weighted / length } else { ends },
-            losses: self.losses,
-            coefficients,
-        }
-    }
-}
 
 /// A path finder for one network, landscape and curve family, optimising P pairs together; reusable
 /// across pairs.

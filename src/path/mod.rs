@@ -7,6 +7,7 @@ pub mod batching;
 pub mod convergence;
 pub mod curve;
 pub mod fourier;
+mod outcome;
 pub mod pairs;
 pub mod sweep;
 pub mod toy;
