@@ -8,7 +8,7 @@ use super::input::INPUT_PIXELS;
 use super::mlp::{Dense, Input, Mlp};
 use super::Arch;
 use crate::ops::plan::{ChunkOps, Op, Operand};
-use crate::ops::{Conv, Head};
+use crate::ops::{Conv, Head, Pool, PoolKind};
 
 /// Scratch values per image and vector (the conv1 output), for chunk sizing.
 pub(super) const WIDTH: usize = 6 * 28 * 28;
@@ -27,7 +27,7 @@ pub(super) fn plan(p: &mut Builder, chunks: &[Chunk]) -> Vec<ChunkOps> {
     let (z2, a2, d2) = (map("conv2 z", 1600), map("conv2 a", 1600), map("conv2 grad", 1600));
     let (p2, dp2) = (map("pool2", 400), map("pool2 grad", 400));
     let mlp = Mlp::new(p, dense(p), Head::CrossEntropy);
-    let features = Input::Features { values: p2, grad: dp2 };
+    let features = Input::Features { values: p2, grad: Some(dp2) };
     let p = &*p;
     chunks
         .iter()
@@ -38,34 +38,49 @@ pub(super) fn plan(p: &mut Builder, chunks: &[Chunk]) -> Vec<ChunkOps> {
                 images: c,
                 batches: b,
                 in_c: 1,
-                in_hw: 28,
+                in_h: 28,
+                in_w: 28,
                 out_c: 6,
                 ksize: 5,
+                stride: 1,
                 pad: 2,
                 in_off: ch.first * INPUT_PIXELS,
                 w_off: o[0],
-                b_off: o[1],
+                b_off: Some(o[1]),
                 n_prm: p.n_prm,
                 img_bs: p.img_bs,
             };
-            let conv2 = Conv { in_c: 6, in_hw: 14, out_c: 16, pad: 0, in_off: 0, w_off: o[2], b_off: o[3], ..conv1 };
+            let conv2 = Conv {
+                in_c: 6,
+                in_h: 14,
+                in_w: 14,
+                out_c: 16,
+                pad: 0,
+                in_off: 0,
+                w_off: o[2],
+                b_off: Some(o[3]),
+                ..conv1
+            };
+            let pool =
+                |planes, in_hw| Pool { kind: PoolKind::Avg, planes, in_h: in_hw, in_w: in_hw, kernel: 2, stride: 2 };
+            let (pool1, pool2) = (pool(b * c * 6, 28), pool(b * c * 16, 10));
             let mut forward = vec![
                 Op::ConvForward { conv: conv1, input: Operand::Images, out: z1 },
                 Op::ActForward { act, z: z1, out: a1, len: b * c * WIDTH },
-                Op::AvgPool { backward: false, planes: b * c * 6, in_hw: 28, src: a1, dst: p1 },
+                Op::PoolForward { pool: pool1, src: a1, dst: p1 },
                 Op::ConvForward { conv: conv2, input: Operand::Tensor(p1), out: z2 },
                 Op::ActForward { act, z: z2, out: a2, len: b * c * 1600 },
-                Op::AvgPool { backward: false, planes: b * c * 16, in_hw: 10, src: a2, dst: p2 },
+                Op::PoolForward { pool: pool2, src: a2, dst: p2 },
             ];
             forward.extend(mlp.forward(p, ch, features));
             let accumulate = i > 0;
             let mut backward = mlp.backward(p, ch, features, accumulate);
             backward.extend([
-                Op::AvgPool { backward: true, planes: b * c * 16, in_hw: 10, src: dp2, dst: d2 },
+                Op::PoolBackward { pool: pool2, input: a2, grad_out: dp2, grad_in: d2 },
                 Op::ActBackward { act, z: z2, grad: d2, len: b * c * 1600 },
                 Op::ConvWeightGrad { conv: conv2, input: Operand::Tensor(p1), grad_out: d2, accumulate },
                 Op::ConvInputGrad { conv: conv2, grad_out: d2, grad_in: dp1 },
-                Op::AvgPool { backward: true, planes: b * c * 6, in_hw: 28, src: dp1, dst: d1 },
+                Op::PoolBackward { pool: pool1, input: a1, grad_out: dp1, grad_in: d1 },
                 Op::ActBackward { act, z: z1, grad: d1, len: b * c * WIDTH },
                 Op::ConvWeightGrad { conv: conv1, input: Operand::Images, grad_out: d1, accumulate },
             ]);

@@ -32,8 +32,9 @@ impl Dense {
 pub(super) enum Input {
     /// The MNIST images of the chunk.
     Images,
-    /// Features per vector, [vector][image][inp]; the backward pass writes their gradient to `grad`.
-    Features { values: TensorId, grad: TensorId },
+    /// Features per vector, [vector][image][inp]; the backward pass writes their gradient to `grad`
+    /// (none: no gradient flows further back).
+    Features { values: TensorId, grad: Option<TensorId> },
 }
 
 /// The scratch tensors of a dense stack, sized for the largest chunk.
@@ -63,11 +64,6 @@ impl Mlp {
         }
         let ones = p.with("ones", cap, crate::ops::plan::Init::Ones);
         Mlp { layers, head, z, a, d, ones }
-    }
-
-    /// Widest layer, for chunk sizing.
-    pub fn width(layers: &[Dense]) -> usize {
-        layers.iter().map(|l| l.out).max().unwrap_or(1)
     }
 
     fn output(&self, i: usize) -> TensorId {
@@ -169,7 +165,7 @@ impl Mlp {
             }
             let target = match (i, input) {
                 (0, Input::Images) => None,
-                (0, Input::Features { grad, .. }) => Some(grad),
+                (0, Input::Features { grad, .. }) => grad,
                 _ => Some(self.d[i - 1]),
             };
             if let Some(target) = target {
