@@ -1,7 +1,9 @@
-//! The generic plan builder (`model/generic.rs`) against the hand-written plans of the paper's four
-//! networks: for FCP and LeNet with each activation, the LSTM and the autoencoder, and several
-//! (range, loaded, batch, chunk, per_vector) combinations, `Plan::for_description` of the network's
-//! description must equal `Plan::new` of the network, tensor names included.
+//! `Plan::new` of each of the paper's four networks is the generic builder's plan of its description
+//! (`network_description`): for FCP and LeNet with each activation, the LSTM and the autoencoder, and
+//! several (range, loaded, batch, chunk, per_vector) combinations, tensor names included. This test
+//! compared the generic builder with the hand-written builders (model/lenet.rs, model/lstm.rs and the
+//! dense stacks of plans.rs) while they existed, and passed; since they are gone, `tests/plan_digests.rs`
+//! holds the generic plans to the digests recorded from them.
 
 use losscape::model::{network_description, Arch, Network};
 use losscape::ops::plan::Plan;

@@ -1,15 +1,15 @@
-//! The LSTM (docs/networks.md) as a plan: the permuted pixels of a chunk are gathered once; the input
-//! projection of all 28 steps and B vectors is one product; each step adds h W_hh^T (a product batched
+//! An LSTM (PyTorch `nn.LSTM`, docs/networks.md) over the rows of the images as plan operations, for
+//! the generic builder (`model/generic.rs`): the (permuted) image values of a chunk are gathered once;
+//! the input projection of all steps and B vectors is one product; each step adds h W_hh^T (a product batched
 //! over the vectors) and runs the cell kernel; the classifier and the loss head are a one-layer dense
 //! stack. Backward runs through time, then the weight gradients are three products over all steps.
 
 use super::builder::{Builder, Chunk};
 use super::mlp::{Dense, Input, Mlp};
-use super::{lstm_permutation, Arch};
-use crate::ops::plan::{ChunkOps, Init, Op, Operand, GRADS, WEIGHTS};
+use crate::ops::plan::{Init, Op, Operand, GRADS, WEIGHTS};
 use crate::ops::{Head, Layout, LstmShape, LstmStep, Product};
 
-/// 48 hidden units over 28 rows of 28 permuted pixels.
+/// The paper's LSTM: 48 hidden units over 28 rows of 28 permuted pixels (docs/networks.md §2.3).
 pub const SHAPE: LstmShape = LstmShape { hidden: 48, steps: 28, features: 28 };
 
 fn product(m: usize, n: usize, k: usize, batches: usize, accumulate: bool) -> Product {
@@ -212,22 +212,4 @@ impl Lstm {
         }
         ops
     }
-}
-
-pub(super) fn plan(p: &mut Builder, chunks: &[Chunk]) -> Vec<ChunkOps> {
-    let o = Arch::Lstm.offsets();
-    let perm: Vec<u32> = lstm_permutation().iter().map(|&v| v as u32).collect();
-    let classifier = vec![Dense::from_spec(Arch::Lstm, 4, None, None)];
-    let lstm = Lstm::new(p, SHAPE, [o[0], o[1], o[2], o[3]], perm, classifier, Head::CrossEntropy);
-    let p = &*p;
-    chunks
-        .iter()
-        .enumerate()
-        .map(|(ci, ch)| ChunkOps {
-            first: ch.first,
-            images: ch.len,
-            forward: lstm.forward(p, ch),
-            backward: lstm.backward(p, ch, ci > 0),
-        })
-        .collect()
 }

@@ -1,5 +1,6 @@
-//! A stack of dense layers as plan operations, for B weight vectors over a chunk of images: the FCP and
-//! the autoencoder whole, LeNet's fully connected part and the LSTM's classifier. When the input is the
+//! A stack of dense layers as plan operations, for B weight vectors over a chunk of images: the dense
+//! part of every network the generic builder (`model/generic.rs`) plans (the whole of an MLP, the
+//! classifier after convolutions or an LSTM). When the input is the
 //! image buffer (shared by all vectors) the first layer is one product X [c x in] * [W_1 | ... | W_B]^T;
 //! other layers are products batched over the B vectors.
 
@@ -15,16 +16,6 @@ pub(super) struct Dense {
     pub w_off: usize,
     pub b_off: Option<usize>,
     pub act: Option<Act>,
-}
-
-impl Dense {
-    /// The layer whose weight is tensor `w` of `arch`'s parameter spec (shape [out, in], PyTorch's) and
-    /// whose bias, if any, is tensor `bias`: sizes and offsets come from the spec (`docs/networks.md`).
-    pub(super) fn from_spec(arch: super::Arch, w: usize, bias: Option<usize>, act: Option<Act>) -> Dense {
-        let (specs, o) = (arch.params(), arch.offsets());
-        let shape = &specs[w].shape;
-        Dense { inp: shape[1], out: shape[0], w_off: o[w], b_off: bias.map(|b| o[b]), act }
-    }
 }
 
 /// What feeds the first layer.

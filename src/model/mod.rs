@@ -9,7 +9,6 @@ mod evaluator;
 mod generic;
 mod init;
 pub mod input;
-mod lenet;
 mod lstm;
 pub mod matching;
 mod mlp;

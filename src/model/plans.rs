@@ -1,28 +1,16 @@
-//! Which plan serves which network, how much scratch each needs per image, and how the images of an
-//! evaluation are cut into chunks.
+//! Which plan serves which network (the generic builder of `model/generic.rs` on the network's
+//! description), how much scratch each needs per image, and how the images of an evaluation are cut
+//! into chunks.
 
 use anyhow::{bail, Result};
 use std::ops::Range;
 
 use super::builder::{Builder, Chunk};
 use super::description::{Description, LayerKind};
-use super::input::INPUT_PIXELS;
-use super::mlp::{Dense, Input, Mlp};
-use super::{generic, lenet, lstm, Arch, Network};
+use super::{generic, Arch, Network};
 use crate::backend::ChunkBudget;
-use crate::ops::plan::{ChunkOps, Init, Plan, Tensor, EXTERNAL};
-use crate::ops::{partial_slots, Act, Head};
-
-/// The FCP's three layers (no biases), the activation after the first two.
-fn fcp(act: Act) -> Vec<Dense> {
-    (0..3).map(|i| Dense::from_spec(Arch::Fcp, i, None, (i < 2).then_some(act))).collect()
-}
-
-/// The autoencoder's four layers (softplus after the first three; the sigmoid output belongs to the
-/// loss head).
-fn autoencoder() -> Vec<Dense> {
-    (0..4).map(|i| Dense::from_spec(Arch::Autoencoder, i, None, (i < 3).then_some(Act::Softplus))).collect()
-}
+use crate::ops::plan::{Init, Plan, Tensor, EXTERNAL};
+use crate::ops::{partial_slots, Act};
 
 /// The description of `net`: the built-in description of its architecture, with every activation
 /// layer replaced by `net.act` for the FCP and LeNet (the `--activation` option applies only to them;
@@ -91,27 +79,12 @@ pub fn batch_fits_for(desc: &Description, budget: ChunkBudget, batch: usize) -> 
     vectors.max(widest) <= budget.tensor_bytes && scratch.saturating_add(2 * vectors) <= budget.total_bytes
 }
 
-fn dense_plan(p: &mut Builder, chunks: &[Chunk], layers: Vec<Dense>, head: Head) -> Vec<ChunkOps> {
-    let mlp = Mlp::new(p, layers, head);
-    chunks
-        .iter()
-        .enumerate()
-        .map(|(i, ch)| ChunkOps {
-            first: ch.first,
-            images: ch.len,
-            forward: mlp.forward(p, ch, Input::Images),
-            backward: mlp.backward(p, ch, Input::Images, i > 0),
-        })
-        .collect()
-}
-
 /// The chunks of `range` (at most `chunk` images each) and a builder with the external tensors of a
 /// network of `n_prm` parameters on images of `input_len` values.
 fn begin(
     (range, loaded): (Range<usize>, usize),
     (batch, chunk, per_vector): (usize, usize, usize),
     (n_prm, input_len): (usize, usize),
-    act: Act,
 ) -> Result<(Vec<Chunk>, Builder)> {
     if range.is_empty() || range.end > loaded {
         bail!("image range {range:?} is empty or beyond the {loaded} images loaded");
@@ -143,7 +116,6 @@ fn begin(
     debug_assert_eq!(tensors.len(), EXTERNAL);
     let b = Builder {
         tensors,
-        act,
         batch,
         img_bs: per_vector,
         n_prm,
@@ -158,6 +130,7 @@ impl Plan {
     /// The plan of `batch` vectors of `net` on images `range` of a dataset of `loaded` images, in chunks
     /// of at most `chunk` images. With `per_vector` > 0 each vector b has its own images
     /// b * per_vector + range (mini-batches of independent runs), and `range` must be one chunk.
+    /// It is the plan of [`network_description`]`(net)` ([`Plan::for_description`]).
     pub fn new(
         net: Network,
         range: Range<usize>,
@@ -166,15 +139,7 @@ impl Plan {
         chunk: usize,
         per_vector: usize,
     ) -> Result<Plan> {
-        let (list, mut b) =
-            begin((range, loaded), (batch, chunk, per_vector), (net.arch.n_params(), INPUT_PIXELS), net.act)?;
-        let chunks = match net.arch {
-            Arch::Fcp => dense_plan(&mut b, &list, fcp(net.act), Head::CrossEntropy),
-            Arch::Autoencoder => dense_plan(&mut b, &list, autoencoder(), Head::MseSigmoid),
-            Arch::Lenet => lenet::plan(&mut b, &list),
-            Arch::Lstm => lstm::plan(&mut b, &list),
-        };
-        Ok(Plan { tensors: b.tensors, chunks })
+        Plan::for_description(&network_description(net), range, loaded, batch, chunk, per_vector)
     }
 
     /// The plan of `batch` vectors of the network `desc` describes, on images `range` of a dataset of
@@ -196,7 +161,7 @@ impl Plan {
     ) -> Result<Plan> {
         let derived = desc.derive()?;
         let sizes = (derived.n_params(), desc.input_len());
-        let (list, mut b) = begin((range, loaded), (batch, chunk, per_vector), sizes, Act::Softplus)?;
+        let (list, mut b) = begin((range, loaded), (batch, chunk, per_vector), sizes)?;
         let chunks = generic::plan(&mut b, desc, &derived, &list)?;
         Ok(Plan { tensors: b.tensors, chunks })
     }

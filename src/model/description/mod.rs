@@ -4,7 +4,8 @@
 //! output shape, the parameter tensors with the names and shapes PyTorch gives the equivalent
 //! `torch.nn.Sequential`, their default init bounds, the parameter count and the forward FLOPs.
 //!
-//! The engine does not take descriptions yet (issue 23): [`crate::model::Arch`] still drives the plans;
+//! The plans are built from descriptions (`model/generic.rs`, `Plan::for_description`); a
+//! [`crate::model::Network`] becomes one through `model::network_description`.
 //! `tests/description.rs` checks that each built-in description derives exactly `Arch::params()`.
 
 mod compact;
