@@ -1,14 +1,17 @@
-// Direct 2-D convolution (cross-correlation, square kernels, zero padding) and 2x2 average pooling for
-// B weight vectors at once. Feature maps are [vector][image][channel][row][col]. The convolution input
+// Direct 2-D convolution (cross-correlation, square kernels, zero padding, any stride, optional bias,
+// rectangular maps; PyTorch's nn.Conv2d) for B weight vectors at once. Feature maps are [vector][image][channel][row][col]. The convolution input
 // is either the packed-u8 images (shared by all vectors, IN_BYTES) or an f32 map per vector.
 
 struct ConvParams {
     images: u32,
     in_c: u32,
-    in_hw: u32,
+    in_h: u32,
+    in_w: u32,
     out_c: u32,
-    out_hw: u32,
+    out_h: u32,
+    out_w: u32,
     ksize: u32,
+    stride: u32,
     pad: u32,
     batches: u32,
     in_off: u32,   // first element of the input (for images: first image * 784)
@@ -16,6 +19,7 @@ struct ConvParams {
     out_bs: u32,   // output stride between vectors
     w_off: u32,    // offset of the weight tensor in a parameter vector
     b_off: u32,    // offset of the bias
+    has_bias: u32, // 0: no bias (b_off unused)
     n_prm: u32,    // parameter-vector length
     accumulate: u32,
     row: u32,      // threads per dispatch row, for 2-D grids
@@ -33,11 +37,10 @@ override IN_BYTES: bool = false;
 var<workgroup> scratch: array<f32, 256>;
 
 fn in_at(b: u32, n: u32, ci: u32, y: i32, x: i32) -> f32 {
-    let hw = i32(p.in_hw);
-    if (y < 0 || x < 0 || y >= hw || x >= hw) {
+    if (y < 0 || x < 0 || y >= i32(p.in_h) || x >= i32(p.in_w)) {
         return 0.0;
     }
-    let i = p.in_off + b * p.in_bs + ((n * p.in_c + ci) * p.in_hw + u32(y)) * p.in_hw + u32(x);
+    let i = p.in_off + b * p.in_bs + ((n * p.in_c + ci) * p.in_h + u32(y)) * p.in_w + u32(x);
     if (IN_BYTES) {
         let word = bytes[i >> 2u];
         return f32((word >> ((i & 3u) * 8u)) & 0xffu) / 255.0;
@@ -45,28 +48,31 @@ fn in_at(b: u32, n: u32, ci: u32, y: i32, x: i32) -> f32 {
     return input[i];
 }
 
-// out[b][n][co][oy][ox] = bias[co] + sum_{ci,ky,kx} in[n][ci][oy+ky-pad][ox+kx-pad] * w[co][ci][ky][kx]
+// out[b][n][co][oy][ox] = bias[co] + sum_{ci,ky,kx} in[n][ci][oy*s+ky-pad][ox*s+kx-pad] * w[co][ci][ky][kx]
 @compute @workgroup_size(256)
 fn forward(@builtin(global_invocation_id) gid: vec3<u32>) {
     let t = gid.x + gid.y * p.row;
-    let per_b = p.images * p.out_c * p.out_hw * p.out_hw;
+    let per_b = p.images * p.out_c * p.out_h * p.out_w;
     if (t >= per_b * p.batches) {
         return;
     }
     let b = t / per_b;
     var r = t % per_b;
-    let ox = r % p.out_hw;
-    r /= p.out_hw;
-    let oy = r % p.out_hw;
-    r /= p.out_hw;
+    let ox = r % p.out_w;
+    r /= p.out_w;
+    let oy = r % p.out_h;
+    r /= p.out_h;
     let co = r % p.out_c;
     let n = r / p.out_c;
     let wbase = b * p.n_prm + p.w_off + co * p.in_c * p.ksize * p.ksize;
-    var acc = weights[b * p.n_prm + p.b_off + co];
+    var acc = 0.0;
+    if (p.has_bias != 0u) {
+        acc = weights[b * p.n_prm + p.b_off + co];
+    }
     for (var ci = 0u; ci < p.in_c; ci++) {
         for (var ky = 0u; ky < p.ksize; ky++) {
             for (var kx = 0u; kx < p.ksize; kx++) {
-                let v = in_at(b, n, ci, i32(oy + ky) - i32(p.pad), i32(ox + kx) - i32(p.pad));
+                let v = in_at(b, n, ci, i32(oy * p.stride + ky) - i32(p.pad), i32(ox * p.stride + kx) - i32(p.pad));
                 acc = fma(v, weights[wbase + (ci * p.ksize + ky) * p.ksize + kx], acc);
             }
         }
@@ -75,7 +81,8 @@ fn forward(@builtin(global_invocation_id) gid: vec3<u32>) {
 }
 
 // One workgroup per (weight or bias element, vector): d w[co][ci][ky][kx] = sum over images and output
-// positions of dout * in; the bias element of co (index in_c*k*k within co's block) sums dout.
+// positions of dout * in; the bias element of co (index in_c*k*k within co's block) sums dout and is
+// written only when the convolution has a bias.
 @compute @workgroup_size(256)
 fn weight_grad(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let b = wg.y;
@@ -87,19 +94,19 @@ fn weight_grad(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_i
     let ci = e / kk;
     let ky = (e % kk) / p.ksize;
     let kx = e % p.ksize;
-    let positions = p.out_hw * p.out_hw;
+    let positions = p.out_h * p.out_w;
     let total = p.images * positions;
     var acc = 0.0;
     for (var q = lid.x; q < total; q += 256u) {
         let n = q / positions;
         let pos = q % positions;
-        let oy = pos / p.out_hw;
-        let ox = pos % p.out_hw;
+        let oy = pos / p.out_w;
+        let ox = pos % p.out_w;
         let g = grad_out[b * p.out_bs + (n * p.out_c + co) * positions + pos];
         if (is_bias) {
             acc += g;
         } else {
-            acc = fma(g, in_at(b, n, ci, i32(oy + ky) - i32(p.pad), i32(ox + kx) - i32(p.pad)), acc);
+            acc = fma(g, in_at(b, n, ci, i32(oy * p.stride + ky) - i32(p.pad), i32(ox * p.stride + kx) - i32(p.pad)), acc);
         }
     }
     scratch[lid.x] = acc;
@@ -110,7 +117,7 @@ fn weight_grad(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_i
         }
         workgroupBarrier();
     }
-    if (lid.x == 0u) {
+    if (lid.x == 0u && (!is_bias || p.has_bias != 0u)) {
         var idx: u32;
         if (is_bias) {
             idx = b * p.n_prm + p.b_off + co;
@@ -125,38 +132,42 @@ fn weight_grad(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_i
     }
 }
 
-// d in[b][n][ci][iy][ix] = sum_{co,ky,kx} dout[n][co][iy-ky+pad][ix-kx+pad] * w[co][ci][ky][kx]
+// d in[b][n][ci][iy][ix] = sum_{co,ky,kx} dout[n][co][oy][ox] * w[co][ci][ky][kx] over the output
+// positions whose window reads it: oy * s = iy - ky + pad, ox * s = ix - kx + pad
 @compute @workgroup_size(256)
 fn input_grad(@builtin(global_invocation_id) gid: vec3<u32>) {
     let t = gid.x + gid.y * p.row;
-    let per_b = p.images * p.in_c * p.in_hw * p.in_hw;
+    let per_b = p.images * p.in_c * p.in_h * p.in_w;
     if (t >= per_b * p.batches) {
         return;
     }
     let b = t / per_b;
     var r = t % per_b;
-    let ix = i32(r % p.in_hw);
-    r /= p.in_hw;
-    let iy = i32(r % p.in_hw);
-    r /= p.in_hw;
+    let ix = i32(r % p.in_w);
+    r /= p.in_w;
+    let iy = i32(r % p.in_h);
+    r /= p.in_h;
     let ci = r % p.in_c;
     let n = r / p.in_c;
-    let positions = p.out_hw * p.out_hw;
+    let s = i32(p.stride);
+    let positions = p.out_h * p.out_w;
     var acc = 0.0;
     for (var co = 0u; co < p.out_c; co++) {
         let gbase = b * p.out_bs + (n * p.out_c + co) * positions;
         let wbase = b * p.n_prm + p.w_off + (co * p.in_c + ci) * p.ksize * p.ksize;
         for (var ky = 0u; ky < p.ksize; ky++) {
-            let oy = iy - i32(ky) + i32(p.pad);
-            if (oy < 0 || oy >= i32(p.out_hw)) {
+            let sy = iy - i32(ky) + i32(p.pad);
+            let oy = sy / s;
+            if (sy < 0 || sy % s != 0 || oy >= i32(p.out_h)) {
                 continue;
             }
             for (var kx = 0u; kx < p.ksize; kx++) {
-                let ox = ix - i32(kx) + i32(p.pad);
-                if (ox < 0 || ox >= i32(p.out_hw)) {
+                let sx = ix - i32(kx) + i32(p.pad);
+                let ox = sx / s;
+                if (sx < 0 || sx % s != 0 || ox >= i32(p.out_w)) {
                     continue;
                 }
-                acc = fma(grad_out[gbase + u32(oy) * p.out_hw + u32(ox)], weights[wbase + ky * p.ksize + kx], acc);
+                acc = fma(grad_out[gbase + u32(oy) * p.out_w + u32(ox)], weights[wbase + ky * p.ksize + kx], acc);
             }
         }
     }

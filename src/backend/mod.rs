@@ -18,7 +18,8 @@ pub use crate::gpu::{AdapterSummary, Counts, Subgroups};
 use crate::gpu::{Dispatch, Gpu, GpuBuffer};
 use crate::ops::{
     Act, Activations, AdamStep, AdamSteps, Backend, Conv, Convolutions, DeviceBuffer, Head, Layout, LossChunk,
-    LossHeads, LstmCells, LstmStep, Memory, Pooling, Product, Products, Reduced, Selection, Selections, VectorOps,
+    LossHeads, LstmCells, LstmStep, Memory, Pool, Pooling, Product, Products, Reduced, Selection, Selections,
+    VectorOps,
 };
 pub use choose::{choose_backend, only_software, BackendKind, DeviceChoice};
 use profiles::CPU_BUDGET;
@@ -357,9 +358,14 @@ impl Device {
         record!(self, d: B => d.conv_input_grad(c, B::own(weights)?, B::own(grad_out)?, B::own(grad_in)?))
     }
 
-    /// Records 2x2 average pooling of `planes` maps of side `in_hw`, or its gradient when `backward`.
-    pub fn avg_pool(&self, backward: bool, planes: usize, in_hw: usize, src: &Buffer, dst: &Buffer) -> Result<Command> {
-        record!(self, d: B => d.avg_pool(backward, planes, in_hw, B::own(src)?, B::own(dst)?))
+    /// Records `out` = `input` pooled (average or max, [`crate::ops::pool`]).
+    pub fn pool_forward(&self, pool: Pool, input: &Buffer, out: &Buffer) -> Result<Command> {
+        record!(self, d: B => d.pool_forward(pool, B::own(input)?, B::own(out)?))
+    }
+
+    /// Records `grad_in` = d loss / d input of a pooling from `grad_out`; `input` is the forward input.
+    pub fn pool_backward(&self, pool: Pool, input: &Buffer, grad_out: &Buffer, grad_in: &Buffer) -> Result<Command> {
+        record!(self, d: B => d.pool_backward(pool, B::own(input)?, B::own(grad_out)?, B::own(grad_in)?))
     }
 
     /// Records the permuted-pixel gather of an LSTM chunk.

@@ -13,17 +13,21 @@ fn conv_params(c: &Conv, shared: bool, accumulate: bool, row: u32) -> ConvParams
     ConvParams {
         images: u(c.images),
         in_c: u(c.in_c),
-        in_hw: u(c.in_hw),
+        in_h: u(c.in_h),
+        in_w: u(c.in_w),
         out_c: u(c.out_c),
-        out_hw: u(c.out_hw()),
+        out_h: u(c.out_h()),
+        out_w: u(c.out_w()),
         ksize: u(c.ksize),
+        stride: u(c.stride),
         pad: u(c.pad),
         batches: u(c.batches),
         in_off: u(c.in_off),
         in_bs: u(c.in_bs(shared)),
         out_bs: u(c.out_bs()),
         w_off: u(c.w_off),
-        b_off: u(c.b_off),
+        b_off: u(c.b_off.unwrap_or(0)),
+        has_bias: c.b_off.is_some() as u32,
         n_prm: u(c.n_prm),
         accumulate: accumulate as u32,
         row,
@@ -36,10 +40,13 @@ params!(
     struct ConvParams {
         images: u32,
         in_c: u32,
-        in_hw: u32,
+        in_h: u32,
+        in_w: u32,
         out_c: u32,
-        out_hw: u32,
+        out_h: u32,
+        out_w: u32,
         ksize: u32,
+        stride: u32,
         pad: u32,
         batches: u32,
         in_off: u32,
@@ -47,6 +54,7 @@ params!(
         out_bs: u32,
         w_off: u32,
         b_off: u32,
+        has_bias: u32,
         n_prm: u32,
         accumulate: u32,
         row: u32,
@@ -61,6 +69,7 @@ impl Convolutions for Gpu {
         weights: &GpuBuffer,
         out: &GpuBuffer,
     ) -> Result<Vec<Dispatch>> {
+        c.check()?;
         let (buf, bytes) = split(input);
         let (grid, row) = self.grid(grids::conv_forward_len(&c));
         let (f32_in, byte_in) = if bytes { (&self.dummy, buf) } else { (buf, &self.dummy) };
@@ -82,6 +91,7 @@ impl Convolutions for Gpu {
         grads: &GpuBuffer,
         accumulate: bool,
     ) -> Result<Vec<Dispatch>> {
+        c.check()?;
         let (buf, bytes) = split(input);
         let (f32_in, byte_in) = if bytes { (&self.dummy, buf) } else { (buf, &self.dummy) };
         Ok(vec![self.dispatch(
@@ -101,6 +111,7 @@ impl Convolutions for Gpu {
         grad_out: &GpuBuffer,
         grad_in: &GpuBuffer,
     ) -> Result<Vec<Dispatch>> {
+        c.check()?;
         let (grid, row) = self.grid(grids::conv_input_grad_len(&c));
         Ok(vec![self.dispatch(
             Shader::Conv,

@@ -4,7 +4,7 @@
 //! is seen, not truncated.
 
 use crate::ops::plan::Op;
-use crate::ops::{partial_slots, Conv, LossChunk, LstmStep, Product};
+use crate::ops::{partial_slots, Conv, LossChunk, LstmStep, Pool, Product};
 
 /// Threads per workgroup of the element-wise kernels.
 pub const ELEMENT_WORKGROUP: u64 = 256;
@@ -42,10 +42,13 @@ pub fn conv_input_grad_len(c: &Conv) -> usize {
     c.batches * c.in_bs(false)
 }
 
-/// Threads of a pooling kernel (one per output element).
-pub fn pool_len(backward: bool, planes: usize, in_hw: usize) -> usize {
-    let side = if backward { in_hw } else { in_hw / 2 };
-    planes * side * side
+/// Threads of a pooling kernel: one per output element forward, per input element backward.
+pub fn pool_len(pool: &Pool, backward: bool) -> usize {
+    if backward {
+        pool.in_len()
+    } else {
+        pool.out_len()
+    }
 }
 
 /// The gather's step: one vector's worth when the images are shared.
@@ -78,7 +81,8 @@ pub fn op_groups(op: &Op, max: u32) -> [u64; 3] {
         Op::ConvForward { conv, .. } => element(conv_forward_len(conv)),
         Op::ConvWeightGrad { conv, .. } => conv_weight_groups(conv),
         Op::ConvInputGrad { conv, .. } => element(conv_input_grad_len(conv)),
-        Op::AvgPool { backward, planes, in_hw, .. } => element(pool_len(*backward, *planes, *in_hw)),
+        Op::PoolForward { pool, .. } => element(pool_len(pool, false)),
+        Op::PoolBackward { pool, .. } => element(pool_len(pool, true)),
         Op::GatherPixels { step, .. } => element(gather_len(*step)),
         Op::LstmCellForward { step, .. } | Op::LstmCellBackward { step, .. } => element(cell_len(step)),
     }

@@ -2,12 +2,10 @@
 //! plan itself is backend-neutral data of the kernel vocabulary ([`crate::ops::plan`]).
 
 use crate::ops::plan::{Init, Tensor, TensorId};
-use crate::ops::Act;
 
 /// What a network's plan builder needs to know.
 pub(super) struct Builder {
     pub tensors: Vec<Tensor>,
-    pub act: Act,
     pub batch: usize,
     /// Images per vector when each vector has its own images (0: all vectors share the range).
     pub img_bs: usize,

@@ -4,7 +4,8 @@
 use anyhow::{bail, Result};
 use std::ops::Range;
 
-use super::plans::chunk_capacity;
+use super::description::{Description, Head as LossHead};
+use super::plans::{chunk_capacity, chunk_capacity_for};
 use super::Network;
 use crate::backend::{Buffer, Command, Device, Source};
 use crate::data::DeviceImages;
@@ -34,7 +35,12 @@ struct ChunkCommands {
 /// Loss and gradient of B weight vectors on a fixed range of images, ready to run many times.
 pub struct Evaluator {
     device: Device,
-    net: Network,
+    /// The paper's network, when the evaluator was made from one.
+    net: Option<Network>,
+    /// Parameters per vector.
+    n_prm: usize,
+    /// Whether the loss head is a classifier's (accuracy is reported).
+    classifier: bool,
     batch: usize,
     images: usize,
     parts: usize,
@@ -65,18 +71,55 @@ impl Evaluator {
     ) -> Result<Evaluator> {
         let cap = chunk.unwrap_or_else(|| chunk_capacity(net, images.device.chunk_budget(), batch, range.len()));
         let plan = Plan::new(net, range, images.count, batch, cap, 0)?;
-        Evaluator::lower(net, images, batch, plan)
+        Evaluator::lower(Some(net), net.arch.n_params(), net.arch.is_classifier(), images, batch, plan)
+    }
+
+    /// Plans the evaluation of `batch` vectors of the network `desc` describes on images `range` of
+    /// `images` (each of `desc.input_len()` values), with at most `chunk` images per chunk (default:
+    /// sized to the device).
+    ///
+    /// # Errors
+    /// The images do not have the description's input length; the description does not derive or plan
+    /// ([`Plan::for_description`]); device errors.
+    pub fn for_description(
+        desc: &Description,
+        images: &DeviceImages,
+        range: Range<usize>,
+        batch: usize,
+        chunk: Option<usize>,
+    ) -> Result<Evaluator> {
+        if images.shape.pixels() != desc.input_len() {
+            bail!(
+                "images of {} values ({:?}), but the network takes {} values per image",
+                images.shape.pixels(),
+                images.shape,
+                desc.input_len()
+            );
+        }
+        let derived = desc.derive()?;
+        let budget = images.device.chunk_budget();
+        let cap = chunk.unwrap_or_else(|| chunk_capacity_for(desc, budget, batch, range.len()));
+        let plan = Plan::for_description(desc, range, images.count, batch, cap, 0)?;
+        let classifier = matches!(desc.head, LossHead::CrossEntropy { .. });
+        Evaluator::lower(None, derived.n_params(), classifier, images, batch, plan)
     }
 
     /// Each vector b evaluated on its own `per_vector` images, b * per_vector .. (b + 1) * per_vector of
     /// `images` (mini-batches of independent runs), in one chunk.
     pub fn per_vector(net: Network, images: &DeviceImages, per_vector: usize, batch: usize) -> Result<Evaluator> {
         let plan = Plan::new(net, 0..per_vector, images.count, batch, per_vector, per_vector)?;
-        Evaluator::lower(net, images, batch, plan)
+        Evaluator::lower(Some(net), net.arch.n_params(), net.arch.is_classifier(), images, batch, plan)
     }
 
     /// Allocates the plan's tensors on the images' device and records its operations.
-    fn lower(net: Network, images: &DeviceImages, batch: usize, plan: Plan) -> Result<Evaluator> {
+    fn lower(
+        net: Option<Network>,
+        n_prm: usize,
+        classifier: bool,
+        images: &DeviceImages,
+        batch: usize,
+        plan: Plan,
+    ) -> Result<Evaluator> {
         let device = images.device.clone();
         let mut buffers = vec![
             device.zeros(plan.tensors[WEIGHTS].len, "weights")?,
@@ -103,6 +146,8 @@ impl Evaluator {
         Ok(Evaluator {
             device,
             net,
+            n_prm,
+            classifier,
             batch,
             images: plan.images(),
             parts: plan.parts(),
@@ -115,8 +160,13 @@ impl Evaluator {
         })
     }
 
-    pub fn network(&self) -> Network {
+    /// The paper's network this evaluator runs, if it was made from one (not from a description).
+    pub fn network(&self) -> Option<Network> {
         self.net
+    }
+    /// Parameters per weight vector (N_prm).
+    pub fn n_params(&self) -> usize {
+        self.n_prm
     }
     pub fn batch(&self) -> usize {
         self.batch
@@ -136,7 +186,7 @@ impl Evaluator {
                 "expected {} weights ({} vectors of {}), got {}",
                 self.weights.len(),
                 self.batch,
-                self.net.arch.n_params(),
+                self.n_prm,
                 flat.len()
             );
         }
@@ -193,7 +243,7 @@ impl Evaluator {
             .map(|p| {
                 let loss: f64 = p.iter().step_by(2).map(|&v| v as f64).sum();
                 let correct: f64 = p.iter().skip(1).step_by(2).map(|&v| v as f64).sum();
-                Eval { loss: loss / n, accuracy: self.net.arch.is_classifier().then_some(correct / n) }
+                Eval { loss: loss / n, accuracy: self.classifier.then_some(correct / n) }
             })
             .collect()
     }
@@ -229,7 +279,10 @@ fn lower(device: &Device, op: &Op, t: &[Buffer]) -> Result<Command> {
         Op::ConvInputGrad { conv, grad_out, grad_in } => {
             device.conv_input_grad(conv, &t[WEIGHTS], &t[grad_out], &t[grad_in])
         }
-        Op::AvgPool { backward, planes, in_hw, src, dst } => device.avg_pool(backward, planes, in_hw, &t[src], &t[dst]),
+        Op::PoolForward { pool, src, dst } => device.pool_forward(pool, &t[src], &t[dst]),
+        Op::PoolBackward { pool, input, grad_out, grad_in } => {
+            device.pool_backward(pool, &t[input], &t[grad_out], &t[grad_in])
+        }
         Op::GatherPixels { step, perm, out } => device.gather_pixels(step, &t[PIXELS], &t[perm], &t[out]),
         Op::LstmCellForward { step, gates, cells, hidden, last } => {
             device.lstm_cell_forward(step, &t[WEIGHTS], &t[gates], &t[cells], &t[hidden], &t[last])

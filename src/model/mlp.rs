@@ -1,5 +1,6 @@
-//! A stack of dense layers as plan operations, for B weight vectors over a chunk of images: the FCP and
-//! the autoencoder whole, LeNet's fully connected part and the LSTM's classifier. When the input is the
+//! A stack of dense layers as plan operations, for B weight vectors over a chunk of images: the dense
+//! part of every network the generic builder (`model/generic.rs`) plans (the whole of an MLP, the
+//! classifier after convolutions or an LSTM). When the input is the
 //! image buffer (shared by all vectors) the first layer is one product X [c x in] * [W_1 | ... | W_B]^T;
 //! other layers are products batched over the B vectors.
 
@@ -17,23 +18,14 @@ pub(super) struct Dense {
     pub act: Option<Act>,
 }
 
-impl Dense {
-    /// The layer whose weight is tensor `w` of `arch`'s parameter spec (shape [out, in], PyTorch's) and
-    /// whose bias, if any, is tensor `bias`: sizes and offsets come from the spec (`docs/networks.md`).
-    pub(super) fn from_spec(arch: super::Arch, w: usize, bias: Option<usize>, act: Option<Act>) -> Dense {
-        let (specs, o) = (arch.params(), arch.offsets());
-        let shape = &specs[w].shape;
-        Dense { inp: shape[1], out: shape[0], w_off: o[w], b_off: bias.map(|b| o[b]), act }
-    }
-}
-
 /// What feeds the first layer.
 #[derive(Clone, Copy)]
 pub(super) enum Input {
     /// The MNIST images of the chunk.
     Images,
-    /// Features per vector, [vector][image][inp]; the backward pass writes their gradient to `grad`.
-    Features { values: TensorId, grad: TensorId },
+    /// Features per vector, [vector][image][inp]; the backward pass writes their gradient to `grad`
+    /// (none: no gradient flows further back).
+    Features { values: TensorId, grad: Option<TensorId> },
 }
 
 /// The scratch tensors of a dense stack, sized for the largest chunk.
@@ -63,11 +55,6 @@ impl Mlp {
         }
         let ones = p.with("ones", cap, crate::ops::plan::Init::Ones);
         Mlp { layers, head, z, a, d, ones }
-    }
-
-    /// Widest layer, for chunk sizing.
-    pub fn width(layers: &[Dense]) -> usize {
-        layers.iter().map(|l| l.out).max().unwrap_or(1)
     }
 
     fn output(&self, i: usize) -> TensorId {
@@ -169,7 +156,7 @@ impl Mlp {
             }
             let target = match (i, input) {
                 (0, Input::Images) => None,
-                (0, Input::Features { grad, .. }) => Some(grad),
+                (0, Input::Features { grad, .. }) => grad,
                 _ => Some(self.d[i - 1]),
             };
             if let Some(target) = target {

@@ -6,9 +6,9 @@ mod builder;
 mod cost;
 pub mod description;
 mod evaluator;
+mod generic;
 mod init;
 pub mod input;
-mod lenet;
 mod lstm;
 pub mod matching;
 mod mlp;
@@ -24,12 +24,16 @@ pub use crate::ops::plan::Plan;
 pub use cost::{dispatch_goal, plan_evaluation, EvaluationPlan};
 pub use description::Description;
 pub use evaluator::{Eval, Evaluator, Want};
+pub use generic::rows_table;
 pub use init::init_vector;
 pub use input::{check_input, InputMismatch, INPUT_PIXELS, INPUT_SHAPE};
 pub use lstm::SHAPE as LSTM_SHAPE;
 pub use matching::{weight_matching, MatchSettings, Matching};
 pub use permutation::{lstm_permutation, randperm, Mt19937};
-pub use plans::{batch_fits, chunk_capacity, width, MAX_CHUNK_IMAGES};
+pub use plans::{
+    batch_fits, batch_fits_for, chunk_capacity, chunk_capacity_for, network_description, width, width_for,
+    MAX_CHUNK_IMAGES,
+};
 pub use registry::{Model, ModelRecord, TensorSpec};
 pub use spec::{Arch, Network};
 pub use symmetry::Symmetry;

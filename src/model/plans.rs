@@ -1,65 +1,32 @@
-//! Which plan serves which network, how much scratch each needs per image, and how the images of an
-//! evaluation are cut into chunks.
+//! Which plan serves which network (the generic builder of `model/generic.rs` on the network's
+//! description), how much scratch each needs per image, and how the images of an evaluation are cut
+//! into chunks.
 
 use anyhow::{bail, Result};
 use std::ops::Range;
 
 use super::builder::{Builder, Chunk};
-use super::description::{Head as DescHead, LayerKind};
-use super::mlp::{Dense, Input, Mlp};
-use super::{lenet, lstm, Arch, Network};
+use super::description::Description;
+use super::{generic, Arch, Network};
 use crate::backend::ChunkBudget;
-use crate::ops::plan::{ChunkOps, Init, Plan, Tensor, EXTERNAL};
-use crate::ops::{partial_slots, Act, Head};
+use crate::ops::plan::{Init, Plan, Tensor, EXTERNAL};
+use crate::ops::{partial_slots, Act};
 
-/// The FCP's three layers (no biases), the activation after the first two.
-fn fcp(act: Act) -> Vec<Dense> {
-    (0..3).map(|i| Dense::from_spec(Arch::Fcp, i, None, (i < 2).then_some(act))).collect()
-}
-
-/// The autoencoder's four layers (softplus after the first three; the sigmoid output belongs to the
-/// loss head).
-fn autoencoder() -> Vec<Dense> {
-    (0..4).map(|i| Dense::from_spec(Arch::Autoencoder, i, None, (i < 3).then_some(Act::Softplus))).collect()
-}
-
-/// A user's network of dense layers and activations (flattening the image first, if it is one) as a
-/// dense stack, or `None` for other layers. (Interim: the plan builder will derive every layer kind.)
-fn custom_dense(arch: Arch) -> Option<(Vec<Dense>, Head)> {
-    let m = arch.model();
-    let offsets = arch.offsets();
-    let mut layers: Vec<Dense> = Vec::new();
-    let mut p = 0;
-    for (i, l) in m.description.layers.iter().enumerate() {
-        match l.kind {
-            LayerKind::Flatten if i == 0 => {}
-            LayerKind::Dense { out, bias } => {
-                let inp = m.specs[p].shape[1];
-                layers.push(Dense { inp, out, w_off: offsets[p], b_off: bias.then(|| offsets[p + 1]), act: None });
-                p += 1 + usize::from(bias);
-            }
-            LayerKind::Act(a) if layers.last().is_some_and(|d| d.act.is_none()) => {
-                layers.last_mut().expect("a layer").act = Some(a.act())
-            }
-            _ => return None,
-        }
-    }
-    let head = match m.description.head {
-        DescHead::CrossEntropy { .. } => Head::CrossEntropy,
-        DescHead::SigmoidMse => Head::MseSigmoid,
-    };
-    Some((layers, head))
+/// The description of `net` ([`Network::description`]): the one place where a [`Network`] becomes
+/// the [`Description`] the plans of [`Plan::new`] come from.
+pub fn network_description(net: Network) -> Description {
+    net.description()
 }
 
 /// Largest scratch tensor, in values per image and vector.
 pub fn width(arch: Arch) -> usize {
-    match arch {
-        Arch::Fcp => Mlp::width(&fcp(Act::Softplus)),
-        Arch::Autoencoder => Mlp::width(&autoencoder()),
-        Arch::Lenet => lenet::WIDTH,
-        Arch::Lstm => lstm::SHAPE.steps * lstm::SHAPE.gates(),
-        Arch::Custom(_) => custom_dense(arch).map_or(1, |(l, _)| Mlp::width(&l)),
-    }
+    width_for(&network_description(Network { arch, act: Act::Softplus }))
+}
+
+/// Largest scratch tensor of the network `desc` describes, in values per image and vector (1 for a
+/// description that does not derive).
+pub fn width_for(desc: &Description) -> usize {
+    desc.derive().map_or(1, |d| generic::description_width(&d, desc))
 }
 
 /// The most images in one chunk: 60,000 images take 8 chunks, so the dispatches per evaluation are
@@ -70,10 +37,15 @@ pub const MAX_CHUNK_IMAGES: usize = 8192;
 /// largest scratch tensor fits `budget.tensor_bytes` and whose scratch tensors together fit
 /// `budget.total_bytes`, between 64 and [`MAX_CHUNK_IMAGES`], and never more than the images.
 pub fn chunk_capacity(net: Network, budget: ChunkBudget, batch: usize, images: usize) -> usize {
+    chunk_capacity_for(&network_description(net), budget, batch, images)
+}
+
+/// [`chunk_capacity`] for the network `desc` describes.
+pub fn chunk_capacity_for(desc: &Description, budget: ChunkBudget, batch: usize, images: usize) -> usize {
     let batch = batch.max(1);
-    let per_tensor = budget.tensor_bytes / (batch * width(net.arch) * 4) as u64;
+    let per_tensor = budget.tensor_bytes / (batch * width_for(desc) * 4) as u64;
     // every scratch tensor grows with the chunk: measure them on a 64-image plan
-    let probe = Plan::new(net, 0..64, 64, batch, 64, 0).map_or(0, |p| p.scratch_bytes());
+    let probe = Plan::for_description(desc, 0..64, 64, batch, 64, 0).map_or(0, |p| p.scratch_bytes());
     let by_total = budget.total_bytes / probe.div_ceil(64).max(1);
     let cap = (per_tensor.min(by_total) as usize / 64 * 64).clamp(64, MAX_CHUNK_IMAGES);
     cap.min(images.max(1))
@@ -84,30 +56,70 @@ pub fn chunk_capacity(net: Network, budget: ChunkBudget, batch: usize, images: u
 /// largest scratch tensor each within `budget.tensor_bytes`, and all of them together within
 /// `budget.total_bytes`. Used to size batches of work (e.g. the pairs of a path sweep) to a device.
 pub fn batch_fits(net: Network, budget: ChunkBudget, batch: usize) -> bool {
-    let vectors = (batch * net.arch.n_params() * 4) as u64;
-    let widest = (64 * batch * width(net.arch) * 4) as u64;
-    let scratch = Plan::new(net, 0..64, 64, batch.max(1), 64, 0).map_or(u64::MAX, |p| p.scratch_bytes());
+    batch_fits_for(&network_description(net), budget, batch)
+}
+
+/// [`batch_fits`] for the network `desc` describes (false for one that does not plan).
+pub fn batch_fits_for(desc: &Description, budget: ChunkBudget, batch: usize) -> bool {
+    let Ok(derived) = desc.derive() else { return false };
+    let vectors = (batch * derived.n_params() * 4) as u64;
+    let widest = (64 * batch * width_for(desc) * 4) as u64;
+    let scratch = Plan::for_description(desc, 0..64, 64, batch.max(1), 64, 0).map_or(u64::MAX, |p| p.scratch_bytes());
     vectors.max(widest) <= budget.tensor_bytes && scratch.saturating_add(2 * vectors) <= budget.total_bytes
 }
 
-fn dense_plan(p: &mut Builder, chunks: &[Chunk], layers: Vec<Dense>, head: Head) -> Vec<ChunkOps> {
-    let mlp = Mlp::new(p, layers, head);
-    chunks
-        .iter()
-        .enumerate()
-        .map(|(i, ch)| ChunkOps {
-            first: ch.first,
-            images: ch.len,
-            forward: mlp.forward(p, ch, Input::Images),
-            backward: mlp.backward(p, ch, Input::Images, i > 0),
-        })
-        .collect()
+/// The chunks of `range` (at most `chunk` images each) and a builder with the external tensors of a
+/// network of `n_prm` parameters on images of `input_len` values.
+fn begin(
+    (range, loaded): (Range<usize>, usize),
+    (batch, chunk, per_vector): (usize, usize, usize),
+    (n_prm, input_len): (usize, usize),
+) -> Result<(Vec<Chunk>, Builder)> {
+    if range.is_empty() || range.end > loaded {
+        bail!("image range {range:?} is empty or beyond the {loaded} images loaded");
+    }
+    if batch == 0 {
+        bail!("nothing to evaluate: zero weight vectors");
+    }
+    if per_vector > 0 && loaded < per_vector * batch {
+        bail!("{loaded} images loaded, {batch} vectors x {per_vector} needed");
+    }
+    let cap = chunk.clamp(1, range.len());
+    let mut list = Vec::new();
+    let (mut first, mut part_off) = (range.start, 0);
+    while first < range.end {
+        let len = cap.min(range.end - first);
+        list.push(Chunk { first, len, part_off });
+        part_off += partial_slots(len);
+        first += len;
+    }
+    let label_count = if per_vector > 0 { per_vector * batch } else { loaded };
+    let external = |name: &str, len: usize| Tensor { name: name.into(), len, init: Init::Zeros };
+    let tensors = vec![
+        external("weights", batch * n_prm),
+        external("gradients", batch * n_prm),
+        external("loss partials", batch * part_off * 2),
+        external("images", label_count * input_len),
+        external("labels", label_count),
+    ];
+    debug_assert_eq!(tensors.len(), EXTERNAL);
+    let b = Builder {
+        tensors,
+        batch,
+        img_bs: per_vector,
+        n_prm,
+        chunk_cap: cap,
+        total_images: range.len(),
+        parts: part_off,
+    };
+    Ok((list, b))
 }
 
 impl Plan {
     /// The plan of `batch` vectors of `net` on images `range` of a dataset of `loaded` images, in chunks
     /// of at most `chunk` images. With `per_vector` > 0 each vector b has its own images
     /// b * per_vector + range (mini-batches of independent runs), and `range` must be one chunk.
+    /// It is the plan of [`network_description`]`(net)` ([`Plan::for_description`]).
     pub fn new(
         net: Network,
         range: Range<usize>,
@@ -116,57 +128,30 @@ impl Plan {
         chunk: usize,
         per_vector: usize,
     ) -> Result<Plan> {
-        if range.is_empty() || range.end > loaded {
-            bail!("image range {range:?} is empty or beyond the {loaded} images loaded");
-        }
-        if batch == 0 {
-            bail!("nothing to evaluate: zero weight vectors");
-        }
-        if per_vector > 0 && loaded < per_vector * batch {
-            bail!("{loaded} images loaded, {batch} vectors x {per_vector} needed");
-        }
-        let cap = chunk.clamp(1, range.len());
-        let mut list = Vec::new();
-        let (mut first, mut part_off) = (range.start, 0);
-        while first < range.end {
-            let len = cap.min(range.end - first);
-            list.push(Chunk { first, len, part_off });
-            part_off += partial_slots(len);
-            first += len;
-        }
-        let n_prm = net.arch.n_params();
-        let label_count = if per_vector > 0 { per_vector * batch } else { loaded };
-        let external = |name: &str, len: usize| Tensor { name: name.into(), len, init: Init::Zeros };
-        let tensors = vec![
-            external("weights", batch * n_prm),
-            external("gradients", batch * n_prm),
-            external("loss partials", batch * part_off * 2),
-            external("images", label_count * net.arch.description().input_len()),
-            external("labels", label_count),
-        ];
-        debug_assert_eq!(tensors.len(), EXTERNAL);
-        let mut b = Builder {
-            tensors,
-            act: net.act,
-            batch,
-            img_bs: per_vector,
-            n_prm,
-            chunk_cap: cap,
-            total_images: range.len(),
-            parts: part_off,
-        };
-        let chunks = match net.arch {
-            Arch::Fcp => dense_plan(&mut b, &list, fcp(net.act), Head::CrossEntropy),
-            Arch::Autoencoder => dense_plan(&mut b, &list, autoencoder(), Head::MseSigmoid),
-            Arch::Lenet => lenet::plan(&mut b, &list),
-            Arch::Lstm => lstm::plan(&mut b, &list),
-            Arch::Custom(_) => {
-                let Some((layers, head)) = custom_dense(net.arch) else {
-                    bail!("the {}: only dense layers and activations can be planned yet", net.arch.title())
-                };
-                dense_plan(&mut b, &list, layers, head)
-            }
-        };
+        Plan::for_description(&network_description(net), range, loaded, batch, chunk, per_vector)
+    }
+
+    /// The plan of `batch` vectors of the network `desc` describes, on images `range` of a dataset of
+    /// `loaded` images (each of `desc.input_len()` values), in chunks of at most `chunk` images; with
+    /// `per_vector` > 0 each vector b has its own images b * per_vector + range, in one chunk (as
+    /// [`Plan::new`]). Sizes, parameter offsets (the order of [`Description::derive`]'s tensors) and
+    /// scratch tensors all follow from the description (`model/generic.rs`).
+    ///
+    /// # Errors
+    /// A description that does not derive (the layer and shapes named), a layer sequence the builder
+    /// does not lower, an empty or out-of-range image range, zero vectors, or too few images loaded.
+    pub fn for_description(
+        desc: &Description,
+        range: Range<usize>,
+        loaded: usize,
+        batch: usize,
+        chunk: usize,
+        per_vector: usize,
+    ) -> Result<Plan> {
+        let derived = desc.derive()?;
+        let sizes = (derived.n_params(), desc.input_len());
+        let (list, mut b) = begin((range, loaded), (batch, chunk, per_vector), sizes)?;
+        let chunks = generic::plan(&mut b, desc, &derived, &list)?;
         Ok(Plan { tensors: b.tensors, chunks })
     }
 
@@ -186,7 +171,15 @@ impl Plan {
     ///
     /// Errors: none for the four networks (the plan of one vector on 64 images is always valid).
     pub fn flops_per_image_vector(arch: super::Arch) -> anyhow::Result<(f64, f64)> {
-        let plan = Plan::new(super::Network { arch, act: Act::Softplus }, 0..64, 64, 1, 64, 0)?;
+        Plan::flops_per_image_vector_for(&network_description(Network { arch, act: Act::Softplus }))
+    }
+
+    /// [`Plan::flops_per_image_vector`] of the network `desc` describes.
+    ///
+    /// # Errors
+    /// The description does not plan ([`Plan::for_description`]).
+    pub fn flops_per_image_vector_for(desc: &Description) -> anyhow::Result<(f64, f64)> {
+        let plan = Plan::for_description(desc, 0..64, 64, 1, 64, 0)?;
         Ok((plan.flops(false) / 64.0, plan.flops(true) / 64.0))
     }
 }

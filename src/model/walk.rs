@@ -51,25 +51,20 @@ pub fn walk_op(op: &Op, max: u32) -> Walked {
         }
         Op::ConvForward { conv: c, input, out } | Op::ConvWeightGrad { conv: c, input, grad_out: out, .. } => {
             let images = matches!(input, Operand::Images);
-            let input_end =
-                u(c.in_off + c.batches.saturating_sub(1) * c.in_bs(images) + c.images * c.in_c * c.in_hw * c.in_hw);
+            let input_end = u(c.in_off + c.batches.saturating_sub(1) * c.in_bs(images) + c.images * c.in_map());
             let params = u(c.batches.saturating_sub(1) * c.n_prm
-                + (c.w_off + c.out_c * c.in_c * c.ksize * c.ksize).max(c.b_off + c.out_c));
+                + (c.w_off + c.weight_len()).max(c.b_off.map_or(0, |b| b + c.out_c)));
             let vectors = if matches!(op, Op::ConvForward { .. }) { WEIGHTS } else { GRADS };
             vec![(operand(*input), input_end), (vectors, params), (*out, u(grids::conv_forward_len(c)))]
         }
         Op::ConvInputGrad { conv: c, grad_out, grad_in } => vec![
-            (WEIGHTS, u(c.batches.saturating_sub(1) * c.n_prm + c.w_off + c.out_c * c.in_c * c.ksize * c.ksize)),
+            (WEIGHTS, u(c.batches.saturating_sub(1) * c.n_prm + c.w_off + c.weight_len())),
             (*grad_out, u(grids::conv_forward_len(c))),
             (*grad_in, u(c.in_off + grids::conv_input_grad_len(c))),
         ],
-        Op::AvgPool { backward, planes, in_hw, src, dst } => {
-            let (full, half) = (u(planes * in_hw * in_hw), u(planes * (in_hw / 2) * (in_hw / 2)));
-            if *backward {
-                vec![(*src, half), (*dst, full)]
-            } else {
-                vec![(*src, full), (*dst, half)]
-            }
+        Op::PoolForward { pool, src, dst } => vec![(*src, u(pool.in_len())), (*dst, u(pool.out_len()))],
+        Op::PoolBackward { pool, input, grad_out, grad_in } => {
+            vec![(*input, u(pool.in_len())), (*grad_out, u(pool.out_len())), (*grad_in, u(pool.in_len()))]
         }
         Op::GatherPixels { step, perm, out } => {
             let s = grids::gather_step(*step);

@@ -1,57 +1,110 @@
-//! Square convolutions (`shaders/conv.wgsl`, `cpu/conv/`): shapes and strides, and the
+//! 2-D convolutions (`shaders/conv.wgsl`, `cpu/conv/`): shapes and strides, and the
 //! [`Convolutions`] trait a backend implements.
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 
 use super::backend::Memory;
 use super::handles::Source;
-/// A square convolution (cross-correlation, zero padding, stride 1) over a chunk of images for B
-/// vectors; maps are [vector][image][channel][row][col].
+
+/// A convolution as PyTorch's `nn.Conv2d(in_c, out_c, ksize, stride, pad, bias)` computes it (a
+/// cross-correlation with zero padding; square kernel, the same stride and padding along both axes)
+/// over a chunk of images for B vectors. Maps are [vector][image][channel][row][col]; the input is
+/// `in_c × in_h × in_w`, the output `out_c × out_h × out_w` with side ⌊(n + 2·pad − ksize) / stride⌋ + 1
+/// (PyTorch's `nn.Conv2d` shape formula, dilation 1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Conv {
     pub images: usize,
     pub batches: usize,
     pub in_c: usize,
-    pub in_hw: usize,
+    pub in_h: usize,
+    pub in_w: usize,
     pub out_c: usize,
     pub ksize: usize,
+    pub stride: usize,
     pub pad: usize,
     /// First element of the input (for the image buffer: first image x pixels per image).
     pub in_off: usize,
-    /// Offsets of the weight and bias tensors in a parameter vector, and its length.
+    /// Offset of the weight tensor [out_c][in_c][ksize][ksize] in a parameter vector.
     pub w_off: usize,
-    pub b_off: usize,
+    /// Offset of the bias [out_c] in a parameter vector, if the convolution has one.
+    pub b_off: Option<usize>,
+    /// Length of a parameter vector.
     pub n_prm: usize,
     /// Images per vector when the input is the image buffer and each vector has its own images.
     pub img_bs: usize,
 }
 
 impl Conv {
-    pub fn out_hw(&self) -> usize {
-        self.in_hw + 2 * self.pad - self.ksize + 1
+    /// Output rows: ⌊(in_h + 2·pad − ksize) / stride⌋ + 1 (valid after [`Conv::check`]).
+    pub fn out_h(&self) -> usize {
+        (self.in_h + 2 * self.pad - self.ksize) / self.stride + 1
+    }
+    /// Output columns: ⌊(in_w + 2·pad − ksize) / stride⌋ + 1 (valid after [`Conv::check`]).
+    pub fn out_w(&self) -> usize {
+        (self.in_w + 2 * self.pad - self.ksize) / self.stride + 1
+    }
+    /// Input values per image: in_c · in_h · in_w.
+    pub fn in_map(&self) -> usize {
+        self.in_c * self.in_h * self.in_w
+    }
+    /// Output values per image: out_c · out_h · out_w.
+    pub fn out_map(&self) -> usize {
+        self.out_c * self.out_h() * self.out_w()
     }
     /// Input stride between vectors: for the shared image buffer `img_bs` images (0 when shared).
     pub fn in_bs(&self, images: bool) -> usize {
         if images {
-            self.img_bs * self.in_c * self.in_hw * self.in_hw
+            self.img_bs * self.in_map()
         } else {
-            self.images * self.in_c * self.in_hw * self.in_hw
+            self.images * self.in_map()
         }
     }
     /// Output stride between vectors.
     pub fn out_bs(&self) -> usize {
-        self.images * self.out_c * self.out_hw() * self.out_hw()
+        self.images * self.out_map()
+    }
+    /// Values of the weight tensor: out_c · in_c · ksize².
+    pub fn weight_len(&self) -> usize {
+        self.out_c * self.in_c * self.ksize * self.ksize
     }
     /// Multiply-adds times two of the forward pass.
     pub fn flops(&self) -> f64 {
         let k = self.in_c * self.ksize * self.ksize;
-        2.0 * (self.batches * self.images * self.out_c * self.out_hw() * self.out_hw() * k) as f64
+        2.0 * (self.batches * self.images * self.out_map() * k) as f64
+    }
+
+    /// Checks the shape: non-zero sizes, kernel and stride, a kernel that fits the padded input, and
+    /// the weights and bias inside the parameter vector.
+    ///
+    /// # Errors
+    /// The first rule broken, with the convolution's sizes.
+    pub fn check(&self) -> Result<()> {
+        if self.in_c == 0 || self.out_c == 0 || self.in_h == 0 || self.in_w == 0 {
+            bail!("convolution {self:?}: zero channels or an empty input map");
+        }
+        if self.ksize == 0 || self.stride == 0 {
+            bail!("convolution {self:?}: the kernel and the stride must be at least 1");
+        }
+        if self.ksize > self.in_h.min(self.in_w) + 2 * self.pad {
+            bail!(
+                "convolution {self:?}: a {k}x{k} kernel does not fit a {}x{} map padded by {}",
+                self.in_h,
+                self.in_w,
+                self.pad,
+                k = self.ksize
+            );
+        }
+        let bias_end = self.b_off.map_or(0, |b| b + self.out_c);
+        if self.w_off + self.weight_len() > self.n_prm || bias_end > self.n_prm {
+            bail!("convolution {self:?}: weights or bias past the parameter vector of {}", self.n_prm);
+        }
+        Ok(())
     }
 }
 
 /// The convolutions of a backend.
 pub trait Convolutions: Memory {
-    /// Records out = conv(input) + bias.
+    /// Records out = conv(input) (+ bias).
     fn conv_forward(
         &self,
         c: Conv,

@@ -27,7 +27,7 @@ pub use handles::{Coef, DeviceBuffer, Rows, Source};
 pub use lbfgs_scalars::{LbfgsScalars, Reduced, MIN_CURVATURE_COSINE, RHO_EPSILON, WGSL_CONSTANTS};
 pub use loss::{partial_slots, Head, LossChunk, LossHeads};
 pub use lstm::{LstmCells, LstmShape, LstmStep};
-pub use pool::Pooling;
+pub use pool::{Pool, PoolKind, Pooling};
 pub use products::{layout_end, Layout, Product, Products};
 pub use select::{Selection, Selections};
 pub use vector::VectorOps;

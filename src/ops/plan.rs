@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-use crate::ops::{Act, Conv, Head, Layout, LossChunk, LstmStep, Product};
+use crate::ops::{Act, Conv, Head, Layout, LossChunk, LstmStep, Pool, Product};
 
 /// Index of a tensor in [`Plan::tensors`].
 pub type TensorId = usize;
@@ -98,13 +98,19 @@ pub enum Op {
         grad_out: TensorId,
         grad_in: TensorId,
     },
-    /// 2x2 average pooling of `planes` maps of side `in_hw` (or its gradient).
-    AvgPool {
-        backward: bool,
-        planes: usize,
-        in_hw: usize,
+    /// `dst` = `src` pooled (average or max; [`crate::ops::pool`]).
+    PoolForward {
+        pool: Pool,
         src: TensorId,
         dst: TensorId,
+    },
+    /// `grad_in` = d loss / d input from `grad_out`; `input` is the forward's `src` (max pooling
+    /// reads it to find each window's maximum).
+    PoolBackward {
+        pool: Pool,
+        input: TensorId,
+        grad_out: TensorId,
+        grad_in: TensorId,
     },
     /// The LSTM's permuted pixel rows of a chunk: `out` = images gathered through `perm`.
     GatherPixels {
@@ -139,8 +145,8 @@ impl Op {
             Op::ConvForward { .. } => "conv",
             Op::ConvWeightGrad { .. } => "conv-weight-grad",
             Op::ConvInputGrad { .. } => "conv-input-grad",
-            Op::AvgPool { backward: false, .. } => "avg-pool",
-            Op::AvgPool { backward: true, .. } => "avg-pool-backward",
+            Op::PoolForward { pool, .. } => pool.name(false),
+            Op::PoolBackward { pool, .. } => pool.name(true),
             Op::GatherPixels { .. } => "gather",
             Op::LstmCellForward { .. } => "lstm-cell",
             Op::LstmCellBackward { .. } => "lstm-cell-backward",

@@ -201,7 +201,7 @@ impl MiniBatch {
     /// One epoch. No read-back.
     fn epoch(&mut self) -> Result<()> {
         self.shuffle()?;
-        let (r, n) = (self.settings.seeds.len(), self.full.network().arch.n_params());
+        let (r, n) = (self.settings.seeds.len(), self.full.n_params());
         let steps = self.steps_per_epoch();
         let full_steps = self.data.count / self.settings.batch;
         self.full_steps(0..full_steps, self.epoch * steps + 1)?;
@@ -252,7 +252,7 @@ fn record_updates(
     (full, last): (&Evaluator, Option<&Evaluator>),
 ) -> Result<(Update, Option<Update>)> {
     let lr = settings.lr as f32;
-    let (r, n) = (active.len(), full.network().arch.n_params());
+    let (r, n) = (active.len(), full.n_params());
     let record = |e: &Evaluator| -> Result<Update> {
         let (grads, weights) = (Rows::new(&e.grads, r, n), Rows::new(&e.weights, r, n));
         Ok(match adam {

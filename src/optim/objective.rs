@@ -49,7 +49,7 @@ impl BatchObjective for NetworkObjective<'_> {
         self.eval.batch()
     }
     fn dim(&self) -> usize {
-        self.eval.network().arch.n_params()
+        self.eval.n_params()
     }
     fn input(&self) -> &Buffer {
         &self.eval.weights

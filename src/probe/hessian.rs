@@ -43,7 +43,7 @@ pub trait Gradients {
 
 impl Gradients for Evaluator {
     fn dim(&self) -> usize {
-        self.network().arch.n_params()
+        self.n_params()
     }
     fn batch(&self) -> usize {
         Evaluator::batch(self)

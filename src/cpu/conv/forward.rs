@@ -10,11 +10,11 @@ use crate::ops::Conv;
 /// out = conv(input) + bias for every vector.
 ///
 /// * `input`: with `images` the image buffer (f32 pixels), vector b's image n at `c.in_off + b *
-///   c.in_bs(true) + n * in_c * in_hw²` (all vectors read the same images when `c.img_bs == 0`);
+///   c.in_bs(true) + n * in_c * in_h * in_w` (all vectors read the same images when `c.img_bs == 0`);
 ///   otherwise an f32 map per vector at `c.in_off + b * c.in_bs(false)`. Layout [image][ci][y][x].
 /// * `weights`: B parameter vectors of `c.n_prm`; vector b's weights [out_c][in_c][ksize][ksize] at
-///   `b * n_prm + w_off`, bias [out_c] at `b * n_prm + b_off`.
-/// * `out`: written at `b * c.out_bs() + ((n * out_c + co) * out_hw + oy) * out_hw + ox`, all of
+///   `b * n_prm + w_off`, bias [out_c] at `b * n_prm + b_off` (zeros when there is none).
+/// * `out`: written at `b * c.out_bs() + ((n * out_c + co) * out_h + oy) * out_w + ox`, all of
 ///   `out[..batches * out_bs]`.
 pub fn forward(c: &Conv, images: bool, input: &[f32], weights: &[f32], out: &mut [f32], threads: usize) {
     if c.batches == 0 || c.images == 0 {
@@ -42,7 +42,10 @@ fn pack_weights(c: &Conv, sh: &Shape, weights: &[f32]) -> (Vec<f32>, Vec<f32>) {
     let mut bias = Vec::with_capacity(c.batches * c.out_c);
     for b in 0..c.batches {
         packed.extend_from_slice(&weights[b * c.n_prm + c.w_off..][..per]);
-        bias.extend_from_slice(&weights[b * c.n_prm + c.b_off..][..c.out_c]);
+        match c.b_off {
+            Some(b_off) => bias.extend_from_slice(&weights[b * c.n_prm + b_off..][..c.out_c]),
+            None => bias.resize(bias.len() + c.out_c, 0.0),
+        }
     }
     (packed, bias)
 }

@@ -7,41 +7,51 @@ use super::Shape;
 use crate::cpu::simd::sum8;
 use crate::ops::Conv;
 
-/// The range of output columns `o` (along one axis) whose input coordinate `o + kk - pad` lies inside
-/// [0, in_hw), clipped to [0, out_hw).
-fn valid_range(c: &Conv, kk: usize, out_hw: usize) -> (usize, usize) {
-    let lo = c.pad.saturating_sub(kk).min(out_hw);
-    let hi = (c.in_hw + c.pad).saturating_sub(kk).clamp(lo, out_hw);
+/// The range of output columns `o` (along one axis) whose input coordinate `o * stride + kk - pad`
+/// lies inside [0, in_w), clipped to [0, out_w).
+fn valid_range(c: &Conv, kk: usize, out_w: usize) -> (usize, usize) {
+    let s = c.stride;
+    let lo = c.pad.saturating_sub(kk).div_ceil(s).min(out_w);
+    let hi = (c.in_w + c.pad).saturating_sub(kk).div_ceil(s).clamp(lo, out_w);
     (lo, hi)
 }
 
 /// Fills `cols` [K x count * pos] (row (ci, ky, kx), column (image, oy, ox)) from `count` images that
-/// start at `input[0]`, each in_c x in_hw x in_hw, with zeros where the window leaves the map.
+/// start at `input[0]`, each in_c x in_h x in_w, with zeros where the window leaves the map.
 ///
-/// Elements are written strictly front to back in whole 8-float vectors, each write starting where
-/// the finished part ends, so a write may spill garbage past its segment (the next write covers it):
-/// the rows of a map are only 10 to 30 floats long and exact-length copies would cost more than the
-/// product (see `lanes`). `cols` past the matrix is scratch that may receive such garbage.
+/// With stride 1 elements are written strictly front to back in whole 8-float vectors, each write
+/// starting where the finished part ends, so a write may spill garbage past its segment (the next
+/// write covers it): the rows of a map are only 10 to 30 floats long and exact-length copies would
+/// cost more than the product (see `lanes`). `cols` past the matrix is scratch that may receive such
+/// garbage. A larger stride reads every `stride`-th input column, one float at a time.
 pub(super) fn im2col(c: &Conv, sh: &Shape, input: &[f32], count: usize, cols: &mut [f32]) {
-    let (hw, ow, ks) = (c.in_hw, c.out_hw(), c.ksize);
+    let (ih, iw, oh, ow, ks, s) = (c.in_h, c.in_w, c.out_h(), c.out_w(), c.ksize, c.stride);
     let n = sh.cols(count);
     for r in 0..sh.k {
         let (ci, ky, kx) = (r / (ks * ks), r / ks % ks, r % ks);
         let (lo, hi) = valid_range(c, kx, ow);
         for img in 0..count {
-            let plane = (img * c.in_c + ci) * hw * hw;
+            let plane = (img * c.in_c + ci) * ih * iw;
             let base = r * n + img * sh.pos;
-            for oy in 0..ow {
+            for oy in 0..oh {
                 let d = base + oy * ow;
-                let y = (oy + ky).wrapping_sub(c.pad);
-                if y >= hw || lo == hi {
+                let y = (oy * s + ky).wrapping_sub(c.pad);
+                if y >= ih || lo == hi {
                     zero_ahead(&mut cols[d..], ow);
                     continue;
                 }
-                // input column of output column ox is ox + kx - pad, inside the map for ox in lo..hi
-                zero_ahead(&mut cols[d..], lo);
-                copy_ahead(&mut cols[d + lo..], &input[plane + y * hw + lo + kx - c.pad..], hi - lo);
-                zero_ahead(&mut cols[d + hi..], ow - hi);
+                // input column of output column ox is ox * s + kx - pad, inside the map for ox in lo..hi
+                let row = &input[plane + y * iw..];
+                if s == 1 {
+                    zero_ahead(&mut cols[d..], lo);
+                    copy_ahead(&mut cols[d + lo..], &row[lo + kx - c.pad..], hi - lo);
+                    zero_ahead(&mut cols[d + hi..], ow - hi);
+                } else {
+                    let dst = &mut cols[d..d + ow];
+                    for (ox, v) in dst.iter_mut().enumerate() {
+                        *v = if (lo..hi).contains(&ox) { row[ox * s + kx - c.pad] } else { 0.0 };
+                    }
+                }
             }
         }
     }
@@ -50,7 +60,7 @@ pub(super) fn im2col(c: &Conv, sh: &Shape, input: &[f32], count: usize, cols: &m
 /// The adjoint of [`im2col`]: adds every element of `cols` into the input element it was read from
 /// (`grad_in` holds `count` images from index 0 and must be zeroed or hold a sum to add to).
 pub(super) fn col2im(c: &Conv, sh: &Shape, cols: &[f32], count: usize, grad_in: &mut [f32]) {
-    let (hw, ow, ks) = (c.in_hw, c.out_hw(), c.ksize);
+    let (ih, iw, ow, ks, s) = (c.in_h, c.in_w, c.out_w(), c.ksize, c.stride);
     let n = sh.cols(count);
     for (r, row) in cols[..sh.k * n].chunks_exact(n).enumerate() {
         let (ci, ky, kx) = (r / (ks * ks), r / ks % ks, r % ks);
@@ -59,14 +69,21 @@ pub(super) fn col2im(c: &Conv, sh: &Shape, cols: &[f32], count: usize, grad_in: 
             continue;
         }
         for (img, src_img) in row.chunks_exact(sh.pos).enumerate() {
-            let plane = &mut grad_in[(img * c.in_c + ci) * hw * hw..][..hw * hw];
+            let plane = &mut grad_in[(img * c.in_c + ci) * ih * iw..][..ih * iw];
             for (oy, src) in src_img.chunks_exact(ow).enumerate() {
-                let y = (oy + ky).wrapping_sub(c.pad);
-                if y >= hw {
+                let y = (oy * s + ky).wrapping_sub(c.pad);
+                if y >= ih {
                     continue;
                 }
-                let dst = &mut plane[y * hw + lo + kx - c.pad..][..hi - lo];
-                add_short(dst, &src[lo..hi]);
+                if s == 1 {
+                    let dst = &mut plane[y * iw + lo + kx - c.pad..][..hi - lo];
+                    add_short(dst, &src[lo..hi]);
+                } else {
+                    let dst = &mut plane[y * iw..][..iw];
+                    for ox in lo..hi {
+                        dst[ox * s + kx - c.pad] += src[ox];
+                    }
+                }
             }
         }
     }

@@ -11,7 +11,7 @@ use crate::ops::Conv;
 /// an f32 input map per vector.
 ///
 /// Writes (overwrites) exactly the input maps: vector b's [image][ci][y][x] at `c.in_off + b *
-/// c.in_bs(false)`, `images * in_c * in_hw²` elements each.
+/// c.in_bs(false)`, `images * in_c * in_h * in_w` elements each.
 pub fn input_grad(c: &Conv, weights: &[f32], grad_out: &[f32], grad_in: &mut [f32], threads: usize) {
     if c.batches == 0 || c.images == 0 {
         return;

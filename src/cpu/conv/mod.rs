@@ -1,4 +1,5 @@
-//! Batched 2-D convolution (cross-correlation, square kernels, zero padding, stride 1) on the CPU: the
+//! Batched 2-D convolution (cross-correlation, square kernels, zero padding, any stride, optional
+//! bias) on the CPU: the
 //! `forward`, `weight_grad` and `input_grad` entry points of `conv.wgsl`, for B weight vectors at once.
 //!
 //! Feature maps are [vector][image][channel][row][col]. Every kernel works on blocks of images: it
@@ -42,6 +43,7 @@ impl Convolutions for Cpu {
         weights: &CpuBuffer,
         out: &CpuBuffer,
     ) -> Result<CpuCommand> {
+        c.check()?;
         let (images, input, weights, out) = (input.is_images(), input.buffer().clone(), weights.clone(), out.clone());
         Ok(CpuCommand::checked("convolution", &[&out], &[&input, &weights])?
             .run(move |cpu, l| forward(&c, images, input.view(l), weights.view(l), out.view_mut(l), cpu.threads)))
@@ -55,6 +57,7 @@ impl Convolutions for Cpu {
         grads: &CpuBuffer,
         accumulate: bool,
     ) -> Result<CpuCommand> {
+        c.check()?;
         let (images, input, grad_out, grads) =
             (input.is_images(), input.buffer().clone(), grad_out.clone(), grads.clone());
         Ok(CpuCommand::checked("convolution weight gradient", &[&grads], &[&input, &grad_out])?.run(move |cpu, l| {
@@ -69,6 +72,7 @@ impl Convolutions for Cpu {
         grad_out: &CpuBuffer,
         grad_in: &CpuBuffer,
     ) -> Result<CpuCommand> {
+        c.check()?;
         let (weights, grad_out, grad_in) = (weights.clone(), grad_out.clone(), grad_in.clone());
         Ok(CpuCommand::checked("convolution input gradient", &[&grad_in], &[&weights, &grad_out])?
             .run(move |cpu, l| input_grad(&c, weights.view(l), grad_out.view(l), grad_in.view_mut(l), cpu.threads)))
@@ -86,11 +90,11 @@ const PRODUCT_TARGET: usize = 96 * 1024;
 struct Shape {
     /// Rows of the im2col matrix: in_c * ksize².
     k: usize,
-    /// Output positions per channel: out_hw².
+    /// Output positions per channel: out_h · out_w.
     pos: usize,
-    /// Input elements per image: in_c * in_hw².
+    /// Input elements per image: in_c · in_h · in_w.
     in_map: usize,
-    /// Output elements per image: out_c * out_hw².
+    /// Output elements per image: out_c · out_h · out_w.
     out_map: usize,
     /// Images per block.
     block: usize,
@@ -101,13 +105,13 @@ struct Shape {
 impl Shape {
     fn new(c: &Conv, shared: bool) -> Shape {
         let k = c.in_c * c.ksize * c.ksize;
-        let pos = c.out_hw() * c.out_hw();
+        let pos = c.out_h() * c.out_w();
         // a multiple of 8 columns per block spares `gemm` a repacking of the im2col matrix
         let unit = 8 / gcd(pos.max(1), 8);
         let block = (COLS_TARGET / (k * pos).max(1) / unit * unit).max(unit).min(c.images.max(1));
         let group =
             if shared { (PRODUCT_TARGET / (c.out_c * pos * block).max(1)).clamp(1, c.batches.max(1)) } else { 1 };
-        Shape { k, pos, in_map: c.in_c * c.in_hw * c.in_hw, out_map: c.out_c * pos, block, group }
+        Shape { k, pos, in_map: c.in_map(), out_map: c.out_c * pos, block, group }
     }
 
     /// Columns of the im2col matrix of a block of `count` images.
@@ -140,8 +144,8 @@ fn check_input(c: &Conv, sh: &Shape, input: &[f32], in_bs: usize) {
 fn check_params(c: &Conv, params: &[f32], what: &str) {
     let end = c.batches * c.n_prm;
     assert!(params.len() >= end, "conv: {what} has {} elements, needs {end}", params.len());
-    assert!(c.w_off + c.out_c * c.in_c * c.ksize * c.ksize <= c.n_prm, "conv: weights past the parameter vector");
-    assert!(c.b_off + c.out_c <= c.n_prm, "conv: bias past the parameter vector");
+    assert!(c.w_off + c.weight_len() <= c.n_prm, "conv: weights past the parameter vector");
+    assert!(c.b_off.map_or(0, |b| b + c.out_c) <= c.n_prm, "conv: bias past the parameter vector");
 }
 
 /// The read-only operands of one call, shared by its tasks.

@@ -18,34 +18,33 @@ fn values(len: usize, seed: u64) -> Vec<f32> {
 
 /// Input element (b, n, ci, y, x) as the shader reads it: zero outside the map.
 fn in_at(c: &Conv, input: &[f32], in_bs: usize, (b, n, ci): (usize, usize, usize), y: isize, x: isize) -> f64 {
-    let hw = c.in_hw as isize;
-    if y < 0 || x < 0 || y >= hw || x >= hw {
+    if y < 0 || x < 0 || y >= c.in_h as isize || x >= c.in_w as isize {
         return 0.0;
     }
-    input[c.in_off + b * in_bs + ((n * c.in_c + ci) * c.in_hw + y as usize) * c.in_hw + x as usize] as f64
+    input[c.in_off + b * in_bs + ((n * c.in_c + ci) * c.in_h + y as usize) * c.in_w + x as usize] as f64
 }
 
 /// The shader's `forward`, in f64.
 fn naive_forward(c: &Conv, images: bool, input: &[f32], w: &[f32]) -> Vec<f64> {
-    let (ow, ks, p) = (c.out_hw(), c.ksize, c.pad as isize);
+    let (oh, ow, ks, p, s) = (c.out_h(), c.out_w(), c.ksize, c.pad as isize, c.stride);
     let mut out = vec![0.0; c.batches * c.out_bs()];
     for b in 0..c.batches {
         for n in 0..c.images {
             for co in 0..c.out_c {
-                for oy in 0..ow {
+                for oy in 0..oh {
                     for ox in 0..ow {
-                        let mut acc = w[b * c.n_prm + c.b_off + co] as f64;
+                        let mut acc = c.b_off.map_or(0.0, |b_off| w[b * c.n_prm + b_off + co] as f64);
                         for ci in 0..c.in_c {
                             for ky in 0..ks {
                                 for kx in 0..ks {
-                                    let (y, x) = ((oy + ky) as isize - p, (ox + kx) as isize - p);
+                                    let (y, x) = ((oy * s + ky) as isize - p, (ox * s + kx) as isize - p);
                                     let v = in_at(c, input, c.in_bs(images), (b, n, ci), y, x);
                                     let wi = b * c.n_prm + c.w_off + ((co * c.in_c + ci) * ks + ky) * ks + kx;
                                     acc += v * w[wi] as f64;
                                 }
                             }
                         }
-                        out[b * c.out_bs() + ((n * c.out_c + co) * ow + oy) * ow + ox] = acc;
+                        out[b * c.out_bs() + ((n * c.out_c + co) * oh + oy) * ow + ox] = acc;
                     }
                 }
             }
@@ -56,26 +55,28 @@ fn naive_forward(c: &Conv, images: bool, input: &[f32], w: &[f32]) -> Vec<f64> {
 
 /// The shader's `weight_grad`, in f64, into a copy of `grads`.
 fn naive_weight_grad(c: &Conv, images: bool, input: &[f32], g: &[f32], grads: &[f32], acc: bool) -> Vec<f64> {
-    let (ow, ks, p) = (c.out_hw(), c.ksize, c.pad as isize);
+    let (oh, ow, ks, p, s) = (c.out_h(), c.out_w(), c.ksize, c.pad as isize, c.stride);
     let mut out: Vec<f64> = grads.iter().map(|&v| v as f64).collect();
     for b in 0..c.batches {
         for co in 0..c.out_c {
             let (mut db, mut dw) = (0.0, vec![0.0; c.in_c * ks * ks]);
             for n in 0..c.images {
-                for oy in 0..ow {
+                for oy in 0..oh {
                     for ox in 0..ow {
-                        let gv = g[b * c.out_bs() + ((n * c.out_c + co) * ow + oy) * ow + ox] as f64;
+                        let gv = g[b * c.out_bs() + ((n * c.out_c + co) * oh + oy) * ow + ox] as f64;
                         db += gv;
                         for (e, d) in dw.iter_mut().enumerate() {
                             let (ci, ky, kx) = (e / (ks * ks), e / ks % ks, e % ks);
-                            let (y, x) = ((oy + ky) as isize - p, (ox + kx) as isize - p);
+                            let (y, x) = ((oy * s + ky) as isize - p, (ox * s + kx) as isize - p);
                             *d += gv * in_at(c, input, c.in_bs(images), (b, n, ci), y, x);
                         }
                     }
                 }
             }
-            let bi = b * c.n_prm + c.b_off + co;
-            out[bi] = if acc { out[bi] + db } else { db };
+            if let Some(b_off) = c.b_off {
+                let bi = b * c.n_prm + b_off + co;
+                out[bi] = if acc { out[bi] + db } else { db };
+            }
             for (e, d) in dw.into_iter().enumerate() {
                 let wi = b * c.n_prm + c.w_off + co * c.in_c * ks * ks + e;
                 out[wi] = if acc { out[wi] + d } else { d };
@@ -87,29 +88,33 @@ fn naive_weight_grad(c: &Conv, images: bool, input: &[f32], g: &[f32], grads: &[
 
 /// The shader's `input_grad`, in f64, into a copy of `grad_in`.
 fn naive_input_grad(c: &Conv, w: &[f32], g: &[f32], grad_in: &[f32]) -> Vec<f64> {
-    let (ow, ks, p) = (c.out_hw() as isize, c.ksize, c.pad as isize);
+    let (oh, ow, ks, p, s) = (c.out_h() as isize, c.out_w() as isize, c.ksize, c.pad as isize, c.stride as isize);
     let mut out: Vec<f64> = grad_in.iter().map(|&v| v as f64).collect();
     for b in 0..c.batches {
         for n in 0..c.images {
             for ci in 0..c.in_c {
-                for iy in 0..c.in_hw as isize {
-                    for ix in 0..c.in_hw as isize {
+                for iy in 0..c.in_h as isize {
+                    for ix in 0..c.in_w as isize {
                         let mut acc = 0.0;
                         for co in 0..c.out_c {
                             for ky in 0..ks {
                                 for kx in 0..ks {
-                                    let (oy, ox) = (iy - ky as isize + p, ix - kx as isize + p);
-                                    if oy < 0 || ox < 0 || oy >= ow || ox >= ow {
+                                    let (sy, sx) = (iy - ky as isize + p, ix - kx as isize + p);
+                                    if sy < 0 || sx < 0 || sy % s != 0 || sx % s != 0 {
                                         continue;
                                     }
-                                    let gi = b * c.out_bs() + (n * c.out_c + co) * (ow * ow) as usize;
+                                    let (oy, ox) = (sy / s, sx / s);
+                                    if oy >= oh || ox >= ow {
+                                        continue;
+                                    }
+                                    let gi = b * c.out_bs() + (n * c.out_c + co) * (oh * ow) as usize;
                                     let gv = g[gi + (oy * ow + ox) as usize] as f64;
                                     let wi = b * c.n_prm + c.w_off + ((co * c.in_c + ci) * ks + ky) * ks + kx;
                                     acc += gv * w[wi] as f64;
                                 }
                             }
                         }
-                        let i = ((n * c.in_c + ci) * c.in_hw + iy as usize) * c.in_hw + ix as usize;
+                        let i = ((n * c.in_c + ci) * c.in_h + iy as usize) * c.in_w + ix as usize;
                         out[c.in_off + b * c.in_bs(false) + i] = acc;
                     }
                 }
@@ -133,12 +138,27 @@ fn conv(in_c: usize, in_hw: usize, out_c: usize, ksize: usize, pad: usize, image
     let w_off = 13;
     let b_off = w_off + out_c * in_c * ksize * ksize + 5;
     let n_prm = b_off + out_c + 11;
-    Conv { images, batches: 3, in_c, in_hw, out_c, ksize, pad, in_off: 0, w_off, b_off, n_prm, img_bs: 0 }
+    Conv {
+        images,
+        batches: 3,
+        in_c,
+        in_h: in_hw,
+        in_w: in_hw,
+        out_c,
+        ksize,
+        stride: 1,
+        pad,
+        in_off: 0,
+        w_off,
+        b_off: Some(b_off),
+        n_prm,
+        img_bs: 0,
+    }
 }
 
 /// Runs all three kernels against the naive loops for one shape and input kind, on 1 and 2 threads.
 fn check(c: &Conv, images: bool) {
-    let in_len = c.in_off + (c.batches - 1) * c.in_bs(images) + c.images * c.in_c * c.in_hw * c.in_hw + 3;
+    let in_len = c.in_off + (c.batches - 1) * c.in_bs(images) + c.images * c.in_map() + 3;
     let mut input = values(in_len, 1);
     if images {
         input.iter_mut().for_each(|v| *v = (*v + 1.0) / 2.0); // pixels in [0, 1]
@@ -168,7 +188,7 @@ fn check(c: &Conv, images: bool) {
 /// Every input kind: shared images, per-vector images at an offset, per-vector f32 maps at an offset.
 fn check_all_inputs(c: Conv) {
     check(&c, true);
-    check(&Conv { img_bs: c.images + 2, in_off: 2 * c.in_c * c.in_hw * c.in_hw, ..c }, true);
+    check(&Conv { img_bs: c.images + 2, in_off: 2 * c.in_map(), ..c }, true);
     check(&Conv { in_off: 7, ..c }, false);
 }
 
@@ -195,6 +215,18 @@ fn odd_sizes_match_the_shader() {
     check_all_inputs(conv(1, 28, 1, 1, 0, 64));
 }
 
+#[test]
+fn strides_rectangles_and_no_bias_match_the_shader() {
+    // 13x11 maps, stride 2 and 3, with and without padding, with and without bias
+    for (stride, pad, bias) in [(2, 1, true), (2, 0, false), (3, 1, false), (3, 2, true)] {
+        let c = conv(3, 13, 4, 3, pad, 5);
+        let c = Conv { in_w: 11, stride, b_off: c.b_off.filter(|_| bias), ..c };
+        check_all_inputs(c);
+    }
+    // many images at stride 2: several blocks
+    check_all_inputs(Conv { in_h: 9, in_w: 8, stride: 2, ..conv(2, 9, 3, 3, 1, 75) });
+}
+
 /// Cluster nodes differ in core count, and a sharded `reproduce` must equal an unsharded one: the
 /// weight gradient may not depend on how many threads summed it.
 #[test]
@@ -202,7 +234,7 @@ fn weight_grad_bits_do_not_depend_on_the_thread_count() {
     // enough images for many blocks, so that the sum over blocks is split into pieces
     let c = conv(2, 7, 3, 3, 1, 900);
     for images in [true, false] {
-        let in_len = c.batches * c.in_bs(images) + c.images * c.in_c * c.in_hw * c.in_hw;
+        let in_len = c.batches * c.in_bs(images) + c.images * c.in_map();
         let input = values(in_len, 1);
         let grad_out = values(c.batches * c.out_bs(), 3);
         let run = |threads| {
@@ -220,7 +252,7 @@ fn weight_grad_bits_do_not_depend_on_the_thread_count() {
 #[test]
 fn weight_grad_leaves_other_parameters_untouched() {
     let c = conv(6, 14, 16, 5, 0, 2);
-    let input = values(c.images * c.in_c * c.in_hw * c.in_hw, 1);
+    let input = values(c.images * c.in_map(), 1);
     let grad_out = values(c.batches * c.out_bs(), 3);
     let before = values(c.batches * c.n_prm + 9, 5);
     let mut grads = before.clone();
@@ -229,7 +261,8 @@ fn weight_grad_leaves_other_parameters_untouched() {
     for (i, (a, b)) in grads.iter().zip(&before).enumerate() {
         let (vector, j) = (i / c.n_prm, i % c.n_prm);
         let conv_param = vector < c.batches
-            && ((c.w_off..c.w_off + c.out_c * k).contains(&j) || (c.b_off..c.b_off + c.out_c).contains(&j));
+            && ((c.w_off..c.w_off + c.out_c * k).contains(&j)
+                || c.b_off.is_some_and(|b| (b..b + c.out_c).contains(&j)));
         if !conv_param {
             assert_eq!(a.to_bits(), b.to_bits(), "parameter {i} changed");
         }

@@ -11,7 +11,7 @@ use crate::ops::Conv;
 /// output); `input` and `images` as in [`forward`](super::forward()).
 ///
 /// Writes only vector b's weight tensor `grads[b * n_prm + w_off..][..out_c * in_c * ksize²]` and bias
-/// `grads[b * n_prm + b_off..][..out_c]`: overwritten, or added to when `accumulate`.
+/// `grads[b * n_prm + b_off..][..out_c]` (if any): overwritten, or added to when `accumulate`.
 pub fn weight_grad(
     c: &Conv,
     images: bool,
@@ -41,8 +41,10 @@ pub fn weight_grad(
             let (co, r) = (i / sh.k, i % sh.k);
             store(g, dw[r * rows + b * c.out_c + co], accumulate);
         }
-        let bias = &mut grads[b * c.n_prm + c.b_off..][..c.out_c];
-        bias.iter_mut().zip(&db[b * c.out_c..]).for_each(|(g, &d)| store(g, d, accumulate));
+        if let Some(b_off) = c.b_off {
+            let bias = &mut grads[b * c.n_prm + b_off..][..c.out_c];
+            bias.iter_mut().zip(&db[b * c.out_c..]).for_each(|(g, &d)| store(g, d, accumulate));
+        }
     }
 }
 

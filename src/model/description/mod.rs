@@ -5,7 +5,9 @@
 //! `torch.nn.Sequential`, their default init bounds, the parameter count and the forward FLOPs.
 //!
 //! Every [`crate::model::Arch`] is a description: the paper's four are built in, a user's is read by
-//! `model/registry.rs`; `tests/description.rs` checks the built-ins against the paper's parameter table.
+//! `model/registry.rs`; the plans are built from descriptions (`model/generic.rs`,
+//! `Plan::for_description`), and `tests/description.rs` checks the built-ins against the paper's
+//! parameter table.
 
 mod compact;
 mod derive;
