@@ -4,10 +4,36 @@
 // Index loops mirror the formulas (out[co][oy][ox] = ...), which is the point of this module.
 #![allow(clippy::needless_range_loop)]
 
+mod interpreter;
+pub mod layers;
+
+pub use interpreter::{check_data, evaluate_description, numeric_grad_description, Interpreter, Trace};
+
+use super::description::{Description, LayerKind};
 use super::input::INPUT_PIXELS;
 use super::Arch;
 use crate::data::Dataset;
 use crate::ops::Act;
+
+/// The description the reference evaluates for one of the paper's networks with the activation
+/// `act`: the built-in description of `arch`, every activation layer replaced by `act` for the FCP
+/// and LeNet (`--activation` applies only to those two; the LSTM and the autoencoder keep theirs).
+/// The one place that maps an [`Arch`] to a description for the reference and the symmetry.
+pub fn network_description(arch: Arch, act: Act) -> Description {
+    let mut d = Description::builtin(arch.id()).expect("every Arch has a built-in description (tests/description.rs)");
+    if matches!(arch, Arch::Fcp | Arch::Lenet) {
+        let a = crate::model::description::Activation::ALL
+            .into_iter()
+            .find(|&a| interpreter::op(a) == act)
+            .expect("every Act is an Activation");
+        for layer in &mut d.layers {
+            if let LayerKind::Act(_) = layer.kind {
+                layer.kind = LayerKind::Act(a);
+            }
+        }
+    }
+    d
+}
 
 /// Mean loss, accuracy (classifiers) and gradient of the mean loss, all in f64.
 #[derive(Clone, Debug)]
