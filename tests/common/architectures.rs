@@ -72,7 +72,11 @@ fn conv_stack(rng: &mut ChaCha8Rng, layers: &mut Vec<LayerKind>, (mut h, mut w):
         let stride = rng.random_range(1..=kernel);
         if let (Some(oh), Some(ow)) = (side(*h, kernel, stride, 0), side(*w, kernel, stride, 0)) {
             let max = rng.random_bool(0.5);
-            layers.push(if max { LayerKind::MaxPool { kernel, stride } } else { LayerKind::AvgPool { kernel, stride } });
+            layers.push(if max {
+                LayerKind::MaxPool { kernel, stride }
+            } else {
+                LayerKind::AvgPool { kernel, stride }
+            });
             (*h, *w) = (oh, ow);
         }
     };
@@ -102,11 +106,8 @@ fn conv_stack(rng: &mut ChaCha8Rng, layers: &mut Vec<LayerKind>, (mut h, mut w):
 pub fn random_description(seed: u64) -> Description {
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_a4c4);
     let (c, h, w) = image(&mut rng);
-    let head = if rng.random_bool(0.25) {
-        Head::SigmoidMse
-    } else {
-        Head::CrossEntropy { classes: rng.random_range(2..=5) }
-    };
+    let head =
+        if rng.random_bool(0.25) { Head::SigmoidMse } else { Head::CrossEntropy { classes: rng.random_range(2..=5) } };
     let mut layers = Vec::new();
     let input = match Family::of(seed) {
         Family::Mlp if rng.random_bool(0.5) => Input::Features(c * h * w),
