@@ -253,3 +253,43 @@ fn data_that_does_not_fit_the_description_is_refused_with_the_shapes() {
     let e = evaluate_description(&other, &[0.0; 12], &data.clone().truncated(0)).unwrap_err().to_string();
     assert!(e.contains("no images"), "{e}");
 }
+
+/// A PyTorch `nn.Sequential(Linear(64, 32), Tanh(), Linear(32, 10))` saved with
+/// `safetensors.torch.save_file(model.state_dict(), …)` (tests/data/torch_mlp/, made by `make.py`
+/// there): its tensors, ordered by the compact description's derived names, give PyTorch's float64
+/// loss and accuracy on the first 200 UCI digits.
+#[test]
+fn a_pytorch_mlp_saved_with_safetensors_gives_pytorchs_loss() {
+    use losscape::data::{load_split, Split};
+    use safetensors::{Dtype, SafeTensors};
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let expected: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("torch_mlp/expected.json")).unwrap()).unwrap();
+    let desc = Description::parse(expected["model"].as_str().unwrap()).unwrap();
+    assert_eq!(desc, Description::parse("mlp:64-32-10:tanh").unwrap());
+    let bytes = std::fs::read(dir.join("torch_mlp/mlp.safetensors")).unwrap();
+    let file = SafeTensors::deserialize(&bytes).unwrap();
+    let params = desc.derive().unwrap().params;
+    let mut names: Vec<String> = file.names().into_iter().map(String::from).collect();
+    names.sort();
+    let mut want: Vec<String> = params.iter().map(|p| p.name.clone()).collect();
+    want.sort();
+    assert_eq!(names, want, "the state_dict keys are the Sequential names");
+    let mut w = Vec::new();
+    for p in &params {
+        let t = file.tensor(&p.name).unwrap();
+        assert_eq!((t.shape(), t.dtype()), (&p.shape[..], Dtype::F32), "{}", p.name);
+        w.extend(t.data().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap()) as f64));
+    }
+    let images = expected["images"].as_u64().unwrap() as usize;
+    let data = load_split(&dir.join("digits"), Split::Test).unwrap().truncated(images);
+    assert_eq!(data.len(), 200);
+    let r = evaluate_description(&desc, &w, &data).unwrap();
+    let torch = expected["float64"]["loss"].as_f64().unwrap();
+    let rel = (r.loss - torch).abs() / torch;
+    assert!(rel <= 1e-9, "loss {} vs PyTorch's {torch} (rel {rel:e})", r.loss);
+    assert_eq!(r.accuracy, expected["float64"]["accuracy"].as_f64());
+    // and PyTorch's float32 evaluation is within float32 rounding of it
+    let f32_loss = expected["float32"]["loss"].as_f64().unwrap();
+    assert!((r.loss - f32_loss).abs() / torch <= 1e-5, "{} vs {f32_loss}", r.loss);
+}
