@@ -293,3 +293,50 @@ fn a_pytorch_mlp_saved_with_safetensors_gives_pytorchs_loss() {
     let f32_loss = expected["float32"]["loss"].as_f64().unwrap();
     assert!((r.loss - f32_loss).abs() / torch <= 1e-5, "{} vs {f32_loss}", r.loss);
 }
+
+/// The symmetry derived from a description: permuting the hidden units of random networks (dense
+/// units, convolution channels through pools and flatten, LSTM hidden units) moves the weights but
+/// leaves the loss unchanged, and the gradient moves with the weights.
+#[test]
+fn permuting_the_derived_symmetry_of_random_architectures_keeps_the_loss() {
+    use losscape::model::Symmetry;
+    use rand::seq::SliceRandom;
+    use rand::SeedableRng;
+    let mut kinds = BTreeSet::new();
+    let (mut permuted, mut lstm_group) = (0, false);
+    for seed in SEEDS {
+        let desc = random_description(seed);
+        let sym = Symmetry::from_description(&desc).unwrap();
+        let data = random_dataset(&desc, 3, seed);
+        let w = random_weights(&desc, seed, 2.0);
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let mut perms = sym.identity();
+        for p in &mut perms {
+            while p.len() > 1 && p.iter().enumerate().all(|(i, &j)| i == j) {
+                p.shuffle(&mut rng);
+            }
+        }
+        let moved = sym.apply(&w, &perms).unwrap();
+        if sym.groups.iter().any(|g| g.size > 1) {
+            assert_ne!(moved, w, "seed {seed}: a permutation moved nothing");
+            permuted += 1;
+        }
+        for g in &sym.groups {
+            lstm_group |= g.name.ends_with("hidden units");
+            kinds.insert(g.name.rsplit_once(' ').map_or("", |(_, k)| k).to_string());
+        }
+        let (a, b) =
+            (evaluate_description(&desc, &w, &data).unwrap(), evaluate_description(&desc, &moved, &data).unwrap());
+        let rel = (a.loss - b.loss).abs() / a.loss;
+        assert!(rel <= 1e-12, "seed {seed}: loss {} then {} (rel {rel:e})\n{desc:?}\n{sym:?}", a.loss, b.loss);
+        assert_eq!(a.accuracy, b.accuracy, "seed {seed}");
+        let scale = a.grad.iter().fold(0f64, |m, g| m.max(g.abs()));
+        let grad_moved = sym.apply(&a.grad, &perms).unwrap();
+        let err = grad_moved.iter().zip(&b.grad).map(|(x, y)| (x - y).abs()).fold(0f64, f64::max);
+        assert!(err <= 1e-12 * scale, "seed {seed}: the gradient does not move with the weights ({err:e})");
+    }
+    assert!(permuted >= 20, "only {permuted} of the random networks have a permutable group");
+    // dense units, convolution channels and LSTM hidden units all occur
+    assert!(kinds.contains("units") && kinds.contains("channels"), "{kinds:?}");
+    assert!(lstm_group, "no LSTM hidden units among the groups");
+}
