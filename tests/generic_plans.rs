@@ -1,11 +1,11 @@
 //! `Plan::new` of each of the paper's four networks is the generic builder's plan of its description
-//! (`network_description`): for FCP and LeNet with each activation, the LSTM and the autoencoder, and
+//! (`Network::description`): for FCP and LeNet with each activation, the LSTM and the autoencoder, and
 //! several (range, loaded, batch, chunk, per_vector) combinations, tensor names included. This test
 //! compared the generic builder with the hand-written builders (model/lenet.rs, model/lstm.rs and the
 //! dense stacks of plans.rs) while they existed, and passed; since they are gone, `tests/plan_digests.rs`
 //! holds the generic plans to the digests recorded from them.
 
-use losscape::model::{network_description, Arch, Network};
+use losscape::model::{Arch, Network};
 use losscape::ops::plan::Plan;
 use losscape::ops::Act;
 
@@ -16,7 +16,7 @@ fn the_generic_builder_gives_the_four_networks_plans() {
     for arch in Arch::ALL {
         for act in [Act::Softplus, Act::Relu, Act::Sigmoid, Act::Tanh] {
             let net = Network { arch, act };
-            let desc = network_description(net);
+            let desc = net.description();
             for (first, len, loaded, batch, chunk, per_vector) in combinations {
                 let range = first..first + len;
                 let old = Plan::new(net, range.clone(), loaded, batch, chunk, per_vector).unwrap();

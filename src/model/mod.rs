@@ -31,7 +31,7 @@ pub use lstm::SHAPE as LSTM_SHAPE;
 pub use matching::{weight_matching, MatchSettings, Matching};
 pub use permutation::{lstm_permutation, randperm, Mt19937};
 pub use plans::{
-    batch_fits, batch_fits_for, chunk_capacity, chunk_capacity_for, network_description, width, width_for,
+    batch_fits, batch_fits_for, chunk_capacity, chunk_capacity_for, width, width_for,
     MAX_CHUNK_IMAGES,
 };
 pub use registry::{Model, ModelRecord, TensorSpec};

@@ -10,17 +10,11 @@ use super::description::Description;
 use super::{generic, Arch, Network};
 use crate::backend::ChunkBudget;
 use crate::ops::plan::{Init, Plan, Tensor, EXTERNAL};
-use crate::ops::{partial_slots, Act};
-
-/// The description of `net` ([`Network::description`]): the one place where a [`Network`] becomes
-/// the [`Description`] the plans of [`Plan::new`] come from.
-pub fn network_description(net: Network) -> Description {
-    net.description()
-}
+use crate::ops::partial_slots;
 
 /// Largest scratch tensor, in values per image and vector.
 pub fn width(arch: Arch) -> usize {
-    width_for(&network_description(Network { arch, act: Act::Softplus }))
+    width_for(arch.description())
 }
 
 /// Largest scratch tensor of the network `desc` describes, in values per image and vector (1 for a
@@ -37,7 +31,7 @@ pub const MAX_CHUNK_IMAGES: usize = 8192;
 /// largest scratch tensor fits `budget.tensor_bytes` and whose scratch tensors together fit
 /// `budget.total_bytes`, between 64 and [`MAX_CHUNK_IMAGES`], and never more than the images.
 pub fn chunk_capacity(net: Network, budget: ChunkBudget, batch: usize, images: usize) -> usize {
-    chunk_capacity_for(&network_description(net), budget, batch, images)
+    chunk_capacity_for(&net.description(), budget, batch, images)
 }
 
 /// [`chunk_capacity`] for the network `desc` describes.
@@ -56,7 +50,7 @@ pub fn chunk_capacity_for(desc: &Description, budget: ChunkBudget, batch: usize,
 /// largest scratch tensor each within `budget.tensor_bytes`, and all of them together within
 /// `budget.total_bytes`. Used to size batches of work (e.g. the pairs of a path sweep) to a device.
 pub fn batch_fits(net: Network, budget: ChunkBudget, batch: usize) -> bool {
-    batch_fits_for(&network_description(net), budget, batch)
+    batch_fits_for(&net.description(), budget, batch)
 }
 
 /// [`batch_fits`] for the network `desc` describes (false for one that does not plan).
@@ -119,7 +113,7 @@ impl Plan {
     /// The plan of `batch` vectors of `net` on images `range` of a dataset of `loaded` images, in chunks
     /// of at most `chunk` images. With `per_vector` > 0 each vector b has its own images
     /// b * per_vector + range (mini-batches of independent runs), and `range` must be one chunk.
-    /// It is the plan of [`network_description`]`(net)` ([`Plan::for_description`]).
+    /// It is the plan of [`Network::description`] ([`Plan::for_description`]).
     pub fn new(
         net: Network,
         range: Range<usize>,
@@ -128,7 +122,7 @@ impl Plan {
         chunk: usize,
         per_vector: usize,
     ) -> Result<Plan> {
-        Plan::for_description(&network_description(net), range, loaded, batch, chunk, per_vector)
+        Plan::for_description(&net.description(), range, loaded, batch, chunk, per_vector)
     }
 
     /// The plan of `batch` vectors of the network `desc` describes, on images `range` of a dataset of
@@ -171,7 +165,7 @@ impl Plan {
     ///
     /// Errors: none for the four networks (the plan of one vector on 64 images is always valid).
     pub fn flops_per_image_vector(arch: super::Arch) -> anyhow::Result<(f64, f64)> {
-        Plan::flops_per_image_vector_for(&network_description(Network { arch, act: Act::Softplus }))
+        Plan::flops_per_image_vector_for(arch.description())
     }
 
     /// [`Plan::flops_per_image_vector`] of the network `desc` describes.
