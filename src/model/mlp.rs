@@ -136,6 +136,13 @@ impl Mlp {
     pub fn backward(&self, p: &Builder, ch: &Chunk, input: Input, accumulate: bool) -> Vec<Op> {
         let (b, c, n_prm) = (p.batch, ch.len, p.n_prm);
         let mut out = Vec::new();
+        // the loss head wrote d loss / d (the last layer's output): through its activation, if any,
+        // to d loss / d z (the paper's networks have none there)
+        let last = self.layers.len() - 1;
+        if let Some(act) = self.layers[last].act {
+            let len = b * c * self.layers[last].out;
+            out.push(Op::ActBackward { act, z: self.z[last], grad: self.d[last], len });
+        }
         for (i, l) in self.layers.iter().enumerate().rev() {
             let stride = c * l.out;
             let d = Operand::Tensor(self.d[i]);

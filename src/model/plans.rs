@@ -9,8 +9,8 @@ use super::builder::{Builder, Chunk};
 use super::description::Description;
 use super::{generic, Arch, Network};
 use crate::backend::ChunkBudget;
-use crate::ops::plan::{Init, Plan, Tensor, EXTERNAL};
 use crate::ops::partial_slots;
+use crate::ops::plan::{Init, Plan, Tensor, EXTERNAL};
 
 /// Largest scratch tensor, in values per image and vector.
 pub fn width(arch: Arch) -> usize {
