@@ -201,3 +201,41 @@ fn the_smoke_study_runs_end_to_end_on_a_users_network_and_reports_measured_compa
     assert!(again.status.success(), "{}", stderr(&again));
     assert_eq!(std::fs::read_to_string(out.join("report/claims.csv")).unwrap(), claims);
 }
+
+/// A PyTorch `nn.Sequential(Linear(64,32), Tanh(), Linear(32,10))` saved with
+/// `safetensors.torch.save_file(model.state_dict(), …)` (`tests/data/torch_mlp/make.py`) loads as it is
+/// with `--model mlp:64-32-10:tanh` and gives PyTorch's loss and accuracy on the same 200 digits.
+#[test]
+fn a_pytorch_sequential_state_dict_loads_with_the_compact_form_and_gives_pytorchs_loss() {
+    let dir = manifest().join("tests/data/torch_mlp");
+    let expected: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap()).unwrap();
+    let (loss, accuracy) =
+        (expected["float32"]["loss"].as_f64().unwrap(), expected["float32"]["accuracy"].as_f64().unwrap());
+    let images = expected["images"].as_u64().unwrap().to_string();
+    let (w, d) = (dir.join("mlp.safetensors"), digits());
+    let o = losscape(&[
+        "eval",
+        "--model",
+        MLP,
+        "--weights",
+        w.to_str().unwrap(),
+        "--data",
+        d.to_str().unwrap(),
+        "--limit",
+        &images,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    let field = |key: &str| -> f64 {
+        text.split(key)
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .map(|v| v.trim_end_matches('%'))
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    assert!((field("loss ") - loss).abs() <= 1e-5 * loss, "{text} against PyTorch's {loss}");
+    assert!((field("accuracy ") / 100.0 - accuracy).abs() < 1e-9, "{text} against PyTorch's {accuracy}");
+}
