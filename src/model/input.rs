@@ -37,8 +37,7 @@ pub fn classes(arch: Arch) -> Option<usize> {
 pub enum InputMismatch {
     /// The images have another shape than the network takes.
     #[error(
-        "{file}: images of {found} (channels x height x width, {} values), but the {network} takes {expected}; \
-         {fix}",
+        "{file}: images of {found} (channels x height x width, {} values), but the {network} takes {expected}{fix}",
         found.pixels()
     )]
     Shape { file: PathBuf, found: ImageShape, network: &'static str, expected: String, fix: String },
@@ -67,12 +66,12 @@ pub fn check_input(arch: Arch, data: &Dataset) -> Result<(), InputMismatch> {
     match input_shape(arch) {
         Some(expected) if data.shape != expected => {
             let fix = if arch.is_paper() {
-                "as all four of the paper's networks do; use a dataset of one-channel 28x28 images (MNIST, \
+                ", as all four of the paper's networks do; use a dataset of one-channel 28x28 images (MNIST, \
                  Fashion-MNIST, KMNIST, EMNIST) or resize these to 28x28 grayscale"
                     .to_string()
             } else {
                 format!(
-                    "change the description's input to [{}, {}, {}]",
+                    "; change the description's input to [{}, {}, {}]",
                     data.shape.channels, data.shape.height, data.shape.width
                 )
             };
@@ -80,7 +79,7 @@ pub fn check_input(arch: Arch, data: &Dataset) -> Result<(), InputMismatch> {
         }
         None if data.shape.pixels() != arch.description().input_len() => {
             let n = arch.description().input_len();
-            let fix = format!("its first width must be {} for these images", data.shape.pixels());
+            let fix = format!("; its first width must be {} for these images", data.shape.pixels());
             return Err(shape_error(format!("vectors of {n} values"), fix));
         }
         _ => {}
