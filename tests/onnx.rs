@@ -324,9 +324,14 @@ fn a_data_parallel_prefix_and_a_torch_pickle_are_refused_with_the_fix() {
         &err,
         &["dp.safetensors", "prefix 'module.'", "model.module.state_dict()", "removeprefix('module.')"],
     );
-    // torch.save's zip archive
     let pt = dir.path().join("ckpt.pt");
-    std::fs::write(&pt, b"PK\x03\x04 a torch.save archive").unwrap();
+    // torch.save's zip archive: its first entry is <archive>/data.pkl
+    let mut zip = b"PK\x03\x04".to_vec();
+    zip.extend([0; 22]);
+    zip.extend((b"ckpt/data.pkl".len() as u16).to_le_bytes());
+    zip.extend([0; 2]);
+    zip.extend(b"ckpt/data.pkl\x80\x02}q\x00");
+    std::fs::write(&pt, zip).unwrap();
     let err = failure(losscape(&["stack", str(&pt), "--model", str(&model), "--out", "/dev/null"]));
     assert_contains(&err, &["ckpt.pt", "PyTorch pickle", "st.save_file(torch.load('x.pt'), 'x.safetensors')"]);
     // a checkpoint of another network: the tensors named

@@ -105,9 +105,7 @@ pub fn parse_weights(bytes: &[u8], arch: Arch, format: Format) -> Result<(Weight
     // a file of the other format under this extension: say so rather than fail inside the parser
     // ("header too large" for a .npy read as safetensors)
     let npy = bytes.starts_with(b"\x93NUMPY");
-    // torch.save writes a zip archive (PyTorch >= 1.6), or before it a pickle that starts with its magic
-    // number (protocol 2, LONG1: 0x80 0x02 0x8a)
-    if bytes.starts_with(b"PK\x03\x04") || bytes.starts_with(b"\x80\x02\x8a") {
+    if is_torch_save(bytes) {
         bail!("{PT_FIX}");
     }
     match (format, npy) {
@@ -138,6 +136,18 @@ pub const PT_FIX: &str = "a PyTorch pickle (torch.save's .pt/.pth), which lossca
      to safetensors once with python -c \"import torch, safetensors.torch as st; \
      st.save_file(torch.load('x.pt'), 'x.safetensors')\" (a state_dict; for a whole model save \
      model.state_dict())";
+
+/// Whether `bytes` are what `torch.save` writes: a zip archive whose first entry is
+/// `<archive>/data.pkl` (PyTorch >= 1.6), or a legacy pickle starting with PyTorch's magic number
+/// (protocol 2, LONG1: 0x80 0x02 0x8a). Other zip archives (an `.npz`) are not.
+fn is_torch_save(bytes: &[u8]) -> bool {
+    if bytes.starts_with(b"\x80\x02\x8a") {
+        return true;
+    }
+    // a zip local file header: the name's length at offset 26, the name at 30
+    let Some(len) = bytes.get(26..28).map(|b| u16::from_le_bytes([b[0], b[1]]) as usize) else { return false };
+    bytes.starts_with(b"PK\x03\x04") && bytes.get(30..30 + len).is_some_and(|name| name.ends_with(b"data.pkl"))
+}
 
 /// (vector, tensor name, index within the tensor) of a flat index into a stack.
 fn locate(arch: Arch, flat_index: usize) -> (usize, &'static str, usize) {
