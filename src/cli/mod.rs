@@ -11,7 +11,9 @@ mod align;
 mod analyze;
 mod bench;
 mod eval;
+mod export;
 mod hessian;
+mod import;
 mod info;
 mod init;
 mod merge;
@@ -20,6 +22,7 @@ mod plan;
 mod progress;
 mod ranges;
 mod reproduce;
+mod stack;
 mod surface;
 mod toy;
 mod train;
@@ -65,6 +68,9 @@ enum Command {
     Reproduce(reproduce::ReproduceArgs),
     Surface(surface::SurfaceArgs),
     Hessian(hessian::HessianArgs),
+    Import(import::ImportArgs),
+    Export(export::ExportArgs),
+    Stack(stack::StackArgs),
 }
 
 /// Which device runs the work.
@@ -302,5 +308,8 @@ pub fn main() -> Result<()> {
         Command::Reproduce(a) => reproduce::run(a),
         Command::Surface(a) => surface::run(a),
         Command::Hessian(a) => hessian::run(a),
+        Command::Import(a) => import::run(a),
+        Command::Export(a) => export::run(a),
+        Command::Stack(a) => stack::run(a),
     }
 }

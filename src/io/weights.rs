@@ -6,6 +6,10 @@
 //! - NumPy .npy (the authors' layout, docs/networks.md §1): shape (B, N_prm), one flat vector per row,
 //!   or (N_prm,) for one vector. Read: float16/32/64, little or big endian, C or Fortran order.
 //!   Written: `<f4`, C order.
+//! - ONNX (`.onnx`, read only): the model's initializers, named as the network's tensors, give one
+//!   vector (`model/onnx`). `losscape export` writes one.
+//!
+//! PyTorch's own `.pt`/`.pth` pickles are not read; the error says how to convert one to safetensors.
 //!
 //! Every value is converted to f32 on reading; a non-finite value (or a float64 beyond the float32
 //! range) is refused with the tensor and index that hold it. See `docs/io.md`.
@@ -52,17 +56,19 @@ impl WeightStack {
 pub enum Format {
     /// NumPy `.npy`.
     Npy,
-    /// safetensors (any extension other than `.npy`).
+    /// safetensors (any extension other than `.npy` and `.onnx`).
     Safetensors,
+    /// An ONNX model's initializers (read only).
+    Onnx,
 }
 
 impl Format {
-    /// The format a path names: `.npy` (any case) or safetensors.
+    /// The format a path names: `.npy`, `.onnx` (any case) or safetensors.
     pub fn of(path: &Path) -> Format {
-        if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy")) {
-            Format::Npy
-        } else {
-            Format::Safetensors
+        match path.extension().map(|e| e.to_string_lossy().to_ascii_lowercase()).as_deref() {
+            Some("npy") => Format::Npy,
+            Some("onnx") => Format::Onnx,
+            _ => Format::Safetensors,
         }
     }
 }
@@ -76,8 +82,8 @@ pub struct Conversion {
     pub rounded: usize,
 }
 
-/// Reads a stack for `arch`, choosing the format by extension (.npy, else safetensors). When float64
-/// values had to be rounded to float32, says so once on stderr.
+/// Reads a stack for `arch`, choosing the format by extension (.npy, .onnx, else safetensors). When
+/// float64 values had to be rounded to float32, says so once on stderr.
 pub fn read_weights(path: &Path, arch: Arch) -> Result<WeightStack> {
     let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read the weight file", path.display()))?;
     let (stack, conv) = parse_weights(&bytes, arch, Format::of(path)).with_context(|| format!("{}", path.display()))?;
@@ -99,6 +105,9 @@ pub fn parse_weights(bytes: &[u8], arch: Arch, format: Format) -> Result<(Weight
     // a file of the other format under this extension: say so rather than fail inside the parser
     // ("header too large" for a .npy read as safetensors)
     let npy = bytes.starts_with(b"\x93NUMPY");
+    if is_torch_save(bytes) {
+        bail!("{PT_FIX}");
+    }
     match (format, npy) {
         (Format::Safetensors, true) => bail!("a .npy file named .safetensors: rename it to .npy"),
         (Format::Npy, false) if bytes.len() >= 8 && bytes.get(8) == Some(&b'{') => {
@@ -109,9 +118,35 @@ pub fn parse_weights(bytes: &[u8], arch: Arch, format: Format) -> Result<(Weight
     let (stack, conv) = match format {
         Format::Npy => read_npy(bytes, arch)?,
         Format::Safetensors => read_safetensors(bytes, arch)?,
+        Format::Onnx => {
+            let specs = arch.params();
+            let named: Vec<(&str, &[usize])> = specs.iter().map(|s| (s.name, s.shape.as_slice())).collect();
+            let flat = crate::model::onnx::vector(bytes, &named).map_err(|e| {
+                anyhow!("{e:#} (the ONNX model's initializers are read as the {}'s tensors)", arch.title())
+            })?;
+            (WeightStack::new(arch, flat), Conversion::default())
+        }
     };
     check_finite(&stack)?;
     Ok((stack, conv))
+}
+
+/// What to do with a PyTorch pickle (`torch.save`), which losscape does not read.
+pub const PT_FIX: &str = "a PyTorch pickle (torch.save's .pt/.pth), which losscape does not read: convert it \
+     to safetensors once with python -c \"import torch, safetensors.torch as st; \
+     st.save_file(torch.load('x.pt'), 'x.safetensors')\" (a state_dict; for a whole model save \
+     model.state_dict())";
+
+/// Whether `bytes` are what `torch.save` writes: a zip archive whose first entry is
+/// `<archive>/data.pkl` (PyTorch >= 1.6), or a legacy pickle starting with PyTorch's magic number
+/// (protocol 2, LONG1: 0x80 0x02 0x8a). Other zip archives (an `.npz`) are not.
+fn is_torch_save(bytes: &[u8]) -> bool {
+    if bytes.starts_with(b"\x80\x02\x8a") {
+        return true;
+    }
+    // a zip local file header: the name's length at offset 26, the name at 30
+    let Some(len) = bytes.get(26..28).map(|b| u16::from_le_bytes([b[0], b[1]]) as usize) else { return false };
+    bytes.starts_with(b"PK\x03\x04") && bytes.get(30..30 + len).is_some_and(|name| name.ends_with(b"data.pkl"))
 }
 
 /// (vector, tensor name, index within the tensor) of a flat index into a stack.
@@ -269,6 +304,7 @@ fn read_safetensors(bytes: &[u8], arch: Arch) -> Result<(WeightStack, Conversion
     let mut unexpected: Vec<&str> = st.names().into_iter().filter(|n| !specs.iter().any(|s| s.name == *n)).collect();
     if !unexpected.is_empty() {
         unexpected.sort_unstable();
+        data_parallel_prefix(&st.names(), &specs, arch)?;
         let expected: Vec<_> = specs.iter().map(|s| s.name).collect();
         bail!(
             "unexpected tensor(s) '{}' for the {}; its tensors are {}",
@@ -314,12 +350,41 @@ fn read_safetensors(bytes: &[u8], arch: Arch) -> Result<(WeightStack, Conversion
     Ok((WeightStack { arch, flat, metadata }, conv))
 }
 
+/// Refuses a state_dict whose names are the network's under one prefix (`module.`, as
+/// `nn.DataParallel` and DistributedDataParallel save them), naming the prefix and the fix. It is
+/// refused rather than stripped silently: the names say the file is a wrapper's, and a file whose
+/// names need rewriting to load should be rewritten once, not reinterpreted on every read.
+fn data_parallel_prefix(names: &[&str], specs: &[crate::model::TensorSpec], arch: Arch) -> Result<()> {
+    let Some(first) = names.first() else { return Ok(()) };
+    let Some((prefix, _)) = specs.iter().find_map(|s| first.strip_suffix(s.name).map(|p| (p, s))) else {
+        return Ok(());
+    };
+    let stripped = |n: &str| n.strip_prefix(prefix).map(str::to_string);
+    let all = !prefix.is_empty()
+        && names.len() == specs.len()
+        && names.iter().all(|n| stripped(n).is_some_and(|s| specs.iter().any(|t| t.name == s)));
+    if all {
+        bail!(
+            "every tensor name carries the prefix '{prefix}' ('{first}'), as a state_dict saved from \
+             nn.DataParallel/DistributedDataParallel: the {} names them without it. Save the inner \
+             module's state_dict (model.module.state_dict()), or strip the prefix once: \
+             {{k.removeprefix('{prefix}'): v for k, v in state_dict.items()}}",
+            arch.title()
+        );
+    }
+    Ok(())
+}
+
 /// Writes a stack, choosing the format by extension (.npy, else safetensors), atomically: a crash
 /// leaves either the old file or the new one. The same stack always gives the same bytes.
 pub fn write_weights(path: &Path, stack: &WeightStack) -> Result<()> {
     let bytes = match Format::of(path) {
         Format::Npy => npy_bytes(stack)?,
         Format::Safetensors => safetensors_bytes(stack)?,
+        Format::Onnx => bail!(
+            "{}: a weight set is written as .safetensors or .npy; `losscape export` writes one vector as an ONNX model",
+            path.display()
+        ),
     };
     crate::io::atomic_write(path, &bytes)
 }

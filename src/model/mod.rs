@@ -12,6 +12,7 @@ pub mod input;
 mod lstm;
 pub mod matching;
 mod mlp;
+pub mod onnx;
 mod permutation;
 mod plans;
 pub mod reference;

@@ -95,7 +95,8 @@ impl Arch {
     pub const ALL: [Arch; 4] = [Arch::Fcp, Arch::Lenet, Arch::Lstm, Arch::Autoencoder];
 
     /// The network `spec` names: `fcp`, `lenet`, `lstm`, `autoencoder`, a compact MLP
-    /// (`mlp:784-64-10:tanh`) or a description file (docs/networks.md §7).
+    /// (`mlp:784-64-10:tanh`), a description file (docs/networks.md §7) or an ONNX model (`.onnx`,
+    /// imported with the cross-entropy head unless it records another: docs/networks.md §8).
     ///
     /// Errors: an unreadable or invalid description, or a name that is none of these.
     pub fn parse(spec: &str) -> anyhow::Result<Arch> {
@@ -111,18 +112,22 @@ impl Arch {
         if !path.exists() {
             bail!(
                 "`{spec}` is not a network: give fcp, lenet, lstm, autoencoder, a compact MLP such as \
-                 mlp:784-64-10:tanh, or a description file (.toml, docs/networks.md §7)"
+                 mlp:784-64-10:tanh, a description file (.toml, docs/networks.md §7) or an ONNX model (.onnx)"
             );
         }
-        let text = std::fs::read_to_string(path).with_context(|| format!("{spec}: cannot read the description"))?;
-        let d = Description::parse(&text).with_context(|| format!("{spec}: not a valid network description"))?;
+        let d = if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("onnx")) {
+            super::onnx::import(path, None)?.description
+        } else {
+            let text = std::fs::read_to_string(path).with_context(|| format!("{spec}: cannot read the description"))?;
+            Description::parse(&text).with_context(|| format!("{spec}: not a valid network description"))?
+        };
         let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
         let id = registry::file_safe(d.name.as_deref().unwrap_or(&stem));
         if id.is_empty() {
             bail!("{spec}: give the network a `name` (letters, digits, - or _): it names its output files");
         }
         if Arch::ALL.iter().any(|a| a.id() == id) {
-            bail!("{spec}: the name `{id}` is one of the paper's networks; give this description another `name`");
+            bail!("{spec}: the name `{id}` is one of the paper's networks; give this description another `name` (an ONNX model: rename the file)");
         }
         Ok(Arch::Custom(registry::intern(id, d)?))
     }

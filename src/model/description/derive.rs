@@ -130,6 +130,15 @@ impl Description {
     /// what it takes); a `name` on a layer without parameters or used twice; a head that does not fit
     /// the last output.
     pub fn derive(&self) -> Result<Derived, DescriptionError> {
+        let derived = self.derive_layers()?;
+        self.check_head(derived.outputs.last().copied().unwrap_or(derived.input))?;
+        Ok(derived)
+    }
+
+    /// [`Description::derive`] without the head's check: what the layers give, whatever the head.
+    ///
+    /// Errors: a layer that does not fit, or a misused `name` (as [`Description::derive`]).
+    pub fn derive_layers(&self) -> Result<Derived, DescriptionError> {
         let input = self.input_shape();
         let (mut shape, mut outputs, mut params, mut flops) = (input, Vec::new(), Vec::<Param>::new(), 0.0);
         for (index, layer) in self.layers.iter().enumerate() {
@@ -223,7 +232,11 @@ impl Description {
             };
             outputs.push(shape);
         }
-        let last = *outputs.last().unwrap_or(&input);
+        Ok(Derived { input, outputs, params, flops })
+    }
+
+    /// Refuses a head that does not fit `last`, the last layer's output.
+    fn check_head(&self, last: Shape) -> Result<(), DescriptionError> {
         match self.head {
             Head::CrossEntropy { classes } if last != Shape::Features(classes) => {
                 return Err(DescriptionError::Head {
@@ -243,6 +256,6 @@ impl Description {
             }
             _ => {}
         }
-        Ok(Derived { input, outputs, params, flops })
+        Ok(())
     }
 }

@@ -1,0 +1,53 @@
+use anyhow::{bail, Result};
+use clap::Args;
+use std::path::PathBuf;
+
+use super::Activation;
+use crate::io::read_weights;
+use crate::model::{onnx, Arch, Network};
+
+/// Write one weight vector as an ONNX model (the network as a graph, the vector as its initializers).
+#[derive(Args)]
+#[command(
+    after_help = "Example:\n  losscape export --model net.onnx --weights set.safetensors --vector 3 --out solution3.onnx\n\nThe model opens in onnxruntime and PyTorch; `losscape import` reads it back to the same network."
+)]
+pub struct ExportArgs {
+    /// Network: fcp, lenet, autoencoder, a compact MLP (mlp:784-64-10:tanh), a description file
+    /// (.toml) or an ONNX model (.onnx). Networks with an LSTM are not exported.
+    #[arg(long, value_parser = crate::cli::model_arg)]
+    model: Arch,
+    /// Weight file: .safetensors, .npy or .onnx.
+    #[arg(long)]
+    weights: PathBuf,
+    /// Which vector of the file (0-based row).
+    #[arg(long, default_value_t = 0)]
+    vector: usize,
+    /// Activation of the FCP and LeNet [default: softplus].
+    #[arg(long, value_enum)]
+    activation: Option<Activation>,
+    /// The ONNX file to write.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+pub fn run(args: ExportArgs) -> Result<()> {
+    let act = super::activation_for("export", args.model, args.activation)?;
+    let stack = read_weights(&args.weights, args.model)?;
+    let rows = super::pick_vectors(&stack, Some(&[args.vector]), &args.weights)
+        .map_err(|e| anyhow::anyhow!("{}", format!("{e:#}").replace("--vectors", "--vector")))?;
+    if !args.out.extension().is_some_and(|e| e.eq_ignore_ascii_case("onnx")) {
+        bail!("{}: give the ONNX file a .onnx name", args.out.display());
+    }
+    let description = Network { arch: args.model, act }.description();
+    let bytes = onnx::export(&description, stack.vector(rows[0]))?;
+    crate::io::atomic_write(&args.out, &bytes)?;
+    outln!(
+        "wrote vector {} of {} ({} parameters) as an ONNX model (opset {}) to {}",
+        args.vector,
+        args.weights.display(),
+        args.model.n_params(),
+        onnx::OPSET,
+        args.out.display()
+    )?;
+    Ok(())
+}

@@ -1,0 +1,57 @@
+use anyhow::Result;
+use clap::Args;
+use std::path::PathBuf;
+
+use crate::model::onnx::{self, Loss};
+
+/// Map an ONNX model (torch.onnx.export) onto a network description and write it as TOML.
+#[derive(Args)]
+#[command(
+    after_help = "Example:\n  losscape import net.onnx --out net.toml\n  losscape import autoencoder.onnx --loss mse-sigmoid --out ae.toml\n\nThe graph must be a chain of Gemm, MatMul(+Add), Conv, MaxPool, AveragePool, Relu, Sigmoid, Tanh,\nSoftplus, Flatten/Reshape, Identity and Dropout nodes whose parameters are named as in the\nstate_dict (export with dynamo=False): docs/networks.md §8."
+)]
+pub struct ImportArgs {
+    /// The ONNX model.
+    file: PathBuf,
+    /// The loss on the graph's output [default: the one an exported model records, else cross-entropy].
+    #[arg(long, value_enum)]
+    loss: Option<LossArg>,
+    /// The description to write (.toml); `--model` takes it, or the .onnx file itself.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+/// The loss head on the graph's output.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum LossArg {
+    /// Softmax cross-entropy over the outputs (a classifier's logits; a trailing LogSoftmax is dropped).
+    CrossEntropy,
+    /// Sigmoid then mean squared error against the input image (an autoencoder; a trailing Sigmoid is
+    /// the head's).
+    MseSigmoid,
+}
+
+pub fn run(args: ImportArgs) -> Result<()> {
+    let loss = args.loss.map(|l| match l {
+        LossArg::CrossEntropy => Loss::CrossEntropy,
+        LossArg::MseSigmoid => Loss::SigmoidMse,
+    });
+    let imported = onnx::import(&args.file, loss)?;
+    let d = &imported.description;
+    let derived = d.derive()?;
+    let text = format!(
+        "# Imported from {} by `losscape import` (docs/networks.md §8); tensor names are the ONNX\n\
+         # initializers' (the state_dict's).\n{}",
+        args.file.file_name().map_or(String::new(), |n| n.to_string_lossy().into_owned()),
+        d.to_toml()
+    );
+    crate::io::atomic_write(&args.out, text.as_bytes())?;
+    let names: Vec<&str> = derived.params.iter().map(|p| p.name.as_str()).collect();
+    outln!(
+        "wrote {}: {} layers, {} parameters ({})",
+        args.out.display(),
+        d.layers.len(),
+        derived.n_params(),
+        names.join(", ")
+    )?;
+    Ok(())
+}

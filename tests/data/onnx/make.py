@@ -1,0 +1,132 @@
+"""Makes the ONNX fixtures of tests/onnx.rs (README.md beside this file says how to run it).
+
+Every network here is exported once with torch.onnx.export's TorchScript exporter (dynamo=False), which
+keeps the state_dict names as initializer names; the checkpoints are state_dicts saved with
+safetensors.torch.save_file, as a user would save them. PyTorch's losses on the first 200 test images
+of tests/data/digits (pixels / 255, as losscape reads uint8 images) go to expected.json.
+"""
+
+import json
+import pathlib
+
+import numpy as np
+import onnx
+import torch
+from safetensors.torch import save_file
+from torch import nn
+
+HERE = pathlib.Path(__file__).resolve().parent
+DIGITS = HERE.parent / "digits"
+OPSET = 17
+IMAGES = 200
+
+
+def digits(split):
+    z = np.load(DIGITS / f"{split}.npz")
+    x = torch.from_numpy(z["x"].astype(np.float32) / 255.0).reshape(-1, 1, 8, 8)
+    return x, torch.from_numpy(z["y"].astype(np.int64))
+
+
+def export(model, name, side=8):
+    model.eval()
+    path = HERE / f"{name}.onnx"
+    torch.onnx.export(
+        model,
+        (torch.zeros(1, 1, side, side),),
+        str(path),
+        dynamo=False,
+        opset_version=OPSET,
+        do_constant_folding=False,
+        input_names=["image"],
+        output_names=["logits"],
+        dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}},
+    )
+    onnx.checker.check_model(onnx.load(str(path)))
+    return path
+
+
+def loss(model, x, y):
+    with torch.no_grad():
+        return float(nn.functional.cross_entropy(model(x), y))
+
+
+def train(model, x, y, steps):
+    opt = torch.optim.Adam(model.parameters(), lr=0.01)
+    for _ in range(steps):
+        opt.zero_grad()
+        nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+    return model
+
+
+class LeNet5(nn.Module):
+    """The paper's LeNet (src/model/description/builtin/lenet.toml) as the authors' code names it."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 6, 5, padding=2)
+        self.conv2 = nn.Conv2d(6, 16, 5)
+        self.fc1 = nn.Linear(400, 120)
+        self.fc2 = nn.Linear(120, 84)
+        self.fc3 = nn.Linear(84, 10)
+        self.act = nn.Softplus()
+        self.pool = nn.AvgPool2d(2)
+
+    def forward(self, x):
+        x = self.pool(self.act(self.conv1(x)))
+        x = self.pool(self.act(self.conv2(x)))
+        x = x.view(-1, 400)  # a Reshape node with a constant shape
+        return self.fc3(self.act(self.fc2(self.act(self.fc1(x)))))
+
+
+class Residual(nn.Module):
+    """Not a chain: an Add of two branches, which the importer refuses."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(64, 64)
+        self.out = nn.Linear(64, 10)
+
+    def forward(self, x):
+        x = torch.flatten(x, 1)
+        return self.out(x + torch.tanh(self.fc(x)))
+
+
+def main():
+    xtr, ytr = digits("train")
+    xte, yte = digits("test")
+    xte, yte = xte[:IMAGES], yte[:IMAGES]
+    expected = {"images": IMAGES, "torch": torch.__version__, "opset": OPSET}
+
+    torch.manual_seed(0)
+    mlp = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.Tanh(), nn.Linear(32, 10))
+    export(mlp, "mlp")
+    expected["mlp.onnx"] = loss(mlp, xte, yte)
+    for name, seed in [("ckpt_a", 1), ("ckpt_b", 2)]:
+        torch.manual_seed(seed)
+        m = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.Tanh(), nn.Linear(32, 10))
+        train(m, xtr, ytr, 60)
+        save_file(m.state_dict(), str(HERE / f"{name}.safetensors"))
+        expected[f"{name}.safetensors"] = loss(m, xte, yte)
+
+    torch.manual_seed(0)
+    cnn = nn.Sequential(
+        nn.Conv2d(1, 4, 3, stride=2, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(16, 10)
+    )
+    export(cnn, "cnn")
+    expected["cnn.onnx"] = loss(cnn, xte, yte)
+
+    torch.manual_seed(0)
+    export(LeNet5(), "lenet5", side=28)  # MNIST-sized: import only
+
+    torch.manual_seed(0)
+    export(Residual(), "residual")
+
+    torch.manual_seed(0)
+    export(nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(144, 10)), "batchnorm")
+
+    (HERE / "expected.json").write_text(json.dumps(expected, indent=2, sort_keys=True) + "\n")
+
+
+if __name__ == "__main__":
+    main()
