@@ -116,12 +116,19 @@ fn the_lenet_fixture_is_the_builtin_lenet() {
 
 #[test]
 fn eval_of_the_onnx_model_gives_pytorchs_losses() {
-    let model = fixture("mlp.onnx");
-    for weights in ["mlp.onnx", "ckpt_a.safetensors", "ckpt_b.safetensors"] {
+    // the MLP with its own initializers and two checkpoints; the CNN (stride-2 convolution, max pooling)
+    // with its own
+    let cases = [
+        ("mlp.onnx", "mlp.onnx"),
+        ("mlp.onnx", "ckpt_a.safetensors"),
+        ("mlp.onnx", "ckpt_b.safetensors"),
+        ("cnn.onnx", "cnn.onnx"),
+    ];
+    for (model, weights) in cases {
         let out = ok(losscape(&[
             "eval",
             "--model",
-            str(&model),
+            str(&fixture(model)),
             "--weights",
             str(&fixture(weights)),
             "--data",
