@@ -3,9 +3,12 @@
 Every network here is exported once with torch.onnx.export's TorchScript exporter (dynamo=False), which
 keeps the state_dict names as initializer names; the checkpoints are state_dicts saved with
 safetensors.torch.save_file, as a user would save them. PyTorch's losses on the first 200 test images
-of tests/data/digits (pixels / 255, as losscape reads uint8 images) go to expected.json.
+of tests/data/digits (pixels / 255, as losscape reads uint8 images) go to expected.json; so do the losses
+of the three MNIST networks (an MLP, a CNN with a stride-2 convolution and max pooling, the paper's LeNet)
+on the first 500 images of the bundled MNIST test split (assets/mnist), under "mnist".
 """
 
+import gzip
 import json
 import pathlib
 
@@ -17,14 +20,33 @@ from torch import nn
 
 HERE = pathlib.Path(__file__).resolve().parent
 DIGITS = HERE.parent / "digits"
+MNIST = HERE.parents[2] / "assets" / "mnist"
 OPSET = 17
 IMAGES = 200
+MNIST_IMAGES = 500  # the test split's first images, for expected.json
+MNIST_TRAIN = 1000  # the training split's first images, for a few Adam steps
 
 
 def digits(split):
     z = np.load(DIGITS / f"{split}.npz")
     x = torch.from_numpy(z["x"].astype(np.float32) / 255.0).reshape(-1, 1, 8, 8)
     return x, torch.from_numpy(z["y"].astype(np.int64))
+
+
+def idx(name):
+    """An IDX file of assets/mnist (big-endian header: magic, then one u32 per dimension), as uint8."""
+    raw = gzip.decompress((MNIST / f"{name}.gz").read_bytes())
+    dims = raw[3]
+    shape = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(dims)]
+    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * dims).reshape(shape)
+
+
+def mnist(split, n):
+    """The first n images of an MNIST split, pixels / 255 in float32, as losscape reads them."""
+    prefix = "t10k" if split == "test" else "train"
+    x = idx(f"{prefix}-images-idx3-ubyte")[:n].astype(np.float32) / np.float32(255.0)
+    y = idx(f"{prefix}-labels-idx1-ubyte")[:n].astype(np.int64)
+    return torch.from_numpy(x).reshape(-1, 1, 28, 28), torch.from_numpy(y)
 
 
 def export(model, name, side=8):
@@ -116,8 +138,31 @@ def main():
     export(cnn, "cnn")
     expected["cnn.onnx"] = loss(cnn, xte, yte)
 
-    torch.manual_seed(0)
-    export(LeNet5(), "lenet5", side=28)  # MNIST-sized: import only
+    # MNIST: an MLP, a CNN (stride-2 convolution, max pooling) and the paper's LeNet, each 20 full-batch
+    # Adam steps from its seed-0 init on the first 1,000 training images, then exported with its weights;
+    # on one thread, so that the float sums, hence the bytes, are the same on every machine
+    torch.set_num_threads(1)
+    xtr, ytr = mnist("train", MNIST_TRAIN)
+    xte, yte = mnist("test", MNIST_IMAGES)
+    expected["mnist"] = {"images": MNIST_IMAGES, "train_images": MNIST_TRAIN, "adam_steps": 20}
+    networks = {
+        "mnist_mlp": lambda: nn.Sequential(nn.Flatten(), nn.Linear(784, 64), nn.Tanh(), nn.Linear(64, 10)),
+        "mnist_cnn": lambda: nn.Sequential(
+            nn.Conv2d(1, 8, 5, stride=2, padding=2),  # 28 -> 14
+            nn.ReLU(),
+            nn.MaxPool2d(2),  # 14 -> 7
+            nn.Conv2d(8, 16, 3),  # 7 -> 5
+            nn.ReLU(),
+            nn.Flatten(),
+            nn.Linear(400, 10),
+        ),
+        "lenet5": LeNet5,
+    }
+    for name, make in networks.items():
+        torch.manual_seed(0)
+        model = train(make(), xtr, ytr, 20)
+        export(model, name, side=28)
+        expected["mnist"][f"{name}.onnx"] = loss(model, xte, yte)
 
     torch.manual_seed(0)
     export(Residual(), "residual")
