@@ -6,11 +6,21 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use losscape::io::read_weights;
+#[path = "common/architectures.rs"]
+mod architectures;
+#[path = "common/mod.rs"]
+mod common;
+
+use architectures::{random_dataset, random_description, random_weights, Family};
+use losscape::data::DeviceImages;
+use losscape::io::{read_weights, write_weights, WeightStack};
 use losscape::model::description::{Activation, Description, Head, Input, Layer, LayerKind};
 use losscape::model::onnx::{self, Loss};
-use losscape::model::{init_vector, Arch};
+use losscape::model::{init_vector, Arch, Evaluator, Plan, Want};
 use onnx_protobuf::Message;
+
+/// The MNIST test images the fixtures' PyTorch losses are taken on (make.py's MNIST_IMAGES).
+const MNIST_IMAGES: usize = 500;
 
 fn fixture(name: &str) -> PathBuf {
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/onnx").join(name);
@@ -54,6 +64,26 @@ fn expected(key: &str) -> f64 {
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(v["images"], 200, "the losses are PyTorch's on the first 200 test images");
     v[key].as_f64().unwrap_or_else(|| panic!("expected.json has no loss for {key}"))
+}
+
+/// PyTorch's loss of an MNIST fixture on the first 500 images of the bundled MNIST test split.
+fn expected_mnist(key: &str) -> f64 {
+    let text = std::fs::read_to_string(fixture("expected.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let mnist = &v["mnist"];
+    assert_eq!(mnist["images"], MNIST_IMAGES, "the MNIST losses are PyTorch's on the first 500 test images");
+    mnist[key].as_f64().unwrap_or_else(|| panic!("expected.json has no MNIST loss for {key}; run make.py"))
+}
+
+/// The losses `losscape eval ARGS --json` prints, one per vector, after checking that it evaluated the
+/// images `--limit` asks for (all of them without one).
+fn eval_losses(args: &[&str]) -> Vec<f64> {
+    let out = ok(losscape(&[&["eval", "--json"], args].concat()));
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    if let Some(at) = args.iter().position(|a| *a == "--limit") {
+        assert_eq!(v["images"].to_string(), args[at + 1], "{out}");
+    }
+    v["losses"].as_array().unwrap().iter().map(|l| l.as_f64().unwrap()).collect()
 }
 
 fn str(p: &Path) -> &str {
@@ -125,24 +155,114 @@ fn eval_of_the_onnx_model_gives_pytorchs_losses() {
         ("cnn.onnx", "cnn.onnx"),
     ];
     for (model, weights) in cases {
-        let out = ok(losscape(&[
-            "eval",
+        let (model, weights_path) = (fixture(model), fixture(weights));
+        let got = eval_losses(&[
             "--model",
-            str(&fixture(model)),
+            str(&model),
             "--weights",
-            str(&fixture(weights)),
+            str(&weights_path),
             "--data",
             &digits(),
             "--limit",
             "200",
             "--backend",
             "cpu",
-            "--json",
-        ]));
-        let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
-        let got = v["losses"][0].as_f64().unwrap();
+        ])[0];
         let want = expected(weights);
         assert!((got - want).abs() <= 1e-5 * want, "{weights}: losscape {got}, PyTorch {want}");
+    }
+}
+
+#[test]
+fn eval_of_the_mnist_fixtures_gives_pytorchs_losses_on_the_suites_backend() {
+    // no --backend and no --data: the suite's backend (LOSSCAPE_BACKEND reaches the child, so the wgpu
+    // pass runs the WGSL kernels) on the bundled MNIST, the first 500 test images
+    for name in ["mnist_mlp.onnx", "mnist_cnn.onnx", "lenet5.onnx"] {
+        let model = fixture(name);
+        let limit = MNIST_IMAGES.to_string();
+        let got = eval_losses(&["--model", str(&model), "--weights", str(&model), "--limit", &limit])[0];
+        let want = expected_mnist(name);
+        assert!((got - want).abs() <= 1e-5 * want, "{name}: losscape {got}, PyTorch {want}");
+    }
+}
+
+#[test]
+fn export_import_eval_gives_the_builtin_networks_losses() {
+    // the init vector of each built-in network, evaluated as itself and as the ONNX model `export` writes
+    // (on the suite's backend, 300 MNIST test images)
+    let dir = tempfile::tempdir().unwrap();
+    for arch in [Arch::Fcp, Arch::Lenet, Arch::Autoencoder] {
+        let (id, weights) = (arch.id(), dir.path().join(format!("{}.safetensors", arch.id())));
+        write_weights(&weights, &WeightStack::new(arch, init_vector(arch, 5))).unwrap();
+        // named otherwise: a model named like a paper network is refused as --model (rename the file)
+        let model = dir.path().join(format!("exported-{id}.onnx"));
+        ok(losscape(&["export", "--model", id, "--weights", str(&weights), "--out", str(&model)]));
+        let native = eval_losses(&["--model", id, "--weights", str(&weights), "--limit", "300"]);
+        let exported = eval_losses(&["--model", str(&model), "--weights", str(&model), "--limit", "300"]);
+        assert!(native[0].is_finite() && native[0] > 0.0, "{id}: {native:?}");
+        assert_eq!(native, exported, "{id}: the exported model evaluates differently");
+    }
+    // the LSTM's export is refused with its reason (an ONNX LSTM node is not written yet)
+    let weights = dir.path().join("lstm.safetensors");
+    write_weights(&weights, &WeightStack::new(Arch::Lstm, init_vector(Arch::Lstm, 5))).unwrap();
+    let model = dir.path().join("lstm.onnx");
+    let err = failure(losscape(&["export", "--model", "lstm", "--weights", str(&weights), "--out", str(&model)]));
+    assert_contains(&err, &["not exported to ONNX yet"]);
+    assert!(!model.exists(), "a refused export leaves no file");
+}
+
+/// The first seed of `family` whose random network the plan builder takes (and, for a convolution stack,
+/// that pools after a convolution): the generator draws some the builder refuses (docs/networks.md §7).
+fn random_seed(family: Family) -> u64 {
+    let pools = |d: &Description| {
+        let at = |f: fn(&LayerKind) -> bool| d.layers.iter().position(|l| f(&l.kind));
+        let conv = at(|k| matches!(k, LayerKind::Conv2d { .. }));
+        let pool = at(|k| matches!(k, LayerKind::MaxPool { .. } | LayerKind::AvgPool { .. }));
+        family != Family::Conv || conv.zip(pool).is_some_and(|(c, p)| c < p)
+    };
+    (0..60)
+        .filter(|&s| Family::of(s) == family)
+        .find(|&s| {
+            let d = random_description(s);
+            pools(&d) && Plan::for_description(&d, 0..4, 4, 2, 4, 0).is_ok()
+        })
+        .unwrap_or_else(|| panic!("no random {family:?} network among 60 seeds plans"))
+}
+
+#[test]
+fn export_import_eval_gives_a_random_networks_losses() {
+    // a random convolution stack (convolution then pooling) and a random MLP, with random weights, on
+    // their own random images (the suite's device): the exported file, read back as `--model X.onnx
+    // --weights X.onnx` reads it, gives the same losses as the description it came from
+    let device = common::gpu();
+    let dir = tempfile::tempdir().unwrap();
+    for seed in [random_seed(Family::Conv), random_seed(Family::Mlp)] {
+        let desc = random_description(seed);
+        let vectors: Vec<f32> =
+            (0..2).flat_map(|b| random_weights(&desc, 10 * seed + b, 1.5)).map(|v| v as f32).collect();
+        let n = desc.derive().unwrap().n_params();
+        let path = dir.path().join(format!("random-{seed}.onnx"));
+        std::fs::write(&path, onnx::export(&desc, &vectors[..n]).unwrap()).unwrap();
+        let arch = Arch::parse(str(&path)).unwrap();
+        let mut imported = arch.description().clone();
+        imported.name.clone_from(&desc.name);
+        assert_eq!(imported, desc, "seed {seed}");
+        let back = read_weights(&path, arch).unwrap();
+        assert_eq!(back.vector(0), &vectors[..n], "seed {seed}");
+        let data = random_dataset(&desc, 60, seed);
+        let images = DeviceImages::upload(&device, &data).unwrap();
+        let losses = |d: &Description, flat: &[f32]| {
+            let eval = Evaluator::for_description(d, &images, 0..60, flat.len() / n, None).unwrap();
+            eval.set_weights(flat).unwrap();
+            eval.evaluate(Want::Loss).unwrap().iter().map(|r| r.loss).collect::<Vec<f64>>()
+        };
+        let native = losses(&desc, &vectors);
+        // the second vector through the export too, so that two different losses are compared
+        std::fs::write(&path, onnx::export(&desc, &vectors[n..]).unwrap()).unwrap();
+        let second = read_weights(&path, arch).unwrap();
+        let exported = losses(arch.description(), &[back.vector(0), second.vector(0)].concat());
+        assert!(native.iter().all(|l| l.is_finite()) && native[0] != native[1], "seed {seed}: {native:?}");
+        assert_eq!(native, exported, "seed {seed}:\n{}", desc.to_toml());
     }
 }
 
@@ -283,8 +403,7 @@ fn export_writes_a_model_that_evaluates_like_its_weights() {
         "--out",
         str(&out),
     ]));
-    let json = ok(losscape(&[
-        "eval",
+    let got = eval_losses(&[
         "--model",
         str(&out),
         "--weights",
@@ -295,10 +414,8 @@ fn export_writes_a_model_that_evaluates_like_its_weights() {
         "200",
         "--backend",
         "cpu",
-        "--json",
-    ]));
-    let v: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
-    let (got, want) = (v["losses"][0].as_f64().unwrap(), expected("ckpt_b.safetensors"));
+    ])[0];
+    let want = expected("ckpt_b.safetensors");
     assert!((got - want).abs() <= 1e-5 * want, "exported: {got}, PyTorch {want}");
     let err = failure(losscape(&[
         "export",

@@ -126,7 +126,11 @@ impl Arch {
         if id.is_empty() {
             bail!("{spec}: give the network a `name` (letters, digits, - or _): it names its output files");
         }
-        if Arch::ALL.iter().any(|a| a.id() == id) {
+        if let Some(a) = Arch::ALL.iter().find(|a| a.id() == id) {
+            // a paper network written by `losscape export` (its name recorded) reads back as itself
+            if d == *a.description() {
+                return Ok(*a);
+            }
             bail!("{spec}: the name `{id}` is one of the paper's networks; give this description another `name` (an ONNX model: rename the file)");
         }
         Ok(Arch::Custom(registry::intern(id, d)?))
