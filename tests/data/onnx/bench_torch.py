@@ -2,7 +2,8 @@
 
 The network of mnist_cnn.onnx (make.py), its weights loaded from the file's initializers (the state_dict
 names), on the first --images MNIST training images (assets/mnist, pixels / 255). One iteration is what
-`losscape bench` times as a path iteration and ../../../../shared/bench/torch_speed.py's `path` figure:
+`losscape bench` times as a path iteration (docs/benchmarks.md describes the PyTorch side of the paper's
+networks, timed the same way):
 M = 51 points w(t_m) = (1 - t) a + t b + sum_n c_n sin(n pi t), the loss and gradient at every point on all
 images, the chain rule to the N_F = 10 Fourier coefficients and one Adam step. The 51 evaluations run as
 torch.func.vmap(grad_and_value(functional_call)) and as a Python loop over the 51 vectors; both are timed
