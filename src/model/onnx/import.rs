@@ -116,6 +116,20 @@ impl<'g> Walk<'g> {
         self.constants.get(name).copied()
     }
 
+    /// The name of `node`'s optional bias (input 2), checked to hold one value per output (`out`).
+    ///
+    /// Errors: the bias is not an initializer, or has another shape.
+    fn bias(&self, node: &NodeProto, out: usize) -> Result<Option<String>> {
+        if node.input.get(2).is_none_or(|n| n.is_empty()) {
+            return Ok(None);
+        }
+        let (b, shape) = self.parameter(node, 2, "bias")?;
+        if shape != [out] {
+            bail!("{}: bias `{}` has shape {shape:?}; expected [{out}] (one per output)", node_label(node), b.name);
+        }
+        Ok(Some(b.name.clone()))
+    }
+
     /// A float parameter input of `node` (an initializer), with its shape.
     fn parameter(&self, node: &NodeProto, index: usize, what: &str) -> Result<(&'g TensorProto, Vec<usize>)> {
         let name = node.input.get(index).filter(|n| !n.is_empty());
@@ -150,16 +164,7 @@ impl<'g> Walk<'g> {
             bail!("{label}: weight `{}` has shape {shape:?}; expected (out, {inp})", w.name);
         }
         prefix_of(&w.name, "weight", node)?;
-        let bias = match node.input.get(2).filter(|n| !n.is_empty()) {
-            None => None,
-            Some(_) => {
-                let (b, bshape) = self.parameter(node, 2, "bias")?;
-                if bshape != [shape[0]] {
-                    bail!("{label}: bias `{}` has shape {bshape:?}; expected [{}] (one per output)", b.name, shape[0]);
-                }
-                Some(b.name.clone())
-            }
-        };
+        let bias = self.bias(node, shape[0])?;
         let params = Params { weight: w.name.clone(), weight_transposed: false, bias };
         self.push(LayerKind::Dense { out: shape[0], bias: params.bias.is_some() }, Some(params), node)
     }
@@ -229,16 +234,7 @@ impl<'g> Walk<'g> {
         let kernel = square(node, "kernel_shape", Some(shape[2]))?;
         let stride = square(node, "strides", Some(1))?;
         prefix_of(&w.name, "weight", node)?;
-        let bias = match node.input.get(2).filter(|n| !n.is_empty()) {
-            None => None,
-            Some(_) => {
-                let (b, bshape) = self.parameter(node, 2, "bias")?;
-                if bshape != [shape[0]] {
-                    bail!("{label}: bias `{}` has shape {bshape:?}; expected [{}]", b.name, shape[0]);
-                }
-                Some(b.name.clone())
-            }
-        };
+        let bias = self.bias(node, shape[0])?;
         let params = Params { weight: w.name.clone(), weight_transposed: false, bias };
         let kind = LayerKind::Conv2d { out: shape[0], kernel, stride, padding, bias: params.bias.is_some() };
         self.push(kind, Some(params), node)

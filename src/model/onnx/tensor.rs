@@ -70,15 +70,7 @@ pub fn floats(t: &TensorProto) -> Result<Vec<f32>> {
             other.map_or(format!("{}", t.data_type), |d| format!("{d:?}"))
         ),
     };
-    if values.len() != n {
-        bail!(
-            "tensor `{}` holds {} values but its dimensions {:?} need {n}: the file is corrupt",
-            t.name,
-            values.len(),
-            t.dims
-        );
-    }
-    Ok(values)
+    whole(t, values, n)
 }
 
 /// The values of an integer tensor (INT64 or INT32), as i64.
@@ -99,15 +91,7 @@ pub fn ints(t: &TensorProto) -> Result<Vec<i64>> {
         Some(DataType::INT32) => t.int32_data.iter().map(|&v| i64::from(v)).collect(),
         _ => bail!("tensor `{}` has element type {}; expected INT64 or INT32", t.name, t.data_type),
     };
-    if values.len() != n {
-        bail!(
-            "tensor `{}` holds {} values but its dimensions {:?} need {n}: the file is corrupt",
-            t.name,
-            values.len(),
-            t.dims
-        );
-    }
-    Ok(values)
+    whole(t, values, n)
 }
 
 /// A FLOAT tensor named `name` of `shape` holding `values` (little-endian `raw_data`).
@@ -170,4 +154,19 @@ pub fn float_attribute(name: &str, value: f32) -> AttributeProto {
     a.type_ = AttributeType::FLOAT.into();
     a.f = value;
     a
+}
+
+/// `values` when they are the `n` values `t`'s dimensions need.
+///
+/// Errors: another count (a corrupt file).
+fn whole<T>(t: &TensorProto, values: Vec<T>, n: usize) -> Result<Vec<T>> {
+    if values.len() != n {
+        bail!(
+            "tensor `{}` holds {} values but its dimensions {:?} need {n}: the file is corrupt",
+            t.name,
+            values.len(),
+            t.dims
+        );
+    }
+    Ok(values)
 }

@@ -17,19 +17,8 @@ use anyhow::{bail, Context, Result};
 use super::layers::{self, Dims, LstmParams, LstmTrace, Pool, Window};
 use super::{act, act_grad, cross_entropy, pixels, Reference};
 use crate::data::Dataset;
-use crate::model::description::{Activation, Derived, Description, Head, Input, LayerKind, Shape};
+use crate::model::description::{Derived, Description, Head, Input, LayerKind, Shape};
 use crate::model::permutation::randperm;
-use crate::ops::Act;
-
-/// The kernel's activation for a description's.
-pub(crate) fn op(a: Activation) -> Act {
-    match a {
-        Activation::Relu => Act::Relu,
-        Activation::Softplus => Act::Softplus,
-        Activation::Sigmoid => Act::Sigmoid,
-        Activation::Tanh => Act::Tanh,
-    }
-}
 
 /// A description bound to a flat parameter vector (f64, the tensors of `derive().params` in order,
 /// each row-major): ready to run images forward and gradients backward.
@@ -178,7 +167,7 @@ impl<'a> Interpreter<'a> {
                     state = Some(t);
                     h
                 }
-                LayerKind::Act(a) => x.iter().map(|&v| act(op(a), v)).collect(),
+                LayerKind::Act(a) => x.iter().map(|&v| act(a.act(), v)).collect(),
             };
             values.push(y);
             lstm.push(state);
@@ -237,7 +226,7 @@ impl<'a> Interpreter<'a> {
                     layers::lstm_back(p, t, &d, g_ih, g_hh, bias.then(|| g_b.split_at_mut(4 * hidden)));
                     Vec::new()
                 }
-                LayerKind::Act(a) => d.iter().zip(x).map(|(g, &z)| g * act_grad(op(a), z)).collect(),
+                LayerKind::Act(a) => d.iter().zip(x).map(|(g, &z)| g * act_grad(a.act(), z)).collect(),
             };
         }
         Ok(())
