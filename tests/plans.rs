@@ -2,7 +2,7 @@
 //! implies them.
 
 use losscape::model::{Arch, Network};
-use losscape::ops::plan::{Op, Operand, Plan, WEIGHTS};
+use losscape::ops::plan::{MatMul, Op, Operand, Plan, WEIGHTS};
 use losscape::ops::{Act, Layout, Product};
 
 fn plan(arch: Arch, images: usize, batch: usize, chunk: usize) -> Plan {
@@ -27,7 +27,7 @@ fn fcp_is_three_products_two_activations_and_a_loss_per_chunk() {
     assert_eq!(count(&p, false, "matmul"), 4 * 3);
     // the first layer of all B vectors is one grouped product X [c x 784] * [W_1 | ... | W_B]^T
     match &p.chunks[0].forward[0] {
-        Op::MatMul { shape, a, b: (operand, layout), .. } => {
+        Op::MatMul(MatMul { shape, a, b: (operand, layout), .. }) => {
             assert_eq!(*shape, Product { m: 256, n: 50 * b, k: 784, batches: 1, accumulate: false });
             assert_eq!(a.0, Operand::Images);
             assert_eq!(*operand, Operand::Tensor(WEIGHTS));
@@ -59,7 +59,7 @@ fn lenet_lstm_and_autoencoder_plans_have_the_expected_operations() {
     assert_eq!((p.chunks[0].forward.len(), p.chunks[0].backward.len()), (59, 61));
     assert_eq!(count(&p, false, "lstm-cell"), 2 * 28);
     match &p.chunks[1].forward[1] {
-        Op::MatMul { shape, .. } => assert_eq!((shape.m, shape.n, shape.k), (36 * 28, 192 * 3, 28)),
+        Op::MatMul(MatMul { shape, .. }) => assert_eq!((shape.m, shape.n, shape.k), (36 * 28, 192 * 3, 28)),
         other => panic!("the input projection is {other:?}"),
     }
     // autoencoder: 4 products, 3 activations, the loss; backward 4 + 3 + 3
@@ -74,7 +74,7 @@ fn per_vector_plans_and_bad_requests() {
     assert_eq!(p.chunks.len(), 1);
     // each vector reads its own images: the first layer is a product batched over the vectors
     match &p.chunks[0].forward[0] {
-        Op::MatMul { shape, a, .. } => {
+        Op::MatMul(MatMul { shape, a, .. }) => {
             assert_eq!(shape.batches, 5);
             assert_eq!(a.1.batch, 64 * 784);
         }

@@ -14,6 +14,7 @@ use losscape::backend::{Device, Rows};
 use losscape::cpu::{flush, Cpu, Simd};
 use losscape::data::Split;
 use losscape::model::reference::evaluate;
+use losscape::ops::plan::{ActBackward, EXTERNAL};
 use losscape::ops::{Act, AdamStep};
 use networks::{cases, check, own_images, run, vectors, B};
 
@@ -108,7 +109,10 @@ fn subnormals_are_flushed_to_zero_in_the_kernel_threads_at_every_level() {
         // the ReLU backward pass: grad * 1 where z > 0, a subnormal result when grad is 1e-40
         let z = d.upload(&vec![1.0f32; len], "z").unwrap();
         let grad = d.upload(&vec![tiny; len], "grad").unwrap();
-        let cmd = d.activation_backward(Act::Relu, &z, &grad, len).unwrap();
+        let op = ActBackward { act: Act::Relu, z: EXTERNAL, grad: EXTERNAL + 1, len };
+        let mut tensors = vec![z.clone(); EXTERNAL]; // the fixed tensors, untouched by an activation
+        tensors.extend([z.clone(), grad.clone()]);
+        let cmd = d.record(&op, &tensors).unwrap();
         d.submit(&[&cmd]);
         let out = d.read::<f32>(&grad, 0, len).unwrap();
         assert!(out.iter().all(|&v| v == 0.0), "{}: subnormal gradients survived: {:?}", simd.name(), &out[..4]);

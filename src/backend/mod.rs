@@ -17,9 +17,8 @@ pub use crate::gpu::grids;
 pub use crate::gpu::{AdapterSummary, Counts, Subgroups};
 use crate::gpu::{Dispatch, Gpu, GpuBuffer};
 use crate::ops::{
-    Act, Activations, AdamStep, AdamSteps, Backend, Conv, Convolutions, DeviceBuffer, Head, Layout, LossChunk,
-    LossHeads, LstmCells, LstmStep, Memory, Pool, Pooling, Product, Products, Reduced, Selection, Selections,
-    VectorOps,
+    AdamStep, AdamSteps, Backend, DeviceBuffer, Layout, Memory, PlanOp, Product, Products, Reduced, Selection,
+    Selections, VectorOps,
 };
 pub use choose::{choose_backend, only_software, BackendKind, DeviceChoice};
 use profiles::CPU_BUDGET;
@@ -313,96 +312,13 @@ impl Device {
         record!(self, d: B => d.matmul(p, (a.0.map(B::own)?, a.1), (b.0.map(B::own)?, b.1), (B::own(c.0)?, c.1)))
     }
 
-    /// Records `out = act(z)` over the first `len` elements.
-    pub fn activation_forward(&self, act: Act, z: &Buffer, out: &Buffer, len: usize) -> Result<Command> {
-        record!(self, d: B => d.activation(act, false, B::own(z)?, B::own(out)?, len))
-    }
-
-    /// Records `grad *= act'(z)` over the first `len` elements.
-    pub fn activation_backward(&self, act: Act, z: &Buffer, grad: &Buffer, len: usize) -> Result<Command> {
-        record!(self, d: B => d.activation(act, true, B::own(z)?, B::own(grad)?, len))
-    }
-
-    /// Records a loss head ([`LossHeads::loss_head`]).
-    pub fn loss_head(
-        &self,
-        head: Head,
-        chunk: LossChunk,
-        outputs: &Buffer,
-        targets: &Buffer,
-        grad: &Buffer,
-        partials: &Buffer,
-    ) -> Result<Command> {
-        record!(self, d: B => d.loss_head(head, chunk, B::own(outputs)?, B::own(targets)?, B::own(grad)?, B::own(partials)?))
-    }
-
-    /// Records out = conv(input) + bias.
-    pub fn conv_forward(&self, c: Conv, input: Source, weights: &Buffer, out: &Buffer) -> Result<Command> {
-        record!(self, d: B => d.conv_forward(c, input.map(B::own)?, B::own(weights)?, B::own(out)?))
-    }
-
-    /// Records grads (+)= d loss / d (weights, bias) from d loss / d out.
-    pub fn conv_weight_grad(
-        &self,
-        c: Conv,
-        input: Source,
-        grad_out: &Buffer,
-        grads: &Buffer,
-        accumulate: bool,
-    ) -> Result<Command> {
-        record!(self, d: B => d.conv_weight_grad(c, input.map(B::own)?, B::own(grad_out)?, B::own(grads)?, accumulate))
-    }
-
-    /// Records grad_in = d loss / d input from d loss / d out.
-    pub fn conv_input_grad(&self, c: Conv, weights: &Buffer, grad_out: &Buffer, grad_in: &Buffer) -> Result<Command> {
-        record!(self, d: B => d.conv_input_grad(c, B::own(weights)?, B::own(grad_out)?, B::own(grad_in)?))
-    }
-
-    /// Records `out` = `input` pooled (average or max, [`crate::ops::pool`]).
-    pub fn pool_forward(&self, pool: Pool, input: &Buffer, out: &Buffer) -> Result<Command> {
-        record!(self, d: B => d.pool_forward(pool, B::own(input)?, B::own(out)?))
-    }
-
-    /// Records `grad_in` = d loss / d input of a pooling from `grad_out`; `input` is the forward input.
-    pub fn pool_backward(&self, pool: Pool, input: &Buffer, grad_out: &Buffer, grad_in: &Buffer) -> Result<Command> {
-        record!(self, d: B => d.pool_backward(pool, B::own(input)?, B::own(grad_out)?, B::own(grad_in)?))
-    }
-
-    /// Records the permuted-pixel gather of an LSTM chunk.
-    pub fn gather_pixels(&self, s: LstmStep, pixels: &Buffer, perm: &Buffer, out: &Buffer) -> Result<Command> {
-        record!(self, d: B => d.gather_pixels(s, B::own(pixels)?, B::own(perm)?, B::own(out)?))
-    }
-
-    /// Records one LSTM step forward.
-    pub fn lstm_cell_forward(
-        &self,
-        s: LstmStep,
-        weights: &Buffer,
-        gates: &Buffer,
-        cells: &Buffer,
-        hidden: &Buffer,
-        last: &Buffer,
-    ) -> Result<Command> {
-        record!(self, d: B => d.lstm_cell_forward(
-            s,
-            B::own(weights)?,
-            B::own(gates)?,
-            B::own(cells)?,
-            B::own(hidden)?,
-            B::own(last)?
-        ))
-    }
-
-    /// Records one LSTM step backward.
-    pub fn lstm_cell_backward(
-        &self,
-        s: LstmStep,
-        gates: &Buffer,
-        cells: &Buffer,
-        dh: &Buffer,
-        dc: &Buffer,
-    ) -> Result<Command> {
-        record!(self, d: B => d.lstm_cell_backward(s, B::own(gates)?, B::own(cells)?, B::own(dh)?, B::own(dc)?))
+    /// Records one plan operation ([`PlanOp::record`]); `tensors` holds the plan's tensors in
+    /// [`crate::ops::plan::TensorId`] order.
+    ///
+    /// # Errors
+    /// A tensor the operation names is missing or belongs to the other backend; the op's own checks.
+    pub fn record(&self, op: &impl PlanOp, tensors: &[Buffer]) -> Result<Command> {
+        record!(self, d: B => op.record(d, &tensors.iter().map(B::own).collect::<Result<Vec<_>>>()?))
     }
 
     /// Records one Adam step on `grad.len()` parameters of `param` from element `param.1`.

@@ -71,7 +71,7 @@ impl Convolutions for Gpu {
     ) -> Result<Vec<Dispatch>> {
         c.check()?;
         let (buf, bytes) = split(input);
-        let (grid, row) = self.grid(grids::conv_forward_len(&c));
+        let (grid, row) = self.grid(c.out_total());
         let (f32_in, byte_in) = if bytes { (&self.dummy, buf) } else { (buf, &self.dummy) };
         Ok(vec![self.dispatch(
             Shader::Conv,
@@ -112,7 +112,7 @@ impl Convolutions for Gpu {
         grad_in: &GpuBuffer,
     ) -> Result<Vec<Dispatch>> {
         c.check()?;
-        let (grid, row) = self.grid(grids::conv_input_grad_len(&c));
+        let (grid, row) = self.grid(c.in_grad_total());
         Ok(vec![self.dispatch(
             Shader::Conv,
             "input_grad",

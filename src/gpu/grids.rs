@@ -3,8 +3,11 @@
 //! device (through the backend layer, which re-exports them). Counts are `u64` so that an oversized grid
 //! is seen, not truncated.
 
-use crate::ops::plan::Op;
-use crate::ops::{partial_slots, Conv, LossChunk, LstmStep, Pool, Product};
+use crate::ops::plan::{
+    ActBackward, ActForward, ConvForward, ConvInputGrad, ConvWeightGrad, GatherPixels, Loss, LstmCellBackward,
+    LstmCellForward, MatMul, Op, PoolBackward, PoolForward,
+};
+use crate::ops::{partial_slots, Conv, LossChunk, Pool, Product};
 
 /// Threads per workgroup of the element-wise kernels.
 pub const ELEMENT_WORKGROUP: u64 = 256;
@@ -32,16 +35,6 @@ pub fn conv_weight_groups(c: &Conv) -> [u64; 3] {
     [(c.out_c * (c.in_c * c.ksize * c.ksize + 1)) as u64, c.batches as u64, 1]
 }
 
-/// Threads of a convolution's forward kernel (one per output element).
-pub fn conv_forward_len(c: &Conv) -> usize {
-    c.batches * c.out_bs()
-}
-
-/// Threads of a convolution's input-gradient kernel (one per input element).
-pub fn conv_input_grad_len(c: &Conv) -> usize {
-    c.batches * c.in_bs(false)
-}
-
 /// Threads of a pooling kernel: one per output element forward, per input element backward.
 pub fn pool_len(pool: &Pool, backward: bool) -> usize {
     if backward {
@@ -51,39 +44,21 @@ pub fn pool_len(pool: &Pool, backward: bool) -> usize {
     }
 }
 
-/// The gather's step: one vector's worth when the images are shared.
-pub fn gather_step(s: LstmStep) -> LstmStep {
-    if s.img_bs == 0 {
-        LstmStep { batches: 1, ..s }
-    } else {
-        s
-    }
-}
-
-/// Threads of the pixel gather (one per gathered pixel).
-pub fn gather_len(s: LstmStep) -> usize {
-    let s = gather_step(s);
-    s.batches * s.images * s.shape.pixels()
-}
-
-/// Threads of an LSTM cell kernel (one per vector, image and hidden unit).
-pub fn cell_len(s: &LstmStep) -> usize {
-    s.batches * s.images * s.shape.hidden
-}
-
 /// The grid a plan operation's dispatch takes on an adapter with `max` workgroups per dimension.
 pub fn op_groups(op: &Op, max: u32) -> [u64; 3] {
     let element = |len: usize| element_groups(len, max).0;
     match op {
-        Op::MatMul { shape, .. } => matmul_groups(shape),
-        Op::ActForward { len, .. } | Op::ActBackward { len, .. } => element(*len),
-        Op::Loss { chunk, .. } => loss_groups(chunk),
-        Op::ConvForward { conv, .. } => element(conv_forward_len(conv)),
-        Op::ConvWeightGrad { conv, .. } => conv_weight_groups(conv),
-        Op::ConvInputGrad { conv, .. } => element(conv_input_grad_len(conv)),
-        Op::PoolForward { pool, .. } => element(pool_len(pool, false)),
-        Op::PoolBackward { pool, .. } => element(pool_len(pool, true)),
-        Op::GatherPixels { step, .. } => element(gather_len(*step)),
-        Op::LstmCellForward { step, .. } | Op::LstmCellBackward { step, .. } => element(cell_len(step)),
+        Op::MatMul(MatMul { shape, .. }) => matmul_groups(shape),
+        Op::ActForward(ActForward { len, .. }) | Op::ActBackward(ActBackward { len, .. }) => element(*len),
+        Op::Loss(Loss { chunk, .. }) => loss_groups(chunk),
+        Op::ConvForward(ConvForward { conv, .. }) => element(conv.out_total()),
+        Op::ConvWeightGrad(ConvWeightGrad { conv, .. }) => conv_weight_groups(conv),
+        Op::ConvInputGrad(ConvInputGrad { conv, .. }) => element(conv.in_grad_total()),
+        Op::PoolForward(PoolForward { pool, .. }) => element(pool_len(pool, false)),
+        Op::PoolBackward(PoolBackward { pool, .. }) => element(pool_len(pool, true)),
+        Op::GatherPixels(GatherPixels { step, .. }) => element(step.gathered_len()),
+        Op::LstmCellForward(LstmCellForward { step, .. }) | Op::LstmCellBackward(LstmCellBackward { step, .. }) => {
+            element(step.cell_len())
+        }
     }
 }

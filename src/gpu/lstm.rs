@@ -2,7 +2,6 @@
 
 use anyhow::Result;
 
-use super::grids;
 use super::launch::u;
 use super::params::params;
 use super::{Dispatch, Gpu, GpuBuffer, Shader};
@@ -53,8 +52,8 @@ impl LstmCells for Gpu {
         perm: &GpuBuffer,
         xperm: &GpuBuffer,
     ) -> Result<Vec<Dispatch>> {
-        let (grid, row) = self.grid(grids::gather_len(s));
-        let s = grids::gather_step(s);
+        let (grid, row) = self.grid(s.gathered_len());
+        let s = s.gathered();
         let buffers = [(8, images), (9, perm), (10, xperm)];
         Ok(vec![self.dispatch(Shader::Lstm, "gather", &[], &lstm_params(&s, row), &buffers, grid)?])
     }
@@ -68,7 +67,7 @@ impl LstmCells for Gpu {
         hidden: &GpuBuffer,
         last: &GpuBuffer,
     ) -> Result<Vec<Dispatch>> {
-        let (grid, row) = self.grid(grids::cell_len(&s));
+        let (grid, row) = self.grid(s.cell_len());
         Ok(vec![self.dispatch(
             Shader::Lstm,
             "cell_forward",
@@ -87,7 +86,7 @@ impl LstmCells for Gpu {
         dh: &GpuBuffer,
         dc: &GpuBuffer,
     ) -> Result<Vec<Dispatch>> {
-        let (grid, row) = self.grid(grids::cell_len(&s));
+        let (grid, row) = self.grid(s.cell_len());
         Ok(vec![self.dispatch(
             Shader::Lstm,
             "cell_backward",

@@ -7,10 +7,9 @@ use std::ops::Range;
 use super::description::{Description, Head as LossHead};
 use super::plans::{chunk_capacity, chunk_capacity_for};
 use super::Network;
-use crate::backend::{Buffer, Command, Device, Source};
+use crate::backend::{Buffer, Command, Device};
 use crate::data::DeviceImages;
-use crate::ops::plan::{Init, Op, Operand, Plan, EXTERNAL, GRADS, LABELS, PARTIALS, PIXELS, WEIGHTS};
-use crate::ops::Head;
+use crate::ops::plan::{Init, Op, Plan, EXTERNAL, GRADS, PARTIALS, WEIGHTS};
 
 /// What an evaluation computes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -135,7 +134,7 @@ impl Evaluator {
                 Init::U32(v) => device.upload(v, &t.name)?,
             });
         }
-        let lower_all = |ops: &[Op]| ops.iter().map(|op| lower(&device, op, &buffers)).collect::<Result<Vec<_>>>();
+        let lower_all = |ops: &[Op]| ops.iter().map(|op| device.record(op, &buffers)).collect::<Result<Vec<_>>>();
         let chunks = plan
             .chunks
             .iter()
@@ -252,43 +251,5 @@ impl Evaluator {
     /// them on the device).
     pub fn gradients(&self) -> Result<Vec<f32>> {
         self.device.read(&self.grads, 0, self.grads.len())
-    }
-}
-
-/// One plan operation as a backend command.
-fn lower(device: &Device, op: &Op, t: &[Buffer]) -> Result<Command> {
-    let src = |o: Operand| match o {
-        Operand::Tensor(i) => Source::F32(&t[i]),
-        Operand::Images => Source::Images(&t[PIXELS]),
-    };
-    match *op {
-        Op::MatMul { shape, a, b, c } => device.matmul(shape, (src(a.0), a.1), (src(b.0), b.1), (&t[c.0], c.1)),
-        Op::ActForward { act, z, out, len } => device.activation_forward(act, &t[z], &t[out], len),
-        Op::ActBackward { act, z, grad, len } => device.activation_backward(act, &t[z], &t[grad], len),
-        Op::Loss { head, chunk, outputs, grad } => {
-            let targets = match head {
-                Head::CrossEntropy => &t[LABELS],
-                Head::MseSigmoid => &t[PIXELS],
-            };
-            device.loss_head(head, chunk, &t[outputs], targets, &t[grad], &t[PARTIALS])
-        }
-        Op::ConvForward { conv, input, out } => device.conv_forward(conv, src(input), &t[WEIGHTS], &t[out]),
-        Op::ConvWeightGrad { conv, input, grad_out, accumulate } => {
-            device.conv_weight_grad(conv, src(input), &t[grad_out], &t[GRADS], accumulate)
-        }
-        Op::ConvInputGrad { conv, grad_out, grad_in } => {
-            device.conv_input_grad(conv, &t[WEIGHTS], &t[grad_out], &t[grad_in])
-        }
-        Op::PoolForward { pool, src, dst } => device.pool_forward(pool, &t[src], &t[dst]),
-        Op::PoolBackward { pool, input, grad_out, grad_in } => {
-            device.pool_backward(pool, &t[input], &t[grad_out], &t[grad_in])
-        }
-        Op::GatherPixels { step, perm, out } => device.gather_pixels(step, &t[PIXELS], &t[perm], &t[out]),
-        Op::LstmCellForward { step, gates, cells, hidden, last } => {
-            device.lstm_cell_forward(step, &t[WEIGHTS], &t[gates], &t[cells], &t[hidden], &t[last])
-        }
-        Op::LstmCellBackward { step, gates, cells, dh, dc } => {
-            device.lstm_cell_backward(step, &t[gates], &t[cells], &t[dh], &t[dc])
-        }
     }
 }

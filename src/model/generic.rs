@@ -26,7 +26,10 @@ use super::description::{Derived, Description, Head as LossHead, Input as DescIn
 use super::lstm::Lstm;
 use super::mlp::{Dense, Input, Mlp};
 use super::permutation::randperm;
-use crate::ops::plan::{ChunkOps, Op, Operand, TensorId};
+use crate::ops::plan::{
+    ActBackward, ActForward, ChunkOps, ConvForward, ConvInputGrad, ConvWeightGrad, Op, Operand, PoolBackward,
+    PoolForward, TensorId,
+};
 use crate::ops::{Act, Conv, Head, LstmShape, Pool, PoolKind};
 
 /// The gather table of an LSTM over `rows = [c, h, w]`: entry s·(c·w) + ci·w + x (step s, feature
@@ -102,12 +105,14 @@ impl Stage {
         let (b, c) = (p.batch, ch.len);
         match *self {
             Stage::Conv { conv, input, out, .. } => {
-                Op::ConvForward { conv: chunk_conv(conv, input, ch, input_len), input, out }
+                Op::ConvForward(ConvForward { conv: chunk_conv(conv, input, ch, input_len), input, out })
             }
-            Stage::Pool { pool, input, out, .. } => {
-                Op::PoolForward { pool: Pool { planes: b * c * pool.planes, ..pool }, src: input, dst: out }
-            }
-            Stage::Act { act, z, out, len, .. } => Op::ActForward { act, z, out, len: b * c * len },
+            Stage::Pool { pool, input, out, .. } => Op::PoolForward(PoolForward {
+                pool: Pool { planes: b * c * pool.planes, ..pool },
+                src: input,
+                dst: out,
+            }),
+            Stage::Act { act, z, out, len, .. } => Op::ActForward(ActForward { act, z, out, len: b * c * len }),
         }
     }
 
@@ -116,17 +121,17 @@ impl Stage {
         match *self {
             Stage::Conv { conv, input, grad_out, grad_in, .. } => {
                 let conv = chunk_conv(conv, input, ch, input_len);
-                ops.push(Op::ConvWeightGrad { conv, input, grad_out, accumulate });
+                ops.push(Op::ConvWeightGrad(ConvWeightGrad { conv, input, grad_out, accumulate }));
                 if let Some(grad_in) = grad_in {
-                    ops.push(Op::ConvInputGrad { conv, grad_out, grad_in });
+                    ops.push(Op::ConvInputGrad(ConvInputGrad { conv, grad_out, grad_in }));
                 }
             }
             Stage::Pool { pool, input, grad_out: Some(grad_out), grad_in: Some(grad_in), .. } => {
                 let pool = Pool { planes: b * c * pool.planes, ..pool };
-                ops.push(Op::PoolBackward { pool, input, grad_out, grad_in });
+                ops.push(Op::PoolBackward(PoolBackward { pool, input, grad_out, grad_in }));
             }
             Stage::Act { act, z, grad: Some(grad), len, .. } => {
-                ops.push(Op::ActBackward { act, z, grad, len: b * c * len })
+                ops.push(Op::ActBackward(ActBackward { act, z, grad, len: b * c * len }))
             }
             Stage::Pool { .. } | Stage::Act { .. } => {}
         }

@@ -6,7 +6,7 @@
 
 use super::builder::{Builder, Chunk};
 use super::mlp::{Dense, Input, Mlp};
-use crate::ops::plan::{Init, Op, Operand, GRADS, WEIGHTS};
+use crate::ops::plan::{GatherPixels, Init, LstmCellBackward, LstmCellForward, MatMul, Op, Operand, GRADS, WEIGHTS};
 use crate::ops::{Head, Layout, LstmShape, LstmStep, Product};
 
 /// The paper's LSTM: 48 hidden units over 28 rows of 28 permuted pixels (docs/networks.md §2.3).
@@ -115,7 +115,7 @@ impl Lstm {
         let (b, n_prm, stride) = (self.batch, self.n_prm, self.gate_stride(c));
         let (steps, feat, g) = (self.shape.steps, self.shape.features, self.shape.gates());
         if self.img_bs == 0 {
-            Op::MatMul {
+            Op::MatMul(MatMul {
                 shape: product(c * steps, g * b, feat, 1, false),
                 a: (Operand::Tensor(self.xperm), Layout::row_major(0, feat, 0)),
                 b: (
@@ -123,14 +123,14 @@ impl Lstm {
                     Layout { off: self.w_ih, batch: 0, row: 1, col: feat, group: Some((g, n_prm)) },
                 ),
                 c: (self.gates, Layout { off: 0, batch: 0, row: g, col: 1, group: Some((g, stride)) }),
-            }
+            })
         } else {
-            Op::MatMul {
+            Op::MatMul(MatMul {
                 shape: product(c * steps, g, feat, b, false),
                 a: (Operand::Tensor(self.xperm), Layout::row_major(0, feat, self.x_bs)),
                 b: (Operand::Tensor(WEIGHTS), Layout { off: self.w_ih, batch: n_prm, row: 1, col: feat, group: None }),
                 c: (self.gates, Layout::row_major(0, g, stride)),
-            }
+            })
         }
     }
 
@@ -139,12 +139,12 @@ impl Lstm {
         let c = ch.len;
         let (steps, g, h) = (self.shape.steps, self.shape.gates(), self.shape.hidden);
         let mut ops = vec![
-            Op::GatherPixels { step: self.step(ch, 0), perm: self.perm, out: self.xperm },
+            Op::GatherPixels(GatherPixels { step: self.step(ch, 0), perm: self.perm, out: self.xperm }),
             self.input_projection(c),
         ];
         for s in 0..steps {
             if s > 0 {
-                ops.push(Op::MatMul {
+                ops.push(Op::MatMul(MatMul {
                     shape: product(c, g, h, self.batch, true),
                     a: (
                         Operand::Tensor(self.hidden),
@@ -155,10 +155,10 @@ impl Lstm {
                         Layout { off: self.w_hh, batch: self.n_prm, row: 1, col: h, group: None },
                     ),
                     c: (self.gates, self.gates_at(c, s)),
-                });
+                }));
             }
             let (gates, cells, hidden, last) = (self.gates, self.cells, self.hidden, self.last);
-            ops.push(Op::LstmCellForward { step: self.step(ch, s), gates, cells, hidden, last });
+            ops.push(Op::LstmCellForward(LstmCellForward { step: self.step(ch, s), gates, cells, hidden, last }));
         }
         ops.extend(self.classifier.forward(p, ch, self.features()));
         ops
@@ -172,43 +172,43 @@ impl Lstm {
         let t = Operand::Tensor;
         let mut ops = self.classifier.backward(p, ch, self.features(), acc);
         for s in (0..steps).rev() {
-            ops.push(Op::LstmCellBackward {
+            ops.push(Op::LstmCellBackward(LstmCellBackward {
                 step: self.step(ch, s),
                 gates: self.gates,
                 cells: self.cells,
                 dh: self.dh,
                 dc: self.dc,
-            });
+            }));
             if s > 0 {
-                ops.push(Op::MatMul {
+                ops.push(Op::MatMul(MatMul {
                     shape: product(c, h, g, b, false),
                     a: (t(self.gates), self.gates_at(c, s)),
                     b: (Operand::Tensor(WEIGHTS), Layout::row_major(self.w_hh, h, n_prm)),
                     c: (self.dh, Layout::row_major(0, h, c * h)),
-                });
+                }));
             }
         }
         let dz_t = (t(self.gates), Layout::transposed(0, g, self.gate_stride(c)));
         let rows = c * steps;
-        ops.push(Op::MatMul {
+        ops.push(Op::MatMul(MatMul {
             shape: product(g, feat, rows, b, acc),
             a: dz_t,
             b: (t(self.xperm), Layout::row_major(0, feat, self.x_bs)),
             c: (GRADS, Layout::row_major(self.w_ih, feat, n_prm)),
-        });
-        ops.push(Op::MatMul {
+        }));
+        ops.push(Op::MatMul(MatMul {
             shape: product(g, h, rows, b, acc),
             a: dz_t,
             b: (t(self.hidden), Layout::row_major(0, h, c * steps * h)),
             c: (GRADS, Layout::row_major(self.w_hh, h, n_prm)),
-        });
+        }));
         for bias in [self.b_ih, self.b_hh] {
-            ops.push(Op::MatMul {
+            ops.push(Op::MatMul(MatMul {
                 shape: product(g, 1, rows, b, acc),
                 a: dz_t,
                 b: (t(self.ones), Layout { off: 0, batch: 0, row: 1, col: 0, group: None }),
                 c: (GRADS, Layout { off: bias, batch: n_prm, row: 1, col: 0, group: None }),
-            });
+            }));
         }
         ops
     }

@@ -5,7 +5,7 @@
 //! other layers are products batched over the B vectors.
 
 use super::builder::{Builder, Chunk};
-use crate::ops::plan::{Op, Operand, TensorId, GRADS, WEIGHTS};
+use crate::ops::plan::{ActBackward, ActForward, Loss, MatMul, Op, Operand, TensorId, GRADS, WEIGHTS};
 use crate::ops::{Act, Head, Layout, LossChunk, Product};
 
 /// One dense layer: z = x W^T (+ b), then the activation if any.
@@ -83,36 +83,36 @@ impl Mlp {
             let x = self.layer_input(p, ch, input, i);
             if i == 0 && matches!(input, Input::Images) && p.img_bs == 0 {
                 // shared images: one product for all B vectors, columns (vector, unit)
-                out.push(Op::MatMul {
+                out.push(Op::MatMul(MatMul {
                     shape: product(c, l.out * b, l.inp, 1, false),
                     a: x,
                     b: (w, Layout { off: l.w_off, batch: 0, row: 1, col: l.inp, group: Some((l.out, n_prm)) }),
                     c: (self.z[i], Layout { off: 0, batch: 0, row: l.out, col: 1, group: Some((l.out, stride)) }),
-                });
+                }));
             } else {
-                out.push(Op::MatMul {
+                out.push(Op::MatMul(MatMul {
                     shape: product(c, l.out, l.inp, b, false),
                     a: x,
                     b: (w, Layout { off: l.w_off, batch: n_prm, row: 1, col: l.inp, group: None }),
                     c: (self.z[i], Layout::row_major(0, l.out, stride)),
-                });
+                }));
             }
             if let Some(b_off) = l.b_off {
                 // z += 1 * bias: a rank-one product
-                out.push(Op::MatMul {
+                out.push(Op::MatMul(MatMul {
                     shape: product(c, l.out, 1, b, true),
                     a: (Operand::Tensor(self.ones), Layout { off: 0, batch: 0, row: 1, col: 0, group: None }),
                     b: (w, Layout { off: b_off, batch: n_prm, row: 0, col: 1, group: None }),
                     c: (self.z[i], Layout::row_major(0, l.out, stride)),
-                });
+                }));
             }
             if let (Some(act), Some(a)) = (l.act, self.a[i]) {
-                out.push(Op::ActForward { act, z: self.z[i], out: a, len: b * stride });
+                out.push(Op::ActForward(ActForward { act, z: self.z[i], out: a, len: b * stride }));
             }
         }
         let last = self.layers.len() - 1;
         let width = self.layers[last].out;
-        out.push(Op::Loss {
+        out.push(Op::Loss(Loss {
             head: self.head,
             chunk: LossChunk {
                 images: c,
@@ -127,7 +127,7 @@ impl Mlp {
             },
             outputs: self.output(last),
             grad: self.d[last],
-        });
+        }));
         out
     }
 
@@ -141,25 +141,25 @@ impl Mlp {
         let last = self.layers.len() - 1;
         if let Some(act) = self.layers[last].act {
             let len = b * c * self.layers[last].out;
-            out.push(Op::ActBackward { act, z: self.z[last], grad: self.d[last], len });
+            out.push(Op::ActBackward(ActBackward { act, z: self.z[last], grad: self.d[last], len }));
         }
         for (i, l) in self.layers.iter().enumerate().rev() {
             let stride = c * l.out;
             let d = Operand::Tensor(self.d[i]);
             let d_t = Layout::transposed(0, l.out, stride);
-            out.push(Op::MatMul {
+            out.push(Op::MatMul(MatMul {
                 shape: product(l.out, l.inp, c, b, accumulate),
                 a: (d, d_t),
                 b: self.layer_input(p, ch, input, i),
                 c: (GRADS, Layout::row_major(l.w_off, l.inp, n_prm)),
-            });
+            }));
             if let Some(b_off) = l.b_off {
-                out.push(Op::MatMul {
+                out.push(Op::MatMul(MatMul {
                     shape: product(l.out, 1, c, b, accumulate),
                     a: (d, d_t),
                     b: (Operand::Tensor(self.ones), Layout { off: 0, batch: 0, row: 1, col: 0, group: None }),
                     c: (GRADS, Layout { off: b_off, batch: n_prm, row: 1, col: 0, group: None }),
-                });
+                }));
             }
             let target = match (i, input) {
                 (0, Input::Images) => None,
@@ -167,15 +167,20 @@ impl Mlp {
                 _ => Some(self.d[i - 1]),
             };
             if let Some(target) = target {
-                out.push(Op::MatMul {
+                out.push(Op::MatMul(MatMul {
                     shape: product(c, l.inp, l.out, b, false),
                     a: (d, Layout::row_major(0, l.out, stride)),
                     b: (Operand::Tensor(WEIGHTS), Layout::row_major(l.w_off, l.inp, n_prm)),
                     c: (target, Layout::row_major(0, l.inp, c * l.inp)),
-                });
+                }));
                 if i > 0 {
                     if let Some(act) = self.layers[i - 1].act {
-                        out.push(Op::ActBackward { act, z: self.z[i - 1], grad: self.d[i - 1], len: b * c * l.inp });
+                        out.push(Op::ActBackward(ActBackward {
+                            act,
+                            z: self.z[i - 1],
+                            grad: self.d[i - 1],
+                            len: b * c * l.inp,
+                        }));
                     }
                 }
             }

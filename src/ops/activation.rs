@@ -3,8 +3,9 @@
 
 use anyhow::{bail, Result};
 
-use super::backend::Memory;
+use super::backend::{Backend, Memory};
 use super::handles::DeviceBuffer;
+use super::op::{end, PlanOp, TensorId};
 /// Activation functions the kernels implement.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -44,4 +45,46 @@ pub trait Activations: Memory {
         out: &Self::Buffer,
         len: usize,
     ) -> Result<Self::Command>;
+}
+
+/// Plan operation: `out` = act(`z`) over `len` elements.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ActForward {
+    pub act: Act,
+    pub z: TensorId,
+    pub out: TensorId,
+    pub len: usize,
+}
+
+/// Plan operation: `grad` *= act'(`z`) over `len` elements.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ActBackward {
+    pub act: Act,
+    pub z: TensorId,
+    pub grad: TensorId,
+    pub len: usize,
+}
+
+impl PlanOp for ActForward {
+    fn kind(&self) -> &'static str {
+        "activation"
+    }
+    fn ends(&self) -> Vec<(TensorId, u64)> {
+        vec![(self.z, end(self.len)), (self.out, end(self.len))]
+    }
+    fn record<B: Backend>(&self, backend: &B, t: &[&B::Buffer]) -> Result<B::Command> {
+        backend.activation(self.act, false, t[self.z], t[self.out], self.len)
+    }
+}
+
+impl PlanOp for ActBackward {
+    fn kind(&self) -> &'static str {
+        "activation-backward"
+    }
+    fn ends(&self) -> Vec<(TensorId, u64)> {
+        vec![(self.z, end(self.len)), (self.grad, end(self.len))]
+    }
+    fn record<B: Backend>(&self, backend: &B, t: &[&B::Buffer]) -> Result<B::Command> {
+        backend.activation(self.act, true, t[self.z], t[self.grad], self.len)
+    }
 }

@@ -3,8 +3,9 @@
 
 use anyhow::{bail, Result};
 
-use super::backend::Memory;
+use super::backend::{Backend, Memory};
 use super::handles::Source;
+use super::op::{end, Operand, PlanOp, TensorId, GRADS, WEIGHTS};
 
 /// A convolution as PyTorch's `nn.Conv2d(in_c, out_c, ksize, stride, pad, bias)` computes it (a
 /// cross-correlation with zero padding; square kernel, the same stride and padding along both axes)
@@ -131,4 +132,102 @@ pub trait Convolutions: Memory {
         grad_out: &Self::Buffer,
         grad_in: &Self::Buffer,
     ) -> Result<Self::Command>;
+}
+
+/// Plan operation: `out` = conv(`input`) (+ bias), the weights read from [`WEIGHTS`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConvForward {
+    pub conv: Conv,
+    pub input: Operand,
+    pub out: TensorId,
+}
+
+/// Plan operation: [`GRADS`] (+)= d loss / d (weights, bias) from `grad_out` = d loss / d out.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConvWeightGrad {
+    pub conv: Conv,
+    pub input: Operand,
+    pub grad_out: TensorId,
+    pub accumulate: bool,
+}
+
+/// Plan operation: `grad_in` = d loss / d input from `grad_out`, the weights read from [`WEIGHTS`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConvInputGrad {
+    pub conv: Conv,
+    pub grad_out: TensorId,
+    pub grad_in: TensorId,
+}
+
+impl Conv {
+    /// Values of all output maps (every vector's): one thread each in the forward kernel.
+    pub fn out_total(&self) -> usize {
+        self.batches * self.out_bs()
+    }
+    /// Values of all input-gradient maps (every vector's): one thread each in the input-gradient kernel.
+    pub fn in_grad_total(&self) -> usize {
+        self.batches * self.in_bs(false)
+    }
+    /// One past the last parameter of the convolution in a B x N_prm weight (or gradient) buffer.
+    fn params_end(&self, bias: bool) -> usize {
+        let last = self.w_off + self.weight_len();
+        let last = if bias { last.max(self.b_off.map_or(0, |b| b + self.out_c)) } else { last };
+        self.batches.saturating_sub(1) * self.n_prm + last
+    }
+    /// The touched ranges of the forward and weight-gradient kernels, which read the same input.
+    fn input_ends(&self, input: Operand, params: TensorId, out: TensorId) -> Vec<(TensorId, u64)> {
+        let images = matches!(input, Operand::Images);
+        let input_end = self.in_off + self.batches.saturating_sub(1) * self.in_bs(images) + self.images * self.in_map();
+        vec![(input.tensor(), end(input_end)), (params, end(self.params_end(true))), (out, end(self.out_total()))]
+    }
+}
+
+impl PlanOp for ConvForward {
+    fn kind(&self) -> &'static str {
+        "conv"
+    }
+    fn flops(&self) -> f64 {
+        self.conv.flops()
+    }
+    fn ends(&self) -> Vec<(TensorId, u64)> {
+        self.conv.input_ends(self.input, WEIGHTS, self.out)
+    }
+    fn record<B: Backend>(&self, backend: &B, t: &[&B::Buffer]) -> Result<B::Command> {
+        backend.conv_forward(self.conv, self.input.source(t), t[WEIGHTS], t[self.out])
+    }
+}
+
+impl PlanOp for ConvWeightGrad {
+    fn kind(&self) -> &'static str {
+        "conv-weight-grad"
+    }
+    fn flops(&self) -> f64 {
+        self.conv.flops()
+    }
+    fn ends(&self) -> Vec<(TensorId, u64)> {
+        self.conv.input_ends(self.input, GRADS, self.grad_out)
+    }
+    fn record<B: Backend>(&self, backend: &B, t: &[&B::Buffer]) -> Result<B::Command> {
+        backend.conv_weight_grad(self.conv, self.input.source(t), t[self.grad_out], t[GRADS], self.accumulate)
+    }
+}
+
+impl PlanOp for ConvInputGrad {
+    fn kind(&self) -> &'static str {
+        "conv-input-grad"
+    }
+    fn flops(&self) -> f64 {
+        self.conv.flops()
+    }
+    fn ends(&self) -> Vec<(TensorId, u64)> {
+        let c = &self.conv;
+        vec![
+            (WEIGHTS, end(c.params_end(false))),
+            (self.grad_out, end(c.out_total())),
+            (self.grad_in, end(c.in_off + c.in_grad_total())),
+        ]
+    }
+    fn record<B: Backend>(&self, backend: &B, t: &[&B::Buffer]) -> Result<B::Command> {
+        backend.conv_input_grad(self.conv, t[WEIGHTS], t[self.grad_out], t[self.grad_in])
+    }
 }

@@ -3,7 +3,8 @@
 
 use anyhow::Result;
 
-use super::backend::Memory;
+use super::backend::{Backend, Memory};
+use super::op::{end, PlanOp, TensorId, LABELS, PARTIALS, PIXELS};
 /// The loss on a network's output.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Head {
@@ -49,4 +50,41 @@ pub trait LossHeads: Memory {
         grad: &Self::Buffer,
         partials: &Self::Buffer,
     ) -> Result<Self::Command>;
+}
+
+/// Plan operation: per-image losses of a chunk into [`PARTIALS`], d loss / d outputs into `grad`; the
+/// targets are [`LABELS`] (cross-entropy) or the images [`PIXELS`] (reconstruction).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Loss {
+    pub head: Head,
+    pub chunk: LossChunk,
+    pub outputs: TensorId,
+    pub grad: TensorId,
+}
+
+impl Loss {
+    fn targets(&self) -> TensorId {
+        match self.head {
+            Head::CrossEntropy => LABELS,
+            Head::MseSigmoid => PIXELS,
+        }
+    }
+}
+
+impl PlanOp for Loss {
+    fn kind(&self) -> &'static str {
+        "loss"
+    }
+    fn ends(&self) -> Vec<(TensorId, u64)> {
+        let c = &self.chunk;
+        let before = c.batches.saturating_sub(1);
+        let rows = end(before * c.out_batch_stride + c.images * c.width);
+        let targets = end(before * c.img_bs + c.first_image + c.images);
+        let per_target = if self.head == Head::MseSigmoid { c.width as u64 } else { 1 };
+        let slots = end((before * c.parts + c.part_off + partial_slots(c.images)) * 2);
+        vec![(self.outputs, rows), (self.grad, rows), (self.targets(), targets * per_target), (PARTIALS, slots)]
+    }
+    fn record<B: Backend>(&self, backend: &B, t: &[&B::Buffer]) -> Result<B::Command> {
+        backend.loss_head(self.head, self.chunk, t[self.outputs], t[self.targets()], t[self.grad], t[PARTIALS])
+    }
 }

@@ -1,7 +1,7 @@
 //! The kernel vocabulary every backend implements, one module per op family (mirroring
 //! `shaders/<family>.wgsl`, `cpu/<family>.rs` and `gpu/<family>.rs`): each holds the op's parameters,
 //! the checks of a call and the trait a backend implements ([`Backend`] is all of them). Also the
-//! operand handles ([`handles`]), the per-row scalars of L-BFGS that the reductions write
+//! operand handles ([`handles`]), what a plan operation is ([`op`]), the per-row scalars of L-BFGS that the reductions write
 //! ([`lbfgs_scalars`]) and the plan ([`plan`]): a network's evaluation as operations of this
 //! vocabulary on numbered tensors. No device, no network.
 
@@ -13,6 +13,7 @@ pub mod handles;
 pub mod lbfgs_scalars;
 pub mod loss;
 pub mod lstm;
+pub mod op;
 pub mod plan;
 pub mod pool;
 pub mod products;
@@ -27,6 +28,7 @@ pub use handles::{Coef, DeviceBuffer, Rows, Source};
 pub use lbfgs_scalars::{LbfgsScalars, Reduced, MIN_CURVATURE_COSINE, RHO_EPSILON, WGSL_CONSTANTS};
 pub use loss::{partial_slots, Head, LossChunk, LossHeads};
 pub use lstm::{LstmCells, LstmShape, LstmStep};
+pub use op::PlanOp;
 pub use pool::{Pool, PoolKind, Pooling};
 pub use products::{layout_end, Layout, Product, Products};
 pub use select::{Selection, Selections};

@@ -6,23 +6,16 @@
 
 use std::fmt;
 
-use crate::ops::{Act, Conv, Head, Layout, LossChunk, LstmStep, Pool, Product};
+use anyhow::Result;
 
-/// Index of a tensor in [`Plan::tensors`].
-pub type TensorId = usize;
-
-/// The B x N_prm weight vectors (written by the caller before each evaluation).
-pub const WEIGHTS: TensorId = 0;
-/// The B x N_prm gradients of the mean loss.
-pub const GRADS: TensorId = 1;
-/// Per-vector partial sums [vector][slot][loss, correct], added by the host.
-pub const PARTIALS: TensorId = 2;
-/// The image buffer of the dataset (bound as [`Operand::Images`]).
-pub const PIXELS: TensorId = 3;
-/// The labels (u32).
-pub const LABELS: TensorId = 4;
-/// Tensors the evaluator supplies; a plan's own scratch tensors follow.
-pub const EXTERNAL: usize = 5;
+pub use super::activation::{ActBackward, ActForward};
+use super::backend::Backend;
+pub use super::conv::{ConvForward, ConvInputGrad, ConvWeightGrad};
+pub use super::loss::Loss;
+pub use super::lstm::{GatherPixels, LstmCellBackward, LstmCellForward};
+pub use super::op::{Operand, PlanOp, TensorId, EXTERNAL, GRADS, LABELS, PARTIALS, PIXELS, WEIGHTS};
+pub use super::pool::{PoolBackward, PoolForward};
+pub use super::products::MatMul;
 
 /// How a scratch tensor starts.
 #[derive(Clone, Debug, PartialEq)]
@@ -41,130 +34,72 @@ pub struct Tensor {
     pub init: Init,
 }
 
-/// A matrix-product or convolution operand.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Operand {
-    Tensor(TensorId),
-    /// The image buffer, pixels read as values in [0, 1].
-    Images,
-}
-
-/// One operation. Weight and gradient tensors of the convolution and LSTM cell are [`WEIGHTS`] and
-/// [`GRADS`]; the loss heads read [`LABELS`] (cross-entropy) or the images (reconstruction) and write
-/// [`PARTIALS`].
-#[derive(Clone, Debug, PartialEq)]
-pub enum Op {
-    /// C (+)= A * B, batched and possibly column-grouped (see [`Layout`]).
-    MatMul {
-        shape: Product,
-        a: (Operand, Layout),
-        b: (Operand, Layout),
-        c: (TensorId, Layout),
-    },
-    /// out = act(z) over `len` elements.
-    ActForward {
-        act: Act,
-        z: TensorId,
-        out: TensorId,
-        len: usize,
-    },
-    /// grad *= act'(z) over `len` elements.
-    ActBackward {
-        act: Act,
-        z: TensorId,
-        grad: TensorId,
-        len: usize,
-    },
-    /// Per-image losses into the partials, d loss / d outputs into `grad`.
-    Loss {
-        head: Head,
-        chunk: LossChunk,
-        outputs: TensorId,
-        grad: TensorId,
-    },
-    ConvForward {
-        conv: Conv,
-        input: Operand,
-        out: TensorId,
-    },
-    ConvWeightGrad {
-        conv: Conv,
-        input: Operand,
-        grad_out: TensorId,
-        accumulate: bool,
-    },
-    ConvInputGrad {
-        conv: Conv,
-        grad_out: TensorId,
-        grad_in: TensorId,
-    },
-    /// `dst` = `src` pooled (average or max; [`crate::ops::pool`]).
-    PoolForward {
-        pool: Pool,
-        src: TensorId,
-        dst: TensorId,
-    },
-    /// `grad_in` = d loss / d input from `grad_out`; `input` is the forward's `src` (max pooling
-    /// reads it to find each window's maximum).
-    PoolBackward {
-        pool: Pool,
-        input: TensorId,
-        grad_out: TensorId,
-        grad_in: TensorId,
-    },
-    /// The LSTM's permuted pixel rows of a chunk: `out` = images gathered through `perm`.
-    GatherPixels {
-        step: LstmStep,
-        perm: TensorId,
-        out: TensorId,
-    },
-    LstmCellForward {
-        step: LstmStep,
-        gates: TensorId,
-        cells: TensorId,
-        hidden: TensorId,
-        last: TensorId,
-    },
-    LstmCellBackward {
-        step: LstmStep,
-        gates: TensorId,
-        cells: TensorId,
-        dh: TensorId,
-        dc: TensorId,
-    },
-}
-
-impl Op {
-    /// The operation's kind, for counts and printing.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Op::MatMul { .. } => "matmul",
-            Op::ActForward { .. } => "activation",
-            Op::ActBackward { .. } => "activation-backward",
-            Op::Loss { .. } => "loss",
-            Op::ConvForward { .. } => "conv",
-            Op::ConvWeightGrad { .. } => "conv-weight-grad",
-            Op::ConvInputGrad { .. } => "conv-input-grad",
-            Op::PoolForward { pool, .. } => pool.name(false),
-            Op::PoolBackward { pool, .. } => pool.name(true),
-            Op::GatherPixels { .. } => "gather",
-            Op::LstmCellForward { .. } => "lstm-cell",
-            Op::LstmCellBackward { .. } => "lstm-cell-backward",
+/// Declares [`Op`], one variant per plan operation (each a struct of its op family's module,
+/// implementing [`PlanOp`]), and forwards [`PlanOp`] and `Debug` to the variant, so that a plan prints
+/// as the operations themselves (`MatMul { shape: .. }`).
+macro_rules! plan_ops {
+    ($($variant:ident),* $(,)?) => {
+        /// One operation of a plan. Weight and gradient tensors of the convolution and LSTM cell are
+        /// [`WEIGHTS`] and [`GRADS`]; the loss heads read [`LABELS`] (cross-entropy) or the images
+        /// (reconstruction) and write [`PARTIALS`].
+        #[derive(Clone, PartialEq)]
+        pub enum Op {
+            $($variant($variant),)*
         }
-    }
 
-    /// Floating-point operations of the matrix products and convolutions (2 per multiply-add); the
-    /// element-wise work is not counted.
-    pub fn flops(&self) -> f64 {
-        match self {
-            Op::MatMul { shape, .. } => shape.flops(),
-            Op::ConvForward { conv, .. } | Op::ConvWeightGrad { conv, .. } | Op::ConvInputGrad { conv, .. } => {
-                conv.flops()
+        $(impl From<$variant> for Op {
+            fn from(op: $variant) -> Op {
+                Op::$variant(op)
             }
-            _ => 0.0,
+        })*
+
+        impl fmt::Debug for Op {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                match self {
+                    $(Op::$variant(op) => fmt::Debug::fmt(op, f),)*
+                }
+            }
         }
-    }
+
+        impl PlanOp for Op {
+            fn kind(&self) -> &'static str {
+                match self {
+                    $(Op::$variant(op) => op.kind(),)*
+                }
+            }
+            fn flops(&self) -> f64 {
+                match self {
+                    $(Op::$variant(op) => op.flops(),)*
+                }
+            }
+            fn ends(&self) -> Vec<(TensorId, u64)> {
+                match self {
+                    $(Op::$variant(op) => op.ends(),)*
+                }
+            }
+            fn record<B: Backend>(&self, backend: &B, t: &[&B::Buffer]) -> Result<B::Command> {
+                match self {
+                    $(Op::$variant(op) => op.record(backend, t),)*
+                }
+            }
+        }
+    };
 }
+
+plan_ops!(
+    MatMul,
+    ActForward,
+    ActBackward,
+    Loss,
+    ConvForward,
+    ConvWeightGrad,
+    ConvInputGrad,
+    PoolForward,
+    PoolBackward,
+    GatherPixels,
+    LstmCellForward,
+    LstmCellBackward,
+);
 
 /// The operations of one chunk of images.
 #[derive(Clone, Debug, PartialEq)]

@@ -16,7 +16,8 @@
 
 use anyhow::{bail, Result};
 
-use super::backend::Memory;
+use super::backend::{Backend, Memory};
+use super::op::{end, PlanOp, TensorId};
 
 /// Which pooling.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -107,4 +108,47 @@ pub fn covering(i: usize, kernel: usize, stride: usize, out: usize) -> std::ops:
     let lo = (i + 1).saturating_sub(kernel).div_ceil(stride);
     let hi = (i / stride + 1).min(out);
     lo..hi.max(lo)
+}
+
+/// Plan operation: `dst` = `src` pooled.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PoolForward {
+    pub pool: Pool,
+    pub src: TensorId,
+    pub dst: TensorId,
+}
+
+/// Plan operation: `grad_in` = d loss / d input from `grad_out`; `input` is the forward's `src` (max
+/// pooling reads it to find each window's maximum).
+#[derive(Clone, Debug, PartialEq)]
+pub struct PoolBackward {
+    pub pool: Pool,
+    pub input: TensorId,
+    pub grad_out: TensorId,
+    pub grad_in: TensorId,
+}
+
+impl PlanOp for PoolForward {
+    fn kind(&self) -> &'static str {
+        self.pool.name(false)
+    }
+    fn ends(&self) -> Vec<(TensorId, u64)> {
+        vec![(self.src, end(self.pool.in_len())), (self.dst, end(self.pool.out_len()))]
+    }
+    fn record<B: Backend>(&self, backend: &B, t: &[&B::Buffer]) -> Result<B::Command> {
+        backend.pool_forward(self.pool, t[self.src], t[self.dst])
+    }
+}
+
+impl PlanOp for PoolBackward {
+    fn kind(&self) -> &'static str {
+        self.pool.name(true)
+    }
+    fn ends(&self) -> Vec<(TensorId, u64)> {
+        let (i, o) = (end(self.pool.in_len()), end(self.pool.out_len()));
+        vec![(self.input, i), (self.grad_out, o), (self.grad_in, i)]
+    }
+    fn record<B: Backend>(&self, backend: &B, t: &[&B::Buffer]) -> Result<B::Command> {
+        backend.pool_backward(self.pool, t[self.input], t[self.grad_out], t[self.grad_in])
+    }
 }

@@ -3,8 +3,9 @@
 
 use anyhow::{bail, Result};
 
-use super::backend::Memory;
+use super::backend::{Backend, Memory};
 use super::handles::{DeviceBuffer, Source};
+use super::op::{end, Operand, PlanOp, TensorId};
 /// Element (row r, column c) of matrix z in a batch lives at
 /// `off + z*batch + r*row + (c / group.0)*group.1 + (c % group.0)*col`.
 /// Without a group, `(c / group.0)` is always 0.
@@ -113,4 +114,34 @@ pub fn check_product<B: DeviceBuffer>(
         }
     }
     Ok(())
+}
+
+/// Plan operation: C (+)= A * B, batched and possibly column-grouped (see [`Layout`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct MatMul {
+    pub shape: Product,
+    pub a: (Operand, Layout),
+    pub b: (Operand, Layout),
+    pub c: (TensorId, Layout),
+}
+
+impl PlanOp for MatMul {
+    fn kind(&self) -> &'static str {
+        "matmul"
+    }
+    fn flops(&self) -> f64 {
+        self.shape.flops()
+    }
+    fn ends(&self) -> Vec<(TensorId, u64)> {
+        let p = &self.shape;
+        vec![
+            (self.a.0.tensor(), end(layout_end(&self.a.1, p.batches, p.m, p.k))),
+            (self.b.0.tensor(), end(layout_end(&self.b.1, p.batches, p.k, p.n))),
+            (self.c.0, end(layout_end(&self.c.1, p.batches, p.m, p.n))),
+        ]
+    }
+    fn record<B: Backend>(&self, backend: &B, t: &[&B::Buffer]) -> Result<B::Command> {
+        let (a, b) = ((self.a.0.source(t), self.a.1), (self.b.0.source(t), self.b.1));
+        backend.matmul(self.shape, a, b, (t[self.c.0], self.c.1))
+    }
 }

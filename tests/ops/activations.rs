@@ -2,7 +2,8 @@
 //! (the rest untouched), z across [-25, 25] (past softplus's threshold of 20). Tolerance: [`REL`] of
 //! the value plus [`ABS`] of its scale (1 forward, |grad| backward).
 
-use super::{backends, check, read, run, sigmoid, upload, values, ABS, REL};
+use super::{backends, check, read, record, run, sigmoid, upload, values, ABS, REL, T0, T1, T2};
+use losscape::ops::plan::{ActBackward, ActForward};
 use losscape::ops::Act;
 
 /// f(z) and f'(z) in f64 (softplus with PyTorch's threshold: z and 1 above 20).
@@ -31,8 +32,8 @@ fn activations_match_f64_on_cpu_and_wgpu() {
                 run(
                     &device,
                     &[
-                        device.activation_forward(act, &zb, &out, len).unwrap(),
-                        device.activation_backward(act, &zb, &gb, len).unwrap(),
+                        record(&device, ActForward { act, z: T0, out: T1, len }, &[(T0, &zb), (T1, &out)]),
+                        record(&device, ActBackward { act, z: T0, grad: T2, len }, &[(T0, &zb), (T2, &gb)]),
                     ],
                 );
                 let f: Vec<(f64, f64)> = z.iter().map(|&v| f64_act(act, v as f64)).collect();

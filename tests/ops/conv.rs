@@ -5,8 +5,8 @@
 //! what an op writes stay untouched. Tolerance: γ(terms + 3) of Σ|terms| (+ |bias| or the
 //! accumulated value): the products, the bias or old value, and the byte / 255 of an image.
 
-use super::{backends, check, gamma, images, read, run, upload, values};
-use losscape::backend::Source;
+use super::{backends, check, gamma, images, read, record, run, upload, values, T0, T1, T2, T3};
+use losscape::ops::plan::{ConvForward, ConvInputGrad, ConvWeightGrad, Operand, GRADS, PIXELS, WEIGHTS};
 use losscape::ops::Conv;
 
 /// (images, batches, in_c, (in_h, in_w), out_c, ksize, (stride, pad, bias), input from the image
@@ -64,7 +64,7 @@ fn convolution_matches_f64_on_cpu_and_wgpu() {
                 let v = values(in_off + batches * in_bs + 2, case as u32, -1.0, 1.0);
                 (super::to_f64(&v), upload(&device, &v))
             };
-            let source = if from_images { Source::Images(&in_buf) } else { Source::F32(&in_buf) };
+            let (input_op, input_id) = if from_images { (Operand::Images, PIXELS) } else { (Operand::Tensor(T0), T0) };
             let w = values(batches * n_prm, case as u32 + 1, -1.0, 1.0);
             let g_out = values(batches * out_bs, case as u32 + 2, -1.0, 1.0);
             let grads0 = values(batches * n_prm, case as u32 + 3, -1.0, 1.0);
@@ -73,12 +73,14 @@ fn convolution_matches_f64_on_cpu_and_wgpu() {
             let out = upload(&device, &vec![7.0; batches * out_bs + 2]);
             let grads = upload(&device, &grads0);
             let grad_in = upload(&device, &vec![7.0; in_off + batches * c.in_bs(false) + 2]);
+            let bound =
+                [(input_id, &in_buf), (WEIGHTS, &w_buf), (GRADS, &grads), (T1, &out), (T2, &g_buf), (T3, &grad_in)];
             let mut commands = vec![
-                device.conv_forward(c, source, &w_buf, &out).unwrap(),
-                device.conv_weight_grad(c, source, &g_buf, &grads, accumulate).unwrap(),
+                record(&device, ConvForward { conv: c, input: input_op, out: T1 }, &bound),
+                record(&device, ConvWeightGrad { conv: c, input: input_op, grad_out: T2, accumulate }, &bound),
             ];
             if !from_images {
-                commands.push(device.conv_input_grad(c, &w_buf, &g_buf, &grad_in).unwrap());
+                commands.push(record(&device, ConvInputGrad { conv: c, grad_out: T2, grad_in: T3 }, &bound));
             }
             run(&device, &commands);
 

@@ -4,8 +4,9 @@
 //! images stay packed bytes, on the CPU f32 byte / 255, read back as bytes); gathered pixels within
 //! 3u of byte / 255 (WGSL's division is good to 2.5 ULP).
 
-use super::{backends, check, images, read, run, values, U};
+use super::{backends, check, images, read, record, run, values, T0, T1, U};
 use losscape::backend::{Buffer, Device};
+use losscape::ops::plan::{GatherPixels, PIXELS};
 use losscape::ops::{LstmShape, LstmStep, Selection};
 
 /// A device's image buffer as bytes: f32 byte / 255 on the CPU, packed words on a GPU.
@@ -63,7 +64,8 @@ fn image_selection_and_gathering_match_f64_on_cpu_and_wgpu() {
             let perm_buf = device.upload(&perm, "perm").unwrap();
             let vectors = if img_bs == 0 { 1 } else { batches };
             let out = device.upload(&vec![7.0f32; batches * n_img * px], "xperm").unwrap();
-            run(&device, &[device.gather_pixels(s, &up.pixels, &perm_buf, &out).unwrap()]);
+            let gather = GatherPixels { step: s, perm: T0, out: T1 };
+            run(&device, &[record(&device, gather, &[(PIXELS, &up.pixels), (T0, &perm_buf), (T1, &out)])]);
             let mut want = vec![7.0; batches * n_img * px];
             for (t, w) in want.iter_mut().enumerate().take(vectors * n_img * px) {
                 let (b, n, j) = (t / (n_img * px), t / px % n_img, t % px);

@@ -5,7 +5,8 @@
 //! loss: exp, log1p and a difference of logits of size 1); correct counts exact; gradients [`REL`] of
 //! their scale, 1 / images.
 
-use super::{backends, check, gamma, images, read, run, sigmoid, upload, values, REL};
+use super::{backends, check, gamma, images, read, record, run, sigmoid, upload, values, REL, T0, T1};
+use losscape::ops::plan::{Loss, LABELS, PARTIALS, PIXELS};
 use losscape::ops::{partial_slots, Head, LossChunk};
 
 /// Loss, correct (0 or 1) and gradient (unscaled) of one image in f64.
@@ -61,7 +62,10 @@ fn loss_heads_match_f64_on_cpu_and_wgpu() {
                     let zb = upload(&device, &z);
                     let grad = upload(&device, &vec![7.0; batches * out_bs]);
                     let partials = upload(&device, &vec![0.5; batches * (slots + 1) * 2]);
-                    run(&device, &[device.loss_head(head, chunk, &zb, &targets, &grad, &partials).unwrap()]);
+                    let target_id = if head == Head::CrossEntropy { LABELS } else { PIXELS };
+                    let op = Loss { head, chunk, outputs: T0, grad: T1 };
+                    let bound = [(T0, &zb), (T1, &grad), (target_id, &targets), (PARTIALS, &partials)];
+                    run(&device, &[record(&device, op, &bound)]);
 
                     let mut want_grad = vec![7.0; batches * out_bs];
                     let mut want_parts = vec![0.5; batches * (slots + 1) * 2];

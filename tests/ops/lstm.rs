@@ -5,7 +5,8 @@
 //! / d gate pre-activations and the carried d c. Tolerance: [`REL`] of the value plus [`ABS`] of its
 //! scale (1: states and gradients are O(1)), times the steps the error has travelled through.
 
-use super::{backends, check, read, run, sigmoid, upload, values, ABS, REL};
+use super::{backends, check, read, record, run, sigmoid, upload, values, ABS, REL, T0, T1, T2, T3};
+use losscape::ops::plan::{LstmCellBackward, LstmCellForward, WEIGHTS};
 use losscape::ops::{LstmShape, LstmStep};
 
 #[test]
@@ -42,13 +43,17 @@ fn lstm_cells_match_f64_on_cpu_and_wgpu() {
             let last = upload(&device, &vec![0.0; rows * h]);
             let (dh_buf, dc) = (upload(&device, &vec![0.0; rows * h]), upload(&device, &vec![5.0; rows * h]));
             let forward: Vec<_> = (0..steps)
-                .map(|s| device.lstm_cell_forward(step(s), &wb, &gates, &cells, &hidden, &last).unwrap())
+                .map(|s| {
+                    let op = LstmCellForward { step: step(s), gates: T0, cells: T1, hidden: T2, last: T3 };
+                    record(&device, op, &[(WEIGHTS, &wb), (T0, &gates), (T1, &cells), (T2, &hidden), (T3, &last)])
+                })
                 .collect();
             run(&device, &forward);
             let states = (read(&device, &cells), read(&device, &hidden), read(&device, &last));
             for s in (0..steps).rev() {
                 device.write(&dh_buf, 0, &dh[s]).unwrap();
-                run(&device, &[device.lstm_cell_backward(step(s), &gates, &cells, &dh_buf, &dc).unwrap()]);
+                let op = LstmCellBackward { step: step(s), gates: T0, cells: T1, dh: T2, dc: T3 };
+                run(&device, &[record(&device, op, &[(T0, &gates), (T1, &cells), (T2, &dh_buf), (T3, &dc)])]);
             }
 
             // the f64 version: activations per (row, step, unit), then the states, then backward

@@ -37,6 +37,7 @@ mod vector;
 use common::to_f64;
 use losscape::backend::{Buffer, Command, Device};
 use losscape::data::{Dataset, DeviceImages, ImageShape};
+use losscape::ops::plan::{Op, TensorId, EXTERNAL};
 
 /// Unit roundoff of f32.
 const U: f64 = 1.0 / (1u64 << 24) as f64;
@@ -102,6 +103,25 @@ fn upload(device: &Device, data: &[f32]) -> Buffer {
 
 fn read(device: &Device, buf: &Buffer) -> Vec<f32> {
     device.read(buf, 0, buf.len()).unwrap()
+}
+
+/// Scratch tensor ids for the buffers a test binds ([`record`]).
+const T0: TensorId = EXTERNAL;
+const T1: TensorId = EXTERNAL + 1;
+const T2: TensorId = EXTERNAL + 2;
+const T3: TensorId = EXTERNAL + 3;
+
+/// Records one plan operation as the evaluator does ([`Device::record`]), with `bound` buffers at the
+/// tensor ids the operation names (the fixed ids `WEIGHTS`, `PIXELS`, … among them); every other id
+/// holds a one-element placeholder the operation does not touch.
+fn record(device: &Device, op: impl Into<Op>, bound: &[(TensorId, &Buffer)]) -> Command {
+    let n = bound.iter().map(|(i, _)| i + 1).max().unwrap_or(0).max(EXTERNAL);
+    let placeholder = device.zeros(1, "unbound").unwrap();
+    let mut tensors = vec![placeholder; n];
+    for (i, b) in bound {
+        tensors[*i] = (*b).clone();
+    }
+    device.record(&op.into(), &tensors).unwrap()
 }
 
 /// Runs recorded commands in order and waits.

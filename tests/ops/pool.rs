@@ -6,7 +6,8 @@
 //! the first maximal element of each window in row-major order: the tie cases hold maps of a few
 //! repeated values, so that most windows have several maxima.
 
-use super::{backends, check, gamma, read, run, upload, values};
+use super::{backends, check, gamma, read, record, run, upload, values, T0, T1, T2, T3};
+use losscape::ops::plan::{PoolBackward, PoolForward};
 use losscape::ops::{Pool, PoolKind};
 
 /// f64 pooling of `x`: (forward, its magnitude) and, for gradient `g`, (backward, its magnitude).
@@ -57,7 +58,14 @@ fn check_pool(p: Pool, x: &[f32], seed: u32) {
         let spread = upload(&device, &vec![7.0; p.in_len() + 2]);
         run(
             &device,
-            &[device.pool_forward(p, &xb, &pooled).unwrap(), device.pool_backward(p, &xb, &gb, &spread).unwrap()],
+            &[
+                record(&device, PoolForward { pool: p, src: T0, dst: T1 }, &[(T0, &xb), (T1, &pooled)]),
+                record(
+                    &device,
+                    PoolBackward { pool: p, input: T0, grad_out: T2, grad_in: T3 },
+                    &[(T0, &xb), (T2, &gb), (T3, &spread)],
+                ),
+            ],
         );
         let (ft, bt) = match p.kind {
             PoolKind::Avg => (gamma(k * k + 1), gamma(covering + 1)),
