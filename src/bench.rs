@@ -57,19 +57,19 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 /// Times an S x S x S product through the tiled matmul kernel.
-pub fn ceiling(gpu: &Device, size: usize, repeats: usize) -> Result<Ceiling> {
+pub fn ceiling(device: &Device, size: usize, repeats: usize) -> Result<Ceiling> {
     let a: Vec<f32> = (0..size * size).map(|i| ((i % 7) as f32 - 3.0) * 0.1).collect();
-    let a = gpu.upload(&a, "ceiling a")?;
-    let c = gpu.zeros(size * size, "ceiling c")?;
+    let a = device.upload(&a, "ceiling a")?;
+    let c = device.zeros(size * size, "ceiling c")?;
     let m = Layout::row_major(0, size, 0);
-    let d = gpu.matmul(
+    let d = device.matmul(
         Product { m: size, n: size, k: size, batches: 1, accumulate: false },
         (Source::F32(&a), m),
         (Source::F32(&a), m),
         (&c, m),
     )?;
-    gpu.submit_timed(&[&d])?;
-    let times = (0..repeats).map(|_| gpu.submit_timed(&[&d])).collect::<Result<Vec<_>>>()?;
+    device.submit_timed(&[&d])?;
+    let times = (0..repeats).map(|_| device.submit_timed(&[&d])).collect::<Result<Vec<_>>>()?;
     let seconds = median(times);
     Ok(Ceiling { size, seconds, gflops: 2.0 * (size as f64).powi(3) / seconds * 1e-9 })
 }
@@ -150,7 +150,7 @@ pub struct PathCase {
 
 /// Times a path iteration with all `points` in one batched call, and the same points one by one.
 pub fn path_case(net: Network, images: &DeviceImages, points: usize, repeats: usize) -> Result<PathCase> {
-    let gpu = &images.device;
+    let device = &images.device;
     let settings = PathSettings { points, ..PathSettings::default() };
     let finder = PathFinder::new(net, images, 0..images.count, settings)?;
     finder.start(&init_vector(net.arch, 0), &init_vector(net.arch, 1), None)?;
@@ -158,11 +158,11 @@ pub fn path_case(net: Network, images: &DeviceImages, points: usize, repeats: us
     let mut counts_per_iteration = None;
     for k in 0..=repeats {
         let t = std::time::Instant::now();
-        let before = gpu.counts();
+        let before = device.counts();
         finder.evaluate(true)?;
         finder.adam_step(k as u32 + 1)?;
-        gpu.wait()?;
-        counts_per_iteration = gpu.counts().zip(before).map(|(after, before)| after - before);
+        device.wait()?;
+        counts_per_iteration = device.counts().zip(before).map(|(after, before)| after - before);
         if k > 0 {
             times.push(t.elapsed().as_secs_f64()); // the first call warms up
         }
@@ -188,7 +188,7 @@ pub fn path_case(net: Network, images: &DeviceImages, points: usize, repeats: us
         seconds_per_iteration: batched,
         seconds_one_at_a_time: one_by_one,
         speedup: one_by_one / batched,
-        chunk_images: crate::model::chunk_capacity(net, gpu.chunk_budget(), points, images.count),
+        chunk_images: crate::model::chunk_capacity(net, device.chunk_budget(), points, images.count),
         counts_per_iteration,
     })
 }

@@ -238,6 +238,20 @@ impl Device {
         })
     }
 
+    /// An image buffer holding `pixels` (bytes, value × 255) as this backend's kernels read them
+    /// ([`Memory::upload_images`]).
+    pub fn upload_images(&self, pixels: &[u8], label: &str) -> Result<Buffer> {
+        Ok(match self {
+            Device::Wgpu(g) => Buffer::Wgpu(Memory::upload_images(&**g, pixels, label)?),
+            Device::Cpu(c) => Buffer::Cpu(Memory::upload_images(&**c, pixels, label)?),
+        })
+    }
+
+    /// Elements of an image buffer of `pixels` pixels on this device.
+    pub fn image_elements(&self, pixels: usize) -> usize {
+        run!(self, d: _B => Memory::image_elements(d, pixels))
+    }
+
     /// Overwrites elements of `dst` starting at element `offset`.
     pub fn write<T: bytemuck::Pod>(&self, dst: &Buffer, offset: usize, data: &[T]) -> Result<()> {
         if std::mem::size_of::<T>() != 4 {

@@ -183,8 +183,8 @@ pub fn run(args: PathsArgs) -> Result<()> {
         shard: args.shard,
         data_sha256: Some(data.sha256()),
     };
-    let gpu = args.run.device.open()?;
-    let images = DeviceImages::upload(&gpu, &data)?;
+    let device = args.run.device.open()?;
+    let images = DeviceImages::upload(&device, &data)?;
     let mut progress =
         Bar { out: Progress::new("{bar:30} {pos}/{len} pairs, ETA {eta}  {msg}", "pairs", args.run.quiet), iterations };
     let inputs = SweepInputs { dir: &args.out, cfg: &cfg, stacks: &stacks, images: &images };

@@ -149,6 +149,15 @@ impl Memory for Cpu {
         Ok(CpuBuffer::new(bytemuck::cast_slice(data).to_vec()))
     }
 
+    /// Each pixel the f32 value b / 255, so the kernels read images like any f32 operand.
+    fn upload_images(&self, pixels: &[u8], _label: &str) -> Result<CpuBuffer> {
+        Ok(CpuBuffer::new(pixels.iter().map(|&b| b as f32 / 255.0).collect()))
+    }
+
+    fn image_elements(&self, pixels: usize) -> usize {
+        pixels
+    }
+
     fn write<T: bytemuck::Pod>(&self, dst: &CpuBuffer, offset: usize, data: &[T]) -> Result<()> {
         let data: &[f32] = bytemuck::cast_slice(data);
         if offset + data.len() > dst.len {

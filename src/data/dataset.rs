@@ -51,11 +51,6 @@ impl serde::Serialize for ImageShape {
     }
 }
 
-/// Pixels of an MNIST image (1 x 28 x 28): the image size the paper's four networks take and that the
-/// mini-batch selection of `optim` still assumes. A dataset's own image size is [`Dataset::shape`]; the
-/// networks' input width is `model::INPUT_PIXELS`.
-pub const PIXELS: usize = ImageShape::MNIST.pixels();
-
 /// Images (one byte per pixel value, channel-major per image) and their labels, with the images' shape,
 /// the class count and the file they were read from. A byte b stands for the pixel value b / 255
 /// (docs/io.md, "Datasets").

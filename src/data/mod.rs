@@ -12,7 +12,7 @@ pub mod npy;
 pub mod npz;
 mod upload;
 
-pub use dataset::{fingerprint, Dataset, ImageShape, Split, PIXELS};
+pub use dataset::{fingerprint, Dataset, ImageShape, Split};
 pub use layout::{load_split, split_files, Format, SplitFiles};
 pub use locate::{locate, DataDir, DataSource};
 pub use mnist::bundled_dir;

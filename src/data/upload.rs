@@ -22,23 +22,12 @@ pub struct DeviceImages {
     pub device: Device,
 }
 
-/// Elements of the pixel buffer for `count` images of `shape` on this device (four bytes to a u32 on
-/// a GPU).
-fn pixel_elements(device: &Device, shape: ImageShape, count: usize) -> usize {
-    let values = count * shape.pixels();
-    if device.is_cpu() {
-        values
-    } else {
-        values.div_ceil(4)
-    }
-}
-
 impl DeviceImages {
     /// Room for `count` images of `shape` and their labels, filled on the device (the mini-batches of
     /// `optim`).
     pub fn empty(device: &Device, count: usize, shape: ImageShape) -> Result<DeviceImages> {
         Ok(DeviceImages {
-            pixels: device.zeros(pixel_elements(device, shape, count), "batch images")?,
+            pixels: device.zeros(device.image_elements(count * shape.pixels()), "batch images")?,
             labels: device.zeros(count, "batch labels")?,
             count,
             shape,
@@ -50,18 +39,8 @@ impl DeviceImages {
     /// scale the packed bytes), each label a u32.
     pub fn upload(device: &Device, data: &Dataset) -> Result<DeviceImages> {
         let labels: Vec<u32> = data.labels.iter().map(|&l| l as u32).collect();
-        let pixels = if device.is_cpu() {
-            let scaled: Vec<f32> = data.pixels.iter().map(|&b| b as f32 / 255.0).collect();
-            device.upload(&scaled, "images")?
-        } else {
-            let mut packed = vec![0u32; data.pixels.len().div_ceil(4)];
-            for (i, &b) in data.pixels.iter().enumerate() {
-                packed[i / 4] |= (b as u32) << (8 * (i % 4));
-            }
-            device.upload(&packed, "images")?
-        };
         Ok(DeviceImages {
-            pixels,
+            pixels: device.upload_images(&data.pixels, "images")?,
             labels: device.upload(&labels, "labels")?,
             count: data.len(),
             shape: data.shape,

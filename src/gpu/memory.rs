@@ -34,6 +34,18 @@ impl Memory for Gpu {
     fn upload<T: bytemuck::Pod>(&self, data: &[T], label: &str) -> Result<GpuBuffer> {
         Gpu::upload(self, data, label)
     }
+    /// Four pixels to a u32 (byte i of the image data in bits 8·(i mod 4)), a quarter of the f32
+    /// memory; the kernels unpack and scale them by 1 / 255.
+    fn upload_images(&self, pixels: &[u8], label: &str) -> Result<GpuBuffer> {
+        let mut packed = vec![0u32; pixels.len().div_ceil(4)];
+        for (i, &b) in pixels.iter().enumerate() {
+            packed[i / 4] |= (b as u32) << (8 * (i % 4));
+        }
+        Gpu::upload(self, &packed, label)
+    }
+    fn image_elements(&self, pixels: usize) -> usize {
+        pixels.div_ceil(4)
+    }
     fn write<T: bytemuck::Pod>(&self, dst: &GpuBuffer, offset: usize, data: &[T]) -> Result<()> {
         Gpu::write(self, dst, offset, data);
         Ok(())

@@ -23,6 +23,11 @@ pub trait Memory {
     fn zeros(&self, len: usize, label: &str) -> Result<Self::Buffer>;
     /// A buffer holding `data` (a 32-bit plain type).
     fn upload<T: bytemuck::Pod>(&self, data: &[T], label: &str) -> Result<Self::Buffer>;
+    /// An image buffer (what [`super::Source::Images`] reads) holding `pixels`, one byte per pixel
+    /// value × 255, in this backend's own layout ([`DeviceBuffer::pixels_per_element`] to an element).
+    fn upload_images(&self, pixels: &[u8], label: &str) -> Result<Self::Buffer>;
+    /// Elements of an image buffer of `pixels` pixels.
+    fn image_elements(&self, pixels: usize) -> usize;
     /// Overwrites elements of `dst` from element `offset` (in bounds: checked by the caller).
     fn write<T: bytemuck::Pod>(&self, dst: &Self::Buffer, offset: usize, data: &[T]) -> Result<()>;
     /// Copies `len` elements between buffers (in bounds: checked by the caller).

@@ -70,7 +70,7 @@ pub type Ends<'a> = (&'a [f32], &'a [f32]);
 /// with the endpoint rows left at zero, so that one Adam step over all blocks moves the coefficients
 /// and leaves the endpoints exactly where they are (a zero gradient gives a zero Adam update).
 pub struct PathFinder {
-    gpu: Device,
+    device: Device,
     settings: PathSettings,
     curve: Curve,
     /// Free vectors: N_F for the Fourier family, 1 (the bend) otherwise.
@@ -146,34 +146,34 @@ impl PathFinder {
         if m < 3 || nf < 1 || settings.iterations < 1 || pairs < 1 {
             bail!("a path needs at least 3 points, 1 Fourier term and 1 iteration, and a batch at least 1 pair");
         }
-        let gpu = images.device.clone();
+        let device = images.device.clone();
         let n_prm = net.arch.n_params();
         let eval = Evaluator::new(net, images, range, pairs * m)?;
         let f2 = nf + 2;
         let [t_mat, dt_mat, s_mat, ds_mat] = grid_matrices(curve, nf, m, lambda);
-        let t_buf = gpu.upload(&t_mat, "path T")?;
-        let dt_buf = gpu.upload(&dt_mat, "path dT")?;
-        let s_buf = gpu.upload(&s_mat, "path S")?;
-        let ds_buf = gpu.upload(&ds_mat, "path dS")?;
+        let t_buf = device.upload(&t_mat, "path T")?;
+        let dt_buf = device.upload(&dt_mat, "path dT")?;
+        let s_buf = device.upload(&s_mat, "path S")?;
+        let ds_buf = device.upload(&ds_mat, "path dS")?;
         let block = f2 * n_prm;
-        let basis = gpu.zeros(pairs * block, "path basis")?;
-        let grad_coef = gpu.zeros(pairs * block, "path coefficient gradient")?;
-        let adam = Adam::new(&gpu, AdamSettings { lr: settings.lr }, pairs * block)?;
-        let best = gpu.zeros(pairs * block, "best coefficients")?;
-        let diffs = gpu.zeros(pairs * (m - 1) * n_prm, "path segments")?;
-        let improved = gpu.zeros(pairs, "improved pairs")?;
-        let squared_lengths = gpu.zeros(pairs * (m - 1) * 2, "segment lengths")?;
+        let basis = device.zeros(pairs * block, "path basis")?;
+        let grad_coef = device.zeros(pairs * block, "path coefficient gradient")?;
+        let adam = Adam::new(&device, AdamSettings { lr: settings.lr }, pairs * block)?;
+        let best = device.zeros(pairs * block, "best coefficients")?;
+        let diffs = device.zeros(pairs * (m - 1) * n_prm, "path segments")?;
+        let improved = device.zeros(pairs, "improved pairs")?;
+        let squared_lengths = device.zeros(pairs * (m - 1) * 2, "segment lengths")?;
         // the grid matrices are shared by the P pairs (batch stride 0); each pair has its own blocks
         let shared = |cols| Layout::row_major(0, cols, 0);
         let per_pair = |off, rows| Layout::row_major(off, n_prm, rows * n_prm);
         let prod = |m, k, accumulate| Product { m, n: n_prm, k, batches: pairs, accumulate };
-        let materialise = gpu.matmul(
+        let materialise = device.matmul(
             prod(m, f2, false),
             (Source::F32(&t_buf), shared(f2)),
             (Source::F32(&basis), per_pair(0, f2)),
             (&eval.weights, per_pair(0, m)),
         )?;
-        let segments = gpu.matmul(
+        let segments = device.matmul(
             prod(m - 1, f2, false),
             (Source::F32(&dt_buf), shared(f2)),
             (Source::F32(&basis), per_pair(0, f2)),
@@ -182,13 +182,13 @@ impl PathFinder {
         // run as [loss part, segments, regulariser part], into the coefficient rows of each block
         let coef_rows = per_pair(2 * n_prm, f2);
         let chain_rule = [
-            gpu.matmul(
+            device.matmul(
                 prod(nf, m, false),
                 (Source::F32(&s_buf), shared(m)),
                 (Source::F32(&eval.grads), per_pair(0, m)),
                 (&grad_coef, coef_rows),
             )?,
-            gpu.matmul(
+            device.matmul(
                 prod(nf, m - 1, true),
                 (Source::F32(&ds_buf), shared(m - 1)),
                 (Source::F32(&diffs), per_pair(0, m - 1)),
@@ -197,13 +197,13 @@ impl PathFinder {
         ];
         let update = adam.record(&grad_coef, &basis)?;
         let segment_rows = Rows::new(&diffs, pairs * (m - 1), n_prm);
-        let lengths = gpu.reduce(segment_rows, segment_rows, &squared_lengths, 2, Reduced::Store(0))?;
+        let lengths = device.reduce(segment_rows, segment_rows, &squared_lengths, 2, Reduced::Store(0))?;
         let (blocks, best_blocks) = (Rows::new(&basis, pairs, block), Rows::new(&best, pairs, block));
-        let keep = gpu.copy_rows(blocks, best_blocks, Some(Coef::at(&improved, 0, 1)))?;
-        let restore = gpu.copy_rows(best_blocks, blocks, None)?;
+        let keep = device.copy_rows(blocks, best_blocks, Some(Coef::at(&improved, 0, 1)))?;
+        let restore = device.copy_rows(best_blocks, blocks, None)?;
         Ok(PathFinder {
             update: std::sync::Mutex::new(update),
-            gpu,
+            device,
             settings,
             curve,
             terms: nf,
@@ -270,9 +270,9 @@ impl PathFinder {
         for (i, (a, b)) in ends.iter().enumerate() {
             let off = i * self.block();
             let coef = coefficients.map_or(&zeros[..], |c| &c[i * coef_len..(i + 1) * coef_len]);
-            self.gpu.write(&self.basis, off, a)?;
-            self.gpu.write(&self.basis, off + n, b)?;
-            self.gpu.write(&self.basis, off + 2 * n, coef)?;
+            self.device.write(&self.basis, off, a)?;
+            self.device.write(&self.basis, off + n, b)?;
+            self.device.write(&self.basis, off + 2 * n, coef)?;
         }
         self.adam.clear()
     }
@@ -297,7 +297,7 @@ impl PathFinder {
             list.extend(self.eval.ordered(Want::Loss));
         }
         let partials = self.eval.partials();
-        let parts = self.gpu.submit_read(&list, &[(partials, 0, partials.len())])?;
+        let parts = self.device.submit_read(&list, &[(partials, 0, partials.len())])?;
         Ok(self.eval.evals(&parts[0]).iter().map(|r| r.loss).collect())
     }
 
@@ -316,8 +316,8 @@ impl PathFinder {
     /// # Errors
     /// Device errors.
     pub fn points(&self) -> Result<Vec<f32>> {
-        self.gpu.submit(&[&self.materialise]);
-        self.gpu.read(&self.eval.weights, 0, self.eval.weights.len())
+        self.device.submit(&[&self.materialise]);
+        self.device.read(&self.eval.weights, 0, self.eval.weights.len())
     }
 
     /// d objective / d c_k of the last `evaluate(true)` (P x terms x N_prm, pair-major), for checks.
@@ -325,7 +325,7 @@ impl PathFinder {
     /// # Errors
     /// Device errors.
     pub fn coefficient_gradient(&self) -> Result<Vec<f32>> {
-        let all: Vec<f32> = self.gpu.read(&self.grad_coef, 0, self.grad_coef.len())?;
+        let all: Vec<f32> = self.device.read(&self.grad_coef, 0, self.grad_coef.len())?;
         Ok(all.chunks(self.block()).flat_map(|b| b[2 * self.n_prm..].iter().copied()).collect())
     }
 
@@ -335,7 +335,7 @@ impl PathFinder {
     /// Device errors.
     pub fn adam_step(&self, t: u32) -> Result<()> {
         let update = self.adam_at(t)?;
-        self.gpu.submit(&[update.command()]);
+        self.device.submit(&[update.command()]);
         Ok(())
     }
 
@@ -349,7 +349,7 @@ impl PathFinder {
     /// Flags the pairs whose current basis `keep` copies into `best`.
     fn flag_improved(&self, improved: &[bool]) -> Result<()> {
         let flags: Vec<f32> = improved.iter().map(|&i| if i { 1.0 } else { 0.0 }).collect();
-        self.gpu.write(&self.improved, 0, &flags)
+        self.device.write(&self.improved, 0, &flags)
     }
 
     /// Iteration `k` of [`PathFinder::run_pairs`]: keeps the pairs that improved at iteration k - 1
@@ -369,7 +369,7 @@ impl PathFinder {
     fn finish(&self, improved: &[bool]) -> Result<Vec<f64>> {
         self.flag_improved(improved)?;
         let list = [&self.keep, &self.restore, &self.segments, &self.lengths];
-        let squared = self.gpu.submit_read(&list, &[(&self.squared_lengths, 0, self.squared_lengths.len())])?;
+        let squared = self.device.submit_read(&list, &[(&self.squared_lengths, 0, self.squared_lengths.len())])?;
         Ok(squared[0].chunks(2).map(|s| LbfgsScalars::get(s, 0).sqrt()).collect())
     }
 
@@ -457,7 +457,7 @@ impl PathFinder {
         if !keep {
             return Ok(vec![None; self.pairs]);
         }
-        let all: Vec<f32> = self.gpu.read(&self.best, 0, self.best.len())?;
+        let all: Vec<f32> = self.device.read(&self.best, 0, self.best.len())?;
         Ok(all.chunks(self.block()).map(|c| Some(c[2 * self.n_prm..].to_vec())).collect())
     }
 

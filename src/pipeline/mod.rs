@@ -137,7 +137,7 @@ fn check_sweeps_complete(dir: &Path, cfg: &ReproduceConfig) -> Result<()> {
 struct Study<'a> {
     dir: &'a Path,
     cfg: &'a ReproduceConfig,
-    gpu: &'a Device,
+    device: &'a Device,
     train_set: Dataset,
     train_images: DeviceImages,
     test_images: DeviceImages,
@@ -249,7 +249,7 @@ impl Study<'_> {
             .collect();
         let subset = match settings.spectrum_images {
             Some(n) if n < self.train_images.count => {
-                Some(DeviceImages::upload(self.gpu, &self.train_set.clone().truncated(n))?)
+                Some(DeviceImages::upload(self.device, &self.train_set.clone().truncated(n))?)
             }
             _ => None,
         };
@@ -264,7 +264,7 @@ impl Study<'_> {
                 options: self.sweep_options(),
                 train_images: &self.train_images,
                 spectrum_images: subset.as_ref().unwrap_or(&self.train_images),
-                gpu: self.gpu,
+                device: self.device,
             };
             let done = probes::probe_network(&inputs)?;
             let what = if done.is_empty() { "done earlier".to_string() } else { done.join(", ") };
@@ -275,7 +275,7 @@ impl Study<'_> {
 
     /// The report, with the configuration paragraph at its top.
     fn report_stage(&self, report: &Path) -> Result<()> {
-        let (cfg, p, gpu) = (self.cfg, &self.cfg.preset, self.gpu.summary());
+        let (cfg, p, adapter) = (self.cfg, &self.cfg.preset, self.device.summary());
         check_sweeps_complete(self.dir, cfg)?;
         let context = format!(
             "<h2>Configuration</h2><p>Preset <b>{}</b>: {}; networks: {}{}. Adapter: {} ({}, {}); losscape commit {}.</p>{}<pre>{}</pre>",
@@ -283,9 +283,9 @@ impl Study<'_> {
             p.describe(),
             cfg.models.iter().map(|a| a.title()).collect::<Vec<_>>().join(", "),
             if p.name == "paper" { "" } else { " — a reduced scale: the claims are judged on fewer runs, images and pairs than the paper's" },
-            gpu.name,
-            gpu.backend,
-            gpu.driver,
+            adapter.name,
+            adapter.backend,
+            adapter.driver,
             crate::bench::commit(),
             fixed_budget_note(p),
             serde_json::to_string_pretty(cfg)?
@@ -319,7 +319,7 @@ pub fn reproduce(
     cfg: &ReproduceConfig,
     stage: Stage,
     shard: Shard,
-    gpu: &Device,
+    device: &Device,
     data: (Dataset, Dataset),
 ) -> Result<()> {
     // shards run together on one directory, each under its own lock; every unit they write (a training
@@ -330,9 +330,9 @@ pub fn reproduce(
     let study = Study {
         dir,
         cfg,
-        gpu,
-        train_images: DeviceImages::upload(gpu, &train_set)?,
-        test_images: DeviceImages::upload(gpu, &test_set)?,
+        device,
+        train_images: DeviceImages::upload(device, &train_set)?,
+        test_images: DeviceImages::upload(device, &test_set)?,
         train_set,
     };
     if matches!(stage, Stage::All | Stage::Train) {

@@ -49,7 +49,7 @@ pub(super) struct ProbeInputs<'a> {
     pub train_images: &'a DeviceImages,
     /// The images of the spectra: the first `settings.spectrum_images` of the training images.
     pub spectrum_images: &'a DeviceImages,
-    pub gpu: &'a Device,
+    pub device: &'a Device,
 }
 
 struct Silent;
@@ -80,7 +80,7 @@ pub(super) fn sharpness(p: &ProbeInputs, opt: Optimizer) -> Result<bool> {
     let rows: Vec<usize> = (0..stack.count()).collect();
     let images = p.spectrum_images;
     // on the CPU backend one vector per call is fastest (docs/probes.md); the results are the same
-    let batch = if p.gpu.is_cpu() { 1 } else { rows.len() };
+    let batch = if p.device.is_cpu() { 1 } else { rows.len() };
     let (results, calls) = spectra(p.net, images, &stack, &rows, &p.settings.spectrum, batch, &mut Silent)?;
     crate::io::atomic_write(&out.with_extension("json"), &record(p, &file, &stack, images, (&rows, &results), calls)?)?;
     crate::io::atomic_write(&out, spectra_csv(&rows, &results).as_bytes())?;
@@ -109,7 +109,7 @@ fn record(
         "step": s.step,
         "hvp": crate::probe::hessian::HVP_METHOD,
         "batched_hvp_calls": calls,
-        "device": p.gpu.summary().name,
+        "device": p.device.summary().name,
         "results": spectra_json(rows, results),
     });
     Ok(serde_json::to_string_pretty(&json)?.into_bytes())
@@ -189,7 +189,7 @@ pub(super) fn path_surface(p: &ProbeInputs, opt: Optimizer) -> Result<bool> {
         y: Some(y),
         data_sha256: None, // the directory's ReproduceConfig records the data
     };
-    let batch = if p.gpu.is_cpu() { x.points.min(64) } else { 256 };
+    let batch = if p.device.is_cpu() { x.points.min(64) } else { 256 };
     let run = SurfaceRun {
         dir: &out,
         cfg: &cfg,
@@ -203,7 +203,7 @@ pub(super) fn path_surface(p: &ProbeInputs, opt: Optimizer) -> Result<bool> {
     let Some(surface) = Surface::assemble(&cfg, &rows) else { bail!("{}: rows missing after the run", out.display()) };
     let extra = serde_json::json!({
         "path": {"set": rec.set_file, "pair": rec.pair, "index": rec.index, "height": h0, "representative": "median height of the set"},
-        "device": p.gpu.summary().name,
+        "device": p.device.summary().name,
     });
     write_outputs(&out, &cfg, &plane.marks, &surface, extra)?;
     Ok(true)

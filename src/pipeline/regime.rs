@@ -18,11 +18,11 @@ pub const MIN_IMAGES: usize = 64;
 
 /// The sizes a regime preset maps when `--images` is not given (None for the other presets):
 /// `regime`, 0.006 to 0.047 FCP images per parameter, for 2 CPU cores (`docs/findings.md`);
-/// `regime-gpu`, 0.047 to the paper's 1.42, for a GPU server (`losscape plan --preset regime-gpu`).
+/// `regime-device`, 0.047 to the paper's 1.42, for a GPU server (`losscape plan --preset regime-device`).
 pub fn default_sizes(preset: &str) -> Option<Vec<usize>> {
     match preset {
         "regime" => Some(vec![250, 500, 1000, 2000]),
-        "regime-gpu" => Some(vec![2000, 6000, 20_000, 60_000]),
+        "regime-device" => Some(vec![2000, 6000, 20_000, 60_000]),
         _ => None,
     }
 }
@@ -67,7 +67,7 @@ pub fn reproduce_regime(
     base: &ReproduceConfig,
     sizes: &[usize],
     (stage, shard): (Stage, Shard),
-    gpu: &Device,
+    device: &Device,
     (train, test): (Dataset, Dataset),
 ) -> Result<()> {
     let top = RegimeConfig { regime: base.clone() };
@@ -80,7 +80,7 @@ pub fn reproduce_regime(
         cfg.data_sha256 = Some(crate::data::fingerprint(&[&cut, &test]));
         let sub = study_dir(dir, n);
         eprintln!("[regime] {n} training images: {}", sub.display());
-        reproduce(&sub, &cfg, stage, shard, gpu, (cut, test.clone()))?;
+        reproduce(&sub, &cfg, stage, shard, device, (cut, test.clone()))?;
         studies.push(Study { images: n, dir: sub });
     }
     if stage == Stage::Report || (stage == Stage::All && shard.count == 1) {

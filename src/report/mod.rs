@@ -171,7 +171,7 @@ fn users_networks(dir: &Path) -> Result<Vec<Arch>> {
 ///
 /// Errors: `dir` is missing or not a directory, or holds none of them (the error names the files looked
 /// for), so that a mistyped `--in` is not an empty report.
-fn load_networks(dir: &Path) -> Result<Vec<network::Network>> {
+fn load_networks(dir: &Path) -> Result<Vec<network::NetworkResults>> {
     if !dir.is_dir() {
         bail!(
             "{}: no such directory; give the work directory of a study (`losscape reproduce --out DIR`, or one \
@@ -181,7 +181,7 @@ fn load_networks(dir: &Path) -> Result<Vec<network::Network>> {
     }
     let mut nets = Vec::new();
     for arch in Arch::ALL.into_iter().chain(users_networks(dir)?) {
-        nets.extend(network::Network::load(dir, arch)?);
+        nets.extend(network::NetworkResults::load(dir, arch)?);
     }
     if nets.is_empty() {
         let m = Arch::ALL.map(|a| a.id()).join(",");

@@ -39,10 +39,10 @@ fn path(dir: &Path) -> PathBuf {
 
 impl Checkpoint {
     /// Writes the host state and the named GPU buffers.
-    pub fn write(&self, dir: &Path, gpu: &Device, buffers: &[(String, Buffer)]) -> Result<()> {
+    pub fn write(&self, dir: &Path, device: &Device, buffers: &[(String, Buffer)]) -> Result<()> {
         let data: Vec<(String, Vec<u8>)> = buffers
             .iter()
-            .map(|(name, b)| Ok((name.clone(), bytemuck::cast_slice(&gpu.read::<f32>(b, 0, b.len())?).to_vec())))
+            .map(|(name, b)| Ok((name.clone(), bytemuck::cast_slice(&device.read::<f32>(b, 0, b.len())?).to_vec())))
             .collect::<Result<_>>()?;
         let views: Vec<(String, TensorView)> = data
             .iter()
@@ -83,7 +83,7 @@ impl Checkpoint {
     }
 
     /// Fills the named GPU buffers from the checkpoint's tensors.
-    pub fn load_buffers(bytes: &[u8], gpu: &Device, buffers: &[(String, Buffer)]) -> Result<()> {
+    pub fn load_buffers(bytes: &[u8], device: &Device, buffers: &[(String, Buffer)]) -> Result<()> {
         let st = SafeTensors::deserialize(bytes).map_err(|e| anyhow!("corrupt checkpoint: {e}"))?;
         for (name, buf) in buffers {
             let t = st.tensor(name).map_err(|_| anyhow!("the checkpoint lacks '{name}'; delete it to start over"))?;
@@ -92,7 +92,7 @@ impl Checkpoint {
             }
             let values: Vec<f32> =
                 t.data().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
-            gpu.write(buf, 0, &values)?;
+            device.write(buf, 0, &values)?;
         }
         Ok(())
     }

@@ -64,19 +64,19 @@ pub trait TrainProgress {
 /// The solver a configuration names, starting from `start` (R x n): L-BFGS on the full-batch training
 /// loss of `train_eval`, or a mini-batch optimizer drawing from the training images `train`.
 fn make_solver<'a>(
-    gpu: &Device,
+    device: &Device,
     net: Network,
     cfg: &TrainConfig,
     (train, train_eval): (&DeviceImages, &'a Evaluator),
     start: &[f32],
     seeds: Vec<u64>,
 ) -> Result<Box<dyn Solver + 'a>> {
-    let minibatch = |rule| MiniBatch::new(gpu, net, cfg.minibatch.settings(rule, seeds), train, start);
+    let minibatch = |rule| MiniBatch::new(device, net, cfg.minibatch.settings(rule, seeds), train, start);
     Ok(match cfg.optimizer {
         Optimizer::Sgd => Box::new(minibatch(Rule::Sgd)?),
         Optimizer::Adam => Box::new(minibatch(Rule::Adam)?),
         Optimizer::Lbfgs => {
-            let lbfgs = Lbfgs::new(gpu, cfg.lbfgs.settings, cfg.runs, cfg.model.n_params(), start)?;
+            let lbfgs = Lbfgs::new(device, cfg.lbfgs.settings, cfg.runs, cfg.model.n_params(), start)?;
             Box::new(LbfgsSolver { lbfgs, objective: NetworkObjective { eval: train_eval } })
         }
     })
@@ -99,7 +99,7 @@ pub struct TrainInputs<'a> {
 /// Trains (or resumes) and writes the solution sets; returns the summary.
 pub fn train(inputs: TrainInputs, progress: &mut dyn TrainProgress) -> Result<Summary> {
     let TrainInputs { dir, cfg, start, seeds, train, test, checkpoint_every } = inputs;
-    let gpu = train.device.clone();
+    let device = train.device.clone();
     let (r, n) = (cfg.runs, cfg.model.n_params());
     if cfg.keep == 0 || cfg.keep > r {
         bail!("--keep must be between 1 and --runs ({r})");
@@ -119,10 +119,10 @@ pub fn train(inputs: TrainInputs, progress: &mut dyn TrainProgress) -> Result<Su
     let test_eval = Evaluator::new(net, test, 0..test.count, r)?;
     let shuffle_seeds: Vec<u64> =
         seeds.clone().unwrap_or_else(|| (0..r as u64).map(|i| cfg.seed.wrapping_add(i)).collect());
-    let mut solver = make_solver(&gpu, net, cfg, (train, &train_eval), start, shuffle_seeds)?;
+    let mut solver = make_solver(&device, net, cfg, (train, &train_eval), start, shuffle_seeds)?;
     let weights = solver.weights().clone();
-    let best_train = gpu.upload(start, "best train snapshots")?;
-    let best_test = gpu.upload(start, "best test snapshots")?;
+    let best_train = device.upload(start, "best train snapshots")?;
+    let best_test = device.upload(start, "best test snapshots")?;
     let mut records: Vec<RunRecord> =
         (0..r).map(|i| RunRecord { seed: seeds.as_ref().map(|s| s[i]), ..Default::default() }).collect();
 
@@ -140,7 +140,7 @@ pub fn train(inputs: TrainInputs, progress: &mut dyn TrainProgress) -> Result<Su
     let mut done = 0;
     let config_sha256 = checkpoint::config_sha256(cfg)?;
     if let Some((ck, bytes)) = Checkpoint::read(dir, &config_sha256)? {
-        Checkpoint::load_buffers(&bytes, &gpu, &buffers)?;
+        Checkpoint::load_buffers(&bytes, &device, &buffers)?;
         done = ck.done;
         records = ck.runs.clone();
         solver.restore(ck.solver)?;
@@ -151,7 +151,7 @@ pub fn train(inputs: TrainInputs, progress: &mut dyn TrainProgress) -> Result<Su
     while done < cfg.steps() {
         let losses = step_losses(solver.as_mut(), (&train_eval, &test_eval), &weights)?;
         done += 1;
-        let newly_stopped = record_step(&mut records, &losses, (done, unit), &gpu, &snapshots)?;
+        let newly_stopped = record_step(&mut records, &losses, (done, unit), &device, &snapshots)?;
         if newly_stopped {
             let active: Vec<bool> = records.iter().map(|rec| rec.stopped.is_none()).collect();
             solver.set_active(&active)?;
@@ -159,11 +159,11 @@ pub fn train(inputs: TrainInputs, progress: &mut dyn TrainProgress) -> Result<Su
         if done % checkpoint_every.max(1) == 0 || done == cfg.steps() {
             let state = solver.state()?;
             let config_sha256 = Some(config_sha256.clone());
-            Checkpoint { done, runs: records.clone(), solver: state, config_sha256 }.write(dir, &gpu, &buffers)?;
+            Checkpoint { done, runs: records.clone(), solver: state, config_sha256 }.write(dir, &device, &buffers)?;
         }
         progress.step(done, &records);
     }
-    finish(dir, cfg, &gpu, &records, (&best_train, &best_test))
+    finish(dir, cfg, &device, &records, (&best_train, &best_test))
 }
 
 /// One step of the solver and the losses it leaves: the training loss of every run (from the step when
@@ -173,16 +173,16 @@ fn step_losses(
     (train_eval, test_eval): (&Evaluator, &Evaluator),
     weights: &Buffer,
 ) -> Result<(Vec<f64>, Vec<f64>)> {
-    let gpu = &train_eval.device().clone();
+    let device = &train_eval.device().clone();
     let len = train_eval.weights.len();
     let train_losses: Vec<f64> = match solver.step()? {
         Some(losses) => losses,
         None => {
-            gpu.copy(weights, 0, &train_eval.weights, 0, len)?;
+            device.copy(weights, 0, &train_eval.weights, 0, len)?;
             train_eval.evaluate(Want::Loss)?.iter().map(|e| e.loss).collect()
         }
     };
-    gpu.copy(weights, 0, &test_eval.weights, 0, len)?;
+    device.copy(weights, 0, &test_eval.weights, 0, len)?;
     Ok((train_losses, test_eval.evaluate(Want::Loss)?.iter().map(|e| e.loss).collect()))
 }
 
@@ -200,7 +200,7 @@ fn record_step(
     records: &mut [RunRecord],
     (train, test): &(Vec<f64>, Vec<f64>),
     (done, unit): (usize, &str),
-    gpu: &Device,
+    device: &Device,
     s: &Snapshots,
 ) -> Result<bool> {
     let n = s.n;
@@ -220,11 +220,11 @@ fn record_step(
         rec.test.push(te);
         if rec.best_train.is_none_or(|(_, b)| tr < b) {
             rec.best_train = Some((done, tr));
-            gpu.copy(s.weights, i * n, s.best_train, i * n, n)?;
+            device.copy(s.weights, i * n, s.best_train, i * n, n)?;
         }
         if rec.best_test.is_none_or(|(_, b)| te < b) {
             rec.best_test = Some((done, te));
-            gpu.copy(s.weights, i * n, s.best_test, i * n, n)?;
+            device.copy(s.weights, i * n, s.best_test, i * n, n)?;
         }
     }
     Ok(newly_stopped)
@@ -234,7 +234,7 @@ fn record_step(
 fn finish(
     dir: &Path,
     cfg: &TrainConfig,
-    gpu: &Device,
+    device: &Device,
     records: &[RunRecord],
     best: (&Buffer, &Buffer),
 ) -> Result<Summary> {
@@ -253,7 +253,7 @@ fn finish(
     for (kind, buf) in [("train", best.0), ("test", best.1)] {
         let mut flat = Vec::with_capacity(order.len() * n);
         for &i in &order {
-            flat.extend(gpu.read::<f32>(buf, i * n, n)?);
+            flat.extend(device.read::<f32>(buf, i * n, n)?);
         }
         let mut stack = WeightStack::new(cfg.model, flat);
         let pick = |rec: &RunRecord| {
@@ -299,7 +299,7 @@ fn finish(
 /// Seconds of one SGD epoch over `data` and of one L-BFGS iteration on it, for `runs` runs advanced
 /// together (for `losscape bench`; the first of each is a warm-up and not counted).
 pub fn time_steps(net: Network, data: &DeviceImages, runs: usize) -> Result<(f64, f64)> {
-    let gpu = data.device.clone();
+    let device = data.device.clone();
     let start: Vec<f32> = (0..runs as u64).flat_map(|s| crate::model::init_vector(net.arch, s)).collect();
     let base = TrainConfig::new(net, Optimizer::Sgd, runs, data.count, 0);
     let cfg = TrainConfig {
@@ -312,12 +312,12 @@ pub fn time_steps(net: Network, data: &DeviceImages, runs: usize) -> Result<(f64
     let eval = Evaluator::new(net, data, 0..data.count, runs)?;
     let time = |optimizer| -> Result<f64> {
         let cfg = TrainConfig { optimizer, ..cfg.clone() };
-        let mut solver = make_solver(&gpu, net, &cfg, (data, &eval), &start, seeds.clone())?;
+        let mut solver = make_solver(&device, net, &cfg, (data, &eval), &start, seeds.clone())?;
         let mut times = Vec::new();
         for _ in 0..2 {
             let t = std::time::Instant::now();
             solver.step()?;
-            gpu.wait()?;
+            device.wait()?;
             times.push(t.elapsed().as_secs_f64());
         }
         Ok(times[1])

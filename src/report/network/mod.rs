@@ -30,7 +30,7 @@ struct SetPaths {
 }
 
 /// What a work directory holds for one network.
-pub(super) struct Network {
+pub(super) struct NetworkResults {
     pub(super) arch: Arch,
     /// L-BFGS, SGD.
     summaries: [Option<Summary>; 2],
@@ -68,9 +68,9 @@ fn vectors(set: &WeightStack) -> Vec<&[f32]> {
     (0..set.count()).map(|i| set.vector(i)).collect()
 }
 
-impl Network {
+impl NetworkResults {
     /// The network's summaries and sets in `dir`; `None` when it has neither.
-    pub(super) fn load(dir: &Path, arch: Arch) -> Result<Option<Network>> {
+    pub(super) fn load(dir: &Path, arch: Arch) -> Result<Option<NetworkResults>> {
         let [lbfgs, sgd] = OPTIMIZERS.map(|opt| read_summary(&summary_file(dir, arch, opt)));
         let summaries = [lbfgs?, sgd?];
         let mut sets: [Option<WeightStack>; 4] = Default::default();
@@ -78,7 +78,7 @@ impl Network {
             *slot = read_set(&set_file(dir, arch, opt, kind), arch)?;
         }
         let empty = summaries.iter().all(Option::is_none) && sets.iter().all(Option::is_none);
-        Ok((!empty).then_some(Network { arch, summaries, sets }))
+        Ok((!empty).then_some(NetworkResults { arch, summaries, sets }))
     }
 
     /// Writes the network's tables rows, figures and CSVs; returns the evidence for the claims.

@@ -4,7 +4,7 @@
 use anyhow::{bail, Result};
 use std::path::Path;
 
-use super::{Network, SetPaths};
+use super::{NetworkResults, SetPaths};
 use crate::analysis::spread;
 use crate::analysis::stats::median;
 use crate::io::workdir::{landscape_sets, paths_dir};
@@ -14,7 +14,7 @@ use crate::plot::figures::{bands, histograms, Band, Series, XAxis};
 use crate::report::claims::{AlignmentEvidence, Unconverged};
 use crate::report::{csv_rows, sci, set_colour, set_label, Report};
 
-impl Network {
+impl NetworkResults {
     /// Fig. 4 / S2: path heights on one landscape, per set in sweep order (empty where no pair ran), the
     /// convergence of the paths (figure and CSV), and each set's pairs not known to have converged.
     pub(super) fn heights(&self, rep: &mut Report, dir: &Path, landscape: &str, fig: &str) -> Result<SetPaths> {
