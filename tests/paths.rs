@@ -7,7 +7,7 @@ use losscape::data::{Dataset, DeviceImages, Split};
 use losscape::model::reference::evaluate;
 use losscape::model::{init_vector, Arch, Evaluator, Network, Want};
 use losscape::ops::Act;
-use losscape::path::fourier::point_times;
+use losscape::path::curve::point_times;
 use losscape::path::{Curve, PathFinder, PathSettings};
 
 /// phi_k(t) of each family, written out from Garipov et al. (Bezier, polychain with theta = (a+b)/2 + c)

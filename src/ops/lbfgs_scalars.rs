@@ -2,7 +2,7 @@
 //! reductions that write them ([`Reduced`]) and the constants of its guards. The WGSL `finish` kernel
 //! (`shaders/vector.wgsl`) reads the same layout: `gpu::shaders` prepends [`WGSL_CONSTANTS`] (and the
 //! guards) to that shader, so the offsets and operation codes are written once, here. Besides L-BFGS
-//! (`optim::lbfgs`), the path finder (`path::fourier`) borrows the layout for its segment lengths: a
+//! (`optim::lbfgs`), the path finder (`path::finder`) borrows the layout for its segment lengths: a
 //! [`Reduced::Store`] of each segment's squared length into rows of width 2, read back with
 //! [`LbfgsScalars::get`].
 

@@ -1,6 +1,6 @@
 //! Adam (Kingma & Ba, "Adam: A Method for Stochastic Optimization", ICLR 2015, Algorithm 1) with
 //! PyTorch's semantics and defaults (betas 0.9 and 0.999, eps 1e-8, no weight decay): the one update
-//! rule of mini-batch training ([`super::MiniBatch`]) and of the path finder (`path::fourier`, on the
+//! rule of mini-batch training ([`super::MiniBatch`]) and of the path finder (`path::finder`, on the
 //! path coefficients), and, on the host in f64, of the toy. Step t (from 1) of one parameter p with
 //! gradient g:
 //!

@@ -6,7 +6,7 @@ pub mod alignment;
 pub mod batching;
 pub mod convergence;
 pub mod curve;
-pub mod fourier;
+pub mod finder;
 mod outcome;
 pub mod pairs;
 pub mod sweep;
@@ -14,4 +14,4 @@ pub mod toy;
 
 pub use convergence::{ConvergenceRule, Trace};
 pub use curve::Curve;
-pub use fourier::{Ends, PathFinder, PathOutcome, PathSettings};
+pub use finder::{Ends, PathFinder, PathOutcome, PathSettings};

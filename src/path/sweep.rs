@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use super::curve::Curve;
-use super::fourier::{Ends, PathFinder, PathOutcome, PathSettings};
+use super::finder::{Ends, PathFinder, PathOutcome, PathSettings};
 use super::pairs::draw_pairs;
 use crate::backend::Device;
 use crate::data::{DeviceImages, Split};

@@ -7,7 +7,7 @@
 
 use serde::Serialize;
 
-use super::fourier::sine;
+use super::curve::sine;
 use crate::optim::adam::{host_step, AdamSettings};
 
 /// f(x, y) of the paper's Fig. 3.
@@ -81,13 +81,13 @@ fn finish(lambda: Option<f64>, points: Vec<[f64; 2]>) -> ToyPath {
 
 /// The straight line from START to END.
 pub fn straight(s: ToySettings) -> ToyPath {
-    finish(None, path_points(&[], &crate::path::fourier::point_times(s.points)))
+    finish(None, path_points(&[], &crate::path::curve::point_times(s.points)))
 }
 
 /// Minimises sum_m f(w_m)^2 + lambda sum_m |w_{m+1} - w_m|^2 over the Fourier coefficients with Adam
 /// (PyTorch semantics), from zero coefficients; returns the final path.
 pub fn optimise(lambda: f64, s: ToySettings) -> ToyPath {
-    let times = crate::path::fourier::point_times(s.points);
+    let times = crate::path::curve::point_times(s.points);
     let sines: Vec<Vec<f64>> = (1..=s.fourier).map(|n| times.iter().map(|&t| sine(n, t)).collect()).collect();
     let mut coef = vec![[0.0; 2]; s.fourier];
     let (mut m, mut v) = (vec![[0.0; 2]; s.fourier], vec![[0.0; 2]; s.fourier]);

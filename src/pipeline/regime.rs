@@ -18,11 +18,11 @@ pub const MIN_IMAGES: usize = 64;
 
 /// The sizes a regime preset maps when `--images` is not given (None for the other presets):
 /// `regime`, 0.006 to 0.047 FCP images per parameter, for 2 CPU cores (`docs/findings.md`);
-/// `regime-device`, 0.047 to the paper's 1.42, for a GPU server (`losscape plan --preset regime-device`).
+/// `regime-gpu`, 0.047 to the paper's 1.42, for a GPU server (`losscape plan --preset regime-gpu`).
 pub fn default_sizes(preset: &str) -> Option<Vec<usize>> {
     match preset {
         "regime" => Some(vec![250, 500, 1000, 2000]),
-        "regime-device" => Some(vec![2000, 6000, 20_000, 60_000]),
+        "regime-gpu" => Some(vec![2000, 6000, 20_000, 60_000]),
         _ => None,
     }
 }

@@ -1,7 +1,7 @@
-//! FourierPathFinder (docs/algorithms.md §5) on the GPU. A path between a and b is
-//! w(t) = (1 - t) a + t b + sum_n b_n sin(n pi t), or, for the other curve families of [`Curve`] (Bezier,
-//! polygonal chain), the straight line plus one bend term phi(t) c. With the basis rows
-//! [a, b, b_1 .. b_NF] on the GPU,
+//! The path finder: FourierPathFinder (docs/algorithms.md §5) and its other curve families, on the
+//! device. A path between a and b is w(t) = (1 - t) a + t b + sum_n b_n sin(n pi t), or, for the other
+//! curve families of [`Curve`] (Bezier, polygonal chain), the straight line plus one bend term
+//! phi(t) c. With the basis rows [a, b, b_1 .. b_NF] on the device,
 //! all M path points are one product T [M x (NF+2)] * basis; their losses and gradients are one batched
 //! evaluation; the chain rule to d/d b_n is S [NF x M] * G [M x N_prm]; the regulariser's gradient is
 //! 2 lambda dS^T * D with D = dT * basis the segment vectors; the Adam step ([`crate::optim::adam`], the
@@ -29,7 +29,6 @@ use crate::optim::{Adam, AdamSettings, AdamUpdate};
 
 use super::convergence::ConvergenceRule;
 use super::curve::{grid_matrices, Curve};
-pub use super::curve::{point_times, sine};
 use super::outcome::Best;
 pub use super::outcome::PathOutcome;
 
