@@ -15,9 +15,9 @@ use architectures::{random_dataset, random_description, random_weights, Family};
 use losscape::data::DeviceImages;
 use losscape::io::{read_weights, write_weights, WeightStack};
 use losscape::model::description::{Activation, Description, Head, Input, Layer, LayerKind};
-use losscape::model::onnx::{self, Loss};
+use losscape::model::onnx::{self, Loss, Origin};
 use losscape::model::{init_vector, Arch, Evaluator, Plan, Want};
-use onnx_protobuf::Message;
+use onnx_protobuf::{GraphProto, Message};
 
 /// The MNIST test images the fixtures' PyTorch losses are taken on (make.py's MNIST_IMAGES).
 const MNIST_IMAGES: usize = 500;
@@ -144,6 +144,151 @@ fn the_lenet_fixture_is_the_builtin_lenet() {
     assert_eq!(d, builtin);
 }
 
+/// The float values of the initializer `name` of an ONNX file.
+fn initializer(model: &onnx_protobuf::ModelProto, name: &str) -> Vec<f32> {
+    let t = model.graph.initializer.iter().find(|t| t.name == name).unwrap_or_else(|| panic!("no initializer {name}"));
+    t.raw_data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+}
+
+#[test]
+fn the_lstm_fixtures_are_the_builtin_lstm_with_the_state_dict_weights() {
+    // PyTorch's export without constant folding: Reshape, the permutation's Gather, Reshape, Transpose,
+    // the LSTM with W, R, B as Slices and Concats of the state_dict tensors, out[:, -1], MatMul
+    let path = fixture("mnist_lstm.onnx");
+    let builtin = Description::builtin("lstm").unwrap();
+    let mut d = onnx::import(&path, None).unwrap().description;
+    d.name = builtin.name.clone();
+    assert_eq!(d, builtin, "the permutation's Gather is permute_seed = 1234");
+    // the weights, read through ONNX's gate order and back, are the state_dict's tensors bit for bit
+    let model = onnx::parse(&std::fs::read(&path).unwrap()).unwrap();
+    let arch = Arch::parse(str(&path)).unwrap();
+    let read = read_weights(&path, arch).unwrap();
+    let state_dict: Vec<f32> = arch.params().iter().flat_map(|p| initializer(&model, p.name)).collect();
+    assert_eq!(read.vector(0), &state_dict[..]);
+    // constant folding names the tensors onnx::LSTM_… and onnx::MatMul_… (Wᵀ): the names come from the
+    // nodes' modules (/gru/LSTM, /fc/MatMul); h_n[-1], a Gather of Y_h, is the last hidden state too
+    let folded = onnx::import(&fixture("mnist_lstm_folded.onnx"), None).unwrap();
+    let mut want = builtin.clone();
+    want.input = Input::Rows { c: 1, h: 28, w: 28, permute_seed: None };
+    let mut d = folded.description;
+    d.name = builtin.name.clone();
+    assert_eq!(d, want);
+    let fc = folded.sources.iter().find(|s| s.name == "fc.weight").unwrap();
+    assert!(
+        matches!(&fc.origin, Origin::Initializer { name, transposed: true } if name.starts_with("onnx::MatMul")),
+        "{fc:?}"
+    );
+}
+
+/// A small LSTM network (rows [1, 4, 3] permuted by seed 5, 2 hidden units, 3 classes) exported, with
+/// `edit` applied to its graph, imported: the error.
+fn edited_lstm_error(dir: &Path, name: &str, edit: impl FnOnce(&mut GraphProto)) -> String {
+    let d = Description::parse(
+        "format = 1\n[input]\nrows = [1, 4, 3]\npermute_seed = 5\n[[layers]]\nkind = \"lstm\"\nhidden = 2\n\
+         [[layers]]\nkind = \"dense\"\nout = 3\n[head]\nkind = \"cross_entropy\"\nclasses = 3\n",
+    )
+    .unwrap();
+    let n = d.derive().unwrap().n_params();
+    let mut model = onnx::parse(&onnx::export(&d, &vec![0.5; n]).unwrap()).unwrap();
+    let path = dir.join(format!("{name}.onnx"));
+    std::fs::write(&path, model.write_to_bytes().unwrap()).unwrap();
+    assert!(onnx::import(&path, None).is_ok(), "{name}: the unedited model imports");
+    edit(model.graph.as_mut().unwrap());
+    std::fs::write(&path, model.write_to_bytes().unwrap()).unwrap();
+    let err = format!("{:#}", onnx::import(&path, None).expect_err(name));
+    assert_contains(&err, &[&format!("{name}.onnx")]);
+    err
+}
+
+#[test]
+fn lstms_that_are_not_the_vocabularys_are_refused_with_the_node_and_the_reason() {
+    // two exported by PyTorch: nn.LSTM(num_layers=2), nn.LSTM(bidirectional=True)
+    let err = failure(losscape(&["import", str(&fixture("lstm_stacked.onnx")), "--out", "/dev/null"]));
+    assert_contains(&err, &["LSTM node `/gru/LSTM_1`", "a second LSTM", "num_layers = 1"]);
+    let err = failure(losscape(&["import", str(&fixture("lstm_bidirectional.onnx")), "--out", "/dev/null"]));
+    assert_contains(&err, &["LSTM node `/gru/LSTM`", "direction `bidirectional`"]);
+    // the others edited into an exported LSTM
+    let dir = tempfile::tempdir().unwrap();
+    let lstm = |g: &mut GraphProto| g.node.iter_mut().find(|n| n.op_type == "LSTM").unwrap().clone();
+    let set = |g: &mut GraphProto, f: &dyn Fn(&mut onnx_protobuf::NodeProto)| {
+        f(g.node.iter_mut().find(|n| n.op_type == "LSTM").unwrap())
+    };
+    let string = |name: &str, values: &[&str]| {
+        let mut a = onnx_protobuf::AttributeProto::new();
+        a.name = name.into();
+        a.type_ = onnx_protobuf::attribute_proto::AttributeType::STRINGS.into();
+        a.strings = values.iter().map(|v| v.as_bytes().to_vec()).collect();
+        a
+    };
+    let number = |name: &str, int: bool| {
+        use onnx_protobuf::attribute_proto::AttributeType;
+        let mut a = onnx_protobuf::AttributeProto::new();
+        (a.name, a.i, a.f) = (name.into(), 1, 3.0);
+        a.type_ = if int { AttributeType::INT } else { AttributeType::FLOAT }.into();
+        a
+    };
+    let err = edited_lstm_error(dir.path(), "clip", |g| set(g, &|n| n.attribute.push(number("clip", false))));
+    assert_contains(&err, &["LSTM node `/0/LSTM`", "clip is not mapped"]);
+    let err = edited_lstm_error(dir.path(), "acts", |g| {
+        set(g, &|n| n.attribute.push(string("activations", &["Sigmoid", "Relu", "Tanh"])))
+    });
+    assert_contains(&err, &["activations", "Relu", "(Sigmoid, Tanh, Tanh)"]);
+    let err = edited_lstm_error(dir.path(), "forget", |g| set(g, &|n| n.attribute.push(number("input_forget", true))));
+    assert_contains(&err, &["input_forget = 1"]);
+    // a non-zero initial state, peepholes
+    let err = edited_lstm_error(dir.path(), "h0", |g| {
+        let mut h0 = onnx_protobuf::TensorProto::new();
+        (h0.name, h0.dims, h0.data_type, h0.float_data) = ("h0".into(), vec![1, 1, 2], 1, vec![0.0, 0.25]);
+        g.initializer.push(h0);
+        set(g, &|n| n.input.extend(["".into(), "h0".into()]))
+    });
+    assert_contains(&err, &["initial_h `h0` is not zero", "h0 = c0 = 0"]);
+    let err =
+        edited_lstm_error(dir.path(), "peephole", |g| set(g, &|n| n.input.extend(["", "", "", "p"].map(String::from))));
+    assert_contains(&err, &["peephole weights (input P `p`)"]);
+    // the cell state used instead of the hidden one; the first step's hidden state instead of the last
+    let err = edited_lstm_error(dir.path(), "cell", |g| {
+        let y_c = lstm(g).output[1].replace("_output_1", "_output_2");
+        set(g, &|n| n.output.push(y_c.clone()));
+        g.node.iter_mut().find(|n| n.op_type == "Squeeze").unwrap().input[0] = y_c.clone();
+    });
+    assert_contains(&err, &["its cell state Y_c is used"]);
+    let err = edited_lstm_error(dir.path(), "first", |g| {
+        // Y (4 steps, 1, batch, 2) → Gather step 0 → (1, batch, 2) → Squeeze
+        let y = lstm(g).output[0].clone();
+        let mut index = onnx_protobuf::TensorProto::new();
+        (index.name, index.data_type, index.int64_data) = ("step0".into(), 7, vec![0]);
+        g.initializer.push(index);
+        let mut gather = onnx_protobuf::NodeProto::new();
+        (gather.op_type, gather.name) = ("Gather".into(), "/0/first".into());
+        (gather.input, gather.output) = (vec![y, "step0".into()], vec!["first".into()]);
+        let at = g.node.iter().position(|n| n.op_type == "Squeeze").unwrap();
+        g.node[at].input[0] = "first".into();
+        g.node.insert(at, gather);
+    });
+    assert_contains(
+        &err,
+        &["Gemm node `/1/Gemm` takes the LSTM's output as [batch, 2] of other steps", "last hidden state"],
+    );
+    // a pixel order no seed gives; something other than moving pixels before the LSTM
+    let err = edited_lstm_error(dir.path(), "order", |g| {
+        let perm = g.initializer.iter_mut().find(|t| t.name == "/input/permutation").unwrap();
+        let mut v: Vec<i64> =
+            perm.raw_data.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap())).collect();
+        v.swap(0, 1);
+        perm.raw_data = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+    });
+    assert_contains(
+        &err,
+        &["Gather node `/input/Gather`", "reorders the 12 pixels", "torch.randperm(12)", "permute_seed"],
+    );
+    let err = edited_lstm_error(dir.path(), "relu", |g| {
+        let t = g.node.iter_mut().find(|n| n.op_type == "Transpose").unwrap();
+        (t.op_type, t.attribute) = ("Relu".into(), Vec::new());
+    });
+    assert_contains(&err, &["Relu node `/input/Transpose`", "before an LSTM only reshapes"]);
+}
+
 #[test]
 fn eval_of_the_onnx_model_gives_pytorchs_losses() {
     // the MLP with its own initializers and two checkpoints; the CNN (stride-2 convolution, max pooling)
@@ -177,7 +322,7 @@ fn eval_of_the_onnx_model_gives_pytorchs_losses() {
 fn eval_of_the_mnist_fixtures_gives_pytorchs_losses_on_the_suites_backend() {
     // no --backend and no --data: the suite's backend (LOSSCAPE_BACKEND reaches the child, so the wgpu
     // pass runs the WGSL kernels) on the bundled MNIST, the first 500 test images
-    for name in ["mnist_mlp.onnx", "mnist_cnn.onnx", "lenet5.onnx"] {
+    for name in ["mnist_mlp.onnx", "mnist_cnn.onnx", "lenet5.onnx", "mnist_lstm.onnx", "mnist_lstm_folded.onnx"] {
         let model = fixture(name);
         let limit = MNIST_IMAGES.to_string();
         let got = eval_losses(&["--model", str(&model), "--weights", str(&model), "--limit", &limit])[0];
@@ -191,7 +336,7 @@ fn export_import_eval_gives_the_builtin_networks_losses() {
     // the init vector of each built-in network, evaluated as itself and as the ONNX model `export` writes
     // (on the suite's backend, 300 MNIST test images)
     let dir = tempfile::tempdir().unwrap();
-    for arch in [Arch::Fcp, Arch::Lenet, Arch::Autoencoder] {
+    for arch in Arch::ALL {
         let (id, weights) = (arch.id(), dir.path().join(format!("{}.safetensors", arch.id())));
         write_weights(&weights, &WeightStack::new(arch, init_vector(arch, 5))).unwrap();
         // named otherwise: a model named like a paper network is refused as --model (rename the file)
@@ -202,13 +347,6 @@ fn export_import_eval_gives_the_builtin_networks_losses() {
         assert!(native[0].is_finite() && native[0] > 0.0, "{id}: {native:?}");
         assert_eq!(native, exported, "{id}: the exported model evaluates differently");
     }
-    // the LSTM's export is refused with its reason (an ONNX LSTM node is not written yet)
-    let weights = dir.path().join("lstm.safetensors");
-    write_weights(&weights, &WeightStack::new(Arch::Lstm, init_vector(Arch::Lstm, 5))).unwrap();
-    let model = dir.path().join("lstm.onnx");
-    let err = failure(losscape(&["export", "--model", "lstm", "--weights", str(&weights), "--out", str(&model)]));
-    assert_contains(&err, &["not exported to ONNX yet"]);
-    assert!(!model.exists(), "a refused export leaves no file");
 }
 
 /// The first seed of `family` whose random network the plan builder takes (and, for a convolution stack,
@@ -231,12 +369,13 @@ fn random_seed(family: Family) -> u64 {
 
 #[test]
 fn export_import_eval_gives_a_random_networks_losses() {
-    // a random convolution stack (convolution then pooling) and a random MLP, with random weights, on
+    // a random convolution stack (convolution then pooling), a random MLP and a random LSTM over rows
+    // (an ONNX LSTM node, a Gather when it permutes the pixels), with random weights, on
     // their own random images (the suite's device): the exported file, read back as `--model X.onnx
     // --weights X.onnx` reads it, gives the same losses as the description it came from
     let device = common::gpu();
     let dir = tempfile::tempdir().unwrap();
-    for seed in [random_seed(Family::Conv), random_seed(Family::Mlp)] {
+    for seed in [random_seed(Family::Conv), random_seed(Family::Mlp), random_seed(Family::Lstm)] {
         let desc = random_description(seed);
         let vectors: Vec<f32> =
             (0..2).flat_map(|b| random_weights(&desc, 10 * seed + b, 1.5)).map(|v| v as f32).collect();
@@ -338,9 +477,24 @@ fn round_trip(description: &Description, vector: &[f32], dir: &Path, name: &str)
 #[test]
 fn export_then_import_gives_the_same_network_and_weights() {
     let dir = tempfile::tempdir().unwrap();
-    for arch in [Arch::Fcp, Arch::Lenet, Arch::Autoencoder] {
+    for arch in Arch::ALL {
         round_trip(arch.description(), &init_vector(arch, 3), dir.path(), arch.id());
     }
+    // the authors' two LSTM solutions: their weights come back bit for bit through ONNX's gate order
+    let authors = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/lstm_authors_rows01.npy");
+    let rows = read_weights(&authors, Arch::Lstm).unwrap();
+    for r in 0..2 {
+        round_trip(Arch::Lstm.description(), rows.vector(r), dir.path(), &format!("lstm-authors-{r}"));
+    }
+    // an LSTM over two channels' rows (a transpose before the rows), permuted, without biases
+    let channels = Description::parse(
+        "format = 1\nname = \"rows2\"\n[input]\nrows = [2, 6, 5]\npermute_seed = 7\n[[layers]]\nkind = \"lstm\"\n\
+         hidden = 3\nbias = false\n[[layers]]\nkind = \"dense\"\nout = 4\n[[layers]]\nkind = \"tanh\"\n\
+         [[layers]]\nkind = \"dense\"\nout = 3\n[head]\nkind = \"cross_entropy\"\nclasses = 3\n",
+    )
+    .unwrap();
+    let n = channels.derive().unwrap().n_params();
+    round_trip(&channels, &(0..n).map(|i| (i as f32 * 0.37).sin()).collect::<Vec<_>>(), dir.path(), "rows2");
     // a network of every exported layer kind, names of its own, no biases somewhere
     let custom = Description::parse(
         r#"format = 1
@@ -385,9 +539,6 @@ classes = 4
     let n = custom.derive().unwrap().n_params();
     let vector: Vec<f32> = (0..n).map(|i| ((i * 37 % 101) as f32 - 50.0) / 64.0).collect();
     round_trip(&custom, &vector, dir.path(), "mixed");
-    // the LSTM is refused with its reason, not written wrong
-    let err = onnx::export(Arch::Lstm.description(), &init_vector(Arch::Lstm, 0)).unwrap_err();
-    assert!(format!("{err:#}").contains("not exported to ONNX yet"), "{err:#}");
 }
 
 #[test]
