@@ -15,7 +15,7 @@ use architectures::{random_dataset, random_description, random_weights, Family};
 use losscape::data::DeviceImages;
 use losscape::io::{read_weights, write_weights, WeightStack};
 use losscape::model::description::{Activation, Description, Head, Input, Layer, LayerKind};
-use losscape::model::onnx::{self, Loss, Origin};
+use losscape::model::onnx::{self, Origin};
 use losscape::model::{init_vector, Arch, Evaluator, Plan, Want};
 use onnx_protobuf::{GraphProto, Message};
 
@@ -405,6 +405,13 @@ fn export_import_eval_gives_a_random_networks_losses() {
     }
 }
 
+/// `losscape BEFORE… paths` of one pair of `set` on the digits, on the CPU, into `out`, with `after`.
+fn digits_path(before: &[&str], model: &Path, set: &Path, out: &Path, after: &[&str]) {
+    let data = digits();
+    let args = ["paths", "--model", str(model), "--set", str(set), "--data", &data, "--pairs", "1", "--out", str(out)];
+    ok(losscape(&[before, &args[..], &["--backend", "cpu", "--quiet"], after].concat()));
+}
+
 #[test]
 fn stacked_checkpoints_hold_both_state_dicts_and_path() {
     let dir = tempfile::tempdir().unwrap();
@@ -418,24 +425,7 @@ fn stacked_checkpoints_hold_both_state_dicts_and_path() {
     assert_eq!(stack.vector(1), read_weights(&b, arch).unwrap().vector(0));
     assert_ne!(stack.vector(0), stack.vector(1));
     let out = dir.path().join("run");
-    ok(losscape(&[
-        "paths",
-        "--model",
-        str(&model),
-        "--set",
-        str(&set),
-        "--data",
-        &digits(),
-        "--pairs",
-        "1",
-        "--iterations",
-        "3",
-        "--out",
-        str(&out),
-        "--backend",
-        "cpu",
-        "--quiet",
-    ]));
+    digits_path(&[], &model, &set, &out, &["--iterations", "3"]);
     let lines = std::fs::read_to_string(out.join("paths.jsonl")).unwrap();
     assert_eq!(lines.lines().count(), 1, "{lines}");
 }
@@ -622,12 +612,74 @@ fn a_data_parallel_prefix_and_a_torch_pickle_are_refused_with_the_fix() {
     assert_contains(&err, &["ckpt_a.safetensors", "'1.weight'", "[32, 64]", "expected [16, 64]"]);
 }
 
+/// The status and error of a usage mistake (exit status 2, no panic).
+fn usage_error(o: Output) -> String {
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "expected a usage error; stderr: {err}");
+    assert!(!err.contains("panicked"), "panic: {err}");
+    err
+}
+
 #[test]
-fn the_loss_option_chooses_the_head() {
-    let imported = onnx::import(&fixture("mlp.onnx"), Some(Loss::SigmoidMse));
-    // 10 outputs cannot reconstruct 64 pixels: the head's own error, naming the file
-    let err = format!("{:#}", imported.unwrap_err());
+fn the_loss_option_chooses_an_onnx_models_head_wherever_a_model_is_taken() {
+    // an autoencoder on 8×8 digits as PyTorch exports one: no recorded head, the graph ends in the
+    // reconstruction's logits (losscape's export with its metadata and its head's Sigmoid removed)
+    let dir = tempfile::tempdir().unwrap();
+    let toml = dir.path().join("ae8.toml");
+    std::fs::write(
+        &toml,
+        "format = 1\nname = \"ae8\"\n[input]\nimage = [1, 8, 8]\n[[layers]]\nkind = \"flatten\"\n[[layers]]\n\
+         kind = \"dense\"\nout = 16\n[[layers]]\nkind = \"softplus\"\n[[layers]]\nkind = \"dense\"\nout = 64\n\
+         [head]\nkind = \"sigmoid_mse\"\n",
+    )
+    .unwrap();
+    let d = Arch::parse(str(&toml)).unwrap().description().clone();
+    let n = d.derive().unwrap().n_params();
+    let mut model = onnx::parse(&onnx::export(&d, &random_weights_f32(&d, n)).unwrap()).unwrap();
+    model.metadata_props.clear();
+    let graph = model.graph.as_mut().unwrap();
+    let sigmoid = graph.node.pop().unwrap();
+    assert_eq!(sigmoid.op_type, "Sigmoid");
+    graph.node.last_mut().unwrap().output[0] = "output".into();
+    let logits = dir.path().join("logits.onnx");
+    std::fs::write(&logits, model.write_to_bytes().unwrap()).unwrap();
+    let eval = |model: &Path, extra: &[&str]| {
+        let base = ["--model", str(model), "--weights", str(&logits), "--data", &digits(), "--limit", "100"];
+        eval_losses(&[&base[..], extra].concat())
+    };
+    // eval: with --loss mse-sigmoid the description's losses; without, the cross-entropy over 64 outputs
+    let native = eval(&toml, &[]);
+    assert_eq!(eval(&logits, &["--loss", "mse-sigmoid"]), native);
+    let default = eval(&logits, &[]);
+    assert!(default[0].is_finite() && default != native, "{default:?} {native:?}");
+    // init, then paths with --loss before the subcommand: the run records the network with that head
+    let set = dir.path().join("set.safetensors");
+    ok(losscape(&["init", "--model", str(&logits), "--loss", "mse-sigmoid", "--count", "2", "--out", str(&set)]));
+    let out = dir.path().join("run");
+    digits_path(&["--loss", "mse-sigmoid"], &logits, &set, &out, &["--iterations", "1", "--points", "3"]);
+    let config = std::fs::read_to_string(out.join("config.json")).unwrap();
+    assert_contains(&config, &["sigmoid_mse"]);
+    // refused as usage errors: a network whose head is fixed, a command without a model, a head the
+    // model records otherwise, a head that does not fit the graph
+    let err = usage_error(losscape(&["eval", "--model", "fcp", "--loss", "cross-entropy", "--weights", "x"]));
+    assert_contains(&err, &["--loss cross-entropy applies to an ONNX model", "`fcp` has a fixed head"]);
+    let err = usage_error(losscape(&["eval", "--model", str(&toml), "--loss", "mse-sigmoid", "--weights", "x"]));
+    assert_contains(&err, &["ae8.toml", "[head]"]);
+    let err = usage_error(losscape(&["info", "--loss", "cross-entropy"]));
+    assert_contains(&err, &["--loss applies to an ONNX model given with --model", "leave --loss out"]);
+    let recorded = dir.path().join("recorded.onnx");
+    std::fs::write(&recorded, onnx::export(&d, &random_weights_f32(&d, n)).unwrap()).unwrap();
+    let err = usage_error(losscape(&["eval", "--model", str(&recorded), "--loss", "cross-entropy", "--weights", "x"]));
+    assert_contains(&err, &["recorded.onnx", "records its head, mse-sigmoid", "leave --loss out"]);
+    let err = usage_error(losscape(&["eval", "--model", str(&fixture("mlp.onnx")), "--loss", "mse-sigmoid"]));
     assert_contains(&err, &["mlp.onnx", "sigmoid_mse", "64"]);
+}
+
+/// `n` weights of `d` drawn from its init distribution scaled up (so that losses differ clearly).
+fn random_weights_f32(d: &Description, n: usize) -> Vec<f32> {
+    let v: Vec<f32> = random_weights(d, 3, 1.5).into_iter().map(|v| v as f32).collect();
+    assert_eq!(v.len(), n);
+    v
 }
 
 #[test]
