@@ -16,7 +16,8 @@ use losscape::data::DeviceImages;
 use losscape::io::{read_weights, write_weights, WeightStack};
 use losscape::model::description::{Activation, Description, Head, Input, Layer, LayerKind};
 use losscape::model::onnx::{self, Origin};
-use losscape::model::{init_vector, Arch, Evaluator, Plan, Want};
+use losscape::model::{init_vector, Arch, Evaluator, Network, Plan, Want};
+use losscape::ops::Act;
 use onnx_protobuf::{GraphProto, Message};
 
 /// The MNIST test images the fixtures' PyTorch losses are taken on (make.py's MNIST_IMAGES).
@@ -451,6 +452,33 @@ fn unsupported_graphs_are_refused_naming_the_op_and_the_node() {
     let o = losscape(&["init", "--model", str(&path), "--out", "/dev/null"]);
     assert_eq!(o.status.code(), Some(2));
     assert_contains(&text(&o.stderr), &["operator Gelu is not supported"]);
+}
+
+#[test]
+fn a_paper_network_exported_with_relu_reads_back_as_a_network_of_its_own() {
+    // `--activation relu` makes another network than `fcp`: the file records `fcp-relu`, which --model
+    // reads as that network (the paper's name would be refused: its description is not the built-in one)
+    let dir = tempfile::tempdir().unwrap();
+    let weights = dir.path().join("fcp.safetensors");
+    write_weights(&weights, &WeightStack::new(Arch::Fcp, init_vector(Arch::Fcp, 6))).unwrap();
+    let export = |model: &Path, extra: &[&str]| {
+        let base = ["export", "--model", "fcp", "--weights", str(&weights), "--out", str(model)];
+        ok(losscape(&[&base[..], extra].concat()));
+        Arch::parse(str(model)).unwrap()
+    };
+    let relu = dir.path().join("relu.onnx");
+    let arch = export(&relu, &["--activation", "relu"]);
+    assert_eq!(arch.id(), "fcp-relu");
+    assert_eq!(arch.description().layers, Network { arch: Arch::Fcp, act: Act::Relu }.description().layers);
+    let limit = ["--limit", "200"];
+    let native =
+        eval_losses(&["--model", "fcp", "--activation", "relu", "--weights", str(&weights), limit[0], limit[1]]);
+    let back = eval_losses(&["--model", str(&relu), "--weights", str(&relu), limit[0], limit[1]]);
+    assert_eq!(native, back);
+    let softplus = eval_losses(&["--model", "fcp", "--weights", str(&weights), limit[0], limit[1]]);
+    assert_ne!(softplus, native, "the two activations give different losses");
+    // the default activation reads back as the paper's network itself
+    assert_eq!(export(&dir.path().join("softplus.onnx"), &[]), Arch::Fcp);
 }
 
 /// `description` and `vector` exported, written as `name.onnx`, and imported back.
