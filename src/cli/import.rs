@@ -7,7 +7,7 @@ use crate::model::onnx::{self, Loss};
 /// Map an ONNX model (torch.onnx.export) onto a network description and write it as TOML.
 #[derive(Args)]
 #[command(
-    after_help = "Example:\n  losscape import net.onnx --out net.toml\n  losscape import autoencoder.onnx --loss mse-sigmoid --out ae.toml\n\nThe graph must be a chain of Gemm, MatMul(+Add), Conv, MaxPool, AveragePool, Relu, Sigmoid, Tanh,\nSoftplus, Flatten/Reshape, Identity and Dropout nodes whose parameters are named as in the\nstate_dict (export with dynamo=False): docs/networks.md §8."
+    after_help = "Example:\n  losscape import net.onnx --out net.toml\n  losscape import autoencoder.onnx --loss mse-sigmoid --out ae.toml\n\nThe graph must be a chain of Gemm, MatMul(+Add), Conv, MaxPool, AveragePool, Relu, Sigmoid, Tanh,\nSoftplus, Flatten/Reshape, Identity and Dropout nodes and one LSTM (the image's rows in, its last\nhidden state out) whose parameters are named as in the state_dict (export with dynamo=False):\ndocs/networks.md §8."
 )]
 pub struct ImportArgs {
     /// The ONNX model (its head: --loss).

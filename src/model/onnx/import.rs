@@ -1,6 +1,7 @@
 //! An ONNX graph mapped onto the description vocabulary: one chain of nodes from the graph's input to
-//! its output, each node one layer (or none, for the inference no-ops), the parameters found by their
-//! initializer names.
+//! its output, each node one layer (or none, for the inference no-ops and the constants), the
+//! parameters found by their initializer names (else their node's module scope). An LSTM and the
+//! values around it are mapped by `recurrent.rs`.
 //!
 //! Source: the ONNX operator specification (onnx/onnx `docs/Operators.md`) for each operator's
 //! attributes and defaults; PyTorch's `torch.onnx.export` (TorchScript exporter) for the naming.
