@@ -15,9 +15,10 @@ use architectures::{random_dataset, random_description, random_weights, Family};
 use losscape::data::DeviceImages;
 use losscape::io::{read_weights, write_weights, WeightStack};
 use losscape::model::description::{Activation, Description, Head, Input, Layer, LayerKind};
-use losscape::model::onnx::{self, Loss};
-use losscape::model::{init_vector, Arch, Evaluator, Plan, Want};
-use onnx_protobuf::Message;
+use losscape::model::onnx::{self, Origin};
+use losscape::model::{init_vector, Arch, Evaluator, Network, Plan, Want};
+use losscape::ops::Act;
+use onnx_protobuf::{GraphProto, Message};
 
 /// The MNIST test images the fixtures' PyTorch losses are taken on (make.py's MNIST_IMAGES).
 const MNIST_IMAGES: usize = 500;
@@ -144,6 +145,151 @@ fn the_lenet_fixture_is_the_builtin_lenet() {
     assert_eq!(d, builtin);
 }
 
+/// The float values of the initializer `name` of an ONNX file.
+fn initializer(model: &onnx_protobuf::ModelProto, name: &str) -> Vec<f32> {
+    let t = model.graph.initializer.iter().find(|t| t.name == name).unwrap_or_else(|| panic!("no initializer {name}"));
+    t.raw_data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+}
+
+#[test]
+fn the_lstm_fixtures_are_the_builtin_lstm_with_the_state_dict_weights() {
+    // PyTorch's export without constant folding: Reshape, the permutation's Gather, Reshape, Transpose,
+    // the LSTM with W, R, B as Slices and Concats of the state_dict tensors, out[:, -1], MatMul
+    let path = fixture("mnist_lstm.onnx");
+    let builtin = Description::builtin("lstm").unwrap();
+    let mut d = onnx::import(&path, None).unwrap().description;
+    d.name = builtin.name.clone();
+    assert_eq!(d, builtin, "the permutation's Gather is permute_seed = 1234");
+    // the weights, read through ONNX's gate order and back, are the state_dict's tensors bit for bit
+    let model = onnx::parse(&std::fs::read(&path).unwrap()).unwrap();
+    let arch = Arch::parse(str(&path)).unwrap();
+    let read = read_weights(&path, arch).unwrap();
+    let state_dict: Vec<f32> = arch.params().iter().flat_map(|p| initializer(&model, p.name)).collect();
+    assert_eq!(read.vector(0), &state_dict[..]);
+    // constant folding names the tensors onnx::LSTM_… and onnx::MatMul_… (Wᵀ): the names come from the
+    // nodes' modules (/gru/LSTM, /fc/MatMul); h_n[-1], a Gather of Y_h, is the last hidden state too
+    let folded = onnx::import(&fixture("mnist_lstm_folded.onnx"), None).unwrap();
+    let mut want = builtin.clone();
+    want.input = Input::Rows { c: 1, h: 28, w: 28, permute_seed: None };
+    let mut d = folded.description;
+    d.name = builtin.name.clone();
+    assert_eq!(d, want);
+    let fc = folded.sources.iter().find(|s| s.name == "fc.weight").unwrap();
+    assert!(
+        matches!(&fc.origin, Origin::Initializer { name, transposed: true } if name.starts_with("onnx::MatMul")),
+        "{fc:?}"
+    );
+}
+
+/// A small LSTM network (rows [1, 4, 3] permuted by seed 5, 2 hidden units, 3 classes) exported, with
+/// `edit` applied to its graph, imported: the error.
+fn edited_lstm_error(dir: &Path, name: &str, edit: impl FnOnce(&mut GraphProto)) -> String {
+    let d = Description::parse(
+        "format = 1\n[input]\nrows = [1, 4, 3]\npermute_seed = 5\n[[layers]]\nkind = \"lstm\"\nhidden = 2\n\
+         [[layers]]\nkind = \"dense\"\nout = 3\n[head]\nkind = \"cross_entropy\"\nclasses = 3\n",
+    )
+    .unwrap();
+    let n = d.derive().unwrap().n_params();
+    let mut model = onnx::parse(&onnx::export(&d, &vec![0.5; n]).unwrap()).unwrap();
+    let path = dir.join(format!("{name}.onnx"));
+    std::fs::write(&path, model.write_to_bytes().unwrap()).unwrap();
+    assert!(onnx::import(&path, None).is_ok(), "{name}: the unedited model imports");
+    edit(model.graph.as_mut().unwrap());
+    std::fs::write(&path, model.write_to_bytes().unwrap()).unwrap();
+    let err = format!("{:#}", onnx::import(&path, None).expect_err(name));
+    assert_contains(&err, &[&format!("{name}.onnx")]);
+    err
+}
+
+#[test]
+fn lstms_that_are_not_the_vocabularys_are_refused_with_the_node_and_the_reason() {
+    // two exported by PyTorch: nn.LSTM(num_layers=2), nn.LSTM(bidirectional=True)
+    let err = failure(losscape(&["import", str(&fixture("lstm_stacked.onnx")), "--out", "/dev/null"]));
+    assert_contains(&err, &["LSTM node `/gru/LSTM_1`", "a second LSTM", "num_layers = 1"]);
+    let err = failure(losscape(&["import", str(&fixture("lstm_bidirectional.onnx")), "--out", "/dev/null"]));
+    assert_contains(&err, &["LSTM node `/gru/LSTM`", "direction `bidirectional`"]);
+    // the others edited into an exported LSTM
+    let dir = tempfile::tempdir().unwrap();
+    let lstm = |g: &mut GraphProto| g.node.iter_mut().find(|n| n.op_type == "LSTM").unwrap().clone();
+    let set = |g: &mut GraphProto, f: &dyn Fn(&mut onnx_protobuf::NodeProto)| {
+        f(g.node.iter_mut().find(|n| n.op_type == "LSTM").unwrap())
+    };
+    let string = |name: &str, values: &[&str]| {
+        let mut a = onnx_protobuf::AttributeProto::new();
+        a.name = name.into();
+        a.type_ = onnx_protobuf::attribute_proto::AttributeType::STRINGS.into();
+        a.strings = values.iter().map(|v| v.as_bytes().to_vec()).collect();
+        a
+    };
+    let number = |name: &str, int: bool| {
+        use onnx_protobuf::attribute_proto::AttributeType;
+        let mut a = onnx_protobuf::AttributeProto::new();
+        (a.name, a.i, a.f) = (name.into(), 1, 3.0);
+        a.type_ = if int { AttributeType::INT } else { AttributeType::FLOAT }.into();
+        a
+    };
+    let err = edited_lstm_error(dir.path(), "clip", |g| set(g, &|n| n.attribute.push(number("clip", false))));
+    assert_contains(&err, &["LSTM node `/0/LSTM`", "clip is not mapped"]);
+    let err = edited_lstm_error(dir.path(), "acts", |g| {
+        set(g, &|n| n.attribute.push(string("activations", &["Sigmoid", "Relu", "Tanh"])))
+    });
+    assert_contains(&err, &["activations", "Relu", "(Sigmoid, Tanh, Tanh)"]);
+    let err = edited_lstm_error(dir.path(), "forget", |g| set(g, &|n| n.attribute.push(number("input_forget", true))));
+    assert_contains(&err, &["input_forget = 1"]);
+    // a non-zero initial state, peepholes
+    let err = edited_lstm_error(dir.path(), "h0", |g| {
+        let mut h0 = onnx_protobuf::TensorProto::new();
+        (h0.name, h0.dims, h0.data_type, h0.float_data) = ("h0".into(), vec![1, 1, 2], 1, vec![0.0, 0.25]);
+        g.initializer.push(h0);
+        set(g, &|n| n.input.extend(["".into(), "h0".into()]))
+    });
+    assert_contains(&err, &["initial_h `h0` is not zero", "h0 = c0 = 0"]);
+    let err =
+        edited_lstm_error(dir.path(), "peephole", |g| set(g, &|n| n.input.extend(["", "", "", "p"].map(String::from))));
+    assert_contains(&err, &["peephole weights (input P `p`)"]);
+    // the cell state used instead of the hidden one; the first step's hidden state instead of the last
+    let err = edited_lstm_error(dir.path(), "cell", |g| {
+        let y_c = lstm(g).output[1].replace("_output_1", "_output_2");
+        set(g, &|n| n.output.push(y_c.clone()));
+        g.node.iter_mut().find(|n| n.op_type == "Squeeze").unwrap().input[0] = y_c.clone();
+    });
+    assert_contains(&err, &["its cell state Y_c is used"]);
+    let err = edited_lstm_error(dir.path(), "first", |g| {
+        // Y (4 steps, 1, batch, 2) → Gather step 0 → (1, batch, 2) → Squeeze
+        let y = lstm(g).output[0].clone();
+        let mut index = onnx_protobuf::TensorProto::new();
+        (index.name, index.data_type, index.int64_data) = ("step0".into(), 7, vec![0]);
+        g.initializer.push(index);
+        let mut gather = onnx_protobuf::NodeProto::new();
+        (gather.op_type, gather.name) = ("Gather".into(), "/0/first".into());
+        (gather.input, gather.output) = (vec![y, "step0".into()], vec!["first".into()]);
+        let at = g.node.iter().position(|n| n.op_type == "Squeeze").unwrap();
+        g.node[at].input[0] = "first".into();
+        g.node.insert(at, gather);
+    });
+    assert_contains(
+        &err,
+        &["Gemm node `/1/Gemm` takes the LSTM's output as [batch, 2] of other steps", "last hidden state"],
+    );
+    // a pixel order no seed gives; something other than moving pixels before the LSTM
+    let err = edited_lstm_error(dir.path(), "order", |g| {
+        let perm = g.initializer.iter_mut().find(|t| t.name == "/input/permutation").unwrap();
+        let mut v: Vec<i64> =
+            perm.raw_data.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap())).collect();
+        v.swap(0, 1);
+        perm.raw_data = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+    });
+    assert_contains(
+        &err,
+        &["Gather node `/input/Gather`", "reorders the 12 pixels", "torch.randperm(12)", "permute_seed"],
+    );
+    let err = edited_lstm_error(dir.path(), "relu", |g| {
+        let t = g.node.iter_mut().find(|n| n.op_type == "Transpose").unwrap();
+        (t.op_type, t.attribute) = ("Relu".into(), Vec::new());
+    });
+    assert_contains(&err, &["Relu node `/input/Transpose`", "before an LSTM only reshapes"]);
+}
+
 #[test]
 fn eval_of_the_onnx_model_gives_pytorchs_losses() {
     // the MLP with its own initializers and two checkpoints; the CNN (stride-2 convolution, max pooling)
@@ -177,7 +323,7 @@ fn eval_of_the_onnx_model_gives_pytorchs_losses() {
 fn eval_of_the_mnist_fixtures_gives_pytorchs_losses_on_the_suites_backend() {
     // no --backend and no --data: the suite's backend (LOSSCAPE_BACKEND reaches the child, so the wgpu
     // pass runs the WGSL kernels) on the bundled MNIST, the first 500 test images
-    for name in ["mnist_mlp.onnx", "mnist_cnn.onnx", "lenet5.onnx"] {
+    for name in ["mnist_mlp.onnx", "mnist_cnn.onnx", "lenet5.onnx", "mnist_lstm.onnx", "mnist_lstm_folded.onnx"] {
         let model = fixture(name);
         let limit = MNIST_IMAGES.to_string();
         let got = eval_losses(&["--model", str(&model), "--weights", str(&model), "--limit", &limit])[0];
@@ -191,7 +337,7 @@ fn export_import_eval_gives_the_builtin_networks_losses() {
     // the init vector of each built-in network, evaluated as itself and as the ONNX model `export` writes
     // (on the suite's backend, 300 MNIST test images)
     let dir = tempfile::tempdir().unwrap();
-    for arch in [Arch::Fcp, Arch::Lenet, Arch::Autoencoder] {
+    for arch in Arch::ALL {
         let (id, weights) = (arch.id(), dir.path().join(format!("{}.safetensors", arch.id())));
         write_weights(&weights, &WeightStack::new(arch, init_vector(arch, 5))).unwrap();
         // named otherwise: a model named like a paper network is refused as --model (rename the file)
@@ -202,13 +348,6 @@ fn export_import_eval_gives_the_builtin_networks_losses() {
         assert!(native[0].is_finite() && native[0] > 0.0, "{id}: {native:?}");
         assert_eq!(native, exported, "{id}: the exported model evaluates differently");
     }
-    // the LSTM's export is refused with its reason (an ONNX LSTM node is not written yet)
-    let weights = dir.path().join("lstm.safetensors");
-    write_weights(&weights, &WeightStack::new(Arch::Lstm, init_vector(Arch::Lstm, 5))).unwrap();
-    let model = dir.path().join("lstm.onnx");
-    let err = failure(losscape(&["export", "--model", "lstm", "--weights", str(&weights), "--out", str(&model)]));
-    assert_contains(&err, &["not exported to ONNX yet"]);
-    assert!(!model.exists(), "a refused export leaves no file");
 }
 
 /// The first seed of `family` whose random network the plan builder takes (and, for a convolution stack,
@@ -231,12 +370,13 @@ fn random_seed(family: Family) -> u64 {
 
 #[test]
 fn export_import_eval_gives_a_random_networks_losses() {
-    // a random convolution stack (convolution then pooling) and a random MLP, with random weights, on
+    // a random convolution stack (convolution then pooling), a random MLP and a random LSTM over rows
+    // (an ONNX LSTM node, a Gather when it permutes the pixels), with random weights, on
     // their own random images (the suite's device): the exported file, read back as `--model X.onnx
     // --weights X.onnx` reads it, gives the same losses as the description it came from
     let device = common::gpu();
     let dir = tempfile::tempdir().unwrap();
-    for seed in [random_seed(Family::Conv), random_seed(Family::Mlp)] {
+    for seed in [random_seed(Family::Conv), random_seed(Family::Mlp), random_seed(Family::Lstm)] {
         let desc = random_description(seed);
         let vectors: Vec<f32> =
             (0..2).flat_map(|b| random_weights(&desc, 10 * seed + b, 1.5)).map(|v| v as f32).collect();
@@ -266,6 +406,13 @@ fn export_import_eval_gives_a_random_networks_losses() {
     }
 }
 
+/// `losscape BEFORE… paths` of one pair of `set` on the digits, on the CPU, into `out`, with `after`.
+fn digits_path(before: &[&str], model: &Path, set: &Path, out: &Path, after: &[&str]) {
+    let data = digits();
+    let args = ["paths", "--model", str(model), "--set", str(set), "--data", &data, "--pairs", "1", "--out", str(out)];
+    ok(losscape(&[before, &args[..], &["--backend", "cpu", "--quiet"], after].concat()));
+}
+
 #[test]
 fn stacked_checkpoints_hold_both_state_dicts_and_path() {
     let dir = tempfile::tempdir().unwrap();
@@ -279,24 +426,7 @@ fn stacked_checkpoints_hold_both_state_dicts_and_path() {
     assert_eq!(stack.vector(1), read_weights(&b, arch).unwrap().vector(0));
     assert_ne!(stack.vector(0), stack.vector(1));
     let out = dir.path().join("run");
-    ok(losscape(&[
-        "paths",
-        "--model",
-        str(&model),
-        "--set",
-        str(&set),
-        "--data",
-        &digits(),
-        "--pairs",
-        "1",
-        "--iterations",
-        "3",
-        "--out",
-        str(&out),
-        "--backend",
-        "cpu",
-        "--quiet",
-    ]));
+    digits_path(&[], &model, &set, &out, &["--iterations", "3"]);
     let lines = std::fs::read_to_string(out.join("paths.jsonl")).unwrap();
     assert_eq!(lines.lines().count(), 1, "{lines}");
 }
@@ -324,6 +454,33 @@ fn unsupported_graphs_are_refused_naming_the_op_and_the_node() {
     assert_contains(&text(&o.stderr), &["operator Gelu is not supported"]);
 }
 
+#[test]
+fn a_paper_network_exported_with_relu_reads_back_as_a_network_of_its_own() {
+    // `--activation relu` makes another network than `fcp`: the file records `fcp-relu`, which --model
+    // reads as that network (the paper's name would be refused: its description is not the built-in one)
+    let dir = tempfile::tempdir().unwrap();
+    let weights = dir.path().join("fcp.safetensors");
+    write_weights(&weights, &WeightStack::new(Arch::Fcp, init_vector(Arch::Fcp, 6))).unwrap();
+    let export = |model: &Path, extra: &[&str]| {
+        let base = ["export", "--model", "fcp", "--weights", str(&weights), "--out", str(model)];
+        ok(losscape(&[&base[..], extra].concat()));
+        Arch::parse(str(model)).unwrap()
+    };
+    let relu = dir.path().join("relu.onnx");
+    let arch = export(&relu, &["--activation", "relu"]);
+    assert_eq!(arch.id(), "fcp-relu");
+    assert_eq!(arch.description().layers, Network { arch: Arch::Fcp, act: Act::Relu }.description().layers);
+    let limit = ["--limit", "200"];
+    let native =
+        eval_losses(&["--model", "fcp", "--activation", "relu", "--weights", str(&weights), limit[0], limit[1]]);
+    let back = eval_losses(&["--model", str(&relu), "--weights", str(&relu), limit[0], limit[1]]);
+    assert_eq!(native, back);
+    let softplus = eval_losses(&["--model", "fcp", "--weights", str(&weights), limit[0], limit[1]]);
+    assert_ne!(softplus, native, "the two activations give different losses");
+    // the default activation reads back as the paper's network itself
+    assert_eq!(export(&dir.path().join("softplus.onnx"), &[]), Arch::Fcp);
+}
+
 /// `description` and `vector` exported, written as `name.onnx`, and imported back.
 fn round_trip(description: &Description, vector: &[f32], dir: &Path, name: &str) {
     let path = dir.join(format!("{name}.onnx"));
@@ -338,9 +495,24 @@ fn round_trip(description: &Description, vector: &[f32], dir: &Path, name: &str)
 #[test]
 fn export_then_import_gives_the_same_network_and_weights() {
     let dir = tempfile::tempdir().unwrap();
-    for arch in [Arch::Fcp, Arch::Lenet, Arch::Autoencoder] {
+    for arch in Arch::ALL {
         round_trip(arch.description(), &init_vector(arch, 3), dir.path(), arch.id());
     }
+    // the authors' two LSTM solutions: their weights come back bit for bit through ONNX's gate order
+    let authors = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/lstm_authors_rows01.npy");
+    let rows = read_weights(&authors, Arch::Lstm).unwrap();
+    for r in 0..2 {
+        round_trip(Arch::Lstm.description(), rows.vector(r), dir.path(), &format!("lstm-authors-{r}"));
+    }
+    // an LSTM over two channels' rows (a transpose before the rows), permuted, without biases
+    let channels = Description::parse(
+        "format = 1\nname = \"rows2\"\n[input]\nrows = [2, 6, 5]\npermute_seed = 7\n[[layers]]\nkind = \"lstm\"\n\
+         hidden = 3\nbias = false\n[[layers]]\nkind = \"dense\"\nout = 4\n[[layers]]\nkind = \"tanh\"\n\
+         [[layers]]\nkind = \"dense\"\nout = 3\n[head]\nkind = \"cross_entropy\"\nclasses = 3\n",
+    )
+    .unwrap();
+    let n = channels.derive().unwrap().n_params();
+    round_trip(&channels, &(0..n).map(|i| (i as f32 * 0.37).sin()).collect::<Vec<_>>(), dir.path(), "rows2");
     // a network of every exported layer kind, names of its own, no biases somewhere
     let custom = Description::parse(
         r#"format = 1
@@ -385,9 +557,6 @@ classes = 4
     let n = custom.derive().unwrap().n_params();
     let vector: Vec<f32> = (0..n).map(|i| ((i * 37 % 101) as f32 - 50.0) / 64.0).collect();
     round_trip(&custom, &vector, dir.path(), "mixed");
-    // the LSTM is refused with its reason, not written wrong
-    let err = onnx::export(Arch::Lstm.description(), &init_vector(Arch::Lstm, 0)).unwrap_err();
-    assert!(format!("{err:#}").contains("not exported to ONNX yet"), "{err:#}");
 }
 
 #[test]
@@ -471,12 +640,74 @@ fn a_data_parallel_prefix_and_a_torch_pickle_are_refused_with_the_fix() {
     assert_contains(&err, &["ckpt_a.safetensors", "'1.weight'", "[32, 64]", "expected [16, 64]"]);
 }
 
+/// The status and error of a usage mistake (exit status 2, no panic).
+fn usage_error(o: Output) -> String {
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "expected a usage error; stderr: {err}");
+    assert!(!err.contains("panicked"), "panic: {err}");
+    err
+}
+
 #[test]
-fn the_loss_option_chooses_the_head() {
-    let imported = onnx::import(&fixture("mlp.onnx"), Some(Loss::SigmoidMse));
-    // 10 outputs cannot reconstruct 64 pixels: the head's own error, naming the file
-    let err = format!("{:#}", imported.unwrap_err());
+fn the_loss_option_chooses_an_onnx_models_head_wherever_a_model_is_taken() {
+    // an autoencoder on 8×8 digits as PyTorch exports one: no recorded head, the graph ends in the
+    // reconstruction's logits (losscape's export with its metadata and its head's Sigmoid removed)
+    let dir = tempfile::tempdir().unwrap();
+    let toml = dir.path().join("ae8.toml");
+    std::fs::write(
+        &toml,
+        "format = 1\nname = \"ae8\"\n[input]\nimage = [1, 8, 8]\n[[layers]]\nkind = \"flatten\"\n[[layers]]\n\
+         kind = \"dense\"\nout = 16\n[[layers]]\nkind = \"softplus\"\n[[layers]]\nkind = \"dense\"\nout = 64\n\
+         [head]\nkind = \"sigmoid_mse\"\n",
+    )
+    .unwrap();
+    let d = Arch::parse(str(&toml)).unwrap().description().clone();
+    let n = d.derive().unwrap().n_params();
+    let mut model = onnx::parse(&onnx::export(&d, &random_weights_f32(&d, n)).unwrap()).unwrap();
+    model.metadata_props.clear();
+    let graph = model.graph.as_mut().unwrap();
+    let sigmoid = graph.node.pop().unwrap();
+    assert_eq!(sigmoid.op_type, "Sigmoid");
+    graph.node.last_mut().unwrap().output[0] = "output".into();
+    let logits = dir.path().join("logits.onnx");
+    std::fs::write(&logits, model.write_to_bytes().unwrap()).unwrap();
+    let eval = |model: &Path, extra: &[&str]| {
+        let base = ["--model", str(model), "--weights", str(&logits), "--data", &digits(), "--limit", "100"];
+        eval_losses(&[&base[..], extra].concat())
+    };
+    // eval: with --loss mse-sigmoid the description's losses; without, the cross-entropy over 64 outputs
+    let native = eval(&toml, &[]);
+    assert_eq!(eval(&logits, &["--loss", "mse-sigmoid"]), native);
+    let default = eval(&logits, &[]);
+    assert!(default[0].is_finite() && default != native, "{default:?} {native:?}");
+    // init, then paths with --loss before the subcommand: the run records the network with that head
+    let set = dir.path().join("set.safetensors");
+    ok(losscape(&["init", "--model", str(&logits), "--loss", "mse-sigmoid", "--count", "2", "--out", str(&set)]));
+    let out = dir.path().join("run");
+    digits_path(&["--loss", "mse-sigmoid"], &logits, &set, &out, &["--iterations", "1", "--points", "3"]);
+    let config = std::fs::read_to_string(out.join("config.json")).unwrap();
+    assert_contains(&config, &["sigmoid_mse"]);
+    // refused as usage errors: a network whose head is fixed, a command without a model, a head the
+    // model records otherwise, a head that does not fit the graph
+    let err = usage_error(losscape(&["eval", "--model", "fcp", "--loss", "cross-entropy", "--weights", "x"]));
+    assert_contains(&err, &["--loss cross-entropy applies to an ONNX model", "`fcp` has a fixed head"]);
+    let err = usage_error(losscape(&["eval", "--model", str(&toml), "--loss", "mse-sigmoid", "--weights", "x"]));
+    assert_contains(&err, &["ae8.toml", "[head]"]);
+    let err = usage_error(losscape(&["info", "--loss", "cross-entropy"]));
+    assert_contains(&err, &["--loss applies to an ONNX model given with --model", "leave --loss out"]);
+    let recorded = dir.path().join("recorded.onnx");
+    std::fs::write(&recorded, onnx::export(&d, &random_weights_f32(&d, n)).unwrap()).unwrap();
+    let err = usage_error(losscape(&["eval", "--model", str(&recorded), "--loss", "cross-entropy", "--weights", "x"]));
+    assert_contains(&err, &["recorded.onnx", "records its head, mse-sigmoid", "leave --loss out"]);
+    let err = usage_error(losscape(&["eval", "--model", str(&fixture("mlp.onnx")), "--loss", "mse-sigmoid"]));
     assert_contains(&err, &["mlp.onnx", "sigmoid_mse", "64"]);
+}
+
+/// `n` weights of `d` drawn from its init distribution scaled up (so that losses differ clearly).
+fn random_weights_f32(d: &Description, n: usize) -> Vec<f32> {
+    let v: Vec<f32> = random_weights(d, 3, 1.5).into_iter().map(|v| v as f32).collect();
+    assert_eq!(v.len(), n);
+    v
 }
 
 #[test]

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use super::Activation;
 use crate::io::read_weights;
+use crate::model::description::Activation as ModelActivation;
 use crate::model::{onnx, Arch, Network};
 
 /// Write one weight vector as an ONNX model (the network as a graph, the vector as its initializers).
@@ -12,8 +13,8 @@ use crate::model::{onnx, Arch, Network};
     after_help = "Example:\n  losscape export --model net.onnx --weights set.safetensors --vector 3 --out solution3.onnx\n\nThe model opens in onnxruntime and PyTorch; `losscape import` reads it back to the same network."
 )]
 pub struct ExportArgs {
-    /// Network: fcp, lenet, autoencoder, a compact MLP (mlp:784-64-10:tanh), a description file
-    /// (.toml) or an ONNX model (.onnx). Networks with an LSTM are not exported.
+    /// Network: fcp, lenet, lstm, autoencoder, a compact MLP (mlp:784-64-10:tanh), a description file
+    /// (.toml) or an ONNX model (.onnx).
     #[arg(long, value_parser = crate::cli::model_arg)]
     model: Arch,
     /// Weight file: .safetensors, .npy or .onnx.
@@ -22,7 +23,8 @@ pub struct ExportArgs {
     /// Which vector of the file (0-based row).
     #[arg(long, default_value_t = 0)]
     vector: usize,
-    /// Activation of the FCP and LeNet [default: softplus].
+    /// Activation of the FCP and LeNet [default: softplus]; with relu the model is named fcp-relu or
+    /// lenet-relu (it is not the paper's network that `--model fcp` names).
     #[arg(long, value_enum)]
     activation: Option<Activation>,
     /// The ONNX file to write.
@@ -38,7 +40,12 @@ pub fn run(args: ExportArgs) -> Result<()> {
     if !args.out.extension().is_some_and(|e| e.eq_ignore_ascii_case("onnx")) {
         bail!("{}: give the ONNX file a .onnx name", args.out.display());
     }
-    let description = Network { arch: args.model, act }.description();
+    let mut description = Network { arch: args.model, act }.description();
+    // the FCP or LeNet with another activation is another network: a name of its own, so that reading
+    // the file back as --model does not take it for the paper's
+    if description != *args.model.description() {
+        description.name = Some(format!("{}-{}", args.model.id(), ModelActivation::from_act(act).id()));
+    }
     let bytes = onnx::export(&description, stack.vector(rows[0]))?;
     crate::io::atomic_write(&args.out, &bytes)?;
     outln!(

@@ -7,34 +7,18 @@ use crate::model::onnx::{self, Loss};
 /// Map an ONNX model (torch.onnx.export) onto a network description and write it as TOML.
 #[derive(Args)]
 #[command(
-    after_help = "Example:\n  losscape import net.onnx --out net.toml\n  losscape import autoencoder.onnx --loss mse-sigmoid --out ae.toml\n\nThe graph must be a chain of Gemm, MatMul(+Add), Conv, MaxPool, AveragePool, Relu, Sigmoid, Tanh,\nSoftplus, Flatten/Reshape, Identity and Dropout nodes whose parameters are named as in the\nstate_dict (export with dynamo=False): docs/networks.md §8."
+    after_help = "Example:\n  losscape import net.onnx --out net.toml\n  losscape import autoencoder.onnx --loss mse-sigmoid --out ae.toml\n\nThe graph must be a chain of Gemm, MatMul(+Add), Conv, MaxPool, AveragePool, Relu, Sigmoid, Tanh,\nSoftplus, Flatten/Reshape, Identity and Dropout nodes and one LSTM (the image's rows in, its last\nhidden state out) whose parameters are named as in the state_dict (export with dynamo=False):\ndocs/networks.md §8."
 )]
 pub struct ImportArgs {
-    /// The ONNX model.
+    /// The ONNX model (its head: --loss).
     file: PathBuf,
-    /// The loss on the graph's output [default: the one an exported model records, else cross-entropy].
-    #[arg(long, value_enum)]
-    loss: Option<LossArg>,
     /// The description to write (.toml); `--model` takes it, or the .onnx file itself.
     #[arg(long)]
     out: PathBuf,
 }
 
-/// The loss head on the graph's output.
-#[derive(clap::ValueEnum, Clone, Copy, Debug)]
-pub enum LossArg {
-    /// Softmax cross-entropy over the outputs (a classifier's logits; a trailing LogSoftmax is dropped).
-    CrossEntropy,
-    /// Sigmoid then mean squared error against the input image (an autoencoder; a trailing Sigmoid is
-    /// the head's).
-    MseSigmoid,
-}
-
-pub fn run(args: ImportArgs) -> Result<()> {
-    let loss = args.loss.map(|l| match l {
-        LossArg::CrossEntropy => Loss::CrossEntropy,
-        LossArg::MseSigmoid => Loss::SigmoidMse,
-    });
+/// Runs `import` with the head `loss` (the global `--loss`).
+pub fn run(args: ImportArgs, loss: Option<Loss>) -> Result<()> {
     let imported = onnx::import(&args.file, loss)?;
     let d = &imported.description;
     let derived = d.derive()?;

@@ -50,6 +50,50 @@ pub struct Cli {
     /// resume from what it wrote) instead of exiting with status 1.
     #[arg(long, global = true)]
     wait: bool,
+    /// The loss head of an ONNX model whose graph ends in logits (--model net.onnx, or import)
+    /// [default: the head the model records, else cross-entropy].
+    #[arg(long, global = true, value_enum)]
+    loss: Option<LossArg>,
+}
+
+/// The loss head on an ONNX model's output (`--loss`).
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LossArg {
+    /// Softmax cross-entropy over the outputs (a classifier's logits; a trailing LogSoftmax is dropped).
+    CrossEntropy,
+    /// Sigmoid then mean squared error against the input image (an autoencoder; a trailing Sigmoid is
+    /// the head's).
+    MseSigmoid,
+}
+
+impl LossArg {
+    pub fn loss(self) -> crate::model::onnx::Loss {
+        match self {
+            LossArg::CrossEntropy => crate::model::onnx::Loss::CrossEntropy,
+            LossArg::MseSigmoid => crate::model::onnx::Loss::SigmoidMse,
+        }
+    }
+}
+
+/// The `--loss` of the command line, read before clap parses it: clap runs `--model`'s value parser
+/// ([`model_arg`]) as it meets the option, possibly before a `--loss` written after it, and the parser
+/// needs the head to import an ONNX model. Unset when the library is used without [`main`].
+static MODEL_LOSS: std::sync::OnceLock<Option<crate::model::onnx::Loss>> = std::sync::OnceLock::new();
+
+/// Whether a `--model` took the `--loss` (so that a `--loss` no model took is refused).
+static LOSS_TAKEN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// The value of `--loss X` or `--loss=X` among `args` (before a `--`), if it is a valid one (an invalid
+/// one is left to clap, which reports it).
+fn loss_in(args: &[std::ffi::OsString]) -> Option<crate::model::onnx::Loss> {
+    use clap::ValueEnum;
+    let args: Vec<&str> = args.iter().map_while(|a| a.to_str()).take_while(|a| *a != "--").collect();
+    let value = args.iter().enumerate().find_map(|(i, a)| match a.strip_prefix("--loss") {
+        Some("") => args.get(i + 1).copied(),
+        Some(v) => v.strip_prefix('='),
+        None => None,
+    })?;
+    LossArg::from_str(value, false).ok().map(LossArg::loss)
 }
 
 #[derive(Subcommand)]
@@ -174,10 +218,16 @@ pub fn activation_for(subcommand: &str, arch: Arch, given: Option<Activation>) -
     Ok(given.unwrap_or_default().act())
 }
 
-/// Parses `--model`/`--models`: a paper network, a compact MLP or a description file
-/// ([`Arch::parse`]); clap reports an error as a usage error (exit status 2).
+/// Parses `--model`/`--models`: a paper network, a compact MLP, a description file or an ONNX model
+/// with the head `--loss` chooses ([`Arch::parse_with`]); clap reports an error as a usage error (exit
+/// status 2), `--loss` for a network whose head is fixed included.
 pub fn model_arg(spec: &str) -> std::result::Result<Arch, String> {
-    Arch::parse(spec).map_err(|e| format!("{e:#}"))
+    let loss = MODEL_LOSS.get().copied().flatten();
+    let arch = Arch::parse_with(spec, loss).map_err(|e| format!("{e:#}"))?;
+    if loss.is_some() {
+        LOSS_TAKEN.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+    Ok(arch)
 }
 
 /// Where the data is.
@@ -291,7 +341,20 @@ pub fn is_stdout_closed(error: &anyhow::Error) -> bool {
 
 /// Parses the command line and runs the subcommand.
 pub fn main() -> Result<()> {
-    let cli = Cli::parse();
+    use clap::{CommandFactory, FromArgMatches};
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let _ = MODEL_LOSS.set(loss_in(&args));
+    let matches = Cli::command().get_matches_from(&args);
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let subcommand = matches.subcommand_name().unwrap_or_default();
+    let taken = LOSS_TAKEN.load(std::sync::atomic::Ordering::Relaxed);
+    if cli.loss.is_some() && subcommand != "import" && !taken {
+        return Err(ranges::usage(
+            subcommand,
+            "--loss applies to an ONNX model given with --model (or --models), and to import; this command \
+             takes none: leave --loss out",
+        ));
+    }
     crate::io::lock::wait_for_writers(cli.wait);
     match cli.command {
         Command::Info(a) => info::run(a),
@@ -308,7 +371,7 @@ pub fn main() -> Result<()> {
         Command::Reproduce(a) => reproduce::run(a),
         Command::Surface(a) => surface::run(a),
         Command::Hessian(a) => hessian::run(a),
-        Command::Import(a) => import::run(a),
+        Command::Import(a) => import::run(a, cli.loss.map(LossArg::loss)),
         Command::Export(a) => export::run(a),
         Command::Stack(a) => stack::run(a),
     }

@@ -57,3 +57,13 @@ pub fn randperm(n: usize, seed: u32) -> Vec<usize> {
 pub fn lstm_permutation() -> Vec<usize> {
     randperm(784, 1234)
 }
+
+/// The seed S among `seeds` for which `randperm(perm.len(), S)` is `perm`, if any: how a description's
+/// `permute_seed` is recovered from a permutation written out (an ONNX Gather's indices). Each seed's
+/// first draw is checked before its whole shuffle, so a seed costs little more than seeding MT19937.
+pub fn randperm_seed(perm: &[usize], seeds: std::ops::RangeInclusive<u32>) -> Option<u32> {
+    let n = perm.len();
+    let first = *perm.first()?;
+    // step 0 swaps r[0] with r[z]: the first entry is z, the first draw modulo n
+    seeds.filter(|&s| Mt19937::new(s).next_u32() as usize % n == first).find(|&s| randperm(n, s) == perm)
+}

@@ -100,7 +100,26 @@ impl Arch {
     ///
     /// Errors: an unreadable or invalid description, or a name that is none of these.
     pub fn parse(spec: &str) -> anyhow::Result<Arch> {
+        Arch::parse_with(spec, None)
+    }
+
+    /// [`Arch::parse`], with an ONNX model's head chosen by `loss` (`--loss`; `None`: the head the
+    /// model records, else cross-entropy).
+    ///
+    /// Errors: as [`Arch::parse`]; `loss` given for a network whose head is fixed (a paper network, a
+    /// compact MLP, a description file with its `[head]`) or for an ONNX model that records another
+    /// head or ends in LogSoftmax.
+    pub fn parse_with(spec: &str, loss: Option<super::onnx::Loss>) -> anyhow::Result<Arch> {
         use anyhow::{bail, Context};
+        let path = std::path::Path::new(spec);
+        let onnx = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("onnx"));
+        if let Some(l) = loss.filter(|_| !onnx) {
+            bail!(
+                "--loss {} applies to an ONNX model (--model net.onnx), whose graph ends in logits; `{spec}` has a \
+                 fixed head (a description sets it in [head], docs/networks.md §7): leave --loss out",
+                l.id()
+            );
+        }
         if let Some(a) = Arch::ALL.iter().find(|a| a.id().eq_ignore_ascii_case(spec)) {
             return Ok(*a);
         }
@@ -108,15 +127,14 @@ impl Arch {
             let d = Description::parse(spec)?;
             return Ok(Arch::Custom(registry::intern(registry::file_safe(spec.trim()), d)?));
         }
-        let path = std::path::Path::new(spec);
         if !path.exists() {
             bail!(
                 "`{spec}` is not a network: give fcp, lenet, lstm, autoencoder, a compact MLP such as \
                  mlp:784-64-10:tanh, a description file (.toml, docs/networks.md §7) or an ONNX model (.onnx)"
             );
         }
-        let d = if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("onnx")) {
-            super::onnx::import(path, None)?.description
+        let d = if onnx {
+            super::onnx::import(path, loss)?.description
         } else {
             let text = std::fs::read_to_string(path).with_context(|| format!("{spec}: cannot read the description"))?;
             Description::parse(&text).with_context(|| format!("{spec}: not a valid network description"))?

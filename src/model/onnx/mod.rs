@@ -6,8 +6,11 @@
 //! The graph must be a chain of the operators in [`SUPPORTED`] (docs/networks.md §8). Sources: the ONNX
 //! IR and operator specifications (onnx/onnx `docs/IR.md`, `docs/Operators.md`), opset 17.
 
+mod array;
 mod export;
+mod fold;
 mod import;
+mod recurrent;
 mod tensor;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -17,9 +20,10 @@ use std::path::Path;
 use super::description::Description;
 
 pub use export::{export, OPSET};
+pub use recurrent::PERMUTE_SEEDS;
 
 /// The ONNX operators the importer maps (the others are refused, naming the node).
-pub const SUPPORTED: [&str; 16] = [
+pub const SUPPORTED: [&str; 18] = [
     "Gemm",
     "MatMul",
     "Add (a MatMul's bias)",
@@ -36,7 +40,13 @@ pub const SUPPORTED: [&str; 16] = [
     "Dropout",
     "LogSoftmax (last, before cross-entropy)",
     "Constant",
+    "LSTM (one layer, forward, h0 = c0 = 0, its last hidden state used)",
+    "Reshape, Transpose, Gather, Slice, Squeeze, Unsqueeze, Shape and ConstantOfShape around an LSTM",
 ];
+
+/// The gate order of ONNX's LSTM in PyTorch's: ONNX's block a of 4·hidden rows (i, o, f, c) is
+/// PyTorch's block `GATES[a]` (i, f, g, o; g is ONNX's c).
+pub const GATES: [usize; 4] = [0, 3, 1, 2];
 
 /// The metadata keys an exported model carries, so that importing it gives back its description.
 pub const META_NAME: &str = "losscape.name";
@@ -52,14 +62,33 @@ pub enum Loss {
     SigmoidMse,
 }
 
-/// Where one parameter tensor of an imported network comes from.
-#[derive(Clone, Debug, PartialEq, Eq)]
+impl Loss {
+    /// The name `--loss` takes.
+    pub fn id(self) -> &'static str {
+        match self {
+            Loss::CrossEntropy => "cross-entropy",
+            Loss::SigmoidMse => "mse-sigmoid",
+        }
+    }
+}
+
+/// One parameter tensor of an imported network: its `state_dict` name and where its values are.
+#[derive(Clone, Debug, PartialEq)]
 pub struct Source {
-    /// The initializer's name, which is the `state_dict` name.
+    /// The `state_dict` name (the derived parameter's name).
     pub name: String,
-    /// Whether the initializer holds the transpose of PyTorch's (in, out) instead of (out, in): a
-    /// MatMul's weight stored as is.
-    pub transposed: bool,
+    pub origin: Origin,
+}
+
+/// Where a parameter tensor's values are in an ONNX model.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Origin {
+    /// The initializer `name` (the `state_dict` name, or one constant folding gave it), as PyTorch's
+    /// (out, in, …) tensor, or when `transposed` a MatMul's (in, out) weight stored as is.
+    Initializer { name: String, transposed: bool },
+    /// Values computed from the graph's constants in PyTorch's layout (`dims`, row-major): an LSTM's
+    /// W, R and B with their gates reordered and B split into the two biases.
+    Computed { dims: Vec<usize>, values: Vec<f32> },
 }
 
 /// An ONNX graph as a network.
@@ -93,10 +122,19 @@ pub fn import(path: &Path, loss: Option<Loss>) -> Result<Imported> {
     let meta = |key: &str| model.metadata_props.iter().find(|p| p.key == key).map(|p| p.value.clone());
     let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
     let name = meta(META_NAME).unwrap_or(stem);
-    let loss = loss.unwrap_or(match meta(META_HEAD).as_deref() {
-        Some("sigmoid_mse") => Loss::SigmoidMse,
-        _ => Loss::CrossEntropy,
-    });
+    let recorded = meta(META_HEAD).map(|h| if h == "sigmoid_mse" { Loss::SigmoidMse } else { Loss::CrossEntropy });
+    if let (Some(r), Some(l)) = (recorded, loss) {
+        if r != l {
+            bail!(
+                "{}: the model records its head, {} (losscape export wrote it), so --loss {} does not apply; leave \
+                 --loss out",
+                path.display(),
+                r.id(),
+                l.id()
+            );
+        }
+    }
+    let loss = loss.or(recorded).unwrap_or(Loss::CrossEntropy);
     import::import(&model, &name, loss)
         .with_context(|| format!("{}: the ONNX graph does not map onto a network", path.display()))
 }
@@ -111,19 +149,25 @@ pub fn vector(bytes: &[u8], specs: &[(&str, &[usize])]) -> Result<Vec<f32>> {
     let imported = import::import(&model, "weights", Loss::CrossEntropy)
         .or_else(|_| import::import(&model, "weights", Loss::SigmoidMse))
         .context("the ONNX graph does not map onto a network")?;
-    let graph = &model.graph;
-    let find = |name: &str| graph.initializer.iter().find(|t| t.name == name);
+    let find = |name: &str| model.graph.initializer.iter().find(|t| t.name == name);
     let mut flat = Vec::new();
     for &(name, shape) in specs {
-        let source = imported.sources.iter().find(|s| s.name == name);
-        let t = source.and_then(|s| find(&s.name)).ok_or_else(|| {
+        let source = imported.sources.iter().find(|s| s.name == name).ok_or_else(|| {
             let have: Vec<&str> = imported.sources.iter().map(|s| s.name.as_str()).collect();
             anyhow!("tensor '{name}' is missing (the network needs it, shape {shape:?}); the ONNX graph's parameters are {}", have.join(", "))
         })?;
-        let dims = tensor::dims(t)?;
-        let values = tensor::floats(t)?;
-        let transposed = source.is_some_and(|s| s.transposed);
-        let stored: Vec<usize> = if transposed { dims.iter().rev().copied().collect() } else { dims.clone() };
+        let (dims, values, transposed) = match &source.origin {
+            Origin::Initializer { name: init, transposed } => {
+                let t = find(init).ok_or_else(|| anyhow!("the initializer `{init}` of tensor '{name}' is missing"))?;
+                (tensor::dims(t)?, tensor::floats(t)?, *transposed)
+            }
+            Origin::Computed { dims, values } => (dims.clone(), values.clone(), false),
+        };
+        let mut stored: Vec<usize> = if transposed { dims.iter().rev().copied().collect() } else { dims.clone() };
+        // a bias added as (1, out) is PyTorch's (out)
+        if stored.len() == shape.len() + 1 && stored[0] == 1 {
+            stored.remove(0);
+        }
         if stored != shape {
             bail!("tensor '{name}' has shape {dims:?}; expected {shape:?}");
         }

@@ -94,14 +94,45 @@ pub fn ints(t: &TensorProto) -> Result<Vec<i64>> {
     whole(t, values, n)
 }
 
+/// The values of a numeric tensor as f64: an integer one (INT64, INT32) exactly up to 2^53 (larger
+/// ones, such as Slice's "to the end" bound i64::MAX, round to the nearest f64, which converts back
+/// saturating), a float one as [`floats`] reads it.
+///
+/// Errors: as [`floats`] and [`ints`].
+pub fn numbers(t: &TensorProto) -> Result<Vec<f64>> {
+    match data_type(t) {
+        Some(DataType::INT64 | DataType::INT32) => Ok(ints(t)?.into_iter().map(|v| v as f64).collect()),
+        _ => Ok(floats(t)?.into_iter().map(f64::from).collect()),
+    }
+}
+
+/// An INT64 tensor named `name` of `shape` holding `values` (a shape, axes or indices of a node).
+pub fn int_tensor(name: &str, shape: &[usize], values: &[i64]) -> TensorProto {
+    written(name, shape, DataType::INT64, values.iter().flat_map(|v| v.to_le_bytes()).collect())
+}
+
 /// A FLOAT tensor named `name` of `shape` holding `values` (little-endian `raw_data`).
 pub fn float_tensor(name: &str, shape: &[usize], values: &[f32]) -> TensorProto {
+    written(name, shape, DataType::FLOAT, values.iter().flat_map(|v| v.to_le_bytes()).collect())
+}
+
+/// A tensor for a model being written, its values as little-endian `raw_data`.
+fn written(name: &str, shape: &[usize], data_type: DataType, raw_data: Vec<u8>) -> TensorProto {
     let mut t = TensorProto::new();
     t.name = name.to_string();
     t.dims = shape.iter().map(|&d| d as i64).collect();
-    t.data_type = DataType::FLOAT as i32;
-    t.raw_data = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    t.data_type = data_type as i32;
+    t.raw_data = raw_data;
     t
+}
+
+/// A node as messages name it: its op and name (or its first output when it has no name).
+pub fn node_label(node: &NodeProto) -> String {
+    if node.name.is_empty() {
+        format!("{} node (output `{}`)", node.op_type, node.output.first().map_or("", String::as_str))
+    } else {
+        format!("{} node `{}`", node.op_type, node.name)
+    }
 }
 
 /// A node's attribute named `name`, if present.
@@ -127,6 +158,11 @@ pub fn ints_attr<'a>(node: &'a NodeProto, name: &str) -> Option<&'a [i64]> {
 /// A STRING attribute, or `default` when absent.
 pub fn string_or(node: &NodeProto, name: &str, default: &str) -> String {
     attribute(node, name).map_or(default.to_string(), |a| String::from_utf8_lossy(&a.s).into_owned())
+}
+
+/// A STRINGS attribute, if present.
+pub fn strings_attr(node: &NodeProto, name: &str) -> Option<Vec<String>> {
+    attribute(node, name).map(|a| a.strings.iter().map(|s| String::from_utf8_lossy(s).into_owned()).collect())
 }
 
 /// An INT attribute for a node being written.

@@ -4,8 +4,9 @@ Every network here is exported once with torch.onnx.export's TorchScript exporte
 keeps the state_dict names as initializer names; the checkpoints are state_dicts saved with
 safetensors.torch.save_file, as a user would save them. PyTorch's losses on the first 200 test images
 of tests/data/digits (pixels / 255, as losscape reads uint8 images) go to expected.json; so do the losses
-of the three MNIST networks (an MLP, a CNN with a stride-2 convolution and max pooling, the paper's LeNet)
-on the first 500 images of the bundled MNIST test split (assets/mnist), under "mnist".
+of the MNIST networks (an MLP, a CNN with a stride-2 convolution and max pooling, the paper's LeNet, the
+paper's LSTM with its pixel permutation, an LSTM without it exported with constant folding) on the first
+500 images of the bundled MNIST test split (assets/mnist), under "mnist".
 """
 
 import gzip
@@ -49,7 +50,7 @@ def mnist(split, n):
     return torch.from_numpy(x).reshape(-1, 1, 28, 28), torch.from_numpy(y)
 
 
-def export(model, name, side=8):
+def export(model, name, side=8, fold=False):
     model.eval()
     path = HERE / f"{name}.onnx"
     torch.onnx.export(
@@ -58,7 +59,7 @@ def export(model, name, side=8):
         str(path),
         dynamo=False,
         opset_version=OPSET,
-        do_constant_folding=False,
+        do_constant_folding=fold,
         input_names=["image"],
         output_names=["logits"],
         dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}},
@@ -101,6 +102,28 @@ class LeNet5(nn.Module):
         return self.fc3(self.act(self.fc2(self.act(self.fc1(x)))))
 
 
+class PaperLSTM(nn.Module):
+    """The paper's LSTM (src/model/description/builtin/lstm.toml) as the authors' code names it: nn.LSTM
+    `gru` (28 features, 48 hidden) over the 28 rows of the image, permuted first by torch.randperm(784) on
+    a generator seeded 1234 when `permute` (a Gather in the graph), then the classifier `fc` without bias
+    on the last hidden state: out[:, -1] (Y), or h_n[-1] (Y_h) when `last_state`."""
+
+    def __init__(self, permute=True, last_state=False, hidden=48, **lstm):
+        super().__init__()
+        self.gru = nn.LSTM(28, hidden, batch_first=True, **lstm)
+        self.fc = nn.Linear(hidden * (2 if lstm.get("bidirectional") else 1), 10, bias=False)
+        perm = torch.randperm(784, generator=torch.Generator().manual_seed(1234))
+        self.register_buffer("perm", perm, persistent=False)  # not in the state_dict
+        self.permute, self.last_state = permute, last_state
+
+    def forward(self, x):
+        x = x.reshape(-1, 784)
+        if self.permute:
+            x = x[:, self.perm]
+        out, (h, _) = self.gru(x.reshape(-1, 28, 28))
+        return self.fc(h[-1] if self.last_state else out[:, -1])
+
+
 class Residual(nn.Module):
     """Not a chain: an Add of two branches, which the importer refuses."""
 
@@ -138,7 +161,7 @@ def main():
     export(cnn, "cnn")
     expected["cnn.onnx"] = loss(cnn, xte, yte)
 
-    # MNIST: an MLP, a CNN (stride-2 convolution, max pooling) and the paper's LeNet, each 20 full-batch
+    # MNIST: an MLP, a CNN (stride-2 convolution, max pooling), the paper's LeNet and two LSTMs, each 20 full-batch
     # Adam steps from its seed-0 init on the first 1,000 training images, then exported with its weights;
     # on one thread, so that the float sums, hence the bytes, are the same on every machine
     torch.set_num_threads(1)
@@ -157,11 +180,15 @@ def main():
             nn.Linear(400, 10),
         ),
         "lenet5": LeNet5,
+        # the paper's LSTM, and one without the permutation that takes h_n and is exported with
+        # constant folding (the exporter then names the LSTM's and fc's tensors onnx::LSTM_…, onnx::MatMul_…)
+        "mnist_lstm": PaperLSTM,
+        "mnist_lstm_folded": lambda: PaperLSTM(permute=False, last_state=True),
     }
     for name, make in networks.items():
         torch.manual_seed(0)
         model = train(make(), xtr, ytr, 20)
-        export(model, name, side=28)
+        export(model, name, side=28, fold=name.endswith("_folded"))
         expected["mnist"][f"{name}.onnx"] = loss(model, xte, yte)
 
     torch.manual_seed(0)
@@ -169,6 +196,12 @@ def main():
 
     torch.manual_seed(0)
     export(nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(144, 10)), "batchnorm")
+
+    # LSTMs the importer refuses: two layers (num_layers=2), both directions
+    torch.manual_seed(0)
+    export(PaperLSTM(permute=False, hidden=2, num_layers=2), "lstm_stacked", side=28)
+    torch.manual_seed(0)
+    export(PaperLSTM(permute=False, hidden=2, bidirectional=True), "lstm_bidirectional", side=28)
 
     (HERE / "expected.json").write_text(json.dumps(expected, indent=2, sort_keys=True) + "\n")
 
