@@ -502,17 +502,33 @@ fn with_wait_a_second_writer_waits_for_the_holder_and_then_runs() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_losscape"))
         .arg("--wait")
         .args(train_args(&out))
-        .stdout(Stdio::piped())
+        .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(700));
+    // the child's stderr, line by line, so that the lock is released only once the child says it
+    // waits (a fixed sleep raced a slow start on a loaded machine)
+    let (lines, received) = std::sync::mpsc::channel();
+    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let reader = std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(stderr).map_while(Result::ok) {
+            let _ = lines.send(line);
+        }
+    });
+    let mut err = String::new();
+    while !err.contains("waiting") {
+        match received.recv_timeout(std::time::Duration::from_secs(120)) {
+            Ok(line) => err += &(line + "\n"),
+            Err(e) => panic!("the child never said it waits ({e}): {err}"),
+        }
+    }
     assert!(child.try_wait().unwrap().is_none(), "still waiting while the lock is held");
     assert!(!out.join("config.json").exists(), "nothing written while waiting");
     drop(held);
-    let o = child.wait_with_output().unwrap();
-    let err = text(&o.stderr);
-    assert!(o.status.success(), "{err}");
+    let status = child.wait().unwrap();
+    reader.join().unwrap();
+    err.extend(received.try_iter().map(|l| l + "\n"));
+    assert!(status.success(), "{err}");
     assert!(err.contains(&format!("PID {}", std::process::id())) && err.contains("waiting"), "{err}");
     files::assert_same_bytes(&lone, &out); // as a lone run
 }
