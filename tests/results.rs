@@ -362,9 +362,9 @@ fn a_work_directory_refuses_other_data_but_not_another_copy_of_the_same() {
 }
 
 #[test]
-fn a_checkpoint_copied_from_another_run_is_refused() {
+fn a_checkpoint_copied_from_another_run_or_of_another_run_count_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let run = |seed: &str, out: &Path| {
+    let run_of = |runs: &str, seed: &str, out: &Path| {
         losscape(&[
             "train",
             "--model",
@@ -372,7 +372,7 @@ fn a_checkpoint_copied_from_another_run_is_refused() {
             "--optimizer",
             "lbfgs",
             "--runs",
-            "2",
+            runs,
             "--iterations",
             "2",
             "--seed",
@@ -388,6 +388,7 @@ fn a_checkpoint_copied_from_another_run_is_refused() {
             s(out),
         ])
     };
+    let run = |seed: &str, out: &Path| run_of("2", seed, out);
     let (a, b) = (dir.path().join("a"), dir.path().join("b"));
     ok(run("0", &a));
     ok(run("5", &b));
@@ -399,6 +400,18 @@ fn a_checkpoint_copied_from_another_run_is_refused() {
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(err.contains("checkpoint of another run") && err.contains(s(&b.join("checkpoint.safetensors"))), "{err}");
     assert_eq!(std::fs::read(b.join("fcp-lbfgs-summary.json")).unwrap(), summary, "nothing rewritten from it");
+    // a checkpoint of 2 runs found by a run of 3: its own message, with both counts and the fix
+    let c = dir.path().join("c");
+    ok(run_of("3", "5", &c));
+    let summary = std::fs::read(c.join("fcp-lbfgs-summary.json")).unwrap();
+    let checkpoint = c.join("checkpoint.safetensors");
+    std::fs::copy(a.join("checkpoint.safetensors"), &checkpoint).unwrap();
+    let o = run_of("3", "5", &c);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains(&format!("{}: a checkpoint of 2 runs, but this run trains 3", s(&checkpoint))), "{err}");
+    assert!(err.contains("--runs 2") && err.contains("delete it"), "the fix: {err}");
+    assert_eq!(std::fs::read(c.join("fcp-lbfgs-summary.json")).unwrap(), summary, "nothing rewritten from it");
 }
 
 #[test]

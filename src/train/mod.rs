@@ -139,7 +139,7 @@ pub fn train(inputs: TrainInputs, progress: &mut dyn TrainProgress) -> Result<Su
     }
     let mut done = 0;
     let config_sha256 = checkpoint::config_sha256(cfg)?;
-    if let Some((ck, bytes)) = Checkpoint::read(dir, &config_sha256)? {
+    if let Some((ck, bytes)) = Checkpoint::read(dir, &config_sha256, r)? {
         Checkpoint::load_buffers(&bytes, &gpu, &buffers)?;
         done = ck.done;
         records = ck.runs.clone();
