@@ -28,6 +28,13 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
+/// `count` initialised FCP vectors in `dir/name` (seeds 0..count).
+fn fcp_set(dir: &Path, name: &str, count: &str) -> std::path::PathBuf {
+    let set = dir.join(name);
+    ok(losscape(&["init", "--model", "fcp", "--count", count, "--out", s(&set)]));
+    set
+}
+
 #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 struct Rec {
     i: usize,
@@ -778,4 +785,78 @@ fn mistaken_files_and_variables_are_named_with_the_fix() {
         .unwrap();
     let err = text(&o.stderr);
     assert!(o.status.code() == Some(1) && err.contains("WGPU_BACKEND") && err.contains("OpenGL"), "{err}");
+}
+
+/// The standalone runs (`paths`, `surface`, `hessian`) record their set by its path from the work
+/// directory: given the set by a relative path, an absolute path or a symlink, and the work directory by
+/// a relative path or a symlink, they write the same bytes; a directory moved deeper between a killed run
+/// and its resume writes what an unmoved one writes.
+#[test]
+fn standalone_runs_write_the_same_bytes_however_set_and_directory_are_named_or_moved() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::create_dir(root.join("sets")).unwrap();
+    let set = fcp_set(root, "sets/set.safetensors", "3");
+    let link = root.join("link.safetensors");
+    std::os::unix::fs::symlink(&set, &link).unwrap();
+    let tail = ["--train-size", "60", "--quiet", "--backend", "cpu"];
+    let commands: [(&str, Vec<&str>, &str); 3] = [
+        ("paths", vec!["--pairs", "3", "--points", "5", "--fourier", "2", "--iterations", "3"], "paths.jsonl"),
+        ("surface", vec!["--through", "0,1,2", "--range", "-1:2:4"], "rows.jsonl"),
+        ("hessian", vec!["--steps", "3", "--probes", "2"], "vectors.jsonl"),
+    ];
+    for (command, options, records) in commands {
+        let run = |set: &str, out: &str| {
+            let args = [&["--model", "fcp", "--set", set, "--out", out][..], &options[..], &tail[..]].concat();
+            let o = Command::new(env!("CARGO_BIN_EXE_losscape")).arg(command).args(&args).current_dir(root).output();
+            ok(o.unwrap())
+        };
+        let name = |n: &str| format!("{command}-{n}");
+        run("sets/set.safetensors", &name("relative"));
+        run(s(&set), s(&root.join(name("absolute"))));
+        // the work directory through a symlink (beside the others: the set's path from it is the same)
+        std::fs::create_dir(root.join(name("real"))).unwrap();
+        std::os::unix::fs::symlink(root.join(name("real")), root.join(name("alias"))).unwrap();
+        run(s(&link), &name("alias"));
+        let config = std::fs::read_to_string(root.join(name("relative")).join("config.json")).unwrap();
+        assert!(config.contains("\"../sets/set.safetensors\""), "{command}: the set from the directory: {config}");
+        same_outputs(&root.join(name("relative")), &root.join(name("absolute")));
+        same_outputs(&root.join(name("relative")), &root.join(name("real")));
+        // killed before its last record, moved one level deeper, resumed: as the run that stayed
+        let moved = root.join(name("moved"));
+        run(s(&set), s(&moved));
+        let file = moved.join(records);
+        let kept = std::fs::read_to_string(&file).unwrap();
+        let lines: Vec<&str> = kept.lines().collect();
+        std::fs::write(&file, lines[..lines.len() - 1].join("\n") + "\n").unwrap();
+        let deeper = root.join("deeper/than/before");
+        std::fs::create_dir_all(&deeper).unwrap();
+        std::fs::rename(&moved, deeper.join(name("moved"))).unwrap();
+        run(s(&link), s(&deeper.join(name("moved"))));
+        assert_eq!(std::fs::read_to_string(deeper.join(name("moved")).join(records)).unwrap(), kept, "{command}");
+        same_outputs(&root.join(name("relative")), &deeper.join(name("moved")));
+    }
+}
+
+/// `a` and `b` hold the same files with the same bytes, except for what a summary says of the run that
+/// wrote it (surface.json's `run`, hessian.json's timings and calls), which differs between runs.
+fn same_outputs(a: &Path, b: &Path) {
+    let (fa, fb) = (files::files(a), files::files(b));
+    assert_eq!(fa, fb, "{} and {} hold different files", a.display(), b.display());
+    for f in &fa {
+        let (x, y) = (std::fs::read(a.join(f)).unwrap(), std::fs::read(b.join(f)).unwrap());
+        let name = f.to_str().unwrap();
+        if name == "surface.json" || name == "hessian.json" {
+            let this_run = |bytes: &[u8]| {
+                let mut v: serde_json::Value = serde_json::from_slice(bytes).unwrap();
+                for key in ["run", "seconds_this_run", "batched_hvp_calls_this_run", "vectors_per_call"] {
+                    v.as_object_mut().unwrap().remove(key);
+                }
+                v
+            };
+            assert_eq!(this_run(&x), this_run(&y), "{name} of {} and {}", a.display(), b.display());
+        } else {
+            assert!(x == y, "{name} differs between {} and {}", a.display(), b.display());
+        }
+    }
 }

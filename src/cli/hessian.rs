@@ -129,14 +129,16 @@ pub fn run(args: HessianArgs) -> Result<()> {
     let cfg = HessianConfig {
         model: args.model,
         activation: net.act,
-        set: SetInfo::of(&args.set, &stack)?,
+        set: SetInfo::of(&args.set, &stack, &args.out)?,
         landscape: args.landscape,
         images: data.len(),
         settings,
         data_sha256: Some(data.sha256()),
     };
     let _lock = crate::io::lock::DirLock::acquire(&args.out, crate::io::lock::LOCK)?;
-    crate::io::config::prepare_dir(&args.out, &cfg)?;
+    // the directory's own record of the set from here on: a resume that names it by another path (or
+    // from a moved directory) writes the same hessian.json
+    let cfg = crate::io::config::prepare_dir(&args.out, &cfg)?;
     let (file, done) = Appender::resume::<SpectrumRecord>(&args.out.join(RECORDS))?;
     let mut done: BTreeMap<usize, Spectrum> = done.into_iter().map(|r| (r.vector, r.spectrum())).collect();
     let todo: Vec<usize> = rows.iter().copied().filter(|r| !done.contains_key(r)).collect();

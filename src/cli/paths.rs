@@ -1,4 +1,4 @@
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::Args;
 use std::path::PathBuf;
 
@@ -9,6 +9,7 @@ use crate::data::{DeviceImages, Split};
 use crate::io::read_weights;
 use crate::io::shard::{SetInfo, Shard};
 use crate::model::Arch;
+use crate::path::pairs::draw_pairs;
 use crate::path::sweep::{run_sweep_batched, Job, PairRecord, SweepConfig, SweepInputs, SweepOptions, SweepProgress};
 use crate::path::{Curve, PathSettings};
 
@@ -159,8 +160,12 @@ pub fn run(args: PathsArgs) -> Result<()> {
         (curve, None) => curve.terms(PathSettings::PAPER.fourier),
     };
     let stacks = args.sets.iter().map(|p| read_weights(p, args.model)).collect::<Result<Vec<_>>>()?;
-    if let Some((p, s)) = args.sets.iter().zip(&stacks).find(|(_, s)| s.count() < 2) {
-        bail!("{}: a set needs at least two vectors to form a pair, it holds {}", p.display(), s.count());
+    // each set against --pairs, named as given (the configuration names it from the work directory)
+    for (i, (p, s)) in args.sets.iter().zip(&stacks).enumerate() {
+        if s.count() < 2 {
+            bail!("{}: a set needs at least two vectors to form a pair, it holds {}", p.display(), s.count());
+        }
+        draw_pairs(s.count(), args.pairs, args.seed, i as u64).with_context(|| p.display().to_string())?;
     }
     let iterations = match args.until_converged {
         true => args.max_iterations.unwrap_or(DEFAULT_MAX_ITERATIONS),
@@ -169,7 +174,7 @@ pub fn run(args: PathsArgs) -> Result<()> {
     let size = if args.landscape == Split::Train { args.train_size } else { None };
     let data =
         super::ranges::first(args.run.data.load_for("paths", &[args.model], args.landscape)?, size, "--train-size")?;
-    let sets = args.sets.iter().zip(&stacks).map(|(p, s)| SetInfo::of(p, s)).collect::<Result<Vec<_>>>()?;
+    let sets = args.sets.iter().zip(&stacks).map(|(p, s)| SetInfo::of(p, s, &args.out)).collect::<Result<Vec<_>>>()?;
     let cfg = SweepConfig {
         model: args.model,
         activation,

@@ -164,7 +164,7 @@ pub fn run(args: SurfaceArgs) -> Result<()> {
     let cfg = SurfaceConfig {
         model: args.model,
         activation,
-        set: SetInfo::of(&args.set, &stack)?,
+        set: SetInfo::of(&args.set, &stack, &args.out)?,
         landscape: args.landscape,
         images: data.len(),
         directions: spec,
@@ -182,6 +182,9 @@ pub fn run(args: SurfaceArgs) -> Result<()> {
     let run = SurfaceRun { dir: &args.out, cfg: &cfg, plane: &plane, images: &images, shard: args.shard, batch };
     let summary = run_surface(run, &mut progress)?;
     progress.out.bar.finish_and_clear();
+    // the directory's own record of the set from here on: a resume that names it by another path (or
+    // from a moved directory) writes the same surface.json
+    let cfg: SurfaceConfig = crate::io::config::read_config(&args.out)?;
     let rows = collect_rows(&args.out, &cfg)?;
     let points = summary.rows * x.points;
     // printed once the outputs are written (a closed stdout then loses nothing)
