@@ -860,3 +860,64 @@ fn same_outputs(a: &Path, b: &Path) {
         }
     }
 }
+
+/// The estimate in a refusal's message, in bytes.
+fn estimate(err: &str) -> f64 {
+    let rest = &err[err.find("an estimated ").expect(err) + "an estimated ".len()..];
+    let mut words = rest.split_whitespace();
+    let (number, unit) = (words.next().unwrap().parse::<f64>().unwrap(), words.next().unwrap());
+    number * if unit == "GiB" { (1u64 << 30) as f64 } else { (1u64 << 20) as f64 }
+}
+
+/// A run whose estimated peak memory exceeds the budget is refused before it writes anything, naming the
+/// option that sizes it, the estimate, the budget and the fix; the estimate grows with the path points.
+#[test]
+fn a_run_larger_than_its_memory_budget_is_refused_before_anything_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let set = fcp_set(dir.path(), "set.safetensors", "3");
+    let (out, log) = (dir.path().join("out"), dir.path().join("log.jsonl"));
+    let common = ["--model", "fcp", "--train-size", "100", "--backend", "cpu", "--quiet", "--out", s(&out)];
+    let refused = |args: &[&str], env: Option<&str>| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_losscape"));
+        c.args(args).args(common).env_remove("LOSSCAPE_MEMORY_LIMIT");
+        if let Some(v) = env {
+            c.env("LOSSCAPE_MEMORY_LIMIT", v);
+        }
+        let o = c.output().unwrap();
+        let err = text(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {err}");
+        assert!(!out.exists() && !log.exists(), "{args:?}: nothing written");
+        err
+    };
+    let cases: [(Vec<&str>, &str); 4] = [
+        (vec!["paths", "--set", s(&set), "--pairs", "1", "--points", "1000"], "--points 1000"),
+        (vec!["surface", "--set", s(&set), "--through", "0,1", "--batch", "500"], "--batch 500"),
+        (vec!["hessian", "--set", s(&set), "--steps", "40"], "--steps 40"),
+        (vec!["train", "--optimizer", "sgd", "--runs", "40", "--test-size", "100", "--log", s(&log)], "--runs 40"),
+    ];
+    for (args, option) in cases {
+        let err = refused(&[&args[..], &["--memory-limit", "1M"]].concat(), None);
+        for part in [args[0], option, "needs an estimated", "more than the 1 MiB available (--memory-limit)"] {
+            assert!(err.contains(part), "{}: {part}: {err}", args[0]);
+        }
+        assert!(err.contains("give --memory-limit BYTES (none skips this check)"), "{}: the fix: {err}", args[0]);
+    }
+    // the estimate grows with the points (about in proportion); the variable sets the budget too
+    let points = |m: &str, env| refused(&["paths", "--set", s(&set), "--pairs", "1", "--points", m], Some(env));
+    let (small, large) = (estimate(&points("1000", "1M")), estimate(&points("3000", "1M")));
+    assert!(large > 2.0 * small && small > (100u64 << 20) as f64, "1000 points: {small} B, 3000 points: {large} B");
+    let err = points("1000", "lots");
+    assert!(err.contains("LOSSCAPE_MEMORY_LIMIT=lots") && err.contains("auto, or none"), "{err}");
+    // a run within its budget says its estimate and runs
+    let args =
+        ["paths", "--set", s(&set), "--points", "5", "--pairs", "1", "--iterations", "1", "--memory-limit", "4G"];
+    let not_quiet = &common[..common.len() - 3];
+    let o = ok(Command::new(env!("CARGO_BIN_EXE_losscape"))
+        .args(args)
+        .args(not_quiet)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap());
+    assert!(text(&o.stderr).contains("paths: estimated peak memory"), "{}", text(&o.stderr));
+}

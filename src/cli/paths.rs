@@ -10,7 +10,9 @@ use crate::io::read_weights;
 use crate::io::shard::{SetInfo, Shard};
 use crate::model::Arch;
 use crate::path::pairs::draw_pairs;
-use crate::path::sweep::{run_sweep_batched, Job, PairRecord, SweepConfig, SweepInputs, SweepOptions, SweepProgress};
+use crate::path::sweep::{
+    footprint, run_sweep_batched, Job, PairRecord, SweepConfig, SweepInputs, SweepOptions, SweepProgress,
+};
 use crate::path::{Curve, PathSettings};
 
 /// Find low-loss paths (Fourier, Bezier or polygonal chain) between pairs of each set's vectors, optionally
@@ -190,10 +192,18 @@ pub fn run(args: PathsArgs) -> Result<()> {
     };
     let gpu = args.run.device.open()?;
     let images = DeviceImages::upload(&gpu, &data)?;
-    let mut progress =
-        Bar { out: Progress::new("{bar:30} {pos}/{len} pairs, ETA {eta}  {msg}", "pairs", args.run.quiet), iterations };
     let inputs = SweepInputs { dir: &args.out, cfg: &cfg, stacks: &stacks, images: &images };
     let options = SweepOptions { curve: args.curve, align: args.align, until_converged: args.until_converged };
+    let need = DeviceImages::footprint(&gpu, &data) + footprint(&inputs, options, args.pairs_per_batch)?;
+    let batch = match args.pairs_per_batch {
+        Some(p) => format!(" and --pairs-per-batch {p}"),
+        None => String::new(),
+    };
+    let sized_by = format!("--points {}{batch} ({} parameters per point)", args.points, args.model.n_params());
+    let fixes = "give fewer --points or a smaller --pairs-per-batch (it grows with points x pairs per batch)";
+    super::memory::check("paths", &args.run, &gpu, need, &sized_by, fixes)?;
+    let mut progress =
+        Bar { out: Progress::new("{bar:30} {pos}/{len} pairs, ETA {eta}  {msg}", "pairs", args.run.quiet), iterations };
     let computed = run_sweep_batched(inputs, options, args.pairs_per_batch, &mut progress)?;
     progress.out.bar.finish_and_clear();
     outln!("{computed} pair(s) computed; results in {}", args.out.join("paths.jsonl").display())?;

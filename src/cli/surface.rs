@@ -13,7 +13,7 @@ use crate::plot::surface::write_outputs;
 use crate::probe::directions::{Biases, DirectionSpec, Plane};
 use crate::probe::grid::AxisRange;
 use crate::probe::surface::{
-    collect_rows, run_surface, RowRecord, Surface, SurfaceConfig, SurfaceProgress, SurfaceRun,
+    collect_rows, footprint, run_surface, RowRecord, Surface, SurfaceConfig, SurfaceProgress, SurfaceRun,
 };
 
 /// Loss (and accuracy) on a line or plane in weight space, whole rows of the grid per batched evaluation.
@@ -180,6 +180,9 @@ pub fn run(args: SurfaceArgs) -> Result<()> {
     };
     let batch = args.batch.unwrap_or(if device.is_cpu() { x.points.min(64) } else { 256 });
     let run = SurfaceRun { dir: &args.out, cfg: &cfg, plane: &plane, images: &images, shard: args.shard, batch };
+    let need = DeviceImages::footprint(&device, &data) + stack.footprint() + footprint(&run)?;
+    let sized_by = format!("--batch {batch} (points per call, {} parameters each)", args.model.n_params());
+    super::memory::check("surface", &args.run, &device, need, &sized_by, "give a smaller --batch")?;
     let summary = run_surface(run, &mut progress)?;
     progress.out.bar.finish_and_clear();
     // the directory's own record of the set from here on: a resume that names it by another path (or

@@ -153,6 +153,32 @@ impl Op {
         }
     }
 
+    /// The tensors the operation reads or writes (the images, which are not a tensor of the plan, left
+    /// out).
+    pub fn tensors(&self) -> Vec<TensorId> {
+        let operand = |o: &Operand| match o {
+            Operand::Tensor(t) => Some(*t),
+            Operand::Images => None,
+        };
+        match self {
+            Op::MatMul { a, b, c, .. } => [operand(&a.0), operand(&b.0), Some(c.0)].into_iter().flatten().collect(),
+            Op::ActForward { z, out: t, .. } | Op::ActBackward { z, grad: t, .. } => vec![*z, *t],
+            Op::Loss { outputs, grad, .. } => vec![*outputs, *grad, PARTIALS, LABELS],
+            Op::ConvForward { input, out, .. } => {
+                [operand(input), Some(*out), Some(WEIGHTS)].into_iter().flatten().collect()
+            }
+            Op::ConvWeightGrad { input, grad_out, .. } => {
+                [operand(input), Some(*grad_out), Some(GRADS)].into_iter().flatten().collect()
+            }
+            Op::ConvInputGrad { grad_out, grad_in, .. } => vec![*grad_out, *grad_in, WEIGHTS],
+            Op::PoolForward { src, dst, .. } => vec![*src, *dst],
+            Op::PoolBackward { input, grad_out, grad_in, .. } => vec![*input, *grad_out, *grad_in],
+            Op::GatherPixels { perm, out, .. } => vec![*perm, *out],
+            Op::LstmCellForward { gates, cells, hidden, last, .. } => vec![*gates, *cells, *hidden, *last, WEIGHTS],
+            Op::LstmCellBackward { gates, cells, dh, dc, .. } => vec![*gates, *cells, *dh, *dc, WEIGHTS, GRADS],
+        }
+    }
+
     /// Floating-point operations of the matrix products and convolutions (2 per multiply-add); the
     /// element-wise work is not counted.
     pub fn flops(&self) -> f64 {
