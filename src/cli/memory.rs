@@ -14,6 +14,10 @@ use crate::backend::Device;
 /// (`losscape toy` peaks at 11 MiB on the CPU backend, docs/io.md).
 const PROCESS_BYTES: u64 = 16 << 20;
 
+/// Host memory a GPU driver takes besides the buffers (its own state, the shader compiler): about
+/// 100 MiB with Mesa's lavapipe (docs/io.md, "Memory"); other drivers differ.
+const DRIVER_BYTES: u64 = 96 << 20;
+
 /// The variable read when `--memory-limit` is not given.
 const VARIABLE: &str = "LOSSCAPE_MEMORY_LIMIT";
 
@@ -39,7 +43,8 @@ fn limit(given: Option<MemoryLimit>) -> Result<MemoryLimit> {
     }
 }
 
-/// Refuses a run whose estimated peak memory, `need` plus the process itself, exceeds its budget on
+/// Refuses a run whose estimated peak memory, `need` plus the process itself (and a GPU's driver),
+/// exceeds its budget on
 /// `device` ([`footprint::check`]): the error names `sized_by` (the options that size the run, e.g.
 /// `--points 10000`), the estimate, the budget and its source, and `fixes` (the options that shrink
 /// it) besides `--memory-limit`. Without `--quiet`, a run that fits says its estimate on stderr.
@@ -51,7 +56,8 @@ pub fn check(
     sized_by: &str,
     fixes: &str,
 ) -> Result<()> {
-    let need = need + Footprint::host(PROCESS_BYTES);
+    let driver = if device.is_cpu() { 0 } else { DRIVER_BYTES };
+    let need = need + Footprint::host(PROCESS_BYTES + driver);
     let limit = limit(run.memory_limit)?;
     if let Some(e) = footprint::check(device, need, limit) {
         bail!("{command}: {sized_by} needs {e}; {fixes}, or give --memory-limit BYTES (none skips this check)");
