@@ -16,7 +16,9 @@ use super::Device;
 /// vectors, the process itself) and in device buffers.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Footprint {
+    /// Bytes held in host memory.
     pub host: u64,
+    /// Bytes of device buffers (host memory too on the CPU backend and a software rasteriser).
     pub device: u64,
 }
 
@@ -79,8 +81,11 @@ pub enum MemoryLimit {
 pub struct Exceeded {
     /// "host" or "GPU".
     pub memory: &'static str,
+    /// The run's estimated peak, in bytes.
     pub estimate: u64,
+    /// The budget, in bytes.
     pub budget: u64,
+    /// Where the budget comes from (`--memory-limit`, `MemAvailable in /proc/meminfo`, a cgroup file).
     pub source: String,
 }
 

@@ -15,7 +15,9 @@ use std::path::{Path, PathBuf};
 /// Memory available to this process, in bytes, and where the number comes from (in words).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HostMemory {
+    /// Bytes available.
     pub bytes: u64,
+    /// The file (or option) the number comes from.
     pub source: String,
 }
 
