@@ -117,6 +117,7 @@ fn every_numeric_option_of_every_subcommand_is_bounded_without_panics() {
     refused(&sgd, "--train-size", &["0", "x"]);
     refused(&sgd, "--test-size", &["0", "x"]);
     refused(&sgd, "--checkpoint-every", &["0", "x"]);
+    refused(&sgd, "--memory-limit", &["0", "-1", "1K", "nan", "x"]);
     refused(&sgd, "--lr", &floats);
     refused(&sgd, "--seed", &["-1", "x"]);
     let o = run(&with(&sgd, "--keep", "3"));
@@ -189,6 +190,7 @@ fn every_numeric_option_of_every_subcommand_is_bounded_without_panics() {
     refused(&base, "--lambda", &["-1", "nan", "inf", "x"]);
     refused(&base, "--shard", &["1/1", "0/0", "x"]);
     refused(&base, "--pairs-per-batch", &["0", "1001", "-1", "x"]);
+    refused(&base, "--memory-limit", &["0", "-1", "1K", "inf", "x"]);
     accepted(&base, "--lambda", "0");
     accepted(&base, "--pairs-per-batch", "1000");
     accepted(&paths_out(1), "--seed", MAX);

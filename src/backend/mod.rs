@@ -5,6 +5,8 @@
 //! the op's definition in `ops`, the kernels in each backend's op-family modules.
 
 mod choose;
+pub mod footprint;
+pub mod host_memory;
 pub mod profiles;
 
 use anyhow::{bail, Result};
@@ -21,6 +23,7 @@ use crate::ops::{
     Selections, VectorOps,
 };
 pub use choose::{choose_backend, only_software, BackendKind, DeviceChoice};
+pub use footprint::{f32_bytes, Footprint, MemoryLimit};
 use profiles::CPU_BUDGET;
 pub use profiles::{ChunkBudget, DEFAULT_GPU_MEMORY, SOFTWARE_GPU_MEMORY, SOFTWARE_TENSOR_BYTES};
 

@@ -12,8 +12,8 @@ use crate::io::shard::SetInfo;
 use crate::model::{Arch, Network};
 use crate::ops::Act;
 use crate::probe::hessian::{
-    spectra, spectra_csv, spectra_json, SpectraProgress, Spectrum, SpectrumRecord, SpectrumSettings, DEFAULT_STEP,
-    HVP_METHOD,
+    spectra, spectra_csv, spectra_footprint, spectra_json, SpectraProgress, Spectrum, SpectrumRecord, SpectrumSettings,
+    DEFAULT_STEP, HVP_METHOD,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -129,19 +129,29 @@ pub fn run(args: HessianArgs) -> Result<()> {
     let cfg = HessianConfig {
         model: args.model,
         activation: net.act,
-        set: SetInfo::of(&args.set, &stack)?,
+        set: SetInfo::of(&args.set, &stack, &args.out)?,
         landscape: args.landscape,
         images: data.len(),
         settings,
         data_sha256: Some(data.sha256()),
     };
+    let device = args.run.device.open()?;
+    let images = DeviceImages::upload(&device, &data)?;
+    // before the directory is touched: the largest group this run could take (a resume takes fewer)
+    let most = args.batch.unwrap_or(rows.len()).clamp(1, rows.len());
+    let budget = (images.count, device.chunk_budget());
+    let need =
+        DeviceImages::footprint(&device, &data) + stack.footprint() + spectra_footprint(net, most, &settings, budget)?;
+    let sized_by = format!("{most} vector(s) per call (--batch) with --steps {}", args.steps);
+    let fixes = "give a smaller --batch or fewer --steps (it grows with vectors per call x steps)";
+    super::memory::check("hessian", &args.run, &device, need, &sized_by, fixes)?;
     let _lock = crate::io::lock::DirLock::acquire(&args.out, crate::io::lock::LOCK)?;
-    crate::io::config::prepare_dir(&args.out, &cfg)?;
+    // the directory's own record of the set from here on: a resume that names it by another path (or
+    // from a moved directory) writes the same hessian.json
+    let cfg = crate::io::config::prepare_dir(&args.out, &cfg)?;
     let (file, done) = Appender::resume::<SpectrumRecord>(&args.out.join(RECORDS))?;
     let mut done: BTreeMap<usize, Spectrum> = done.into_iter().map(|r| (r.vector, r.spectrum())).collect();
     let todo: Vec<usize> = rows.iter().copied().filter(|r| !done.contains_key(r)).collect();
-    let device = args.run.device.open()?;
-    let images = DeviceImages::upload(&device, &data)?;
     let group = args.batch.unwrap_or(todo.len()).clamp(1, todo.len().max(1));
     let mut bar = Bar {
         out: Progress::new("{bar:30} {pos}/{len} batched HVPs, ETA {eta}  {msg}", "batched HVPs", args.run.quiet),

@@ -16,6 +16,7 @@ mod hessian;
 mod import;
 mod info;
 mod init;
+mod memory;
 mod merge;
 mod paths;
 mod plan;
@@ -191,9 +192,14 @@ pub struct RunArgs {
     /// Activation of the FCP and LeNet [default: softplus].
     #[arg(long, value_enum)]
     pub activation: Option<Activation>,
-    /// No progress bar.
+    /// No progress bar (and no memory estimate on stderr).
     #[arg(long)]
     pub quiet: bool,
+    /// Host memory the run may take, e.g. 8G: a run whose estimated peak is larger is refused before
+    /// it writes anything [default: LOSSCAPE_MEMORY_LIMIT, else auto: the memory available now, under
+    /// the control group's limit where there is one; none: no check].
+    #[arg(long, value_name = "BYTES|auto|none", value_parser = memory::parse_memory_limit)]
+    pub memory_limit: Option<crate::backend::MemoryLimit>,
     #[command(flatten)]
     pub data: DataArgs,
     #[command(flatten)]

@@ -1,4 +1,4 @@
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::Args;
 use std::path::PathBuf;
 
@@ -9,7 +9,10 @@ use crate::data::{DeviceImages, Split};
 use crate::io::read_weights;
 use crate::io::shard::{SetInfo, Shard};
 use crate::model::Arch;
-use crate::path::sweep::{run_sweep_batched, Job, PairRecord, SweepConfig, SweepInputs, SweepOptions, SweepProgress};
+use crate::path::pairs::draw_pairs;
+use crate::path::sweep::{
+    footprint, run_sweep_batched, Job, PairRecord, SweepConfig, SweepInputs, SweepOptions, SweepProgress,
+};
 use crate::path::{Curve, PathSettings};
 
 /// Find low-loss paths (Fourier, Bezier or polygonal chain) between pairs of each set's vectors, optionally
@@ -159,8 +162,12 @@ pub fn run(args: PathsArgs) -> Result<()> {
         (curve, None) => curve.terms(PathSettings::PAPER.fourier),
     };
     let stacks = args.sets.iter().map(|p| read_weights(p, args.model)).collect::<Result<Vec<_>>>()?;
-    if let Some((p, s)) = args.sets.iter().zip(&stacks).find(|(_, s)| s.count() < 2) {
-        bail!("{}: a set needs at least two vectors to form a pair, it holds {}", p.display(), s.count());
+    // each set against --pairs, named as given (the configuration names it from the work directory)
+    for (i, (p, s)) in args.sets.iter().zip(&stacks).enumerate() {
+        if s.count() < 2 {
+            bail!("{}: a set needs at least two vectors to form a pair, it holds {}", p.display(), s.count());
+        }
+        draw_pairs(s.count(), args.pairs, args.seed, i as u64).with_context(|| p.display().to_string())?;
     }
     let iterations = match args.until_converged {
         true => args.max_iterations.unwrap_or(DEFAULT_MAX_ITERATIONS),
@@ -169,7 +176,7 @@ pub fn run(args: PathsArgs) -> Result<()> {
     let size = if args.landscape == Split::Train { args.train_size } else { None };
     let data =
         super::ranges::first(args.run.data.load_for("paths", &[args.model], args.landscape)?, size, "--train-size")?;
-    let sets = args.sets.iter().zip(&stacks).map(|(p, s)| SetInfo::of(p, s)).collect::<Result<Vec<_>>>()?;
+    let sets = args.sets.iter().zip(&stacks).map(|(p, s)| SetInfo::of(p, s, &args.out)).collect::<Result<Vec<_>>>()?;
     let cfg = SweepConfig {
         model: args.model,
         activation,
@@ -185,10 +192,18 @@ pub fn run(args: PathsArgs) -> Result<()> {
     };
     let device = args.run.device.open()?;
     let images = DeviceImages::upload(&device, &data)?;
-    let mut progress =
-        Bar { out: Progress::new("{bar:30} {pos}/{len} pairs, ETA {eta}  {msg}", "pairs", args.run.quiet), iterations };
     let inputs = SweepInputs { dir: &args.out, cfg: &cfg, stacks: &stacks, images: &images };
     let options = SweepOptions { curve: args.curve, align: args.align, until_converged: args.until_converged };
+    let need = DeviceImages::footprint(&device, &data) + footprint(&inputs, options, args.pairs_per_batch)?;
+    let batch = match args.pairs_per_batch {
+        Some(p) => format!(" and --pairs-per-batch {p}"),
+        None => String::new(),
+    };
+    let sized_by = format!("--points {}{batch} ({} parameters per point)", args.points, args.model.n_params());
+    let fixes = "give fewer --points or a smaller --pairs-per-batch (it grows with points x pairs per batch)";
+    super::memory::check("paths", &args.run, &device, need, &sized_by, fixes)?;
+    let mut progress =
+        Bar { out: Progress::new("{bar:30} {pos}/{len} pairs, ETA {eta}  {msg}", "pairs", args.run.quiet), iterations };
     let computed = run_sweep_batched(inputs, options, args.pairs_per_batch, &mut progress)?;
     progress.out.bar.finish_and_clear();
     outln!("{computed} pair(s) computed; results in {}", args.out.join("paths.jsonl").display())?;

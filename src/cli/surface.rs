@@ -13,7 +13,7 @@ use crate::plot::surface::write_outputs;
 use crate::probe::directions::{Biases, DirectionSpec, Plane};
 use crate::probe::grid::AxisRange;
 use crate::probe::surface::{
-    collect_rows, run_surface, RowRecord, Surface, SurfaceConfig, SurfaceProgress, SurfaceRun,
+    collect_rows, footprint, run_surface, RowRecord, Surface, SurfaceConfig, SurfaceProgress, SurfaceRun,
 };
 
 /// Loss (and accuracy) on a line or plane in weight space, whole rows of the grid per batched evaluation.
@@ -164,7 +164,7 @@ pub fn run(args: SurfaceArgs) -> Result<()> {
     let cfg = SurfaceConfig {
         model: args.model,
         activation,
-        set: SetInfo::of(&args.set, &stack)?,
+        set: SetInfo::of(&args.set, &stack, &args.out)?,
         landscape: args.landscape,
         images: data.len(),
         directions: spec,
@@ -180,8 +180,14 @@ pub fn run(args: SurfaceArgs) -> Result<()> {
     };
     let batch = args.batch.unwrap_or(if device.is_cpu() { x.points.min(64) } else { 256 });
     let run = SurfaceRun { dir: &args.out, cfg: &cfg, plane: &plane, images: &images, shard: args.shard, batch };
+    let need = DeviceImages::footprint(&device, &data) + stack.footprint() + footprint(&run)?;
+    let sized_by = format!("--batch {batch} (points per call, {} parameters each)", args.model.n_params());
+    super::memory::check("surface", &args.run, &device, need, &sized_by, "give a smaller --batch")?;
     let summary = run_surface(run, &mut progress)?;
     progress.out.bar.finish_and_clear();
+    // the directory's own record of the set from here on: a resume that names it by another path (or
+    // from a moved directory) writes the same surface.json
+    let cfg: SurfaceConfig = crate::io::config::read_config(&args.out)?;
     let rows = collect_rows(&args.out, &cfg)?;
     let points = summary.rows * x.points;
     // printed once the outputs are written (a closed stdout then loses nothing)

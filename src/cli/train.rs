@@ -11,7 +11,8 @@ use crate::io::shard::sha256_file;
 use crate::model::{init_vector, Arch};
 use crate::optim::{adam, LbfgsSettings, LineSearchKind};
 use crate::train::{
-    paper, train, LbfgsConfig, MiniBatchConfig, Optimizer, RunRecord, TrainConfig, TrainInputs, TrainProgress,
+    footprint, paper, train, LbfgsConfig, MiniBatchConfig, Optimizer, RunRecord, TrainConfig, TrainInputs,
+    TrainProgress,
 };
 
 /// Train R seeded runs together with SGD or L-BFGS (or Adam) and keep the best K as solution sets.
@@ -239,6 +240,13 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let gpu = args.run.device.open()?;
     let train_images = DeviceImages::upload(&gpu, &train_data)?;
     let test_images = DeviceImages::upload(&gpu, &test_data)?;
+    // before the --log file and the directory are touched
+    let data = DeviceImages::footprint(&gpu, &train_data) + DeviceImages::footprint(&gpu, &test_data);
+    let need = data + footprint(&cfg, &train_images, &test_images)?;
+    let sized_by = format!("--runs {runs} ({} parameters each)", args.model.n_params());
+    let fixes =
+        "train fewer --runs per directory (more directories, each with its own --seed) or give a smaller --train-size";
+    super::memory::check("train", &args.run, &gpu, need, &sized_by, fixes)?;
     let unit = args.optimizer.unit();
     let template = format!("{{bar:30}} {unit} {{pos}}/{{len}}, ETA {{eta}}  {{msg}}");
     let out = crate::cli::progress::Progress::new(&template, &format!("{unit}s"), args.run.quiet);

@@ -5,7 +5,7 @@
 use anyhow::Result;
 
 use super::{Dataset, ImageShape};
-use crate::backend::{Buffer, Device};
+use crate::backend::{f32_bytes, Buffer, Device, Footprint};
 
 /// A dataset resident on a device (cloning shares the buffers).
 #[derive(Clone)]
@@ -23,6 +23,18 @@ pub struct DeviceImages {
 }
 
 impl DeviceImages {
+    /// The memory of `count` images of `shape` with their labels in device buffers ([`DeviceImages::empty`]).
+    pub fn device_bytes(device: &Device, shape: ImageShape, count: usize) -> Footprint {
+        Footprint::device(f32_bytes(device.image_elements(count * shape.pixels()) + count))
+    }
+
+    /// The memory `data` takes once uploaded to `device`: the dataset on the host, as allocated when
+    /// loaded (a `--train-size` subset keeps its split's allocation), and its device copy.
+    pub fn footprint(device: &Device, data: &Dataset) -> Footprint {
+        let host = (data.pixels.capacity() + data.labels.capacity()) as u64;
+        Footprint::host(host) + DeviceImages::device_bytes(device, data.shape, data.len())
+    }
+
     /// Room for `count` images of `shape` and their labels, filled on the device (the mini-batches of
     /// `optim`).
     pub fn empty(device: &Device, count: usize, shape: ImageShape) -> Result<DeviceImages> {

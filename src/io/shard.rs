@@ -1,11 +1,11 @@
 //! What the sharded, resumable runs (path sweeps, surfaces, probes, the pipeline's stages) share: the
 //! [`Shard`] of the work one process takes, and an input set identified by content ([`SetInfo`],
-//! [`sha256_file`]).
+//! [`sha256_file`]) and named from the work directory that records it ([`path_from`]).
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::WeightStack;
 
@@ -38,25 +38,72 @@ pub struct SetInfo {
 }
 
 impl SetInfo {
-    /// The set in `file`, holding `stack`.
+    /// The set in `file`, holding `stack`, as the work directory `dir` records it: the file is named
+    /// from `dir` ([`path_from`]), so that the same set given by a relative or an absolute path or
+    /// through a symlink is recorded as the same text, and what a directory records and writes does not
+    /// depend on where the command ran or how it named the directory.
     ///
     /// Errors: the file cannot be read (for its checksum).
-    pub fn of(file: &Path, stack: &WeightStack) -> Result<SetInfo> {
-        Ok(SetInfo { file: file.display().to_string(), sha256: sha256_file(file)?, vectors: stack.count() })
+    pub fn of(file: &Path, stack: &WeightStack, dir: &Path) -> Result<SetInfo> {
+        let named = path_from(dir, file).unwrap_or_else(|| file.display().to_string());
+        Ok(SetInfo { file: named, sha256: sha256_file(file)?, vectors: stack.count() })
     }
+}
 
-    /// The same set with its file named relative to `base`, a work directory that holds it (unchanged
-    /// when it lies elsewhere), so that what the directory records and writes does not depend on
-    /// where the directory lies or how it was named.
-    pub fn relative_to(mut self, base: &Path) -> SetInfo {
-        if let Ok(rest) = Path::new(&self.file).strip_prefix(base) {
-            self.file = rest.display().to_string();
-        }
-        self
+/// The path of `file` from the directory `dir` (`../sets/a.safetensors`, `fcp/sgd/x.safetensors`),
+/// both resolved first (symlinks, `.` and `..`; a directory not made yet through its nearest existing
+/// ancestor), so that every way of naming either gives the same text. `None` where either cannot be
+/// resolved (the file is missing).
+pub fn path_from(dir: &Path, file: &Path) -> Option<String> {
+    let file = file.canonicalize().ok()?;
+    let dir = resolve_dir(dir)?;
+    let common = dir.components().zip(file.components()).take_while(|(a, b)| a == b).count();
+    let mut out = PathBuf::new();
+    (common..dir.components().count()).for_each(|_| out.push(".."));
+    file.components().skip(common).for_each(|c| out.push(c));
+    Some(out.display().to_string())
+}
+
+/// `dir` made absolute with its symlinks resolved; the part that does not exist yet is kept as named.
+fn resolve_dir(dir: &Path) -> Option<PathBuf> {
+    let mut existing = std::path::absolute(dir).ok()?;
+    let mut missing = Vec::new();
+    while !existing.exists() {
+        missing.push(existing.file_name()?.to_owned());
+        existing.pop();
     }
+    let mut out = existing.canonicalize().ok()?;
+    missing.iter().rev().for_each(|m| out.push(m));
+    Some(out)
 }
 
 pub fn sha256_file(path: &Path) -> Result<String> {
     let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
     Ok(format!("{:x}", Sha256::digest(&bytes)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_is_named_from_the_directory_however_either_is_named() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path();
+        std::fs::create_dir_all(root.join("sets")).unwrap();
+        std::fs::write(root.join("sets/a.npy"), b"x").unwrap();
+        let want = Some("../sets/a.npy".to_string());
+        assert_eq!(path_from(&root.join("out"), &root.join("sets/a.npy")), want, "a directory not made yet");
+        assert_eq!(path_from(&root.join("sets/../out"), &root.join("sets/../sets/./a.npy")), want);
+        #[cfg(unix)]
+        {
+            std::os::unix::fs::symlink(root.join("sets/a.npy"), root.join("link.npy")).unwrap();
+            std::os::unix::fs::symlink(root.join("sets"), root.join("dir-link")).unwrap();
+            assert_eq!(path_from(&root.join("out"), &root.join("link.npy")), want, "through a symlink");
+            // a directory named through a symlink is where the symlink points
+            assert_eq!(path_from(&root.join("dir-link/out"), &root.join("sets/a.npy")), Some("../a.npy".to_string()));
+        }
+        assert_eq!(path_from(root, &root.join("sets/a.npy")), Some("sets/a.npy".to_string()), "inside the directory");
+        assert_eq!(path_from(root, &root.join("missing.npy")), None);
+    }
 }

@@ -44,6 +44,10 @@ impl WeightStack {
     pub fn count(&self) -> usize {
         self.flat.len() / self.arch.n_params()
     }
+    /// The host memory the stack holds (its vectors), for a run's memory estimate.
+    pub fn footprint(&self) -> crate::backend::Footprint {
+        crate::backend::Footprint::host(crate::backend::f32_bytes(self.flat.capacity()))
+    }
     /// Vector `i` (panics when `i >= count()`).
     pub fn vector(&self, i: usize) -> &[f32] {
         let n = self.arch.n_params();

@@ -22,7 +22,7 @@ pub mod symmetry;
 pub mod walk;
 
 pub use crate::ops::plan::Plan;
-pub use cost::{dispatch_goal, plan_evaluation, EvaluationPlan};
+pub use cost::{dispatch_goal, evaluator_bytes, per_vector_evaluator_bytes, plan_evaluation, EvaluationPlan};
 pub use description::Description;
 pub use evaluator::{Eval, Evaluator, Want};
 pub use generic::rows_table;

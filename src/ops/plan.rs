@@ -101,6 +101,14 @@ plan_ops!(
     LstmCellBackward,
 );
 
+impl Op {
+    /// The tensors the operation reads or writes (those of [`PlanOp::ends`]; the images as
+    /// [`PIXELS`]).
+    pub fn tensors(&self) -> Vec<TensorId> {
+        self.ends().into_iter().map(|(t, _)| t).collect()
+    }
+}
+
 /// The operations of one chunk of images.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ChunkOps {

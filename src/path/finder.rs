@@ -21,7 +21,7 @@ use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 use std::ops::Range;
 
-use crate::backend::{Buffer, Coef, Command, Device, Rows, Source};
+use crate::backend::{f32_bytes, Buffer, ChunkBudget, Coef, Command, Device, Footprint, Rows, Source};
 use crate::data::DeviceImages;
 use crate::model::{Evaluator, Network, Want};
 use crate::ops::{Layout, LbfgsScalars, Product, Reduced};
@@ -222,6 +222,31 @@ impl PathFinder {
             keep,
             restore,
         })
+    }
+
+    /// The memory [`PathFinder::batched`] allocates for `pairs` pairs on `images` images within a device's
+    /// chunk `budget`: the evaluator of P x M points with their gradients
+    /// ([`crate::model::evaluator_bytes`]); per pair the basis block, its gradient, Adam's two moments and
+    /// the best copy ((K + 2) x N_prm values each) and the M - 1 segment vectors; the grid matrices; and
+    /// on the host the best coefficients read back for `--save-paths` (`keep`).
+    ///
+    /// # Errors
+    /// The network does not plan.
+    pub fn footprint(
+        net: Network,
+        settings: PathSettings,
+        curve: Curve,
+        pairs: usize,
+        (images, budget): (usize, ChunkBudget),
+        keep: bool,
+    ) -> Result<Footprint> {
+        let (m, n, nf) = (settings.points, net.arch.n_params(), curve.terms(settings.fourier));
+        let eval = crate::model::evaluator_bytes(net, pairs * m, images, budget, false)?;
+        let blocks = f32_bytes(5 * pairs * (nf + 2) * n);
+        let segments = f32_bytes(pairs * (m - 1) * (n + 2));
+        let grid = f32_bytes((m + m - 1) * (nf + 2) + nf * (2 * m - 1));
+        let kept = if keep { f32_bytes(pairs * (nf + 2) * n) } else { 0 };
+        Ok(Footprint::device(eval + blocks + segments + grid) + Footprint::host(kept))
     }
 
     /// The curve family.

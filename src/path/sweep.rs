@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use super::curve::Curve;
 use super::finder::{Ends, PathFinder, PathOutcome, PathSettings};
 use super::pairs::draw_pairs;
-use crate::backend::Device;
+use crate::backend::{f32_bytes, Device, Footprint};
 use crate::data::{DeviceImages, Split};
 use crate::io::jsonl::Appender;
 use crate::io::shard::{SetInfo, Shard};
@@ -236,10 +236,7 @@ pub fn run_sweep_batched(
         return Ok(0);
     }
     let net = Network { arch: cfg.model, act: cfg.activation };
-    // issue 26: the memory bound of `default_pairs_per_batch` and the dispatch goals at this N
-    let points = cfg.settings.points;
-    let per = pairs_per_batch
-        .unwrap_or_else(|| super::batching::device_pairs_per_batch(net, &images.device, points, images.count));
+    let per = pairs_at_once(cfg, pairs_per_batch, images);
     if per == 0 {
         bail!("a batch needs at least one pair");
     }
@@ -254,6 +251,33 @@ pub fn run_sweep_batched(
         run_batch(&inputs, options, finder, batch, &results, progress)?;
     }
     Ok(todo.len())
+}
+
+/// The pairs a sweep optimises together: `pairs_per_batch`, else (issue 26) the memory bound of
+/// [`default_pairs_per_batch`] and the dispatch goals at this N
+/// ([`super::batching::device_pairs_per_batch`]).
+fn pairs_at_once(cfg: &SweepConfig, pairs_per_batch: Option<usize>, images: &DeviceImages) -> usize {
+    let net = Network { arch: cfg.model, act: cfg.activation };
+    let points = cfg.settings.points;
+    pairs_per_batch
+        .unwrap_or_else(|| super::batching::device_pairs_per_batch(net, &images.device, points, images.count))
+}
+
+/// The memory a sweep takes besides its images: the path finder of its largest batch
+/// ([`PathFinder::footprint`]: `pairs_per_batch` pairs as [`run_sweep_batched`] takes them, at most
+/// the shard's pairs), the sets, and per pair of the batch its second endpoint (aligned or copied).
+///
+/// # Errors
+/// The sets hold too few vectors for the pairs; the network does not plan.
+pub fn footprint(inputs: &SweepInputs, options: SweepOptions, pairs_per_batch: Option<usize>) -> Result<Footprint> {
+    let (cfg, stacks, images) = (inputs.cfg, inputs.stacks, inputs.images);
+    let shard_pairs = all_jobs(cfg)?.iter().filter(|j| j.index % cfg.shard.count == cfg.shard.index).count();
+    let pairs = pairs_at_once(cfg, pairs_per_batch, images).clamp(1, shard_pairs.max(1));
+    let net = Network { arch: cfg.model, act: cfg.activation };
+    let budget = (images.count, images.device.chunk_budget());
+    let finder = PathFinder::footprint(net, cfg.settings, options.curve, pairs, budget, cfg.save_paths)?;
+    let ends = Footprint::host(f32_bytes(pairs * cfg.model.n_params()));
+    Ok(finder + stacks.iter().map(WeightStack::footprint).sum() + ends)
 }
 
 /// One pair of a batch, ready for its path: the endpoints (the second aligned when asked) and what

@@ -204,11 +204,8 @@ impl Study<'_> {
                     bail!("{} is missing: run the train stage (of every shard) first", missing.display());
                 }
                 let stacks = files.iter().map(|f| read_weights(f, arch)).collect::<Result<Vec<_>>>()?;
-                let sets = files
-                    .iter()
-                    .zip(&stacks)
-                    .map(|(f, s)| Ok(SetInfo::of(f, s)?.relative_to(dir)))
-                    .collect::<Result<Vec<_>>>()?;
+                let sets =
+                    files.iter().zip(&stacks).map(|(f, s)| SetInfo::of(f, s, dir)).collect::<Result<Vec<_>>>()?;
                 let sweep = SweepConfig {
                     model: arch,
                     activation: cfg.activation,

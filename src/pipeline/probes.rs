@@ -99,7 +99,7 @@ fn record(
     let json = serde_json::json!({
         "model": p.arch.id(),
         // relative to the work directory, as every record of a run: a moved run writes the same bytes
-        "set": SetInfo::of(file, stack)?.relative_to(p.dir),
+        "set": SetInfo::of(file, stack, p.dir)?,
         "landscape": "train",
         "images": images.count,
         "top": s.top,
@@ -181,7 +181,7 @@ pub(super) fn path_surface(p: &ProbeInputs, opt: Optimizer) -> Result<bool> {
     let cfg = SurfaceConfig {
         model: p.arch,
         activation: p.net.act,
-        set: SetInfo::of(&plane_file, &plane_stack)?.relative_to(p.dir),
+        set: SetInfo::of(&plane_file, &plane_stack, p.dir)?,
         landscape: Split::Train,
         images: p.train_images.count,
         directions: DirectionSpec::Orthonormal { vectors: vec![0, 1, 2] },

@@ -18,6 +18,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use crate::backend::{f32_bytes, ChunkBudget, Footprint};
 use crate::data::DeviceImages;
 use crate::io::float::JsonF64;
 use crate::io::WeightStack;
@@ -420,6 +421,27 @@ pub fn spectra(
         out.extend(group);
     }
     Ok((out, calls))
+}
+
+/// The memory [`spectra`] takes for groups of `group` vectors of `net` on `images` images within a
+/// device's chunk `budget`: the evaluator of 2 x `group` points with their gradients
+/// ([`crate::model::evaluator_bytes`]), and on the host, per vector, the probe's centre, its two
+/// points, their gradients and the gradients' read-back (f32), the Lanczos basis (one f32 vector per
+/// step) and Lanczos's three f64 work vectors (Hutchinson's two come after them and take less).
+///
+/// # Errors
+/// The network does not plan.
+pub fn spectra_footprint(
+    net: Network,
+    group: usize,
+    settings: &SpectrumSettings,
+    (images, budget): (usize, ChunkBudget),
+) -> Result<Footprint> {
+    let n = net.arch.n_params();
+    let eval = crate::model::evaluator_bytes(net, 2 * group, images, budget, false)?;
+    let f32_vectors = 1 + 2 + 2 + 2 + settings.steps.min(n);
+    let host = f32_bytes(group * n * (f32_vectors + 2 * 3));
+    Ok(Footprint::device(eval) + Footprint::host(host))
 }
 
 /// One vector's spectrum as a line of `DIR/vectors.jsonl`, so that a run can resume where it stopped.

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use super::directions::{DirectionSpec, Mark, Plane};
 use super::grid::AxisRange;
+use crate::backend::{f32_bytes, Footprint};
 use crate::data::{DeviceImages, Split};
 use crate::io::jsonl::{read_lines, Appender};
 use crate::io::shard::{SetInfo, Shard};
@@ -247,6 +248,24 @@ pub fn run_surface(run: SurfaceRun, progress: &mut dyn SurfaceProgress) -> Resul
         }
     }
     Ok(RunSummary { rows: todo.len(), batch, seconds: start.elapsed().as_secs_f64() })
+}
+
+/// The memory a surface run takes besides its images and set: the evaluator of as many points as
+/// [`run_surface`] puts in one call (`run.batch`, whole rows when they fit, at most the shard's points),
+/// its host buffer of their weights (points x N_prm), and the plane's vectors (f64).
+///
+/// # Errors
+/// The network does not plan.
+pub fn footprint(run: &SurfaceRun) -> Result<Footprint> {
+    let (cfg, n) = (run.cfg, run.plane.len());
+    let shard_points = cfg.rows().div_ceil(run.shard.count) * cfg.x.points;
+    let points = batching(cfg.x.points, run.batch).0.min(shard_points);
+    let net = Network { arch: cfg.model, act: cfg.activation };
+    let device = &run.images.device;
+    // loss only: on the CPU backend its gradient tensors are never written, so take no memory
+    let eval = crate::model::evaluator_bytes(net, points, run.images.count, device.chunk_budget(), device.is_cpu())?;
+    let plane = f32_bytes(2 * (run.plane.dims() + 1) * n);
+    Ok(Footprint::device(eval) + Footprint::host(f32_bytes(points * n) + plane))
 }
 
 /// A finished grid: `loss[j][i]` and `accuracy[j][i]` at (x_i, y_j).

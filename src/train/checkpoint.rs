@@ -54,9 +54,10 @@ impl Checkpoint {
 
     /// The checkpoint and its bytes, when the directory has one.
     ///
-    /// Errors: the file cannot be read or is not a losscape checkpoint; it records a configuration other
-    /// than `config_sha256` (a checkpoint copied from another run).
-    pub fn read(dir: &Path, config_sha256: &str) -> Result<Option<(Checkpoint, Vec<u8>)>> {
+    /// Errors: the file cannot be read or is not a losscape checkpoint; it holds another number of runs
+    /// than `runs` (named with both counts and the fix, whether or not it records its configuration); it
+    /// records a configuration other than `config_sha256` (a checkpoint copied from another run).
+    pub fn read(dir: &Path, config_sha256: &str, runs: usize) -> Result<Option<(Checkpoint, Vec<u8>)>> {
         let p = path(dir);
         if !p.exists() {
             return Ok(None);
@@ -71,6 +72,16 @@ impl Checkpoint {
             .ok_or_else(|| anyhow!("{}: not a losscape checkpoint", p.display()))?;
         let ck: Checkpoint =
             serde_json::from_str(text).with_context(|| format!("{}: corrupt checkpoint state", p.display()))?;
+        if ck.runs.len() != runs {
+            bail!(
+                "{}: a checkpoint of {} runs, but this run trains {runs} (--runs {runs}); to resume it give \
+                 --runs {} with the rest of its settings (in its own directory), or delete it to start the \
+                 {runs} runs over",
+                p.display(),
+                ck.runs.len(),
+                ck.runs.len()
+            );
+        }
         if ck.config_sha256.as_deref().is_some_and(|h| h != config_sha256) {
             bail!(
                 "{}: the checkpoint of another run (its configuration differs from {}); delete it to start \

@@ -14,11 +14,11 @@ use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
-use crate::backend::{Buffer, Device};
+use crate::backend::{f32_bytes, Buffer, Device, Footprint};
 use crate::data::DeviceImages;
 use crate::io::config::prepare_dir;
 use crate::io::{write_weights, WeightStack};
-use crate::model::{Arch, Evaluator, Network, Want};
+use crate::model::{evaluator_bytes, per_vector_evaluator_bytes, Arch, Evaluator, Network, Want};
 use crate::optim::{Lbfgs, LbfgsSolver, MiniBatch, NetworkObjective, Rule, Solver};
 use checkpoint::Checkpoint;
 
@@ -82,6 +82,47 @@ fn make_solver<'a>(
     })
 }
 
+/// The memory a training run of `cfg` takes besides its images: the evaluators of the full training
+/// and test losses (R vectors each, [`crate::model::evaluator_bytes`]), the two snapshot sets, the
+/// solver's buffers (L-BFGS: iterate, gradient, previous gradient, direction and the history's s and y;
+/// SGD and Adam: the mini-batch images, their per-run evaluators, the shuffles, and Adam's moments and
+/// frozen weights) on the device; on the host the starting vectors and a checkpoint (every kept buffer
+/// read back, serialised, then given its canonical header: three times its bytes).
+///
+/// # Errors
+/// The network does not plan.
+pub fn footprint(cfg: &TrainConfig, train: &DeviceImages, test: &DeviceImages) -> Result<Footprint> {
+    let net = Network { arch: cfg.model, act: cfg.activation };
+    let (r, n, budget) = (cfg.runs, cfg.model.n_params(), train.device.chunk_budget());
+    let vectors = |k: usize| f32_bytes(k * r * n);
+    // the test loss never takes gradients, nor does the full training loss of mini-batch training: on
+    // the CPU backend their gradient tensors take no memory
+    let loss_only = train.device.is_cpu();
+    let lbfgs = cfg.optimizer == Optimizer::Lbfgs;
+    let evaluators = evaluator_bytes(net, r, train.count, budget, loss_only && !lbfgs)?
+        + evaluator_bytes(net, r, test.count, budget, loss_only)?;
+    // the solver's device bytes, and its vectors a checkpoint keeps besides the weights
+    let (solver, kept) = match cfg.optimizer {
+        Optimizer::Lbfgs => {
+            let h = cfg.lbfgs.settings.history;
+            (vectors(4 + 2 * h), vectors(1 + 2 * h))
+        }
+        rule => {
+            let bs = cfg.minibatch.batch.min(train.count);
+            let adam = if rule == Optimizer::Adam { 3 } else { 0 };
+            let last = match train.count % bs {
+                0 => 0,
+                rem => per_vector_evaluator_bytes(net, rem, r)?,
+            };
+            let images = DeviceImages::device_bytes(&train.device, train.shape, r * bs).device;
+            let own = images + per_vector_evaluator_bytes(net, bs, r)? + last + f32_bytes(r * train.count);
+            (own + vectors(adam), vectors(adam.min(2)))
+        }
+    };
+    let checkpoint = 3 * (vectors(3) + kept);
+    Ok(Footprint::device(evaluators + vectors(2) + solver) + Footprint::host(vectors(1) + checkpoint))
+}
+
 /// The inputs of a training run.
 pub struct TrainInputs<'a> {
     pub dir: &'a Path,
@@ -139,7 +180,7 @@ pub fn train(inputs: TrainInputs, progress: &mut dyn TrainProgress) -> Result<Su
     }
     let mut done = 0;
     let config_sha256 = checkpoint::config_sha256(cfg)?;
-    if let Some((ck, bytes)) = Checkpoint::read(dir, &config_sha256)? {
+    if let Some((ck, bytes)) = Checkpoint::read(dir, &config_sha256, r)? {
         Checkpoint::load_buffers(&bytes, &device, &buffers)?;
         done = ck.done;
         records = ck.runs.clone();
