@@ -333,7 +333,11 @@ impl Device {
     /// [`crate::ops::plan::TensorId`] order.
     ///
     /// # Errors
-    /// A tensor the operation names is missing or belongs to the other backend; the op's own checks.
+    /// A tensor belongs to the other backend; the op's own checks (an operand past its buffer).
+    ///
+    /// # Panics
+    /// `tensors` is shorter than an id the operation names: a programming error, since the
+    /// evaluator binds every tensor of its plan.
     pub fn record(&self, op: &impl PlanOp, tensors: &[Buffer]) -> Result<Command> {
         record!(self, d: B => op.record(d, &tensors.iter().map(B::own).collect::<Result<Vec<_>>>()?))
     }
