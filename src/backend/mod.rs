@@ -18,8 +18,8 @@ pub use crate::gpu::{AdapterSummary, Counts, Subgroups};
 use crate::gpu::{Dispatch, Gpu, GpuBuffer};
 use crate::ops::{
     Act, Activations, AdamStep, AdamSteps, Backend, Conv, Convolutions, DeviceBuffer, Head, Layout, LossChunk,
-    LossHeads, LstmCells, LstmStep, Memory, Pool, Pooling, Product, Products, Reduced, Selection, Selections,
-    VectorOps,
+    LossHeads, LstmCells, LstmOperands, LstmSequence, LstmStep, Memory, Pool, Pooling, Product, Products, Reduced,
+    Selection, Selections, VectorOps,
 };
 pub use choose::{choose_backend, only_software, BackendKind, DeviceChoice};
 use profiles::CPU_BUDGET;
@@ -373,36 +373,15 @@ impl Device {
         record!(self, d: B => d.gather_pixels(s, B::own(pixels)?, B::own(perm)?, B::own(out)?))
     }
 
-    /// Records one LSTM step forward.
-    pub fn lstm_cell_forward(
-        &self,
-        s: LstmStep,
-        weights: &Buffer,
-        gates: &Buffer,
-        cells: &Buffer,
-        hidden: &Buffer,
-        last: &Buffer,
-    ) -> Result<Command> {
-        record!(self, d: B => d.lstm_cell_forward(
-            s,
-            B::own(weights)?,
-            B::own(gates)?,
-            B::own(cells)?,
-            B::own(hidden)?,
-            B::own(last)?
-        ))
+    /// Records the LSTM recurrence of a chunk, forward ([`LstmCells::lstm_forward`]).
+    pub fn lstm_forward(&self, s: LstmSequence, t: LstmOperands<&Buffer>) -> Result<Command> {
+        record!(self, d: B => d.lstm_forward(s, t.try_map(B::own)?))
     }
 
-    /// Records one LSTM step backward.
-    pub fn lstm_cell_backward(
-        &self,
-        s: LstmStep,
-        gates: &Buffer,
-        cells: &Buffer,
-        dh: &Buffer,
-        dc: &Buffer,
-    ) -> Result<Command> {
-        record!(self, d: B => d.lstm_cell_backward(s, B::own(gates)?, B::own(cells)?, B::own(dh)?, B::own(dc)?))
+    /// Records backpropagation through time and the LSTM's weight gradients
+    /// ([`LstmCells::lstm_backward`]).
+    pub fn lstm_backward(&self, s: LstmSequence, t: LstmOperands<&Buffer>, accumulate: bool) -> Result<Command> {
+        record!(self, d: B => d.lstm_backward(s, t.try_map(B::own)?, accumulate))
     }
 
     /// Records one Adam step on `grad.len()` parameters of `param` from element `param.1`.

@@ -4,7 +4,7 @@
 //! is seen, not truncated.
 
 use crate::ops::plan::Op;
-use crate::ops::{partial_slots, Conv, LossChunk, LstmStep, Pool, Product};
+use crate::ops::{partial_slots, Conv, LossChunk, LstmLaunch, LstmStep, Pool, Product};
 
 /// Threads per workgroup of the element-wise kernels.
 pub const ELEMENT_WORKGROUP: u64 = 256;
@@ -71,10 +71,11 @@ pub fn cell_len(s: &LstmStep) -> usize {
     s.batches * s.images * s.shape.hidden
 }
 
-/// The grid a plan operation's dispatch takes on an adapter with `max` workgroups per dimension.
-pub fn op_groups(op: &Op, max: u32) -> [u64; 3] {
+/// The grids of a plan operation's dispatches, in order: one, or for an LSTM sequence operation one
+/// per launch ([`launch_groups`]).
+pub fn op_groups(op: &Op, max: u32) -> Vec<[u64; 3]> {
     let element = |len: usize| element_groups(len, max).0;
-    match op {
+    let one = match op {
         Op::MatMul { shape, .. } => matmul_groups(shape),
         Op::ActForward { len, .. } | Op::ActBackward { len, .. } => element(*len),
         Op::Loss { chunk, .. } => loss_groups(chunk),
@@ -84,6 +85,18 @@ pub fn op_groups(op: &Op, max: u32) -> [u64; 3] {
         Op::PoolForward { pool, .. } => element(pool_len(pool, false)),
         Op::PoolBackward { pool, .. } => element(pool_len(pool, true)),
         Op::GatherPixels { step, .. } => element(gather_len(*step)),
-        Op::LstmCellForward { step, .. } | Op::LstmCellBackward { step, .. } => element(cell_len(step)),
+        Op::LstmForward { seq, .. } => return seq.forward_launches().iter().map(|l| launch_groups(l, max)).collect(),
+        Op::LstmBackward { seq, accumulate, .. } => {
+            return seq.backward_launches(*accumulate).iter().map(|l| launch_groups(l, max)).collect()
+        }
+    };
+    vec![one]
+}
+
+/// The grid of one launch of an LSTM sequence operation.
+pub fn launch_groups(launch: &LstmLaunch, max: u32) -> [u64; 3] {
+    match launch {
+        LstmLaunch::Product { shape, .. } => matmul_groups(shape),
+        LstmLaunch::CellForward(s) | LstmLaunch::CellBackward(s) => element_groups(cell_len(s), max).0,
     }
 }

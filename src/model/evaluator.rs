@@ -284,11 +284,9 @@ fn lower(device: &Device, op: &Op, t: &[Buffer]) -> Result<Command> {
             device.pool_backward(pool, &t[input], &t[grad_out], &t[grad_in])
         }
         Op::GatherPixels { step, perm, out } => device.gather_pixels(step, &t[PIXELS], &t[perm], &t[out]),
-        Op::LstmCellForward { step, gates, cells, hidden, last } => {
-            device.lstm_cell_forward(step, &t[WEIGHTS], &t[gates], &t[cells], &t[hidden], &t[last])
-        }
-        Op::LstmCellBackward { step, gates, cells, dh, dc } => {
-            device.lstm_cell_backward(step, &t[gates], &t[cells], &t[dh], &t[dc])
+        Op::LstmForward { seq, tensors } => device.lstm_forward(seq, tensors.try_map(|i| Ok(&t[i]))?),
+        Op::LstmBackward { seq, tensors, accumulate } => {
+            device.lstm_backward(seq, tensors.try_map(|i| Ok(&t[i]))?, accumulate)
         }
     }
 }

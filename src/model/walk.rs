@@ -6,11 +6,11 @@
 
 use anyhow::{bail, Result};
 
-use crate::backend::grids::{self, op_groups};
+use crate::backend::grids::{self, launch_groups, op_groups};
 use crate::ops::plan::{Op, Operand, Plan, TensorId, GRADS, LABELS, PARTIALS, PIXELS, WEIGHTS};
-use crate::ops::{layout_end, partial_slots};
+use crate::ops::{layout_end, partial_slots, Layout, LstmLaunch, LstmOperands, Product};
 
-/// One operation as a GPU would launch it.
+/// One kernel launch of an operation, as a GPU would make it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Walked {
     /// [`Op::kind`].
@@ -28,15 +28,25 @@ fn operand(o: Operand) -> TensorId {
     }
 }
 
-/// The grid and furthest elements of one operation, on an adapter with `max` workgroups per dimension.
-pub fn walk_op(op: &Op, max: u32) -> Walked {
+/// The grids and furthest elements of one operation's dispatches, on an adapter with `max` workgroups
+/// per dimension: one, or for an LSTM sequence operation one per launch.
+pub fn walk_op(op: &Op, max: u32) -> Vec<Walked> {
+    let launches = match op {
+        Op::LstmForward { seq, tensors } => Some((seq.forward_launches(), tensors)),
+        Op::LstmBackward { seq, tensors, accumulate } => Some((seq.backward_launches(*accumulate), tensors)),
+        _ => None,
+    };
+    if let Some((launches, tensors)) = launches {
+        return launches.iter().map(|l| walk_launch(l, tensors, max)).collect();
+    }
+    vec![Walked { kind: op.kind(), groups: op_groups(op, max)[0], ends: op_ends(op) }]
+}
+
+/// The furthest element of each tensor a single-launch operation touches.
+fn op_ends(op: &Op) -> Vec<(TensorId, u64)> {
     let u = |v: usize| v as u64;
-    let ends: Vec<(TensorId, u64)> = match op {
-        Op::MatMul { shape: p, a, b, c } => vec![
-            (operand(a.0), u(layout_end(&a.1, p.batches, p.m, p.k))),
-            (operand(b.0), u(layout_end(&b.1, p.batches, p.k, p.n))),
-            (c.0, u(layout_end(&c.1, p.batches, p.m, p.n))),
-        ],
+    match op {
+        Op::MatMul { shape: p, a, b, c } => product_ends(p, (operand(a.0), &a.1), (operand(b.0), &b.1), (c.0, &c.1)),
         Op::ActForward { z, out, len, .. } => vec![(*z, u(*len)), (*out, u(*len))],
         Op::ActBackward { z, grad, len, .. } => vec![(*z, u(*len)), (*grad, u(*len))],
         Op::Loss { chunk: c, outputs, grad, head } => {
@@ -71,46 +81,72 @@ pub fn walk_op(op: &Op, max: u32) -> Walked {
             let images = u((s.batches.saturating_sub(1) * s.img_bs + s.first_image + s.images) * s.shape.pixels());
             vec![(PIXELS, images), (*perm, u(s.shape.pixels())), (*out, u(grids::gather_len(*step)))]
         }
-        Op::LstmCellForward { step: s, gates, cells, hidden, last } => {
+        Op::LstmForward { .. } | Op::LstmBackward { .. } => Vec::new(), // walked per launch
+    }
+}
+
+/// The furthest elements of a product's operands.
+fn product_ends(
+    p: &Product,
+    a: (TensorId, &Layout),
+    b: (TensorId, &Layout),
+    c: (TensorId, &Layout),
+) -> Vec<(TensorId, u64)> {
+    vec![
+        (a.0, layout_end(a.1, p.batches, p.m, p.k) as u64),
+        (b.0, layout_end(b.1, p.batches, p.k, p.n) as u64),
+        (c.0, layout_end(c.1, p.batches, p.m, p.n) as u64),
+    ]
+}
+
+/// One launch of an LSTM sequence operation on the plan's tensors `t`: its kernel's indexing
+/// (`shaders/lstm.wgsl`, `shaders/matmul.wgsl`).
+fn walk_launch(launch: &LstmLaunch, t: &LstmOperands<TensorId>, max: u32) -> Walked {
+    let u = |v: usize| v as u64;
+    let (kind, ends) = match *launch {
+        LstmLaunch::Product { shape, a, b, c } => {
+            ("matmul", product_ends(&shape, (t.get(a.0), &a.1), (t.get(b.0), &b.1), (t.get(c.0), &c.1)))
+        }
+        LstmLaunch::CellForward(s) => {
             let bn = u(s.batches * s.images);
             let (h, steps) = (u(s.shape.hidden), u(s.shape.steps));
             let mut ends = vec![
-                (WEIGHTS, u(s.batches.saturating_sub(1) * s.n_prm + s.bias_ih.max(s.bias_hh) + s.shape.gates())),
-                (*gates, (bn.saturating_sub(1) * steps + u(s.step) + 1) * 4 * h),
-                (*cells, (bn.saturating_sub(1) * (steps + 1) + u(s.step) + 2) * h),
+                (t.weights, u(s.batches.saturating_sub(1) * s.n_prm + s.bias_ih.max(s.bias_hh) + s.shape.gates())),
+                (t.gates, (bn.saturating_sub(1) * steps + u(s.step) + 1) * 4 * h),
+                (t.cells, (bn.saturating_sub(1) * (steps + 1) + u(s.step) + 2) * h),
             ];
             if s.step + 1 < s.shape.steps {
-                ends.push((*hidden, (bn.saturating_sub(1) * steps + u(s.step) + 2) * h));
+                ends.push((t.hidden, (bn.saturating_sub(1) * steps + u(s.step) + 2) * h));
             } else {
-                ends.push((*last, bn * h));
+                ends.push((t.last, bn * h));
             }
-            ends
+            ("lstm-cell", ends)
         }
-        Op::LstmCellBackward { step: s, gates, cells, dh, dc } => {
+        LstmLaunch::CellBackward(s) => {
             let bn = u(s.batches * s.images);
             let (h, steps) = (u(s.shape.hidden), u(s.shape.steps));
-            vec![
-                (*gates, (bn.saturating_sub(1) * steps + u(s.step) + 1) * 4 * h),
-                (*cells, (bn.saturating_sub(1) * (steps + 1) + u(s.step) + 2) * h),
-                (*dh, bn * h),
-                (*dc, bn * h),
-            ]
+            let ends = vec![
+                (t.gates, (bn.saturating_sub(1) * steps + u(s.step) + 1) * 4 * h),
+                (t.cells, (bn.saturating_sub(1) * (steps + 1) + u(s.step) + 2) * h),
+                (t.dh, bn * h),
+                (t.dc, bn * h),
+            ];
+            ("lstm-cell-backward", ends)
         }
     };
-    Walked { kind: op.kind(), groups: op_groups(op, max), ends }
+    Walked { kind, groups: launch_groups(launch, max), ends }
 }
 
 /// Checks every operation of `plan` (forward and backward, every chunk): each grid dimension at most
 /// `max`, every element touched inside its tensor, and every tensor addressable with the kernels'
-/// 32-bit indices. Returns the number of operations checked.
+/// 32-bit indices. Returns the number of kernel launches checked ([`Plan::dispatches`]).
 ///
 /// # Errors
 /// The first operation that breaks a rule, with its chunk, kind, grid or tensor.
 pub fn check(plan: &Plan, max: u32) -> Result<usize> {
     let mut checked = 0;
     for (i, chunk) in plan.chunks.iter().enumerate() {
-        for op in chunk.forward.iter().chain(&chunk.backward) {
-            let w = walk_op(op, max);
+        for w in chunk.forward.iter().chain(&chunk.backward).flat_map(|op| walk_op(op, max)) {
             if w.groups.iter().any(|&g| g > max as u64 || g == 0) {
                 bail!("chunk {i}: {} takes a grid of {:?} workgroups (limit {max} per dimension)", w.kind, w.groups);
             }

@@ -26,7 +26,7 @@ pub use conv::{Conv, Convolutions};
 pub use handles::{Coef, DeviceBuffer, Rows, Source};
 pub use lbfgs_scalars::{LbfgsScalars, Reduced, MIN_CURVATURE_COSINE, RHO_EPSILON, WGSL_CONSTANTS};
 pub use loss::{partial_slots, Head, LossChunk, LossHeads};
-pub use lstm::{LstmCells, LstmShape, LstmStep};
+pub use lstm::{LstmCells, LstmLaunch, LstmOperands, LstmSequence, LstmShape, LstmStep, LstmTensor};
 pub use pool::{Pool, PoolKind, Pooling};
 pub use products::{layout_end, Layout, Product, Products};
 pub use select::{Selection, Selections};

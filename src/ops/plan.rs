@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-use crate::ops::{Act, Conv, Head, Layout, LossChunk, LstmStep, Pool, Product};
+use crate::ops::{Act, Conv, Head, Layout, LossChunk, LstmOperands, LstmSequence, LstmStep, Pool, Product};
 
 /// Index of a tensor in [`Plan::tensors`].
 pub type TensorId = usize;
@@ -118,19 +118,18 @@ pub enum Op {
         perm: TensorId,
         out: TensorId,
     },
-    LstmCellForward {
-        step: LstmStep,
-        gates: TensorId,
-        cells: TensorId,
-        hidden: TensorId,
-        last: TensorId,
+    /// The LSTM recurrence of a chunk, forward ([`crate::ops::LstmCells::lstm_forward`]; on a GPU a
+    /// product and a cell launch per step, [`LstmSequence::forward_launches`]).
+    LstmForward {
+        seq: LstmSequence,
+        tensors: LstmOperands<TensorId>,
     },
-    LstmCellBackward {
-        step: LstmStep,
-        gates: TensorId,
-        cells: TensorId,
-        dh: TensorId,
-        dc: TensorId,
+    /// Backpropagation through time and the LSTM's weight gradients (added to [`GRADS`] when
+    /// `accumulate`; [`LstmSequence::backward_launches`]).
+    LstmBackward {
+        seq: LstmSequence,
+        tensors: LstmOperands<TensorId>,
+        accumulate: bool,
     },
 }
 
@@ -148,8 +147,18 @@ impl Op {
             Op::PoolForward { pool, .. } => pool.name(false),
             Op::PoolBackward { pool, .. } => pool.name(true),
             Op::GatherPixels { .. } => "gather",
-            Op::LstmCellForward { .. } => "lstm-cell",
-            Op::LstmCellBackward { .. } => "lstm-cell-backward",
+            Op::LstmForward { .. } => "lstm-forward",
+            Op::LstmBackward { .. } => "lstm-backward",
+        }
+    }
+
+    /// How many kernels a GPU launches for the operation: one, or for an LSTM sequence operation its
+    /// per-step launches.
+    pub fn launches(&self) -> usize {
+        match self {
+            Op::LstmForward { seq, .. } => seq.forward_launches().len(),
+            Op::LstmBackward { seq, accumulate, .. } => seq.backward_launches(*accumulate).len(),
+            _ => 1,
         }
     }
 
@@ -161,6 +170,8 @@ impl Op {
             Op::ConvForward { conv, .. } | Op::ConvWeightGrad { conv, .. } | Op::ConvInputGrad { conv, .. } => {
                 conv.flops()
             }
+            Op::LstmForward { seq, .. } => seq.flops(false),
+            Op::LstmBackward { seq, .. } => seq.flops(true),
             _ => 0.0,
         }
     }
@@ -195,6 +206,12 @@ impl Plan {
     /// Operations of one evaluation.
     pub fn count(&self, grad: bool) -> usize {
         self.ops(grad).count()
+    }
+
+    /// Kernel launches of one evaluation on a GPU (an LSTM sequence operation launches a product and a
+    /// cell per step).
+    pub fn dispatches(&self, grad: bool) -> usize {
+        self.ops(grad).map(Op::launches).sum()
     }
 
     /// Operations of one evaluation by kind, in first-seen order.
