@@ -2,13 +2,20 @@
 //! recurrence of a chunk in *tiles* — groups of up to 64 image rows of one vector, each run through
 //! all steps by one thread while its data stays in cache.
 //!
-//! Per step a tile does two small products (its inputs times W_ih^T, its hidden state times W_hh^T)
-//! and the cell; backward, the cell and the product back to d h, then its weight gradients as one
-//! product over all its (image, step) rows into a slot of its own. The slots of a vector are then
-//! added in tile order. The tiles depend only on the chunk's image count, so the results have the same
-//! bits at any thread count and any number of vectors B. A GPU runs the same operations as a product
-//! and a cell launch per step over all rows (`ops::LstmSequence::forward_launches`); with tens of
-//! thousands of rows per step, the CPU would walk tensors far larger than its caches at every step.
+//! Per step a tile does one small product (its rows of [x_s | h_s] times [W_ih | W_hh]^T) and the
+//! cell; backward, the cell and the product back to d h, then its weight gradients as one product over
+//! all its (step, image) rows into a slot of its own. The slots of a vector are then added in tile
+//! order. The tiles depend only on the chunk's image count, so the results have the same bits at any
+//! thread count and any number of vectors B. A GPU runs the same operations as a product and a cell
+//! launch per step over all rows (`ops::LstmSequence::forward_launches`); with tens of thousands of
+//! rows per step, the CPU would walk tensors far larger than its caches at every step.
+//!
+//! Layout: a tile owns the rows of its images in the gates, cells and hidden tensors (the plan's
+//! [vector][image] blocks), and lays them out *step-major* inside: gates [step][row][4H], cells
+//! [step + 1][row][H], hidden [step][row][H], so that one step of a tile is one contiguous block that
+//! the processor streams (row-major, a row's step was several KiB from the next row's). Only this
+//! backend's forward and backward passes read those tensors; `last`, `dh` and `dc` keep the plan's
+//! [vector][image][H].
 
 use anyhow::Result;
 use rayon::prelude::*;
@@ -168,45 +175,75 @@ fn lstm_forward(simd: Simd, s: &LstmSequence, inputs: &[f32], weights: &[f32], s
     });
 }
 
-/// One tile through all steps: z = x_s W_ih^T + h_s W_hh^T, then the cell (which adds the biases).
+/// One tile through all steps: z = [x_s | h_s] [W_ih | W_hh]^T as one product (its rows copied into
+/// the worker's scratch, so that k = F + H in one call instead of two calls and a second pass over z),
+/// then the cell (which adds the biases). `st` holds the tile's own rows.
 fn forward_tile(simd: Simd, s: &LstmSequence, t: &Tile, inputs: &[f32], weights: &[f32], st: States) {
     let (h, steps, g, feat) = (s.shape.hidden, s.shape.steps, s.shape.gates(), s.shape.features);
-    let w = &weights[t.vector * s.n_prm..][..s.n_prm];
-    let x = input_offset(s, t);
-    let rows = t.rows;
-    // W^T as a (k x 4H) matrix: element (j, k) of W_ih^T is W_ih[k][j]
-    let (w_ih_t, w_hh_t) = (Mat::new(s.w_ih, 1, feat), Mat::new(s.w_hh, 1, h));
-    let row0 = t.vector * s.images + t.first;
-    for step in 0..steps {
-        if step + 1 < steps {
-            prefetch_rows(st.gates, steps * g, (step + 1) * g, g);
+    let (px, k, r) = (s.shape.pixels(), feat + h, t.rows);
+    let w = &weights[t.vector * s.n_prm..];
+    let (bias_ih, bias_hh) = (&w[s.b_ih..][..g], &w[s.b_hh..][..g]);
+    let x = &inputs[input_offset(s, t)..][..r * px];
+    SCRATCH.with_borrow_mut(|scratch| {
+        let (rows, packed) = scratch.take(r * k, g * k);
+        // [W_ih | W_hh] row by row: element (j, gate) of its transpose at gate * k + j
+        for ((out, wi), wh) in
+            packed.chunks_exact_mut(k).zip(w[s.w_ih..].chunks_exact(feat)).zip(w[s.w_hh..].chunks_exact(h))
+        {
+            out[..feat].copy_from_slice(wi);
+            out[feat..].copy_from_slice(wh);
         }
-        let z = Mat::new(step * g, steps * g, 1);
-        let xs = Mat::new(x + step * feat, s.shape.pixels(), 1);
-        sgemm((rows, g, feat), (inputs, xs), (w, w_ih_t), (&mut *st.gates, z), false, 1);
-        if step > 0 {
-            let hs = Mat::new(step * h, steps * h, 1);
-            sgemm((rows, g, h), (&*st.hidden, hs), (w, w_hh_t), (&mut *st.gates, z), true, 1);
+        // h_0 = c_0 = 0: where a tile's first step lies depends on the chunk's image count, so these
+        // tensors may hold another chunk's states there
+        st.hidden[..r * h].fill(0.0);
+        st.cells[..r * h].fill(0.0);
+        for step in 0..steps {
+            let hs = &st.hidden[step * r * h..][..r * h];
+            for ((row, xr), hr) in rows.chunks_exact_mut(k).zip(x.chunks_exact(px)).zip(hs.chunks_exact(h)) {
+                row[..feat].copy_from_slice(&xr[step * feat..][..feat]);
+                row[feat..].copy_from_slice(hr);
+            }
+            // h_0 = 0: the first step needs only the inputs
+            let depth = if step == 0 { feat } else { k };
+            let z = &mut st.gates[step * r * g..][..r * g];
+            sgemm(
+                (r, g, depth),
+                (&*rows, Mat::new(0, k, 1)),
+                (&*packed, Mat::new(0, 1, k)),
+                (&mut *z, Mat::new(0, g, 1)),
+                false,
+                1,
+            );
+            let (before, after) = st.cells.split_at_mut((step + 1) * r * h);
+            let (c_prev, c_next) = (&before[step * r * h..], &mut after[..r * h]);
+            let out = if step + 1 < steps { &mut st.hidden[(step + 1) * r * h..][..r * h] } else { &mut *st.last };
+            cell_forward(simd, h, (bias_ih, bias_hh), z, c_prev, c_next, out);
         }
-        let cell = s.step(step);
-        cell_forward(simd, &cell, weights, row0, st.gates, st.cells, st.hidden, st.last);
+    });
+}
+
+/// A worker's reusable host memory for the tile it runs (kept between calls, so that no call
+/// allocates).
+#[derive(Default)]
+struct Scratch {
+    a: Vec<f32>,
+    b: Vec<f32>,
+}
+
+impl Scratch {
+    /// Two buffers of at least `a` and `b` elements (exactly those lengths).
+    fn take(&mut self, a: usize, b: usize) -> (&mut [f32], &mut [f32]) {
+        for (buf, len) in [(&mut self.a, a), (&mut self.b, b)] {
+            if buf.len() < len {
+                buf.resize(len, 0.0);
+            }
+        }
+        (&mut self.a[..a], &mut self.b[..b])
     }
 }
 
-/// Hints the processor to fetch `len` elements at `off` of every row (`per_row` elements) of `rows` into
-/// its caches: a tile's rows of one step are several KiB apart, which the hardware's prefetchers do
-/// not follow. No effect on results; nothing on other architectures.
-#[inline(always)]
-fn prefetch_rows(rows: &[f32], per_row: usize, off: usize, len: usize) {
-    #[cfg(target_arch = "x86_64")]
-    for row in rows.chunks_exact(per_row) {
-        for line in row[off..off + len].chunks(16) {
-            // SAFETY: a prefetch never faults, and the address lies inside the slice.
-            unsafe { std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(line.as_ptr().cast()) };
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = (rows, per_row, off, len);
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
 }
 
 /// Backpropagation through time of every tile in parallel, each tile's weight gradients into its
@@ -244,13 +281,8 @@ fn slot_len(s: &LstmSequence) -> usize {
     s.shape.gates() * (s.shape.features + s.shape.hidden + 1)
 }
 
-thread_local! {
-    /// A worker's [x_s | h_s | 1] rows of its current tile (kept between calls, so no call allocates).
-    static ROWS: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
-}
-
 /// One tile back through all steps, then its weight gradients: slot = dz^T [x | h | 1] over the tile's
-/// (image, step) rows, one product.
+/// (step, image) rows, one product. `gates`, `dh` and `dc` hold the tile's own rows.
 fn backward_tile(
     simd: Simd,
     s: &LstmSequence,
@@ -260,46 +292,46 @@ fn backward_tile(
     slot: &mut [f32],
 ) {
     let (h, steps, g, feat) = (s.shape.hidden, s.shape.steps, s.shape.gates(), s.shape.features);
-    let w = &b.weights[t.vector * s.n_prm..][..s.n_prm];
+    let r = t.rows;
+    let w = &b.weights[t.vector * s.n_prm..];
     let row0 = t.vector * s.images + t.first;
-    let cells = &b.cells[row0 * (steps + 1) * h..][..t.rows * (steps + 1) * h];
-    let hidden = &b.hidden[row0 * steps * h..][..t.rows * steps * h];
+    let cells = &b.cells[row0 * (steps + 1) * h..][..r * (steps + 1) * h];
+    let hidden = &b.hidden[row0 * steps * h..][..r * steps * h];
     for step in (0..steps).rev() {
-        if step > 0 {
-            // the gates and cells the next step reads come from memory, a row every few KiB: fetch
-            // them while this step computes
-            prefetch_rows(gates, steps * g, (step - 1) * g, g);
-            prefetch_rows(cells, (steps + 1) * h, (step - 1) * h, h);
-        }
-        cell_backward(simd, &s.step(step), gates, cells, dh, dc);
+        let z = &mut gates[step * r * g..][..r * g];
+        let (c_prev, c_next) = (&cells[step * r * h..][..r * h], &cells[(step + 1) * r * h..][..r * h]);
+        cell_backward(simd, h, step + 1 < steps, z, (c_prev, c_next), dh, dc);
         if step > 0 {
             // d h_s = dz_s W_hh, W_hh row-major (4H x H)
-            let dz = Mat::new(step * g, steps * g, 1);
-            sgemm((t.rows, h, g), (&*gates, dz), (w, Mat::new(s.w_hh, h, 1)), (&mut *dh, Mat::new(0, h, 1)), false, 1);
+            sgemm(
+                (r, h, g),
+                (&*z, Mat::new(0, g, 1)),
+                (w, Mat::new(s.w_hh, h, 1)),
+                (&mut *dh, Mat::new(0, h, 1)),
+                false,
+                1,
+            );
         }
     }
     let width = feat + h + 1;
-    let n = t.rows * steps;
-    ROWS.with_borrow_mut(|rows| {
-        if rows.len() < n * width {
-            rows.resize(n * width, 0.0);
+    let n = r * steps;
+    let x = &b.inputs[input_offset(s, t)..][..r * s.shape.pixels()];
+    SCRATCH.with_borrow_mut(|scratch| {
+        let (rows, _) = scratch.take(n * width, 0);
+        // row (step, image) of [x | h | 1], in the gates' order
+        for (step, block) in rows.chunks_exact_mut(r * width).enumerate() {
+            let hs = &hidden[step * r * h..][..r * h];
+            for ((row, xr), hr) in
+                block.chunks_exact_mut(width).zip(x.chunks_exact(s.shape.pixels())).zip(hs.chunks_exact(h))
+            {
+                row[..feat].copy_from_slice(&xr[step * feat..][..feat]);
+                row[feat..feat + h].copy_from_slice(hr);
+                row[feat + h] = 1.0;
+            }
         }
-        let x = &b.inputs[input_offset(s, t)..][..n * feat];
-        for ((row, xr), hr) in rows.chunks_exact_mut(width).zip(x.chunks_exact(feat)).zip(hidden.chunks_exact(h)) {
-            row[..feat].copy_from_slice(xr);
-            row[feat..feat + h].copy_from_slice(hr);
-            row[feat + h] = 1.0;
-        }
-        // dz^T: element (k, r) of the tile's gates [r][k]
+        // dz^T: element (gate, row) of the tile's gates [row][gate]
         let dz_t = Mat::new(0, 1, g);
-        sgemm(
-            (g, width, n),
-            (&*gates, dz_t),
-            (&rows[..n * width], Mat::new(0, width, 1)),
-            (slot, Mat::new(0, width, 1)),
-            false,
-            1,
-        );
+        sgemm((g, width, n), (&*gates, dz_t), (&*rows, Mat::new(0, width, 1)), (slot, Mat::new(0, width, 1)), false, 1);
     });
 }
 
@@ -326,43 +358,33 @@ fn add_slots(s: &LstmSequence, slots: &[f32], grad: &mut [f32], accumulate: bool
 }
 
 dispatch!(
-    #[allow(clippy::too_many_arguments)]
     fn cell_forward(
-        s: &LstmStep,
-        w: &[f32],
-        first: usize,
-        gt: &mut [f32],
-        cl: &mut [f32],
-        hd: &mut [f32],
-        ls: &mut [f32],
+        h: usize,
+        bias: (&[f32], &[f32]),
+        z: &mut [f32],
+        c_prev: &[f32],
+        c_next: &mut [f32],
+        out: &mut [f32],
     ) => cell_forward_rows
 );
 
-/// The forward cell of step `s.step` for consecutive rows from row `first` (vector, image) of the
-/// chunk, with the rows' slices of each buffer: biases into the step's gates, then c and h; the gates
-/// keep their activations i, f, g, o for the backward pass.
+/// The forward cell of one step for a tile's rows (`z`: [row][4H] pre-activations without biases;
+/// `c_prev`, `c_next`, `out`: [row][H]): the biases (b_ih, b_hh) into the gates, then c and h; the
+/// gates keep their activations i, f, g, o for the backward pass.
 #[inline(always)]
 fn cell_forward_rows(
-    s: &LstmStep,
-    weights: &[f32],
-    first: usize,
-    gt: &mut [f32],
-    cl: &mut [f32],
-    hd: &mut [f32],
-    ls: &mut [f32],
+    h: usize,
+    (bias_ih, bias_hh): (&[f32], &[f32]),
+    z: &mut [f32],
+    c_prev: &[f32],
+    c_next: &mut [f32],
+    out: &mut [f32],
 ) {
-    let (h, st, g) = (s.shape.hidden, s.shape.steps, s.shape.gates());
-    let last_step = s.step + 1 == st;
-    for (i, (((gr, cr), hr), lr)) in gt
-        .chunks_exact_mut(st * g)
-        .zip(cl.chunks_exact_mut((st + 1) * h))
-        .zip(hd.chunks_exact_mut(st * h))
-        .zip(ls.chunks_exact_mut(h))
-        .enumerate()
-    {
-        let w = &weights[((first + i) / s.images) * s.n_prm..];
-        let z = &mut gr[s.step * g..][..g];
-        for ((zk, bi), bh) in z.iter_mut().zip(&w[s.bias_ih..][..g]).zip(&w[s.bias_hh..][..g]) {
+    let g = 4 * h;
+    let rows =
+        z.chunks_exact_mut(g).zip(c_prev.chunks_exact(h)).zip(c_next.chunks_exact_mut(h)).zip(out.chunks_exact_mut(h));
+    for (((z, c_prev), c_next), out) in rows {
+        for ((zk, bi), bh) in z.iter_mut().zip(&bias_ih[..g]).zip(&bias_hh[..g]) {
             *zk += bi + bh;
         }
         // every slice exactly h long, so that the loop has no bounds checks and vectorises
@@ -370,13 +392,13 @@ fn cell_forward_rows(
         let (zf, rest) = rest.split_at_mut(h);
         let (zg, zo) = rest.split_at_mut(h);
         let (zo, zg) = (&mut zo[..h], &mut zg[..h]);
-        let (c_prev, c_next) = cr[s.step * h..][..2 * h].split_at_mut(h);
-        let c_next = &mut c_next[..h];
-        let out = if last_step { &mut lr[..h] } else { &mut hr[(s.step + 1) * h..][..h] };
+        let (c_prev, c_next, out) = (&c_prev[..h], &mut c_next[..h], &mut out[..h]);
         // the CPU backend keeps the gate activations i, f, g, o in place (not the pre-activations the
         // GPU keeps): only the cell kernels read them, and the backward pass then needs no exp. One
         // simple loop per gate vectorises where a fused loop did not (and a chained iterator's `fold`
-        // was not inlined into the per-level builds: it ran at the baseline width, 7 % of the time).
+        // was not inlined into the per-level builds: it ran at the baseline width, 7 % of the time;
+        // a chained `iter_mut` over two gates ran at half the speed, and blocks of every gate at once
+        // were 10 % slower).
         for gate in [&mut *zi, &mut *zf, &mut *zo] {
             for v in gate.iter_mut() {
                 *v = sigmoid(*v);
@@ -395,40 +417,69 @@ fn cell_forward_rows(
     }
 }
 
-dispatch!(fn cell_backward(s: &LstmStep, gt: &mut [f32], cl: &[f32], dh: &[f32], dc: &mut [f32]) => cell_backward_rows);
+/// Units per block of the cell kernels: one AVX-512 register of f32 (two AVX2 ones).
+const LANES: usize = 16;
 
-/// The backward cell of step `s.step` for consecutive rows (`gt` and `dc` hold exactly those rows;
-/// `cl` and `dh` start at the first of them): from d h_s (`dh`) and the carried d c_s (`dc`), the
-/// step's gates (the activations the forward cell left) become d loss / d gate pre-activations and
-/// `dc` carries d c_{s-1}.
+/// Units `j0 .. j0 + n` (`n` ≤ [`LANES`]) of `v` as a block (zeros past `n`). A whole block is a
+/// fixed-size copy: a copy of a run-time length would be a call to memmove.
 #[inline(always)]
-fn cell_backward_rows(s: &LstmStep, gt: &mut [f32], cl: &[f32], dh: &[f32], dc: &mut [f32]) {
-    let (h, st, g) = (s.shape.hidden, s.shape.steps, s.shape.gates());
-    let carry = s.step + 1 < st;
-    for (i, (gr, dcv)) in gt.chunks_exact_mut(st * g).zip(dc.chunks_exact_mut(h)).enumerate() {
-        let z = &mut gr[s.step * g..][..g];
-        let crow = &cl[i * (st + 1) * h..][..(st + 1) * h];
-        let (c_prev, c_next) = (&crow[s.step * h..][..h], &crow[(s.step + 1) * h..][..h]);
-        let dhr = &dh[i * h..][..h];
+fn load(v: &[f32], j0: usize, n: usize) -> [f32; LANES] {
+    match v[j0..].first_chunk::<LANES>() {
+        Some(whole) => *whole,
+        None => {
+            let mut a = [0f32; LANES];
+            a[..n].copy_from_slice(&v[j0..j0 + n]);
+            a
+        }
+    }
+}
+
+/// Writes the first `n` values of `block` to units `j0 .. j0 + n` of `v`.
+#[inline(always)]
+fn store(v: &mut [f32], j0: usize, n: usize, block: &[f32; LANES]) {
+    match v[j0..].first_chunk_mut::<LANES>() {
+        Some(whole) => *whole = *block,
+        None => v[j0..j0 + n].copy_from_slice(&block[..n]),
+    }
+}
+
+dispatch!(
+    fn cell_backward(
+        h: usize,
+        carry: bool,
+        z: &mut [f32],
+        cells: (&[f32], &[f32]),
+        dh: &[f32],
+        dc: &mut [f32],
+    ) => cell_backward_rows
+);
+
+/// The backward cell of one step for a tile's rows (`z`: [row][4H], the activations the forward cell
+/// left; `cells` = (c_prev, c_next), `dh`, `dc`: [row][H]): from d h_s (`dh`) and the carried d c_s
+/// (`dc`, when `carry`, i.e. before the last step), the gates become d loss / d gate pre-activations
+/// and `dc` carries d c_{s-1}.
+#[inline(always)]
+fn cell_backward_rows(
+    h: usize,
+    carry: bool,
+    z: &mut [f32],
+    (c_prev, c_next): (&[f32], &[f32]),
+    dh: &[f32],
+    dc: &mut [f32],
+) {
+    let g = 4 * h;
+    let rows = z
+        .chunks_exact_mut(g)
+        .zip(dc.chunks_exact_mut(h))
+        .zip(c_prev.chunks_exact(h).zip(c_next.chunks_exact(h)))
+        .zip(dh.chunks_exact(h));
+    for (((z, dcv), (c_prev, c_next)), dhr) in rows {
         // blocks of LANES units in fixed-size arrays: with nine streams of one row, a plain loop over
         // the units stayed scalar (the compiler could not prove the slices apart)
         for j0 in (0..h).step_by(LANES) {
             let n = LANES.min(h - j0);
-            // whole blocks as fixed-size copies (a copy of a run-time length is a call to memmove)
-            let load = |v: &[f32]| -> [f32; LANES] {
-                match v[j0..].first_chunk::<LANES>() {
-                    Some(whole) => *whole,
-                    None => {
-                        let mut a = [0f32; LANES];
-                        a[..n].copy_from_slice(&v[j0..j0 + n]);
-                        a
-                    }
-                }
-            };
-            let store = |v: &mut [f32], block: &[f32; LANES]| match v[j0..].first_chunk_mut::<LANES>() {
-                Some(whole) => *whole = *block,
-                None => v[j0..j0 + n].copy_from_slice(&block[..n]),
-            };
+            let load = |v: &[f32]| load(v, j0, n);
+            let store = |v: &mut [f32], block: &[f32; LANES]| store(v, j0, n, block);
             let (ig, f, gg, o) = (load(&z[..h]), load(&z[h..2 * h]), load(&z[2 * h..3 * h]), load(&z[3 * h..]));
             let (cp, cn, dh_s) = (load(c_prev), load(c_next), load(dhr));
             let dc_next = if carry { load(dcv) } else { [0f32; LANES] };
@@ -452,6 +503,3 @@ fn cell_backward_rows(s: &LstmStep, gt: &mut [f32], cl: &[f32], dh: &[f32], dc: 
         }
     }
 }
-
-/// Units per block of the backward cell: one AVX-512 register of f32.
-const LANES: usize = 16;

@@ -5,9 +5,12 @@
 //!
 //! Tensors of a chunk of c images for B vectors (H hidden units, S steps, F inputs per step, 4H
 //! gates): inputs [vector or 1][image][step][F] (the gathered pixels, one copy when the images are
-//! shared); gates [vector][image][step][4H]; cells [vector][image][S + 1][H] (slot 0 = c_0 = 0); hidden
-//! [vector][image][S][H] (slot s = the input h_s of step s, slot 0 = h_0 = 0); last, dh, dc
-//! [vector][image][H]; ones [c·S] (ones, for the bias gradients as products).
+//! shared); last, dh, dc [vector][image][H]; ones [c·S] (ones, for the bias gradients as products).
+//! The gates (c·S·4H per vector), cells (c·(S + 1)·H, c_0 = 0) and hidden states (c·S·H, the input
+//! h_s of each step, h_0 = 0) pass from a backend's forward pass to its backward pass only, and each
+//! backend lays them out its own way inside the [vector][image] blocks: a GPU as [step][4H], [S + 1][H]
+//! and [S][H] per image (what the launches below address), the CPU step-major per group of images
+//! (`cpu/lstm.rs`).
 
 use anyhow::{bail, Result};
 
@@ -35,8 +38,9 @@ impl LstmShape {
     }
 }
 
-/// One LSTM step over a chunk of images for B vectors (a GPU's cell launch; the pixel gather uses
-/// `images`, `batches`, `first_image` and `img_bs` of step 0). Layouts as in the module documentation.
+/// One LSTM step over a chunk of images for B vectors (a GPU's cell launch, on the GPU's layouts of the
+/// module documentation; the pixel gather uses `images`, `batches`, `first_image` and `img_bs` of
+/// step 0).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LstmStep {
     pub shape: LstmShape,
@@ -378,7 +382,8 @@ pub trait LstmCells: Memory {
 
     /// Records the forward recurrence of a chunk: the gates of every step from the inputs, W_ih, W_hh
     /// and the biases, the cells, the hidden states and the last hidden state (what
-    /// [`LstmSequence::forward_launches`] computes; the gates keep what the backward pass needs).
+    /// [`LstmSequence::forward_launches`] computes; gates, cells and hidden states keep, in the
+    /// backend's own layout, what the backward pass needs).
     ///
     /// Errors: a buffer is too short for the sequence ([`LstmSequence::check`]).
     fn lstm_forward(&self, s: LstmSequence, t: LstmOperands<&Self::Buffer>) -> Result<Self::Command> {
