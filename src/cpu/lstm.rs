@@ -205,28 +205,10 @@ fn forward_tile(simd: Simd, s: &LstmSequence, t: &Tile, inputs: &[f32], weights:
     }
 }
 
-/// A worker's reusable host memory for the tile it runs (kept between calls, so that no call
-/// allocates).
-#[derive(Default)]
-struct Scratch {
-    a: Vec<f32>,
-    b: Vec<f32>,
-}
-
-impl Scratch {
-    /// Two buffers of at least `a` and `b` elements (exactly those lengths).
-    fn take(&mut self, a: usize, b: usize) -> (&mut [f32], &mut [f32]) {
-        for (buf, len) in [(&mut self.a, a), (&mut self.b, b)] {
-            if buf.len() < len {
-                buf.resize(len, 0.0);
-            }
-        }
-        (&mut self.a[..a], &mut self.b[..b])
-    }
-}
-
 thread_local! {
-    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+    /// A worker's [x | h | 1] rows of the tile it runs backward (kept between calls, so that no call
+    /// allocates).
+    static ROWS: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Backpropagation through time of every tile in parallel, each tile's weight gradients into its
@@ -299,8 +281,11 @@ fn backward_tile(
     let width = feat + h + 1;
     let n = r * steps;
     let x = &b.inputs[input_offset(s, t)..][..r * s.shape.pixels()];
-    SCRATCH.with_borrow_mut(|scratch| {
-        let (rows, _) = scratch.take(n * width, 0);
+    ROWS.with_borrow_mut(|rows| {
+        if rows.len() < n * width {
+            rows.resize(n * width, 0.0);
+        }
+        let rows = &mut rows[..n * width];
         // row (step, image) of [x | h | 1], in the gates' order
         for (step, block) in rows.chunks_exact_mut(r * width).enumerate() {
             let hs = &hidden[step * r * h..][..r * h];
