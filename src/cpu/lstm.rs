@@ -2,9 +2,10 @@
 //! recurrence of a chunk in *tiles* — groups of up to 64 image rows of one vector, each run through
 //! all steps by one thread while its data stays in cache.
 //!
-//! Per step a tile does one small product (its rows of [x_s | h_s] times [W_ih | W_hh]^T) and the
-//! cell; backward, the cell and the product back to d h, then its weight gradients as one product over
-//! all its (step, image) rows into a slot of its own. The slots of a vector are then added in tile
+//! A tile first projects its inputs of every step in one product (x W_ih^T), then per step adds
+//! h_s W_hh^T (a small product) and runs the cell; backward, per step the cell and the product back
+//! to d h, then its weight gradients as one product over all its (step, image) rows into a slot of its
+//! own. The slots of a vector are then added in tile
 //! order. The tiles depend only on the chunk's image count, so the results have the same bits at any
 //! thread count and any number of vectors B. A GPU runs the same operations as a product and a cell
 //! launch per step over all rows (`ops::LstmSequence::forward_launches`); with tens of thousands of
@@ -177,8 +178,9 @@ fn lstm_forward(simd: Simd, s: &LstmSequence, inputs: &[f32], weights: &[f32], s
 }
 
 /// One tile through all steps: z = x_s W_ih^T for every step at once, then per step z += h_s W_hh^T
-/// (for s > 0) and the cell (which adds the biases). `st` holds the tile's own rows. (One product with k = F + H over copied
-/// [x_s | h_s] rows was no faster, and its gradients were 2.5 times as far from the f64 reference.)
+/// (for s > 0) and the cell (which adds the biases). `st` holds the tile's own rows. (One product per
+/// step with k = F + H over copied [x_s | h_s] rows was no faster, and its gradients were 2.5 times
+/// as far from the f64 reference.)
 fn forward_tile(simd: Simd, s: &LstmSequence, t: &Tile, inputs: &[f32], weights: &[f32], st: States) {
     let (h, steps, g, feat) = (s.shape.hidden, s.shape.steps, s.shape.gates(), s.shape.features);
     let r = t.rows;
