@@ -3,7 +3,9 @@
 //! combinations, against `tests/fixtures/plan_digests.txt`. The digests were recorded from the
 //! hand-written plan builders (`model/lenet.rs`, `model/lstm.rs`, the dense stacks of `plans.rs`)
 //! before the generic builder of `model/generic.rs` replaced them (issue 23), so a plan that changes
-//! in any operation, shape, offset or tensor fails here. Record again (only for an intended change of
+//! in any operation, shape, offset or tensor fails here. The LSTM's five lines were recorded again
+//! when its recurrence became two sequence operations per chunk (issue 28; the same tensors, and on a
+//! GPU the same launches). Record again (only for an intended change of
 //! the plans) with `LOSSCAPE_RECORD_PLAN_DIGESTS=1 cargo test --test plan_digests`.
 
 use sha2::{Digest, Sha256};

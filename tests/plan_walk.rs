@@ -27,12 +27,12 @@ fn every_op_of_every_plan_fits_the_grid_limit_and_its_tensors_at_h100_and_h200_s
                 let chunk = chunk_capacity(net, budget, batch, 60_000);
                 let plan = Plan::new(net, 0..60_000, 60_000, batch, chunk, 0).unwrap();
                 let n = check(&plan, MAX_GROUPS).unwrap_or_else(|e| panic!("{name} {arch:?} B={batch}: {e:#}"));
-                assert_eq!(n, plan.count(true), "{name} {arch:?} B={batch}: every op walked");
+                assert_eq!(n, plan.dispatches(true), "{name} {arch:?} B={batch}: every launch walked");
                 walked += n;
             }
         }
     }
-    assert!(walked > 100_000, "{walked} operations");
+    assert!(walked > 100_000, "{walked} launches");
 }
 
 #[test]
@@ -41,7 +41,7 @@ fn the_walk_refuses_a_grid_past_the_limit_and_an_element_past_a_tensor() {
     // second grid row at 65,535 workgroups per row, and more rows than a limit of 100 allows
     let net = Network { arch: Arch::Lenet, act: Act::Softplus };
     let plan = Plan::new(net, 0..64, 64, 816, 64, 0).unwrap();
-    let conv = plan.chunks[0].forward.iter().map(|op| walk_op(op, MAX_GROUPS)).find(|w| w.kind == "conv").unwrap();
+    let conv = plan.chunks[0].forward.iter().flat_map(|op| walk_op(op, MAX_GROUPS)).find(|w| w.kind == "conv").unwrap();
     assert!(conv.groups[1] > 1, "{conv:?}");
     let e = check(&plan, 100).unwrap_err().to_string();
     assert!(e.contains("grid") && e.contains("limit 100"), "{e}");
@@ -74,7 +74,7 @@ fn a_two_row_element_wise_grid_on_lavapipe_equals_the_cpu_backend() {
         let up = DeviceImages::upload(device, &data).unwrap();
         let ev = Evaluator::with_chunk(net, &up, 0..images, batch, Some(images)).unwrap();
         assert_eq!(ev.plan().chunks.len(), 1);
-        let two_rows = ev.plan().ops(true).filter(|op| op_groups(op, MAX_GROUPS)[1] > 1).count();
+        let two_rows = ev.plan().ops(true).flat_map(|op| op_groups(op, MAX_GROUPS)).filter(|g| g[1] > 1).count();
         assert!(two_rows >= 2, "{two_rows} operations with a second grid row");
         ev.set_weights(&flat).unwrap();
         let evals = ev.evaluate(Want::LossAndGrad).unwrap();
@@ -103,8 +103,8 @@ fn the_walk_reaches_every_tensor_to_its_last_element() {
         let net = Network { arch, act: Act::Softplus };
         let plan = Plan::new(net, 0..512, 512, 3, 256, 0).unwrap();
         let mut reach = vec![0u64; plan.tensors.len()];
-        for op in plan.ops(true) {
-            for (t, end) in walk_op(op, MAX_GROUPS).ends {
+        for walked in plan.ops(true).flat_map(|op| walk_op(op, MAX_GROUPS)) {
+            for (t, end) in walked.ends {
                 reach[t] = reach[t].max(end);
             }
         }

@@ -2,8 +2,8 @@
 //! implies them.
 
 use losscape::model::{Arch, Network};
-use losscape::ops::plan::{MatMul, Op, Operand, Plan, WEIGHTS};
-use losscape::ops::{Act, Layout, Product};
+use losscape::ops::plan::{LstmForward, MatMul, Op, Operand, Plan, WEIGHTS};
+use losscape::ops::{Act, Layout, LstmLaunch, Product};
 
 fn plan(arch: Arch, images: usize, batch: usize, chunk: usize) -> Plan {
     Plan::new(Network { arch, act: Act::Softplus }, 0..images, images, batch, chunk, 0).unwrap()
@@ -53,15 +53,22 @@ fn lenet_lstm_and_autoencoder_plans_have_the_expected_operations() {
     assert_eq!(count(&p, true, "conv-weight-grad"), 4);
     assert_eq!(count(&p, true, "conv-input-grad"), 2, "conv1's input is the images: no gradient");
     assert_eq!(count(&p, true, "avg-pool"), 4);
-    // LSTM: gather, input projection of all 28 steps, 28 cells and 27 recurrent products, classifier
-    // and loss; backward: classifier (2), 28 cells, 27 products, 2 weight and 2 bias gradients
+    // LSTM: gather, the recurrence, classifier and loss; backward: classifier (2), the recurrence. On
+    // a GPU the recurrence launches the input projection of all 28 steps, 28 cells and 27 recurrent
+    // products forward, and 28 cells, 27 products, 2 weight and 2 bias gradients backward
     let p = plan(Arch::Lstm, 100, 3, 64);
-    assert_eq!((p.chunks[0].forward.len(), p.chunks[0].backward.len()), (59, 61));
-    assert_eq!(count(&p, false, "lstm-cell"), 2 * 28);
+    assert_eq!((p.chunks[0].forward.len(), p.chunks[0].backward.len()), (4, 3));
+    assert_eq!((count(&p, false, "lstm-forward"), count(&p, true, "lstm-backward")), (2, 2));
+    assert_eq!(p.dispatches(true), 2 * (59 + 61));
     match &p.chunks[1].forward[1] {
-        Op::MatMul(MatMul { shape, .. }) => assert_eq!((shape.m, shape.n, shape.k), (36 * 28, 192 * 3, 28)),
-        other => panic!("the input projection is {other:?}"),
+        Op::LstmForward(LstmForward { seq, .. }) => match seq.forward_launches()[0] {
+            LstmLaunch::Product { shape, .. } => assert_eq!((shape.m, shape.n, shape.k), (36 * 28, 192 * 3, 28)),
+            other => panic!("the input projection is {other:?}"),
+        },
+        other => panic!("the recurrence is {other:?}"),
     }
+    // its FLOPs are its launches' products: 2,137,920 per image and vector, as before the sequence ops
+    assert_eq!(p.flops(true), 100.0 * 3.0 * 2_137_920.0);
     // autoencoder: 4 products, 3 activations, the loss; backward 4 + 3 + 3
     let p = plan(Arch::Autoencoder, 100, 3, 100);
     assert_eq!((p.chunks.len(), p.chunks[0].forward.len(), p.chunks[0].backward.len()), (1, 8, 10));

@@ -34,6 +34,9 @@ pub struct Cpu {
     pub simd: String,
     /// The level the element-wise kernels run at ([`Simd::effective`] of what was asked).
     pub kernels: Simd,
+    /// Host memory a kernel keeps between calls (the LSTM's per-tile weight gradients), so that no
+    /// call allocates; commands run one at a time, so one is enough.
+    scratch: Mutex<Vec<f32>>,
 }
 
 impl Cpu {
@@ -57,7 +60,12 @@ impl Cpu {
     /// processor has).
     pub fn with_simd(simd: Simd) -> Cpu {
         flush::ensure_workers();
-        Cpu { threads: rayon::current_num_threads(), simd: simd_level(), kernels: simd.effective() }
+        Cpu {
+            threads: rayon::current_num_threads(),
+            simd: simd_level(),
+            kernels: simd.effective(),
+            scratch: Mutex::new(Vec::new()),
+        }
     }
 }
 

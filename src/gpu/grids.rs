@@ -4,10 +4,10 @@
 //! is seen, not truncated.
 
 use crate::ops::plan::{
-    ActBackward, ActForward, ConvForward, ConvInputGrad, ConvWeightGrad, GatherPixels, Loss, LstmCellBackward,
-    LstmCellForward, MatMul, Op, PoolBackward, PoolForward,
+    ActBackward, ActForward, ConvForward, ConvInputGrad, ConvWeightGrad, GatherPixels, Loss, LstmBackward, LstmForward,
+    MatMul, Op, PoolBackward, PoolForward,
 };
-use crate::ops::{partial_slots, Conv, LossChunk, Pool, Product};
+use crate::ops::{partial_slots, Conv, LossChunk, LstmLaunch, Pool, Product};
 
 /// Threads per workgroup of the element-wise kernels.
 pub const ELEMENT_WORKGROUP: u64 = 256;
@@ -44,10 +44,11 @@ pub fn pool_len(pool: &Pool, backward: bool) -> usize {
     }
 }
 
-/// The grid a plan operation's dispatch takes on an adapter with `max` workgroups per dimension.
-pub fn op_groups(op: &Op, max: u32) -> [u64; 3] {
+/// The grids of a plan operation's dispatches on an adapter with `max` workgroups per dimension, in
+/// order: one, or for an LSTM sequence operation one per launch ([`launch_groups`]).
+pub fn op_groups(op: &Op, max: u32) -> Vec<[u64; 3]> {
     let element = |len: usize| element_groups(len, max).0;
-    match op {
+    let one = match op {
         Op::MatMul(MatMul { shape, .. }) => matmul_groups(shape),
         Op::ActForward(ActForward { len, .. }) | Op::ActBackward(ActBackward { len, .. }) => element(*len),
         Op::Loss(Loss { chunk, .. }) => loss_groups(chunk),
@@ -57,8 +58,20 @@ pub fn op_groups(op: &Op, max: u32) -> [u64; 3] {
         Op::PoolForward(PoolForward { pool, .. }) => element(pool_len(pool, false)),
         Op::PoolBackward(PoolBackward { pool, .. }) => element(pool_len(pool, true)),
         Op::GatherPixels(GatherPixels { step, .. }) => element(step.gathered_len()),
-        Op::LstmCellForward(LstmCellForward { step, .. }) | Op::LstmCellBackward(LstmCellBackward { step, .. }) => {
-            element(step.cell_len())
+        Op::LstmForward(LstmForward { seq, .. }) => {
+            return seq.forward_launches().iter().map(|l| launch_groups(l, max)).collect()
         }
+        Op::LstmBackward(LstmBackward { seq, accumulate, .. }) => {
+            return seq.backward_launches(*accumulate).iter().map(|l| launch_groups(l, max)).collect()
+        }
+    };
+    vec![one]
+}
+
+/// The grid of one launch of an LSTM sequence operation.
+pub fn launch_groups(launch: &LstmLaunch, max: u32) -> [u64; 3] {
+    match launch {
+        LstmLaunch::Product { shape, .. } => matmul_groups(shape),
+        LstmLaunch::CellForward(s) | LstmLaunch::CellBackward(s) => element_groups(s.cell_len(), max).0,
     }
 }

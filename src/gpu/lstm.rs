@@ -1,11 +1,13 @@
-//! Launches of the LSTM kernels (`shaders/lstm.wgsl`): the pixel gather and the cell.
+//! Launches of the LSTM kernels (`shaders/lstm.wgsl`): the pixel gather, and the sequence operations
+//! as their per-step launches ([`LstmSequence::forward_launches`]): the tiled matrix products of
+//! `matmul.wgsl` and one cell dispatch per step.
 
 use anyhow::Result;
 
 use super::launch::u;
 use super::params::params;
 use super::{Dispatch, Gpu, GpuBuffer, Shader};
-use crate::ops::{LstmCells, LstmStep};
+use crate::ops::{LstmCells, LstmLaunch, LstmOperands, LstmSequence, LstmStep, Products, Source};
 
 params!(
     Shader::Lstm,
@@ -58,42 +60,48 @@ impl LstmCells for Gpu {
         Ok(vec![self.dispatch(Shader::Lstm, "gather", &[], &lstm_params(&s, row), &buffers, grid)?])
     }
 
-    fn lstm_cell_forward(
-        &self,
-        s: LstmStep,
-        weights: &GpuBuffer,
-        gates: &GpuBuffer,
-        cells: &GpuBuffer,
-        hidden: &GpuBuffer,
-        last: &GpuBuffer,
-    ) -> Result<Vec<Dispatch>> {
-        let (grid, row) = self.grid(s.cell_len());
-        Ok(vec![self.dispatch(
-            Shader::Lstm,
-            "cell_forward",
-            &[],
-            &lstm_params(&s, row),
-            &[(1, weights), (2, gates), (3, cells), (4, hidden), (5, last)],
-            grid,
-        )?])
+    fn record_lstm_forward(&self, s: LstmSequence, t: LstmOperands<&GpuBuffer>) -> Result<Vec<Dispatch>> {
+        self.launch_all(&s.forward_launches(), &t)
     }
 
-    fn lstm_cell_backward(
+    fn record_lstm_backward(
         &self,
-        s: LstmStep,
-        gates: &GpuBuffer,
-        cells: &GpuBuffer,
-        dh: &GpuBuffer,
-        dc: &GpuBuffer,
+        s: LstmSequence,
+        t: LstmOperands<&GpuBuffer>,
+        accumulate: bool,
     ) -> Result<Vec<Dispatch>> {
+        self.launch_all(&s.backward_launches(accumulate), &t)
+    }
+}
+
+impl Gpu {
+    /// The dispatches of a sequence operation's launches, in order, on the buffers `t` names.
+    fn launch_all(&self, launches: &[LstmLaunch], t: &LstmOperands<&GpuBuffer>) -> Result<Vec<Dispatch>> {
+        let mut out = Vec::with_capacity(launches.len());
+        for launch in launches {
+            match *launch {
+                LstmLaunch::Product { shape, a, b, c } => out.extend(self.matmul(
+                    shape,
+                    (Source::F32(t.get(a.0)), a.1),
+                    (Source::F32(t.get(b.0)), b.1),
+                    (t.get(c.0), c.1),
+                )?),
+                LstmLaunch::CellForward(s) => {
+                    let buffers = [(1, t.weights), (2, t.gates), (3, t.cells), (4, t.hidden), (5, t.last)];
+                    out.push(self.cell(s, "cell_forward", &buffers)?);
+                }
+                LstmLaunch::CellBackward(s) => {
+                    let buffers = [(2, t.gates), (3, t.cells), (6, t.dh), (7, t.dc)];
+                    out.push(self.cell(s, "cell_backward", &buffers)?);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// One cell launch of step `s` (`entry` of `lstm.wgsl`), one thread per vector, image and unit.
+    fn cell(&self, s: LstmStep, entry: &'static str, buffers: &[(u32, &GpuBuffer)]) -> Result<Dispatch> {
         let (grid, row) = self.grid(s.cell_len());
-        Ok(vec![self.dispatch(
-            Shader::Lstm,
-            "cell_backward",
-            &[],
-            &lstm_params(&s, row),
-            &[(2, gates), (3, cells), (6, dh), (7, dc)],
-            grid,
-        )?])
+        self.dispatch(Shader::Lstm, entry, &[], &lstm_params(&s, row), buffers, grid)
     }
 }

@@ -42,7 +42,7 @@ pub fn plan_evaluation(
     let chunk = chunk_capacity(net, budget, batch, images);
     let plan = Plan::new(net, 0..images, images, batch, chunk, 0)?;
     let image_bytes = (images * arch.description().input_len()).div_ceil(4) as u64 * 4 + images as u64 * 4;
-    let dispatches = plan.chunks.iter().map(|c| c.forward.len() + if gradient { c.backward.len() } else { 0 }).sum();
+    let dispatches = plan.dispatches(gradient);
     Ok(EvaluationPlan {
         model: arch,
         batch,

@@ -10,7 +10,7 @@ use crate::backend::grids::op_groups;
 use crate::ops::plan::{Op, Plan, TensorId};
 use crate::ops::PlanOp;
 
-/// One operation as a GPU would launch it.
+/// One kernel launch of an operation, as a GPU would make it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Walked {
     /// [`PlanOp::kind`].
@@ -21,23 +21,25 @@ pub struct Walked {
     pub ends: Vec<(TensorId, u64)>,
 }
 
-/// The grid and furthest elements of one operation ([`PlanOp::ends`]), on an adapter with `max`
-/// workgroups per dimension.
-pub fn walk_op(op: &Op, max: u32) -> Walked {
-    Walked { kind: op.kind(), groups: op_groups(op, max), ends: op.ends() }
+/// The grids and furthest elements of one operation's launches ([`PlanOp::launch_ends`]), on an adapter
+/// with `max` workgroups per dimension: one, or for an LSTM sequence operation one per launch.
+pub fn walk_op(op: &Op, max: u32) -> Vec<Walked> {
+    let groups = op_groups(op, max);
+    let launches = op.launch_ends();
+    debug_assert_eq!(groups.len(), launches.len(), "{}: grids and launches disagree", op.kind());
+    launches.into_iter().zip(groups).map(|((kind, ends), groups)| Walked { kind, groups, ends }).collect()
 }
 
 /// Checks every operation of `plan` (forward and backward, every chunk): each grid dimension at most
 /// `max`, every element touched inside its tensor, and every tensor addressable with the kernels'
-/// 32-bit indices. Returns the number of operations checked.
+/// 32-bit indices. Returns the number of kernel launches checked ([`Plan::dispatches`]).
 ///
 /// # Errors
 /// The first operation that breaks a rule, with its chunk, kind, grid or tensor.
 pub fn check(plan: &Plan, max: u32) -> Result<usize> {
     let mut checked = 0;
     for (i, chunk) in plan.chunks.iter().enumerate() {
-        for op in chunk.forward.iter().chain(&chunk.backward) {
-            let w = walk_op(op, max);
+        for w in chunk.forward.iter().chain(&chunk.backward).flat_map(|op| walk_op(op, max)) {
             if w.groups.iter().any(|&g| g > max as u64 || g == 0) {
                 bail!("chunk {i}: {} takes a grid of {:?} workgroups (limit {max} per dimension)", w.kind, w.groups);
             }

@@ -1,10 +1,23 @@
-//! The LSTM cell over pixel rows (`shaders/lstm.wgsl`, `cpu/lstm.rs`): shapes of one step, and the
-//! [`LstmCells`] trait (pixel gather, cell forward and backward).
+//! The LSTM over pixel rows (`shaders/lstm.wgsl`, `cpu/lstm.rs`): shapes, the recurrence of one chunk
+//! of images as one operation forward and one backward ([`LstmSequence`]), the per-step launches a
+//! GPU makes of them ([`LstmLaunch`]), and the [`LstmCells`] trait (pixel gather, sequence forward and
+//! backward).
+//!
+//! Tensors of a chunk of c images for B vectors (H hidden units, S steps, F inputs per step, 4H
+//! gates): inputs [vector or 1][image][step][F] (the gathered pixels, one copy when the images are
+//! shared); last, dh, dc [vector][image][H]; ones [c·S] (ones, for the bias gradients as products).
+//! The gates (c·S·4H per vector), cells (c·(S + 1)·H, c_0 = 0) and hidden states (c·S·H, the input
+//! h_s of each step, h_0 = 0) pass from a backend's forward pass to its backward pass only, and each
+//! backend lays them out its own way inside the [vector][image] blocks: a GPU as [step][4H], [S + 1][H]
+//! and [S][H] per image (what the launches below address), the CPU step-major per group of images
+//! (`cpu/lstm.rs`).
 
 use anyhow::Result;
 
 use super::backend::{Backend, Memory};
-use super::op::{end, PlanOp, TensorId, PIXELS, WEIGHTS};
+use super::lstm_sequence::{LstmOperands, LstmSequence};
+use super::op::{end, PlanOp, TensorId, PIXELS};
+
 /// Sizes of an LSTM (PyTorch `nn.LSTM`, gate order i, f, g, o) over a sequence of pixel rows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LstmShape {
@@ -25,9 +38,9 @@ impl LstmShape {
     }
 }
 
-/// One LSTM step over a chunk of images for B vectors. Gates: [vector][image][step][4H]; cells
-/// [vector][image][steps + 1][H] (slot 0 = c_0 = 0); hidden [vector][image][steps][H] (slot s = the
-/// input h_s of step s, slot 0 = h_0 = 0); the last state goes to its own [vector][image][H] buffer.
+/// One LSTM step over a chunk of images for B vectors (a GPU's cell launch, on the GPU's layouts of the
+/// module documentation; the pixel gather uses `images`, `batches`, `first_image` and `img_bs` of
+/// step 0).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LstmStep {
     pub shape: LstmShape,
@@ -61,7 +74,7 @@ impl LstmStep {
         self.batches * self.images * self.shape.hidden
     }
     /// One past the furthest gate and cell-state values step `step` touches (the layouts above).
-    fn state_ends(&self, gates: TensorId, cells: TensorId) -> [(TensorId, u64); 2] {
+    pub(crate) fn state_ends(&self, gates: TensorId, cells: TensorId) -> [(TensorId, u64); 2] {
         let (bn, h, steps) = (end(self.batches * self.images), end(self.shape.hidden), end(self.shape.steps));
         let step = end(self.step);
         [
@@ -71,7 +84,7 @@ impl LstmStep {
     }
 }
 
-/// The LSTM cell of a backend.
+/// The LSTM of a backend.
 pub trait LstmCells: Memory {
     /// Records the permuted-pixel gather of an LSTM chunk: xperm[b][n][j] = pixel perm[j] of image
     /// b * img_bs + first_image + n (one vector's worth when the images are shared).
@@ -83,25 +96,41 @@ pub trait LstmCells: Memory {
         out: &Self::Buffer,
     ) -> Result<Self::Command>;
 
-    /// Records one LSTM step forward: biases into the gates, then c and h.
-    fn lstm_cell_forward(
-        &self,
-        s: LstmStep,
-        weights: &Self::Buffer,
-        gates: &Self::Buffer,
-        cells: &Self::Buffer,
-        hidden: &Self::Buffer,
-        last: &Self::Buffer,
-    ) -> Result<Self::Command>;
+    /// Records the forward recurrence of a chunk: the gates of every step from the inputs, W_ih, W_hh
+    /// and the biases, the cells, the hidden states and the last hidden state (what
+    /// [`LstmSequence::forward_launches`] computes; gates, cells and hidden states keep, in the
+    /// backend's own layout, what the backward pass needs).
+    ///
+    /// Errors: a buffer is too short for the sequence ([`LstmSequence::check`]).
+    fn lstm_forward(&self, s: LstmSequence, t: LstmOperands<&Self::Buffer>) -> Result<Self::Command> {
+        s.check(&t)?;
+        self.record_lstm_forward(s, t)
+    }
 
-    /// Records one LSTM step backward: gates become their gradients; dc carries d loss / d c.
-    fn lstm_cell_backward(
+    /// Records backpropagation through time from d loss / d last hidden state (`dh`), after
+    /// [`LstmCells::lstm_forward`]: the gradients of W_ih, W_hh, b_ih and b_hh into the gradients
+    /// (added when `accumulate`). `gates`, `dh` and `dc` are scratch afterwards.
+    ///
+    /// Errors: as [`LstmCells::lstm_forward`].
+    fn lstm_backward(
         &self,
-        s: LstmStep,
-        gates: &Self::Buffer,
-        cells: &Self::Buffer,
-        dh: &Self::Buffer,
-        dc: &Self::Buffer,
+        s: LstmSequence,
+        t: LstmOperands<&Self::Buffer>,
+        accumulate: bool,
+    ) -> Result<Self::Command> {
+        s.check(&t)?;
+        self.record_lstm_backward(s, t, accumulate)
+    }
+
+    /// [`LstmCells::lstm_forward`] after its checks.
+    fn record_lstm_forward(&self, s: LstmSequence, t: LstmOperands<&Self::Buffer>) -> Result<Self::Command>;
+
+    /// [`LstmCells::lstm_backward`] after its checks.
+    fn record_lstm_backward(
+        &self,
+        s: LstmSequence,
+        t: LstmOperands<&Self::Buffer>,
+        accumulate: bool,
     ) -> Result<Self::Command>;
 }
 
@@ -113,25 +142,22 @@ pub struct GatherPixels {
     pub out: TensorId,
 }
 
-/// Plan operation: one LSTM step forward ([`LstmCells::lstm_cell_forward`]), biases read from
-/// [`WEIGHTS`].
+/// Plan operation: the LSTM recurrence of a chunk, forward ([`LstmCells::lstm_forward`]; on a GPU the
+/// input projection, then a product and a cell launch per step, [`LstmSequence::forward_launches`]).
 #[derive(Clone, Debug, PartialEq)]
-pub struct LstmCellForward {
-    pub step: LstmStep,
-    pub gates: TensorId,
-    pub cells: TensorId,
-    pub hidden: TensorId,
-    pub last: TensorId,
+pub struct LstmForward {
+    pub seq: LstmSequence,
+    pub tensors: LstmOperands<TensorId>,
 }
 
-/// Plan operation: one LSTM step backward ([`LstmCells::lstm_cell_backward`]).
+/// Plan operation: backpropagation through time and the LSTM's weight gradients
+/// ([`LstmCells::lstm_backward`]; added to the gradients when `accumulate`,
+/// [`LstmSequence::backward_launches`]).
 #[derive(Clone, Debug, PartialEq)]
-pub struct LstmCellBackward {
-    pub step: LstmStep,
-    pub gates: TensorId,
-    pub cells: TensorId,
-    pub dh: TensorId,
-    pub dc: TensorId,
+pub struct LstmBackward {
+    pub seq: LstmSequence,
+    pub tensors: LstmOperands<TensorId>,
+    pub accumulate: bool,
 }
 
 impl PlanOp for GatherPixels {
@@ -148,40 +174,50 @@ impl PlanOp for GatherPixels {
     }
 }
 
-impl PlanOp for LstmCellForward {
+impl PlanOp for LstmForward {
     fn kind(&self) -> &'static str {
-        "lstm-cell"
+        "lstm-forward"
+    }
+    fn flops(&self) -> f64 {
+        self.seq.flops(false)
     }
     fn ends(&self) -> Vec<(TensorId, u64)> {
-        let s = &self.step;
-        let (bn, h) = (end(s.batches * s.images), end(s.shape.hidden));
-        let biases = s.batches.saturating_sub(1) * s.n_prm + s.bias_ih.max(s.bias_hh) + s.shape.gates();
-        let mut ends = vec![(WEIGHTS, end(biases))];
-        ends.extend(s.state_ends(self.gates, self.cells));
-        ends.push(if s.step + 1 < s.shape.steps {
-            (self.hidden, (bn.saturating_sub(1) * end(s.shape.steps) + end(s.step) + 2) * h)
-        } else {
-            (self.last, bn * h)
-        });
-        ends
+        union_of(self.launch_ends())
+    }
+    fn launch_ends(&self) -> Vec<(&'static str, Vec<(TensorId, u64)>)> {
+        self.seq.forward_launches().iter().map(|l| l.ends(&self.tensors)).collect()
     }
     fn record<B: Backend>(&self, backend: &B, t: &[&B::Buffer]) -> Result<B::Command> {
-        let (g, c, h, l) = (t[self.gates], t[self.cells], t[self.hidden], t[self.last]);
-        backend.lstm_cell_forward(self.step, t[WEIGHTS], g, c, h, l)
+        backend.lstm_forward(self.seq, self.tensors.map(|i| t[i]))
     }
 }
 
-impl PlanOp for LstmCellBackward {
+impl PlanOp for LstmBackward {
     fn kind(&self) -> &'static str {
-        "lstm-cell-backward"
+        "lstm-backward"
+    }
+    fn flops(&self) -> f64 {
+        self.seq.flops(true)
     }
     fn ends(&self) -> Vec<(TensorId, u64)> {
-        let rows = end(self.step.cell_len());
-        let mut ends = self.step.state_ends(self.gates, self.cells).to_vec();
-        ends.extend([(self.dh, rows), (self.dc, rows)]);
-        ends
+        union_of(self.launch_ends())
+    }
+    fn launch_ends(&self) -> Vec<(&'static str, Vec<(TensorId, u64)>)> {
+        self.seq.backward_launches(self.accumulate).iter().map(|l| l.ends(&self.tensors)).collect()
     }
     fn record<B: Backend>(&self, backend: &B, t: &[&B::Buffer]) -> Result<B::Command> {
-        backend.lstm_cell_backward(self.step, t[self.gates], t[self.cells], t[self.dh], t[self.dc])
+        backend.lstm_backward(self.seq, self.tensors.map(|i| t[i]), self.accumulate)
     }
+}
+
+/// Per tensor, the furthest end over an operation's launches, in first-seen order.
+fn union_of(launches: Vec<(&'static str, Vec<(TensorId, u64)>)>) -> Vec<(TensorId, u64)> {
+    let mut out: Vec<(TensorId, u64)> = Vec::new();
+    for (t, e) in launches.into_iter().flat_map(|(_, ends)| ends) {
+        match out.iter_mut().find(|(u, _)| *u == t) {
+            Some((_, have)) => *have = (*have).max(e),
+            None => out.push((t, e)),
+        }
+    }
+    out
 }

@@ -69,6 +69,13 @@ pub trait PlanOp {
     /// the image tensor), so that a plan is checked against its tensors' lengths without a device.
     fn ends(&self) -> Vec<(TensorId, u64)>;
 
+    /// The kernel launches a GPU makes of the operation, each as its kernel's kind and its
+    /// [`PlanOp::ends`]: the operation itself, unless it is a sequence of launches (the LSTM's
+    /// recurrence, `ops/lstm_sequence.rs`).
+    fn launch_ends(&self) -> Vec<(&'static str, Vec<(TensorId, u64)>)> {
+        vec![(self.kind(), self.ends())]
+    }
+
     /// Records the operation on `backend`; `t` holds the plan's tensors in [`TensorId`] order.
     ///
     /// # Errors

@@ -12,7 +12,7 @@ pub use super::activation::{ActBackward, ActForward};
 use super::backend::Backend;
 pub use super::conv::{ConvForward, ConvInputGrad, ConvWeightGrad};
 pub use super::loss::Loss;
-pub use super::lstm::{GatherPixels, LstmCellBackward, LstmCellForward};
+pub use super::lstm::{GatherPixels, LstmBackward, LstmForward};
 pub use super::op::{Operand, PlanOp, TensorId, EXTERNAL, GRADS, LABELS, PARTIALS, PIXELS, WEIGHTS};
 pub use super::pool::{PoolBackward, PoolForward};
 pub use super::products::MatMul;
@@ -77,6 +77,11 @@ macro_rules! plan_ops {
                     $(Op::$variant(op) => op.ends(),)*
                 }
             }
+            fn launch_ends(&self) -> Vec<(&'static str, Vec<(TensorId, u64)>)> {
+                match self {
+                    $(Op::$variant(op) => op.launch_ends(),)*
+                }
+            }
             fn record<B: Backend>(&self, backend: &B, t: &[&B::Buffer]) -> Result<B::Command> {
                 match self {
                     $(Op::$variant(op) => op.record(backend, t),)*
@@ -97,8 +102,8 @@ plan_ops!(
     PoolForward,
     PoolBackward,
     GatherPixels,
-    LstmCellForward,
-    LstmCellBackward,
+    LstmForward,
+    LstmBackward,
 );
 
 impl Op {
@@ -138,6 +143,12 @@ impl Plan {
     /// Operations of one evaluation.
     pub fn count(&self, grad: bool) -> usize {
         self.ops(grad).count()
+    }
+
+    /// Kernel launches of one evaluation on a GPU (an LSTM sequence operation launches a product and a
+    /// cell per step, [`PlanOp::launch_ends`]).
+    pub fn dispatches(&self, grad: bool) -> usize {
+        self.ops(grad).map(|op| op.launch_ends().len()).sum()
     }
 
     /// Operations of one evaluation by kind, in first-seen order.
