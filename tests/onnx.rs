@@ -145,6 +145,41 @@ fn the_lenet_fixture_is_the_builtin_lenet() {
     assert_eq!(d, builtin);
 }
 
+#[test]
+fn a_view_by_the_batch_size_is_a_flatten_and_other_computed_shapes_are_refused() {
+    // x.view(x.size(0), -1) under a dynamic batch axis: Shape, Gather of index 0, Unsqueeze, Concat
+    // with [-1], Reshape; the same layers as mnist_cnn's Sequential, whose loss it has (expected.json)
+    let view = onnx::import(&fixture("mnist_cnn_view.onnx"), None).unwrap().description;
+    let sequential = onnx::import(&fixture("mnist_cnn.onnx"), None).unwrap().description;
+    let kinds = |d: &Description| d.layers.iter().map(|l| l.kind).collect::<Vec<_>>();
+    assert_eq!(kinds(&view), kinds(&sequential));
+    let ops = |m: &onnx_protobuf::ModelProto| m.graph.node.iter().map(|n| n.op_type.clone()).collect::<Vec<_>>();
+    let model = onnx::parse(&std::fs::read(fixture("mnist_cnn_view.onnx")).unwrap()).unwrap();
+    for op in ["Shape", "Gather", "Unsqueeze", "Concat", "Reshape"] {
+        assert!(ops(&model).iter().any(|o| o == op), "the fixture computes its shape with {op}: {:?}", ops(&model));
+    }
+    // the shape's second dimension instead of the batch size: not a flatten, refused naming the node
+    let dir = tempfile::tempdir().unwrap();
+    let mut edited = model.clone();
+    let graph = edited.graph.as_mut().unwrap();
+    let gather = graph.node.iter().find(|n| n.op_type == "Gather").unwrap().clone();
+    let index = gather.input[1].clone();
+    let one = onnx_protobuf::TensorProto {
+        name: "index_one".into(),
+        data_type: 7,
+        int64_data: vec![1],
+        ..Default::default()
+    };
+    graph.initializer.push(one);
+    for n in graph.node.iter_mut().filter(|n| n.op_type == "Gather") {
+        n.input[1] = n.input[1].replace(&index, "index_one");
+    }
+    let path = dir.path().join("edited.onnx");
+    std::fs::write(&path, edited.write_to_bytes().unwrap()).unwrap();
+    let err = format!("{:#}", onnx::import(&path, None).unwrap_err());
+    assert_contains(&err, &["edited.onnx", "Reshape node", "constant shape", "x.view(x.size(0), -1)"]);
+}
+
 /// The float values of the initializer `name` of an ONNX file.
 fn initializer(model: &onnx_protobuf::ModelProto, name: &str) -> Vec<f32> {
     let t = model.graph.initializer.iter().find(|t| t.name == name).unwrap_or_else(|| panic!("no initializer {name}"));
@@ -323,7 +358,8 @@ fn eval_of_the_onnx_model_gives_pytorchs_losses() {
 fn eval_of_the_mnist_fixtures_gives_pytorchs_losses_on_the_suites_backend() {
     // no --backend and no --data: the suite's backend (LOSSCAPE_BACKEND reaches the child, so the wgpu
     // pass runs the WGSL kernels) on the bundled MNIST, the first 500 test images
-    for name in ["mnist_mlp.onnx", "mnist_cnn.onnx", "lenet5.onnx", "mnist_lstm.onnx", "mnist_lstm_folded.onnx"] {
+    let names = ["mnist_mlp.onnx", "mnist_cnn.onnx", "mnist_cnn_view.onnx", "lenet5.onnx", "mnist_lstm.onnx"];
+    for name in names.into_iter().chain(["mnist_lstm_folded.onnx"]) {
         let model = fixture(name);
         let limit = MNIST_IMAGES.to_string();
         let got = eval_losses(&["--model", str(&model), "--weights", str(&model), "--limit", &limit])[0];

@@ -26,6 +26,8 @@ pub struct Folder<'g> {
     computed: HashMap<&'g str, &'g NodeProto>,
     /// Values that depend on the images only through their shape; a `ConstantOfShape`'s with its fill.
     shape_only: HashMap<&'g str, Option<f64>>,
+    /// The node computing each value of `shape_only`.
+    shape_nodes: HashMap<&'g str, &'g NodeProto>,
 }
 
 impl<'g> Folder<'g> {
@@ -35,6 +37,7 @@ impl<'g> Folder<'g> {
             constants: graph.initializer.iter().map(|t| (t.name.as_str(), t)).collect(),
             computed: HashMap::new(),
             shape_only: HashMap::new(),
+            shape_nodes: HashMap::new(),
         };
         for node in &graph.node {
             let Some(out) = node.output.first().map(String::as_str) else { continue };
@@ -53,6 +56,7 @@ impl<'g> Folder<'g> {
                 }
                 "Shape" => {
                     f.shape_only.insert(out, None);
+                    f.shape_nodes.insert(out, node);
                 }
                 _ if !inputs.is_empty()
                     && inputs.iter().all(|i| f.is_constant(i))
@@ -71,6 +75,7 @@ impl<'g> Folder<'g> {
                         _ => None,
                     };
                     f.shape_only.insert(out, fill);
+                    f.shape_nodes.insert(out, node);
                 }
                 _ => {}
             }
@@ -86,6 +91,35 @@ impl<'g> Folder<'g> {
     /// Whether `name` is not an image-dependent value: a constant, or a value of the images' shape only.
     pub fn is_fixed(&self, name: &str) -> bool {
         self.is_constant(name) || self.shape_only.contains_key(name)
+    }
+
+    /// The entries of a 1-D integer value computed from the images' shape, as a `Reshape` target: per
+    /// entry its value, or None for the batch size. This is what PyTorch's exporter writes for
+    /// `x.view(x.size(0), -1)` under a dynamic batch axis: `Shape` of a value, `Gather` of its index 0,
+    /// `Unsqueeze`, then `Concat` with constants. Anything else computed from a shape (another
+    /// dimension, arithmetic on it) gives None: it is not read.
+    pub fn batch_shape(&self, name: &str) -> Option<Vec<Option<i64>>> {
+        if self.is_constant(name) {
+            let a = self.evaluate(name).ok()?;
+            return (a.sizes().len() <= 1).then(|| a.values.iter().map(|&v| Some(v as i64)).collect());
+        }
+        let node = self.shape_nodes.get(name)?;
+        let input = |i: usize| node.input.get(i).map(String::as_str);
+        match node.op_type.as_str() {
+            "Concat" if int_or(node, "axis", 0) == 0 => {
+                let parts: Option<Vec<_>> = node.input.iter().map(|i| self.batch_shape(i)).collect();
+                Some(parts?.concat())
+            }
+            "Identity" | "Cast" => self.batch_shape(input(0)?),
+            "Unsqueeze" if self.int_list(node, 1, "axes").ok()?.as_deref() == Some(&[0]) => self.batch_shape(input(0)?),
+            "Gather" if int_or(node, "axis", 0) == 0 => {
+                let shape = self.shape_nodes.get(input(0)?).filter(|n| n.op_type == "Shape")?;
+                let from_start = int_or(shape, "start", 0) == 0;
+                let (_, index) = self.ints(node, 1, "indices").ok()?;
+                (from_start && index == [0]).then(|| vec![None])
+            }
+            _ => None,
+        }
     }
 
     /// The tensor of the file `name` is (an initializer, a `Constant`'s value, an `Identity` of one).

@@ -312,18 +312,24 @@ impl<'g> Walk<'g> {
                 bail!("{label}: Flatten with axis = {axis} is not mapped (only axis = 1: one vector per image)");
             }
         } else {
-            let target = node.input.get(1).filter(|s| self.folder.is_constant(s)).ok_or_else(|| {
-                anyhow!("{label}: a Reshape is mapped only with a constant shape (an initializer or Constant node)")
+            // a constant shape, or one computed from the batch size (`x.view(x.size(0), -1)`)
+            let dims = node.input.get(1).and_then(|s| self.folder.batch_shape(s)).ok_or_else(|| {
+                anyhow!(
+                    "{label}: a Reshape is mapped only with a constant shape (an initializer or Constant node) or \
+                     (batch size, -1) as `x.view(x.size(0), -1)` exports it"
+                )
             })?;
-            let dims: Vec<i64> = self.folder.evaluate(target)?.values.iter().map(|&v| v as i64).collect();
             let flattens = match dims.as_slice() {
-                [b, d] if *d == n => *b == -1 || *b >= 0,
-                [b, -1] => *b >= 0,
+                [None, Some(d)] => *d == -1 || *d == n,
+                [Some(b), Some(d)] if *d == n => *b == -1 || *b >= 0,
+                [Some(b), Some(-1)] => *b >= 0,
                 _ => false,
             };
             if !flattens {
+                let shown: Vec<String> = dims.iter().map(|d| d.map_or("batch".into(), |v| v.to_string())).collect();
                 bail!(
-                    "{label}: a Reshape to {dims:?} is not a flatten of {} (to (batch, {n})); only flattening is mapped",
+                    "{label}: a Reshape to [{}] is not a flatten of {} (to (batch, {n})); only flattening is mapped",
+                    shown.join(", "),
                     self.shape
                 );
             }

@@ -102,6 +102,23 @@ class LeNet5(nn.Module):
         return self.fc3(self.act(self.fc2(self.act(self.fc1(x)))))
 
 
+class ViewCNN(nn.Module):
+    """mnist_cnn's layers as attributes, flattened by `x.view(x.size(0), -1)`: under the dynamic batch
+    axis the exporter computes the Reshape's shape from the batch size (Shape, Gather, Unsqueeze,
+    Concat). Its parameters are made in mnist_cnn's order, so the same seed gives the same network."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 8, 5, stride=2, padding=2)
+        self.conv2 = nn.Conv2d(8, 16, 3)
+        self.fc = nn.Linear(400, 10)
+        self.pool = nn.MaxPool2d(2)
+
+    def forward(self, x):
+        x = torch.relu(self.conv2(self.pool(torch.relu(self.conv1(x)))))
+        return self.fc(x.view(x.size(0), -1))
+
+
 class PaperLSTM(nn.Module):
     """The paper's LSTM (src/model/description/builtin/lstm.toml) as the authors' code names it: nn.LSTM
     `gru` (28 features, 48 hidden) over the 28 rows of the image, permuted first by torch.randperm(784) on
@@ -180,6 +197,7 @@ def main():
             nn.Linear(400, 10),
         ),
         "lenet5": LeNet5,
+        "mnist_cnn_view": ViewCNN,
         # the paper's LSTM, and one without the permutation that takes h_n and is exported with
         # constant folding (the exporter then names the LSTM's and fc's tensors onnx::LSTM_…, onnx::MatMul_…)
         "mnist_lstm": PaperLSTM,
