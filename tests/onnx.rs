@@ -729,12 +729,20 @@ fn the_loss_option_chooses_an_onnx_models_head_wherever_a_model_is_taken() {
     assert_contains(&err, &["--loss cross-entropy applies to an ONNX model", "`fcp` has a fixed head"]);
     let err = usage_error(losscape(&["eval", "--model", str(&toml), "--loss", "mse-sigmoid", "--weights", "x"]));
     assert_contains(&err, &["ae8.toml", "[head]"]);
-    let err = usage_error(losscape(&["info", "--loss", "cross-entropy"]));
-    assert_contains(&err, &["--loss applies to an ONNX model given with --model", "leave --loss out"]);
+    for command in [&["info"][..], &["bench", "--images", "8"]] {
+        // bench's default networks (the built-ins) do not take --loss, and are not named as if the user had
+        let err = usage_error(losscape(&[command, &["--loss", "cross-entropy"]].concat()));
+        assert_contains(&err, &["--loss applies to an ONNX model given with --model", "leave --loss out"]);
+        assert!(!err.contains("fcp"), "{err}");
+    }
     let recorded = dir.path().join("recorded.onnx");
     std::fs::write(&recorded, onnx::export(&d, &random_weights_f32(&d, n)).unwrap()).unwrap();
     let err = usage_error(losscape(&["eval", "--model", str(&recorded), "--loss", "cross-entropy", "--weights", "x"]));
     assert_contains(&err, &["recorded.onnx", "records its head, mse-sigmoid", "leave --loss out"]);
+    let toml_out = dir.path().join("recorded.toml");
+    let err = usage_error(losscape(&["import", str(&recorded), "--loss", "cross-entropy", "--out", str(&toml_out)]));
+    assert_contains(&err, &["recorded.onnx", "records its head, mse-sigmoid", "leave --loss out"]);
+    assert!(!toml_out.exists(), "nothing written");
     let err = usage_error(losscape(&["eval", "--model", str(&fixture("mlp.onnx")), "--loss", "mse-sigmoid"]));
     assert_contains(&err, &["mlp.onnx", "sigmoid_mse", "64"]);
 }

@@ -14,8 +14,8 @@ use crate::model::{Arch, Network};
     after_help = "Example:\n  losscape bench --images 256\n  losscape bench --models fcp --images 60000 --batches 1,51 --ceiling-size 4096 --out bench.json"
 )]
 pub struct BenchArgs {
-    /// Networks to time.
-    #[arg(long, value_parser = crate::cli::model_arg, value_delimiter = ',', default_value = "fcp,lenet,lstm,autoencoder")]
+    /// Networks to time [default: fcp,lenet,lstm,autoencoder].
+    #[arg(long, value_parser = crate::cli::model_arg, value_delimiter = ',')]
     models: Vec<Arch>,
     /// Training images per call.
     #[arg(long, default_value_t = 1024)]
@@ -47,7 +47,12 @@ pub struct BenchArgs {
     device: DeviceArgs,
 }
 
-pub fn run(args: BenchArgs) -> Result<()> {
+pub fn run(mut args: BenchArgs) -> Result<()> {
+    if args.models.is_empty() {
+        // the default list, given here rather than to clap, whose value parser would read it with a
+        // --loss meant for a model the user names (and refuse it naming `fcp`)
+        args.models = Arch::ALL.to_vec();
+    }
     if args.images == 0 || args.repeats == 0 || args.batches.contains(&0) {
         return Err(super::ranges::usage("bench", "--images, --repeats and every --batches entry must be at least 1"));
     }

@@ -19,7 +19,10 @@ pub struct ImportArgs {
 
 /// Runs `import` with the head `loss` (the global `--loss`).
 pub fn run(args: ImportArgs, loss: Option<Loss>) -> Result<()> {
-    let imported = onnx::import(&args.file, loss)?;
+    let imported = onnx::import(&args.file, loss).map_err(|e| match e.downcast::<onnx::HeadConflict>() {
+        Ok(conflict) => super::ranges::usage("import", conflict),
+        Err(e) => e,
+    })?;
     let d = &imported.description;
     let derived = d.derive()?;
     let text = format!(

@@ -357,8 +357,8 @@ pub fn main() -> Result<()> {
     if cli.loss.is_some() && subcommand != "import" && !taken {
         return Err(ranges::usage(
             subcommand,
-            "--loss applies to an ONNX model given with --model (or --models), and to import; this command \
-             takes none: leave --loss out",
+            "--loss applies to an ONNX model given with --model (or --models), and to import; no model here \
+             took it: name the ONNX model, or leave --loss out",
         ));
     }
     crate::io::lock::wait_for_writers(cli.wait);

@@ -110,12 +110,26 @@ pub fn parse(bytes: &[u8]) -> Result<ModelProto> {
     Ok(model)
 }
 
+/// The error of a `--loss` that contradicts the head a model records (a usage mistake: the command
+/// line asks for what the file rules out).
+#[derive(Debug)]
+pub struct HeadConflict(pub String);
+
+impl std::fmt::Display for HeadConflict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for HeadConflict {}
+
 /// Reads `path` as a network named after its stem (or the name an exported model records). `loss`
 /// chooses the head; `None` takes the one an exported model records, else cross-entropy.
 ///
 /// Errors: an unreadable file; an operator outside [`SUPPORTED`] (the op, the node and the list); a
 /// graph that is not a chain; attributes the vocabulary has no counterpart for; parameters whose
-/// initializer names are not `<module>.weight`/`<module>.bias`. Each message starts with the path.
+/// initializer names are not `<module>.weight`/`<module>.bias`; a [`HeadConflict`]. Each message
+/// starts with the path.
 pub fn import(path: &Path, loss: Option<Loss>) -> Result<Imported> {
     let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read the ONNX file", path.display()))?;
     let model = parse(&bytes).with_context(|| format!("{}", path.display()))?;
@@ -125,13 +139,14 @@ pub fn import(path: &Path, loss: Option<Loss>) -> Result<Imported> {
     let recorded = meta(META_HEAD).map(|h| if h == "sigmoid_mse" { Loss::SigmoidMse } else { Loss::CrossEntropy });
     if let (Some(r), Some(l)) = (recorded, loss) {
         if r != l {
-            bail!(
+            return Err(HeadConflict(format!(
                 "{}: the model records its head, {} (losscape export wrote it), so --loss {} does not apply; leave \
                  --loss out",
                 path.display(),
                 r.id(),
                 l.id()
-            );
+            ))
+            .into());
         }
     }
     let loss = loss.or(recorded).unwrap_or(Loss::CrossEntropy);
