@@ -60,7 +60,8 @@ impl LstmCells for Cpu {
 pub fn gather_pixels(s: &LstmStep, pixels: &[f32], perm: &[f32], xperm: &mut [f32]) {
     let px = s.shape.pixels();
     let vectors = if s.img_bs == 0 { 1 } else { s.batches };
-    xperm[..vectors * s.images * px].par_chunks_mut(px).enumerate().for_each(|(t, row)| {
+    // at least 64 images per piece: one run's mini-batch of 64 is not worth a second thread
+    xperm[..vectors * s.images * px].par_chunks_mut(px).enumerate().with_min_len(64).for_each(|(t, row)| {
         let (b, n) = (t / s.images, t % s.images);
         let image = &pixels[(b * s.img_bs + s.first_image + n) * px..][..px];
         row.iter_mut().zip(perm).for_each(|(x, p)| *x = image[p.to_bits() as usize]);

@@ -36,6 +36,8 @@ pub fn select_images(s: &Selection, src: (&[f32], &[f32]), idx: &[f32], dst: (&m
         .par_chunks_mut(px)
         .zip(dst.1[..s.runs * s.per_run].par_iter_mut())
         .enumerate()
+        // a mini-batch of 64 MNIST images is one piece: splitting it costs more than it saves
+        .with_min_len(64)
         .for_each(|(slot, (pixels, label))| {
             let (b, n) = (slot / s.per_run, slot % s.per_run);
             let image = idx[b * s.stride + s.offset + n].to_bits() as usize;

@@ -137,10 +137,14 @@ fn dots(simd: Simd, x: &Owned, y: &Owned, l: &Exclusive) -> Vec<f64> {
         .collect()
 }
 
+/// Elements below which a row's scale or axpy is not split among threads: waking a worker costs more
+/// than it saves (an SGD step on one LSTM run's 15,456 parameters).
+const SERIAL_LEN: usize = 1 << 16;
+
 fn scale(a: &[f32], y: &Owned, l: &Exclusive) {
     let ys = y.buf.view_mut(l);
     for (r, &a) in a.iter().enumerate() {
-        ys[r * y.stride..][..y.len].par_iter_mut().for_each(|v| *v *= a);
+        ys[r * y.stride..][..y.len].par_iter_mut().with_min_len(SERIAL_LEN).for_each(|v| *v *= a);
     }
 }
 
@@ -156,7 +160,8 @@ fn axpy(coef: &[f32], x: &Owned, y: &Owned, l: &Exclusive) {
     let (xs, ys) = (x.buf.view(l), y.buf.view_mut(l));
     for (r, &a) in coef.iter().enumerate() {
         let xr = &xs[r * x.stride..][..x.len];
-        ys[r * y.stride..][..y.len].par_chunks_mut(4096).zip(xr.par_chunks(4096)).for_each(|(y, x)| {
+        let pieces = ys[r * y.stride..][..y.len].par_chunks_mut(4096).zip(xr.par_chunks(4096));
+        pieces.with_min_len(SERIAL_LEN / 4096).for_each(|(y, x)| {
             y.iter_mut().zip(x).for_each(|(y, &x)| *y += a * x);
         });
     }
