@@ -16,6 +16,8 @@ pub struct Case {
     pub batch: usize,
     pub images: usize,
     pub seconds_per_call: f64,
+    /// Seconds of a loss-only call (what an L-BFGS line search runs), median of the same repeats.
+    pub loss_only_seconds_per_call: f64,
     pub evaluations_per_second: f64,
     pub gflops: f64,
     pub fraction_of_ceiling: f64,
@@ -114,8 +116,9 @@ pub fn case(net: Network, images: &DeviceImages, batch: usize, repeats: usize, c
     eval.run(Want::LossAndGrad);
     eval.results()?;
     let counts_per_call = images.device.counts().zip(before).map(|(after, before)| after - before);
-    let times = (0..repeats).map(|_| eval.run_timed(Want::LossAndGrad)).collect::<Result<Vec<_>>>()?;
-    let seconds = median(times);
+    let timed = |want| (0..repeats).map(|_| eval.run_timed(want)).collect::<Result<Vec<_>>>().map(median);
+    let seconds = timed(Want::LossAndGrad)?;
+    let loss_only_seconds_per_call = timed(Want::Loss)?;
     let evals = (batch * images.count) as f64;
     let gflops = evals * crate::model::Plan::flops_per_image_vector(net.arch)?.1 / seconds * 1e-9;
     Ok(Case {
@@ -123,6 +126,7 @@ pub fn case(net: Network, images: &DeviceImages, batch: usize, repeats: usize, c
         batch,
         images: images.count,
         seconds_per_call: seconds,
+        loss_only_seconds_per_call,
         evaluations_per_second: evals / seconds,
         gflops,
         fraction_of_ceiling: gflops / ceiling,
@@ -201,19 +205,23 @@ pub struct TrainCase {
     pub images: usize,
     pub seconds_per_sgd_epoch: f64,
     pub seconds_per_lbfgs_iteration: f64,
+    /// The loss-only evaluations of the timed L-BFGS iteration's line search (besides its one loss and
+    /// gradient): PyTorch's side of the comparison runs 6.
+    pub lbfgs_line_search_evaluations: usize,
     /// Image-run gradient evaluations per second in SGD.
     pub sgd_images_per_second: f64,
 }
 
 pub fn train_case(net: Network, images: &DeviceImages, runs: usize) -> Result<TrainCase> {
-    let (epoch, iteration) = crate::train::time_steps(net, images, runs)?;
+    let t = crate::train::time_steps(net, images, runs)?;
     Ok(TrainCase {
         model: net.arch.id(),
         runs,
         images: images.count,
-        seconds_per_sgd_epoch: epoch,
-        seconds_per_lbfgs_iteration: iteration,
-        sgd_images_per_second: (runs * images.count) as f64 / epoch,
+        seconds_per_sgd_epoch: t.sgd_epoch,
+        seconds_per_lbfgs_iteration: t.lbfgs_iteration,
+        lbfgs_line_search_evaluations: t.lbfgs_line_search_evaluations,
+        sgd_images_per_second: (runs * images.count) as f64 / t.sgd_epoch,
     })
 }
 

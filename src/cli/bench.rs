@@ -121,7 +121,7 @@ fn loss_cases(args: &BenchArgs, images: &DeviceImages, ceiling_gflops: f64) -> R
         let net = Network { arch, act: args.activation.act() };
         let c = case(net, images, b, args.repeats, ceiling_gflops)?;
         outln!(
-            "{:<11} B={:<3} N={} (chunks of {}): {:.3} ms/call, {:.3e} image-vector evaluations/s, {:.1} GFLOP/s ({:.0}% of ceiling)",
+            "{:<11} B={:<3} N={} (chunks of {}): {:.3} ms/call, {:.3e} image-vector evaluations/s, {:.1} GFLOP/s ({:.0}% of ceiling); loss only {:.3} ms",
             c.model,
             c.batch,
             c.images,
@@ -129,7 +129,8 @@ fn loss_cases(args: &BenchArgs, images: &DeviceImages, ceiling_gflops: f64) -> R
             c.seconds_per_call * 1e3,
             c.evaluations_per_second,
             c.gflops,
-            100.0 * c.fraction_of_ceiling
+            100.0 * c.fraction_of_ceiling,
+            c.loss_only_seconds_per_call * 1e3
         )?;
         cases.push(c);
     }
@@ -165,13 +166,14 @@ fn training_cases(args: &BenchArgs, images: &DeviceImages) -> Result<Vec<TrainCa
             let net = Network { arch, act: args.activation.act() };
             let t = train_case(net, images, runs)?;
             outln!(
-                "{:<11} training R={:<3} N={}: SGD epoch {:.3} s ({:.3e} image-runs/s), L-BFGS iteration {:.3} s",
+                "{:<11} training R={:<3} N={}: SGD epoch {:.3} s ({:.3e} image-runs/s), L-BFGS iteration {:.3} s (1 + {} evaluations)",
                 t.model,
                 t.runs,
                 t.images,
                 t.seconds_per_sgd_epoch,
                 t.sgd_images_per_second,
-                t.seconds_per_lbfgs_iteration
+                t.seconds_per_lbfgs_iteration,
+                t.lbfgs_line_search_evaluations
             )?;
             training.push(t);
         }

@@ -23,13 +23,14 @@ params!(
 );
 
 impl LossHeads for Gpu {
+    /// The kernel writes the gradient whether or not `grad.1` asks for it (in the same dispatch).
     fn loss_head(
         &self,
         head: Head,
         chunk: LossChunk,
         outputs: &GpuBuffer,
         targets: &GpuBuffer,
-        grad: &GpuBuffer,
+        (grad, _): (&GpuBuffer, bool),
         partials: &GpuBuffer,
     ) -> Result<Vec<Dispatch>> {
         let params = LossParams {

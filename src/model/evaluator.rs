@@ -9,7 +9,7 @@ use super::plans::{chunk_capacity, chunk_capacity_for};
 use super::Network;
 use crate::backend::{Buffer, Command, Device};
 use crate::data::DeviceImages;
-use crate::ops::plan::{Init, Op, Plan, EXTERNAL, GRADS, PARTIALS, WEIGHTS};
+use crate::ops::plan::{Init, LossWithoutGradient, Op, Plan, EXTERNAL, GRADS, PARTIALS, WEIGHTS};
 
 /// What an evaluation computes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,10 +25,24 @@ pub struct Eval {
     pub accuracy: Option<f64>,
 }
 
-/// The commands of one chunk: forward (ending with the loss head) and backward.
+/// The commands of one chunk: forward (ending with the loss head) and backward, and the head as a
+/// loss-only evaluation runs it (without the gradient, where the backend saves by that).
 struct ChunkCommands {
     forward: Vec<Command>,
     backward: Vec<Command>,
+    loss_only_head: Option<Command>,
+}
+
+impl ChunkCommands {
+    /// The commands `want` runs, in order.
+    fn ordered(&self, want: Want) -> impl Iterator<Item = &Command> {
+        let (forward, head, backward): (&[Command], Option<&Command>, &[Command]) = match (want, &self.loss_only_head) {
+            (Want::LossAndGrad, _) => (&self.forward, None, &self.backward),
+            (Want::Loss, Some(head)) => (&self.forward[..self.forward.len() - 1], Some(head), &[]),
+            (Want::Loss, None) => (&self.forward, None, &[]),
+        };
+        forward.iter().chain(head).chain(backward)
+    }
 }
 
 /// Loss and gradient of B weight vectors on a fixed range of images, ready to run many times.
@@ -135,10 +149,20 @@ impl Evaluator {
             });
         }
         let lower_all = |ops: &[Op]| ops.iter().map(|op| device.record(op, &buffers)).collect::<Result<Vec<_>>>();
+        let loss_only_head = |ops: &[Op]| match ops.last() {
+            Some(Op::Loss(head)) => device.record(&LossWithoutGradient(head.clone()), &buffers).map(Some),
+            _ => Ok(None),
+        };
         let chunks = plan
             .chunks
             .iter()
-            .map(|c| Ok(ChunkCommands { forward: lower_all(&c.forward)?, backward: lower_all(&c.backward)? }))
+            .map(|c| {
+                Ok(ChunkCommands {
+                    forward: lower_all(&c.forward)?,
+                    backward: lower_all(&c.backward)?,
+                    loss_only_head: loss_only_head(&c.forward)?,
+                })
+            })
             .collect::<Result<Vec<_>>>()?;
         let scratch = buffers.split_off(EXTERNAL);
         let (weights, grads, partials) = (buffers[WEIGHTS].clone(), buffers[GRADS].clone(), buffers[PARTIALS].clone());
@@ -194,13 +218,7 @@ impl Evaluator {
 
     /// The commands of one evaluation, in order, for callers that submit them with their own.
     pub fn ordered(&self, want: Want) -> Vec<&Command> {
-        self.chunks
-            .iter()
-            .flat_map(|c| {
-                let back: &[Command] = if want == Want::LossAndGrad { &c.backward } else { &[] };
-                c.forward.iter().chain(back)
-            })
-            .collect()
+        self.chunks.iter().flat_map(|c| c.ordered(want)).collect()
     }
 
     /// Queues one evaluation (on a GPU it returns at once).

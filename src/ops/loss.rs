@@ -39,7 +39,9 @@ pub fn partial_slots(images: usize) -> usize {
 
 /// The loss heads of a backend.
 pub trait LossHeads: Memory {
-    /// Records a loss head: per-image losses into `partials`, d loss / d outputs into `grad`. Targets
+    /// Records a loss head: per-image losses into `partials`, d loss / d outputs into `grad.0` when
+    /// `grad.1` (a loss-only evaluation passes false; the losses are the same bits either way, and a
+    /// backend may write the gradient regardless: a GPU's kernel does, in the same dispatch). Targets
     /// are the labels (cross-entropy) or the image buffer (reconstruction).
     fn loss_head(
         &self,
@@ -47,7 +49,7 @@ pub trait LossHeads: Memory {
         chunk: LossChunk,
         outputs: &Self::Buffer,
         targets: &Self::Buffer,
-        grad: &Self::Buffer,
+        grad: (&Self::Buffer, bool),
         partials: &Self::Buffer,
     ) -> Result<Self::Command>;
 }
@@ -69,6 +71,12 @@ impl Loss {
             Head::MseSigmoid => PIXELS,
         }
     }
+
+    /// Records the head, writing the gradient when `gradient`.
+    fn record_head<B: Backend>(&self, backend: &B, t: &[&B::Buffer], gradient: bool) -> Result<B::Command> {
+        let (outputs, targets, grad) = (t[self.outputs], t[self.targets()], (t[self.grad], gradient));
+        backend.loss_head(self.head, self.chunk, outputs, targets, grad, t[PARTIALS])
+    }
 }
 
 impl PlanOp for Loss {
@@ -85,6 +93,24 @@ impl PlanOp for Loss {
         vec![(self.outputs, rows), (self.grad, rows), (self.targets(), targets * per_target), (PARTIALS, slots)]
     }
     fn record<B: Backend>(&self, backend: &B, t: &[&B::Buffer]) -> Result<B::Command> {
-        backend.loss_head(self.head, self.chunk, t[self.outputs], t[self.targets()], t[self.grad], t[PARTIALS])
+        self.record_head(backend, t, true)
+    }
+}
+
+/// A plan's [`Loss`] as a loss-only evaluation records it (without the gradient, [`LossHeads::loss_head`]):
+/// the same operation, whose gradient nothing reads. Not an operation of plans: the evaluator records
+/// it beside the chunk's head.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LossWithoutGradient(pub Loss);
+
+impl PlanOp for LossWithoutGradient {
+    fn kind(&self) -> &'static str {
+        self.0.kind()
+    }
+    fn ends(&self) -> Vec<(TensorId, u64)> {
+        self.0.ends()
+    }
+    fn record<B: Backend>(&self, backend: &B, t: &[&B::Buffer]) -> Result<B::Command> {
+        self.0.record_head(backend, t, false)
     }
 }

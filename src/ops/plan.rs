@@ -11,7 +11,7 @@ use anyhow::Result;
 pub use super::activation::{ActBackward, ActForward};
 use super::backend::Backend;
 pub use super::conv::{ConvForward, ConvInputGrad, ConvWeightGrad};
-pub use super::loss::Loss;
+pub use super::loss::{Loss, LossWithoutGradient};
 pub use super::lstm::{GatherPixels, LstmBackward, LstmForward};
 pub use super::op::{Operand, PlanOp, TensorId, EXTERNAL, GRADS, LABELS, PARTIALS, PIXELS, WEIGHTS};
 pub use super::pool::{PoolBackward, PoolForward};

@@ -337,9 +337,24 @@ fn finish(
     Ok(summary)
 }
 
+/// What [`time_steps`] measured.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StepTimes {
+    /// Seconds of one SGD epoch.
+    pub sgd_epoch: f64,
+    /// Seconds of one L-BFGS iteration.
+    pub lbfgs_iteration: f64,
+    /// The loss-only evaluations of that iteration's line search (the most any run needed, as the
+    /// runs' trial points are evaluated together; an iteration also evaluates loss and gradient once).
+    pub lbfgs_line_search_evaluations: usize,
+}
+
 /// Seconds of one SGD epoch over `data` and of one L-BFGS iteration on it, for `runs` runs advanced
 /// together (for `losscape bench`; the first of each is a warm-up and not counted).
-pub fn time_steps(net: Network, data: &DeviceImages, runs: usize) -> Result<(f64, f64)> {
+///
+/// # Errors
+/// The network does not plan; device errors.
+pub fn time_steps(net: Network, data: &DeviceImages, runs: usize) -> Result<StepTimes> {
     let device = data.device.clone();
     let start: Vec<f32> = (0..runs as u64).flat_map(|s| crate::model::init_vector(net.arch, s)).collect();
     let base = TrainConfig::new(net, Optimizer::Sgd, runs, data.count, 0);
@@ -351,17 +366,19 @@ pub fn time_steps(net: Network, data: &DeviceImages, runs: usize) -> Result<(f64
     };
     let seeds: Vec<u64> = (0..runs as u64).collect();
     let eval = Evaluator::new(net, data, 0..data.count, runs)?;
-    let time = |optimizer| -> Result<f64> {
-        let cfg = TrainConfig { optimizer, ..cfg.clone() };
-        let mut solver = make_solver(&device, net, &cfg, (data, &eval), &start, seeds.clone())?;
-        let mut times = Vec::new();
-        for _ in 0..2 {
-            let t = std::time::Instant::now();
-            solver.step()?;
-            device.wait()?;
-            times.push(t.elapsed().as_secs_f64());
-        }
-        Ok(times[1])
+    // the second of two timed calls of `step`, with what it returned
+    let second = |step: &mut dyn FnMut() -> Result<usize>| -> Result<(f64, usize)> {
+        step()?;
+        let t = std::time::Instant::now();
+        let out = step()?;
+        device.wait()?;
+        Ok((t.elapsed().as_secs_f64(), out))
     };
-    Ok((time(Optimizer::Sgd)?, time(Optimizer::Lbfgs)?))
+    let mut sgd = make_solver(&device, net, &cfg, (data, &eval), &start, seeds)?;
+    let (sgd_epoch, _) = second(&mut || sgd.step().map(|_| 0))?;
+    let mut lbfgs = Lbfgs::new(&device, cfg.lbfgs.settings, runs, cfg.model.n_params(), &start)?;
+    let mut objective = NetworkObjective { eval: &eval };
+    let mut iteration = || Ok(lbfgs.step(&mut objective)?.iter().map(|r| r.evaluations).max().unwrap_or(0));
+    let (lbfgs_iteration, evaluations) = second(&mut iteration)?;
+    Ok(StepTimes { sgd_epoch, lbfgs_iteration, lbfgs_line_search_evaluations: evaluations })
 }

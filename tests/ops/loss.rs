@@ -1,12 +1,13 @@
 //! `loss.wgsl`: both heads over a chunk of images for B vectors (shared images from image 2, or each
 //! vector its own), per-256-image partial sums of the loss and the correct count from slot 1 (slot 0
-//! untouched), and d loss / d output scaled by 1 / the evaluation's image count. Tolerance: a slot's
-//! loss within γ(images + 2) of Σ|loss_i| (its f32 sum) plus [`REL`] of Σ(|loss_i| + 1) (each image's
-//! loss: exp, log1p and a difference of logits of size 1); correct counts exact; gradients [`REL`] of
-//! their scale, 1 / images.
+//! untouched), and d loss / d output scaled by 1 / the evaluation's image count; the head of a
+//! loss-only evaluation (`LossWithoutGradient`) writes the same partials bit for bit, and on the CPU
+//! leaves the gradient buffer as it was. Tolerance: a slot's loss within γ(images + 2) of Σ|loss_i|
+//! (its f32 sum) plus [`REL`] of Σ(|loss_i| + 1) (each image's loss: exp, log1p and a difference of
+//! logits of size 1); correct counts exact; gradients [`REL`] of their scale, 1 / images.
 
-use super::{backends, check, gamma, images, read, record, run, sigmoid, upload, values, REL, T0, T1};
-use losscape::ops::plan::{Loss, LABELS, PARTIALS, PIXELS};
+use super::{backends, check, gamma, images, read, record, run, sigmoid, tensors, upload, values, REL, T0, T1};
+use losscape::ops::plan::{Loss, LossWithoutGradient, LABELS, PARTIALS, PIXELS};
 use losscape::ops::{partial_slots, Head, LossChunk};
 
 /// Loss, correct (0 or 1) and gradient (unscaled) of one image in f64.
@@ -65,7 +66,13 @@ fn loss_heads_match_f64_on_cpu_and_wgpu() {
                     let target_id = if head == Head::CrossEntropy { LABELS } else { PIXELS };
                     let op = Loss { head, chunk, outputs: T0, grad: T1 };
                     let bound = [(T0, &zb), (T1, &grad), (target_id, &targets), (PARTIALS, &partials)];
-                    run(&device, &[record(&device, op, &bound)]);
+                    run(&device, &[record(&device, op.clone(), &bound)]);
+                    // the head of a loss-only evaluation: the same bits; the CPU writes no gradient
+                    let (grad_untouched, partials_only) =
+                        (upload(&device, &vec![7.0; batches * out_bs]), partials.len());
+                    let partials_only = upload(&device, &vec![0.5; partials_only]);
+                    let bound = [(T0, &zb), (T1, &grad_untouched), (target_id, &targets), (PARTIALS, &partials_only)];
+                    run(&device, &[device.record(&LossWithoutGradient(op), &tensors(&device, &bound)).unwrap()]);
 
                     let mut want_grad = vec![7.0; batches * out_bs];
                     let mut want_parts = vec![0.5; batches * (slots + 1) * 2];
@@ -90,6 +97,11 @@ fn loss_heads_match_f64_on_cpu_and_wgpu() {
                         }
                     }
                     let got = read(&device, &partials);
+                    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                    assert_eq!(bits(&read(&device, &partials_only)), bits(&got), "{what}: loss-only partials");
+                    if backend == "cpu" {
+                        assert!(read(&device, &grad_untouched).iter().all(|&g| g == 7.0), "{what}: loss-only gradient");
+                    }
                     check(&format!("{what}: partial sums"), &got, &want_parts, |i| {
                         let per_slot = if i % 2 == 0 { n_img.min(256) } else { 0 };
                         (gamma(per_slot + 2) + REL) * (magnitude[i] + per_slot as f64)

@@ -115,13 +115,18 @@ const T3: TensorId = EXTERNAL + 3;
 /// tensor ids the operation names (the fixed ids `WEIGHTS`, `PIXELS`, … among them); every other id
 /// holds a one-element placeholder the operation does not touch.
 fn record(device: &Device, op: impl Into<Op>, bound: &[(TensorId, &Buffer)]) -> Command {
+    device.record(&op.into(), &tensors(device, bound)).unwrap()
+}
+
+/// The tensor list [`record`] binds: `bound` at their ids, a one-element placeholder elsewhere.
+fn tensors(device: &Device, bound: &[(TensorId, &Buffer)]) -> Vec<Buffer> {
     let n = bound.iter().map(|(i, _)| i + 1).max().unwrap_or(0).max(EXTERNAL);
     let placeholder = device.zeros(1, "unbound").unwrap();
     let mut tensors = vec![placeholder; n];
     for (i, b) in bound {
         tensors[*i] = (*b).clone();
     }
-    device.record(&op.into(), &tensors).unwrap()
+    tensors
 }
 
 /// Runs recorded commands in order and waits.
