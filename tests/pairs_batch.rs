@@ -356,3 +356,75 @@ fn a_batch_whose_loss_diverges_names_its_pairs_and_writes_nothing() {
     assert!(text.contains("pair 0 (") && text.contains("; pair 1 ("), "both pairs of the batch are named: {text}");
     assert!(read_records(dir.path()).unwrap().is_empty());
 }
+
+/// `--until-converged --max-iterations K` (and `--save-paths`) as `paths_command` arguments.
+fn until(k: usize) -> Vec<String> {
+    ["--until-converged", "--save-paths", "--max-iterations"]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([k.to_string()])
+        .collect()
+}
+
+#[test]
+fn a_sweep_resumed_with_a_larger_budget_finds_only_its_unconverged_pairs_again() {
+    let exact = common::gpu().is_cpu();
+    let dir = tempfile::tempdir().unwrap();
+    // minima, so that the paths have barriers to lose and stop at different iterations (the paths
+    // between initial vectors are flat and all stop at the first chance, iteration 10)
+    let trained = dir.path().join("trained");
+    let args = ["train", "--model", "fcp", "--optimizer", "lbfgs", "--runs", "4", "--iterations", "15"];
+    ok(losscape(
+        &[&args[..], &["--train-size", "48", "--test-size", "16", "--quiet", "--out"]]
+            .concat()
+            .into_iter()
+            .chain([trained.to_str().unwrap()])
+            .collect::<Vec<_>>(),
+    ));
+    let set = trained.join("fcp-lbfgs-train.safetensors");
+    let (reference, run) = (dir.path().join("ref"), dir.path().join("run"));
+    let paths = |out: &Path, k: usize| {
+        let budget = until(k);
+        paths_command(&set, out, "1", &budget.iter().map(String::as_str).collect::<Vec<_>>()).output().unwrap()
+    };
+    ok(paths(&reference, 300));
+    let want = read_records(&reference).unwrap();
+    let mut stops: Vec<usize> = want.iter().map(|r| r.outcome.iterations.unwrap()).collect();
+    assert!(want.iter().all(|r| r.outcome.converged == Some(true)), "{stops:?}");
+    // a budget below the last stop: the pairs that stop within it converge (those at its last
+    // iteration too), the others are cut off
+    stops.sort_unstable();
+    let k = stops[stops.len() - 1] - 1;
+    ok(paths(&run, k));
+    let cut = read_records(&run).unwrap();
+    let unconverged: Vec<usize> = cut.iter().filter(|r| r.outcome.converged == Some(false)).map(|r| r.index).collect();
+    assert!(!unconverged.is_empty() && unconverged.len() < cut.len(), "K = {k}, stops {stops:?}");
+    for (c, w) in cut.iter().zip(&want) {
+        if c.outcome.converged == Some(true) {
+            assert_same(std::slice::from_ref(c), std::slice::from_ref(w), exact, "converged within the smaller budget");
+        } else {
+            assert_eq!(c.outcome.iterations, Some(k), "pair {} stopped at the budget", c.index);
+        }
+    }
+    // a smaller budget would change converged records too, and so would a larger fixed budget (every
+    // pair runs all of it): refused, and nothing touched
+    let fixed = dir.path().join("fixed");
+    ok(paths_command(&set, &fixed, "1", SIX).output().unwrap());
+    let contents = |d: &Path| files::files(d).iter().map(|f| std::fs::read(d.join(f)).unwrap()).collect::<Vec<_>>();
+    let before = [contents(&run), contents(&fixed)];
+    for o in [paths(&run, k - 1), paths_command(&set, &fixed, "1", &["--iterations", "12"]).output().unwrap()] {
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success() && err.contains("differs in: settings.iterations"), "{err}");
+    }
+    assert!(before == [contents(&run), contents(&fixed)], "a refused resume changed a directory");
+    // the larger budget: only the cut-off pairs are found again, to a fresh run's bytes
+    let o = ok(paths(&run, 300));
+    let said = String::from_utf8_lossy(&o.stdout);
+    assert!(said.starts_with(&format!("{} pair(s) computed", unconverged.len())), "{said}");
+    assert_same(&read_records(&run).unwrap(), &want, exact, "resumed with the larger budget");
+    same_coefficients(&run, &reference, want.len(), exact);
+    if exact {
+        // config.json, paths.jsonl (in pair order), the lock file and a coefficients file per pair
+        assert_eq!(files::assert_same_bytes(&reference, &run), 3 + want.len());
+    }
+}

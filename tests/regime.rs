@@ -1,6 +1,9 @@
 //! `reproduce --images`: the regime map as a user runs it — one study per training-set size, the map,
 //! resume, adding a size, and the refusals.
 
+#[path = "common/files.rs"]
+mod files;
+
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -109,4 +112,45 @@ fn sizes_out_of_range_and_mixed_directories_are_refused() {
     ]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && err.contains("differs in: regime.align"), "{err}");
+}
+
+/// Sets the path budget recorded in the JSON file `file` at `key` (a path of object keys) to `k`.
+fn set_budget(file: &Path, key: &[&str], k: usize) {
+    let mut cfg: serde_json::Value = serde_json::from_str(&read(file)).unwrap();
+    let slot = key.iter().fold(&mut cfg, |v, k| &mut v[*k]);
+    assert!(slot.is_u64(), "{}: no budget at {key:?}", file.display());
+    *slot = k.into();
+    std::fs::write(file, serde_json::to_string_pretty(&cfg).unwrap()).unwrap();
+}
+
+#[test]
+fn a_map_made_with_a_smaller_path_budget_resumes_under_the_presets_to_a_fresh_maps_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (fresh, old) = (dir.path().join("fresh"), dir.path().join("old"));
+    ok(smoke_map(&fresh, "64"));
+    // the map an older smoke preset with a budget of one path iteration would have left: smoke's paths
+    // never converge (the rule needs 10 iterations), so every pair has to be found again
+    for f in files::files(&fresh) {
+        std::fs::create_dir_all(old.join(&f).parent().unwrap()).unwrap();
+        std::fs::copy(fresh.join(&f), old.join(&f)).unwrap();
+    }
+    set_budget(&old.join("config.json"), &["regime", "preset", "path", "iterations"], 1);
+    set_budget(&old.join("images-64/config.json"), &["preset", "path", "iterations"], 1);
+    for landscape in ["train", "test"] {
+        set_budget(&old.join(format!("images-64/fcp/paths-{landscape}/config.json")), &["settings", "iterations"], 1);
+    }
+    // what is made from the paths goes: a file the report of the smaller budget had, and its surfaces
+    std::fs::write(old.join("images-64/report/stale.txt"), "from the smaller budget").unwrap();
+    let o = ok(smoke_map(&old, "64"));
+    let log = String::from_utf8_lossy(&o.stderr);
+    assert!(log.contains("FCP lbfgs: done earlier"), "the training is kept: {log}");
+    // every pair of the four sets on the training landscape, and of the two on the test one
+    assert!(log.contains("train landscape: 4 pair(s) computed") && log.contains("test landscape: 2 pair(s)"), "{log}");
+    // configurations, paths, probes, report and map: the bytes of the map made with the larger budget
+    files::assert_same_bytes(&fresh, &old);
+    // a smaller budget than the map's is refused
+    set_budget(&old.join("config.json"), &["regime", "preset", "path", "iterations"], 3);
+    let o = smoke_map(&old, "64");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("differs in: regime.preset"), "{err}");
 }

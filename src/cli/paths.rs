@@ -30,7 +30,9 @@ grid t_m = m/(M-1). With --until-converged each pair stops when its best cumulat
 less than 0.1 % (or its mean over the points by less than 1e-5) over the last max(10, 10 %)\n\
 iterations, or its height stayed at the larger endpoint loss over them (docs/algorithms.md §5), at\n\
 most --max-iterations; without it every pair runs --iterations and `converged` says whether it had.\n\
-Re-running the same command (with any --pairs-per-batch) skips finished pairs."
+Re-running the same command (with any --pairs-per-batch) skips finished pairs. With --until-converged a\n\
+larger --max-iterations resumes too: converged pairs are kept (they would stop at the same iteration),\n\
+the others are found again, and the directory ends as a fresh run with that budget would leave it."
 )]
 pub struct PathsArgs {
     /// Network: fcp, lenet, lstm, autoencoder, a compact MLP (mlp:784-64-10:tanh) or a description

@@ -21,6 +21,8 @@ completes any probes not yet run).\n\n\
 The regime map: `--images 250,500,1000,2000` runs the study once per training-set size (the first N\n\
 training images, in OUT/images-N) and writes OUT/regime/index.html: path heights and every claim's\n\
 verdict against training images per parameter. `--preset regime` does so for FCP with converged paths.\n\
+A map (or study) whose preset stops paths at convergence resumes under a larger path budget than it was\n\
+made with (a newer preset's): converged pairs are kept, the others found again, the reports rewritten.\n\
   losscape reproduce --preset regime --out map\n\
   losscape reproduce --preset regime --images 250,500,1000,2000,4000 --out map   (adds a size)")]
 pub struct ReproduceArgs {

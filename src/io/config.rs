@@ -79,3 +79,45 @@ pub fn prepare_dir<T: Serialize + DeserializeOwned>(dir: &Path, cfg: &T) -> Resu
     atomic_write(&dir.join(CONFIG), serde_json::to_string_pretty(cfg)?.as_bytes())?;
     read_config(dir)
 }
+
+/// As [`prepare_dir`], except that a configuration asking for a larger iteration budget than the one
+/// saved in `dir`, and the same in everything else, resumes the directory instead of being refused.
+/// `budget` gives a configuration's budget where it may grow (None where it may not: a fixed budget,
+/// whose every result depends on it); `raise` is called with the saved configuration before the
+/// larger budget replaces it in `config.json`, to discard what the larger budget changes. A smaller
+/// budget, or any other difference, is refused as [`prepare_dir`] refuses it. Returns the
+/// configuration the directory holds from now on (the saved one, with the larger budget).
+///
+/// The order makes an interrupted raise safe: until `config.json` says the larger budget, the
+/// directory is a valid one of the smaller budget (`raise` only discards), so a resume with either
+/// budget finds it consistent.
+///
+/// Errors: as [`prepare_dir`]; those of `raise`; `config.json` cannot be written.
+pub fn prepare_dir_raising<T: Serialize + DeserializeOwned + Clone>(
+    dir: &Path,
+    cfg: &T,
+    budget: fn(&mut T) -> Option<&mut usize>,
+    raise: impl FnOnce(&T) -> Result<()>,
+) -> Result<T> {
+    if dir.join(CONFIG).exists() {
+        let old: T = read_config(dir)?;
+        if let Some(raised) = raised(&old, cfg, budget) {
+            raise(&old)?;
+            atomic_write(&dir.join(CONFIG), serde_json::to_string_pretty(&raised)?.as_bytes())?;
+            return Ok(raised);
+        }
+    }
+    prepare_dir(dir, cfg)
+}
+
+/// `old` with `new`'s budget, when that is larger and the two differ in nothing else.
+fn raised<T: Serialize + Clone>(old: &T, new: &T, budget: fn(&mut T) -> Option<&mut usize>) -> Option<T> {
+    let wanted = *budget(&mut new.clone())?;
+    let mut lifted = old.clone();
+    let saved = budget(&mut lifted)?;
+    if wanted <= *saved {
+        return None;
+    }
+    *saved = wanted;
+    differences(&lifted, new, &[]).is_empty().then_some(lifted)
+}

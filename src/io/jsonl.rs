@@ -116,3 +116,32 @@ impl Appender {
             .with_context(|| format!("{}: cannot append (is the disk full?)", self.path.display()))
     }
 }
+
+/// Rewrites `path` with the complete records that `keep` selects, sorted (stably) by `key`, each line
+/// byte for byte as it was; the file is replaced atomically, and only when that changes it (an
+/// unfinished last line is dropped too). Returns whether it did. Only the process that owns the file
+/// may call this (as [`Appender::resume`]). A missing file is left missing.
+///
+/// Errors: as [`read_lines`]; the new file cannot be written.
+pub fn rewrite<T: DeserializeOwned, K: Ord>(
+    path: &Path,
+    keep: impl Fn(&T) -> bool,
+    key: impl Fn(&T) -> K,
+) -> Result<bool> {
+    let Parsed { records, complete, len } = parse::<T>(path)?;
+    if len == 0 {
+        return Ok(false);
+    }
+    // the complete, non-blank lines, in the order `parse` read their records
+    let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
+    let lines = bytes[..complete].split_inclusive(|&b| b == b'\n').filter(|l| !l.iter().all(u8::is_ascii_whitespace));
+    let mut kept: Vec<(K, &[u8])> =
+        records.iter().zip(lines).filter(|(r, _)| keep(r)).map(|(r, line)| (key(r), line)).collect();
+    kept.sort_by(|a, b| a.0.cmp(&b.0));
+    let text: Vec<u8> = kept.into_iter().flat_map(|(_, line)| line.iter().copied()).collect();
+    if text == bytes {
+        return Ok(false);
+    }
+    super::atomic_write(path, &text)?;
+    Ok(true)
+}

@@ -2,7 +2,9 @@
 //! curve family and, optionally, each pair aligned first (weight matching). `DIR/config.json` holds the
 //! configuration; `DIR/paths.jsonl` gets one line per finished pair, written
 //! in one append and synced, so a killed run loses at most the pairs in flight (one batch, see
-//! [`run_sweep_batched`]) and never duplicates one.
+//! [`run_sweep_batched`]) and never duplicates one. A sweep that stops each pair at convergence may be
+//! resumed with a larger `--max-iterations`: its converged pairs are kept and the others found again
+//! ([`drop_unconverged`]), to the bytes a fresh run with that budget writes.
 
 use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -206,10 +208,13 @@ pub fn default_pairs_per_batch(net: Network, device: &Device, points: usize) -> 
 /// computed now.
 /// Each pair is written as its own record when its batch finishes; the batch size is an execution
 /// detail, like the shard: it is not saved, a sweep may be resumed with another, and each pair's
-/// results equal a one-pair-at-a-time run's up to f32 rounding.
+/// results equal a one-pair-at-a-time run's up to f32 rounding. With `until_converged`, a directory
+/// whose configuration differs only by a smaller iteration budget resumes under the larger one: its
+/// unconverged pairs are found again ([`drop_unconverged`]); when the shard is complete its records
+/// are in pair-index order.
 ///
 /// # Errors
-/// A directory holding a different configuration; a batch of 0 pairs; a set with too few vectors for
+/// A directory holding a different configuration (a smaller budget included); a batch of 0 pairs; a set with too few vectors for
 /// the pairs; a path whose loss becomes non-finite (its batch is lost, earlier batches are kept); device
 /// and file errors.
 pub fn run_sweep_batched(
@@ -225,7 +230,8 @@ pub fn run_sweep_batched(
     let _lock = crate::io::lock::DirLock::acquire(dir, crate::io::lock::LOCK)?;
     // the directory's own record of the sets from here on: a resume that names them by another path
     // writes the same records
-    let saved = crate::io::config::prepare_dir(dir, &SavedConfig { sweep: cfg.clone(), options })?;
+    let asked = SavedConfig { sweep: cfg.clone(), options };
+    let saved = crate::io::config::prepare_dir_raising(dir, &asked, SavedConfig::budget, |_| drop_unconverged(dir))?;
     let (cfg, inputs) = (&saved.sweep, SweepInputs { cfg: &saved.sweep, ..inputs });
     let (results, done) = Appender::resume::<PairRecord>(&dir.join(RESULTS))?;
     let done: BTreeSet<usize> = done.iter().map(|r| r.index).collect();
@@ -233,6 +239,7 @@ pub fn run_sweep_batched(
     let todo: Vec<Job> = mine.iter().filter(|j| !done.contains(&j.index)).cloned().collect();
     progress.start(mine.len(), mine.len() - todo.len());
     if todo.is_empty() {
+        in_pair_order(dir)?;
         return Ok(0);
     }
     let net = Network { arch: cfg.model, act: cfg.activation };
@@ -250,7 +257,45 @@ pub fn run_sweep_batched(
         let finder = finder.as_ref().expect("a finder was just made");
         run_batch(&inputs, options, finder, batch, &results, progress)?;
     }
+    in_pair_order(dir)?;
     Ok(todo.len())
+}
+
+impl SavedConfig {
+    /// The iteration budget, where a resume may raise it: with `until_converged` only (a fixed budget
+    /// changes every record; see [`drop_unconverged`]).
+    fn budget(&mut self) -> Option<&mut usize> {
+        self.options.until_converged.then_some(&mut self.sweep.settings.iterations)
+    }
+}
+
+/// Before a sweep with `until_converged` resumes under a larger iteration budget: drops the records of
+/// the pairs that had not converged, and their saved coefficients, so that they are found again, from
+/// the straight line, under the new budget. A pair that converged keeps its record: it stopped at the
+/// first iteration at which it had converged, and that iteration does not depend on the budget (the
+/// rule reads the iteration number, never the budget: `docs/algorithms.md` §5), so the larger budget
+/// would compute the same record. The records go first, so an interruption leaves coefficients
+/// without a record (overwritten when the pair is found again), never the other way round.
+///
+/// Errors: the results file cannot be read or rewritten; a coefficients file cannot be removed.
+fn drop_unconverged(dir: &Path) -> Result<()> {
+    let converged = |r: &PairRecord| r.outcome.converged == Some(true);
+    let dropped: Vec<usize> = read_records(dir)?.iter().filter(|r| !converged(r)).map(|r| r.index).collect();
+    crate::io::jsonl::rewrite(&dir.join(RESULTS), converged, |r: &PairRecord| r.index)?;
+    for index in dropped {
+        let file = coefficients_path(dir, index);
+        if file.exists() {
+            std::fs::remove_file(&file).with_context(|| format!("{}: cannot remove", file.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Puts a finished shard's records in pair-index order, the order a run without interruption writes
+/// them in; only a resume under a larger budget ([`drop_unconverged`]) appends pairs out of order, and
+/// this makes its file the same bytes as a fresh run's with that budget.
+fn in_pair_order(dir: &Path) -> Result<()> {
+    crate::io::jsonl::rewrite(&dir.join(RESULTS), |_: &PairRecord| true, |r: &PairRecord| r.index).map(|_| ())
 }
 
 /// The pairs a sweep optimises together: `pairs_per_batch`, else (issue 26) the memory bound of

@@ -9,7 +9,7 @@ pub mod regime;
 pub use preset::Preset;
 pub use probes::{representative, surface_axes, ProbeSettings};
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -18,7 +18,7 @@ use crate::backend::Device;
 use crate::data::{Dataset, DeviceImages, Split};
 use crate::io::read_weights;
 use crate::io::shard::{SetInfo, Shard};
-use crate::io::workdir::{landscape_sets, paths_dir, set_file, shard_dir, summary_file, train_dir};
+use crate::io::workdir::{landscape_sets, paths_dir, set_file, shard_dir, summary_file, surface_dir, train_dir};
 use crate::model::{init_vector, Arch, Network};
 use crate::ops::Act;
 use crate::path::sweep::{
@@ -49,6 +49,31 @@ pub struct ReproduceConfig {
     /// is refused. Absent in directories written before it was recorded (then not compared).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_sha256: Option<String>,
+}
+
+impl ReproduceConfig {
+    /// The paths' iteration budget, where a resume may raise it: when the preset stops each path at
+    /// convergence (the sweeps then keep their converged pairs and find the others again,
+    /// `crate::path::sweep`), e.g. a map made by an older `regime` preset with a smaller budget.
+    pub(crate) fn path_budget(&mut self) -> Option<&mut usize> {
+        self.preset.until_converged.then_some(&mut self.preset.path.iterations)
+    }
+}
+
+/// Before a study resumes under a larger path budget: removes what is computed from the paths (the
+/// report, and the probes' surfaces through a representative path, which may change with the paths),
+/// so that they are made again from the paths of the new budget; the sweeps themselves keep their
+/// converged pairs when they resume. The Hessian spectra, of the minima alone, stay.
+///
+/// Errors: a directory that cannot be removed.
+fn forget_path_results(dir: &Path, cfg: &ReproduceConfig) -> Result<()> {
+    let surfaces = cfg.models.iter().flat_map(|&a| crate::io::workdir::OPTIMIZERS.map(|o| surface_dir(dir, a, o)));
+    for d in std::iter::once(crate::io::workdir::report_dir(dir)).chain(surfaces) {
+        if d.exists() {
+            std::fs::remove_dir_all(&d).with_context(|| format!("{}: cannot remove", d.display()))?;
+        }
+    }
+    Ok(())
 }
 
 /// Which part of the pipeline to run.
@@ -322,7 +347,7 @@ pub fn reproduce(
     // shards run together on one directory, each under its own lock; every unit they write (a training
     // run, a sweep shard, a surface) is locked again by the function that writes it
     let _lock = crate::io::lock::DirLock::acquire(dir, &crate::io::lock::shard_lock(shard.index, shard.count))?;
-    crate::io::config::prepare_dir(dir, cfg)?;
+    crate::io::config::prepare_dir_raising(dir, cfg, ReproduceConfig::path_budget, |_| forget_path_results(dir, cfg))?;
     let (train_set, test_set) = data;
     let study = Study {
         dir,

@@ -35,6 +35,12 @@ struct RegimeConfig {
     regime: ReproduceConfig,
 }
 
+impl RegimeConfig {
+    fn path_budget(&mut self) -> Option<&mut usize> {
+        self.regime.path_budget()
+    }
+}
+
 /// The work directory of the study on `images` training images.
 pub fn study_dir(dir: &Path, images: usize) -> PathBuf {
     dir.join(format!("images-{images}"))
@@ -71,7 +77,8 @@ pub fn reproduce_regime(
     (train, test): (Dataset, Dataset),
 ) -> Result<()> {
     let top = RegimeConfig { regime: base.clone() };
-    crate::io::config::prepare_dir(dir, &top)?;
+    // a larger path budget than the map's resumes it (each study and sweep keeps its converged pairs)
+    crate::io::config::prepare_dir_raising(dir, &top, RegimeConfig::path_budget, |_| Ok(()))?;
     let mut studies = Vec::new();
     for &n in sizes {
         let cut = train.clone().truncated(n);
