@@ -203,7 +203,9 @@ pub struct TrainCase {
     pub model: &'static str,
     pub runs: usize,
     pub images: usize,
+    /// The median of `--repeats` epochs.
     pub seconds_per_sgd_epoch: f64,
+    /// The median of `--repeats` iterations.
     pub seconds_per_lbfgs_iteration: f64,
     /// The loss-only evaluations of the timed L-BFGS iteration's line search (besides its one loss and
     /// gradient): PyTorch's side of the comparison runs 6.
@@ -212,8 +214,13 @@ pub struct TrainCase {
     pub sgd_images_per_second: f64,
 }
 
-pub fn train_case(net: Network, images: &DeviceImages, runs: usize) -> Result<TrainCase> {
-    let t = crate::train::time_steps(net, images, runs)?;
+/// Times training steps of `runs` runs: the medians of `repeats` SGD epochs and L-BFGS iterations
+/// ([`crate::train::time_steps`]).
+///
+/// # Errors
+/// The network does not plan; device errors.
+pub fn train_case(net: Network, images: &DeviceImages, runs: usize, repeats: usize) -> Result<TrainCase> {
+    let t = crate::train::time_steps(net, images, runs, repeats)?;
     Ok(TrainCase {
         model: net.arch.id(),
         runs,

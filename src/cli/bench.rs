@@ -164,9 +164,9 @@ fn training_cases(args: &BenchArgs, images: &DeviceImages) -> Result<Vec<TrainCa
     for &arch in &args.models {
         for &runs in args.train_runs.iter().filter(|&&r| r > 0) {
             let net = Network { arch, act: args.activation.act() };
-            let t = train_case(net, images, runs)?;
+            let t = train_case(net, images, runs, args.repeats)?;
             outln!(
-                "{:<11} training R={:<3} N={}: SGD epoch {:.3} s ({:.3e} image-runs/s), L-BFGS iteration {:.3} s (1 + {} evaluations)",
+                "{:<11} training R={:<3} N={}: SGD epoch {:.4} s ({:.3e} image-runs/s), L-BFGS iteration {:.4} s (1 + {} evaluations); medians",
                 t.model,
                 t.runs,
                 t.images,

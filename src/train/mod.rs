@@ -340,39 +340,49 @@ fn finish(
 /// What [`time_steps`] measured.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct StepTimes {
-    /// Seconds of one SGD epoch.
+    /// Seconds of one SGD epoch (a median).
     pub sgd_epoch: f64,
-    /// Seconds of one L-BFGS iteration.
+    /// Seconds of one L-BFGS iteration (a median).
     pub lbfgs_iteration: f64,
-    /// The loss-only evaluations of that iteration's line search (the most any run needed, as the
-    /// runs' trial points are evaluated together; an iteration also evaluates loss and gradient once).
+    /// The loss-only evaluations of an iteration's line search (the median over the timed iterations
+    /// of the most any run needed, as the runs' trial points are evaluated together; an iteration also
+    /// evaluates loss and gradient once).
     pub lbfgs_line_search_evaluations: usize,
 }
 
 /// Seconds of one SGD epoch over `data` and of one L-BFGS iteration on it, for `runs` runs advanced
-/// together (for `losscape bench`; the first of each is a warm-up and not counted).
+/// together (for `losscape bench`): the median of `repeats` timed epochs and iterations, after one of
+/// each as a warm-up. One sample was not enough: an epoch of 2,000 images takes a few milliseconds,
+/// and single timings of the same build varied by 2x between runs.
 ///
 /// # Errors
 /// The network does not plan; device errors.
-pub fn time_steps(net: Network, data: &DeviceImages, runs: usize) -> Result<StepTimes> {
+pub fn time_steps(net: Network, data: &DeviceImages, runs: usize, repeats: usize) -> Result<StepTimes> {
     let device = data.device.clone();
     let start: Vec<f32> = (0..runs as u64).flat_map(|s| crate::model::init_vector(net.arch, s)).collect();
     let base = TrainConfig::new(net, Optimizer::Sgd, runs, data.count, 0);
     let cfg = TrainConfig {
         keep: runs,
-        minibatch: MiniBatchConfig { epochs: 2, lr: 0.01, ..base.minibatch },
-        lbfgs: LbfgsConfig { iterations: 2, ..base.lbfgs },
+        minibatch: MiniBatchConfig { epochs: repeats + 1, lr: 0.01, ..base.minibatch },
+        lbfgs: LbfgsConfig { iterations: repeats + 1, ..base.lbfgs },
         ..base
     };
     let seeds: Vec<u64> = (0..runs as u64).collect();
     let eval = Evaluator::new(net, data, 0..data.count, runs)?;
-    // the second of two timed calls of `step`, with what it returned
+    // the medians of `repeats` timed calls of `step` after a warm-up: seconds, and what it returned
     let second = |step: &mut dyn FnMut() -> Result<usize>| -> Result<(f64, usize)> {
         step()?;
-        let t = std::time::Instant::now();
-        let out = step()?;
         device.wait()?;
-        Ok((t.elapsed().as_secs_f64(), out))
+        let (mut times, mut outs) = (Vec::with_capacity(repeats), Vec::with_capacity(repeats));
+        for _ in 0..repeats.max(1) {
+            let t = std::time::Instant::now();
+            outs.push(step()?);
+            device.wait()?;
+            times.push(t.elapsed().as_secs_f64());
+        }
+        times.sort_by(f64::total_cmp);
+        outs.sort_unstable();
+        Ok((times[times.len() / 2], outs[outs.len() / 2]))
     };
     let mut sgd = make_solver(&device, net, &cfg, (data, &eval), &start, seeds)?;
     let (sgd_epoch, _) = second(&mut || sgd.step().map(|_| 0))?;
