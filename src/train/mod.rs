@@ -370,7 +370,7 @@ pub fn time_steps(net: Network, data: &DeviceImages, runs: usize, repeats: usize
     let seeds: Vec<u64> = (0..runs as u64).collect();
     let eval = Evaluator::new(net, data, 0..data.count, runs)?;
     // the medians of `repeats` timed calls of `step` after a warm-up: seconds, and what it returned
-    let second = |step: &mut dyn FnMut() -> Result<usize>| -> Result<(f64, usize)> {
+    let medians = |step: &mut dyn FnMut() -> Result<usize>| -> Result<(f64, usize)> {
         step()?;
         device.wait()?;
         let (mut times, mut outs) = (Vec::with_capacity(repeats), Vec::with_capacity(repeats));
@@ -385,10 +385,10 @@ pub fn time_steps(net: Network, data: &DeviceImages, runs: usize, repeats: usize
         Ok((times[times.len() / 2], outs[outs.len() / 2]))
     };
     let mut sgd = make_solver(&device, net, &cfg, (data, &eval), &start, seeds)?;
-    let (sgd_epoch, _) = second(&mut || sgd.step().map(|_| 0))?;
+    let (sgd_epoch, _) = medians(&mut || sgd.step().map(|_| 0))?;
     let mut lbfgs = Lbfgs::new(&device, cfg.lbfgs.settings, runs, cfg.model.n_params(), &start)?;
     let mut objective = NetworkObjective { eval: &eval };
     let mut iteration = || Ok(lbfgs.step(&mut objective)?.iter().map(|r| r.evaluations).max().unwrap_or(0));
-    let (lbfgs_iteration, evaluations) = second(&mut iteration)?;
+    let (lbfgs_iteration, evaluations) = medians(&mut iteration)?;
     Ok(StepTimes { sgd_epoch, lbfgs_iteration, lbfgs_line_search_evaluations: evaluations })
 }
