@@ -31,14 +31,15 @@ pub fn read_lines<T: DeserializeOwned>(path: &Path) -> Result<Vec<T>> {
 struct Parsed<T> {
     records: Vec<T>,
     complete: usize,
-    len: usize,
+    /// The file's bytes (empty when it is missing).
+    bytes: Vec<u8>,
 }
 
 fn parse<T: DeserializeOwned>(path: &Path) -> Result<Parsed<T>> {
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Ok(Parsed { records: Vec::new(), complete: 0, len: 0 })
+            return Ok(Parsed { records: Vec::new(), complete: 0, bytes: Vec::new() })
         }
         Err(e) => return Err(e).with_context(|| format!("{}: cannot read", path.display())),
     };
@@ -62,7 +63,7 @@ fn parse<T: DeserializeOwned>(path: &Path) -> Result<Parsed<T>> {
             ),
         }
     }
-    Ok(Parsed { records, complete, len: bytes.len() })
+    Ok(Parsed { records, complete, bytes })
 }
 
 /// The writer of one JSON-lines file: created by [`Appender::resume`], which reads what earlier runs
@@ -81,7 +82,8 @@ impl Appender {
     ///
     /// Errors: as [`read_lines`]; the file cannot be opened for writing to cut the unfinished line.
     pub fn resume<T: DeserializeOwned>(path: &Path) -> Result<(Appender, Vec<T>)> {
-        let Parsed { records, complete, len } = parse::<T>(path)?;
+        let Parsed { records, complete, bytes } = parse::<T>(path)?;
+        let len = bytes.len();
         if complete < len {
             eprintln!("note: {}: dropping an unfinished last line (a run was interrupted)", path.display());
             let f = std::fs::OpenOptions::new()
@@ -128,12 +130,11 @@ pub fn rewrite<T: DeserializeOwned, K: Ord>(
     keep: impl Fn(&T) -> bool,
     key: impl Fn(&T) -> K,
 ) -> Result<bool> {
-    let Parsed { records, complete, len } = parse::<T>(path)?;
-    if len == 0 {
+    let Parsed { records, complete, bytes } = parse::<T>(path)?;
+    if bytes.is_empty() {
         return Ok(false);
     }
     // the complete, non-blank lines, in the order `parse` read their records
-    let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
     let lines = bytes[..complete].split_inclusive(|&b| b == b'\n').filter(|l| !l.iter().all(u8::is_ascii_whitespace));
     let mut kept: Vec<(K, &[u8])> =
         records.iter().zip(lines).filter(|(r, _)| keep(r)).map(|(r, line)| (key(r), line)).collect();
