@@ -19,7 +19,9 @@ impl Products for Cpu {
         // the CPU's image buffer holds f32 pixels: an image operand is read like any other
         let (a, b, c) = ((a.0.buffer().clone(), a.1), (b.0.buffer().clone(), b.1), (c.0.clone(), c.1));
         Ok(CpuCommand::checked("matrix product", &[&c.0], &[&a.0, &b.0])?.run(move |cpu, l| {
-            batched(&p, (a.0.view(l), &a.1), (b.0.view(l), &b.1), (c.0.view_mut(l), &c.1), cpu.threads)
+            let mut scratch = cpu.scratch.lock().unwrap_or_else(|e| e.into_inner());
+            let (a, b, c) = ((a.0.view(l), &a.1), (b.0.view(l), &b.1), (c.0.view_mut(l), &c.1));
+            batched(&p, a, b, c, (cpu.threads, &mut scratch))
         }))
     }
 }
@@ -138,14 +140,20 @@ fn blocks(p: &Product, b: &Layout, c: &Layout) -> Vec<(usize, usize, usize)> {
 
 /// C[z] (+)= A[z] * B[z] for every batch member, with the layouts of [`crate::ops::Layout`]; column
 /// groups become one plain product per group. Independent sub-products run in parallel, each on one
-/// thread; a single product uses all `threads`.
-pub fn batched(p: &Product, a: (&[f32], &Layout), b: (&[f32], &Layout), c: (&mut [f32], &Layout), threads: usize) {
+/// thread; a single product uses all `threads`. `scratch` is memory kept between calls ([`wide`]).
+pub fn batched(
+    p: &Product,
+    a: (&[f32], &Layout),
+    b: (&[f32], &Layout),
+    c: (&mut [f32], &Layout),
+    (threads, scratch): (usize, &mut Vec<f32>),
+) {
     assert!(a.1.group.is_none(), "operand A cannot be grouped");
     assert!(layout_end(a.1, p.batches, p.m, p.k) <= a.0.len(), "matrix product: A reaches past its buffer");
     assert!(layout_end(b.1, p.batches, p.k, p.n) <= b.0.len(), "matrix product: B reaches past its buffer");
     assert!(layout_end(c.1, p.batches, p.m, p.n) <= c.0.len(), "matrix product: C reaches past its buffer");
     let jobs = blocks(p, b.1, c.1);
-    if jobs.len() > 1 && wide(p, a, b, (&mut *c.0, c.1), threads) {
+    if jobs.len() > 1 && wide(p, a, b, (&mut *c.0, c.1), (threads, scratch)) {
         return;
     }
     let (al, bl, cl) = (*a.1, *b.1, *c.1);
@@ -178,12 +186,6 @@ pub fn batched(p: &Product, a: (&[f32], &Layout), b: (&[f32], &Layout), c: (&mut
 /// the FCP's 51 vectors on a chunk of 3,264 images in one call.
 const WIDE_FLOATS: usize = 1 << 23;
 
-thread_local! {
-    /// The wide product's scratch (gathered B, C before its scatter), kept between calls: allocating
-    /// tens of MB per call costs as many page faults as the copies themselves.
-    static WIDE: std::cell::RefCell<(Vec<f32>, Vec<f32>)> = const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
-}
-
 /// A grouped product whose A is shared by every group (one batch member: the images times each
 /// vector's first-layer weights) run as one product of all groups' columns, or of as many as
 /// [`WIDE_FLOATS`] allows: B's groups gathered side by side, C written to a plain matrix and scattered
@@ -192,8 +194,16 @@ thread_local! {
 /// docs/benchmarks.md). Each output element is the same k-long dot product accumulated in the same
 /// order (`gemm` blocks k by k alone when m > 64 and groups have two columns or more), so the result
 /// has the bits of the per-group loop.
+/// `scratch` holds the gathered B and C before its scatter; it is kept between calls because
+/// allocating tens of MB per call costs as many page faults as the copies themselves.
 /// Returns false, having done nothing, where it does not apply.
-fn wide(p: &Product, a: (&[f32], &Layout), b: (&[f32], &Layout), c: (&mut [f32], &Layout), threads: usize) -> bool {
+fn wide(
+    p: &Product,
+    a: (&[f32], &Layout),
+    b: (&[f32], &Layout),
+    c: (&mut [f32], &Layout),
+    (threads, scratch): (usize, &mut Vec<f32>),
+) -> bool {
     let size = b.1.group.or(c.1.group).map_or(p.n, |g| g.0.max(1));
     let most = WIDE_FLOATS / p.m.max(p.k).max(1) / size;
     if p.batches != 1 || p.m <= 64 || size < 2 || most < 2 || !disjoint(p, c.1) {
@@ -202,29 +212,30 @@ fn wide(p: &Product, a: (&[f32], &Layout), b: (&[f32], &Layout), c: (&mut [f32],
     // groups per call, balanced over the calls
     let groups = p.n.div_ceil(size);
     let per_call = groups.div_ceil(groups.div_ceil(most)) * size;
-    WIDE.with_borrow_mut(|(wb, wc)| {
-        let mut col = 0;
-        while col < p.n {
-            let cols = per_call.min(p.n - col);
-            let bm = match b.1.group {
-                None => Mat::new(b.1.at(0, 0, col), b.1.row, b.1.col),
-                Some(_) => {
-                    wb.resize(p.k * cols, 0.0);
-                    gather_columns(b, (p.k, col), wb);
-                    Mat::new(0, 1, p.k)
-                }
-            };
-            let bs: &[f32] = if b.1.group.is_some() { wb } else { b.0 };
-            wc.resize(p.m * cols, 0.0);
-            if p.accumulate {
-                move_block(c.0, c.1, (p.m, col, cols), wc, false);
-            }
-            let am = Mat::new(a.1.off, a.1.row, a.1.col);
-            sgemm((p.m, cols, p.k), (a.0, am), (bs, bm), (&mut wc[..], Mat::new(0, cols, 1)), p.accumulate, threads);
-            move_block(c.0, c.1, (p.m, col, cols), wc, true);
-            col += cols;
+    let grouped_b = b.1.group.is_some();
+    let (b_len, c_len) = (if grouped_b { p.k * per_call } else { 0 }, p.m * per_call);
+    if scratch.len() < b_len + c_len {
+        scratch.resize(b_len + c_len, 0.0);
+    }
+    let (wb, wc) = scratch.split_at_mut(b_len);
+    let mut col = 0;
+    while col < p.n {
+        let cols = per_call.min(p.n - col);
+        let (bs, bm) = if grouped_b {
+            gather_columns(b, (p.k, col), &mut wb[..p.k * cols]);
+            (&wb[..], Mat::new(0, 1, p.k))
+        } else {
+            (b.0, Mat::new(b.1.at(0, 0, col), b.1.row, b.1.col))
+        };
+        let wc = &mut wc[..p.m * cols];
+        if p.accumulate {
+            move_block(c.0, c.1, (p.m, col, cols), wc, false);
         }
-    });
+        let am = Mat::new(a.1.off, a.1.row, a.1.col);
+        sgemm((p.m, cols, p.k), (a.0, am), (bs, bm), (&mut *wc, Mat::new(0, cols, 1)), p.accumulate, threads);
+        move_block(c.0, c.1, (p.m, col, cols), wc, true);
+        col += cols;
+    }
     true
 }
 
@@ -308,7 +319,7 @@ mod tests {
                 let cl = Layout { off: 0, batch: 0, row: units, col: 1, group: Some((units, m * units)) };
                 let mut wide = values(m * units * vecs, 13);
                 let mut each = wide.clone();
-                batched(&p, (&a, &al), (&w, &bl), (&mut wide, &cl), 2);
+                batched(&p, (&a, &al), (&w, &bl), (&mut wide, &cl), (2, &mut Vec::new()));
                 for v in 0..vecs {
                     let bm = Mat::new(bl.at(0, 0, v * units), row, col);
                     let cm = Mat::new(cl.at(0, 0, v * units), units, 1);
@@ -332,7 +343,7 @@ mod tests {
     fn check(p: &Product, (a, al): (&[f32], Layout), (b, bl): (&[f32], Layout), cl: Layout, c_len: usize) {
         let mut fast = values(c_len, 3);
         let mut slow = fast.clone();
-        batched(p, (a, &al), (b, &bl), (&mut fast, &cl), 2);
+        batched(p, (a, &al), (b, &bl), (&mut fast, &cl), (2, &mut Vec::new()));
         naive(p, (a, &al), (b, &bl), (&mut slow, &cl));
         for (x, y) in fast.iter().zip(&slow) {
             assert!((x - y).abs() <= 1e-5 * (1.0 + y.abs()), "{x} vs {y}");

@@ -34,8 +34,9 @@ pub struct Cpu {
     pub simd: String,
     /// The level the element-wise kernels run at ([`Simd::effective`] of what was asked).
     pub kernels: Simd,
-    /// Host memory a kernel keeps between calls (the LSTM's per-tile weight gradients), so that no
-    /// call allocates; commands run one at a time, so one is enough.
+    /// Host memory a kernel keeps between calls (the LSTM's per-tile weight gradients, the wide matrix
+    /// product's gathered operands), so that no call allocates; commands run one at a time, so one is
+    /// enough.
     scratch: Mutex<Vec<f32>>,
 }
 
