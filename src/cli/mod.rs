@@ -248,7 +248,7 @@ pub struct DataArgs {
 }
 
 impl DataArgs {
-    /// Loads `split` from the path the search order finds ([`crate::data::locate`]).
+    /// Loads `split` from the path the search order finds ([`crate::data::locate()`]).
     pub fn load(&self, split: Split) -> Result<Dataset> {
         load_split(&locate(self.data.as_deref())?.dir, split)
     }
@@ -332,7 +332,7 @@ pub fn write_stdout(text: std::fmt::Arguments) -> Result<()> {
     }
 }
 
-/// The exit status and message of a usage mistake found after parsing ([`ranges::usage`]): clap's
+/// The exit status and message of a usage mistake found after parsing (`ranges::usage`): clap's
 /// error, printed with the subcommand's usage; None for any other error.
 pub fn usage_exit(error: &anyhow::Error) -> Option<i32> {
     let clap_error = error.downcast_ref::<clap::Error>()?;

@@ -138,9 +138,9 @@ fn blocks(p: &Product, b: &Layout, c: &Layout) -> Vec<(usize, usize, usize)> {
     out
 }
 
-/// C[z] (+)= A[z] * B[z] for every batch member, with the layouts of [`crate::ops::Layout`]; column
+/// `C[z] (+)= A[z] * B[z]` for every batch member, with the layouts of [`crate::ops::Layout`]; column
 /// groups become one plain product per group. Independent sub-products run in parallel, each on one
-/// thread; a single product uses all `threads`. `scratch` is memory kept between calls ([`wide`]).
+/// thread; a single product uses all `threads`. `scratch` is memory kept between calls (`wide`).
 pub fn batched(
     p: &Product,
     a: (&[f32], &Layout),

@@ -217,7 +217,7 @@ impl Memory for Cpu {
     }
 
     /// Runs the commands in order, with subnormals flushed to zero ([`flush`]), on one of rayon's
-    /// workers (see [`run_in_pool`]).
+    /// workers (see `run_in_pool`).
     fn submit(&self, commands: &[&CpuCommand]) {
         let _flush = Flushed::new();
         let lock = exclusive();

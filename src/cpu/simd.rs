@@ -1,7 +1,7 @@
 //! Which instruction set the CPU backend's own element-wise kernels (activations, loss heads, LSTM
 //! cells) are compiled for, chosen at run time: AVX-512, AVX2+FMA or the portable build (which is
 //! NEON on aarch64, where NEON is part of the baseline). The same Rust source is compiled once per
-//! level ([`dispatch!`]); the kernels never reassociate a sum, so every level computes the same bits,
+//! level (`dispatch!`); the kernels never reassociate a sum, so every level computes the same bits,
 //! only at another speed (tested in `tests/simd.rs`).
 //!
 //! `LOSSCAPE_SIMD=auto|avx512|avx2|portable` forces a level (`auto`, the default, takes the widest this

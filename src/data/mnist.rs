@@ -11,7 +11,7 @@ use super::idx::{parse_images, parse_labels, read_maybe_gz, IdxError};
 use super::{Dataset, Split};
 
 /// The directory of the MNIST files bundled with losscape, in the source tree the binary was built
-/// from (step 4 of the search order, [`super::locate`]; it may not exist where the binary runs).
+/// from (step 4 of the search order, [`super::locate()`]; it may not exist where the binary runs).
 pub fn bundled_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("assets").join("mnist")
 }

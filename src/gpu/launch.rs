@@ -25,7 +25,7 @@ pub struct Dispatch {
 
 impl Gpu {
     /// Records a dispatch of `entry` in `shader`: `params` goes to binding 0 as a uniform (a struct
-    /// declared with [`params!`](super::params::params), checked against the shader's WGSL struct),
+    /// declared with `params!`, checked against the shader's WGSL struct),
     /// and `buffers` to their binding numbers.
     pub fn dispatch<P: Params>(
         &self,

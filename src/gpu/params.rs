@@ -1,5 +1,5 @@
 //! The parameter structs of the kernels. Each `#[repr(C)]` struct a launcher writes to binding 0
-//! mirrors the WGSL `struct` of its shader byte for byte: [`params!`] declares one and records its
+//! mirrors the WGSL `struct` of its shader byte for byte: `params!` declares one and records its
 //! fields, [`Gpu::dispatch`](super::Gpu::dispatch) takes nothing else, and [`check`] compares them with
 //! the WGSL declarations as naga lays them out (names, order, scalar types, byte offsets, size), so that
 //! drift fails `tests/shaders.rs` with the struct and the field named. The L-BFGS constants need no
@@ -21,7 +21,7 @@ pub struct ParamsLayout {
     pub fields: Vec<(&'static str, usize, &'static str, usize)>,
 }
 
-/// A struct declared with [`params!`]: a uniform of one shader.
+/// A struct declared with `params!`: a uniform of one shader.
 pub trait Params: bytemuck::Pod {
     fn layout() -> ParamsLayout;
 }

@@ -34,7 +34,7 @@ use crate::ops::{Act, Conv, Head, LstmShape, Pool, PoolKind};
 
 /// The gather table of an LSTM over `rows = [c, h, w]`: entry s·(c·w) + ci·w + x (step s, feature
 /// (ci, x)) is the index in the flattened image of row s, column x of channel ci, after the optional
-/// permutation `torch.randperm(c·h·w)` seeded `permute_seed` (x'[j] = x[P[j]]).
+/// permutation `torch.randperm(c·h·w)` seeded `permute_seed` (`x'[j] = x[P[j]]`).
 pub fn rows_table(c: usize, h: usize, w: usize, permute_seed: Option<u32>) -> Vec<u32> {
     let n = c * h * w;
     let perm = permute_seed.map_or_else(|| (0..n).collect(), |seed| randperm(n, seed));

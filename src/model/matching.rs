@@ -3,7 +3,7 @@
 //! minimise |A - P(B)|, since permutations keep norms), one unit group at a time.
 //!
 //! For a group g, with every other permutation fixed at its current value, the terms of the objective
-//! that depend on P_g form a linear assignment problem: C[i][j] = sum over the tensors and axes that g
+//! that depend on P_g form a linear assignment problem: `C[i][j]` = sum over the tensors and axes that g
 //! permutes of <A[.., i, ..], B'[.., j, ..]>, where B' is B under the current permutations. It is solved
 //! exactly by the Kuhn-Munkres (Hungarian) algorithm of the `pathfinding` crate. Groups are visited in
 //! a seeded random order, sweep after sweep, until a sweep changes nothing. Unlike the reference

@@ -42,7 +42,7 @@ impl Mt19937 {
     }
 }
 
-/// `torch.randperm(n)` with a generator seeded `seed`: for i < n-1 swap r[i] and r[i + z], z = next mod (n-i).
+/// `torch.randperm(n)` with a generator seeded `seed`: for i < n-1 swap `r[i]` and `r[i + z]`, z = next mod (n-i).
 pub fn randperm(n: usize, seed: u32) -> Vec<usize> {
     let mut rng = Mt19937::new(seed);
     let mut r: Vec<usize> = (0..n).collect();

@@ -9,7 +9,7 @@ use super::op::{end, Operand, PlanOp, TensorId, GRADS, WEIGHTS};
 
 /// A convolution as PyTorch's `nn.Conv2d(in_c, out_c, ksize, stride, pad, bias)` computes it (a
 /// cross-correlation with zero padding; square kernel, the same stride and padding along both axes)
-/// over a chunk of images for B vectors. Maps are [vector][image][channel][row][col]; the input is
+/// over a chunk of images for B vectors. Maps are `[vector][image][channel][row][col]`; the input is
 /// `in_c × in_h × in_w`, the output `out_c × out_h × out_w` with side ⌊(n + 2·pad − ksize) / stride⌋ + 1
 /// (PyTorch's `nn.Conv2d` shape formula, dilation 1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,9 +25,9 @@ pub struct Conv {
     pub pad: usize,
     /// First element of the input (for the image buffer: first image x pixels per image).
     pub in_off: usize,
-    /// Offset of the weight tensor [out_c][in_c][ksize][ksize] in a parameter vector.
+    /// Offset of the weight tensor `[out_c][in_c][ksize][ksize]` in a parameter vector.
     pub w_off: usize,
-    /// Offset of the bias [out_c] in a parameter vector, if the convolution has one.
+    /// Offset of the bias `[out_c]` in a parameter vector, if the convolution has one.
     pub b_off: Option<usize>,
     /// Length of a parameter vector.
     pub n_prm: usize,

@@ -93,17 +93,17 @@ impl LbfgsScalars {
 /// arithmetic (cos(s, y) in f32).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Reduced {
-    /// s[i] = d.
+    /// `s[i]` = d.
     Store(usize),
-    /// Pair i from s·y = s[SY], y·y = s[YY] and s·s = d: ρ_i = 1/(s·y + 1e-6),
+    /// Pair i from s·y = `s[SY]`, y·y = `s[YY]` and s·s = d: ρ_i = 1/(s·y + 1e-6),
     /// bad_i = cos(s, y) is NaN or < 1e-4 (cos = s·y / √(y·y s·s), NaN when that is 0),
     /// mask_i = 1, γ = s·y / y·y.
     Pair(usize),
     /// First loop: α_i = ρ_i d (d = s_i·q), 0 when pair i is masked.
     Alpha(usize),
-    /// Second loop: s[COEF] = α_i − ρ_i d (d = y_i·r), 0 when pair i is masked.
+    /// Second loop: `s[COEF]` = α_i − ρ_i d (d = y_i·r), 0 when pair i is masked.
     Beta(usize),
-    /// Reset test on d = |d|²: s[RESET] = 1 when d is not finite or a masked-in pair is bad, and
+    /// Reset test on d = |d|²: `s[RESET]` = 1 when d is not finite or a masked-in pair is bad, and
     /// then every mask of the row is cleared (the next pair starts a new history).
     Reset,
 }

@@ -1,15 +1,15 @@
 //! The LSTM over pixel rows (`shaders/lstm.wgsl`, `cpu/lstm.rs`): shapes, the recurrence of one chunk
 //! of images as one operation forward and one backward ([`LstmSequence`]), the per-step launches a
-//! GPU makes of them ([`LstmLaunch`]), and the [`LstmCells`] trait (pixel gather, sequence forward and
+//! GPU makes of them ([`super::lstm_sequence::LstmLaunch`]), and the [`LstmCells`] trait (pixel gather, sequence forward and
 //! backward).
 //!
 //! Tensors of a chunk of c images for B vectors (H hidden units, S steps, F inputs per step, 4H
-//! gates): inputs [vector or 1][image][step][F] (the gathered pixels, one copy when the images are
-//! shared); last, dh, dc [vector][image][H]; ones [c·S] (ones, for the bias gradients as products).
+//! gates): inputs `[vector or 1][image][step][F]` (the gathered pixels, one copy when the images are
+//! shared); last, dh, dc `[vector][image][H]`; ones `[c·S]` (ones, for the bias gradients as products).
 //! The gates (c·S·4H per vector), cells (c·(S + 1)·H, c_0 = 0) and hidden states (c·S·H, the input
 //! h_s of each step, h_0 = 0) pass from a backend's forward pass to its backward pass only, and each
-//! backend lays them out its own way inside the [vector][image] blocks: a GPU as [step][4H], [S + 1][H]
-//! and [S][H] per image (what the launches below address), the CPU step-major per group of images
+//! backend lays them out its own way inside the `[vector][image]` blocks: a GPU as `[step][4H]`, `[S + 1][H]`
+//! and `[S][H]` per image (what the launches below address), the CPU step-major per group of images
 //! (`cpu/lstm.rs`).
 
 use anyhow::Result;
@@ -86,7 +86,7 @@ impl LstmStep {
 
 /// The LSTM of a backend.
 pub trait LstmCells: Memory {
-    /// Records the permuted-pixel gather of an LSTM chunk: xperm[b][n][j] = pixel perm[j] of image
+    /// Records the permuted-pixel gather of an LSTM chunk: `xperm[b][n][j]` = pixel `perm[j]` of image
     /// b * img_bs + first_image + n (one vector's worth when the images are shared).
     fn gather_pixels(
         &self,

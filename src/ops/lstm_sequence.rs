@@ -10,7 +10,7 @@ use super::op::{end, TensorId};
 use super::products::{layout_end, Layout, Product};
 
 /// The LSTM layer over one chunk of `images` images for `batches` weight vectors (each `n_prm`
-/// parameters, W_ih [4H x F], W_hh [4H x H], b_ih and b_hh [4H] at the given offsets): the whole
+/// parameters, W_ih `[4H x F]`, W_hh `[4H x H]`, b_ih and b_hh `[4H]` at the given offsets): the whole
 /// recurrence forward, and backward through time with the weight gradients.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LstmSequence {

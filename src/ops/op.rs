@@ -19,7 +19,7 @@ pub type TensorId = usize;
 pub const WEIGHTS: TensorId = 0;
 /// The B x N_prm gradients of the mean loss.
 pub const GRADS: TensorId = 1;
-/// Per-vector partial sums [vector][slot][loss, correct], added by the host.
+/// Per-vector partial sums `[vector][slot][loss, correct]`, added by the host.
 pub const PARTIALS: TensorId = 2;
 /// The image buffer of the dataset (bound as [`Operand::Images`]).
 pub const PIXELS: TensorId = 3;

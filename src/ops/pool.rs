@@ -29,7 +29,7 @@ pub enum PoolKind {
 }
 
 /// Pooling of `planes` maps of `in_h × in_w` (all vectors, images and channels flattened into planes:
-/// maps are [plane][row][col]) into maps of `out_h × out_w`.
+/// maps are `[plane][row][col]`) into maps of `out_h × out_w`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Pool {
     pub kind: PoolKind,

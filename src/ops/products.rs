@@ -43,7 +43,7 @@ pub fn layout_end(l: &Layout, batches: usize, rows: usize, cols: usize) -> usize
     l.off + (batches - 1) * l.batch + (rows - 1) * l.row + last_col + 1
 }
 
-/// Shape of a batched product C[z] (m x n) = A[z] (m x k) * B[z] (k x n), z < batches.
+/// Shape of a batched product `C[z] (m x n) = A[z] (m x k) * B[z] (k x n)`, z < batches.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Product {
     pub m: usize,

@@ -4,7 +4,7 @@
 //! in one append and synced, so a killed run loses at most the pairs in flight (one batch, see
 //! [`run_sweep_batched`]) and never duplicates one. A sweep that stops each pair at convergence may be
 //! resumed with a larger `--max-iterations`: its converged pairs are kept and the others found again
-//! ([`drop_unconverged`]), to the bytes a fresh run with that budget writes.
+//! (`drop_unconverged`), to the bytes a fresh run with that budget writes.
 
 use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -210,7 +210,7 @@ pub fn default_pairs_per_batch(net: Network, device: &Device, points: usize) -> 
 /// detail, like the shard: it is not saved, a sweep may be resumed with another, and each pair's
 /// results equal a one-pair-at-a-time run's up to f32 rounding. With `until_converged`, a directory
 /// whose configuration differs only by a smaller iteration budget resumes under the larger one: its
-/// unconverged pairs are found again ([`drop_unconverged`]); when the shard is complete its records
+/// unconverged pairs are found again (`drop_unconverged`); when the shard is complete its records
 /// are in pair-index order.
 ///
 /// # Errors
@@ -292,7 +292,7 @@ fn drop_unconverged(dir: &Path) -> Result<()> {
 }
 
 /// Puts a finished shard's records in pair-index order, the order a run without interruption writes
-/// them in; only a resume under a larger budget ([`drop_unconverged`]) appends pairs out of order, and
+/// them in; only a resume under a larger budget (`drop_unconverged`) appends pairs out of order, and
 /// this makes its file the same bytes as a fresh run's with that budget.
 fn in_pair_order(dir: &Path) -> Result<()> {
     crate::io::jsonl::rewrite(&dir.join(RESULTS), |_: &PairRecord| true, |r: &PairRecord| r.index).map(|_| ())

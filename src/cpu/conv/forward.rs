@@ -11,9 +11,9 @@ use crate::ops::Conv;
 ///
 /// * `input`: with `images` the image buffer (f32 pixels), vector b's image n at `c.in_off + b *
 ///   c.in_bs(true) + n * in_c * in_h * in_w` (all vectors read the same images when `c.img_bs == 0`);
-///   otherwise an f32 map per vector at `c.in_off + b * c.in_bs(false)`. Layout [image][ci][y][x].
-/// * `weights`: B parameter vectors of `c.n_prm`; vector b's weights [out_c][in_c][ksize][ksize] at
-///   `b * n_prm + w_off`, bias [out_c] at `b * n_prm + b_off` (zeros when there is none).
+///   otherwise an f32 map per vector at `c.in_off + b * c.in_bs(false)`. Layout `[image][ci][y][x]`.
+/// * `weights`: B parameter vectors of `c.n_prm`; vector b's weights `[out_c][in_c][ksize][ksize]` at
+///   `b * n_prm + w_off`, bias `[out_c]` at `b * n_prm + b_off` (zeros when there is none).
 /// * `out`: written at `b * c.out_bs() + ((n * out_c + co) * out_h + oy) * out_w + ox`, all of
 ///   `out[..batches * out_bs]`.
 pub fn forward(c: &Conv, images: bool, input: &[f32], weights: &[f32], out: &mut [f32], threads: usize) {

@@ -10,7 +10,7 @@ use crate::ops::Conv;
 /// grad_in = d loss / d input given `grad_out` = d loss / d out (laid out as `forward`'s output), for
 /// an f32 input map per vector.
 ///
-/// Writes (overwrites) exactly the input maps: vector b's [image][ci][y][x] at `c.in_off + b *
+/// Writes (overwrites) exactly the input maps: vector b's `[image][ci][y][x]` at `c.in_off + b *
 /// c.in_bs(false)`, `images * in_c * in_h * in_w` elements each.
 pub fn input_grad(c: &Conv, weights: &[f32], grad_out: &[f32], grad_in: &mut [f32], threads: usize) {
     if c.batches == 0 || c.images == 0 {

@@ -2,7 +2,7 @@
 //! bias) on the CPU: the
 //! `forward`, `weight_grad` and `input_grad` entry points of `conv.wgsl`, for B weight vectors at once.
 //!
-//! Feature maps are [vector][image][channel][row][col]. Every kernel works on blocks of images: it
+//! Feature maps are `[vector][image][channel][row][col]`. Every kernel works on blocks of images: it
 //! unfolds a block into an im2col matrix `cols` [K x (images * positions)], K = in_c * ksize², row
 //! (ci, ky, kx), column (image, oy, ox), and does the arithmetic with one strided matrix product per
 //! block (and per group of vectors). Blocks are independent tasks for rayon; each worker allocates its

@@ -52,7 +52,7 @@ pub enum Input {
     /// A sequence over the image's rows (`rows = [C, H, W]`): H steps, step s holding row s of every
     /// channel, (channel, column) order, C·W values. With `permute_seed = S` the flattened image is
     /// first reordered by the permutation `torch.randperm(C·H·W)` returns on a generator seeded S
-    /// (x'[j] = x[P[j]], as the paper's LSTM with S = 1234: docs/networks.md §2.3).
+    /// (`x'[j] = x[P[j]]`, as the paper's LSTM with S = 1234: docs/networks.md §2.3).
     Rows { c: usize, h: usize, w: usize, permute_seed: Option<u32> },
 }
 
