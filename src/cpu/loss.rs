@@ -52,7 +52,8 @@ fn cross_entropy_max(z: &[f32], y: usize) -> (usize, usize) {
 /// Cross-entropy of one image's logits against label y without cancellation (see loss.wgsl): the loss,
 /// whether the first largest logit is y, and the gradient (scaled by `scale`) written to `grad`.
 /// Each e^(z_k - z_r) is computed once, into `grad`, and then scaled there.
-fn cross_entropy(z: &[f32], y: usize, grad: &mut [f32], scale: f32) -> (f32, bool) {
+#[inline(always)]
+fn cross_entropy_plain(z: &[f32], y: usize, grad: &mut [f32], scale: f32) -> (f32, bool) {
     let (r, first_max) = cross_entropy_max(z, y);
     let zr = z[r];
     for (g, &zk) in grad.iter_mut().zip(z) {
@@ -82,12 +83,23 @@ fn cross_entropy(z: &[f32], y: usize, grad: &mut [f32], scale: f32) -> (f32, boo
 
 /// [`cross_entropy`]'s loss and correctness without the gradient: the same terms added in the same
 /// order, so the same bits.
-fn cross_entropy_loss(z: &[f32], y: usize) -> (f32, bool) {
+#[inline(always)]
+fn cross_entropy_loss_plain(z: &[f32], y: usize) -> (f32, bool) {
     let (r, first_max) = cross_entropy_max(z, y);
     let zr = z[r];
     let s: f32 = (0..z.len()).filter(|&k| k != r).map(|k| exp(z[k] - zr)).sum();
     (s.ln_1p() + (zr - z[y]), first_max == y)
 }
+
+dispatch!(
+    /// [`cross_entropy_plain`] at the SIMD level `simd` (the same bits at every level).
+    fn cross_entropy(z: &[f32], y: usize, grad: &mut [f32], scale: f32) -> (f32, bool) => cross_entropy_plain
+);
+
+dispatch!(
+    /// [`cross_entropy_loss_plain`] at the SIMD level `simd` (the same bits at every level).
+    fn cross_entropy_loss(z: &[f32], y: usize) -> (f32, bool) => cross_entropy_loss_plain
+);
 
 dispatch!(
     /// MSE of sigmoid(z) against the image x (mean over pixels); gradient scaled by `scale`.
@@ -216,8 +228,8 @@ fn slot_sums(
             (Targets::Labels(l), Head::CrossEntropy) => {
                 let y = l[image].to_bits() as usize;
                 let (l, ok) = match d {
-                    Some(d) => cross_entropy(z, y, d, scale),
-                    None => cross_entropy_loss(z, y),
+                    Some(d) => cross_entropy(simd, z, y, d, scale),
+                    None => cross_entropy_loss(simd, z, y),
                 };
                 loss += l as f64;
                 correct += f64::from(u8::from(ok));
