@@ -22,7 +22,7 @@ use super::line_search::{LineSearch, LineSearchKind, Next};
 use super::objective::BatchObjective;
 use super::solver::Solver;
 use crate::backend::{Buffer, Coef, Command, Device, Rows};
-use crate::model::Want;
+use crate::model::{Line, Want};
 use crate::ops::{LbfgsScalars as L, Reduced};
 
 /// L-BFGS settings (docs/algorithms.md §2; defaults: docs/decisions.md #12–#14).
@@ -94,6 +94,9 @@ struct Bound {
     trial: Command,
     /// g = the objective's gradients.
     grad: Command,
+    /// The objective's line capability, where it has one and [`Lbfgs::set_line`] left it on: the bases
+    /// at w and d, submitted with the recursion, and each trial's loss-only evaluation.
+    line: Option<Line>,
 }
 
 /// R L-BFGS runs over vectors of length n.
@@ -116,6 +119,8 @@ pub struct Lbfgs {
     steps: Buffer,
     commands: Commands,
     bound: Option<Bound>,
+    /// Whether trial points go through the objective's line capability when it has one.
+    use_line: bool,
     /// Iterations done.
     pub iteration: usize,
     /// Per run: false once its loss became non-finite; it no longer moves.
@@ -202,9 +207,20 @@ impl Lbfgs {
             steps,
             commands,
             bound: None,
+            use_line: true,
             iteration: 0,
             active: vec![true; runs],
         })
+    }
+
+    /// Whether the line search evaluates its trial points through the objective's line capability
+    /// ([`crate::optim::RecordedObjective::line`]; on by default): the same losses up to f32 rounding,
+    /// with fewer products (docs/algorithms.md). Off: every trial is a plain loss evaluation.
+    pub fn set_line(&mut self, on: bool) {
+        if on != self.use_line {
+            self.use_line = on;
+            self.bound = None;
+        }
     }
 
     /// Records the commands that name the objective's buffers, unless they already name these.
@@ -216,18 +232,25 @@ impl Lbfgs {
             return Ok(());
         }
         let (d, all) = (&self.device, |b| Rows::new(b, self.rows, self.n));
+        let minus_c = Coef::at(&self.steps, 0, 1).times(-1.0);
+        let line = match obj.recorded() {
+            Some(recorded) if self.use_line => recorded.line(&self.w, &self.dir, minus_c)?,
+            _ => None,
+        };
         self.bound = Some(Bound {
             to_input: d.copy_rows(all(&self.w), all(obj.input()), None)?,
-            trial: d.axpy_at(Coef::at(&self.steps, 0, 1).times(-1.0), all(&self.dir), all(obj.input()))?,
+            trial: d.axpy_at(minus_c, all(&self.dir), all(obj.input()))?,
             grad: d.copy_rows(all(obj.grads()), all(&self.g), None)?,
             input: obj.input().clone(),
             grads: obj.grads().clone(),
+            line,
         });
         Ok(())
     }
 
     /// Submits `before`, one evaluation of `obj` and `after`; returns the losses and, when `scalars`,
     /// the scalar buffer read back with them (a recorded objective: one submission, one read-back).
+    /// A loss-only evaluation is a trial point's (input = w − c d): through the line where there is one.
     fn evaluate(
         &self,
         obj: &mut dyn BatchObjective,
@@ -238,7 +261,9 @@ impl Lbfgs {
     ) -> Result<(Vec<f64>, Vec<f32>)> {
         let sc = (&self.scalars, 0, if scalars { self.scalars.len() } else { 0 });
         if let Some(recorded) = obj.recorded() {
-            let (commands, results) = (recorded.commands(want), recorded.results());
+            let line = self.bound.as_ref().and_then(|b| b.line.as_ref()).filter(|_| want == Want::Loss);
+            let commands = line.map_or_else(|| recorded.commands(want), |l| l.trial().collect());
+            let results = recorded.results();
             let list: Vec<&Command> = before.iter().copied().chain(commands).chain(after.iter().copied()).collect();
             let mut values = self.device.submit_read(&list, &[(results, 0, results.len()), sc])?;
             let sc = values.pop().unwrap_or_default();
@@ -277,6 +302,8 @@ impl Lbfgs {
             }
             after.extend(history.flat_map(|j| &c.second[j % m]));
             after.extend(&c.reset);
+            // the line's bases P_w and P_d need d final: after the reset rule
+            after.extend(bound.line.iter().flat_map(Line::basis));
             self.evaluate(obj, &[&bound.to_input], Want::LossAndGrad, &after, true)?
         };
         for (r, f) in f0.iter().enumerate() {

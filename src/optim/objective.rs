@@ -5,8 +5,8 @@
 
 use anyhow::Result;
 
-use crate::backend::{Buffer, Command};
-use crate::model::{Evaluator, Want};
+use crate::backend::{Buffer, Coef, Command};
+use crate::model::{Evaluator, Line, Want};
 
 /// R independent objectives over vectors of length `dim`, evaluated in one batched call.
 pub trait BatchObjective {
@@ -37,6 +37,17 @@ pub trait RecordedObjective {
     fn results(&self) -> &Buffer;
     /// The R losses from the whole contents of [`RecordedObjective::results`].
     fn losses(&self, results: &[f32]) -> Vec<f64>;
+    /// The "line" capability: commands that evaluate the loss at trial points w + a_r d faster than
+    /// [`RecordedObjective::commands`] (a line search's trial points), for `point` = w and `direction`
+    /// = d (R x dim each) and per-row coefficients `coef`, where the objective has them
+    /// ([`Evaluator::line`]); the caller writes w + a_r d to [`BatchObjective::input`] before each
+    /// trial. `None` (the default): the caller evaluates trial points with `commands(Want::Loss)`.
+    ///
+    /// # Errors
+    /// Shapes that do not match the objective's; device errors.
+    fn line(&self, _point: &Buffer, _direction: &Buffer, _coef: Coef) -> Result<Option<Line>> {
+        Ok(None)
+    }
 }
 
 /// A network's mean loss over a fixed set of images (full batch), for R weight vectors.
@@ -74,5 +85,8 @@ impl RecordedObjective for NetworkObjective<'_> {
     }
     fn losses(&self, results: &[f32]) -> Vec<f64> {
         self.eval.evals(results).iter().map(|r| r.loss).collect()
+    }
+    fn line(&self, point: &Buffer, direction: &Buffer, coef: Coef) -> Result<Option<Line>> {
+        self.eval.line(point, direction, coef)
     }
 }
