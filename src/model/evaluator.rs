@@ -199,21 +199,21 @@ impl Evaluator {
         &self.plan
     }
 
-    /// The commands of a line search's loss evaluations at w + a_r d, where the plan's first layer is
-    /// linear in the weights in every chunk and the two bases fit the device ([`Line::prefixes`]);
-    /// `None` otherwise (a convolution, an LSTM or mini-batch images first; too little memory), and the
-    /// caller evaluates plainly. `point` (w) and `direction` (d) are B x N_prm like the weights, `coef`
-    /// gives a_r per vector (read when the commands run). The trial commands read the other layers'
-    /// weights from [`Evaluator::weights`]: write w + a_r d there before submitting them.
+    /// The commands of a line search along `direction` (d, B x N_prm like the weights) through the
+    /// point in [`Evaluator::weights`] (w), where the plan's first layer is linear in the weights in
+    /// every chunk and the two bases fit the device ([`Line::prefixes`]); `None` otherwise (a
+    /// convolution or an LSTM first, too little memory), and the caller evaluates plainly. Submit
+    /// [`Line::point`] (the loss and gradient at w), then [`Line::basis`] once d is final, then per
+    /// trial point w + a_r d (a_r = `coef` of vector r, read when the commands run) write that point to
+    /// the weights and submit [`Line::trial`].
     ///
     /// # Errors
-    /// `point` or `direction` is not B x N_prm; device errors.
-    pub fn line(&self, point: &Buffer, direction: &Buffer, coef: Coef) -> Result<Option<Line>> {
+    /// `direction` is not B x N_prm; device errors.
+    pub fn line(&self, direction: &Buffer, coef: Coef) -> Result<Option<Line>> {
         let Some(prefixes) = Line::prefixes(&self.plan, self.batch, self.device.chunk_budget()) else {
             return Ok(None);
         };
-        let vectors = (point, direction);
-        Line::record(&self.device, &self.plan, &self.tensors, &prefixes, self.batch, vectors, coef).map(Some)
+        Line::record(&self.device, &self.plan, &self.tensors, &prefixes, self.batch, direction, coef).map(Some)
     }
 
     /// Uploads all B vectors (B x N_prm, row-major).

@@ -4,9 +4,10 @@
 //!
 //!   Z(w − c d) = X W(w)ᵀ + b(w) − c (X W(d)ᵀ + b(d)) = P_w − c P_d,
 //!
-//! so the two bases P_w and P_d are computed once per line (two products of the images) and each trial's
-//! first layer is a row copy and an axpy with the per-row coefficient, followed by the rest of the
-//! forward pass and the loss head as a plain loss evaluation runs them. Exact in real arithmetic; in f32
+//! so the two bases are computed once per line — P_w kept (copied) from the loss-and-gradient evaluation
+//! at w, which computes it anyway, and P_d by one product of the images — and each trial's first layer
+//! is a row copy and an axpy with the per-row coefficient, followed by the rest of the forward pass and
+//! the loss head as a plain loss evaluation runs them. Exact in real arithmetic; in f32
 //! the trial's pre-activation rounds differently from the product at the rounded vector w − c d
 //! (docs/algorithms.md). Built from existing operations only (products, row copies, axpy), so every
 //! backend runs it.
@@ -21,12 +22,14 @@ use crate::ops::LinearPrefix;
 /// live as long as the optimizer, beside an evaluator that was sized to the whole budget.
 pub const BASIS_SHARE: u64 = 4;
 
-/// The recorded commands of a line: the bases (submit once the point and the direction are final) and
-/// one loss evaluation at input = w − c d (submit after writing that input and the coefficients).
+/// The recorded commands of a line: the loss-and-gradient evaluation at the point w that also keeps
+/// P_w, the basis P_d (submit once the direction is final), and one loss evaluation at a trial point
+/// (submit after writing that point to the weights and the coefficients).
 pub struct Line {
+    point: Vec<Command>,
     basis: Vec<Command>,
     trial: Vec<Command>,
-    /// FLOPs of the bases and of one trial (matrix products).
+    /// FLOPs of the basis P_d and of one trial (matrix products).
     flops: (f64, f64),
     /// P_w and P_d of every chunk, kept alive with the commands that name them.
     _bases: Vec<Buffer>,
@@ -44,58 +47,68 @@ impl Line {
         (bytes <= budget.total_bytes / BASIS_SHARE && widest <= budget.tensor_bytes).then_some(prefixes)
     }
 
-    /// Records the line of `plan`, whose tensors are `tensors` (in plan order), through the point
-    /// `point` along the direction `direction` (each `vectors` x N_prm, laid out like the weights): the
-    /// trial commands evaluate the loss at w + a_r d with a_r = `coef` of row r, taking the first layer
-    /// as P_w + a_r P_d and every other layer's weights from the weights tensor, which the caller sets to
+    /// Records the line of `plan`, whose tensors are `tensors` (in plan order), through the point in the
+    /// weights tensor along `direction` (`vectors` x N_prm, laid out like the weights): the point's
+    /// commands evaluate loss and gradient at w (the weights tensor) and keep P_w; the trial commands
+    /// evaluate the loss at w + a_r d with a_r = `coef` of row r, taking the first layer as
+    /// P_w + a_r P_d and every other layer's weights from the weights tensor, which the caller sets to
     /// that trial point first (an optimizer trying w − c d passes `c` times −1).
     ///
     /// # Errors
-    /// `point` or `direction` differ in length from the weights; device errors.
+    /// `direction` differs in length from the weights; device errors.
     pub fn record(
         device: &Device,
         plan: &Plan,
         tensors: &[Buffer],
         prefixes: &[LinearPrefix],
         vectors: usize,
-        (point, direction): (&Buffer, &Buffer),
+        direction: &Buffer,
         coef: Coef,
     ) -> Result<Line> {
         let n = tensors[WEIGHTS].len();
-        if point.len() != n || direction.len() != n {
-            bail!("a line through vectors of {} and {} values for weights of {n}", point.len(), direction.len());
+        if direction.len() != n {
+            bail!("a line along a direction of {} values for weights of {n}", direction.len());
         }
-        let (mut basis, mut trial, mut bases, mut flops) = (Vec::new(), Vec::new(), Vec::new(), (0.0, 0.0));
+        let record_all =
+            |ops: &[Op], table: &[Buffer]| ops.iter().map(|op| device.record(op, table)).collect::<Result<Vec<_>>>();
+        let (mut point, mut basis, mut trial, mut bases, mut flops) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), (0.0, 0.0));
         for (chunk, prefix) in plan.chunks.iter().zip(prefixes) {
             let (linear, rest) = chunk.forward.split_at(prefix.ops);
-            let row = prefix.len / vectors;
-            let rows = |b| Rows::new(b, vectors, row);
+            let rows = |b| Rows::new(b, vectors, prefix.len / vectors);
             let (p_w, p_d) = (device.zeros(prefix.len, "line basis w")?, device.zeros(prefix.len, "line basis d")?);
-            for (weights, out) in [(point, &p_w), (direction, &p_d)] {
-                let mut table = tensors.to_vec();
-                table[WEIGHTS] = weights.clone();
-                table[prefix.output] = out.clone();
-                for op in linear {
-                    basis.push(device.record(op, &table)?);
-                    flops.0 += op.flops();
-                }
-            }
             let z = &tensors[prefix.output];
+            point.extend(record_all(linear, tensors)?);
+            point.push(device.copy_rows(rows(z), rows(&p_w), None)?);
+            point.extend(record_all(rest, tensors)?);
+            point.extend(record_all(&chunk.backward, tensors)?);
+            let mut table = tensors.to_vec();
+            table[WEIGHTS] = direction.clone();
+            table[prefix.output] = p_d.clone();
+            basis.extend(record_all(linear, &table)?);
+            flops.0 += linear.iter().map(Op::flops).sum::<f64>();
             trial.push(device.copy_rows(rows(&p_w), rows(z), None)?);
             trial.push(device.axpy_at(coef, rows(&p_d), rows(z))?);
             trial.extend(record_loss_pass(device, rest, tensors)?);
             flops.1 += rest.iter().map(Op::flops).sum::<f64>();
             bases.extend([p_w, p_d]);
         }
-        Ok(Line { basis, trial, flops, _bases: bases })
+        Ok(Line { point, basis, trial, flops, _bases: bases })
     }
 
-    /// The commands that compute the bases P_w and P_d of every chunk from the point and the direction.
+    /// The commands of the loss-and-gradient evaluation at the point (the weights tensor), keeping P_w:
+    /// a plain evaluation's, with a row copy after each chunk's first layer.
+    pub fn point(&self) -> impl Iterator<Item = &Command> {
+        self.point.iter()
+    }
+
+    /// The commands that compute the basis P_d of every chunk from the direction.
     pub fn basis(&self) -> impl Iterator<Item = &Command> {
         self.basis.iter()
     }
 
-    /// The commands of one loss evaluation at a trial point (after [`Line::basis`] ran for this line).
+    /// The commands of one loss evaluation at a trial point (after [`Line::point`] and [`Line::basis`]
+    /// ran for this line).
     pub fn trial(&self) -> impl Iterator<Item = &Command> {
         self.trial.iter()
     }

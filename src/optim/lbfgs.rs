@@ -94,8 +94,9 @@ struct Bound {
     trial: Command,
     /// g = the objective's gradients.
     grad: Command,
-    /// The objective's line capability, where it has one and [`Lbfgs::set_line`] left it on: the bases
-    /// at w and d, submitted with the recursion, and each trial's loss-only evaluation.
+    /// The objective's line capability, where it has one and [`Lbfgs::set_line`] left it on: the
+    /// evaluation at w (keeping P_w), the basis P_d submitted with the recursion, each trial's loss-only
+    /// evaluation.
     line: Option<Line>,
 }
 
@@ -234,7 +235,7 @@ impl Lbfgs {
         let (d, all) = (&self.device, |b| Rows::new(b, self.rows, self.n));
         let minus_c = Coef::at(&self.steps, 0, 1).times(-1.0);
         let line = match obj.recorded() {
-            Some(recorded) if self.use_line => recorded.line(&self.w, &self.dir, minus_c)?,
+            Some(recorded) if self.use_line => recorded.line(&self.dir, minus_c)?,
             _ => None,
         };
         self.bound = Some(Bound {
@@ -250,7 +251,8 @@ impl Lbfgs {
 
     /// Submits `before`, one evaluation of `obj` and `after`; returns the losses and, when `scalars`,
     /// the scalar buffer read back with them (a recorded objective: one submission, one read-back).
-    /// A loss-only evaluation is a trial point's (input = w − c d): through the line where there is one.
+    /// Through the line where there is one: a loss-and-gradient evaluation is the one at w (input = w),
+    /// a loss-only evaluation a trial point's (input = w − c d).
     fn evaluate(
         &self,
         obj: &mut dyn BatchObjective,
@@ -261,8 +263,11 @@ impl Lbfgs {
     ) -> Result<(Vec<f64>, Vec<f32>)> {
         let sc = (&self.scalars, 0, if scalars { self.scalars.len() } else { 0 });
         if let Some(recorded) = obj.recorded() {
-            let line = self.bound.as_ref().and_then(|b| b.line.as_ref()).filter(|_| want == Want::Loss);
-            let commands = line.map_or_else(|| recorded.commands(want), |l| l.trial().collect());
+            let commands = match (self.bound.as_ref().and_then(|b| b.line.as_ref()), want) {
+                (Some(line), Want::LossAndGrad) => line.point().collect(),
+                (Some(line), Want::Loss) => line.trial().collect(),
+                (None, _) => recorded.commands(want),
+            };
             let results = recorded.results();
             let list: Vec<&Command> = before.iter().copied().chain(commands).chain(after.iter().copied()).collect();
             let mut values = self.device.submit_read(&list, &[(results, 0, results.len()), sc])?;
@@ -302,7 +307,7 @@ impl Lbfgs {
             }
             after.extend(history.flat_map(|j| &c.second[j % m]));
             after.extend(&c.reset);
-            // the line's bases P_w and P_d need d final: after the reset rule
+            // the line's basis P_d needs d final: after the reset rule
             after.extend(bound.line.iter().flat_map(Line::basis));
             self.evaluate(obj, &[&bound.to_input], Want::LossAndGrad, &after, true)?
         };

@@ -37,15 +37,16 @@ pub trait RecordedObjective {
     fn results(&self) -> &Buffer;
     /// The R losses from the whole contents of [`RecordedObjective::results`].
     fn losses(&self, results: &[f32]) -> Vec<f64>;
-    /// The "line" capability: commands that evaluate the loss at trial points w + a_r d faster than
-    /// [`RecordedObjective::commands`] (a line search's trial points), for `point` = w and `direction`
-    /// = d (R x dim each) and per-row coefficients `coef`, where the objective has them
-    /// ([`Evaluator::line`]); the caller writes w + a_r d to [`BatchObjective::input`] before each
-    /// trial. `None` (the default): the caller evaluates trial points with `commands(Want::Loss)`.
+    /// The "line" capability: commands for a line search along `direction` (d, R x dim) through the
+    /// current input w, cheaper than [`RecordedObjective::commands`]: the loss-and-gradient evaluation
+    /// at w ([`Line::point`], which also keeps what the trials reuse), then ([`Line::basis`]) once d is
+    /// final, then per trial point w + a_r d, with a_r from `coef` and the point written to
+    /// [`BatchObjective::input`] first, a loss evaluation ([`Line::trial`]); where the objective has
+    /// them ([`Evaluator::line`]). `None` (the default): the caller evaluates with `commands`.
     ///
     /// # Errors
-    /// Shapes that do not match the objective's; device errors.
-    fn line(&self, _point: &Buffer, _direction: &Buffer, _coef: Coef) -> Result<Option<Line>> {
+    /// A direction that does not match the objective's shape; device errors.
+    fn line(&self, _direction: &Buffer, _coef: Coef) -> Result<Option<Line>> {
         Ok(None)
     }
 }
@@ -86,7 +87,7 @@ impl RecordedObjective for NetworkObjective<'_> {
     fn losses(&self, results: &[f32]) -> Vec<f64> {
         self.eval.evals(results).iter().map(|r| r.loss).collect()
     }
-    fn line(&self, point: &Buffer, direction: &Buffer, coef: Coef) -> Result<Option<Line>> {
-        self.eval.line(point, direction, coef)
+    fn line(&self, direction: &Buffer, coef: Coef) -> Result<Option<Line>> {
+        self.eval.line(direction, coef)
     }
 }
