@@ -37,7 +37,7 @@ impl LinearPrefix {
         let p = &first.shape;
         let len = layout_end(&first.c.1, p.batches, p.m, p.n);
         let dense = first.c.1.off == 0 && len == p.m * p.n * p.batches;
-        if first.a.0 != Operand::Images || p.accumulate || output < EXTERNAL || !dense || len % vectors != 0 {
+        if first.a.0 != Operand::Images || p.accumulate || output < EXTERNAL || !dense || !len.is_multiple_of(vectors) {
             return None;
         }
         let block = len / vectors;
