@@ -15,7 +15,7 @@
 use anyhow::{bail, Result};
 
 use crate::backend::{Buffer, ChunkBudget, Coef, Command, Device, Rows};
-use crate::ops::plan::{LossWithoutGradient, Op, Plan, PlanOp, WEIGHTS};
+use crate::ops::plan::{ChunkOps, LossWithoutGradient, Op, Plan, PlanOp, WEIGHTS};
 use crate::ops::LinearPrefix;
 
 /// The bases may take at most 1/`BASIS_SHARE` of the device's scratch budget (`total_bytes`): they
@@ -32,7 +32,7 @@ pub struct Line {
     /// FLOPs of the basis P_d and of one trial (matrix products).
     flops: (f64, f64),
     /// P_w and P_d of every chunk, kept alive with the commands that name them.
-    _bases: Vec<Buffer>,
+    bases: Vec<Buffer>,
 }
 
 impl Line {
@@ -69,31 +69,45 @@ impl Line {
         if direction.len() != n {
             bail!("a line along a direction of {} values for weights of {n}", direction.len());
         }
+        let mut line = Line { point: vec![], basis: vec![], trial: vec![], flops: (0.0, 0.0), bases: vec![] };
+        for (chunk, prefix) in plan.chunks.iter().zip(prefixes) {
+            line.add_chunk(device, (chunk, prefix), tensors, vectors, (direction, coef))?;
+        }
+        Ok(line)
+    }
+
+    /// Records one chunk's part of each list: its first layer `prefix` (then a copy into P_w), the rest
+    /// of its forward and its backward pass at the point; its first layer with the direction as the
+    /// weights into P_d; and the trial's first layer from the bases, then the rest as a loss pass.
+    fn add_chunk(
+        &mut self,
+        device: &Device,
+        (chunk, prefix): (&ChunkOps, &LinearPrefix),
+        tensors: &[Buffer],
+        vectors: usize,
+        (direction, coef): (&Buffer, Coef),
+    ) -> Result<()> {
         let record_all =
             |ops: &[Op], table: &[Buffer]| ops.iter().map(|op| device.record(op, table)).collect::<Result<Vec<_>>>();
-        let (mut point, mut basis, mut trial, mut bases, mut flops) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), (0.0, 0.0));
-        for (chunk, prefix) in plan.chunks.iter().zip(prefixes) {
-            let (linear, rest) = chunk.forward.split_at(prefix.ops);
-            let rows = |b| Rows::new(b, vectors, prefix.len / vectors);
-            let (p_w, p_d) = (device.zeros(prefix.len, "line basis w")?, device.zeros(prefix.len, "line basis d")?);
-            let z = &tensors[prefix.output];
-            point.extend(record_all(linear, tensors)?);
-            point.push(device.copy_rows(rows(z), rows(&p_w), None)?);
-            point.extend(record_all(rest, tensors)?);
-            point.extend(record_all(&chunk.backward, tensors)?);
-            let mut table = tensors.to_vec();
-            table[WEIGHTS] = direction.clone();
-            table[prefix.output] = p_d.clone();
-            basis.extend(record_all(linear, &table)?);
-            flops.0 += linear.iter().map(Op::flops).sum::<f64>();
-            trial.push(device.copy_rows(rows(&p_w), rows(z), None)?);
-            trial.push(device.axpy_at(coef, rows(&p_d), rows(z))?);
-            trial.extend(record_loss_pass(device, rest, tensors)?);
-            flops.1 += rest.iter().map(Op::flops).sum::<f64>();
-            bases.extend([p_w, p_d]);
-        }
-        Ok(Line { point, basis, trial, flops, _bases: bases })
+        let (linear, rest) = chunk.forward.split_at(prefix.ops);
+        let rows = |b| Rows::new(b, vectors, prefix.len / vectors);
+        let (p_w, p_d) = (device.zeros(prefix.len, "line basis w")?, device.zeros(prefix.len, "line basis d")?);
+        let z = &tensors[prefix.output];
+        self.point.extend(record_all(linear, tensors)?);
+        self.point.push(device.copy_rows(rows(z), rows(&p_w), None)?);
+        self.point.extend(record_all(rest, tensors)?);
+        self.point.extend(record_all(&chunk.backward, tensors)?);
+        let mut table = tensors.to_vec();
+        table[WEIGHTS] = direction.clone();
+        table[prefix.output] = p_d.clone();
+        self.basis.extend(record_all(linear, &table)?);
+        self.trial.push(device.copy_rows(rows(&p_w), rows(z), None)?);
+        self.trial.push(device.axpy_at(coef, rows(&p_d), rows(z))?);
+        self.trial.extend(record_loss_pass(device, rest, tensors)?);
+        self.flops.0 += linear.iter().map(Op::flops).sum::<f64>();
+        self.flops.1 += rest.iter().map(Op::flops).sum::<f64>();
+        self.bases.extend([p_w, p_d]);
+        Ok(())
     }
 
     /// The commands of the loss-and-gradient evaluation at the point (the weights tensor), keeping P_w:
