@@ -125,3 +125,26 @@ fn lbfgs_through_the_line_follows_the_plain_path_with_fewer_products() {
     let (with, without) = (grad + basis + evaluations * trial, grad + evaluations * loss);
     assert!(with <= 0.5 * without, "products per iteration: {with:e} through the line, {without:e} without");
 }
+
+/// The linear prefix is read off the plan: one product for FCP (no bias), the product and its bias for
+/// a compact MLP, in every chunk, covering vectors x images x units values; none for LeNet (a
+/// convolution first) or the LSTM.
+#[test]
+fn the_linear_prefix_is_found_from_the_plan() {
+    use losscape::ops::plan::Plan;
+    use losscape::ops::LinearPrefix;
+    let prefixes = |arch: Arch| {
+        let plan = Plan::new(Network { arch, act: Act::Softplus }, 0..300, 300, RUNS, 128, 0).unwrap();
+        plan.chunks.iter().map(|c| LinearPrefix::of(c, &plan.tensors, RUNS)).collect::<Vec<_>>()
+    };
+    let fcp = prefixes(Arch::Fcp);
+    assert_eq!(fcp.len(), 3);
+    for (p, images) in fcp.iter().zip([128, 128, 44]) {
+        let p = p.expect("FCP's first layer is dense on the images");
+        assert_eq!((p.ops, p.len), (1, RUNS * images * 50));
+    }
+    let mlp = prefixes(Arch::parse("mlp:784-64-10:tanh").unwrap());
+    assert!(mlp.iter().all(|p| p.is_some_and(|p| p.ops == 2)), "{mlp:?}");
+    assert!(prefixes(Arch::Lenet).iter().all(Option::is_none));
+    assert!(prefixes(Arch::Lstm).iter().all(Option::is_none));
+}
