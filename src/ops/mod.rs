@@ -2,8 +2,9 @@
 //! `shaders/<family>.wgsl`, `cpu/<family>.rs` and `gpu/<family>.rs`): each holds the op's parameters,
 //! the checks of a call and the trait a backend implements ([`Backend`] is all of them). Also the
 //! operand handles ([`handles`]), what a plan operation is ([`op`]), the per-row scalars of L-BFGS that the reductions write
-//! ([`lbfgs_scalars`]), the part of a plan linear in the weights ([`linear_prefix`]) and the plan ([`plan`]): a network's evaluation as operations of this
-//! vocabulary on numbered tensors. No device, no network.
+//! ([`lbfgs_scalars`]), the plan ([`plan`]): a network's evaluation as operations of this vocabulary on
+//! numbered tensors, and the part of a plan linear in the weights ([`linear_prefix`]). No device, no
+//! network.
 
 pub mod activation;
 pub mod adam;

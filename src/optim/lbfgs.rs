@@ -5,6 +5,9 @@
 //! host. The commands are recorded once; an iteration with E line-search evaluations is E + 2
 //! submissions and E + 1 read-backs on a GPU (`docs/backends.md`): the evaluation at w together with
 //! the whole recursion (losses and |d|² come back together), one per trial point (losses), and the move.
+//! Where the objective offers a line ([`crate::optim::RecordedObjective::line`]: a first layer linear in
+//! the weights), the trial points' first layer comes from two bases kept per iteration instead of a
+//! product (docs/algorithms.md §2.1), in the same submissions.
 //!
 //! Conventions: ρ = 1/(s·y + ε) (ε = `ops::RHO_EPSILON`, 1e-6) with no curvature skip; H⁰ = γI with
 //! γ = s·y/y·y of the newest pair; the whole history of a run is dropped (and d = g) when any stored pair
