@@ -5,11 +5,12 @@ use anyhow::{bail, Result};
 use std::ops::Range;
 
 use super::description::{Description, Head as LossHead};
+use super::line::{loss_only_head, Line};
 use super::plans::{chunk_capacity, chunk_capacity_for};
 use super::Network;
-use crate::backend::{Buffer, Command, Device};
+use crate::backend::{Buffer, Coef, Command, Device};
 use crate::data::DeviceImages;
-use crate::ops::plan::{Init, LossWithoutGradient, Op, Plan, EXTERNAL, GRADS, PARTIALS, WEIGHTS};
+use crate::ops::plan::{Init, Op, Plan, EXTERNAL, GRADS, PARTIALS, WEIGHTS};
 
 /// What an evaluation computes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,8 +65,9 @@ pub struct Evaluator {
     pub grads: Buffer,
     partials: Buffer,
     chunks: Vec<ChunkCommands>,
-    /// Scratch tensors, kept alive with the commands that name them.
-    _scratch: Vec<Buffer>,
+    /// Every tensor of the plan in plan order (the external ones, then the scratch tensors the commands
+    /// name), for recording more commands on them ([`Evaluator::line`]).
+    tensors: Vec<Buffer>,
 }
 
 impl Evaluator {
@@ -149,10 +151,6 @@ impl Evaluator {
             });
         }
         let lower_all = |ops: &[Op]| ops.iter().map(|op| device.record(op, &buffers)).collect::<Result<Vec<_>>>();
-        let loss_only_head = |ops: &[Op]| match ops.last() {
-            Some(Op::Loss(head)) => device.record(&LossWithoutGradient(head.clone()), &buffers).map(Some),
-            _ => Ok(None),
-        };
         let chunks = plan
             .chunks
             .iter()
@@ -160,11 +158,10 @@ impl Evaluator {
                 Ok(ChunkCommands {
                     forward: lower_all(&c.forward)?,
                     backward: lower_all(&c.backward)?,
-                    loss_only_head: loss_only_head(&c.forward)?,
+                    loss_only_head: loss_only_head(&device, &c.forward, &buffers)?,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        let scratch = buffers.split_off(EXTERNAL);
         let (weights, grads, partials) = (buffers[WEIGHTS].clone(), buffers[GRADS].clone(), buffers[PARTIALS].clone());
         Ok(Evaluator {
             device,
@@ -179,7 +176,7 @@ impl Evaluator {
             grads,
             partials,
             chunks,
-            _scratch: scratch,
+            tensors: buffers,
         })
     }
 
@@ -200,6 +197,23 @@ impl Evaluator {
     /// The plan this evaluator runs.
     pub fn plan(&self) -> &Plan {
         &self.plan
+    }
+
+    /// The commands of a line search along `direction` (d, B x N_prm like the weights) through the
+    /// point in [`Evaluator::weights`] (w), where the plan's first layer is linear in the weights in
+    /// every chunk and the two bases fit the device ([`Line::prefixes`]); `None` otherwise (a
+    /// convolution or an LSTM first, too little memory), and the caller evaluates plainly. Submit
+    /// [`Line::point`] (the loss and gradient at w), then [`Line::basis`] once d is final, then per
+    /// trial point w + a_r d (a_r = `coef` of vector r, read when the commands run) write that point to
+    /// the weights and submit [`Line::trial`].
+    ///
+    /// # Errors
+    /// `direction` is not B x N_prm; device errors.
+    pub fn line(&self, direction: &Buffer, coef: Coef) -> Result<Option<Line>> {
+        let Some(prefixes) = Line::prefixes(&self.plan, self.batch, self.device.chunk_budget()) else {
+            return Ok(None);
+        };
+        Line::record(&self.device, &self.plan, &self.tensors, &prefixes, self.batch, direction, coef).map(Some)
     }
 
     /// Uploads all B vectors (B x N_prm, row-major).

@@ -5,6 +5,9 @@
 //! host. The commands are recorded once; an iteration with E line-search evaluations is E + 2
 //! submissions and E + 1 read-backs on a GPU (`docs/backends.md`): the evaluation at w together with
 //! the whole recursion (losses and |d|² come back together), one per trial point (losses), and the move.
+//! Where the objective offers a line ([`crate::optim::RecordedObjective::line`]: a first layer linear in
+//! the weights), the trial points' first layer comes from two bases kept per iteration instead of a
+//! product (docs/algorithms.md §2.1), in the same submissions.
 //!
 //! Conventions: ρ = 1/(s·y + ε) (ε = `ops::RHO_EPSILON`, 1e-6) with no curvature skip; H⁰ = γI with
 //! γ = s·y/y·y of the newest pair; the whole history of a run is dropped (and d = g) when any stored pair
@@ -22,7 +25,7 @@ use super::line_search::{LineSearch, LineSearchKind, Next};
 use super::objective::BatchObjective;
 use super::solver::Solver;
 use crate::backend::{Buffer, Coef, Command, Device, Rows};
-use crate::model::Want;
+use crate::model::{Line, Want};
 use crate::ops::{LbfgsScalars as L, Reduced};
 
 /// L-BFGS settings (docs/algorithms.md §2; defaults: docs/decisions.md #12–#14).
@@ -94,6 +97,10 @@ struct Bound {
     trial: Command,
     /// g = the objective's gradients.
     grad: Command,
+    /// The objective's line capability, where it has one and [`Lbfgs::set_line`] left it on: the
+    /// evaluation at w (keeping P_w), the basis P_d submitted with the recursion, each trial's loss-only
+    /// evaluation.
+    line: Option<Line>,
 }
 
 /// R L-BFGS runs over vectors of length n.
@@ -116,6 +123,8 @@ pub struct Lbfgs {
     steps: Buffer,
     commands: Commands,
     bound: Option<Bound>,
+    /// Whether trial points go through the objective's line capability when it has one.
+    use_line: bool,
     /// Iterations done.
     pub iteration: usize,
     /// Per run: false once its loss became non-finite; it no longer moves.
@@ -202,9 +211,20 @@ impl Lbfgs {
             steps,
             commands,
             bound: None,
+            use_line: true,
             iteration: 0,
             active: vec![true; runs],
         })
+    }
+
+    /// Whether the line search evaluates its trial points through the objective's line capability
+    /// ([`crate::optim::RecordedObjective::line`]; on by default): the same losses up to f32 rounding,
+    /// with fewer products (docs/algorithms.md). Off: every trial is a plain loss evaluation.
+    pub fn set_line(&mut self, on: bool) {
+        if on != self.use_line {
+            self.use_line = on;
+            self.bound = None;
+        }
     }
 
     /// Records the commands that name the objective's buffers, unless they already name these.
@@ -216,18 +236,26 @@ impl Lbfgs {
             return Ok(());
         }
         let (d, all) = (&self.device, |b| Rows::new(b, self.rows, self.n));
+        let minus_c = Coef::at(&self.steps, 0, 1).times(-1.0);
+        let line = match obj.recorded() {
+            Some(recorded) if self.use_line => recorded.line(&self.dir, minus_c)?,
+            _ => None,
+        };
         self.bound = Some(Bound {
             to_input: d.copy_rows(all(&self.w), all(obj.input()), None)?,
-            trial: d.axpy_at(Coef::at(&self.steps, 0, 1).times(-1.0), all(&self.dir), all(obj.input()))?,
+            trial: d.axpy_at(minus_c, all(&self.dir), all(obj.input()))?,
             grad: d.copy_rows(all(obj.grads()), all(&self.g), None)?,
             input: obj.input().clone(),
             grads: obj.grads().clone(),
+            line,
         });
         Ok(())
     }
 
     /// Submits `before`, one evaluation of `obj` and `after`; returns the losses and, when `scalars`,
     /// the scalar buffer read back with them (a recorded objective: one submission, one read-back).
+    /// Through the line where there is one: a loss-and-gradient evaluation is the one at w (input = w),
+    /// a loss-only evaluation a trial point's (input = w − c d).
     fn evaluate(
         &self,
         obj: &mut dyn BatchObjective,
@@ -238,7 +266,12 @@ impl Lbfgs {
     ) -> Result<(Vec<f64>, Vec<f32>)> {
         let sc = (&self.scalars, 0, if scalars { self.scalars.len() } else { 0 });
         if let Some(recorded) = obj.recorded() {
-            let (commands, results) = (recorded.commands(want), recorded.results());
+            let commands = match (self.bound.as_ref().and_then(|b| b.line.as_ref()), want) {
+                (Some(line), Want::LossAndGrad) => line.point().collect(),
+                (Some(line), Want::Loss) => line.trial().collect(),
+                (None, _) => recorded.commands(want),
+            };
+            let results = recorded.results();
             let list: Vec<&Command> = before.iter().copied().chain(commands).chain(after.iter().copied()).collect();
             let mut values = self.device.submit_read(&list, &[(results, 0, results.len()), sc])?;
             let sc = values.pop().unwrap_or_default();
@@ -277,6 +310,8 @@ impl Lbfgs {
             }
             after.extend(history.flat_map(|j| &c.second[j % m]));
             after.extend(&c.reset);
+            // the line's basis P_d needs d final: after the reset rule
+            after.extend(bound.line.iter().flat_map(Line::basis));
             self.evaluate(obj, &[&bound.to_input], Want::LossAndGrad, &after, true)?
         };
         for (r, f) in f0.iter().enumerate() {

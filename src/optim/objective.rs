@@ -5,8 +5,8 @@
 
 use anyhow::Result;
 
-use crate::backend::{Buffer, Command};
-use crate::model::{Evaluator, Want};
+use crate::backend::{Buffer, Coef, Command};
+use crate::model::{Evaluator, Line, Want};
 
 /// R independent objectives over vectors of length `dim`, evaluated in one batched call.
 pub trait BatchObjective {
@@ -37,6 +37,18 @@ pub trait RecordedObjective {
     fn results(&self) -> &Buffer;
     /// The R losses from the whole contents of [`RecordedObjective::results`].
     fn losses(&self, results: &[f32]) -> Vec<f64>;
+    /// The "line" capability: commands for a line search along `direction` (d, R x dim) through the
+    /// current input w, cheaper than [`RecordedObjective::commands`]: the loss-and-gradient evaluation
+    /// at w ([`Line::point`], which also keeps what the trials reuse), then ([`Line::basis`]) once d is
+    /// final, then per trial point w + a_r d, with a_r from `coef` and the point written to
+    /// [`BatchObjective::input`] first, a loss evaluation ([`Line::trial`]); where the objective has
+    /// them ([`Evaluator::line`]). `None` (the default): the caller evaluates with `commands`.
+    ///
+    /// # Errors
+    /// A direction that does not match the objective's shape; device errors.
+    fn line(&self, _direction: &Buffer, _coef: Coef) -> Result<Option<Line>> {
+        Ok(None)
+    }
 }
 
 /// A network's mean loss over a fixed set of images (full batch), for R weight vectors.
@@ -74,5 +86,8 @@ impl RecordedObjective for NetworkObjective<'_> {
     }
     fn losses(&self, results: &[f32]) -> Vec<f64> {
         self.eval.evals(results).iter().map(|r| r.loss).collect()
+    }
+    fn line(&self, direction: &Buffer, coef: Coef) -> Result<Option<Line>> {
+        self.eval.line(direction, coef)
     }
 }
