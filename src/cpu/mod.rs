@@ -61,6 +61,7 @@ impl Cpu {
     /// processor has).
     pub fn with_simd(simd: Simd) -> Cpu {
         flush::ensure_workers();
+        gemm::set_threading_threshold(GEMM_THREADING_THRESHOLD);
         Cpu {
             threads: rayon::current_num_threads(),
             simd: simd_level(),
@@ -113,6 +114,17 @@ pub fn simd_level() -> String {
 fn run_in_pool<R: Send>(work: impl FnOnce() -> R + Send) -> R {
     rayon::scope(|_| work())
 }
+
+/// The smallest product, m·n·k, that `gemm` splits over the threads (its default is 48·48·256).
+///
+/// Why: a split hands work to another thread, and waking an idle thread costs microseconds, more on a
+/// virtual machine whose idle processor has halted (the guest's `haltpoll` idle governor polls only
+/// after recent wake-ups). An SGD step on 64 images is three dozen commands whose products are
+/// 64 × 784 × 50 (2.5 million): split, they ran a 2-core VM's FCP SGD epoch in 0.0064 s, or in
+/// 0.0140 s in processes that started with that processor asleep; on one thread, in 0.0056–0.0059 s
+/// every time (the autoencoder's 0.0097–0.0188 s became 0.0082–0.0086 s). Products of 2,000 images
+/// stay split. The threads a product uses never change its sums' order, so the bits are the same.
+const GEMM_THREADING_THRESHOLD: usize = 4_000_000;
 
 /// Elements per parallel task of the element-wise kernels.
 const GRAIN: usize = 1 << 14;
