@@ -40,13 +40,13 @@ fn trials_match_plain_evaluations(arch: Arch, chunk: Option<usize>) {
     let line = eval.line(&db, Coef::at(&coef, 0, 1).times(-1.0)).unwrap();
     let line = line.unwrap_or_else(|| panic!("{arch:?}: the first layer is dense on the images"));
     eval.set_weights(&w).unwrap();
-    device.submit(&line.point().chain(line.basis()).collect::<Vec<_>>());
+    device.submit(&eval.line_commands(&line, Want::LossAndGrad).into_iter().chain(line.basis()).collect::<Vec<_>>());
     for cs in [[0.0f32, 0.0, 0.0], [0.5, -0.75, 2.0], [-1.5, 1.0, 0.125]] {
         device.write(&coef, 0, &cs).unwrap();
         let trial: Vec<f32> = (0..RUNS * n).map(|i| w[i] - cs[i / n] * d[i]).collect();
         eval.set_weights(&trial).unwrap();
         let parts = eval.partials();
-        let through = device.submit_read(&line.trial().collect::<Vec<_>>(), &[(parts, 0, parts.len())]).unwrap();
+        let through = device.submit_read(&eval.line_commands(&line, Want::Loss), &[(parts, 0, parts.len())]).unwrap();
         let through = eval.evals(&through[0]);
         let plain = eval.evaluate(Want::Loss).unwrap();
         for r in 0..RUNS {

@@ -5,12 +5,12 @@ use anyhow::{bail, Result};
 use std::ops::Range;
 
 use super::description::{Description, Head as LossHead};
-use super::line::{loss_only_head, Line};
+use super::line::Line;
 use super::plans::{chunk_capacity, chunk_capacity_for};
 use super::Network;
 use crate::backend::{Buffer, Coef, Command, Device};
 use crate::data::DeviceImages;
-use crate::ops::plan::{Init, Op, Plan, EXTERNAL, GRADS, PARTIALS, WEIGHTS};
+use crate::ops::plan::{Init, LossWithoutGradient, Op, Plan, EXTERNAL, GRADS, PARTIALS, WEIGHTS};
 
 /// What an evaluation computes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -151,6 +151,10 @@ impl Evaluator {
             });
         }
         let lower_all = |ops: &[Op]| ops.iter().map(|op| device.record(op, &buffers)).collect::<Result<Vec<_>>>();
+        let loss_only_head = |ops: &[Op]| match ops.last() {
+            Some(Op::Loss(head)) => device.record(&LossWithoutGradient(head.clone()), &buffers).map(Some),
+            _ => Ok(None),
+        };
         let chunks = plan
             .chunks
             .iter()
@@ -158,7 +162,7 @@ impl Evaluator {
                 Ok(ChunkCommands {
                     forward: lower_all(&c.forward)?,
                     backward: lower_all(&c.backward)?,
-                    loss_only_head: loss_only_head(&device, &c.forward, &buffers)?,
+                    loss_only_head: loss_only_head(&c.forward)?,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -203,9 +207,9 @@ impl Evaluator {
     /// point in [`Evaluator::weights`] (w), where the plan's first layer is linear in the weights in
     /// every chunk and the two bases fit the device ([`Line::prefixes`]); `None` otherwise (a
     /// convolution or an LSTM first, too little memory), and the caller evaluates plainly. Submit
-    /// [`Line::point`] (the loss and gradient at w), then [`Line::basis`] once d is final, then per
-    /// trial point w + a_r d (a_r = `coef` of vector r, read when the commands run) write that point to
-    /// the weights and submit [`Line::trial`].
+    /// [`Evaluator::line_commands`] with `LossAndGrad` (the loss and gradient at w), then
+    /// [`Line::basis`] once d is final, then per trial point w + a_r d (a_r = `coef` of vector r, read
+    /// when the commands run) write that point to the weights and submit `line_commands` with `Loss`.
     ///
     /// # Errors
     /// `direction` is not B x N_prm; device errors.
@@ -214,6 +218,28 @@ impl Evaluator {
             return Ok(None);
         };
         Line::record(&self.device, &self.plan, &self.tensors, &prefixes, self.batch, direction, coef).map(Some)
+    }
+
+    /// The commands of one evaluation through `line` (made by [`Evaluator::line`] of this evaluator):
+    /// `LossAndGrad` is the evaluation at the point, each chunk's first layer kept in P_w; `Loss` a
+    /// trial point's, each chunk's first layer taken from the bases instead of its product.
+    pub fn line_commands<'a>(&'a self, line: &'a Line, want: Want) -> Vec<&'a Command> {
+        let mut out = Vec::new();
+        for (i, chunk) in self.chunks.iter().enumerate() {
+            let (ops, mut commands) = (line.prefix_ops[i], chunk.ordered(want));
+            match want {
+                Want::LossAndGrad => {
+                    out.extend(commands.by_ref().take(ops));
+                    out.push(&line.keep[i]);
+                }
+                Want::Loss => {
+                    out.extend(&line.first[i]);
+                    commands.by_ref().take(ops).for_each(drop);
+                }
+            }
+            out.extend(commands);
+        }
+        out
     }
 
     /// Uploads all B vectors (B x N_prm, row-major).

@@ -15,20 +15,26 @@
 use anyhow::{bail, Result};
 
 use crate::backend::{Buffer, ChunkBudget, Coef, Command, Device, Rows};
-use crate::ops::plan::{ChunkOps, LossWithoutGradient, Op, Plan, PlanOp, WEIGHTS};
+use crate::ops::plan::{ChunkOps, Op, Plan, PlanOp, WEIGHTS};
 use crate::ops::LinearPrefix;
 
 /// The bases may take at most 1/`BASIS_SHARE` of the device's scratch budget (`total_bytes`): they
 /// live as long as the optimizer, beside an evaluator that was sized to the whole budget.
 pub const BASIS_SHARE: u64 = 4;
 
-/// The recorded commands of a line: the loss-and-gradient evaluation at the point w that also keeps
-/// P_w, the basis P_d (submit once the direction is final), and one loss evaluation at a trial point
-/// (submit after writing that point to the weights and the coefficients).
+/// The commands a line adds to its evaluator's, per chunk: after the point's first layer, a copy of it
+/// into P_w; the basis P_d (submit once the direction is final); a trial's first layer from the bases
+/// (submit after writing that point to the weights and the coefficients). The evaluator interleaves
+/// them with the commands it recorded already ([`crate::model::Evaluator::line_commands`]), so a line
+/// is used with the evaluator that made it.
 pub struct Line {
-    point: Vec<Command>,
+    /// Per chunk: how many of its leading forward commands compute the first layer.
+    pub(super) prefix_ops: Vec<usize>,
+    /// Per chunk: P_w = the first layer's output at the point.
+    pub(super) keep: Vec<Command>,
     basis: Vec<Command>,
-    trial: Vec<Command>,
+    /// Per chunk: the first layer's output = P_w, then += a_r P_d.
+    pub(super) first: Vec<[Command; 2]>,
     /// FLOPs of the basis P_d and of one trial (matrix products).
     flops: (f64, f64),
     /// P_w and P_d of every chunk, kept alive with the commands that name them.
@@ -48,11 +54,10 @@ impl Line {
     }
 
     /// Records the line of `plan`, whose tensors are `tensors` (in plan order), through the point in the
-    /// weights tensor along `direction` (`vectors` x N_prm, laid out like the weights): the point's
-    /// commands evaluate loss and gradient at w (the weights tensor) and keep P_w; the trial commands
-    /// evaluate the loss at w + a_r d with a_r = `coef` of row r, taking the first layer as
-    /// P_w + a_r P_d and every other layer's weights from the weights tensor, which the caller sets to
-    /// that trial point first (an optimizer trying w − c d passes `c` times −1).
+    /// weights tensor along `direction` (`vectors` x N_prm, laid out like the weights): a trial takes
+    /// the first layer as P_w + a_r P_d with a_r = `coef` of row r, and every other layer's weights
+    /// from the weights tensor, which the caller sets to that trial point first (an optimizer trying
+    /// w − c d passes `c` times −1).
     ///
     /// # Errors
     /// `direction` differs in length from the weights; device errors.
@@ -69,16 +74,16 @@ impl Line {
         if direction.len() != n {
             bail!("a line along a direction of {} values for weights of {n}", direction.len());
         }
-        let mut line = Line { point: vec![], basis: vec![], trial: vec![], flops: (0.0, 0.0), bases: vec![] };
+        let mut line =
+            Line { prefix_ops: vec![], keep: vec![], basis: vec![], first: vec![], flops: (0.0, 0.0), bases: vec![] };
         for (chunk, prefix) in plan.chunks.iter().zip(prefixes) {
             line.add_chunk(device, (chunk, prefix), tensors, vectors, (direction, coef))?;
         }
         Ok(line)
     }
 
-    /// Records one chunk's part of each list: its first layer `prefix` (then a copy into P_w), the rest
-    /// of its forward and its backward pass at the point; its first layer with the direction as the
-    /// weights into P_d; and the trial's first layer from the bases, then the rest as a loss pass.
+    /// Records one chunk's commands: the copy into P_w, its first layer with the direction as the
+    /// weights into P_d, and the trial's first layer from the bases.
     fn add_chunk(
         &mut self,
         device: &Device,
@@ -87,33 +92,23 @@ impl Line {
         vectors: usize,
         (direction, coef): (&Buffer, Coef),
     ) -> Result<()> {
-        let record_all =
-            |ops: &[Op], table: &[Buffer]| ops.iter().map(|op| device.record(op, table)).collect::<Result<Vec<_>>>();
         let (linear, rest) = chunk.forward.split_at(prefix.ops);
         let rows = |b| Rows::new(b, vectors, prefix.len / vectors);
         let (p_w, p_d) = (device.zeros(prefix.len, "line basis w")?, device.zeros(prefix.len, "line basis d")?);
         let z = &tensors[prefix.output];
-        self.point.extend(record_all(linear, tensors)?);
-        self.point.push(device.copy_rows(rows(z), rows(&p_w), None)?);
-        self.point.extend(record_all(rest, tensors)?);
-        self.point.extend(record_all(&chunk.backward, tensors)?);
         let mut table = tensors.to_vec();
         table[WEIGHTS] = direction.clone();
         table[prefix.output] = p_d.clone();
-        self.basis.extend(record_all(linear, &table)?);
-        self.trial.push(device.copy_rows(rows(&p_w), rows(z), None)?);
-        self.trial.push(device.axpy_at(coef, rows(&p_d), rows(z))?);
-        self.trial.extend(record_loss_pass(device, rest, tensors)?);
+        for op in linear {
+            self.basis.push(device.record(op, &table)?);
+        }
+        self.prefix_ops.push(prefix.ops);
+        self.keep.push(device.copy_rows(rows(z), rows(&p_w), None)?);
+        self.first.push([device.copy_rows(rows(&p_w), rows(z), None)?, device.axpy_at(coef, rows(&p_d), rows(z))?]);
         self.flops.0 += linear.iter().map(Op::flops).sum::<f64>();
         self.flops.1 += rest.iter().map(Op::flops).sum::<f64>();
         self.bases.extend([p_w, p_d]);
         Ok(())
-    }
-
-    /// The commands of the loss-and-gradient evaluation at the point (the weights tensor), keeping P_w:
-    /// a plain evaluation's, with a row copy after each chunk's first layer.
-    pub fn point(&self) -> impl Iterator<Item = &Command> {
-        self.point.iter()
     }
 
     /// The commands that compute the basis P_d of every chunk from the direction.
@@ -121,32 +116,8 @@ impl Line {
         self.basis.iter()
     }
 
-    /// The commands of one loss evaluation at a trial point (after [`Line::point`] and [`Line::basis`]
-    /// ran for this line).
-    pub fn trial(&self) -> impl Iterator<Item = &Command> {
-        self.trial.iter()
-    }
-
     /// Matrix-product FLOPs of the bases and of one trial.
     pub fn flops(&self) -> (f64, f64) {
         self.flops
     }
-}
-
-/// The loss-only form of a pass ending with the loss head: `Some` where the head has one (the backend
-/// then skips the gradient), `None` for a pass ending otherwise.
-pub(super) fn loss_only_head(device: &Device, ops: &[Op], tensors: &[Buffer]) -> Result<Option<Command>> {
-    match ops.last() {
-        Some(Op::Loss(head)) => device.record(&LossWithoutGradient(head.clone()), tensors).map(Some),
-        _ => Ok(None),
-    }
-}
-
-/// A forward pass recorded for a loss-only evaluation: its operations, the head in its loss-only form.
-fn record_loss_pass(device: &Device, ops: &[Op], tensors: &[Buffer]) -> Result<Vec<Command>> {
-    let head = loss_only_head(device, ops, tensors)?;
-    let body = if head.is_some() { &ops[..ops.len() - 1] } else { ops };
-    let mut out = body.iter().map(|op| device.record(op, tensors)).collect::<Result<Vec<_>>>()?;
-    out.extend(head);
-    Ok(out)
 }

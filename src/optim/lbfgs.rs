@@ -266,10 +266,9 @@ impl Lbfgs {
     ) -> Result<(Vec<f64>, Vec<f32>)> {
         let sc = (&self.scalars, 0, if scalars { self.scalars.len() } else { 0 });
         if let Some(recorded) = obj.recorded() {
-            let commands = match (self.bound.as_ref().and_then(|b| b.line.as_ref()), want) {
-                (Some(line), Want::LossAndGrad) => line.point().collect(),
-                (Some(line), Want::Loss) => line.trial().collect(),
-                (None, _) => recorded.commands(want),
+            let commands = match self.bound.as_ref().and_then(|b| b.line.as_ref()) {
+                Some(line) => recorded.line_commands(line, want),
+                None => recorded.commands(want),
             };
             let results = recorded.results();
             let list: Vec<&Command> = before.iter().copied().chain(commands).chain(after.iter().copied()).collect();

@@ -39,15 +39,22 @@ pub trait RecordedObjective {
     fn losses(&self, results: &[f32]) -> Vec<f64>;
     /// The "line" capability: commands for a line search along `direction` (d, R x dim) through the
     /// current input w, cheaper than [`RecordedObjective::commands`]: the loss-and-gradient evaluation
-    /// at w ([`Line::point`], which also keeps what the trials reuse), then ([`Line::basis`]) once d is
-    /// final, then per trial point w + a_r d, with a_r from `coef` and the point written to
-    /// [`BatchObjective::input`] first, a loss evaluation ([`Line::trial`]); where the objective has
-    /// them ([`Evaluator::line`]). `None` (the default): the caller evaluates with `commands`.
+    /// at w ([`RecordedObjective::line_commands`], which also keeps what the trials reuse), then
+    /// [`Line::basis`] once d is final, then per trial point w + a_r d, with a_r from `coef` and the
+    /// point written to [`BatchObjective::input`] first, a loss evaluation (`line_commands` with
+    /// `Loss`); where the objective has them ([`Evaluator::line`]). `None` (the default): the caller
+    /// evaluates with `commands`.
     ///
     /// # Errors
     /// A direction that does not match the objective's shape; device errors.
     fn line(&self, _direction: &Buffer, _coef: Coef) -> Result<Option<Line>> {
         Ok(None)
+    }
+    /// The commands of one evaluation through a `line` this objective made: `LossAndGrad` at the
+    /// point w, `Loss` at a trial point (see [`RecordedObjective::line`]). The default, for objectives
+    /// that make no line: [`RecordedObjective::commands`].
+    fn line_commands<'a>(&'a self, _line: &'a Line, want: Want) -> Vec<&'a Command> {
+        self.commands(want)
     }
 }
 
@@ -80,6 +87,9 @@ impl BatchObjective for NetworkObjective<'_> {
 impl RecordedObjective for NetworkObjective<'_> {
     fn commands(&self, want: Want) -> Vec<&Command> {
         self.eval.ordered(want)
+    }
+    fn line_commands<'a>(&'a self, line: &'a Line, want: Want) -> Vec<&'a Command> {
+        self.eval.line_commands(line, want)
     }
     fn results(&self) -> &Buffer {
         self.eval.partials()
