@@ -4,6 +4,7 @@
 use anyhow::Result;
 use serde::Serialize;
 
+use crate::analysis::stats::median;
 use crate::backend::{AdapterSummary, Counts, Device, Source};
 use crate::data::DeviceImages;
 use crate::model::{init_vector, Arch, Evaluator, Network, Want};
@@ -53,11 +54,6 @@ pub struct Record {
     pub training: Vec<TrainCase>,
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
 /// Times an S x S x S product through the tiled matmul kernel.
 pub fn ceiling(device: &Device, size: usize, repeats: usize) -> Result<Ceiling> {
     let a: Vec<f32> = (0..size * size).map(|i| ((i % 7) as f32 - 3.0) * 0.1).collect();
@@ -72,7 +68,7 @@ pub fn ceiling(device: &Device, size: usize, repeats: usize) -> Result<Ceiling> 
     )?;
     device.submit_timed(&[&d])?;
     let times = (0..repeats).map(|_| device.submit_timed(&[&d])).collect::<Result<Vec<_>>>()?;
-    let seconds = median(times);
+    let seconds = median(&times);
     Ok(Ceiling { size, seconds, gflops: 2.0 * (size as f64).powi(3) / seconds * 1e-9 })
 }
 
@@ -100,7 +96,7 @@ pub fn first_layer(images: &DeviceImages, batch: usize, repeats: usize) -> Resul
         (&z, Layout { off: 0, batch: 0, row: units, col: 1, group: Some((units, n * units)) }),
     )?;
     device.submit_timed(&[&d])?;
-    let seconds = median((0..repeats).map(|_| device.submit_timed(&[&d])).collect::<Result<Vec<_>>>()?);
+    let seconds = median(&(0..repeats).map(|_| device.submit_timed(&[&d])).collect::<Result<Vec<_>>>()?);
     let flops = 2.0 * (n * units * batch * inputs) as f64;
     Ok(FirstLayer { batch, images: n, seconds, gflops: flops / seconds * 1e-9 })
 }
@@ -116,7 +112,7 @@ pub fn case(net: Network, images: &DeviceImages, batch: usize, repeats: usize, c
     eval.run(Want::LossAndGrad);
     eval.results()?;
     let counts_per_call = images.device.counts().zip(before).map(|(after, before)| after - before);
-    let timed = |want| (0..repeats).map(|_| eval.run_timed(want)).collect::<Result<Vec<_>>>().map(median);
+    let timed = |want| (0..repeats).map(|_| eval.run_timed(want)).collect::<Result<Vec<_>>>().map(|t| median(&t));
     let seconds = timed(Want::LossAndGrad)?;
     let loss_only_seconds_per_call = timed(Want::Loss)?;
     let evals = (batch * images.count) as f64;
@@ -171,7 +167,7 @@ pub fn path_case(net: Network, images: &DeviceImages, points: usize, repeats: us
             times.push(t.elapsed().as_secs_f64()); // the first call warms up
         }
     }
-    let batched = median(times);
+    let batched = median(&times);
     let flat = finder.points()?;
     let single = Evaluator::new(net, images, 0..images.count, 1)?;
     let n = net.arch.n_params();

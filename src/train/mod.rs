@@ -380,9 +380,8 @@ pub fn time_steps(net: Network, data: &DeviceImages, runs: usize, repeats: usize
             device.wait()?;
             times.push(t.elapsed().as_secs_f64());
         }
-        times.sort_by(f64::total_cmp);
         outs.sort_unstable();
-        Ok((times[times.len() / 2], outs[outs.len() / 2]))
+        Ok((crate::analysis::stats::median(&times), outs[outs.len() / 2]))
     };
     let mut sgd = make_solver(&device, net, &cfg, (data, &eval), &start, seeds)?;
     let (sgd_epoch, _) = medians(&mut || sgd.step().map(|_| 0))?;
