@@ -58,22 +58,59 @@ pub fn pool_forward(p: &Pool, src: &[f32], dst: &mut [f32]) {
     let planes = dst[..p.out_len()].par_chunks_mut(oh * ow).with_min_len(planes_per_task(in_map));
     planes.enumerate().for_each(|(plane, d)| {
         let map = &src[plane * in_map..][..in_map];
-        for (oy, d) in d.chunks_exact_mut(ow).enumerate() {
-            for (ox, v) in d.iter_mut().enumerate() {
-                *v = match p.kind {
-                    PoolKind::Max => map[argmax(p, map, oy, ox)],
-                    PoolKind::Avg => {
-                        let mut acc = 0.0f32;
-                        for ky in 0..p.kernel {
-                            let row = &map[(oy * p.stride + ky) * p.in_w + ox * p.stride..][..p.kernel];
-                            row.iter().for_each(|x| acc += x);
-                        }
-                        acc * p.scale()
-                    }
-                };
-            }
+        if p.kind == PoolKind::Avg && p.stride == p.kernel {
+            tiled_average(p, map, d)
+        } else {
+            windows_forward(p, map, d)
         }
     });
+}
+
+/// [`pool_forward`] of one plane, any kind and stride, a window at a time.
+fn windows_forward(p: &Pool, map: &[f32], d: &mut [f32]) {
+    for (oy, d) in d.chunks_exact_mut(p.out_w()).enumerate() {
+        for (ox, v) in d.iter_mut().enumerate() {
+            *v = match p.kind {
+                PoolKind::Max => map[argmax(p, map, oy, ox)],
+                PoolKind::Avg => {
+                    let mut acc = 0.0f32;
+                    for ky in 0..p.kernel {
+                        let row = &map[(oy * p.stride + ky) * p.in_w + ox * p.stride..][..p.kernel];
+                        row.iter().for_each(|x| acc += x);
+                    }
+                    acc * p.scale()
+                }
+            };
+        }
+    }
+}
+
+/// [`pool_forward`] of one plane of average pooling whose windows tile it (stride = kernel, as
+/// LeNet's 2 x 2), a row of windows at a time so that the loops run over contiguous rows: each output
+/// is the general loop's sum, bit for bit (0, then the window's values row by row, times the scale).
+fn tiled_average(p: &Pool, map: &[f32], d: &mut [f32]) {
+    let (ow, k, scale) = (p.out_w(), p.kernel, p.scale());
+    if k == 2 {
+        // unrolled so that the compiler vectorises across windows (the same sums, in the same order)
+        for (oy, d) in d.chunks_exact_mut(ow).enumerate() {
+            let rows = &map[oy * 2 * p.in_w..];
+            let (r0, r1) = (&rows[..ow * 2], &rows[p.in_w..][..ow * 2]);
+            for ((v, a), b) in d.iter_mut().zip(r0.chunks_exact(2)).zip(r1.chunks_exact(2)) {
+                *v = ((((0.0f32 + a[0]) + a[1]) + b[0]) + b[1]) * scale;
+            }
+        }
+        return;
+    }
+    for (oy, d) in d.chunks_exact_mut(ow).enumerate() {
+        d.fill(0.0);
+        for ky in 0..k {
+            let row = &map[(oy * k + ky) * p.in_w..][..ow * k];
+            for (v, window) in d.iter_mut().zip(row.chunks_exact(k)) {
+                *v = window.iter().fold(*v, |acc, x| acc + x);
+            }
+        }
+        d.iter_mut().for_each(|v| *v *= scale);
+    }
 }
 
 /// d loss / d input of every plane (the first `p.in_len()` values of `grad_in`, overwritten) from
@@ -119,6 +156,9 @@ fn windows_backward(p: &Pool, map: Option<&[f32]>, g: &[f32], d: &mut [f32]) {
 /// no window covers or, in max pooling, one that is not its window's maximum.
 fn tiled_backward(p: &Pool, map: Option<&[f32]>, g: &[f32], d: &mut [f32]) {
     let (oh, ow, k) = (p.out_h(), p.out_w(), p.kernel);
+    if map.is_none() {
+        return tiled_average_backward(p, g, d);
+    }
     d.fill(0.0);
     for oy in 0..oh {
         for ox in 0..ow {
@@ -136,9 +176,53 @@ fn tiled_backward(p: &Pool, map: Option<&[f32]>, g: &[f32], d: &mut [f32]) {
     }
 }
 
+/// [`tiled_backward`] of average pooling, a row of windows at a time: every input a window covers
+/// gets (0 + g) · scale, the inputs no window covers (past the last whole window) 0.
+fn tiled_average_backward(p: &Pool, g: &[f32], d: &mut [f32]) {
+    let (oh, ow, k, scale) = (p.out_h(), p.out_w(), p.kernel, p.scale());
+    let (covered, rest) = d.split_at_mut(oh * k * p.in_w);
+    rest.fill(0.0);
+    for (row, d) in covered.chunks_exact_mut(p.in_w).enumerate() {
+        let g = &g[row / k * ow..][..ow];
+        let (windows, tail) = d.split_at_mut(ow * k);
+        if k == 2 {
+            // unrolled so that the compiler vectorises across windows
+            for (window, g) in windows.chunks_exact_mut(2).zip(g) {
+                let v = (0.0f32 + g) * scale;
+                window[0] = v;
+                window[1] = v;
+            }
+        } else {
+            for (window, g) in windows.chunks_exact_mut(k).zip(g) {
+                window.fill((0.0f32 + g) * scale);
+            }
+        }
+        tail.fill(0.0);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn bits(v: &[f32]) -> Vec<u32> {
+        v.iter().map(|x| x.to_bits()).collect()
+    }
+
+    /// The tiled average pooling writes the bits of the window-at-a-time loop, negative zeros and
+    /// the columns and rows past the last whole window included.
+    #[test]
+    fn tiled_average_has_the_bits_of_the_general_loop() {
+        for (in_h, in_w, kernel) in [(4, 4, 2), (5, 7, 2), (28, 28, 2), (9, 9, 3), (3, 3, 1)] {
+            let p = Pool { kind: PoolKind::Avg, planes: 1, in_h, in_w, kernel, stride: kernel };
+            let map: Vec<f32> = (0..in_h * in_w).map(|i| [-0.0, 0.1, -3.7, 1e-3][i % 4] * (1 + i % 5) as f32).collect();
+            let n = p.out_h() * p.out_w();
+            let (mut tiled, mut general) = (vec![f32::NAN; n], vec![f32::NAN; n]);
+            tiled_average(&p, &map, &mut tiled);
+            windows_forward(&p, &map, &mut general);
+            assert_eq!(bits(&tiled), bits(&general), "{in_h}x{in_w} kernel {kernel}");
+        }
+    }
 
     /// The tiled backward pass writes the bits of the general one (negative zeros, ties and inputs no
     /// window covers included), for average and max pooling.
@@ -155,7 +239,6 @@ mod tests {
                 let (mut tiled, mut general) = (vec![f32::NAN; in_h * in_w], vec![f32::NAN; in_h * in_w]);
                 tiled_backward(&p, map, &g, &mut tiled);
                 windows_backward(&p, map, &g, &mut general);
-                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
                 assert_eq!(bits(&tiled), bits(&general), "{kind:?} {in_h}x{in_w} kernel {kernel}");
             }
         }

@@ -2,7 +2,7 @@
 //! vectors, scattered into the channel-major output with the bias.
 
 use super::im2col::im2col;
-use super::schedule::{inner_threads, run_tasks, split_blocks};
+use super::schedule::{inner_threads, run_tasks, split_blocks, Scratch};
 use super::{check_input, check_params, Ctx, Shape};
 use crate::cpu::matmul::{sgemm, Mat};
 use crate::ops::Conv;
@@ -28,8 +28,8 @@ pub fn forward(c: &Conv, images: bool, input: &[f32], weights: &[f32], out: &mut
     let (packed, bias) = pack_weights(c, &sh, weights);
     let tasks = forward_tasks(&ctx, out);
     let inner = inner_threads(tasks.len(), threads);
-    let init = || (vec![0.0f32; sh.k * sh.cols(sh.block)], vec![0.0f32; sh.group * sh.out_map * sh.block]);
-    run_tasks(tasks, threads, init, |(cols, prod), task| {
+    let init = || Scratch::take(sh.k * sh.cols(sh.block), sh.group * sh.out_map * sh.block);
+    run_tasks(tasks, threads, init, |Scratch([cols, prod]), task| {
         forward_block(&ctx, (&packed, &bias), task, (cols, prod), inner)
     });
 }
@@ -76,7 +76,7 @@ fn forward_tasks<'a>(ctx: &Ctx, out: &'a mut [f32]) -> Vec<Block<'a>> {
 
 /// Forward pass of one block: im2col, then per group of vectors prod = W_group * cols and a copy of
 /// each image's [out_c x positions] piece (plus bias) into the channel-major output.
-fn forward_block(ctx: &Ctx, (packed, bias): (&[f32], &[f32]), mut task: Block, (cols, prod): Scratch, inner: usize) {
+fn forward_block(ctx: &Ctx, (packed, bias): (&[f32], &[f32]), mut task: Block, (cols, prod): Mats, inner: usize) {
     let (c, sh) = (ctx.c, &ctx.sh);
     let count = task.outs[0].len() / sh.out_map;
     let n = sh.cols(count);
@@ -97,7 +97,7 @@ fn forward_block(ctx: &Ctx, (packed, bias): (&[f32], &[f32]), mut task: Block, (
 }
 
 /// Per-worker scratch: the im2col matrix and the product buffer.
-type Scratch<'s> = (&'s mut Vec<f32>, &'s mut Vec<f32>);
+type Mats<'s> = (&'s mut [f32], &'s mut [f32]);
 
 /// Copies `prod` [(vector, co) x (image, position)] into the vectors' output pieces
 /// [image][co][position], adding the bias.

@@ -2,7 +2,7 @@
 //! folded back onto the input maps by `col2im`.
 
 use super::im2col::{col2im, gather_grad_out};
-use super::schedule::{inner_threads, run_tasks, split_blocks};
+use super::schedule::{inner_threads, run_tasks, split_blocks, Scratch};
 use super::{check_params, Shape};
 use crate::cpu::matmul::{sgemm, Mat};
 use crate::ops::Conv;
@@ -28,8 +28,8 @@ pub fn input_grad(c: &Conv, weights: &[f32], grad_out: &[f32], grad_in: &mut [f3
     }
     let inner = inner_threads(tasks.len(), threads);
     let wt = transposed_weights(c, &sh, weights);
-    let init = || (vec![0.0f32; sh.k * sh.cols(sh.block)], vec![0.0f32; sh.out_map * sh.block]);
-    run_tasks(tasks, threads, init, |(dcols, buf), (first, b, piece)| {
+    let init = || Scratch::take(sh.k * sh.cols(sh.block), sh.out_map * sh.block);
+    run_tasks(tasks, threads, init, |Scratch([dcols, buf]), (first, b, piece)| {
         let count = piece.len() / sh.in_map;
         let n = sh.cols(count);
         gather_grad_out(c, &sh, grad_out, (b, 1), (first, count), buf, None);

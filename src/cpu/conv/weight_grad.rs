@@ -2,7 +2,7 @@
 //! the im2col matrix transposed, summed over blocks in pieces that do not depend on the thread count.
 
 use super::im2col::{gather_grad_out, im2col};
-use super::schedule::{inner_threads, sum_tasks};
+use super::schedule::{inner_threads, sum_tasks, Scratch};
 use super::{check_input, check_params, Ctx, Shape};
 use crate::cpu::matmul::{sgemm, Mat};
 use crate::ops::Conv;
@@ -53,12 +53,10 @@ fn store(dst: &mut f32, src: f32, accumulate: bool) {
     *dst = if accumulate { *dst + src } else { src };
 }
 
-/// Per-piece state of the weight gradient: scratch and partial sums dW [(vector, co) x K] (column-major,
-/// so that `gemm` reads cols^T without repacking it) and dbias [(vector, co)] over the blocks of one
-/// piece of tasks.
+/// Per-piece state of the weight gradient: partial sums dW [(vector, co) x K] (column-major, so that
+/// `gemm` reads cols^T without repacking it) and dbias [(vector, co)] over the blocks of one piece of
+/// tasks.
 struct GradSums {
-    cols: Vec<f32>,
-    buf: Vec<f32>,
     dw: Vec<f32>,
     db: Vec<f32>,
 }
@@ -74,12 +72,7 @@ fn weight_grad_sums(ctx: &Ctx, grad_out: &[f32]) -> (Vec<f32>, Vec<f32>) {
         (0..c.batches).flat_map(|b| sh.blocks(c.images).map(move |(f, n)| (f, n, b, 1))).collect()
     };
     let inner = inner_threads(tasks.len(), ctx.threads);
-    let init = || GradSums {
-        cols: vec![0.0; sh.k * sh.cols(sh.block)],
-        buf: vec![0.0; sh.group * sh.out_map * sh.block],
-        dw: vec![0.0; c.batches * c.out_c * sh.k],
-        db: vec![0.0; c.batches * c.out_c],
-    };
+    let init = || GradSums { dw: vec![0.0; c.batches * c.out_c * sh.k], db: vec![0.0; c.batches * c.out_c] };
     let run = |mut acc: GradSums, t| {
         weight_grad_block(ctx, grad_out, t, &mut acc, inner);
         acc
@@ -108,17 +101,18 @@ fn weight_grad_block(
     let (c, sh) = (ctx.c, &ctx.sh);
     let (first, count, b0, vectors) = task;
     let n = sh.cols(count);
+    let Scratch([cols, buf]) = &mut Scratch::take(sh.k * sh.cols(sh.block), sh.group * sh.out_map * sh.block);
     if ctx.shared {
-        im2col(c, sh, ctx.input_at(0, first), count, &mut acc.cols);
+        im2col(c, sh, ctx.input_at(0, first), count, cols);
     }
     for gb in (b0..b0 + vectors).step_by(sh.group) {
         let gn = sh.group.min(b0 + vectors - gb);
         if !ctx.shared {
-            im2col(c, sh, ctx.input_at(gb, first), count, &mut acc.cols);
+            im2col(c, sh, ctx.input_at(gb, first), count, cols);
         }
-        gather_grad_out(c, sh, grad_out, (gb, gn), (first, count), &mut acc.buf, Some(&mut acc.db));
+        gather_grad_out(c, sh, grad_out, (gb, gn), (first, count), buf, Some(&mut acc.db));
         let (m, k) = (gn * c.out_c, sh.k);
         let dw = (&mut acc.dw[..], Mat::new(gb * c.out_c, 1, c.batches * c.out_c));
-        sgemm((m, k, n), (&acc.buf, Mat::new(0, n, 1)), (&acc.cols, Mat::new(0, 1, n)), dw, true, inner);
+        sgemm((m, k, n), (buf, Mat::new(0, n, 1)), (cols, Mat::new(0, 1, n)), dw, true, inner);
     }
 }
