@@ -5,8 +5,8 @@
 //! Feature maps are `[vector][image][channel][row][col]`. Every kernel works on blocks of images: it
 //! unfolds a block into an im2col matrix `cols` [K x (images * positions)], K = in_c * ksize², row
 //! (ci, ky, kx), column (image, oy, ox), and does the arithmetic with one strided matrix product per
-//! block (and per group of vectors). Blocks are independent tasks for rayon; each worker allocates its
-//! scratch once and reuses it for all the blocks it runs.
+//! block (and per group of vectors). Blocks are independent tasks for rayon; each worker thread keeps
+//! its scratch matrices between calls (`schedule::Scratch`).
 //!
 //! The pieces: `forward`, `weight_grad` and `input_grad` (a file each) check their operands, cut the
 //! work into tasks and say what one task computes; `im2col` moves between feature maps and matrices,
