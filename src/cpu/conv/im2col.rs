@@ -30,6 +30,15 @@ pub(super) fn im2col(c: &Conv, sh: &Shape, input: &[f32], count: usize, cols: &m
     for r in 0..sh.k {
         let (ci, ky, kx) = (r / (ks * ks), r / ks % ks, r % ks);
         let (lo, hi) = valid_range(c, kx, ow);
+        if s == 1 {
+            let rows = valid_range(&Conv { in_w: ih, ..*c }, ky, oh);
+            for img in 0..count {
+                let plane = &input[(img * c.in_c + ci) * ih * iw..];
+                let dst = &mut cols[r * n + img * sh.pos..];
+                unit_stride_rows(c, (rows, (lo, hi)), (ky, kx), plane, dst);
+            }
+            continue;
+        }
         for img in 0..count {
             let plane = (img * c.in_c + ci) * ih * iw;
             let base = r * n + img * sh.pos;
@@ -55,6 +64,35 @@ pub(super) fn im2col(c: &Conv, sh: &Shape, input: &[f32], count: usize, cols: &m
             }
         }
     }
+}
+
+/// One (row of the im2col matrix, image) piece of [`im2col`] at stride 1: `oh` rows of `ow` columns
+/// into `dst`, output rows `rows` and columns `cols` inside the map, zeros elsewhere.
+#[inline(always)]
+fn unit_stride_rows(
+    c: &Conv,
+    (rows, (lo, hi)): ((usize, usize), (usize, usize)),
+    (ky, kx): (usize, usize),
+    plane: &[f32],
+    dst: &mut [f32],
+) {
+    let (iw, ow) = (c.in_w, c.out_w());
+    zero_ahead(dst, rows.0 * ow);
+    // input row of output row oy is oy + ky - pad, its column of output column ox is ox + kx - pad
+    let src = |oy: usize| &plane[(oy + ky - c.pad) * iw + lo + kx - c.pad..];
+    if lo == 0 && hi == ow {
+        for oy in rows.0..rows.1 {
+            copy_ahead(&mut dst[oy * ow..], src(oy), ow);
+        }
+    } else {
+        for oy in rows.0..rows.1 {
+            let d = oy * ow;
+            zero_ahead(&mut dst[d..], lo);
+            copy_ahead(&mut dst[d + lo..], src(oy), hi - lo);
+            zero_ahead(&mut dst[d + hi..], ow - hi);
+        }
+    }
+    zero_ahead(&mut dst[rows.1 * ow..], (c.out_h() - rows.1) * ow);
 }
 
 /// The adjoint of [`im2col`]: adds every element of `cols` into the input element it was read from
