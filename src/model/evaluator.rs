@@ -4,6 +4,7 @@
 use anyhow::{bail, Result};
 use std::ops::Range;
 
+use super::basis::Basis;
 use super::description::{Description, Head as LossHead};
 use super::line::Line;
 use super::plans::{chunk_capacity, chunk_capacity_for};
@@ -57,6 +58,8 @@ pub struct Evaluator {
     classifier: bool,
     batch: usize,
     images: usize,
+    /// Images loaded on the device (the dataset the range indexes).
+    loaded: usize,
     parts: usize,
     plan: Plan,
     /// B x N_prm weights, row b = vector b; write them before [`Evaluator::run`].
@@ -174,6 +177,7 @@ impl Evaluator {
             classifier,
             batch,
             images: plan.images(),
+            loaded: images.count,
             parts: plan.parts(),
             plan,
             weights,
@@ -238,6 +242,36 @@ impl Evaluator {
                 }
             }
             out.extend(commands);
+        }
+        out
+    }
+
+    /// The first layers of this evaluator's B = G x M points taken from G x F basis vectors
+    /// (`groups` = G, `rows` = F): point m of group g is sum_j T_mj V_gj, with `basis` the G x F x N_prm
+    /// vectors V (group-major) and `t` the M x F row-major T shared by the groups
+    /// (docs/algorithms.md §2.2). `None` where [`Basis::prefixes`] refuses (no linear first layer, a
+    /// description rather than a network, a basis no smaller than the points, too little memory): the
+    /// caller evaluates plainly. Submit [`Evaluator::basis_commands`] after writing the points to the
+    /// weights (the later layers read them) and the basis.
+    ///
+    /// # Errors
+    /// `basis` or `t` of the wrong length; device errors.
+    pub fn basis(&self, basis: &Buffer, t: &Buffer, (groups, rows): (usize, usize)) -> Result<Option<Basis>> {
+        let Some(net) = self.net else { return Ok(None) };
+        let budget = self.device.chunk_budget();
+        let Some(prefixes) = Basis::prefixes(net, &self.plan, self.loaded, (groups, rows), budget) else {
+            return Ok(None);
+        };
+        Basis::record(&self.device, &self.tensors, &prefixes, (groups, rows), basis, t).map(Some)
+    }
+
+    /// The commands of one evaluation through `basis` (made by [`Evaluator::basis`] of this evaluator):
+    /// each chunk's first layer from the basis instead of its products, then the rest as `want` runs it.
+    pub fn basis_commands<'a>(&'a self, basis: &'a Basis, want: Want) -> Vec<&'a Command> {
+        let mut out = Vec::new();
+        for (i, chunk) in self.chunks.iter().enumerate() {
+            out.extend(&basis.first[i]);
+            out.extend(chunk.ordered(want).skip(basis.prefix_ops[i]));
         }
         out
     }

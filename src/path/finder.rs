@@ -23,7 +23,7 @@ use std::ops::Range;
 
 use crate::backend::{f32_bytes, Buffer, ChunkBudget, Coef, Command, Device, Footprint, Rows, Source};
 use crate::data::DeviceImages;
-use crate::model::{Evaluator, Network, Want};
+use crate::model::{chunk_capacity, Basis, Evaluator, FirstLayer, Network, Plan, Want};
 use crate::ops::{Layout, LbfgsScalars, Product, Reduced};
 use crate::optim::{Adam, AdamSettings, AdamUpdate};
 
@@ -57,6 +57,23 @@ impl Default for PathSettings {
     }
 }
 
+/// How a [`PathFinder`] evaluates, beyond its settings: for tests and benchmarks; the default is what
+/// `losscape paths` runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PathOptions {
+    /// At most this many images per chunk of the evaluation (default: sized to the device).
+    pub chunk: Option<usize>,
+    /// Take the first layer from the basis rows where it pays (docs/algorithms.md §2.2); false always
+    /// evaluates every point's first layer plainly.
+    pub basis_first_layer: bool,
+}
+
+impl Default for PathOptions {
+    fn default() -> Self {
+        PathOptions { chunk: None, basis_first_layer: true }
+    }
+}
+
 /// The endpoints (a, b) of one pair, each N_prm values.
 pub type Ends<'a> = (&'a [f32], &'a [f32]);
 
@@ -78,6 +95,8 @@ pub struct PathFinder {
     /// Pairs optimised together, P.
     pairs: usize,
     eval: Evaluator,
+    /// The points' first layer from the basis rows, where it pays ([`Evaluator::basis`]).
+    first_layer: Option<Basis>,
     basis: Buffer,
     grad_coef: Buffer,
     /// Adam's moments over the basis blocks.
@@ -140,6 +159,21 @@ impl PathFinder {
         curve: Curve,
         pairs: usize,
     ) -> Result<PathFinder> {
+        PathFinder::configured(net, images, range, (settings, curve, pairs), PathOptions::default())
+    }
+
+    /// [`PathFinder::batched`] with `options`: the evaluation's chunk, and whether the points' first
+    /// layer may come from the basis rows ([`PathFinder::first_layer`] says which one runs).
+    ///
+    /// # Errors
+    /// As [`PathFinder::batched`].
+    pub fn configured(
+        net: Network,
+        images: &DeviceImages,
+        range: Range<usize>,
+        (settings, curve, pairs): (PathSettings, Curve, usize),
+        options: PathOptions,
+    ) -> Result<PathFinder> {
         let PathSettings { points: m, lambda, .. } = settings;
         let nf = curve.terms(settings.fourier);
         if m < 3 || nf < 1 || settings.iterations < 1 || pairs < 1 {
@@ -147,7 +181,7 @@ impl PathFinder {
         }
         let device = images.device.clone();
         let n_prm = net.arch.n_params();
-        let eval = Evaluator::new(net, images, range, pairs * m)?;
+        let eval = Evaluator::with_chunk(net, images, range, pairs * m, options.chunk)?;
         let f2 = nf + 2;
         let [t_mat, dt_mat, s_mat, ds_mat] = grid_matrices(curve, nf, m, lambda);
         let t_buf = device.upload(&t_mat, "path T")?;
@@ -195,6 +229,8 @@ impl PathFinder {
             )?,
         ];
         let update = adam.record(&grad_coef, &basis)?;
+        let first_layer =
+            if options.basis_first_layer { eval.basis(&basis, &t_buf, (pairs, f2))? } else { None };
         let segment_rows = Rows::new(&diffs, pairs * (m - 1), n_prm);
         let lengths = device.reduce(segment_rows, segment_rows, &squared_lengths, 2, Reduced::Store(0))?;
         let (blocks, best_blocks) = (Rows::new(&basis, pairs, block), Rows::new(&best, pairs, block));
@@ -209,6 +245,7 @@ impl PathFinder {
             n_prm,
             pairs,
             eval,
+            first_layer,
             basis,
             grad_coef,
             adam,
@@ -227,7 +264,8 @@ impl PathFinder {
     /// The memory [`PathFinder::batched`] allocates for `pairs` pairs on `images` images within a device's
     /// chunk `budget`: the evaluator of P x M points with their gradients
     /// ([`crate::model::evaluator_bytes`]); per pair the basis block, its gradient, Adam's two moments and
-    /// the best copy ((K + 2) x N_prm values each) and the M - 1 segment vectors; the grid matrices; and
+    /// the best copy ((K + 2) x N_prm values each) and the M - 1 segment vectors; the grid matrices; the
+    /// first-layer bases where the first layer comes from the basis rows ([`Basis::prefixes`]); and
     /// on the host the best coefficients read back for `--save-paths` (`keep`).
     ///
     /// # Errors
@@ -246,12 +284,25 @@ impl PathFinder {
         let segments = f32_bytes(pairs * (m - 1) * (n + 2));
         let grid = f32_bytes((m + m - 1) * (nf + 2) + nf * (2 * m - 1));
         let kept = if keep { f32_bytes(pairs * (nf + 2) * n) } else { 0 };
-        Ok(Footprint::device(eval + blocks + segments + grid) + Footprint::host(kept))
+        let chunk = chunk_capacity(net, budget, pairs * m, images);
+        let plan = Plan::new(net, 0..images, images, pairs * m, chunk, 0)?;
+        let bases = Basis::prefixes(net, &plan, images, (pairs, nf + 2), budget).map_or(0, |p| f32_bytes(p.len()));
+        Ok(Footprint::device(eval + blocks + segments + grid + bases) + Footprint::host(kept))
     }
 
     /// The curve family.
     pub fn curve(&self) -> Curve {
         self.curve
+    }
+
+    /// Which first layer the evaluations run: from the basis rows where that pays and fits, else the
+    /// points' own.
+    pub fn first_layer(&self) -> FirstLayer {
+        if self.first_layer.is_some() {
+            FirstLayer::Basis
+        } else {
+            FirstLayer::Points
+        }
     }
 
     /// The number of pairs P optimised together.
@@ -314,11 +365,13 @@ impl PathFinder {
     fn submit_evaluation(&self, before: Vec<&Command>, grad: bool) -> Result<Vec<f64>> {
         let mut list = before;
         list.push(&self.materialise);
+        let want = if grad { Want::LossAndGrad } else { Want::Loss };
+        match &self.first_layer {
+            Some(basis) => list.extend(self.eval.basis_commands(basis, want)),
+            None => list.extend(self.eval.ordered(want)),
+        }
         if grad {
-            list.extend(self.eval.ordered(Want::LossAndGrad));
             list.extend([&self.chain_rule[0], &self.segments, &self.chain_rule[1]]);
-        } else {
-            list.extend(self.eval.ordered(Want::Loss));
         }
         let partials = self.eval.partials();
         let parts = self.device.submit_read(&list, &[(partials, 0, partials.len())])?;
