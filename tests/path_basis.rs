@@ -29,7 +29,7 @@ fn finder(arch: Arch, s: PathSettings, curve: Curve, pairs: usize, options: Path
 fn both(arch: Arch, s: PathSettings, pairs: usize, chunk: Option<usize>) -> [PathFinder; 2] {
     let through = finder(arch, s, Curve::Fourier, pairs, PathOptions { chunk, basis_first_layer: true });
     let plain = finder(arch, s, Curve::Fourier, pairs, PathOptions { chunk, basis_first_layer: false });
-    assert_eq!(through.first_layer(), FirstLayer::Basis, "{arch:?}: the first layer is dense on the images");
+    assert_eq!(through.first_layer(), FirstLayer::BasisAndGradient, "{arch:?}: the first layer is dense on the images");
     assert_eq!(plain.first_layer(), FirstLayer::Points);
     [through, plain]
 }
@@ -93,7 +93,10 @@ fn lenet_and_too_few_points_take_the_points_first_layer_and_bends_take_the_basis
     assert_eq!(finder(Arch::Fcp, few, Curve::Fourier, 1, PathOptions::default()).first_layer(), FirstLayer::Points);
     assert_eq!(finder(Arch::Fcp, few, Curve::Fourier, 2, PathOptions::default()).first_layer(), FirstLayer::Points);
     // a Bezier path has 3 basis rows: 5 points pay
-    assert_eq!(finder(Arch::Fcp, few, Curve::Bezier, 1, PathOptions::default()).first_layer(), FirstLayer::Basis);
+    assert_eq!(
+        finder(Arch::Fcp, few, Curve::Bezier, 1, PathOptions::default()).first_layer(),
+        FirstLayer::BasisAndGradient
+    );
 }
 
 #[test]
@@ -117,7 +120,11 @@ fn adam_iterations_with_and_without_the_basis_agree() {
     for (x, y) in through.1.iter().zip(&plain.1) {
         assert_eq!(x.best_iteration, y.best_iteration);
         let (cx, cy) = (x.coefficients.as_ref().unwrap(), y.coefficients.as_ref().unwrap());
+        let norm = |v: &[f32]| v.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+        let diff: Vec<f32> = cx.iter().zip(cy).map(|(u, v)| u - v).collect();
         let max = cy.iter().fold(0f32, |m, c| m.max(c.abs()));
-        assert!(cx.iter().zip(cy).all(|(u, v)| (u - v).abs() <= 1e-3 * max), "the best coefficients agree");
+        let far = diff.iter().filter(|d| d.abs() > 1e-3 * max).count();
+        let rel_norm = norm(&diff) / norm(cy);
+        assert!(rel_norm <= 1e-4 && far * 1000 < diff.len(), "the best coefficients agree: {rel_norm}, {far} far");
     }
 }

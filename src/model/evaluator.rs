@@ -252,26 +252,45 @@ impl Evaluator {
     /// (docs/algorithms.md §2.2). `None` where [`Basis::prefixes`] refuses (no linear first layer, a
     /// description rather than a network, a basis no smaller than the points, too little memory): the
     /// caller evaluates plainly. Submit [`Evaluator::basis_commands`] after writing the points to the
-    /// weights (the later layers read them) and the basis.
+    /// weights (the later layers read them) and the basis. With `gradient` = (S, grads) (S: F x M
+    /// row-major, d W_gm / d V_gj; grads: like the basis), a `LossAndGrad` evaluation also writes the
+    /// first layer's gradient with respect to the basis vectors into grads' [`Basis::columns`] where
+    /// that pays, and leaves those columns of [`Evaluator::grads`] unwritten (stale).
     ///
     /// # Errors
-    /// `basis` or `t` of the wrong length; device errors.
-    pub fn basis(&self, basis: &Buffer, t: &Buffer, (groups, rows): (usize, usize)) -> Result<Option<Basis>> {
+    /// `basis`, `t` or the gradient's buffers of the wrong length; device errors.
+    pub fn basis(
+        &self,
+        basis: &Buffer,
+        t: &Buffer,
+        gradient: Option<(&Buffer, &Buffer)>,
+        (groups, rows): (usize, usize),
+    ) -> Result<Option<Basis>> {
         let Some(net) = self.net else { return Ok(None) };
         let budget = self.device.chunk_budget();
         let Some(prefixes) = Basis::prefixes(net, &self.plan, self.loaded, (groups, rows), budget) else {
             return Ok(None);
         };
-        Basis::record(&self.device, &self.tensors, &prefixes, (groups, rows), basis, t).map(Some)
+        Basis::record(&self.device, &self.tensors, &prefixes, (groups, rows), basis, t, gradient).map(Some)
     }
 
     /// The commands of one evaluation through `basis` (made by [`Evaluator::basis`] of this evaluator):
-    /// each chunk's first layer from the basis instead of its products, then the rest as `want` runs it.
+    /// each chunk's first layer from the basis instead of its products, then the rest as `want` runs it;
+    /// with `LossAndGrad` and a recorded basis gradient, the first layer's weight gradient of the points
+    /// replaced by the basis vectors'.
     pub fn basis_commands<'a>(&'a self, basis: &'a Basis, want: Want) -> Vec<&'a Command> {
         let mut out = Vec::new();
         for (i, chunk) in self.chunks.iter().enumerate() {
             out.extend(&basis.first[i]);
-            out.extend(chunk.ordered(want).skip(basis.prefix_ops[i]));
+            let rest = chunk.ordered(want).skip(basis.prefix_ops[i]);
+            match (want, basis.backward.get(i)) {
+                (Want::LossAndGrad, Some((skipped, commands))) => {
+                    let rest: Vec<&Command> = rest.collect();
+                    out.extend(&rest[..rest.len() - skipped]);
+                    out.extend(commands);
+                }
+                _ => out.extend(rest),
+            }
         }
         out
     }

@@ -108,7 +108,9 @@ pub struct PathFinder {
     /// Per segment, |w(t_{m+1}) - w(t_m)|^2 as a double-f32 (P x (M-1) x 2).
     squared_lengths: Buffer,
     materialise: Command,
-    chain_rule: [Command; 2],
+    /// The chain rule: the loss part S · G (over the columns the basis gradient leaves, if any), then
+    /// the regulariser part.
+    chain_rule: Vec<Command>,
     segments: Command,
     /// The segments' squared lengths into `squared_lengths` (recorded reductions).
     lengths: Command,
@@ -188,6 +190,9 @@ impl PathFinder {
         let dt_buf = device.upload(&dt_mat, "path dT")?;
         let s_buf = device.upload(&s_mat, "path S")?;
         let ds_buf = device.upload(&ds_mat, "path dS")?;
+        // d W_m / d basis row j: zero for the endpoints' rows (their gradient stays zero), S for the rest
+        let s_rows: Vec<f32> = vec![0.0; 2 * m].into_iter().chain(s_mat.iter().copied()).collect();
+        let s_rows = device.upload(&s_rows, "path S by basis row")?;
         let block = f2 * n_prm;
         let basis = device.zeros(pairs * block, "path basis")?;
         let grad_coef = device.zeros(pairs * block, "path coefficient gradient")?;
@@ -212,25 +217,32 @@ impl PathFinder {
             (Source::F32(&basis), per_pair(0, f2)),
             (&diffs, per_pair(0, m - 1)),
         )?;
-        // run as [loss part, segments, regulariser part], into the coefficient rows of each block
+        let first_layer = match options.basis_first_layer {
+            true => eval.basis(&basis, &t_buf, Some((&s_rows, &grad_coef)), (pairs, f2))?,
+            false => None,
+        };
+        // run as [loss part, segments, regulariser part], into the coefficient rows of each block; the
+        // loss part leaves the first layer's columns where the basis gradient writes them
         let coef_rows = per_pair(2 * n_prm, f2);
-        let chain_rule = [
+        let columns = |cols: &Range<usize>| {
+            let at = |off, rows| Layout { off: off + cols.start, batch: rows * n_prm, row: n_prm, col: 1, group: None };
             device.matmul(
-                prod(nf, m, false),
+                Product { m: nf, n: cols.len(), k: m, batches: pairs, accumulate: false },
                 (Source::F32(&s_buf), shared(m)),
-                (Source::F32(&eval.grads), per_pair(0, m)),
-                (&grad_coef, coef_rows),
-            )?,
-            device.matmul(
-                prod(nf, m - 1, true),
-                (Source::F32(&ds_buf), shared(m - 1)),
-                (Source::F32(&diffs), per_pair(0, m - 1)),
-                (&grad_coef, coef_rows),
-            )?,
-        ];
+                (Source::F32(&eval.grads), at(0, m)),
+                (&grad_coef, at(2 * n_prm, f2)),
+            )
+        };
+        let first = first_layer.as_ref().and_then(Basis::columns).unwrap_or(n_prm..n_prm);
+        let loss_columns = [0..first.start, first.end..n_prm];
+        let mut chain_rule = loss_columns.iter().filter(|c| !c.is_empty()).map(columns).collect::<Result<Vec<_>>>()?;
+        chain_rule.push(device.matmul(
+            prod(nf, m - 1, true),
+            (Source::F32(&ds_buf), shared(m - 1)),
+            (Source::F32(&diffs), per_pair(0, m - 1)),
+            (&grad_coef, coef_rows),
+        )?);
         let update = adam.record(&grad_coef, &basis)?;
-        let first_layer =
-            if options.basis_first_layer { eval.basis(&basis, &t_buf, (pairs, f2))? } else { None };
         let segment_rows = Rows::new(&diffs, pairs * (m - 1), n_prm);
         let lengths = device.reduce(segment_rows, segment_rows, &squared_lengths, 2, Reduced::Store(0))?;
         let (blocks, best_blocks) = (Rows::new(&basis, pairs, block), Rows::new(&best, pairs, block));
@@ -295,14 +307,10 @@ impl PathFinder {
         self.curve
     }
 
-    /// Which first layer the evaluations run: from the basis rows where that pays and fits, else the
-    /// points' own.
+    /// Which first layer the evaluations run: from the basis rows where that pays and fits (with its
+    /// gradient from them too where the plans allow), else the points' own.
     pub fn first_layer(&self) -> FirstLayer {
-        if self.first_layer.is_some() {
-            FirstLayer::Basis
-        } else {
-            FirstLayer::Points
-        }
+        self.first_layer.as_ref().map_or(FirstLayer::Points, Basis::first_layer)
     }
 
     /// The number of pairs P optimised together.
@@ -371,7 +379,9 @@ impl PathFinder {
             None => list.extend(self.eval.ordered(want)),
         }
         if grad {
-            list.extend([&self.chain_rule[0], &self.segments, &self.chain_rule[1]]);
+            let (regulariser, loss) = self.chain_rule.split_last().expect("the regulariser's part");
+            list.extend(loss);
+            list.extend([&self.segments, regulariser]);
         }
         let partials = self.eval.partials();
         let parts = self.device.submit_read(&list, &[(partials, 0, partials.len())])?;
