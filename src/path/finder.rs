@@ -6,6 +6,9 @@
 //! evaluation; the chain rule to d/d b_n is S [NF x M] * G [M x N_prm]; the regulariser's gradient is
 //! 2 lambda dS^T * D with D = dT * basis the segment vectors; the Adam step ([`crate::optim::adam`], the
 //! update rule training uses) runs on the GPU. Only the M per-point losses come back each iteration.
+//! Where the network's first layer is dense on the images and the basis rows are fewer than the
+//! points, the evaluation takes that layer, forward and in the chain rule, from the K + 2 basis rows
+//! instead of the M points ([`crate::model::Basis`], docs/algorithms.md §2.2).
 //!
 //! One finder can optimise P pairs together: every product above becomes one batched product over
 //! the P pairs' basis blocks, and the evaluation holds P x M vectors, so each Adam iteration is still
