@@ -4,6 +4,7 @@
 use anyhow::{bail, Result};
 use std::ops::Range;
 
+use super::basis::Basis;
 use super::description::{Description, Head as LossHead};
 use super::line::Line;
 use super::plans::{chunk_capacity, chunk_capacity_for};
@@ -57,6 +58,8 @@ pub struct Evaluator {
     classifier: bool,
     batch: usize,
     images: usize,
+    /// Images loaded on the device (the dataset the range indexes).
+    loaded: usize,
     parts: usize,
     plan: Plan,
     /// B x N_prm weights, row b = vector b; write them before [`Evaluator::run`].
@@ -174,6 +177,7 @@ impl Evaluator {
             classifier,
             batch,
             images: plan.images(),
+            loaded: images.count,
             parts: plan.parts(),
             plan,
             weights,
@@ -238,6 +242,55 @@ impl Evaluator {
                 }
             }
             out.extend(commands);
+        }
+        out
+    }
+
+    /// The first layers of this evaluator's B = G x M points taken from G x F basis vectors
+    /// (`groups` = G, `rows` = F): point m of group g is sum_j T_mj V_gj, with `basis` the G x F x N_prm
+    /// vectors V (group-major) and `t` the M x F row-major T shared by the groups
+    /// (docs/algorithms.md §2.2). `None` where [`Basis::prefixes`] refuses (no linear first layer, a
+    /// description rather than a network, a basis no smaller than the points, too little memory): the
+    /// caller evaluates plainly. Submit [`Evaluator::basis_commands`] after writing the points to the
+    /// weights (the later layers read them) and the basis. With `gradient` = (S, grads) (S: F x M
+    /// row-major, d W_gm / d V_gj; grads: like the basis), a `LossAndGrad` evaluation also writes the
+    /// first layer's gradient with respect to the basis vectors into grads' [`Basis::columns`] where
+    /// that pays, and leaves those columns of [`Evaluator::grads`] unwritten (stale).
+    ///
+    /// # Errors
+    /// `basis`, `t` or the gradient's buffers of the wrong length; device errors.
+    pub fn basis(
+        &self,
+        basis: &Buffer,
+        t: &Buffer,
+        gradient: Option<(&Buffer, &Buffer)>,
+        (groups, rows): (usize, usize),
+    ) -> Result<Option<Basis>> {
+        let Some(net) = self.net else { return Ok(None) };
+        let budget = self.device.chunk_budget();
+        let Some(prefixes) = Basis::prefixes(net, &self.plan, self.loaded, (groups, rows), budget) else {
+            return Ok(None);
+        };
+        Basis::record(&self.device, &self.tensors, &prefixes, (groups, rows), basis, t, gradient).map(Some)
+    }
+
+    /// The commands of one evaluation through `basis` (made by [`Evaluator::basis`] of this evaluator):
+    /// each chunk's first layer from the basis instead of its products, then the rest as `want` runs it;
+    /// with `LossAndGrad` and a recorded basis gradient, the first layer's weight gradient of the points
+    /// replaced by the basis vectors'.
+    pub fn basis_commands<'a>(&'a self, basis: &'a Basis, want: Want) -> Vec<&'a Command> {
+        let mut out = Vec::new();
+        for (i, chunk) in self.chunks.iter().enumerate() {
+            out.extend(&basis.first[i]);
+            let rest = chunk.ordered(want).skip(basis.prefix_ops[i]);
+            match (want, basis.backward.get(i)) {
+                (Want::LossAndGrad, Some((skipped, commands))) => {
+                    let rest: Vec<&Command> = rest.collect();
+                    out.extend(&rest[..rest.len() - skipped]);
+                    out.extend(commands);
+                }
+                _ => out.extend(rest),
+            }
         }
         out
     }

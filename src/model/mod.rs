@@ -2,6 +2,7 @@
 //! backend-neutral loss/gradient plan (of the [`crate::ops::plan`] vocabulary) and what it costs, the
 //! evaluator that runs plans on a device, and the f64 CPU reference.
 
+mod basis;
 mod builder;
 mod cost;
 pub mod description;
@@ -23,6 +24,7 @@ pub mod symmetry;
 pub mod walk;
 
 pub use crate::ops::plan::Plan;
+pub use basis::{Basis, BasisPrefixes, FirstLayer};
 pub use cost::{dispatch_goal, evaluator_bytes, per_vector_evaluator_bytes, plan_evaluation, EvaluationPlan};
 pub use description::Description;
 pub use evaluator::{Eval, Evaluator, Want};

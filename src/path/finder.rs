@@ -6,6 +6,9 @@
 //! evaluation; the chain rule to d/d b_n is S [NF x M] * G [M x N_prm]; the regulariser's gradient is
 //! 2 lambda dS^T * D with D = dT * basis the segment vectors; the Adam step ([`crate::optim::adam`], the
 //! update rule training uses) runs on the GPU. Only the M per-point losses come back each iteration.
+//! Where the network's first layer is dense on the images and the basis rows are fewer than the
+//! points, the evaluation takes that layer, forward and in the chain rule, from the K + 2 basis rows
+//! instead of the M points ([`crate::model::Basis`], docs/algorithms.md §2.2).
 //!
 //! One finder can optimise P pairs together: every product above becomes one batched product over
 //! the P pairs' basis blocks, and the evaluation holds P x M vectors, so each Adam iteration is still
@@ -23,7 +26,7 @@ use std::ops::Range;
 
 use crate::backend::{f32_bytes, Buffer, ChunkBudget, Coef, Command, Device, Footprint, Rows, Source};
 use crate::data::DeviceImages;
-use crate::model::{Evaluator, Network, Want};
+use crate::model::{chunk_capacity, Basis, Evaluator, FirstLayer, Network, Plan, Want};
 use crate::ops::{Layout, LbfgsScalars, Product, Reduced};
 use crate::optim::{Adam, AdamSettings, AdamUpdate};
 
@@ -57,6 +60,23 @@ impl Default for PathSettings {
     }
 }
 
+/// How a [`PathFinder`] evaluates, beyond its settings: for tests and benchmarks; the default is what
+/// `losscape paths` runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PathOptions {
+    /// At most this many images per chunk of the evaluation (default: sized to the device).
+    pub chunk: Option<usize>,
+    /// Take the first layer from the basis rows where it pays (docs/algorithms.md §2.2); false always
+    /// evaluates every point's first layer plainly.
+    pub basis_first_layer: bool,
+}
+
+impl Default for PathOptions {
+    fn default() -> Self {
+        PathOptions { chunk: None, basis_first_layer: true }
+    }
+}
+
 /// The endpoints (a, b) of one pair, each N_prm values.
 pub type Ends<'a> = (&'a [f32], &'a [f32]);
 
@@ -78,6 +98,8 @@ pub struct PathFinder {
     /// Pairs optimised together, P.
     pairs: usize,
     eval: Evaluator,
+    /// The points' first layer from the basis rows, where it pays ([`Evaluator::basis`]).
+    first_layer: Option<Basis>,
     basis: Buffer,
     grad_coef: Buffer,
     /// Adam's moments over the basis blocks.
@@ -89,7 +111,9 @@ pub struct PathFinder {
     /// Per segment, |w(t_{m+1}) - w(t_m)|^2 as a double-f32 (P x (M-1) x 2).
     squared_lengths: Buffer,
     materialise: Command,
-    chain_rule: [Command; 2],
+    /// The chain rule: the loss part S · G (over the columns the basis gradient leaves, if any), then
+    /// the regulariser part.
+    chain_rule: Vec<Command>,
     segments: Command,
     /// The segments' squared lengths into `squared_lengths` (recorded reductions).
     lengths: Command,
@@ -140,6 +164,21 @@ impl PathFinder {
         curve: Curve,
         pairs: usize,
     ) -> Result<PathFinder> {
+        PathFinder::configured(net, images, range, (settings, curve, pairs), PathOptions::default())
+    }
+
+    /// [`PathFinder::batched`] with `options`: the evaluation's chunk, and whether the points' first
+    /// layer may come from the basis rows ([`PathFinder::first_layer`] says which one runs).
+    ///
+    /// # Errors
+    /// As [`PathFinder::batched`].
+    pub fn configured(
+        net: Network,
+        images: &DeviceImages,
+        range: Range<usize>,
+        (settings, curve, pairs): (PathSettings, Curve, usize),
+        options: PathOptions,
+    ) -> Result<PathFinder> {
         let PathSettings { points: m, lambda, .. } = settings;
         let nf = curve.terms(settings.fourier);
         if m < 3 || nf < 1 || settings.iterations < 1 || pairs < 1 {
@@ -147,13 +186,16 @@ impl PathFinder {
         }
         let device = images.device.clone();
         let n_prm = net.arch.n_params();
-        let eval = Evaluator::new(net, images, range, pairs * m)?;
+        let eval = Evaluator::with_chunk(net, images, range, pairs * m, options.chunk)?;
         let f2 = nf + 2;
         let [t_mat, dt_mat, s_mat, ds_mat] = grid_matrices(curve, nf, m, lambda);
         let t_buf = device.upload(&t_mat, "path T")?;
         let dt_buf = device.upload(&dt_mat, "path dT")?;
         let s_buf = device.upload(&s_mat, "path S")?;
         let ds_buf = device.upload(&ds_mat, "path dS")?;
+        // d W_m / d basis row j: zero for the endpoints' rows (their gradient stays zero), S for the rest
+        let s_rows: Vec<f32> = vec![0.0; 2 * m].into_iter().chain(s_mat.iter().copied()).collect();
+        let s_rows = device.upload(&s_rows, "path S by basis row")?;
         let block = f2 * n_prm;
         let basis = device.zeros(pairs * block, "path basis")?;
         let grad_coef = device.zeros(pairs * block, "path coefficient gradient")?;
@@ -178,22 +220,31 @@ impl PathFinder {
             (Source::F32(&basis), per_pair(0, f2)),
             (&diffs, per_pair(0, m - 1)),
         )?;
-        // run as [loss part, segments, regulariser part], into the coefficient rows of each block
+        let first_layer = match options.basis_first_layer {
+            true => eval.basis(&basis, &t_buf, Some((&s_rows, &grad_coef)), (pairs, f2))?,
+            false => None,
+        };
+        // run as [loss part, segments, regulariser part], into the coefficient rows of each block; the
+        // loss part leaves the first layer's columns where the basis gradient writes them
         let coef_rows = per_pair(2 * n_prm, f2);
-        let chain_rule = [
+        let columns = |cols: &Range<usize>| {
+            let at = |off, rows| Layout { off: off + cols.start, batch: rows * n_prm, row: n_prm, col: 1, group: None };
             device.matmul(
-                prod(nf, m, false),
+                Product { m: nf, n: cols.len(), k: m, batches: pairs, accumulate: false },
                 (Source::F32(&s_buf), shared(m)),
-                (Source::F32(&eval.grads), per_pair(0, m)),
-                (&grad_coef, coef_rows),
-            )?,
-            device.matmul(
-                prod(nf, m - 1, true),
-                (Source::F32(&ds_buf), shared(m - 1)),
-                (Source::F32(&diffs), per_pair(0, m - 1)),
-                (&grad_coef, coef_rows),
-            )?,
-        ];
+                (Source::F32(&eval.grads), at(0, m)),
+                (&grad_coef, at(2 * n_prm, f2)),
+            )
+        };
+        let first = first_layer.as_ref().and_then(Basis::columns).unwrap_or(n_prm..n_prm);
+        let loss_columns = [0..first.start, first.end..n_prm];
+        let mut chain_rule = loss_columns.iter().filter(|c| !c.is_empty()).map(columns).collect::<Result<Vec<_>>>()?;
+        chain_rule.push(device.matmul(
+            prod(nf, m - 1, true),
+            (Source::F32(&ds_buf), shared(m - 1)),
+            (Source::F32(&diffs), per_pair(0, m - 1)),
+            (&grad_coef, coef_rows),
+        )?);
         let update = adam.record(&grad_coef, &basis)?;
         let segment_rows = Rows::new(&diffs, pairs * (m - 1), n_prm);
         let lengths = device.reduce(segment_rows, segment_rows, &squared_lengths, 2, Reduced::Store(0))?;
@@ -209,6 +260,7 @@ impl PathFinder {
             n_prm,
             pairs,
             eval,
+            first_layer,
             basis,
             grad_coef,
             adam,
@@ -227,7 +279,8 @@ impl PathFinder {
     /// The memory [`PathFinder::batched`] allocates for `pairs` pairs on `images` images within a device's
     /// chunk `budget`: the evaluator of P x M points with their gradients
     /// ([`crate::model::evaluator_bytes`]); per pair the basis block, its gradient, Adam's two moments and
-    /// the best copy ((K + 2) x N_prm values each) and the M - 1 segment vectors; the grid matrices; and
+    /// the best copy ((K + 2) x N_prm values each) and the M - 1 segment vectors; the grid matrices; the
+    /// first-layer bases where the first layer comes from the basis rows ([`Basis::prefixes`]); and
     /// on the host the best coefficients read back for `--save-paths` (`keep`).
     ///
     /// # Errors
@@ -246,12 +299,21 @@ impl PathFinder {
         let segments = f32_bytes(pairs * (m - 1) * (n + 2));
         let grid = f32_bytes((m + m - 1) * (nf + 2) + nf * (2 * m - 1));
         let kept = if keep { f32_bytes(pairs * (nf + 2) * n) } else { 0 };
-        Ok(Footprint::device(eval + blocks + segments + grid) + Footprint::host(kept))
+        let chunk = chunk_capacity(net, budget, pairs * m, images);
+        let plan = Plan::new(net, 0..images, images, pairs * m, chunk, 0)?;
+        let bases = Basis::prefixes(net, &plan, images, (pairs, nf + 2), budget).map_or(0, |p| f32_bytes(p.len()));
+        Ok(Footprint::device(eval + blocks + segments + grid + bases) + Footprint::host(kept))
     }
 
     /// The curve family.
     pub fn curve(&self) -> Curve {
         self.curve
+    }
+
+    /// Which first layer the evaluations run: from the basis rows where that pays and fits (with its
+    /// gradient from them too where the plans allow), else the points' own.
+    pub fn first_layer(&self) -> FirstLayer {
+        self.first_layer.as_ref().map_or(FirstLayer::Points, Basis::first_layer)
     }
 
     /// The number of pairs P optimised together.
@@ -314,11 +376,15 @@ impl PathFinder {
     fn submit_evaluation(&self, before: Vec<&Command>, grad: bool) -> Result<Vec<f64>> {
         let mut list = before;
         list.push(&self.materialise);
+        let want = if grad { Want::LossAndGrad } else { Want::Loss };
+        match &self.first_layer {
+            Some(basis) => list.extend(self.eval.basis_commands(basis, want)),
+            None => list.extend(self.eval.ordered(want)),
+        }
         if grad {
-            list.extend(self.eval.ordered(Want::LossAndGrad));
-            list.extend([&self.chain_rule[0], &self.segments, &self.chain_rule[1]]);
-        } else {
-            list.extend(self.eval.ordered(Want::Loss));
+            let (regulariser, loss) = self.chain_rule.split_last().expect("the regulariser's part");
+            list.extend(loss);
+            list.extend([&self.segments, regulariser]);
         }
         let partials = self.eval.partials();
         let parts = self.device.submit_read(&list, &[(partials, 0, partials.len())])?;

@@ -14,4 +14,4 @@ pub mod toy;
 
 pub use convergence::{ConvergenceRule, Trace};
 pub use curve::Curve;
-pub use finder::{Ends, PathFinder, PathOutcome, PathSettings};
+pub use finder::{Ends, PathFinder, PathOptions, PathOutcome, PathSettings};
