@@ -35,7 +35,7 @@ pub struct BenchArgs {
     /// Path points M for the path-iteration timing (0 skips it).
     #[arg(long, default_value_t = 51)]
     path_points: usize,
-    /// Run counts R for the training timings (SGD epoch, L-BFGS iteration); empty skips them.
+    /// Run counts R for the training timings (SGD epoch, L-BFGS iteration); `0` skips them.
     #[arg(long, value_delimiter = ',', default_value = "1,75")]
     train_runs: Vec<usize>,
     /// JSON record to write.
