@@ -7,13 +7,19 @@ use super::Shape;
 use crate::cpu::simd::sum8;
 use crate::ops::Conv;
 
-/// The range of output columns `o` (along one axis) whose input coordinate `o * stride + kk - pad`
-/// lies inside [0, in_w), clipped to [0, out_w).
-fn valid_range(c: &Conv, kk: usize, out_w: usize) -> (usize, usize) {
+/// The range of outputs `o` along one axis (of `out_len`) whose input coordinate
+/// `o * stride + kk - pad` lies inside [0, in_len), clipped to [0, out_len); empty (lo == hi) when
+/// every output of the axis reads padding.
+fn valid_range(c: &Conv, kk: usize, (in_len, out_len): (usize, usize)) -> (usize, usize) {
     let s = c.stride;
-    let lo = c.pad.saturating_sub(kk).div_ceil(s).min(out_w);
-    let hi = (c.in_w + c.pad).saturating_sub(kk).div_ceil(s).clamp(lo, out_w);
+    let lo = c.pad.saturating_sub(kk).div_ceil(s).min(out_len);
+    let hi = (in_len + c.pad).saturating_sub(kk).div_ceil(s).clamp(lo, out_len);
     (lo, hi)
+}
+
+/// The valid output columns of kernel column `kx` ([`valid_range`] along the width).
+fn valid_columns(c: &Conv, kx: usize) -> (usize, usize) {
+    valid_range(c, kx, (c.in_w, c.out_w()))
 }
 
 /// Fills `cols` [K x count * pos] (row (ci, ky, kx), column (image, oy, ox)) from `count` images that
@@ -25,49 +31,30 @@ fn valid_range(c: &Conv, kk: usize, out_w: usize) -> (usize, usize) {
 /// cost more than the product (see `lanes`). `cols` past the matrix is scratch that may receive such
 /// garbage. A larger stride reads every `stride`-th input column, one float at a time.
 pub(super) fn im2col(c: &Conv, sh: &Shape, input: &[f32], count: usize, cols: &mut [f32]) {
-    let (ih, iw, oh, ow, ks, s) = (c.in_h, c.in_w, c.out_h(), c.out_w(), c.ksize, c.stride);
+    let (ih, iw, ks) = (c.in_h, c.in_w, c.ksize);
     let n = sh.cols(count);
     for r in 0..sh.k {
         let (ci, ky, kx) = (r / (ks * ks), r / ks % ks, r % ks);
-        let (lo, hi) = valid_range(c, kx, ow);
-        if s == 1 {
-            let rows = valid_range(&Conv { in_w: ih, ..*c }, ky, oh);
-            for img in 0..count {
-                let plane = &input[(img * c.in_c + ci) * ih * iw..];
-                let dst = &mut cols[r * n + img * sh.pos..];
-                unit_stride_rows(c, (rows, (lo, hi)), (ky, kx), plane, dst);
-            }
-            continue;
-        }
+        let columns = valid_columns(c, kx);
+        let rows = match columns.0 < columns.1 {
+            true => valid_range(c, ky, (ih, c.out_h())),
+            false => (0, 0),
+        };
         for img in 0..count {
-            let plane = (img * c.in_c + ci) * ih * iw;
-            let base = r * n + img * sh.pos;
-            for oy in 0..oh {
-                let d = base + oy * ow;
-                let y = (oy * s + ky).wrapping_sub(c.pad);
-                if y >= ih || lo == hi {
-                    zero_ahead(&mut cols[d..], ow);
-                    continue;
-                }
-                // input column of output column ox is ox * s + kx - pad, inside the map for ox in lo..hi
-                let row = &input[plane + y * iw..];
-                if s == 1 {
-                    zero_ahead(&mut cols[d..], lo);
-                    copy_ahead(&mut cols[d + lo..], &row[lo + kx - c.pad..], hi - lo);
-                    zero_ahead(&mut cols[d + hi..], ow - hi);
-                } else {
-                    let dst = &mut cols[d..d + ow];
-                    for (ox, v) in dst.iter_mut().enumerate() {
-                        *v = if (lo..hi).contains(&ox) { row[ox * s + kx - c.pad] } else { 0.0 };
-                    }
-                }
+            let plane = &input[(img * c.in_c + ci) * ih * iw..];
+            let dst = &mut cols[r * n + img * sh.pos..];
+            if c.stride == 1 {
+                unit_stride_rows(c, (rows, columns), (ky, kx), plane, dst);
+            } else {
+                strided_rows(c, (rows, columns), (ky, kx), plane, dst);
             }
         }
     }
 }
 
 /// One (row of the im2col matrix, image) piece of [`im2col`] at stride 1: `oh` rows of `ow` columns
-/// into `dst`, output rows `rows` and columns `cols` inside the map, zeros elsewhere.
+/// into `dst`, the output rows `rows` and columns `lo..hi` read from the map (both non-empty, or `rows`
+/// empty), zeros elsewhere. The rows inside the map are found once, so the copies run in one tight loop.
 #[inline(always)]
 fn unit_stride_rows(
     c: &Conv,
@@ -95,6 +82,28 @@ fn unit_stride_rows(
     zero_ahead(&mut dst[rows.1 * ow..], (c.out_h() - rows.1) * ow);
 }
 
+/// [`unit_stride_rows`] at a larger stride: every `stride`-th input column of every `stride`-th row,
+/// one float at a time, exactly `oh` x `ow` values.
+fn strided_rows(
+    c: &Conv,
+    (rows, (lo, hi)): ((usize, usize), (usize, usize)),
+    (ky, kx): (usize, usize),
+    plane: &[f32],
+    dst: &mut [f32],
+) {
+    let (s, iw, ow) = (c.stride, c.in_w, c.out_w());
+    for (oy, dst) in dst[..c.out_h() * ow].chunks_exact_mut(ow).enumerate() {
+        if !(rows.0..rows.1).contains(&oy) {
+            dst.fill(0.0);
+            continue;
+        }
+        let row = &plane[(oy * s + ky - c.pad) * iw..];
+        for (ox, v) in dst.iter_mut().enumerate() {
+            *v = if (lo..hi).contains(&ox) { row[ox * s + kx - c.pad] } else { 0.0 };
+        }
+    }
+}
+
 /// The adjoint of [`im2col`]: adds every element of `cols` into the input element it was read from
 /// (`grad_in` holds `count` images from index 0 and must be zeroed or hold a sum to add to).
 pub(super) fn col2im(c: &Conv, sh: &Shape, cols: &[f32], count: usize, grad_in: &mut [f32]) {
@@ -102,7 +111,7 @@ pub(super) fn col2im(c: &Conv, sh: &Shape, cols: &[f32], count: usize, grad_in: 
     let n = sh.cols(count);
     for (r, row) in cols[..sh.k * n].chunks_exact(n).enumerate() {
         let (ci, ky, kx) = (r / (ks * ks), r / ks % ks, r % ks);
-        let (lo, hi) = valid_range(c, kx, ow);
+        let (lo, hi) = valid_columns(c, kx);
         if lo == hi {
             continue;
         }

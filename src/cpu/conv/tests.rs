@@ -207,6 +207,9 @@ fn odd_sizes_match_the_shader() {
     check_all_inputs(conv(3, 7, 5, 3, 1, 2));
     // more padding than the kernel needs: some windows see only padding
     check_all_inputs(conv(2, 3, 4, 3, 3, 2));
+    // a one-column map padded by 2 under a 5x5 kernel: some kernel columns see only padding in every
+    // row (stride 1 takes its own im2col loop)
+    check_all_inputs(Conv { in_w: 1, ..conv(2, 6, 3, 5, 2, 2) });
     // many images, so several blocks and tasks, and a partial last block
     check_all_inputs(conv(2, 7, 3, 3, 1, 75));
     // 1x1 kernels on many images: blocks of 62 images, the shared products split into groups of
