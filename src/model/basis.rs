@@ -58,8 +58,6 @@ pub struct Basis {
     pub(super) backward: Vec<(usize, Vec<Command>)>,
     /// The parameter columns the basis gradient writes (the first layer's), when it is recorded.
     columns: Option<Range<usize>>,
-    /// Matrix-product FLOPs of the first layer per evaluation through the basis.
-    flops: f64,
     /// The bases Q (G x F vectors of one chunk), shared by the chunks, kept alive with the commands.
     _bases: Buffer,
 }
@@ -176,14 +174,8 @@ impl Basis {
             bail!("a basis gradient needs S of {rows} x {m} values and gradients like the basis ({})", basis.len());
         }
         let bases = device.zeros(prefixes.len(), "first-layer bases")?;
-        let mut out = Basis {
-            prefix_ops: vec![],
-            first: vec![],
-            backward: vec![],
-            columns: None,
-            flops: 0.0,
-            _bases: bases.clone(),
-        };
+        let mut out =
+            Basis { prefix_ops: vec![], first: vec![], backward: vec![], columns: None, _bases: bases.clone() };
         for (i, (p, b)) in prefixes.points.iter().zip(&prefixes.basis).enumerate() {
             let mut table = tensors.to_vec();
             table[WEIGHTS] = basis.clone();
@@ -198,7 +190,6 @@ impl Basis {
                 (Source::F32(&bases), Layout::row_major(0, block, rows * block)),
                 (&tensors[p.output], Layout::row_major(0, block, m * block)),
             )?);
-            out.flops += linear.iter().map(Op::flops).sum::<f64>() + shape.flops();
             out.prefix_ops.push(p.ops);
             out.first.push(first);
         }
@@ -221,7 +212,6 @@ impl Basis {
                 for op in tail {
                     commands.push(device.record(op, &table)?);
                 }
-                out.flops += tail.iter().map(Op::flops).sum::<f64>() + shape.flops();
                 out.backward.push((on_points.ops, commands));
                 out.columns = Some(on_basis.columns.clone());
             }
@@ -242,11 +232,6 @@ impl Basis {
     /// layer's), or `None` when it was not recorded and the points' gradients hold them.
     pub fn columns(&self) -> Option<Range<usize>> {
         self.columns.clone()
-    }
-
-    /// Matrix-product FLOPs of the first layer of one evaluation through the basis.
-    pub fn flops(&self) -> f64 {
-        self.flops
     }
 }
 
