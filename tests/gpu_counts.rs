@@ -12,7 +12,7 @@ use common::{mnist, wgpu};
 use losscape::backend::Counts;
 use losscape::data::{DeviceImages, Split};
 use losscape::model::{init_vector, Arch, Evaluator, Network, Want};
-use losscape::ops::Act;
+use losscape::ops::{Act, OutputLayer};
 
 /// The counters are the device's, shared by every test of this file: one test counts at a time.
 static COUNTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -52,9 +52,13 @@ fn an_evaluation_is_one_submission_and_one_readback_and_creates_nothing_after_wa
         assert_eq!(d.readbacks, 10, "{arch:?}: {d:?}");
         assert_eq!(d.dispatches, 10 * per_eval, "{arch:?}: {d:?}");
         assert_eq!((d.buffers_created, d.bind_groups_created), (0, 0), "{arch:?}: created in the loop: {d:?}");
+        // a command per operation, but one for the output layer, its head and their two gradient
+        // products (the autoencoder's, `ops::OutputLayer`), which launch the same kernels as before
+        let fused = ev.plan().chunks.iter().filter(|c| OutputLayer::find(c).is_some()).count();
+        assert_eq!(fused, if arch == Arch::Autoencoder { 3 } else { 0 }, "{arch:?}");
         assert_eq!(
             ev.ordered(Want::LossAndGrad).len(),
-            ev.plan().chunks.iter().map(|c| c.forward.len() + c.backward.len()).sum::<usize>()
+            ev.plan().chunks.iter().map(|c| c.forward.len() + c.backward.len()).sum::<usize>() - 3 * fused
         );
         assert_eq!(ev.plan().chunks.len(), 3, "{arch:?}: three chunks");
     }

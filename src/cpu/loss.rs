@@ -224,25 +224,41 @@ fn slot_sums(
         let z = &outputs[b * c.out_batch_stride + n * c.width..][..c.width];
         let image = b * c.img_bs + c.first_image + n;
         let d = grad.as_deref_mut().map(|g| &mut g[i * c.width..][..c.width]);
-        match (targets, head) {
-            (Targets::Labels(l), Head::CrossEntropy) => {
-                let y = l[image].to_bits() as usize;
-                let (l, ok) = match d {
-                    Some(d) => cross_entropy(simd, z, y, d, scale),
-                    None => cross_entropy_loss(simd, z, y),
-                };
-                loss += l as f64;
-                correct += f64::from(u8::from(ok));
-            }
-            (Targets::Pixels(p), _) => {
-                let x = &p[image * c.width..][..c.width];
-                loss += match d {
-                    Some(d) => mse_sigmoid(simd, z, x, d, scale),
-                    None => mse_sigmoid_loss(simd, z, x),
-                } as f64;
-            }
-            (Targets::Labels(_), Head::MseSigmoid) => unreachable!("the MSE head reads pixels"),
-        }
+        let (l, ok) = image_loss(simd, head, z, (targets, image), d, scale);
+        loss += l as f64;
+        correct += f64::from(u8::from(ok));
     }
     (loss, correct)
+}
+
+/// One image's loss on its outputs `z` against target `image` of `targets` (a label, or the image's
+/// pixels), whether it counts as correct (a classifier's first largest logit is the label), and,
+/// when `d` is given, d loss / d z scaled by `scale` written into it.
+#[inline(always)]
+pub(super) fn image_loss(
+    simd: Simd,
+    head: Head,
+    z: &[f32],
+    (targets, image): (&Targets, usize),
+    d: Option<&mut [f32]>,
+    scale: f32,
+) -> (f32, bool) {
+    match (targets, head) {
+        (Targets::Labels(l), Head::CrossEntropy) => {
+            let y = l[image].to_bits() as usize;
+            match d {
+                Some(d) => cross_entropy(simd, z, y, d, scale),
+                None => cross_entropy_loss(simd, z, y),
+            }
+        }
+        (Targets::Pixels(p), _) => {
+            let x = &p[image * z.len()..][..z.len()];
+            let loss = match d {
+                Some(d) => mse_sigmoid(simd, z, x, d, scale),
+                None => mse_sigmoid_loss(simd, z, x),
+            };
+            (loss, false)
+        }
+        (Targets::Labels(_), Head::MseSigmoid) => unreachable!("the MSE head reads pixels"),
+    }
 }

@@ -49,7 +49,7 @@ impl Mat {
 
 /// A raw pointer that may cross threads: the batched product hands disjoint output blocks to workers.
 #[derive(Clone, Copy)]
-struct SendPtr(*mut f32);
+pub(super) struct SendPtr(pub(super) *mut f32);
 unsafe impl Send for SendPtr {}
 unsafe impl Sync for SendPtr {}
 
@@ -77,7 +77,7 @@ pub fn sgemm(
 
 /// # Safety
 /// Every element the shapes and strides address must be in bounds, and C must not overlap A or B.
-unsafe fn sgemm_raw(
+pub(super) unsafe fn sgemm_raw(
     (m, n, k): (usize, usize, usize),
     a: (*const f32, Mat),
     b: (*const f32, Mat),

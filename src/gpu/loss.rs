@@ -1,11 +1,12 @@
-//! Launches of the loss heads (`shaders/loss.wgsl`).
+//! Launches of the loss heads (`shaders/loss.wgsl`), and of the output layer with its head (the plan's
+//! own kernels, `ops/output_layer.rs`).
 
 use anyhow::Result;
 
 use super::launch::{groups32, u};
 use super::params::params;
 use super::{Dispatch, Gpu, GpuBuffer, Shader};
-use crate::ops::{Head, LossChunk, LossHeads};
+use crate::ops::{Head, LossChunk, LossHeads, OutputLayer, OutputLayers};
 
 params!(
     Shader::Loss,
@@ -55,5 +56,13 @@ impl LossHeads for Gpu {
             &[(1, outputs), (target_binding, targets), (3, grad), (4, partials)],
             groups32(super::grids::loss_groups(&chunk)),
         )?])
+    }
+}
+
+impl OutputLayers for Gpu {
+    /// The plan's own four kernels (two without the gradient), in their order: a GPU keeps the outputs
+    /// and their gradient in its own memory, where the CPU's fusion saves nothing.
+    fn output_layer(&self, layer: &OutputLayer, t: &[&GpuBuffer]) -> Result<Vec<Dispatch>> {
+        Ok(layer.record_parts(self, t)?.into_iter().flatten().collect())
     }
 }

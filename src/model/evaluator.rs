@@ -11,7 +11,8 @@ use super::plans::{chunk_capacity, chunk_capacity_for};
 use super::Network;
 use crate::backend::{Buffer, Coef, Command, Device};
 use crate::data::DeviceImages;
-use crate::ops::plan::{Init, LossWithoutGradient, Op, Plan, EXTERNAL, GRADS, PARTIALS, WEIGHTS};
+use crate::ops::plan::{ChunkOps, Init, LossWithoutGradient, Op, Plan, EXTERNAL, GRADS, PARTIALS, WEIGHTS};
+use crate::ops::OutputLayer;
 
 /// What an evaluation computes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -89,7 +90,7 @@ impl Evaluator {
     ) -> Result<Evaluator> {
         let cap = chunk.unwrap_or_else(|| chunk_capacity(net, images.device.chunk_budget(), batch, range.len()));
         let plan = Plan::new(net, range, images.count, batch, cap, 0)?;
-        Evaluator::lower(Some(net), net.arch.n_params(), net.arch.is_classifier(), images, batch, plan)
+        Evaluator::lower(Some(net), net.arch.n_params(), net.arch.is_classifier(), images, batch, plan, true)
     }
 
     /// Plans the evaluation of `batch` vectors of the network `desc` describes on images `range` of
@@ -119,17 +120,19 @@ impl Evaluator {
         let cap = chunk.unwrap_or_else(|| chunk_capacity_for(desc, budget, batch, range.len()));
         let plan = Plan::for_description(desc, range, images.count, batch, cap, 0)?;
         let classifier = matches!(desc.head, LossHead::CrossEntropy { .. });
-        Evaluator::lower(None, derived.n_params(), classifier, images, batch, plan)
+        Evaluator::lower(None, derived.n_params(), classifier, images, batch, plan, true)
     }
 
     /// Each vector b evaluated on its own `per_vector` images, b * per_vector .. (b + 1) * per_vector of
     /// `images` (mini-batches of independent runs), in one chunk.
     pub fn per_vector(net: Network, images: &DeviceImages, per_vector: usize, batch: usize) -> Result<Evaluator> {
         let plan = Plan::new(net, 0..per_vector, images.count, batch, per_vector, per_vector)?;
-        Evaluator::lower(Some(net), net.arch.n_params(), net.arch.is_classifier(), images, batch, plan)
+        Evaluator::lower(Some(net), net.arch.n_params(), net.arch.is_classifier(), images, batch, plan, true)
     }
 
     /// Allocates the plan's tensors on the images' device and records its operations.
+    /// With `fuse`, a chunk's output layer and loss head are recorded as one operation where
+    /// [`OutputLayer::find`] finds them.
     fn lower(
         net: Option<Network>,
         n_prm: usize,
@@ -137,6 +140,7 @@ impl Evaluator {
         images: &DeviceImages,
         batch: usize,
         plan: Plan,
+        fuse: bool,
     ) -> Result<Evaluator> {
         let device = images.device.clone();
         let mut buffers = vec![
@@ -153,22 +157,7 @@ impl Evaluator {
                 Init::U32(v) => device.upload(v, &t.name)?,
             });
         }
-        let lower_all = |ops: &[Op]| ops.iter().map(|op| device.record(op, &buffers)).collect::<Result<Vec<_>>>();
-        let loss_only_head = |ops: &[Op]| match ops.last() {
-            Some(Op::Loss(head)) => device.record(&LossWithoutGradient(head.clone()), &buffers).map(Some),
-            _ => Ok(None),
-        };
-        let chunks = plan
-            .chunks
-            .iter()
-            .map(|c| {
-                Ok(ChunkCommands {
-                    forward: lower_all(&c.forward)?,
-                    backward: lower_all(&c.backward)?,
-                    loss_only_head: loss_only_head(&c.forward)?,
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let chunks = plan.chunks.iter().map(|c| lower_chunk(&device, &buffers, c, fuse)).collect::<Result<Vec<_>>>()?;
         let (weights, grads, partials) = (buffers[WEIGHTS].clone(), buffers[GRADS].clone(), buffers[PARTIALS].clone());
         Ok(Evaluator {
             device,
@@ -186,6 +175,15 @@ impl Evaluator {
             chunks,
             tensors: buffers,
         })
+    }
+
+    /// The same evaluator with each operation of its plan recorded on its own: the output layer is not
+    /// fused with its head ([`OutputLayer::find`]). For comparisons; the results differ by rounding.
+    ///
+    /// # Errors
+    /// Device errors.
+    pub fn unfused(&self, images: &DeviceImages) -> Result<Evaluator> {
+        Evaluator::lower(self.net, self.n_prm, self.classifier, images, self.batch, self.plan.clone(), false)
     }
 
     /// The paper's network this evaluator runs, if it was made from one (not from a description).
@@ -363,4 +361,27 @@ impl Evaluator {
     pub fn gradients(&self) -> Result<Vec<f32>> {
         self.device.read(&self.grads, 0, self.grads.len())
     }
+}
+
+/// The commands of one chunk: each operation recorded on its own, but for the output layer and its
+/// head, one operation where `fuse` and [`OutputLayer::find`] finds them (the last command of the
+/// forward pass then computes the output layer's gradients too, and the backward pass starts after
+/// them).
+fn lower_chunk(device: &Device, buffers: &[Buffer], c: &ChunkOps, fuse: bool) -> Result<ChunkCommands> {
+    let lower_all = |ops: &[Op]| ops.iter().map(|op| device.record(op, buffers)).collect::<Result<Vec<_>>>();
+    if let Some(layer) = OutputLayer::find(c).filter(|_| fuse) {
+        let (forward_ops, backward_ops) = OutputLayer::REPLACES;
+        let mut forward = lower_all(&c.forward[..c.forward.len() - forward_ops])?;
+        forward.push(device.record(&layer, buffers)?);
+        return Ok(ChunkCommands {
+            forward,
+            backward: lower_all(&c.backward[backward_ops..])?,
+            loss_only_head: Some(device.record(&layer.without_gradient(), buffers)?),
+        });
+    }
+    let loss_only_head = match c.forward.last() {
+        Some(Op::Loss(head)) => Some(device.record(&LossWithoutGradient(head.clone()), buffers)?),
+        _ => None,
+    };
+    Ok(ChunkCommands { forward: lower_all(&c.forward)?, backward: lower_all(&c.backward)?, loss_only_head })
 }

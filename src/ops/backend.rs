@@ -66,6 +66,7 @@ pub trait Backend:
     + super::adam::AdamSteps
     + super::select::Selections
     + super::vector::VectorOps
+    + super::output_layer::OutputLayers
 {
 }
 
@@ -80,5 +81,6 @@ impl<T> Backend for T where
         + super::adam::AdamSteps
         + super::select::Selections
         + super::vector::VectorOps
+        + super::output_layer::OutputLayers
 {
 }

@@ -2,9 +2,9 @@
 //! larger), with scratch allocated once per worker, into output pieces no two tasks share, and, for
 //! the one sum across tasks (the weight gradient), in pieces that do not depend on the thread count.
 
-use std::cell::Cell;
-
 use rayon::prelude::*;
+
+pub(super) use crate::cpu::scratch::Scratch;
 
 /// Pieces a sum over tasks is split into, whatever the thread count: enough to keep the cores of a
 /// large node busy, few enough that their partial sums stay small.
@@ -90,37 +90,4 @@ pub(super) fn split_blocks(buf: &mut [f32], map: usize, batches: usize, block_le
         }
     }
     per_block
-}
-
-thread_local! {
-    /// This thread's kept scratch matrices (see [`Scratch`]).
-    static KEPT: Cell<Option<[Vec<f32>; 2]>> = const { Cell::new(None) };
-}
-
-/// Two scratch matrices of at least the asked lengths, taken from the ones this thread kept (grown
-/// when short) and given back when dropped.
-///
-/// Why: a fresh zeroed matrix per task cost as much as the task's product on a 64-image SGD step (an
-/// allocation, a `memset` and the page faults of memory the allocator had just returned to the system).
-/// The contents are whatever an earlier kernel left there: every kernel writes what it reads. Taken
-/// rather than borrowed, so that a kernel running inside another on the same thread (rayon runs
-/// stolen work while a thread waits) gets fresh matrices instead of a conflict.
-pub(super) struct Scratch(pub [Vec<f32>; 2]);
-
-impl Scratch {
-    pub(super) fn take(first: usize, second: usize) -> Scratch {
-        let mut kept = KEPT.take().unwrap_or_default();
-        for (v, len) in kept.iter_mut().zip([first, second]) {
-            if v.len() < len {
-                v.resize(len, 0.0);
-            }
-        }
-        Scratch(kept)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        KEPT.set(Some(std::mem::take(&mut self.0)));
-    }
 }

@@ -1,0 +1,140 @@
+//! The output layer and its loss head as one operation (`ops::OutputLayer`, `cpu/output_layer.rs`):
+//! where it applies, and that the evaluator through it gives the losses and gradients of the plan's
+//! four operations recorded one by one, in one and several chunks, for B = 1 and several vectors,
+//! shared and per-vector images, the reconstruction and the cross-entropy heads. On the device the
+//! suite chooses (`LOSSCAPE_BACKEND`: the CPU backend in the default pass, wgpu in the vulkan pass,
+//! where the fused operation launches the same kernels and the results are the same bits).
+
+mod common;
+
+use common::{gpu, mnist};
+use losscape::data::{DeviceImages, Split};
+use losscape::model::description::Description;
+use losscape::model::{init_vector, Arch, Evaluator, Network, Want};
+use losscape::ops::{Act, OutputLayer};
+
+/// A classifier whose last layer is wider than its input (8 → 10) and has no bias: the
+/// cross-entropy head through the fused operation.
+const WIDENING: &str = r#"
+format = 1
+[input]
+features = 784
+[[layers]]
+kind = "dense"
+out = 8
+bias = false
+[[layers]]
+kind = "tanh"
+[[layers]]
+kind = "dense"
+out = 10
+bias = false
+[head]
+kind = "cross_entropy"
+classes = 10
+"#;
+
+fn net(arch: Arch) -> Network {
+    Network { arch, act: Act::Softplus }
+}
+
+/// Deterministic weights: the network's initialisation, vector b from seed 7 + b.
+fn weights(arch: Arch, batch: usize) -> Vec<f32> {
+    (0..batch as u64).flat_map(|b| init_vector(arch, 7 + b)).collect()
+}
+
+/// What one evaluator gives on one set of weights.
+struct Results {
+    /// Losses and accuracies of a `LossAndGrad` run.
+    full: Vec<(f64, Option<f64>)>,
+    grads: Vec<f32>,
+    /// Losses of a `Loss` run.
+    loss_only: Vec<f64>,
+}
+
+fn run(eval: &Evaluator, w: &[f32]) -> Results {
+    eval.set_weights(w).unwrap();
+    let full = eval.evaluate(Want::LossAndGrad).unwrap();
+    let grads = eval.gradients().unwrap();
+    let loss_only = eval.evaluate(Want::Loss).unwrap();
+    Results {
+        full: full.iter().map(|e| (e.loss, e.accuracy)).collect(),
+        grads,
+        loss_only: loss_only.iter().map(|e| e.loss).collect(),
+    }
+}
+
+/// The fused evaluator against the same plan recorded one operation at a time: the same losses, bit
+/// for bit (the same products of k terms make the outputs, the same head adds them per slot), and
+/// accuracies; the gradients to 1e-5 of their largest (on a GPU, the same bits); a loss-only run the
+/// same bits as the loss-and-gradient run.
+fn matches_the_unfused(eval: Evaluator, images: &DeviceImages, w: &[f32], what: &str) {
+    assert!(eval.plan().chunks.iter().all(|c| OutputLayer::find(c).is_some()), "{what}: the output layer is fused");
+    let plain = eval.unfused(images).unwrap();
+    let (fused, plain) = (run(&eval, w), run(&plain, w));
+    let exact = !eval.device().is_cpu();
+    for (v, ((f, p), only)) in fused.full.iter().zip(&plain.full).zip(&fused.loss_only).enumerate() {
+        assert!(p.0.is_finite() && f.0.to_bits() == p.0.to_bits(), "{what}, vector {v}: {f:?} vs {p:?}");
+        assert_eq!(f.1, p.1, "{what}, vector {v}: accuracy");
+        assert_eq!(only.to_bits(), f.0.to_bits(), "{what}, vector {v}: the loss-only run");
+    }
+    assert_eq!(fused.loss_only.len(), plain.loss_only.len());
+    let n = eval.n_params();
+    for (v, (f, p)) in fused.grads.chunks(n).zip(plain.grads.chunks(n)).enumerate() {
+        let max = p.iter().fold(0f32, |m, g| m.max(g.abs()));
+        let worst = f.iter().zip(p).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        assert!(max > 0.0 && worst <= 1e-5 * max, "{what}, vector {v}: gradient off by {worst} of {max}");
+        assert!(!exact || worst == 0.0, "{what}, vector {v}: a GPU runs the same kernels");
+    }
+}
+
+#[test]
+fn the_autoencoder_through_the_fused_output_layer_matches_its_four_operations() {
+    // 600 images: three slots of the head, the last of 88 (a partial block of 24); chunks of 100 add
+    // the later chunks' weight gradients to the first's
+    let images = DeviceImages::upload(&gpu(), &mnist(Split::Train, 600)).unwrap();
+    let ae = net(Arch::Autoencoder);
+    for (batch, chunk) in [(1, None), (3, None), (3, Some(100)), (2, Some(300))] {
+        let eval = Evaluator::with_chunk(ae, &images, 0..600, batch, chunk).unwrap();
+        let what = format!("autoencoder, B = {batch}, chunks of {chunk:?}");
+        matches_the_unfused(eval, &images, &weights(Arch::Autoencoder, batch), &what);
+    }
+    // a range that does not start at image 0
+    let eval = Evaluator::with_chunk(ae, &images, 150..450, 2, Some(128)).unwrap();
+    matches_the_unfused(eval, &images, &weights(Arch::Autoencoder, 2), "autoencoder, images 150..450");
+}
+
+#[test]
+fn per_vector_images_through_the_fused_output_layer_match_its_four_operations() {
+    // each of 3 vectors on its own 70 images (mini-batches of independent runs)
+    let images = DeviceImages::upload(&gpu(), &mnist(Split::Train, 210)).unwrap();
+    let eval = Evaluator::per_vector(net(Arch::Autoencoder), &images, 70, 3).unwrap();
+    matches_the_unfused(eval, &images, &weights(Arch::Autoencoder, 3), "autoencoder, per-vector images");
+}
+
+#[test]
+fn a_widening_classifier_takes_the_cross_entropy_head_through_the_fused_output_layer() {
+    let desc = Description::parse(WIDENING).unwrap();
+    let images = DeviceImages::upload(&gpu(), &mnist(Split::Train, 300)).unwrap();
+    let n = desc.derive().unwrap().n_params();
+    let w: Vec<f32> = (0..2 * n).map(|i| 0.3 * ((i as f32) * 0.61).sin()).collect();
+    for chunk in [None, Some(64)] {
+        let eval = Evaluator::for_description(&desc, &images, 0..300, 2, chunk).unwrap();
+        matches_the_unfused(eval, &images, &w, &format!("8 -> 10 classifier, chunks of {chunk:?}"));
+    }
+}
+
+#[test]
+fn narrowing_output_layers_and_biases_keep_their_four_operations() {
+    let images = DeviceImages::upload(&gpu(), &mnist(Split::Train, 100)).unwrap();
+    for arch in [Arch::Fcp, Arch::Lenet, Arch::Lstm] {
+        let eval = Evaluator::new(net(arch), &images, 0..100, 2).unwrap();
+        assert!(eval.plan().chunks.iter().all(|c| OutputLayer::find(c).is_none()), "{arch:?}: 10 outputs");
+    }
+    let biased = WIDENING.replace("out = 10\nbias = false", "out = 10");
+    let desc = Description::parse(&biased).unwrap();
+    let eval = Evaluator::for_description(&desc, &images, 0..100, 2, None).unwrap();
+    assert!(eval.plan().chunks.iter().all(|c| OutputLayer::find(c).is_none()), "a bias on the output layer");
+    let eval = Evaluator::new(net(Arch::Autoencoder), &images, 0..100, 2).unwrap();
+    assert!(eval.plan().chunks.iter().all(|c| OutputLayer::find(c).is_some()), "the autoencoder's 32 -> 784");
+}
