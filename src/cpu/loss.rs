@@ -101,6 +101,92 @@ dispatch!(
     fn cross_entropy_loss(z: &[f32], y: usize) -> (f32, bool) => cross_entropy_loss_plain
 );
 
+/// Images the cross-entropy head takes at once, one SIMD lane each ([`cross_entropy_lanes`]).
+const LANES: usize = 16;
+
+/// The most logits per image the lane path takes; wider heads go image by image.
+const LANE_WIDTH: usize = 16;
+
+/// [`cross_entropy_plain`] (with `grad`) or [`cross_entropy_loss_plain`] (without) of [`LANES`]
+/// images at once, lane l computing image l: `z` holds their rows of `width` logits (at most
+/// [`LANE_WIDTH`]), `y` their labels (each below `width`), `grad` their gradient rows. Each lane does
+/// the arithmetic of the one-image functions in the same order (the same maximum and first maximum,
+/// the sum of the other terms from -0.0 in class order, as `Iterator::sum` adds), so the results are
+/// the same bits; but the exponentials of sixteen images vectorise together, where one image's ten
+/// logits did not (the head was 12 % of an FCP L-BFGS iteration on 2,000 images).
+#[inline(always)]
+fn cross_entropy_lanes_plain(
+    z: &[f32],
+    width: usize,
+    y: &[u32; LANES],
+    grad: Option<&mut [f32]>,
+    scale: f32,
+) -> ([f32; LANES], [bool; LANES]) {
+    let mut t = [[0f32; LANES]; LANE_WIDTH];
+    for (l, row) in z.chunks_exact(width).take(LANES).enumerate() {
+        for (k, &v) in row.iter().enumerate() {
+            t[k][l] = v;
+        }
+    }
+    let (mut r, mut first) = (*y, [0u32; LANES]);
+    let (mut zr, mut zf) = ([0f32; LANES], t[0]);
+    for l in 0..LANES {
+        zr[l] = t[y[l] as usize][l];
+    }
+    for (k, tk) in t.iter().enumerate().take(width) {
+        for l in 0..LANES {
+            if tk[l] > zr[l] {
+                (r[l], zr[l]) = (k as u32, tk[l]);
+            }
+            if tk[l] > zf[l] {
+                (first[l], zf[l]) = (k as u32, tk[l]);
+            }
+        }
+    }
+    let mut e = [[0f32; LANES]; LANE_WIDTH];
+    let mut s = [-0.0f32; LANES];
+    for k in 0..width {
+        for l in 0..LANES {
+            e[k][l] = exp(t[k][l] - zr[l]);
+            s[l] = if k as u32 != r[l] { s[l] + e[k][l] } else { s[l] };
+        }
+    }
+    let mut inv = [0f32; LANES];
+    for l in 0..LANES {
+        inv[l] = 1.0 / (1.0 + s[l]);
+    }
+    if let Some(grad) = grad {
+        for k in 0..width {
+            let mut g = [0f32; LANES];
+            for l in 0..LANES {
+                let (at_r, at_y) = (k as u32 == r[l], k as u32 == y[l]);
+                let other = e[k][l] * inv[l];
+                let g1 = match (at_r, at_y) {
+                    (true, true) => -s[l] * inv[l],
+                    (true, false) => inv[l],
+                    (false, true) => other - 1.0,
+                    (false, false) => other,
+                };
+                g[l] = g1 * scale;
+            }
+            for l in 0..LANES {
+                grad[l * width + k] = g[l];
+            }
+        }
+    }
+    let mut loss = [0f32; LANES];
+    for l in 0..LANES {
+        loss[l] = s[l].ln_1p() + (zr[l] - t[y[l] as usize][l]);
+    }
+    (loss, std::array::from_fn(|l| first[l] == y[l]))
+}
+
+dispatch!(
+    /// [`cross_entropy_lanes_plain`] at the SIMD level `simd` (the same bits at every level).
+    fn cross_entropy_lanes(z: &[f32], width: usize, y: &[u32; LANES], grad: Option<&mut [f32]>, scale: f32)
+        -> ([f32; LANES], [bool; LANES]) => cross_entropy_lanes_plain
+);
+
 dispatch!(
     /// MSE of sigmoid(z) against the image x (mean over pixels); gradient scaled by `scale`.
     fn mse_sigmoid(z: &[f32], x: &[f32], grad: &mut [f32], scale: f32) -> f32 => mse_sigmoid_grad
@@ -219,9 +305,21 @@ fn slot_sums(
 ) -> (f64, f64) {
     let (mut loss, mut correct) = (0.0f64, 0.0f64);
     let images = (c.images - slot * 256).min(256);
-    for i in 0..images {
+    let row = |n: usize| b * c.out_batch_stride + n * c.width;
+    let mut i = 0;
+    while let Some(y) = lane_labels(head, c, targets, (b, slot * 256 + i), images - i) {
+        let z = &outputs[row(slot * 256 + i)..][..LANES * c.width];
+        let d = grad.as_deref_mut().map(|g| &mut g[i * c.width..][..LANES * c.width]);
+        let (losses, ok) = cross_entropy_lanes(simd, z, c.width, &y, d, scale);
+        for (l, ok) in losses.iter().zip(ok) {
+            loss += *l as f64;
+            correct += f64::from(u8::from(ok));
+        }
+        i += LANES;
+    }
+    for i in i..images {
         let n = slot * 256 + i;
-        let z = &outputs[b * c.out_batch_stride + n * c.width..][..c.width];
+        let z = &outputs[row(n)..][..c.width];
         let image = b * c.img_bs + c.first_image + n;
         let d = grad.as_deref_mut().map(|g| &mut g[i * c.width..][..c.width]);
         let (l, ok) = image_loss(simd, head, z, (targets, image), d, scale);
@@ -229,6 +327,25 @@ fn slot_sums(
         correct += f64::from(u8::from(ok));
     }
     (loss, correct)
+}
+
+/// The labels of the [`LANES`] images from chunk image `n` of vector `b` where the cross-entropy head
+/// takes them together ([`cross_entropy_lanes`]): that many images left (`left`), at most
+/// [`LANE_WIDTH`] logits, every label a valid class. `None`: image by image.
+fn lane_labels(
+    head: Head,
+    c: &LossChunk,
+    targets: &Targets,
+    (b, n): (usize, usize),
+    left: usize,
+) -> Option<[u32; LANES]> {
+    let Targets::Labels(labels) = targets else { return None };
+    if head != Head::CrossEntropy || left < LANES || c.width > LANE_WIDTH {
+        return None;
+    }
+    let first = b * c.img_bs + c.first_image + n;
+    let y: [u32; LANES] = std::array::from_fn(|l| labels[first + l].to_bits());
+    y.iter().all(|&y| (y as usize) < c.width).then_some(y)
 }
 
 /// One image's loss on its outputs `z` against target `image` of `targets` (a label, or the image's
@@ -260,5 +377,47 @@ pub(super) fn image_loss(
             (loss, false)
         }
         (Targets::Labels(_), Head::MseSigmoid) => unreachable!("the MSE head reads pixels"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Sixteen images' logits (`width` each) with ties at the maximum (among themselves and with the
+    /// label), a saturated softmax, values in the subnormal range and a row of equal logits.
+    fn logits(width: usize) -> Vec<f32> {
+        let mut z: Vec<f32> = (0..LANES * width).map(|i| ((i as f32) * 0.731).sin() * 3.0).collect();
+        z[width..2 * width].fill(1.5); // every logit ties
+        z[2 * width + 3] = z[2 * width..3 * width].iter().fold(f32::MIN, |m, &v| m.max(v)); // a tie at the top
+        z[3 * width + 1] = 90.0; // e^(z_k - z_r) underflows for the others
+        z[4 * width..5 * width].iter_mut().for_each(|v| *v *= 1e-39);
+        z
+    }
+
+    /// The lane path has the bits of the one-image functions, with and without the gradient, at every
+    /// SIMD level the processor has, for ten classes (the networks') and the widest the lanes take.
+    #[test]
+    fn sixteen_images_in_lanes_have_the_bits_of_one_image_at_a_time() {
+        for width in [10, 3, LANE_WIDTH] {
+            let z = logits(width);
+            let y: [u32; LANES] = std::array::from_fn(|l| ((l * 7 + 3) % width) as u32);
+            for simd in Simd::ALL.into_iter().filter(|s| s.effective() == *s) {
+                let mut lanes_grad = vec![f32::NAN; LANES * width];
+                let (losses, ok) = cross_entropy_lanes(simd, &z, width, &y, Some(&mut lanes_grad), 0.37);
+                let (losses_only, ok_only) = cross_entropy_lanes(simd, &z, width, &y, None, 0.37);
+                for l in 0..LANES {
+                    let row = &z[l * width..][..width];
+                    let mut grad = vec![0f32; width];
+                    let (loss, correct) = cross_entropy(simd, row, y[l] as usize, &mut grad, 0.37);
+                    let what = format!("{simd:?}, width {width}, image {l}");
+                    assert_eq!((losses[l].to_bits(), ok[l]), (loss.to_bits(), correct), "{what}");
+                    let only = cross_entropy_loss(simd, row, y[l] as usize);
+                    assert_eq!((losses_only[l].to_bits(), ok_only[l]), (only.0.to_bits(), only.1), "{what}");
+                    let bits = |g: &[f32]| g.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                    assert_eq!(bits(&lanes_grad[l * width..][..width]), bits(&grad), "{what}: gradient");
+                }
+            }
+        }
     }
 }
