@@ -207,37 +207,51 @@ fn mse_sigmoid_only(z: &[f32], x: &[f32]) -> f32 {
     mse_sigmoid_plain::<false>(z, x, &mut [], 0.0)
 }
 
-/// Eight partial sums over fixed-size chunks, so that the loop vectorises. Not [`super::simd::sum8`]:
-/// it writes the gradient in the same pass (when `GRAD`; `grad` is then as long as `z`), and it adds
-/// the tail into lane 0 before adding the lanes, another order (so other bits) whenever the width is
-/// not a multiple of 8.
+/// Eight partial sums, so that the loop vectorises: lane l adds the values i = l, l + 8, … of the whole
+/// groups of eight, in order, the tail (the last `w % 8` values) goes into lane 0, and the lanes are
+/// added 0 to 7. Not [`super::simd::sum8`]: it writes the gradient in the same pass (when `GRAD`;
+/// `grad` is then as long as `z`), and it adds the tail into lane 0 before adding the lanes, another
+/// order (so other bits) whenever the width is not a multiple of 8.
+///
+/// The values are computed sixteen at a time (a whole AVX-512 vector; two at AVX2) and added into the
+/// lanes as two groups of eight, in the same order: the sigmoid, its exponential and its division ran
+/// at half width on AVX-512 with groups of eight (a standalone timing: 0.85 → 0.67 ns per value with
+/// the gradient, 0.70–0.79 → 0.59–0.63 without, the same bits).
 #[inline(always)]
 fn mse_sigmoid_plain<const GRAD: bool>(z: &[f32], x: &[f32], grad: &mut [f32], scale: f32) -> f32 {
     let w = z.len();
     let k2 = 2.0 * scale / w as f32;
-    let mut acc = [0f32; 8];
-    let (zc, xc) = (z.chunks_exact(8), x.chunks_exact(8));
-    let (zr, xr) = (zc.remainder(), xc.remainder());
-    for (i, (z8, x8)) in zc.zip(xc).enumerate() {
-        let (z8, x8): (&[f32; 8], &[f32; 8]) = (z8.try_into().unwrap(), x8.try_into().unwrap());
-        let mut g8 = [0f32; 8];
-        for lane in 0..8 {
-            let y = sigmoid(z8[lane]);
-            let d = y - x8[lane];
-            acc[lane] += d * d;
-            g8[lane] = k2 * d * y * (1.0 - y);
-        }
-        if GRAD {
-            grad[i * 8..][..8].copy_from_slice(&g8);
-        }
-    }
-    let tail = w - zr.len();
-    for (k, (&z, &x)) in zr.iter().zip(xr).enumerate() {
+    // d² and d loss / d z of one value
+    let term = |z: f32, x: f32| {
         let y = sigmoid(z);
         let d = y - x;
-        acc[0] += d * d;
+        (d * d, k2 * d * y * (1.0 - y))
+    };
+    let mut acc = [0f32; 8];
+    let (sixteens, eights) = (w / 16 * 16, w / 8 * 8);
+    let (zc, xc) = (z[..sixteens].chunks_exact(16), x[..sixteens].chunks_exact(16));
+    for (i, (z16, x16)) in zc.zip(xc).enumerate() {
+        let (z16, x16): (&[f32; 16], &[f32; 16]) = (z16.try_into().unwrap(), x16.try_into().unwrap());
+        let (mut sq, mut g) = ([0f32; 16], [0f32; 16]);
+        for lane in 0..16 {
+            (sq[lane], g[lane]) = term(z16[lane], x16[lane]);
+        }
+        for lane in 0..8 {
+            acc[lane] += sq[lane];
+        }
+        for lane in 0..8 {
+            acc[lane] += sq[8 + lane];
+        }
         if GRAD {
-            grad[tail + k] = k2 * d * y * (1.0 - y);
+            grad[i * 16..][..16].copy_from_slice(&g);
+        }
+    }
+    // at most one more group of eight, then the tail
+    for i in sixteens..w {
+        let (sq, g) = term(z[i], x[i]);
+        acc[if i < eights { i % 8 } else { 0 }] += sq;
+        if GRAD {
+            grad[i] = g;
         }
     }
     acc.iter().sum::<f32>() / w as f32
@@ -393,6 +407,34 @@ mod tests {
         z[3 * width + 1] = 90.0; // e^(z_k - z_r) underflows for the others
         z[4 * width..5 * width].iter_mut().for_each(|v| *v *= 1e-39);
         z
+    }
+
+    /// The MSE head adds its squared differences in the order its documentation gives (whole groups of
+    /// eight by lane, the tail into lane 0, the lanes in order), at every SIMD level, for widths that
+    /// are and are not multiples of 8 and 16.
+    #[test]
+    fn the_reconstruction_head_adds_in_its_documented_order() {
+        for w in [784, 1, 7, 8, 15, 16, 23, 24, 31, 40] {
+            let z: Vec<f32> = (0..w).map(|i| ((i as f32) * 0.37).sin() * 6.0).collect();
+            let x: Vec<f32> = (0..w).map(|i| ((i * 7919) % 255) as f32 / 255.0).collect();
+            let (mut acc, mut want_grad) = ([0f32; 8], vec![0f32; w]);
+            let k2 = 2.0 * 0.3 / w as f32;
+            for i in 0..w {
+                let y = sigmoid(z[i]);
+                let d = y - x[i];
+                acc[if i < w / 8 * 8 { i % 8 } else { 0 }] += d * d;
+                want_grad[i] = k2 * d * y * (1.0 - y);
+            }
+            let want = acc.iter().sum::<f32>() / w as f32;
+            for simd in Simd::ALL.into_iter().filter(|s| s.effective() == *s) {
+                let mut grad = vec![f32::NAN; w];
+                let loss = mse_sigmoid(simd, &z, &x, &mut grad, 0.3);
+                assert_eq!(loss.to_bits(), want.to_bits(), "{simd:?}, width {w}");
+                assert_eq!(mse_sigmoid_loss(simd, &z, &x).to_bits(), want.to_bits(), "{simd:?}, width {w}");
+                let bits = |g: &[f32]| g.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&grad), bits(&want_grad), "{simd:?}, width {w}: gradient");
+            }
+        }
     }
 
     /// The lane path has the bits of the one-image functions, with and without the gradient, at every
