@@ -22,7 +22,7 @@ use super::matmul::{sgemm_raw, Mat, SendPtr};
 use super::scratch::Scratch;
 use super::simd::Simd;
 use super::{Cpu, CpuBuffer, CpuCommand};
-use crate::ops::op::{Operand, GRADS, LABELS, PARTIALS, PIXELS, WEIGHTS};
+use crate::ops::op::{Operand, GRADS, PARTIALS, WEIGHTS};
 use crate::ops::products::check_product;
 use crate::ops::{partial_slots, Head, OutputLayer, OutputLayers, Source};
 
@@ -35,8 +35,7 @@ const GROUP: usize = 256;
 impl OutputLayers for Cpu {
     fn output_layer(&self, layer: &OutputLayer, t: &[&CpuBuffer]) -> Result<CpuCommand> {
         let x_id = layer.forward.a.0.tensor();
-        let targets_id = if layer.head.head == Head::MseSigmoid { PIXELS } else { LABELS };
-        let (x, w, targets) = (t[x_id].clone(), t[WEIGHTS].clone(), t[targets_id].clone());
+        let (x, w, targets) = (t[x_id].clone(), t[WEIGHTS].clone(), t[layer.head.targets()].clone());
         let (partials, grads, dx) = (t[PARTIALS].clone(), t[GRADS].clone(), t[layer.input_grad.c.0].clone());
         for p in [&layer.forward, &layer.weight_grad, &layer.input_grad] {
             let source = |o: Operand| Source::F32(t[o.tensor()]);

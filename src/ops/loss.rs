@@ -65,7 +65,9 @@ pub struct Loss {
 }
 
 impl Loss {
-    fn targets(&self) -> TensorId {
+    /// The tensor the head reads its targets from: [`LABELS`] (cross-entropy) or the images [`PIXELS`]
+    /// (reconstruction).
+    pub fn targets(&self) -> TensorId {
         match self.head {
             Head::CrossEntropy => LABELS,
             Head::MseSigmoid => PIXELS,

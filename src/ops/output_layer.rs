@@ -114,17 +114,11 @@ impl OutputLayer {
     /// # Errors
     /// As each operation's own recording.
     pub fn record_parts<B: Backend>(&self, backend: &B, t: &[&B::Buffer]) -> Result<Vec<B::Command>> {
-        let head = if self.gradient {
-            self.head.record(backend, t)?
-        } else {
-            LossWithoutGradient(self.head.clone()).record(backend, t)?
+        let record = |op: &Op| match op {
+            Op::Loss(head) if !self.gradient => LossWithoutGradient(head.clone()).record(backend, t),
+            op => op.record(backend, t),
         };
-        let mut out = vec![self.forward.record(backend, t)?, head];
-        if self.gradient {
-            out.push(self.weight_grad.record(backend, t)?);
-            out.push(self.input_grad.record(backend, t)?);
-        }
-        Ok(out)
+        self.parts().iter().map(record).collect()
     }
 
     /// The number of the chunk's forward operations (at its end) and backward operations (at its
