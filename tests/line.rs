@@ -84,10 +84,10 @@ fn a_convolution_first_or_too_little_memory_takes_the_plain_path() {
     assert!(eval.line(&d, Coef::at(&coef, 0, 1)).unwrap().is_none(), "LeNet starts with a convolution");
     // FCP: 2 x 3 runs x 200 images x 50 units x 4 bytes = 240,000 bytes of bases
     let plan = evaluator(&device, Arch::Fcp, Some(64)).plan().clone();
-    let budget = |total_bytes: u64| ChunkBudget { tensor_bytes: 1 << 20, total_bytes };
+    let budget = |total_bytes: u64| ChunkBudget { tensor_bytes: 1 << 20, total_bytes, cache_bytes: 0 };
     assert!(Line::prefixes(&plan, RUNS, budget(4 * 240_000)).is_some());
     assert!(Line::prefixes(&plan, RUNS, budget(4 * 240_000 - 4)).is_none(), "more than a quarter of the budget");
-    let narrow = ChunkBudget { tensor_bytes: 4 * 3 * 64 * 50 - 4, total_bytes: 1 << 30 };
+    let narrow = ChunkBudget { tensor_bytes: 4 * 3 * 64 * 50 - 4, total_bytes: 1 << 30, cache_bytes: 0 };
     assert!(Line::prefixes(&plan, RUNS, narrow).is_none(), "one chunk's basis over the tensor budget");
 }
 

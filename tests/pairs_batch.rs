@@ -255,7 +255,7 @@ fn the_default_batch_is_one_pair_on_the_cpu_and_the_largest_that_fits_on_a_gpu()
     }
     // the rule itself: the weights, the widest tensor and the total each bound the batch
     let n = Arch::Fcp.n_params() as u64 * 4;
-    let roomy = ChunkBudget { tensor_bytes: 1 << 40, total_bytes: 1 << 40 };
+    let roomy = ChunkBudget { tensor_bytes: 1 << 40, total_bytes: 1 << 40, cache_bytes: 0 };
     assert!(batch_fits(net, roomy, 51 * 16));
     assert!(!batch_fits(net, ChunkBudget { tensor_bytes: 51 * n - 4, ..roomy }, 51), "weights past a binding");
     assert!(batch_fits(net, ChunkBudget { tensor_bytes: 51 * n, ..roomy }, 51));

@@ -8,7 +8,8 @@ use losscape::backend::ChunkBudget;
 use losscape::cli::parse_bytes;
 use losscape::data::{DeviceImages, Split};
 use losscape::model::{
-    chunk_capacity, dispatch_goal, plan_evaluation, width, Arch, Evaluator, Network, Plan, MAX_CHUNK_IMAGES,
+    chunk_capacity, dispatch_goal, plan_evaluation, width, Arch, Evaluator, Network, Plan, CACHE_FLOOR_IMAGES,
+    MAX_CHUNK_IMAGES,
 };
 use losscape::ops::Act;
 use losscape::path::batching::{pairs_per_batch, MAX_PAIRS_PER_BATCH};
@@ -51,8 +52,8 @@ fn chunks_respect_both_limits_of_the_budget() {
     for arch in Arch::ALL {
         let net = Network { arch, act: Act::Softplus };
         for budget in [
-            ChunkBudget { tensor_bytes: 64 << 20, total_bytes: 1 << 40 },
-            ChunkBudget { tensor_bytes: 1 << 40, total_bytes: 256 << 20 },
+            ChunkBudget { tensor_bytes: 64 << 20, total_bytes: 1 << 40, cache_bytes: 0 },
+            ChunkBudget { tensor_bytes: 1 << 40, total_bytes: 256 << 20, cache_bytes: 0 },
             h100(),
         ] {
             let chunk = chunk_capacity(net, budget, 51, 60_000);
@@ -65,6 +66,43 @@ fn chunks_respect_both_limits_of_the_budget() {
             }
         }
     }
+}
+
+/// The CPU backend's chunks aim at its cache budget: the largest multiple of 64 images whose scratch
+/// tensors fit `cache_bytes` (LeNet and the LSTM at B = 1, the FCP at B = 51), never fewer than the
+/// floor (every network at B = 51 but the FCP), and never more than the other two limits allow (the
+/// FCP and the autoencoder at B = 1 take all the images). Without an aim (a GPU's budget) the chunk is
+/// what the two limits give.
+#[test]
+fn cpu_chunks_aim_at_the_cache_budget_and_stop_at_a_floor() {
+    let cpu = common::cpu().chunk_budget();
+    assert!(cpu.cache_bytes > 0, "{cpu:?}");
+    let scratch = |net, chunk, batch| Plan::new(net, 0..chunk, chunk, batch, chunk, 0).unwrap().scratch_bytes();
+    let (mut aimed, mut floored) = (0, 0);
+    for arch in Arch::ALL {
+        let net = Network { arch, act: Act::Softplus };
+        for batch in [1, 51] {
+            let chunk = chunk_capacity(net, cpu, batch, 60_000);
+            let unaimed = chunk_capacity(net, ChunkBudget { cache_bytes: 0, ..cpu }, batch, 60_000);
+            let what = format!("{arch:?} B = {batch}: chunk {chunk}, {unaimed} without the aim");
+            assert!(chunk.is_multiple_of(64) && chunk <= unaimed, "{what}");
+            let fits = scratch(net, chunk, batch) <= cpu.cache_bytes;
+            if chunk == unaimed {
+                // the other limits were the tighter ones
+                assert!(fits || chunk <= CACHE_FLOOR_IMAGES, "{what}: past the aim");
+            } else if fits {
+                aimed += 1;
+                assert!(chunk >= CACHE_FLOOR_IMAGES, "{what}: below the floor");
+                assert!(scratch(net, chunk + 64, batch) > cpu.cache_bytes, "{what}: 64 more images fit the aim");
+            } else {
+                floored += 1;
+                assert_eq!(chunk, CACHE_FLOOR_IMAGES, "{what}: past the aim above the floor");
+            }
+        }
+    }
+    assert!(aimed >= 2 && floored >= 2, "{aimed} chunks at the aim, {floored} at the floor");
+    // a GPU budget has no aim: its chunks are unchanged by this rule
+    assert_eq!(h100().cache_bytes, 0);
 }
 
 #[test]
@@ -214,7 +252,10 @@ fn known_adapter_unknown_name_states_its_fallback_and_gpu_memory_wins() {
         max_binding_bytes: 128 << 20,
         max_buffer_bytes: (1 << 31) - 1,
     };
-    assert_eq!(adapter_budget(soft, None).budget, ChunkBudget { tensor_bytes: 32 << 20, total_bytes: 256 << 20 });
+    assert_eq!(
+        adapter_budget(soft, None).budget,
+        ChunkBudget { tensor_bytes: 32 << 20, total_bytes: 256 << 20, cache_bytes: 0 }
+    );
 }
 
 /// Issue 26: on the h100 budget 16 pairs per batch (B = 816) cut LSTM chunks to 64 images (~112,000

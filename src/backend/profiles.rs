@@ -11,8 +11,10 @@ use serde::Serialize;
 pub use crate::gpu::AdapterLimits;
 
 /// Bytes a scratch tensor may take on the CPU backend (host memory is plentiful, and large chunks keep
-/// the matrix products efficient), and all of an evaluator's together.
-pub(super) const CPU_BUDGET: ChunkBudget = ChunkBudget { tensor_bytes: 512 << 20, total_bytes: 8 << 30 };
+/// the matrix products efficient), all of an evaluator's together, and what a chunk's tensors aim at
+/// so that they stay in the caches (see [`ChunkBudget::cache_bytes`]).
+pub(super) const CPU_BUDGET: ChunkBudget =
+    ChunkBudget { tensor_bytes: 512 << 20, total_bytes: 8 << 30, cache_bytes: 32 << 20 };
 /// Bytes a scratch tensor may take on a software rasteriser: lavapipe runs the test suite's GPU pass,
 /// whose speed was measured with chunks of this size.
 pub const SOFTWARE_TENSOR_BYTES: u64 = 32 << 20;
@@ -24,13 +26,19 @@ pub const DEFAULT_GPU_MEMORY: u64 = 2 << 30;
 pub const SOFTWARE_GPU_MEMORY: u64 = 256 << 20;
 
 /// How much memory one evaluator's scratch tensors may take: the image chunk is the largest whose
-/// tensors fit both (`model::chunk_capacity`).
+/// tensors fit both limits, and the cache aim where there is one (`model::chunk_capacity`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct ChunkBudget {
     /// Bytes one scratch tensor may take: a GPU's storage-binding limit (or less).
     pub tensor_bytes: u64,
     /// Bytes all scratch tensors of an evaluator may take together.
     pub total_bytes: u64,
+    /// Bytes of scratch tensors a chunk aims at, 0 for none: on the CPU backend a chunk whose tensors
+    /// stay in the processor's caches between operations runs faster than one that streams them from
+    /// memory, down to a floor of images below which per-chunk costs take over
+    /// (`model::chunk_capacity`). A constant, not the cache size of the machine at hand, so that the
+    /// chunks (and with them the bits of every sum) are the same on every machine.
+    pub cache_bytes: u64,
 }
 
 /// A GPU's limits as far as the planner needs them.
@@ -159,7 +167,7 @@ impl Profile {
     pub fn budget(&self, memory: Option<u64>) -> ChunkBudget {
         let tensor_bytes =
             if self.software { self.max_binding_bytes.min(SOFTWARE_TENSOR_BYTES) } else { self.max_binding_bytes };
-        ChunkBudget { tensor_bytes, total_bytes: memory.unwrap_or(self.default_memory()) }
+        ChunkBudget { tensor_bytes, total_bytes: memory.unwrap_or(self.default_memory()), cache_bytes: 0 }
     }
 
     /// Scratch bytes by default: a [`MEMORY_SHARE`]th of the device's memory.
@@ -333,7 +341,7 @@ fn gib(bytes: u64) -> String {
 pub fn adapter_budget(a: AdapterLimits, gpu_memory: Option<u64>) -> MemoryBudget {
     let tensor_bytes = if a.software { a.max_binding_bytes.min(SOFTWARE_TENSOR_BYTES) } else { a.max_binding_bytes };
     let make = |total_bytes: u64, source: String, recognised: bool, note: Option<String>| MemoryBudget {
-        budget: ChunkBudget { tensor_bytes, total_bytes },
+        budget: ChunkBudget { tensor_bytes, total_bytes, cache_bytes: 0 },
         source,
         recognised,
         note,

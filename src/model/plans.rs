@@ -27,9 +27,15 @@ pub fn width_for(desc: &Description) -> usize {
 /// already few; larger chunks would only take more memory.
 pub const MAX_CHUNK_IMAGES: usize = 8192;
 
+/// The fewest images a chunk aimed at [`ChunkBudget::cache_bytes`] takes: smaller chunks pay more in
+/// per-chunk costs (each operation's fixed work, the LSTM's steps) than they gain in cache hits.
+pub const CACHE_FLOOR_IMAGES: usize = 256;
+
 /// Images per chunk for `batch` vectors of `net` within `budget`: the largest multiple of 64 whose
-/// largest scratch tensor fits `budget.tensor_bytes` and whose scratch tensors together fit
-/// `budget.total_bytes`, between 64 and [`MAX_CHUNK_IMAGES`], and never more than the images.
+/// largest scratch tensor fits `budget.tensor_bytes`, whose scratch tensors together fit
+/// `budget.total_bytes` and, where the budget has a cache aim, fit `budget.cache_bytes` or are
+/// [`CACHE_FLOOR_IMAGES`] (whichever is more); between 64 and [`MAX_CHUNK_IMAGES`], and never more than
+/// the images.
 pub fn chunk_capacity(net: Network, budget: ChunkBudget, batch: usize, images: usize) -> usize {
     chunk_capacity_for(&net.description(), budget, batch, images)
 }
@@ -40,8 +46,13 @@ pub fn chunk_capacity_for(desc: &Description, budget: ChunkBudget, batch: usize,
     let per_tensor = budget.tensor_bytes / (batch * width_for(desc) * 4) as u64;
     // every scratch tensor grows with the chunk: measure them on a 64-image plan
     let probe = Plan::for_description(desc, 0..64, 64, batch, 64, 0).map_or(0, |p| p.scratch_bytes());
-    let by_total = budget.total_bytes / probe.div_ceil(64).max(1);
-    let cap = (per_tensor.min(by_total) as usize / 64 * 64).clamp(64, MAX_CHUNK_IMAGES);
+    let per_image = probe.div_ceil(64).max(1);
+    let by_total = budget.total_bytes / per_image;
+    let by_cache = match budget.cache_bytes {
+        0 => u64::MAX,
+        bytes => (bytes / per_image).max(CACHE_FLOOR_IMAGES as u64),
+    };
+    let cap = (per_tensor.min(by_total).min(by_cache) as usize / 64 * 64).clamp(64, MAX_CHUNK_IMAGES);
     cap.min(images.max(1))
 }
 
