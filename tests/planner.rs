@@ -68,11 +68,11 @@ fn chunks_respect_both_limits_of_the_budget() {
     }
 }
 
-/// The CPU backend's chunks aim at its cache budget: the largest multiple of 64 images whose scratch
-/// tensors fit `cache_bytes` (LeNet and the LSTM at B = 1, the FCP at B = 51), never fewer than the
-/// floor (every network at B = 51 but the FCP), and never more than the other two limits allow (the
-/// FCP and the autoencoder at B = 1 take all the images). Without an aim (a GPU's budget) the chunk is
-/// what the two limits give.
+/// The CPU backend's chunks aim at its cache budget: on 60,000 images, the largest multiple of 64
+/// images whose scratch tensors fit `cache_bytes` (LeNet, the LSTM and the autoencoder at B = 1, the
+/// FCP at B = 51), never fewer than the floor (the other three at B = 51), and never more than the
+/// other two limits allow (the FCP at B = 1 takes the largest chunk). Without an aim (a GPU's budget)
+/// the chunk is what the two limits give.
 #[test]
 fn cpu_chunks_aim_at_the_cache_budget_and_stop_at_a_floor() {
     let cpu = common::cpu().chunk_budget();

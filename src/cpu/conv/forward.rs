@@ -5,6 +5,7 @@ use super::im2col::im2col;
 use super::schedule::{inner_threads, run_tasks, split_blocks, Scratch};
 use super::{check_input, check_params, Ctx, Shape};
 use crate::cpu::matmul::{sgemm, Mat};
+use crate::cpu::Simd;
 use crate::ops::Conv;
 
 /// out = conv(input) + bias for every vector.
@@ -16,13 +17,22 @@ use crate::ops::Conv;
 ///   `b * n_prm + w_off`, bias `[out_c]` at `b * n_prm + b_off` (zeros when there is none).
 /// * `out`: written at `b * c.out_bs() + ((n * out_c + co) * out_h + oy) * out_w + ox`, all of
 ///   `out[..batches * out_bs]`.
-pub fn forward(c: &Conv, images: bool, input: &[f32], weights: &[f32], out: &mut [f32], threads: usize) {
+///
+/// `threads`: the most worker threads; `simd`: the level the im2col copies run at.
+pub fn forward(
+    c: &Conv,
+    images: bool,
+    input: &[f32],
+    weights: &[f32],
+    out: &mut [f32],
+    (threads, simd): (usize, Simd),
+) {
     if c.batches == 0 || c.images == 0 {
         return;
     }
     let shared = images && c.img_bs == 0;
     let sh = Shape::new(c, shared);
-    let ctx = Ctx { c, sh, shared, input, in_bs: c.in_bs(images), threads };
+    let ctx = Ctx { c, sh, shared, input, in_bs: c.in_bs(images), threads, simd };
     check_input(c, &sh, input, ctx.in_bs);
     check_params(c, weights, "weights");
     let (packed, bias) = pack_weights(c, &sh, weights);
@@ -81,12 +91,12 @@ fn forward_block(ctx: &Ctx, (packed, bias): (&[f32], &[f32]), mut task: Block, (
     let count = task.outs[0].len() / sh.out_map;
     let n = sh.cols(count);
     if ctx.shared {
-        im2col(c, sh, ctx.input_at(0, task.first), count, cols);
+        im2col(ctx.simd, c, sh, ctx.input_at(0, task.first), count, cols);
     }
     let mut b0 = task.b0;
     for group in task.outs.chunks_mut(sh.group) {
         if !ctx.shared {
-            im2col(c, sh, ctx.input_at(b0, task.first), count, cols);
+            im2col(ctx.simd, c, sh, ctx.input_at(b0, task.first), count, cols);
         }
         let m = group.len() * c.out_c;
         let w = (packed, Mat::new(b0 * c.out_c * sh.k, sh.k, 1));

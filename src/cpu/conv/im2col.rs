@@ -4,7 +4,7 @@
 
 use super::lanes::{add_short, copy_ahead, copy_short, zero_ahead};
 use super::Shape;
-use crate::cpu::simd::sum8;
+use crate::cpu::simd::{dispatch, sum8};
 use crate::ops::Conv;
 
 /// The range of outputs `o` along one axis (of `out_len`) whose input coordinate
@@ -30,7 +30,13 @@ fn valid_columns(c: &Conv, kx: usize) -> (usize, usize) {
 /// write covers it): the rows of a map are only 10 to 30 floats long and exact-length copies would
 /// cost more than the product (see `lanes`). `cols` past the matrix is scratch that may receive such
 /// garbage. A larger stride reads every `stride`-th input column, one float at a time.
-pub(super) fn im2col(c: &Conv, sh: &Shape, input: &[f32], count: usize, cols: &mut [f32]) {
+///
+/// Built at each SIMD level (`dispatch!`): compiled for the baseline, its row copies went 16 bytes at a
+/// time, and the im2col matrix took a quarter of LeNet's SGD step (docs/benchmarks.md). Copies only, so
+/// every level writes the same bits. Built the same way together, `col2im`, `gather_grad_out` and the
+/// forward pass's output copy made LeNet's evaluations slower, so they stay at the baseline.
+#[inline(always)]
+fn im2col_plain(c: &Conv, sh: &Shape, input: &[f32], count: usize, cols: &mut [f32]) {
     let (ih, iw, ks) = (c.in_h, c.in_w, c.ksize);
     let n = sh.cols(count);
     for r in 0..sh.k {
@@ -82,8 +88,11 @@ fn unit_stride_rows(
     zero_ahead(&mut dst[rows.1 * ow..], (c.out_h() - rows.1) * ow);
 }
 
+dispatch!(pub(super) fn im2col(c: &Conv, sh: &Shape, input: &[f32], count: usize, cols: &mut [f32]) => im2col_plain);
+
 /// [`unit_stride_rows`] at a larger stride: every `stride`-th input column of every `stride`-th row,
-/// one float at a time, exactly `oh` x `ow` values.
+/// one float at a time, exactly `oh` x `ow` values. Not inlined: a larger `im2col` body slowed the
+/// stride-1 path that LeNet takes.
 fn strided_rows(
     c: &Conv,
     (rows, (lo, hi)): ((usize, usize), (usize, usize)),

@@ -32,7 +32,7 @@ pub use weight_grad::weight_grad;
 
 use anyhow::Result;
 
-use super::{Cpu, CpuBuffer, CpuCommand};
+use super::{Cpu, CpuBuffer, CpuCommand, Simd};
 use crate::ops::{Conv, Convolutions, Source};
 
 impl Convolutions for Cpu {
@@ -45,8 +45,9 @@ impl Convolutions for Cpu {
     ) -> Result<CpuCommand> {
         c.check()?;
         let (images, input, weights, out) = (input.is_images(), input.buffer().clone(), weights.clone(), out.clone());
-        Ok(CpuCommand::checked("convolution", &[&out], &[&input, &weights])?
-            .run(move |cpu, l| forward(&c, images, input.view(l), weights.view(l), out.view_mut(l), cpu.threads)))
+        Ok(CpuCommand::checked("convolution", &[&out], &[&input, &weights])?.run(move |cpu, l| {
+            forward(&c, images, input.view(l), weights.view(l), out.view_mut(l), (cpu.threads, cpu.kernels))
+        }))
     }
 
     fn conv_weight_grad(
@@ -61,7 +62,15 @@ impl Convolutions for Cpu {
         let (images, input, grad_out, grads) =
             (input.is_images(), input.buffer().clone(), grad_out.clone(), grads.clone());
         Ok(CpuCommand::checked("convolution weight gradient", &[&grads], &[&input, &grad_out])?.run(move |cpu, l| {
-            weight_grad(&c, images, input.view(l), grad_out.view(l), grads.view_mut(l), accumulate, cpu.threads)
+            weight_grad(
+                &c,
+                images,
+                input.view(l),
+                grad_out.view(l),
+                grads.view_mut(l),
+                accumulate,
+                (cpu.threads, cpu.kernels),
+            )
         }))
     }
 
@@ -157,6 +166,8 @@ struct Ctx<'a> {
     input: &'a [f32],
     in_bs: usize,
     threads: usize,
+    /// The SIMD level of the im2col copies.
+    simd: Simd,
 }
 
 impl Ctx<'_> {

@@ -2,6 +2,7 @@
 //! rest of the program relies on (thread-count-independent bits, untouched neighbours).
 
 use super::*;
+use crate::cpu::Simd;
 
 /// Deterministic values in [-1, 1).
 fn values(len: usize, seed: u64) -> Vec<f32> {
@@ -156,7 +157,9 @@ fn conv(in_c: usize, in_hw: usize, out_c: usize, ksize: usize, pad: usize, image
     }
 }
 
-/// Runs all three kernels against the naive loops for one shape and input kind, on 1 and 2 threads.
+/// Runs all three kernels against the naive loops for one shape and input kind, on 1 and 2 threads at
+/// every SIMD level the machine has, and checks that every run writes the bits of the first (the
+/// levels differ only in the copies around the products, and the sums keep their order).
 fn check(c: &Conv, images: bool) {
     let in_len = c.in_off + (c.batches - 1) * c.in_bs(images) + c.images * c.in_map() + 3;
     let mut input = values(in_len, 1);
@@ -166,21 +169,33 @@ fn check(c: &Conv, images: bool) {
     let weights = values(c.batches * c.n_prm, 2);
     let grad_out = values(c.batches * c.out_bs(), 3);
     let what = format!("{c:?} images {images}");
-    for threads in [1, 2] {
-        let mut out = values(c.batches * c.out_bs(), 4);
-        forward(c, images, &input, &weights, &mut out, threads);
-        assert_close(&out, &naive_forward(c, images, &input, &weights), &format!("forward {what}"));
-        for acc in [false, true] {
-            let mut grads = values(c.batches * c.n_prm, 5);
-            let slow = naive_weight_grad(c, images, &input, &grad_out, &grads, acc);
-            weight_grad(c, images, &input, &grad_out, &mut grads, acc, threads);
-            assert_close(&grads, &slow, &format!("weight_grad acc {acc} {what}"));
-        }
-        if !images {
-            let mut grad_in = values(in_len, 6);
-            let slow = naive_input_grad(c, &weights, &grad_out, &grad_in);
-            input_grad(c, &weights, &grad_out, &mut grad_in, threads);
-            assert_close(&grad_in, &slow, &format!("input_grad {what}"));
+    let mut first: Option<Vec<Vec<f32>>> = None;
+    for simd in Simd::ALL.into_iter().filter(|s| s.effective() == *s) {
+        for threads in [1, 2] {
+            let run = (threads, simd);
+            let what = format!("{what} at {simd:?} on {threads} threads");
+            let mut outputs = Vec::new();
+            let mut out = values(c.batches * c.out_bs(), 4);
+            forward(c, images, &input, &weights, &mut out, run);
+            assert_close(&out, &naive_forward(c, images, &input, &weights), &format!("forward {what}"));
+            outputs.push(out);
+            for acc in [false, true] {
+                let mut grads = values(c.batches * c.n_prm, 5);
+                let slow = naive_weight_grad(c, images, &input, &grad_out, &grads, acc);
+                weight_grad(c, images, &input, &grad_out, &mut grads, acc, run);
+                assert_close(&grads, &slow, &format!("weight_grad acc {acc} {what}"));
+                outputs.push(grads);
+            }
+            if !images {
+                let mut grad_in = values(in_len, 6);
+                let slow = naive_input_grad(c, &weights, &grad_out, &grad_in);
+                input_grad(c, &weights, &grad_out, &mut grad_in, threads);
+                assert_close(&grad_in, &slow, &format!("input_grad {what}"));
+                outputs.push(grad_in);
+            }
+            let first = first.get_or_insert_with(|| outputs.clone());
+            let bits = |v: &[Vec<f32>]| v.iter().flatten().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert!(bits(first) == bits(&outputs), "{what}: not the bits of the first level and thread count");
         }
     }
 }
@@ -242,7 +257,7 @@ fn weight_grad_bits_do_not_depend_on_the_thread_count() {
         let grad_out = values(c.batches * c.out_bs(), 3);
         let run = |threads| {
             let mut grads = vec![0.0; c.batches * c.n_prm];
-            weight_grad(&c, images, &input, &grad_out, &mut grads, false, threads);
+            weight_grad(&c, images, &input, &grad_out, &mut grads, false, (threads, Simd::detect()));
             grads.iter().map(|g| g.to_bits()).collect::<Vec<_>>()
         };
         let one = run(1);
@@ -259,7 +274,7 @@ fn weight_grad_leaves_other_parameters_untouched() {
     let grad_out = values(c.batches * c.out_bs(), 3);
     let before = values(c.batches * c.n_prm + 9, 5);
     let mut grads = before.clone();
-    weight_grad(&c, true, &input, &grad_out, &mut grads, false, 2);
+    weight_grad(&c, true, &input, &grad_out, &mut grads, false, (2, Simd::detect()));
     let k = c.in_c * c.ksize * c.ksize;
     for (i, (a, b)) in grads.iter().zip(&before).enumerate() {
         let (vector, j) = (i / c.n_prm, i % c.n_prm);

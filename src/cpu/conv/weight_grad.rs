@@ -5,10 +5,11 @@ use super::im2col::{gather_grad_out, im2col};
 use super::schedule::{inner_threads, sum_tasks, Scratch};
 use super::{check_input, check_params, Ctx, Shape};
 use crate::cpu::matmul::{sgemm, Mat};
+use crate::cpu::Simd;
 use crate::ops::Conv;
 
 /// grads (+)= d loss / d (weights, bias) given `grad_out` = d loss / d out (laid out as `forward`'s
-/// output); `input` and `images` as in [`forward`](super::forward()).
+/// output); `input`, `images`, `threads` and `simd` as in [`forward`](super::forward()).
 ///
 /// Writes only vector b's weight tensor `grads[b * n_prm + w_off..][..out_c * in_c * ksize²]` and bias
 /// `grads[b * n_prm + b_off..][..out_c]` (if any): overwritten, or added to when `accumulate`.
@@ -19,14 +20,14 @@ pub fn weight_grad(
     grad_out: &[f32],
     grads: &mut [f32],
     accumulate: bool,
-    threads: usize,
+    (threads, simd): (usize, Simd),
 ) {
     if c.batches == 0 {
         return;
     }
     let shared = images && c.img_bs == 0;
     let sh = Shape::new(c, shared);
-    let ctx = Ctx { c, sh, shared, input, in_bs: c.in_bs(images), threads };
+    let ctx = Ctx { c, sh, shared, input, in_bs: c.in_bs(images), threads, simd };
     if c.images > 0 {
         check_input(c, &sh, input, ctx.in_bs);
         assert!(grad_out.len() >= c.batches * c.out_bs(), "conv: grad_out too short");
@@ -103,12 +104,12 @@ fn weight_grad_block(
     let n = sh.cols(count);
     let Scratch([cols, buf]) = &mut Scratch::take(sh.k * sh.cols(sh.block), sh.group * sh.out_map * sh.block);
     if ctx.shared {
-        im2col(c, sh, ctx.input_at(0, first), count, cols);
+        im2col(ctx.simd, c, sh, ctx.input_at(0, first), count, cols);
     }
     for gb in (b0..b0 + vectors).step_by(sh.group) {
         let gn = sh.group.min(b0 + vectors - gb);
         if !ctx.shared {
-            im2col(c, sh, ctx.input_at(gb, first), count, cols);
+            im2col(ctx.simd, c, sh, ctx.input_at(gb, first), count, cols);
         }
         gather_grad_out(c, sh, grad_out, (gb, gn), (first, count), buf, Some(&mut acc.db));
         let (m, k) = (gn * c.out_c, sh.k);
