@@ -21,6 +21,8 @@ On a GPU: --device cuda (float32; TF32 matrix products stay off unless --tf32, s
 figures compare like with like); the loop and vmap are both tried for every network.
 Threads: torch.set_num_threads(--threads, default: all cores). Each figure is the median of --repeats
 runs after one warm-up. Only timings are printed; this is not a numerical oracle.
+An AVX2 machine on an AVX-512 one: ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2
+ONEDNN_MAX_CPU_ISA=AVX2 (the JSON records the capability PyTorch ran at, and these variables).
 """
 import argparse, gzip, json, os, statistics, struct, sys, time
 import numpy as np
@@ -216,7 +218,12 @@ def main():
     x, y = load_train(args.images)
     x, y = x.to(DEVICE), y.to(DEVICE)
     res = {"torch": torch.__version__, "device": str(DEVICE), "threads": args.threads, "images": args.images,
-           "points": args.points, "fourier": args.fourier, "seconds": {}}
+           "points": args.points, "fourier": args.fourier, "seconds": {},
+           # the instruction set of PyTorch's own CPU kernels (ATEN_CPU_CAPABILITY=avx2 narrows it; MKL's
+           # and oneDNN's follow MKL_ENABLE_INSTRUCTIONS and ONEDNN_MAX_CPU_ISA)
+           "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+           "isa_env": {k: os.environ[k] for k in ("ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS",
+                                                  "ONEDNN_MAX_CPU_ISA") if k in os.environ}}
     where = torch.cuda.get_device_name(DEVICE) if DEVICE.type == "cuda" else "CPU"
     print(f"PyTorch {torch.__version__} {where}, {args.threads} threads, N = {args.images} images, "
           f"M = {args.points} path points; seconds (median of {args.repeats})")

@@ -125,3 +125,16 @@ fn subnormals_are_flushed_to_zero_in_the_kernel_threads_at_every_level() {
         assert_eq!(std::hint::black_box(tiny) * std::hint::black_box(1.0f32), tiny);
     }
 }
+
+/// `info` and `bench` records name the instruction set of `gemm`'s products: AVX-512 exactly where the
+/// processor has it and the build keeps the `gemm-avx512` feature (a `--no-default-features` build runs
+/// them at AVX2+FMA at most, as an AVX2 machine would).
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn the_gemm_level_follows_the_processor_and_the_build_feature() {
+    let level = losscape::cpu::simd_level();
+    let avx512 = std::is_x86_feature_detected!("avx512f") && cfg!(feature = "gemm-avx512");
+    assert_eq!(level == "avx512f", avx512, "gemm level {level}");
+    let cpu = Cpu::with_simd(Simd::Portable);
+    assert_eq!(cpu.simd, level, "the backend reports the same level");
+}

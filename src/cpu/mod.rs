@@ -32,7 +32,7 @@ pub use simd::Simd;
 pub struct Cpu {
     /// Worker threads (rayon's pool).
     pub threads: usize,
-    /// The widest SIMD instruction set the `gemm` kernels can use here.
+    /// The widest SIMD instruction set the `gemm` kernels use here ([`simd_level`]).
     pub simd: String,
     /// The level the element-wise kernels run at ([`Simd::effective`] of what was asked).
     pub kernels: Simd,
@@ -79,11 +79,12 @@ impl Default for Cpu {
     }
 }
 
-/// The best vector extension of this processor that matters for f32 products.
+/// The vector extension the `gemm` crate's f32 products use here: the best of this processor's, but
+/// AVX2+FMA at most in a build without the `gemm-avx512` feature (Cargo.toml).
 pub fn simd_level() -> String {
     #[cfg(target_arch = "x86_64")]
     {
-        let level = if std::is_x86_feature_detected!("avx512f") {
+        let level = if cfg!(feature = "gemm-avx512") && std::is_x86_feature_detected!("avx512f") {
             "avx512f"
         } else if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
             "avx2+fma"

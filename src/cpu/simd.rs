@@ -6,7 +6,8 @@
 //!
 //! `LOSSCAPE_SIMD=auto|avx512|avx2|portable` forces a level (`auto`, the default, takes the widest this
 //! processor has), so that each is tested and benchmarked on any machine. The `gemm` crate's matrix
-//! products choose their own kernels and are not affected.
+//! products choose their own kernels and are not affected (a build without the `gemm-avx512`
+//! feature keeps them at AVX2+FMA; see Cargo.toml).
 
 use anyhow::{bail, Result};
 
