@@ -96,8 +96,8 @@ impl Convolutions for Cpu {
 /// On a 2-core Intel Xeon (2 MiB L2 per core) LeNet's path iteration, B = 51 evaluation, SGD epoch and
 /// L-BFGS iteration took 7–9 % less than with 48 Ki. 128 Ki was no faster in the SGD step (the first
 /// convolution's weight gradient slower), 96 Ki slower (11 blocks of 6 images share badly between two
-/// threads), 256 Ki slower for both convolutions (docs/benchmarks.md). The block, and with it the order of the weight gradient's sums, depends only
-/// on the shapes, never on the thread count.
+/// threads), 256 Ki slower for both convolutions (docs/benchmarks.md). The block, and with it the
+/// order of the weight gradient's sums, depends only on the shapes, never on the thread count.
 const COLS_TARGET: usize = 64 * 1024;
 /// Target size (floats) of a block's product buffer when several vectors share one im2col matrix.
 const PRODUCT_TARGET: usize = 96 * 1024;
