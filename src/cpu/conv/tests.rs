@@ -200,6 +200,14 @@ fn check(c: &Conv, images: bool) {
     }
 }
 
+/// `c`, after asserting that its images make several blocks and a partial last one (so that a new
+/// block target cannot silently turn a multi-block case into a one-block case).
+fn several_blocks(c: Conv) -> Conv {
+    let sh = Shape::new(&c, true);
+    assert!(c.images > sh.block && !c.images.is_multiple_of(sh.block), "{c:?}: {sh:?}");
+    c
+}
+
 /// Every input kind: shared images, per-vector images at an offset, per-vector f32 maps at an offset.
 fn check_all_inputs(c: Conv) {
     check(&c, true);
@@ -226,11 +234,17 @@ fn odd_sizes_match_the_shader() {
     // row (stride 1 takes its own im2col loop)
     check_all_inputs(Conv { in_w: 1, ..conv(2, 6, 3, 5, 2, 2) });
     // many images, so several blocks and tasks, and a partial last block
-    check_all_inputs(conv(2, 7, 3, 3, 1, 75));
-    // 1x1 kernels on many images: blocks of 62 images, the shared products split into groups of
-    // 1 vector (3 channels) or of 2 and 1 vectors (1 channel)
-    check_all_inputs(conv(1, 28, 3, 1, 0, 64));
-    check_all_inputs(conv(1, 28, 1, 1, 0, 64));
+    check_all_inputs(several_blocks(conv(2, 7, 3, 3, 1, 75)));
+    // 1x1 kernels on many images: several blocks with a partial last one, the shared products in
+    // groups of 1 vector (3 channels); the shapes are asserted so that a new block target cannot
+    // silently turn these into one-block cases
+    let c = several_blocks(conv(1, 28, 3, 1, 0, 100));
+    assert_eq!(Shape::new(&c, true).group, 1, "{:?}", Shape::new(&c, true));
+    check_all_inputs(c);
+    // one channel, fewer images: the shared products in groups of 2 and 1 vectors
+    let c = conv(1, 28, 1, 1, 0, 50);
+    assert_eq!(Shape::new(&c, true).group, 2, "{:?}", Shape::new(&c, true));
+    check_all_inputs(c);
 }
 
 #[test]
@@ -241,8 +255,8 @@ fn strides_rectangles_and_no_bias_match_the_shader() {
         let c = Conv { in_w: 11, stride, b_off: c.b_off.filter(|_| bias), ..c };
         check_all_inputs(c);
     }
-    // many images at stride 2: several blocks
-    check_all_inputs(Conv { in_h: 9, in_w: 8, stride: 2, ..conv(2, 9, 3, 3, 1, 75) });
+    // many images at stride 2: several blocks, a partial last one
+    check_all_inputs(several_blocks(Conv { in_h: 9, in_w: 8, stride: 2, ..conv(2, 9, 3, 3, 1, 400) }));
 }
 
 /// Cluster nodes differ in core count, and a sharded `reproduce` must equal an unsharded one: the
@@ -251,6 +265,7 @@ fn strides_rectangles_and_no_bias_match_the_shader() {
 fn weight_grad_bits_do_not_depend_on_the_thread_count() {
     // enough images for many blocks, so that the sum over blocks is split into pieces
     let c = conv(2, 7, 3, 3, 1, 900);
+    assert!(c.images >= 8 * Shape::new(&c, false).block, "{:?}", Shape::new(&c, false));
     for images in [true, false] {
         let in_len = c.batches * c.in_bs(images) + c.images * c.in_map();
         let input = values(in_len, 1);
