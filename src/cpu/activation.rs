@@ -121,3 +121,32 @@ pub fn activation_backward(simd: Simd, a: Act, z: &[f32], grad: &mut [f32], len:
         .zip(z[..len].par_chunks(GRAIN))
         .for_each(|(g, z)| activation_map(simd, a, true, z, g));
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every level computes, element by element, the bits of the scalar formulas: in whole
+    /// [`INTERLEAVE`] pieces, in the ragged tail, and across the parallel pieces; nothing past `len`
+    /// is written.
+    #[test]
+    fn maps_give_the_scalar_bits_at_every_level_and_stop_at_len() {
+        let len = 3 * GRAIN + 5 * INTERLEAVE + 13;
+        let z: Vec<f32> = (0..len + 7).map(|i| ((i * 7919) % 4001) as f32 / 100.0 - 20.0).collect();
+        let g: Vec<f32> = (0..len + 7).map(|i| ((i * 104_729) % 1000) as f32 / 500.0 - 1.0).collect();
+        let levels = Simd::ALL.into_iter().filter(|s| s.available());
+        for (simd, a) in levels.flat_map(|s| [Act::Softplus, Act::Relu, Act::Sigmoid, Act::Tanh].map(|a| (s, a))) {
+            let mut out = vec![f32::NAN; len + 7];
+            activation_forward(simd, a, &z, &mut out, len);
+            let mut grad = g.clone();
+            activation_backward(simd, a, &z, &mut grad, len);
+            for i in 0..len {
+                assert_eq!(out[i].to_bits(), act(a, z[i]).to_bits(), "{simd:?} {a:?} forward at {i}");
+                let want = g[i] * act_grad(a, z[i]);
+                assert_eq!(grad[i].to_bits(), want.to_bits(), "{simd:?} {a:?} backward at {i}");
+            }
+            assert!(out[len..].iter().all(|x| x.is_nan()), "{simd:?} {a:?}: forward wrote past len");
+            assert_eq!(&grad[len..], &g[len..], "{simd:?} {a:?}: backward wrote past len");
+        }
+    }
+}
