@@ -213,48 +213,66 @@ fn mse_sigmoid_only(z: &[f32], x: &[f32]) -> f32 {
 /// `grad` is then as long as `z`), and it adds the tail into lane 0 before adding the lanes, another
 /// order (so other bits) whenever the width is not a multiple of 8.
 ///
-/// The values are computed sixteen at a time (a whole AVX-512 vector; two at AVX2) and added into the
-/// lanes as two groups of eight, in the same order: the sigmoid, its exponential and its division ran
-/// at half width on AVX-512 with groups of eight (a standalone timing: 0.85 → 0.67 ns per value with
-/// the gradient, 0.70–0.79 → 0.59–0.63 without, the same bits).
+/// The values are computed in pieces of 32 (two AVX-512 vectors; four at AVX2), then one of 16 if
+/// 16 or more are left, and added into the lanes as groups of eight, in the same order as one value at
+/// a time. Why: each value is one long dependent chain (an exponential, a division); a loop of one
+/// vector at a time keeps the core waiting on it, with two or four side by side it overlaps them
+/// (the autoencoder's head over 784 pixels: docs/benchmarks.md). Earlier, groups of eight ran the
+/// sigmoid at half width on AVX-512 (0.85 → 0.67 ns per value with sixteen).
 #[inline(always)]
 fn mse_sigmoid_plain<const GRAD: bool>(z: &[f32], x: &[f32], grad: &mut [f32], scale: f32) -> f32 {
     let w = z.len();
     let k2 = 2.0 * scale / w as f32;
-    // d² and d loss / d z of one value
-    let term = |z: f32, x: f32| {
-        let y = sigmoid(z);
-        let d = y - x;
-        (d * d, k2 * d * y * (1.0 - y))
-    };
     let mut acc = [0f32; 8];
-    let (sixteens, eights) = (w / 16 * 16, w / 8 * 8);
-    let (zc, xc) = (z[..sixteens].chunks_exact(16), x[..sixteens].chunks_exact(16));
-    for (i, (z16, x16)) in zc.zip(xc).enumerate() {
-        let (z16, x16): (&[f32; 16], &[f32; 16]) = (z16.try_into().unwrap(), x16.try_into().unwrap());
-        let (mut sq, mut g) = ([0f32; 16], [0f32; 16]);
-        for lane in 0..16 {
-            (sq[lane], g[lane]) = term(z16[lane], x16[lane]);
-        }
-        for lane in 0..8 {
-            acc[lane] += sq[lane];
-        }
-        for lane in 0..8 {
-            acc[lane] += sq[8 + lane];
-        }
-        if GRAD {
-            grad[i * 16..][..16].copy_from_slice(&g);
-        }
+    let (pieces, sixteens, eights) = (w / 32 * 32, w / 16 * 16, w / 8 * 8);
+    for at in (0..pieces).step_by(32) {
+        mse_sigmoid_piece::<GRAD, 32>(&z[at..], &x[at..], (grad, at), k2, &mut acc);
+    }
+    if sixteens > pieces {
+        mse_sigmoid_piece::<GRAD, 16>(&z[pieces..], &x[pieces..], (grad, pieces), k2, &mut acc);
     }
     // at most one more group of eight, then the tail
     for i in sixteens..w {
-        let (sq, g) = term(z[i], x[i]);
+        let (sq, g) = mse_sigmoid_term(z[i], x[i], k2);
         acc[if i < eights { i % 8 } else { 0 }] += sq;
         if GRAD {
             grad[i] = g;
         }
     }
     acc.iter().sum::<f32>() / w as f32
+}
+
+/// d² and d loss / d z of one value of [`mse_sigmoid_plain`] (`k2` = 2 scale / width).
+#[inline(always)]
+fn mse_sigmoid_term(z: f32, x: f32, k2: f32) -> (f32, f32) {
+    let y = sigmoid(z);
+    let d = y - x;
+    (d * d, k2 * d * y * (1.0 - y))
+}
+
+/// The first `N` (a multiple of 8) values of `z` and `x`: their squares added into `acc` as groups of
+/// eight in order, their gradients (when `GRAD`) written to `grad.0` from `grad.1` on.
+#[inline(always)]
+fn mse_sigmoid_piece<const GRAD: bool, const N: usize>(
+    z: &[f32],
+    x: &[f32],
+    (grad, at): (&mut [f32], usize),
+    k2: f32,
+    acc: &mut [f32; 8],
+) {
+    let (z, x): (&[f32; N], &[f32; N]) = (z[..N].try_into().unwrap(), x[..N].try_into().unwrap());
+    let (mut sq, mut g) = ([0f32; N], [0f32; N]);
+    for lane in 0..N {
+        (sq[lane], g[lane]) = mse_sigmoid_term(z[lane], x[lane], k2);
+    }
+    for group in sq.chunks_exact(8) {
+        for lane in 0..8 {
+            acc[lane] += group[lane];
+        }
+    }
+    if GRAD {
+        grad[at..][..N].copy_from_slice(&g);
+    }
 }
 
 /// Targets of a loss head: labels (as u32 bits) or the f32 images.
@@ -411,10 +429,10 @@ mod tests {
 
     /// The MSE head adds its squared differences in the order its documentation gives (whole groups of
     /// eight by lane, the tail into lane 0, the lanes in order), at every SIMD level, for widths that
-    /// are and are not multiples of 8 and 16.
+    /// are and are not multiples of 8, 16 and 32 (the pieces it computes side by side).
     #[test]
     fn the_reconstruction_head_adds_in_its_documented_order() {
-        for w in [784, 1, 7, 8, 15, 16, 23, 24, 31, 40] {
+        for w in [784, 1, 7, 8, 15, 16, 23, 24, 31, 32, 40, 47, 48, 56, 63, 64, 65, 88, 100] {
             let z: Vec<f32> = (0..w).map(|i| ((i as f32) * 0.37).sin() * 6.0).collect();
             let x: Vec<f32> = (0..w).map(|i| ((i * 7919) % 255) as f32 / 255.0).collect();
             let (mut acc, mut want_grad) = ([0f32; 8], vec![0f32; w]);

@@ -263,15 +263,26 @@ fn move_block(c: &mut [f32], l: &Layout, (m, col, cols): (usize, usize, usize), 
         while j < cols {
             let run = (size - (col + j) % size).min(cols - j);
             let at = l.at(0, r, col + j);
-            for q in 0..run {
+            let plain = &mut row[j..j + run];
+            if l.col == 1 {
                 // SAFETY: `batched` checked C's extent; distinct (r, column) pairs are distinct elements
-                // (`disjoint`), so the rows' threads touch distinct elements.
-                unsafe {
-                    let e = cp.0.add(at + q * l.col);
-                    if scatter {
-                        *e = row[j + q];
-                    } else {
-                        row[j + q] = *e;
+                // (`disjoint`), so the rows' threads touch distinct elements, and C is not `plain`.
+                let run = unsafe { std::slice::from_raw_parts_mut(cp.0.add(at), run) };
+                if scatter {
+                    run.copy_from_slice(plain);
+                } else {
+                    plain.copy_from_slice(run);
+                }
+            } else {
+                for (q, p) in plain.iter_mut().enumerate() {
+                    // SAFETY: as above
+                    unsafe {
+                        let e = cp.0.add(at + q * l.col);
+                        if scatter {
+                            *e = *p;
+                        } else {
+                            *p = *e;
+                        }
                     }
                 }
             }
@@ -304,7 +315,8 @@ mod tests {
     }
 
     /// The wide product has the bits of one plain product per group, overwriting and accumulating,
-    /// with B's groups contiguous (the FCP's weights) and strided, and more groups than one call takes.
+    /// with B's groups contiguous (the FCP's weights) and strided, C's groups row-major (copied a run of
+    /// columns at a time) and transposed (an element at a time), and more groups than one call takes.
     #[test]
     fn the_wide_product_has_the_bits_of_one_product_per_group() {
         let (m, k, units, n_prm) = (130, 300, 7, 2200);
@@ -312,22 +324,22 @@ mod tests {
         let a = values(m * k, 11);
         let w = values(vecs * n_prm, 12);
         let al = Layout::row_major(0, k, 0);
-        for (row, col) in [(1, k), (units, 1)] {
+        for ((row, col), (c_row, c_col)) in [((1, k), (units, 1)), ((units, 1), (units, 1)), ((1, k), (1, m))] {
             for accumulate in [false, true] {
                 let p = Product { m, n: units * vecs, k, batches: 1, accumulate };
                 let bl = Layout { off: 5, batch: 0, row, col, group: Some((units, n_prm)) };
-                let cl = Layout { off: 0, batch: 0, row: units, col: 1, group: Some((units, m * units)) };
+                let cl = Layout { off: 0, batch: 0, row: c_row, col: c_col, group: Some((units, m * units)) };
                 let mut wide = values(m * units * vecs, 13);
                 let mut each = wide.clone();
                 batched(&p, (&a, &al), (&w, &bl), (&mut wide, &cl), (2, &mut Vec::new()));
                 for v in 0..vecs {
                     let bm = Mat::new(bl.at(0, 0, v * units), row, col);
-                    let cm = Mat::new(cl.at(0, 0, v * units), units, 1);
+                    let cm = Mat::new(cl.at(0, 0, v * units), c_row, c_col);
                     sgemm((m, units, k), (&a, Mat::new(0, k, 1)), (&w, bm), (&mut each, cm), accumulate, 1);
                 }
                 assert!(
                     wide.iter().zip(&each).all(|(x, y)| x.to_bits() == y.to_bits()),
-                    "B ({row}, {col}), accumulate {accumulate}"
+                    "B ({row}, {col}), C ({c_row}, {c_col}), accumulate {accumulate}"
                 );
             }
         }
