@@ -21,6 +21,7 @@ pub mod simd;
 mod vector;
 
 use anyhow::{bail, Result};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::ops::{AdamStep, DeviceBuffer, Memory};
@@ -105,17 +106,51 @@ pub fn simd_level() -> String {
     }
 }
 
-/// Runs `work` on one of rayon's worker threads and waits for it (inline when the caller is one).
+/// Runs `work` on one of rayon's worker threads and waits for it (inline when the caller is one),
+/// with the pool's other workers kept awake until it is done ([`keep_awake`]).
 ///
 /// Why: a parallel kernel started from a thread outside the pool hands its pieces to the workers and
 /// sleeps on a lock until they finish, two thread switches per kernel; an evaluation of B = 1 on
 /// 2,000 images or an SGD step on 64 images is dozens of kernels of tens of microseconds each, where
 /// those switches cost as much as the work. Started from a worker, a kernel runs its first piece on
-/// that worker and the others are stolen by workers that are still awake from the kernel before, so a
-/// submission pays the hand-over once. The pieces and their order are the same either way, so the
-/// results are the same bits.
+/// that worker and the others are stolen by the other workers. The pieces and their order are the
+/// same either way, so the results are the same bits.
 fn run_in_pool<R: Send>(work: impl FnOnce() -> R + Send) -> R {
-    rayon::scope(|_| work())
+    let done = AtomicBool::new(false);
+    rayon::scope(|s| {
+        let (done, submitter) = (&done, rayon::current_thread_index());
+        for _ in 1..rayon::current_num_threads() {
+            s.spawn(move |_| keep_awake(done, submitter));
+        }
+        let out = work();
+        done.store(true, Ordering::Release);
+        out
+    })
+}
+
+/// Runs the pool's pending work on this worker until `done`, polling instead of falling asleep.
+///
+/// Why: between two parallel kernels of a submission, a product too small to split
+/// ([`GEMM_THREADING_THRESHOLD`]) or a serial step runs on the submitting worker alone, and rayon
+/// puts a worker to sleep soon after it runs out of work; waking it for the next kernel cost
+/// 45–50 µs on a 2-core VM, per wake-up (a LeNet SGD step of 2 ms paid it at least once). Polling, a
+/// worker steals the next kernel's pieces at once: LeNet's SGD epoch 60–64 → 54–55 ms, the LSTM's
+/// 26–27 → 22–24 ms, the autoencoder's L-BFGS iteration 9.2–9.9 → 8.3–8.8 ms; B = 51 unchanged
+/// (docs/benchmarks.md). The cost: during a submission the pool's workers show as busy.
+///
+/// Sound because no job of the pool takes the execution lock ([`exclusive`]): a submission takes it
+/// before it enters the pool, so the work this worker may run here never waits on the submission
+/// that keeps it awake. The submitting worker can take this job itself while it waits for a stolen
+/// piece; it returns at once, to its commands.
+fn keep_awake(done: &AtomicBool, submitter: Option<usize>) {
+    if rayon::current_thread_index() == submitter {
+        return;
+    }
+    while !done.load(Ordering::Acquire) {
+        if rayon::yield_now() != Some(rayon::Yield::Executed) {
+            std::hint::spin_loop();
+        }
+    }
 }
 
 /// The smallest product, m·n·k, that `gemm` splits over the threads (its default is 48·48·256).
