@@ -279,3 +279,59 @@ impl Memory for Cpu {
         reads.iter().map(|&(b, o, l)| self.read(b, o, l)).collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rayon::prelude::*;
+    use std::time::Duration;
+
+    /// Runs `f` on another thread and fails if it has not returned within a minute (a worker that
+    /// never stops polling would hang the submission instead of failing it).
+    fn returns<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || tx.send(f()).unwrap());
+        rx.recv_timeout(Duration::from_secs(60)).unwrap_or_else(|_| panic!("{what} did not return"))
+    }
+
+    /// The submitting worker can take one of its own polling jobs while it waits for a stolen piece;
+    /// that job must hand the worker back to the commands at once, whatever `done` says.
+    #[test]
+    fn the_submitting_worker_does_not_poll_for_its_own_submission() {
+        returns("keep_awake on the submitting worker", || {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+            pool.install(|| keep_awake(&AtomicBool::new(false), rayon::current_thread_index()));
+        });
+    }
+
+    /// Submissions of parallel work, from several threads at once beside plain parallel work on the
+    /// same pool (as parallel tests do), all return, with the sums of the work they were given.
+    #[test]
+    fn submissions_beside_other_parallel_work_finish_with_their_results() {
+        let sums = returns("the submissions", || {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
+            let pool = Arc::new(pool);
+            let threads: Vec<_> = (0..4u64)
+                .map(|t| {
+                    let pool = pool.clone();
+                    std::thread::spawn(move || {
+                        (0..50u64)
+                            .map(|i| {
+                                let work = || (0..20_000u64).into_par_iter().map(|x| x * (t + i + 1)).sum::<u64>();
+                                if t % 2 == 0 {
+                                    let _lock = exclusive();
+                                    pool.install(|| run_in_pool(work))
+                                } else {
+                                    pool.install(work)
+                                }
+                            })
+                            .sum::<u64>()
+                    })
+                })
+                .collect();
+            threads.into_iter().map(|h| h.join().unwrap()).collect::<Vec<_>>()
+        });
+        let want = |t: u64| (0..50u64).map(|i| (0..20_000u64).sum::<u64>() * (t + i + 1)).sum::<u64>();
+        assert_eq!(sums, (0..4).map(want).collect::<Vec<_>>());
+    }
+}
