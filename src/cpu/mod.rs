@@ -128,7 +128,8 @@ fn run_in_pool<R: Send>(work: impl FnOnce() -> R + Send) -> R {
     })
 }
 
-/// Runs the pool's pending work on this worker until `done`, polling instead of falling asleep.
+/// Runs the pool's pending work on this worker until `done`, polling instead of falling asleep; between
+/// polls it yields its processor to any other thread that is ready to run.
 ///
 /// Why: between two parallel kernels of a submission, a product too small to split
 /// ([`GEMM_THREADING_THRESHOLD`]) or a serial step runs on the submitting worker alone, and rayon
@@ -136,7 +137,10 @@ fn run_in_pool<R: Send>(work: impl FnOnce() -> R + Send) -> R {
 /// 45–50 µs on a 2-core VM, per wake-up (a LeNet SGD step of 2 ms paid it at least once). Polling, a
 /// worker steals the next kernel's pieces at once: LeNet's SGD epoch 60–64 → 54–55 ms, the LSTM's
 /// 26–27 → 22–24 ms, the autoencoder's L-BFGS iteration 9.2–9.9 → 8.3–8.8 ms; B = 51 unchanged
-/// (docs/benchmarks.md). The cost: during a submission the pool's workers show as busy.
+/// (docs/benchmarks.md). The cost: during a submission the pool's workers show as busy. Between
+/// polls a worker calls `std::thread::yield_now`, not a bare spin, so that other processes or threads
+/// on the same cores still run: with a spin, `tests/results.rs` (CLI processes run side by side on 2
+/// cores) took 22.7 s instead of 18.0; with the yield 19.4–19.9 s, and the same gains as the spin.
 ///
 /// Sound because no job of the pool takes the execution lock ([`exclusive`]): a submission takes it
 /// before it enters the pool, so the work this worker may run here never waits on the submission
@@ -148,7 +152,7 @@ fn keep_awake(done: &AtomicBool, submitter: Option<usize>) {
     }
     while !done.load(Ordering::Acquire) {
         if rayon::yield_now() != Some(rayon::Yield::Executed) {
-            std::hint::spin_loop();
+            std::thread::yield_now();
         }
     }
 }
