@@ -116,7 +116,7 @@ fn every_numeric_option_of_every_subcommand_is_bounded_without_panics() {
     refused(&sgd, "--batch", &["0", "-1", "1.5", "x"]);
     refused(&sgd, "--train-size", &["0", "x"]);
     refused(&sgd, "--test-size", &["0", "x"]);
-    refused(&sgd, "--checkpoint-every", &["0", "x"]);
+    refused(&sgd, "--checkpoint-every", &["0", "x", "0s", "1.5", "-2", "5 parsecs"]);
     refused(&sgd, "--memory-limit", &["0", "-1", "1K", "nan", "x"]);
     refused(&sgd, "--lr", &floats);
     refused(&sgd, "--seed", &["-1", "x"]);
@@ -149,8 +149,15 @@ fn every_numeric_option_of_every_subcommand_is_bounded_without_panics() {
         "--quiet",
         "--out",
     ];
-    for (i, (option, value)) in
-        [("--history", "1"), ("--budget", "1"), ("--checkpoint-every", MAX), ("--seed", MAX)].into_iter().enumerate()
+    for (i, (option, value)) in [
+        ("--history", "1"),
+        ("--budget", "1"),
+        ("--checkpoint-every", MAX),
+        ("--checkpoint-every", "90s"),
+        ("--seed", MAX),
+    ]
+    .into_iter()
+    .enumerate()
     {
         let out = d.join(format!("lbfgs-{i}"));
         accepted(&[&lbfgs[..], &[p(&out)]].concat(), option, value);

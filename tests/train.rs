@@ -109,13 +109,21 @@ fn kill_and_resume(opt: &str, extra: &[&str]) {
 
 #[test]
 fn killed_sgd_training_resumes_to_the_uninterrupted_result() {
-    kill_and_resume("sgd", &["--runs", "3", "--keep", "2", "--epochs", "6", "--batch", "16"]);
+    kill_and_resume(
+        "sgd",
+        &["--runs", "3", "--keep", "2", "--epochs", "6", "--batch", "16", "--checkpoint-every", "1"],
+    );
 }
 
 #[test]
 fn killed_adam_training_resumes_to_the_uninterrupted_result() {
-    // 130 images in batches of 16: a partial mini-batch per epoch, and Adam's step count across epochs
-    kill_and_resume("adam", &["--runs", "3", "--keep", "2", "--epochs", "6", "--batch", "16", "--lr", "0.01"]);
+    // 130 images in batches of 16: a partial mini-batch per epoch, and Adam's step count across epochs;
+    // checkpoints by time (an epoch takes longer than 1 ms, so after every one)
+    let every = ["--checkpoint-every", "1ms"];
+    kill_and_resume(
+        "adam",
+        &[&["--runs", "3", "--keep", "2", "--epochs", "6", "--batch", "16", "--lr", "0.01"][..], &every].concat(),
+    );
 }
 
 #[test]
@@ -125,7 +133,7 @@ fn sparse_checkpoints_resume_to_the_uninterrupted_result_too() {
 
 #[test]
 fn killed_lbfgs_training_resumes_to_the_uninterrupted_result() {
-    kill_and_resume("lbfgs", &["--runs", "2", "--keep", "2", "--iterations", "8"]);
+    kill_and_resume("lbfgs", &["--runs", "2", "--keep", "2", "--iterations", "8", "--checkpoint-every", "1"]);
 }
 
 #[test]

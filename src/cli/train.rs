@@ -11,8 +11,8 @@ use crate::io::shard::sha256_file;
 use crate::model::{init_vector, Arch};
 use crate::optim::{adam, LbfgsSettings, LineSearchKind};
 use crate::train::{
-    footprint, paper, train, LbfgsConfig, MiniBatchConfig, Optimizer, RunRecord, TrainConfig, TrainInputs,
-    TrainProgress,
+    footprint, paper, train, CheckpointEvery, LbfgsConfig, MiniBatchConfig, Optimizer, RunRecord, TrainConfig,
+    TrainInputs, TrainProgress,
 };
 
 /// Train R seeded runs together with SGD or L-BFGS (or Adam) and keep the best K as solution sets.
@@ -81,10 +81,12 @@ pub struct TrainArgs {
     /// their count.
     #[arg(long, value_name = "W.safetensors")]
     init: Option<PathBuf>,
-    /// Checkpoint every K epochs (iterations) instead of every one: at paper scale the whole state
-    /// (for L-BFGS, 23 vectors per run) is large. A resumed run repeats at most K - 1 steps, exactly.
-    #[arg(long, value_name = "K", default_value_t = 1, value_parser = at_least(1))]
-    checkpoint_every: usize,
+    /// Write the checkpoint (every run's whole state; for L-BFGS 23 vectors per run) after every K
+    /// epochs (iterations), e.g. 1 or 25, or after the first one that ends a time after the last
+    /// checkpoint, e.g. 90s, 5m, 1h. A killed run, re-run, repeats the steps since its last checkpoint
+    /// and ends with the files of an uninterrupted run.
+    #[arg(long, value_name = "K|TIME", default_value_t = CheckpointEvery::DEFAULT)]
+    checkpoint_every: CheckpointEvery,
     /// Append one JSON line per epoch (iteration) with every run's losses to this file.
     #[arg(long, value_name = "FILE")]
     log: Option<PathBuf>,

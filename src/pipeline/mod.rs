@@ -26,14 +26,8 @@ use crate::path::sweep::{
 };
 use crate::path::Curve;
 use crate::train::{
-    train, LbfgsConfig, MiniBatchConfig, Optimizer, RunRecord, TrainConfig, TrainInputs, TrainProgress,
+    train, CheckpointEvery, LbfgsConfig, MiniBatchConfig, Optimizer, RunRecord, TrainConfig, TrainInputs, TrainProgress,
 };
-
-/// Training steps (epochs, iterations) between checkpoints. A checkpoint holds every run's whole
-/// optimizer state (for L-BFGS 42 MB at the quick preset's scale, synced to disk), so writing it every
-/// step took most of a quick run's training time; a resumed run repeats at most this many steps minus
-/// one, with results identical to an uninterrupted run.
-pub const CHECKPOINT_EVERY: usize = 25;
 
 /// What a work directory holds: refused if a later invocation asks for something else.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -200,7 +194,7 @@ impl Study<'_> {
                 seeds: Some(seeds),
                 train: &self.train_images,
                 test: &self.test_images,
-                checkpoint_every: CHECKPOINT_EVERY,
+                checkpoint_every: CheckpointEvery::DEFAULT,
             };
             let s = train(inputs, &mut Quiet)?;
             overall.unit(

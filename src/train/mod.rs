@@ -3,9 +3,9 @@
 //! through the batched primitive. This is the executor: `make_solver` builds the solver the
 //! configuration ([`TrainConfig`], `config.rs`) names, and the loop drives it as any
 //! [`crate::optim::Solver`] and checkpoints its buffers and state. After every epoch (iteration)
-//! each run's full training and test losses extend its curves, the argmin snapshots are kept on the GPU,
-//! and the whole state is checkpointed atomically, so a killed run resumes where it stopped and ends
-//! with the same files as an uninterrupted one.
+//! each run's full training and test losses extend its curves and the argmin snapshots are kept on the
+//! GPU; the whole state is checkpointed atomically as [`CheckpointEvery`] says, so a killed run resumes
+//! from its last checkpoint and ends with the same files as an uninterrupted one.
 
 mod checkpoint;
 mod config;
@@ -21,6 +21,7 @@ use crate::io::{write_weights, WeightStack};
 use crate::model::{evaluator_bytes, per_vector_evaluator_bytes, Arch, Evaluator, Network, Want};
 use crate::optim::{Lbfgs, LbfgsSolver, MiniBatch, NetworkObjective, Rule, Solver};
 use checkpoint::Checkpoint;
+pub use checkpoint::CheckpointEvery;
 
 pub use crate::io::Optimizer;
 pub use config::{paper, LbfgsConfig, MiniBatchConfig, TrainConfig};
@@ -133,8 +134,8 @@ pub struct TrainInputs<'a> {
     pub seeds: Option<Vec<u64>>,
     pub train: &'a DeviceImages,
     pub test: &'a DeviceImages,
-    /// Write the checkpoint every this many epochs (iterations), and after the last; at least 1.
-    pub checkpoint_every: usize,
+    /// When to write the checkpoint besides after the last epoch (iteration).
+    pub checkpoint_every: CheckpointEvery,
 }
 
 /// Trains (or resumes) and writes the solution sets; returns the summary.
@@ -187,6 +188,7 @@ pub fn train(inputs: TrainInputs, progress: &mut dyn TrainProgress) -> Result<Su
         solver.restore(ck.solver)?;
     }
     progress.start(cfg.steps(), done);
+    let mut last_checkpoint = std::time::Instant::now();
     let unit = cfg.optimizer.unit();
     let snapshots = Snapshots { weights: &weights, best_train: &best_train, best_test: &best_test, n };
     while done < cfg.steps() {
@@ -197,10 +199,11 @@ pub fn train(inputs: TrainInputs, progress: &mut dyn TrainProgress) -> Result<Su
             let active: Vec<bool> = records.iter().map(|rec| rec.stopped.is_none()).collect();
             solver.set_active(&active)?;
         }
-        if done % checkpoint_every.max(1) == 0 || done == cfg.steps() {
+        if checkpoint_every.due(done, last_checkpoint.elapsed()) || done == cfg.steps() {
             let state = solver.state()?;
             let config_sha256 = Some(config_sha256.clone());
             Checkpoint { done, runs: records.clone(), solver: state, config_sha256 }.write(dir, &device, &buffers)?;
+            last_checkpoint = std::time::Instant::now();
         }
         progress.step(done, &records);
     }
