@@ -131,6 +131,30 @@ fn sparse_checkpoints_resume_to_the_uninterrupted_result_too() {
     kill_and_resume("lbfgs", &["--runs", "2", "--keep", "1", "--iterations", "9", "--checkpoint-every", "2"]);
 }
 
+/// A directory resumed by another build of losscape says so on stderr, and its `config.json` lists
+/// both builds; the same build resumes without a word.
+#[test]
+fn a_run_resumed_by_another_build_warns_and_lists_both_builds() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let run = small("fcp", "lbfgs", &out, &["--runs", "1", "--keep", "1", "--iterations", "2"]);
+    ok(losscape(&run));
+    let o = ok(losscape(&run));
+    assert!(!String::from_utf8_lossy(&o.stderr).contains("warning"), "{}", String::from_utf8_lossy(&o.stderr));
+    let path = out.join("config.json");
+    let read = || serde_json::from_str::<serde_json::Value>(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let mut cfg = read();
+    let this = cfg["losscape_builds"][0].as_str().unwrap().to_string();
+    assert!(this.starts_with("losscape ") && cfg["losscape_builds"].as_array().unwrap().len() == 1, "{cfg}");
+    let older = "losscape 0.0.9 (0123456789ab)";
+    cfg["losscape_builds"] = serde_json::json!([older]);
+    std::fs::write(&path, serde_json::to_string_pretty(&cfg).unwrap()).unwrap();
+    let o = ok(losscape(&run));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains(&format!("holds results of {older}; this is {this}")), "{err}");
+    assert_eq!(read()["losscape_builds"], serde_json::json!([older, this]));
+}
+
 #[test]
 fn killed_lbfgs_training_resumes_to_the_uninterrupted_result() {
     kill_and_resume("lbfgs", &["--runs", "2", "--keep", "2", "--iterations", "8", "--checkpoint-every", "1"]);

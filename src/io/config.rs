@@ -1,12 +1,84 @@
-//! Run directories: the configuration saved beside the results, and the refusal of a different one.
+//! Run directories: the configuration saved beside the results, the refusal of a different one, and
+//! the builds of losscape that wrote there.
 
 use anyhow::{bail, Context, Result};
-use serde::{de::DeserializeOwned, Serialize};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use std::path::Path;
 
 use super::atomic_write;
 
 const CONFIG: &str = "config.json";
+
+/// The key of `config.json` that lists the builds ([`build_id`]) whose results the directory holds.
+pub const BUILDS: &str = "losscape_builds";
+
+/// What a directory written before [`BUILDS`] was recorded lists for the build(s) that wrote it.
+const UNRECORDED: &str = "unrecorded (before losscape recorded its builds)";
+
+/// This build of losscape: its version and the git commit it was built from ("unknown" outside a
+/// git checkout). Two builds may round differently (a changed kernel, another `gemm`), so a directory
+/// resumed by another build holds results no single build would write.
+pub fn build_id() -> String {
+    format!("losscape {} ({})", env!("CARGO_PKG_VERSION"), option_env!("LOSSCAPE_GIT_COMMIT").unwrap_or("unknown"))
+}
+
+/// `cfg` as `config.json` holds it: its own keys in their order, then the [`BUILDS`] list.
+#[derive(Serialize)]
+struct Saved<'a, T> {
+    #[serde(flatten)]
+    cfg: &'a T,
+    losscape_builds: &'a [String],
+}
+
+/// The [`BUILDS`] list of `config.json`, read apart from the configuration.
+#[derive(Deserialize)]
+struct Builds {
+    losscape_builds: Option<Vec<String>>,
+}
+
+fn write_config<T: Serialize>(dir: &Path, cfg: &T, builds: &[String]) -> Result<()> {
+    let text = serde_json::to_string_pretty(&Saved { cfg, losscape_builds: builds })?;
+    atomic_write(&dir.join(CONFIG), text.as_bytes())
+}
+
+/// The builds `dir`'s `config.json` lists (one "unrecorded …" entry when it lists none).
+pub fn saved_builds(dir: &Path) -> Result<Vec<String>> {
+    let path = dir.join(CONFIG);
+    let text = std::fs::read_to_string(&path).with_context(|| format!("{}: cannot read", path.display()))?;
+    let saved: Builds = serde_json::from_str(&text)
+        .with_context(|| format!("{}: not a configuration of losscape (a JSON object)", path.display()))?;
+    Ok(saved.losscape_builds.unwrap_or_else(|| vec![UNRECORDED.into()]))
+}
+
+/// [`note_build`], printing the first warning of this process only: `reproduce` resumes tens of
+/// directories, and one warning says what each of them lists.
+fn announce_build<T: Serialize>(dir: &Path, cfg: &T) -> Result<()> {
+    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if let Some(warning) = note_build(dir, cfg)? {
+        if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            eprintln!("{warning}");
+        }
+    }
+    Ok(())
+}
+
+/// Adds this build to the list of `dir` (whose configuration is `cfg`) when it is not there yet, and
+/// returns the warning to print: what this build adds may differ in its last bits from what the
+/// earlier builds, or an uninterrupted run of any one build, would have written.
+fn note_build<T: Serialize>(dir: &Path, cfg: &T) -> Result<Option<String>> {
+    let (mut builds, this) = (saved_builds(dir)?, build_id());
+    if builds.contains(&this) {
+        return Ok(None);
+    }
+    let warning = format!(
+        "warning: {} holds results of {}; this is {this}, and what it adds may differ in the last bits from          an uninterrupted run of either (its config.json lists every build that wrote there; to have one          build's results, rerun into an empty directory)",
+        dir.display(),
+        builds.join(", ")
+    );
+    builds.push(this);
+    write_config(dir, cfg, &builds)?;
+    Ok(Some(warning))
+}
 
 /// Keys (`key` or `key.subkey`) whose values differ between two configurations; `ignore` lists
 /// top-level keys that may differ. Input files are identified by content: in any object that records
@@ -56,7 +128,8 @@ pub fn read_config<T: DeserializeOwned>(dir: &Path) -> Result<T> {
 /// Creates `dir` with `cfg`, or checks that the configuration already there is the same (up to the
 /// paths its inputs were read from, [`differences`]); returns the configuration the directory holds,
 /// whose recorded paths the outputs keep using, so that a resume under another path writes the same
-/// bytes as the run it continues.
+/// bytes as the run it continues. A directory resumed by another build of losscape gets it added to
+/// its list ([`BUILDS`]), with a warning on stderr.
 pub fn prepare_dir<T: Serialize + DeserializeOwned>(dir: &Path, cfg: &T) -> Result<T> {
     if dir.join(CONFIG).exists() {
         let old: T = read_config(dir)?;
@@ -74,9 +147,10 @@ pub fn prepare_dir<T: Serialize + DeserializeOwned>(dir: &Path, cfg: &T) -> Resu
                 diff.join(", ")
             );
         }
+        announce_build(dir, &old)?;
         return Ok(old);
     }
-    atomic_write(&dir.join(CONFIG), serde_json::to_string_pretty(cfg)?.as_bytes())?;
+    write_config(dir, cfg, &[build_id()])?;
     read_config(dir)
 }
 
@@ -103,7 +177,8 @@ pub fn prepare_dir_raising<T: Serialize + DeserializeOwned + Clone>(
         let old: T = read_config(dir)?;
         if let Some(raised) = raised(&old, cfg, budget) {
             raise(&old)?;
-            atomic_write(&dir.join(CONFIG), serde_json::to_string_pretty(&raised)?.as_bytes())?;
+            write_config(dir, &raised, &saved_builds(dir)?)?;
+            announce_build(dir, &raised)?;
             return Ok(raised);
         }
     }
@@ -120,4 +195,66 @@ fn raised<T: Serialize + Clone>(old: &T, new: &T, budget: fn(&mut T) -> Option<&
     }
     *saved = wanted;
     differences(&lifted, new, &[]).is_empty().then_some(lifted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+    struct Cfg {
+        model: String,
+        iterations: usize,
+    }
+
+    fn budget(c: &mut Cfg) -> Option<&mut usize> {
+        Some(&mut c.iterations)
+    }
+
+    fn rewrite_builds(dir: &Path, builds: Option<&[&str]>) {
+        let path = dir.join(CONFIG);
+        let mut v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let o = v.as_object_mut().unwrap();
+        match builds {
+            Some(b) => o.insert(BUILDS.into(), b.iter().map(|s| s.to_string()).collect::<Vec<_>>().into()),
+            None => o.remove(BUILDS),
+        };
+        std::fs::write(&path, serde_json::to_string_pretty(&v).unwrap()).unwrap();
+    }
+
+    /// A new directory lists this build after the configuration's own keys; the same build resumes
+    /// without a word or a rewrite; another build's resume, or one of a directory from before builds
+    /// were recorded, is added to the list with a warning naming both; a raised budget keeps the list.
+    #[test]
+    fn config_json_lists_the_builds_that_wrote_into_the_directory() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path();
+        let cfg = Cfg { model: "fcp".into(), iterations: 3 };
+        assert_eq!(prepare_dir(dir, &cfg).unwrap(), cfg);
+        let text = std::fs::read_to_string(dir.join(CONFIG)).unwrap();
+        let this = build_id();
+        assert!(this.starts_with("losscape ") && this.contains(env!("CARGO_PKG_VERSION")), "{this}");
+        let expected =
+            format!("{{\n  \"model\": \"fcp\",\n  \"iterations\": 3,\n  \"{BUILDS}\": [\n    \"{this}\"\n  ]\n}}");
+        assert_eq!(text, expected);
+        assert_eq!(note_build(dir, &cfg).unwrap(), None);
+        assert_eq!(std::fs::read_to_string(dir.join(CONFIG)).unwrap(), text, "the same build rewrites nothing");
+
+        let older = "losscape 0.0.9 (0123456789ab)";
+        rewrite_builds(dir, Some(&[older]));
+        let warning = note_build(dir, &cfg).unwrap().expect("another build is announced");
+        assert!(warning.contains(older) && warning.contains(&this) && warning.contains("config.json"), "{warning}");
+        assert_eq!(saved_builds(dir).unwrap(), [older.to_string(), this.clone()]);
+        assert_eq!(read_config::<Cfg>(dir).unwrap(), cfg, "the list does not disturb the configuration");
+        assert_eq!(note_build(dir, &cfg).unwrap(), None, "listed once");
+
+        rewrite_builds(dir, None);
+        assert!(note_build(dir, &cfg).unwrap().unwrap().contains(UNRECORDED));
+        assert_eq!(saved_builds(dir).unwrap(), [UNRECORDED.to_string(), this.clone()]);
+
+        let more = Cfg { iterations: 5, ..cfg.clone() };
+        assert_eq!(prepare_dir_raising(dir, &more, budget, |_| Ok(())).unwrap(), more);
+        assert_eq!(read_config::<Cfg>(dir).unwrap(), more);
+        assert_eq!(saved_builds(dir).unwrap(), [UNRECORDED.to_string(), this]);
+    }
 }
