@@ -5,7 +5,7 @@ use anyhow::Result;
 use serde::Serialize;
 
 use crate::analysis::stats::median;
-use crate::backend::{AdapterSummary, Counts, Device, Source};
+use crate::backend::{AdapterSummary, Counts, Device, OpTime, Source};
 use crate::data::DeviceImages;
 use crate::model::{init_vector, Arch, Evaluator, Network, Want};
 use crate::ops::{Layout, Product};
@@ -26,6 +26,18 @@ pub struct Case {
     pub chunk_images: usize,
     /// What one call asked of a GPU (dispatches, submissions, read-backs, creations); absent on the CPU.
     pub counts_per_call: Option<Counts>,
+    /// With `bench --profile` on the CPU backend: where one call's time goes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profile: Option<Profile>,
+}
+
+/// One loss-and-gradient call's time per operation, from `repeats` calls timed apart from the others.
+#[derive(Serialize, Debug)]
+pub struct Profile {
+    /// Mean wall-clock seconds of the profiled calls (the operations' times and the host's work between them).
+    pub seconds_per_call: f64,
+    /// Per operation and shape, the longest first: calls, seconds and FLOPs per call.
+    pub ops: Vec<OpTime>,
 }
 
 #[derive(Serialize, Debug)]
@@ -101,8 +113,15 @@ pub fn first_layer(images: &DeviceImages, batch: usize, repeats: usize) -> Resul
     Ok(FirstLayer { batch, images: n, seconds, gflops: flops / seconds * 1e-9 })
 }
 
-/// Times loss+gradient of `batch` vectors of `net` on all images of `data`.
-pub fn case(net: Network, images: &DeviceImages, batch: usize, repeats: usize, ceiling: f64) -> Result<Case> {
+/// Times loss+gradient of `batch` vectors of `net` on all images of `data`; with `profile`, on the CPU
+/// backend, also `repeats` more calls per operation ([`Case::profile`]).
+pub fn case(
+    net: Network,
+    images: &DeviceImages,
+    (batch, repeats): (usize, usize),
+    ceiling: f64,
+    profile: bool,
+) -> Result<Case> {
     let eval = Evaluator::new(net, images, 0..images.count, batch)?;
     let flat: Vec<f32> = (0..batch as u64).flat_map(|s| init_vector(net.arch, s)).collect();
     eval.set_weights(&flat)?;
@@ -115,6 +134,16 @@ pub fn case(net: Network, images: &DeviceImages, batch: usize, repeats: usize, c
     let timed = |want| (0..repeats).map(|_| eval.run_timed(want)).collect::<Result<Vec<_>>>().map(|t| median(&t));
     let seconds = timed(Want::LossAndGrad)?;
     let loss_only_seconds_per_call = timed(Want::Loss)?;
+    let profile = match profile && images.device.profile(true) {
+        true => {
+            let timed = (0..repeats).map(|_| eval.run_timed(Want::LossAndGrad)).collect::<Result<Vec<_>>>();
+            let ops = images.device.take_profile().unwrap_or_default();
+            images.device.profile(false);
+            let seconds_per_call = timed?.iter().sum::<f64>() / repeats as f64;
+            Some(Profile { seconds_per_call, ops: per_call(ops, repeats) })
+        }
+        false => None,
+    };
     let evals = (batch * images.count) as f64;
     let gflops = evals * crate::model::Plan::flops_per_image_vector(net.arch)?.1 / seconds * 1e-9;
     Ok(Case {
@@ -128,7 +157,15 @@ pub fn case(net: Network, images: &DeviceImages, batch: usize, repeats: usize, c
         fraction_of_ceiling: gflops / ceiling,
         chunk_images: eval.plan().chunks[0].images,
         counts_per_call,
+        profile,
     })
+}
+
+/// A profile of `calls` calls as the figures of one.
+fn per_call(ops: Vec<OpTime>, calls: usize) -> Vec<OpTime> {
+    let n = calls.max(1);
+    let each = |o: OpTime| OpTime { calls: o.calls / n, seconds: o.seconds / n as f64, flops: o.flops / n as f64, ..o };
+    ops.into_iter().map(each).collect()
 }
 
 /// Time of one path-finder iteration, against evaluating the same points one vector at a time.

@@ -12,6 +12,7 @@ pub mod profiles;
 use anyhow::{bail, Result};
 use std::sync::Arc;
 
+pub use crate::cpu::OpTime;
 use crate::cpu::{Cpu, CpuBuffer, CpuCommand};
 /// The workgroup grid of every GPU kernel launch, as pure functions of its shape (plans are checked
 /// against an adapter's limits with them, without a device).
@@ -190,6 +191,27 @@ impl Device {
         match self {
             Device::Wgpu(g) => Some(g.counts()),
             Device::Cpu(_) => None,
+        }
+    }
+
+    /// On the CPU backend, starts (`on`) or stops timing every submitted command per operation and
+    /// shape ([`crate::cpu::Cpu::profile`]); returns false, doing nothing, on a GPU, whose commands are
+    /// timed as whole submissions only.
+    pub fn profile(&self, on: bool) -> bool {
+        match self {
+            Device::Wgpu(_) => false,
+            Device::Cpu(c) => {
+                c.profile(on);
+                true
+            }
+        }
+    }
+
+    /// The time per operation gathered since [`Device::profile`], the longest first (None on a GPU).
+    pub fn take_profile(&self) -> Option<Vec<OpTime>> {
+        match self {
+            Device::Wgpu(_) => None,
+            Device::Cpu(c) => Some(c.take_profile()),
         }
     }
 

@@ -3,7 +3,8 @@ use clap::Args;
 use std::path::PathBuf;
 
 use super::{Activation, DataArgs, DeviceArgs};
-use crate::bench::{case, ceiling, commit, path_case, train_case, Case, PathCase, Record, TrainCase};
+use crate::backend::OpTime;
+use crate::bench::{case, ceiling, commit, path_case, train_case, Case, PathCase, Profile, Record, TrainCase};
 use crate::data::{DeviceImages, Split};
 use crate::model::{Arch, Network};
 
@@ -38,6 +39,10 @@ pub struct BenchArgs {
     /// Run counts R for the training timings (SGD epoch, L-BFGS iteration); `0` skips them.
     #[arg(long, value_delimiter = ',', default_value = "1,75")]
     train_runs: Vec<usize>,
+    /// Also time each operation of the loss-and-gradient cases (CPU backend): where a network's call
+    /// spends its time, printed under each case and recorded in the JSON.
+    #[arg(long)]
+    profile: bool,
     /// JSON record to write.
     #[arg(long, default_value = "bench.json")]
     out: PathBuf,
@@ -119,7 +124,7 @@ fn loss_cases(args: &BenchArgs, images: &DeviceImages, ceiling_gflops: f64) -> R
     let mut cases = Vec::new();
     for (&arch, &b) in args.models.iter().flat_map(|m| std::iter::repeat(m).zip(&args.batches)) {
         let net = Network { arch, act: args.activation.act() };
-        let c = case(net, images, b, args.repeats, ceiling_gflops)?;
+        let c = case(net, images, (b, args.repeats), ceiling_gflops, args.profile)?;
         outln!(
             "{:<11} B={:<3} N={} (chunks of {}): {:.3} ms/call, {:.3e} image-vector evaluations/s, {:.1} GFLOP/s ({:.0}% of ceiling); loss only {:.3} ms",
             c.model,
@@ -132,9 +137,31 @@ fn loss_cases(args: &BenchArgs, images: &DeviceImages, ceiling_gflops: f64) -> R
             100.0 * c.fraction_of_ceiling,
             c.loss_only_seconds_per_call * 1e3
         )?;
+        if let Some(profile) = &c.profile {
+            print_profile(profile)?;
+        }
         cases.push(c);
     }
+    if args.profile && images.device.take_profile().is_none() {
+        eprintln!("warning: --profile times operations on the CPU backend only (--backend cpu); a GPU's are not");
+    }
     Ok(cases)
+}
+
+/// One call's operations taking 1 % of it or more, then the rest together, then the time outside them.
+fn print_profile(p: &Profile) -> Result<()> {
+    let share = |s: f64| 100.0 * s / p.seconds_per_call;
+    let (shown, rest): (Vec<&OpTime>, Vec<&OpTime>) = p.ops.iter().partition(|o| share(o.seconds) >= 1.0);
+    outln!("  profile of a call ({:.3} ms, timed per operation):", p.seconds_per_call * 1e3)?;
+    for o in shown {
+        let rate = if o.flops > 0.0 { format!(", {:.0} GFLOP/s", o.flops / o.seconds * 1e-9) } else { String::new() };
+        outln!("  {:>5.1} %  {:>9.3} ms  {:>4} x  {}{rate}", share(o.seconds), o.seconds * 1e3, o.calls, o.op)?;
+    }
+    let other: f64 = rest.iter().map(|o| o.seconds).sum();
+    let outside = p.seconds_per_call - p.ops.iter().map(|o| o.seconds).sum::<f64>();
+    outln!("  {:>5.1} %  {:>9.3} ms  {} other operations", share(other), other * 1e3, rest.len())?;
+    outln!("  {:>5.1} %  {:>9.3} ms  between the operations (host work, read-back)", share(outside), outside * 1e3)?;
+    Ok(())
 }
 
 /// One path-finder iteration per network, batched and one point at a time (none with --path-points 0).

@@ -19,7 +19,8 @@ impl Activations for Cpu {
         len: usize,
     ) -> Result<CpuCommand> {
         let (z, out) = (z.clone(), out.clone());
-        Ok(CpuCommand::checked("activation", &[&out], &[&z])?.run(move |cpu, l| {
+        let op = format!("activation {act:?}{} of {len}", if backward { " backward" } else { "" });
+        Ok(CpuCommand::checked(&op, &[&out], &[&z])?.run(move |cpu, l| {
             if backward {
                 activation_backward(cpu.kernels, act, z.view(l), out.view_mut(l), len)
             } else {

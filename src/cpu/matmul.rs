@@ -18,7 +18,9 @@ impl Products for Cpu {
     ) -> Result<CpuCommand> {
         // the CPU's image buffer holds f32 pixels: an image operand is read like any other
         let (a, b, c) = ((a.0.buffer().clone(), a.1), (b.0.buffer().clone(), b.1), (c.0.clone(), c.1));
-        Ok(CpuCommand::checked("matrix product", &[&c.0], &[&a.0, &b.0])?.run(move |cpu, l| {
+        let batches = if p.batches > 1 { format!(" x {}", p.batches) } else { String::new() };
+        let op = format!("matrix product {}x{}x{}{batches}{}", p.m, p.n, p.k, if p.accumulate { " +=" } else { "" });
+        Ok(CpuCommand::checked(&op, &[&c.0], &[&a.0, &b.0])?.flops(p.flops()).run(move |cpu, l| {
             let mut scratch = cpu.scratch.lock().unwrap_or_else(|e| e.into_inner());
             let (a, b, c) = ((a.0.view(l), &a.1), (b.0.view(l), &b.1), (c.0.view_mut(l), &c.1));
             batched(&p, a, b, c, (cpu.threads, &mut scratch))

@@ -15,6 +15,7 @@ pub mod math;
 pub mod matmul;
 mod output_layer;
 mod pool;
+mod profile;
 mod scratch;
 mod select;
 pub mod simd;
@@ -27,6 +28,7 @@ use std::sync::{Arc, Mutex};
 use crate::ops::{AdamStep, DeviceBuffer, Memory};
 pub use buffer::{distinct, exclusive, CpuBuffer, Exclusive};
 pub use flush::Flushed;
+pub use profile::OpTime;
 pub use simd::Simd;
 
 /// The host as a compute device. Its kernels run with subnormals flushed to zero ([`flush`]).
@@ -41,6 +43,8 @@ pub struct Cpu {
     /// product's gathered operands), so that no call allocates; commands run one at a time, so one is
     /// enough.
     scratch: Mutex<Vec<f32>>,
+    /// Per-operation timing, when asked for ([`Cpu::profile`]).
+    profiler: profile::Profiler,
 }
 
 impl Cpu {
@@ -70,7 +74,19 @@ impl Cpu {
             simd: simd_level(),
             kernels: simd.effective(),
             scratch: Mutex::new(Vec::new()),
+            profiler: Default::default(),
         }
+    }
+
+    /// Starts timing every command submitted from now on, per operation and shape (or stops, with
+    /// `on` false), forgetting what was gathered before; [`Cpu::take_profile`] returns it.
+    pub fn profile(&self, on: bool) {
+        self.profiler.set(on);
+    }
+
+    /// The time per operation gathered since [`Cpu::profile`], the longest first, and a fresh start.
+    pub fn take_profile(&self) -> Vec<OpTime> {
+        self.profiler.take()
     }
 }
 
@@ -178,6 +194,10 @@ type Kernel = Box<dyn Fn(&Cpu, &Exclusive) + Send + Sync>;
 /// names, run under the execution lock when submitted.
 pub struct CpuCommand {
     run: Kernel,
+    /// The operation and its shape, as a profile names it ([`OpTime::op`]).
+    op: String,
+    /// Floating-point operations of one run (counted for matrix products only).
+    flops: f64,
     /// The hyper-parameters of a recorded Adam step, which `set_adam_step` rewrites.
     adam: Option<Arc<Mutex<AdamStep>>>,
 }
@@ -187,17 +207,25 @@ impl CpuCommand {
     /// output (what makes the views its kernel takes sound; `op` names the operation in the error).
     fn checked(op: &str, outputs: &[&CpuBuffer], inputs: &[&CpuBuffer]) -> Result<Checked> {
         distinct(op, outputs, inputs)?;
-        Ok(Checked)
+        Ok(Checked { op: op.to_string(), flops: 0.0 })
     }
 }
 
-/// Proof that an operation's buffers passed [`CpuCommand::checked`].
-struct Checked;
+/// Proof that an operation's buffers passed [`CpuCommand::checked`], with the operation's name.
+struct Checked {
+    op: String,
+    flops: f64,
+}
 
 impl Checked {
+    /// Counts `flops` floating-point operations per run of the command, for its profile.
+    fn flops(self, flops: f64) -> Checked {
+        Checked { flops, ..self }
+    }
+
     /// The command that runs `kernel`, which holds shared handles of the checked buffers.
     fn run(self, kernel: impl Fn(&Cpu, &Exclusive) + Send + Sync + 'static) -> CpuCommand {
-        CpuCommand { run: Box::new(kernel), adam: None }
+        CpuCommand { run: Box::new(kernel), op: self.op, flops: self.flops, adam: None }
     }
 }
 
@@ -275,7 +303,17 @@ impl Memory for Cpu {
     fn submit(&self, commands: &[&CpuCommand]) {
         let _flush = Flushed::new();
         let lock = exclusive();
-        run_in_pool(|| commands.iter().for_each(|c| (c.run)(self, &lock)));
+        if self.profiler.on() {
+            run_in_pool(|| {
+                for c in commands {
+                    let t = std::time::Instant::now();
+                    (c.run)(self, &lock);
+                    self.profiler.add(&c.op, c.flops, t.elapsed());
+                }
+            });
+        } else {
+            run_in_pool(|| commands.iter().for_each(|c| (c.run)(self, &lock)));
+        }
     }
 
     fn submit_read(&self, commands: &[&CpuCommand], reads: &[(&CpuBuffer, usize, usize)]) -> Result<Vec<Vec<f32>>> {

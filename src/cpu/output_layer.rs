@@ -41,7 +41,18 @@ impl OutputLayers for Cpu {
             let source = |o: Operand| Source::F32(t[o.tensor()]);
             check_product(&p.shape, &(source(p.a.0), p.a.1), &(source(p.b.0), p.b.1), &(t[p.c.0], p.c.1))?;
         }
-        let checked = CpuCommand::checked("output layer", &[&partials, &grads, &dx], &[&x, &w, &targets])?;
+        let f = layer.forward.shape;
+        let op = format!(
+            "output layer {}x{}x{} x {}{}",
+            f.m,
+            f.n,
+            f.k,
+            f.batches,
+            if layer.gradient { " with gradient" } else { "" }
+        );
+        // its three products (the forward one alone for a loss)
+        let flops = f.flops() * if layer.gradient { 3.0 } else { 1.0 };
+        let checked = CpuCommand::checked(&op, &[&partials, &grads, &dx], &[&x, &w, &targets])?.flops(flops);
         let layer = layer.clone();
         Ok(checked.run(move |cpu, l| {
             let targets = match layer.head.head {
