@@ -71,7 +71,9 @@ fn note_build<T: Serialize>(dir: &Path, cfg: &T) -> Result<Option<String>> {
         return Ok(None);
     }
     let warning = format!(
-        "warning: {} holds results of {}; this is {this}, and what it adds may differ in the last bits from          an uninterrupted run of either (its config.json lists every build that wrote there; to have one          build's results, rerun into an empty directory)",
+        "warning: {} holds results of {}; this is {this}, and what it adds may differ in the last bits \
+         from an uninterrupted run of either (its config.json, and that of every directory this run adds \
+         to, lists the builds that wrote there; to have one build's results, rerun into an empty directory)",
         dir.display(),
         builds.join(", ")
     );
