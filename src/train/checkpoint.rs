@@ -42,8 +42,9 @@ pub enum CheckpointEvery {
 }
 
 impl CheckpointEvery {
-    /// The default of `train` and `reproduce`: a minute of work at most is lost, and at paper scale a
-    /// checkpoint (under a second to write) costs about 1 % of the run.
+    /// The default of `train` and `reproduce`: a killed run loses a minute of work or one step, and at
+    /// paper scale a checkpoint of hundreds of MB (seconds to write and sync) costs a few percent of
+    /// the run at most.
     pub const DEFAULT: CheckpointEvery = CheckpointEvery::Interval(Duration::from_secs(60));
 
     /// Whether step `done` writes a checkpoint, `since` after the last one was written.
