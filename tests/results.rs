@@ -779,6 +779,20 @@ fn a_moved_or_renamed_work_directory_resumes_to_the_same_bytes() {
         let f = f.display();
         assert!(!text(&a).contains("before") && !text(&a).contains("unmoved"), "{f} names its directory: {}", text(&a));
     }
+    // a study trained by another build and finished by this one says so, once, and in its report
+    let mixed = dir.path().join("mixed");
+    ok(study(&mixed, "train"));
+    let config = mixed.join("config.json");
+    let mut cfg: serde_json::Value = serde_json::from_str(&text(&std::fs::read(&config).unwrap())).unwrap();
+    let this = cfg["losscape_builds"][0].as_str().unwrap().to_string();
+    let older = "losscape 0.0.9 (0123456789ab)";
+    cfg["losscape_builds"] = serde_json::json!([older]);
+    std::fs::write(&config, serde_json::to_string_pretty(&cfg).unwrap()).unwrap();
+    let o = ok(study(&mixed, "all"));
+    assert_eq!(text(&o.stderr).matches("holds results of").count(), 1, "{}", text(&o.stderr));
+    let report = text(&std::fs::read(mixed.join("report/index.html")).unwrap());
+    assert!(report.contains(&format!("The results were written by {older}; {this}")), "{report}");
+    assert!(!text(&std::fs::read(unmoved.join("report/index.html")).unwrap()).contains("were written by"));
 }
 
 /// Errors that name the file (or variable), the cause and the fix.

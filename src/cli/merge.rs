@@ -19,6 +19,22 @@ pub struct MergeArgs {
 pub fn run(args: MergeArgs) -> Result<()> {
     let (have, total) = merge(&args.dirs, &args.out)?;
     outln!("merged {have} of {total} pairs into {}", args.out.display())?;
+    let mut builds: Vec<String> = Vec::new();
+    for dir in &args.dirs {
+        for b in crate::io::config::saved_builds(dir)? {
+            if !builds.contains(&b) {
+                builds.push(b);
+            }
+        }
+    }
+    if builds.len() > 1 {
+        eprintln!(
+            "warning: the shards were written by {} builds ({}); pairs computed by different builds may differ \
+             in their last bits from one build's run (each shard's config.json lists its builds)",
+            builds.len(),
+            builds.join("; ")
+        );
+    }
     if have < total {
         eprintln!(
             "warning: {} pair(s) are missing: run the remaining shards (or re-run unfinished ones)",

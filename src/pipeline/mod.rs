@@ -293,8 +293,16 @@ impl Study<'_> {
     fn report_stage(&self, report: &Path) -> Result<()> {
         let (cfg, p, adapter) = (self.cfg, &self.cfg.preset, self.device.summary());
         check_sweeps_complete(self.dir, cfg)?;
+        let builds = crate::io::config::saved_builds(self.dir)?;
+        let mixed = match builds[..] != [crate::io::config::build_id()] {
+            true => format!(
+                " The results were written by {}: they may differ in their last bits from one build's run.",
+                builds.join("; ")
+            ),
+            false => String::new(),
+        };
         let context = format!(
-            "<h2>Configuration</h2><p>Preset <b>{}</b>: {}; networks: {}{}. Adapter: {} ({}, {}); losscape commit {}.</p>{}<pre>{}</pre>",
+            "<h2>Configuration</h2><p>Preset <b>{}</b>: {}; networks: {}{}. Adapter: {} ({}, {}); losscape commit {}.{mixed}</p>{}<pre>{}</pre>",
             p.name,
             p.describe(),
             cfg.models.iter().map(|a| a.title()).collect::<Vec<_>>().join(", "),
