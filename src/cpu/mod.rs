@@ -194,7 +194,7 @@ type Kernel = Box<dyn Fn(&Cpu, &Exclusive) + Send + Sync>;
 /// names, run under the execution lock when submitted.
 pub struct CpuCommand {
     run: Kernel,
-    /// The operation and its shape, as a profile names it ([`OpTime::op`]).
+    /// The operation (and shape), as a profile names it ([`OpTime::op`]).
     op: String,
     /// Floating-point operations of one run (counted for matrix products only).
     flops: f64,
