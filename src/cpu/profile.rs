@@ -9,13 +9,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
-/// What one kind of operation (same kernel, and for products, activations and the fused output layer
-/// the same shape) took over the profiled submissions.
+/// What one kind of operation (same kernel, and for products, activations, the fused output layer and
+/// the LSTM's passes the same shape) took over the profiled submissions.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct OpTime {
-    /// The operation, with its shape for products, activations and the fused output layer, e.g.
-    /// `matrix product 512x2550x784` (m x n x k, then `x B` batch members and `+=` when it
-    /// accumulates); the others by name alone (`LSTM forward`, `convolution`, `loss head`).
+    /// The operation, with its shape for products, activations, the fused output layer and the LSTM's
+    /// passes, e.g. `matrix product 512x2550x784` (m x n x k, then `x B` batch members and `+=` when it
+    /// accumulates); the others by name alone (`convolution`, `pooling`, `loss head`).
     pub op: String,
     pub calls: usize,
     /// Wall-clock seconds, all calls together.
