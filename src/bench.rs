@@ -264,8 +264,3 @@ pub fn train_case(net: Network, images: &DeviceImages, runs: usize, repeats: usi
         sgd_images_per_second: (runs * images.count) as f64 / t.sgd_epoch,
     })
 }
-
-/// The commit this binary was built from (set by build.rs), or "unknown".
-pub fn commit() -> &'static str {
-    option_env!("LOSSCAPE_GIT_COMMIT").unwrap_or("unknown")
-}

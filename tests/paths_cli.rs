@@ -79,11 +79,7 @@ fn shards_together_equal_the_unsharded_run_and_configurations_are_checked() {
     sorted.sort_by_key(|r| r["index"].as_u64());
     assert_eq!(merged, sorted, "the union of the shards is the unsharded run");
     // shards written by different builds merge, with a warning naming the builds
-    let config = dir.path().join("s1/config.json");
-    let mut cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
-    let this = cfg["losscape_builds"][0].as_str().unwrap().to_string();
-    cfg["losscape_builds"] = serde_json::json!(["losscape 0.0.9 (0123456789ab)"]);
-    std::fs::write(&config, serde_json::to_string_pretty(&cfg).unwrap()).unwrap();
+    let this = files::pretend_written_by(&dir.path().join("s1"), "losscape 0.0.9 (0123456789ab)");
     let o = ok(losscape(&["merge", &d("s0"), &d("s1"), &d("s2"), "--out", &d("merged2.jsonl")]));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains(&format!("2 builds ({this}; losscape 0.0.9 (0123456789ab))")), "{err}");

@@ -782,12 +782,8 @@ fn a_moved_or_renamed_work_directory_resumes_to_the_same_bytes() {
     // a study trained by another build and finished by this one says so, once, and in its report
     let mixed = dir.path().join("mixed");
     ok(study(&mixed, "train"));
-    let config = mixed.join("config.json");
-    let mut cfg: serde_json::Value = serde_json::from_str(&text(&std::fs::read(&config).unwrap())).unwrap();
-    let this = cfg["losscape_builds"][0].as_str().unwrap().to_string();
     let older = "losscape 0.0.9 (0123456789ab)";
-    cfg["losscape_builds"] = serde_json::json!([older]);
-    std::fs::write(&config, serde_json::to_string_pretty(&cfg).unwrap()).unwrap();
+    let this = files::pretend_written_by(&mixed, older);
     let o = ok(study(&mixed, "all"));
     assert_eq!(text(&o.stderr).matches("holds results of").count(), 1, "{}", text(&o.stderr));
     let report = text(&std::fs::read(mixed.join("report/index.html")).unwrap());

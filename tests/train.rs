@@ -141,18 +141,15 @@ fn a_run_resumed_by_another_build_warns_and_lists_both_builds() {
     ok(losscape(&run));
     let o = ok(losscape(&run));
     assert!(!String::from_utf8_lossy(&o.stderr).contains("warning"), "{}", String::from_utf8_lossy(&o.stderr));
-    let path = out.join("config.json");
-    let read = || serde_json::from_str::<serde_json::Value>(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    let mut cfg = read();
-    let this = cfg["losscape_builds"][0].as_str().unwrap().to_string();
-    assert!(this.starts_with("losscape ") && cfg["losscape_builds"].as_array().unwrap().len() == 1, "{cfg}");
     let older = "losscape 0.0.9 (0123456789ab)";
-    cfg["losscape_builds"] = serde_json::json!([older]);
-    std::fs::write(&path, serde_json::to_string_pretty(&cfg).unwrap()).unwrap();
+    let this = files::pretend_written_by(&out, older);
+    assert!(this.starts_with("losscape "), "{this}");
     let o = ok(losscape(&run));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains(&format!("holds results of {older}; this is {this}")), "{err}");
-    assert_eq!(read()["losscape_builds"], serde_json::json!([older, this]));
+    let cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
+    assert_eq!(cfg["losscape_builds"], serde_json::json!([older, this]));
 }
 
 #[test]

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use super::{Activation, DataArgs, DeviceArgs};
 use crate::backend::OpTime;
-use crate::bench::{case, ceiling, commit, path_case, train_case, Case, PathCase, Profile, Record, TrainCase};
+use crate::bench::{case, ceiling, path_case, train_case, Case, PathCase, Profile, Record, TrainCase};
 use crate::data::{DeviceImages, Split};
 use crate::model::{Arch, Network};
 
@@ -102,7 +102,7 @@ pub fn run(mut args: BenchArgs) -> Result<()> {
     let record = Record {
         adapter: gpu.summary().clone(),
         budget: gpu.memory_budget(),
-        commit: commit(),
+        commit: crate::io::config::commit(),
         timing,
         flop_count: "per image-vector: forward products + weight-gradient products + data-gradient products, \
                      multiply-add = 2, element-wise work not counted (see model::Plan::flops_per_image_vector)",

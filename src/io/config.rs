@@ -19,7 +19,12 @@ const UNRECORDED: &str = "unrecorded (before losscape recorded its builds)";
 /// git checkout). Two builds may round differently (a changed kernel, another `gemm`), so a directory
 /// resumed by another build holds results no single build would write.
 pub fn build_id() -> String {
-    format!("losscape {} ({})", env!("CARGO_PKG_VERSION"), option_env!("LOSSCAPE_GIT_COMMIT").unwrap_or("unknown"))
+    format!("losscape {} ({})", env!("CARGO_PKG_VERSION"), commit())
+}
+
+/// The git commit this binary was built from (set by build.rs), or "unknown".
+pub fn commit() -> &'static str {
+    option_env!("LOSSCAPE_GIT_COMMIT").unwrap_or("unknown")
 }
 
 /// `cfg` as `config.json` holds it: its own keys in their order, then the [`BUILDS`] list.

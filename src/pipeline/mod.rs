@@ -310,7 +310,7 @@ impl Study<'_> {
             adapter.name,
             adapter.backend,
             adapter.driver,
-            crate::bench::commit(),
+            crate::io::config::commit(),
             fixed_budget_note(p),
             serde_json::to_string_pretty(cfg)?
         );

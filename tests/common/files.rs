@@ -30,3 +30,18 @@ pub fn assert_same_bytes(a: &Path, b: &Path) -> usize {
     }
     fa.len()
 }
+
+/// Rewrites `dir/config.json` as if the build `older` alone had written the directory (its
+/// `losscape_builds` list); returns the build the file listed before, which is this build when this
+/// build made the directory.
+#[allow(dead_code)] // not every test binary that includes this module resumes with another build
+pub fn pretend_written_by(dir: &Path, older: &str) -> String {
+    let path = dir.join("config.json");
+    let mut cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let builds = cfg["losscape_builds"].as_array().unwrap_or_else(|| panic!("{}: no builds: {cfg}", path.display()));
+    assert_eq!(builds.len(), 1, "{}: {cfg}", path.display());
+    let this = builds[0].as_str().unwrap().to_string();
+    cfg["losscape_builds"] = serde_json::json!([older]);
+    std::fs::write(&path, serde_json::to_string_pretty(&cfg).unwrap()).unwrap();
+    this
+}
