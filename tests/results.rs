@@ -822,6 +822,16 @@ fn mistaken_files_and_variables_are_named_with_the_fix() {
     let err = text(&o.stderr);
     assert!(o.status.code() == Some(1) && err.contains(s(&log)) && err.contains("--log file"), "{err}");
     assert!(!out.exists(), "refused before the run directory is made");
+    // a --log file that cannot be written to (a full disk): one warning naming it, and the run done
+    if Path::new("/dev/full").exists() {
+        let mut args = train_args(&out);
+        args.extend(["--log".to_string(), "/dev/full".to_string()]);
+        let o = Command::new(env!("CARGO_BIN_EXE_losscape")).args(&args).output().unwrap();
+        let err = text(&o.stderr);
+        assert!(o.status.success(), "{err}");
+        assert_eq!(err.matches("/dev/full: cannot write to the --log file").count(), 1, "{err}");
+        assert!(out.join("config.json").exists() && out.join("curves").is_dir());
+    }
     // plan --bench with a record that lacks a network of the preset: the file, the network, the command
     let bench = dir.path().join("bench.json");
     std::fs::write(&bench, r#"{"cases": [{"model": "fcp", "batch": 51, "gflops": 10.0}]}"#).unwrap();

@@ -184,6 +184,22 @@ impl Device {
         }
     }
 
+    /// What decides the last bits of this device's results besides the build, for the record of the
+    /// writers of a directory ([`crate::io::config::note_device`]): on the CPU backend the instruction
+    /// set of `gemm`'s products (the element-wise kernels compute the same bits at every SIMD level
+    /// and thread count, docs/backends.md); on a GPU the adapter, its API, its driver (whose shader
+    /// compiler rounds) and the reductions' variant.
+    pub fn provenance(&self) -> String {
+        match self {
+            Device::Wgpu(g) => {
+                let s = &g.summary;
+                let sums = if g.uses_subgroups() { "subgroup sums" } else { "workgroup-tree sums" };
+                format!("{} via {}, driver {} {}, {sums}", s.name, s.backend, s.driver, s.driver_info)
+            }
+            Device::Cpu(c) => format!("the CPU backend (gemm at {})", c.simd),
+        }
+    }
+
     /// What a GPU device has been asked to do since it was opened (dispatches, submissions,
     /// read-backs, buffers and bind groups created); `None` on the CPU backend, which needs no such
     /// accounting.

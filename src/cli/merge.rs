@@ -29,8 +29,9 @@ pub fn run(args: MergeArgs) -> Result<()> {
     }
     if builds.len() > 1 {
         eprintln!(
-            "warning: the shards were written by {} builds ({}); pairs computed by different builds may differ \
-             in their last bits from one build's run (each shard's config.json lists its builds)",
+            "warning: the shards were written by {} builds or devices ({}); pairs computed by different builds or \
+             devices may differ in their last bits from one build's run on one device (each shard's config.json \
+             lists its writers)",
             builds.len(),
             builds.join("; ")
         );

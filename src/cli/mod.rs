@@ -180,8 +180,12 @@ impl DeviceArgs {
             subgroups: None,
         }
     }
+    /// Opens the device, and records it as the one this process writes results with
+    /// ([`crate::io::config::note_device`]).
     pub fn open(&self) -> Result<Device> {
-        Device::open(&self.choice())
+        let device = Device::open(&self.choice())?;
+        crate::io::config::note_device(device.provenance());
+        Ok(device)
     }
 }
 

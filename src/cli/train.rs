@@ -96,7 +96,8 @@ pub struct TrainArgs {
 
 struct Progress {
     out: crate::cli::progress::Progress,
-    log: Option<std::fs::File>,
+    /// The --log file and its path.
+    log: Option<(std::fs::File, PathBuf)>,
     unit: &'static str,
     started: std::time::Instant,
 }
@@ -114,7 +115,7 @@ impl TrainProgress for Progress {
         let (tr, te) = (mean(&|r| r.train.last().copied()), mean(&|r| r.test.last().copied()));
         self.out.bar.set_message(format!("{} runs, mean train loss {tr:.4e}, test {te:.4e}", live.len()));
         self.out.set(done as u64);
-        if let Some(f) = &mut self.log {
+        if let Some((f, path)) = &mut self.log {
             let line = serde_json::json!({
                 self.unit: done,
                 "seconds": self.started.elapsed().as_secs_f64(),
@@ -122,7 +123,16 @@ impl TrainProgress for Progress {
                 "test": records.iter().map(|r| r.test.get(done - 1)).collect::<Vec<_>>(),
                 "stopped": records.iter().map(|r| r.stopped.clone()).collect::<Vec<_>>(),
             });
-            let _ = writeln!(f, "{line}");
+            // a full disk or a vanished file ends the log, not the training: its results are the
+            // directory's files, which are written (and checked) apart from it
+            if let Err(e) = writeln!(f, "{line}") {
+                eprintln!(
+                    "warning: {}: cannot write to the --log file ({e}); training goes on without it (the \
+                     losses are also in the directory's curves/)",
+                    path.display()
+                );
+                self.log = None;
+            }
         }
     }
 }
@@ -257,7 +267,9 @@ pub fn run(args: TrainArgs) -> Result<()> {
         .as_ref()
         .map(|p| {
             let open = std::fs::OpenOptions::new().create(true).append(true).open(p);
-            open.with_context(|| format!("{}: cannot open the --log file (does its directory exist?)", p.display()))
+            let file = open
+                .with_context(|| format!("{}: cannot open the --log file (does its directory exist?)", p.display()))?;
+            anyhow::Ok((file, p.clone()))
         })
         .transpose()?;
     let mut progress = Progress { out, log, unit, started: std::time::Instant::now() };

@@ -2,14 +2,18 @@
 //! the builds of losscape that wrote there.
 
 use anyhow::{bail, Context, Result};
-use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use serde::{de::DeserializeOwned, Serialize};
 use std::path::Path;
 
 use super::atomic_write;
 
 const CONFIG: &str = "config.json";
 
-/// The key of `config.json` that lists the builds ([`build_id`]) whose results the directory holds.
+/// The lock file held while `config.json` is read and rewritten ([`prepare_dir`]); empty, it stays.
+pub const CONFIG_LOCK: &str = ".losscape-config.lock";
+
+/// The key of `config.json` that lists the writers ([`writer`]: build and device) whose results the
+/// directory holds.
 pub const BUILDS: &str = "losscape_builds";
 
 /// What a directory written before [`BUILDS`] was recorded lists for the build(s) that wrote it.
@@ -20,6 +24,26 @@ const UNRECORDED: &str = "unrecorded (before losscape recorded its builds)";
 /// resumed by another build holds results no single build would write.
 pub fn build_id() -> String {
     format!("losscape {} ({})", env!("CARGO_PKG_VERSION"), commit())
+}
+
+/// The device this process computes with ([`note_device`]); none until one is opened.
+static DEVICE: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+/// Records `provenance` (`Device::provenance`) as the device this process computes its results with,
+/// so that the directories it writes list it beside the build ([`writer`]). The command line calls it
+/// when it opens the device; the last call counts.
+pub fn note_device(provenance: String) {
+    *DEVICE.lock().unwrap_or_else(|e| e.into_inner()) = Some(provenance);
+}
+
+/// This process as a writer of results, as [`BUILDS`] lists it: the build and, once one is opened, the
+/// device: `losscape 0.1.0 (1a2b3c4d5e6f) on the CPU backend (gemm at avx512f)`. Another device rounds
+/// differently too (`gemm` at AVX2 against AVX-512, another GPU or driver).
+pub fn writer() -> String {
+    match &*DEVICE.lock().unwrap_or_else(|e| e.into_inner()) {
+        Some(device) => format!("{} on {device}", build_id()),
+        None => build_id(),
+    }
 }
 
 /// The git commit this binary was built from (set by build.rs), or "unknown".
@@ -35,56 +59,72 @@ struct Saved<'a, T> {
     losscape_builds: &'a [String],
 }
 
-/// The [`BUILDS`] list of `config.json`, read apart from the configuration.
-#[derive(Deserialize)]
-struct Builds {
-    losscape_builds: Option<Vec<String>>,
-}
-
 fn write_config<T: Serialize>(dir: &Path, cfg: &T, builds: &[String]) -> Result<()> {
     let text = serde_json::to_string_pretty(&Saved { cfg, losscape_builds: builds })?;
     atomic_write(&dir.join(CONFIG), text.as_bytes())
 }
 
 /// The builds `dir`'s `config.json` lists (one "unrecorded …" entry when it lists none).
+///
+/// Errors: the file cannot be read, is not a JSON object, or its [`BUILDS`] is not a list of strings.
 pub fn saved_builds(dir: &Path) -> Result<Vec<String>> {
     let path = dir.join(CONFIG);
     let text = std::fs::read_to_string(&path).with_context(|| format!("{}: cannot read", path.display()))?;
-    let saved: Builds = serde_json::from_str(&text)
+    let saved: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&text)
         .with_context(|| format!("{}: not a configuration of losscape (a JSON object)", path.display()))?;
-    Ok(saved.losscape_builds.unwrap_or_else(|| vec![UNRECORDED.into()]))
-}
-
-/// [`note_build`], printing the first warning of this process only: `reproduce` resumes tens of
-/// directories, and one warning says what each of them lists.
-fn announce_build<T: Serialize>(dir: &Path, cfg: &T) -> Result<()> {
-    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-    if let Some(warning) = note_build(dir, cfg)? {
-        if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
-            eprintln!("{warning}");
-        }
+    let Some(listed) = saved.get(BUILDS) else {
+        return Ok(vec![UNRECORDED.into()]);
+    };
+    match serde_json::from_value::<Vec<String>>(listed.clone()) {
+        Ok(builds) if !builds.is_empty() => Ok(builds),
+        _ => bail!(
+            "{}: \"{BUILDS}\" should list the builds of losscape that wrote the directory (strings such as \"{}\"), \
+             not {listed}; restore it, or delete the key to have the directory's builds called unrecorded",
+            path.display(),
+            writer()
+        ),
     }
-    Ok(())
 }
 
-/// Adds this build to the list of `dir` (whose configuration is `cfg`) when it is not there yet, and
-/// returns the warning to print: what this build adds may differ in its last bits from what the
-/// earlier builds, or an uninterrupted run of any one build, would have written.
-fn note_build<T: Serialize>(dir: &Path, cfg: &T) -> Result<Option<String>> {
-    let (mut builds, this) = (saved_builds(dir)?, build_id());
+/// The builds `dir` lists with this build added when it is not there yet, and then the warning to
+/// print: what this build adds may differ in its last bits from what the earlier builds, or an
+/// uninterrupted run of any one build, would have written. The caller writes the list.
+fn with_this_build(dir: &Path) -> Result<(Vec<String>, Option<String>)> {
+    let (mut builds, this) = (saved_builds(dir)?, writer());
     if builds.contains(&this) {
-        return Ok(None);
+        return Ok((builds, None));
     }
     let warning = format!(
         "warning: {} holds results of {}; this is {this}, and what it adds may differ in the last bits \
          from an uninterrupted run of either (its config.json, and that of every directory this run adds \
-         to, lists the builds that wrote there; to have one build's results, rerun into an empty directory)",
+         to, lists the builds and devices that wrote there; to have the results of one build on one \
+         device, rerun into an empty directory)",
         dir.display(),
         builds.join(", ")
     );
     builds.push(this);
-    write_config(dir, cfg, &builds)?;
-    Ok(Some(warning))
+    Ok((builds, Some(warning)))
+}
+
+/// Prints the first build warning of this process only: `reproduce` resumes tens of directories, and
+/// one warning says what each of them lists.
+fn announce(warning: Option<String>) {
+    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if let Some(warning) = warning {
+        if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            eprintln!("{warning}");
+        }
+    }
+}
+
+/// Adds this build to the list of `dir`, whose configuration is `cfg`, when it is not there yet
+/// (rewriting `config.json`), and returns the warning [`with_this_build`] gives.
+fn note_build<T: Serialize>(dir: &Path, cfg: &T) -> Result<Option<String>> {
+    let (builds, warning) = with_this_build(dir)?;
+    if warning.is_some() {
+        write_config(dir, cfg, &builds)?;
+    }
+    Ok(warning)
 }
 
 /// Keys (`key` or `key.subkey`) whose values differ between two configurations; `ignore` lists
@@ -137,7 +177,16 @@ pub fn read_config<T: DeserializeOwned>(dir: &Path) -> Result<T> {
 /// whose recorded paths the outputs keep using, so that a resume under another path writes the same
 /// bytes as the run it continues. A directory resumed by another build of losscape gets it added to
 /// its list ([`BUILDS`]), with a warning on stderr.
+///
+/// Shards of one directory may call this at once: the check, the creation and the rewrite of
+/// `config.json` happen under a lock ([`CONFIG_LOCK`]), so that none of them loses another's build.
 pub fn prepare_dir<T: Serialize + DeserializeOwned>(dir: &Path, cfg: &T) -> Result<T> {
+    let _lock = super::lock::hold_briefly(dir, CONFIG_LOCK)?;
+    prepare_locked(dir, cfg)
+}
+
+/// [`prepare_dir`] with its lock held.
+fn prepare_locked<T: Serialize + DeserializeOwned>(dir: &Path, cfg: &T) -> Result<T> {
     if dir.join(CONFIG).exists() {
         let old: T = read_config(dir)?;
         let diff = differences(&old, cfg, &[]);
@@ -154,10 +203,10 @@ pub fn prepare_dir<T: Serialize + DeserializeOwned>(dir: &Path, cfg: &T) -> Resu
                 diff.join(", ")
             );
         }
-        announce_build(dir, &old)?;
+        announce(note_build(dir, &old)?);
         return Ok(old);
     }
-    write_config(dir, cfg, &[build_id()])?;
+    write_config(dir, cfg, &[writer()])?;
     read_config(dir)
 }
 
@@ -180,16 +229,18 @@ pub fn prepare_dir_raising<T: Serialize + DeserializeOwned + Clone>(
     budget: fn(&mut T) -> Option<&mut usize>,
     raise: impl FnOnce(&T) -> Result<()>,
 ) -> Result<T> {
+    let _lock = super::lock::hold_briefly(dir, CONFIG_LOCK)?;
     if dir.join(CONFIG).exists() {
         let old: T = read_config(dir)?;
         if let Some(raised) = raised(&old, cfg, budget) {
             raise(&old)?;
-            write_config(dir, &raised, &saved_builds(dir)?)?;
-            announce_build(dir, &raised)?;
+            let (builds, warning) = with_this_build(dir)?;
+            write_config(dir, &raised, &builds)?;
+            announce(warning);
             return Ok(raised);
         }
     }
-    prepare_dir(dir, cfg)
+    prepare_locked(dir, cfg)
 }
 
 /// `old` with `new`'s budget, when that is larger and the two differ in nothing else.
@@ -207,6 +258,7 @@ fn raised<T: Serialize + Clone>(old: &T, new: &T, budget: fn(&mut T) -> Option<&
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde::Deserialize;
 
     #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
     struct Cfg {
@@ -239,7 +291,7 @@ mod tests {
         let cfg = Cfg { model: "fcp".into(), iterations: 3 };
         assert_eq!(prepare_dir(dir, &cfg).unwrap(), cfg);
         let text = std::fs::read_to_string(dir.join(CONFIG)).unwrap();
-        let this = build_id();
+        let this = writer();
         assert!(this.starts_with("losscape ") && this.contains(env!("CARGO_PKG_VERSION")), "{this}");
         let expected =
             format!("{{\n  \"model\": \"fcp\",\n  \"iterations\": 3,\n  \"{BUILDS}\": [\n    \"{this}\"\n  ]\n}}");
@@ -263,5 +315,43 @@ mod tests {
         assert_eq!(prepare_dir_raising(dir, &more, budget, |_| Ok(())).unwrap(), more);
         assert_eq!(read_config::<Cfg>(dir).unwrap(), more);
         assert_eq!(saved_builds(dir).unwrap(), [UNRECORDED.to_string(), this]);
+    }
+
+    /// A list that is not one of strings is refused naming the file, the key and both ways out.
+    #[test]
+    fn a_damaged_build_list_is_named() {
+        let t = tempfile::tempdir().unwrap();
+        let cfg = Cfg { model: "fcp".into(), iterations: 3 };
+        prepare_dir(t.path(), &cfg).unwrap();
+        for damaged in [serde_json::json!("losscape 0.1.0"), serde_json::json!([1, 2]), serde_json::json!([])] {
+            let path = t.path().join(CONFIG);
+            let mut v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            v[BUILDS] = damaged.clone();
+            std::fs::write(&path, v.to_string()).unwrap();
+            let e = format!("{:#}", prepare_dir(t.path(), &cfg).unwrap_err());
+            for part in [&path.display().to_string(), BUILDS, &damaged.to_string(), "restore it", "delete the key"] {
+                assert!(e.contains(part), "{part} missing from: {e}");
+            }
+        }
+    }
+
+    /// The read and rewrite of `config.json` waits for a holder of its lock (another shard).
+    #[test]
+    fn preparing_a_directory_waits_for_the_config_lock() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().to_path_buf();
+        let held = crate::io::lock::hold_briefly(&dir, CONFIG_LOCK).unwrap().expect("this file system locks");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let worker = std::thread::spawn(move || {
+            let cfg = Cfg { model: "fcp".into(), iterations: 3 };
+            tx.send(prepare_dir(&dir, &cfg).map(|_| ()).map_err(|e| e.to_string())).unwrap();
+        });
+        let waited = rx.recv_timeout(std::time::Duration::from_millis(300));
+        assert!(waited.is_err(), "prepare_dir went on while the lock was held: {waited:?}");
+        assert!(!t.path().join(CONFIG).exists());
+        drop(held);
+        rx.recv_timeout(std::time::Duration::from_secs(30)).unwrap().unwrap();
+        worker.join().unwrap();
+        assert_eq!(saved_builds(t.path()).unwrap(), [writer()]);
     }
 }

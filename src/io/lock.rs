@@ -121,3 +121,26 @@ fn holder(file: &mut File) -> Option<u32> {
     }
     None
 }
+
+/// Takes the lock named `name` in `dir` (created if needed), waiting for whoever holds it, and lets
+/// go when the returned file is dropped: for a read-and-rewrite of a shared file that must not
+/// interleave with another process's (two shards creating or extending one `config.json`). Held for
+/// a moment only, so it always waits; a file system that cannot lock (`Unsupported`) gets no lock, as
+/// [`DirLock::acquire`] already warned for the directory.
+///
+/// Errors: the directory or the lock file cannot be created, or the lock fails otherwise.
+pub fn hold_briefly(dir: &Path, name: &str) -> Result<Option<File>> {
+    std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create the directory", dir.display()))?;
+    let path = dir.join(name);
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .with_context(|| format!("{}: cannot open the lock file", path.display()))?;
+    match file.lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(e) if e.kind() == std::io::ErrorKind::Unsupported => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("{}: cannot lock", path.display())),
+    }
+}

@@ -294,7 +294,7 @@ impl Study<'_> {
         let (cfg, p, adapter) = (self.cfg, &self.cfg.preset, self.device.summary());
         check_sweeps_complete(self.dir, cfg)?;
         let builds = crate::io::config::saved_builds(self.dir)?;
-        let mixed = match builds[..] != [crate::io::config::build_id()] {
+        let mixed = match builds[..] != [crate::io::config::writer()] {
             true => format!(
                 " The results were written by {}: they may differ in their last bits from one build's run.",
                 builds.join("; ")
