@@ -335,7 +335,7 @@ fn killed_and_resumed(budget: &[&str]) {
     let config = |d: &Path| std::fs::read(d.join("config.json")).unwrap();
     assert_eq!(config(&run), config(&reference), "the batch size is not part of the configuration");
     if exact {
-        assert_eq!(files::assert_same_bytes(&reference, &run), 3); // with the lock file
+        assert_eq!(files::assert_same_bytes(&reference, &run), 4); // with the two lock files
     }
     // a batch of no pairs is a usage error naming the option
     let o = paths_command(&set, &dir.path().join("zero"), "0", budget).output().unwrap();
@@ -424,7 +424,7 @@ fn a_sweep_resumed_with_a_larger_budget_finds_only_its_unconverged_pairs_again()
     assert_same(&read_records(&run).unwrap(), &want, exact, "resumed with the larger budget");
     same_coefficients(&run, &reference, want.len(), exact);
     if exact {
-        // config.json, paths.jsonl (in pair order), the lock file and a coefficients file per pair
-        assert_eq!(files::assert_same_bytes(&reference, &run), 3 + want.len());
+        // config.json, paths.jsonl (in pair order), the two lock files and a coefficients file per pair
+        assert_eq!(files::assert_same_bytes(&reference, &run), 4 + want.len());
     }
 }

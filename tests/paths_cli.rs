@@ -78,11 +78,11 @@ fn shards_together_equal_the_unsharded_run_and_configurations_are_checked() {
     let mut sorted = all.clone();
     sorted.sort_by_key(|r| r["index"].as_u64());
     assert_eq!(merged, sorted, "the union of the shards is the unsharded run");
-    // shards written by different builds merge, with a warning naming the builds
+    // shards written by different builds merge, with a warning naming the writers
     let this = files::pretend_written_by(&dir.path().join("s1"), "losscape 0.0.9 (0123456789ab)");
     let o = ok(losscape(&["merge", &d("s0"), &d("s1"), &d("s2"), "--out", &d("merged2.jsonl")]));
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains(&format!("2 builds ({this}; losscape 0.0.9 (0123456789ab))")), "{err}");
+    assert!(err.contains(&format!("2 builds or devices ({this}; losscape 0.0.9 (0123456789ab))")), "{err}");
     assert_eq!(records(&dir.path().join("merged2.jsonl")), sorted);
     // a different configuration in the same directory is refused, naming the difference
     let o = run_sweep(sweep_args(&set, &d("all"), &[("--lambda", "0.5")]));
@@ -133,8 +133,8 @@ fn killed_and_resumed(curve: &str) {
     expected.sort_by_key(|r| r["index"].as_u64());
     assert_eq!(after, expected, "{curve}: resumed results equal an uninterrupted run, each pair once");
     assert!(after.iter().all(|r| r["curve"] == curve), "{curve}: each record names its curve family");
-    // in the same order, byte for byte (config.json, paths.jsonl and the emptied lock file)
-    assert_eq!(files::assert_same_bytes(&dir.path().join("ref"), &dir.path().join("run")), 3);
+    // in the same order, byte for byte (config.json, paths.jsonl and the two emptied lock files)
+    assert_eq!(files::assert_same_bytes(&dir.path().join("ref"), &dir.path().join("run")), 4);
 }
 
 #[test]

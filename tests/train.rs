@@ -152,6 +152,41 @@ fn a_run_resumed_by_another_build_warns_and_lists_both_builds() {
     assert_eq!(cfg["losscape_builds"], serde_json::json!([older, this]));
 }
 
+/// A checkpoint damaged after it was written (a flipped bit in a tensor, a truncated file) is refused,
+/// naming the file and the way out, and nothing else is touched; deleted, the run trains again from
+/// the start to the same bytes, checkpoint included.
+#[test]
+fn a_damaged_checkpoint_is_refused_and_deleting_it_trains_again_to_the_same_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, copy) = (dir.path().join("run"), dir.path().join("copy"));
+    let run = small("fcp", "lbfgs", &out, &["--runs", "2", "--keep", "2", "--iterations", "3"]);
+    ok(losscape(&run));
+    std::fs::create_dir(&copy).unwrap();
+    for f in files::files(&out) {
+        std::fs::create_dir_all(copy.join(&f).parent().unwrap()).unwrap();
+        std::fs::copy(out.join(&f), copy.join(&f)).unwrap();
+    }
+    let ck = out.join("checkpoint.safetensors");
+    let good = std::fs::read(&ck).unwrap();
+    let mut flipped = good.clone();
+    let at = flipped.len() - 5; // inside the last tensor's values
+    flipped[at] ^= 0x10;
+    for (what, bytes, says) in [
+        ("a flipped bit", flipped, "do not match the SHA-256 it recorded"),
+        ("a truncated file", good[..good.len() / 2].to_vec(), "a damaged checkpoint ("),
+    ] {
+        std::fs::write(&ck, &bytes).unwrap();
+        let o = losscape(&run);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{what}: {err}");
+        assert!(err.contains(ck.to_str().unwrap()) && err.contains(says) && err.contains("delete it"), "{what}: {err}");
+        assert_eq!(std::fs::read(&ck).unwrap(), bytes, "{what}: the damaged file is left for the user");
+    }
+    std::fs::remove_file(&ck).unwrap();
+    ok(losscape(&run));
+    assert!(files::assert_same_bytes(&copy, &out) >= 6);
+}
+
 #[test]
 fn killed_lbfgs_training_resumes_to_the_uninterrupted_result() {
     kill_and_resume("lbfgs", &["--runs", "2", "--keep", "2", "--iterations", "8", "--checkpoint-every", "1"]);

@@ -26,6 +26,11 @@ pub struct Checkpoint {
     /// run is refused; absent in checkpoints written before it was recorded (then not checked).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_sha256: Option<String>,
+    /// SHA-256 of the tensors ([`tensors_sha256`]), set by [`Checkpoint::write`], so that a file
+    /// damaged after it was written (a flipped bit keeps safetensors' header valid) is refused rather
+    /// than resumed into wrong numbers; absent in checkpoints written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tensors_sha256: Option<String>,
 }
 
 /// When a training run writes its checkpoint besides after its last step. A checkpoint holds every
@@ -97,6 +102,31 @@ fn path(dir: &Path) -> PathBuf {
     dir.join(FILE)
 }
 
+/// SHA-256 over a checkpoint's tensors in the order of their names: each name, a zero byte, its
+/// length in bytes (u64, little-endian) and its bytes.
+fn tensors_sha256<'a>(tensors: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> String {
+    use sha2::{Digest, Sha256};
+    let mut sorted: Vec<_> = tensors.into_iter().collect();
+    sorted.sort_by_key(|(name, _)| *name);
+    let mut h = Sha256::new();
+    for (name, bytes) in sorted {
+        h.update(name.as_bytes());
+        h.update([0]);
+        h.update((bytes.len() as u64).to_le_bytes());
+        h.update(bytes);
+    }
+    format!("{:x}", h.finalize())
+}
+
+/// The error for a checkpoint that cannot be resumed from, with the way out.
+fn damaged(p: &Path, what: impl std::fmt::Display) -> anyhow::Error {
+    anyhow!(
+        "{}: {what}; the runs cannot resume from it: delete it to train them again from the start (the same \
+         results, written again)",
+        p.display()
+    )
+}
+
 impl Checkpoint {
     /// Writes the host state and the named GPU buffers.
     pub fn write(&self, dir: &Path, device: &Device, buffers: &[(String, Buffer)]) -> Result<()> {
@@ -108,7 +138,9 @@ impl Checkpoint {
             .iter()
             .map(|(name, bytes)| Ok((name.clone(), TensorView::new(Dtype::F32, vec![bytes.len() / 4], bytes)?)))
             .collect::<Result<_, safetensors::SafeTensorError>>()?;
-        let meta = BTreeMap::from([(KEY.to_string(), serde_json::to_string(self)?)]);
+        let digest = tensors_sha256(data.iter().map(|(name, bytes)| (name.as_str(), bytes.as_slice())));
+        let ck = Checkpoint { tensors_sha256: Some(digest), ..self.clone() };
+        let meta = BTreeMap::from([(KEY.to_string(), serde_json::to_string(&ck)?)]);
         crate::io::atomic_write(&path(dir), &crate::io::weights::safetensors_canonical(views, &meta)?)
     }
 
@@ -123,15 +155,22 @@ impl Checkpoint {
             return Ok(None);
         }
         let bytes = std::fs::read(&p).with_context(|| format!("{}: cannot read", p.display()))?;
+        let st = SafeTensors::deserialize(&bytes).map_err(|e| damaged(&p, format!("a damaged checkpoint ({e})")))?;
         let (_, meta) =
-            SafeTensors::read_metadata(&bytes).map_err(|e| anyhow!("{}: corrupt checkpoint: {e}", p.display()))?;
+            SafeTensors::read_metadata(&bytes).map_err(|e| damaged(&p, format!("a damaged checkpoint ({e})")))?;
         let text = meta
             .metadata()
             .as_ref()
             .and_then(|m| m.get(KEY))
-            .ok_or_else(|| anyhow!("{}: not a losscape checkpoint", p.display()))?;
+            .ok_or_else(|| damaged(&p, "not a losscape checkpoint"))?;
         let ck: Checkpoint =
-            serde_json::from_str(text).with_context(|| format!("{}: corrupt checkpoint state", p.display()))?;
+            serde_json::from_str(text).map_err(|e| damaged(&p, format!("a damaged checkpoint state ({e})")))?;
+        if let Some(want) = &ck.tensors_sha256 {
+            let tensors = st.tensors();
+            if tensors_sha256(tensors.iter().map(|(name, t)| (name.as_str(), t.data()))) != *want {
+                return Err(damaged(&p, "a damaged checkpoint: its tensors do not match the SHA-256 it recorded"));
+            }
+        }
         if ck.runs.len() != runs {
             bail!(
                 "{}: a checkpoint of {} runs, but this run trains {runs} (--runs {runs}); to resume it give \
@@ -154,12 +193,17 @@ impl Checkpoint {
     }
 
     /// Fills the named GPU buffers from the checkpoint's tensors.
-    pub fn load_buffers(bytes: &[u8], device: &Device, buffers: &[(String, Buffer)]) -> Result<()> {
-        let st = SafeTensors::deserialize(bytes).map_err(|e| anyhow!("corrupt checkpoint: {e}"))?;
+    ///
+    /// Errors (named with the file in `dir` and the way out): a tensor is missing or of another size.
+    pub fn load_buffers(dir: &Path, bytes: &[u8], device: &Device, buffers: &[(String, Buffer)]) -> Result<()> {
+        let p = path(dir);
+        let st = SafeTensors::deserialize(bytes).map_err(|e| damaged(&p, format!("a damaged checkpoint ({e})")))?;
         for (name, buf) in buffers {
-            let t = st.tensor(name).map_err(|_| anyhow!("the checkpoint lacks '{name}'; delete it to start over"))?;
+            let t = st.tensor(name).map_err(|_| damaged(&p, format!("the checkpoint lacks '{name}'")))?;
             if t.data().len() != buf.len() * 4 {
-                bail!("the checkpoint's '{name}' has {} values, expected {}", t.data().len() / 4, buf.len());
+                let what =
+                    format!("the checkpoint's '{name}' has {} values, expected {}", t.data().len() / 4, buf.len());
+                return Err(damaged(&p, what));
             }
             let values: Vec<f32> =
                 t.data().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();

@@ -182,7 +182,7 @@ pub fn train(inputs: TrainInputs, progress: &mut dyn TrainProgress) -> Result<Su
     let mut done = 0;
     let config_sha256 = checkpoint::config_sha256(cfg)?;
     if let Some((ck, bytes)) = Checkpoint::read(dir, &config_sha256, r)? {
-        Checkpoint::load_buffers(&bytes, &device, &buffers)?;
+        Checkpoint::load_buffers(dir, &bytes, &device, &buffers)?;
         done = ck.done;
         records = ck.runs.clone();
         solver.restore(ck.solver)?;
@@ -202,7 +202,8 @@ pub fn train(inputs: TrainInputs, progress: &mut dyn TrainProgress) -> Result<Su
         if checkpoint_every.due(done, last_checkpoint.elapsed()) || done == cfg.steps() {
             let state = solver.state()?;
             let config_sha256 = Some(config_sha256.clone());
-            Checkpoint { done, runs: records.clone(), solver: state, config_sha256 }.write(dir, &device, &buffers)?;
+            let ck = Checkpoint { done, runs: records.clone(), solver: state, config_sha256, tensors_sha256: None };
+            ck.write(dir, &device, &buffers)?;
             last_checkpoint = std::time::Instant::now();
         }
         progress.step(done, &records);
