@@ -151,6 +151,41 @@ pub fn differences<T: Serialize>(a: &T, b: &T, ignore: &[&str]) -> Vec<String> {
     out
 }
 
+/// The input files both configurations name alike (the same recorded `file`) but with different
+/// `sha256`s, each said as a sentence: a set changed on disk since the run began (rewritten, damaged,
+/// or another run's set under the same name), which [`differences`] reports only as the key holding
+/// it.
+fn changed_inputs<T: Serialize>(old: &T, new: &T) -> Vec<String> {
+    fn walk(a: &serde_json::Value, b: &serde_json::Value, out: &mut Vec<String>) {
+        use serde_json::Value::{Array, Object};
+        match (a, b) {
+            (Object(x), Object(y)) => {
+                let (file, sha) = (x.get("file").and_then(|f| f.as_str()), x.get("sha256").and_then(|h| h.as_str()));
+                let now = y.get("sha256").and_then(|h| h.as_str());
+                if let (Some(file), Some(sha), Some(now)) = (file, sha, now) {
+                    if y.get("file").and_then(|f| f.as_str()) == Some(file) && sha != now {
+                        out.push(format!(
+                            "{file} (as named from the directory) has changed since the run there began: its \
+                             SHA-256 is {}…, not the {}… recorded; restore the file that run used, or start \
+                             over with this one in another --out",
+                            &now[..now.len().min(12)],
+                            &sha[..sha.len().min(12)]
+                        ));
+                    }
+                }
+                x.iter().filter_map(|(k, v)| y.get(k).map(|w| (v, w))).for_each(|(v, w)| walk(v, w, out));
+            }
+            (Array(x), Array(y)) => x.iter().zip(y).for_each(|(v, w)| walk(v, w, out)),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    if let (Ok(a), Ok(b)) = (serde_json::to_value(old), serde_json::to_value(new)) {
+        walk(&a, &b, &mut out);
+    }
+    out
+}
+
 /// Removes the `file` of every object that also records its `sha256` (see [`differences`]).
 fn by_content(v: &mut serde_json::Value) {
     match v {
@@ -197,8 +232,13 @@ fn prepare_locked<T: Serialize + DeserializeOwned>(dir: &Path, cfg: &T) -> Resul
             } else {
                 ""
             };
+            let changed = changed_inputs(&old, cfg);
+            let fix = match changed.is_empty() {
+                true => "use another --out or the same settings".to_string(),
+                false => changed.join("; "),
+            };
             bail!(
-                "{} holds a run with a different configuration (differs in: {}){data}; use another --out or the same settings",
+                "{} holds a run with a different configuration (differs in: {}){data}; {fix}",
                 dir.display(),
                 diff.join(", ")
             );
@@ -353,5 +393,24 @@ mod tests {
         rx.recv_timeout(std::time::Duration::from_secs(30)).unwrap().unwrap();
         worker.join().unwrap();
         assert_eq!(saved_builds(t.path()).unwrap(), [writer()]);
+    }
+
+    /// An input set changed on disk under the same name is said as such, with both checksums.
+    #[test]
+    fn a_changed_input_file_is_named_with_both_checksums() {
+        #[derive(Serialize, Deserialize, Debug)]
+        struct WithSet {
+            sets: Vec<serde_json::Value>,
+        }
+        let set = |sha: &str| serde_json::json!({"file": "../sets/sgd.safetensors", "sha256": sha, "vectors": 2});
+        let t = tempfile::tempdir().unwrap();
+        prepare_dir(t.path(), &WithSet { sets: vec![set(&"a".repeat(64))] }).unwrap();
+        let e = prepare_dir(t.path(), &WithSet { sets: vec![set(&"b".repeat(64))] }).unwrap_err().to_string();
+        let expected = ["differs in: sets", "../sets/sgd.safetensors", "has changed", &"b".repeat(12), &"a".repeat(12)];
+        assert!(expected.iter().all(|p| e.contains(p)), "{e}");
+        // another file (another name) is only a difference of the configuration
+        let other = serde_json::json!({"file": "../sets/adam.safetensors", "sha256": "c".repeat(64), "vectors": 2});
+        let e = prepare_dir(t.path(), &WithSet { sets: vec![other] }).unwrap_err().to_string();
+        assert!(e.contains("differs in: sets") && !e.contains("has changed"), "{e}");
     }
 }
