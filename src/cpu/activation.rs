@@ -63,7 +63,7 @@ fn act_grad(a: Act, x: f32) -> f32 {
     }
 }
 
-/// Elements [`map_plain`] computes side by side: 2 AVX-512 or 4 AVX2 vectors.
+/// Elements [`map_pieces`] computes side by side: 2 AVX-512 or 4 AVX2 vectors.
 ///
 /// Why: each element is one long dependent chain (an exp, a division, a log's polynomial), and a
 /// loop of one vector at a time keeps the out-of-order core waiting on it; with independent chains
@@ -71,17 +71,35 @@ fn act_grad(a: Act, x: f32) -> f32 {
 /// µs in 32-element pieces (2 threads, AVX-512; docs/benchmarks.md).
 const INTERLEAVE: usize = 32;
 
-/// `out[i] = f(z[i], out[i])`; inlined into [`activation_map`]'s per-level builds, where the functions
-/// of [`super::math`] then run 8 or 16 lanes at a time, [`INTERLEAVE`] elements side by side.
-#[inline(always)]
-fn map_plain(z: &[f32], out: &mut [f32], f: impl Fn(f32, f32) -> f32 + Copy) {
-    let (mut outs, mut zs) = (out.chunks_exact_mut(INTERLEAVE), z.chunks_exact(INTERLEAVE));
-    for (o, z) in (&mut outs).zip(&mut zs) {
-        let o: &mut [f32; INTERLEAVE] = o.try_into().expect("a whole piece");
-        let z: &[f32; INTERLEAVE] = z.try_into().expect("a whole piece");
-        *o = std::array::from_fn(|j| f(z[j], o[j]));
-    }
-    outs.into_remainder().iter_mut().zip(zs.remainder()).for_each(|(o, &z)| *o = f(z, *o));
+/// `out[i] = $e` for every element, with `$z` bound to `z[i]` and `$g` to `out[i]`, written out where
+/// it is used, [`INTERLEAVE`] elements side by side, then the ragged tail.
+///
+/// A macro, not a function taking a closure: the closure would be a function of its own, and so would
+/// a generic helper such as `std::array::from_fn`; LLVM may compile either out of line, without the
+/// target features of [`activation_map`]'s per-level builds, where each `mul_add` of [`super::math`]
+/// is then a call to a software fused multiply-add. A change elsewhere in the crate once tipped that
+/// decision and made softplus 10 times slower (docs/benchmarks.md). Indexed loops over fixed-size
+/// pieces keep everything inside the per-level function.
+macro_rules! map_pieces {
+    ($z:expr, $out:expr, |$zv:ident, $gv:ident| $e:expr) => {{
+        let (z, out): (&[f32], &mut [f32]) = ($z, $out);
+        let n = z.len().min(out.len());
+        let whole = n - n % INTERLEAVE;
+        let mut i = 0;
+        while i < whole {
+            let o: &mut [f32; INTERLEAVE] = (&mut out[i..i + INTERLEAVE]).try_into().expect("a whole piece");
+            let zs: &[f32; INTERLEAVE] = (&z[i..i + INTERLEAVE]).try_into().expect("a whole piece");
+            for j in 0..INTERLEAVE {
+                let ($zv, $gv) = (zs[j], o[j]);
+                o[j] = $e;
+            }
+            i += INTERLEAVE;
+        }
+        for k in whole..n {
+            let ($zv, $gv) = (z[k], out[k]);
+            out[k] = $e;
+        }
+    }};
 }
 
 /// One activation's forward (`backward` false: out = act(z)) or backward (grad *= act'(z)) map, with
@@ -91,9 +109,9 @@ fn activation_map_plain(a: Act, backward: bool, z: &[f32], out: &mut [f32]) {
     macro_rules! go {
         ($act:expr) => {
             if backward {
-                map_plain(z, out, |z, g| g * act_grad($act, z))
+                map_pieces!(z, out, |z, g| g * act_grad($act, z))
             } else {
-                map_plain(z, out, |z, _| act($act, z))
+                map_pieces!(z, out, |z, _g| act($act, z))
             }
         };
     }

@@ -178,7 +178,13 @@ fn cross_entropy_lanes_plain(
     for l in 0..LANES {
         loss[l] = s[l].ln_1p() + (zr[l] - t[y[l] as usize][l]);
     }
-    (loss, std::array::from_fn(|l| first[l] == y[l]))
+    // a loop, not `std::array::from_fn`: a generic helper may be compiled out of line, without this
+    // per-level build's target features (scripts/check-simd-inlining)
+    let mut correct = [false; LANES];
+    for l in 0..LANES {
+        correct[l] = first[l] == y[l];
+    }
+    (loss, correct)
 }
 
 dispatch!(

@@ -119,6 +119,13 @@ pub(crate) fn has_avx2() -> bool {
 /// Defines `$vis fn $name(simd: Simd, args…)` that runs the `#[inline(always)]` function `$plain(args…)`
 /// compiled for the level `simd` names (its [`Simd::effective`] level): the bodies are the same source,
 /// so the auto-vectoriser widens them to 16 or 8 lanes.
+///
+/// Only what is inlined into the per-level function gets its target features: `$plain` and everything
+/// it calls must be `#[inline(always)]` functions, macros or loops. A closure handed to a generic
+/// helper (`std::array::from_fn`, an iterator's `fold`) is a function of its own, which LLVM may
+/// compile out of line at the x86-64 baseline, where each `mul_add` is a library call: the results keep
+/// their bits, only the speed falls (softplus once ran 10 times slower after an unrelated edit).
+/// `scripts/check-simd-inlining` lists what a release build's per-level functions call out of line.
 macro_rules! dispatch {
     ($(#[$meta:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? => $plain:ident) => {
         $(#[$meta])*
