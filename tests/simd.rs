@@ -138,3 +138,27 @@ fn the_gemm_level_follows_the_processor_and_the_build_feature() {
     let cpu = Cpu::with_simd(Simd::Portable);
     assert_eq!(cpu.simd, level, "the backend reports the same level");
 }
+
+/// Every per-level build of the element-wise kernels (`cpu::simd::dispatch!`) keeps its work inside:
+/// a closure or generic helper left out of line runs without the level's target features, at a tenth
+/// of the speed and with the same bits, so no other test would notice. Checked here on this suite's
+/// own build (opt-level 1) with `scripts/check-simd-inlining`, which catches the iterator adapters
+/// and closures such a build leaves out of line. A release build decides again (the closure that made
+/// a release build's softplus 10 times slower was inlined at opt-level 1), so the script is also run
+/// on the release binary before any measurement (docs/benchmarks.md).
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+#[test]
+fn per_level_kernels_call_nothing_out_of_line() {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/check-simd-inlining");
+    let o = std::process::Command::new("bash")
+        .arg(&script)
+        .arg(env!("CARGO_BIN_EXE_losscape"))
+        .output()
+        .expect("bash runs");
+    let (out, err) = (String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert!(o.status.success(), "{}\n{out}{err}", script.display());
+    assert!(out.contains("keeps its work inside"), "{out}");
+    let count: usize =
+        out.rsplit('(').next().and_then(|t| t.split(' ').next()).and_then(|n| n.parse().ok()).unwrap_or(0);
+    assert!(count >= 20, "only {count} per-level functions found: {out}");
+}

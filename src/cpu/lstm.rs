@@ -465,21 +465,26 @@ fn cell_backward_rows(
     dc: &mut [f32],
 ) {
     let g = 4 * h;
-    let rows = z
-        .chunks_exact_mut(g)
-        .zip(dc.chunks_exact_mut(h))
-        .zip(c_prev.chunks_exact(h).zip(c_next.chunks_exact(h)))
-        .zip(dh.chunks_exact(h));
-    for (((z, dcv), (c_prev, c_next)), dhr) in rows {
+    // rows and blocks by index: iterator adapters (`zip`, `step_by`) are generic functions that an
+    // unoptimised build calls out of line, without this per-level build's target features
+    // (scripts/check-simd-inlining)
+    let rows = (z.len() / g).min(dc.len() / h).min(c_prev.len() / h).min(c_next.len() / h).min(dh.len() / h);
+    for r in 0..rows {
+        let (z, dcv) = (&mut z[r * g..(r + 1) * g], &mut dc[r * h..(r + 1) * h]);
+        let (c_prev, c_next, dhr) = (&c_prev[r * h..(r + 1) * h], &c_next[r * h..(r + 1) * h], &dh[r * h..(r + 1) * h]);
         // blocks of LANES units in fixed-size arrays: with nine streams of one row, a plain loop over
         // the units stayed scalar (the compiler could not prove the slices apart)
-        for j0 in (0..h).step_by(LANES) {
+        let mut j0 = 0;
+        while j0 < h {
             let n = LANES.min(h - j0);
-            let load = |v: &[f32]| load(v, j0, n);
-            let store = |v: &mut [f32], block: &[f32; LANES]| store(v, j0, n, block);
-            let (ig, f, gg, o) = (load(&z[..h]), load(&z[h..2 * h]), load(&z[2 * h..3 * h]), load(&z[3 * h..]));
-            let (cp, cn, dh_s) = (load(c_prev), load(c_next), load(dhr));
-            let dc_next = if carry { load(dcv) } else { [0f32; LANES] };
+            let (ig, f, gg, o) = (
+                load(&z[..h], j0, n),
+                load(&z[h..2 * h], j0, n),
+                load(&z[2 * h..3 * h], j0, n),
+                load(&z[3 * h..], j0, n),
+            );
+            let (cp, cn, dh_s) = (load(c_prev, j0, n), load(c_next, j0, n), load(dhr, j0, n));
+            let dc_next = if carry { load(dcv, j0, n) } else { [0f32; LANES] };
             let mut out = [[0f32; LANES]; 5];
             for l in 0..LANES {
                 let tc = tanh(cn[l]);
@@ -494,9 +499,10 @@ fn cell_backward_rows(
                 out[4][l] = dc_s * f[l];
             }
             for (q, block) in out[..4].iter().enumerate() {
-                store(&mut z[q * h..(q + 1) * h], block);
+                store(&mut z[q * h..(q + 1) * h], j0, n, block);
             }
-            store(dcv, &out[4]);
+            store(dcv, j0, n, &out[4]);
+            j0 += LANES;
         }
     }
 }
