@@ -628,12 +628,22 @@ fn race(args: &[String], out: &Path, what: &str) {
 
 #[test]
 fn two_trains_into_one_directory_one_refuses_the_other_finishes() {
+    // 40 iterations (about a second here) rather than train_args' 10 (a quarter of one), so that the
+    // second process, started together with the first but slowed by the tests running beside it,
+    // still finds the first holding the lock rather than finished (then it resumes the finished run
+    // and succeeds too, and the race tests nothing)
+    let args = |out: &Path| {
+        let mut a = train_args(out);
+        let at = a.iter().position(|x| x == "--iterations").expect("train_args names --iterations") + 1;
+        a[at] = "40".into();
+        a
+    };
     let dir = tempfile::tempdir().unwrap();
     let lone = dir.path().join("lone");
-    ok(Command::new(env!("CARGO_BIN_EXE_losscape")).args(train_args(&lone)).output().unwrap());
+    ok(Command::new(env!("CARGO_BIN_EXE_losscape")).args(args(&lone)).output().unwrap());
     for round in 0..ROUNDS {
         let out = dir.path().join(format!("both-{round}"));
-        race(&train_args(&out), &out, &format!("train, round {round}"));
+        race(&args(&out), &out, &format!("train, round {round}"));
         files::assert_same_bytes(&lone, &out); // as a lone run
     }
 }
