@@ -1,5 +1,5 @@
 //! Run directories: the configuration saved beside the results, the refusal of a different one, and
-//! the builds of losscape that wrote there.
+//! the builds of losscape, and the devices they ran on, that wrote there.
 
 use anyhow::{bail, Context, Result};
 use serde::{de::DeserializeOwned, Serialize};
@@ -64,7 +64,8 @@ fn write_config<T: Serialize>(dir: &Path, cfg: &T, builds: &[String]) -> Result<
     atomic_write(&dir.join(CONFIG), text.as_bytes())
 }
 
-/// The builds `dir`'s `config.json` lists (one "unrecorded …" entry when it lists none).
+/// The writers (builds and devices, [`writer`]) `dir`'s `config.json` lists (one "unrecorded …" entry
+/// when it lists none).
 ///
 /// Errors: the file cannot be read, is not a JSON object, or its [`BUILDS`] is not a list of strings.
 pub fn saved_builds(dir: &Path) -> Result<Vec<String>> {
@@ -86,9 +87,10 @@ pub fn saved_builds(dir: &Path) -> Result<Vec<String>> {
     }
 }
 
-/// The builds `dir` lists with this build added when it is not there yet, and then the warning to
-/// print: what this build adds may differ in its last bits from what the earlier builds, or an
-/// uninterrupted run of any one build, would have written. The caller writes the list.
+/// The writers `dir` lists with this one ([`writer`]) added when it is not there yet, and then the
+/// warning to print: what this build on this device adds may differ in its last bits from what the
+/// earlier writers, or an uninterrupted run of any one of them, would have written. The caller writes
+/// the list.
 fn with_this_build(dir: &Path) -> Result<(Vec<String>, Option<String>)> {
     let (mut builds, this) = (saved_builds(dir)?, writer());
     if builds.contains(&this) {
@@ -106,7 +108,7 @@ fn with_this_build(dir: &Path) -> Result<(Vec<String>, Option<String>)> {
     Ok((builds, Some(warning)))
 }
 
-/// Prints the first build warning of this process only: `reproduce` resumes tens of directories, and
+/// Prints the first writer warning of this process only: `reproduce` resumes tens of directories, and
 /// one warning says what each of them lists.
 fn announce(warning: Option<String>) {
     static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
@@ -117,7 +119,7 @@ fn announce(warning: Option<String>) {
     }
 }
 
-/// Adds this build to the list of `dir`, whose configuration is `cfg`, when it is not there yet
+/// Adds this writer to the list of `dir`, whose configuration is `cfg`, when it is not there yet
 /// (rewriting `config.json`), and returns the warning [`with_this_build`] gives.
 fn note_build<T: Serialize>(dir: &Path, cfg: &T) -> Result<Option<String>> {
     let (builds, warning) = with_this_build(dir)?;
