@@ -601,6 +601,17 @@ fn train_args(out: &Path) -> Vec<String> {
     .collect()
 }
 
+/// `args` with `--iterations` set to `n`: a race's run must hold its lock for about a second, so that
+/// the second process, started together with the first but slowed by the tests running beside it,
+/// still finds the first holding the lock rather than finished (it would then resume the finished run
+/// and succeed too, and the race would test nothing; a 10-iteration training, a quarter of a second
+/// here, once did).
+fn longer(mut args: Vec<String>, n: &str) -> Vec<String> {
+    let at = args.iter().position(|x| x == "--iterations").expect("the arguments name --iterations") + 1;
+    args[at] = n.to_string();
+    args
+}
+
 /// Races of two writers started together per test (issue 27's acceptance: 10).
 const ROUNDS: usize = 10;
 
@@ -628,16 +639,7 @@ fn race(args: &[String], out: &Path, what: &str) {
 
 #[test]
 fn two_trains_into_one_directory_one_refuses_the_other_finishes() {
-    // 40 iterations (about a second here) rather than train_args' 10 (a quarter of one), so that the
-    // second process, started together with the first but slowed by the tests running beside it,
-    // still finds the first holding the lock rather than finished (then it resumes the finished run
-    // and succeeds too, and the race tests nothing)
-    let args = |out: &Path| {
-        let mut a = train_args(out);
-        let at = a.iter().position(|x| x == "--iterations").expect("train_args names --iterations") + 1;
-        a[at] = "40".into();
-        a
-    };
+    let args = |out: &Path| longer(train_args(out), "40");
     let dir = tempfile::tempdir().unwrap();
     let lone = dir.path().join("lone");
     ok(Command::new(env!("CARGO_BIN_EXE_losscape")).args(args(&lone)).output().unwrap());
@@ -679,10 +681,11 @@ fn two_path_sweeps_into_one_directory_one_refuses_the_other_finishes() {
     let dir = tempfile::tempdir().unwrap();
     let set = fcp_set(dir.path(), "set.safetensors", "3");
     let lone = dir.path().join("lone");
-    ok(Command::new(env!("CARGO_BIN_EXE_losscape")).args(paths_args(&set, &lone)).output().unwrap());
+    let args = |out: &Path| longer(paths_args(&set, out), "80");
+    ok(Command::new(env!("CARGO_BIN_EXE_losscape")).args(args(&lone)).output().unwrap());
     for round in 0..ROUNDS {
         let out = dir.path().join(format!("both-{round}"));
-        race(&paths_args(&set, &out), &out, &format!("paths, round {round}"));
+        race(&args(&out), &out, &format!("paths, round {round}"));
         files::assert_same_bytes(&lone, &out);
     }
 }
