@@ -187,6 +187,38 @@ fn a_damaged_checkpoint_is_refused_and_deleting_it_trains_again_to_the_same_byte
     assert!(files::assert_same_bytes(&copy, &out) >= 6);
 }
 
+/// The writers a directory lists name the device: a run on the CPU backend lists it with `gemm`'s
+/// instruction set, and a resume of the same directory on the wgpu backend (another device, which
+/// rounds differently) warns and adds itself, naming its adapter and API. Runs both backends, so the
+/// lavapipe pass skips it (`both_backends`).
+#[test]
+fn both_backends_resuming_one_directory_are_listed_as_two_writers() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let run = small("fcp", "lbfgs", &out, &["--runs", "1", "--keep", "1", "--iterations", "2"]);
+    let on = |backend: &str| {
+        let mut with = run.clone();
+        with.extend(args(&["--backend", backend]));
+        losscape(&with)
+    };
+    ok(on("cpu"));
+    let listed = |out: &Path| -> Vec<String> {
+        let cfg: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
+        serde_json::from_value(cfg["losscape_builds"].clone()).unwrap()
+    };
+    let first = listed(&out);
+    assert_eq!(first.len(), 1, "{first:?}");
+    assert!(first[0].starts_with("losscape ") && first[0].contains(" on the CPU backend (gemm at "), "{first:?}");
+    let o = ok(on("vulkan"));
+    let err = String::from_utf8_lossy(&o.stderr);
+    let both = listed(&out);
+    assert_eq!(both.len(), 2, "{both:?}");
+    assert_eq!(both[0], first[0]);
+    assert!(both[1].contains(" via Vulkan, driver "), "{both:?}");
+    assert!(err.contains(&format!("holds results of {}; this is {}", both[0], both[1])), "{err}");
+}
+
 #[test]
 fn killed_lbfgs_training_resumes_to_the_uninterrupted_result() {
     kill_and_resume("lbfgs", &["--runs", "2", "--keep", "2", "--iterations", "8", "--checkpoint-every", "1"]);

@@ -48,15 +48,7 @@ impl DirLock {
     /// Errors: another process holds it and waiting was not asked for (the error names its PID, the
     /// directory and `--wait`); the directory or the lock file cannot be created.
     pub fn acquire(dir: &Path, name: &str) -> Result<DirLock> {
-        std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create the directory", dir.display()))?;
-        let path = dir.join(name);
-        let mut file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false) // the PID of a holder is read below
-            .open(&path)
-            .with_context(|| format!("{}: cannot open the lock file", path.display()))?;
+        let (mut file, path) = open_lock_file(dir, name)?;
         match file.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
@@ -130,17 +122,25 @@ fn holder(file: &mut File) -> Option<u32> {
 ///
 /// Errors: the directory or the lock file cannot be created, or the lock fails otherwise.
 pub fn hold_briefly(dir: &Path, name: &str) -> Result<Option<File>> {
-    std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create the directory", dir.display()))?;
-    let path = dir.join(name);
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .with_context(|| format!("{}: cannot open the lock file", path.display()))?;
+    let (file, path) = open_lock_file(dir, name)?;
     match file.lock() {
         Ok(()) => Ok(Some(file)),
         Err(e) if e.kind() == std::io::ErrorKind::Unsupported => Ok(None),
         Err(e) => Err(e).with_context(|| format!("{}: cannot lock", path.display())),
     }
+}
+
+/// Opens (creating `dir` and the file if needed, keeping its contents: a holder's PID is read from
+/// it) the lock file `name` in `dir`, for reading and writing; returns it with its path.
+fn open_lock_file(dir: &Path, name: &str) -> Result<(File, PathBuf)> {
+    std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create the directory", dir.display()))?;
+    let path = dir.join(name);
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .with_context(|| format!("{}: cannot open the lock file", path.display()))?;
+    Ok((file, path))
 }
