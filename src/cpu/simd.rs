@@ -158,26 +158,45 @@ macro_rules! dispatch {
 }
 pub(crate) use dispatch;
 
-/// The sum of `term(a[i], b[i])` over i (equal lengths; a one-slice sum passes its slice twice and
-/// ignores the second value), in eight lanes: lane l adds the terms i = l, l + 8, … of the whole groups
-/// of eight, in order; then the lanes are added 0 to 7 and the tail (the last `len % 8` terms, added
-/// in order) is added to that.
+/// `sum8!(a, b, |x, y| term)`: the sum of `term` over the pairs `(a[i], b[i])` (equal lengths; a
+/// one-slice sum passes its slice twice and ignores the second value), in eight lanes: lane l adds the
+/// terms i = l, l + 8, … of the whole groups of eight, in order; then the lanes are added 0 to 7 and
+/// the tail (the last `len % 8` terms, added in order) is added to that.
 ///
 /// The lanes are independent chains, so the loop vectorises where a plain f32 sum is one serial chain,
 /// and they keep the rounding error of long sums small. The order is written out here and nothing
 /// reassociates it, so every SIMD level (and every caller) gets the same bits for the same terms.
-#[inline(always)]
-pub(crate) fn sum8(a: &[f32], b: &[f32], term: impl Fn(f32, f32) -> f32) -> f32 {
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(&x, &y)| term(x, y)).sum();
-    let mut lanes = [0f32; 8];
-    for (x, y) in ca.zip(cb) {
-        for (l, lane) in lanes.iter_mut().enumerate() {
-            *lane += term(x[l], y[l]);
+/// A macro of plain indexed loops rather than a function taking a closure, so that nothing of it can
+/// be compiled out of line, outside the SIMD level of its caller (see [`dispatch!`]).
+macro_rules! sum8 {
+    ($a:expr, $b:expr, |$x:ident, $y:ident| $term:expr) => {{
+        let (a, b): (&[f32], &[f32]) = ($a, $b);
+        assert_eq!(a.len(), b.len(), "sum8: slices of different lengths");
+        let whole = a.len() / 8 * 8;
+        let mut lanes = [0f32; 8];
+        let mut i = 0;
+        while i < whole {
+            let (xs, ys) = (&a[i..i + 8], &b[i..i + 8]);
+            for l in 0..8 {
+                let ($x, $y) = (xs[l], ys[l]);
+                lanes[l] += $term;
+            }
+            i += 8;
         }
-    }
-    lanes.iter().sum::<f32>() + tail
+        // -0.0 is the identity of f32 addition (what `Iterator::sum` starts from), sign of zero included
+        let mut tail = -0.0f32;
+        for i in whole..a.len() {
+            let ($x, $y) = (a[i], b[i]);
+            tail += $term;
+        }
+        let mut total = -0.0f32;
+        for lane in lanes {
+            total += lane;
+        }
+        total + tail
+    }};
 }
+pub(crate) use sum8;
 
 #[cfg(test)]
 mod tests {

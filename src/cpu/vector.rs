@@ -153,7 +153,7 @@ simd::dispatch!(fn dot_f32(a: &[f32], b: &[f32]) -> f32 => dot_f32_plain);
 /// The dot product in eight lanes ([`simd::sum8`]), the same order at every SIMD level.
 #[inline(always)]
 fn dot_f32_plain(a: &[f32], b: &[f32]) -> f32 {
-    simd::sum8(a, b, |x, y| x * y)
+    simd::sum8!(a, b, |x, y| x * y)
 }
 
 fn axpy(coef: &[f32], x: &Owned, y: &Owned, l: &Exclusive) {

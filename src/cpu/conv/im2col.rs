@@ -166,7 +166,7 @@ pub(super) fn gather_grad_out(
         }
         if let Some(sums) = bias_sums.as_deref_mut() {
             // the row's sum, in eight lanes so that it vectorises (one slice: the second is ignored)
-            sums[b * c.out_c + co] += sum8(dst, dst, |x, _| x);
+            sums[b * c.out_c + co] += sum8!(dst, dst, |x, _y| x);
         }
     }
 }
