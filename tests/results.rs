@@ -1049,3 +1049,50 @@ fn merge_joins_shards_of_one_set_given_at_two_paths() {
     let o = ok(losscape(&["merge", s(&s0), s(&s1), "--out", s(&merged)]));
     assert!(text(&o.stdout).contains("merged 3 of 3 pairs"), "{}", text(&o.stdout));
 }
+
+/// The median height the report's path table gives `label` (its fourth cell).
+fn reported_median(html: &str, label: &str) -> f64 {
+    let row = html.split(&format!("<tr><td>{label}</td>")).nth(1).unwrap_or_else(|| panic!("no row {label}"));
+    let cells: Vec<&str> = row.split("</td>").take(3).map(|c| c.trim_start_matches("<td>")).collect();
+    cells[2].parse().unwrap()
+}
+
+#[test]
+fn analyze_ties_paths_to_sets_by_file_not_by_the_order_of_set_options() {
+    use losscape::io::workdir::{paths_dir, set_file};
+    use losscape::io::Optimizer;
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("work");
+    let arch = losscape::model::Arch::Fcp;
+    let (lbfgs, sgd) =
+        (set_file(&work, arch, Optimizer::Lbfgs, "train"), set_file(&work, arch, Optimizer::Sgd, "train"));
+    let other = work.join("fcp").join("adam").join("fcp-adam-train.safetensors");
+    for (f, seed) in [(&lbfgs, "0"), (&sgd, "7"), (&other, "20")] {
+        std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+        ok(losscape(&["init", "--model", "fcp", "--count", "2", "--seed", seed, "--out", s(f)]));
+    }
+    // SGD first, then L-BFGS, then a set the report does not compare: not reproduce's order
+    let sweep = paths_dir(&work, arch, "train");
+    let mut args = vec!["paths", "--model", "fcp", "--pairs", "1", "--train-size", "40", "--points", "5"];
+    args.extend(["--fourier", "2", "--iterations", "2", "--out", s(&sweep), "--quiet", "--backend", "cpu"]);
+    for f in [&sgd, &lbfgs, &other] {
+        args.extend(["--set", s(f)]);
+    }
+    ok(losscape(&args));
+    let report = dir.path().join("report");
+    let o = ok(losscape(&["analyze", "--in", s(&work), "--out", s(&report)]));
+    let err = text(&o.stderr);
+    assert!(err.contains("fcp-adam-train.safetensors") && err.contains("left out"), "{err}");
+    let html = std::fs::read_to_string(report.join("index.html")).unwrap();
+    let records = std::fs::read_to_string(sweep.join("paths.jsonl")).unwrap();
+    let height = |name: &str| -> f64 {
+        let line = records.lines().find(|l| l.contains(name)).unwrap();
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        v["height"].as_f64().unwrap()
+    };
+    for (label, name) in [("BFGS-train", "fcp-lbfgs-train"), ("SGD-train", "fcp-sgd-train")] {
+        let (got, want) = (reported_median(&html, label), height(name));
+        assert!((got - want).abs() <= 1e-3 * want, "{label}: reported {got}, its paths' height {want}");
+    }
+    assert_ne!(format!("{:.3e}", height("fcp-lbfgs-train")), format!("{:.3e}", height("fcp-sgd-train")));
+}

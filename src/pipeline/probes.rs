@@ -15,7 +15,7 @@ use crate::io::workdir::{landscape_sets, paths_dir, set_file, sharpness_file, su
 use crate::io::Optimizer;
 use crate::io::{read_weights, write_weights, WeightStack};
 use crate::model::{Arch, Network};
-use crate::path::sweep::{read_sweep_records, replay_pair, PairRecord, SweepOptions};
+use crate::path::sweep::{replay_pair, PairRecord, SweepOptions};
 use crate::path::PathSettings;
 use crate::plot::surface::write_outputs;
 use crate::probe::directions::{DirectionSpec, Plane};
@@ -147,7 +147,7 @@ pub(super) fn path_surface(p: &ProbeInputs, opt: Optimizer) -> Result<bool> {
     if out.join("surface.csv").exists() {
         return Ok(false);
     }
-    let records = read_sweep_records(&paths_dir(p.dir, p.arch, "train"))?;
+    let records = crate::report::landscape_records(p.dir, p.arch, "train")?;
     let Some(set) = landscape_sets("train").iter().position(|&s| s == (opt, KIND)) else { return Ok(false) };
     let Some(rec) = representative(&records, set) else { return Ok(false) };
     let stack = read_weights(&set_file(p.dir, p.arch, opt, KIND), p.arch)?;

@@ -8,6 +8,7 @@
 
 pub mod claims;
 mod network;
+mod records;
 pub mod regime;
 mod scale;
 
@@ -20,6 +21,7 @@ use crate::model::Arch;
 use crate::plot::figures::{BLUE, GREEN, LIGHT_BLUE, LIGHT_GREEN, ORANGE, RED};
 use claims::Claim;
 use plotters::style::RGBColor;
+pub use records::landscape_records;
 
 /// The label of a solution set in figures and tables, the paper's: BFGS-train, SGD-test (and
 /// Adam-train for Adam, which the study does not run).

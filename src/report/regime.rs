@@ -11,9 +11,9 @@ use std::path::{Path, PathBuf};
 use super::claims::{ClaimRow, Verdict};
 use super::{csv_rows, light_colour, set_colour, set_label, Report, STYLE};
 use crate::analysis::stats::median;
-use crate::io::workdir::{paths_dir, report_dir, SETS};
+use crate::io::workdir::{report_dir, SETS};
 use crate::model::Arch;
-use crate::path::sweep::{read_sweep_records, PairRecord};
+use crate::path::sweep::PairRecord;
 use crate::plot::figures::{bands, Band, XAxis};
 
 /// One study of the map: its training-set size and its work directory (a `reproduce` directory whose
@@ -98,7 +98,7 @@ fn read_claims(study: &Study) -> Result<Vec<ClaimRow>> {
 }
 
 fn point(arch: Arch, study: &Study, claims: &[ClaimRow]) -> Result<Point> {
-    let records = read_sweep_records(&paths_dir(&study.dir, arch, "train"))?;
+    let records = super::landscape_records(&study.dir, arch, "train")?;
     Ok(Point {
         images: study.images,
         ratio: study.images as f64 / arch.n_params() as f64,

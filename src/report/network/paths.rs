@@ -9,17 +9,17 @@ use crate::analysis::spread;
 use crate::analysis::stats::median;
 use crate::io::workdir::{landscape_sets, paths_dir};
 use crate::path::alignment::{summarise_alignment, BarrierGap};
-use crate::path::sweep::{read_sweep_records, PairRecord};
+use crate::path::sweep::PairRecord;
 use crate::plot::figures::{bands, histograms, Band, Series, XAxis};
 use crate::report::claims::{AlignmentEvidence, Unconverged};
-use crate::report::{csv_rows, sci, set_colour, set_label, Report};
+use crate::report::{csv_rows, landscape_records, sci, set_colour, set_label, Report};
 
 impl NetworkResults {
     /// Fig. 4 / S2: path heights on one landscape, per set in sweep order (empty where no pair ran), the
     /// convergence of the paths (figure and CSV), and each set's pairs not known to have converged.
     pub(super) fn heights(&self, rep: &mut Report, dir: &Path, landscape: &str, fig: &str) -> Result<SetPaths> {
         let (title, id) = (self.arch.title(), self.arch.id());
-        let records = read_sweep_records(&paths_dir(dir, self.arch, landscape))?;
+        let records = landscape_records(dir, self.arch, landscape)?;
         let sets = landscape_sets(landscape);
         let per_set: Vec<Vec<f64>> = (0..sets.len())
             .map(|i| records.iter().filter(|r| r.set == i).map(|r| r.outcome.height).collect())
@@ -189,7 +189,7 @@ impl NetworkResults {
     /// Distances, straight-line barriers and path barriers before and after weight matching, per set
     /// (sweeps run with `--align`); the BFGS-train and SGD-train pairs for the claims table.
     pub(super) fn alignment(&self, rep: &mut Report, dir: &Path, landscape: &str) -> Result<Option<AlignmentEvidence>> {
-        let records = read_sweep_records(&paths_dir(dir, self.arch, landscape))?;
+        let records = landscape_records(dir, self.arch, landscape)?;
         let summary = summarise_alignment(&records);
         if summary.is_empty() {
             return Ok(None);
