@@ -45,11 +45,23 @@ pub fn remove_partials(dir: &Path) -> Result<usize> {
 /// The file's permissions follow the umask, as a file made by `std::fs::write` would have them (0644
 /// under umask 022): the temporary file is created with mode 0666 and the umask applied by the system,
 /// not with the owner-only 0600 of a plain temporary file.
+///
+/// A symbolic link is followed: the file it names is replaced and the link stays. A path that is not a
+/// regular file (`/dev/stdout`, a named pipe, a device) is written directly, as a shell's `>` would,
+/// since renaming over it would replace the device or pipe with a file.
+///
+/// Errors: `path` is a directory; the directory cannot be created; a write fails (a full disk names
+/// the file).
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
     if path.is_dir() {
         bail!("{}: is a directory; give the name of a file to write (inside it, or elsewhere)", path.display());
     }
+    if std::fs::metadata(path).is_ok_and(|m| !m.is_file()) {
+        return write_through(path, bytes);
+    }
+    let target = link_target(path);
+    let path = target.as_path();
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create the directory", dir.display()))?;
     let mut builder = tempfile::Builder::new();
@@ -66,4 +78,78 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
         .with_context(|| format!("{}: cannot write (is the disk full?)", path.display()))?;
     tmp.persist(path).with_context(|| format!("{}: cannot move the finished file into place", path.display()))?;
     Ok(())
+}
+
+/// Writes `bytes` into the existing non-regular file `path` (a pipe, a terminal, a device).
+fn write_through(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .with_context(|| format!("{}: cannot open for writing", path.display()))?;
+    f.write_all(bytes)
+        .and_then(|_| f.flush())
+        .with_context(|| format!("{}: cannot write (is the disk full?)", path.display()))
+}
+
+/// The file a chain of symbolic links at `path` ends in (`path` itself when it is no link); a link
+/// into a directory that does not exist yet resolves by name, so the write creates its target.
+fn link_target(path: &Path) -> std::path::PathBuf {
+    let mut at = path.to_path_buf();
+    // a loop of links stops at the limit the system itself uses; the write then reports the error
+    for _ in 0..40 {
+        let Ok(next) = std::fs::read_link(&at) else { break };
+        at = match at.parent() {
+            Some(dir) if next.is_relative() => dir.join(next),
+            _ => next,
+        };
+    }
+    at
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::FileTypeExt;
+
+    #[test]
+    fn a_link_is_followed_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let (target, link) = (dir.path().join("sub").join("real.json"), dir.path().join("link.json"));
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        std::os::unix::fs::symlink("sub/real.json", &link).unwrap();
+        atomic_write(&link, b"one").unwrap(); // a dangling link: its target is created
+        atomic_write(&link, b"two").unwrap();
+        assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink(), "the link stays");
+        assert_eq!(std::fs::read(&target).unwrap(), b"two");
+    }
+
+    #[test]
+    fn a_device_is_written_through_and_its_errors_name_it() {
+        let full = Path::new("/dev/full");
+        if !std::fs::metadata(full).is_ok_and(|m| !m.is_file()) {
+            return; // not a Linux system
+        }
+        let err = format!("{:#}", atomic_write(full, b"x").unwrap_err());
+        assert!(err.contains("/dev/full") && err.contains("disk full"), "{err}");
+        assert!(!std::fs::metadata(full).unwrap().is_file(), "the device is still a device");
+        atomic_write(Path::new("/dev/null"), b"x").unwrap();
+        assert!(!std::fs::metadata("/dev/null").unwrap().is_file());
+    }
+
+    #[test]
+    fn a_named_pipe_is_written_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("pipe");
+        if !std::process::Command::new("mkfifo").arg(&fifo).status().is_ok_and(|s| s.success()) {
+            return; // no mkfifo: the device test covers the same path
+        }
+        let reader = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || std::fs::read(fifo).unwrap())
+        };
+        atomic_write(&fifo, b"through the pipe").unwrap();
+        assert_eq!(reader.join().unwrap(), b"through the pipe");
+        assert!(std::fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo(), "still a pipe");
+    }
 }
