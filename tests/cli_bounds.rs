@@ -80,9 +80,9 @@ fn every_numeric_option_of_every_subcommand_is_bounded_without_panics() {
 
     // eval
     let eval = ["eval", "--model", "fcp", "--weights", p(&set), "--limit", "20"];
-    refused(&eval, "--limit", &["0", "-1", "x"]);
+    // beyond the split is a usage error too (the data decides the bound)
+    refused(&eval, "--limit", &["0", "-1", "x", MAX]);
     accepted(&eval, "--limit", "1");
-    accepted(&eval, "--limit", MAX);
     accepted(&eval, "--vectors", "2");
     accepted(&eval, "--vectors", MAX);
 
@@ -124,12 +124,10 @@ fn every_numeric_option_of_every_subcommand_is_bounded_without_panics() {
     assert_eq!(o.status.code(), Some(2), "--keep > --runs: {}", String::from_utf8_lossy(&o.stderr));
     let o = run(&with(&sgd, "--seed", MAX));
     assert_eq!(o.status.code(), Some(2), "--seed max with 2 runs: {}", String::from_utf8_lossy(&o.stderr));
-    for (option, value) in [("--train-size", MAX), ("--test-size", MAX), ("--batch", "17"), ("--batch", MAX)] {
-        let args = with(&sgd, option, value);
-        let o = run(&args);
-        no_panic(&args, &o);
-        assert_eq!(o.status.code(), Some(1), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
-    }
+    // bounds set by the data: more images than the split holds, a mini-batch larger than the images
+    refused(&sgd, "--train-size", &[MAX]);
+    refused(&sgd, "--test-size", &[MAX]);
+    refused(&sgd, "--batch", &["17", MAX]);
     let lbfgs = [
         "train",
         "--model",
@@ -202,12 +200,11 @@ fn every_numeric_option_of_every_subcommand_is_bounded_without_panics() {
     accepted(&base, "--pairs-per-batch", "1000");
     accepted(&paths_out(1), "--seed", MAX);
     accepted(&paths_out(2), "--pairs", "4"); // more pairs than three vectors have: a clean error
-    for (option, value) in [("--train-size", MAX), ("--pairs", MAX)] {
-        let args = with(&base, option, value);
-        let o = run(&args);
-        no_panic(&args, &o);
-        assert_eq!(o.status.code(), Some(1), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
-    }
+    refused(&base, "--train-size", &[MAX]); // beyond the split
+    let args = with(&base, "--pairs", MAX);
+    let o = run(&args);
+    no_panic(&args, &o);
+    assert_eq!(o.status.code(), Some(1), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
 
     // bench: no panic at its smallest values (its own checks refuse zero counts; --images beyond the
     // split means all 60,000 images, too slow for this walk)
@@ -340,4 +337,54 @@ fn usage_mistakes_exit_2_with_the_subcommands_usage() {
         assert!(err.contains(&format!("Usage: losscape {}", args[0])) || args[0] == "info", "{args:?}: {err}");
         assert!(!out.exists(), "{args:?} wrote {}", out.display());
     }
+}
+
+#[test]
+fn limits_that_depend_on_the_data_are_usage_errors_before_anything_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let set = dir.path().join("s.safetensors");
+    let init = ["init", "--model", "fcp", "--count", "2", "--out", p(&set)];
+    assert!(run(&init.map(String::from)).status.success());
+    let out = dir.path().join("out");
+    let (o, s) = (p(&out), p(&set));
+    let test_landscape = ["--landscape", "test", "--train-size", "300", "--out", o];
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["train", "--model", "fcp", "--optimizer", "sgd", "--train-size", "40", "--out", o],
+            "--batch 64 is more than the 40 training images",
+        ),
+        (vec!["eval", "--model", "fcp", "--weights", s, "--limit", "100000"], "--limit 100000, but the split holds"),
+        (
+            vec!["train", "--model", "fcp", "--optimizer", "lbfgs", "--train-size", "100000", "--out", o],
+            "--train-size 100000",
+        ),
+        (
+            [&["paths", "--model", "fcp", "--set", s, "--pairs", "1"][..], &test_landscape].concat(),
+            "--train-size applies",
+        ),
+        (
+            [&["surface", "--model", "fcp", "--set", s, "--through", "0,1"][..], &test_landscape].concat(),
+            "--train-size applies",
+        ),
+        ([&["hessian", "--model", "fcp", "--set", s][..], &test_landscape].concat(), "--train-size applies"),
+    ];
+    for (args, message) in cases {
+        let args: Vec<String> = [&args[..], &["--backend", "cpu"]].concat().iter().map(|s| s.to_string()).collect();
+        let o = run(&args);
+        no_panic(&args, &o);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(message), "{args:?}: the error should say '{message}': {err}");
+        assert!(!out.exists(), "{args:?} wrote {}", out.display());
+    }
+    // the corrected command runs in the directory the refused one left alone
+    let train = ["train", "--model", "fcp", "--optimizer", "sgd", "--train-size", "40", "--batch", "40", "--test-size"];
+    let args: Vec<String> =
+        [&train[..], &["40", "--epochs", "1", "--runs", "1", "--quiet", "--backend", "cpu", "--out", o]]
+            .concat()
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+    let done = run(&args);
+    assert!(done.status.success(), "{}", String::from_utf8_lossy(&done.stderr));
 }

@@ -46,7 +46,8 @@ pub fn run(args: EvalArgs) -> Result<()> {
     let stack = read_weights(&args.weights, args.model)?;
     let rows = super::pick_vectors(&stack, args.vectors.as_deref(), &args.weights)?;
     let flat: Vec<f32> = rows.iter().flat_map(|&r| stack.vector(r).iter().copied()).collect();
-    let data = super::ranges::first(args.data.load_for("eval", &[args.model], args.split)?, args.limit, "--limit")?;
+    let data =
+        super::ranges::first("eval", args.data.load_for("eval", &[args.model], args.split)?, args.limit, "--limit")?;
     let gpu = args.device.open()?;
     let images = DeviceImages::upload(&gpu, &data)?;
     let net = Network { arch: args.model, act };

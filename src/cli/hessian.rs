@@ -122,9 +122,7 @@ pub fn run(args: HessianArgs) -> Result<()> {
     let act = args.run.act("hessian", args.model)?;
     let stack = read_weights(&args.set, args.model)?;
     let rows = super::pick_vectors(&stack, args.vectors.as_deref(), &args.set)?;
-    let size = if args.landscape == Split::Train { args.train_size } else { None };
-    let data =
-        super::ranges::first(args.run.data.load_for("hessian", &[args.model], args.landscape)?, size, "--train-size")?;
+    let data = args.run.data.landscape("hessian", args.model, args.landscape, args.train_size)?;
     let net = Network { arch: args.model, act };
     let cfg = HessianConfig {
         model: args.model,

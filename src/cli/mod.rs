@@ -266,6 +266,28 @@ impl DataArgs {
         }
         Ok(data)
     }
+
+    /// The images of `landscape` for `arch` in `subcommand`: the first `train_size` training images
+    /// (all when `None`), or the whole test split.
+    ///
+    /// Errors (usage errors, exit 2, before any work): `--train-size` with the test landscape, where it
+    /// would be recorded and ignored; more images than the split holds; data `arch` cannot take.
+    pub fn landscape(
+        &self,
+        subcommand: &str,
+        arch: Arch,
+        landscape: Split,
+        train_size: Option<usize>,
+    ) -> Result<Dataset> {
+        let test = landscape == Split::Test;
+        ranges::not_applicable(
+            subcommand,
+            "--train-size",
+            test && train_size.is_some(),
+            "applies to the train landscape",
+        )?;
+        ranges::first(subcommand, self.load_for(subcommand, &[arch], landscape)?, train_size, "--train-size")
+    }
 }
 
 /// Refuses data that `arch` cannot take (another image shape, more classes than its outputs): a usage

@@ -175,9 +175,7 @@ pub fn run(args: PathsArgs) -> Result<()> {
         true => args.max_iterations.unwrap_or(DEFAULT_MAX_ITERATIONS),
         false => args.iterations,
     };
-    let size = if args.landscape == Split::Train { args.train_size } else { None };
-    let data =
-        super::ranges::first(args.run.data.load_for("paths", &[args.model], args.landscape)?, size, "--train-size")?;
+    let data = args.run.data.landscape("paths", args.model, args.landscape, args.train_size)?;
     let sets = args.sets.iter().zip(&stacks).map(|(p, s)| SetInfo::of(p, s, &args.out)).collect::<Result<Vec<_>>>()?;
     let cfg = SweepConfig {
         model: args.model,

@@ -85,13 +85,19 @@ pub fn not_applicable(subcommand: &str, option: &str, given: bool, why: &str) ->
     Ok(())
 }
 
-/// The first `n` images of `data` (all when `n` is `None`); more than the split holds is an error
-/// naming `option`.
-pub fn first(data: crate::data::Dataset, n: Option<usize>, option: &str) -> anyhow::Result<crate::data::Dataset> {
+/// The first `n` images of `data` (all when `n` is `None`); more than the split holds is a usage
+/// error of `subcommand` naming `option`.
+pub fn first(
+    subcommand: &str,
+    data: crate::data::Dataset,
+    n: Option<usize>,
+    option: &str,
+) -> anyhow::Result<crate::data::Dataset> {
     match n {
-        Some(n) if n > data.len() => {
-            anyhow::bail!("{option} {n}, but the split holds only {} images; use at most {}", data.len(), data.len())
-        }
+        Some(n) if n > data.len() => Err(usage(
+            subcommand,
+            format!("{option} {n}, but the split holds only {} images; use at most {}", data.len(), data.len()),
+        )),
         Some(n) => Ok(data.truncated(n)),
         None => Ok(data),
     }

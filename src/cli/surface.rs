@@ -158,9 +158,7 @@ pub fn run(args: SurfaceArgs) -> Result<()> {
     }
     let x = args.ranges[0];
     let y = (dims == 2).then(|| *args.ranges.get(1).unwrap_or(&x));
-    let size = if args.landscape == Split::Train { args.train_size } else { None };
-    let data =
-        super::ranges::first(args.run.data.load_for("surface", &[args.model], args.landscape)?, size, "--train-size")?;
+    let data = args.run.data.landscape("surface", args.model, args.landscape, args.train_size)?;
     let cfg = SurfaceConfig {
         model: args.model,
         activation,

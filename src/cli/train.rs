@@ -223,10 +223,16 @@ pub fn run(args: TrainArgs) -> Result<()> {
     if let Some(keep) = args.keep.filter(|&k| k > runs) {
         bail!("--keep {keep} is more than the {runs} runs; keep at most the runs trained");
     }
-    let train_data =
-        ranges::first(args.run.data.load_for("train", &[args.model], Split::Train)?, args.train_size, "--train-size")?;
-    let test_data =
-        ranges::first(args.run.data.load_for("train", &[args.model], Split::Test)?, args.test_size, "--test-size")?;
+    let load =
+        |split, n, option| ranges::first("train", args.run.data.load_for("train", &[args.model], split)?, n, option);
+    let (train_data, test_data) =
+        (load(Split::Train, args.train_size, "--train-size")?, load(Split::Test, args.test_size, "--test-size")?);
+    let batch = args.batch.unwrap_or(paper::BATCH);
+    if args.optimizer != Optimizer::Lbfgs && batch > train_data.len() {
+        let n = train_data.len();
+        let msg = format!("--batch {batch} is more than the {n} training images; give --batch {n} or fewer");
+        return Err(ranges::usage("train", msg));
+    }
     let net = crate::model::Network { arch: args.model, act };
     let line_search = args.line_search.unwrap_or(LineSearchKind::Reference);
     let cfg = TrainConfig {
@@ -236,7 +242,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         minibatch: MiniBatchConfig {
             epochs: args.epochs.unwrap_or(paper::EPOCHS),
             lr: args.lr.unwrap_or(if args.optimizer == Optimizer::Adam { adam::DEFAULT_LR } else { paper::LR }),
-            batch: args.batch.unwrap_or(paper::BATCH),
+            batch,
         },
         lbfgs: LbfgsConfig {
             iterations: args.iterations.unwrap_or(paper::ITERATIONS),
