@@ -428,3 +428,34 @@ fn a_sweep_resumed_with_a_larger_budget_finds_only_its_unconverged_pairs_again()
         assert_eq!(files::assert_same_bytes(&reference, &run), 4 + want.len());
     }
 }
+
+/// The CPU backend's chunks aim at its cache, so a larger batch used to take a smaller chunk and split
+/// the image sums elsewhere: `--pairs-per-batch 3` wrote other bits than 1. The aim is now sized for
+/// one pair, whatever P.
+#[test]
+fn any_pairs_per_batch_keeps_the_cpu_chunk_and_writes_the_same_bytes() {
+    use losscape::model::{chunk_capacity, chunk_capacity_aimed};
+    let net = Network { arch: Arch::Fcp, act: Act::Softplus };
+    let budget = common::cpu().chunk_budget();
+    let (m, images) = (21, 1000);
+    let one = chunk_capacity(net, budget, m, images);
+    assert!(chunk_capacity(net, budget, 3 * m, images) < one, "the old rule split these images differently");
+    for p in 1..=16 {
+        assert_eq!(chunk_capacity_aimed(net, budget, (m, p * m), images), one, "P = {p}");
+    }
+    // a device without a cache aim sizes by memory alone, as before
+    let gpu_like = ChunkBudget { cache_bytes: 0, ..budget };
+    assert_eq!(chunk_capacity_aimed(net, gpu_like, (m, 3 * m), images), chunk_capacity(net, gpu_like, 3 * m, images));
+    let dir = tempfile::tempdir().unwrap();
+    let set = dir.path().join("set.safetensors");
+    ok(losscape(&["init", "--model", "fcp", "--count", "3", "--out", set.to_str().unwrap()]));
+    let run = |per: &str| {
+        let out = dir.path().join(format!("p{per}"));
+        let mut c = Command::new(env!("CARGO_BIN_EXE_losscape"));
+        c.args(["paths", "--model", "fcp", "--quiet", "--pairs", "3", "--train-size", "1000", "--points", "21"]);
+        c.args(["--fourier", "2", "--iterations", "2", "--backend", "cpu", "--pairs-per-batch", per]);
+        ok(c.arg("--set").arg(&set).arg("--out").arg(&out).output().unwrap());
+        std::fs::read(out.join("paths.jsonl")).unwrap()
+    };
+    assert_eq!(run("1"), run("3"), "P = 3 wrote other bytes than P = 1");
+}

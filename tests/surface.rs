@@ -83,7 +83,7 @@ fn a_plane_through_three_vectors_reproduces_them_and_one_at_a_time_eval() {
     set.set_weights(&vs.concat()).unwrap();
     set.run(Want::Loss);
     let named = set.results().unwrap();
-    let mut se = SurfaceEvaluator::new(net, &images, 3).unwrap(); // rows of 5 in pieces of 3 + 2
+    let mut se = SurfaceEvaluator::new(net, &images, (5, 3)).unwrap(); // rows of 5 in pieces of 3 + 2
     let one = Evaluator::new(net, &images, 0..120, 1).unwrap();
     let mut w = vec![0f32; arch.n_params()];
     for &y in &axis.values() {
@@ -269,4 +269,26 @@ fn csv_rows_columns_and_the_autoencoder_without_accuracy() {
     for f in ["surface.csv", "surface.json", "surface.png"] {
         assert!(dir.path().join(f).is_file(), "{f}");
     }
+}
+
+/// `--batch` is an execution detail: on the CPU backend, whose chunks aim at its cache, a batch of
+/// three rows used to take a smaller chunk than one row, and so other bits.
+#[test]
+fn any_batch_writes_the_same_surface_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let set = dir.path().join("s.safetensors");
+    let bin = env!("CARGO_BIN_EXE_losscape");
+    let init =
+        std::process::Command::new(bin).args(["init", "--model", "fcp", "--count", "3", "--out"]).arg(&set).output();
+    assert!(init.unwrap().status.success());
+    let run = |batch: &str| {
+        let out = dir.path().join(format!("b{batch}"));
+        let mut c = std::process::Command::new(bin);
+        c.args(["surface", "--model", "fcp", "--through", "0,1,2", "--range", "-0.5:1.5:21", "--train-size", "2000"]);
+        c.args(["--backend", "cpu", "--quiet", "--batch", batch]).arg("--set").arg(&set).arg("--out").arg(&out);
+        let o = c.output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        std::fs::read(out.join("surface.csv")).unwrap()
+    };
+    assert_eq!(run("21"), run("63"), "three rows per call wrote other bytes than one");
 }

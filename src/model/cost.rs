@@ -75,7 +75,8 @@ fn allocated_bytes(plan: &Plan, touched_only: bool) -> u64 {
 }
 
 /// Device bytes of an evaluator of `batch` vectors of `net` on `images` images, with the image chunk it
-/// takes within `budget` ([`super::Evaluator::new`]): weights and gradients (`batch` x N_prm values
+/// takes within `budget` with its cache aim sized for `aim` vectors ([`super::chunk_capacity_aimed`];
+/// `aim` = `batch` for [`super::Evaluator::new`]'s): weights and gradients (`batch` x N_prm values
 /// each), loss partials and scratch tensors. The images are not counted: evaluators share them. With
 /// `touched_only` (an evaluator that never computes gradients, on the CPU backend), only the tensors
 /// its loss evaluations write.
@@ -84,12 +85,12 @@ fn allocated_bytes(plan: &Plan, touched_only: bool) -> u64 {
 /// The network does not plan (see [`Plan::new`]).
 pub fn evaluator_bytes(
     net: Network,
-    batch: usize,
+    (aim, batch): (usize, usize),
     images: usize,
     budget: ChunkBudget,
     touched_only: bool,
 ) -> Result<u64> {
-    let chunk = chunk_capacity(net, budget, batch, images);
+    let chunk = super::chunk_capacity_aimed(net, budget, (aim, batch), images);
     Ok(allocated_bytes(&Plan::new(net, 0..images, images, batch, chunk, 0)?, touched_only))
 }
 

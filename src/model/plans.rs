@@ -56,6 +56,17 @@ pub fn chunk_capacity_for(desc: &Description, budget: ChunkBudget, batch: usize,
     cap.min(images.max(1))
 }
 
+/// Images per chunk for `batch` vectors whose results must not depend on the batch: the cache aim is
+/// sized for `aim` vectors (a unit of the run's configuration: one pair's M points, one surface row),
+/// the memory limits for all `batch`. A batch of several such units (`paths --pairs-per-batch`,
+/// `surface --batch`, the smaller last batch of a resumed run) then keeps the chunk, and with it the
+/// order of every image sum, bit for bit, unless memory rather than the cache aim bounds it (a device
+/// without a cache aim sizes by memory alone, as [`chunk_capacity`]).
+pub fn chunk_capacity_aimed(net: Network, budget: ChunkBudget, (aim, batch): (usize, usize), images: usize) -> usize {
+    let memory = ChunkBudget { cache_bytes: 0, ..budget };
+    chunk_capacity(net, budget, aim, images).min(chunk_capacity(net, memory, batch, images))
+}
+
 /// Whether an evaluator of `batch` vectors of `net` fits `budget` even with the smallest chunk
 /// [`chunk_capacity`] gives (64 images): its weights and gradients (`batch` x N_prm values each) and its
 /// largest scratch tensor each within `budget.tensor_bytes`, and all of them together within

@@ -26,7 +26,7 @@ use std::ops::Range;
 
 use crate::backend::{f32_bytes, Buffer, ChunkBudget, Coef, Command, Device, Footprint, Rows, Source};
 use crate::data::DeviceImages;
-use crate::model::{chunk_capacity, Basis, Evaluator, FirstLayer, Network, Plan, Want};
+use crate::model::{chunk_capacity_aimed, Basis, Evaluator, FirstLayer, Network, Plan, Want};
 use crate::ops::{Layout, LbfgsScalars, Product, Reduced};
 use crate::optim::{Adam, AdamSettings, AdamUpdate};
 
@@ -186,7 +186,10 @@ impl PathFinder {
         }
         let device = images.device.clone();
         let n_prm = net.arch.n_params();
-        let eval = Evaluator::with_chunk(net, images, range, pairs * m, options.chunk)?;
+        // the cache aim sized for one pair, so that any --pairs-per-batch gives the same chunk
+        let aimed = || chunk_capacity_aimed(net, images.device.chunk_budget(), (m, pairs * m), range.len());
+        let chunk = options.chunk.unwrap_or_else(aimed);
+        let eval = Evaluator::with_chunk(net, images, range, pairs * m, Some(chunk))?;
         let f2 = nf + 2;
         let [t_mat, dt_mat, s_mat, ds_mat] = grid_matrices(curve, nf, m, lambda);
         let t_buf = device.upload(&t_mat, "path T")?;
@@ -294,12 +297,12 @@ impl PathFinder {
         keep: bool,
     ) -> Result<Footprint> {
         let (m, n, nf) = (settings.points, net.arch.n_params(), curve.terms(settings.fourier));
-        let eval = crate::model::evaluator_bytes(net, pairs * m, images, budget, false)?;
+        let eval = crate::model::evaluator_bytes(net, (m, pairs * m), images, budget, false)?;
         let blocks = f32_bytes(5 * pairs * (nf + 2) * n);
         let segments = f32_bytes(pairs * (m - 1) * (n + 2));
         let grid = f32_bytes((m + m - 1) * (nf + 2) + nf * (2 * m - 1));
         let kept = if keep { f32_bytes(pairs * (nf + 2) * n) } else { 0 };
-        let chunk = chunk_capacity(net, budget, pairs * m, images);
+        let chunk = chunk_capacity_aimed(net, budget, (m, pairs * m), images);
         let plan = Plan::new(net, 0..images, images, pairs * m, chunk, 0)?;
         let bases = Basis::prefixes(net, &plan, images, (pairs, nf + 2), budget).map_or(0, |p| f32_bytes(p.len()));
         Ok(Footprint::device(eval + blocks + segments + grid + bases) + Footprint::host(kept))

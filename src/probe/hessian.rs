@@ -438,7 +438,7 @@ pub fn spectra_footprint(
     (images, budget): (usize, ChunkBudget),
 ) -> Result<Footprint> {
     let n = net.arch.n_params();
-    let eval = crate::model::evaluator_bytes(net, 2 * group, images, budget, false)?;
+    let eval = crate::model::evaluator_bytes(net, (2 * group, 2 * group), images, budget, false)?;
     let f32_vectors = 1 + 2 + 2 + 2 + settings.steps.min(n);
     let host = f32_bytes(group * n * (f32_vectors + 2 * 3));
     Ok(Footprint::device(eval) + Footprint::host(host))

@@ -71,14 +71,17 @@ pub struct SurfaceEvaluator {
 }
 
 impl SurfaceEvaluator {
-    /// Up to `batch` points of `net` per call, on images `0..images.count`.
+    /// Up to `batch` points of `net` per call, on images `0..images.count`, in image chunks whose cache
+    /// aim is sized for `aim` points (a row of the grid: [`crate::model::chunk_capacity_aimed`]), so that
+    /// every `batch` computes the same bits.
     ///
-    /// Errors: `batch` is 0, or the device cannot hold the evaluation.
-    pub fn new(net: Network, images: &DeviceImages, batch: usize) -> Result<SurfaceEvaluator> {
-        if batch == 0 {
+    /// Errors: `aim` or `batch` is 0, or the device cannot hold the evaluation.
+    pub fn new(net: Network, images: &DeviceImages, (aim, batch): (usize, usize)) -> Result<SurfaceEvaluator> {
+        if batch == 0 || aim == 0 {
             bail!("the batch must hold at least one point");
         }
-        let eval = Evaluator::new(net, images, 0..images.count, batch)?;
+        let chunk = crate::model::chunk_capacity_aimed(net, images.device.chunk_budget(), (aim, batch), images.count);
+        let eval = Evaluator::with_chunk(net, images, 0..images.count, batch, Some(chunk))?;
         let n = net.arch.n_params();
         Ok(SurfaceEvaluator { eval, flat: vec![0.0; batch * n], n })
     }
@@ -231,7 +234,8 @@ pub fn run_surface(run: SurfaceRun, progress: &mut dyn SurfaceProgress) -> Resul
     if todo.is_empty() {
         return Ok(RunSummary { rows: 0, batch, seconds: 0.0 });
     }
-    let mut evaluator = SurfaceEvaluator::new(Network { arch: cfg.model, act: cfg.activation }, images, batch)?;
+    let net = Network { arch: cfg.model, act: cfg.activation };
+    let mut evaluator = SurfaceEvaluator::new(net, images, (nx, batch))?;
     let xs = cfg.x.values();
     let start = std::time::Instant::now();
     for rows in todo.chunks(group) {
@@ -263,7 +267,8 @@ pub fn footprint(run: &SurfaceRun) -> Result<Footprint> {
     let net = Network { arch: cfg.model, act: cfg.activation };
     let device = &run.images.device;
     // loss only: on the CPU backend its gradient tensors are never written, so take no memory
-    let eval = crate::model::evaluator_bytes(net, points, run.images.count, device.chunk_budget(), device.is_cpu())?;
+    let (aim, budget) = (cfg.x.points, device.chunk_budget());
+    let eval = crate::model::evaluator_bytes(net, (aim, points), run.images.count, budget, device.is_cpu())?;
     let plane = f32_bytes(2 * (run.plane.dims() + 1) * n);
     Ok(Footprint::device(eval) + Footprint::host(f32_bytes(points * n) + plane))
 }

@@ -100,8 +100,8 @@ pub fn footprint(cfg: &TrainConfig, train: &DeviceImages, test: &DeviceImages) -
     // the CPU backend their gradient tensors take no memory
     let loss_only = train.device.is_cpu();
     let lbfgs = cfg.optimizer == Optimizer::Lbfgs;
-    let evaluators = evaluator_bytes(net, r, train.count, budget, loss_only && !lbfgs)?
-        + evaluator_bytes(net, r, test.count, budget, loss_only)?;
+    let evaluators = evaluator_bytes(net, (r, r), train.count, budget, loss_only && !lbfgs)?
+        + evaluator_bytes(net, (r, r), test.count, budget, loss_only)?;
     // the solver's device bytes, and its vectors a checkpoint keeps besides the weights
     let (solver, kept) = match cfg.optimizer {
         Optimizer::Lbfgs => {
