@@ -220,7 +220,9 @@ fn merge_and_analyze_read_a_results_directory_without_changing_it() {
     let merged = dir.path().join("merged.jsonl");
     let o = ok(losscape(&["merge", s(&sweep), "--out", s(&merged)]));
     assert!(text(&o.stdout).contains("merged 3 of 3 pairs"), "{}", text(&o.stdout));
-    assert_eq!(std::fs::read_to_string(&merged).unwrap(), whole);
+    // the same records, each naming its set from the merged file's directory
+    let from_merged = whole.replace("\"set_file\":\"../lbfgs/", "\"set_file\":\"work/fcp/lbfgs/");
+    assert_eq!(std::fs::read_to_string(&merged).unwrap(), from_merged);
     ok(losscape(&["analyze", "--in", s(&work), "--out", s(&dir.path().join("report"))]));
     assert_eq!(std::fs::read_to_string(&results).unwrap(), unfinished, "the readers left the file as it was");
     assert_eq!(std::fs::metadata(&results).unwrap().modified().unwrap(), modified);
@@ -1010,8 +1012,8 @@ fn every_writer_refuses_a_directory_another_process_holds() {
     let small = ["--set", s(&set), "--train-size", "20"];
     let writers: [Vec<&str>; 5] = [
         [
-            &["train", "--optimizer", "sgd", "--runs", "1", "--epochs", "1", "--train-size", "20", "--test-size", "10"]
-                [..],
+            &["train", "--optimizer", "sgd", "--runs", "1", "--epochs", "1", "--train-size", "20", "--batch", "10"][..],
+            &["--test-size", "10"],
             &fcp,
         ]
         .concat(),
@@ -1095,4 +1097,90 @@ fn analyze_ties_paths_to_sets_by_file_not_by_the_order_of_set_options() {
         assert!((got - want).abs() <= 1e-3 * want, "{label}: reported {got}, its paths' height {want}");
     }
     assert_ne!(format!("{:.3e}", height("fcp-lbfgs-train")), format!("{:.3e}", height("fcp-sgd-train")));
+}
+
+#[test]
+fn an_edited_or_repeated_record_is_refused_by_the_resume_the_merge_and_the_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("work");
+    small_study(&work);
+    let sweep = losscape::io::workdir::paths_dir(&work, losscape::model::Arch::Fcp, "train");
+    let results = sweep.join("paths.jsonl");
+    let whole = std::fs::read_to_string(&results).unwrap();
+    let lines: Vec<&str> = whole.lines().collect();
+    let set =
+        losscape::io::workdir::set_file(&work, losscape::model::Arch::Fcp, losscape::io::Optimizer::Lbfgs, "train");
+    let resume = [
+        "paths",
+        "--model",
+        "fcp",
+        "--set",
+        s(&set),
+        "--pairs",
+        "3",
+        "--train-size",
+        "40",
+        "--points",
+        "5",
+        "--fourier",
+        "2",
+        "--iterations",
+        "2",
+        "--out",
+        s(&sweep),
+        "--quiet",
+        "--backend",
+        "cpu",
+    ];
+    let merged = dir.path().join("merged.jsonl");
+    let report = dir.path().join("report");
+    let damages = [
+        (lines[1].replacen("\"index\":1", "\"index\":7", 1), "beyond the sweep's 3 pairs"),
+        (lines[1].replacen("\"index\":1", "\"index\":2", 1), "but the sweep draws"),
+        (lines[0].to_string(), "pair 0 is written twice"),
+    ];
+    for (line2, problem) in damages {
+        let damaged = format!("{}\n{line2}\n{}\n", lines[0], lines[2]);
+        std::fs::write(&results, &damaged).unwrap();
+        for args in [
+            resume.to_vec(),
+            vec!["merge", s(&sweep), "--out", s(&merged)],
+            vec!["analyze", "--in", s(&work), "--out", s(&report)],
+        ] {
+            let o = losscape(&args);
+            let err = text(&o.stderr);
+            assert_eq!(o.status.code(), Some(1), "{}: {err}", args[0]);
+            assert!(err.contains(s(&results)) && err.contains("line 2") && err.contains(problem), "{}: {err}", args[0]);
+            assert_eq!(std::fs::read_to_string(&results).unwrap(), damaged, "{}: the file stays as it was", args[0]);
+        }
+    }
+    // deleting the line, as the message says, lets the sweep find the pair again, to the same bytes
+    std::fs::write(&results, format!("{}\n{}\n", lines[0], lines[2])).unwrap();
+    ok(losscape(&resume));
+    assert_eq!(std::fs::read_to_string(&results).unwrap(), whole);
+}
+
+#[test]
+fn merged_records_name_their_set_from_the_merged_file_wherever_the_shards_lay() {
+    let dir = tempfile::tempdir().unwrap();
+    let set = fcp_set(dir.path(), "set.safetensors", "3");
+    let run = |out: &Path, shard: Option<&str>| {
+        let mut args = paths_args(&set, out);
+        if let Some(i) = shard {
+            args.extend(["--shard".to_string(), format!("{i}/2")]);
+        }
+        ok(Command::new(env!("CARGO_BIN_EXE_losscape")).args(&args).output().unwrap());
+    };
+    let (near, deep, whole) = (dir.path().join("m/a"), dir.path().join("m/x/y/b"), dir.path().join("whole"));
+    run(&near, Some("0"));
+    run(&deep, Some("1"));
+    run(&whole, None);
+    let merged = dir.path().join("m/merged.jsonl");
+    ok(losscape(&["merge", s(&near), s(&deep), "--out", s(&merged)]));
+    let text = std::fs::read_to_string(&merged).unwrap();
+    assert_eq!(text.matches("\"set_file\":\"../set.safetensors\"").count(), 3, "{text}");
+    // the unsharded run and a shard agree once both name the set from the merged file
+    let again = dir.path().join("m/again.jsonl");
+    ok(losscape(&["merge", s(&whole), s(&deep), "--out", s(&again)]));
+    assert_eq!(std::fs::read_to_string(&again).unwrap(), text);
 }

@@ -7,7 +7,8 @@ use std::path::Path;
 
 use super::atomic_write;
 
-const CONFIG: &str = "config.json";
+/// The name of a work directory's configuration file.
+pub const CONFIG: &str = "config.json";
 
 /// The lock file held while `config.json` is read and rewritten ([`prepare_dir`]); empty, it stays.
 pub const CONFIG_LOCK: &str = ".losscape-config.lock";

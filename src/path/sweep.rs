@@ -121,6 +121,47 @@ pub fn all_jobs(cfg: &SweepConfig) -> Result<Vec<Job>> {
 
 const RESULTS: &str = "paths.jsonl";
 
+/// Checks the records read from the results file `file` of a sweep with `jobs` (all shards'), written
+/// by shard `shard`: each record is one of its shard's pairs, with the set and the pair that its index
+/// draws, and no index is written twice. An edited or damaged line would otherwise be taken for a
+/// finished pair, leaving the real one uncomputed (and a merge calling the sweep complete).
+///
+/// Errors: the first record that breaks a rule, naming the file, its line, what is wrong and the fix.
+pub fn check_records(file: &Path, records: &[PairRecord], jobs: &[Job], shard: Shard) -> Result<()> {
+    let mut seen = BTreeSet::new();
+    for (line, r) in records.iter().enumerate().map(|(i, r)| (i + 1, r)) {
+        let problem = match jobs.get(r.index) {
+            None => format!("pair {} is beyond the sweep's {} pairs", r.index, jobs.len()),
+            Some(j) if (j.set, j.pair) != (r.set, r.pair) => format!(
+                "pair {} joins vectors {:?} of set {}, but the sweep draws vectors {:?} of set {} for it",
+                r.index, r.pair, r.set, j.pair, j.set
+            ),
+            Some(_) if r.index % shard.count != shard.index => {
+                format!("pair {} belongs to shard {} of {}, not this one", r.index, r.index % shard.count, shard.count)
+            }
+            Some(_) if !seen.insert(r.index) => format!("pair {} is written twice", r.index),
+            Some(_) => continue,
+        };
+        bail!(
+            "{}: line {line}: {problem}; the file was edited or damaged: delete that line (the pair is found again \
+             when the sweep is re-run) or the whole file",
+            file.display()
+        );
+    }
+    Ok(())
+}
+
+/// [`read_records`] of a directory whose `config.json` is a sweep's, checked against it
+/// ([`check_records`]); unchecked where there is no configuration to check against.
+fn read_checked(dir: &Path) -> Result<Vec<PairRecord>> {
+    let records = read_records(dir)?;
+    if dir.join(crate::io::config::CONFIG).exists() {
+        let cfg: SavedConfig = crate::io::config::read_config(dir)?;
+        check_records(&dir.join(RESULTS), &records, &all_jobs(&cfg.sweep)?, cfg.sweep.shard)?;
+    }
+    Ok(records)
+}
+
 /// Reads the finished pairs of the sweep (or shard) directory `dir`, leaving `paths.jsonl` as it is
 /// (`io::jsonl::read_lines`: an unfinished last line is ignored).
 ///
@@ -136,14 +177,14 @@ pub fn read_records(dir: &Path) -> Result<Vec<PairRecord>> {
 pub fn read_sweep_records(dir: &Path) -> Result<Vec<PairRecord>> {
     let mut out = Vec::new();
     if dir.join(RESULTS).exists() {
-        out.extend(read_records(dir)?);
+        out.extend(read_checked(dir)?);
     }
     if let Ok(entries) = std::fs::read_dir(dir) {
         let mut shards: Vec<PathBuf> =
             entries.flatten().map(|e| e.path()).filter(|p| p.join(RESULTS).exists()).collect();
         shards.sort();
         for s in shards {
-            out.extend(read_records(&s)?);
+            out.extend(read_checked(&s)?);
         }
     }
     out.sort_by_key(|r| r.index);
@@ -234,6 +275,7 @@ pub fn run_sweep_batched(
     let saved = crate::io::config::prepare_dir_raising(dir, &asked, SavedConfig::budget, |_| drop_unconverged(dir))?;
     let (cfg, inputs) = (&saved.sweep, SweepInputs { cfg: &saved.sweep, ..inputs });
     let (results, done) = Appender::resume::<PairRecord>(&dir.join(RESULTS))?;
+    check_records(&dir.join(RESULTS), &done, &jobs, cfg.shard)?;
     let done: BTreeSet<usize> = done.iter().map(|r| r.index).collect();
     let mine: Vec<Job> = jobs.into_iter().filter(|j| j.index % cfg.shard.count == cfg.shard.index).collect();
     let todo: Vec<Job> = mine.iter().filter(|j| !done.contains(&j.index)).cloned().collect();
@@ -468,18 +510,25 @@ pub fn coefficients_path(dir: &Path, index: usize) -> PathBuf {
 }
 
 /// Joins shard directories into one JSON-lines file sorted by pair index; refuses shards whose
-/// configurations differ (other than the shard) and pairs that disagree.
+/// configurations differ (other than the shard), records that do not belong to their shard
+/// ([`check_records`]) and pairs that disagree. Each record's `set_file` names the set from the merged
+/// file's directory (as each shard's names it from the shard), so the merged bytes do not depend on
+/// where the shards lay; a set that no longer exists keeps the shard's text.
 pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<(usize, usize)> {
     let first = dirs.first().ok_or_else(|| anyhow!("name at least one directory to merge"))?;
     let cfg: SavedConfig = crate::io::config::read_config(first)?;
     let mut records: std::collections::BTreeMap<usize, PairRecord> = Default::default();
+    let out_dir = out.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     for dir in dirs {
         let other: SavedConfig = crate::io::config::read_config(dir)?;
         let diff = crate::io::config::differences(&cfg, &other, &["shard"]);
         if !diff.is_empty() {
             bail!("{} and {} hold different sweeps (differ in: {})", first.display(), dir.display(), diff.join(", "));
         }
-        for r in read_records(dir)? {
+        for mut r in read_checked(dir)? {
+            // each directory names the set from itself: name it from the merged file instead
+            let set = dir.join(&r.set_file);
+            r.set_file = crate::io::shard::path_from(out_dir, &set).unwrap_or(r.set_file);
             if let Some(prev) = records.get(&r.index) {
                 if prev != &r {
                     bail!("pair {} appears twice with different results ({})", r.index, dir.display());
