@@ -173,29 +173,14 @@ fn small_study(work: &Path) {
         std::fs::create_dir_all(f.parent().unwrap()).unwrap();
         std::fs::copy(&first, f).unwrap();
     }
-    let out = paths_dir(work, arch, "train");
-    ok(losscape(&[
-        "paths",
-        "--model",
-        "fcp",
-        "--set",
-        s(&first),
-        "--pairs",
-        "3",
-        "--train-size",
-        "40",
-        "--points",
-        "5",
-        "--fourier",
-        "2",
-        "--iterations",
-        "2",
-        "--out",
-        s(&out),
-        "--quiet",
-        "--backend",
-        "cpu",
-    ]));
+    ok(losscape(&small_sweep(&first, &paths_dir(work, arch, "train"))));
+}
+
+/// The sweep `small_study` runs: three pairs of `set` on 40 images, into `out`.
+fn small_sweep<'a>(set: &'a Path, out: &'a Path) -> Vec<&'a str> {
+    let tiny = ["--train-size", "40", "--points", "5", "--fourier", "2", "--iterations", "2", "--quiet"];
+    [&["paths", "--model", "fcp", "--set", s(set), "--pairs", "3"][..], &tiny, &["--out", s(out), "--backend", "cpu"]]
+        .concat()
 }
 
 #[test]
@@ -1110,28 +1095,7 @@ fn an_edited_or_repeated_record_is_refused_by_the_resume_the_merge_and_the_repor
     let lines: Vec<&str> = whole.lines().collect();
     let set =
         losscape::io::workdir::set_file(&work, losscape::model::Arch::Fcp, losscape::io::Optimizer::Lbfgs, "train");
-    let resume = [
-        "paths",
-        "--model",
-        "fcp",
-        "--set",
-        s(&set),
-        "--pairs",
-        "3",
-        "--train-size",
-        "40",
-        "--points",
-        "5",
-        "--fourier",
-        "2",
-        "--iterations",
-        "2",
-        "--out",
-        s(&sweep),
-        "--quiet",
-        "--backend",
-        "cpu",
-    ];
+    let resume = small_sweep(&set, &sweep);
     let merged = dir.path().join("merged.jsonl");
     let report = dir.path().join("report");
     let damages = [
@@ -1143,7 +1107,7 @@ fn an_edited_or_repeated_record_is_refused_by_the_resume_the_merge_and_the_repor
         let damaged = format!("{}\n{line2}\n{}\n", lines[0], lines[2]);
         std::fs::write(&results, &damaged).unwrap();
         for args in [
-            resume.to_vec(),
+            resume.clone(),
             vec!["merge", s(&sweep), "--out", s(&merged)],
             vec!["analyze", "--in", s(&work), "--out", s(&report)],
         ] {
