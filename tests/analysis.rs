@@ -1,6 +1,7 @@
 //! Weight statistics, L2 distances, kernel PCA, and the report's files on a synthetic work directory.
 
 use losscape::analysis::{distances_to_common_origin, kernel_pca, weight_stats};
+use losscape::io::workdir::SETS;
 use losscape::io::{read_weights, write_weights, WeightStack};
 use losscape::model::{init_vector, Arch};
 use std::path::Path;
@@ -106,7 +107,7 @@ fn the_report_of_a_synthetic_work_directory_has_every_figure_and_number() {
     let arch = Arch::Fcp;
     let n = arch.n_params();
     let mut sets = Vec::new();
-    for (s, &(opt, kind)) in losscape::io::workdir::SETS.iter().enumerate() {
+    for (s, &(opt, kind)) in SETS.iter().enumerate() {
         let flat: Vec<f32> =
             (0..3).flat_map(|i| init_vector(arch, (10 * s + i) as u64)).map(|x| x * (1.0 + s as f32)).collect();
         let stack = WeightStack::new(arch, flat);
@@ -158,7 +159,8 @@ fn the_report_of_a_synthetic_work_directory_has_every_figure_and_number() {
         let r = PairRecord {
             index: s,
             set: s,
-            set_file: format!("set{s}"),
+            // the report ties a path to its set by the file's name
+            set_file: losscape::io::workdir::set_name(arch, SETS[s].0, SETS[s].1),
             pair: (0, 1),
             seeds: None,
             curve: Default::default(),
@@ -236,7 +238,7 @@ fn the_report_of_identical_sets_has_no_nan() {
     let arch = Arch::Fcp;
     // every set holds the same three copies of one vector
     let stack = WeightStack::new(arch, (0..3).flat_map(|_| init_vector(arch, 7)).collect());
-    for (opt, kind) in losscape::io::workdir::SETS {
+    for (opt, kind) in SETS {
         write_weights(&losscape::io::workdir::set_file(&work, arch, opt, kind), &stack).unwrap();
     }
     let out = dir.path().join("report");

@@ -73,17 +73,18 @@ fn shards_together_equal_the_unsharded_run_and_configurations_are_checked() {
         let part = records(&dir.path().join(format!("s{i}/paths.jsonl")));
         assert!(part.iter().all(|r| r["index"].as_u64().unwrap() % 3 == i));
     }
-    ok(losscape(&["merge", &d("s0"), &d("s1"), &d("s2"), "--out", &d("merged.jsonl")]));
-    let merged = records(&dir.path().join("merged.jsonl"));
+    // merged beside the sweeps' directories, so that it names the set as they do (from one level down)
+    ok(losscape(&["merge", &d("s0"), &d("s1"), &d("s2"), "--out", &d("m/merged.jsonl")]));
+    let merged = records(&dir.path().join("m/merged.jsonl"));
     let mut sorted = all.clone();
     sorted.sort_by_key(|r| r["index"].as_u64());
     assert_eq!(merged, sorted, "the union of the shards is the unsharded run");
     // shards written by different builds merge, with a warning naming the writers
     let this = files::pretend_written_by(&dir.path().join("s1"), "losscape 0.0.9 (0123456789ab)");
-    let o = ok(losscape(&["merge", &d("s0"), &d("s1"), &d("s2"), "--out", &d("merged2.jsonl")]));
+    let o = ok(losscape(&["merge", &d("s0"), &d("s1"), &d("s2"), "--out", &d("m/merged2.jsonl")]));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains(&format!("2 builds or devices ({this}; losscape 0.0.9 (0123456789ab))")), "{err}");
-    assert_eq!(records(&dir.path().join("merged2.jsonl")), sorted);
+    assert_eq!(records(&dir.path().join("m/merged2.jsonl")), sorted);
     // a different configuration in the same directory is refused, naming the difference
     let o = run_sweep(sweep_args(&set, &d("all"), &[("--lambda", "0.5")]));
     assert_eq!(o.status.code(), Some(1));
