@@ -195,3 +195,22 @@ fn a_batch_job_log_gets_plain_progress_lines() {
     assert!(log.contains("mean train loss"), "the line carries the bar's message:\n{log}");
     assert!(!run("b", true).contains("progress:"), "--quiet prints no progress");
 }
+
+#[test]
+fn weights_written_for_another_network_of_the_same_shapes_are_read_with_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = dir.path().join("tanh.safetensors");
+    let ws = w.to_str().unwrap();
+    assert!(losscape(&["init", "--model", "mlp:784-64-10:tanh", "--count", "1", "--out", ws]).status.success());
+    let eval =
+        |model: &str| losscape(&["eval", "--model", model, "--weights", ws, "--limit", "20", "--backend", "cpu"]);
+    let other = eval("mlp:784-64-10");
+    assert!(other.status.success(), "{}", text(&other.stderr));
+    let err = text(&other.stderr);
+    assert!(
+        err.contains(ws) && err.contains("`mlp-784-64-10-tanh`") && err.contains("read as `mlp-784-64-10`"),
+        "{err}"
+    );
+    let same = eval("mlp:784-64-10:tanh");
+    assert!(!text(&same.stderr).contains("warning"), "{}", text(&same.stderr));
+}

@@ -314,6 +314,30 @@ fn usage_mistakes_exit_2_with_the_subcommands_usage() {
         ),
         (vec!["surface", "--model", "fcp", "--set", "s.safetensors", "--out", o], "say how to span"),
         (
+            vec!["surface", "--model", "fcp", "--set", "s.safetensors", "--through", "0,1", "--seed", "4", "--out", o],
+            "--seed applies to --random",
+        ),
+        (
+            vec![
+                "surface",
+                "--model",
+                "fcp",
+                "--set",
+                "s.safetensors",
+                "--through",
+                "0,1",
+                "--biases",
+                "ignore",
+                "--out",
+                o,
+            ],
+            "--biases applies to --random",
+        ),
+        (
+            vec!["surface", "--model", "fcp", "--set", "s.safetensors", "--random", "1", "--orthonormal", "--out", o],
+            "--orthonormal",
+        ),
+        (
             vec!["surface", "--model", "fcp", "--set", "s.safetensors", "--through", "0,1,2,3", "--out", o],
             "--through takes 2",
         ),
@@ -377,6 +401,12 @@ fn limits_that_depend_on_the_data_are_usage_errors_before_anything_is_written() 
         assert!(err.contains(message), "{args:?}: the error should say '{message}': {err}");
         assert!(!out.exists(), "{args:?} wrote {}", out.display());
     }
+    // a vector named twice would be computed and written twice
+    let twice = ["hessian", "--model", "fcp", "--set", s, "--vectors", "0,0", "--backend", "cpu", "--out", o];
+    let err = run(&twice.map(String::from));
+    assert_eq!(err.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&err.stderr).contains("names vector 0 twice"));
+    assert!(!out.exists());
     // the corrected command runs in the directory the refused one left alone
     let train = ["train", "--model", "fcp", "--optimizer", "sgd", "--train-size", "40", "--batch", "40", "--test-size"];
     let args: Vec<String> =

@@ -316,7 +316,7 @@ impl Activation {
 }
 
 /// The rows `vectors` names of `stack` (read from `file`), or all of them; an empty stack or a row
-/// past its end is an error naming the option `--vectors`.
+/// past its end or named twice is an error naming the option `--vectors`.
 pub fn pick_vectors(
     stack: &crate::io::WeightStack,
     vectors: Option<&[usize]>,
@@ -328,6 +328,9 @@ pub fn pick_vectors(
     let rows: Vec<usize> = vectors.map_or_else(|| (0..stack.count()).collect(), <[usize]>::to_vec);
     if let Some(&bad) = rows.iter().find(|&&r| r >= stack.count()) {
         anyhow::bail!("--vectors: there is no vector {bad}; {} holds {}", file.display(), stack.count());
+    }
+    if let Some(k) = (1..rows.len()).find(|&k| rows[..k].contains(&rows[k])) {
+        anyhow::bail!("--vectors names vector {} twice; give each vector once", rows[k]);
     }
     Ok(rows)
 }

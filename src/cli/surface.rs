@@ -3,7 +3,7 @@ use clap::Args;
 use std::path::PathBuf;
 
 use super::progress::Progress;
-use super::ranges::{at_least, count, usage};
+use super::ranges::{at_least, count, not_applicable, usage};
 use super::RunArgs;
 use crate::data::{DeviceImages, Split};
 use crate::io::read_weights;
@@ -44,16 +44,16 @@ pub struct SurfaceArgs {
     /// K (1 or 2) filter-normalised random directions (Li et al. 2018) around --vector.
     #[arg(long, value_name = "K", value_parser = count(1, 2))]
     random: Option<usize>,
-    /// With --random: the vector of the set at the origin (0-based).
-    #[arg(long, default_value_t = 0, requires = "random")]
-    vector: usize,
-    /// With --random: seed of the directions.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
+    /// With --random: the vector of the set at the origin (0-based) [default: 0].
+    #[arg(long)]
+    vector: Option<usize>,
+    /// With --random: seed of the directions [default: 0].
+    #[arg(long)]
+    seed: Option<u64>,
     /// With --random: what the directions do on biases: copy the solution's biases (Li et al.'s
-    /// default) or ignore them (0).
-    #[arg(long, value_enum, default_value_t)]
-    biases: Biases,
+    /// default) or ignore them (0) [default: copy].
+    #[arg(long, value_enum)]
+    biases: Option<Biases>,
     /// Grid axis lo:hi:n (n points from lo to hi); give it once for every axis or once per axis (x, then
     /// y).
     #[arg(long = "range", value_name = "LO:HI:N", allow_hyphen_values = true, default_value = "-1:1:51")]
@@ -104,6 +104,11 @@ fn directions(args: &SurfaceArgs, count: usize) -> Result<DirectionSpec> {
     };
     match (&args.through, args.random) {
         (Some(v), None) => {
+            let random_only = "applies to --random (the directions through vectors have no origin, seed or bias rule)";
+            let given = [("--vector", args.vector.is_some()), ("--seed", args.seed.is_some())];
+            for (option, given) in given.into_iter().chain([("--biases", args.biases.is_some())]) {
+                not_applicable("surface", option, given, random_only)?;
+            }
             if !(2..=3).contains(&v.len()) {
                 return Err(usage(
                     "surface",
@@ -124,8 +129,11 @@ fn directions(args: &SurfaceArgs, count: usize) -> Result<DirectionSpec> {
             })
         }
         (None, Some(k)) => {
-            check(args.vector, "--vector")?;
-            Ok(DirectionSpec::Random { vector: args.vector, count: k, seed: args.seed, biases: args.biases })
+            not_applicable("surface", "--orthonormal", args.orthonormal, "applies to --through")?;
+            let vector = args.vector.unwrap_or(0);
+            check(vector, "--vector")?;
+            let (seed, biases) = (args.seed.unwrap_or(0), args.biases.unwrap_or_default());
+            Ok(DirectionSpec::Random { vector, count: k, seed, biases })
         }
         _ => Err(usage("surface", "say how to span the surface: --through A,B[,C] or --random K")),
     }

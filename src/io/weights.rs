@@ -91,6 +91,16 @@ pub struct Conversion {
 pub fn read_weights(path: &Path, arch: Arch) -> Result<WeightStack> {
     let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read the weight file", path.display()))?;
     let (stack, conv) = parse_weights(&bytes, arch, Format::of(path)).with_context(|| format!("{}", path.display()))?;
+    // same tensor names and shapes, another network (another activation, say): allowed, but said
+    if let Some(written) = stack.metadata.get("losscape.model").filter(|&m| m != arch.id()) {
+        eprintln!(
+            "warning: {}: written for the network `{written}`, read as `{}` (their tensors have the same names and \
+             shapes, so the numbers are that network's weights in this one); if that is not meant, give --model the network \
+             `{written}`",
+            path.display(),
+            arch.id()
+        );
+    }
     if conv.rounded > 0 {
         eprintln!(
             "note: {}: {} of {} {} values were rounded to float32 (losscape computes in float32)",
