@@ -162,7 +162,8 @@ fn a_hessian_result_that_is_nan_reads_back_on_a_rerun() {
 }
 
 /// A small study: the FCP's four sets (copies of one init file) and a path sweep of the training set.
-fn small_study(work: &Path) {
+/// Returns the sweep's directory and its records file.
+fn small_study(work: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
     use losscape::io::workdir::{paths_dir, set_file, SETS};
     let arch = losscape::model::Arch::Fcp;
     let first = set_file(work, arch, SETS[0].0, SETS[0].1);
@@ -173,7 +174,10 @@ fn small_study(work: &Path) {
         std::fs::create_dir_all(f.parent().unwrap()).unwrap();
         std::fs::copy(&first, f).unwrap();
     }
-    ok(losscape(&small_sweep(&first, &paths_dir(work, arch, "train"))));
+    let sweep = paths_dir(work, arch, "train");
+    ok(losscape(&small_sweep(&first, &sweep)));
+    let results = sweep.join("paths.jsonl");
+    (sweep, results)
 }
 
 /// The sweep `small_study` runs: three pairs of `set` on 40 images, into `out`.
@@ -187,9 +191,7 @@ fn small_sweep<'a>(set: &'a Path, out: &'a Path) -> Vec<&'a str> {
 fn merge_and_analyze_read_a_results_directory_without_changing_it() {
     let dir = tempfile::tempdir().unwrap();
     let work = dir.path().join("work");
-    small_study(&work);
-    let sweep = losscape::io::workdir::paths_dir(&work, losscape::model::Arch::Fcp, "train");
-    let results = sweep.join("paths.jsonl");
+    let (sweep, results) = small_study(&work);
     let whole = std::fs::read_to_string(&results).unwrap();
     assert_eq!(whole.lines().count(), 3);
     // a writer killed mid-append (or still appending) left an unfinished last line
@@ -1088,9 +1090,7 @@ fn analyze_ties_paths_to_sets_by_file_not_by_the_order_of_set_options() {
 fn an_edited_or_repeated_record_is_refused_by_the_resume_the_merge_and_the_report() {
     let dir = tempfile::tempdir().unwrap();
     let work = dir.path().join("work");
-    small_study(&work);
-    let sweep = losscape::io::workdir::paths_dir(&work, losscape::model::Arch::Fcp, "train");
-    let results = sweep.join("paths.jsonl");
+    let (sweep, results) = small_study(&work);
     let whole = std::fs::read_to_string(&results).unwrap();
     let lines: Vec<&str> = whole.lines().collect();
     let set =
