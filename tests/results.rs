@@ -1148,3 +1148,35 @@ fn merged_records_name_their_set_from_the_merged_file_wherever_the_shards_lay() 
     ok(losscape(&["merge", s(&whole), s(&deep), "--out", s(&again)]));
     assert_eq!(std::fs::read_to_string(&again).unwrap(), text);
 }
+
+#[test]
+fn a_cut_or_missing_saved_path_of_a_finished_pair_is_named_on_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let set = fcp_set(dir.path(), "set.safetensors", "3");
+    let out = dir.path().join("p");
+    let mut args = paths_args(&set, &out);
+    args.push("--save-paths".into());
+    let sweep = || Command::new(env!("CARGO_BIN_EXE_losscape")).args(&args).output().unwrap();
+    ok(sweep());
+    let results = out.join("paths.jsonl");
+    let whole = std::fs::read_to_string(&results).unwrap();
+    let coef = losscape::path::sweep::coefficients_path(&out, 1);
+    let bytes = std::fs::read(&coef).unwrap();
+    for damage in [Some(300), None] {
+        match damage {
+            Some(len) => std::fs::write(&coef, &bytes[..len]).unwrap(),
+            None => std::fs::remove_file(&coef).unwrap(),
+        }
+        let o = sweep();
+        let err = text(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{err}");
+        assert!(err.contains(s(&coef)) && err.contains("finished pair 1") && err.contains("delete"), "{err}");
+        assert_eq!(std::fs::read_to_string(&results).unwrap(), whole, "the records stay");
+    }
+    // deleting the pair's line, as the message says, finds it again: the same file and coefficients
+    let others: String = whole.lines().filter(|l| !l.starts_with("{\"index\":1,")).map(|l| format!("{l}\n")).collect();
+    std::fs::write(&results, others).unwrap();
+    ok(sweep());
+    assert_eq!(std::fs::read_to_string(&results).unwrap(), whole);
+    assert_eq!(std::fs::read(&coef).unwrap(), bytes);
+}

@@ -113,6 +113,39 @@ pub fn read_weights(path: &Path, arch: Arch) -> Result<WeightStack> {
     Ok(stack)
 }
 
+/// Checks that the safetensors file `path` is as long as its header says, reading only the header: a
+/// cheap check, for files a run only needs to know are whole (a sweep's saved paths on resume), that
+/// catches a truncated or extended file, not changed values.
+///
+/// Errors: the file cannot be read, its header is not a safetensors header, or its length differs,
+/// each naming the file.
+pub fn check_complete(path: &Path) -> Result<()> {
+    use std::io::Read;
+    let named = |what: &str| format!("{}: {what}", path.display());
+    let mut f = std::fs::File::open(path).with_context(|| named("cannot read"))?;
+    let mut n = [0u8; 8];
+    f.read_exact(&mut n).with_context(|| named("too short for a safetensors header"))?;
+    let n = u64::from_le_bytes(n);
+    if n > 100 << 20 {
+        bail!(named("not a safetensors file (its header length is implausible)"));
+    }
+    let mut header = vec![0u8; n as usize];
+    f.read_exact(&mut header).with_context(|| named("cut inside its safetensors header"))?;
+    let header: BTreeMap<String, serde_json::Value> =
+        serde_json::from_slice(&header).with_context(|| named("not a safetensors header"))?;
+    let data: u64 = header
+        .iter()
+        .filter(|(k, _)| *k != "__metadata__")
+        .filter_map(|(_, v)| v.get("data_offsets")?.get(1)?.as_u64())
+        .max()
+        .unwrap_or(0);
+    let len = f.metadata().with_context(|| named("cannot read"))?.len();
+    if len != 8 + n + data {
+        bail!(named(&format!("{len} bytes, but its header describes {}: the file is cut or damaged", 8 + n + data)));
+    }
+    Ok(())
+}
+
 /// Parses the bytes of a weight file: any input gives a stack or an error (never a panic), and no
 /// allocation exceeds a small multiple of `bytes.len()`.
 pub fn parse_weights(bytes: &[u8], arch: Arch, format: Format) -> Result<(WeightStack, Conversion)> {

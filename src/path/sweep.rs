@@ -151,6 +151,26 @@ pub fn check_records(file: &Path, records: &[PairRecord], jobs: &[Job], shard: S
     Ok(())
 }
 
+/// Checks that every finished pair of a sweep that saves its paths has its whole coefficients file (a
+/// pair's coefficients are written before its record, so a missing or cut one was lost or damaged
+/// afterwards), reading only the files' headers ([`crate::io::weights::check_complete`]).
+///
+/// Errors: the first missing or damaged file, naming it and the fix.
+fn check_saved_paths(dir: &Path, done: &[PairRecord]) -> Result<()> {
+    for r in done {
+        let file = coefficients_path(dir, r.index);
+        crate::io::weights::check_complete(&file).with_context(|| {
+            format!(
+                "the saved path of finished pair {}: delete {} and that pair's line in {} to find it again",
+                r.index,
+                file.display(),
+                dir.join(RESULTS).display()
+            )
+        })?;
+    }
+    Ok(())
+}
+
 /// [`read_records`] of a directory whose `config.json` is a sweep's, checked against it
 /// ([`check_records`]); unchecked where there is no configuration to check against.
 fn read_checked(dir: &Path) -> Result<Vec<PairRecord>> {
@@ -276,6 +296,9 @@ pub fn run_sweep_batched(
     let (cfg, inputs) = (&saved.sweep, SweepInputs { cfg: &saved.sweep, ..inputs });
     let (results, done) = Appender::resume::<PairRecord>(&dir.join(RESULTS))?;
     check_records(&dir.join(RESULTS), &done, &jobs, cfg.shard)?;
+    if cfg.save_paths {
+        check_saved_paths(dir, &done)?;
+    }
     let done: BTreeSet<usize> = done.iter().map(|r| r.index).collect();
     let mine: Vec<Job> = jobs.into_iter().filter(|j| j.index % cfg.shard.count == cfg.shard.index).collect();
     let todo: Vec<Job> = mine.iter().filter(|j| !done.contains(&j.index)).cloned().collect();
