@@ -3,6 +3,7 @@
 
 use std::process::Command;
 
+use losscape::pipeline::{Preset, PRESETS};
 use losscape::train::paper;
 
 /// The `--help` text of `subcommand`.
@@ -38,4 +39,23 @@ fn train_help_states_the_defaults_the_code_uses() {
     let lr = option_help(&text, "--lr");
     assert!(lr.contains(&format!("[default: {} for SGD", paper::LR)), "{lr}");
     assert!(lr.contains(&format!("{} for Adam", losscape::optim::adam::DEFAULT_LR)), "{lr}");
+}
+
+/// The names listed under "Possible values" in an option's help paragraph.
+fn possible_values(paragraph: &str) -> Vec<String> {
+    let (_, list) = paragraph.split_once("Possible values:").unwrap_or_else(|| panic!("no values: {paragraph}"));
+    list.split(" - ").skip(1).map(|item| item.split(':').next().unwrap().to_string()).collect()
+}
+
+#[test]
+fn reproduce_and_plan_help_list_exactly_the_presets_accepted() {
+    let accepted: Vec<String> = PRESETS.iter().map(|(name, _)| name.to_string()).collect();
+    for name in &accepted {
+        assert_eq!(&Preset::named(name).unwrap().name, name);
+    }
+    assert!(Preset::named("huge").is_err());
+    for subcommand in ["reproduce", "plan"] {
+        let listed = possible_values(&option_help(&help(subcommand), "--preset"));
+        assert_eq!(listed, accepted, "{subcommand} --help");
+    }
 }

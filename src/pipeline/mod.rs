@@ -6,7 +6,7 @@ mod preset;
 mod probes;
 pub mod regime;
 
-pub use preset::Preset;
+pub use preset::{Preset, PRESETS};
 pub use probes::{representative, surface_axes, ProbeSettings};
 
 use anyhow::{bail, Context, Result};
