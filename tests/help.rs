@@ -59,3 +59,10 @@ fn reproduce_and_plan_help_list_exactly_the_presets_accepted() {
         assert_eq!(listed, accepted, "{subcommand} --help");
     }
 }
+
+#[test]
+fn hessian_help_says_vectors_jsonl_has_a_line_per_vector() {
+    let text = help("hessian").split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(text.contains("DIR/vectors.jsonl holds one line per finished vector"), "{text}");
+    assert!(!text.contains("batch of vectors is a line"), "{text}");
+}

@@ -71,8 +71,9 @@ fn hessian_writes_one_line_per_vector() {
         "2",
         "--vectors",
         "0,2",
+        // one batch of both vectors (a batch of one is the resume test's): still a line per vector
         "--batch",
-        "1",
+        "2",
         "--train-size",
         "30",
         "--out",
@@ -81,6 +82,12 @@ fn hessian_writes_one_line_per_vector() {
         "cpu",
         "--quiet",
     ]));
+    let records = std::fs::read_to_string(dir.path().join("h/vectors.jsonl")).unwrap();
+    let vectors: Vec<u64> = records
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["vector"].as_u64().unwrap())
+        .collect();
+    assert_eq!(vectors, [0, 2], "{records}");
     let csv = std::fs::read_to_string(dir.path().join("h/hessian.csv")).unwrap();
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(lines[0], "vector,lambda_1,lambda_2,trace");

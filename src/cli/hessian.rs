@@ -23,9 +23,10 @@ use std::collections::BTreeMap;
 #[command(
     after_help = "Example:\n  losscape hessian --model fcp --set fcp-sgd.safetensors --top 3 --landscape train --train-size 10000 --out h\n\n\
 Output: DIR/hessian.csv (columns vector,lambda_1,...,lambda_K,trace) and DIR/hessian.json (settings, the\n\
-trace's standard error, timings). Resumable: each finished batch of vectors is a line of DIR/vectors.jsonl;\n\
-a re-run (with any --batch or --vectors) computes only the vectors not there yet. Hessian-vector products are central differences of batched f32\n\
-gradients (--step); see docs/probes.md."
+trace's standard error, timings). Resumable: DIR/vectors.jsonl holds one line per finished vector (the\n\
+lines of a batch are appended when it finishes); a re-run (with any --batch or --vectors) computes only\n\
+the vectors not there yet. Hessian-vector products are central differences of batched f32 gradients\n\
+(--step); see docs/probes.md."
 )]
 pub struct HessianArgs {
     /// Network: fcp, lenet, lstm, autoencoder, a compact MLP (mlp:784-64-10:tanh) or a description
