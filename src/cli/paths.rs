@@ -3,7 +3,7 @@ use clap::Args;
 use std::path::PathBuf;
 
 use super::progress::Progress;
-use super::ranges::{at_least, count, non_negative, positive};
+use super::ranges::{at_least, count, lambda, positive};
 use super::RunArgs;
 use crate::data::{DeviceImages, Split};
 use crate::io::read_weights;
@@ -68,8 +68,8 @@ pub struct PathsArgs {
     /// Path points M (endpoints included; 3 to 10000: one point between the endpoints at least).
     #[arg(long, default_value_t = PathSettings::PAPER.points, value_parser = count(3, 10_000))]
     points: usize,
-    /// Weight of the squared-length regulariser (>= 0).
-    #[arg(long, default_value_t = PathSettings::PAPER.lambda, value_parser = non_negative)]
+    /// Weight of the squared-length regulariser (0 to 1e12).
+    #[arg(long, default_value_t = PathSettings::PAPER.lambda, value_parser = lambda)]
     lambda: f64,
     /// Adam learning rate (> 0).
     #[arg(long, default_value_t = PathSettings::PAPER.lr, value_parser = positive)]
