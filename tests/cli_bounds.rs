@@ -192,7 +192,7 @@ fn every_numeric_option_of_every_subcommand_is_bounded_without_panics() {
     refused(&base, "--points", &["0", "1", "2", MAX, "x"]);
     refused(&base, "--train-size", &["0", "x"]);
     refused(&base, "--lr", &floats);
-    refused(&base, "--lambda", &["-1", "nan", "inf", "x"]);
+    refused(&base, "--lambda", &["-1", "nan", "inf", "x", "1.1e12", "1e308"]);
     refused(&base, "--shard", &["1/1", "0/0", "x"]);
     refused(&base, "--pairs-per-batch", &["0", "1001", "-1", "x"]);
     refused(&base, "--memory-limit", &["0", "-1", "1K", "inf", "x"]);
@@ -242,7 +242,7 @@ fn every_numeric_option_of_every_subcommand_is_bounded_without_panics() {
     }
 
     // toy, reproduce, merge
-    refused(&["toy", "--out", p(&d.join("toy"))], "--lambdas", &["-1", "nan", "10,x"]);
+    refused(&["toy", "--out", p(&d.join("toy"))], "--lambdas", &["-1", "nan", "10,x", "10,1e13", "1e308"]);
     refused(&["reproduce", "--out", p(&d.join("work"))], "--shard", &["0/0", "2/1", "x"]);
     let o = run(&["reproduce".into(), "--preset".into(), "huge".into(), "--out".into(), p(&d.join("w")).into()]);
     no_panic(&[], &o);
@@ -417,4 +417,58 @@ fn limits_that_depend_on_the_data_are_usage_errors_before_anything_is_written() 
             .collect();
     let done = run(&args);
     assert!(done.status.success(), "{}", String::from_utf8_lossy(&done.stderr));
+}
+
+/// The regulariser weight is bounded where its f32 gradient (paths) could overflow: the largest
+/// accepted, 1e12, gives finite paths (the straight line's height, for the toy), and a larger one is a
+/// usage error naming the bound, with nothing written (it used to give NaN paths, the toy's with exit
+/// status 0, and `paths` blamed --lr).
+#[test]
+fn the_largest_lambda_gives_finite_paths_and_a_larger_one_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let toy =
+        |lambdas: &str, out: &str| run(&["toy".into(), format!("--lambdas={lambdas}"), "--out".into(), out.into()]);
+    let o = toy("10,1e308", p(&d.join("toy-huge")));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("--lambdas") && err.contains("1e12"), "{err}");
+    assert!(!d.join("toy-huge").exists());
+    let o = toy("1e12", p(&d.join("toy")));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let heights = std::fs::read_to_string(d.join("toy/toy-heights.csv")).unwrap();
+    let points = std::fs::read_to_string(d.join("toy/toy-paths.csv")).unwrap();
+    assert!(!heights.contains("inf") && !points.to_lowercase().contains("nan"), "{heights}");
+    let height =
+        |line: usize| -> f64 { heights.lines().nth(line).unwrap().rsplit(',').next().unwrap().parse().unwrap() };
+    assert!((height(2) - height(1)).abs() < 1e-3, "the straight line's height at the largest lambda: {heights}");
+
+    let set = d.join("set.safetensors");
+    let o = run(&[
+        "init".into(),
+        "--model".into(),
+        "fcp".into(),
+        "--count".into(),
+        "2".into(),
+        "--out".into(),
+        p(&set).into(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let paths = |lambda: &str, out: &str| {
+        let args = ["paths", "--model", "fcp", "--set", p(&set), "--pairs", "1", "--train-size", "8", "--points", "3"];
+        let rest = ["--fourier", "1", "--iterations", "2", "--backend", "cpu", "--quiet", "--out", out];
+        let mut all: Vec<String> = args.iter().chain(&rest).map(|a| a.to_string()).collect();
+        all.push(format!("--lambda={lambda}"));
+        run(&all)
+    };
+    let o = paths("1e308", p(&d.join("paths-huge")));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("--lambda") && err.contains("1e12") && !err.contains("--lr"), "{err}");
+    assert!(!d.join("paths-huge").exists());
+    let o = paths("1e12", p(&d.join("paths")));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("paths/paths.jsonl")).unwrap()).unwrap();
+    assert!(record["losses"].as_array().unwrap().iter().all(|l| l.as_f64().is_some_and(f64::is_finite)), "{record}");
 }

@@ -95,6 +95,29 @@ fn shards_together_equal_the_unsharded_run_and_configurations_are_checked() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("seed"), "{}", String::from_utf8_lossy(&o.stderr));
 }
 
+/// A shard that holds none of the pairs says so, and what it wrote, rather than naming a results file
+/// that it does not write; `merge` takes it with the others.
+#[test]
+fn a_shard_without_pairs_says_so_and_names_what_it_wrote() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = |p: &str| dir.path().join(p).to_str().unwrap().to_string();
+    let set = d("set.safetensors");
+    ok(losscape(&["init", "--model", "fcp", "--count", "2", "--out", &set]));
+    let shard = |i: usize| {
+        let shard = format!("{i}/3");
+        let extra = [("--pairs", "1"), ("--shard", shard.as_str()), ("--backend", "cpu")];
+        String::from_utf8(ok(run_sweep(sweep_args(&set, &d(&format!("s{i}")), &extra))).stdout).unwrap()
+    };
+    let empty = shard(1);
+    assert!(empty.contains("shard 1/3 holds none of the sweep's 1 pair(s)"), "{empty}");
+    assert!(empty.contains("config.json") && !empty.contains("paths.jsonl"), "{empty}");
+    assert!(dir.path().join("s1/config.json").is_file() && !dir.path().join("s1/paths.jsonl").exists());
+    let full = shard(0);
+    assert!(full.contains("1 pair(s) computed; results in") && full.contains("paths.jsonl"), "{full}");
+    ok(losscape(&["merge", &d("s0"), &d("s1"), "--out", &d("merged.jsonl")]));
+    assert_eq!(records(&dir.path().join("merged.jsonl")), records(&dir.path().join("s0/paths.jsonl")));
+}
+
 #[test]
 fn killed_and_resumed_sweep_loses_and_duplicates_nothing() {
     for curve in ["fourier", "bezier", "polychain"] {

@@ -71,8 +71,9 @@ fn hessian_writes_one_line_per_vector() {
         "2",
         "--vectors",
         "0,2",
+        // one batch of both vectors (a batch of one is the resume test's): still a line per vector
         "--batch",
-        "1",
+        "2",
         "--train-size",
         "30",
         "--out",
@@ -81,6 +82,12 @@ fn hessian_writes_one_line_per_vector() {
         "cpu",
         "--quiet",
     ]));
+    let records = std::fs::read_to_string(dir.path().join("h/vectors.jsonl")).unwrap();
+    let vectors: Vec<u64> = records
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["vector"].as_u64().unwrap())
+        .collect();
+    assert_eq!(vectors, [0, 2], "{records}");
     let csv = std::fs::read_to_string(dir.path().join("h/hessian.csv")).unwrap();
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(lines[0], "vector,lambda_1,lambda_2,trace");
@@ -144,6 +151,55 @@ fn hessian_resumes_computing_only_the_missing_vectors() {
     let o = run("0", "3");
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("settings.probes"), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+/// A line of vectors.jsonl that the directory's configuration cannot have written (an eigenvalue
+/// added, as `sed -i '2s/"eigenvalues":\[/"eigenvalues":[5,/'` does; its trace removed; a vector the
+/// set does not hold; a vector twice) is an error naming the file, the line and the fix, and nothing
+/// is rewritten: such a line used to reach hessian.csv, a 5-column row under a 4-column header.
+#[test]
+fn hessian_refuses_a_resumed_line_that_its_configuration_cannot_have_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let set = set(dir.path());
+    let out = dir.path().join("h");
+    let run = |vectors: &str| {
+        let args = ["hessian", "--model", "fcp", "--set", &set, "--top", "2", "--steps", "3", "--probes", "2"];
+        let rest = ["--train-size", "30", "--out", out.to_str().unwrap(), "--backend", "cpu", "--quiet"];
+        losscape(&[&args[..], &["--vectors", vectors], &rest].concat())
+    };
+    ok(run("0,1"));
+    let (records, csv) = (out.join("vectors.jsonl"), std::fs::read(out.join("hessian.csv")).unwrap());
+    let text = std::fs::read_to_string(&records).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let edited = |key: &str, value: serde_json::Value| {
+        let mut record: serde_json::Value = serde_json::from_str(lines[1]).unwrap();
+        record[key] = value;
+        record.to_string()
+    };
+    let cases = [
+        (
+            lines[1].replacen("\"eigenvalues\":[", "\"eigenvalues\":[5,", 1),
+            "holds 3 eigenvalue(s) for vector 1, but the run's --top is 2",
+        ),
+        (edited("trace", serde_json::Value::Null), "holds no trace for vector 1, but the run's --probes is 2"),
+        (edited("vector", 7.into()), "names vector 7, but the set holds 3 vectors"),
+        (lines[0].to_string(), "repeats vector 0"),
+    ];
+    for (second, want) in cases {
+        std::fs::write(&records, format!("{}\n{second}\n", lines[0])).unwrap();
+        let o = run("0,1,2");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{second}: {err}");
+        assert!(err.contains("vectors.jsonl: line 2 ") && err.contains(want), "{second}: {err}");
+        assert!(err.contains("Delete that line") && err.contains("or the file"), "{err}");
+        assert_eq!(std::fs::read(out.join("hessian.csv")).unwrap(), csv, "hessian.csv is left as it was");
+    }
+    // deleting the line, as the message says, computes its vector again
+    std::fs::write(&records, format!("{}\n", lines[0])).unwrap();
+    ok(run("0,1,2"));
+    assert_eq!(std::fs::read_to_string(&records).unwrap().lines().count(), 3);
+    let csv = std::fs::read_to_string(out.join("hessian.csv")).unwrap();
+    assert!(csv.lines().all(|l| l.split(',').count() == 4), "{csv}");
 }
 
 #[test]

@@ -903,19 +903,41 @@ fn standalone_runs_write_the_same_bytes_however_set_and_directory_are_named_or_m
     }
 }
 
+/// The fields of a standalone run's summaries that record the invocation (its wall-clock time, the work
+/// it did itself) rather than its results: the only bytes in which two runs of one command, or a run and
+/// its resume, differ. README.md and docs/io.md name each as exempt from the same-bytes promise.
+const PER_INVOCATION: [(&str, &str); 4] = [
+    ("surface.json", "run"),
+    ("hessian.json", "seconds_this_run"),
+    ("hessian.json", "batched_hvp_calls_this_run"),
+    ("hessian.json", "vectors_per_call"),
+];
+
+#[test]
+fn the_docs_name_every_field_exempt_from_the_same_bytes_promise() {
+    for doc in ["README.md", "docs/io.md"] {
+        let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(doc)).unwrap();
+        for (file, key) in PER_INVOCATION {
+            let named = text.contains(&format!("`{file}`")) && text.contains(&format!("`{key}`"));
+            assert!(named, "{doc} does not name {file}'s {key} as exempt from the same bytes");
+        }
+        assert!(text.contains("`seconds`"), "{doc}: the wall-clock time in surface.json's run");
+    }
+}
+
 /// `a` and `b` hold the same files with the same bytes, except for what a summary says of the run that
-/// wrote it (surface.json's `run`, hessian.json's timings and calls), which differs between runs.
+/// wrote it ([`PER_INVOCATION`]), which differs between runs.
 fn same_outputs(a: &Path, b: &Path) {
     let (fa, fb) = (files::files(a), files::files(b));
     assert_eq!(fa, fb, "{} and {} hold different files", a.display(), b.display());
     for f in &fa {
         let (x, y) = (std::fs::read(a.join(f)).unwrap(), std::fs::read(b.join(f)).unwrap());
         let name = f.to_str().unwrap();
-        if name == "surface.json" || name == "hessian.json" {
+        if PER_INVOCATION.iter().any(|(file, _)| *file == name) {
             let this_run = |bytes: &[u8]| {
                 let mut v: serde_json::Value = serde_json::from_slice(bytes).unwrap();
-                for key in ["run", "seconds_this_run", "batched_hvp_calls_this_run", "vectors_per_call"] {
-                    v.as_object_mut().unwrap().remove(key);
+                for (_, key) in PER_INVOCATION.iter().filter(|(file, _)| *file == name) {
+                    v.as_object_mut().unwrap().remove(*key);
                 }
                 v
             };

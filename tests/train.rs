@@ -367,6 +367,34 @@ fn reproduce_runs_end_to_end_and_a_second_invocation_recomputes_nothing() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("preset"), "{}", String::from_utf8_lossy(&o.stderr));
 }
 
+/// A report stage killed by SIGKILL between creating a temporary file (`io::atomic_write`) and
+/// renaming it leaves `report/.partial-*` behind, and no `index.html` (written last): the resumed
+/// report removes the leftover, so the directory holds exactly the files of an uninterrupted run.
+#[test]
+fn a_resumed_report_removes_the_temporary_files_of_a_killed_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("work");
+    let cmd = args(&[
+        "reproduce",
+        "--preset",
+        "smoke",
+        "--models",
+        "fcp",
+        "--backend",
+        "cpu",
+        "--out",
+        work.to_str().unwrap(),
+    ]);
+    ok(losscape(&cmd));
+    let uninterrupted = files::files(&work);
+    let report = work.join("report");
+    // what the kill leaves (the figures written before it stay; they are written again)
+    std::fs::remove_file(report.join("index.html")).unwrap();
+    std::fs::write(report.join(".partial-Xk3T9q"), b"half a figure").unwrap();
+    ok(losscape(&cmd));
+    assert_eq!(files::files(&work), uninterrupted, "the resumed report's directory");
+}
+
 /// The cluster recipe: train, then paths on every shard, then one report; a report over a missing
 /// shard is refused (it would silently leave out that shard's pairs), and equals the unsharded run
 /// once every shard ran.

@@ -23,9 +23,10 @@ use std::collections::BTreeMap;
 #[command(
     after_help = "Example:\n  losscape hessian --model fcp --set fcp-sgd.safetensors --top 3 --landscape train --train-size 10000 --out h\n\n\
 Output: DIR/hessian.csv (columns vector,lambda_1,...,lambda_K,trace) and DIR/hessian.json (settings, the\n\
-trace's standard error, timings). Resumable: each finished batch of vectors is a line of DIR/vectors.jsonl;\n\
-a re-run (with any --batch or --vectors) computes only the vectors not there yet. Hessian-vector products are central differences of batched f32\n\
-gradients (--step); see docs/probes.md."
+trace's standard error, timings). Resumable: DIR/vectors.jsonl holds one line per finished vector (the\n\
+lines of a batch are appended when it finishes); a re-run (with any --batch or --vectors) computes only\n\
+the vectors not there yet. Hessian-vector products are central differences of batched f32 gradients\n\
+(--step); see docs/probes.md."
 )]
 pub struct HessianArgs {
     /// Network: fcp, lenet, lstm, autoencoder, a compact MLP (mlp:784-64-10:tanh) or a description
@@ -114,6 +115,33 @@ impl SpectraProgress for Bar {
     }
 }
 
+/// The spectra of the vectors an earlier run finished: `records`, the numbered lines of `path`, each
+/// checked against this run's `settings` (the directory's configuration) and a set of `vectors`.
+///
+/// Errors: a line this configuration cannot have written (another --top or --probes, a vector the set
+/// does not hold) or that repeats a vector, named by file and line with the fix; a wrong line would
+/// otherwise reach hessian.csv (a 5-column row under a 4-column header).
+fn finished(
+    path: &std::path::Path,
+    records: Vec<(usize, SpectrumRecord)>,
+    settings: &SpectrumSettings,
+    vectors: usize,
+) -> Result<BTreeMap<usize, Spectrum>> {
+    let mut done = BTreeMap::new();
+    for (line, r) in records {
+        let repeated = || done.contains_key(&r.vector).then(|| format!("repeats vector {}", r.vector));
+        if let Some(problem) = r.mismatch(settings, vectors).or_else(repeated) {
+            anyhow::bail!(
+                "{}: line {line} {problem} (config.json records the run's settings): this directory's run did \
+                 not write it. Delete that line (its vector is computed again) or the file (every vector is)",
+                path.display()
+            );
+        }
+        done.insert(r.vector, r.spectrum());
+    }
+    Ok(done)
+}
+
 pub fn run(args: HessianArgs) -> Result<()> {
     let settings =
         SpectrumSettings { top: args.top, steps: args.steps, probes: args.probes, seed: args.seed, step: args.step };
@@ -147,8 +175,8 @@ pub fn run(args: HessianArgs) -> Result<()> {
     // the directory's own record of the set from here on: a resume that names it by another path (or
     // from a moved directory) writes the same hessian.json
     let cfg = crate::io::config::prepare_dir(&args.out, &cfg)?;
-    let (file, done) = Appender::resume::<SpectrumRecord>(&args.out.join(RECORDS))?;
-    let mut done: BTreeMap<usize, Spectrum> = done.into_iter().map(|r| (r.vector, r.spectrum())).collect();
+    let (file, done) = Appender::resume_numbered::<SpectrumRecord>(&args.out.join(RECORDS))?;
+    let mut done = finished(&args.out.join(RECORDS), done, &cfg.settings, stack.count())?;
     let todo: Vec<usize> = rows.iter().copied().filter(|r| !done.contains_key(r)).collect();
     let group = args.batch.unwrap_or(todo.len()).clamp(1, todo.len().max(1));
     let mut bar = Bar {

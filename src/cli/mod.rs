@@ -240,6 +240,14 @@ pub fn model_arg(spec: &str) -> std::result::Result<Arch, String> {
     Ok(arch)
 }
 
+/// The parser of `--preset` (`reproduce`, `plan`): one of [`crate::pipeline::PRESETS`], which the help
+/// lists, each with what it is for; any other name is a usage error (exit status 2).
+pub fn preset_arg() -> clap::builder::PossibleValuesParser {
+    let values =
+        crate::pipeline::PRESETS.iter().map(|&(name, about)| clap::builder::PossibleValue::new(name).help(about));
+    clap::builder::PossibleValuesParser::new(values)
+}
+
 /// Where the data is.
 #[derive(Args, Clone, Debug)]
 pub struct DataArgs {

@@ -3,7 +3,7 @@ use clap::Args;
 use std::path::PathBuf;
 
 use super::progress::Progress;
-use super::ranges::{at_least, count, non_negative, positive};
+use super::ranges::{at_least, count, lambda, positive};
 use super::RunArgs;
 use crate::data::{DeviceImages, Split};
 use crate::io::read_weights;
@@ -68,8 +68,8 @@ pub struct PathsArgs {
     /// Path points M (endpoints included; 3 to 10000: one point between the endpoints at least).
     #[arg(long, default_value_t = PathSettings::PAPER.points, value_parser = count(3, 10_000))]
     points: usize,
-    /// Weight of the squared-length regulariser (>= 0).
-    #[arg(long, default_value_t = PathSettings::PAPER.lambda, value_parser = non_negative)]
+    /// Weight of the squared-length regulariser (0 to 1e12).
+    #[arg(long, default_value_t = PathSettings::PAPER.lambda, value_parser = lambda)]
     lambda: f64,
     /// Adam learning rate (> 0).
     #[arg(long, default_value_t = PathSettings::PAPER.lr, value_parser = positive)]
@@ -206,6 +206,22 @@ pub fn run(args: PathsArgs) -> Result<()> {
         Bar { out: Progress::new("{bar:30} {pos}/{len} pairs, ETA {eta}  {msg}", "pairs", args.run.quiet), iterations };
     let computed = run_sweep_batched(inputs, options, args.pairs_per_batch, &mut progress)?;
     progress.out.bar.finish_and_clear();
-    outln!("{computed} pair(s) computed; results in {}", args.out.join("paths.jsonl").display())?;
-    Ok(())
+    report(&cfg, &args.out, computed)
+}
+
+/// The line printed when the sweep ends: the pairs computed and where their results are, or, for a
+/// shard that holds none of the pairs, that it holds none and wrote only its configuration.
+fn report(cfg: &SweepConfig, out: &std::path::Path, computed: usize) -> Result<()> {
+    let (shard, pairs) = (cfg.shard, cfg.sets.len() * cfg.pairs);
+    if shard.share(pairs) == 0 {
+        return outln!(
+            "shard {}/{} holds none of the sweep's {pairs} pair(s) (pair i is shard i mod {}'s): nothing to \
+             compute; wrote only {}",
+            shard.index,
+            shard.count,
+            shard.count,
+            out.join("config.json").display()
+        );
+    }
+    outln!("{computed} pair(s) computed; results in {}", out.join("paths.jsonl").display())
 }

@@ -28,8 +28,8 @@ pub struct PlanArgs {
     /// Images per evaluation.
     #[arg(long, default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     images: u64,
-    /// Plan the whole study of a preset (quick, medium, paper): per-network evaluations and estimated hours.
-    #[arg(long)]
+    /// Plan the whole study of a preset: per-network evaluations and estimated hours.
+    #[arg(long, value_parser = crate::cli::preset_arg())]
     preset: Option<String>,
     /// A named device profile instead of this machine's adapter.
     #[arg(long)]

@@ -34,11 +34,28 @@ pub fn positive(s: &str) -> Result<f64, String> {
     Ok(v)
 }
 
-/// A finite number >= 0 (regulariser weights).
-pub fn non_negative(s: &str) -> Result<f64, String> {
+/// The largest regulariser weight λ (`paths --lambda`, `toy --lambdas`). The path finder computes the
+/// regulariser's gradient in f32, per coefficient g = 2λ Σ_m Δs_m · D_m over the segments D of the path,
+/// and Adam keeps g² (f32, at most 3.4e38, so |g| at most 1.8e19). The steps Δs of a term vary by at most
+/// 2K in all (sin(Kπt), K ≤ 1000 terms; a bend by 2), so |g| ≤ 4000 λ max|D|: at λ = 1e12, g² stays
+/// finite for segment coordinates up to 4.6e3, far beyond any network's. Larger weights overflow (a
+/// weight of 1e39 makes the regulariser's factors 2λΔs infinite, and the path NaN at its first
+/// iteration; the toy's f64 from about 1e155 on), and change nothing before they do: from about 1e10
+/// the regulariser outweighs the losses so far that the path is the straight line (the toy's height is
+/// the straight line's to 4 digits).
+pub const MAX_LAMBDA: f64 = 1e12;
+
+/// A regulariser weight: a finite number from 0 to [`MAX_LAMBDA`].
+pub fn lambda(s: &str) -> Result<f64, String> {
     let v = float(s)?;
     if v < 0.0 {
         return Err(format!("{s} must be 0 or greater"));
+    }
+    if v > MAX_LAMBDA {
+        return Err(format!(
+            "{s} is above {MAX_LAMBDA:e}, the largest regulariser weight: beyond it the f32 gradient of the \
+             regulariser can overflow, and the path is already the straight line; give at most {MAX_LAMBDA:e}"
+        ));
     }
     Ok(v)
 }

@@ -26,11 +26,8 @@ made with (a newer preset's): converged pairs are kept, the others found again, 
   losscape reproduce --preset regime --out map\n\
   losscape reproduce --preset regime --images 250,500,1000,2000,4000 --out map   (adds a size)")]
 pub struct ReproduceArgs {
-    /// quick (≤ 10 minutes on 2 CPU cores: FCP and the autoencoder converge at a reduced scale),
-    /// medium (all four networks at a reduced scale, all converging: 2 hours on 2 CPU cores), paper (the
-    /// paper's full scale, for GPU servers), regime (the regime map of FCP on 2 CPU cores: see --images)
-    /// or regime-gpu (the map up to the paper's 60,000 images, for a GPU server).
-    #[arg(long, default_value = "quick")]
+    /// The scale of the study.
+    #[arg(long, default_value = "quick", value_parser = crate::cli::preset_arg())]
     preset: String,
     /// Work directory.
     #[arg(long)]

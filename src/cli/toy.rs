@@ -15,8 +15,8 @@ pub struct ToyArgs {
     /// Output directory.
     #[arg(long)]
     out: PathBuf,
-    /// Regulariser weights (each >= 0).
-    #[arg(long, value_delimiter = ',', default_value = "10,100,1000", value_parser = super::ranges::non_negative)]
+    /// Regulariser weights (each 0 to 1e12).
+    #[arg(long, value_delimiter = ',', default_value = "10,100,1000", value_parser = super::ranges::lambda)]
     lambdas: Vec<f64>,
 }
 

@@ -35,13 +35,11 @@ pub struct TrainArgs {
     /// --lr and --batch as for SGD).
     #[arg(long, value_enum)]
     optimizer: Optimizer,
-    /// Runs, advanced together; run r starts from seed S + r (1 to 10000; default 75, or the count of
-    /// the --init vectors).
-    #[arg(long, value_parser = count(1, MAX_VECTORS))]
+    /// Runs, advanced together; run r starts from seed S + r.
+    #[arg(long, value_parser = count(1, MAX_VECTORS), help = help::runs())]
     runs: Option<usize>,
-    /// Runs kept in the solution sets (lowest training loss), at most --runs [default: 48, or --runs
-    /// when that is smaller].
-    #[arg(long, value_parser = count(1, MAX_VECTORS))]
+    /// Runs kept in the solution sets (lowest training loss), at most --runs.
+    #[arg(long, value_parser = count(1, MAX_VECTORS), help = help::keep())]
     keep: Option<usize>,
     /// Seed of the first run.
     #[arg(long, default_value_t = 0)]
@@ -49,27 +47,27 @@ pub struct TrainArgs {
     /// Output directory.
     #[arg(long)]
     out: PathBuf,
-    /// SGD and Adam epochs (1 to 1000000) [default: 300].
-    #[arg(long, value_parser = count(1, 1_000_000))]
+    /// SGD and Adam epochs.
+    #[arg(long, value_parser = count(1, 1_000_000), help = help::epochs())]
     epochs: Option<usize>,
-    /// SGD and Adam learning rate (> 0) [default: 0.1 for SGD (the paper's), 0.001 for Adam (PyTorch's)].
-    #[arg(long, value_parser = positive)]
+    /// SGD and Adam learning rate.
+    #[arg(long, value_parser = positive, help = help::lr())]
     lr: Option<f64>,
-    /// SGD and Adam mini-batch size (the last, partial batch of an epoch is kept) [default: 64].
-    #[arg(long, value_parser = at_least(1))]
+    /// SGD and Adam mini-batch size.
+    #[arg(long, value_parser = at_least(1), help = help::batch())]
     batch: Option<usize>,
-    /// L-BFGS iterations (1 to 1000000) [default: 300].
-    #[arg(long, value_parser = count(1, 1_000_000))]
+    /// L-BFGS iterations.
+    #[arg(long, value_parser = count(1, 1_000_000), help = help::iterations())]
     iterations: Option<usize>,
     /// L-BFGS line search: the authors' (reference) or a clean golden-section search [default:
     /// reference].
     #[arg(long, value_enum)]
     line_search: Option<LineSearchKind>,
-    /// L-BFGS: counted loss evaluations per line search (default 6 for reference, 12 for golden).
-    #[arg(long, value_parser = count(1, 1000))]
+    /// L-BFGS: counted loss evaluations per line search.
+    #[arg(long, value_parser = count(1, 1000), help = help::budget())]
     budget: Option<usize>,
-    /// L-BFGS history length (1 to 100) [default: 10].
-    #[arg(long, value_parser = count(1, 100))]
+    /// L-BFGS history length.
+    #[arg(long, value_parser = count(1, 100), help = help::history())]
     history: Option<usize>,
     /// Use the first N training images.
     #[arg(long, value_name = "N", value_parser = at_least(1))]
@@ -92,6 +90,62 @@ pub struct TrainArgs {
     log: Option<PathBuf>,
     #[command(flatten)]
     run: RunArgs,
+}
+
+/// The help of the options whose defaults the code fills in (they are `Option`s, so that an option
+/// given with the wrong optimizer is refused): each states the default from the constant that
+/// [`run`] uses, so the help cannot drift from it.
+mod help {
+    use super::MAX_VECTORS;
+    use crate::optim::{adam, LineSearchKind};
+    use crate::train::paper;
+
+    pub fn runs() -> String {
+        format!(
+            "Runs, advanced together; run r starts from seed S + r (1 to {MAX_VECTORS}) [default: {}, or the count of \
+             the --init vectors]",
+            paper::RUNS
+        )
+    }
+
+    pub fn keep() -> String {
+        format!("Runs kept in the solution sets (lowest training loss), at most --runs [default: {}, or --runs when that is smaller]", paper::KEEP)
+    }
+
+    pub fn epochs() -> String {
+        format!("SGD and Adam epochs (1 to 1000000) [default: {}]", paper::EPOCHS)
+    }
+
+    pub fn lr() -> String {
+        format!(
+            "SGD and Adam learning rate (> 0) [default: {} for SGD (the paper's), {} for Adam (PyTorch's)]",
+            paper::LR,
+            adam::DEFAULT_LR
+        )
+    }
+
+    pub fn batch() -> String {
+        format!(
+            "SGD and Adam mini-batch size (the last, partial batch of an epoch is kept) [default: {}]",
+            paper::BATCH
+        )
+    }
+
+    pub fn iterations() -> String {
+        format!("L-BFGS iterations (1 to 1000000) [default: {}]", paper::ITERATIONS)
+    }
+
+    pub fn budget() -> String {
+        format!(
+            "L-BFGS: counted loss evaluations per line search (1 to 1000) [default: {} for reference, {} for golden]",
+            LineSearchKind::Reference.default_budget(),
+            LineSearchKind::Golden.default_budget()
+        )
+    }
+
+    pub fn history() -> String {
+        format!("L-BFGS history length (1 to 100) [default: {}]", paper::HISTORY)
+    }
 }
 
 struct Progress {

@@ -24,12 +24,13 @@ use std::path::{Path, PathBuf};
 /// Errors: the file exists but cannot be read; a line other than the unfinished last one is not a
 /// record (named by file and 1-based line number; the file is not changed).
 pub fn read_lines<T: DeserializeOwned>(path: &Path) -> Result<Vec<T>> {
-    Ok(parse(path)?.records)
+    Ok(parse(path)?.into_records())
 }
 
-/// A file's records and the length of the part they take (the unfinished last line excluded).
+/// A file's records, each with its 1-based line number, and the length of the part they take (the
+/// unfinished last line excluded).
 struct Parsed<T> {
-    records: Vec<T>,
+    records: Vec<(usize, T)>,
     complete: usize,
     /// The file's bytes (empty when it is missing).
     bytes: Vec<u8>,
@@ -54,7 +55,7 @@ fn parse<T: DeserializeOwned>(path: &Path) -> Result<Parsed<T>> {
             continue;
         }
         match serde_json::from_slice::<T>(line) {
-            Ok(r) => records.push(r),
+            Ok(r) => records.push((i + 1, r)),
             Err(e) => bail!(
                 "{}: line {} is damaged ({e}); the file was left as it is. Repair or delete that line (its \
                  unit of work is then recomputed by a resumed run), or delete the file to recompute all",
@@ -64,6 +65,13 @@ fn parse<T: DeserializeOwned>(path: &Path) -> Result<Parsed<T>> {
         }
     }
     Ok(Parsed { records, complete, bytes })
+}
+
+impl<T> Parsed<T> {
+    /// The records without their line numbers.
+    fn into_records(self) -> Vec<T> {
+        self.records.into_iter().map(|(_, r)| r).collect()
+    }
 }
 
 /// The writer of one JSON-lines file: created by [`Appender::resume`], which reads what earlier runs
@@ -82,6 +90,15 @@ impl Appender {
     ///
     /// Errors: as [`read_lines`]; the file cannot be opened for writing to cut the unfinished line.
     pub fn resume<T: DeserializeOwned>(path: &Path) -> Result<(Appender, Vec<T>)> {
+        let (appender, records) = Appender::resume_numbered(path)?;
+        Ok((appender, records.into_iter().map(|(_, r)| r).collect()))
+    }
+
+    /// As [`Appender::resume`], each record with its 1-based line number, so that a record the caller
+    /// finds inconsistent with its run can be named by its line.
+    ///
+    /// Errors: as [`Appender::resume`].
+    pub fn resume_numbered<T: DeserializeOwned>(path: &Path) -> Result<(Appender, Vec<(usize, T)>)> {
         let Parsed { records, complete, bytes } = parse::<T>(path)?;
         let len = bytes.len();
         if complete < len {
@@ -137,7 +154,7 @@ pub fn rewrite<T: DeserializeOwned, K: Ord>(
     // the complete, non-blank lines, in the order `parse` read their records
     let lines = bytes[..complete].split_inclusive(|&b| b == b'\n').filter(|l| !l.iter().all(u8::is_ascii_whitespace));
     let mut kept: Vec<(K, &[u8])> =
-        records.iter().zip(lines).filter(|(r, _)| keep(r)).map(|(r, line)| (key(r), line)).collect();
+        records.iter().map(|(_, r)| r).zip(lines).filter(|(r, _)| keep(r)).map(|(r, line)| (key(r), line)).collect();
     kept.sort_by(|a, b| a.0.cmp(&b.0));
     let text: Vec<u8> = kept.into_iter().flat_map(|(_, line)| line.iter().copied()).collect();
     if text == bytes {

@@ -19,9 +19,10 @@ use std::path::Path;
 /// behind, never a half-written file under the final name. They hold nothing of value.
 pub const PARTIAL_PREFIX: &str = ".partial-";
 
-/// Removes the temporary files a killed writer left in `dir` (not in its subdirectories). Only for a
-/// directory that one process writes at a time (a training run's), since another writer's file in
-/// flight would be removed too.
+/// Removes the temporary files a killed writer left in `dir` (not in its subdirectories), so that a
+/// resumed directory holds the files of an uninterrupted run. Only for a directory that one process
+/// writes at a time (a training run's, a study's report), since another writer's file in flight would
+/// be removed too.
 ///
 /// Errors: `dir` exists but cannot be listed, or a leftover cannot be removed.
 pub fn remove_partials(dir: &Path) -> Result<usize> {

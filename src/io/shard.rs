@@ -29,6 +29,19 @@ impl std::str::FromStr for Shard {
     }
 }
 
+impl Shard {
+    /// Whether the item of global index `i` (a pair, a row, a unit) is this shard's.
+    pub fn holds(self, i: usize) -> bool {
+        i % self.count == self.index
+    }
+
+    /// How many of `items` items (global indices 0..items) are this shard's: none when there are
+    /// fewer items than the shard's index + 1.
+    pub fn share(self, items: usize) -> usize {
+        (0..items).filter(|&i| self.holds(i)).count()
+    }
+}
+
 /// One input set, identified by content.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SetInfo {
@@ -85,6 +98,13 @@ pub fn sha256_file(path: &Path) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_shard_holds_every_nth_item_and_may_hold_none() {
+        let shard = Shard { index: 1, count: 3 };
+        assert_eq!((0..7).filter(|&i| shard.holds(i)).collect::<Vec<_>>(), [1, 4]);
+        assert_eq!([0, 1, 2, 4, 5, 7].map(|n| shard.share(n)), [0, 0, 1, 1, 2, 2]);
+    }
 
     #[test]
     fn a_file_is_named_from_the_directory_however_either_is_named() {

@@ -300,7 +300,7 @@ pub fn run_sweep_batched(
         check_saved_paths(dir, &done)?;
     }
     let done: BTreeSet<usize> = done.iter().map(|r| r.index).collect();
-    let mine: Vec<Job> = jobs.into_iter().filter(|j| j.index % cfg.shard.count == cfg.shard.index).collect();
+    let mine: Vec<Job> = jobs.into_iter().filter(|j| cfg.shard.holds(j.index)).collect();
     let todo: Vec<Job> = mine.iter().filter(|j| !done.contains(&j.index)).cloned().collect();
     progress.start(mine.len(), mine.len() - todo.len());
     if todo.is_empty() {
@@ -381,7 +381,7 @@ fn pairs_at_once(cfg: &SweepConfig, pairs_per_batch: Option<usize>, images: &Dev
 /// The sets hold too few vectors for the pairs; the network does not plan.
 pub fn footprint(inputs: &SweepInputs, options: SweepOptions, pairs_per_batch: Option<usize>) -> Result<Footprint> {
     let (cfg, stacks, images) = (inputs.cfg, inputs.stacks, inputs.images);
-    let shard_pairs = all_jobs(cfg)?.iter().filter(|j| j.index % cfg.shard.count == cfg.shard.index).count();
+    let shard_pairs = all_jobs(cfg)?.iter().filter(|j| cfg.shard.holds(j.index)).count();
     let pairs = pairs_at_once(cfg, pairs_per_batch, images).clamp(1, shard_pairs.max(1));
     let net = Network { arch: cfg.model, act: cfg.activation };
     let budget = (images.count, images.device.chunk_budget());

@@ -6,7 +6,7 @@ mod preset;
 mod probes;
 pub mod regime;
 
-pub use preset::Preset;
+pub use preset::{Preset, PRESETS};
 pub use probes::{representative, surface_axes, ProbeSettings};
 
 use anyhow::{bail, Context, Result};
@@ -289,10 +289,14 @@ impl Study<'_> {
         Ok(())
     }
 
-    /// The report, with the configuration paragraph at its top.
+    /// The report, with the configuration paragraph at its top. A report stage killed before it wrote
+    /// `index.html` (its last file) runs again, and first removes the temporary files a kill leaves
+    /// (`io::remove_partials`: this stage, under the study's lock, is the report directory's only writer),
+    /// so the directory ends with the files of an uninterrupted run.
     fn report_stage(&self, report: &Path) -> Result<()> {
         let (cfg, p, adapter) = (self.cfg, &self.cfg.preset, self.device.summary());
         check_sweeps_complete(self.dir, cfg)?;
+        crate::io::remove_partials(report)?;
         let builds = crate::io::config::saved_builds(self.dir)?;
         let mixed = match builds[..] != [crate::io::config::writer()] {
             true => format!(

@@ -10,6 +10,17 @@ use crate::path::PathSettings;
 use crate::probe::hessian::{SpectrumSettings, DEFAULT_STEP};
 use crate::train::paper;
 
+/// Every preset [`Preset::named`] accepts, with what it is for: the choices that `reproduce --preset` and
+/// `plan --preset` list in their help (`cli::preset_arg`).
+pub const PRESETS: [(&str, &str); 6] = [
+    ("quick", "≤ 10 minutes on 2 CPU cores: FCP and the autoencoder converge at a reduced scale"),
+    ("medium", "all four networks at a reduced scale, all converging: 2 hours on 2 CPU cores"),
+    ("paper", "the paper's full scale, for GPU servers"),
+    ("regime", "the regime map of FCP on 2 CPU cores, every path run to convergence (see reproduce --images)"),
+    ("regime-gpu", "the regime map up to the paper's 60,000 images, for a GPU server"),
+    ("smoke", "the test suite's end-to-end run of every network: every stage in seconds, nothing converges"),
+];
+
 /// The scale of a reproduction. The times below are measured on a 2-core CPU (`docs/benchmarks.md`,
 /// "Presets").
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -145,7 +156,8 @@ impl Preset {
                 }),
             },
             other => {
-                bail!("unknown preset '{other}': choose quick, medium, paper, regime or regime-gpu (or smoke, the test suite's)")
+                let names: Vec<&str> = PRESETS.iter().map(|(name, _)| *name).collect();
+                bail!("unknown preset '{other}': choose one of {}", names.join(", "))
             }
         })
     }

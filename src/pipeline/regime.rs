@@ -92,6 +92,8 @@ pub fn reproduce_regime(
     }
     if stage == Stage::Report || (stage == Stage::All && shard.count == 1) {
         let out = dir.join("regime");
+        // a map killed while written leaves temporary files: removed, as by the studies' report stage
+        crate::io::remove_partials(&out)?;
         write_map(&out, &studies, &base.models)?;
         eprintln!("[regime] wrote {}", out.join("index.html").display());
     }

@@ -465,6 +465,25 @@ impl SpectrumRecord {
         }
     }
 
+    /// Why this record cannot have been written by a run with `settings` on a set of `vectors` vectors:
+    /// it names a vector the set does not hold, holds other than `settings.top` eigenvalues, or a trace
+    /// where `settings.probes` is 0 (none where it is not); None when it can have been.
+    pub fn mismatch(&self, settings: &SpectrumSettings, vectors: usize) -> Option<String> {
+        let v = self.vector;
+        if v >= vectors {
+            return Some(format!("names vector {v}, but the set holds {vectors} vectors"));
+        }
+        if self.eigenvalues.len() != settings.top {
+            let n = self.eigenvalues.len();
+            return Some(format!("holds {n} eigenvalue(s) for vector {v}, but the run's --top is {}", settings.top));
+        }
+        match (self.trace.is_some(), settings.probes) {
+            (true, 0) => Some(format!("holds a trace for vector {v}, but the run's --probes is 0")),
+            (false, p) if p > 0 => Some(format!("holds no trace for vector {v}, but the run's --probes is {p}")),
+            _ => None,
+        }
+    }
+
     /// The spectrum recorded.
     pub fn spectrum(&self) -> Spectrum {
         Spectrum {
