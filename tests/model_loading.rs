@@ -1,5 +1,6 @@
-//! What the commands do when they read a network (`--model FILE.toml`): `plan` of a wide network answers
-//! at once.
+//! What every command does when it reads a network (`--model FILE.toml`): a description past what a
+//! backend addresses is refused when it is read, naming the file and the layer, by `init`, `plan`,
+//! `eval` and `train` alike (never an abort or a panic); `plan` of a wide network answers at once.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -13,8 +14,20 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
+fn digits() -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/digits").display().to_string()
+}
+
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
+}
+
+/// The stderr of a command that failed with `code` (1: an error, 2: a usage error), without a panic.
+fn refused(o: Output, code: i32) -> String {
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(code), "expected exit {code}; stderr: {err}");
+    assert!(!err.contains("panicked") && !err.contains("memory allocation"), "{err}");
+    err
 }
 
 fn assert_contains(message: &str, parts: &[&str]) {
@@ -37,6 +50,33 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, text).unwrap();
     path
+}
+
+/// A run of `train` as short as it gets, on the CPU backend.
+const TRAIN: [&str; 8] = ["--optimizer", "sgd", "--runs", "1", "--epochs", "1", "--backend", "cpu"];
+
+/// The commands that read a network, each on `model`: the stderr of each.
+fn every_command(model: &Path, dir: &Path) -> Vec<(&'static str, Output)> {
+    let (m, d, out) = (s(model), digits(), dir.join("out"));
+    let weights = dir.join("w.safetensors");
+    vec![
+        ("init", losscape(&["init", "--model", m, "--count", "1", "--out", s(&weights)])),
+        ("plan", losscape(&["plan", "--model", m, "--backend", "cpu"])),
+        ("eval", losscape(&["eval", "--model", m, "--weights", s(&weights), "--data", &d, "--backend", "cpu"])),
+        ("train", losscape(&[&["train", "--model", m, "--data", &d, "--out", s(&out)][..], &TRAIN].concat())),
+    ]
+}
+
+#[test]
+fn a_layer_past_what_a_backend_addresses_is_refused_by_every_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let layers = ["kind = \"dense\"\nout = 100000000000", "kind = \"tanh\"", "kind = \"dense\"\nout = 10"];
+    let model = write(dir.path(), "huge.toml", &description(&layers));
+    for (command, o) in every_command(&model, dir.path()) {
+        let err = refused(o, 2);
+        assert_contains(&err, &["huge.toml", "layer 1 (dense)", "parameters per vector", "4294967295"]);
+        assert!(!dir.path().join("w.safetensors").exists(), "{command} wrote weights");
+    }
 }
 
 #[test]

@@ -29,7 +29,7 @@ pub use cost::{dispatch_goal, evaluator_bytes, per_vector_evaluator_bytes, plan_
 pub use description::Description;
 pub use evaluator::{Eval, Evaluator, Want};
 pub use generic::rows_table;
-pub use init::init_vector;
+pub use init::{init_vector, init_vectors};
 pub use input::{check_input, InputMismatch, INPUT_PIXELS, INPUT_SHAPE};
 pub use line::{Line, BASIS_SHARE};
 pub use lstm::SHAPE as LSTM_SHAPE;
