@@ -1,6 +1,7 @@
 //! What every command does when it reads a network (`--model FILE.toml`): a description past what a
-//! backend addresses is refused when it is read, naming the file and the layer, by `init`, `plan`,
-//! `eval` and `train` alike (never an abort or a panic); `plan` of a wide network answers at once.
+//! backend addresses, or one the plan builder does not take, is refused when it is read, naming the file
+//! and the layer, by `init`, `plan`, `eval` and `train` alike (never an abort, a panic or an error
+//! half-way without the file); `plan` of a wide network answers at once.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -77,6 +78,48 @@ fn a_layer_past_what_a_backend_addresses_is_refused_by_every_command() {
         assert_contains(&err, &["huge.toml", "layer 1 (dense)", "parameters per vector", "4294967295"]);
         assert!(!dir.path().join("w.safetensors").exists(), "{command} wrote weights");
     }
+}
+
+#[test]
+fn networks_the_plan_builder_does_not_take_are_refused_when_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let dense = |out: usize| format!("kind = \"dense\"\nout = {out}");
+    let rows = |layers: &str| {
+        format!("format = 1\nname = \"r\"\n[input]\nrows = [1, 8, 8]\n{layers}[head]\nkind = \"cross_entropy\"\nclasses = 10\n")
+    };
+    let cases = [
+        ("acts.toml", description(&[&dense(16), "kind = \"relu\"", "kind = \"tanh\"", &dense(10)]), "layer 3 (tanh)"),
+        (
+            "pool.toml",
+            "format = 1\nname = \"p\"\n[input]\nimage = [1, 8, 8]\n[[layers]]\nkind = \"max_pool\"\nkernel = 2\n\
+             [[layers]]\nkind = \"flatten\"\n[[layers]]\nkind = \"dense\"\nout = 10\n[head]\nkind = \"cross_entropy\"\n\
+             classes = 10\n"
+                .to_string(),
+            "layer 0 (max_pool)",
+        ),
+        (
+            "nobias.toml",
+            rows("[[layers]]\nkind = \"lstm\"\nhidden = 4\nbias = false\n[[layers]]\nkind = \"dense\"\nout = 10\n"),
+            "layer 0 (lstm)",
+        ),
+        (
+            "lstm_act.toml",
+            rows("[[layers]]\nkind = \"lstm\"\nhidden = 10\n[[layers]]\nkind = \"relu\"\n[[layers]]\nkind = \"dense\"\nout = 10\n"),
+            "layer 0 (lstm)",
+        ),
+        ("lstm_only.toml", rows("[[layers]]\nkind = \"lstm\"\nhidden = 10\n"), "layer 0 (lstm)"),
+    ];
+    for (name, text, layer) in &cases {
+        let model = write(dir.path(), name, text);
+        for (command, o) in every_command(&model, dir.path()) {
+            let err = refused(o, 2);
+            assert!(err.contains(name) && err.contains(layer), "{command} {name}: the file and {layer}: {err}");
+        }
+    }
+    // a network ending in an activation after its last dense layer is taken, as in PyTorch
+    let relu_last = write(dir.path(), "relu_last.toml", &description(&[&dense(10), "kind = \"relu\""]));
+    let o = losscape(&["init", "--model", s(&relu_last), "--out", s(&dir.path().join("r.safetensors"))]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
 }
 
 #[test]

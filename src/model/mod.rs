@@ -36,7 +36,7 @@ pub use lstm::SHAPE as LSTM_SHAPE;
 pub use matching::{weight_matching, MatchSettings, Matching};
 pub use permutation::{lstm_permutation, randperm, Mt19937};
 pub use plans::{
-    batch_fits, batch_fits_for, chunk_capacity, chunk_capacity_for, width, width_for, CACHE_FLOOR_IMAGES,
+    batch_fits, batch_fits_for, check_plans, chunk_capacity, chunk_capacity_for, width, width_for, CACHE_FLOOR_IMAGES,
     MAX_CHUNK_IMAGES,
 };
 pub use registry::{Model, ModelRecord, TensorSpec};

@@ -23,6 +23,19 @@ pub fn width_for(desc: &Description) -> usize {
     desc.derive().map_or(1, |d| generic::description_width(&d, desc))
 }
 
+/// Refuses a description the plan builder does not lower yet (docs/networks.md §7: an activation or a
+/// pooling on the input image, two activations in a row, an LSTM not followed directly by the dense
+/// layers or without biases, a network not ending in a dense layer and at most one activation), by
+/// planning one vector on one image: the same builder every evaluation uses, at a cost that does not
+/// grow with the network's size. [`Arch::parse`] calls it, so that every command refuses such a
+/// network when it reads the description, before any work.
+///
+/// # Errors
+/// The builder's refusal, naming the layer (or a description that does not derive).
+pub fn check_plans(desc: &Description) -> Result<()> {
+    Plan::for_description(desc, 0..1, 1, 1, 1, 0).map(|_| ())
+}
+
 /// The most images in one chunk: 60,000 images take 8 chunks, so the dispatches per evaluation are
 /// already few; larger chunks would only take more memory.
 pub const MAX_CHUNK_IMAGES: usize = 8192;
