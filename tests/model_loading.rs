@@ -1,7 +1,8 @@
-//! What every command does when it reads a network (`--model FILE.toml`): a description past what a
-//! backend addresses, or one the plan builder does not take, is refused when it is read, naming the file
-//! and the layer, by `init`, `plan`, `eval` and `train` alike (never an abort, a panic or an error
-//! half-way without the file); `plan` of a wide network answers at once.
+//! What every command does when it reads a network (`--model FILE.toml`, `import`): a description past
+//! what a backend addresses, or one the plan builder does not take, is refused when it is read, naming
+//! the file and the layer, by `init`, `plan`, `eval` and `train` alike (never an abort, a panic or an
+//! error half-way without the file); `plan` of a wide network answers at once; `import` writes only a
+//! `.toml` description, never over its own model.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -17,6 +18,10 @@ fn text(b: &[u8]) -> String {
 
 fn digits() -> String {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/digits").display().to_string()
+}
+
+fn onnx_fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/onnx").join(name)
 }
 
 fn s(p: &Path) -> &str {
@@ -134,4 +139,34 @@ fn plan_of_a_wide_network_answers_at_once() {
     assert!(o.status.success(), "{}", text(&o.stderr));
     assert_contains(&text(&o.stdout), &["t B=51 N=60000 loss+gradient"]);
     assert!(start.elapsed() < Duration::from_secs(10), "plan took {:?}", start.elapsed());
+}
+
+#[test]
+fn import_writes_a_toml_description_and_never_over_its_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("m.onnx");
+    std::fs::copy(onnx_fixture("mlp.onnx"), &model).unwrap();
+    let before = std::fs::read(&model).unwrap();
+    // the model itself as --out: refused (it would be replaced by its description)
+    let err = refused(losscape(&["import", s(&model), "--out", s(&model)]), 2);
+    assert_contains(&err, &["--out", "m.onnx", ".toml", "--out", "m.toml"]);
+    // another extension: refused, naming the option and the fix
+    let st = dir.path().join("m.safetensors");
+    let err = refused(losscape(&["import", s(&model), "--out", s(&st)]), 2);
+    assert_contains(&err, &["--out", "m.safetensors", "name it .toml", "m.toml"]);
+    assert!(!st.exists());
+    // a model named .toml (an ONNX file under that name) as its own --out
+    let named = dir.path().join("onnx.toml");
+    std::fs::copy(&model, &named).unwrap();
+    let err = refused(losscape(&["import", s(&named), "--out", s(&dir.path().join(".").join("onnx.toml"))]), 2);
+    assert_contains(&err, &["--out", "is the model being imported", "another file"]);
+    assert_eq!(std::fs::read(&model).unwrap(), before);
+    assert_eq!(std::fs::read(&named).unwrap(), before);
+    // a .toml, and a stream, are written
+    let toml = dir.path().join("m.toml");
+    let o = losscape(&["import", s(&model), "--out", s(&toml)]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(std::fs::read_to_string(&toml).unwrap().contains("[[layers]]"));
+    let o = losscape(&["import", s(&model), "--out", "/dev/null"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
 }
