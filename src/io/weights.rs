@@ -206,6 +206,11 @@ fn read_npy(bytes: &[u8], arch: Arch) -> Result<(WeightStack, Conversion)> {
         [rows, len] => (rows, len),
         _ => bail!("the .npy array has shape {shape:?}; expected (vectors, {n}) or ({n},)"),
     };
+    if rows == 0 {
+        bail!(
+            "the .npy array has shape {shape:?}: it holds no weight vectors; save at least one row of {n} parameters"
+        );
+    }
     if row_len != n as u64 {
         bail!(
             "row length {row_len} does not match the {}'s {n} parameters; is this a file of another network?",
