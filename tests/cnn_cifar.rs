@@ -87,7 +87,10 @@ fn a_cnn_on_a_cifar_format_dataset_trains_paths_aligns_and_probes() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("cifar-10-batches-bin");
     std::fs::create_dir(&data).unwrap();
-    std::fs::write(data.join("data_batch_1.bin"), records(96, 0)).unwrap();
+    // the 96 training images in CIFAR-10's five batch files, as its archive extracts them
+    for (k, batch) in records(96, 0).chunks(20 * 3073).enumerate() {
+        std::fs::write(data.join(format!("data_batch_{}.bin", k + 1)), batch).unwrap();
+    }
     std::fs::write(data.join("test_batch.bin"), records(32, 5)).unwrap();
     let model: PathBuf = dir.path().join("cnn.toml");
     std::fs::write(&model, CNN).unwrap();

@@ -156,14 +156,18 @@ fn cifar10_batches_read_as_3x32x32_channel_major_from_a_directory_or_one_file() 
     let (b1, p1) = cifar_records(&[3, 9, 0], 0);
     let (b2, p2) = cifar_records(&[1, 2], 3);
     let (t, pt) = cifar_records(&[8, 8, 5, 4], 5);
+    let (b3, p3) = cifar_records(&[4], 7);
     std::fs::write(dir.path().join("data_batch_2.bin"), &b2).unwrap();
     std::fs::write(dir.path().join("data_batch_1.bin"), &b1).unwrap();
+    for k in 3..=5 {
+        std::fs::write(dir.path().join(format!("data_batch_{k}.bin")), &b3).unwrap();
+    }
     std::fs::write(dir.path().join("test_batch.bin"), gzip(&t)).unwrap(); // gzipped: read by content
     std::fs::write(dir.path().join("batches.meta.txt"), "airplane\nautomobile\n").unwrap();
     let train = load_split(dir.path(), Split::Train).unwrap();
-    assert_eq!((train.len(), train.shape, train.classes), (5, ImageShape::new(3, 32, 32), 10));
-    assert_eq!(train.labels, [3, 9, 0, 1, 2], "batches in the order of their number");
-    assert_eq!(train.pixels, [p1, p2].concat());
+    assert_eq!((train.len(), train.shape, train.classes), (8, ImageShape::new(3, 32, 32), 10));
+    assert_eq!(train.labels, [3, 9, 0, 1, 2, 4, 4, 4], "batches in the order of their number");
+    assert_eq!(train.pixels, [p1, p2, p3.clone(), p3.clone(), p3].concat());
     assert_eq!(train.source, dir.path());
     let test = load_split(dir.path(), Split::Test).unwrap();
     assert_eq!((test.labels.clone(), test.pixels == pt), (vec![8, 8, 5, 4], true));
@@ -179,11 +183,34 @@ fn cifar10_batches_read_as_3x32x32_channel_major_from_a_directory_or_one_file() 
 }
 
 #[test]
+fn a_missing_cifar10_training_batch_is_named_with_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let (b, _) = cifar_records(&[1, 2], 0);
+    for k in [1, 2, 4] {
+        std::fs::write(dir.path().join(format!("data_batch_{k}.bin")), &b).unwrap();
+    }
+    std::fs::write(dir.path().join("test_batch.bin"), &b).unwrap();
+    // not three of the five batches' images without a word: the missing files named
+    let e = err(load_split(dir.path(), Split::Train));
+    assert_has(&e, &["data_batch_3.bin, data_batch_5.bin are missing", "data_batch_1.bin … data_batch_5.bin"]);
+    assert_has(&e, &["extract cifar-10-binary.tar.gz whole", "one batch file"]);
+    std::fs::write(dir.path().join("data_batch_3.bin"), &b).unwrap();
+    assert_has(&err(load_split(dir.path(), Split::Train)), &["data_batch_5.bin is missing"]);
+    // the test split does not need them; the whole set loads; one batch file alone still does
+    assert_eq!(load_split(dir.path(), Split::Test).unwrap().len(), 2);
+    std::fs::write(dir.path().join("data_batch_5.bin"), &b).unwrap();
+    assert_eq!(load_split(dir.path(), Split::Train).unwrap().len(), 10);
+    assert_eq!(load_split(&dir.path().join("data_batch_4.bin"), Split::Train).unwrap().len(), 2);
+}
+
+#[test]
 fn bad_cifar10_batches_are_refused_with_the_file_named() {
     let dir = tempfile::tempdir().unwrap();
     let (b, _) = cifar_records(&[1, 2, 3], 0);
     let file = dir.path().join("data_batch_1.bin");
     std::fs::write(dir.path().join("test_batch.bin"), &b).unwrap();
+    let others: Vec<_> = (2..=5).map(|k| dir.path().join(format!("data_batch_{k}.bin"))).collect();
+    others.iter().for_each(|other| std::fs::write(other, &b).unwrap());
     // cut short
     std::fs::write(&file, &b[..b.len() - 100]).unwrap();
     assert_has(
@@ -200,6 +227,8 @@ fn bad_cifar10_batches_are_refused_with_the_file_named() {
     assert_has(&err(load_split(dir.path(), Split::Train)), &["data_batch_1.bin", "CIFAR-100"]);
     // the test split alone is not a training split
     std::fs::remove_file(&file).unwrap();
+    assert_has(&err(load_split(dir.path(), Split::Train)), &["data_batch_1.bin is missing"]);
+    others.iter().for_each(|other| std::fs::remove_file(other).unwrap());
     assert_has(&err(load_split(dir.path(), Split::Train)), &["no data_batch_1.bin", "training split"]);
 }
 
@@ -429,9 +458,10 @@ fn files_are_recognised_by_content_and_the_wrong_ones_are_named() {
     let empty = tempfile::tempdir().unwrap();
     assert_has(
         &err(load_split(empty.path(), Split::Train)),
-        &["no dataset files", "train-images-idx3-ubyte", "data_batch_1.bin", "train.npz"],
+        &["no dataset files", "train-images-idx3-ubyte", "data_batch_1.bin", "train.npz", "(README, Datasets)"],
     );
-    assert_has(&err(load_split(&dir.path().join("missing"), Split::Train)), &["missing", "cannot read it"]);
+    let e = err(load_split(&dir.path().join("missing"), Split::Train));
+    assert_has(&e, &["missing", "cannot read it", "(README, Datasets)"]);
 }
 
 /// The 1,797 UCI digits (tests/data/digits/README.md): 1x8x8, 10 classes, split 1,437 / 360.

@@ -341,6 +341,37 @@ fn shapes_that_do_not_fit_name_the_layer_the_shape_and_the_requirement() {
 }
 
 #[test]
+fn networks_past_what_a_backend_addresses_are_refused_and_sizes_never_wrap() {
+    // 10^11 units: 6.4·10^12 weights, refused naming the layer and the bound (not an abort allocating them)
+    let m = error(&net(r#""flatten", { kind = "dense", out = 100000000000 }, "tanh", { kind = "dense", out = 10 }"#));
+    assert_contains(&m, &["layer 1 (dense): its parameters", "1.weight [100000000000, 192]", "4294967295", "32 bits"]);
+    // the bound itself: 2^32 − 1 values per vector pass, one more does not
+    let fits = net(r#""flatten", { kind = "dense", out = 22369621, bias = false }, { kind = "dense", out = 10 }"#);
+    assert_contains(&error(&fits), &["layer 2 (dense): its parameters", "4294967295"]);
+    let d = Description::parse(
+        &net(r#""flatten", { kind = "dense", out = 22369621, bias = false }"#)
+            .replace("classes = 10", "classes = 22369621"),
+    );
+    assert_eq!(d.unwrap().derive().unwrap().n_params(), 4294967232);
+    // products of huge dimensions saturate and are refused, whatever the layer, never wrap or panic
+    let huge = "4611686018427387904"; // 2^62: 2^62 · 2^62 wraps to 0 in 64 bits
+    let image = net(r#""flatten", { kind = "dense", out = 10 }"#).replace("[3, 8, 8]", &format!("[1, {huge}, 4]"));
+    assert_contains(&error(&image), &["[input]", "values per image", "4294967295"]);
+    let rows = format!("format = 1\n[input]\nrows = [4, 2, {huge}]\n[[layers]]\nkind = \"lstm\"\nhidden = 4\n[head]\nkind = \"cross_entropy\"\nclasses = 4\n");
+    assert_contains(&error(&rows), &["[input]", "more than 2^64", "4294967295"]);
+    let padded = net(&format!(
+        r#"{{ kind = "conv2d", out = 2, kernel = 3, padding = {huge} }}, "flatten", {{ kind = "dense", out = 10 }}"#
+    ));
+    assert_contains(&error(&padded), &["layer 0 (conv2d): gives", "values per image", "4294967295"]);
+    let wide = net(&format!(r#"{{ kind = "conv2d", out = {huge}, kernel = {huge} }}"#));
+    assert_contains(&error(&wide), &["layer 0 (conv2d)"]);
+    let deep = net(&format!(r#""flatten", {{ kind = "dense", out = {huge} }}, {{ kind = "dense", out = {huge} }}"#));
+    assert_contains(&error(&deep), &["layer 1 (dense): its parameters", "more than 2^64"]);
+    let lstm = rows.replace(huge, "3").replace("hidden = 4", &format!("hidden = {huge}"));
+    assert_contains(&error(&lstm), &["layer 0 (lstm): its parameters", "more than 2^64"]);
+}
+
+#[test]
 fn format_versions_and_toml_syntax() {
     let body = net(r#""flatten", { kind = "dense", out = 10 }"#);
     assert!(Description::parse(&body).is_ok());

@@ -641,18 +641,27 @@ fn a_data_parallel_prefix_and_a_torch_pickle_are_refused_with_the_fix() {
     let dir = tempfile::tempdir().unwrap();
     let model = fixture("mlp.onnx");
     let arch = Arch::parse(str(&model)).unwrap();
-    // the checkpoint's tensors renamed module.<name>, as nn.DataParallel saves them
+    // the checkpoint's tensors renamed <prefix><name>: the error of reading them
     let bytes = std::fs::read(fixture("ckpt_a.safetensors")).unwrap();
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let views: Vec<(String, safetensors::tensor::TensorView)> =
-        st.tensors().into_iter().map(|(n, v)| (format!("module.{n}"), v)).collect();
-    let prefixed = dir.path().join("dp.safetensors");
-    std::fs::write(&prefixed, safetensors::serialize(views, None).unwrap()).unwrap();
-    let err = format!("{:#}", read_weights(&prefixed, arch).unwrap_err());
+    let prefixed = |prefix: &str, file: &str| {
+        let views: Vec<(String, safetensors::tensor::TensorView)> =
+            st.tensors().into_iter().map(|(n, v)| (format!("{prefix}{n}"), v)).collect();
+        let path = dir.path().join(file);
+        std::fs::write(&path, safetensors::serialize(views, None).unwrap()).unwrap();
+        format!("{:#}", read_weights(&path, arch).unwrap_err())
+    };
+    // as nn.DataParallel saves them
+    let err = prefixed("module.", "dp.safetensors");
     assert_contains(
         &err,
         &["dp.safetensors", "prefix 'module.'", "model.module.state_dict()", "removeprefix('module.')"],
     );
+    // another wrapper's prefix (a module holding the network as `self.model`): its own advice
+    let err = prefixed("model.", "wrapped.safetensors");
+    let advice = ["prefix 'model.'", "attribute `model`", "outer.model.state_dict()", "removeprefix('model.')"];
+    assert_contains(&err, &[&["wrapped.safetensors"][..], &advice].concat());
+    assert!(!err.contains("DataParallel") && !err.contains("model.module"), "{err}");
     let pt = dir.path().join("ckpt.pt");
     // torch.save's zip archive: its first entry is <archive>/data.pkl
     let mut zip = b"PK\x03\x04".to_vec();

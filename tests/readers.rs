@@ -80,6 +80,9 @@ fn npy_faults_are_named() {
         (npy("<f8", false, &[1, 15456], &[(1e300f64).to_le_bytes(); 15456].concat()), "beyond the float32 range"),
         (b"PK\x03\x04 a zip".to_vec(), "not a .npy file"),
         (npy("<f4", false, &[1 << 40, 1 << 40], &data), "truncated or corrupt"),
+        // an empty array holds nothing, which is what it is called (not truncated)
+        (npy("<f4", false, &[0, 15456], &[]), "shape [0, 15456]: it holds no weight vectors"),
+        (npy("<f4", false, &[0, 1 << 40], &[]), "truncated or corrupt"),
     ];
     for (bytes, needle) in cases {
         let err = format!("{:#}", parse_npy(&bytes).unwrap_err());
@@ -239,6 +242,19 @@ fn a_web_page_saved_as_mnist_is_recognised() {
     std::fs::write(&p, &gz[..gz.len() / 2]).unwrap();
     let err = read_maybe_gz(&p).unwrap_err();
     assert!(matches!(err, IdxError::Gzip { .. }) && err.to_string().contains("download the file again"), "{err}");
+    // the decoder's words once, also in a chain (`{:#}`, as the commands print errors)
+    let chain = format!("{:#}", anyhow::Error::from(err));
+    assert!(chain.ends_with("download the file again"), "{chain}");
+    // a checksum that does not match: a byte of the trailer's CRC-32 changed
+    let mut bad = gz.clone();
+    let at = bad.len() - 8;
+    bad[at] ^= 0x55;
+    std::fs::write(&p, &bad).unwrap();
+    let chain = format!("{:#}", anyhow::Error::from(read_maybe_gz(&p).unwrap_err()));
+    assert!(
+        chain.contains("cut.gz: the gzip data is corrupt") && chain.ends_with("download the file again"),
+        "{chain}"
+    );
 }
 
 #[test]

@@ -1,6 +1,6 @@
 use anyhow::Result;
 use clap::Args;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::model::onnx::{self, Loss};
 
@@ -12,13 +12,15 @@ use crate::model::onnx::{self, Loss};
 pub struct ImportArgs {
     /// The ONNX model (its head: --loss).
     file: PathBuf,
-    /// The description to write (.toml); `--model` takes it, or the .onnx file itself.
+    /// The description to write (.toml, or a stream such as /dev/stdout); `--model` takes it, or the
+    /// .onnx file itself.
     #[arg(long)]
     out: PathBuf,
 }
 
 /// Runs `import` with the head `loss` (the global `--loss`).
 pub fn run(args: ImportArgs, loss: Option<Loss>) -> Result<()> {
+    check_out(&args.file, &args.out)?;
     let imported = onnx::import(&args.file, loss).map_err(|e| match e.downcast::<onnx::HeadConflict>() {
         Ok(conflict) => super::ranges::usage("import", conflict),
         Err(e) => e,
@@ -41,4 +43,34 @@ pub fn run(args: ImportArgs, loss: Option<Loss>) -> Result<()> {
         names.join(", ")
     )?;
     Ok(())
+}
+
+/// Refuses an `--out` that is not a `.toml` file, or that is the model `file` itself (`import m.onnx
+/// --out m.onnx` would replace the model with its description), as usage errors naming `--out` and the
+/// fix. A stream (`/dev/stdout`, `/dev/null`, a named pipe: an existing path that is neither a file nor
+/// a directory) is written through whatever its name.
+fn check_out(file: &Path, out: &Path) -> Result<()> {
+    let stream = std::fs::metadata(out).is_ok_and(|m| !m.is_file() && !m.is_dir());
+    if !stream && !out.extension().is_some_and(|e| e.eq_ignore_ascii_case("toml")) {
+        let message = format!(
+            "--out {}: import writes a network description, a TOML file; name it .toml (e.g. --out {})",
+            out.display(),
+            out.with_extension("toml").display()
+        );
+        return Err(super::ranges::usage("import", message));
+    }
+    if same_file(file, out) {
+        let message =
+            format!("--out {} is the model being imported; write the description to another file", out.display());
+        return Err(super::ranges::usage("import", message));
+    }
+    Ok(())
+}
+
+/// Whether `a` and `b` name one existing file (through links or other spellings of the path).
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
 }

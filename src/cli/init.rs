@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use super::ranges;
 use crate::io::{write_weights, WeightStack};
-use crate::model::{init_vector, Arch};
+use crate::model::{init_vectors, Arch};
 
 /// Write freshly initialised weight vectors (PyTorch default init, one seed per vector).
 #[derive(Args)]
@@ -29,7 +29,8 @@ pub struct InitArgs {
 
 pub fn run(args: InitArgs) -> Result<()> {
     let seeds = ranges::seeds("init", args.seed, args.count)?;
-    let flat: Vec<f32> = seeds.iter().flat_map(|&s| init_vector(args.model, s)).collect();
+    let flat = init_vectors(args.model, &seeds)
+        .map_err(|e| anyhow::anyhow!("init: {e}; lower --count, or make the network smaller"))?;
     let mut stack = WeightStack::new(args.model, flat);
     let names: Vec<String> = seeds.iter().map(|s| s.to_string()).collect();
     stack.metadata.insert("losscape.seeds".into(), names.join(","));

@@ -8,7 +8,7 @@ use super::RunArgs;
 use crate::data::{DeviceImages, Split};
 use crate::io::read_weights;
 use crate::io::shard::sha256_file;
-use crate::model::{init_vector, Arch};
+use crate::model::{init_vectors, Arch};
 use crate::optim::{adam, LbfgsSettings, LineSearchKind};
 use crate::train::{
     footprint, paper, train, CheckpointEvery, LbfgsConfig, MiniBatchConfig, Optimizer, RunRecord, TrainConfig,
@@ -209,7 +209,11 @@ fn starting_points(args: &TrainArgs) -> Result<Start> {
     let Some(path) = &args.init else {
         let runs = args.runs.unwrap_or(paper::RUNS);
         let seeds = ranges::seeds("train", args.seed, runs)?;
-        let flat = seeds.iter().flat_map(|&s| init_vector(args.model, s)).collect();
+        // checked before the memory estimate (which needs the data and the device): the starting points
+        // alone may not fit
+        let flat = init_vectors(args.model, &seeds).map_err(|e| {
+            anyhow::anyhow!("train: --runs {runs}: {e}; train fewer --runs, or make the network smaller")
+        })?;
         return Ok(Start { flat, seeds: Some(seeds), runs, init_sha256: None });
     };
     let stack = read_weights(path, args.model)?;

@@ -59,8 +59,16 @@ pub fn parse_batch(bytes: &[u8], path: &Path) -> Result<(Vec<u8>, Vec<u8>)> {
     Ok((pixels, labels))
 }
 
+/// The number of training batches CIFAR-10 ships: `data_batch_1.bin` … `data_batch_5.bin`.
+pub const TRAIN_BATCHES: u64 = 5;
+
 /// The batch files of `split` in `dir`: `data_batch_<k>.bin` in the order of k, or `test_batch.bin`.
 /// Empty when there are none.
+///
+/// # Errors
+/// `dir` cannot be listed; some training batches are there but not all of `data_batch_1.bin` …
+/// `data_batch_5.bin` (a partial extraction would train on fewer images without a word): the missing
+/// files are named, with the fix.
 pub fn batches(dir: &Path, split: Split) -> Result<Vec<PathBuf>> {
     let mut found: Vec<(u64, PathBuf)> = Vec::new();
     let entries = std::fs::read_dir(dir).map_err(|e| anyhow::anyhow!("{}: cannot list: {e}", dir.display()))?;
@@ -77,6 +85,19 @@ pub fn batches(dir: &Path, split: Split) -> Result<Vec<PathBuf>> {
         }
     }
     found.sort();
+    let missing: Vec<String> = (1..=TRAIN_BATCHES)
+        .filter(|k| split == Split::Train && !found.is_empty() && !found.iter().any(|(f, _)| f == k))
+        .map(|k| format!("data_batch_{k}.bin"))
+        .collect();
+    if !missing.is_empty() {
+        bail!(
+            "{}: CIFAR-10's training split is data_batch_1.bin … data_batch_{TRAIN_BATCHES}.bin, but {} {} missing; \
+             extract cifar-10-binary.tar.gz whole (or give --data one batch file to train on it alone)",
+            dir.display(),
+            missing.join(", "),
+            if missing.len() == 1 { "is" } else { "are" }
+        );
+    }
     Ok(found.into_iter().map(|(_, p)| p).collect())
 }
 

@@ -13,8 +13,9 @@ use super::ImageShape;
 /// What can be wrong with an IDX file; every message names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum IdxError {
-    #[error("{path}: cannot read: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    /// The I/O error is part of the message, not a source, so that a chain (`{:#}`) says it once.
+    #[error("{path}: cannot read: {cause}")]
+    Io { path: PathBuf, cause: std::io::Error },
     #[error("{path}: wrong magic number {found:#010x} (expected {expected:#010x}); is this an IDX {kind} file?")]
     Magic { path: PathBuf, found: u32, expected: u32, kind: &'static str },
     #[error("{path}: truncated: the header promises {expected} bytes, the file holds {found}; download it again")]
@@ -30,8 +31,9 @@ pub enum IdxError {
              redirect page: download the file again (e.g. with curl -L) from a working mirror"
     )]
     WebPage { path: PathBuf },
-    #[error("{path}: the gzip data is corrupt or cut short ({source}); download the file again")]
-    Gzip { path: PathBuf, source: std::io::Error },
+    /// As `Io`, the decoder's error is in the message only.
+    #[error("{path}: the gzip data is corrupt or cut short ({cause}); download the file again")]
+    Gzip { path: PathBuf, cause: std::io::Error },
     #[error(
         "{path}: unpacks to more than {limit} bytes, more than losscape reads from one file; is this the right file?"
     )]
@@ -47,7 +49,7 @@ pub const MAX_UNPACKED: u64 = 1 << 30;
 
 /// Reads a whole file, un-gzipping it when its content is gzip (whatever its name).
 pub fn read_maybe_gz(path: &Path) -> Result<Vec<u8>, IdxError> {
-    let raw = std::fs::read(path).map_err(|source| IdxError::Io { path: path.to_path_buf(), source })?;
+    let raw = std::fs::read(path).map_err(|cause| IdxError::Io { path: path.to_path_buf(), cause })?;
     decode(raw, path)
 }
 
@@ -57,7 +59,7 @@ pub fn decode(raw: Vec<u8>, path: &Path) -> Result<Vec<u8>, IdxError> {
     if raw.starts_with(&[0x1f, 0x8b]) {
         let mut out = Vec::with_capacity(raw.len().saturating_mul(5).min(64 << 20));
         let mut reader = flate2::read::MultiGzDecoder::new(&raw[..]).take(MAX_UNPACKED + 1);
-        reader.read_to_end(&mut out).map_err(|source| IdxError::Gzip { path: path.into(), source })?;
+        reader.read_to_end(&mut out).map_err(|cause| IdxError::Gzip { path: path.into(), cause })?;
         if out.len() as u64 > MAX_UNPACKED {
             return Err(IdxError::TooLarge { path: path.into(), limit: MAX_UNPACKED });
         }

@@ -111,7 +111,7 @@ pub fn load_split(path: &Path, split: Split) -> Result<Dataset> {
 /// reads; the split is not there. Each message names the path and says what to give instead.
 pub fn split_files(path: &Path, split: Split) -> Result<SplitFiles> {
     let meta = std::fs::metadata(path).map_err(|e| {
-        anyhow!("{}: cannot read it ({e}); --data names a dataset directory or file (README, Data)", path.display())
+        anyhow!("{}: cannot read it ({e}); --data names a dataset directory or file (README, Datasets)", path.display())
     })?;
     if meta.is_dir() {
         directory(path, split)
@@ -215,7 +215,7 @@ fn directory(dir: &Path, split: Split) -> Result<SplitFiles> {
         return Ok(SplitFiles::Npz { file, arrays: Arrays { x: "x".into(), y: "y".into() } });
     }
     bail!(
-        "{}: no dataset files; --data names a directory of {DIRECTORY_FORMATS}, or a .npz file (README, Data)",
+        "{}: no dataset files; --data names a directory of {DIRECTORY_FORMATS}, or a .npz file (README, Datasets)",
         dir.display()
     )
 }

@@ -133,7 +133,7 @@ pub fn locate_in(places: &Places) -> Result<DataDir> {
         if !has_dataset(&dir) {
             bail!(
                 "{DATA_VAR}={}: not a directory holding the four MNIST files ({}; each .gz or raw), nor another \
-                 dataset losscape reads (CIFAR-10's batches, .npz; README, Data); point {DATA_VAR} at one (the \
+                 dataset losscape reads (CIFAR-10's batches, .npz; README, Datasets); point {DATA_VAR} at one (the \
                  repository's assets/mnist/) or unset it",
                 dir.display(),
                 file_names()

@@ -4,6 +4,10 @@
 
 use anyhow::{anyhow, bail, Result};
 
+/// The most values the nonzero dimensions of an empty array's shape may multiply to: 2^32 − 1, the
+/// most parameters a network has (`model::description::MAX_VALUES`), far more than an image has.
+const EMPTY_ROW_LIMIT: u64 = u32::MAX as u64;
+
 /// The dimensions of a `.npy` header, checked before the header reaches `npyz`: the preamble's header
 /// length fits the file, the bracket nesting is shallow, and the shape's product cannot overflow nor
 /// exceed the file's size. Returns the offset of the data.
@@ -44,7 +48,9 @@ pub fn precheck(bytes: &[u8]) -> Result<usize> {
         bail!("the .npy header describes a structured array; save a plain array (e.g. with numpy.save)");
     }
     // every bracketed list of integers (the shape, wherever it sits): the product of its nonzero
-    // entries must fit u64 (npyz multiplies them unchecked) and cannot exceed the file's size
+    // entries must fit u64 (npyz multiplies them unchecked) and cannot exceed the file's size; for an
+    // empty array (an entry 0, which needs no bytes: its reader says it holds nothing) it cannot exceed
+    // EMPTY_ROW_LIMIT, so that no reader sizes anything by an absurd row
     for group in text.split(['(', '[', '{']).skip(1).map(|g| g.split([')', ']', '}']).next().unwrap_or("")) {
         let dims: Option<Vec<u64>> = group.split(',').map(str::trim).filter(|d| !d.is_empty()).map(py_uint).collect();
         let Some(dims) = dims else { continue };
@@ -52,7 +58,7 @@ pub fn precheck(bytes: &[u8]) -> Result<usize> {
             .iter()
             .filter(|&&d| d > 0)
             .try_fold(1u64, |p, &d| p.checked_mul(d))
-            .filter(|&p| p <= bytes.len() as u64);
+            .filter(|&p| p <= if dims.contains(&0) { EMPTY_ROW_LIMIT } else { bytes.len() as u64 });
         if product.is_none() {
             bail!("the .npy file is truncated or corrupt: its shape {dims:?} needs more bytes than the file holds");
         }

@@ -249,6 +249,11 @@ fn read_npy(bytes: &[u8], arch: Arch) -> Result<(WeightStack, Conversion)> {
         [rows, len] => (rows, len),
         _ => bail!("the .npy array has shape {shape:?}; expected (vectors, {n}) or ({n},)"),
     };
+    if rows == 0 {
+        bail!(
+            "the .npy array has shape {shape:?}: it holds no weight vectors; save at least one row of {n} parameters"
+        );
+    }
     if row_len != n as u64 {
         bail!(
             "row length {row_len} does not match the {}'s {n} parameters; is this a file of another network?",
@@ -398,9 +403,10 @@ fn read_safetensors(bytes: &[u8], arch: Arch) -> Result<(WeightStack, Conversion
 }
 
 /// Refuses a state_dict whose names are the network's under one prefix (`module.`, as
-/// `nn.DataParallel` and DistributedDataParallel save them), naming the prefix and the fix. It is
-/// refused rather than stripped silently: the names say the file is a wrapper's, and a file whose
-/// names need rewriting to load should be rewritten once, not reinterpreted on every read.
+/// `nn.DataParallel` and DistributedDataParallel save them; `model.` or another, as a module that holds
+/// the network as an attribute saves them), naming the prefix and the fix. It is refused rather than
+/// stripped silently: the names say the file is a wrapper's, and a file whose names need rewriting to
+/// load should be rewritten once, not reinterpreted on every read.
 fn data_parallel_prefix(names: &[&str], specs: &[crate::model::TensorSpec], arch: Arch) -> Result<()> {
     let Some(first) = names.first() else { return Ok(()) };
     let Some((prefix, _)) = specs.iter().find_map(|s| first.strip_suffix(s.name).map(|p| (p, s))) else {
@@ -412,14 +418,34 @@ fn data_parallel_prefix(names: &[&str], specs: &[crate::model::TensorSpec], arch
         && names.iter().all(|n| stripped(n).is_some_and(|s| specs.iter().any(|t| t.name == s)));
     if all {
         bail!(
-            "every tensor name carries the prefix '{prefix}' ('{first}'), as a state_dict saved from \
-             nn.DataParallel/DistributedDataParallel: the {} names them without it. Save the inner \
-             module's state_dict (model.module.state_dict()), or strip the prefix once: \
-             {{k.removeprefix('{prefix}'): v for k, v in state_dict.items()}}",
-            arch.title()
+            "every tensor name carries the prefix '{prefix}' ('{first}'), {}: the {} names them without it. {}, or \
+             strip the prefix once: {{k.removeprefix('{prefix}'): v for k, v in state_dict.items()}}",
+            prefix_origin(prefix),
+            arch.title(),
+            prefix_fix(prefix)
         );
     }
     Ok(())
+}
+
+/// Where a state_dict's common name prefix comes from, for [`data_parallel_prefix`].
+fn prefix_origin(prefix: &str) -> String {
+    match prefix.strip_suffix('.') {
+        Some("module") => "as a state_dict saved from nn.DataParallel/DistributedDataParallel".into(),
+        Some(attribute) => {
+            format!("as a state_dict saved from a module that holds the network as its attribute `{attribute}`")
+        }
+        None => "which the network's own names do not have".into(),
+    }
+}
+
+/// How to save a state_dict without the prefix, for [`data_parallel_prefix`].
+fn prefix_fix(prefix: &str) -> String {
+    match prefix.strip_suffix('.') {
+        Some("module") => "Save the inner module's state_dict (model.module.state_dict())".into(),
+        Some(attribute) => format!("Save that attribute's state_dict (outer.{attribute}.state_dict())"),
+        None => "Save the network's own state_dict".into(),
+    }
 }
 
 /// Writes a stack, choosing the format by extension (.npy, else safetensors), atomically: a crash

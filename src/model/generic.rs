@@ -185,10 +185,17 @@ pub(super) fn plan(p: &mut Builder, desc: &Description, derived: &Derived, chunk
             bail!("{}: an lstm reads the input `rows = [C, H, W]`", named(i));
         };
         if i != 0 || split != 1 {
-            bail!("{}: an lstm must be the first layer, followed by the dense layers (nothing between)", named(i));
+            bail!(
+                "{}: an lstm must be the first layer, followed directly by a dense layer (no activation between, \
+                 none missing)",
+                named(i)
+            );
         }
         if !bias {
-            bail!("{}: an lstm without biases is not supported by the plan builder yet", named(i));
+            bail!(
+                "{}: an lstm without biases is not supported by the plan builder yet; leave out `bias = false`",
+                named(i)
+            );
         }
         let shape = LstmShape { hidden, steps: h, features: c * w };
         let o = params_of(i);
@@ -261,7 +268,11 @@ pub(super) fn plan(p: &mut Builder, desc: &Description, derived: &Derived, chunk
                 Shape::Image { c, h, w },
             ) => {
                 let Operand::Tensor(input) = value.src else {
-                    bail!("{}: pooling directly on the input image is not supported by the plan builder yet", named(i));
+                    bail!(
+                        "{}: pooling directly on the input image is not supported by the plan builder yet; put a \
+                         conv2d layer before it, or give the network images pooled beforehand",
+                        named(i)
+                    );
                 };
                 pools += 1;
                 let kind =
@@ -279,7 +290,11 @@ pub(super) fn plan(p: &mut Builder, desc: &Description, derived: &Derived, chunk
             (LayerKind::Act(act), _) => {
                 // an activation that follows no tensor-writing layer (after `flatten`): on the last value
                 let Operand::Tensor(z) = value.src else {
-                    bail!("{}: an activation directly on the input is not supported by the plan builder yet", named(i));
+                    bail!(
+                        "{}: an activation directly on the input is not supported by the plan builder yet; put a \
+                         layer with parameters (dense, conv2d) before it",
+                        named(i)
+                    );
                 };
                 let a = p.tensor(&format!("layer {i} a"), b * cap * value.len);
                 stages.push(Stage::Act { act: act.act(), z, out: a, grad: value.grad, len: value.len });
@@ -350,7 +365,7 @@ fn dense_stack(
         };
         if act.is_some() && matches!(layers.get(i + 2).map(|l| l.kind), Some(LayerKind::Act(_))) {
             bail!(
-                "layer {} ({}): two activations in a row after a dense layer are not supported by the plan builder yet",
+                "layer {} ({}): two activations in a row after a dense layer are not supported by the plan builder yet; keep one",
                 i + 2,
                 layers[i + 2].kind.id()
             );

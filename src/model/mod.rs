@@ -29,15 +29,15 @@ pub use cost::{dispatch_goal, evaluator_bytes, per_vector_evaluator_bytes, plan_
 pub use description::Description;
 pub use evaluator::{Eval, Evaluator, Want};
 pub use generic::rows_table;
-pub use init::init_vector;
+pub use init::{init_vector, init_vectors};
 pub use input::{check_input, InputMismatch, INPUT_PIXELS, INPUT_SHAPE};
 pub use line::{Line, BASIS_SHARE};
 pub use lstm::SHAPE as LSTM_SHAPE;
 pub use matching::{weight_matching, MatchSettings, Matching};
 pub use permutation::{lstm_permutation, randperm, Mt19937};
 pub use plans::{
-    batch_fits, batch_fits_for, chunk_capacity, chunk_capacity_aimed, chunk_capacity_for, width, width_for,
-    CACHE_FLOOR_IMAGES, MAX_CHUNK_IMAGES,
+    batch_fits, batch_fits_for, check_plans, chunk_capacity, chunk_capacity_aimed, chunk_capacity_for, width,
+    width_for, CACHE_FLOOR_IMAGES, MAX_CHUNK_IMAGES,
 };
 pub use registry::{Model, ModelRecord, TensorSpec};
 pub use spec::{Arch, Network};

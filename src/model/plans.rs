@@ -23,6 +23,19 @@ pub fn width_for(desc: &Description) -> usize {
     desc.derive().map_or(1, |d| generic::description_width(&d, desc))
 }
 
+/// Refuses a description the plan builder does not lower yet (docs/networks.md §7: an activation or a
+/// pooling on the input image, two activations in a row, an LSTM not followed directly by the dense
+/// layers or without biases, a network not ending in a dense layer and at most one activation), by
+/// planning one vector on one image: the same builder every evaluation uses, at a cost that does not
+/// grow with the network's size. [`Arch::parse`] calls it, so that every command refuses such a
+/// network when it reads the description, before any work.
+///
+/// # Errors
+/// The builder's refusal, naming the layer (or a description that does not derive).
+pub fn check_plans(desc: &Description) -> Result<()> {
+    Plan::for_description(desc, 0..1, 1, 1, 1, 0).map(|_| ())
+}
+
 /// The most images in one chunk: 60,000 images take 8 chunks, so the dispatches per evaluation are
 /// already few; larger chunks would only take more memory.
 pub const MAX_CHUNK_IMAGES: usize = 8192;
@@ -43,7 +56,7 @@ pub fn chunk_capacity(net: Network, budget: ChunkBudget, batch: usize, images: u
 /// [`chunk_capacity`] for the network `desc` describes.
 pub fn chunk_capacity_for(desc: &Description, budget: ChunkBudget, batch: usize, images: usize) -> usize {
     let batch = batch.max(1);
-    let per_tensor = budget.tensor_bytes / (batch * width_for(desc) * 4) as u64;
+    let per_tensor = budget.tensor_bytes / bytes(&[batch, width_for(desc), 4]);
     // every scratch tensor grows with the chunk: measure them on a 64-image plan
     let probe = Plan::for_description(desc, 0..64, 64, batch, 64, 0).map_or(0, |p| p.scratch_bytes());
     let per_image = probe.div_ceil(64).max(1);
@@ -78,10 +91,15 @@ pub fn batch_fits(net: Network, budget: ChunkBudget, batch: usize) -> bool {
 /// [`batch_fits`] for the network `desc` describes (false for one that does not plan).
 pub fn batch_fits_for(desc: &Description, budget: ChunkBudget, batch: usize) -> bool {
     let Ok(derived) = desc.derive() else { return false };
-    let vectors = (batch * derived.n_params() * 4) as u64;
-    let widest = (64 * batch * width_for(desc) * 4) as u64;
+    let vectors = bytes(&[batch, derived.n_params(), 4]);
+    let widest = bytes(&[64, batch, width_for(desc), 4]);
     let scratch = Plan::for_description(desc, 0..64, 64, batch.max(1), 64, 0).map_or(u64::MAX, |p| p.scratch_bytes());
     vectors.max(widest) <= budget.tensor_bytes && scratch.saturating_add(2 * vectors) <= budget.total_bytes
+}
+
+/// The product of `factors` as a byte count, saturating at `u64::MAX` (a size past any budget).
+fn bytes(factors: &[usize]) -> u64 {
+    factors.iter().fold(1u64, |p, &f| p.saturating_mul(f as u64))
 }
 
 /// The chunks of `range` (at most `chunk` images each) and a builder with the external tensors of a

@@ -125,6 +125,7 @@ impl Arch {
         }
         if spec.trim_start().starts_with("mlp:") {
             let d = Description::parse(spec)?;
+            super::plans::check_plans(&d).with_context(|| spec.trim().to_string())?;
             return Ok(Arch::Custom(registry::intern(registry::file_safe(spec.trim()), d)?));
         }
         if !path.exists() {
@@ -139,6 +140,8 @@ impl Arch {
             let text = std::fs::read_to_string(path).with_context(|| format!("{spec}: cannot read the description"))?;
             Description::parse(&text).with_context(|| format!("{spec}: not a valid network description"))?
         };
+        // a network the plan builder does not take is refused here, naming the file, by every command
+        super::plans::check_plans(&d).with_context(|| spec.to_string())?;
         let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
         let id = registry::file_safe(d.name.as_deref().unwrap_or(&stem));
         if id.is_empty() {

@@ -34,13 +34,30 @@ impl Layout {
     }
 }
 
-/// One past the largest index a batched layout addresses for (rows x cols) matrices.
+/// One past the largest index a batched layout addresses for (rows x cols) matrices, in constant
+/// time (a plan's cost, `plan` and the backends' bounds checks ask it of every product: a loop over
+/// the columns made them quadratic in a layer's width). An end past `usize::MAX` saturates there, so
+/// that it fails every bounds check instead of wrapping to a small index.
 pub fn layout_end(l: &Layout, batches: usize, rows: usize, cols: usize) -> usize {
     if batches == 0 || rows == 0 || cols == 0 {
         return 0;
     }
-    let last_col = (0..cols).map(|c| l.at(0, 0, c)).max().unwrap_or(0) - l.off;
-    l.off + (batches - 1) * l.batch + (rows - 1) * l.row + last_col + 1
+    let terms = [l.off, (batches - 1).saturating_mul(l.batch), (rows - 1).saturating_mul(l.row), last_column(l, cols)];
+    terms.into_iter().fold(1, usize::saturating_add)
+}
+
+/// The largest `(c / size) * stride + (c % size) * col` over the columns c < `cols` (`cols` > 0): every
+/// term grows with c within a group, and the groups with their index, so the largest is the last
+/// column's, or (when the last group is partial) the last column of the full group before it.
+fn last_column(l: &Layout, cols: usize) -> usize {
+    let Some((size, stride)) = l.group.filter(|&(size, _)| size > 0 && size < cols) else {
+        return (cols - 1).saturating_mul(l.col);
+    };
+    let column =
+        |group: usize, member: usize| group.saturating_mul(stride).saturating_add(member.saturating_mul(l.col));
+    let last = (cols - 1) / size;
+    let full_before = if last > 0 { column(last - 1, size - 1) } else { 0 };
+    column(last, (cols - 1) % size).max(full_before)
 }
 
 /// Shape of a batched product `C[z] (m x n) = A[z] (m x k) * B[z] (k x n)`, z < batches.

@@ -6,7 +6,7 @@
 
 use super::{backends, check, gamma, images, read, run, upload, values};
 use losscape::backend::Source;
-use losscape::ops::{Layout, Product};
+use losscape::ops::{layout_end, Layout, Product};
 
 /// How an operand is stored.
 #[derive(Clone, Copy, Debug)]
@@ -97,4 +97,34 @@ fn products_match_f64_on_cpu_and_wgpu() {
             }
         }
     }
+}
+
+#[test]
+fn layout_end_is_the_furthest_element_in_constant_time() {
+    use Store::*;
+    // every store, with full and partial column groups, against the element-by-element maximum
+    for (rows, cols) in [(1, 1), (3, 7), (5, 9), (4, 12), (2, 13)] {
+        for s in [RowMajor, Transposed, WeightBlocks(3), OutputBlocks(4), WeightBlocks(13), OutputBlocks(20), Images] {
+            for batches in [1, 3] {
+                let l = layout(s, rows, cols, 5);
+                let what = format!("{s:?} {batches}x{rows}x{cols}");
+                assert_eq!(layout_end(&l, batches, rows, cols), extent(&l, batches, rows, cols), "{what}");
+            }
+        }
+    }
+    // a partial last group whose columns end before the full group's: (2, 100) groups, col 10
+    let l = Layout { off: 0, batch: 0, row: 0, col: 10, group: Some((4, 1)) };
+    assert_eq!(layout_end(&l, 1, 1, 9), extent(&l, 1, 1, 9));
+    // a layer of 2^40 columns (`plan` of a wide network asks this of every product): at once, not a
+    // loop over the columns
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let wide = 1usize << 40;
+        tx.send(layout_end(&Layout::row_major(0, wide, 0), 1, 2, wide)).unwrap();
+    });
+    let end = rx.recv_timeout(std::time::Duration::from_secs(10)).expect("layout_end of 2^40 columns within 10 s");
+    assert_eq!(end, 2 << 40);
+    // an end past the address space saturates (fails every bounds check) instead of wrapping
+    let huge = Layout::row_major(0, usize::MAX / 2, usize::MAX / 2);
+    assert_eq!(layout_end(&huge, 3, 3, 3), usize::MAX);
 }

@@ -20,12 +20,60 @@ pub enum Shape {
     Features(usize),
 }
 
+/// The most values a parameter vector, or one image's values after any layer, may hold: 2^32 − 1.
+/// The GPU kernels index every tensor with 32-bit integers (`model/walk.rs` checks each plan's
+/// indices), so a network past it could not be evaluated there even for one vector on one image, and
+/// on the CPU backend one vector of it alone would take 16 GiB (4 bytes a value). [`Description::derive`]
+/// refuses a description past it, naming the layer, before anything is allocated.
+pub const MAX_VALUES: usize = u32::MAX as usize;
+
+/// The product of `dims`, saturating at `usize::MAX` (past [`MAX_VALUES`], so refused, never wrapped).
+fn product(dims: &[usize]) -> usize {
+    dims.iter().fold(1, |p, &d| p.saturating_mul(d))
+}
+
+/// What [`MAX_VALUES`] is, for messages.
+const LIMIT: &str = "the 4294967295 (2^32 − 1) that every backend can address (the GPU kernels index with 32 bits)";
+
+/// Refuses layer `index` (of kind `kind`) when the parameters so far (`params`, its own last) hold more
+/// than [`MAX_VALUES`], or its output `shape` more than [`MAX_VALUES`] values per image.
+///
+/// Errors: [`DescriptionError::Shape`] naming the layer, the count and the bound.
+fn check_size(index: usize, kind: &'static str, shape: Shape, params: &[Param]) -> Result<(), DescriptionError> {
+    let err = |message: String| DescriptionError::Shape { index, kind, message };
+    let total = params.iter().fold(0usize, |n, p| n.saturating_add(p.len()));
+    if total > MAX_VALUES {
+        let own: Vec<String> =
+            params.iter().filter(|p| p.layer == index).map(|p| format!("{} {:?}", p.name, p.shape)).collect();
+        return Err(err(format!(
+            "its parameters ({}) bring the network to {} parameters per vector, more than {LIMIT}; make the layer smaller",
+            own.join(", "),
+            count_text(total)
+        )));
+    }
+    if shape.len() > MAX_VALUES {
+        let n = count_text(shape.len());
+        return Err(err(format!("gives {shape}, {n} values per image, more than {LIMIT}; make the layer smaller")));
+    }
+    Ok(())
+}
+
+/// A count for messages: the number, or "more than 2^64" for one that saturated.
+fn count_text(n: usize) -> String {
+    if n == usize::MAX {
+        "more than 2^64".to_string()
+    } else {
+        n.to_string()
+    }
+}
+
 impl Shape {
-    /// The number of values.
+    /// The number of values (saturating at `usize::MAX`, which no derived shape reaches:
+    /// [`MAX_VALUES`]).
     pub fn len(&self) -> usize {
         match *self {
-            Shape::Image { c, h, w } => c * h * w,
-            Shape::Sequence { steps, features } => steps * features,
+            Shape::Image { c, h, w } => product(&[c, h, w]),
+            Shape::Sequence { steps, features } => product(&[steps, features]),
             Shape::Features(n) => n,
         }
     }
@@ -64,9 +112,10 @@ pub struct Param {
 }
 
 impl Param {
-    /// The number of values.
+    /// The number of values (saturating at `usize::MAX`, which no derived tensor reaches:
+    /// [`MAX_VALUES`]).
     pub fn len(&self) -> usize {
-        self.shape.iter().product()
+        product(&self.shape)
     }
 
     /// Whether the tensor holds no values (never, for a derived tensor).
@@ -104,9 +153,11 @@ impl Derived {
 }
 
 /// The output side of a window of `kernel` with `stride` and `padding` over `n` values, if it fits:
-/// floor((n + 2·padding − kernel) / stride) + 1, as PyTorch's (ceil_mode off).
+/// floor((n + 2·padding − kernel) / stride) + 1, as PyTorch's (ceil_mode off); saturating, so that a
+/// huge padding gives a huge side (refused by [`MAX_VALUES`]), never a wrapped small one.
 fn window(n: usize, kernel: usize, stride: usize, padding: usize) -> Option<usize> {
-    (n + 2 * padding >= kernel).then(|| (n + 2 * padding - kernel) / stride + 1)
+    let padded = n.saturating_add(padding.saturating_mul(2));
+    (padded >= kernel).then(|| ((padded - kernel) / stride).saturating_add(1))
 }
 
 impl Description {
@@ -115,7 +166,7 @@ impl Description {
         match self.input {
             Input::Image { c, h, w } => Shape::Image { c, h, w },
             Input::Features(n) => Shape::Features(n),
-            Input::Rows { c, h, w, .. } => Shape::Sequence { steps: h, features: c * w },
+            Input::Rows { c, h, w, .. } => Shape::Sequence { steps: h, features: c.saturating_mul(w) },
         }
     }
 
@@ -140,6 +191,12 @@ impl Description {
     /// Errors: a layer that does not fit, or a misused `name` (as [`Description::derive`]).
     pub fn derive_layers(&self) -> Result<Derived, DescriptionError> {
         let input = self.input_shape();
+        if input.len() > MAX_VALUES {
+            return Err(DescriptionError::Invalid(format!(
+                "[input]: {input} is {} values per image, more than {LIMIT}; use smaller images",
+                count_text(input.len())
+            )));
+        }
         let (mut shape, mut outputs, mut params, mut flops) = (input, Vec::new(), Vec::<Param>::new(), 0.0);
         for (index, layer) in self.layers.iter().enumerate() {
             let kind = layer.kind.id();
@@ -168,7 +225,7 @@ impl Description {
                     if bias {
                         param("bias", vec![out], inp);
                     }
-                    flops += 2.0 * (inp * out) as f64;
+                    flops += 2.0 * inp as f64 * out as f64;
                     Shape::Features(out)
                 }
                 (LayerKind::Dense { .. }, s @ Shape::Image { .. }) => {
@@ -186,12 +243,12 @@ impl Description {
                             "a {kernel}×{kernel} kernel with padding {padding} does not fit {shape}: it needs H + 2·padding ≥ kernel and W + 2·padding ≥ kernel"
                         )));
                     };
-                    let fan_in = c * kernel * kernel;
+                    let fan_in = product(&[c, kernel, kernel]);
                     param("weight", vec![out, c, kernel, kernel], fan_in);
                     if bias {
                         param("bias", vec![out], fan_in);
                     }
-                    flops += 2.0 * (out * oh * ow * fan_in) as f64;
+                    flops += 2.0 * out as f64 * oh as f64 * ow as f64 * fan_in as f64;
                     Shape::Image { c: out, h: oh, w: ow }
                 }
                 (
@@ -208,19 +265,19 @@ impl Description {
                 (LayerKind::Conv2d { .. } | LayerKind::AvgPool { .. } | LayerKind::MaxPool { .. }, s) => {
                     return Err(err(format!("takes an image (C×H×W), got {s}")))
                 }
-                (LayerKind::Flatten, Shape::Image { c, h, w }) => Shape::Features(c * h * w),
+                (LayerKind::Flatten, s @ Shape::Image { .. }) => Shape::Features(s.len()),
                 (LayerKind::Flatten, s) => {
                     return Err(err(format!("takes an image (C×H×W), got {s}, which is not an image")))
                 }
                 (LayerKind::Lstm { hidden, bias }, Shape::Sequence { steps, features }) => {
-                    let g = 4 * hidden;
+                    let g = hidden.saturating_mul(4);
                     param("weight_ih_l0", vec![g, features], hidden);
                     param("weight_hh_l0", vec![g, hidden], hidden);
                     if bias {
                         param("bias_ih_l0", vec![g], hidden);
                         param("bias_hh_l0", vec![g], hidden);
                     }
-                    flops += 2.0 * (steps * g * (features + hidden)) as f64;
+                    flops += 2.0 * steps as f64 * g as f64 * (features as f64 + hidden as f64);
                     Shape::Features(hidden)
                 }
                 (LayerKind::Lstm { .. }, s) => {
@@ -230,6 +287,7 @@ impl Description {
                 }
                 (LayerKind::Act(_), s) => s,
             };
+            check_size(index, kind, shape, &params)?;
             outputs.push(shape);
         }
         Ok(Derived { input, outputs, params, flops })

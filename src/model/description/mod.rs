@@ -14,7 +14,7 @@ mod derive;
 mod error;
 mod parse;
 
-pub use derive::{Derived, Param, Shape};
+pub use derive::{Derived, Param, Shape, MAX_VALUES};
 pub use error::DescriptionError;
 
 /// The format versions this build reads (the `format` key of a description).
