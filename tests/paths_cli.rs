@@ -114,8 +114,9 @@ fn a_shard_without_pairs_says_so_and_names_what_it_wrote() {
     assert!(dir.path().join("s1/config.json").is_file() && !dir.path().join("s1/paths.jsonl").exists());
     let full = shard(0);
     assert!(full.contains("1 pair(s) computed; results in") && full.contains("paths.jsonl"), "{full}");
-    ok(losscape(&["merge", &d("s0"), &d("s1"), "--out", &d("merged.jsonl")]));
-    assert_eq!(records(&dir.path().join("merged.jsonl")), records(&dir.path().join("s0/paths.jsonl")));
+    // merged at the shards' depth, so that it names the set as they do
+    ok(losscape(&["merge", &d("s0"), &d("s1"), "--out", &d("m/merged.jsonl")]));
+    assert_eq!(records(&dir.path().join("m/merged.jsonl")), records(&dir.path().join("s0/paths.jsonl")));
 }
 
 #[test]

@@ -15,6 +15,7 @@ mod lstm;
 pub mod matching;
 mod mlp;
 pub mod onnx;
+mod parse;
 mod permutation;
 mod plans;
 pub mod reference;
