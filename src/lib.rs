@@ -8,6 +8,16 @@
 //! `report`, `bench`, `plot`) -> algorithms (`train`, `path`, `probe`, `optim`) -> `io` -> `model` ->
 //! `data` -> `backend` -> `cpu` | `gpu` -> `ops`, with `analysis` a leaf.
 
+/// `eprintln!` for the whole crate (it shadows std's): a message that cannot be written because
+/// standard error is closed or full (`losscape … 2>&1 | head -1`) is dropped, where std's macro panics
+/// and would stop a run in the middle of writing its results.
+macro_rules! eprintln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 pub mod analysis;
 pub mod backend;
 pub mod bench;

@@ -9,7 +9,9 @@ fn main() -> ExitCode {
             // options that contradict each other or do not apply: exit 2 with the subcommand's usage
             Some(code) => ExitCode::from(code as u8),
             None => {
-                eprintln!("error: {e:#}");
+                // a closed standard error must not turn the failure into a panic (exit 101)
+                use std::io::Write as _;
+                let _ = writeln!(std::io::stderr(), "error: {e:#}");
                 ExitCode::FAILURE
             }
         },

@@ -375,7 +375,7 @@ fn limits_that_depend_on_the_data_are_usage_errors_before_anything_is_written() 
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (
             vec!["train", "--model", "fcp", "--optimizer", "sgd", "--train-size", "40", "--out", o],
-            "--batch 64 is more than the 40 training images",
+            "--batch 64 (the default) is more than the 40 training images",
         ),
         (vec!["eval", "--model", "fcp", "--weights", s, "--limit", "100000"], "--limit 100000, but the split holds"),
         (

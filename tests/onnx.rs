@@ -810,3 +810,24 @@ fn matmul_then_add_is_a_linear_layer() {
         assert_eq!(onnx::vector(&std::fs::read(&path).unwrap(), &specs).unwrap(), vector);
     }
 }
+
+#[test]
+fn an_imported_network_that_no_command_takes_is_written_with_a_warning() {
+    let d = Description::parse(
+        "format = 1\nname = \"twice\"\n[input]\nimage = [1, 4, 4]\n[[layers]]\nkind = \"flatten\"\n[[layers]]\n\
+         kind = \"dense\"\nout = 3\n[[layers]]\nkind = \"relu\"\n[[layers]]\nkind = \"relu\"\n[[layers]]\n\
+         kind = \"dense\"\nout = 2\n[head]\nkind = \"cross_entropy\"\nclasses = 2\n",
+    )
+    .unwrap();
+    let n = d.derive().unwrap().n_params();
+    let dir = tempfile::tempdir().unwrap();
+    let (model, toml) = (dir.path().join("twice.onnx"), dir.path().join("twice.toml"));
+    std::fs::write(&model, onnx::export(&d, &vec![0.5; n]).unwrap()).unwrap();
+    let o = losscape(&["import", str(&model), "--out", str(&toml)]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_contains(&text(&o.stderr), &["warning", str(&toml), "every command will refuse", "two activations"]);
+    assert!(toml.is_file(), "the description is written all the same");
+    let refused =
+        losscape(&["init", "--model", str(&toml), "--count", "1", "--out", str(&dir.path().join("w.safetensors"))]);
+    assert!(!refused.status.success());
+}

@@ -1202,3 +1202,62 @@ fn a_cut_or_missing_saved_path_of_a_finished_pair_is_named_on_resume() {
     assert_eq!(std::fs::read_to_string(&results).unwrap(), whole);
     assert_eq!(std::fs::read(&coef).unwrap(), bytes);
 }
+
+#[test]
+fn an_output_that_is_an_input_of_the_command_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let set = fcp_set(dir.path(), "set.safetensors", "3");
+    let shard = dir.path().join("s0");
+    ok(Command::new(env!("CARGO_BIN_EXE_losscape")).args(paths_args(&set, &shard)).output().unwrap());
+    let before = (std::fs::read(&set).unwrap(), std::fs::read(shard.join("paths.jsonl")).unwrap());
+    let link = dir.path().join("link.jsonl");
+    std::os::unix::fs::symlink(shard.join("paths.jsonl"), &link).unwrap();
+    let (results, config) = (shard.join("paths.jsonl"), shard.join("config.json"));
+    for args in [
+        vec!["merge", s(&shard), "--out", s(&results)],
+        vec!["merge", s(&shard), "--out", s(&config)],
+        vec!["merge", s(&shard), "--out", s(&link)],
+        vec!["merge", s(&shard), "--out", s(&set)],
+        vec!["stack", s(&set), "--model", "fcp", "--out", s(&set)],
+        vec!["align", "--model", "fcp", "--a", s(&set), "--a-index", "0", "--b", s(&set), "--out", s(&set)],
+    ] {
+        let o = losscape(&args);
+        let err = text(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains("--out"), "{args:?}: {err}");
+    }
+    assert_eq!((std::fs::read(&set).unwrap(), std::fs::read(&results).unwrap()), before, "nothing was overwritten");
+}
+
+#[test]
+fn a_record_naming_another_set_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("work");
+    let (sweep, results) = small_study(&work);
+    let whole = std::fs::read_to_string(&results).unwrap();
+    let edited =
+        whole.replacen("\"set_file\":\"../lbfgs/", "\"set_file\":\"../sgd/", 1).replacen("lbfgs-train", "sgd-train", 1);
+    assert_ne!(edited, whole);
+    std::fs::write(&results, &edited).unwrap();
+    let o = losscape(&["merge", s(&sweep), "--out", s(&dir.path().join("m.jsonl"))]);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains(s(&results)) && err.contains("line 1") && err.contains("names the set"), "{err}");
+}
+
+#[test]
+fn a_closed_standard_error_neither_panics_nor_stops_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("t");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_losscape"))
+        .args(["train", "--model", "fcp", "--optimizer", "sgd", "--runs", "2", "--epochs", "2", "--train-size", "100"])
+        .args(["--batch", "50", "--test-size", "50", "--backend", "cpu", "--out", s(&out)])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stderr.take()); // the reader goes away before the first message
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(out.join("fcp-sgd-train.safetensors").is_file() && out.join("fcp-sgd-summary.json").is_file());
+}

@@ -44,6 +44,7 @@ pub struct AlignArgs {
 }
 
 pub fn run(args: AlignArgs) -> Result<()> {
+    super::ranges::refuse_input_as_out("align", &args.out, &[&args.a, &args.b])?;
     let a_stack = read_weights(&args.a, args.model)?;
     let b_stack = read_weights(&args.b, args.model)?;
     let a_index = match (args.a_index, a_stack.count()) {

@@ -34,6 +34,14 @@ pub fn run(args: ImportArgs, loss: Option<Loss>) -> Result<()> {
         d.to_toml()
     );
     crate::io::atomic_write(&args.out, text.as_bytes())?;
+    // written all the same: the description is the user's to read and edit
+    if let Err(e) = crate::model::check_plans(d) {
+        eprintln!(
+            "warning: {}: every command will refuse this network as it stands ({e:#}); edit the description or \
+             export the model without that layer",
+            args.out.display()
+        );
+    }
     let names: Vec<&str> = derived.params.iter().map(|p| p.name.as_str()).collect();
     outln!(
         "wrote {}: {} layers, {} parameters ({})",

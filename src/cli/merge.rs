@@ -17,6 +17,17 @@ pub struct MergeArgs {
 }
 
 pub fn run(args: MergeArgs) -> Result<()> {
+    // the shards' own files, and weights or models, which a merged JSON-lines file would replace
+    let owned: Vec<PathBuf> = args.dirs.iter().flat_map(|d| [d.join("paths.jsonl"), d.join("config.json")]).collect();
+    super::ranges::refuse_input_as_out("merge", &args.out, &owned.iter().map(PathBuf::as_path).collect::<Vec<_>>())?;
+    let weights = ["safetensors", "npy", "onnx", "toml"];
+    if args.out.is_file() && args.out.extension().is_some_and(|e| weights.iter().any(|w| e.eq_ignore_ascii_case(w))) {
+        let message = format!(
+            "--out {} holds weights or a network, not merged paths; write to a .jsonl file",
+            args.out.display()
+        );
+        return Err(super::ranges::usage("merge", message));
+    }
     let (have, total) = merge(&args.dirs, &args.out)?;
     outln!("merged {have} of {total} pairs into {}", args.out.display())?;
     let mut builds: Vec<String> = Vec::new();

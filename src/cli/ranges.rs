@@ -93,6 +93,19 @@ pub fn usage(subcommand: &str, message: impl std::fmt::Display) -> anyhow::Error
     anyhow::Error::new(error)
 }
 
+/// Refuses an output `out` that is one of `inputs` (through any spelling or symbolic link), which
+/// writing would destroy: a usage error of `subcommand` naming `--out` and the fix.
+pub fn refuse_input_as_out(subcommand: &str, out: &std::path::Path, inputs: &[&std::path::Path]) -> anyhow::Result<()> {
+    let Ok(target) = std::fs::canonicalize(out) else { return Ok(()) }; // not there yet: nothing to lose
+    match inputs.iter().find(|i| std::fs::canonicalize(i).is_ok_and(|i| i == target)) {
+        Some(input) => Err(usage(
+            subcommand,
+            format!("--out {} is {}, an input of this command; write to another file", out.display(), input.display()),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Refuses `option` where it does not apply (`why`, e.g. "applies to --optimizer lbfgs"): given, it
 /// would be recorded in the run's configuration while changing nothing.
 pub fn not_applicable(subcommand: &str, option: &str, given: bool, why: &str) -> anyhow::Result<()> {

@@ -24,6 +24,8 @@ pub struct StackArgs {
 }
 
 pub fn run(args: StackArgs) -> Result<()> {
+    let inputs: Vec<&std::path::Path> = args.files.iter().map(PathBuf::as_path).collect();
+    super::ranges::refuse_input_as_out("stack", &args.out, &inputs)?;
     let mut flat = Vec::new();
     let mut sources = Vec::new();
     for f in &args.files {

@@ -288,7 +288,8 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let batch = args.batch.unwrap_or(paper::BATCH);
     if args.optimizer != Optimizer::Lbfgs && batch > train_data.len() {
         let n = train_data.len();
-        let msg = format!("--batch {batch} is more than the {n} training images; give --batch {n} or fewer");
+        let default = if args.batch.is_none() { " (the default)" } else { "" };
+        let msg = format!("--batch {batch}{default} is more than the {n} training images; give --batch {n} or fewer");
         return Err(ranges::usage("train", msg));
     }
     let net = crate::model::Network { arch: args.model, act };

@@ -95,7 +95,7 @@ fn write_through(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// The file a chain of symbolic links at `path` ends in (`path` itself when it is no link); a link
 /// into a directory that does not exist yet resolves by name, so the write creates its target.
-fn link_target(path: &Path) -> std::path::PathBuf {
+pub fn link_target(path: &Path) -> std::path::PathBuf {
     let mut at = path.to_path_buf();
     // a loop of links stops at the limit the system itself uses; the write then reports the error
     for _ in 0..40 {

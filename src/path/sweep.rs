@@ -127,7 +127,12 @@ const RESULTS: &str = "paths.jsonl";
 /// finished pair, leaving the real one uncomputed (and a merge calling the sweep complete).
 ///
 /// Errors: the first record that breaks a rule, naming the file, its line, what is wrong and the fix.
-pub fn check_records(file: &Path, records: &[PairRecord], jobs: &[Job], shard: Shard) -> Result<()> {
+pub fn check_records(
+    file: &Path,
+    records: &[PairRecord],
+    (jobs, sets): (&[Job], &[SetInfo]),
+    shard: Shard,
+) -> Result<()> {
     let mut seen = BTreeSet::new();
     for (line, r) in records.iter().enumerate().map(|(i, r)| (i + 1, r)) {
         let problem = match jobs.get(r.index) {
@@ -135,6 +140,10 @@ pub fn check_records(file: &Path, records: &[PairRecord], jobs: &[Job], shard: S
             Some(j) if (j.set, j.pair) != (r.set, r.pair) => format!(
                 "pair {} joins vectors {:?} of set {}, but the sweep draws vectors {:?} of set {} for it",
                 r.index, r.pair, r.set, j.pair, j.set
+            ),
+            Some(j) if sets.get(j.set).is_some_and(|s| s.file != r.set_file) => format!(
+                "pair {} names the set {}, but the sweep's set {} is {}",
+                r.index, r.set_file, j.set, sets[j.set].file
             ),
             Some(_) if r.index % shard.count != shard.index => {
                 format!("pair {} belongs to shard {} of {}, not this one", r.index, r.index % shard.count, shard.count)
@@ -161,7 +170,8 @@ fn check_saved_paths(dir: &Path, done: &[PairRecord]) -> Result<()> {
         let file = coefficients_path(dir, r.index);
         crate::io::weights::check_complete(&file).with_context(|| {
             format!(
-                "the saved path of finished pair {}: delete {} and that pair's line in {} to find it again",
+                "the saved path of finished pair {}: delete {} (where it is left) and that pair's line in {} to find it \
+                 again",
                 r.index,
                 file.display(),
                 dir.join(RESULTS).display()
@@ -177,7 +187,8 @@ fn read_checked(dir: &Path) -> Result<Vec<PairRecord>> {
     let records = read_records(dir)?;
     if dir.join(crate::io::config::CONFIG).exists() {
         let cfg: SavedConfig = crate::io::config::read_config(dir)?;
-        check_records(&dir.join(RESULTS), &records, &all_jobs(&cfg.sweep)?, cfg.sweep.shard)?;
+        let jobs = all_jobs(&cfg.sweep)?;
+        check_records(&dir.join(RESULTS), &records, (&jobs, &cfg.sweep.sets), cfg.sweep.shard)?;
     }
     Ok(records)
 }
@@ -295,7 +306,7 @@ pub fn run_sweep_batched(
     let saved = crate::io::config::prepare_dir_raising(dir, &asked, SavedConfig::budget, |_| drop_unconverged(dir))?;
     let (cfg, inputs) = (&saved.sweep, SweepInputs { cfg: &saved.sweep, ..inputs });
     let (results, done) = Appender::resume::<PairRecord>(&dir.join(RESULTS))?;
-    check_records(&dir.join(RESULTS), &done, &jobs, cfg.shard)?;
+    check_records(&dir.join(RESULTS), &done, (&jobs, &cfg.sets), cfg.shard)?;
     if cfg.save_paths {
         check_saved_paths(dir, &done)?;
     }
@@ -541,7 +552,9 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<(usize, usize)> {
     let first = dirs.first().ok_or_else(|| anyhow!("name at least one directory to merge"))?;
     let cfg: SavedConfig = crate::io::config::read_config(first)?;
     let mut records: std::collections::BTreeMap<usize, PairRecord> = Default::default();
-    let out_dir = out.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    // where the file lands: through a symbolic link, the directory of the file it names
+    let target = crate::io::link_target(out);
+    let out_dir = target.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     for dir in dirs {
         let other: SavedConfig = crate::io::config::read_config(dir)?;
         let diff = crate::io::config::differences(&cfg, &other, &["shard"]);

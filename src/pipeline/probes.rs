@@ -147,7 +147,7 @@ pub(super) fn path_surface(p: &ProbeInputs, opt: Optimizer) -> Result<bool> {
     if out.join("surface.csv").exists() {
         return Ok(false);
     }
-    let records = crate::report::landscape_records(p.dir, p.arch, "train")?;
+    let records = crate::report::landscape_records(p.dir, p.arch, "train", false)?;
     let Some(set) = landscape_sets("train").iter().position(|&s| s == (opt, KIND)) else { return Ok(false) };
     let Some(rec) = representative(&records, set) else { return Ok(false) };
     let stack = read_weights(&set_file(p.dir, p.arch, opt, KIND), p.arch)?;

@@ -15,11 +15,12 @@ use crate::path::sweep::{read_sweep_records, PairRecord};
 ///
 /// `reproduce` passes the sets in that order, but a directory laid out by hand may list them in
 /// another order or leave some out; reading `set` as a position there would put one optimizer's paths
-/// under the other's name. Records of any other set (an Adam set, a renamed file) are left out, with a
-/// warning on standard error naming the sweep directory, the file and how many paths that is.
+/// under the other's name. Records of any other set (an Adam set, a renamed file) are left out; with
+/// `warn` (one reader per report, so that it is said once) a warning on standard error names the sweep
+/// directory, the file and how many paths that is.
 ///
 /// Errors: a damaged or unreadable record file ([`read_sweep_records`]).
-pub fn landscape_records(dir: &Path, arch: Arch, landscape: &str) -> Result<Vec<PairRecord>> {
+pub fn landscape_records(dir: &Path, arch: Arch, landscape: &str, warn: bool) -> Result<Vec<PairRecord>> {
     let sweep = paths_dir(dir, arch, landscape);
     let names: Vec<String> = landscape_sets(landscape).iter().map(|&(opt, kind)| set_name(arch, opt, kind)).collect();
     let mut others: BTreeMap<String, usize> = BTreeMap::new();
@@ -34,7 +35,7 @@ pub fn landscape_records(dir: &Path, arch: Arch, landscape: &str) -> Result<Vec<
             None => *others.entry(r.set_file.clone()).or_default() += 1,
         }
     }
-    for (file, count) in others {
+    for (file, count) in others.into_iter().filter(|_| warn) {
         eprintln!(
             "warning: {}: {count} path(s) join vectors of {file}, which is not one of the sets compared on the \
              {landscape} landscape ({}); they are left out of the report",

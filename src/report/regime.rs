@@ -98,7 +98,7 @@ fn read_claims(study: &Study) -> Result<Vec<ClaimRow>> {
 }
 
 fn point(arch: Arch, study: &Study, claims: &[ClaimRow]) -> Result<Point> {
-    let records = super::landscape_records(&study.dir, arch, "train")?;
+    let records = super::landscape_records(&study.dir, arch, "train", false)?;
     Ok(Point {
         images: study.images,
         ratio: study.images as f64 / arch.n_params() as f64,

@@ -19,7 +19,7 @@ impl NetworkResults {
     /// convergence of the paths (figure and CSV), and each set's pairs not known to have converged.
     pub(super) fn heights(&self, rep: &mut Report, dir: &Path, landscape: &str, fig: &str) -> Result<SetPaths> {
         let (title, id) = (self.arch.title(), self.arch.id());
-        let records = landscape_records(dir, self.arch, landscape)?;
+        let records = landscape_records(dir, self.arch, landscape, true)?;
         let sets = landscape_sets(landscape);
         let per_set: Vec<Vec<f64>> = (0..sets.len())
             .map(|i| records.iter().filter(|r| r.set == i).map(|r| r.outcome.height).collect())
@@ -189,7 +189,7 @@ impl NetworkResults {
     /// Distances, straight-line barriers and path barriers before and after weight matching, per set
     /// (sweeps run with `--align`); the BFGS-train and SGD-train pairs for the claims table.
     pub(super) fn alignment(&self, rep: &mut Report, dir: &Path, landscape: &str) -> Result<Option<AlignmentEvidence>> {
-        let records = landscape_records(dir, self.arch, landscape)?;
+        let records = landscape_records(dir, self.arch, landscape, false)?;
         let summary = summarise_alignment(&records);
         if summary.is_empty() {
             return Ok(None);
