@@ -1261,3 +1261,39 @@ fn a_closed_standard_error_neither_panics_nor_stops_the_run() {
     assert!(status.success(), "{status:?}");
     assert!(out.join("fcp-sgd-train.safetensors").is_file() && out.join("fcp-sgd-summary.json").is_file());
 }
+
+#[test]
+fn a_set_changed_since_its_sweep_is_named_by_analyze() {
+    use losscape::io::workdir::{paths_dir, set_file};
+    use losscape::io::Optimizer;
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("work");
+    let arch = losscape::model::Arch::Fcp;
+    let sgd = set_file(&work, arch, Optimizer::Sgd, "train");
+    std::fs::create_dir_all(sgd.parent().unwrap()).unwrap();
+    ok(losscape(&["init", "--model", "fcp", "--count", "2", "--out", s(&sgd)]));
+    let sweep = paths_dir(&work, arch, "train");
+    let mut args = vec!["paths", "--model", "fcp", "--set", s(&sgd), "--pairs", "1", "--train-size", "40"];
+    args.extend([
+        "--points",
+        "5",
+        "--fourier",
+        "2",
+        "--iterations",
+        "1",
+        "--out",
+        s(&sweep),
+        "--quiet",
+        "--backend",
+        "cpu",
+    ]);
+    ok(losscape(&args));
+    let report = dir.path().join("report");
+    ok(losscape(&["analyze", "--in", s(&work), "--out", s(&report)]));
+    // the set trained again (other vectors under the same name): its old paths would be reported as its
+    ok(losscape(&["init", "--model", "fcp", "--count", "2", "--seed", "9", "--out", s(&sgd)]));
+    let o = losscape(&["analyze", "--in", s(&work), "--out", s(&report)]);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains(s(&sweep.join("config.json"))) && err.contains("run the sweep again"), "{err}");
+}

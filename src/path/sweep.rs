@@ -181,6 +181,25 @@ fn check_saved_paths(dir: &Path, done: &[PairRecord]) -> Result<()> {
     Ok(())
 }
 
+/// The sets a sweep directory's configurations record (its own `config.json` and its shards'), each
+/// with the directory whose configuration names it (its `file` is named from there).
+///
+/// Errors: a configuration that exists but cannot be read.
+pub fn sweep_sets(dir: &Path) -> Result<Vec<(PathBuf, SetInfo)>> {
+    let mut dirs = vec![dir.to_path_buf()];
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        let mut shards: Vec<PathBuf> = entries.flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect();
+        shards.sort();
+        dirs.extend(shards);
+    }
+    let mut out = Vec::new();
+    for d in dirs.into_iter().filter(|d| d.join(crate::io::config::CONFIG).exists()) {
+        let cfg: SavedConfig = crate::io::config::read_config(&d)?;
+        out.extend(cfg.sweep.sets.into_iter().map(|s| (d.clone(), s)));
+    }
+    Ok(out)
+}
+
 /// [`read_records`] of a directory whose `config.json` is a sweep's, checked against it
 /// ([`check_records`]); unchecked where there is no configuration to check against.
 fn read_checked(dir: &Path) -> Result<Vec<PairRecord>> {
