@@ -1271,27 +1271,13 @@ fn a_set_changed_since_its_sweep_is_named_by_analyze() {
     let arch = losscape::model::Arch::Fcp;
     let sgd = set_file(&work, arch, Optimizer::Sgd, "train");
     std::fs::create_dir_all(sgd.parent().unwrap()).unwrap();
-    ok(losscape(&["init", "--model", "fcp", "--count", "2", "--out", s(&sgd)]));
+    ok(losscape(&["init", "--model", "fcp", "--count", "3", "--out", s(&sgd)]));
     let sweep = paths_dir(&work, arch, "train");
-    let mut args = vec!["paths", "--model", "fcp", "--set", s(&sgd), "--pairs", "1", "--train-size", "40"];
-    args.extend([
-        "--points",
-        "5",
-        "--fourier",
-        "2",
-        "--iterations",
-        "1",
-        "--out",
-        s(&sweep),
-        "--quiet",
-        "--backend",
-        "cpu",
-    ]);
-    ok(losscape(&args));
+    ok(losscape(&small_sweep(&sgd, &sweep)));
     let report = dir.path().join("report");
     ok(losscape(&["analyze", "--in", s(&work), "--out", s(&report)]));
     // the set trained again (other vectors under the same name): its old paths would be reported as its
-    ok(losscape(&["init", "--model", "fcp", "--count", "2", "--seed", "9", "--out", s(&sgd)]));
+    ok(losscape(&["init", "--model", "fcp", "--count", "3", "--seed", "9", "--out", s(&sgd)]));
     let o = losscape(&["analyze", "--in", s(&work), "--out", s(&report)]);
     let err = text(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{err}");
