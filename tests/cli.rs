@@ -214,3 +214,25 @@ fn weights_written_for_another_network_of_the_same_shapes_are_read_with_a_warnin
     let same = eval("mlp:784-64-10:tanh");
     assert!(!text(&same.stderr).contains("warning"), "{}", text(&same.stderr));
 }
+
+#[test]
+fn a_set_trained_with_another_activation_is_read_with_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("relu");
+    let train =
+        ["train", "--model", "fcp", "--activation", "relu", "--optimizer", "sgd", "--runs", "2", "--epochs", "1"];
+    let rest = ["--train-size", "40", "--batch", "20", "--test-size", "20", "--quiet", "--backend", "cpu", "--out"];
+    let o = losscape(&[&train[..], &rest[..], &[out.to_str().unwrap()]].concat());
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let set = out.join("fcp-sgd-train.safetensors");
+    let eval = |extra: &[&str]| {
+        let args = ["eval", "--model", "fcp", "--weights", set.to_str().unwrap(), "--limit", "20", "--backend", "cpu"];
+        losscape(&[&args[..], extra].concat())
+    };
+    let forgot = eval(&[]);
+    assert!(forgot.status.success(), "{}", text(&forgot.stderr));
+    let err = text(&forgot.stderr);
+    assert!(err.contains("trained with the relu activation") && err.contains("--activation relu"), "{err}");
+    let right = eval(&["--activation", "relu"]);
+    assert!(!text(&right.stderr).contains("warning"), "{}", text(&right.stderr));
+}

@@ -149,6 +149,7 @@ pub fn run(args: HessianArgs) -> Result<()> {
     settings.check().map_err(|e| super::ranges::usage("hessian", e))?;
     let act = args.run.act("hessian", args.model)?;
     let stack = read_weights(&args.set, args.model)?;
+    super::note_activation(&stack, &args.set, act);
     let rows = super::pick_vectors(&stack, args.vectors.as_deref(), &args.set)?;
     let data = args.run.data.landscape("hessian", args.model, args.landscape, args.train_size)?;
     let net = Network { arch: args.model, act };

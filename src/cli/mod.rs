@@ -217,6 +217,27 @@ impl RunArgs {
     }
 }
 
+/// Warns when the weights in `file` were trained (`train` records its configuration in the set) with
+/// another activation than `act`, the one this command runs: FCP and LeNet sets of either activation
+/// have the same tensors, so nothing else would tell (`--activation relu` forgotten on a ReLU set).
+pub fn note_activation(stack: &crate::io::WeightStack, file: &std::path::Path, act: Act) {
+    let Some(config) = stack.metadata.get("losscape.config").filter(|_| stack.arch.takes_activation()) else {
+        return;
+    };
+    let trained = serde_json::from_str::<serde_json::Value>(config).ok().and_then(|c| {
+        let name = c.get("activation")?.as_str()?.to_string();
+        serde_json::from_value::<Act>(serde_json::Value::String(name.clone())).ok().map(|a| (a, name))
+    });
+    if let Some((_, name)) = trained.filter(|(a, _)| *a != act) {
+        let ours = serde_json::to_value(act).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
+        eprintln!(
+            "warning: {}: trained with the {name} activation, evaluated here with {ours}; give \
+             --activation {name} to evaluate the network it was trained as",
+            file.display()
+        );
+    }
+}
+
 /// The activation of `arch`: `--activation` for the FCP and LeNet (default softplus, the authors'),
 /// the network's own for the LSTM and the autoencoder.
 ///

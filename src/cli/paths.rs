@@ -164,6 +164,7 @@ pub fn run(args: PathsArgs) -> Result<()> {
         (curve, None) => curve.terms(PathSettings::PAPER.fourier),
     };
     let stacks = args.sets.iter().map(|p| read_weights(p, args.model)).collect::<Result<Vec<_>>>()?;
+    args.sets.iter().zip(&stacks).for_each(|(p, s)| super::note_activation(s, p, activation));
     // each set against --pairs, named as given (the configuration names it from the work directory)
     for (i, (p, s)) in args.sets.iter().zip(&stacks).enumerate() {
         if s.count() < 2 {

@@ -144,6 +144,7 @@ pub fn run(args: SurfaceArgs) -> Result<()> {
     directions(&args, usize::MAX)?;
     let activation = args.run.act("surface", args.model)?;
     let stack = read_weights(&args.set, args.model)?;
+    super::note_activation(&stack, &args.set, activation);
     let spec = directions(&args, stack.count())?;
     let label = |i: usize| format!("#{i}");
     let plane = match &spec {
