@@ -21,7 +21,7 @@ use crate::path::sweep::{read_sweep_records, sweep_sets, PairRecord};
 /// directory, the file and how many paths that is.
 ///
 /// Errors: a damaged or unreadable record file ([`read_sweep_records`]); a set the sweep ran on whose
-/// checksum differs from the set of that name in the directory ([`same_sets`]).
+/// checksum differs from the set of that name in the directory (checked by `same_sets`).
 pub fn landscape_records(dir: &Path, arch: Arch, landscape: &str, warn: bool) -> Result<Vec<PairRecord>> {
     let sweep = paths_dir(dir, arch, landscape);
     same_sets(dir, arch, landscape)?;
