@@ -67,18 +67,10 @@ fn check_out(file: &Path, out: &Path) -> Result<()> {
         );
         return Err(super::ranges::usage("import", message));
     }
-    if same_file(file, out) {
+    if super::ranges::same_file(file, out) {
         let message =
             format!("--out {} is the model being imported; write the description to another file", out.display());
         return Err(super::ranges::usage("import", message));
     }
     Ok(())
-}
-
-/// Whether `a` and `b` name one existing file (through links or other spellings of the path).
-fn same_file(a: &Path, b: &Path) -> bool {
-    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => false,
-    }
 }

@@ -93,11 +93,19 @@ pub fn usage(subcommand: &str, message: impl std::fmt::Display) -> anyhow::Error
     anyhow::Error::new(error)
 }
 
+/// Whether `a` and `b` name one existing file (through links or other spellings of the path); false
+/// where either does not exist (an output not written yet loses nothing).
+pub fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
+}
+
 /// Refuses an output `out` that is one of `inputs` (through any spelling or symbolic link), which
 /// writing would destroy: a usage error of `subcommand` naming `--out` and the fix.
 pub fn refuse_input_as_out(subcommand: &str, out: &std::path::Path, inputs: &[&std::path::Path]) -> anyhow::Result<()> {
-    let Ok(target) = std::fs::canonicalize(out) else { return Ok(()) }; // not there yet: nothing to lose
-    match inputs.iter().find(|i| std::fs::canonicalize(i).is_ok_and(|i| i == target)) {
+    match inputs.iter().find(|i| same_file(i, out)) {
         Some(input) => Err(usage(
             subcommand,
             format!("--out {} is {}, an input of this command; write to another file", out.display(), input.display()),
