@@ -84,7 +84,7 @@ fn every_numeric_option_of_every_subcommand_is_bounded_without_panics() {
     refused(&eval, "--limit", &["0", "-1", "x", MAX]);
     accepted(&eval, "--limit", "1");
     accepted(&eval, "--vectors", "2");
-    accepted(&eval, "--vectors", MAX);
+    refused(&eval, "--vectors", &[MAX]); // no such vector: a usage error naming it
 
     // train (every refusal comes before the data is read)
     let train_out = d.join("train-out");
@@ -401,10 +401,10 @@ fn limits_that_depend_on_the_data_are_usage_errors_before_anything_is_written() 
         assert!(err.contains(message), "{args:?}: the error should say '{message}': {err}");
         assert!(!out.exists(), "{args:?} wrote {}", out.display());
     }
-    // a vector named twice would be computed and written twice
+    // a vector named twice would be computed and written twice: a usage error, like the limits above
     let twice = ["hessian", "--model", "fcp", "--set", s, "--vectors", "0,0", "--backend", "cpu", "--out", o];
     let err = run(&twice.map(String::from));
-    assert_eq!(err.status.code(), Some(1));
+    assert_eq!(err.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&err.stderr).contains("names vector 0 twice"));
     assert!(!out.exists());
     // the corrected command runs in the directory the refused one left alone
@@ -471,4 +471,41 @@ fn the_largest_lambda_gives_finite_paths_and_a_larger_one_is_refused() {
     let record: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(d.join("paths/paths.jsonl")).unwrap()).unwrap();
     assert!(record["losses"].as_array().unwrap().iter().all(|l| l.as_f64().is_some_and(f64::is_finite)), "{record}");
+}
+
+/// Messages a user reads: a count below its least value says so without the platform's largest
+/// integer, a negative number given as a separate word is read as a value (and refused for what it
+/// is, not as an unknown flag), and -0 is recorded as 0.
+#[test]
+fn range_messages_name_the_bound_and_negative_values_are_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let words = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let o = run(&words(&["train", "--model", "fcp", "--optimizer", "sgd", "--train-size", "0", "--out", "x"]));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--train-size") && err.contains("0 is less than 1; give at least 1") && !err.contains(MAX),
+        "{err}"
+    );
+    for (sub, option) in [("train", "--lr"), ("paths", "--lr"), ("paths", "--lambda"), ("hessian", "--step")] {
+        let o = run(&words(&[sub, "--model", "fcp", option, "-0.1", "--out", "x"]));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{sub} {option} -0.1: {err}");
+        assert!(err.contains(&format!("invalid value '-0.1' for '{option}")), "{sub} {option} -0.1: {err}");
+        assert!(!err.contains("unexpected argument"), "{sub} {option} -0.1 read as a flag: {err}");
+    }
+    // the toy's regulariser weights, -0 among them: recorded as 0, as `--lambdas 0` records them
+    let toy = |lambdas: &str, out: &str| {
+        let out = dir.path().join(out);
+        let o = run(&words(&["toy", &format!("--lambdas={lambdas}"), "--out", p(&out)]));
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        out
+    };
+    let (minus, plus) = (toy("-0,10", "minus"), toy("0,10", "plus"));
+    let names: Vec<_> = std::fs::read_dir(&plus).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(!names.is_empty());
+    for name in names {
+        let (a, b) = (std::fs::read(minus.join(&name)).unwrap(), std::fs::read(plus.join(&name)).unwrap());
+        assert!(a == b, "{name:?} differs between --lambdas -0,10 and 0,10");
+    }
 }

@@ -622,7 +622,7 @@ fn export_writes_a_model_that_evaluates_like_its_weights() {
     ])[0];
     let want = expected("ckpt_b.safetensors");
     assert!((got - want).abs() <= 1e-5 * want, "exported: {got}, PyTorch {want}");
-    let err = failure(losscape(&[
+    let o = losscape(&[
         "export",
         "--model",
         str(&model),
@@ -632,7 +632,10 @@ fn export_writes_a_model_that_evaluates_like_its_weights() {
         "1",
         "--out",
         str(&out),
-    ]));
+    ]);
+    // a vector the file does not hold: a usage error (exit 2), as every data-dependent limit is
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
     assert_contains(&err, &["--vector", "there is no vector 1"]);
 }
 

@@ -135,7 +135,11 @@ fn hessian_resumes_computing_only_the_missing_vectors() {
     let mut text = std::fs::read_to_string(&records).unwrap();
     text.push_str("{\"vector\":1,\"eigenv");
     std::fs::write(&records, text).unwrap();
+    // and a temporary file of a killed write of hessian.csv: removed on resume
+    let leftover = dir.path().join("h/.partial-Q7xk2a");
+    std::fs::write(&leftover, "vector,eigen").unwrap();
     let o = ok(run("0,1,2", "2"));
+    assert!(!leftover.exists(), "the killed write's temporary file is removed");
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(stdout.contains("2 vector(s) done earlier") && stdout.contains("1 vector(s) computed"), "{stdout}");
     let all = csv();

@@ -1172,7 +1172,7 @@ fn merged_records_name_their_set_from_the_merged_file_wherever_the_shards_lay() 
 }
 
 #[test]
-fn a_cut_or_missing_saved_path_of_a_finished_pair_is_named_on_resume() {
+fn a_cut_swapped_or_missing_saved_path_of_a_finished_pair_is_named_on_resume() {
     let dir = tempfile::tempdir().unwrap();
     let set = fcp_set(dir.path(), "set.safetensors", "3");
     let out = dir.path().join("p");
@@ -1184,15 +1184,20 @@ fn a_cut_or_missing_saved_path_of_a_finished_pair_is_named_on_resume() {
     let whole = std::fs::read_to_string(&results).unwrap();
     let coef = losscape::path::sweep::coefficients_path(&out, 1);
     let bytes = std::fs::read(&coef).unwrap();
-    for damage in [Some(300), None] {
+    // cut, another pair's whole file copied over it, missing
+    let other = std::fs::read(losscape::path::sweep::coefficients_path(&out, 2)).unwrap();
+    for damage in [Some(&bytes[..300]), Some(&other[..]), None] {
         match damage {
-            Some(len) => std::fs::write(&coef, &bytes[..len]).unwrap(),
+            Some(b) => std::fs::write(&coef, b).unwrap(),
             None => std::fs::remove_file(&coef).unwrap(),
         }
         let o = sweep();
         let err = text(&o.stderr);
         assert_eq!(o.status.code(), Some(1), "{err}");
         assert!(err.contains(s(&coef)) && err.contains("finished pair 1") && err.contains("delete"), "{err}");
+        if damage.is_some_and(|b| b.len() == other.len()) {
+            assert!(err.contains("another pair's file"), "{err}");
+        }
         assert_eq!(std::fs::read_to_string(&results).unwrap(), whole, "the records stay");
     }
     // deleting the pair's line, as the message says, finds it again: the same file and coefficients
@@ -1282,4 +1287,52 @@ fn a_set_changed_since_its_sweep_is_named_by_analyze() {
     let err = text(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(err.contains(s(&sweep.join("config.json"))) && err.contains("run the sweep again"), "{err}");
+}
+
+/// A killed training run, re-run, repeats the steps since its last checkpoint; its `--log` file gets
+/// each step once, with the losses of an uninterrupted run.
+#[test]
+fn a_resumed_run_does_not_log_its_repeated_steps_again() {
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().unwrap();
+    let args = |out: &str, log: &str| -> Vec<String> {
+        let opts = ["--epochs", "300", "--train-size", "1000", "--test-size", "100", "--checkpoint-every", "4"];
+        let base = ["train", "--model", "fcp", "--optimizer", "sgd", "--runs", "2", "--quiet", "--backend", "cpu"];
+        let paths = ["--out", s(&dir.path().join(out)), "--log", s(&dir.path().join(log))].map(String::from);
+        base.iter().chain(&opts).map(|a| a.to_string()).chain(paths).collect()
+    };
+    let steps = |log: &str| -> Vec<(u64, String)> {
+        let text = std::fs::read_to_string(dir.path().join(log)).unwrap_or_default();
+        let line = |l: &str| {
+            let v: serde_json::Value = serde_json::from_str(l).ok()?;
+            Some((v["epoch"].as_u64()?, format!("{} {} {}", v["train"], v["test"], v["stopped"])))
+        };
+        text.lines().filter_map(line).collect()
+    };
+    ok(Command::new(env!("CARGO_BIN_EXE_losscape")).args(args("ref", "ref.jsonl")).output().unwrap());
+    let reference = steps("ref.jsonl");
+    assert_eq!(reference.iter().map(|s| s.0).collect::<Vec<_>>(), (1..=300).collect::<Vec<_>>());
+    // killed between two checkpoints (every 4 epochs; a checkpoint is written before its epoch's log
+    // line), so that the resumed run repeats 1 to 3 logged epochs; killed again from the start when
+    // the kill lands on a checkpoint
+    let mut before = 0;
+    for _ in 0..20 {
+        let _ = std::fs::remove_dir_all(dir.path().join("run"));
+        let _ = std::fs::remove_file(dir.path().join("run.jsonl"));
+        let mut child = Command::new(env!("CARGO_BIN_EXE_losscape")).args(args("run", "run.jsonl")).spawn().unwrap();
+        let start = Instant::now();
+        while steps("run.jsonl").len() < 6 {
+            assert!(start.elapsed() < Duration::from_secs(120), "no epoch logged in time");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        before = steps("run.jsonl").len();
+        if before % 4 != 0 {
+            break;
+        }
+    }
+    assert!(before % 4 != 0 && before < 290, "no kill landed between two checkpoints ({before} epochs logged)");
+    ok(Command::new(env!("CARGO_BIN_EXE_losscape")).args(args("run", "run.jsonl")).output().unwrap());
+    assert_eq!(steps("run.jsonl"), reference, "each epoch once, with an uninterrupted run's losses");
 }

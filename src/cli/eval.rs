@@ -45,7 +45,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
     let act = super::activation_for("eval", args.model, args.activation)?;
     let stack = read_weights(&args.weights, args.model)?;
     super::note_activation(&stack, &args.weights, act);
-    let rows = super::pick_vectors(&stack, args.vectors.as_deref(), &args.weights)?;
+    let rows = super::pick_vectors(("eval", "--vectors"), &stack, args.vectors.as_deref(), &args.weights)?;
     let flat: Vec<f32> = rows.iter().flat_map(|&r| stack.vector(r).iter().copied()).collect();
     let data =
         super::ranges::first("eval", args.data.load_for("eval", &[args.model], args.split)?, args.limit, "--limit")?;

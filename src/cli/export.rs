@@ -35,8 +35,7 @@ pub struct ExportArgs {
 pub fn run(args: ExportArgs) -> Result<()> {
     let act = super::activation_for("export", args.model, args.activation)?;
     let stack = read_weights(&args.weights, args.model)?;
-    let rows = super::pick_vectors(&stack, Some(&[args.vector]), &args.weights)
-        .map_err(|e| anyhow::anyhow!("{}", format!("{e:#}").replace("--vectors", "--vector")))?;
+    let rows = super::pick_vectors(("export", "--vector"), &stack, Some(&[args.vector]), &args.weights)?;
     if !args.out.extension().is_some_and(|e| e.eq_ignore_ascii_case("onnx")) {
         bail!("{}: give the ONNX file a .onnx name", args.out.display());
     }

@@ -52,7 +52,7 @@ pub struct HessianArgs {
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Finite-difference step of the Hessian-vector products (weight-space distance, > 0).
-    #[arg(long, default_value_t = DEFAULT_STEP, value_parser = positive)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = DEFAULT_STEP, value_parser = positive)]
     step: f64,
     /// Vectors per batched call (each takes two gradient evaluations); default: all.
     #[arg(long, value_name = "N", value_parser = at_least(1))]
@@ -150,7 +150,7 @@ pub fn run(args: HessianArgs) -> Result<()> {
     let act = args.run.act("hessian", args.model)?;
     let stack = read_weights(&args.set, args.model)?;
     super::note_activation(&stack, &args.set, act);
-    let rows = super::pick_vectors(&stack, args.vectors.as_deref(), &args.set)?;
+    let rows = super::pick_vectors(("hessian", "--vectors"), &stack, args.vectors.as_deref(), &args.set)?;
     let data = args.run.data.landscape("hessian", args.model, args.landscape, args.train_size)?;
     let net = Network { arch: args.model, act };
     let cfg = HessianConfig {
@@ -173,6 +173,8 @@ pub fn run(args: HessianArgs) -> Result<()> {
     let fixes = "give a smaller --batch or fewer --steps (it grows with vectors per call x steps)";
     super::memory::check("hessian", &args.run, &device, need, &sized_by, fixes)?;
     let _lock = crate::io::lock::DirLock::acquire(&args.out, crate::io::lock::LOCK)?;
+    // a killed run's half-written files: the lock makes this run the directory's only writer
+    crate::io::remove_partials(&args.out)?;
     // the directory's own record of the set from here on: a resume that names it by another path (or
     // from a moved directory) writes the same hessian.json
     let cfg = crate::io::config::prepare_dir(&args.out, &cfg)?;

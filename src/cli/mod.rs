@@ -344,9 +344,11 @@ impl Activation {
     }
 }
 
-/// The rows `vectors` names of `stack` (read from `file`), or all of them; an empty stack or a row
-/// past its end or named twice is an error naming the option `--vectors`.
+/// The rows `vectors` names of `stack` (read from `file`), or all of them. An empty stack is an error
+/// naming the file; a row past its end or named twice is a usage error of `subcommand` (exit 2, see
+/// `ranges::usage`) naming `option` (`--vectors`, or export's `--vector`).
 pub fn pick_vectors(
+    (subcommand, option): (&str, &str),
     stack: &crate::io::WeightStack,
     vectors: Option<&[usize]>,
     file: &std::path::Path,
@@ -356,10 +358,16 @@ pub fn pick_vectors(
     }
     let rows: Vec<usize> = vectors.map_or_else(|| (0..stack.count()).collect(), <[usize]>::to_vec);
     if let Some(&bad) = rows.iter().find(|&&r| r >= stack.count()) {
-        anyhow::bail!("--vectors: there is no vector {bad}; {} holds {}", file.display(), stack.count());
+        let last = stack.count() - 1;
+        let message =
+            format!("{option}: there is no vector {bad}; {} holds {} (0 to {last})", file.display(), stack.count());
+        return Err(ranges::usage(subcommand, message));
     }
     if let Some(k) = (1..rows.len()).find(|&k| rows[..k].contains(&rows[k])) {
-        anyhow::bail!("--vectors names vector {} twice; give each vector once", rows[k]);
+        return Err(ranges::usage(
+            subcommand,
+            format!("{option} names vector {} twice; give each vector once", rows[k]),
+        ));
     }
     Ok(rows)
 }

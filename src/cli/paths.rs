@@ -69,10 +69,10 @@ pub struct PathsArgs {
     #[arg(long, default_value_t = PathSettings::PAPER.points, value_parser = count(3, 10_000))]
     points: usize,
     /// Weight of the squared-length regulariser (0 to 1e12).
-    #[arg(long, default_value_t = PathSettings::PAPER.lambda, value_parser = lambda)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = PathSettings::PAPER.lambda, value_parser = lambda)]
     lambda: f64,
     /// Adam learning rate (> 0).
-    #[arg(long, default_value_t = PathSettings::PAPER.lr, value_parser = positive)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = PathSettings::PAPER.lr, value_parser = positive)]
     lr: f64,
     /// Adam iterations per path (1 to 1000000).
     #[arg(long, default_value_t = PathSettings::PAPER.iterations, value_parser = count(1, 1_000_000))]

@@ -12,9 +12,16 @@ pub fn count(lo: u64, hi: u64) -> RangedU64ValueParser<usize> {
     RangedU64ValueParser::<usize>::new().range(lo..=hi)
 }
 
-/// A count of at least `lo` (up to the platform's maximum).
-pub fn at_least(lo: u64) -> RangedU64ValueParser<usize> {
-    RangedU64ValueParser::<usize>::new().range(lo..)
+/// A count of at least `lo` (up to the platform's maximum). Not clap's ranged parser: its message
+/// for an open range names the platform's maximum ("0 is not in 1..18446744073709551615").
+pub fn at_least(lo: u64) -> impl Fn(&str) -> Result<usize, String> + Clone + Send + Sync + 'static {
+    move |s: &str| {
+        let v: u64 = s.trim().parse().map_err(|_| format!("'{s}' is not a whole number"))?;
+        if v < lo {
+            return Err(format!("{v} is less than {lo}; give at least {lo}"));
+        }
+        usize::try_from(v).map_err(|_| format!("{v} is too large for this machine"))
+    }
 }
 
 fn float(s: &str) -> Result<f64, String> {
@@ -22,7 +29,8 @@ fn float(s: &str) -> Result<f64, String> {
     if !v.is_finite() {
         return Err(format!("{s} is not a finite number"));
     }
-    Ok(v)
+    // -0 is 0: recorded as 0.0, not -0.0, so that `--lambda -0` and `--lambda 0` write the same bytes
+    Ok(v + 0.0)
 }
 
 /// A finite number > 0 (learning rates).

@@ -64,7 +64,10 @@ pub fn run(args: ReproduceArgs) -> Result<()> {
     let models = args.models.clone().unwrap_or_else(|| preset.models.clone());
     let sizes = args.images.clone().or_else(|| default_sizes(&preset.name));
     let mut train = args.data.load_for("reproduce", &models, Split::Train)?;
-    let sizes = sizes.map(|s| check_sizes(&s, train.len())).transpose()?;
+    // a size beyond the data is a usage error, as every data-dependent bound is (exit 2)
+    let sizes = sizes
+        .map(|s| check_sizes(&s, train.len()).map_err(|e| super::ranges::usage("reproduce", format!("{e:#}"))))
+        .transpose()?;
     let mut test = args.data.load_for("reproduce", &models, Split::Test)?;
     if let (Some(n), None) = (preset.train_images, &sizes) {
         train = train.truncated(n);

@@ -1,4 +1,4 @@
-use anyhow::{bail, Result};
+use anyhow::Result;
 use clap::Args;
 use std::path::PathBuf;
 
@@ -98,7 +98,9 @@ impl SurfaceProgress for Bar {
 fn directions(args: &SurfaceArgs, count: usize) -> Result<DirectionSpec> {
     let check = |i: usize, option: &str| {
         if i >= count {
-            bail!("{option}: there is no vector {i}; {} holds {count} (0-based indices)", args.set.display());
+            let message =
+                format!("{option}: there is no vector {i}; {} holds {count} (0-based indices)", args.set.display());
+            return Err(usage("surface", message));
         }
         Ok(())
     };
@@ -222,7 +224,7 @@ pub fn run(args: SurfaceArgs) -> Result<()> {
                 outln!("{line}")?;
             }
             if let Some((l, x, y)) = surface.minimum() {
-                outln!("lowest loss {l:.6e} at x = {x}, y = {y}")?;
+                outln!("lowest loss {l:.6e} at x = {}, y = {}", short(x), short(y))?;
             }
             outln!("results in {}", args.out.join("surface.csv").display())?;
         }
@@ -238,4 +240,10 @@ pub fn run(args: SurfaceArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// A grid coordinate for people: the shortest decimal of its nearest f32 (the grid's
+/// 0.30000000000000004 prints as 0.3; surface.csv keeps every digit).
+fn short(v: f64) -> String {
+    format!("{}", v as f32)
 }

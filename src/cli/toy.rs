@@ -16,7 +16,7 @@ pub struct ToyArgs {
     #[arg(long)]
     out: PathBuf,
     /// Regulariser weights (each 0 to 1e12).
-    #[arg(long, value_delimiter = ',', default_value = "10,100,1000", value_parser = super::ranges::lambda)]
+    #[arg(long, allow_negative_numbers = true, value_delimiter = ',', default_value = "10,100,1000", value_parser = super::ranges::lambda)]
     lambdas: Vec<f64>,
 }
 

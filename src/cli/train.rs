@@ -51,7 +51,7 @@ pub struct TrainArgs {
     #[arg(long, value_parser = count(1, 1_000_000), help = help::epochs())]
     epochs: Option<usize>,
     /// SGD and Adam learning rate.
-    #[arg(long, value_parser = positive, help = help::lr())]
+    #[arg(long, allow_negative_numbers = true, value_parser = positive, help = help::lr())]
     lr: Option<f64>,
     /// SGD and Adam mini-batch size.
     #[arg(long, value_parser = at_least(1), help = help::batch())]
@@ -85,7 +85,8 @@ pub struct TrainArgs {
     /// and ends with the files of an uninterrupted run.
     #[arg(long, value_name = "K|TIME", default_value_t = CheckpointEvery::DEFAULT)]
     checkpoint_every: CheckpointEvery,
-    /// Append one JSON line per epoch (iteration) with every run's losses to this file.
+    /// Append one JSON line per epoch (iteration) with every run's losses to this file. A resumed run
+    /// does not write again the steps the file already holds.
     #[arg(long, value_name = "FILE")]
     log: Option<PathBuf>,
     #[command(flatten)]
@@ -152,6 +153,9 @@ struct Progress {
     out: crate::cli::progress::Progress,
     /// The --log file and its path.
     log: Option<(std::fs::File, PathBuf)>,
+    /// The last step the --log file already holds; a resumed run repeats the steps since its last
+    /// checkpoint, and their lines are not written again.
+    logged: usize,
     unit: &'static str,
     started: std::time::Instant,
 }
@@ -159,6 +163,9 @@ struct Progress {
 impl TrainProgress for Progress {
     fn start(&mut self, total: usize, done: usize) {
         self.out.start(total, done);
+        if done == 0 {
+            self.logged = 0; // a run from its start logs every step
+        }
     }
     fn step(&mut self, done: usize, records: &[RunRecord]) {
         let live: Vec<&RunRecord> = records.iter().filter(|r| r.stopped.is_none()).collect();
@@ -169,7 +176,7 @@ impl TrainProgress for Progress {
         let (tr, te) = (mean(&|r| r.train.last().copied()), mean(&|r| r.test.last().copied()));
         self.out.bar.set_message(format!("{} runs, mean train loss {tr:.4e}, test {te:.4e}", live.len()));
         self.out.set(done as u64);
-        if let Some((f, path)) = &mut self.log {
+        if let Some((f, path)) = self.log.as_mut().filter(|_| done > self.logged) {
             let line = serde_json::json!({
                 self.unit: done,
                 "seconds": self.started.elapsed().as_secs_f64(),
@@ -189,6 +196,19 @@ impl TrainProgress for Progress {
             }
         }
     }
+}
+
+/// The largest step number (`unit`) of the lines in the --log file `path` (0 when it has none, or is
+/// not a regular file: `/dev/full`, a pipe). Read line by line: a long run's log can be large.
+fn last_logged(path: &std::path::Path, unit: &str) -> usize {
+    use std::io::BufRead;
+    let file = match std::fs::File::open(path) {
+        Ok(f) if f.metadata().is_ok_and(|m| m.is_file()) => f,
+        _ => return 0,
+    };
+    let step = |l: &str| serde_json::from_str::<serde_json::Value>(l).ok()?.get(unit)?.as_u64();
+    let lines = std::io::BufReader::new(file).lines().map_while(Result::ok);
+    lines.filter_map(|l| step(&l)).max().map_or(0, |s| s as usize)
 }
 
 /// Where the runs start.
@@ -337,7 +357,8 @@ pub fn run(args: TrainArgs) -> Result<()> {
             anyhow::Ok((file, p.clone()))
         })
         .transpose()?;
-    let mut progress = Progress { out, log, unit, started: std::time::Instant::now() };
+    let logged = args.log.as_deref().map_or(0, |p| last_logged(p, unit));
+    let mut progress = Progress { out, log, logged, unit, started: std::time::Instant::now() };
     let summary = train(
         TrainInputs {
             dir: &args.out,

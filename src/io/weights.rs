@@ -115,11 +115,12 @@ pub fn read_weights(path: &Path, arch: Arch) -> Result<WeightStack> {
 
 /// Checks that the safetensors file `path` is as long as its header says, reading only the header: a
 /// cheap check, for files a run only needs to know are whole (a sweep's saved paths on resume), that
-/// catches a truncated or extended file, not changed values.
+/// catches a truncated or extended file, not changed values. Returns the header's metadata (its string
+/// entries), for the caller to check whose file it is.
 ///
 /// Errors: the file cannot be read, its header is not a safetensors header, or its length differs,
 /// each naming the file.
-pub fn check_complete(path: &Path) -> Result<()> {
+pub fn check_complete(path: &Path) -> Result<BTreeMap<String, String>> {
     use std::io::Read;
     let named = |what: &str| format!("{}: {what}", path.display());
     let mut f = std::fs::File::open(path).with_context(|| named("cannot read"))?;
@@ -143,7 +144,9 @@ pub fn check_complete(path: &Path) -> Result<()> {
     if len != 8 + n + data {
         bail!(named(&format!("{len} bytes, but its header describes {}: the file is cut or damaged", 8 + n + data)));
     }
-    Ok(())
+    let metadata = header.get("__metadata__").and_then(|m| m.as_object());
+    let strings = metadata.into_iter().flatten().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())));
+    Ok(strings.collect())
 }
 
 /// Parses the bytes of a weight file: any input gives a stack or an error (never a panic), and no

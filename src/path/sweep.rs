@@ -162,13 +162,15 @@ pub fn check_records(
 
 /// Checks that every finished pair of a sweep that saves its paths has its whole coefficients file (a
 /// pair's coefficients are written before its record, so a missing or cut one was lost or damaged
-/// afterwards), reading only the files' headers ([`crate::io::weights::check_complete`]).
+/// afterwards), and that the file is that pair's (its `losscape.path.pair` and `losscape.path.set`,
+/// so that two files swapped or copied over each other are found), reading only the files' headers
+/// ([`crate::io::weights::check_complete`]). Changed values inside a whole file are not found.
 ///
-/// Errors: the first missing or damaged file, naming it and the fix.
+/// Errors: the first missing, damaged or misplaced file, naming it and the fix.
 fn check_saved_paths(dir: &Path, done: &[PairRecord]) -> Result<()> {
     for r in done {
         let file = coefficients_path(dir, r.index);
-        crate::io::weights::check_complete(&file).with_context(|| {
+        let fix = || {
             format!(
                 "the saved path of finished pair {}: delete {} (where it is left) and that pair's line in {} to find it \
                  again",
@@ -176,7 +178,17 @@ fn check_saved_paths(dir: &Path, done: &[PairRecord]) -> Result<()> {
                 file.display(),
                 dir.join(RESULTS).display()
             )
-        })?;
+        };
+        let metadata = crate::io::weights::check_complete(&file).with_context(fix)?;
+        let pair = format!("{},{}", r.pair.0, r.pair.1);
+        for (key, want) in [("losscape.path.pair", &pair), ("losscape.path.set", &r.set_file)] {
+            // (a file of an older version without the entry is taken as it is)
+            let Some(got) = metadata.get(key) else { continue };
+            if got != want {
+                let problem = format!("{}: its {key} is {got}, not {want}: another pair's file", file.display());
+                return Err(anyhow::anyhow!(problem).context(fix()));
+            }
+        }
     }
     Ok(())
 }
@@ -319,6 +331,11 @@ pub fn run_sweep_batched(
     // make the corrected one "a different configuration"
     let jobs = all_jobs(cfg)?;
     let _lock = crate::io::lock::DirLock::acquire(dir, crate::io::lock::LOCK)?;
+    // a killed run's half-written files: the lock makes this run the directory's only writer
+    let coefficients = coefficients_path(dir, 0);
+    for d in [dir, coefficients.parent().unwrap_or(dir)] {
+        crate::io::remove_partials(d)?;
+    }
     // the directory's own record of the sets from here on: a resume that names them by another path
     // writes the same records
     let asked = SavedConfig { sweep: cfg.clone(), options };
