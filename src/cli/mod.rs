@@ -130,7 +130,8 @@ pub struct DeviceArgs {
     #[arg(long, global = true)]
     pub adapter: Option<String>,
     /// GPU memory the batched evaluations may use for their intermediate tensors, e.g. 40G or 512M
-    /// (default 2G on a GPU: safe on any card; give more on a data-centre GPU for larger image chunks).
+    /// (default: a quarter of a recognised GPU's memory, else from the adapter's limits, else 2G;
+    /// `losscape info` shows it; more gives larger image chunks).
     #[arg(long, global = true, value_name = "BYTES", value_parser = parse_bytes)]
     pub gpu_memory: Option<u64>,
 }
