@@ -487,13 +487,20 @@ fn range_messages_name_the_bound_and_negative_values_are_values() {
         err.contains("--train-size") && err.contains("0 is less than 1; give at least 1") && !err.contains(MAX),
         "{err}"
     );
-    for (sub, option) in [("train", "--lr"), ("paths", "--lr"), ("paths", "--lambda"), ("hessian", "--step")] {
-        let o = run(&words(&[sub, "--model", "fcp", option, "-0.1", "--out", "x"]));
+    let cases =
+        [("train", "--lr"), ("paths", "--lr"), ("paths", "--lambda"), ("hessian", "--step"), ("toy", "--lambdas")];
+    for (sub, option) in cases {
+        let model: &[&str] = if sub == "toy" { &[] } else { &["--model", "fcp"] };
+        let o = run(&words(&[&[sub][..], model, &[option, "-0.1", "--out", "x"]].concat()));
         let err = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(2), "{sub} {option} -0.1: {err}");
         assert!(err.contains(&format!("invalid value '-0.1' for '{option}")), "{sub} {option} -0.1: {err}");
         assert!(!err.contains("unexpected argument"), "{sub} {option} -0.1 read as a flag: {err}");
     }
+    // a list that starts with a negative number
+    let o = run(&words(&["toy", "--lambdas", "-1,10", "--out", "x"]));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.code() == Some(2) && err.contains("-1 must be 0 or greater"), "{err}");
     // the toy's regulariser weights, -0 among them: recorded as 0, as `--lambdas 0` records them
     let toy = |lambdas: &str, out: &str| {
         let out = dir.path().join(out);

@@ -16,7 +16,8 @@ pub struct ToyArgs {
     #[arg(long)]
     out: PathBuf,
     /// Regulariser weights (each 0 to 1e12).
-    #[arg(long, allow_negative_numbers = true, value_delimiter = ',', default_value = "10,100,1000", value_parser = super::ranges::lambda)]
+    // hyphen values: a list such as "-1,10" is no number, so negative numbers alone would not take it
+    #[arg(long, allow_hyphen_values = true, value_delimiter = ',', default_value = "10,100,1000", value_parser = super::ranges::lambda)]
     lambdas: Vec<f64>,
 }
 
