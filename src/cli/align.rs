@@ -49,10 +49,7 @@ pub fn run(args: AlignArgs) -> Result<()> {
     let b_stack = read_weights(&args.b, args.model)?;
     let a_index = match (args.a_index, a_stack.count()) {
         (_, 0) => bail!("{}: holds no weight vectors", args.a.display()),
-        (Some(i), n) if i >= n => {
-            let message = format!("--a-index: there is no vector {i}; {} holds {n} (0 to {})", args.a.display(), n - 1);
-            return Err(super::ranges::usage("align", message));
-        }
+        (Some(i), n) if i >= n => return Err(super::no_vector(("align", "--a-index"), i, &args.a, n)),
         (Some(i), _) => i,
         (None, 1) => 0,
         (None, n) => {

@@ -359,10 +359,7 @@ pub fn pick_vectors(
     }
     let rows: Vec<usize> = vectors.map_or_else(|| (0..stack.count()).collect(), <[usize]>::to_vec);
     if let Some(&bad) = rows.iter().find(|&&r| r >= stack.count()) {
-        let last = stack.count() - 1;
-        let message =
-            format!("{option}: there is no vector {bad}; {} holds {} (0 to {last})", file.display(), stack.count());
-        return Err(ranges::usage(subcommand, message));
+        return Err(no_vector((subcommand, option), bad, file, stack.count()));
     }
     if let Some(k) = (1..rows.len()).find(|&k| rows[..k].contains(&rows[k])) {
         return Err(ranges::usage(
@@ -371,6 +368,18 @@ pub fn pick_vectors(
         ));
     }
     Ok(rows)
+}
+
+/// The usage error (exit 2) of `subcommand` for `option` naming vector `index`, which `file` (holding
+/// `count` vectors) does not have.
+pub fn no_vector(
+    (subcommand, option): (&str, &str),
+    index: usize,
+    file: &std::path::Path,
+    count: usize,
+) -> anyhow::Error {
+    let held = if count == 0 { "no vectors".to_string() } else { format!("{count} (0 to {})", count - 1) };
+    ranges::usage(subcommand, format!("{option}: there is no vector {index}; {} holds {held}", file.display()))
 }
 
 /// The reader of standard output went away (`losscape … | head -1`): not a failure of the command,

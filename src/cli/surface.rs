@@ -98,9 +98,7 @@ impl SurfaceProgress for Bar {
 fn directions(args: &SurfaceArgs, count: usize) -> Result<DirectionSpec> {
     let check = |i: usize, option: &str| {
         if i >= count {
-            let message =
-                format!("{option}: there is no vector {i}; {} holds {count} (0-based indices)", args.set.display());
-            return Err(usage("surface", message));
+            return Err(super::no_vector(("surface", option), i, &args.set, count));
         }
         Ok(())
     };

@@ -160,6 +160,11 @@ pub fn check_records(
     Ok(())
 }
 
+/// The metadata of a saved path naming its pair ("a,b") and its set file, written with it and checked
+/// on resume ([`check_saved_paths`]).
+const PAIR_KEY: &str = "losscape.path.pair";
+const SET_KEY: &str = "losscape.path.set";
+
 /// Checks that every finished pair of a sweep that saves its paths has its whole coefficients file (a
 /// pair's coefficients are written before its record, so a missing or cut one was lost or damaged
 /// afterwards), and that the file is that pair's (its `losscape.path.pair` and `losscape.path.set`,
@@ -181,7 +186,7 @@ fn check_saved_paths(dir: &Path, done: &[PairRecord]) -> Result<()> {
         };
         let metadata = crate::io::weights::check_complete(&file).with_context(fix)?;
         let pair = format!("{},{}", r.pair.0, r.pair.1);
-        for (key, want) in [("losscape.path.pair", &pair), ("losscape.path.set", &r.set_file)] {
+        for (key, want) in [(PAIR_KEY, &pair), (SET_KEY, &r.set_file)] {
             // (a file of an older version without the entry is taken as it is)
             let Some(got) = metadata.get(key) else { continue };
             if got != want {
@@ -513,8 +518,8 @@ fn finish_pair(inputs: &SweepInputs, options: SweepOptions, p: Prepared, outcome
     if let Some(coef) = &outcome.coefficients {
         let file = coefficients_path(inputs.dir, job.index);
         let mut s = WeightStack::new(cfg.model, options.curve.bend(p.a, &p.b, coef));
-        s.metadata.insert("losscape.path.pair".into(), format!("{},{}", job.pair.0, job.pair.1));
-        s.metadata.insert("losscape.path.set".into(), cfg.sets[job.set].file.clone());
+        s.metadata.insert(PAIR_KEY.into(), format!("{},{}", job.pair.0, job.pair.1));
+        s.metadata.insert(SET_KEY.into(), cfg.sets[job.set].file.clone());
         s.metadata.insert("losscape.path.curve".into(), options.curve.id().into());
         s.metadata.insert("losscape.path.aligned".into(), options.align.to_string());
         crate::io::write_weights(&file, &s)?;
