@@ -90,14 +90,65 @@ fn resolve_dir(dir: &Path) -> Option<PathBuf> {
     Some(out)
 }
 
+/// The SHA-256 of the file at `path`, in lowercase hex: read in pieces (a set of a large network need
+/// not fit in memory twice), and once per process while the file keeps its length, inode and
+/// modification time. Why: a study's report checks each sweep's sets on every read of its records
+/// (four or five reads per network), and a set of a user's model can be gigabytes.
+///
+/// A file replaced in the meantime is read again: losscape writes by rename (a new inode and
+/// modification time), and so does any editor that saves whole files.
+///
+/// Errors: the file cannot be opened or read (naming it).
 pub fn sha256_file(path: &Path) -> Result<String> {
-    let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
-    Ok(format!("{:x}", Sha256::digest(&bytes)))
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    type Seen = ((u64, u64), Option<std::time::SystemTime>, String);
+    static HASHED: Mutex<Option<HashMap<PathBuf, Seen>>> = Mutex::new(None);
+    let read_error = || format!("{}: cannot read", path.display());
+    let meta = std::fs::metadata(path).with_context(read_error)?;
+    // the inode too, where there is one: a file replaced within the file system's time resolution
+    #[cfg(unix)]
+    let id = (meta.len(), std::os::unix::fs::MetadataExt::ino(&meta));
+    #[cfg(not(unix))]
+    let id = (meta.len(), 0);
+    let key = (id, meta.modified().ok());
+    let name = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+    let mut hashed = HASHED.lock().unwrap_or_else(|e| e.into_inner());
+    let hashed = hashed.get_or_insert_with(HashMap::new);
+    match hashed.get(&name) {
+        // without a modification time (a file system that keeps none), every call reads the file
+        Some((seen, Some(time), sha)) if (*seen, Some(*time)) == key => Ok(sha.clone()),
+        _ => {
+            let mut hasher = Sha256::new();
+            let mut file = std::fs::File::open(path).with_context(read_error)?;
+            std::io::copy(&mut file, &mut hasher).with_context(read_error)?;
+            let sha = format!("{:x}", hasher.finalize());
+            hashed.insert(name, (key.0, key.1, sha.clone()));
+            Ok(sha)
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_file_hash_is_its_bytes_hash_and_follows_a_replaced_file() {
+        let t = tempfile::tempdir().unwrap();
+        let file = t.path().join("set.safetensors");
+        let bytes: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        std::fs::write(&file, &bytes).unwrap();
+        let want = format!("{:x}", Sha256::digest(&bytes));
+        assert_eq!(sha256_file(&file).unwrap(), want);
+        assert_eq!(sha256_file(&file).unwrap(), want, "again, from the memo");
+        // replaced as losscape writes (a rename), with other bytes of the same length
+        let other: Vec<u8> = bytes.iter().map(|b| b ^ 1).collect();
+        crate::io::atomic_write(&file, &other).unwrap();
+        assert_eq!(sha256_file(&file).unwrap(), format!("{:x}", Sha256::digest(&other)));
+        let err = format!("{:#}", sha256_file(&t.path().join("gone.safetensors")).unwrap_err());
+        assert!(err.contains("gone.safetensors: cannot read"), "{err}");
+    }
 
     #[test]
     fn a_shard_holds_every_nth_item_and_may_hold_none() {
