@@ -102,31 +102,30 @@ fn resolve_dir(dir: &Path) -> Option<PathBuf> {
 pub fn sha256_file(path: &Path) -> Result<String> {
     use std::collections::HashMap;
     use std::sync::Mutex;
-    type Seen = ((u64, u64), Option<std::time::SystemTime>, String);
-    static HASHED: Mutex<Option<HashMap<PathBuf, Seen>>> = Mutex::new(None);
+    /// What identifies a file's contents without reading them: length, inode, modification time.
+    type Stamp = (u64, u64, Option<std::time::SystemTime>);
+    static HASHED: Mutex<Option<HashMap<PathBuf, (Stamp, String)>>> = Mutex::new(None);
     let read_error = || format!("{}: cannot read", path.display());
     let meta = std::fs::metadata(path).with_context(read_error)?;
     // the inode too, where there is one: a file replaced within the file system's time resolution
     #[cfg(unix)]
-    let id = (meta.len(), std::os::unix::fs::MetadataExt::ino(&meta));
+    let inode = std::os::unix::fs::MetadataExt::ino(&meta);
     #[cfg(not(unix))]
-    let id = (meta.len(), 0);
-    let key = (id, meta.modified().ok());
+    let inode = 0;
+    let stamp: Stamp = (meta.len(), inode, meta.modified().ok());
     let name = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
     let mut hashed = HASHED.lock().unwrap_or_else(|e| e.into_inner());
     let hashed = hashed.get_or_insert_with(HashMap::new);
-    match hashed.get(&name) {
-        // without a modification time (a file system that keeps none), every call reads the file
-        Some((seen, Some(time), sha)) if (*seen, Some(*time)) == key => Ok(sha.clone()),
-        _ => {
-            let mut hasher = Sha256::new();
-            let mut file = std::fs::File::open(path).with_context(read_error)?;
-            std::io::copy(&mut file, &mut hasher).with_context(read_error)?;
-            let sha = format!("{:x}", hasher.finalize());
-            hashed.insert(name, (key.0, key.1, sha.clone()));
-            Ok(sha)
-        }
+    // without a modification time (a file system that keeps none), every call reads the file
+    if let Some((_, sha)) = hashed.get(&name).filter(|(seen, _)| stamp.2.is_some() && *seen == stamp) {
+        return Ok(sha.clone());
     }
+    let mut hasher = Sha256::new();
+    let mut file = std::fs::File::open(path).with_context(read_error)?;
+    std::io::copy(&mut file, &mut hasher).with_context(read_error)?;
+    let sha = format!("{:x}", hasher.finalize());
+    hashed.insert(name, (stamp, sha.clone()));
+    Ok(sha)
 }
 
 #[cfg(test)]
@@ -141,7 +140,14 @@ mod tests {
         std::fs::write(&file, &bytes).unwrap();
         let want = format!("{:x}", Sha256::digest(&bytes));
         assert_eq!(sha256_file(&file).unwrap(), want);
-        assert_eq!(sha256_file(&file).unwrap(), want, "again, from the memo");
+        // rewritten in place with its length, inode and modification time kept: the memo answers,
+        // so the file was not read again (what the memo promises, and what it saves)
+        let modified = std::fs::metadata(&file).unwrap().modified().unwrap();
+        let mut edited = bytes.clone();
+        edited[0] ^= 1;
+        std::fs::write(&file, &edited).unwrap();
+        std::fs::File::options().write(true).open(&file).unwrap().set_modified(modified).unwrap();
+        assert_eq!(sha256_file(&file).unwrap(), want, "from the memo");
         // replaced as losscape writes (a rename), with other bytes of the same length
         let other: Vec<u8> = bytes.iter().map(|b| b ^ 1).collect();
         crate::io::atomic_write(&file, &other).unwrap();
