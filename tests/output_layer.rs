@@ -138,3 +138,25 @@ fn narrowing_output_layers_and_biases_keep_their_four_operations() {
     let eval = Evaluator::new(net(Arch::Autoencoder), &images, 0..100, 2).unwrap();
     assert!(eval.plan().chunks.iter().all(|c| OutputLayer::find(c).is_some()), "the autoencoder's 32 -> 784");
 }
+
+/// The CPU backend keeps weights rearranged for its products (`cpu/derived.rs`: each vector's W^T for
+/// the fused output layer, the first layer's weights side by side) until the weights are written
+/// again. One evaluator given new weights, and then the old ones again, gives the bits of a fresh
+/// evaluator on each: nothing derived from earlier weights is read.
+#[test]
+fn an_evaluator_given_new_weights_reads_nothing_kept_from_the_old() {
+    let images = DeviceImages::upload(&gpu(), &mnist(Split::Train, 300)).unwrap();
+    for arch in [Arch::Autoencoder, Arch::Fcp] {
+        let (first, second) = (weights(arch, 3), (0..3).flat_map(|b| init_vector(arch, 40 + b)).collect::<Vec<_>>());
+        let eval = Evaluator::new(net(arch), &images, 0..300, 3).unwrap();
+        for (step, w) in [&first, &second, &first].into_iter().enumerate() {
+            let (kept, fresh) = (run(&eval, w), run(&Evaluator::new(net(arch), &images, 0..300, 3).unwrap(), w));
+            let what = format!("{arch:?}, weights {step}");
+            let bits = |r: &Results| {
+                r.full.iter().map(|e| e.0.to_bits()).chain(r.loss_only.iter().map(|l| l.to_bits())).collect::<Vec<_>>()
+            };
+            assert_eq!(bits(&kept), bits(&fresh), "{what}: losses");
+            assert!(kept.grads.iter().zip(&fresh.grads).all(|(a, b)| a.to_bits() == b.to_bits()), "{what}: gradients");
+        }
+    }
+}

@@ -7,9 +7,12 @@
 
 use anyhow::{bail, Result};
 use std::cell::UnsafeCell;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-struct Storage(UnsafeCell<Vec<f32>>);
+/// A buffer's values and its generation: how many mutable views have been taken of it, so that what
+/// a kernel derives from the values can be kept until they may have changed ([`CpuBuffer::generation`]).
+struct Storage(UnsafeCell<Vec<f32>>, AtomicU64);
 
 // SAFETY: the cell is only touched while `EXEC` is held (see `exclusive`).
 unsafe impl Sync for Storage {}
@@ -39,12 +42,18 @@ impl CpuBuffer {
         if values.is_empty() {
             values.push(0.0);
         }
-        CpuBuffer { data: Arc::new(Storage(UnsafeCell::new(values))), len }
+        CpuBuffer { data: Arc::new(Storage(UnsafeCell::new(values), AtomicU64::new(0))), len }
     }
 
     /// Whether two handles name the same buffer.
     pub fn same(&self, other: &CpuBuffer) -> bool {
         Arc::ptr_eq(&self.data, &other.data)
+    }
+
+    /// The buffer's generation: it changes whenever a mutable view is taken (every write goes through
+    /// one), so equal generations, read under the lock, mean equal values since.
+    pub fn generation(&self, _lock: &Exclusive) -> u64 {
+        self.data.1.load(Ordering::Relaxed)
     }
 
     /// A shared view.
@@ -54,9 +63,11 @@ impl CpuBuffer {
         unsafe { &(&*self.data.0.get())[..self.len] }
     }
 
-    /// A mutable view; the caller must hold no other view of this buffer (see [`distinct`]).
+    /// A mutable view; the caller must hold no other view of this buffer (see [`distinct`]). Taking
+    /// it starts a new [`CpuBuffer::generation`].
     #[allow(clippy::mut_from_ref)]
     pub fn view_mut<'a>(&'a self, _lock: &'a Exclusive) -> &'a mut [f32] {
+        self.data.1.fetch_add(1, Ordering::Relaxed);
         // SAFETY: as in `view`; callers establish exclusivity with `distinct` before taking it.
         unsafe { &mut (&mut *self.data.0.get())[..self.len] }
     }

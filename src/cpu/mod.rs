@@ -8,6 +8,7 @@ mod activation;
 mod adam;
 mod buffer;
 pub mod conv;
+mod derived;
 pub mod flush;
 mod loss;
 mod lstm;
@@ -43,6 +44,8 @@ pub struct Cpu {
     /// product's gathered operands), so that no call allocates; commands run one at a time, so one is
     /// enough.
     scratch: Mutex<Vec<f32>>,
+    /// Operands derived from buffers, kept until the buffers change (the output layer's W^T).
+    derived: Mutex<derived::Derived>,
     /// Per-operation timing, when asked for ([`Cpu::profile`]).
     profiler: profile::Profiler,
 }
@@ -74,6 +77,7 @@ impl Cpu {
             simd: simd_level(),
             kernels: simd.effective(),
             scratch: Mutex::new(Vec::new()),
+            derived: Default::default(),
             profiler: Default::default(),
         }
     }

@@ -17,11 +17,12 @@
 use anyhow::Result;
 use rayon::prelude::*;
 
+use super::derived::{gather_rows, Derived};
 use super::loss::{image_loss, Targets};
 use super::matmul::{sgemm_raw, Mat, SendPtr};
 use super::scratch::Scratch;
 use super::simd::Simd;
-use super::{Cpu, CpuBuffer, CpuCommand};
+use super::{Cpu, CpuBuffer, CpuCommand, Exclusive};
 use crate::ops::op::{Operand, GRADS, PARTIALS, WEIGHTS};
 use crate::ops::products::check_product;
 use crate::ops::{partial_slots, Head, OutputLayer, OutputLayers, Source};
@@ -61,7 +62,9 @@ impl OutputLayers for Cpu {
             };
             let gradient = layer.gradient.then(|| (grads.view_mut(l), dx.view_mut(l)));
             let mut scratch = cpu.scratch.lock().unwrap_or_else(|e| e.into_inner());
-            let inputs = (x.view(l), w.view(l), &targets);
+            let mut derived = cpu.derived.lock().unwrap_or_else(|e| e.into_inner());
+            let wt = transposed_weights(&layer, (&w, l), &mut derived);
+            let inputs = (x.view(l), (w.view(l), wt), &targets);
             output_layer(cpu.kernels, &layer, inputs, partials.view_mut(l), gradient, &mut scratch);
         }))
     }
@@ -73,7 +76,7 @@ impl OutputLayers for Cpu {
 fn output_layer(
     simd: Simd,
     layer: &OutputLayer,
-    (x, w, targets): (&[f32], &[f32], &Targets),
+    (x, w, targets): (&[f32], Weights, &Targets),
     partials: &mut [f32],
     gradient: Option<(&mut [f32], &mut [f32])>,
     scratch: &mut Vec<f32>,
@@ -113,14 +116,14 @@ fn slot(
     simd: Simd,
     layer: &OutputLayer,
     (b, s): (usize, usize),
-    (x, w, targets): (&[f32], &[f32], &Targets),
+    (x, (w, wt), targets): (&[f32], Weights, &Targets),
     gradient: Option<(SendPtr, SendPtr)>,
 ) -> (f64, f64) {
     let (f, chunk) = (&layer.forward, &layer.head.chunk);
     let (c, n, k) = (f.shape.m, f.shape.n, f.shape.k);
     let scale = 1.0 / chunk.total_images as f32;
     let Scratch([z, d]) = &mut Scratch::take(BLOCK * n, BLOCK * n);
-    let (xl, wl, wt, dxl) = (f.a.1, f.b.1, layer.input_grad.b.1, layer.input_grad.c.1);
+    let (xl, wl, dxl) = (f.a.1, layer.input_grad.b.1, layer.input_grad.c.1);
     let (mut loss, mut correct) = (0.0f64, 0.0f64);
     let last = c.min((s + 1) * GROUP);
     for (block, r0) in (s * GROUP..last).step_by(BLOCK).enumerate() {
@@ -129,8 +132,12 @@ fn slot(
         // SAFETY: `OutputLayers::output_layer` checked the three products' extents in their buffers,
         // and these blocks lie inside them; z and d are this task's own.
         unsafe {
-            let wm = Mat::new(wl.at(b, 0, 0), wl.row, wl.col);
-            sgemm_raw((rows, n, k), (x.as_ptr(), xm), (w.as_ptr(), wm), (z.as_mut_ptr(), Mat::new(0, n, 1)), false, 1);
+            // W^T (k x n) from its row-major copy where one was made, else as the weights hold it
+            let (wp, wm) = match wt {
+                Some(wt) => (wt.as_ptr(), Mat::new(b * n * k, n, 1)),
+                None => (w.as_ptr(), Mat::new(f.b.1.at(b, 0, 0), f.b.1.row, f.b.1.col)),
+            };
+            by_pieces((rows, n, k), (x.as_ptr(), xm), (wp, wm), (z.as_mut_ptr(), Mat::new(0, n, 1)));
         }
         for i in 0..rows {
             let image = b * chunk.img_bs + chunk.first_image + r0 + i;
@@ -144,11 +151,55 @@ fn slot(
         unsafe {
             let dt = Mat::new(0, 1, n);
             sgemm_raw((n, k, rows), (d.as_ptr(), dt), (x.as_ptr(), xm), (sum.0, Mat::new(0, k, 1)), block > 0, 1);
-            let (wm, dxm) = (Mat::new(wt.at(b, 0, 0), wt.row, wt.col), Mat::new(dxl.at(b, r0, 0), dxl.row, dxl.col));
-            sgemm_raw((rows, k, n), (d.as_ptr(), Mat::new(0, n, 1)), (w.as_ptr(), wm), (dx.0, dxm), false, 1);
+            let (wm, dxm) = (Mat::new(wl.at(b, 0, 0), wl.row, wl.col), Mat::new(dxl.at(b, r0, 0), dxl.row, dxl.col));
+            by_pieces((rows, k, n), (d.as_ptr(), Mat::new(0, n, 1)), (w.as_ptr(), wm), (dx.0, dxm));
         }
     }
     (loss, correct)
+}
+
+/// Rows per product of [`by_pieces`]: `gemm` runs a row-major product as its transpose and reads that
+/// transpose's left operand in place, without packing it, when the other has at most 8 x 6 = 48
+/// columns (its micro-kernel's width 6 times its packing threshold, 8) and is laid out as it reads.
+const PIECE: usize = 48;
+
+/// C = A B (A m x k, B k x n, C m x n) as products of at most [`PIECE`] rows of A and C, on this
+/// thread: each element is the same k-long sum, so the bits are those of one product.
+///
+/// # Safety
+/// As [`sgemm_raw`].
+unsafe fn by_pieces(
+    (m, n, k): (usize, usize, usize),
+    (ap, am): (*const f32, Mat),
+    b: (*const f32, Mat),
+    (cp, cm): (*mut f32, Mat),
+) {
+    for r in (0..m).step_by(PIECE) {
+        let (a, c) = (Mat::new(am.off + r * am.rs, am.rs, am.cs), Mat::new(cm.off + r * cm.rs, cm.rs, cm.cs));
+        sgemm_raw((PIECE.min(m - r), n, k), (ap, a), b, (cp, c), false, 1);
+    }
+}
+
+/// The weights the layer reads: as the weights buffer holds them, and each vector's W^T row-major
+/// (k x n, vector after vector) where it could be kept ([`transposed_weights`]).
+type Weights<'a> = (&'a [f32], Option<&'a [f32]>);
+
+/// Each vector's W (n x k, row-major in the weights) as W^T, row-major (k x n), vector after vector:
+/// the forward product's operand laid out so that `gemm` reads it without a transposing pack, made
+/// once per evaluation and kept for its chunks ([`Derived`]). `None` where it is too large to keep.
+fn transposed_weights<'a>(
+    layer: &OutputLayer,
+    (w, l): (&CpuBuffer, &Exclusive),
+    derived: &'a mut Derived,
+) -> Option<&'a [f32]> {
+    let (f, values) = (&layer.forward, w.view(l));
+    let (n, k, at) = (f.shape.n, f.shape.k, f.b.1);
+    let key = [1, at.off, at.batch, at.row, at.col, n, k, f.shape.batches];
+    derived.get((w, l), key, f.shape.batches * n * k, |wt| {
+        wt.par_chunks_mut(n * k).enumerate().for_each(|(b, wt)| {
+            gather_rows(values, (0, at.row, n), |j| at.at(b, 0, j), wt);
+        })
+    })
 }
 
 /// Each vector's weight gradient from its slots' sums, added in slot order (to what the gradients
