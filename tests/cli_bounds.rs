@@ -7,8 +7,21 @@ use std::process::{Command, Output};
 
 const MAX: &str = "18446744073709551615";
 
+/// Runs losscape with `args`, and fails if it has not exited within five minutes (a hang fails the
+/// test, with the command, instead of holding the suite).
 fn run(args: &[String]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_losscape")).args(args).output().unwrap()
+    let child = Command::new(env!("CARGO_BIN_EXE_losscape"))
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (pid, (tx, rx)) = (child.id(), std::sync::mpsc::channel());
+    std::thread::spawn(move || tx.send(child.wait_with_output()));
+    rx.recv_timeout(std::time::Duration::from_secs(300)).map(Result::unwrap).unwrap_or_else(|_| {
+        let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+        panic!("{args:?} did not exit within five minutes")
+    })
 }
 
 fn no_panic(args: &[String], o: &Output) {

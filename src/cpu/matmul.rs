@@ -265,12 +265,15 @@ fn wide(
 }
 
 /// The columns of one call of the wide product (whole groups, balanced over the calls), or `None`
-/// where it does not apply: several batch members, 64 images or fewer, groups of one column, or too
-/// wide a group for [`WIDE_FLOATS`].
+/// where it does not apply: several batch members, 64 images or fewer, groups of one column, a single
+/// group (or none: an empty product), or too wide a group for [`WIDE_FLOATS`].
 fn wide_calls(p: &Product, b: &Layout, c: &Layout) -> Option<usize> {
     let size = b.group.or(c.group).map_or(p.n, |g| g.0.max(1));
-    let most = WIDE_FLOATS / p.m.max(p.k).max(1) / size;
-    if p.batches != 1 || p.m <= 64 || size < 2 || most < 2 || !disjoint(p, c) {
+    if p.batches != 1 || p.m <= 64 || size < 2 || p.n <= size || !disjoint(p, c) {
+        return None;
+    }
+    let most = WIDE_FLOATS / p.m.max(p.k) / size;
+    if most < 2 {
         return None;
     }
     let groups = p.n.div_ceil(size);

@@ -135,6 +135,9 @@ pub fn simd_level() -> String {
 /// those switches cost as much as the work. Started from a worker, a kernel runs its first piece on
 /// that worker and the others are stolen by the other workers. The pieces and their order are the
 /// same either way, so the results are the same bits.
+///
+/// A panic in `work` still ends the polling (the flag is set as the panic unwinds), so that it reaches
+/// the caller instead of leaving the scope waiting forever for the polling workers.
 fn run_in_pool<R: Send>(work: impl FnOnce() -> R + Send) -> R {
     let done = AtomicBool::new(false);
     rayon::scope(|s| {
@@ -142,10 +145,18 @@ fn run_in_pool<R: Send>(work: impl FnOnce() -> R + Send) -> R {
         for _ in 1..rayon::current_num_threads() {
             s.spawn(move |_| keep_awake(done, submitter));
         }
-        let out = work();
-        done.store(true, Ordering::Release);
-        out
+        let _done = Done(done);
+        work()
     })
+}
+
+/// Sets its flag when dropped: when the work returns, and when a panic unwinds out of it.
+struct Done<'a>(&'a AtomicBool);
+
+impl Drop for Done<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Release);
+    }
 }
 
 /// Runs the pool's pending work on this worker until `done`, polling instead of falling asleep; between
@@ -348,6 +359,17 @@ mod tests {
             let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
             pool.install(|| keep_awake(&AtomicBool::new(false), rayon::current_thread_index()));
         });
+    }
+
+    /// A panic in a submission's work reaches the submitter; the polling workers stop (before, they
+    /// polled forever and the scope waited for them: a failing kernel hung the process).
+    #[test]
+    fn a_panic_in_a_submission_reaches_the_caller_instead_of_hanging() {
+        let caught = returns("the panicking submission", || {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+            pool.install(|| std::panic::catch_unwind(|| run_in_pool(|| panic!("a kernel failed"))).is_err())
+        });
+        assert!(caught, "the panic reached the caller");
     }
 
     /// Submissions of parallel work, from several threads at once beside plain parallel work on the
