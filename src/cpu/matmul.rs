@@ -5,8 +5,7 @@
 use anyhow::Result;
 use rayon::prelude::*;
 
-use super::derived::{gather_rows, Derived};
-use super::{Cpu, CpuBuffer, CpuCommand, Exclusive};
+use super::{Cpu, CpuBuffer, CpuCommand};
 use crate::ops::{layout_end, Layout, Product, Products, Source};
 
 impl Products for Cpu {
@@ -23,10 +22,8 @@ impl Products for Cpu {
         let op = format!("matrix product {}x{}x{}{batches}{}", p.m, p.n, p.k, if p.accumulate { " +=" } else { "" });
         Ok(CpuCommand::checked(&op, &[&c.0], &[&a.0, &b.0])?.flops(p.flops()).run(move |cpu, l| {
             let mut scratch = cpu.scratch.lock().unwrap_or_else(|e| e.into_inner());
-            let mut derived = cpu.derived.lock().unwrap_or_else(|e| e.into_inner());
-            let side = side_by_side(&p, (&b.0, &b.1, l), &c.1, &mut derived);
             let (a, b, c) = ((a.0.view(l), &a.1), (b.0.view(l), &b.1), (c.0.view_mut(l), &c.1));
-            batched(&p, a, (b, side), c, (cpu.threads, &mut scratch))
+            batched(&p, a, b, c, (cpu.threads, &mut scratch))
         }))
     }
 }
@@ -143,38 +140,13 @@ fn blocks(p: &Product, b: &Layout, c: &Layout) -> Vec<(usize, usize, usize)> {
     out
 }
 
-/// B's groups side by side as one row-major (k x n) matrix, made once per value of the weights and
-/// kept ([`Derived`]) where the wide product applies to a grouped B: `gemm` then reads B^T as it
-/// prefers (column-major) instead of transposing it in its pack for every chunk of images, which took
-/// about a tenth of the autoencoder's evaluation at B = 51. `None` where it does not apply or is too
-/// large to keep.
-fn side_by_side<'a>(
-    p: &Product,
-    (b, bl, lock): (&CpuBuffer, &Layout, &Exclusive),
-    cl: &Layout,
-    derived: &'a mut Derived,
-) -> Option<&'a [f32]> {
-    wide_calls(p, bl, cl)?;
-    let (n, k) = (p.n, p.k);
-    let (size, stride) = bl.group?;
-    let values = b.view(lock);
-    let key = [2, bl.off, bl.row, bl.col, size, stride, k, n];
-    let column = |j: usize| bl.off + (j / size) * stride + (j % size) * bl.col;
-    derived.get((b, lock), key, k * n, |out| {
-        out.par_chunks_mut(16 * n).enumerate().for_each(|(tile, rows)| {
-            gather_rows(values, (tile * 16, bl.row, n), column, rows);
-        })
-    })
-}
-
 /// `C[z] (+)= A[z] * B[z]` for every batch member, with the layouts of [`crate::ops::Layout`]; column
 /// groups become one plain product per group. Independent sub-products run in parallel, each on one
-/// thread; a single product uses all `threads`. `scratch` is memory kept between calls (`wide`);
-/// `side`, where given, is B's groups side by side (`side_by_side`).
+/// thread; a single product uses all `threads`. `scratch` is memory kept between calls (`wide`).
 pub fn batched(
     p: &Product,
     a: (&[f32], &Layout),
-    (b, side): ((&[f32], &Layout), Option<&[f32]>),
+    b: (&[f32], &Layout),
     c: (&mut [f32], &Layout),
     (threads, scratch): (usize, &mut Vec<f32>),
 ) {
@@ -183,7 +155,7 @@ pub fn batched(
     assert!(layout_end(b.1, p.batches, p.k, p.n) <= b.0.len(), "matrix product: B reaches past its buffer");
     assert!(layout_end(c.1, p.batches, p.m, p.n) <= c.0.len(), "matrix product: C reaches past its buffer");
     let jobs = blocks(p, b.1, c.1);
-    if jobs.len() > 1 && wide(p, a, (b, side), (&mut *c.0, c.1), (threads, scratch)) {
+    if jobs.len() > 1 && wide(p, a, b, (&mut *c.0, c.1), (threads, scratch)) {
         return;
     }
     let (al, bl, cl) = (*a.1, *b.1, *c.1);
@@ -230,12 +202,19 @@ const WIDE_FLOATS: usize = 1 << 23;
 fn wide(
     p: &Product,
     a: (&[f32], &Layout),
-    (b, side): ((&[f32], &Layout), Option<&[f32]>),
+    b: (&[f32], &Layout),
     c: (&mut [f32], &Layout),
     (threads, scratch): (usize, &mut Vec<f32>),
 ) -> bool {
-    let Some(per_call) = wide_calls(p, b.1, c.1) else { return false };
-    let grouped_b = b.1.group.is_some() && side.is_none();
+    let size = b.1.group.or(c.1.group).map_or(p.n, |g| g.0.max(1));
+    let most = WIDE_FLOATS / p.m.max(p.k).max(1) / size;
+    if p.batches != 1 || p.m <= 64 || size < 2 || most < 2 || !disjoint(p, c.1) {
+        return false;
+    }
+    // groups per call, balanced over the calls
+    let groups = p.n.div_ceil(size);
+    let per_call = groups.div_ceil(groups.div_ceil(most)) * size;
+    let grouped_b = b.1.group.is_some();
     let (b_len, c_len) = (if grouped_b { p.k * per_call } else { 0 }, p.m * per_call);
     if scratch.len() < b_len + c_len {
         scratch.resize(b_len + c_len, 0.0);
@@ -244,9 +223,7 @@ fn wide(
     let mut col = 0;
     while col < p.n {
         let cols = per_call.min(p.n - col);
-        let (bs, bm) = if let Some(side) = side {
-            (side, Mat::new(col, p.n, 1))
-        } else if grouped_b {
+        let (bs, bm) = if grouped_b {
             gather_columns(b, (p.k, col), &mut wb[..p.k * cols]);
             (&wb[..], Mat::new(0, 1, p.k))
         } else {
@@ -262,22 +239,6 @@ fn wide(
         col += cols;
     }
     true
-}
-
-/// The columns of one call of the wide product (whole groups, balanced over the calls), or `None`
-/// where it does not apply: several batch members, 64 images or fewer, groups of one column, a single
-/// group (or none: an empty product), or too wide a group for [`WIDE_FLOATS`].
-fn wide_calls(p: &Product, b: &Layout, c: &Layout) -> Option<usize> {
-    let size = b.group.or(c.group).map_or(p.n, |g| g.0.max(1));
-    if p.batches != 1 || p.m <= 64 || size < 2 || p.n <= size || !disjoint(p, c) {
-        return None;
-    }
-    let most = WIDE_FLOATS / p.m.max(p.k) / size;
-    if most < 2 {
-        return None;
-    }
-    let groups = p.n.div_ceil(size);
-    Some(groups.div_ceil(groups.div_ceil(most)) * size)
 }
 
 /// Copies columns `col..` of the (k x n) operand B into `out` (k x out.len() / k), column after column.
@@ -360,7 +321,7 @@ mod tests {
     /// columns at a time) and transposed (an element at a time), and more groups than one call takes.
     #[test]
     fn the_wide_product_has_the_bits_of_one_product_per_group() {
-        let (m, k, units, n_prm) = (300, 130, 7, 2200);
+        let (m, k, units, n_prm) = (130, 300, 7, 2200);
         let vecs = WIDE_FLOATS / (m.max(k) * units) + 3;
         let a = values(m * k, 11);
         let w = values(vecs * n_prm, 12);
@@ -371,25 +332,17 @@ mod tests {
                 let bl = Layout { off: 5, batch: 0, row, col, group: Some((units, n_prm)) };
                 let cl = Layout { off: 0, batch: 0, row: c_row, col: c_col, group: Some((units, m * units)) };
                 let mut wide = values(m * units * vecs, 13);
-                let (mut each, mut from_side) = (wide.clone(), wide.clone());
-                batched(&p, (&a, &al), ((&w, &bl), None), (&mut wide, &cl), (2, &mut Vec::new()));
-                // and from B's groups side by side, as the backend keeps them
-                let (buffer, mut derived) = (CpuBuffer::new(w.clone()), Derived::default());
-                let lock = crate::cpu::exclusive();
-                let side = side_by_side(&p, (&buffer, &bl, &lock), &cl, &mut derived);
-                assert!(side.is_some(), "B ({row}, {col}): side by side");
-                batched(&p, (&a, &al), ((&w, &bl), side), (&mut from_side, &cl), (2, &mut Vec::new()));
+                let mut each = wide.clone();
+                batched(&p, (&a, &al), (&w, &bl), (&mut wide, &cl), (2, &mut Vec::new()));
                 for v in 0..vecs {
                     let bm = Mat::new(bl.at(0, 0, v * units), row, col);
                     let cm = Mat::new(cl.at(0, 0, v * units), c_row, c_col);
                     sgemm((m, units, k), (&a, Mat::new(0, k, 1)), (&w, bm), (&mut each, cm), accumulate, 1);
                 }
-                for (how, got) in [("gathered", &wide), ("side by side", &from_side)] {
-                    assert!(
-                        got.iter().zip(&each).all(|(x, y)| x.to_bits() == y.to_bits()),
-                        "{how}: B ({row}, {col}), C ({c_row}, {c_col}), accumulate {accumulate}"
-                    );
-                }
+                assert!(
+                    wide.iter().zip(&each).all(|(x, y)| x.to_bits() == y.to_bits()),
+                    "B ({row}, {col}), C ({c_row}, {c_col}), accumulate {accumulate}"
+                );
             }
         }
     }
@@ -404,7 +357,7 @@ mod tests {
     fn check(p: &Product, (a, al): (&[f32], Layout), (b, bl): (&[f32], Layout), cl: Layout, c_len: usize) {
         let mut fast = values(c_len, 3);
         let mut slow = fast.clone();
-        batched(p, (a, &al), ((b, &bl), None), (&mut fast, &cl), (2, &mut Vec::new()));
+        batched(p, (a, &al), (b, &bl), (&mut fast, &cl), (2, &mut Vec::new()));
         naive(p, (a, &al), (b, &bl), (&mut slow, &cl));
         for (x, y) in fast.iter().zip(&slow) {
             assert!((x - y).abs() <= 1e-5 * (1.0 + y.abs()), "{x} vs {y}");
