@@ -8,7 +8,7 @@
 use anyhow::{bail, Result};
 use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 /// A buffer's values and its generation: how many mutable views have been taken of it, so that what
 /// a kernel derives from the values can be kept until they may have changed ([`CpuBuffer::generation`]).
@@ -50,6 +50,11 @@ impl CpuBuffer {
         Arc::ptr_eq(&self.data, &other.data)
     }
 
+    /// A handle that names this buffer without keeping its values alive ([`Named::names`]).
+    pub(super) fn named(&self) -> Named {
+        Named(Arc::downgrade(&self.data))
+    }
+
     /// The buffer's generation: it changes whenever a mutable view is taken (every write goes through
     /// one), so equal generations, read under the lock, mean equal values since.
     pub fn generation(&self, _lock: &Exclusive) -> u64 {
@@ -70,6 +75,23 @@ impl CpuBuffer {
         self.data.1.fetch_add(1, Ordering::Relaxed);
         // SAFETY: as in `view`; callers establish exclusivity with `distinct` before taking it.
         unsafe { &mut (&mut *self.data.0.get())[..self.len] }
+    }
+}
+
+/// A buffer named without keeping its values alive: what is kept beside a buffer (`cpu::derived`)
+/// must not hold a dropped evaluator's weights in memory. While it lives, no other buffer can take the
+/// dropped one's address, so it never names a newer buffer.
+pub(super) struct Named(Weak<Storage>);
+
+impl Named {
+    /// Whether `buffer` is the buffer this names.
+    pub(super) fn names(&self, buffer: &CpuBuffer) -> bool {
+        Weak::ptr_eq(&self.0, &Arc::downgrade(&buffer.data))
+    }
+
+    /// Whether the named buffer has been dropped.
+    pub(super) fn is_gone(&self) -> bool {
+        self.0.strong_count() == 0
     }
 }
 

@@ -7,19 +7,20 @@
 //! `gemm`'s own transposing pack that it replaced (eight chunks of 256 images at B = 51, 1.3 M floats
 //! each); kept, they are rearranged once per evaluation.
 
+use super::buffer::Named;
 use super::{CpuBuffer, Exclusive};
 
 /// What a derived operand is, for its kernel (a tag and the layout and shape numbers that fix its
 /// contents).
 pub(super) type Key = [usize; 8];
 
-/// The most floats kept over all derived operands (32 MiB); a larger operand is not derived at all
-/// (its kernel reads the buffer as it is), so that the memory a run needs stays what `plan` says.
+/// The most floats kept over all derived operands (32 MiB, beside the evaluators' own memory); a
+/// larger operand is not derived at all (its kernel reads the buffer as it is).
 pub(super) const MOST_FLOATS: usize = 1 << 23;
 
 /// One kept operand: derived from `source` at its `generation`.
 struct Entry {
-    source: CpuBuffer,
+    source: Named,
     generation: u64,
     key: Key,
     data: Vec<f32>,
@@ -44,7 +45,8 @@ impl Derived {
             return None;
         }
         let generation = source.generation(lock);
-        let found = self.0.iter().position(|e| e.key == key && e.source.same(source));
+        self.0.retain(|e| !e.source.is_gone());
+        let found = self.0.iter().position(|e| e.key == key && e.source.names(source));
         let entry = match found.map(|i| self.0.remove(i)) {
             Some(kept) if kept.generation == generation && kept.data.len() == len => kept,
             kept => {
@@ -55,7 +57,7 @@ impl Derived {
                 }
                 data.resize(len, 0.0);
                 fill(&mut data);
-                Entry { source: source.clone(), generation, key, data }
+                Entry { source: source.named(), generation, key, data }
             }
         };
         self.0.push(entry);
@@ -120,6 +122,14 @@ mod tests {
         assert_eq!(derive(&mut kept, &a, [3; 8], MOST_FLOATS - 4, &mut fills), Some(5.0));
         assert_eq!(kept.0.iter().map(|e| e.data.len()).sum::<usize>(), MOST_FLOATS);
         assert_eq!(derive(&mut kept, &a, key, 4, &mut fills), Some(2.0), "the newest small one stayed");
+        // a dropped buffer's operand is let go, and its values are not kept alive meanwhile
+        let c = CpuBuffer::new(vec![3.0; 8]);
+        assert_eq!(derive(&mut kept, &c, [4; 8], 4, &mut fills), Some(6.0));
+        let named = c.named();
+        drop(c);
+        assert!(named.is_gone(), "the kept operand does not hold its buffer");
+        assert_eq!(derive(&mut kept, &a, key, 4, &mut fills), Some(2.0));
+        assert!(kept.0.iter().all(|e| !e.source.is_gone()), "the dropped buffer's operand was let go");
     }
 
     #[test]
