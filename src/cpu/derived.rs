@@ -65,20 +65,20 @@ impl Derived {
     }
 }
 
-/// Rows `q0..` of a row-major matrix with `n` columns, as many as `rows` holds, whose element (q, j)
-/// is `values[column(j) + q * step]`: a layer's weights, one unit's inputs after another, as the
+/// A row-major matrix with `n` columns, as many rows as `rows` holds, whose element (q, j) is
+/// `values[column(j) + q * step]`: a layer's weights, one unit's inputs after another, as the
 /// transposed operand a product reads. Sixteen columns at a time, so that their reads share cache
 /// lines and each row is written in runs of sixteen floats.
 pub(super) fn gather_rows(
     values: &[f32],
-    (q0, step, n): (usize, usize, usize),
+    (step, n): (usize, usize),
     column: impl Fn(usize) -> usize,
     rows: &mut [f32],
 ) {
     for j0 in (0..n).step_by(16) {
         let cols = 16.min(n - j0);
         let mut starts = [0; 16];
-        starts[..cols].iter_mut().enumerate().for_each(|(c, s)| *s = column(j0 + c) + q0 * step);
+        starts[..cols].iter_mut().enumerate().for_each(|(c, s)| *s = column(j0 + c));
         for (r, row) in rows.chunks_exact_mut(n).enumerate() {
             let run = &mut row[j0..j0 + cols];
             run.iter_mut().zip(&starts).for_each(|(v, s)| *v = values[s + r * step]);
@@ -134,15 +134,15 @@ mod tests {
 
     #[test]
     fn gathered_rows_are_the_elements_their_columns_name() {
-        // 5 x 37 rows 3.. of a matrix whose column j starts at 11 j + 2 (stride 1) or 2 + j (stride 40)
+        // 5 x 37, column j starting at 11 j + 2 (stride 1) or 2 + j (stride 40)
         for (step, column) in [(1, 11usize), (40, 1)] {
             let values: Vec<f32> = (0..2000).map(|i| i as f32).collect();
-            let (n, q0) = (37, 3);
+            let n = 37;
             let mut rows = vec![f32::NAN; 5 * n];
-            gather_rows(&values, (q0, step, n), |j| 2 + column * j, &mut rows);
+            gather_rows(&values, (step, n), |j| 2 + column * j, &mut rows);
             for (r, row) in rows.chunks(n).enumerate() {
                 for (j, v) in row.iter().enumerate() {
-                    assert_eq!(*v, values[2 + column * j + (q0 + r) * step], "row {r}, column {j}");
+                    assert_eq!(*v, values[2 + column * j + r * step], "row {r}, column {j}");
                 }
             }
         }

@@ -197,7 +197,7 @@ fn transposed_weights<'a>(
     let key = [1, at.off, at.batch, at.row, at.col, n, k, f.shape.batches];
     derived.get((w, l), key, f.shape.batches * n * k, |wt| {
         wt.par_chunks_mut(n * k).enumerate().for_each(|(b, wt)| {
-            gather_rows(values, (0, at.row, n), |j| at.at(b, 0, j), wt);
+            gather_rows(values, (at.row, n), |j| at.at(b, 0, j), wt);
         })
     })
 }
