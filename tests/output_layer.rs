@@ -140,8 +140,10 @@ fn narrowing_output_layers_and_biases_keep_their_four_operations() {
 }
 
 /// The CPU backend keeps weights rearranged for its products (`cpu/derived.rs`: each vector's W^T for
-/// the fused output layer) until the weights are written again. One evaluator given new weights, and then the old ones again, gives the bits of a fresh
-/// evaluator on each: nothing derived from earlier weights is read.
+/// the fused output layer, all vectors' first-layer weights side by side for the wide product on
+/// the 256-image chunk) until the weights are written again. One evaluator given new weights, and
+/// then the old ones again, gives the bits of a fresh evaluator on each: nothing derived from
+/// earlier weights is read.
 #[test]
 fn an_evaluator_given_new_weights_reads_nothing_kept_from_the_old() {
     let images = DeviceImages::upload(&gpu(), &mnist(Split::Train, 300)).unwrap();

@@ -3,9 +3,10 @@
 //!
 //! Why: an evaluation runs one command per chunk of images, and every chunk reads the same weights.
 //! Where a kernel wants the weights in another order than the parameter vector keeps them (the
-//! autoencoder's output layer reads each vector's W^T), rearranging them per chunk cost as much as
-//! `gemm`'s own transposing pack that it replaced (eight chunks of 256 images at B = 51, 1.3 M floats
-//! each); kept, they are rearranged once per evaluation.
+//! autoencoder's output layer reads each vector's W^T; the wide first-layer product reads all
+//! vectors' weights side by side), rearranging them per chunk cost as much as `gemm`'s own
+//! transposing pack that it replaced (eight chunks of 256 images at B = 51, 1.3 M floats each);
+//! kept, they are rearranged once per evaluation.
 
 use super::buffer::Named;
 use super::{CpuBuffer, Exclusive};

@@ -5,7 +5,8 @@
 use anyhow::Result;
 use rayon::prelude::*;
 
-use super::{Cpu, CpuBuffer, CpuCommand};
+use super::derived::Derived;
+use super::{Cpu, CpuBuffer, CpuCommand, Exclusive};
 use crate::ops::{layout_end, Layout, Product, Products, Source};
 
 impl Products for Cpu {
@@ -22,8 +23,10 @@ impl Products for Cpu {
         let op = format!("matrix product {}x{}x{}{batches}{}", p.m, p.n, p.k, if p.accumulate { " +=" } else { "" });
         Ok(CpuCommand::checked(&op, &[&c.0], &[&a.0, &b.0])?.flops(p.flops()).run(move |cpu, l| {
             let mut scratch = cpu.scratch.lock().unwrap_or_else(|e| e.into_inner());
+            let mut derived = cpu.derived.lock().unwrap_or_else(|e| e.into_inner());
+            let gathered = gathered_columns(&p, (&b.0, &b.1, l), &c.1, &mut derived);
             let (a, b, c) = ((a.0.view(l), &a.1), (b.0.view(l), &b.1), (c.0.view_mut(l), &c.1));
-            batched(&p, a, b, c, (cpu.threads, &mut scratch))
+            batched(&p, a, (b, gathered), c, (cpu.threads, &mut scratch))
         }))
     }
 }
@@ -140,13 +143,31 @@ fn blocks(p: &Product, b: &Layout, c: &Layout) -> Vec<(usize, usize, usize)> {
     out
 }
 
+/// B's groups side by side, column after column (k x n, column-major), made once per value of B and
+/// kept ([`Derived`]) where the wide product applies to a grouped B, instead of gathered again for
+/// every chunk of images (eight chunks of 256 at 2,000 images). `None` where the wide product does
+/// not apply or the copy is too large to keep.
+fn gathered_columns<'a>(
+    p: &Product,
+    (b, bl, lock): (&CpuBuffer, &Layout, &Exclusive),
+    cl: &Layout,
+    derived: &'a mut Derived,
+) -> Option<&'a [f32]> {
+    let (size, stride) = bl.group?;
+    wide_calls(p, bl, cl)?;
+    let key = [3, bl.off, bl.row, bl.col, size, stride, p.k, p.n];
+    let values = b.view(lock);
+    derived.get((b, lock), key, p.k * p.n, |out| gather_columns((values, bl), (p.k, 0), out))
+}
+
 /// `C[z] (+)= A[z] * B[z]` for every batch member, with the layouts of [`crate::ops::Layout`]; column
 /// groups become one plain product per group. Independent sub-products run in parallel, each on one
-/// thread; a single product uses all `threads`. `scratch` is memory kept between calls (`wide`).
+/// thread; a single product uses all `threads`. `scratch` is memory kept between calls (`wide`);
+/// `gathered`, where given, is B's groups side by side (kept by `gathered_columns`).
 pub fn batched(
     p: &Product,
     a: (&[f32], &Layout),
-    b: (&[f32], &Layout),
+    (b, gathered): ((&[f32], &Layout), Option<&[f32]>),
     c: (&mut [f32], &Layout),
     (threads, scratch): (usize, &mut Vec<f32>),
 ) {
@@ -155,7 +176,7 @@ pub fn batched(
     assert!(layout_end(b.1, p.batches, p.k, p.n) <= b.0.len(), "matrix product: B reaches past its buffer");
     assert!(layout_end(c.1, p.batches, p.m, p.n) <= c.0.len(), "matrix product: C reaches past its buffer");
     let jobs = blocks(p, b.1, c.1);
-    if jobs.len() > 1 && wide(p, a, b, (&mut *c.0, c.1), (threads, scratch)) {
+    if jobs.len() > 1 && wide(p, a, (b, gathered), (&mut *c.0, c.1), (threads, scratch)) {
         return;
     }
     let (al, bl, cl) = (*a.1, *b.1, *c.1);
@@ -196,25 +217,20 @@ const WIDE_FLOATS: usize = 1 << 23;
 /// docs/benchmarks.md). Each output element is the same k-long dot product accumulated in the same
 /// order (`gemm` blocks k by k alone when m > 64 and groups have two columns or more), so the result
 /// has the bits of the per-group loop.
-/// `scratch` holds the gathered B and C before its scatter; it is kept between calls because
-/// allocating tens of MB per call costs as many page faults as the copies themselves.
+/// `gathered` is B's groups already side by side ([`gathered_columns`], kept per value of B); without
+/// it each call gathers its columns into `scratch`. `scratch` holds them and C before its scatter; it
+/// is kept between calls because allocating tens of MB per call costs as many page faults as the
+/// copies themselves.
 /// Returns false, having done nothing, where it does not apply.
 fn wide(
     p: &Product,
     a: (&[f32], &Layout),
-    b: (&[f32], &Layout),
+    (b, gathered): ((&[f32], &Layout), Option<&[f32]>),
     c: (&mut [f32], &Layout),
     (threads, scratch): (usize, &mut Vec<f32>),
 ) -> bool {
-    let size = b.1.group.or(c.1.group).map_or(p.n, |g| g.0.max(1));
-    let most = WIDE_FLOATS / p.m.max(p.k).max(1) / size;
-    if p.batches != 1 || p.m <= 64 || size < 2 || most < 2 || !disjoint(p, c.1) {
-        return false;
-    }
-    // groups per call, balanced over the calls
-    let groups = p.n.div_ceil(size);
-    let per_call = groups.div_ceil(groups.div_ceil(most)) * size;
-    let grouped_b = b.1.group.is_some();
+    let Some(per_call) = wide_calls(p, b.1, c.1) else { return false };
+    let grouped_b = b.1.group.is_some() && gathered.is_none();
     let (b_len, c_len) = (if grouped_b { p.k * per_call } else { 0 }, p.m * per_call);
     if scratch.len() < b_len + c_len {
         scratch.resize(b_len + c_len, 0.0);
@@ -223,7 +239,9 @@ fn wide(
     let mut col = 0;
     while col < p.n {
         let cols = per_call.min(p.n - col);
-        let (bs, bm) = if grouped_b {
+        let (bs, bm) = if let Some(gathered) = gathered {
+            (gathered, Mat::new(col * p.k, 1, p.k))
+        } else if grouped_b {
             gather_columns(b, (p.k, col), &mut wb[..p.k * cols]);
             (&wb[..], Mat::new(0, 1, p.k))
         } else {
@@ -239,6 +257,19 @@ fn wide(
         col += cols;
     }
     true
+}
+
+/// The columns of one call of the wide product (whole groups, balanced over the calls), or `None`
+/// where it does not apply: several batch members, 64 images or fewer, groups of one column, a
+/// single group (one vector: nothing to share), or too wide a group for [`WIDE_FLOATS`].
+fn wide_calls(p: &Product, b: &Layout, c: &Layout) -> Option<usize> {
+    let size = b.group.or(c.group).map_or(p.n, |g| g.0.max(1));
+    let most = WIDE_FLOATS / p.m.max(p.k).max(1) / size;
+    if p.batches != 1 || p.m <= 64 || size < 2 || p.n <= size || most < 2 || !disjoint(p, c) {
+        return None;
+    }
+    let groups = p.n.div_ceil(size);
+    Some(groups.div_ceil(groups.div_ceil(most)) * size)
 }
 
 /// Copies columns `col..` of the (k x n) operand B into `out` (k x out.len() / k), column after column.
@@ -318,7 +349,8 @@ mod tests {
 
     /// The wide product has the bits of one plain product per group, overwriting and accumulating,
     /// with B's groups contiguous (the FCP's weights) and strided, C's groups row-major (copied a run of
-    /// columns at a time) and transposed (an element at a time), and more groups than one call takes.
+    /// columns at a time) and transposed (an element at a time), and more groups than one call takes;
+    /// B gathered per call and kept gathered ([`gathered_columns`]) alike.
     #[test]
     fn the_wide_product_has_the_bits_of_one_product_per_group() {
         let (m, k, units, n_prm) = (130, 300, 7, 2200);
@@ -327,13 +359,16 @@ mod tests {
         let w = values(vecs * n_prm, 12);
         let al = Layout::row_major(0, k, 0);
         for ((row, col), (c_row, c_col)) in [((1, k), (units, 1)), ((units, 1), (units, 1)), ((1, k), (1, m))] {
-            for accumulate in [false, true] {
+            for (accumulate, kept) in [(false, false), (true, false), (false, true), (true, true)] {
                 let p = Product { m, n: units * vecs, k, batches: 1, accumulate };
                 let bl = Layout { off: 5, batch: 0, row, col, group: Some((units, n_prm)) };
                 let cl = Layout { off: 0, batch: 0, row: c_row, col: c_col, group: Some((units, m * units)) };
+                let mut gathered = vec![f32::NAN; k * p.n];
+                gather_columns((&w, &bl), (k, 0), &mut gathered);
+                let gathered = kept.then_some(&gathered[..]);
                 let mut wide = values(m * units * vecs, 13);
                 let mut each = wide.clone();
-                batched(&p, (&a, &al), (&w, &bl), (&mut wide, &cl), (2, &mut Vec::new()));
+                batched(&p, (&a, &al), ((&w, &bl), gathered), (&mut wide, &cl), (2, &mut Vec::new()));
                 for v in 0..vecs {
                     let bm = Mat::new(bl.at(0, 0, v * units), row, col);
                     let cm = Mat::new(cl.at(0, 0, v * units), c_row, c_col);
@@ -341,7 +376,7 @@ mod tests {
                 }
                 assert!(
                     wide.iter().zip(&each).all(|(x, y)| x.to_bits() == y.to_bits()),
-                    "B ({row}, {col}), C ({c_row}, {c_col}), accumulate {accumulate}"
+                    "B ({row}, {col}), C ({c_row}, {c_col}), accumulate {accumulate}, kept {kept}"
                 );
             }
         }
@@ -357,7 +392,7 @@ mod tests {
     fn check(p: &Product, (a, al): (&[f32], Layout), (b, bl): (&[f32], Layout), cl: Layout, c_len: usize) {
         let mut fast = values(c_len, 3);
         let mut slow = fast.clone();
-        batched(p, (a, &al), (b, &bl), (&mut fast, &cl), (2, &mut Vec::new()));
+        batched(p, (a, &al), ((b, &bl), None), (&mut fast, &cl), (2, &mut Vec::new()));
         naive(p, (a, &al), (b, &bl), (&mut slow, &cl));
         for (x, y) in fast.iter().zip(&slow) {
             assert!((x - y).abs() <= 1e-5 * (1.0 + y.abs()), "{x} vs {y}");

@@ -44,7 +44,8 @@ pub struct Cpu {
     /// product's gathered operands), so that no call allocates; commands run one at a time, so one is
     /// enough.
     scratch: Mutex<Vec<f32>>,
-    /// Operands derived from buffers, kept until the buffers change (the output layer's W^T).
+    /// Operands derived from buffers, kept until the buffers change (the output layer's W^T, the wide
+    /// first-layer product's gathered weights).
     derived: Mutex<derived::Derived>,
     /// Per-operation timing, when asked for ([`Cpu::profile`]).
     profiler: profile::Profiler,
