@@ -1,6 +1,9 @@
 //! Loss surfaces: filter normalisation, the plane through three solutions against one-at-a-time
 //! evaluation, orthonormal axes, grids, resume and shards, the CSV layout.
 mod common;
+#[allow(dead_code)] // only `files` is used here
+#[path = "common/files.rs"]
+mod files;
 
 use common::{gpu, mnist};
 use losscape::data::{DeviceImages, Split};
@@ -186,7 +189,7 @@ fn shards_and_resume_give_the_same_surface_as_one_run() {
     let plane = Plane::random(&arch.params(), &w, 2, 2, Biases::Copy, "w").unwrap();
     let cfg = config(arch, 64, 2);
     let run_with = |dir: &std::path::Path, shard: Shard, batch: usize| {
-        run_surface(SurfaceRun { dir, cfg: &cfg, plane: &plane, images: &images, shard, batch }, &mut Quiet).unwrap()
+        run_surface(SurfaceRun { dir, cfg: &cfg, plane: &plane, images: &images, shard, batch }, &mut Quiet).unwrap().0
     };
     let run = |dir: &std::path::Path, shard: Shard| run_with(dir, shard, 4);
     let whole = tempfile::tempdir().unwrap();
@@ -271,24 +274,63 @@ fn csv_rows_columns_and_the_autoencoder_without_accuracy() {
     }
 }
 
+/// A set of three FCP vectors written by `losscape init` into `dir`.
+fn three_vectors(dir: &std::path::Path) -> std::path::PathBuf {
+    let set = dir.join("s.safetensors");
+    let init = std::process::Command::new(env!("CARGO_BIN_EXE_losscape"))
+        .args(["init", "--model", "fcp", "--count", "3", "--out"])
+        .arg(&set)
+        .output();
+    assert!(init.unwrap().status.success());
+    set
+}
+
+/// `losscape surface` through the set's three vectors on the CPU backend, `--range RANGE` and
+/// `--train-size N` from `grid`, then `extra`, into `out`; asserts that it succeeds.
+fn surface(set: &std::path::Path, out: &std::path::Path, grid: (&str, &str), extra: &[&str]) {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_losscape"));
+    c.args(["surface", "--model", "fcp", "--through", "0,1,2", "--range", grid.0, "--train-size", grid.1]);
+    c.args(["--backend", "cpu", "--quiet"]).args(extra).arg("--set").arg(set).arg("--out").arg(out);
+    let o = c.output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
 /// `--batch` is an execution detail: on the CPU backend, whose chunks aim at its cache, a batch of
 /// three rows used to take a smaller chunk than one row, and so other bits.
 #[test]
 fn any_batch_writes_the_same_surface_bytes() {
     let dir = tempfile::tempdir().unwrap();
-    let set = dir.path().join("s.safetensors");
-    let bin = env!("CARGO_BIN_EXE_losscape");
-    let init =
-        std::process::Command::new(bin).args(["init", "--model", "fcp", "--count", "3", "--out"]).arg(&set).output();
-    assert!(init.unwrap().status.success());
+    let set = three_vectors(dir.path());
     let run = |batch: &str| {
         let out = dir.path().join(format!("b{batch}"));
-        let mut c = std::process::Command::new(bin);
-        c.args(["surface", "--model", "fcp", "--through", "0,1,2", "--range", "-0.5:1.5:21", "--train-size", "2000"]);
-        c.args(["--backend", "cpu", "--quiet", "--batch", batch]).arg("--set").arg(&set).arg("--out").arg(&out);
-        let o = c.output().unwrap();
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        surface(&set, &out, ("-0.5:1.5:21", "2000"), &["--batch", batch]);
         std::fs::read(out.join("surface.csv")).unwrap()
     };
     assert_eq!(run("21"), run("63"), "three rows per call wrote other bytes than one");
+}
+
+/// A killed write leaves its temporary file (`.partial-…`) in the directory the shards share. A
+/// resumed shard removes such leftovers when no other shard is writing there, and keeps them while
+/// one is (the file may be that shard's write in flight), so a finished, resumed directory holds
+/// the files of one that was never interrupted.
+#[test]
+fn a_resumed_shard_clears_leftovers_only_while_no_other_shard_writes() {
+    use losscape::io::lock::{shard_lock, DirLock};
+    let dir = tempfile::tempdir().unwrap();
+    let (set, out) = (three_vectors(dir.path()), dir.path().join("s"));
+    let run = |shard: &str| surface(&set, &out, ("-0.5:1.5:3", "100"), &["--shard", shard]);
+    run("0/2");
+    run("1/2");
+    assert!(out.join("surface.csv").is_file(), "both shards ran");
+    let finished = files::files(&out);
+    let leftover = out.join(".partial-AbC123");
+    std::fs::write(&leftover, b"half a surface.csv").unwrap();
+    // shard 1 is writing (this process holds its lock): the leftover may be its write in flight
+    let writing = DirLock::acquire(&out, &shard_lock(1, 2)).unwrap();
+    run("0/2");
+    assert!(leftover.exists(), "another shard's file in flight was removed");
+    drop(writing);
+    run("0/2");
+    assert!(!leftover.exists(), "the leftover of a killed write stayed");
+    assert_eq!(files::files(&out), finished, "the directory holds the files of an uninterrupted run");
 }

@@ -30,8 +30,9 @@ pub struct SurfaceArgs {
     /// file (.toml; docs/networks.md §7).
     #[arg(long, value_parser = crate::cli::model_arg)]
     model: Arch,
-    /// The solution set (stack of vectors, .safetensors or .npy).
-    #[arg(long)]
+    /// The solution set (stack of vectors, .safetensors or .npy; `--weights`, as `eval` names it, is
+    /// the same).
+    #[arg(long, visible_alias = "weights")]
     set: PathBuf,
     /// The line w = a + x(b - a) or plane w = a + x(b - a) + y(c - a) through vectors A,B[,C] of the set
     /// (0-based), which sit at (0,0), (1,0) and (0,1).
@@ -190,7 +191,8 @@ pub fn run(args: SurfaceArgs) -> Result<()> {
     let need = DeviceImages::footprint(&device, &data) + stack.footprint() + footprint(&run)?;
     let sized_by = format!("--batch {batch} (points per call, {} parameters each)", args.model.n_params());
     super::memory::check("surface", &args.run, &device, need, &sized_by, "give a smaller --batch")?;
-    let summary = run_surface(run, &mut progress)?;
+    // the shard's lock, held until the outputs are written
+    let (summary, _lock) = run_surface(run, &mut progress)?;
     progress.out.bar.finish_and_clear();
     // the directory's own record of the set from here on: a resume that names it by another path (or
     // from a moved directory) writes the same surface.json

@@ -21,8 +21,9 @@ pub const PARTIAL_PREFIX: &str = ".partial-";
 
 /// Removes the temporary files a killed writer left in `dir` (not in its subdirectories), so that a
 /// resumed directory holds the files of an uninterrupted run. Only for a directory that one process
-/// writes at a time (a training run's, a path sweep's, a `hessian` run's, a study's report), since
-/// another writer's file in flight would be removed too.
+/// writes at a time (a training run's, a path sweep's, a `hessian` run's, a study's report), or one
+/// whose writers' locks the caller holds together (a surface's shards: [`lock::hold_all_writers`]),
+/// since another writer's file in flight would be removed too.
 ///
 /// Errors: `dir` exists but cannot be listed, or a leftover cannot be removed.
 pub fn remove_partials(dir: &Path) -> Result<usize> {

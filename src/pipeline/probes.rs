@@ -198,7 +198,8 @@ pub(super) fn path_surface(p: &ProbeInputs, opt: Optimizer) -> Result<bool> {
         shard: Shard { index: 0, count: 1 },
         batch,
     };
-    run_surface(run, &mut Silent)?;
+    // the lock, held until the outputs are written
+    let (_, _lock) = run_surface(run, &mut Silent)?;
     let rows = collect_rows(&out, &cfg)?;
     let Some(surface) = Surface::assemble(&cfg, &rows) else { bail!("{}: rows missing after the run", out.display()) };
     let extra = serde_json::json!({

@@ -15,15 +15,20 @@ pub struct AxisRange {
 }
 
 impl AxisRange {
-    /// A checked range: `lo` and `hi` finite with `lo < hi`, and 2 to [`MAX_POINTS`] points.
+    /// A checked range: `lo` and `hi` finite with `lo < hi` and a finite span `hi - lo` (else every
+    /// value between the ends is infinite or NaN), and 2 to [`MAX_POINTS`] points.
     ///
-    /// Errors: a message naming the bad part.
+    /// Errors: a message naming the bad part (the ends in Rust's shortest form: `1e308`, not 309
+    /// digits).
     pub fn new(lo: f64, hi: f64, points: usize) -> Result<AxisRange, String> {
         if !lo.is_finite() || !hi.is_finite() {
-            return Err(format!("{lo}:{hi}: the ends must be finite numbers"));
+            return Err(format!("{lo:?}:{hi:?}: the ends must be finite numbers"));
         }
         if lo >= hi {
-            return Err(format!("{lo}:{hi}: the first end must be less than the second"));
+            return Err(format!("{lo:?}:{hi:?}: the first end must be less than the second"));
+        }
+        if !(hi - lo).is_finite() {
+            return Err(format!("{lo:?}:{hi:?}: the span from the first end to the second is too large for f64"));
         }
         if !(2..=MAX_POINTS).contains(&points) {
             return Err(format!("{points} points: need 2 to {MAX_POINTS}"));
@@ -69,5 +74,34 @@ impl std::str::FromStr for AxisRange {
 impl std::fmt::Display for AxisRange {
     fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
         write!(f, "{}:{}:{}", self.lo, self.hi, self.points)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_range_parses_and_reaches_both_ends() {
+        let r: AxisRange = "-1:1:51".parse().unwrap();
+        assert_eq!((r.lo, r.hi, r.points), (-1.0, 1.0, 51));
+        let v = r.values();
+        assert_eq!((v[0], v[25], v[50]), (-1.0, 0.0, 1.0));
+    }
+
+    /// Each bad part gets its own message; huge ends print in short form, and a span past f64's
+    /// largest value (whose grid values would be infinite or NaN) is refused.
+    #[test]
+    fn bad_ranges_are_refused_with_a_message_naming_the_part() {
+        let err = |s: &str| s.parse::<AxisRange>().unwrap_err();
+        assert!(err("nan:1:5").contains("must be finite"), "{}", err("nan:1:5"));
+        assert!(err("1:0:5").contains("less than the second"));
+        assert_eq!(err("1e308:-1e308:3"), "1e308:-1e308: the first end must be less than the second");
+        assert!(err("-1e308:1e308:3").contains("span"), "{}", err("-1e308:1e308:3"));
+        assert!(err("0:1:1").contains("need 2 to"));
+        assert!(err("0:1").contains("expected lo:hi:n"));
+        assert!(err("a:1:3").contains("'a' is not a number"));
+        assert!(err("0:1:2.5").contains("whole number"));
+        assert!("-1e307:1e307:3".parse::<AxisRange>().unwrap().values().iter().all(|v| v.is_finite()));
     }
 }

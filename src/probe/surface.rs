@@ -15,6 +15,7 @@ use super::grid::AxisRange;
 use crate::backend::{f32_bytes, Footprint};
 use crate::data::{DeviceImages, Split};
 use crate::io::jsonl::{read_lines, Appender};
+use crate::io::lock::DirLock;
 use crate::io::shard::{SetInfo, Shard};
 use crate::model::{Arch, Eval, Evaluator, Network, Want};
 use crate::ops::Act;
@@ -211,15 +212,34 @@ pub struct RunSummary {
 }
 
 /// Computes the shard's unfinished rows (row j belongs to shard j mod N), saving each as it finishes.
+/// Returns what it did and the shard's lock on `dir`: hold it while writing the finished surface
+/// (`plot::surface::write_outputs`), so that a later shard's sweep of leftovers never meets those
+/// writes in flight.
 ///
-/// Errors: `dir` holds another configuration; the plane does not fit the network; the device fails.
-pub fn run_surface(run: SurfaceRun, progress: &mut dyn SurfaceProgress) -> Result<RunSummary> {
-    let SurfaceRun { dir, cfg, plane, images, shard, batch } = run;
-    if plane.dims() != 1 + cfg.y.is_some() as usize {
-        bail!("a {}-D grid on a {}-D plane", 1 + cfg.y.is_some() as usize, plane.dims());
+/// When no other shard is writing in `dir`, the temporary files of killed writes are removed first
+/// ([`crate::io::lock::hold_all_writers`]), so that a resumed directory holds the files of one that
+/// was never interrupted.
+///
+/// Errors: `dir` holds another configuration; the plane does not fit the network; the device fails;
+/// another process holds this shard's lock; a leftover cannot be removed.
+pub fn run_surface(run: SurfaceRun, progress: &mut dyn SurfaceProgress) -> Result<(RunSummary, DirLock)> {
+    let (dims, rows_dims) = (run.plane.dims(), 1 + run.cfg.y.is_some() as usize);
+    if dims != rows_dims {
+        bail!("a {rows_dims}-D grid on a {dims}-D plane");
     }
     // shards share the directory, each appending to its own rows file under its own lock
-    let _lock = crate::io::lock::DirLock::acquire(dir, &crate::io::lock::shard_lock(shard.index, shard.count))?;
+    let (dir, name) = (run.dir, crate::io::lock::shard_lock(run.shard.index, run.shard.count));
+    let lock = DirLock::acquire_shared(dir, &name)?;
+    if let Some(all) = crate::io::lock::hold_all_writers(dir, &name)? {
+        crate::io::remove_partials(dir)?;
+        drop(all);
+    }
+    Ok((compute_rows(run, progress)?, lock))
+}
+
+/// [`run_surface`]'s work once it holds the shard's lock.
+fn compute_rows(run: SurfaceRun, progress: &mut dyn SurfaceProgress) -> Result<RunSummary> {
+    let SurfaceRun { dir, cfg, plane, images, shard, batch } = run;
     crate::io::config::prepare_dir(dir, cfg)?;
     // cuts a line this shard left half-written; the rows are read with the other shards' below
     let (file, _) = Appender::resume::<RowRecord>(&rows_file(dir, shard))?;
