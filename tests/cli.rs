@@ -62,6 +62,9 @@ fn eval_text_and_json_agree() {
     let plain = losscape(&args);
     assert!(plain.status.success(), "{}", text(&plain.stderr));
     let json = losscape(&[&args[..], &["--json"]].concat());
+    // `--set`, as `surface` and `hessian` name a weight file, gives the same output
+    let set = losscape(&["eval", "--model", "fcp", "--set", w.to_str().unwrap(), "--split", "test", "--limit", "300"]);
+    assert_eq!(text(&set.stdout), text(&plain.stdout), "{}", text(&set.stderr));
     let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(v["model"], "fcp");
     assert_eq!(v["split"], "test");

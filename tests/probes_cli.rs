@@ -167,7 +167,8 @@ fn hessian_refuses_a_resumed_line_that_its_configuration_cannot_have_written() {
     let set = set(dir.path());
     let out = dir.path().join("h");
     let run = |vectors: &str| {
-        let args = ["hessian", "--model", "fcp", "--set", &set, "--top", "2", "--steps", "3", "--probes", "2"];
+        // `--weights`, as `eval` names a weight file, is `--set`
+        let args = ["hessian", "--model", "fcp", "--weights", &set, "--top", "2", "--steps", "3", "--probes", "2"];
         let rest = ["--train-size", "30", "--out", out.to_str().unwrap(), "--backend", "cpu", "--quiet"];
         losscape(&[&args[..], &["--vectors", vectors], &rest].concat())
     };

@@ -17,8 +17,8 @@ pub struct EvalArgs {
     /// file (.toml; docs/networks.md §7).
     #[arg(long, value_parser = crate::cli::model_arg)]
     model: Arch,
-    /// Weight file: .safetensors or .npy.
-    #[arg(long)]
+    /// Weight file: .safetensors or .npy (`--set`, as `surface` and `hessian` name it, is the same).
+    #[arg(long, visible_alias = "set")]
     weights: PathBuf,
     /// Which split.
     #[arg(long, value_enum, default_value_t = Split::Test)]

@@ -33,8 +33,9 @@ pub struct HessianArgs {
     /// file (.toml; docs/networks.md §7).
     #[arg(long, value_parser = crate::cli::model_arg)]
     model: Arch,
-    /// The solution set (stack of vectors, .safetensors or .npy).
-    #[arg(long)]
+    /// The solution set (stack of vectors, .safetensors or .npy; `--weights`, as `eval` names it, is
+    /// the same).
+    #[arg(long, visible_alias = "weights")]
     set: PathBuf,
     /// Only these vectors of the set (0-based, e.g. 0,1,5).
     #[arg(long, value_delimiter = ',', value_name = "I,J,...")]
