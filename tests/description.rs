@@ -403,6 +403,8 @@ fn the_compact_form_and_its_errors() {
     assert_contains(&error("mlp:784-10:tanh:relu"), &["`relu` is given twice"]);
     assert_contains(&error("mlp:784-10:nobias:nobias"), &["`nobias` is given twice"]);
     assert_contains(&Description::mlp("784-10").unwrap_err().to_string(), &["does not start with `mlp:`"]);
+    // one class: the cross-entropy of a single logit is 0 whatever the weights
+    assert_contains(&error("mlp:784-64-1"), &["head cross_entropy: 1 class", "at least 2 outputs"]);
     let d = Description::parse("  mlp:64-32-10  ").unwrap();
     assert_eq!(d.name.as_deref(), Some("mlp:64-32-10"));
     assert_eq!(d.derive().unwrap().outputs, vec![Shape::Features(32), Shape::Features(32), Shape::Features(10)]);

@@ -89,6 +89,12 @@ fn shards_together_equal_the_unsharded_run_and_configurations_are_checked() {
     let o = run_sweep(sweep_args(&set, &d("all"), &[("--lambda", "0.5")]));
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("settings.lambda"), "{}", String::from_utf8_lossy(&o.stderr));
+    // another shard given one shard's directory is told that each shard writes its own, then merge
+    let o = run_sweep(sweep_args(&set, &d("s0"), &[("--shard", "1/3")]));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("shard.index") && err.contains("a directory of its own") && err.contains("merge"), "{err}");
+    assert!(!err.contains("  "), "one space between words: {err}");
     // shards of different sweeps do not merge
     ok(run_sweep(sweep_args(&set, &d("other"), &[("--seed", "4"), ("--shard", "1/3")])));
     let o = losscape(&["merge", &d("s0"), &d("other"), "--out", &d("bad.jsonl")]);

@@ -236,9 +236,16 @@ fn prepare_locked<T: Serialize + DeserializeOwned>(dir: &Path, cfg: &T) -> Resul
                 ""
             };
             let changed = changed_inputs(&old, cfg);
-            let fix = match changed.is_empty() {
-                true => "use another --out or the same settings".to_string(),
-                false => changed.join("; "),
+            let fix = if diff.iter().all(|d| d.starts_with("shard")) {
+                // a sweep's shards each write a directory of their own (a `surface`'s share one, and
+                // its configuration does not name the shard)
+                "each shard of a sweep writes a directory of its own: give this one another --out (e.g. \
+                 shard-I-of-N), then join them with `losscape merge`"
+                    .to_string()
+            } else if changed.is_empty() {
+                "use another --out or the same settings".to_string()
+            } else {
+                changed.join("; ")
             };
             bail!(
                 "{} holds a run with a different configuration (differs in: {}){data}; {fix}",

@@ -296,6 +296,15 @@ impl Description {
     /// Refuses a head that does not fit `last`, the last layer's output.
     fn check_head(&self, last: Shape) -> Result<(), DescriptionError> {
         match self.head {
+            // softmax over one logit is 1 whatever the weights: the loss would be 0 and its gradient 0
+            Head::CrossEntropy { classes: 1 } => {
+                return Err(DescriptionError::Head {
+                    head: "cross_entropy",
+                    message: "1 class: softmax over a single logit is 1 for every input, so the loss and its \
+                              gradient would be 0 everywhere; a classifier needs at least 2 outputs"
+                        .to_string(),
+                })
+            }
             Head::CrossEntropy { classes } if last != Shape::Features(classes) => {
                 return Err(DescriptionError::Head {
                     head: "cross_entropy",
