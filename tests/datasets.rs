@@ -503,6 +503,12 @@ fn the_paper_networks_take_only_1x28x28_images_of_at_most_10_classes() {
     check_input(Arch::Autoencoder, &letters).unwrap();
     // its first image alone still has its file's 26 classes
     assert!(check_input(Arch::Fcp, &letters.clone().truncated(0)).is_err());
+    // an IDX pair: the label file is the one named
+    let dir = tempfile::tempdir().unwrap();
+    write_idx(dir.path(), "emnist-letters-", (28, 28), 4, false);
+    let idx = load_split(dir.path(), Split::Train).unwrap();
+    let e = check_input(Arch::Fcp, &idx).unwrap_err().to_string();
+    assert_has(&e, &["emnist-letters-train-labels-idx1-ubyte: labels up to 21 (22 classes)", "10 outputs"]);
 }
 
 fn losscape(args: &[&str]) -> Output {

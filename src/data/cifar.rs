@@ -110,5 +110,5 @@ pub fn load(files: &[PathBuf], source: &Path) -> Result<Dataset> {
         pixels.extend(p);
         labels.extend(l);
     }
-    Ok(Dataset { pixels, labels, shape: SHAPE, classes: CLASSES, source: source.to_path_buf() })
+    Ok(Dataset { pixels, labels, shape: SHAPE, classes: CLASSES, source: source.to_path_buf(), labels_source: None })
 }

@@ -68,6 +68,9 @@ pub struct Dataset {
     /// The file the images were read from (the directory for several CIFAR-10 batches); what error
     /// messages name. Empty for a dataset built in memory.
     pub source: PathBuf,
+    /// The file the labels were read from, where it is not `source` (MNIST's IDX label file); what
+    /// messages about labels name ([`Dataset::labels_file`]).
+    pub labels_source: Option<PathBuf>,
 }
 
 impl Dataset {
@@ -87,7 +90,7 @@ impl Dataset {
             );
         }
         let classes = labels.iter().max().map_or(0, |&m| m as usize + 1);
-        Ok(Dataset { pixels, labels, shape, classes, source: source.to_path_buf() })
+        Ok(Dataset { pixels, labels, shape, classes, source: source.to_path_buf(), labels_source: None })
     }
     /// The number of images.
     pub fn len(&self) -> usize {
@@ -113,6 +116,10 @@ impl Dataset {
         self.pixels.truncate(n * self.shape.pixels());
         self.labels.truncate(n);
         self
+    }
+    /// The file the labels were read from: [`Dataset::labels_source`], else [`Dataset::source`].
+    pub fn labels_file(&self) -> &Path {
+        self.labels_source.as_deref().unwrap_or(&self.source)
     }
     /// The largest label, if any image is there.
     pub fn max_label(&self) -> Option<u8> {

@@ -60,7 +60,8 @@ pub fn load_split(dir: &Path, split: Split) -> Result<Dataset> {
     load_pair(&images, &labels).map_err(Into::into)
 }
 
-/// Loads and cross-checks an image file and its label file; the dataset's source is the image file.
+/// Loads and cross-checks an image file and its label file; the dataset's source is the image file,
+/// its labels' source the label file.
 pub fn load_pair(images_path: &Path, labels_path: &Path) -> Result<Dataset, IdxError> {
     let images = parse_images(&read_maybe_gz(images_path)?, images_path)?;
     let labels = parse_labels(&read_maybe_gz(labels_path)?, labels_path)?;
@@ -73,5 +74,12 @@ pub fn load_pair(images_path: &Path, labels_path: &Path) -> Result<Dataset, IdxE
         });
     }
     let classes = labels.iter().max().map_or(0, |&m| m as usize + 1);
-    Ok(Dataset { pixels: images.pixels, labels, shape: images.shape, classes, source: images_path.into() })
+    Ok(Dataset {
+        pixels: images.pixels,
+        labels,
+        shape: images.shape,
+        classes,
+        source: images_path.into(),
+        labels_source: Some(labels_path.into()),
+    })
 }

@@ -88,7 +88,7 @@ pub fn check_input(arch: Arch, data: &Dataset) -> Result<(), InputMismatch> {
         let max_label = data.max_label().map_or(0, usize::from).max(data.classes.saturating_sub(1));
         if max_label >= outputs {
             return Err(InputMismatch::Classes {
-                file: data.source.clone(),
+                file: data.labels_file().to_path_buf(),
                 max_label,
                 classes: max_label + 1,
                 network: arch.title(),

@@ -42,6 +42,7 @@ pub fn slice(data: &Dataset, first: usize, len: usize) -> Dataset {
         shape: data.shape,
         classes: data.classes,
         source: data.source.clone(),
+        labels_source: data.labels_source.clone(),
     }
 }
 

@@ -262,7 +262,8 @@ pub fn check_data(desc: &Description, data: &Dataset) -> Result<()> {
     }
     if let Head::CrossEntropy { classes } = desc.head {
         if let Some(i) = data.labels.iter().position(|&l| l as usize >= classes) {
-            bail!("image {i} of {source} has label {}, not below the network's {classes} classes", data.labels[i]);
+            let labels = data.labels_file().display();
+            bail!("image {i} of {labels} has label {}, not below the network's {classes} classes", data.labels[i]);
         }
     }
     Ok(())
