@@ -255,7 +255,7 @@ fn every_numeric_option_of_every_subcommand_is_bounded_without_panics() {
     }
 
     // toy, reproduce, merge
-    refused(&["toy", "--out", p(&d.join("toy"))], "--lambdas", &["-1", "nan", "10,x", "10,1e13", "1e308"]);
+    refused(&["toy", "--out", p(&d.join("toy"))], "--lambdas", &["-1", "nan", "10,x", "10,1e13", "1e308", "10,100,10"]);
     refused(&["reproduce", "--out", p(&d.join("work"))], "--shard", &["0/0", "2/1", "x"]);
     let o = run(&["reproduce".into(), "--preset".into(), "huge".into(), "--out".into(), p(&d.join("w")).into()]);
     no_panic(&[], &o);

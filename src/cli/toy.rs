@@ -22,6 +22,10 @@ pub struct ToyArgs {
 }
 
 pub fn run(args: ToyArgs) -> Result<()> {
+    if let Some(l) = args.lambdas.iter().enumerate().find_map(|(i, l)| args.lambdas[..i].contains(l).then_some(l)) {
+        let message = format!("--lambdas names {l} twice; give each lambda once");
+        return Err(super::ranges::usage("toy", message));
+    }
     let paths = run_toy(&args.lambdas, ToySettings::default());
     let (mut points, mut heights) = (String::from("path,lambda,m,t,x,y,f\n"), String::from("path,lambda,height\n"));
     let mut lines = Vec::new(); // printed once the files are written

@@ -45,6 +45,37 @@ pub fn render_png(
     crate::io::atomic_write(path, &png)
 }
 
+/// A tick label on a linear axis: three decimals at most, and never "-0" (a tick at zero computed
+/// as -1e-17 would print so).
+pub fn tick(v: &f64) -> String {
+    format!("{}", (v * 1000.0).round() / 1000.0 + 0.0)
+}
+
+/// Draws the axes of a chart whose axes are both linear in f64, labelled `x` and `y`, with [`tick`]
+/// labels, and the grid when `grid`.
+pub fn linear_axes<'a, DB>(
+    chart: &mut plotters::chart::ChartContext<
+        'a,
+        DB,
+        plotters::coord::cartesian::Cartesian2d<
+            plotters::coord::types::RangedCoordf64,
+            plotters::coord::types::RangedCoordf64,
+        >,
+    >,
+    (x, y): (&str, &str),
+    grid: bool,
+) -> Result<()>
+where
+    DB: plotters::backend::DrawingBackend + 'a,
+{
+    let mut mesh = chart.configure_mesh();
+    mesh.x_desc(x).y_desc(y).x_label_formatter(&tick).y_label_formatter(&tick).label_style(("sans-serif", 16));
+    if !grid {
+        mesh.disable_mesh();
+    }
+    drawing(mesh.draw())
+}
+
 /// Turns a plotters error into an anyhow error.
 pub fn drawing<T, E: std::fmt::Display>(r: Result<T, E>) -> Result<T> {
     r.map_err(|e| anyhow!("drawing failed: {e}"))

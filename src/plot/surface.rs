@@ -62,11 +62,6 @@ pub fn surface_figure(out: &Path, cfg: &SurfaceConfig, marks: &[Mark], surface: 
     }
 }
 
-/// A tick label: three decimals at most, and never "-0".
-fn tick(v: &f64) -> String {
-    format!("{}", (v * 1000.0).round() / 1000.0 + 0.0)
-}
-
 fn finite_range(values: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
     let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
     lo.is_finite().then_some(if hi > lo { (lo, hi) } else { (lo - 0.5, lo + 0.5) })
@@ -91,7 +86,7 @@ fn line(out: &Path, cfg: &SurfaceConfig, marks: &[Mark], surface: &Surface) -> R
                 .configure_mesh()
                 .x_desc("x")
                 .y_desc("loss")
-                .x_label_formatter(&tick)
+                .x_label_formatter(&super::tick)
                 .label_style(("sans-serif", 16))
                 .draw(),
         )?;
@@ -142,17 +137,7 @@ fn contour(out: &Path, cfg: &SurfaceConfig, marks: &[Mark], surface: &Surface) -
                 .y_label_area_size(60)
                 .build_cartesian_2d(ex[0]..ex[nx], ey[0]..ey[ny]),
         )?;
-        drawing(
-            chart
-                .configure_mesh()
-                .disable_mesh()
-                .x_desc("x")
-                .y_desc("y")
-                .x_label_formatter(&tick)
-                .y_label_formatter(&tick)
-                .label_style(("sans-serif", 16))
-                .draw(),
-        )?;
+        super::linear_axes(&mut chart, ("x", "y"), false)?;
         let cells = (0..ny).flat_map(|j| (0..nx).map(move |i| (i, j)));
         drawing(chart.draw_series(cells.map(|(i, j)| {
             let c = levels[j][i].map_or(RGBColor(255, 255, 255), colour);
