@@ -38,7 +38,8 @@ pub struct StudyEstimate {
 }
 
 /// Training and path FLOPs of `arch` at the preset's scale (line searches of 6 evaluations, every
-/// epoch/iteration evaluating the training and test loss as `train` does).
+/// epoch/iteration evaluating the training and test loss as `train` does, and each of the two
+/// trainings evaluating its runs' starting training loss once).
 fn study_flops(arch: Arch, p: &Preset) -> Result<(f64, f64)> {
     let (fwd, grad) = Plan::flops_per_image_vector(arch)?;
     let n = p.train_images.unwrap_or(60_000) as f64;
@@ -47,11 +48,12 @@ fn study_flops(arch: Arch, p: &Preset) -> Result<(f64, f64)> {
     const LINE_SEARCH_EVALUATIONS: f64 = 6.0;
     let lbfgs = p.iterations as f64 * runs * (grad * n + LINE_SEARCH_EVALUATIONS * fwd * n + fwd * n_test);
     let sgd = p.epochs as f64 * runs * (grad * n + fwd * n + fwd * n_test);
+    let starts = 2.0 * runs * fwd * n;
     let pairs = p.pairs.min(p.keep * p.keep.saturating_sub(1) / 2) as f64;
     let per_path = p.path.iterations as f64 * p.path.points as f64 * grad;
     // four sets on the training landscape, the two test snapshots on the test landscape
     let paths = pairs * per_path * (4.0 * n + 2.0 * n_test);
-    Ok((lbfgs + sgd, paths))
+    Ok((lbfgs + sgd + starts, paths))
 }
 
 /// The study of `preset` on `models` at `rate(arch)` FLOP/s.
@@ -96,4 +98,22 @@ pub fn rates_from_bench(record: &serde_json::Value) -> Result<Vec<(Arch, f64)>> 
         }
     }
     Ok(out.into_iter().map(|(a, _, g)| (a, g)).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The smoke preset's training FLOPs of the FCP, counted by hand from its settings.
+    #[test]
+    fn training_flops_count_every_evaluation_of_both_trainings() {
+        let p = Preset::named("smoke").unwrap();
+        let (fwd, grad) = Plan::flops_per_image_vector(Arch::Fcp).unwrap();
+        let (n, t, r) = (p.train_images.unwrap() as f64, p.test_images.unwrap() as f64, p.runs as f64);
+        let (iterations, epochs) = (p.iterations as f64, p.epochs as f64);
+        let lbfgs = iterations * r * (grad * n + 6.0 * fwd * n + fwd * t);
+        let sgd = epochs * r * (grad * n + fwd * n + fwd * t);
+        let (training, _) = study_flops(Arch::Fcp, &p).unwrap();
+        assert_eq!(training, lbfgs + sgd + 2.0 * r * fwd * n);
+    }
 }

@@ -117,6 +117,8 @@ fn the_report_of_a_synthetic_work_directory_has_every_figure_and_number() {
     for opt in [Optimizer::Lbfgs, Optimizer::Sgd] {
         let run = RunRecord {
             seed: Some(0),
+            // the SGD runs' losses only grew: the report warns of them
+            initial_train: Some(if opt == Optimizer::Sgd { 0.2 } else { 2.3 }),
             train: vec![1.0, 0.5, 0.25],
             test: vec![1.1, 0.9, 1.0],
             best_train: Some((3, 0.25)),
@@ -204,6 +206,8 @@ fn the_report_of_a_synthetic_work_directory_has_every_figure_and_number() {
     assert!(h.contains(",0.9,0.8,2,5,3"), "{h}");
     let html = std::fs::read_to_string(out.join("index.html")).unwrap();
     assert!(html.contains("Table I") && html.contains("<p>test</p>") && html.contains("toy.png"));
+    assert!(html.contains("3 of the 3 kept SGD runs diverged (runs 0, 1, 2)"), "{html}");
+    assert_eq!(html.matches("diverged").count(), 1, "the L-BFGS runs learned");
 }
 
 #[test]

@@ -240,11 +240,37 @@ fn a_run_that_overflows_stops_alone() {
         assert!(String::from_utf8_lossy(&o.stderr).contains("run 1 stopped"), "{}", String::from_utf8_lossy(&o.stderr));
         let s = summary(&out, "fcp", opt);
         assert!(s["runs"][1]["stopped"].as_str().unwrap().contains("loss became"));
+        // a starting loss that is not finite is not recorded: JSON would read it back as none
+        assert!(s["runs"][1].get("initial_train").is_none(), "{opt}: {}", s["runs"][1]);
         for r in [0, 2] {
+            assert!(s["runs"][r]["initial_train"].as_f64().unwrap() > 2.0, "{opt}: run {r}");
             assert!(s["runs"][r]["stopped"].is_null(), "{opt}: run {r} must go on");
             assert_eq!(s["runs"][r]["train"].as_array().unwrap().len(), 3, "{opt}: run {r} has all its steps");
         }
         assert_eq!(s["kept_runs"].as_array().unwrap().len(), 2);
+    }
+}
+
+/// A run whose loss only grew is named: its snapshot is no minimum. A run that learned is not.
+#[test]
+fn a_diverging_run_is_named_and_one_that_learned_is_not() {
+    let dir = tempfile::tempdir().unwrap();
+    for (lr, diverges) in [("100", true), ("0.5", false)] {
+        let out = dir.path().join(lr);
+        let extra = ["--runs", "2", "--keep", "2", "--epochs", "2", "--lr", lr];
+        let o = ok(losscape(&small("fcp", "sgd", &out, &extra)));
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        let s = summary(&out, "fcp", "sgd");
+        for r in 0..2 {
+            let start = s["runs"][r]["initial_train"].as_f64().unwrap();
+            let best = s["runs"][r]["best_train"][1].as_f64().unwrap();
+            assert!((2.0..2.6).contains(&start), "lr {lr}: PyTorch's init starts near ln 10: {start}");
+            assert_eq!(best > start, diverges, "lr {lr}, run {r}: {best} from {start}");
+            assert_eq!(stderr.contains(&format!("run {r} diverged")), diverges, "lr {lr}: {stderr}");
+        }
+        if diverges {
+            assert!(stderr.contains("try a smaller --lr"), "{stderr}");
+        }
     }
 }
 

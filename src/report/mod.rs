@@ -196,7 +196,7 @@ fn load_networks(dir: &Path) -> Result<Vec<network::NetworkResults>> {
     Ok(nets)
 }
 
-const STYLE: &str = "body{font-family:sans-serif;max-width:1000px;margin:auto}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #aaa;padding:4px 8px}img{max-width:100%}figure{margin:1.5em 0}td.holds{background:#dff0d8}td.fails{background:#f2dede}td.few{background:#eee}td.unconverged{background:#fcf8e3}";
+const STYLE: &str = "body{font-family:sans-serif;max-width:1000px;margin:auto}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #aaa;padding:4px 8px}img{max-width:100%}figure{margin:1.5em 0}td.holds{background:#dff0d8}td.fails{background:#f2dede}td.few{background:#eee}td.unconverged{background:#fcf8e3}p.warning{background:#f2dede;padding:6px}";
 
 /// Table I and Table S1 rows, gathered network by network.
 #[derive(Default)]

@@ -30,6 +30,11 @@ pub use config::{paper, LbfgsConfig, MiniBatchConfig, TrainConfig};
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct RunRecord {
     pub seed: Option<u64>,
+    /// Full training loss of the starting vector, before any step: what [`diverged`] compares the
+    /// run's best with. Absent where it is not finite (JSON has no such number, so a resumed run
+    /// would read it back otherwise) and in records written before losscape kept it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initial_train: Option<f64>,
     /// Full training and test loss after each epoch (iteration).
     pub train: Vec<f64>,
     pub test: Vec<f64>,
@@ -187,6 +192,11 @@ pub fn train(inputs: TrainInputs, progress: &mut dyn TrainProgress) -> Result<Su
         records = ck.runs.clone();
         solver.restore(ck.solver)?;
     }
+    if done == 0 {
+        for (rec, loss) in records.iter_mut().zip(full_set_losses(&train_eval, &weights)?) {
+            rec.initial_train = loss.is_finite().then_some(loss);
+        }
+    }
     progress.start(cfg.steps(), done);
     let mut last_checkpoint = std::time::Instant::now();
     let unit = cfg.optimizer.unit();
@@ -218,17 +228,41 @@ fn step_losses(
     (train_eval, test_eval): (&Evaluator, &Evaluator),
     weights: &Buffer,
 ) -> Result<(Vec<f64>, Vec<f64>)> {
-    let device = &train_eval.device().clone();
-    let len = train_eval.weights.len();
     let train_losses: Vec<f64> = match solver.step()? {
         Some(losses) => losses,
-        None => {
-            device.copy(weights, 0, &train_eval.weights, 0, len)?;
-            train_eval.evaluate(Want::Loss)?.iter().map(|e| e.loss).collect()
-        }
+        None => full_set_losses(train_eval, weights)?,
     };
-    device.copy(weights, 0, &test_eval.weights, 0, len)?;
-    Ok((train_losses, test_eval.evaluate(Want::Loss)?.iter().map(|e| e.loss).collect()))
+    Ok((train_losses, full_set_losses(test_eval, weights)?))
+}
+
+/// The mean loss of every run's vector of `weights` (R x N_prm) on all of `eval`'s images.
+fn full_set_losses(eval: &Evaluator, weights: &Buffer) -> Result<Vec<f64>> {
+    eval.device().copy(weights, 0, &eval.weights, 0, eval.weights.len())?;
+    Ok(eval.evaluate(Want::Loss)?.iter().map(|e| e.loss).collect())
+}
+
+/// Whether a run diverged: its lowest training loss is above the loss it started from, so its
+/// training snapshot is worse than its starting vector (a learning rate too large, or a start lower
+/// than anything the optimizer reached). A lowest loss equal to the start's is no divergence: SGD
+/// from an L-BFGS minimum (losses near 1e-12) leaves the loss where it was, to its last bit. `false`
+/// where the start's loss was not recorded.
+pub fn diverged(rec: &RunRecord) -> bool {
+    matches!((rec.best_train, rec.initial_train), (Some((_, best)), Some(start)) if best > start)
+}
+
+/// Names on standard error each of the kept runs `order` that [`diverged`], with the fix for `optimizer`.
+fn warn_diverged(optimizer: Optimizer, records: &[RunRecord], order: &[usize]) {
+    let fix = match optimizer {
+        Optimizer::Lbfgs => "its line search found no lower loss",
+        _ => "try a smaller --lr",
+    };
+    for &i in order.iter().filter(|&&i| diverged(&records[i])) {
+        let (best, start) = (records[i].best_train.unwrap().1, records[i].initial_train.unwrap_or(f64::NAN));
+        eprintln!(
+            "warning: run {i} diverged: its lowest training loss {best:.4e} is above its starting {start:.4e}, so its \
+             training snapshot is worse than where it started; {fix}"
+        );
+    }
 }
 
 /// The current weights of all runs and the snapshots of each run's best so far (R x N_prm each).
@@ -293,6 +327,7 @@ fn finish(
     if order.is_empty() {
         bail!("no run produced a finite training loss; try a smaller --lr");
     }
+    warn_diverged(cfg.optimizer, records, &order);
     let config = serde_json::to_string(cfg)?;
     let join = |f: &dyn Fn(&RunRecord) -> String| order.iter().map(|&i| f(&records[i])).collect::<Vec<_>>().join(",");
     for (kind, buf) in [("train", best.0), ("test", best.1)] {
@@ -394,4 +429,23 @@ pub fn time_steps(net: Network, data: &DeviceImages, runs: usize, repeats: usize
     let mut iteration = || Ok(lbfgs.step(&mut objective)?.iter().map(|r| r.evaluations).max().unwrap_or(0));
     let (lbfgs_iteration, evaluations) = medians(&mut iteration)?;
     Ok(StepTimes { sgd_epoch, lbfgs_iteration, lbfgs_line_search_evaluations: evaluations })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(initial_train: Option<f64>, best: f64) -> RunRecord {
+        RunRecord { initial_train, best_train: Some((3, best)), ..Default::default() }
+    }
+
+    #[test]
+    fn a_run_diverged_only_when_its_best_is_above_its_start() {
+        assert!(diverged(&run(Some(2.3), 40.0)));
+        assert!(!diverged(&run(Some(2.3), 0.5)));
+        // SGD from an L-BFGS minimum: the loss stays where it was, bit for bit
+        assert!(!diverged(&run(Some(2.8079e-12), 2.8079e-12)));
+        // a record from before the start was kept
+        assert!(!diverged(&run(None, 40.0)));
+    }
 }

@@ -3,6 +3,7 @@
 //! shows in this run — and the [`Evidence`] the claims table judges.
 
 use anyhow::{Context, Result};
+use std::fmt::Write as _;
 use std::path::Path;
 
 mod paths;
@@ -85,6 +86,7 @@ impl NetworkResults {
     pub(super) fn sections(&self, rep: &mut Report, dir: &Path, tables: &mut Tables) -> Result<Evidence> {
         let mut e = Evidence::empty(self.arch);
         self.scale(rep, dir);
+        self.divergence(rep);
         self.table_rows(tables, &mut e);
         for (slot, (ia, fig_l2, fig_pca)) in
             [(0usize, "Fig. 5", "Fig. 6"), (1, "Fig. S3", "Fig. S4")].into_iter().enumerate()
@@ -250,7 +252,37 @@ impl NetworkResults {
             .find_map(|&opt| from(train_dir(dir, self.arch, opt), "train_images"))
             .or_else(|| from(paths_dir(dir, self.arch, "train"), "images"));
         let Some(images) = images else { return };
-        let _ = std::fmt::Write::write_str(&mut rep.html, &super::scale::images_per_parameter(self.arch, images));
+        rep.html.push_str(&super::scale::images_per_parameter(self.arch, images));
+    }
+
+    /// A warning paragraph for each set whose kept runs include diverged ones
+    /// ([`crate::train::diverged`]): their snapshots are no better than their starts, whatever the
+    /// claims say of them.
+    fn divergence(&self, rep: &mut Report) {
+        for (s, opt) in self.summaries.iter().zip(OPTIMIZERS) {
+            let Some(s) = s else { continue };
+            let bad: Vec<String> = s
+                .kept_runs
+                .iter()
+                .filter(|&&r| s.runs.get(r).is_some_and(crate::train::diverged))
+                .map(|r| r.to_string())
+                .collect();
+            if bad.is_empty() {
+                continue;
+            }
+            let _ = writeln!(
+                rep.html,
+                "<p class=\"warning\"><b>Warning:</b> {} of the {} kept {} runs diverged ({} {}): the lowest \
+                 training loss of each is above the loss it started from, so training found no lower point, and \
+                 the comparisons that use this set say nothing about the minima the optimizer finds. Train it \
+                 again with a smaller learning rate.</p>",
+                bad.len(),
+                s.kept_runs.len(),
+                opt.title(),
+                if bad.len() == 1 { "run" } else { "runs" },
+                bad.join(", ")
+            );
+        }
     }
 
     /// Histograms of the Hessian's top eigenvalue and trace at the train snapshots, SGD against L-BFGS.
