@@ -1,6 +1,7 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    losscape::cli::panic::install_hook();
     match losscape::cli::main() {
         Ok(()) => ExitCode::SUCCESS,
         // `losscape … | head -1`: the reader has what it wanted; files were written before printing

@@ -18,6 +18,7 @@ mod info;
 mod init;
 mod memory;
 mod merge;
+pub mod panic;
 mod paths;
 mod plan;
 mod progress;
