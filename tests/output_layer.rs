@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{gpu, mnist};
+use common::{cpu, gpu, mnist};
 use losscape::data::{DeviceImages, Split};
 use losscape::model::description::Description;
 use losscape::model::{init_vector, Arch, Evaluator, Network, Want};
@@ -158,6 +158,33 @@ fn an_evaluator_given_new_weights_reads_nothing_kept_from_the_old() {
             };
             assert_eq!(bits(&kept), bits(&fresh), "{what}: losses");
             assert!(kept.grads.iter().zip(&fresh.grads).all(|(a, b)| a.to_bits() == b.to_bits()), "{what}: gradients");
+        }
+    }
+}
+
+/// Past what the CPU backend keeps (`cpu/derived.rs`, 8 M floats: the autoencoder's W^T of 340
+/// vectors is 8.5 M floats, and so are its first-layer weights side by side), the kernels read the
+/// weights as the vectors hold them: every vector's losses and gradient have the bits of an
+/// evaluator of three of them, whose rearranged copies are kept. On the CPU backend in both passes (a
+/// GPU keeps nothing).
+#[test]
+fn vectors_past_what_the_cpu_backend_keeps_give_the_bits_of_a_small_batch() {
+    let (arch, big, images) = (Arch::Autoencoder, 340, 128);
+    let data = DeviceImages::upload(&cpu(), &mnist(Split::Train, images)).unwrap();
+    let eval = Evaluator::with_chunk(net(arch), &data, 0..images, big, Some(images)).unwrap();
+    let n = eval.n_params();
+    assert!(big * n > 1 << 23, "the copies must be past the cap");
+    let w = weights(arch, big);
+    let all = run(&eval, &w);
+    for first in [0, 170, big - 3] {
+        let small = Evaluator::with_chunk(net(arch), &data, 0..images, 3, Some(images)).unwrap();
+        let part = run(&small, &w[first * n..(first + 3) * n]);
+        for v in 0..3 {
+            let (a, p) = (first + v, v);
+            assert_eq!(all.full[a].0.to_bits(), part.full[p].0.to_bits(), "vector {a}: loss");
+            assert_eq!(all.loss_only[a].to_bits(), part.loss_only[p].to_bits(), "vector {a}: loss only");
+            let (ga, gp) = (&all.grads[a * n..(a + 1) * n], &part.grads[p * n..(p + 1) * n]);
+            assert!(ga.iter().zip(gp).all(|(x, y)| x.to_bits() == y.to_bits()), "vector {a}: gradient");
         }
     }
 }
