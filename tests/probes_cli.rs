@@ -1,5 +1,8 @@
 //! `losscape surface` and `losscape hessian` as a user runs them: outputs, refusals of bad input.
 
+#[path = "common/lines.rs"]
+mod lines;
+
 use std::process::{Command, Output};
 
 fn losscape(args: &[&str]) -> Output {
@@ -176,16 +179,19 @@ fn hessian_refuses_a_resumed_line_that_its_configuration_cannot_have_written() {
     let (records, csv) = (out.join("vectors.jsonl"), std::fs::read(out.join("hessian.csv")).unwrap());
     let text = std::fs::read_to_string(&records).unwrap();
     let lines: Vec<&str> = text.lines().collect();
+    // written again without a checksum (`to_string`) or resealed: the checks after the checksum's
     let edited = |key: &str, value: serde_json::Value| {
         let mut record: serde_json::Value = serde_json::from_str(lines[1]).unwrap();
         record[key] = value;
+        record.as_object_mut().unwrap().remove("checksum");
         record.to_string()
     };
     let cases = [
         (
-            lines[1].replacen("\"eigenvalues\":[", "\"eigenvalues\":[5,", 1),
+            lines::resealed(&lines[1].replacen("\"eigenvalues\":[", "\"eigenvalues\":[5,", 1)),
             "holds 3 eigenvalue(s) for vector 1, but the run's --top is 2",
         ),
+        (lines[1].replacen("\"eigenvalues\":[", "\"eigenvalues\":[5,", 1), "its checksum does not match"),
         (edited("trace", serde_json::Value::Null), "holds no trace for vector 1, but the run's --probes is 2"),
         (edited("vector", 7.into()), "names vector 7, but the set holds 3 vectors"),
         (lines[0].to_string(), "repeats vector 0"),

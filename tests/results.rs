@@ -4,6 +4,8 @@
 
 #[path = "common/files.rs"]
 mod files;
+#[path = "common/lines.rs"]
+mod lines;
 
 use losscape::io::jsonl::{read_lines, Appender};
 use losscape::io::lock::{shard_lock, DirLock, LOCK};
@@ -86,7 +88,10 @@ fn only_the_resuming_appender_cuts_an_unfinished_last_line() {
     let (fresh, none) = Appender::resume::<Rec>(&dir.path().join("new.jsonl")).unwrap();
     assert!(none.is_empty());
     fresh.append(&Rec { i: 0 }).unwrap();
-    assert_eq!(std::fs::read_to_string(dir.path().join("new.jsonl")).unwrap(), "{\"i\":0}\n");
+    // the record, closed by its checksum (the first 16 hex digits of the SHA-256 of `{"i":0}`)
+    let sum = format!("{:x}", <sha2::Sha256 as sha2::Digest>::digest(b"{\"i\":0}"));
+    let want = format!("{{\"i\":0,\"checksum\":\"{}\"}}\n", &sum[..16]);
+    assert_eq!(std::fs::read_to_string(dir.path().join("new.jsonl")).unwrap(), want);
 }
 
 #[test]
@@ -208,7 +213,10 @@ fn merge_and_analyze_read_a_results_directory_without_changing_it() {
     let o = ok(losscape(&["merge", s(&sweep), "--out", s(&merged)]));
     assert!(text(&o.stdout).contains("merged 3 of 3 pairs"), "{}", text(&o.stdout));
     // the same records, each naming its set from the merged file's directory
-    let from_merged = whole.replace("\"set_file\":\"../lbfgs/", "\"set_file\":\"work/fcp/lbfgs/");
+    let from_merged: String = whole
+        .lines()
+        .map(|l| lines::resealed(&l.replace("\"set_file\":\"../lbfgs/", "\"set_file\":\"work/fcp/lbfgs/")) + "\n")
+        .collect();
     assert_eq!(std::fs::read_to_string(&merged).unwrap(), from_merged);
     ok(losscape(&["analyze", "--in", s(&work), "--out", s(&dir.path().join("report"))]));
     assert_eq!(std::fs::read_to_string(&results).unwrap(), unfinished, "the readers left the file as it was");
@@ -1121,9 +1129,13 @@ fn an_edited_or_repeated_record_is_refused_by_the_resume_the_merge_and_the_repor
     let merged = dir.path().join("merged.jsonl");
     let report = dir.path().join("report");
     let damages = [
-        (lines[1].replacen("\"index\":1", "\"index\":7", 1), "beyond the sweep's 3 pairs"),
-        (lines[1].replacen("\"index\":1", "\"index\":2", 1), "but the sweep draws"),
+        // resealed: the checks after the checksum's (an edit that leaves the checksum is refused for it)
+        (lines::resealed(&lines[1].replacen("\"index\":1", "\"index\":7", 1)), "beyond the sweep's 3 pairs"),
+        (lines::resealed(&lines[1].replacen("\"index\":1", "\"index\":2", 1)), "but the sweep draws"),
         (lines[0].to_string(), "pair 0 is written twice"),
+        (lines[1].replacen("\"index\":1", "\"index\":2", 1), "its checksum does not match"),
+        // an edited number that every other check passes: a straight-line loss
+        (lines[1].replacen("\"straight_losses\":[", "\"straight_losses\":[1", 1), "its checksum does not match"),
     ];
     for (line2, problem) in damages {
         let damaged = format!("{}\n{line2}\n{}\n", lines[0], lines[2]);
@@ -1240,8 +1252,10 @@ fn a_record_naming_another_set_file_is_refused() {
     let work = dir.path().join("work");
     let (sweep, results) = small_study(&work);
     let whole = std::fs::read_to_string(&results).unwrap();
-    let edited =
-        whole.replacen("\"set_file\":\"../lbfgs/", "\"set_file\":\"../sgd/", 1).replacen("lbfgs-train", "sgd-train", 1);
+    let first = whole.lines().next().unwrap();
+    let changed =
+        first.replacen("\"set_file\":\"../lbfgs/", "\"set_file\":\"../sgd/", 1).replacen("lbfgs-train", "sgd-train", 1);
+    let edited = whole.replacen(first, &lines::resealed(&changed), 1);
     assert_ne!(edited, whole);
     std::fs::write(&results, &edited).unwrap();
     let o = losscape(&["merge", s(&sweep), "--out", s(&dir.path().join("m.jsonl"))]);

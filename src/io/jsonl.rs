@@ -10,9 +10,16 @@
 //! - [`Appender`] is the one writer: [`Appender::resume`] reads the records like [`read_lines`], then cuts
 //!   an unfinished last line off the file (it is the only one who may), so that its appends start on a
 //!   fresh line.
+//!
+//! Every line written ([`line()`]) ends with a field `"checksum"`: the first 16 hex digits of the
+//! SHA-256 of the line's JSON object without it. A line whose checksum does not match its contents (an
+//! edited number, damage on disk) is refused like a damaged one, since it would otherwise pass for
+//! the result of a computation that never gave it. Lines without the field (written before it
+//! existed, or by hand) are read unchecked.
 
 use anyhow::{bail, Context, Result};
 use serde::{de::DeserializeOwned, Serialize};
+use sha2::{Digest, Sha256};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -54,7 +61,18 @@ fn parse<T: DeserializeOwned>(path: &Path) -> Result<Parsed<T>> {
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        match serde_json::from_slice::<T>(line) {
+        let object = match unseal(line) {
+            Some((object, true)) => std::borrow::Cow::Owned(object),
+            Some((_, false)) => bail!(
+                "{}: line {} was changed after losscape wrote it (its checksum does not match its contents: an \
+                 edited value, or damage on disk); the file was left as it is. Delete that line (its unit of \
+                 work is then recomputed by a resumed run), or the file to recompute all",
+                path.display(),
+                i + 1
+            ),
+            None => std::borrow::Cow::Borrowed(line),
+        };
+        match serde_json::from_slice::<T>(&object) {
             Ok(r) => records.push((i + 1, r)),
             Err(e) => bail!(
                 "{}: line {} is damaged ({e}); the file was left as it is. Repair or delete that line (its \
@@ -119,12 +137,12 @@ impl Appender {
         &self.path
     }
 
-    /// Appends `record` as one JSON line (the file is created when missing) in a single write, then syncs.
+    /// Appends `record` as one JSON line ([`line()`]; the file is created when missing) in a single write,
+    /// then syncs.
     ///
     /// Errors: the file cannot be opened or written (e.g. a full disk).
     pub fn append<T: Serialize>(&self, record: &T) -> Result<()> {
-        let mut line = serde_json::to_vec(record)?;
-        line.push(b'\n');
+        let line = line(record)?;
         let mut f = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -134,6 +152,57 @@ impl Appender {
             .and_then(|_| f.sync_data())
             .with_context(|| format!("{}: cannot append (is the disk full?)", self.path.display()))
     }
+}
+
+/// What starts the field that ends every written line: `,"checksum":"` and 16 hex digits, then `"}`.
+const CHECKSUM_FIELD: &[u8] = b",\"checksum\":\"";
+/// The bytes from the checksum field's start to the line's end (newline excluded).
+const CHECKSUM_TAIL: usize = CHECKSUM_FIELD.len() + 16 + 2;
+
+/// `record` as one line of a JSON-lines file, newline included: its JSON object, closed by a field
+/// `checksum` ([`seal`]).
+///
+/// Errors: `record` cannot be serialised.
+pub fn line<T: Serialize>(record: &T) -> Result<Vec<u8>> {
+    let mut line = seal(&serde_json::to_vec(record)?);
+    line.push(b'\n');
+    Ok(line)
+}
+
+/// The JSON object `object` (`{…}`, not empty) with a last field `"checksum"`: the first 16 hex digits
+/// of the SHA-256 of `object` as given. Anything else is returned as it is.
+pub fn seal(object: &[u8]) -> Vec<u8> {
+    let mut out = object.to_vec();
+    if object.len() > 2 && object.starts_with(b"{") && object.ends_with(b"}") {
+        out.pop();
+        out.extend_from_slice(CHECKSUM_FIELD);
+        out.extend_from_slice(checksum(object).as_bytes());
+        out.extend_from_slice(b"\"}");
+    }
+    out
+}
+
+/// A line's JSON object without its checksum field, and whether the checksum matches it; `None` for a
+/// line without the field (trailing whitespace is ignored).
+fn unseal(line: &[u8]) -> Option<(Vec<u8>, bool)> {
+    let line = line.trim_ascii_end();
+    let start = line.len().checked_sub(CHECKSUM_TAIL)?;
+    let (head, tail) = line.split_at(start);
+    let digits = tail.strip_prefix(CHECKSUM_FIELD)?.strip_suffix(b"\"}")?;
+    if !digits.iter().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let mut object = head.to_vec();
+    object.push(b'}');
+    let matches = checksum(&object).as_bytes() == digits;
+    Some((object, matches))
+}
+
+/// The first 16 hex digits of the SHA-256 of `bytes`.
+fn checksum(bytes: &[u8]) -> String {
+    let mut hex = format!("{:x}", Sha256::digest(bytes));
+    hex.truncate(16);
+    hex
 }
 
 /// Rewrites `path` with the complete records that `keep` selects, sorted (stably) by `key`, each line
@@ -162,4 +231,28 @@ pub fn rewrite<T: DeserializeOwned, K: Ord>(
     }
     super::atomic_write(path, &text)?;
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sealed_object_opens_to_itself_and_any_changed_byte_is_found() {
+        let object = br#"{"index":3,"height":0.25,"set_file":"a,\"checksum\":\"b"}"#;
+        let sealed = seal(object);
+        assert!(sealed.starts_with(&object[..object.len() - 1]) && sealed.len() == object.len() - 1 + CHECKSUM_TAIL);
+        assert_eq!(unseal(&sealed), Some((object.to_vec(), true)));
+        let text = String::from_utf8(sealed.clone()).unwrap();
+        let serde_reads: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(serde_reads["height"], 0.25);
+        let edited = text.replacen("0.25", "0.24", 1);
+        assert_eq!(unseal(edited.as_bytes()).map(|(_, ok)| ok), Some(false), "an edited number");
+        let digit = text.len() - 3;
+        let mut bad = sealed.clone();
+        bad[digit] = if bad[digit] == b'0' { b'1' } else { b'0' };
+        assert_eq!(unseal(&bad).map(|(_, ok)| ok), Some(false), "a changed checksum");
+        assert_eq!(unseal(object), None, "no checksum: read unchecked");
+        assert_eq!(seal(b"{}"), b"{}".to_vec(), "an empty object is left as it is");
+    }
 }

@@ -616,8 +616,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<(usize, usize)> {
     }
     let mut text = Vec::new();
     for r in records.values() {
-        serde_json::to_writer(&mut text, r)?;
-        text.push(b'\n');
+        text.extend(crate::io::jsonl::line(r)?);
     }
     atomic_write(out, &text)?;
     Ok((records.len(), all_jobs(&cfg.sweep)?.len()))
