@@ -65,8 +65,7 @@ fn parse<T: DeserializeOwned>(path: &Path) -> Result<Parsed<T>> {
             Some((object, true)) => std::borrow::Cow::Owned(object),
             Some((_, false)) => bail!(
                 "{}: line {} was changed after losscape wrote it (its checksum does not match its contents: an \
-                 edited value, or damage on disk); the file was left as it is. Delete that line (its unit of \
-                 work is then recomputed by a resumed run), or the file to recompute all",
+                 edited value, or damage on disk); the file was left as it is. Delete that line {RECOMPUTE}",
                 path.display(),
                 i + 1
             ),
@@ -75,8 +74,7 @@ fn parse<T: DeserializeOwned>(path: &Path) -> Result<Parsed<T>> {
         match serde_json::from_slice::<T>(&object) {
             Ok(r) => records.push((i + 1, r)),
             Err(e) => bail!(
-                "{}: line {} is damaged ({e}); the file was left as it is. Repair or delete that line (its \
-                 unit of work is then recomputed by a resumed run), or delete the file to recompute all",
+                "{}: line {} is damaged ({e}); the file was left as it is. Repair or delete that line {RECOMPUTE}",
                 path.display(),
                 i + 1
             ),
@@ -84,6 +82,9 @@ fn parse<T: DeserializeOwned>(path: &Path) -> Result<Parsed<T>> {
     }
     Ok(Parsed { records, complete, bytes })
 }
+
+/// The end of the messages that refuse a line: what deleting it (or the file) does.
+const RECOMPUTE: &str = "(its unit of work is then recomputed by a resumed run), or delete the file to recompute all";
 
 impl<T> Parsed<T> {
     /// The records without their line numbers.
