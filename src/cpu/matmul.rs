@@ -262,17 +262,21 @@ fn wide(
     true
 }
 
+/// The shortest sum (k: images) over which [`stacked`] runs.
+const STACKED_SUM: usize = 400;
+
 /// A batched product whose B is shared by every batch member (each vector's weight gradient: its
 /// errors times the same images) run as one product of all members' rows, or of as many members as
 /// [`WIDE_FLOATS`] allows: A's members gathered one under another into a row-major matrix, C's
 /// moved to a plain matrix and back. One product packs B once instead of once per member and keeps
-/// both threads in one `gemm` call with tall panels: the FCP's first-layer weight gradient at B = 51
-/// (51 products 50x784x512) went from 224-231 to 335-362 GFLOP/s for the product alone (2-core Intel
-/// Xeon, docs/benchmarks.md). `gemm` accumulates each element over k in the same order whatever m
+/// both threads in one `gemm` call with tall panels: in the FCP's B = 51 evaluation its first-layer
+/// weight gradient (51 products 50x784x512 per chunk) went from 212-221 to 233-253 GFLOP/s with the
+/// copies, the whole call 4.5 % faster (2-core Intel Xeon, docs/benchmarks.md). `gemm` accumulates each element over k in the same order whatever m
 /// is, so the result has the bits of the per-member loop (`the_stacked_product_has_the_bits_of_one_
 /// product_per_member`). Returns false, having done nothing, where it does not apply: one member,
 /// B not shared, a grouped C, 64 rows in all or fewer, a member too large for [`WIDE_FLOATS`], or
-/// copies of A and C that would cost more than the packings of B they save.
+/// shapes where it was measured slower: sums shorter than [`STACKED_SUM`], members of more than 64
+/// rows, a single column.
 fn stacked(
     p: &Product,
     a: (&[f32], &Layout),
@@ -282,9 +286,11 @@ fn stacked(
 ) -> bool {
     let most = WIDE_FLOATS / (p.m * p.k.max(p.n)).max(1);
     let shared = b.1.batch == 0 && b.1.group.is_none() && c.1.group.is_none() && disjoint(p, c.1);
-    // packing B once instead of once per member saves k x n reads per member; the copies of A and C
-    // cost m x (k + 2n): a bias gradient (n = 1) or a layer wider than the images loses
-    let pays = p.k * p.n > p.m * (p.k + 2 * p.n);
+    // measured (docs/benchmarks.md): stacked, the FCP's 50-unit layer on chunks of 464-512 images
+    // gains, the autoencoder's 32 units on 256 images and layers of 100 units or more lose (per member
+    // gemm fills its register tiles, and C's copies cost more than B's packings); a bias gradient
+    // (n = 1) gains nothing
+    let pays = p.k >= STACKED_SUM && p.m <= 64 && p.n > 1;
     if p.batches < 2 || !shared || !pays || p.m * p.batches <= 64 || most < 2 {
         return false;
     }
@@ -469,7 +475,7 @@ mod tests {
     /// members than one call takes.
     #[test]
     fn the_stacked_product_has_the_bits_of_one_product_per_member() {
-        let (m, n, k) = (50, 130, 300);
+        let (m, n, k) = (50, 130, STACKED_SUM + 50);
         let members = WIDE_FLOATS / (m * k) + 3;
         let b = values(k * n, 21);
         let bl = Layout::row_major(0, n, 0);
@@ -481,16 +487,17 @@ mod tests {
                 for accumulate in [false, true] {
                     let p = Product { m, n, k, batches: members, accumulate };
                     let a = values(members * m * k, 22);
-                    let mut stacked = values(members * gap + 3, 23);
-                    let mut each = stacked.clone();
-                    batched(&p, (&a, &al), ((&b, &bl), None), (&mut stacked, &cl), (2, &mut Vec::new()));
+                    let mut all = values(members * gap + 3, 23);
+                    let mut each = all.clone();
+                    let ran = stacked(&p, (&a, &al), (&b, &bl), (&mut all, &cl), (2, &mut Vec::new()));
+                    assert!(ran, "the stacked product applies");
                     for z in 0..members {
                         let am = Mat::new(al.at(z, 0, 0), al.row, al.col);
                         let cm = Mat::new(cl.at(z, 0, 0), cl.row, cl.col);
                         sgemm((m, n, k), (&a, am), (&b, Mat::new(0, n, 1)), (&mut each, cm), accumulate, 1);
                     }
                     assert!(
-                        stacked.iter().zip(&each).all(|(x, y)| x.to_bits() == y.to_bits()),
+                        all.iter().zip(&each).all(|(x, y)| x.to_bits() == y.to_bits()),
                         "A {al:?}, C {cl:?}, accumulate {accumulate}"
                     );
                 }
