@@ -808,6 +808,11 @@ fn a_moved_or_renamed_work_directory_resumes_to_the_same_bytes() {
         let f = f.display();
         assert!(!text(&a).contains("before") && !text(&a).contains("unmoved"), "{f} names its directory: {}", text(&a));
     }
+    // a finished study run again keeps its report and says how to write it again
+    let again = text(&ok(study(&unmoved, "all")).stderr);
+    assert!(again.contains("report/index.html was written earlier and is kept"), "{again}");
+    assert!(again.contains(&format!("losscape analyze --in {}", s(&unmoved))), "{again}");
+    files::assert_same_bytes(&after, &unmoved);
     // a study trained by another build and finished by this one says so, once, and in its report
     let mixed = dir.path().join("mixed");
     ok(study(&mixed, "train"));

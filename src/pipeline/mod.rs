@@ -384,6 +384,13 @@ pub fn reproduce(
     let wants_report = stage == Stage::Report || (stage == Stage::All && shard.count == 1);
     if wants_report && !reported {
         study.report_stage(&report)?;
+    } else if wants_report {
+        eprintln!(
+            "[report] {} was written earlier and is kept; `losscape analyze --in {} --out {}` writes it again",
+            report.join("index.html").display(),
+            dir.display(),
+            report.display()
+        );
     } else if stage == Stage::All && shard.count > 1 {
         eprintln!(
             "shard {}/{} done; after every shard, run `losscape reproduce --stage report` to merge and report",
