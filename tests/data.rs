@@ -27,13 +27,13 @@ fn idx_labels(count: u32, payload: usize) -> Vec<u8> {
 
 #[test]
 fn a_valid_image_file_parses() {
-    let images = parse_images(&idx_images(2, 28, 28, 2 * 784), Path::new("x")).unwrap();
+    let images = parse_images(idx_images(2, 28, 28, 2 * 784), Path::new("x")).unwrap();
     assert_eq!((images.count, images.pixels.len(), images.shape), (2, 2 * 784, ImageShape::MNIST));
 }
 
 #[test]
 fn truncated_file_is_reported_as_truncated() {
-    let err = parse_images(&idx_images(2, 28, 28, 784 + 100), Path::new("imgs")).unwrap_err();
+    let err = parse_images(idx_images(2, 28, 28, 784 + 100), Path::new("imgs")).unwrap_err();
     assert!(matches!(err, IdxError::Truncated { expected: 1584, found: 900, .. }), "{err}");
     assert!(err.to_string().contains("imgs") && err.to_string().contains("truncated"));
     let err = parse_labels(&[0, 0, 8], Path::new("lbl")).unwrap_err();
@@ -43,7 +43,7 @@ fn truncated_file_is_reported_as_truncated() {
 #[test]
 fn wrong_magic_is_reported() {
     let labels_as_images = idx_labels(1, 1);
-    let err = parse_images(&labels_as_images, Path::new("swapped")).unwrap_err();
+    let err = parse_images(labels_as_images, Path::new("swapped")).unwrap_err();
     assert!(matches!(err, IdxError::Magic { found: 0x801, expected: 0x803, .. }), "{err}");
     let err = parse_labels(&idx_images(1, 28, 28, 784), Path::new("swapped")).unwrap_err();
     assert!(matches!(err, IdxError::Magic { found: 0x803, .. }), "{err}");
@@ -53,9 +53,9 @@ fn wrong_magic_is_reported() {
 /// they fit a network is the network's check (tests/datasets.rs).
 #[test]
 fn images_of_any_size_and_labels_of_any_byte_parse_and_empty_dimensions_are_reported() {
-    let images = parse_images(&idx_images(1, 32, 32, 1024), Path::new("big")).unwrap();
+    let images = parse_images(idx_images(1, 32, 32, 1024), Path::new("big")).unwrap();
     assert_eq!((images.count, images.shape), (1, ImageShape::new(1, 32, 32)));
-    let err = parse_images(&idx_images(1, 0, 28, 0), Path::new("flat")).unwrap_err();
+    let err = parse_images(idx_images(1, 0, 28, 0), Path::new("flat")).unwrap_err();
     assert!(matches!(err, IdxError::Dimensions { rows: 0, cols: 28, .. }), "{err}");
     let mut labels = idx_labels(2, 2);
     labels[9] = 25;
@@ -105,4 +105,17 @@ fn official_splits_have_the_spec_sizes_and_label_counts() {
         d.labels.iter().for_each(|&l| c[l as usize] += 1);
         assert_eq!(c, counts);
     }
+}
+
+/// The first N images of a split keep the memory of those N, not of the whole file (the first 100 of
+/// MNIST's training images once kept its 47 MB), and are the split's first N.
+#[test]
+fn the_first_images_of_a_split_give_back_the_memory_of_the_rest() {
+    let all = losscape::data::mnist::load_split(&bundled_dir(), Split::Train).unwrap();
+    let few = all.clone().truncated(100);
+    assert_eq!(few.len(), 100);
+    assert_eq!(few.pixels[..], all.pixels[..100 * 784]);
+    assert_eq!(few.labels[..], all.labels[..100]);
+    assert!(few.pixels.capacity() < 2 * 100 * 784, "{} bytes kept for 100 images", few.pixels.capacity());
+    assert!(few.labels.capacity() < 2 * 100, "{} bytes kept for 100 labels", few.labels.capacity());
 }

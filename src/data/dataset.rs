@@ -113,8 +113,12 @@ impl Dataset {
     /// The first `n` images.
     pub fn truncated(mut self, n: usize) -> Dataset {
         let n = n.min(self.len());
+        // the memory of the images left out is given back (the first 100 of MNIST's training images
+        // kept its 47 MB)
         self.pixels.truncate(n * self.shape.pixels());
+        self.pixels.shrink_to_fit();
         self.labels.truncate(n);
+        self.labels.shrink_to_fit();
         self
     }
     /// The file the labels were read from: [`Dataset::labels_source`], else [`Dataset::source`].

@@ -103,19 +103,22 @@ pub struct IdxImages {
 }
 
 /// Parses an IDX image file (magic 0x00000803: N images of H x W bytes, row-major), of any image size.
-pub fn parse_images(bytes: &[u8], path: &Path) -> Result<IdxImages, IdxError> {
-    let magic = header(bytes, path, 1)?[0];
+/// It keeps the file's bytes as the pixels (the header removed in place) instead of copying them:
+/// loading MNIST's 47 MB of training images peaked at twice that.
+pub fn parse_images(mut bytes: Vec<u8>, path: &Path) -> Result<IdxImages, IdxError> {
+    let magic = header(&bytes, path, 1)?[0];
     if magic != IMAGES_MAGIC {
         return Err(IdxError::Magic { path: path.into(), found: magic, expected: IMAGES_MAGIC, kind: "image" });
     }
-    let h = header(bytes, path, 4)?;
+    let h = header(&bytes, path, 4)?;
     let (count, rows, cols) = (h[1] as usize, h[2], h[3]);
     if rows == 0 || cols == 0 {
         return Err(IdxError::Dimensions { path: path.into(), rows, cols });
     }
     let shape = ImageShape::new(1, rows as usize, cols as usize);
-    check_length(bytes, path, count.saturating_mul(shape.pixels()).saturating_add(16))?;
-    Ok(IdxImages { count, shape, pixels: bytes[16..].to_vec() })
+    check_length(&bytes, path, count.saturating_mul(shape.pixels()).saturating_add(16))?;
+    bytes.drain(..16);
+    Ok(IdxImages { count, shape, pixels: bytes })
 }
 
 /// Parses an IDX label file (magic 0x00000801: N bytes); any byte is a label (EMNIST's letters run to

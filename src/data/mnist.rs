@@ -63,7 +63,7 @@ pub fn load_split(dir: &Path, split: Split) -> Result<Dataset> {
 /// Loads and cross-checks an image file and its label file; the dataset's source is the image file,
 /// its labels' source the label file.
 pub fn load_pair(images_path: &Path, labels_path: &Path) -> Result<Dataset, IdxError> {
-    let images = parse_images(&read_maybe_gz(images_path)?, images_path)?;
+    let images = parse_images(read_maybe_gz(images_path)?, images_path)?;
     let labels = parse_labels(&read_maybe_gz(labels_path)?, labels_path)?;
     if labels.len() != images.count {
         return Err(IdxError::CountMismatch {
