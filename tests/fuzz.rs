@@ -3,7 +3,7 @@
 //! never a panic, and no single allocation larger than the input implies. The inputs are valid files
 //! with mutated headers, lengths and bytes, so that most cases get past the magic numbers.
 
-use losscape::data::idx::{decode, parse_images, parse_labels};
+use losscape::data::idx::{decode, parse_images, parse_labels, read_maybe_gz};
 use losscape::data::npz::Arrays;
 use losscape::io::weights::{parse_weights, Format};
 use losscape::model::Arch;
@@ -13,31 +13,39 @@ use std::cell::Cell;
 use std::io::{Read, Write};
 use std::path::Path;
 
-/// The system allocator, noting the largest single request of the current thread.
+/// The system allocator, noting the largest single request of the current thread and the most bytes
+/// it held at once.
 struct Tracking;
 
 thread_local! {
     static LARGEST: Cell<usize> = const { Cell::new(0) };
+    /// Bytes this thread allocated less those it freed, and the most of them at any time.
+    static LIVE: Cell<(isize, isize)> = const { Cell::new((0, 0)) };
 }
 
-fn note(size: usize) {
+fn note(size: usize, freed: usize) {
     let _ = LARGEST.try_with(|m| m.set(m.get().max(size)));
+    let _ = LIVE.try_with(|m| {
+        let live = m.get().0 + size as isize - freed as isize;
+        m.set((live, m.get().1.max(live)));
+    });
 }
 
 unsafe impl GlobalAlloc for Tracking {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        note(layout.size());
+        note(layout.size(), 0);
         System.alloc(layout)
     }
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        note(layout.size());
+        note(layout.size(), 0);
         System.alloc_zeroed(layout)
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        note(new_size);
+        note(new_size, layout.size());
         System.realloc(ptr, layout, new_size)
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        note(0, layout.size());
         System.dealloc(ptr, layout)
     }
 }
@@ -50,6 +58,13 @@ fn largest_allocation(f: impl FnOnce()) -> usize {
     LARGEST.with(|m| m.set(0));
     f();
     LARGEST.with(|m| m.get())
+}
+
+/// Runs `f` and returns the most bytes this thread held at once beyond what it held before.
+fn peak_allocation(f: impl FnOnce()) -> usize {
+    LIVE.with(|m| m.set((0, 0)));
+    f();
+    LIVE.with(|m| m.get().1.max(0) as usize)
 }
 
 /// Fixed slack for the readers' small bookkeeping (names, shapes, error messages).
@@ -213,6 +228,33 @@ fn check_weights(bytes: &[u8], format: Format) -> Result<(), TestCaseError> {
     });
     prop_assert!(largest <= 2 * len + SLACK, "{format:?}: allocated {largest} bytes for a {len}-byte input");
     Ok(())
+}
+
+/// A gzipped file is unpacked as it is read: its packed bytes are never held beside the unpacked
+/// ones. Checked with hardly compressible bytes, so that the packed file is as large as the content.
+#[test]
+fn a_gzipped_file_is_unpacked_as_it_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut next = || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state >> 32) as u8
+    };
+    let content: Vec<u8> = (0..4 << 20).map(|_| next()).collect();
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    enc.write_all(&content).unwrap();
+    let packed = enc.finish().unwrap();
+    assert!(packed.len() > content.len() / 2, "the content must not compress much");
+    let path = dir.path().join("x.gz");
+    std::fs::write(&path, &packed).unwrap();
+    let mut read = None;
+    let peak = peak_allocation(|| read = Some(read_maybe_gz(&path).unwrap()));
+    let read = read.unwrap();
+    assert!(read == content, "the unpacked bytes");
+    assert!(peak < read.capacity() + SLACK, "held {peak} bytes for {} unpacked", read.capacity());
+    assert_eq!(decode(packed, &path).unwrap(), content, "the same bytes as unpacked in memory");
 }
 
 /// The IDX image parser keeps the file's bytes as the pixels instead of copying them: loading MNIST's

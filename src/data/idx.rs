@@ -47,25 +47,43 @@ const LABELS_MAGIC: u32 = 0x0000_0801;
 /// largest, ByClass's training images, 551 MB).
 pub const MAX_UNPACKED: u64 = 1 << 30;
 
-/// Reads a whole file, un-gzipping it when its content is gzip (whatever its name).
+/// Reads a whole file, un-gzipping it when its content is gzip (whatever its name). A gzipped file
+/// is unpacked as it is read, so that its packed bytes are never held beside the unpacked ones
+/// (MNIST's training images: 9.7 MB beside 47 MB).
 pub fn read_maybe_gz(path: &Path) -> Result<Vec<u8>, IdxError> {
-    let raw = std::fs::read(path).map_err(|cause| IdxError::Io { path: path.to_path_buf(), cause })?;
-    decode(raw, path)
+    let io = |cause| IdxError::Io { path: path.to_path_buf(), cause };
+    let file = std::fs::File::open(path).map_err(io)?;
+    let len = file.metadata().map_err(io)?.len() as usize;
+    let mut reader = std::io::BufReader::new(file);
+    if std::io::BufRead::fill_buf(&mut reader).map_err(io)?.starts_with(&GZIP_MAGIC) {
+        return decode_plain(unpack(reader, len, path)?, path);
+    }
+    let mut raw = Vec::with_capacity(len);
+    reader.read_to_end(&mut raw).map_err(io)?;
+    decode_plain(raw, path)
 }
+
+/// The first bytes of a gzip stream.
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
 /// The IDX bytes of a file's content: gunzipped when it starts with the gzip magic 1f 8b, as is
 /// otherwise; a web page (first non-blank byte `<`) is an error. `path` only names the file in errors.
 pub fn decode(raw: Vec<u8>, path: &Path) -> Result<Vec<u8>, IdxError> {
-    if raw.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::with_capacity(raw.len().saturating_mul(5).min(64 << 20));
-        let mut reader = flate2::read::MultiGzDecoder::new(&raw[..]).take(MAX_UNPACKED + 1);
-        reader.read_to_end(&mut out).map_err(|cause| IdxError::Gzip { path: path.into(), cause })?;
-        if out.len() as u64 > MAX_UNPACKED {
-            return Err(IdxError::TooLarge { path: path.into(), limit: MAX_UNPACKED });
-        }
-        return decode_plain(out, path);
+    if raw.starts_with(&GZIP_MAGIC) {
+        return decode_plain(unpack(&raw[..], raw.len(), path)?, path);
     }
     decode_plain(raw, path)
+}
+
+/// Unpacks the gzip stream `packed` (`len` bytes), refusing more than [`MAX_UNPACKED`] bytes.
+fn unpack(packed: impl Read, len: usize, path: &Path) -> Result<Vec<u8>, IdxError> {
+    let mut out = Vec::with_capacity(len.saturating_mul(5).min(64 << 20));
+    let mut reader = flate2::read::MultiGzDecoder::new(packed).take(MAX_UNPACKED + 1);
+    reader.read_to_end(&mut out).map_err(|cause| IdxError::Gzip { path: path.into(), cause })?;
+    if out.len() as u64 > MAX_UNPACKED {
+        return Err(IdxError::TooLarge { path: path.into(), limit: MAX_UNPACKED });
+    }
+    Ok(out)
 }
 
 fn decode_plain(bytes: Vec<u8>, path: &Path) -> Result<Vec<u8>, IdxError> {
