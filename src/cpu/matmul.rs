@@ -271,12 +271,12 @@ const STACKED_SUM: usize = 400;
 /// moved to a plain matrix and back. One product packs B once instead of once per member and keeps
 /// both threads in one `gemm` call with tall panels: in the FCP's B = 51 evaluation its first-layer
 /// weight gradient (51 products 50x784x512 per chunk) went from 212-221 to 233-253 GFLOP/s with the
-/// copies, the whole call 4.5 % faster (2-core Intel Xeon, docs/benchmarks.md). `gemm` accumulates each element over k in the same order whatever m
-/// is, so the result has the bits of the per-member loop (`the_stacked_product_has_the_bits_of_one_
-/// product_per_member`). Returns false, having done nothing, where it does not apply: one member,
-/// B not shared, a grouped C, 64 rows in all or fewer, a member too large for [`WIDE_FLOATS`], or
-/// shapes where it was measured slower: sums shorter than [`STACKED_SUM`], members of more than 64
-/// rows, a single column.
+/// copies, the whole call 1-5 % faster (2-core Intel Xeon, docs/benchmarks.md). `gemm` accumulates
+/// each element over k in the same order whatever m is, so the result has the bits of the
+/// per-member loop (`the_stacked_product_has_the_bits_of_one_product_per_member`). Returns false,
+/// having done nothing, where it does not apply: one member, B not shared, a grouped C, 64 rows in
+/// all or fewer, no two members within [`WIDE_FLOATS`], or shapes where it was measured slower: sums
+/// shorter than [`STACKED_SUM`], members of more than 64 rows, a single column.
 fn stacked(
     p: &Product,
     a: (&[f32], &Layout),
@@ -322,12 +322,7 @@ fn stacked(
 /// under the previous member's: row r of member `first + z` is row z * m + r of `out`.
 fn gather_rows(a: (&[f32], &Layout), (first, m, k): (usize, usize, usize), out: &mut [f32]) {
     out.par_chunks_mut(k).with_min_len(16).enumerate().for_each(|(i, dst)| {
-        let start = a.1.at(first + i / m, i % m, 0);
-        if a.1.col == 1 {
-            dst.copy_from_slice(&a.0[start..start + k]);
-        } else {
-            dst.iter_mut().enumerate().for_each(|(q, d)| *d = a.0[start + q * a.1.col]);
-        }
+        copy_strided(a.0, (a.1.at(first + i / m, i % m, 0), a.1.col), dst);
     });
 }
 
@@ -347,13 +342,17 @@ fn wide_calls(p: &Product, b: &Layout, c: &Layout) -> Option<usize> {
 /// Copies columns `col..` of the (k x n) operand B into `out` (k x out.len() / k), column after column.
 fn gather_columns(b: (&[f32], &Layout), (k, col): (usize, usize), out: &mut [f32]) {
     out.par_chunks_mut(k).with_min_len(16).enumerate().for_each(|(j, dst)| {
-        let start = b.1.at(0, 0, col + j);
-        if b.1.row == 1 {
-            dst.copy_from_slice(&b.0[start..start + k]);
-        } else {
-            dst.iter_mut().enumerate().for_each(|(r, d)| *d = b.0[start + r * b.1.row]);
-        }
+        copy_strided(b.0, (b.1.at(0, 0, col + j), b.1.row), dst);
     });
+}
+
+/// Fills `dst` with the elements of `src` `stride` apart from `start`; a contiguous run as one copy.
+fn copy_strided(src: &[f32], (start, stride): (usize, usize), dst: &mut [f32]) {
+    if stride == 1 {
+        dst.copy_from_slice(&src[start..start + dst.len()]);
+    } else {
+        dst.iter_mut().enumerate().for_each(|(q, d)| *d = src[start + q * stride]);
+    }
 }
 
 /// Moves columns `col..col + cols` of the (m x n) matrix C between its layout and the row-major
