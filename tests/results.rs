@@ -847,15 +847,37 @@ fn mistaken_files_and_variables_are_named_with_the_fix() {
     let o = losscape(&["init", "--model", "fcp", "--count", "1", "--out", s(dir.path())]);
     let err = text(&o.stderr);
     assert!(o.status.code() == Some(1) && err.contains("is a directory; give the name of a file"), "{err}");
-    // --log into a directory that does not exist: named, and nothing trained or written
+    // --log files that must not be appended to: refused naming the file and the fix, before anything
+    // is trained or written, and the file left as it was
     let out = dir.path().join("run");
-    let log = dir.path().join("no/such/log.jsonl");
+    let garbage = dir.path().join("notes.txt");
+    std::fs::write(&garbage, "my notes\n").unwrap();
+    let log_of_epochs = dir.path().join("sgd.log");
+    std::fs::write(&log_of_epochs, "{\"epoch\":1}\n").unwrap();
+    let under_a_file = st.join("log.jsonl");
+    for (log, says) in [
+        (st.clone(), "is not the --log file of a run that counts iterations"),
+        (garbage.clone(), "is not the --log file of a run that counts iterations"),
+        (log_of_epochs.clone(), "is not the --log file of a run that counts iterations"),
+        (dir.path().to_path_buf(), "is a directory; --log takes a file"),
+        (under_a_file, "is not a directory, so it cannot hold the --log file"),
+    ] {
+        let before = std::fs::read(&log).ok();
+        let mut args = train_args(&out);
+        args.extend(["--log".to_string(), s(&log).to_string()]);
+        let o = Command::new(env!("CARGO_BIN_EXE_losscape")).args(&args).output().unwrap();
+        let err = text(&o.stderr);
+        assert!(o.status.code() == Some(1) && err.contains(says), "{}: {err}", log.display());
+        assert!(!out.exists(), "refused before the run directory is made");
+        assert_eq!(std::fs::read(&log).ok(), before, "{} left as it was", log.display());
+    }
+    // a log inside the new --out directory: made with it
     let mut args = train_args(&out);
-    args.extend(["--log".to_string(), s(&log).to_string()]);
-    let o = Command::new(env!("CARGO_BIN_EXE_losscape")).args(&args).output().unwrap();
-    let err = text(&o.stderr);
-    assert!(o.status.code() == Some(1) && err.contains(s(&log)) && err.contains("--log file"), "{err}");
-    assert!(!out.exists(), "refused before the run directory is made");
+    args.extend(["--log".to_string(), s(&out.join("train.log")).to_string()]);
+    ok(Command::new(env!("CARGO_BIN_EXE_losscape")).args(&args).output().unwrap());
+    let logged = std::fs::read_to_string(out.join("train.log")).unwrap();
+    assert!(logged.lines().count() >= 1 && logged.starts_with("{\"iteration\":1,"), "{logged}");
+    std::fs::remove_dir_all(&out).unwrap();
     // a --log file that cannot be written to (a full disk): one warning naming it, and the run done
     if Path::new("/dev/full").exists() {
         let mut args = train_args(&out);

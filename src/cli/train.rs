@@ -85,8 +85,9 @@ pub struct TrainArgs {
     /// and ends with the files of an uninterrupted run.
     #[arg(long, value_name = "K|TIME", default_value_t = CheckpointEvery::DEFAULT)]
     checkpoint_every: CheckpointEvery,
-    /// Append one JSON line per epoch (iteration) with every run's losses to this file. A resumed run
-    /// does not write again the steps the file already holds.
+    /// Append one JSON line per epoch (iteration) with every run's losses to this file (its directory
+    /// is made if missing; an existing file must be such a log). A resumed run does not write again
+    /// the steps the file already holds.
     #[arg(long, value_name = "FILE")]
     log: Option<PathBuf>,
     #[command(flatten)]
@@ -198,17 +199,67 @@ impl TrainProgress for Progress {
     }
 }
 
-/// The largest step number (`unit`) of the lines in the --log file `path` (0 when it has none, or is
-/// not a regular file: `/dev/full`, a pipe). Read line by line: a long run's log can be large.
-fn last_logged(path: &std::path::Path, unit: &str) -> usize {
-    use std::io::BufRead;
-    let file = match std::fs::File::open(path) {
-        Ok(f) if f.metadata().is_ok_and(|m| m.is_file()) => f,
-        _ => return 0,
-    };
-    let step = |l: &str| serde_json::from_str::<serde_json::Value>(l).ok()?.get(unit)?.as_u64();
-    let lines = std::io::BufReader::new(file).lines().map_while(Result::ok);
-    lines.filter_map(|l| step(&l)).max().map_or(0, |s| s as usize)
+/// Opens the `--log` file `path` of a run that counts `unit`s (epoch, iteration) for appending, and
+/// returns it with the largest step its lines already hold (0 for a new or empty file, or one that is
+/// not a regular file: `/dev/null`, a pipe). Its directory is made when missing, so that a log inside a
+/// new `--out` directory can be named. An unfinished last line (a run killed mid-write) is cut off with
+/// a note, as in the directory's own JSON-lines files ([`crate::io::jsonl`]).
+///
+/// Errors: `path` is a directory; a regular file whose first line is not a log line of this kind (a
+/// weight file, another command's output: appending would damage it) or whose later lines are not
+/// (named by line); the file or its directory cannot be made.
+fn open_log(path: &std::path::Path, unit: &str) -> Result<(std::fs::File, usize)> {
+    let shown = path.display();
+    if path.is_dir() {
+        bail!(
+            "{shown}: is a directory; --log takes a file to append to, e.g. --log {}",
+            path.join("train.log").display()
+        );
+    }
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty() && !d.is_dir()) {
+        if dir.exists() {
+            bail!("{}: is not a directory, so it cannot hold the --log file {shown}", dir.display());
+        }
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("{}: cannot make the --log file's directory", dir.display()))?;
+    }
+    let logged = if path.metadata().is_ok_and(|m| m.is_file()) { logged_steps(path, unit)? } else { 0 };
+    let file = std::fs::OpenOptions::new().create(true).append(true).open(path);
+    Ok((file.with_context(|| format!("{shown}: cannot open the --log file"))?, logged))
+}
+
+/// The largest `unit` step of the lines of the regular file `path` (0 when it is empty), after
+/// checking that it is a `--log` file of such a run.
+///
+/// Errors: as [`open_log`].
+fn logged_steps(path: &std::path::Path, unit: &str) -> Result<usize> {
+    use std::io::Read as _;
+    let shown = path.display();
+    // the first line alone decides whether this is a log at all, before anything cuts the file
+    let mut head = Vec::new();
+    let file = std::fs::File::open(path).with_context(|| format!("{shown}: cannot read the --log file"))?;
+    file.take(1 << 16).read_to_end(&mut head).with_context(|| format!("{shown}: cannot read the --log file"))?;
+    let first = head.split(|&b| b == b'\n').next().unwrap_or_default();
+    let step = |line: &serde_json::Map<String, serde_json::Value>| line.get(unit).and_then(serde_json::Value::as_u64);
+    let is_log =
+        serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(first).is_ok_and(|l| step(&l).is_some());
+    if !head.is_empty() && !is_log {
+        bail!(
+            "{shown}: is not the --log file of a run that counts {unit}s (its first line is not one of its JSON \
+             lines), and appending would damage it; give --log a new file (or that run's log)"
+        );
+    }
+    let (_, lines) = crate::io::jsonl::Appender::resume_numbered::<serde_json::Map<String, serde_json::Value>>(path)?;
+    let mut last = 0;
+    for (number, line) in &lines {
+        match step(line) {
+            Some(s) => last = last.max(s as usize),
+            None => {
+                bail!("{shown}: line {number} is not a line of a --log file that counts {unit}s; give --log a new file")
+            }
+        }
+    }
+    Ok(last)
 }
 
 /// Where the runs start.
@@ -347,17 +398,10 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let unit = args.optimizer.unit();
     let template = format!("{{bar:30}} {unit} {{pos}}/{{len}}, ETA {{eta}}  {{msg}}");
     let out = crate::cli::progress::Progress::new(&template, &format!("{unit}s"), args.run.quiet);
-    let log = args
-        .log
-        .as_ref()
-        .map(|p| {
-            let open = std::fs::OpenOptions::new().create(true).append(true).open(p);
-            let file = open
-                .with_context(|| format!("{}: cannot open the --log file (does its directory exist?)", p.display()))?;
-            anyhow::Ok((file, p.clone()))
-        })
-        .transpose()?;
-    let logged = args.log.as_deref().map_or(0, |p| last_logged(p, unit));
+    let (log, logged) = match &args.log {
+        Some(p) => open_log(p, unit).map(|(file, logged)| (Some((file, p.clone())), logged))?,
+        None => (None, 0),
+    };
     let mut progress = Progress { out, log, logged, unit, started: std::time::Instant::now() };
     let summary = train(
         TrainInputs {
