@@ -19,7 +19,9 @@ pub struct AnalyzeArgs {
 }
 
 pub fn run(args: AnalyzeArgs) -> Result<()> {
-    let figures = crate::report::analyze(&args.input, &args.out, "")?;
+    // a study's report opens with its configuration, as `reproduce` wrote it
+    let context = crate::pipeline::configuration(&args.input)?.unwrap_or_default();
+    let figures = crate::report::analyze(&args.input, &args.out, &context)?;
     outln!("wrote {} with {} figures", args.out.join("index.html").display(), figures.len())?;
     Ok(())
 }

@@ -294,34 +294,54 @@ impl Study<'_> {
     /// (`io::remove_partials`: this stage, under the study's lock, is the report directory's only writer),
     /// so the directory ends with the files of an uninterrupted run.
     fn report_stage(&self, report: &Path) -> Result<()> {
-        let (cfg, p, adapter) = (self.cfg, &self.cfg.preset, self.device.summary());
-        check_sweeps_complete(self.dir, cfg)?;
+        check_sweeps_complete(self.dir, self.cfg)?;
         crate::io::remove_partials(report)?;
-        let builds = crate::io::config::saved_builds(self.dir)?;
-        let mixed = match builds[..] != [crate::io::config::writer()] {
-            true => format!(
-                " The results were written by {}: they may differ in their last bits from one build's run.",
-                builds.join("; ")
-            ),
-            false => String::new(),
-        };
-        let context = format!(
-            "<h2>Configuration</h2><p>Preset <b>{}</b>: {}; networks: {}{}. Adapter: {} ({}, {}); losscape commit {}.{mixed}</p>{}<pre>{}</pre>",
-            p.name,
-            p.describe(),
-            cfg.models.iter().map(|a| a.title()).collect::<Vec<_>>().join(", "),
-            if p.name == "paper" { "" } else { " — a reduced scale: the claims are judged on fewer runs, images and pairs than the paper's" },
-            adapter.name,
-            adapter.backend,
-            adapter.driver,
-            crate::io::config::commit(),
-            fixed_budget_note(p),
-            serde_json::to_string_pretty(cfg)?
-        );
+        let context = configuration(self.dir)?
+            .with_context(|| format!("{}: holds no study configuration", self.dir.display()))?;
         crate::report::analyze(self.dir, report, &context)?;
         eprintln!("[report] wrote {}", report.join("index.html").display());
         Ok(())
     }
+}
+
+/// The configuration paragraph at the top of a study's report, from the study directory `dir`'s
+/// `config.json` alone (so that `analyze` of the directory writes the report `reproduce` wrote): the
+/// preset and its scale, the networks, the builds and devices that wrote the results, the path budget,
+/// and the configuration itself. `None` when `dir` holds no study configuration (no `config.json`, or
+/// one of another command: a directory only laid out like a study).
+///
+/// Errors: a study's `config.json` that cannot be read or parsed.
+pub fn configuration(dir: &Path) -> Result<Option<String>> {
+    let is_study = std::fs::read_to_string(dir.join(crate::io::config::CONFIG))
+        .ok()
+        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+        .is_some_and(|v| v.get("preset").is_some() && v.get("models").is_some());
+    if !is_study {
+        return Ok(None);
+    }
+    let cfg: ReproduceConfig = crate::io::config::read_config(dir)?;
+    let builds = crate::io::config::saved_builds(dir)?;
+    let p = &cfg.preset;
+    let mixed = match builds.len() > 1 {
+        true => {
+            " Several builds or devices wrote the results: they may differ in their last bits from one build's run."
+        }
+        false => "",
+    };
+    Ok(Some(format!(
+        "<h2>Configuration</h2><p>Preset <b>{}</b>: {}; networks: {}{}. Written by {}.{mixed}</p>{}<pre>{}</pre>",
+        p.name,
+        p.describe(),
+        cfg.models.iter().map(|a| a.title()).collect::<Vec<_>>().join(", "),
+        if p.name == "paper" {
+            ""
+        } else {
+            " — a reduced scale: the claims are judged on fewer runs, images and pairs than the paper's"
+        },
+        builds.join("; "),
+        fixed_budget_note(p),
+        serde_json::to_string_pretty(&cfg)?
+    )))
 }
 
 /// What a fixed path budget means for the report, in plain words (empty when paths stop at
