@@ -510,6 +510,17 @@ fn range_messages_name_the_bound_and_negative_values_are_values() {
         assert!(err.contains(&format!("invalid value '-0.1' for '{option}")), "{sub} {option} -0.1: {err}");
         assert!(!err.contains("unexpected argument"), "{sub} {option} -0.1 read as a flag: {err}");
     }
+    // values f32 turns into 0 or infinity, and finite-difference steps that give no Hessian
+    for (sub, option, value, says) in [
+        ("train", "--lr", "1e-50", "outside what f32 holds"),
+        ("paths", "--lr", "1e40", "outside what f32 holds"),
+        ("hessian", "--step", "1e-30", "outside 1e-5 to 1"),
+        ("hessian", "--step", "2", "outside 1e-5 to 1"),
+    ] {
+        let o = run(&words(&[sub, "--model", "fcp", option, value, "--out", "x"]));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.code() == Some(2) && err.contains(says), "{sub} {option} {value}: {err}");
+    }
     // a list that starts with a negative number
     let o = run(&words(&["toy", "--lambdas", "-1,10", "--out", "x"]));
     let err = String::from_utf8_lossy(&o.stderr);

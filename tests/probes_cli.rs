@@ -235,7 +235,7 @@ fn bad_input_is_a_clear_error_not_a_panic() {
         (vec!["hessian", "--top", "5", "--steps", "3"], "--steps"),
         (vec!["hessian", "--vectors", "9"], "there is no vector 9"),
         (vec!["hessian", "--step", "nan"], "finite"),
-        (vec!["hessian", "--step=-1"], "greater than 0"),
+        (vec!["hessian", "--step=-1"], "outside 1e-5 to 1"),
     ];
     for (args, want) in cases {
         let all: Vec<&str> = args[..1].iter().chain(&base).chain(&args[1..]).copied().collect();

@@ -813,6 +813,12 @@ fn a_moved_or_renamed_work_directory_resumes_to_the_same_bytes() {
     assert!(again.contains("report/index.html was written earlier and is kept"), "{again}");
     assert!(again.contains(&format!("losscape analyze --in {}", s(&unmoved))), "{again}");
     files::assert_same_bytes(&after, &unmoved);
+    // and `analyze` of the study writes that report again, its configuration paragraph included
+    let again = dir.path().join("again");
+    ok(losscape(&["analyze", "--in", s(&unmoved), "--out", s(&again)]));
+    assert!(files::assert_same_bytes(&unmoved.join("report"), &again) > 5);
+    let report = text(&std::fs::read(again.join("index.html")).unwrap());
+    assert!(report.contains("<h2>Configuration</h2><p>Preset <b>smoke</b>") && report.contains("a reduced scale"));
     // a study trained by another build and finished by this one says so, once, and in its report
     let mixed = dir.path().join("mixed");
     ok(study(&mixed, "train"));
@@ -821,8 +827,8 @@ fn a_moved_or_renamed_work_directory_resumes_to_the_same_bytes() {
     let o = ok(study(&mixed, "all"));
     assert_eq!(text(&o.stderr).matches("holds results of").count(), 1, "{}", text(&o.stderr));
     let report = text(&std::fs::read(mixed.join("report/index.html")).unwrap());
-    assert!(report.contains(&format!("The results were written by {older}; {this}")), "{report}");
-    assert!(!text(&std::fs::read(unmoved.join("report/index.html")).unwrap()).contains("were written by"));
+    assert!(report.contains(&format!("Written by {older}; {this}. Several builds")), "{report}");
+    assert!(!text(&std::fs::read(unmoved.join("report/index.html")).unwrap()).contains("Several builds"));
 }
 
 /// Errors that name the file (or variable), the cause and the fix.
@@ -1395,4 +1401,66 @@ fn a_resumed_run_does_not_log_its_repeated_steps_again() {
     assert!(before % 4 != 0 && before < 290, "no kill landed between two checkpoints ({before} epochs logged)");
     ok(Command::new(env!("CARGO_BIN_EXE_losscape")).args(args("run", "run.jsonl")).output().unwrap());
     assert_eq!(steps("run.jsonl"), reference, "each epoch once, with an uninterrupted run's losses");
+}
+
+/// Weights whose loss overflows (a vector scaled by 1e18) are named with what helps: `eval` names every
+/// such vector and gives it no accuracy; `paths` says an endpoint overflows (no --lr helps); `train`
+/// refuses starts that all overflow before its directory records the run; `hessian` warns.
+#[test]
+fn overflowing_weights_are_named_with_what_helps() {
+    use losscape::io::{read_weights, write_weights, WeightStack};
+    use losscape::model::Arch;
+    let dir = tempfile::tempdir().unwrap();
+    let set = fcp_set(dir.path(), "w.safetensors", "3");
+    let stack = read_weights(&set, Arch::Fcp).unwrap();
+    let n = Arch::Fcp.n_params();
+    let scaled = |vectors: &[usize], name: &str| {
+        let mut flat: Vec<f32> = (0..3).flat_map(|i| stack.vector(i).to_vec()).collect();
+        for &v in vectors {
+            flat[v * n..(v + 1) * n].iter_mut().for_each(|w| *w *= 1e18);
+        }
+        let path = dir.path().join(name);
+        write_weights(&path, &WeightStack::new(Arch::Fcp, flat)).unwrap();
+        path
+    };
+    let (mixed, huge) = (scaled(&[1], "mixed.safetensors"), scaled(&[0, 1, 2], "huge.safetensors"));
+    let run = |args: &[&str]| {
+        let quiet: &[&str] = if args[0] == "eval" { &[] } else { &["--quiet"] };
+        losscape(&[args, &["--backend", "cpu"], quiet].concat())
+    };
+
+    let o = ok(run(&["eval", "--model", "fcp", "--weights", s(&mixed), "--limit", "50"]));
+    let (out, err) = (text(&o.stdout), text(&o.stderr));
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].contains("accuracy") && lines[2].contains("accuracy"), "{out}");
+    assert!(lines[1].starts_with("vector 1: loss NaN") && !lines[1].contains("accuracy"), "{out}");
+    assert!(err.contains(s(&mixed)) && err.contains("vector 1 has a non-finite loss"), "{err}");
+    let err = text(&run(&["eval", "--model", "fcp", "--weights", s(&huge), "--limit", "50"]).stderr);
+    assert!(err.contains("vectors 0, 1, 2 have a non-finite loss"), "{err}");
+
+    let between = dir.path().join("between");
+    let o =
+        run(&["paths", "--model", "fcp", "--set", s(&huge), "--pairs", "1", "--iterations", "2", "--out", s(&between)]);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("endpoint is NaN") && !err.contains("--lr"), "{err}");
+
+    let out = dir.path().join("trained");
+    let o = run(&["train", "--model", "fcp", "--optimizer", "lbfgs", "--init", s(&huge), "--runs", "3"]
+        .into_iter()
+        .chain(["--iterations", "2", "--train-size", "100", "--test-size", "50", "--out", s(&out)])
+        .collect::<Vec<_>>());
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("--init file's vectors 0, 1, 2 is not finite") && !err.contains("--lr"), "{err}");
+    assert!(!out.join("config.json").exists(), "the refused run is not recorded");
+
+    let hessian = dir.path().join("hessian");
+    let o = ok(run(&["hessian", "--model", "fcp", "--set", s(&mixed), "--train-size", "50"]
+        .into_iter()
+        .chain(["--steps", "3", "--probes", "2", "--out", s(&hessian)])
+        .collect::<Vec<_>>()));
+    let err = text(&o.stderr);
+    assert_eq!(err.matches("warning: vector").count(), 1, "{err}");
+    assert!(err.contains("warning: vector 1: the loss's gradients around it are not finite"), "{err}");
 }

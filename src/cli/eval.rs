@@ -55,8 +55,15 @@ pub fn run(args: EvalArgs) -> Result<()> {
     let eval = Evaluator::new(net, &images, 0..images.count, rows.len())?;
     eval.set_weights(&flat)?;
     let results = eval.evaluate(Want::Loss)?;
-    if let Some((i, _)) = rows.iter().zip(&results).find(|(_, r)| !r.loss.is_finite()) {
-        eprintln!("warning: vector {i} has a non-finite loss (the weights overflow this network)");
+    let overflowed: Vec<String> =
+        rows.iter().zip(&results).filter(|(_, r)| !r.loss.is_finite()).map(|(i, _)| i.to_string()).collect();
+    if !overflowed.is_empty() {
+        let (these, have) = if overflowed.len() == 1 { ("vector", "has") } else { ("vectors", "have") };
+        eprintln!(
+            "warning: {}: {these} {} {have} a non-finite loss (the weights overflow this network), and no accuracy",
+            args.weights.display(),
+            overflowed.join(", ")
+        );
     }
     if args.json {
         let out = serde_json::json!({
@@ -70,7 +77,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
         outln!("{out}")?;
     } else {
         for (&i, r) in rows.iter().zip(&results) {
-            match r.accuracy {
+            match r.accuracy.filter(|a| a.is_finite()) {
                 Some(a) => outln!("vector {i}: loss {:.6e}  accuracy {:.2}%", r.loss, 100.0 * a)?,
                 None => outln!("vector {i}: loss {:.6e}", r.loss)?,
             }

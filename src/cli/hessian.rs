@@ -3,7 +3,7 @@ use clap::Args;
 use std::path::PathBuf;
 
 use super::progress::Progress;
-use super::ranges::{at_least, count, positive};
+use super::ranges::{at_least, count, fd_step};
 use super::RunArgs;
 use crate::data::{DeviceImages, Split};
 use crate::io::jsonl::Appender;
@@ -52,8 +52,8 @@ pub struct HessianArgs {
     /// Seed of the Lanczos start vectors and the probes.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Finite-difference step of the Hessian-vector products (weight-space distance, > 0).
-    #[arg(long, allow_negative_numbers = true, default_value_t = DEFAULT_STEP, value_parser = positive)]
+    /// Finite-difference step of the Hessian-vector products (weight-space distance, 1e-5 to 1).
+    #[arg(long, allow_negative_numbers = true, default_value_t = DEFAULT_STEP, value_parser = fd_step)]
     step: f64,
     /// Vectors per batched call (each takes two gradient evaluations); default: all.
     #[arg(long, value_name = "N", value_parser = at_least(1))]
@@ -106,6 +106,12 @@ impl SpectraProgress for Bar {
     fn group(&mut self, rows: &[usize], results: &[Spectrum]) -> Result<()> {
         for (r, s) in rows.iter().zip(results) {
             self.file.append(&SpectrumRecord::new(*r, s))?;
+            if s.eigenvalues.iter().all(|v| !v.is_finite()) {
+                self.out.warn(format!(
+                    "warning: vector {r}: the loss's gradients around it are not finite (its weights overflow the \
+                     network; `losscape eval` shows its loss), so its eigenvalues and trace are written as NaN"
+                ));
+            }
             self.out.line(format!(
                 "vector {r}: lambda_1 {:.6e}{}",
                 s.eigenvalues[0],

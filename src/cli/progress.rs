@@ -53,15 +53,20 @@ impl Progress {
         self.plain_line();
     }
 
-    /// A line above the bar; on a non-terminal (a batch job's log) a plain line.
-    pub fn line(&self, text: String) {
-        if self.quiet {
-            return;
-        }
+    /// A line above the bar, even with `--quiet` (a warning about the results); on a non-terminal (a
+    /// batch job's log) a plain line.
+    pub fn warn(&self, text: String) {
         if self.bar.is_hidden() {
             eprintln!("{text}");
         } else {
             self.bar.println(text);
+        }
+    }
+
+    /// A line above the bar, as [`Progress::warn`], but not with `--quiet`.
+    pub fn line(&self, text: String) {
+        if !self.quiet {
+            self.warn(text);
         }
     }
 

@@ -33,11 +33,32 @@ fn float(s: &str) -> Result<f64, String> {
     Ok(v + 0.0)
 }
 
-/// A finite number > 0 (learning rates).
+/// A finite number > 0 that f32 holds as a normal number (learning rates: the devices step in f32,
+/// where 1e-50 is 0 and 1e40 infinite).
 pub fn positive(s: &str) -> Result<f64, String> {
     let v = float(s)?;
     if v <= 0.0 {
         return Err(format!("{s} must be greater than 0"));
+    }
+    let (least, most) = (f32::MIN_POSITIVE as f64, f32::MAX as f64);
+    if !(least..=most).contains(&v) {
+        return Err(format!("{s} is outside what f32 holds ({least:e} to {most:e}), in which the devices compute"));
+    }
+    Ok(v)
+}
+
+/// A finite-difference step of the Hessian-vector products, 1e-5 to 1 (a weight-space distance):
+/// below, the f32 rounding of the shifted weights and their gradients swamps the difference (the
+/// error is ~2 % at 1e-4 on the FCP, ten times that at 1e-5; docs/probes.md), and a step below the
+/// weights' f32 resolution gives products of exactly 0, a flat Hessian that is not there; above, the
+/// difference measures a secant of the loss, not its curvature.
+pub fn fd_step(s: &str) -> Result<f64, String> {
+    let v = float(s)?;
+    if !(1e-5..=1.0).contains(&v) {
+        return Err(format!(
+            "{s} is outside 1e-5 to 1: a smaller step drowns in f32 rounding, a larger one measures a secant \
+             (docs/probes.md; the default 3e-4 suits the paper's networks)"
+        ));
     }
     Ok(v)
 }

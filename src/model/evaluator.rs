@@ -21,7 +21,8 @@ pub enum Want {
     LossAndGrad,
 }
 
-/// One weight vector's mean loss over the images, and accuracy for classifiers.
+/// One weight vector's mean loss over the images, and accuracy for classifiers (NaN where the loss is
+/// not finite).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Eval {
     pub loss: f64,
@@ -351,7 +352,10 @@ impl Evaluator {
             .map(|p| {
                 let loss: f64 = p.iter().step_by(2).map(|&v| v as f64).sum();
                 let correct: f64 = p.iter().skip(1).step_by(2).map(|&v| v as f64).sum();
-                Eval { loss: loss / n, accuracy: self.classifier.then_some(correct / n) }
+                // a non-finite loss means overflowing outputs, whose arg max (the counted guess) means
+                // nothing: no accuracy, rather than a number that looks like one
+                let accuracy = if loss.is_finite() { correct / n } else { f64::NAN };
+                Eval { loss: loss / n, accuracy: self.classifier.then_some(accuracy) }
             })
             .collect()
     }

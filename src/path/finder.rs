@@ -560,6 +560,17 @@ impl PathFinder {
             return Ok(());
         };
         let which = if self.pairs > 1 { format!("path {p} of the batch: ") } else { String::new() };
+        if m == 0 || m + 1 == losses.len() {
+            // the endpoints never move: no optimizer setting helps
+            let end = if m == 0 { "first" } else { "second" };
+            bail!(
+                "{which}the loss at the path's {end} endpoint is {l}: that vector's weights overflow the network; \
+                 `losscape eval --weights SET` shows each vector's loss; leave that vector out of the pairs"
+            )
+        }
+        if k == 0 {
+            bail!("{which}the loss at path point {m} of the starting path (before any step) is {l}: the network overflows between the endpoints")
+        }
         bail!("{which}the loss at path point {m} became {l} at iteration {k}; try a smaller --lr")
     }
 }

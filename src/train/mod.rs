@@ -155,14 +155,17 @@ pub fn train(inputs: TrainInputs, progress: &mut dyn TrainProgress) -> Result<Su
         bail!("{} starting values for {r} runs of {n} parameters", start.len());
     }
     let _lock = crate::io::lock::DirLock::acquire(dir, crate::io::lock::LOCK)?;
+    let net = Network { arch: cfg.model, act: cfg.activation };
+    let train_eval = Evaluator::new(net, train, 0..train.count, r)?;
+    // before the directory records this run: a rerun with other starting vectors must not be refused
+    train_eval.set_weights(start)?;
+    refuse_overflowing_starts(cfg, &train_eval.evaluate(Want::Loss)?.iter().map(|e| e.loss).collect::<Vec<_>>())?;
     prepare_dir(dir, cfg)?;
     // a run killed while writing its checkpoint or a loss curve left a temporary file: this directory
     // has one writer (the lock)
     for d in [dir.to_path_buf(), dir.join("curves")] {
         crate::io::remove_partials(&d)?;
     }
-    let net = Network { arch: cfg.model, act: cfg.activation };
-    let train_eval = Evaluator::new(net, train, 0..train.count, r)?;
     let test_eval = Evaluator::new(net, test, 0..test.count, r)?;
     let shuffle_seeds: Vec<u64> =
         seeds.clone().unwrap_or_else(|| (0..r as u64).map(|i| cfg.seed.wrapping_add(i)).collect());
@@ -273,6 +276,27 @@ struct Snapshots<'a> {
     n: usize,
 }
 
+/// Refuses starting points whose training losses `initial` (one per run) are all non-finite, and warns of
+/// those that are when some are not: no optimizer can move from an overflowing network, whatever its
+/// settings (with `--init`, the file's vectors; seeded starts do not overflow the paper's networks).
+fn refuse_overflowing_starts(cfg: &TrainConfig, initial: &[f64]) -> Result<()> {
+    let bad: Vec<String> = (0..initial.len()).filter(|&i| !initial[i].is_finite()).map(|i| i.to_string()).collect();
+    if bad.is_empty() {
+        return Ok(());
+    }
+    let whose = if cfg.init_sha256.is_some() { "the --init file's vectors" } else { "the seeded starting points" };
+    let what = format!(
+        "the training loss at {whose} {} is not finite (their weights overflow the network; `losscape eval \
+         --weights FILE --split train` shows each vector's loss)",
+        bad.join(", ")
+    );
+    if bad.len() == initial.len() {
+        bail!("{what}: no run can start there; give starting vectors whose loss is finite");
+    }
+    eprintln!("warning: {what}; those runs stop at once and are not kept");
+    Ok(())
+}
+
 /// Appends step `done`'s losses to each active run's curves and copies its weights into a snapshot
 /// that improved; a run whose loss is not finite stops with the reason. Returns whether one stopped now.
 fn record_step(
@@ -325,7 +349,14 @@ fn finish(
     }
     order.truncate(cfg.keep);
     if order.is_empty() {
-        bail!("no run produced a finite training loss; try a smaller --lr");
+        let fix = match cfg.optimizer {
+            Optimizer::Lbfgs => "check the starting weights".to_string(),
+            _ => format!(
+                "try a smaller --lr than {} (in a new --out directory: this one records this --lr)",
+                cfg.minibatch.lr
+            ),
+        };
+        bail!("no run produced a finite training loss, so nothing was kept; {fix}");
     }
     warn_diverged(cfg.optimizer, records, &order);
     let config = serde_json::to_string(cfg)?;
