@@ -819,6 +819,20 @@ fn a_moved_or_renamed_work_directory_resumes_to_the_same_bytes() {
     assert!(files::assert_same_bytes(&unmoved.join("report"), &again) > 5);
     let report = text(&std::fs::read(again.join("index.html")).unwrap());
     assert!(report.contains("<h2>Configuration</h2><p>Preset <b>smoke</b>") && report.contains("a reduced scale"));
+    // a surface cut short is refused, naming it; pairs missing from a sweep are reported with a warning
+    let analyze = || losscape(&["analyze", "--in", s(&unmoved), "--out", s(&again)]);
+    let csv = unmoved.join("fcp/surface-sgd/surface.csv");
+    let whole = std::fs::read(&csv).unwrap();
+    std::fs::write(&csv, &whole[..whole.len() / 2]).unwrap();
+    let err = text(&analyze().stderr);
+    assert!(err.contains(s(&csv)) && err.contains("cut short or changed"), "{err}");
+    std::fs::write(&csv, &whole).unwrap();
+    let sweep = unmoved.join("fcp/paths-train/paths.jsonl");
+    let records = std::fs::read(&sweep).unwrap();
+    std::fs::write(&sweep, b"").unwrap();
+    let err = text(&ok(analyze()).stderr);
+    assert!(err.contains("warning: ") && err.contains("pairs are missing"), "{err}");
+    std::fs::write(&sweep, &records).unwrap();
     // a study trained by another build and finished by this one says so, once, and in its report
     let mixed = dir.path().join("mixed");
     ok(study(&mixed, "train"));

@@ -19,6 +19,9 @@ pub struct AnalyzeArgs {
 }
 
 pub fn run(args: AnalyzeArgs) -> Result<()> {
+    if let Some(gap) = crate::pipeline::unfinished_sweeps(&args.input)? {
+        eprintln!("warning: {gap}; until then the report shows only the pairs written so far");
+    }
     // a study's report opens with its configuration, as `reproduce` wrote it
     let context = crate::pipeline::configuration(&args.input)?.unwrap_or_default();
     let figures = crate::report::analyze(&args.input, &args.out, &context)?;

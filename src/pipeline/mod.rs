@@ -312,14 +312,7 @@ impl Study<'_> {
 ///
 /// Errors: a study's `config.json` that cannot be read or parsed.
 pub fn configuration(dir: &Path) -> Result<Option<String>> {
-    let is_study = std::fs::read_to_string(dir.join(crate::io::config::CONFIG))
-        .ok()
-        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
-        .is_some_and(|v| v.get("preset").is_some() && v.get("models").is_some());
-    if !is_study {
-        return Ok(None);
-    }
-    let cfg: ReproduceConfig = crate::io::config::read_config(dir)?;
+    let Some(cfg) = study_config(dir)? else { return Ok(None) };
     let builds = crate::io::config::saved_builds(dir)?;
     let p = &cfg.preset;
     let mixed = match builds.len() > 1 {
@@ -342,6 +335,28 @@ pub fn configuration(dir: &Path) -> Result<Option<String>> {
         fixed_budget_note(p),
         serde_json::to_string_pretty(&cfg)?
     )))
+}
+
+/// The configuration of the study in `dir`; `None` when `dir` holds none (no `config.json`, or one of
+/// another command).
+///
+/// Errors: a study's `config.json` that cannot be parsed.
+fn study_config(dir: &Path) -> Result<Option<ReproduceConfig>> {
+    let is_study = std::fs::read_to_string(dir.join(crate::io::config::CONFIG))
+        .ok()
+        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+        .is_some_and(|v| v.get("preset").is_some() && v.get("models").is_some());
+    Ok(if is_study { Some(crate::io::config::read_config(dir)?) } else { None })
+}
+
+/// What the study in `dir` lacks of its path sweeps (a sweep not run, pairs missing), in the words
+/// of the report stage's refusal; `None` when they are complete or `dir` holds no study. `analyze`
+/// says it and reports what is there (a look at a study still running).
+///
+/// Errors: as [`configuration`].
+pub fn unfinished_sweeps(dir: &Path) -> Result<Option<String>> {
+    let Some(cfg) = study_config(dir)? else { return Ok(None) };
+    Ok(check_sweeps_complete(dir, &cfg).err().map(|e| format!("{e:#}")))
 }
 
 /// What a fixed path budget means for the report, in plain words (empty when paths stop at

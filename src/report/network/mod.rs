@@ -2,7 +2,7 @@
 //! the path-height figures and the loss curves — each figure with its CSV and a caption stating what it
 //! shows in this run — and the [`Evidence`] the claims table judges.
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -353,6 +353,9 @@ impl NetworkResults {
         for ext in ["png", "csv"] {
             let from = src.join(format!("surface.{ext}"));
             let bytes = std::fs::read(&from).with_context(|| format!("{}: cannot read", from.display()))?;
+            if ext == "csv" {
+                check_surface_rows(&from, &bytes, &record)?;
+            }
             crate::io::atomic_write(&rep.out.join(format!("{stem}.{ext}")), &bytes)?;
         }
         let path = &record["run"]["path"];
@@ -404,4 +407,25 @@ impl NetworkResults {
         }
         Ok(())
     }
+}
+
+/// Refuses a probes stage's `surface.csv` (`bytes`, read from `path`) that does not hold one line per
+/// point of its `surface.json` `record` under its header: a file cut short or damaged since, which the
+/// report would otherwise copy as the surface's numbers.
+fn check_surface_rows(path: &Path, bytes: &[u8], record: &serde_json::Value) -> Result<()> {
+    let text = String::from_utf8_lossy(bytes);
+    let mut lines = text.lines();
+    let header = lines.next().unwrap_or_default();
+    let rows = lines.filter(|l| l.split(',').count() == 6).count();
+    let points = record["points"].as_u64();
+    if header == "i,j,x,y,loss,accuracy" && points == Some(rows as u64) && text.ends_with('\n') {
+        return Ok(());
+    }
+    bail!(
+        "{}: holds {rows} whole rows, but its surface.json records {} points: the file was cut short or changed; \
+         delete it (and the report's index.html) and run `losscape reproduce` on the directory again, which \
+         writes it anew from rows.jsonl beside it",
+        path.display(),
+        points.map_or("no count of".to_string(), |p| p.to_string())
+    )
 }
