@@ -79,17 +79,28 @@ pub fn estimate_study(
 }
 
 /// Sustained GFLOP/s per network from a `losscape bench` record: the case with the largest batch.
+/// Cases of networks that are not the paper's (a user's, named by its id) are passed over: the presets
+/// study the paper's networks.
+///
+/// Errors: no `cases` list; a case without a model name, a batch or a positive, finite `gflops`
+/// (named by its index and model).
 pub fn rates_from_bench(record: &serde_json::Value) -> Result<Vec<(Arch, f64)>> {
     let Some(cases) = record.get("cases").and_then(|c| c.as_array()) else {
         bail!("not a `losscape bench` record: it has no \"cases\" list");
     };
     let mut out: Vec<(Arch, usize, f64)> = Vec::new();
-    for c in cases {
-        let model = c.get("model").and_then(|m| serde_json::from_value::<Arch>(m.clone()).ok());
+    for (i, c) in cases.iter().enumerate() {
+        let Some(name) = c.get("model").and_then(|m| m.as_str()) else {
+            bail!("case {i} of \"cases\" names no model; make the record again with `losscape bench --out FILE`");
+        };
+        let Ok(model) = serde_json::from_value::<Arch>(c["model"].clone()) else { continue };
         let batch = c.get("batch").and_then(|b| b.as_u64());
         let gflops = c.get("gflops").and_then(|g| g.as_f64()).filter(|g| g.is_finite() && *g > 0.0);
-        let (Some(model), Some(batch), Some(gflops)) = (model, batch, gflops) else {
-            bail!("a bench case lacks model, batch or a positive gflops: {c}");
+        let (Some(batch), Some(gflops)) = (batch, gflops) else {
+            bail!(
+                "case {i} of \"cases\" ({name}) lacks a batch or a positive gflops; make the record again with \
+                 `losscape bench --out FILE`"
+            );
         };
         match out.iter_mut().find(|(a, _, _)| *a == model) {
             Some(e) if e.1 < batch as usize => *e = (model, batch as usize, gflops),

@@ -915,6 +915,22 @@ fn mistaken_files_and_variables_are_named_with_the_fix() {
     let err = text(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(err.contains(s(&bench)) && err.contains("has no autoencoder") && err.contains("losscape bench"), "{err}");
+    // a user's network among the cases is passed over; a record of another device than --profile's is
+    // refused; --bench without a study to time is a usage error
+    let cases = r#""cases": [{"model": "mlp-784-64-10-tanh", "batch": 51, "gflops": 9.0},
+        {"model": "fcp", "batch": 51, "gflops": 10.0}, {"model": "autoencoder", "batch": 51, "gflops": 10.0}]"#;
+    std::fs::write(&bench, format!("{{{cases}}}")).unwrap();
+    let o = ok(losscape(&["plan", "--preset", "quick", "--profile", "h100", "--bench", s(&bench)]));
+    assert!(text(&o.stdout).contains(&format!("(measured: {})", s(&bench))), "{}", text(&o.stdout));
+    std::fs::write(&bench, format!("{{\"adapter\": {{\"name\": \"CPU (2 threads, avx2)\"}}, {cases}}}")).unwrap();
+    let o = losscape(&["plan", "--preset", "quick", "--profile", "h100", "--bench", s(&bench)]);
+    let err = text(&o.stderr);
+    assert!(
+        o.status.code() == Some(1) && err.contains("measured on CPU (2 threads, avx2), not on the NVIDIA"),
+        "{err}"
+    );
+    let o = losscape(&["plan", "--profile", "h100", "--bench", s(&bench)]);
+    assert!(o.status.code() == Some(2) && text(&o.stderr).contains("--preset"), "{}", text(&o.stderr));
     // WGPU_BACKEND=gl: the variable and the fix
     let o = Command::new(env!("CARGO_BIN_EXE_losscape"))
         .args(["eval", "--model", "fcp", "--weights", s(&st), "--limit", "10"])

@@ -107,7 +107,29 @@ fn print_evaluation(e: &EvaluationPlan) -> Result<()> {
     )
 }
 
+/// Refuses a benchmark `record` (read from `path`) measured on another device than the `--profile`
+/// planned for: its rates would be that device's (a CPU's GFLOP/s under an H100's name). A record
+/// that names no adapter (written by hand) is taken as it is.
+fn check_bench_device(path: &std::path::Path, record: &serde_json::Value, profile: Option<&str>) -> Result<()> {
+    let (Some(profile), Some(adapter)) = (profile, record["adapter"]["name"].as_str()) else { return Ok(()) };
+    let wanted = crate::backend::profiles::profile(profile)?;
+    if crate::backend::profiles::known_device(adapter).is_some_and(|p| p.name == wanted.name) {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "{}: measured on {adapter}, not on the {} that --profile {profile} plans for, so its rates are not that \
+         device's; give a record made on that device, leave out --bench for the profile's nominal estimate, or \
+         leave out --profile to plan for this machine's device",
+        path.display(),
+        wanted.title
+    )
+}
+
 pub fn run(args: PlanArgs) -> Result<()> {
+    if args.bench.is_some() && args.preset.is_none() {
+        let msg = "--bench sets the estimated time of a study, which --preset names (e.g. --preset quick)";
+        return Err(super::ranges::usage("plan", msg));
+    }
     let Target { name, budget, peak, cpu } = target(&args)?;
     let Some(preset_name) = &args.preset else {
         let e = plan_evaluation(args.model, args.batch as usize, args.images as usize, budget, true)?;
@@ -151,6 +173,7 @@ pub fn run(args: PlanArgs) -> Result<()> {
             let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read", path.display()))?;
             let record: serde_json::Value =
                 serde_json::from_str(&text).with_context(|| format!("{}: not JSON", path.display()))?;
+            check_bench_device(path, &record, args.profile.as_deref())?;
             (rates_from_bench(&record).with_context(|| path.display().to_string())?, format!("measured: {}", path.display()))
         }
         None if peak.is_finite() => (
