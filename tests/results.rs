@@ -259,7 +259,7 @@ fn a_refused_sweep_leaves_no_directory_and_the_corrected_command_runs() {
     assert!(text(&o.stderr).contains("--points") && text(&o.stderr).contains("3"), "{}", text(&o.stderr));
     // more pairs than the set allows: refused before the directory is made
     let o = sweep(&["--pairs", "7", "--points", "5"]);
-    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
     assert!(text(&o.stderr).contains("6 distinct pairs"), "{}", text(&o.stderr));
     assert!(!out.exists(), "a refused command leaves no directory behind");
     ok(sweep(&["--pairs", "6", "--points", "5"]));

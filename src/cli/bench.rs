@@ -61,7 +61,12 @@ pub fn run(mut args: BenchArgs) -> Result<()> {
     if args.images == 0 || args.repeats == 0 || args.batches.contains(&0) {
         return Err(super::ranges::usage("bench", "--images, --repeats and every --batches entry must be at least 1"));
     }
-    let data = args.data.load_for("bench", &args.models, Split::Train)?.truncated(args.images);
+    let data = super::ranges::first(
+        "bench",
+        args.data.load_for("bench", &args.models, Split::Train)?,
+        Some(args.images),
+        "--images",
+    )?;
     let gpu = args.device.open()?;
     let timing = if gpu.has_timestamps() { "gpu-timestamps" } else { "wall-clock" };
     outln!("adapter: {} ({}, {}), timing: {timing}", gpu.summary().name, gpu.summary().backend, gpu.summary().driver)?;

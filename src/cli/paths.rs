@@ -1,4 +1,4 @@
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::Args;
 use std::path::PathBuf;
 
@@ -154,6 +154,10 @@ impl SweepProgress for Bar {
 }
 
 pub fn run(args: PathsArgs) -> Result<()> {
+    if let (Some(k), false) = (args.max_iterations, args.until_converged) {
+        let msg = format!("--max-iterations {k} applies to --until-converged; without it every pair runs --iterations");
+        return Err(super::ranges::usage("paths", msg));
+    }
     let activation = args.run.act("paths", args.model)?;
     let fourier = match (args.curve, args.fourier) {
         (Curve::Fourier, n) => n.unwrap_or(PathSettings::PAPER.fourier),
@@ -170,7 +174,9 @@ pub fn run(args: PathsArgs) -> Result<()> {
         if s.count() < 2 {
             bail!("{}: a set needs at least two vectors to form a pair, it holds {}", p.display(), s.count());
         }
-        draw_pairs(s.count(), args.pairs, args.seed, i as u64).with_context(|| p.display().to_string())?;
+        if let Err(e) = draw_pairs(s.count(), args.pairs, args.seed, i as u64) {
+            return Err(super::ranges::usage("paths", format!("{}: {e:#}; give fewer --pairs", p.display())));
+        }
     }
     let iterations = match args.until_converged {
         true => args.max_iterations.unwrap_or(DEFAULT_MAX_ITERATIONS),

@@ -33,6 +33,13 @@ fn float(s: &str) -> Result<f64, String> {
     Ok(v + 0.0)
 }
 
+/// The 1-based positions of the first entry of `items` that repeats an earlier one, and of that
+/// earlier one: (earlier, repeat). A list option naming a network or a size twice would run it twice.
+pub fn repeated<T: PartialEq>(items: &[T]) -> Option<(usize, usize)> {
+    let again = (1..items.len()).find(|&i| items[..i].contains(&items[i]))?;
+    Some((items.iter().position(|x| *x == items[again])? + 1, again + 1))
+}
+
 /// A finite number > 0 that f32 holds as a normal number (learning rates: the devices step in f32,
 /// where 1e-50 is 0 and 1e40 infinite).
 pub fn positive(s: &str) -> Result<f64, String> {

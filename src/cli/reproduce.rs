@@ -62,6 +62,20 @@ pub struct ReproduceArgs {
 pub fn run(args: ReproduceArgs) -> Result<()> {
     let preset = Preset::named(&args.preset)?;
     let models = args.models.clone().unwrap_or_else(|| preset.models.clone());
+    if let Some((first, again)) = super::ranges::repeated(&models) {
+        let msg = format!(
+            "--models names {} twice (entries {first} and {again}); name each network once",
+            models[first - 1].id()
+        );
+        return Err(super::ranges::usage("reproduce", msg));
+    }
+    if let Some((first, again)) = args.images.as_deref().and_then(super::ranges::repeated) {
+        let msg = format!(
+            "--images names {} twice (entries {first} and {again}); name each size once",
+            args.images.as_ref().map_or(0, |s| s[first - 1])
+        );
+        return Err(super::ranges::usage("reproduce", msg));
+    }
     let sizes = args.images.clone().or_else(|| default_sizes(&preset.name));
     let mut train = args.data.load_for("reproduce", &models, Split::Train)?;
     // a size beyond the data is a usage error, as every data-dependent bound is (exit 2)
