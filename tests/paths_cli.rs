@@ -99,6 +99,16 @@ fn shards_together_equal_the_unsharded_run_and_configurations_are_checked() {
     ok(run_sweep(sweep_args(&set, &d("other"), &[("--seed", "4"), ("--shard", "1/3")])));
     let o = losscape(&["merge", &d("s0"), &d("other"), "--out", &d("bad.jsonl")]);
     assert!(String::from_utf8_lossy(&o.stderr).contains("seed"), "{}", String::from_utf8_lossy(&o.stderr));
+    // one shard named twice is a usage error; a shard moved away from its set is merged with a warning
+    let o = losscape(&["merge", &d("s0"), &format!("{}/../s0", d("s1")), "--out", &d("twice.jsonl")]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.code() == Some(2) && err.contains("are the same directory"), "{err}");
+    std::fs::create_dir_all(dir.path().join("deeper/still")).unwrap();
+    std::fs::rename(dir.path().join("s2"), dir.path().join("deeper/still/s2")).unwrap();
+    let o = ok(losscape(&["merge", &d("s0"), &d("s1"), &d("deeper/still/s2"), "--out", &d("m/merged3.jsonl")]));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(err.matches("is not there (was the directory moved away from its set?)").count(), 1, "{err}");
+    assert!(err.contains("deeper/still/s2"), "{err}");
 }
 
 /// A shard that holds none of the pairs says so, and what it wrote, rather than naming a results file

@@ -867,6 +867,25 @@ fn mistaken_files_and_variables_are_named_with_the_fix() {
     let o = losscape(&["init", "--model", "fcp", "--count", "1", "--out", s(dir.path())]);
     let err = text(&o.stderr);
     assert!(o.status.code() == Some(1) && err.contains("is a directory; give the name of a file"), "{err}");
+    // a file where a directory is expected: named as such, with the fix
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    for (args, says) in [
+        (vec!["reproduce", "--preset", "smoke", "--models", "fcp", "--out", s(&st)], "is a file, not a directory"),
+        (vec!["analyze", "--in", s(&st), "--out", s(&dir.path().join("rep"))], "is a file, not a directory"),
+        (
+            vec!["merge", s(&empty), "--out", s(&dir.path().join("m.jsonl"))],
+            "not a directory that `losscape paths` wrote",
+        ),
+    ] {
+        let o = losscape(&args);
+        let err = text(&o.stderr);
+        assert!(o.status.code() == Some(1) && err.contains(says) && !err.contains("os error"), "{args:?}: {err}");
+    }
+    let args = train_args(&st.join("run"));
+    let o = Command::new(env!("CARGO_BIN_EXE_losscape")).args(&args).output().unwrap();
+    let err = text(&o.stderr);
+    assert!(o.status.code() == Some(1) && err.contains("is a file, so it cannot hold the directory"), "{err}");
     // --log files that must not be appended to: refused naming the file and the fix, before anything
     // is trained or written, and the file left as it was
     let out = dir.path().join("run");

@@ -28,6 +28,15 @@ pub fn run(args: MergeArgs) -> Result<()> {
         );
         return Err(super::ranges::usage("merge", message));
     }
+    let resolved: Vec<PathBuf> = args.dirs.iter().map(|d| d.canonicalize().unwrap_or_else(|_| d.clone())).collect();
+    if let Some((first, again)) = super::ranges::repeated(&resolved) {
+        let message = format!(
+            "{} and {} are the same directory (directories {first} and {again}); name each shard once",
+            args.dirs[first - 1].display(),
+            args.dirs[again - 1].display()
+        );
+        return Err(super::ranges::usage("merge", message));
+    }
     let (have, total) = merge(&args.dirs, &args.out)?;
     outln!("merged {have} of {total} pairs into {}", args.out.display())?;
     let mut builds: Vec<String> = Vec::new();

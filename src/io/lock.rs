@@ -236,7 +236,7 @@ fn hold_existing(dir: &Path, name: &str) -> Result<Option<File>> {
 /// Opens (creating `dir` and the file if needed, keeping its contents: a holder's PID is read from
 /// it) the lock file `name` in `dir`, for reading and writing; returns it with its path.
 fn open_lock_file(dir: &Path, name: &str) -> Result<(File, PathBuf)> {
-    std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create the directory", dir.display()))?;
+    super::create_dir(dir)?;
     let path = dir.join(name);
     let file = std::fs::OpenOptions::new()
         .read(true)

@@ -40,6 +40,28 @@ pub fn remove_partials(dir: &Path) -> Result<usize> {
     Ok(removed)
 }
 
+/// Creates the directory `dir` and its missing ancestors (`std::fs::create_dir_all`), naming the
+/// problem where that fails because `dir` or an ancestor is a file: a mistyped `--out` that names a
+/// weight file would otherwise read "File exists (os error 17)".
+///
+/// Errors: `dir` or one of its ancestors exists and is not a directory; the directory cannot be created.
+pub fn create_dir(dir: &Path) -> Result<()> {
+    if let Some(file) = dir.ancestors().find(|a| !a.as_os_str().is_empty() && a.exists() && !a.is_dir()) {
+        match file == dir {
+            true => bail!(
+                "{}: is a file, not a directory; give a directory (a new name, or an existing directory)",
+                dir.display()
+            ),
+            false => bail!(
+                "{}: is a file, so it cannot hold the directory {}; give another path",
+                file.display(),
+                dir.display()
+            ),
+        }
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create the directory", dir.display()))
+}
+
 /// Writes `bytes` to `path` through a temporary file in the same directory and a rename, so a crash
 /// or a full disk never leaves a half-written file under the final name. Every file losscape writes
 /// whole (sets, configurations, checkpoints, summaries, reports) is written here.
@@ -65,7 +87,7 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
     let target = link_target(path);
     let path = target.as_path();
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create the directory", dir.display()))?;
+    create_dir(dir)?;
     let mut builder = tempfile::Builder::new();
     builder.prefix(PARTIAL_PREFIX);
     #[cfg(unix)]

@@ -588,14 +588,22 @@ pub fn coefficients_path(dir: &Path, index: usize) -> PathBuf {
 /// configurations differ (other than the shard), records that do not belong to their shard
 /// ([`check_records`]) and pairs that disagree. Each record's `set_file` names the set from the merged
 /// file's directory (as each shard's names it from the shard), so the merged bytes do not depend on
-/// where the shards lay; a set that no longer exists keeps the shard's text.
+/// where the shards lay; a set that is not found from its shard keeps the shard's text, with a warning.
 pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<(usize, usize)> {
     let first = dirs.first().ok_or_else(|| anyhow!("name at least one directory to merge"))?;
+    if let Some(dir) = dirs.iter().find(|d| !d.join(crate::io::config::CONFIG).is_file()) {
+        bail!(
+            "{}: not a directory that `losscape paths` wrote (it has no config.json); name the --out directories \
+             of the sweep's shards",
+            dir.display()
+        );
+    }
     let cfg: SavedConfig = crate::io::config::read_config(first)?;
     let mut records: std::collections::BTreeMap<usize, PairRecord> = Default::default();
     // where the file lands: through a symbolic link, the directory of the file it names
     let target = crate::io::link_target(out);
     let out_dir = target.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let mut lost = std::collections::BTreeSet::new();
     for dir in dirs {
         let other: SavedConfig = crate::io::config::read_config(dir)?;
         let diff = crate::io::config::differences(&cfg, &other, &["shard"]);
@@ -605,7 +613,16 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<(usize, usize)> {
         for mut r in read_checked(dir)? {
             // each directory names the set from itself: name it from the merged file instead
             let set = dir.join(&r.set_file);
-            r.set_file = crate::io::shard::path_from(out_dir, &set).unwrap_or(r.set_file);
+            match crate::io::shard::path_from(out_dir, &set) {
+                Some(named) => r.set_file = named,
+                None if lost.insert(set.clone()) => eprintln!(
+                    "warning: {}: the set it names, {}, is not there (was the directory moved away from its set?); \
+                     the merged records keep that name, which is relative to the shard's first place",
+                    dir.display(),
+                    r.set_file
+                ),
+                None => {}
+            }
             if let Some(prev) = records.get(&r.index) {
                 if prev != &r {
                     bail!("pair {} appears twice with different results ({})", r.index, dir.display());

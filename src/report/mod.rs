@@ -12,7 +12,7 @@ mod records;
 pub mod regime;
 mod scale;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -128,7 +128,7 @@ fn markdown(header: &[&str], rows: &[Vec<String>]) -> String {
 /// rows and figures out), a figure or CSV that cannot be written.
 pub fn analyze(dir: &Path, out: &Path, context: &str) -> Result<Vec<String>> {
     let nets = load_networks(dir)?;
-    std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create", out.display()))?;
+    crate::io::create_dir(out)?;
     let mut rep = Report { out: out.to_path_buf(), html: String::new(), figures: Vec::new() };
     let mut tables = Tables::default();
     let mut evidence = Vec::new();
@@ -174,6 +174,9 @@ fn users_networks(dir: &Path) -> Result<Vec<Arch>> {
 /// Errors: `dir` is missing or not a directory, or holds none of them (the error names the files looked
 /// for), so that a mistyped `--in` is not an empty report.
 fn load_networks(dir: &Path) -> Result<Vec<network::NetworkResults>> {
+    if dir.is_file() {
+        bail!("{}: is a file, not a directory; give --in the work directory of a study", dir.display());
+    }
     if !dir.is_dir() {
         bail!(
             "{}: no such directory; give the work directory of a study (`losscape reproduce --out DIR`, or one \

@@ -113,7 +113,7 @@ fn point(arch: Arch, study: &Study, claims: &[ClaimRow]) -> Result<Point> {
 /// cannot be written.
 pub fn write_map(out: &Path, studies: &[Study], models: &[Arch]) -> Result<()> {
     let claims = studies.iter().map(read_claims).collect::<Result<Vec<_>>>()?;
-    std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create", out.display()))?;
+    crate::io::create_dir(out)?;
     let mut rep = Report { out: out.to_path_buf(), html: String::new(), figures: Vec::new() };
     let (mut heights, mut verdicts) = (Vec::new(), Vec::new());
     for &arch in models {
