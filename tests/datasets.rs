@@ -498,8 +498,16 @@ fn the_paper_networks_take_only_1x28x28_images_of_at_most_10_classes() {
     let letters = Dataset::new(pattern(2, 784), vec![25, 3], ImageShape::MNIST, Path::new("letters")).unwrap();
     for arch in [Arch::Fcp, Arch::Lenet, Arch::Lstm] {
         let e = check_input(arch, &letters).unwrap_err().to_string();
-        assert_has(&e, &["letters: labels up to 25 (26 classes)", arch.title(), "10 outputs"]);
+        assert_has(&e, &["letters: labels up to 25 (26 classes; 1 label(s) of 10 or more, the first at image 0)"]);
+        assert_has(&e, &[arch.title(), "10 outputs"]);
+        assert!(!e.contains("damaged"), "{e}");
     }
+    // one stray label among many: the image named, and a damaged file suspected
+    let mut labels: Vec<u8> = (0..200).map(|i| (i % 10) as u8).collect();
+    labels[150] = 200;
+    let stray = Dataset::new(pattern(200, 784), labels, ImageShape::MNIST, Path::new("stray")).unwrap();
+    let e = check_input(Arch::Fcp, &stray).unwrap_err().to_string();
+    assert_has(&e, &["stray: labels up to 200", "1 label(s) of 10 or more, the first at image 150", "damaged file"]);
     check_input(Arch::Autoencoder, &letters).unwrap();
     // its first image alone still has its file's 26 classes
     assert!(check_input(Arch::Fcp, &letters.clone().truncated(0)).is_err());
@@ -508,7 +516,7 @@ fn the_paper_networks_take_only_1x28x28_images_of_at_most_10_classes() {
     write_idx(dir.path(), "emnist-letters-", (28, 28), 4, false);
     let idx = load_split(dir.path(), Split::Train).unwrap();
     let e = check_input(Arch::Fcp, &idx).unwrap_err().to_string();
-    assert_has(&e, &["emnist-letters-train-labels-idx1-ubyte: labels up to 21 (22 classes)", "10 outputs"]);
+    assert_has(&e, &["emnist-letters-train-labels-idx1-ubyte: labels up to 21 (22 classes;", "10 outputs"]);
 }
 
 fn losscape(args: &[&str]) -> Output {

@@ -741,11 +741,16 @@ fn the_loss_option_chooses_an_onnx_models_head_wherever_a_model_is_taken() {
     assert_contains(&err, &["--loss cross-entropy applies to an ONNX model", "`fcp` has a fixed head"]);
     let err = usage_error(losscape(&["eval", "--model", str(&toml), "--loss", "mse-sigmoid", "--weights", "x"]));
     assert_contains(&err, &["ae8.toml", "[head]"]);
-    for command in [&["info"][..], &["bench", "--images", "8"]] {
+    for command in [&["info"][..], &["bench", "--images", "8"], &["toy", "--out", "x"]] {
         // bench's default networks (the built-ins) do not take --loss, and are not named as if the user had
         let err = usage_error(losscape(&[command, &["--loss", "cross-entropy"]].concat()));
         assert_contains(&err, &["--loss applies to an ONNX model given with --model", "leave --loss out"]);
         assert!(!err.contains("fcp"), "{err}");
+    }
+    // the help of a command that takes no network does not offer --loss; one that takes a network does
+    for (command, offers) in [("info", false), ("analyze", false), ("merge", false), ("toy", false), ("eval", true)] {
+        let help = ok(losscape(&[command, "--help"]));
+        assert_eq!(help.contains("--loss"), offers, "{command} --help: {help}");
     }
     let recorded = dir.path().join("recorded.onnx");
     std::fs::write(&recorded, onnx::export(&d, &random_weights_f32(&d, n)).unwrap()).unwrap();

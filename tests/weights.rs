@@ -103,10 +103,26 @@ fn wrong_names_shapes_dtypes_and_values_are_errors_that_name_the_tensor() {
             "fc2.weight",
         ),
     ];
-    for (tensors, culprit) in cases {
-        write_tensors(&p, &tensors);
+    for (tensors, culprit) in &cases {
+        write_tensors(&p, tensors);
         let err = format!("{:#}", read_weights(&p, Arch::Fcp).unwrap_err());
-        assert!(err.contains(culprit), "error should name {culprit}: {err}");
+        assert!(err.contains(*culprit), "error should name {culprit}: {err}");
+    }
+    // files that are no safetensors file, or only part of one: what they are, and the fix
+    write_tensors(&p, &cases[0].0);
+    let whole = std::fs::read(&p).unwrap();
+    let header = u64::from_le_bytes(whole[..8].try_into().unwrap()) as usize;
+    let damaged: [(Vec<u8>, &str); 5] = [
+        (b"<!DOCTYPE html><html>404</html>".to_vec(), "this is a web page"),
+        (whole[..5].to_vec(), "only 5 bytes"),
+        (b"garbage, not weights\n".repeat(10), "not a safetensors file (it does not start with a header length"),
+        (whole[..header / 2].to_vec(), "cut short: its header alone promises"),
+        (whole[..whole.len() - 100].to_vec(), "not a valid safetensors file"),
+    ];
+    for (bytes, says) in damaged {
+        std::fs::write(&p, &bytes).unwrap();
+        let err = format!("{:#}", read_weights(&p, Arch::Fcp).unwrap_err());
+        assert!(err.contains(says) && err.contains("again") && err.contains("bad.safetensors"), "{says}: {err}");
     }
 }
 

@@ -422,12 +422,27 @@ pub fn is_stdout_closed(error: &anyhow::Error) -> bool {
     error.chain().any(|e| e.is::<StdoutClosed>())
 }
 
+/// The subcommands that take no network, whose help leaves out the global `--loss` (which they refuse).
+const WITHOUT_A_MODEL: [&str; 4] = ["info", "analyze", "merge", "toy"];
+
+/// The command line's definition, with `--loss` hidden in the help of the subcommands that take no
+/// network: each gets a hidden copy of the global argument, which clap then does not propagate to it.
+pub(crate) fn command() -> clap::Command {
+    use clap::CommandFactory;
+    let mut cli = Cli::command();
+    let loss = cli.get_arguments().find(|a| a.get_id() == "loss").cloned().expect("the global --loss").hide(true);
+    for name in WITHOUT_A_MODEL {
+        cli = cli.mut_subcommand(name, |s| s.arg(loss.clone()));
+    }
+    cli
+}
+
 /// Parses the command line and runs the subcommand.
 pub fn main() -> Result<()> {
-    use clap::{CommandFactory, FromArgMatches};
+    use clap::FromArgMatches;
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     let _ = MODEL_LOSS.set(loss_in(&args));
-    let matches = Cli::command().get_matches_from(&args);
+    let matches = command().get_matches_from(&args);
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let subcommand = matches.subcommand_name().unwrap_or_default();
     let taken = LOSS_TAKEN.load(std::sync::atomic::Ordering::Relaxed);

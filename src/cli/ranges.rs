@@ -2,7 +2,6 @@
 //! naming the option and the range, never a panic or a silent wrap-around.
 
 use clap::builder::RangedU64ValueParser;
-use clap::CommandFactory;
 
 /// The most vectors a command makes or trains at once (the paper uses 75).
 pub const MAX_VECTORS: u64 = 10_000;
@@ -119,7 +118,7 @@ pub fn seeds(subcommand: &str, seed: u64, count: usize) -> anyhow::Result<Vec<u6
 /// apply to the choices made): an error that `main` prints with `subcommand`'s usage line and exit
 /// status 2, as clap prints its own (see [`super::usage_exit`]).
 pub fn usage(subcommand: &str, message: impl std::fmt::Display) -> anyhow::Error {
-    let mut cli = super::Cli::command();
+    let mut cli = super::command();
     cli.build();
     let kind = clap::error::ErrorKind::ArgumentConflict;
     let error = match cli.find_subcommand_mut(subcommand) {

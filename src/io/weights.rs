@@ -352,9 +352,36 @@ fn tensor_f32(view: &TensorView, name: &str, rows: usize, arch: Arch, conv: &mut
     })
 }
 
+/// What a file that is not a whole safetensors file is, in words a user can act on: a web page, a file
+/// cut short, something else entirely; `None` when its first bytes look like a safetensors file (an
+/// 8-byte little-endian header length, then the header's JSON).
+fn not_safetensors(bytes: &[u8]) -> Option<String> {
+    const AGAIN: &str = "write or download it again";
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'<') {
+        return Some(format!("this is a web page (it starts with '<'), not a weight file; {AGAIN}"));
+    }
+    if bytes.len() < 9 {
+        return Some(format!("only {} bytes, too short for a safetensors file (cut short?); {AGAIN}", bytes.len()));
+    }
+    let header = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes"));
+    if bytes[8] != b'{' {
+        return Some(format!(
+            "not a safetensors file (it does not start with a header length and the header's JSON): another kind of \
+             file, or a damaged one; {AGAIN}"
+        ));
+    }
+    (header > bytes.len() as u64 - 8).then(|| {
+        format!("cut short: its header alone promises {header} bytes, the file holds {}; {AGAIN}", bytes.len())
+    })
+}
+
 fn read_safetensors(bytes: &[u8], arch: Arch) -> Result<(WeightStack, Conversion)> {
-    let st = SafeTensors::deserialize(bytes).map_err(|e| anyhow!("not a valid safetensors file: {e}"))?;
-    let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| anyhow!("not a valid safetensors file: {e}"))?;
+    if let Some(what) = not_safetensors(bytes) {
+        bail!("{what}");
+    }
+    let invalid = |e| anyhow!("not a valid safetensors file: {e} (damaged, or cut short); write or download it again");
+    let st = SafeTensors::deserialize(bytes).map_err(invalid)?;
+    let (_, header) = SafeTensors::read_metadata(bytes).map_err(invalid)?;
     let specs = arch.params();
     let mut unexpected: Vec<&str> = st.names().into_iter().filter(|n| !specs.iter().any(|s| s.name == *n)).collect();
     if !unexpected.is_empty() {

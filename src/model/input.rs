@@ -41,13 +41,24 @@ pub enum InputMismatch {
         found.pixels()
     )]
     Shape { file: PathBuf, found: ImageShape, network: &'static str, expected: String, fix: String },
-    /// A label is beyond the classifier's outputs.
+    /// A label is beyond the classifier's outputs (`beyond` of them, the first at image `first`, 0-based).
     #[error(
-        "{file}: labels up to {max_label} ({classes} classes), but the {network} has {outputs} outputs, one per \
-         class 0-{}; use a dataset of at most {outputs} classes",
-        outputs - 1
+        "{file}: labels up to {max_label} ({classes} classes; {beyond} label(s) of {outputs} or more, the first at \
+         image {first}), but the {network} has {outputs} outputs, one per class 0-{}; use a dataset of at most \
+         {outputs} classes{damaged}",
+        outputs - 1,
+        damaged = if *beyond * 100 < *images { " (so few labels beyond the rest suggest a damaged file: download it again)" } else { "" }
     )]
-    Classes { file: PathBuf, max_label: usize, classes: usize, network: &'static str, outputs: usize },
+    Classes {
+        file: PathBuf,
+        max_label: usize,
+        classes: usize,
+        network: &'static str,
+        outputs: usize,
+        beyond: usize,
+        first: usize,
+        images: usize,
+    },
 }
 
 /// Whether `data` fits `arch`: its image shape (or, for a network on features, its number of values),
@@ -87,12 +98,16 @@ pub fn check_input(arch: Arch, data: &Dataset) -> Result<(), InputMismatch> {
     if let Some(outputs) = classes(arch) {
         let max_label = data.max_label().map_or(0, usize::from).max(data.classes.saturating_sub(1));
         if max_label >= outputs {
+            let beyond = |l: &u8| usize::from(*l) >= outputs;
             return Err(InputMismatch::Classes {
                 file: data.labels_file().to_path_buf(),
                 max_label,
                 classes: max_label + 1,
                 network: arch.title(),
                 outputs,
+                beyond: data.labels.iter().filter(|l| beyond(l)).count(),
+                first: data.labels.iter().position(beyond).unwrap_or(0),
+                images: data.labels.len(),
             });
         }
     }

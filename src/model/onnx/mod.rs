@@ -103,7 +103,9 @@ pub struct Imported {
 ///
 /// Errors: bytes that are not an ONNX model (with a hint for the formats it may be instead).
 pub fn parse(bytes: &[u8]) -> Result<ModelProto> {
-    let model = ModelProto::parse_from_bytes(bytes).map_err(|e| anyhow!("not an ONNX model: {e}"))?;
+    let model = ModelProto::parse_from_bytes(bytes).map_err(|e| {
+        anyhow!("not an ONNX model: {e} (a file cut short or damaged, or not a model: export it again with torch.onnx.export)")
+    })?;
     if model.graph.is_none() || model.graph.node.is_empty() {
         bail!("not an ONNX model: no graph (is this another kind of file named .onnx?)");
     }
