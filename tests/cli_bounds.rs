@@ -441,6 +441,24 @@ fn limits_that_depend_on_the_data_are_usage_errors_before_anything_is_written() 
         assert!(err.contains(message), "{args:?}: the error should say '{message}': {err}");
         assert!(!out.exists(), "{args:?} wrote {}", out.display());
     }
+    // two networks of one name would share their results; a description that is not there is named so
+    let mlp = |width: usize| {
+        format!("format = 1\nname = \"mine\"\n[input]\nimage = [1, 28, 28]\n[[layers]]\nkind = \"flatten\"\n[[layers]]\nkind = \"dense\"\nout = {width}\n[[layers]]\nkind = \"relu\"\n[[layers]]\nkind = \"dense\"\nout = 10\n[head]\nkind = \"cross_entropy\"\nclasses = 10\n")
+    };
+    let (a, b) = (dir.path().join("a.toml"), dir.path().join("b.toml"));
+    std::fs::write(&a, mlp(20)).unwrap();
+    std::fs::write(&b, mlp(21)).unwrap();
+    let models = format!("{},{}", p(&a), p(&b));
+    for (args, says) in [
+        (vec!["reproduce", "--preset", "smoke", "--models", &models, "--out", o], "two networks named mine"),
+        (vec!["eval", "--model", "nothere.toml", "--weights", s], "nothere.toml: no such file"),
+    ] {
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        let e = run(&args);
+        let err = String::from_utf8_lossy(&e.stderr);
+        assert!(e.status.code() == Some(2) && err.contains(says), "{args:?}: {err}");
+        assert!(!out.exists());
+    }
     // a vector named twice would be computed and written twice: a usage error, like the limits above
     let twice = ["hessian", "--model", "fcp", "--set", s, "--vectors", "0,0", "--backend", "cpu", "--out", o];
     let err = run(&twice.map(String::from));

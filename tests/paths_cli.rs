@@ -103,11 +103,17 @@ fn shards_together_equal_the_unsharded_run_and_configurations_are_checked() {
     let o = losscape(&["merge", &d("s0"), &format!("{}/../s0", d("s1")), "--out", &d("twice.jsonl")]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.code() == Some(2) && err.contains("are the same directory"), "{err}");
+    // (a shard moved deeper still finds its set above it, by its checksum)
     std::fs::create_dir_all(dir.path().join("deeper/still")).unwrap();
     std::fs::rename(dir.path().join("s2"), dir.path().join("deeper/still/s2")).unwrap();
-    let o = ok(losscape(&["merge", &d("s0"), &d("s1"), &d("deeper/still/s2"), "--out", &d("m/merged3.jsonl")]));
+    let merge = || losscape(&["merge", &d("s0"), &d("s1"), &d("deeper/still/s2"), "--out", &d("m/merged3.jsonl")]);
+    let o = ok(merge());
+    assert!(!String::from_utf8_lossy(&o.stderr).contains("is not there"), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(records(&dir.path().join("m/merged3.jsonl")), sorted);
+    std::fs::rename(&set, d("elsewhere.safetensors")).unwrap();
+    let o = ok(merge());
     let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(err.matches("is not there (was the directory moved away from its set?)").count(), 1, "{err}");
+    assert_eq!(err.matches("is not there (was the directory moved away from its set?)").count(), 3, "{err}");
     assert!(err.contains("deeper/still/s2"), "{err}");
 }
 

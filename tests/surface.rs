@@ -134,8 +134,28 @@ fn orthonormal_axes_place_the_vectors_at_their_distances() {
         assert_eq!(w, want);
     }
     assert!(Plane::orthonormal(&[&a, &b, &[6.0, 0.0, 1.0]], &labels).is_err(), "collinear vectors span no plane");
-    assert!(Plane::through(&[&a, &a], &labels[..2]).is_err());
     assert!(Plane::through(&[&a], &labels[..1]).is_err());
+    // equal vectors are named by their labels
+    let e = Plane::through(&[&a, &b, &a], &labels).unwrap_err().to_string();
+    assert!(e.contains("vectors a and c are equal"), "{e}");
+    // a third vector on the line of the first two up to f32 rounding (the midpoint of a and b, off by
+    // one ulp in one weight) spans no plane, on either kind of axes; a small real offset does
+    let n = 1000;
+    let a: Vec<f32> = (0..n).map(|i| (i as f32 * 0.37).sin()).collect();
+    let b: Vec<f32> = (0..n).map(|i| (i as f32 * 0.11).cos() * 3.0).collect();
+    let mut mid: Vec<f32> = a.iter().zip(&b).map(|(x, y)| (x + y) / 2.0).collect();
+    mid[7] = f32::from_bits(mid[7].to_bits() + 1);
+    for orthonormal in [false, true] {
+        let plane = |c: &[f32]| match orthonormal {
+            true => Plane::orthonormal(&[&a, &b, c], &labels),
+            false => Plane::through(&[&a, &b, c], &labels),
+        };
+        let e = plane(&mid).unwrap_err().to_string();
+        assert!(e.contains("vectors a, b and c lie on one line (to f32 rounding)"), "{e}");
+        let mut off = mid.clone();
+        off[3] += 1e-3;
+        assert!(plane(&off).is_ok(), "a third vector 1e-3 off the line spans a plane");
+    }
 }
 
 #[test]
@@ -155,6 +175,13 @@ fn axis_ranges_parse_hit_zero_and_one_and_refuse_bad_input() {
     assert_eq!(r.index_of(1.0), Some(50));
     let r: AxisRange = "-0.5:1.5:21".parse().unwrap();
     assert_eq!((r.index_of(0.0), r.index_of(1.0)), (Some(5), Some(15)));
+    // spacings whose f64 arithmetic misses 0 or 1 by an ulp or two still hold them exactly
+    for (range, zero, one) in [("-0.2:1.2:8", 1, 6), ("-0.3:1.4:18", 3, 13)] {
+        let r: AxisRange = range.parse().unwrap();
+        assert_eq!((r.index_of(0.0), r.index_of(1.0)), (Some(zero), Some(one)), "{range}: {:?}", r.values());
+    }
+    let r: AxisRange = "0.1:0.9:5".parse().unwrap();
+    assert_eq!(r.values(), [0.1, 0.30000000000000004, 0.5, 0.7000000000000001, 0.9], "no snapping elsewhere");
     for bad in ["1:0:5", "0:1", "0:1:1", "a:1:3", "0:inf:3", "nan:1:3", "0:1:x", "0:1:-3", "0:1:3:4", ""] {
         assert!(bad.parse::<AxisRange>().is_err(), "{bad} must be refused");
     }

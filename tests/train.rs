@@ -456,6 +456,23 @@ fn reproduce_refuses_to_report_while_a_paths_shard_is_missing() {
     let table = std::fs::read_to_string(work.join("report/fcp-heights-train.csv")).unwrap();
     // the smoke preset draws one pair from each of the four sets on the training landscape
     assert_eq!(table.lines().count(), 1 + 4, "{table}");
+    // the study's sweep shards merge with each record's set named from the merged file (the study
+    // names its sets from its own directory, above the shards')
+    let sweep = work.join("fcp/paths-train");
+    let shards: Vec<String> =
+        ["shard-0-of-2", "shard-1-of-2"].iter().map(|s| sweep.join(s).display().to_string()).collect();
+    let merged = dir.path().join("merged.jsonl");
+    let o = ok(losscape(&args(&["merge", &shards[0], &shards[1], "--out", merged.to_str().unwrap()])));
+    assert!(!String::from_utf8_lossy(&o.stderr).contains("is not there"), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = std::fs::read_to_string(&merged).unwrap();
+    for line in text.lines() {
+        let r: serde_json::Value = serde_json::from_str(line).unwrap();
+        let set = dir.path().join(r["set_file"].as_str().unwrap());
+        assert!(
+            set.is_file() && set.starts_with(dir.path()) && r["set_file"].as_str().unwrap().starts_with("work/fcp/"),
+            "{line}"
+        );
+    }
 }
 
 /// Optimizers are a type that writes the on-disk names (`config.json`, summaries, set files) and

@@ -10,7 +10,7 @@ use crate::model::{weight_matching, Arch, MatchSettings};
 /// 2023): each aligned vector computes the same function as the original, but lies closer to A.
 #[derive(Args)]
 #[command(
-    after_help = "Example:\n  losscape align --model fcp --a sgd.safetensors --b lbfgs.safetensors --out lbfgs-aligned.safetensors\n  \
+    after_help = "Example:\n  losscape align --model fcp --a sgd.safetensors --a-index 0 --b lbfgs.safetensors --out lbfgs-aligned.safetensors\n  \
 losscape align --model lstm --a set.npy --a-index 3 --b set.npy --out set-onto-3.npy --json\n\n\
 Output: B's vectors, permuted, in the format the --out extension names (.npy, else safetensors), with\n\
 B's metadata. Prints per vector the L2 distance to A before and after, and the sweeps run."

@@ -7,7 +7,7 @@ use crate::data::{DeviceImages, Split};
 use crate::io::read_weights;
 use crate::model::{Arch, Evaluator, Network, Want};
 
-/// Evaluate the mean loss (and accuracy) of every vector in a weight file on an MNIST split.
+/// Evaluate the mean loss (and accuracy) of every vector in a weight file on a split of the dataset (MNIST by default).
 #[derive(Args)]
 #[command(
     after_help = "Example:\n  losscape eval --model fcp --weights fcp-init.safetensors --split test\n  losscape eval --model fcp --weights fcp.npy --split train --limit 5000 --json"

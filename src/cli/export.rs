@@ -10,7 +10,7 @@ use crate::model::{onnx, Arch, Network};
 /// Write one weight vector as an ONNX model (the network as a graph, the vector as its initializers).
 #[derive(Args)]
 #[command(
-    after_help = "Example:\n  losscape export --model net.onnx --weights set.safetensors --vector 3 --out solution3.onnx\n\nThe model opens in onnxruntime and PyTorch; `losscape import` reads it back to the same network."
+    after_help = "Example:\n  losscape export --model net.onnx --weights set.safetensors --vector 3 --out solution3.onnx\n\nThe model opens in onnxruntime (and any ONNX runtime); `losscape import` reads it back to the same network."
 )]
 pub struct ExportArgs {
     /// Network: fcp, lenet, lstm, autoencoder, a compact MLP (mlp:784-64-10:tanh), a description file

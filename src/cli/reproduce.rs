@@ -9,7 +9,7 @@ use crate::model::Arch;
 use crate::pipeline::regime::{check_sizes, default_sizes, reproduce_regime};
 use crate::pipeline::{reproduce, Preset, ReproduceConfig, Stage};
 
-/// The whole study, from MNIST to a report: solution sets, paths on both landscapes, analysis.
+/// The whole study, from the dataset (MNIST by default) to a report: solution sets, paths on both landscapes, analysis.
 #[derive(Args)]
 #[command(after_help = "Example:\n  losscape reproduce --preset quick --out work\n  \
 losscape reproduce --preset paper --stage train --shard 3/8 --out /scratch/work\n\n\
@@ -62,11 +62,21 @@ pub struct ReproduceArgs {
 pub fn run(args: ReproduceArgs) -> Result<()> {
     let preset = Preset::named(&args.preset)?;
     let models = args.models.clone().unwrap_or_else(|| preset.models.clone());
-    if let Some((first, again)) = super::ranges::repeated(&models) {
-        let msg = format!(
-            "--models names {} twice (entries {first} and {again}); name each network once",
-            models[first - 1].id()
-        );
+    // by name: a network's directory, sets and records are named by it, so two networks of one name
+    // (two descriptions with the same `name`) would take each other's results
+    let names: Vec<&str> = models.iter().map(|a| a.id()).collect();
+    if let Some((first, again)) = super::ranges::repeated(&names) {
+        let msg = match models[first - 1] == models[again - 1] {
+            true => format!(
+                "--models names {} twice (entries {first} and {again}); name each network once",
+                names[first - 1]
+            ),
+            false => format!(
+                "--models entries {first} and {again} are two networks named {}: a study keeps each network's results \
+                 under its name; give the descriptions different names",
+                names[first - 1]
+            ),
+        };
         return Err(super::ranges::usage("reproduce", msg));
     }
     if let Some((first, again)) = args.images.as_deref().and_then(super::ranges::repeated) {

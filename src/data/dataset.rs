@@ -160,9 +160,9 @@ pub fn fingerprint(sets: &[&Dataset]) -> String {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Split {
-    /// The training images (MNIST's 60,000).
+    /// The dataset's training images (MNIST's 60,000 by default).
     Train,
-    /// The test images (MNIST's 10,000).
+    /// The dataset's test images (MNIST's 10,000 by default).
     Test,
 }
 

@@ -40,6 +40,14 @@ impl Arch {
             super::plans::check_plans(&d).with_context(|| spec.trim().to_string())?;
             return Ok(Arch::Custom(registry::intern(registry::file_safe(spec.trim()), d)?));
         }
+        let looks_like_a_file =
+            path.extension().is_some() || spec.contains(std::path::MAIN_SEPARATOR) || spec.contains('/');
+        if !path.exists() && looks_like_a_file {
+            bail!(
+                "{spec}: no such file; --model takes a description file (.toml) or an ONNX model (.onnx) that exists, \
+                 or fcp, lenet, lstm, autoencoder, or a compact MLP such as mlp:784-64-10:tanh"
+            );
+        }
         if !path.exists() {
             bail!(
                 "`{spec}` is not a network: give fcp, lenet, lstm, autoencoder, a compact MLP such as \

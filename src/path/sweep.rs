@@ -584,11 +584,24 @@ pub fn coefficients_path(dir: &Path, index: usize) -> PathBuf {
     dir.join("coefficients").join(format!("pair-{index:05}.safetensors"))
 }
 
+/// The set file a record of the sweep directory `dir` names as `named`: `named` from `dir` (a `paths`
+/// sweep's), else from the nearest directory above it (a `reproduce` study's sweeps name their sets
+/// from the study's directory), taken only where its content is the set `sets` records under that name.
+fn find_set(dir: &Path, named: &str, sets: &[crate::io::shard::SetInfo]) -> Option<PathBuf> {
+    let sha256 = &sets.iter().find(|s| s.file == named)?.sha256;
+    let absolute = std::path::absolute(dir).ok()?;
+    absolute
+        .ancestors()
+        .map(|d| d.join(named))
+        .find(|candidate| candidate.is_file() && crate::io::shard::sha256_file(candidate).is_ok_and(|h| &h == sha256))
+}
+
 /// Joins shard directories into one JSON-lines file sorted by pair index; refuses shards whose
 /// configurations differ (other than the shard), records that do not belong to their shard
 /// ([`check_records`]) and pairs that disagree. Each record's `set_file` names the set from the merged
-/// file's directory (as each shard's names it from the shard), so the merged bytes do not depend on
-/// where the shards lay; a set that is not found from its shard keeps the shard's text, with a warning.
+/// file's directory (as each shard's names it from the shard, or a study's from the study), so the
+/// merged bytes do not depend on where the shards lay; a set that is not found from its shard keeps
+/// the shard's text, with a warning.
 pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<(usize, usize)> {
     let first = dirs.first().ok_or_else(|| anyhow!("name at least one directory to merge"))?;
     if let Some(dir) = dirs.iter().find(|d| !d.join(crate::io::config::CONFIG).is_file()) {
@@ -611,11 +624,12 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<(usize, usize)> {
             bail!("{} and {} hold different sweeps (differ in: {})", first.display(), dir.display(), diff.join(", "));
         }
         for mut r in read_checked(dir)? {
-            // each directory names the set from itself: name it from the merged file instead
-            let set = dir.join(&r.set_file);
-            match crate::io::shard::path_from(out_dir, &set) {
+            // each directory names the set from itself (a study's sweeps, from the study's directory):
+            // name it from the merged file instead
+            let set = find_set(dir, &r.set_file, &cfg.sweep.sets);
+            match set.and_then(|set| crate::io::shard::path_from(out_dir, &set)) {
                 Some(named) => r.set_file = named,
-                None if lost.insert(set.clone()) => eprintln!(
+                None if lost.insert(dir.join(&r.set_file)) => eprintln!(
                     "warning: {}: the set it names, {}, is not there (was the directory moved away from its set?); \
                      the merged records keep that name, which is relative to the shard's first place",
                     dir.display(),

@@ -428,8 +428,11 @@ pub fn reproduce(
         );
     } else if stage == Stage::All && shard.count > 1 {
         eprintln!(
-            "shard {}/{} done; after every shard, run `losscape reproduce --stage report` to merge and report",
-            shard.index, shard.count
+            "shard {}/{} done; after every shard, run `losscape reproduce --stage report --out {}` (with this run's \
+             --preset, --models and --data) to merge and report",
+            shard.index,
+            shard.count,
+            dir.display()
         );
     }
     Ok(())

@@ -61,7 +61,10 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
-fn check_vectors(vectors: &[&[f32]]) -> Result<usize> {
+/// Refuses vectors that span no line or plane: not 2 or 3 of them, of different lengths, two equal,
+/// or three on one line (the part of c - a orthogonal to b - a below 1e-6 of |c - a|: f32 rounding, not
+/// a direction, which the orthonormal axes would blow up to a unit length). `labels` name them.
+fn check_vectors(vectors: &[&[f32]], labels: &[String]) -> Result<usize> {
     if !(2..=3).contains(&vectors.len()) {
         bail!("a line needs 2 vectors and a plane 3, got {}", vectors.len());
     }
@@ -72,8 +75,29 @@ fn check_vectors(vectors: &[&[f32]]) -> Result<usize> {
     for i in 0..vectors.len() {
         for j in i + 1..vectors.len() {
             if vectors[i] == vectors[j] {
-                bail!("vectors {} and {} of the line/plane are equal, so they span no direction", i + 1, j + 1);
+                bail!(
+                    "vectors {} and {} are equal, so they span no direction; name two different vectors",
+                    labels[i],
+                    labels[j]
+                );
             }
+        }
+    }
+    if vectors.len() == 3 {
+        let a = f64s(vectors[0]);
+        let diff = |v: &[f32]| v.iter().zip(&a).map(|(&x, y)| x as f64 - y).collect::<Vec<f64>>();
+        let (u, w) = (diff(vectors[1]), diff(vectors[2]));
+        let (uu, ww, uw) = (dot(&u, &u), dot(&w, &w), dot(&u, &w));
+        // |w|² sin² of the angle between u and w, relative to |w|²
+        let off_line = (1.0 - uw * uw / (uu * ww)).max(0.0);
+        if off_line.is_nan() || off_line.sqrt() < 1e-6 {
+            bail!(
+                "vectors {}, {} and {} lie on one line (to f32 rounding), so they span no plane; name a third vector \
+                 off the line of the first two",
+                labels[0],
+                labels[1],
+                labels[2]
+            );
         }
     }
     Ok(n)
@@ -83,9 +107,9 @@ impl Plane {
     /// The line w = a + x (b - a) or plane w = a + x (b - a) + y (c - a) through `vectors` = [a, b] or
     /// [a, b, c], with marks `labels` at (0, 0), (1, 0) and (0, 1).
     ///
-    /// Errors: not 2 or 3 vectors, different lengths, or two equal vectors.
+    /// Errors: not 2 or 3 vectors, different lengths, two equal vectors, or three on one line.
     pub fn through(vectors: &[&[f32]], labels: &[String]) -> Result<Plane> {
-        check_vectors(vectors)?;
+        check_vectors(vectors, labels)?;
         let at = [(0.0, 0.0), (1.0, 0.0), (0.0, 1.0)];
         Ok(Plane {
             basis: vectors.iter().map(|v| f64s(v)).collect(),
@@ -98,9 +122,9 @@ impl Plane {
     /// v = the part of c - a orthogonal to u, normalised (Gram-Schmidt). Coordinates are Euclidean
     /// distances: b sits at (|b - a|, 0) and c at ((c - a).u, (c - a).v).
     ///
-    /// Errors: as [`Plane::through`], and three vectors on one line.
+    /// Errors: as [`Plane::through`].
     pub fn orthonormal(vectors: &[&[f32]], labels: &[String]) -> Result<Plane> {
-        check_vectors(vectors)?;
+        check_vectors(vectors, labels)?;
         let a = f64s(vectors[0]);
         let diff = |v: &[f32]| v.iter().zip(&a).map(|(&x, y)| x as f64 - y).collect::<Vec<f64>>();
         let mut u = diff(vectors[1]);

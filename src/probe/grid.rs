@@ -36,14 +36,20 @@ impl AxisRange {
         Ok(AxisRange { lo, hi, points })
     }
 
-    /// Value `i` (0-based): `lo + (hi - lo) * i / (points - 1)`, so that the first is `lo`, the last is
-    /// exactly `hi`, and a value such as 0 or 1 that the spacing reaches is hit exactly whenever
-    /// `(hi - lo) * i / (points - 1)` is exact in f64 (e.g. `-1:1:51` holds 0 and 1 exactly).
+    /// Value `i` (0-based): `lo + (hi - lo) * i / (points - 1)`, so that the first is `lo` and the last
+    /// exactly `hi`; a value within 1e-9 of a spacing of 0 or 1 is that number exactly, so that a grid
+    /// whose spacing reaches the named vectors' coordinates holds them bit for bit (`-0.2:1.2:8`
+    /// computes 0 as -2.8e-17 and 1 as 0.9999999999999998 in f64).
     pub fn value(&self, i: usize) -> f64 {
         if i + 1 == self.points {
             return self.hi;
         }
-        self.lo + (self.hi - self.lo) * i as f64 / (self.points - 1) as f64
+        let step = (self.hi - self.lo) / (self.points - 1) as f64;
+        let v = self.lo + (self.hi - self.lo) * i as f64 / (self.points - 1) as f64;
+        match [0.0, 1.0].into_iter().find(|m| (v - m).abs() <= 1e-9 * step.abs()) {
+            Some(m) => m,
+            None => v,
+        }
     }
 
     /// All values, in order.
