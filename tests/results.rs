@@ -813,6 +813,15 @@ fn a_moved_or_renamed_work_directory_resumes_to_the_same_bytes() {
     assert!(again.contains("report/index.html was written earlier and is kept"), "{again}");
     assert!(again.contains(&format!("losscape analyze --in {}", s(&unmoved))), "{again}");
     files::assert_same_bytes(&after, &unmoved);
+    // on one thread (a 1-core Slurm task): the same bytes, the probes' records included
+    let one_thread = dir.path().join("one-thread");
+    let o = Command::new(env!("CARGO_BIN_EXE_losscape"))
+        .args(["reproduce", "--preset", "smoke", "--models", "fcp", "--out", s(&one_thread)])
+        .env("RAYON_NUM_THREADS", "1")
+        .output()
+        .unwrap();
+    ok(o);
+    assert_eq!(files::assert_same_bytes(&one_thread, &unmoved), compared);
     // and `analyze` of the study writes that report again, its configuration paragraph included
     let again = dir.path().join("again");
     ok(losscape(&["analyze", "--in", s(&unmoved), "--out", s(&again)]));
@@ -948,6 +957,13 @@ fn mistaken_files_and_variables_are_named_with_the_fix() {
         o.status.code() == Some(1) && err.contains("measured on CPU (2 threads, avx2), not on the NVIDIA"),
         "{err}"
     );
+    // without a rate (the CPU backend, no --bench) the plan comes without times; a preset's batch
+    // holds no more pairs than its sweeps; --model with --preset is a usage error
+    let o = ok(losscape(&["plan", "--preset", "quick", "--backend", "cpu"]));
+    assert!(text(&o.stdout).contains("whole study: ") && text(&o.stdout).contains("no time estimate: "));
+    let o = ok(losscape(&["plan", "--preset", "smoke", "--profile", "h100"]));
+    assert!(text(&o.stdout).contains("P = 4 pairs per batch, B = 20 (4 x 5 points)"), "{}", text(&o.stdout));
+    assert_eq!(losscape(&["plan", "--preset", "quick", "--model", "lstm"]).status.code(), Some(2));
     let o = losscape(&["plan", "--profile", "h100", "--bench", s(&bench)]);
     assert!(o.status.code() == Some(2) && text(&o.stderr).contains("--preset"), "{}", text(&o.stderr));
     // WGPU_BACKEND=gl: the variable and the fix

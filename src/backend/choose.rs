@@ -82,7 +82,13 @@ pub fn choose_backend(choice: &DeviceChoice) -> Result<BackendKind> {
 /// The CPU backend described like an adapter.
 pub(super) fn cpu_summary(cpu: &Cpu) -> AdapterSummary {
     AdapterSummary {
-        name: format!("CPU ({} threads, {}, kernels {})", cpu.threads, cpu.simd, cpu.kernels.name()),
+        name: format!(
+            "CPU ({} thread{}, {}, kernels {})",
+            cpu.threads,
+            if cpu.threads == 1 { "" } else { "s" },
+            cpu.simd,
+            cpu.kernels.name()
+        ),
         backend: "Cpu".into(),
         device_type: "Cpu".into(),
         driver: "losscape native".into(),

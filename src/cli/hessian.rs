@@ -217,7 +217,7 @@ pub fn run(args: HessianArgs) -> Result<()> {
         "vectors_per_call": group,
         "batched_hvp_calls_this_run": calls,
         "seconds_this_run": seconds,
-        "device": device.summary().name,
+        "device": device.provenance(),
         "results": spectra_json(&rows, &results),
     });
     crate::io::atomic_write(&args.out.join("hessian.json"), serde_json::to_string_pretty(&record)?.as_bytes())?;

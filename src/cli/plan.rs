@@ -19,14 +19,14 @@ losscape plan --preset paper --profile h100 --json\n  losscape plan --preset med
 Profiles: h100, h200, a100, rtx4090, apple-m2, webgpu-default, lavapipe (limits and sources: docs/backends.md).\n\
 Without --profile, the adapter the device options choose (or the CPU backend).")]
 pub struct PlanArgs {
-    /// Network of a single evaluation (ignored with --preset).
-    #[arg(long, value_parser = crate::cli::model_arg, default_value = "lenet")]
+    /// Network of a single evaluation (a --preset plans its own networks).
+    #[arg(long, value_parser = crate::cli::model_arg, default_value = "lenet", conflicts_with = "preset")]
     model: Arch,
     /// Weight vectors per evaluation (a path iteration: 51 points).
-    #[arg(long, default_value_t = 51, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    #[arg(long, default_value_t = 51, value_parser = clap::value_parser!(u64).range(1..=100_000), conflicts_with = "preset")]
     batch: u64,
     /// Images per evaluation.
-    #[arg(long, default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    #[arg(long, default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000), conflicts_with = "preset")]
     images: u64,
     /// Plan the whole study of a preset: per-network evaluations and estimated hours.
     #[arg(long, value_parser = crate::cli::preset_arg())]
@@ -154,7 +154,9 @@ pub fn run(args: PlanArgs) -> Result<()> {
     for &arch in &preset.models {
         // the paths at the B and chunk the sweep will use: P pairs per evaluation
         let points = preset.path.points;
-        let p = if cpu { 1 } else { pairs_per_batch(arch, budget, points, n) };
+        // never more than a sweep holds: the pairs of every set on the training landscape
+        let sweep = preset.pairs * crate::io::workdir::landscape_sets("train").len();
+        let p = if cpu { 1 } else { pairs_per_batch(arch, budget, points, n).min(sweep) };
         let path = plan_evaluation(arch, p * points, n, budget, true)?;
         paths.push(PathBatch {
             model: arch,
@@ -174,15 +176,17 @@ pub fn run(args: PlanArgs) -> Result<()> {
             let record: serde_json::Value =
                 serde_json::from_str(&text).with_context(|| format!("{}: not JSON", path.display()))?;
             check_bench_device(path, &record, args.profile.as_deref())?;
-            (rates_from_bench(&record).with_context(|| path.display().to_string())?, format!("measured: {}", path.display()))
+            (
+                rates_from_bench(&record).with_context(|| path.display().to_string())?,
+                format!("measured: {}", path.display()),
+            )
         }
         None if peak.is_finite() => (
             Vec::new(),
             format!("nominal fp32 peak {:.1} TFLOP/s x assumed efficiency {ASSUMED_EFFICIENCY}", peak / 1e12),
         ),
-        None => anyhow::bail!(
-            "no estimate for this adapter without a benchmark: give --bench FILE (from `losscape bench --out FILE`) or --profile NAME"
-        ),
+        // no nominal peak (the CPU backend, an unlisted adapter): the plan without times
+        None => (Vec::new(), NO_ESTIMATE.to_string()),
     };
     let rate = |arch: Arch| rates.iter().find(|(a, _)| *a == arch).map_or(peak * ASSUMED_EFFICIENCY, |(_, g)| g * 1e9);
     let missing: Vec<&str> =
@@ -250,7 +254,10 @@ pub fn run(args: PlanArgs) -> Result<()> {
     let total = duration(study.estimated_hours * 3600.0);
     match (&sizes, &regime) {
         (Some(sizes), Some(regime)) => print_regime(sizes, regime)?,
-        _ => outln!("whole study: {:.3e} FLOP, estimated {total} ({})", study.flops, study.basis)?,
+        _ if study.estimated_hours.is_finite() => {
+            outln!("whole study: {:.3e} FLOP, estimated {total} ({})", study.flops, study.basis)?
+        }
+        _ => outln!("whole study: {:.3e} FLOP; {}", study.flops, study.basis)?,
     }
     Ok(())
 }
@@ -275,9 +282,15 @@ fn regime_estimates(
 fn print_regime(sizes: &[usize], regime: &[crate::planner::StudyEstimate]) -> Result<()> {
     for (n, study) in sizes.iter().zip(regime) {
         let time = duration(study.estimated_hours * 3600.0);
-        outln!("  study on {n} training images: {:.3e} FLOP, at most {time}", study.flops)?;
+        match study.estimated_hours.is_finite() {
+            true => outln!("  study on {n} training images: {:.3e} FLOP, at most {time}", study.flops)?,
+            false => outln!("  study on {n} training images: {:.3e} FLOP", study.flops)?,
+        }
     }
     let hours: f64 = regime.iter().map(|s| s.estimated_hours).sum();
+    if !hours.is_finite() {
+        return outln!("regime map ({} sizes): {NO_ESTIMATE}", regime.len());
+    }
     outln!(
         "regime map ({} sizes, paths at their most iterations): estimated at most {} ({})",
         regime.len(),
@@ -287,9 +300,15 @@ fn print_regime(sizes: &[usize], regime: &[crate::planner::StudyEstimate]) -> Re
     Ok(())
 }
 
-/// Seconds as hours, or minutes or seconds when shorter (a reduced preset on a GPU is minutes).
+/// What the plan says in place of a time on a device without a nominal peak or a benchmark.
+const NO_ESTIMATE: &str = "no time estimate: this device has no nominal peak; give --bench FILE (from `losscape \
+                           bench --out FILE` on it) or --profile NAME";
+
+/// Seconds as hours, or minutes or seconds when shorter (a reduced preset on a GPU is minutes); "no
+/// time estimate" when not finite (no rate to divide by).
 fn duration(seconds: f64) -> String {
     match seconds {
+        s if !s.is_finite() => "no time estimate".to_string(),
         s if s >= 3600.0 => format!("{:.1} hours", s / 3600.0),
         s if s >= 60.0 => format!("{:.1} minutes", s / 60.0),
         s => format!("{s:.1} s"),

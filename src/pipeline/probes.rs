@@ -109,7 +109,7 @@ fn record(
         "step": s.step,
         "hvp": crate::probe::hessian::HVP_METHOD,
         "batched_hvp_calls": calls,
-        "device": p.device.summary().name,
+        "device": p.device.provenance(),
         "results": spectra_json(rows, results),
     });
     Ok(serde_json::to_string_pretty(&json)?.into_bytes())
@@ -204,7 +204,7 @@ pub(super) fn path_surface(p: &ProbeInputs, opt: Optimizer) -> Result<bool> {
     let Some(surface) = Surface::assemble(&cfg, &rows) else { bail!("{}: rows missing after the run", out.display()) };
     let extra = serde_json::json!({
         "path": {"set": rec.set_file, "pair": rec.pair, "index": rec.index, "height": h0, "representative": "median height of the set"},
-        "device": p.device.summary().name,
+        "device": p.device.provenance(),
     });
     write_outputs(&out, &cfg, &plane.marks, &surface, extra)?;
     Ok(true)
