@@ -431,6 +431,7 @@ fn limits_that_depend_on_the_data_are_usage_errors_before_anything_is_written() 
             "--models names fcp twice (entries 1 and 3)",
         ),
         (vec!["reproduce", "--preset", "regime", "--images", "250,500,250", "--out", o], "--images names 250 twice"),
+        (vec!["reproduce", "--stage", "report", "--shard", "1/2", "--out", o], "--shard 1/2 does not apply"),
     ];
     for (args, message) in cases {
         let args: Vec<String> = [&args[..], &["--backend", "cpu"]].concat().iter().map(|s| s.to_string()).collect();

@@ -61,6 +61,13 @@ pub struct ReproduceArgs {
 
 pub fn run(args: ReproduceArgs) -> Result<()> {
     let preset = Preset::named(&args.preset)?;
+    if args.stage == Stage::Report && args.shard.count > 1 {
+        let msg = format!(
+            "--stage report runs once, on every shard's results, so --shard {}/{} does not apply; leave it out",
+            args.shard.index, args.shard.count
+        );
+        return Err(super::ranges::usage("reproduce", msg));
+    }
     let models = args.models.clone().unwrap_or_else(|| preset.models.clone());
     // by name: a network's directory, sets and records are named by it, so two networks of one name
     // (two descriptions with the same `name`) would take each other's results
