@@ -586,14 +586,14 @@ pub fn coefficients_path(dir: &Path, index: usize) -> PathBuf {
 
 /// The set file a record of the sweep directory `dir` names as `named`: `named` from `dir` (a `paths`
 /// sweep's), else from the nearest directory above it (a `reproduce` study's sweeps name their sets
-/// from the study's directory), taken only where its content is the set `sets` records under that name.
-fn find_set(dir: &Path, named: &str, sets: &[crate::io::shard::SetInfo]) -> Option<PathBuf> {
-    let sha256 = &sets.iter().find(|s| s.file == named)?.sha256;
+/// from the study's directory), taken only where its content has the checksum `sha256` the sweep
+/// recorded for it (each shard names the set from itself, so the name alone does not identify it).
+fn find_set(dir: &Path, named: &str, sha256: &str) -> Option<PathBuf> {
     let absolute = std::path::absolute(dir).ok()?;
     absolute
         .ancestors()
         .map(|d| d.join(named))
-        .find(|candidate| candidate.is_file() && crate::io::shard::sha256_file(candidate).is_ok_and(|h| &h == sha256))
+        .find(|candidate| candidate.is_file() && crate::io::shard::sha256_file(candidate).is_ok_and(|h| h == sha256))
 }
 
 /// Joins shard directories into one JSON-lines file sorted by pair index; refuses shards whose
@@ -626,7 +626,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<(usize, usize)> {
         for mut r in read_checked(dir)? {
             // each directory names the set from itself (a study's sweeps, from the study's directory):
             // name it from the merged file instead
-            let set = find_set(dir, &r.set_file, &cfg.sweep.sets);
+            let set = cfg.sweep.sets.get(r.set).and_then(|info| find_set(dir, &r.set_file, &info.sha256));
             match set.and_then(|set| crate::io::shard::path_from(out_dir, &set)) {
                 Some(named) => r.set_file = named,
                 None if lost.insert(dir.join(&r.set_file)) => eprintln!(
