@@ -908,7 +908,7 @@ fn mistaken_files_and_variables_are_named_with_the_fix() {
         (garbage.clone(), "is not the --log file of a run that counts iterations"),
         (log_of_epochs.clone(), "is not the --log file of a run that counts iterations"),
         (dir.path().to_path_buf(), "is a directory; --log takes a file"),
-        (under_a_file, "is not a directory, so it cannot hold the --log file"),
+        (under_a_file, "the directory of the --log file"),
     ] {
         let before = std::fs::read(&log).ok();
         let mut args = train_args(&out);

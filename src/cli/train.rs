@@ -217,11 +217,7 @@ fn open_log(path: &std::path::Path, unit: &str) -> Result<(std::fs::File, usize)
         );
     }
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty() && !d.is_dir()) {
-        if dir.exists() {
-            bail!("{}: is not a directory, so it cannot hold the --log file {shown}", dir.display());
-        }
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("{}: cannot make the --log file's directory", dir.display()))?;
+        crate::io::create_dir(dir).with_context(|| format!("the directory of the --log file {shown}"))?;
     }
     let logged = if path.metadata().is_ok_and(|m| m.is_file()) { logged_steps(path, unit)? } else { 0 };
     let file = std::fs::OpenOptions::new().create(true).append(true).open(path);

@@ -293,6 +293,9 @@ pub fn footprint(run: &SurfaceRun) -> Result<Footprint> {
     Ok(Footprint::device(eval) + Footprint::host(f32_bytes(points * n) + plane))
 }
 
+/// The header line of `surface.csv` ([`Surface::csv`]).
+pub const CSV_HEADER: &str = "i,j,x,y,loss,accuracy";
+
 /// A finished grid: `loss[j][i]` and `accuracy[j][i]` at (x_i, y_j).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Surface {
@@ -319,7 +322,7 @@ impl Surface {
     /// The CSV text: header `i,j,x,y,loss,accuracy`, one line per point in row order; a non-finite
     /// loss is written `NaN`, a missing accuracy (the autoencoder) as an empty field.
     pub fn csv(&self) -> String {
-        let mut s = String::from("i,j,x,y,loss,accuracy\n");
+        let mut s = format!("{CSV_HEADER}\n");
         for (j, &y) in self.ys.iter().enumerate() {
             for (i, &x) in self.xs.iter().enumerate() {
                 let loss = self.loss[j][i].map_or("NaN".to_string(), |v| v.to_string());

@@ -159,7 +159,8 @@ pub fn train(inputs: TrainInputs, progress: &mut dyn TrainProgress) -> Result<Su
     let train_eval = Evaluator::new(net, train, 0..train.count, r)?;
     // before the directory records this run: a rerun with other starting vectors must not be refused
     train_eval.set_weights(start)?;
-    refuse_overflowing_starts(cfg, &train_eval.evaluate(Want::Loss)?.iter().map(|e| e.loss).collect::<Vec<_>>())?;
+    let initial: Vec<f64> = train_eval.evaluate(Want::Loss)?.iter().map(|e| e.loss).collect();
+    refuse_overflowing_starts(cfg, &initial)?;
     prepare_dir(dir, cfg)?;
     // a run killed while writing its checkpoint or a loss curve left a temporary file: this directory
     // has one writer (the lock)
@@ -196,7 +197,8 @@ pub fn train(inputs: TrainInputs, progress: &mut dyn TrainProgress) -> Result<Su
         solver.restore(ck.solver)?;
     }
     if done == 0 {
-        for (rec, loss) in records.iter_mut().zip(full_set_losses(&train_eval, &weights)?) {
+        // the starting points' losses, evaluated above
+        for (rec, loss) in records.iter_mut().zip(initial) {
             rec.initial_train = loss.is_finite().then_some(loss);
         }
     }

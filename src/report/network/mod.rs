@@ -418,7 +418,7 @@ fn check_surface_rows(path: &Path, bytes: &[u8], record: &serde_json::Value) -> 
     let header = lines.next().unwrap_or_default();
     let rows = lines.filter(|l| l.split(',').count() == 6).count();
     let points = record["points"].as_u64();
-    if header == "i,j,x,y,loss,accuracy" && points == Some(rows as u64) && text.ends_with('\n') {
+    if header == crate::probe::surface::CSV_HEADER && points == Some(rows as u64) && text.ends_with('\n') {
         return Ok(());
     }
     bail!(
